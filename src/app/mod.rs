@@ -1,0 +1,171 @@
+//! Wiring: builds engines from config, restores state, runs and stops.
+//!
+//! Owns: [`AppState`] (what every request handler can reach), start-up
+//! (open the ledger, restore the counters engine from it, reopen live
+//! rooms), the operations shared by WebSocket and HTTP (gifts, credits,
+//! rooms), and graceful shutdown (stop accepting → close sockets with 1001
+//! → final settlement flush → mark the ledger clean).
+//! Must not: hold protocol details (http and hub do) or SQL (ledger does).
+
+pub mod ops;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Auth;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::ledger::{self, Ledger};
+use crate::settlement::{Settlement, Worker};
+use crate::wallet::memory::MemoryCounters;
+use crate::wallet::{Counters, TargetKind};
+
+/// Everything a handler needs, shared behind an `Arc`.
+pub struct AppState {
+    /// Validated configuration.
+    pub cfg: Config,
+    /// Token signing and checking.
+    pub auth: Auth,
+    /// The gift catalog.
+    pub catalog: Catalog,
+    /// Rooms on this node.
+    pub hub: Arc<Hub>,
+    /// Wallets, seqs, pending credits.
+    pub counters: Arc<dyn Counters>,
+    /// The system of record.
+    pub ledger: Arc<dyn Ledger>,
+    /// Settlement progress.
+    pub settlement: Settlement,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Permits for open WebSocket connections (`hub.connections_max`).
+    pub connections: Arc<Semaphore>,
+}
+
+/// A running server.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Shared state (tests inspect engines through it).
+    pub state: Arc<AppState>,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Begin a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Wait for the server to stop; errors if settlement failed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
+    }
+
+    /// Shut down and wait.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown();
+        self.wait().await
+    }
+}
+
+/// Install the process-wide Prometheus recorder once; later calls reuse it.
+pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then our
+            // handle renders nothing, which /metrics shows honestly.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Open engines, restore state, bind, and serve until shut down.
+pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    let _ = metrics_handle();
+    let catalog = Catalog::load(&cfg.catalog.path)?;
+    let ledger = ledger::open(&cfg.ledger.url, cfg.ledger.pool_len_max)
+        .await
+        .with_context(|| format!("opening ledger.url {}", cfg.ledger.url))?;
+    let hub = Hub::new(cfg.hub.clone());
+    let counters: Arc<dyn Counters> = match cfg.counters.url.as_str() {
+        "memory" => Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone())),
+        other => anyhow::bail!("counters.url `{other}`: engine not available in this build"),
+    };
+
+    // Restore: the ledger is the truth. After an unclean stop, gifts that
+    // were accepted but not settled are lost whole; their seqs are skipped
+    // so no seq is ever reused.
+    let was_clean = ledger.swap_clean_mark(false).await?;
+    let gap = if was_clean { 0 } else { cfg.counters.pending_len_max as u64 };
+    if !was_clean {
+        tracing::warn!(seq_gap = gap, "last run did not stop cleanly; unsettled gifts of that run are void");
+    }
+    let snapshot = ledger.snapshot((cfg.counters.idempotency_ttl_s * 1000) as i64, gap).await?;
+    for (target, info) in &snapshot.targets {
+        if target.kind == TargetKind::Room && info.live {
+            hub.open_room(&target.id, &info.creator, info.seq);
+        }
+    }
+    tracing::info!(wallets = snapshot.wallets.len(), targets = snapshot.targets.len(), "restored from ledger");
+    counters.restore(snapshot).await?;
+
+    let (worker, settlement) = Worker::new(counters.clone(), ledger.clone(), cfg.settlement.clone());
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(AppState {
+        auth: Auth::new(&cfg.auth.jwt_secret, cfg.auth.leeway_s),
+        catalog,
+        hub,
+        counters,
+        ledger,
+        settlement,
+        shutdown: shutdown.clone(),
+        connections: Arc::new(Semaphore::new(cfg.hub.connections_max)),
+        cfg,
+    });
+
+    let listener = TcpListener::bind(state.cfg.http.listen).await.with_context(|| format!("binding http.listen {}", state.cfg.http.listen))?;
+    let addr = listener.local_addr()?;
+    let router = crate::http::router(state.clone());
+    let worker_stop = CancellationToken::new();
+    let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
+    let st = state.clone();
+    let task = tokio::spawn(async move {
+        let stop = st.shutdown.clone();
+        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+        let mut worker_task = worker_task;
+        let served = tokio::select! {
+            r = serve => r.map_err(anyhow::Error::from),
+            r = &mut worker_task => {
+                // Settlement gave up: stop serving, report why.
+                st.shutdown.cancel();
+                let why = match r { Ok(Err(e)) => e, Ok(Ok(())) => anyhow::anyhow!("settlement stopped"), Err(e) => e.into() };
+                return Err(why);
+            }
+        };
+        // Sockets saw the shutdown token and are closing with 1001; give
+        // them a moment, then settle everything that was accepted.
+        st.hub.end_all().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        worker_stop.cancel();
+        worker_task.await.context("settlement task")??;
+        st.ledger.swap_clean_mark(true).await?;
+        tracing::info!("stopped cleanly; everything accepted is settled");
+        served
+    });
+    Ok(Running { addr, state, shutdown, task })
+}

@@ -1,0 +1,115 @@
+//! Operations shared by the WebSocket and HTTP front ends.
+//!
+//! Owns: the gift path (catalog lookup → atomic counters step → optional
+//! wait for the ledger commit), coin credits (ledger first, then wallet),
+//! and room and video registration (ledger, then counters, then hub).
+//! Must not: know which transport called it.
+
+use std::time::Duration;
+
+use crate::auth::Identity;
+use crate::config::AckMode;
+use crate::error::{Error, ErrorCode, Result};
+use crate::ledger::{CreditOp, CreditOutcome};
+use crate::protocol::now_ms;
+use crate::wallet::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
+
+use super::AppState;
+
+/// Apply one gift and answer once it is as durable as `gift.ack` asks.
+pub async fn gift(state: &AppState, who: &Identity, target: Target, gift_id: &str, count: u32, client_id: &str) -> Result<GiftAck> {
+    let outcome = gift_counted(state, who, target, gift_id, count, client_id).await?;
+    wait_durable(state, &outcome).await?;
+    Ok(outcome.ack)
+}
+
+/// The counters step alone; see [`wait_durable`] for the ledger wait.
+pub async fn gift_counted(
+    state: &AppState,
+    who: &Identity,
+    target: Target,
+    gift_id: &str,
+    count: u32,
+    client_id: &str,
+) -> Result<GiftOutcome> {
+    let result = gift_inner(state, who, target, gift_id, count, client_id).await;
+    match &result {
+        Ok(o) if !o.duplicate => metrics::counter!("giftstream_gifts_accepted_total").increment(1),
+        Ok(_) => metrics::counter!("giftstream_gifts_duplicate_total").increment(1),
+        Err(e) => metrics::counter!("giftstream_gifts_refused_total", "code" => e.code.as_str()).increment(1),
+    }
+    result
+}
+
+async fn gift_inner(state: &AppState, who: &Identity, target: Target, gift_id: &str, count: u32, client_id: &str) -> Result<GiftOutcome> {
+    let gift = state
+        .catalog
+        .get(gift_id)
+        .ok_or_else(|| Error::new(ErrorCode::UnknownGift, format!("no gift `{gift_id}` in the catalog")))?
+        .clone();
+    let req = GiftRequest {
+        sender: who.user.clone(),
+        target,
+        gift,
+        count,
+        client_id: client_id.to_string(),
+        ts: now_ms(),
+    };
+    let outcome = state.counters.gift(req).await?;
+    if outcome.ticket % state.cfg.settlement.batch_len_max as u64 == 0 {
+        state.settlement.wake();
+    }
+    Ok(outcome)
+}
+
+/// In `gift.ack = "ledger"` mode, wait for the gift's batch to commit.
+pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome) -> Result<()> {
+    if state.cfg.gift.ack == AckMode::Ledger {
+        state.settlement.wake();
+        state
+            .settlement
+            .wait_settled(outcome.ticket, Duration::from_millis(state.cfg.gift.ack_timeout_ms))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Credit coins: ledger first (idempotent on the op id), then the wallet.
+pub async fn credit(state: &AppState, op: CreditOp) -> Result<(CreditOutcome, i64)> {
+    let outcome = state.ledger.credit(&op).await?;
+    let balance = state.counters.credit(&outcome.op.user, outcome.op.coins, &outcome.op.op_id).await?;
+    Ok((outcome, balance))
+}
+
+/// Open (or re-open) a live room for `creator`. Answers whether it was new.
+pub async fn open_room(state: &AppState, room: &str, creator: &str) -> Result<bool> {
+    let target = Target::room(room);
+    let existed = state.ledger.target(&target).await?;
+    state.ledger.open_target(&target, creator).await?;
+    state.counters.open_target(&target, creator, 0).await?;
+    let seq = state.counters.target(&target).await?.map(|t| t.seq).unwrap_or(0);
+    state.hub.open_room(room, creator, seq);
+    Ok(existed.is_none())
+}
+
+/// End a live room; only its creator or an admin may.
+pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()> {
+    let target = Target::room(room);
+    let rec = state
+        .ledger
+        .target(&target)
+        .await?
+        .ok_or_else(|| Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")))?;
+    who.require_self_or_admin(&rec.creator)?;
+    state.counters.end_room(room).await?;
+    state.ledger.end_room(room).await?;
+    state.hub.end_room(room).await;
+    Ok(())
+}
+
+/// Register a video for `creator`.
+pub async fn register_video(state: &AppState, video: &str, creator: &str) -> Result<()> {
+    let target = Target { kind: TargetKind::Video, id: video.to_string() };
+    state.ledger.open_target(&target, creator).await?;
+    state.counters.open_target(&target, creator, 0).await
+}

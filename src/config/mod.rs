@@ -1,0 +1,390 @@
+//! Configuration: TOML files in `config/` plus `GIFTSTREAM_<SECTION>__<KEY>`
+//! environment overrides, validated once at start.
+//!
+//! Owns: [`Config`] and its sections, their defaults (which equal
+//! `config/default.toml`), loading through figment, and validation with an
+//! error that names the bad key.
+//! Must not: open connections or files other than the config file itself.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The secret shipped in `config/default.toml`; fine on a laptop, refused by
+/// `production.toml` (which requires the env override).
+pub const DEV_JWT_SECRET: &str = "giftstream-dev-secret-change-me-in-production";
+
+/// Everything the binary can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP and WebSocket listener.
+    pub http: HttpConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// The counters engine: wallets, room seq, pending credits, fan-out.
+    pub counters: CountersConfig,
+    /// The durable ledger.
+    pub ledger: LedgerConfig,
+    /// The settlement worker.
+    pub settlement: SettlementConfig,
+    /// The WebSocket hub.
+    pub hub: HubConfig,
+    /// Gift behaviour.
+    pub gift: GiftConfig,
+    /// The gift catalog.
+    pub catalog: CatalogConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest HTTP request body.
+    pub body_len_max: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_len_max: 16 * 1024,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret (env `GIFTSTREAM_AUTH__JWT_SECRET`).
+    pub jwt_secret: String,
+    /// Clock skew allowed on `exp`, seconds.
+    pub leeway_s: u64,
+    /// Refuse to start with the development secret.
+    pub require_strong_secret: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: DEV_JWT_SECRET.to_string(),
+            leeway_s: 5,
+            require_strong_secret: false,
+        }
+    }
+}
+
+/// `[counters]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CountersConfig {
+    /// `memory` or `redis://host:port/db`.
+    pub url: String,
+    /// How long a gift's client id is remembered, seconds (Stripe: 24 h).
+    pub idempotency_ttl_s: u64,
+    /// Client ids remembered per wallet at most (oldest forgotten first).
+    pub idempotency_keys_per_wallet_max: usize,
+    /// Accepted gifts waiting for settlement at most; beyond, gifts are
+    /// refused with `rate_limited` until the settlement worker catches up.
+    pub pending_len_max: usize,
+    /// Combo streak window, ms (TikTok's streaks: about 3 s).
+    pub combo_window_ms: u64,
+}
+
+impl Default for CountersConfig {
+    fn default() -> Self {
+        CountersConfig {
+            url: "memory".into(),
+            idempotency_ttl_s: 24 * 3600,
+            idempotency_keys_per_wallet_max: 100_000,
+            pending_len_max: 200_000,
+            combo_window_ms: 3000,
+        }
+    }
+}
+
+/// `[ledger]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`.
+    pub url: String,
+    /// Database connections at most.
+    pub pool_len_max: u32,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            url: "sqlite://data/giftstream.db".into(),
+            pool_len_max: 4,
+        }
+    }
+}
+
+/// `[settlement]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SettlementConfig {
+    /// Flush at least this often, ms.
+    pub flush_interval_ms: u64,
+    /// Gifts per batch at most; reaching it triggers a flush early.
+    pub batch_len_max: usize,
+    /// Attempts to commit one batch before the worker gives up (fail-stop).
+    pub retry_len_max: u32,
+    /// Longest pause between attempts, ms (exponential from 10 ms).
+    pub retry_backoff_ms_max: u64,
+}
+
+impl Default for SettlementConfig {
+    fn default() -> Self {
+        SettlementConfig {
+            flush_interval_ms: 100,
+            batch_len_max: 2000,
+            retry_len_max: 60,
+            retry_backoff_ms_max: 1000,
+        }
+    }
+}
+
+/// `[hub]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Frames queued for one viewer at most; beyond, events are skipped.
+    pub viewer_queue_len_max: usize,
+    /// Frames queued for a room's own creator at most; beyond, the creator
+    /// is disconnected (1013) and resumes from its last seq: never skipped.
+    pub creator_queue_len_max: usize,
+    /// Events skipped for one viewer before it is disconnected (1008).
+    pub viewer_skipped_max: u64,
+    /// Largest client frame answered normally; larger gets `bad_request`.
+    pub frame_len_max: usize,
+    /// Largest client frame read at all; larger closes the socket (1009).
+    pub frame_close_len_max: usize,
+    /// Frames the writer feeds before one flush.
+    pub write_batch_len_max: usize,
+    /// WebSocket read buffer, bytes.
+    pub read_buffer_len: usize,
+    /// WebSocket write buffer before a flush is forced, bytes.
+    pub write_buffer_len: usize,
+    /// Hard cap on the WebSocket write buffer, bytes.
+    pub write_buffer_len_max: usize,
+    /// Rooms one socket may join.
+    pub rooms_per_socket_max: usize,
+    /// Open WebSocket connections at most.
+    pub connections_max: usize,
+    /// Events a room task may have waiting at most.
+    pub room_queue_len_max: usize,
+    /// Events kept per room for `resume`.
+    pub history_len_max: usize,
+    /// Oldest event kept for `resume`, ms.
+    pub history_age_ms_max: u64,
+    /// Time to deliver a close frame before dropping the socket, ms.
+    pub close_timeout_ms: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            viewer_queue_len_max: 256,
+            creator_queue_len_max: 4096,
+            viewer_skipped_max: 10_000,
+            frame_len_max: 4096,
+            frame_close_len_max: 65_536,
+            write_batch_len_max: 64,
+            read_buffer_len: 4096,
+            write_buffer_len: 0,
+            write_buffer_len_max: 1 << 20,
+            rooms_per_socket_max: 8,
+            connections_max: 100_000,
+            room_queue_len_max: 8192,
+            history_len_max: 2048,
+            history_age_ms_max: 10 * 60 * 1000,
+            close_timeout_ms: 1000,
+        }
+    }
+}
+
+/// When a gift is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckMode {
+    /// As soon as the counters engine accepted it; a crash before the next
+    /// flush loses the gift whole (debit and credit together).
+    Counter,
+    /// After the batch holding it is committed to the ledger.
+    Ledger,
+}
+
+/// `[gift]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GiftConfig {
+    /// `counter` or `ledger`.
+    pub ack: AckMode,
+    /// How long an ack may wait for its ledger commit, ms (ledger mode).
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for GiftConfig {
+    fn default() -> Self {
+        GiftConfig {
+            ack: AckMode::Counter,
+            ack_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[catalog]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Path of a catalog TOML; empty means the catalog built into the
+    /// binary (a copy of `config/catalog.toml`).
+    pub path: String,
+}
+
+/// A configuration error that names the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("config key `{key}`: {message}")]
+pub struct ConfigError {
+    /// Dotted key, e.g. `settlement.batch_len_max`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if given), then `GIFTSTREAM_*` env vars.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError {
+                    key: "--config".into(),
+                    message: format!("file {} does not exist", path.display()),
+                });
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("GIFTSTREAM_").split("__"));
+        let cfg: Config = fig.extract().map_err(|e| {
+            let key = e.path.join(".");
+            let key = if key.is_empty() { "(top level)".to_string() } else { key };
+            ConfigError { key, message: e.kind.to_string() }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what types cannot: ranges, URL schemes, secret strength.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError { key: key.into(), message: message.into() })
+        }
+        if self.auth.jwt_secret.len() < 16 {
+            return bad("auth.jwt_secret", "must be at least 16 bytes");
+        }
+        if self.auth.require_strong_secret && self.auth.jwt_secret == DEV_JWT_SECRET {
+            return bad("auth.jwt_secret", "the development secret is refused here; set GIFTSTREAM_AUTH__JWT_SECRET");
+        }
+        let c = &self.counters.url;
+        if c != "memory" && !c.starts_with("redis://") && !c.starts_with("rediss://") {
+            return bad("counters.url", format!("expected `memory` or `redis://...`, got `{c}`"));
+        }
+        let l = &self.ledger.url;
+        if !l.starts_with("sqlite:") && !l.starts_with("postgres://") && !l.starts_with("postgresql://") {
+            return bad("ledger.url", format!("expected `sqlite://PATH`, `sqlite::memory:` or `postgres://...`, got `{l}`"));
+        }
+        let positive: [(&str, u64); 16] = [
+            ("ledger.pool_len_max", self.ledger.pool_len_max as u64),
+            ("settlement.flush_interval_ms", self.settlement.flush_interval_ms),
+            ("settlement.batch_len_max", self.settlement.batch_len_max as u64),
+            ("settlement.retry_len_max", self.settlement.retry_len_max as u64),
+            ("counters.pending_len_max", self.counters.pending_len_max as u64),
+            ("counters.idempotency_ttl_s", self.counters.idempotency_ttl_s),
+            ("counters.idempotency_keys_per_wallet_max", self.counters.idempotency_keys_per_wallet_max as u64),
+            ("hub.viewer_queue_len_max", self.hub.viewer_queue_len_max as u64),
+            ("hub.creator_queue_len_max", self.hub.creator_queue_len_max as u64),
+            ("hub.frame_len_max", self.hub.frame_len_max as u64),
+            ("hub.write_batch_len_max", self.hub.write_batch_len_max as u64),
+            ("hub.rooms_per_socket_max", self.hub.rooms_per_socket_max as u64),
+            ("hub.connections_max", self.hub.connections_max as u64),
+            ("hub.room_queue_len_max", self.hub.room_queue_len_max as u64),
+            ("hub.history_len_max", self.hub.history_len_max as u64),
+            ("http.body_len_max", self.http.body_len_max as u64),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return bad(key, "must be greater than 0");
+            }
+        }
+        if self.hub.frame_close_len_max < self.hub.frame_len_max {
+            return bad("hub.frame_close_len_max", "must be at least hub.frame_len_max");
+        }
+        if self.settlement.batch_len_max > 50_000 {
+            return bad("settlement.batch_len_max", "at most 50000 (one transaction per batch)");
+        }
+        if self.counters.pending_len_max < self.settlement.batch_len_max {
+            return bad("counters.pending_len_max", "must be at least settlement.batch_len_max");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_file(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
+    }
+
+    #[test]
+    fn default_toml_equals_built_in_defaults() {
+        let text = std::fs::read_to_string(repo_file("default.toml")).unwrap();
+        let from_file: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(&text))
+            .extract()
+            .unwrap();
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[settlement]\nbatch_len_max = 0\n")?;
+            let e = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert_eq!(e.key, "settlement.batch_len_max");
+            jail.create_file("typo.toml", "[hub]\nviewer_queue_len = 3\n")?;
+            let e = Config::load(Some(Path::new("typo.toml"))).unwrap_err();
+            assert!(e.to_string().contains("viewer_queue_len"), "{e}");
+            jail.create_file("type.toml", "[settlement]\nflush_interval_ms = \"soon\"\n")?;
+            let e = Config::load(Some(Path::new("type.toml"))).unwrap_err();
+            assert_eq!(e.key, "settlement.flush_interval_ms");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[hub]\nviewer_queue_len_max = 7\n")?;
+            jail.set_env("GIFTSTREAM_HUB__VIEWER_QUEUE_LEN_MAX", "9");
+            jail.set_env("GIFTSTREAM_AUTH__JWT_SECRET", "a-much-longer-secret-from-env");
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(c.hub.viewer_queue_len_max, 9);
+            assert_eq!(c.auth.jwt_secret, "a-much-longer-secret-from-env");
+            jail.set_env("GIFTSTREAM_COUNTERS__URL", "mongodb://x");
+            assert_eq!(Config::load(None).unwrap_err().key, "counters.url");
+            Ok(())
+        });
+    }
+}

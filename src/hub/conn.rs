@@ -1,0 +1,293 @@
+//! One WebSocket connection: a reader task and a writer task joined by a
+//! bounded queue.
+//!
+//! Owns: decoding client frames and answering them (acks, errors, pong),
+//! the socket's room memberships, and the writer's batching (feed up to
+//! `hub.write_batch_len_max` frames, flush once). A kick (too slow, feed
+//! overflow) or server shutdown closes the socket with a code and reason.
+//! Must not: wait on a room (rooms never wait on us either), or panic on
+//! any input: every bad frame is answered with a typed `error`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::room::{RoomCmd, Subscriber};
+use super::RoomHandle;
+use crate::app::{ops, AppState};
+use crate::auth::{Identity, Role};
+use crate::config::AckMode;
+use crate::error::{Error, ErrorCode, Result};
+use crate::protocol::{decode_client, ClientMsg, Encoding, ServerMsg};
+use crate::wallet::Target;
+
+/// Close code for a frame over `hub.frame_close_len_max`.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code on server shutdown.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Ledger-mode acks one socket may have waiting at once.
+const ACKS_WAITING_MAX: usize = 256;
+
+/// A connection's kill switch, shared with the rooms it joined.
+#[derive(Default)]
+pub struct ConnCtl {
+    kick: CancellationToken,
+    close: OnceLock<(u16, &'static str)>,
+}
+
+impl ConnCtl {
+    /// Close the socket with `code` and `reason` (first kick wins).
+    pub fn kick(&self, code: u16, reason: &'static str) {
+        let _ = self.close.set((code, reason));
+        self.kick.cancel();
+    }
+
+    fn close_frame(&self) -> (u16, &'static str) {
+        self.close.get().copied().unwrap_or((1000, ""))
+    }
+}
+
+/// Serve one upgraded socket until it closes.
+pub async fn serve(socket: WebSocket, state: Arc<AppState>, who: Identity, encoding: Encoding, permit: OwnedSemaphorePermit) {
+    metrics::gauge!("giftstream_connections").increment(1.0);
+    let cfg = state.hub.config().clone();
+    let queue_len = if who.role == Role::Creator { cfg.creator_queue_len_max } else { cfg.viewer_queue_len_max };
+    let (tx, rx) = mpsc::channel(queue_len);
+    let ctl = Arc::new(ConnCtl::default());
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        ctl.clone(),
+        state.shutdown.clone(),
+        cfg.write_batch_len_max,
+        Duration::from_millis(cfg.close_timeout_ms),
+    ));
+    let mut reader = Reader {
+        conn_id: state.hub.next_conn_id(),
+        who,
+        encoding,
+        tx,
+        ctl: ctl.clone(),
+        rooms: HashMap::new(),
+        acks_waiting: Arc::new(Semaphore::new(ACKS_WAITING_MAX)),
+        state,
+    };
+    reader.run(stream).await;
+    for (_, room) in reader.rooms.drain() {
+        let _ = room.tx.try_send(RoomCmd::Leave { conn_id: reader.conn_id });
+    }
+    drop(reader);
+    ctl.kick(1000, "");
+    let _ = writer.await;
+    drop(permit);
+    metrics::gauge!("giftstream_connections").decrement(1.0);
+}
+
+struct Reader {
+    conn_id: u64,
+    who: Identity,
+    encoding: Encoding,
+    tx: mpsc::Sender<Message>,
+    ctl: Arc<ConnCtl>,
+    rooms: HashMap<String, RoomHandle>,
+    acks_waiting: Arc<Semaphore>,
+    state: Arc<AppState>,
+}
+
+impl Reader {
+    async fn run(&mut self, mut stream: SplitStream<WebSocket>) {
+        let frame_len_max = self.state.hub.config().frame_len_max;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.ctl.kick.cancelled() => return,
+                _ = self.state.shutdown.cancelled() => return,
+                m = stream.next() => m,
+            };
+            let (payload, enc) = match next {
+                None | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(t))) => (t.as_bytes().to_vec(), Encoding::Json),
+                Some(Ok(Message::Binary(b))) => (b.to_vec(), Encoding::MsgPack),
+                Some(Ok(_)) => continue, // ping/pong: tungstenite answers pings itself
+                Some(Err(e)) => {
+                    if is_too_big(&e) {
+                        self.ctl.kick(CLOSE_TOO_BIG, "frame too large");
+                    }
+                    return;
+                }
+            };
+            let ok = if payload.len() > frame_len_max {
+                let e = Error::bad_request(format!("frame of {} bytes exceeds hub.frame_len_max ({frame_len_max})", payload.len()));
+                self.reply(ServerMsg::error(&e, None)).await
+            } else {
+                self.on_frame(&payload, enc).await
+            };
+            if !ok {
+                return;
+            }
+        }
+    }
+
+    /// Queue a reply; false if the writer is gone.
+    async fn reply(&self, msg: ServerMsg) -> bool {
+        self.tx.send(msg.encode(self.encoding)).await.is_ok()
+    }
+
+    async fn on_frame(&mut self, payload: &[u8], enc: Encoding) -> bool {
+        let msg = match decode_client(payload, enc) {
+            Ok(m) => m,
+            Err((e, id)) => return self.reply(ServerMsg::error(&e, id)).await,
+        };
+        match msg {
+            ClientMsg::Ping => self.reply(ServerMsg::Pong).await,
+            ClientMsg::Join { room, .. } => {
+                let result = self.subscribe(&room, None).await;
+                self.answer_err(result).await
+            }
+            ClientMsg::Resume { room, since } => {
+                let result = self.subscribe(&room, Some(since)).await;
+                self.answer_err(result).await
+            }
+            ClientMsg::Leave { room } => {
+                if let Some(h) = self.rooms.remove(&room) {
+                    let _ = h.tx.send(RoomCmd::Leave { conn_id: self.conn_id }).await;
+                }
+                self.reply(ServerMsg::Left { room }).await
+            }
+            ClientMsg::Gift { room, gift, count, id } => self.gift(room, gift, count, id).await,
+        }
+    }
+
+    async fn answer_err(&self, result: Result<()>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) => self.reply(ServerMsg::error(&e, None)).await,
+        }
+    }
+
+    /// Join (since = None) or resume; the room queues `joined`/`resumed`.
+    async fn subscribe(&mut self, room: &str, since: Option<u64>) -> Result<()> {
+        let handle = match self.state.hub.room(room) {
+            Some(h) => h,
+            None => {
+                return Err(match self.state.counters.target(&Target::room(room)).await? {
+                    Some(_) => Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live")),
+                    None => Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")),
+                })
+            }
+        };
+        self.rooms.retain(|_, h| !h.tx.is_closed());
+        if !self.rooms.contains_key(room) && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max {
+            return Err(Error::bad_request(format!(
+                "a socket may join {} rooms at most (hub.rooms_per_socket_max)",
+                self.state.hub.config().rooms_per_socket_max
+            )));
+        }
+        let sub = Subscriber {
+            conn_id: self.conn_id,
+            user: self.who.user.clone(),
+            encoding: self.encoding,
+            tx: self.tx.clone(),
+            ctl: self.ctl.clone(),
+        };
+        let (reply, answer) = oneshot::channel();
+        let cmd = match since {
+            None => RoomCmd::Join { sub, reply },
+            Some(since) => RoomCmd::Resume { sub, since, reply },
+        };
+        let gone = || Error::new(ErrorCode::RoomNotLive, format!("room `{room}` has ended"));
+        handle.tx.send(cmd).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())??;
+        self.rooms.insert(room.to_string(), handle);
+        Ok(())
+    }
+
+    async fn gift(&mut self, room: String, gift: String, count: u32, id: String) -> bool {
+        let state = &self.state;
+        match ops::gift_counted(state, &self.who, Target::room(room), &gift, count, &id).await {
+            Err(e) => self.reply(ServerMsg::error(&e, Some(id))).await,
+            Ok(outcome) if state.cfg.gift.ack == AckMode::Counter => {
+                let a = outcome.ack;
+                self.reply(ServerMsg::GiftAck { id: a.id, seq: a.seq, balance: a.balance }).await
+            }
+            Ok(outcome) => {
+                // Ledger mode: wait for the commit without blocking this
+                // socket's reads; bounded by ACKS_WAITING_MAX.
+                let Ok(permit) = self.acks_waiting.clone().acquire_owned().await else { return false };
+                let (state, tx, enc) = (self.state.clone(), self.tx.clone(), self.encoding);
+                tokio::spawn(async move {
+                    let msg = match ops::wait_durable(&state, &outcome).await {
+                        Ok(()) => ServerMsg::GiftAck { id: outcome.ack.id, seq: outcome.ack.seq, balance: outcome.ack.balance },
+                        Err(e) => ServerMsg::error(&e, Some(outcome.ack.id)),
+                    };
+                    let _ = tx.send(msg.encode(enc)).await;
+                    drop(permit);
+                });
+                true
+            }
+        }
+    }
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = src {
+        if let Some(t) = s.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        }
+        src = s.source();
+    }
+    e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Message>,
+    ctl: Arc<ConnCtl>,
+    shutdown: CancellationToken,
+    batch_len_max: usize,
+    close_timeout: Duration,
+) {
+    let (code, reason) = loop {
+        let first = tokio::select! {
+            biased;
+            _ = ctl.kick.cancelled() => break ctl.close_frame(),
+            _ = shutdown.cancelled() => break (CLOSE_GOING_AWAY, "server shutting down"),
+            m = rx.recv() => m,
+        };
+        let Some(first) = first else { break (1000, "") };
+        let write = async {
+            sink.feed(first).await?;
+            let mut fed = 1;
+            while fed < batch_len_max {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        sink.feed(m).await?;
+                        fed += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
+        let written = tokio::select! {
+            biased;
+            _ = ctl.kick.cancelled() => break ctl.close_frame(),
+            _ = shutdown.cancelled() => break (CLOSE_GOING_AWAY, "server shutting down"),
+            r = write => r,
+        };
+        if written.is_err() {
+            return;
+        }
+    };
+    let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    let _ = tokio::time::timeout(close_timeout, sink.send(close)).await;
+}

@@ -1,0 +1,130 @@
+//! The WebSocket hub: rooms, subscribers, fan-out.
+//!
+//! Owns: the registry of rooms open on this node ([`Hub`]), one task per
+//! room ([`room`]) that encodes each event once per wire format and hands
+//! the same bytes to every subscriber's bounded queue, and one reader and
+//! one writer task per socket ([`conn`]).
+//! Must not: change balances or seqs (the counters engine does, and then
+//! publishes through [`EventSink`]), or block a room on a slow socket.
+
+pub mod conn;
+pub mod room;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use crate::config::HubConfig;
+use crate::error::{Error, ErrorCode, Result};
+use crate::protocol::GiftEvent;
+pub use room::RoomCmd;
+
+/// Where the counters engine publishes accepted gifts. Reserving first and
+/// sending after the commit point keeps a refused gift free of side effects
+/// and keeps room order equal to seq order.
+pub trait EventSink: Send + Sync + 'static {
+    /// A slot in `room`'s event queue, or `rate_limited` if it is full.
+    fn reserve(&self, room: &str) -> Result<EventPermit>;
+}
+
+/// A reserved slot in one room's queue.
+pub struct EventPermit(mpsc::OwnedPermit<RoomCmd>);
+
+impl EventPermit {
+    /// Publish the event into the reserved slot.
+    pub fn send(self, event: GiftEvent) {
+        self.0.send(RoomCmd::Gift(event));
+    }
+}
+
+/// A room's handle: its task's queue and its live viewer count.
+#[derive(Clone)]
+pub struct RoomHandle {
+    /// The room task's command queue.
+    pub tx: mpsc::Sender<RoomCmd>,
+    /// Subscribers right now.
+    pub viewers: Arc<AtomicU64>,
+    /// Creator of the room.
+    pub creator: Arc<str>,
+}
+
+/// Rooms open on this node.
+pub struct Hub {
+    rooms: DashMap<String, RoomHandle>,
+    cfg: HubConfig,
+    next_conn_id: AtomicU64,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(cfg: HubConfig) -> Arc<Hub> {
+        Arc::new(Hub { rooms: DashMap::new(), cfg, next_conn_id: AtomicU64::new(1) })
+    }
+
+    /// The hub's configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.cfg
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Start the room task for `room` if it is not running; `last_seq` is
+    /// the room's seq at this moment (events after it will follow).
+    pub fn open_room(&self, room: &str, creator: &str, last_seq: u64) {
+        if let Some(h) = self.rooms.get(room) {
+            if !h.tx.is_closed() {
+                return;
+            }
+        }
+        let handle = room::spawn(room.to_string(), creator.into(), last_seq, self.cfg.clone());
+        self.rooms.insert(room.to_string(), handle);
+        metrics::gauge!("giftstream_rooms").set(self.rooms.len() as f64);
+    }
+
+    /// End `room`: viewers get `room_ended` after every earlier event.
+    pub async fn end_room(&self, room: &str) {
+        if let Some((_, h)) = self.rooms.remove(room) {
+            let _ = h.tx.send(RoomCmd::End).await;
+        }
+        metrics::gauge!("giftstream_rooms").set(self.rooms.len() as f64);
+    }
+
+    /// The room's handle, if it is open on this node.
+    pub fn room(&self, room: &str) -> Option<RoomHandle> {
+        self.rooms.get(room).map(|h| h.clone())
+    }
+
+    /// Rooms open on this node.
+    pub fn room_len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// End every room (graceful shutdown).
+    pub async fn end_all(&self) {
+        let names: Vec<String> = self.rooms.iter().map(|r| r.key().clone()).collect();
+        for r in names {
+            if let Some((_, h)) = self.rooms.remove(&r) {
+                drop(h);
+            }
+        }
+    }
+}
+
+impl EventSink for Hub {
+    fn reserve(&self, room: &str) -> Result<EventPermit> {
+        let tx = self
+            .rooms
+            .get(room)
+            .map(|h| h.tx.clone())
+            .ok_or_else(|| Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open")))?;
+        tx.try_reserve_owned().map(EventPermit).map_err(|_| {
+            metrics::counter!("giftstream_room_queue_full_total").increment(1);
+            Error::new(ErrorCode::RateLimited, "the room is busy; try again shortly")
+        })
+    }
+}

@@ -1,0 +1,321 @@
+//! One task per room: ordered delivery, history for `resume`, skip accounting.
+//!
+//! Owns: the room's subscribers, its last seq, its history ring (bounded by
+//! count and age), and the rule for a full subscriber queue: a viewer gets
+//! a `skipped` range (and is disconnected past `hub.viewer_skipped_max`);
+//! the room's creator is never skipped — it is disconnected with 1013 and
+//! resumes from its last seq, so its feed misses nothing.
+//! Must not: await on a subscriber (every delivery is `try_send`), or
+//! serialize per subscriber (each event is encoded once per wire format).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Message;
+use tokio::sync::{mpsc, oneshot};
+
+use super::conn::ConnCtl;
+use super::RoomHandle;
+use crate::config::HubConfig;
+use crate::error::{Error, ErrorCode, Result};
+use crate::protocol::{Encoding, GiftEvent, ServerMsg};
+
+/// Close code for a viewer that fell too far behind (policy violation).
+pub const CLOSE_TOO_SLOW: u16 = 1008;
+/// Close code for a creator whose feed queue overflowed: reconnect and resume.
+pub const CLOSE_RESUME: u16 = 1013;
+
+/// A socket subscribed to a room.
+pub struct Subscriber {
+    /// The socket's id.
+    pub conn_id: u64,
+    /// Its user.
+    pub user: String,
+    /// Its wire format.
+    pub encoding: Encoding,
+    /// Its writer queue.
+    pub tx: mpsc::Sender<Message>,
+    /// Its kill switch.
+    pub ctl: Arc<ConnCtl>,
+}
+
+/// Commands a room task takes, in order.
+pub enum RoomCmd {
+    /// An accepted gift, in seq order (published by the counters engine).
+    Gift(GiftEvent),
+    /// Subscribe; the room itself queues `joined` before any later event.
+    Join {
+        /// Who.
+        sub: Subscriber,
+        /// Ok once `joined` is queued.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Replay history after `since`, queue `resumed`, and subscribe.
+    Resume {
+        /// Who.
+        sub: Subscriber,
+        /// Last seq the client saw.
+        since: u64,
+        /// Ok once the replay and `resumed` are queued.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Unsubscribe a socket.
+    Leave {
+        /// The socket's id.
+        conn_id: u64,
+    },
+    /// Any other message for every subscriber (tips, stats).
+    Broadcast(ServerMsg),
+    /// The live ended: tell everyone, then stop.
+    End,
+}
+
+struct SubState {
+    sub: Subscriber,
+    is_creator: bool,
+    skip: Option<(u64, u64)>,
+    skipped: u64,
+    dead: bool,
+}
+
+struct Hist {
+    seq: u64,
+    at: Instant,
+    msg: ServerMsg,
+    json: Message,
+    msgpack: Option<Message>,
+}
+
+impl Hist {
+    fn frame(&mut self, enc: Encoding) -> Message {
+        match enc {
+            Encoding::Json => self.json.clone(),
+            Encoding::MsgPack => self.msgpack.get_or_insert_with(|| self.msg.encode(Encoding::MsgPack)).clone(),
+        }
+    }
+}
+
+struct Room {
+    id: String,
+    creator: Arc<str>,
+    last_seq: u64,
+    subs: Vec<SubState>,
+    msgpack_subs: usize,
+    history: VecDeque<Hist>,
+    viewers: Arc<AtomicU64>,
+    cfg: HubConfig,
+}
+
+/// Start a room task; `last_seq` is the room's seq now.
+pub fn spawn(id: String, creator: Arc<str>, last_seq: u64, cfg: HubConfig) -> RoomHandle {
+    let (tx, rx) = mpsc::channel(cfg.room_queue_len_max);
+    let viewers = Arc::new(AtomicU64::new(0));
+    let room = Room {
+        id,
+        creator: creator.clone(),
+        last_seq,
+        subs: Vec::new(),
+        msgpack_subs: 0,
+        history: VecDeque::new(),
+        viewers: viewers.clone(),
+        cfg,
+    };
+    tokio::spawn(room.run(rx));
+    RoomHandle { tx, viewers, creator }
+}
+
+impl Room {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                RoomCmd::Gift(ev) => self.on_gift(ev),
+                RoomCmd::Join { sub, reply } => {
+                    let _ = reply.send(self.on_join(sub));
+                }
+                RoomCmd::Resume { sub, since, reply } => {
+                    let _ = reply.send(self.on_resume(sub, since));
+                }
+                RoomCmd::Leave { conn_id } => self.remove(conn_id),
+                RoomCmd::Broadcast(msg) => self.broadcast(&msg),
+                RoomCmd::End => {
+                    self.broadcast(&ServerMsg::RoomEnded { room: self.id.clone() });
+                    break;
+                }
+            }
+            self.sweep();
+        }
+        self.viewers.store(0, Ordering::Relaxed);
+    }
+
+    fn on_gift(&mut self, ev: GiftEvent) {
+        debug_assert!(ev.seq > self.last_seq, "room seq must increase: {} after {}", ev.seq, self.last_seq);
+        let seq = ev.seq;
+        self.last_seq = seq;
+        let msg = ServerMsg::GiftEvent(ev);
+        let json = msg.encode(Encoding::Json);
+        let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
+        let mut delivered = 0u64;
+        let mut skipped = 0u64;
+        for s in &mut self.subs {
+            let frame = match s.sub.encoding {
+                Encoding::Json => &json,
+                Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
+            };
+            if deliver(s, &self.id, seq, frame, &self.cfg) {
+                delivered += 1;
+            } else {
+                skipped += 1;
+            }
+        }
+        metrics::counter!("giftstream_deliveries_total").increment(delivered);
+        if skipped > 0 {
+            metrics::counter!("giftstream_skipped_total").increment(skipped);
+        }
+        self.history.push_back(Hist { seq, at: Instant::now(), msg, json, msgpack });
+        self.trim_history();
+    }
+
+    fn trim_history(&mut self) {
+        let age_max = Duration::from_millis(self.cfg.history_age_ms_max);
+        while let Some(h) = self.history.front() {
+            if self.history.len() > self.cfg.history_len_max || h.at.elapsed() > age_max {
+                self.history.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn subscribe(&mut self, sub: Subscriber) {
+        self.remove(sub.conn_id);
+        if sub.encoding == Encoding::MsgPack {
+            self.msgpack_subs += 1;
+        }
+        let is_creator = *sub.user == *self.creator;
+        self.subs.push(SubState { sub, is_creator, skip: None, skipped: 0, dead: false });
+        self.viewers.store(self.subs.len() as u64, Ordering::Relaxed);
+    }
+
+    fn on_join(&mut self, sub: Subscriber) -> Result<()> {
+        let viewers = (self.subs.len() + usize::from(!self.subs.iter().any(|s| s.sub.conn_id == sub.conn_id))) as u64;
+        let joined = ServerMsg::Joined { room: self.id.clone(), seq: self.last_seq, viewers };
+        sub.tx.try_send(joined.encode(sub.encoding)).map_err(|_| busy())?;
+        self.subscribe(sub);
+        Ok(())
+    }
+
+    fn on_resume(&mut self, sub: Subscriber, since: u64) -> Result<()> {
+        self.trim_history();
+        if since < self.last_seq {
+            let reaches = self.history.front().is_some_and(|h| h.seq <= since + 1);
+            if !reaches {
+                return Err(Error::new(
+                    ErrorCode::HistoryGone,
+                    format!(
+                        "history of `{}` starts at seq {}; resume since {since} is gone",
+                        self.id,
+                        self.history.front().map_or(self.last_seq + 1, |h| h.seq)
+                    ),
+                ));
+            }
+            let replay_len = self.history.iter().filter(|h| h.seq > since).count();
+            if sub.tx.capacity() < replay_len + 1 {
+                return Err(Error::new(
+                    ErrorCode::RateLimited,
+                    format!("{replay_len} events to replay do not fit the socket's queue now; resume from a later seq or retry"),
+                ));
+            }
+            for h in self.history.iter_mut().filter(|h| h.seq > since) {
+                sub.tx.try_send(h.frame(sub.encoding)).map_err(|_| busy())?;
+            }
+        }
+        let resumed = ServerMsg::Resumed { room: self.id.clone(), seq: self.last_seq };
+        sub.tx.try_send(resumed.encode(sub.encoding)).map_err(|_| busy())?;
+        self.subscribe(sub);
+        Ok(())
+    }
+
+    fn broadcast(&mut self, msg: &ServerMsg) {
+        let json = msg.encode(Encoding::Json);
+        let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
+        for s in &mut self.subs {
+            let frame = match s.sub.encoding {
+                Encoding::Json => &json,
+                Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
+            };
+            if let Err(mpsc::error::TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
+                s.dead = true;
+            }
+        }
+    }
+
+    fn remove(&mut self, conn_id: u64) {
+        if let Some(i) = self.subs.iter().position(|s| s.sub.conn_id == conn_id) {
+            let s = self.subs.swap_remove(i);
+            if s.sub.encoding == Encoding::MsgPack {
+                self.msgpack_subs -= 1;
+            }
+        }
+        self.viewers.store(self.subs.len() as u64, Ordering::Relaxed);
+    }
+
+    fn sweep(&mut self) {
+        if self.subs.iter().any(|s| s.dead) {
+            let dead: Vec<u64> = self.subs.iter().filter(|s| s.dead).map(|s| s.sub.conn_id).collect();
+            for id in dead {
+                self.remove(id);
+            }
+        }
+    }
+}
+
+fn busy() -> Error {
+    Error::new(ErrorCode::RateLimited, "socket queue full; read your frames and retry")
+}
+
+/// Queue one event for one subscriber; false if it was skipped.
+fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubConfig) -> bool {
+    if s.dead {
+        return false;
+    }
+    if let Some((from, to)) = s.skip {
+        // Tell the viewer what it missed before anything newer, if both fit.
+        if s.sub.tx.capacity() >= 2 {
+            let note = ServerMsg::Skipped { room: room.to_string(), from_seq: from, to_seq: to };
+            if s.sub.tx.try_send(note.encode(s.sub.encoding)).is_ok() {
+                s.skip = None;
+            }
+        }
+        if s.skip.is_some() {
+            s.skip = Some((from, seq));
+            return note_skip(s, cfg);
+        }
+    }
+    match s.sub.tx.try_send(frame.clone()) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            if s.is_creator {
+                s.sub.ctl.kick(CLOSE_RESUME, "feed queue full; reconnect and resume");
+                s.dead = true;
+                return false;
+            }
+            s.skip = Some((seq, seq));
+            note_skip(s, cfg)
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            s.dead = true;
+            false
+        }
+    }
+}
+
+fn note_skip(s: &mut SubState, cfg: &HubConfig) -> bool {
+    s.skipped += 1;
+    if s.skipped > cfg.viewer_skipped_max {
+        s.sub.ctl.kick(CLOSE_TOO_SLOW, "too slow: skipped too many events");
+        s.dead = true;
+    }
+    false
+}

@@ -1,0 +1,47 @@
+//! giftstream: a real-time live-stream gifting engine.
+//!
+//! Viewers buy coins and send animated gifts to a creator during a live;
+//! every viewer in the room sees the animation at once; the creator earns
+//! diamonds that settle into a durable double-entry ledger.
+//!
+//! # Layout
+//!
+//! One folder per part, each with a module doc saying what it owns:
+//!
+//! - [`config`]: TOML + `GIFTSTREAM_*` env, validated at start.
+//! - [`protocol`]: wire contract v1 (JSON and MessagePack), id rules.
+//! - [`error`]: the one error type and its contract codes.
+//! - [`auth`]: HS256 JWTs, roles.
+//! - [`catalog`]: gifts, prices in coins, shares in diamonds.
+//! - [`wallet`]: the counters engine (wallets, idempotency, room seq,
+//!   pending credits) behind the [`wallet::Counters`] trait.
+//! - [`ledger`]: the durable ledger behind the [`ledger::Ledger`] trait.
+//! - [`settlement`]: drains pending counters into the ledger, exactly once.
+//! - [`hub`]: rooms, fan-out, and the per-socket reader and writer tasks.
+//! - [`http`]: the axum router: HTTP routes and the WebSocket upgrade.
+//! - [`app`]: wiring, start-up restore, graceful shutdown, shared ops.
+//! - [`client`]: a small protocol-v1 client behind `giftstream watch` and
+//!   `giftstream send`.
+//!
+//! A gift's way: socket reader → [`app::ops::gift`] → the counters engine's
+//! atomic step (which publishes into the room task in seq order) → the room
+//! task encodes once per wire format and queues the same bytes for every
+//! subscriber → each writer task flushes a batch. The settlement worker
+//! later moves the pending gift into the ledger in one transaction per
+//! batch. See `docs/ARCHITECTURE.md`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod auth;
+pub mod catalog;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod ledger;
+pub mod protocol;
+pub mod settlement;
+pub mod wallet;

@@ -1,0 +1,177 @@
+//! The `giftstream` binary: `serve`, `token`, `watch`, `send`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use giftstream::app::{self, ops, AppState};
+use giftstream::auth::{Auth, Role};
+use giftstream::config::{Config, DEV_JWT_SECRET};
+use giftstream::ledger::CreditOp;
+
+#[derive(Parser)]
+#[command(name = "giftstream", version, about = "Real-time live-stream gifting engine")]
+struct Cli {
+    /// Config file (TOML). Default: config/default.toml if present, else built-in defaults.
+    #[arg(long, global = true, env = "GIFTSTREAM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve {
+        /// Override http.listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Open room `demo` for `demo-creator`, give viewer-1..viewer-100 coins, print how to watch and gift.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Print a signed token.
+    Token {
+        /// User id.
+        user: String,
+        /// Role.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+    },
+    /// Watch a room: print every frame as a JSON line.
+    Watch {
+        /// Room id.
+        #[arg(long)]
+        room: String,
+        /// Token (see `giftstream token`).
+        #[arg(long, env = "GIFTSTREAM_TOKEN")]
+        token: String,
+        /// WebSocket URL.
+        #[arg(long, default_value = "ws://127.0.0.1:8080/v1/ws")]
+        url: String,
+        /// Resume after this seq instead of joining fresh.
+        #[arg(long)]
+        since: Option<u64>,
+    },
+    /// Send gifts to a room.
+    Send {
+        /// Room id.
+        #[arg(long)]
+        room: String,
+        /// Catalog gift id.
+        #[arg(long, default_value = "rose")]
+        gift: String,
+        /// Units per gift message (1..=99).
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// How many gift messages.
+        #[arg(long, default_value_t = 1)]
+        times: u32,
+        /// Prefix of the idempotency ids (default: random, so each run is new).
+        #[arg(long)]
+        id_prefix: Option<String>,
+        /// Token.
+        #[arg(long, env = "GIFTSTREAM_TOKEN")]
+        token: String,
+        /// WebSocket URL.
+        #[arg(long, default_value = "ws://127.0.0.1:8080/v1/ws")]
+        url: String,
+    },
+}
+
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let path = path.or_else(|| {
+        let p = PathBuf::from("config/default.toml");
+        p.exists().then_some(p)
+    });
+    Ok(Config::load(path.as_deref())?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "giftstream=info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Token { user, role, ttl } => {
+            let cfg = load_config(cli.config)?;
+            println!("{}", Auth::new(&cfg.auth.jwt_secret, cfg.auth.leeway_s).issue(&user, role, ttl)?);
+        }
+        Cmd::Watch { room, token, url, since } => giftstream::client::watch(&url, &token, &room, since).await?,
+        Cmd::Send { room, gift, count, times, id_prefix, token, url } => {
+            let prefix = id_prefix.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
+            let acked = giftstream::client::send(&url, &token, &room, &gift, count, times, &prefix).await?;
+            eprintln!("{acked} of {times} gifts acknowledged");
+        }
+        Cmd::Serve { listen, demo } => {
+            let mut cfg = load_config(cli.config)?;
+            if let Some(l) = listen {
+                cfg.http.listen = l;
+            }
+            if cfg.auth.jwt_secret == DEV_JWT_SECRET {
+                tracing::warn!("using the development JWT secret; set GIFTSTREAM_AUTH__JWT_SECRET outside a laptop");
+            }
+            let running = app::start(cfg).await?;
+            tracing::info!(addr = %running.addr, "giftstream listening");
+            if demo {
+                demo_setup(&running.state, running.addr).await?;
+            }
+            let stop = running.state.shutdown.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down: closing sockets, settling what was accepted");
+                stop.cancel();
+            });
+            running.wait().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Coins each demo viewer gets (once; restarts do not grant again).
+const DEMO_COINS: i64 = 10_000;
+
+async fn demo_setup(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
+    ops::open_room(state, "demo", "demo-creator").await?;
+    for i in 1..=100 {
+        let op = CreditOp { op_id: format!("grant:demo-viewer-{i}"), kind: "grant".into(), user: format!("viewer-{i}"), coins: DEMO_COINS };
+        ops::credit(state, op).await?;
+    }
+    let viewer = state.auth.issue("viewer-1", Role::Viewer, 86_400)?;
+    let creator = state.auth.issue("demo-creator", Role::Creator, 86_400)?;
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "giftstream".into());
+    let url = format!("ws://{addr}/v1/ws");
+    println!(
+        "\n=== giftstream demo is live ===\n\
+         room `demo` of creator `demo-creator`; viewer-1..viewer-100 hold {DEMO_COINS} coins each.\n\n\
+         Watch the room (in another terminal):\n  {exe} watch --url {url} --room demo --token {viewer}\n\n\
+         Send 5 roses as viewer-1:\n  {exe} send --url {url} --room demo --gift rose --times 5 --token {viewer}\n\n\
+         Creator's earnings:\n  curl -s -H 'Authorization: Bearer {creator}' http://{addr}/v1/creators/demo-creator/earnings\n\n\
+         viewer-1's wallet:\n  curl -s -H 'Authorization: Bearer {viewer}' http://{addr}/v1/wallet\n\n\
+         Any other token: {exe} token viewer-2 --role viewer\n\
+         Stop with Ctrl-C: sockets close with 1001 and everything accepted is settled.\n"
+    );
+    Ok(())
+}

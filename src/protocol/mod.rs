@@ -1,0 +1,423 @@
+//! Wire contract v1: the messages, their validation, and their encodings.
+//!
+//! Owns: [`ClientMsg`] (what a client may send), [`ServerMsg`] (what the
+//! server sends), [`Encoding`] (JSON text frames or MessagePack binary
+//! frames, picked by WebSocket subprotocol), and the id rules shared by
+//! HTTP and WebSocket.
+//! Must not: touch sockets, wallets or rooms. Encoding here is pure: the hub
+//! calls [`ServerMsg::encode`] once per event per encoding and shares bytes.
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// Subprotocol name of the JSON encoding (text frames; the default).
+pub const SUBPROTOCOL_JSON: &str = "giftstream.v1.json";
+/// Subprotocol name of the MessagePack encoding (binary frames).
+pub const SUBPROTOCOL_MSGPACK: &str = "giftstream.v1.msgpack";
+/// Longest id (user, room, video, gift client id) the contract allows.
+pub const ID_LEN_MAX: usize = 64;
+/// Largest `count` of one gift message.
+pub const GIFT_COUNT_MAX: u32 = 99;
+
+/// How frames of one socket are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// JSON in text frames.
+    Json,
+    /// MessagePack maps (named fields) in binary frames.
+    MsgPack,
+}
+
+impl Encoding {
+    /// The encoding for a requested subprotocol; JSON when none matches.
+    pub fn from_subprotocol(name: Option<&str>) -> Encoding {
+        match name {
+            Some(SUBPROTOCOL_MSGPACK) => Encoding::MsgPack,
+            _ => Encoding::Json,
+        }
+    }
+}
+
+/// A message from a client. Unknown fields are ignored (forward compatible).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Subscribe to a room's events.
+    Join {
+        /// Room id.
+        room: String,
+        /// Addition to v1: coalesce combo floods into one update per window step.
+        #[serde(default)]
+        coalesce: bool,
+    },
+    /// Unsubscribe from a room.
+    Leave {
+        /// Room id.
+        room: String,
+    },
+    /// Send a gift to the room's creator.
+    Gift {
+        /// Room id.
+        room: String,
+        /// Catalog gift id.
+        gift: String,
+        /// How many of the gift (1..=99).
+        count: u32,
+        /// Client idempotency key (1..=64 chars).
+        id: String,
+    },
+    /// Replay history after `since`, then continue live.
+    Resume {
+        /// Room id.
+        room: String,
+        /// Last seq the client saw.
+        since: u64,
+    },
+    /// Liveness check; answered with `pong`.
+    Ping,
+}
+
+/// The body of a gift sent over HTTP (a WS `gift` minus `room`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GiftBody {
+    /// Catalog gift id.
+    pub gift: String,
+    /// How many (1..=99).
+    pub count: u32,
+    /// Client idempotency key.
+    pub id: String,
+}
+
+/// One entry of a room's top gifters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopEntry {
+    /// User id.
+    pub user: String,
+    /// Diamonds that user gave in this live.
+    pub diamonds: i64,
+}
+
+/// An accepted gift, as every viewer of the room sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GiftEvent {
+    /// Room id.
+    pub room: String,
+    /// Room sequence number: strictly increasing, no gaps.
+    pub seq: u64,
+    /// The gift's client id.
+    pub id: String,
+    /// Sender's user id.
+    pub sender: String,
+    /// Catalog gift id.
+    pub gift: String,
+    /// How many in this message.
+    pub count: u32,
+    /// Running streak (sum of counts) of this sender and gift.
+    pub combo: u32,
+    /// Coins this message cost (unit coins x count).
+    pub coins: i64,
+    /// Diamonds this message earned the creator (unit diamonds x count).
+    pub diamonds: i64,
+    /// Animation asset name.
+    pub animation: String,
+    /// Server time of acceptance, ms since the Unix epoch.
+    pub ts: i64,
+}
+
+/// A message from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// Answer to `join`.
+    Joined {
+        /// Room id.
+        room: String,
+        /// Last room seq at the moment of joining.
+        seq: u64,
+        /// Viewers in the room.
+        viewers: u64,
+    },
+    /// Answer to `leave`.
+    Left {
+        /// Room id.
+        room: String,
+    },
+    /// A gift was accepted (or was a replay of an accepted one).
+    GiftAck {
+        /// Client id of the gift.
+        id: String,
+        /// Its room seq.
+        seq: u64,
+        /// Sender's coins after it.
+        balance: i64,
+    },
+    /// End of a `resume` replay.
+    Resumed {
+        /// Room id.
+        room: String,
+        /// Last seq replayed or current.
+        seq: u64,
+    },
+    /// Answer to `ping`.
+    Pong,
+    /// An accepted gift in a joined room.
+    GiftEvent(GiftEvent),
+    /// A tip in a joined room.
+    TipEvent {
+        /// Room id.
+        room: String,
+        /// Tipper.
+        sender: String,
+        /// Amount in the currency's minor unit.
+        amount_cents: i64,
+        /// ISO currency code, lower case.
+        currency: String,
+        /// Tipper's message.
+        message: String,
+        /// ms since epoch.
+        ts: i64,
+    },
+    /// Room statistics.
+    RoomStats {
+        /// Room id.
+        room: String,
+        /// Viewers now.
+        viewers: u64,
+        /// Diamonds in this live so far.
+        diamonds: i64,
+        /// Top gifters.
+        top: Vec<TopEntry>,
+    },
+    /// This viewer's queue overflowed; these seqs were dropped for it.
+    Skipped {
+        /// Room id.
+        room: String,
+        /// First dropped seq.
+        from_seq: u64,
+        /// Last dropped seq.
+        to_seq: u64,
+    },
+    /// The live ended.
+    RoomEnded {
+        /// Room id.
+        room: String,
+    },
+    /// A typed error.
+    Error {
+        /// Contract code.
+        code: ErrorCode,
+        /// Human message.
+        message: String,
+        /// The request's client id, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        id: Option<String>,
+    },
+}
+
+impl ServerMsg {
+    /// The `error` message for `err`, carrying the request's client id.
+    pub fn error(err: &Error, id: Option<String>) -> ServerMsg {
+        ServerMsg::Error {
+            code: err.code,
+            message: err.message.clone(),
+            id,
+        }
+    }
+
+    /// Encode into a WebSocket frame. Called once per event per encoding;
+    /// the frame is then cloned (a reference count) for every subscriber.
+    pub fn encode(&self, enc: Encoding) -> Message {
+        match enc {
+            Encoding::Json => {
+                // Serializing these plain structs cannot fail.
+                let text = serde_json::to_string(self).unwrap_or_default();
+                Message::Text(Utf8Bytes::from(text))
+            }
+            Encoding::MsgPack => {
+                let bin = rmp_serde::to_vec_named(self).unwrap_or_default();
+                Message::Binary(Bytes::from(bin))
+            }
+        }
+    }
+
+    /// JSON bytes of this message (for HTTP answers and tests).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Decode a client frame. On failure the error carries the message's `id`
+/// when one could be read, so the client can match the error to its gift.
+pub fn decode_client(payload: &[u8], enc: Encoding) -> Result<ClientMsg, (Error, Option<String>)> {
+    let parsed: Result<ClientMsg, String> = match enc {
+        Encoding::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+        Encoding::MsgPack => rmp_serde::from_slice(payload).map_err(|e| e.to_string()),
+    };
+    match parsed {
+        Ok(msg) => {
+            let id = match &msg {
+                ClientMsg::Gift { id, .. } => Some(id.clone()),
+                _ => None,
+            };
+            msg.validate().map(|()| msg).map_err(|e| (e, id))
+        }
+        Err(why) => Err((Error::bad_request(format!("malformed message: {why}")), loose_id(payload, enc))),
+    }
+}
+
+/// Best effort: the string `id` field of a message that failed to decode.
+fn loose_id(payload: &[u8], enc: Encoding) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    let got: Option<IdOnly> = match enc {
+        Encoding::Json => serde_json::from_slice(payload).ok(),
+        Encoding::MsgPack => rmp_serde::from_slice(payload).ok(),
+    };
+    got.map(|g| g.id).filter(|id| valid_client_id(id))
+}
+
+impl ClientMsg {
+    /// Range and shape checks the type system does not express.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ClientMsg::Join { room, .. } | ClientMsg::Leave { room } | ClientMsg::Resume { room, .. } => {
+                check_name("room", room)
+            }
+            ClientMsg::Gift { room, gift, count, id } => {
+                check_name("room", room)?;
+                check_gift(gift, *count, id)
+            }
+            ClientMsg::Ping => Ok(()),
+        }
+    }
+}
+
+impl GiftBody {
+    /// Same checks as a WS `gift`.
+    pub fn validate(&self) -> Result<()> {
+        check_gift(&self.gift, self.count, &self.id)
+    }
+}
+
+fn check_gift(gift: &str, count: u32, id: &str) -> Result<()> {
+    if !(1..=GIFT_COUNT_MAX).contains(&count) {
+        return Err(Error::bad_request(format!("count must be 1..={GIFT_COUNT_MAX}, got {count}")));
+    }
+    if !valid_client_id(id) {
+        return Err(Error::bad_request(format!("id must be 1..={ID_LEN_MAX} characters")));
+    }
+    if gift.is_empty() || gift.len() > ID_LEN_MAX {
+        return Err(Error::new(ErrorCode::UnknownGift, "no such gift"));
+    }
+    Ok(())
+}
+
+/// A client idempotency key: 1..=64 characters, no control characters.
+pub fn valid_client_id(id: &str) -> bool {
+    let n = id.chars().count();
+    (1..=ID_LEN_MAX).contains(&n) && !id.chars().any(char::is_control)
+}
+
+/// A name (user, room, video): 1..=64 of `[A-Za-z0-9_.-]`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=ID_LEN_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// `bad_request` naming `what` unless `name` is a valid name.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(Error::bad_request(format!(
+            "{what} must be 1..={ID_LEN_MAX} characters of [A-Za-z0-9_.-]"
+        )))
+    }
+}
+
+/// Milliseconds since the Unix epoch, server time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_err(s: &str) -> (Error, Option<String>) {
+        decode_client(s.as_bytes(), Encoding::Json).unwrap_err()
+    }
+
+    #[test]
+    fn decodes_every_client_type() {
+        let m = decode_client(br#"{"type":"gift","room":"r1","gift":"rose","count":3,"id":"g-1"}"#, Encoding::Json);
+        assert_eq!(
+            m.unwrap(),
+            ClientMsg::Gift { room: "r1".into(), gift: "rose".into(), count: 3, id: "g-1".into() }
+        );
+        assert_eq!(decode_client(br#"{"type":"ping"}"#, Encoding::Json).unwrap(), ClientMsg::Ping);
+        assert_eq!(
+            decode_client(br#"{"type":"resume","room":"r","since":7}"#, Encoding::Json).unwrap(),
+            ClientMsg::Resume { room: "r".into(), since: 7 }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_counts_with_the_gift_id() {
+        for count in ["0", "100", "-1", "\"1\"", "1.5"] {
+            let s = format!(r#"{{"type":"gift","room":"r","gift":"rose","count":{count},"id":"abc"}}"#);
+            let (e, id) = json_err(&s);
+            assert_eq!(e.code, ErrorCode::BadRequest, "count {count}");
+            assert_eq!(id.as_deref(), Some("abc"), "count {count}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_and_unknown() {
+        assert_eq!(json_err("not json").0.code, ErrorCode::BadRequest);
+        assert_eq!(json_err(r#"{"room":"r"}"#).0.code, ErrorCode::BadRequest);
+        assert_eq!(json_err(r#"{"type":"dance"}"#).0.code, ErrorCode::BadRequest);
+        let long = "x".repeat(65);
+        let s = format!(r#"{{"type":"gift","room":"r","gift":"rose","count":1,"id":"{long}"}}"#);
+        let (e, id) = json_err(&s);
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert_eq!(id, None, "an invalid id is not echoed");
+        assert_eq!(json_err(r#"{"type":"join","room":"a b"}"#).0.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn msgpack_round_trip_uses_named_fields() {
+        let ev = ServerMsg::GiftAck { id: "x".into(), seq: 4, balance: 90 };
+        let Message::Binary(b) = ev.encode(Encoding::MsgPack) else { panic!("binary expected") };
+        let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
+        assert_eq!(v["type"], "gift_ack");
+        assert_eq!(v["seq"], 4);
+        let back: ServerMsg = rmp_serde::from_slice(&b).unwrap();
+        assert_eq!(back, ev);
+        let gift = rmp_serde::to_vec_named(&serde_json::json!({"type":"gift","room":"r","gift":"rose","count":2,"id":"i"})).unwrap();
+        assert!(matches!(decode_client(&gift, Encoding::MsgPack).unwrap(), ClientMsg::Gift { count: 2, .. }));
+    }
+
+    #[test]
+    fn gift_event_json_has_contract_fields() {
+        let ev = ServerMsg::GiftEvent(GiftEvent {
+            room: "r".into(), seq: 1, id: "i".into(), sender: "s".into(), gift: "rose".into(),
+            count: 1, combo: 1, coins: 1, diamonds: 1, animation: "rose.webp".into(), ts: 5,
+        });
+        let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
+        for k in ["type", "room", "seq", "id", "sender", "gift", "count", "combo", "coins", "diamonds", "animation", "ts"] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(v["type"], "gift_event");
+    }
+}

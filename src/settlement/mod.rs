@@ -1,0 +1,141 @@
+//! The settlement worker: pending counters → durable ledger, exactly once.
+//!
+//! Owns: the loop that every `settlement.flush_interval_ms` (or as soon as
+//! `settlement.batch_len_max` gifts wait) drains one batch from the counters
+//! engine, commits it to the ledger in one transaction keyed by the batch
+//! id, then tells the counters engine it is settled; and the committed mark
+//! that `gift.ack = "ledger"` waits on.
+//! Must not: change a batch between attempts (a retry must carry the same
+//! id and the same gifts), or drop a batch it could not commit: after
+//! `settlement.retry_len_max` failed attempts it stops the process
+//! (fail-stop) rather than let counters and ledger drift apart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SettlementConfig;
+use crate::error::{Error, ErrorCode, Result};
+use crate::ledger::Ledger;
+use crate::wallet::{Batch, Counters};
+
+/// Handle to the worker's progress: the highest settled ticket, and a way
+/// to ask for an early flush.
+#[derive(Clone)]
+pub struct Settlement {
+    committed: watch::Receiver<u64>,
+    wake: Arc<Notify>,
+}
+
+impl Settlement {
+    /// Ask the worker to flush now (e.g. a batch worth of gifts is waiting).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Wait until the gift with `ticket` is committed, at most `timeout`.
+    pub async fn wait_settled(&self, ticket: u64, timeout: Duration) -> Result<()> {
+        let mut rx = self.committed.clone();
+        let waited = tokio::time::timeout(timeout, async { rx.wait_for(|c| *c >= ticket).await.map(|_| ()) }).await;
+        match waited {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::new(ErrorCode::Internal, "settlement stopped before the gift was committed")),
+            Err(_) => Err(Error::new(ErrorCode::Internal, "the ledger commit is late; the gift is accepted and will settle")),
+        }
+    }
+
+    /// The highest committed ticket.
+    pub fn committed(&self) -> u64 {
+        *self.committed.borrow()
+    }
+}
+
+/// The worker itself.
+pub struct Worker {
+    counters: Arc<dyn Counters>,
+    ledger: Arc<dyn Ledger>,
+    cfg: SettlementConfig,
+    committed: watch::Sender<u64>,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// A worker and its handle.
+    pub fn new(counters: Arc<dyn Counters>, ledger: Arc<dyn Ledger>, cfg: SettlementConfig) -> (Worker, Settlement) {
+        let (tx, rx) = watch::channel(0);
+        let wake = Arc::new(Notify::new());
+        (Worker { counters, ledger, cfg, committed: tx, wake: wake.clone() }, Settlement { committed: rx, wake })
+    }
+
+    /// Run until `shutdown`, then drain everything pending and return.
+    /// Errors only when a batch could not be committed within the retry
+    /// limit: the caller must stop the process.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let interval = Duration::from_millis(self.cfg.flush_interval_ms);
+        loop {
+            let stopping = tokio::select! {
+                _ = shutdown.cancelled() => true,
+                _ = tokio::time::sleep(interval) => false,
+                _ = self.wake.notified() => false,
+            };
+            // Drain until the queue is short of a full batch (or empty when stopping).
+            loop {
+                let full = self.flush_once().await?;
+                if !full && !(stopping && self.counters.pending_len().await.unwrap_or(0) > 0) {
+                    break;
+                }
+            }
+            if stopping {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Drain and commit one batch. Returns true if the batch was full.
+    pub async fn flush_once(&self) -> anyhow::Result<bool> {
+        let Some(batch) = self.counters.drain(self.cfg.batch_len_max).await? else {
+            metrics::gauge!("giftstream_settlement_lag_seconds").set(0.0);
+            return Ok(false);
+        };
+        let full = batch.gifts.len() >= self.cfg.batch_len_max;
+        let oldest_ms = batch.gifts.first().map(|g| g.ts).unwrap_or(0);
+        self.commit_with_retry(&batch).await?;
+        self.counters.settled(&batch).await?;
+        self.committed.send_modify(|c| *c = (*c).max(batch.ticket_max));
+        metrics::counter!("giftstream_settlement_batches_total").increment(1);
+        metrics::counter!("giftstream_settlement_gifts_total").increment(batch.gifts.len() as u64);
+        let lag_s = (crate::protocol::now_ms() - oldest_ms).max(0) as f64 / 1000.0;
+        metrics::gauge!("giftstream_settlement_lag_seconds").set(lag_s);
+        Ok(full)
+    }
+
+    async fn commit_with_retry(&self, batch: &Batch) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut backoff_ms = 10u64;
+        for attempt in 1..=self.cfg.retry_len_max {
+            match self.ledger.commit_batch(batch).await {
+                Ok(applied) => {
+                    if !applied {
+                        tracing::warn!(batch = %batch.id, "batch was already committed; not applied again");
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    metrics::counter!("giftstream_settlement_retries_total").increment(1);
+                    tracing::warn!(batch = %batch.id, attempt, error = %e, "ledger commit failed; retrying the same batch");
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    backoff_ms = (backoff_ms * 2).min(self.cfg.retry_backoff_ms_max);
+                }
+            }
+        }
+        anyhow::bail!(
+            "settlement: batch {} ({} gifts) not committed after {} attempts over {:?}; stopping so counters and ledger cannot drift",
+            batch.id,
+            batch.gifts.len(),
+            self.cfg.retry_len_max,
+            started.elapsed()
+        )
+    }
+}

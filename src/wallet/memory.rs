@@ -1,0 +1,306 @@
+//! The in-process counters engine (embedded default).
+//!
+//! Owns: wallets, idempotency memory, per-target seq and combo streaks, and
+//! the pending queue, all in this process. Atomicity comes from locks taken
+//! in one fixed order — wallet, then target, then the pending queue — so a
+//! gift is all or nothing and no two gifts interleave on one wallet.
+//! Must not: hold a lock across an `.await`, or publish outside the target
+//! lock (that is what keeps seq order equal to delivery order).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use super::{gift_value, Batch, Counters, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
+use crate::config::CountersConfig;
+use crate::error::{Error, ErrorCode, Result};
+use crate::hub::EventSink;
+use crate::protocol::GiftEvent;
+
+#[derive(Default)]
+struct Wallet {
+    coins: i64,
+    seen: HashMap<String, (GiftAck, u64)>,
+    seen_order: VecDeque<(Instant, String)>,
+}
+
+impl Wallet {
+    fn forget_old(&mut self, ttl: Duration, keys_max: usize) {
+        while let Some((at, _)) = self.seen_order.front() {
+            if at.elapsed() < ttl && self.seen_order.len() < keys_max {
+                break;
+            }
+            if let Some((_, id)) = self.seen_order.pop_front() {
+                self.seen.remove(&id);
+            }
+        }
+    }
+
+    fn remember(&mut self, id: String, ack: GiftAck, ticket: u64, at: Instant) {
+        self.seen_order.push_back((at, id.clone()));
+        self.seen.insert(id, (ack, ticket));
+    }
+}
+
+struct TargetState {
+    kind: TargetKind,
+    id: String,
+    creator: String,
+    live: bool,
+    seq: u64,
+    combos: HashMap<(String, String), (i64, u32)>,
+}
+
+/// Streak entries kept per target before old ones are swept.
+const COMBOS_PER_TARGET_MAX: usize = 4096;
+
+#[derive(Default)]
+struct PendingQueue {
+    gifts: VecDeque<(u64, PendingGift)>,
+    next_ticket: u64,
+}
+
+/// Wallets, seqs and pending credits in this process.
+pub struct MemoryCounters {
+    wallets: DashMap<String, Arc<Mutex<Wallet>>>,
+    targets: DashMap<String, Arc<Mutex<TargetState>>>,
+    pending_diamonds: DashMap<String, i64>,
+    pending: Mutex<PendingQueue>,
+    credit_ops: Mutex<HashSet<String>>,
+    sink: Arc<dyn EventSink>,
+    cfg: CountersConfig,
+}
+
+impl MemoryCounters {
+    /// An empty engine publishing accepted room gifts into `sink`.
+    pub fn new(cfg: CountersConfig, sink: Arc<dyn EventSink>) -> MemoryCounters {
+        MemoryCounters {
+            wallets: DashMap::new(),
+            targets: DashMap::new(),
+            pending_diamonds: DashMap::new(),
+            pending: Mutex::new(PendingQueue { gifts: VecDeque::new(), next_ticket: 1 }),
+            credit_ops: Mutex::new(HashSet::new()),
+            sink,
+            cfg,
+        }
+    }
+
+    fn wallet(&self, user: &str) -> Arc<Mutex<Wallet>> {
+        if let Some(w) = self.wallets.get(user) {
+            return w.clone();
+        }
+        self.wallets.entry(user.to_string()).or_default().clone()
+    }
+
+    fn target_state(&self, target: &Target) -> Option<Arc<Mutex<TargetState>>> {
+        self.targets.get(&target.key()).map(|t| t.clone())
+    }
+
+    fn unknown(target: &Target) -> Error {
+        match target.kind {
+            TargetKind::Room => Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id)),
+            TargetKind::Video => Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id)),
+        }
+    }
+}
+
+#[async_trait]
+impl Counters for MemoryCounters {
+    async fn open_target(&self, target: &Target, creator: &str, seq_floor: u64) -> Result<()> {
+        let state = self
+            .targets
+            .entry(target.key())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(TargetState {
+                    kind: target.kind,
+                    id: target.id.clone(),
+                    creator: creator.to_string(),
+                    live: true,
+                    seq: 0,
+                    combos: HashMap::new(),
+                }))
+            })
+            .clone();
+        let mut t = state.lock();
+        if t.creator != creator {
+            return Err(Error::forbidden(format!("`{}` belongs to another creator", target.id)));
+        }
+        t.live = true;
+        t.seq = t.seq.max(seq_floor);
+        Ok(())
+    }
+
+    async fn end_room(&self, room: &str) -> Result<()> {
+        let target = Target::room(room);
+        let state = self.target_state(&target).ok_or_else(|| Self::unknown(&target))?;
+        state.lock().live = false;
+        Ok(())
+    }
+
+    async fn target(&self, target: &Target) -> Result<Option<TargetInfo>> {
+        Ok(self.target_state(target).map(|s| {
+            let t = s.lock();
+            TargetInfo { creator: t.creator.clone(), live: t.live, seq: t.seq }
+        }))
+    }
+
+    async fn gift(&self, req: GiftRequest) -> Result<GiftOutcome> {
+        let wallet = self.wallet(&req.sender);
+        let mut w = wallet.lock();
+        w.forget_old(Duration::from_secs(self.cfg.idempotency_ttl_s), self.cfg.idempotency_keys_per_wallet_max);
+        if let Some((ack, ticket)) = w.seen.get(&req.client_id) {
+            return Ok(GiftOutcome { ack: ack.clone(), duplicate: true, ticket: *ticket });
+        }
+        let state = self.target_state(&req.target).ok_or_else(|| Self::unknown(&req.target))?;
+        let mut t = state.lock();
+        if !t.live {
+            return Err(Error::new(ErrorCode::RoomNotLive, format!("room `{}` is not live", t.id)));
+        }
+        if t.creator == req.sender {
+            return Err(Error::forbidden("a creator cannot gift their own room or video"));
+        }
+        let (coins, diamonds) = gift_value(&req.gift, req.count);
+        if w.coins < coins {
+            return Err(Error::new(
+                ErrorCode::InsufficientFunds,
+                format!("gift costs {coins} coins, wallet holds {}", w.coins),
+            ));
+        }
+        let mut pending = self.pending.lock();
+        if pending.gifts.len() >= self.cfg.pending_len_max {
+            return Err(Error::new(ErrorCode::RateLimited, "settlement is behind; try again shortly"));
+        }
+        // Reserve the room's fan-out slot before changing anything, so a
+        // full room queue refuses the gift with nothing charged.
+        let permit = match t.kind {
+            TargetKind::Room => Some(self.sink.reserve(&t.id)?),
+            TargetKind::Video => None,
+        };
+
+        // Commit point: nothing below can fail.
+        w.coins -= coins;
+        debug_assert!(w.coins >= 0, "overdraft");
+        t.seq += 1;
+        let seq = t.seq;
+        let window = self.cfg.combo_window_ms as i64;
+        if t.combos.len() >= COMBOS_PER_TARGET_MAX {
+            t.combos.retain(|_, (last, _)| req.ts - *last <= window);
+        }
+        let streak = t.combos.entry((req.sender.clone(), req.gift.id.clone())).or_insert((i64::MIN, 0));
+        streak.1 = if req.ts.saturating_sub(streak.0) <= window { streak.1.saturating_add(req.count) } else { req.count };
+        streak.0 = req.ts;
+        let combo = streak.1;
+        *self.pending_diamonds.entry(t.creator.clone()).or_insert(0) += diamonds;
+        let ticket = pending.next_ticket;
+        pending.next_ticket += 1;
+        pending.gifts.push_back((
+            ticket,
+            PendingGift {
+                target: req.target.key(),
+                seq,
+                sender: req.sender.clone(),
+                client_id: req.client_id.clone(),
+                creator: t.creator.clone(),
+                gift: req.gift.id.clone(),
+                count: req.count,
+                coins,
+                diamonds,
+                balance_after: w.coins,
+                ts: req.ts,
+            },
+        ));
+        drop(pending);
+        let ack = GiftAck { id: req.client_id.clone(), seq, balance: w.coins };
+        w.remember(req.client_id.clone(), ack.clone(), ticket, Instant::now());
+        if let Some(permit) = permit {
+            permit.send(GiftEvent {
+                room: t.id.clone(),
+                seq,
+                id: req.client_id,
+                sender: req.sender,
+                gift: req.gift.id,
+                count: req.count,
+                combo,
+                coins,
+                diamonds,
+                animation: req.gift.animation,
+                ts: req.ts,
+            });
+        }
+        Ok(GiftOutcome { ack, duplicate: false, ticket })
+    }
+
+    async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
+        let mut ops = self.credit_ops.lock();
+        let wallet = self.wallet(user);
+        let mut w = wallet.lock();
+        if !ops.contains(op_id) {
+            w.coins = w.coins.checked_add(coins).ok_or_else(|| Error::bad_request("balance overflow"))?;
+            ops.insert(op_id.to_string());
+        }
+        Ok(w.coins)
+    }
+
+    async fn balance(&self, user: &str) -> Result<i64> {
+        Ok(self.wallets.get(user).map(|w| w.lock().coins).unwrap_or(0))
+    }
+
+    async fn pending_diamonds(&self, creator: &str) -> Result<i64> {
+        Ok(self.pending_diamonds.get(creator).map(|d| *d).unwrap_or(0))
+    }
+
+    async fn pending_len(&self) -> Result<usize> {
+        Ok(self.pending.lock().gifts.len())
+    }
+
+    async fn drain(&self, len_max: usize) -> Result<Option<Batch>> {
+        let mut p = self.pending.lock();
+        let n = p.gifts.len().min(len_max);
+        if n == 0 {
+            return Ok(None);
+        }
+        let taken: Vec<(u64, PendingGift)> = p.gifts.drain(..n).collect();
+        drop(p);
+        let ticket_max = taken.last().map(|(t, _)| *t).unwrap_or(0);
+        Ok(Some(Batch {
+            id: uuid::Uuid::now_v7().to_string(),
+            gifts: taken.into_iter().map(|(_, g)| g).collect(),
+            ticket_max,
+        }))
+    }
+
+    async fn settled(&self, batch: &Batch) -> Result<()> {
+        for g in &batch.gifts {
+            if let Some(mut d) = self.pending_diamonds.get_mut(&g.creator) {
+                *d -= g.diamonds;
+                debug_assert!(*d >= 0, "pending diamonds below zero");
+            }
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, snapshot: Snapshot) -> Result<()> {
+        for (user, coins) in snapshot.wallets {
+            self.wallet(&user).lock().coins = coins;
+        }
+        self.credit_ops.lock().extend(snapshot.credit_ops);
+        let now = Instant::now();
+        for g in snapshot.recent_gifts {
+            let ack = GiftAck { id: g.client_id.clone(), seq: g.seq, balance: g.balance_after };
+            self.wallet(&g.sender).lock().remember(g.client_id, ack, 0, now);
+        }
+        for (target, info) in snapshot.targets {
+            self.open_target(&target, &info.creator, info.seq).await?;
+            if !info.live {
+                if let Some(s) = self.target_state(&target) {
+                    s.lock().live = false;
+                }
+            }
+        }
+        Ok(())
+    }
+}
