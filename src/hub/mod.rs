@@ -94,6 +94,15 @@ impl Hub {
         metrics::gauge!("giftstream_rooms").set(self.rooms.len() as f64);
     }
 
+    /// Deliver an event that arrived from elsewhere (another node, through
+    /// the counters engine's pub/sub), in the order it is called. Waits if
+    /// the room's queue is full; a no-op when the room is not open here.
+    pub async fn deliver(&self, room: &str, event: GiftEvent) {
+        if let Some(tx) = self.rooms.get(room).map(|h| h.tx.clone()) {
+            let _ = tx.send(RoomCmd::Gift(event)).await;
+        }
+    }
+
     /// The room's handle, if it is open on this node.
     pub fn room(&self, room: &str) -> Option<RoomHandle> {
         self.rooms.get(room).map(|h| h.clone())

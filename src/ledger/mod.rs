@@ -129,6 +129,9 @@ pub trait Ledger: Send + Sync + 'static {
     /// A room or video, if recorded.
     async fn target(&self, target: &Target) -> Result<Option<TargetRecord>>;
 
+    /// Whether the gift `(target key, seq)` is in the ledger (settled).
+    async fn has_gift(&self, target: &str, seq: u64) -> Result<bool>;
+
     /// Balance of one account in one currency.
     async fn balance(&self, account: &str, currency: &str) -> Result<i64>;
 

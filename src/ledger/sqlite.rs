@@ -278,6 +278,15 @@ impl Ledger for SqliteLedger {
         Ok(row.map(|r| TargetRecord { creator: r.get(0), live: r.get::<i64, _>(1) != 0 }))
     }
 
+    async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gifts WHERE target = $1 AND seq = $2")
+            .bind(target)
+            .bind(seq as i64)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn balance(&self, acct: &str, currency: &str) -> Result<i64> {
         let v: Option<i64> = sqlx::query_scalar("SELECT amount FROM balances WHERE account = $1 AND currency = $2")
             .bind(acct)
