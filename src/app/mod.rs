@@ -140,6 +140,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(state.cfg.http.listen).await.with_context(|| format!("binding http.listen {}", state.cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());
+    let send_buffer_len = state.cfg.hub.socket_send_buffer_len;
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
+        // Gift events are small and latency-bound: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        if send_buffer_len > 0 {
+            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer_len);
+        }
+    });
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
     let st = state.clone();

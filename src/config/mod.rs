@@ -188,6 +188,10 @@ pub struct HubConfig {
     pub history_age_ms_max: u64,
     /// Time to deliver a close frame before dropping the socket, ms.
     pub close_timeout_ms: u64,
+    /// Kernel send buffer per socket, bytes (0: the OS default, which
+    /// autotunes up to megabytes; a small cap bounds memory per viewer and
+    /// makes a stalled viewer show up in its queue sooner).
+    pub socket_send_buffer_len: usize,
 }
 
 impl Default for HubConfig {
@@ -208,6 +212,7 @@ impl Default for HubConfig {
             history_len_max: 2048,
             history_age_ms_max: 10 * 60 * 1000,
             close_timeout_ms: 1000,
+            socket_send_buffer_len: 0,
         }
     }
 }

@@ -83,8 +83,13 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, who: Identity, encod
     for (_, room) in reader.rooms.drain() {
         let _ = room.tx.try_send(RoomCmd::Leave { conn_id: reader.conn_id });
     }
+    let shutting_down = reader.state.shutdown.is_cancelled();
     drop(reader);
-    ctl.kick(1000, "");
+    if shutting_down {
+        ctl.kick(CLOSE_GOING_AWAY, "server shutting down");
+    } else {
+        ctl.kick(1000, "");
+    }
     let _ = writer.await;
     drop(permit);
     metrics::gauge!("giftstream_connections").decrement(1.0);

@@ -259,7 +259,7 @@ pub fn decode_client(payload: &[u8], enc: Encoding) -> Result<ClientMsg, (Error,
     match parsed {
         Ok(msg) => {
             let id = match &msg {
-                ClientMsg::Gift { id, .. } => Some(id.clone()),
+                ClientMsg::Gift { id, .. } if valid_client_id(id) => Some(id.clone()),
                 _ => None,
             };
             msg.validate().map(|()| msg).map_err(|e| (e, id))
