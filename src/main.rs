@@ -10,7 +10,11 @@ use giftstream::config::{Config, DEV_JWT_SECRET};
 use giftstream::ledger::CreditOp;
 
 #[derive(Parser)]
-#[command(name = "giftstream", version, about = "Real-time live-stream gifting engine")]
+#[command(
+    name = "giftstream",
+    version,
+    about = "Real-time live-stream gifting engine"
+)]
 struct Cli {
     /// Config file (TOML). Default: config/default.toml if present, else built-in defaults.
     #[arg(long, global = true, env = "GIFTSTREAM_CONFIG")]
@@ -93,19 +97,40 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "giftstream=info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "giftstream=info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Token { user, role, ttl } => {
             let cfg = load_config(cli.config)?;
-            println!("{}", Auth::new(&cfg.auth.jwt_secret, cfg.auth.leeway_s).issue(&user, role, ttl)?);
+            println!(
+                "{}",
+                Auth::new(&cfg.auth.jwt_secret, cfg.auth.leeway_s).issue(&user, role, ttl)?
+            );
         }
-        Cmd::Watch { room, token, url, since } => giftstream::client::watch(&url, &token, &room, since).await?,
-        Cmd::Send { room, gift, count, times, id_prefix, token, url } => {
-            let prefix = id_prefix.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
-            let acked = giftstream::client::send(&url, &token, &room, &gift, count, times, &prefix).await?;
+        Cmd::Watch {
+            room,
+            token,
+            url,
+            since,
+        } => giftstream::client::watch(&url, &token, &room, since).await?,
+        Cmd::Send {
+            room,
+            gift,
+            count,
+            times,
+            id_prefix,
+            token,
+            url,
+        } => {
+            let prefix = id_prefix
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
+            let acked =
+                giftstream::client::send(&url, &token, &room, &gift, count, times, &prefix).await?;
             eprintln!("{acked} of {times} gifts acknowledged");
         }
         Cmd::Serve { listen, demo } => {
@@ -137,10 +162,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -156,12 +182,19 @@ const DEMO_COINS: i64 = 10_000;
 async fn demo_setup(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
     ops::open_room(state, "demo", "demo-creator").await?;
     for i in 1..=100 {
-        let op = CreditOp { op_id: format!("grant:demo-viewer-{i}"), kind: "grant".into(), user: format!("viewer-{i}"), coins: DEMO_COINS };
+        let op = CreditOp {
+            op_id: format!("grant:demo-viewer-{i}"),
+            kind: "grant".into(),
+            user: format!("viewer-{i}"),
+            coins: DEMO_COINS,
+        };
         ops::credit(state, op).await?;
     }
     let viewer = state.auth.issue("viewer-1", Role::Viewer, 86_400)?;
     let creator = state.auth.issue("demo-creator", Role::Creator, 86_400)?;
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "giftstream".into());
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "giftstream".into());
     let url = format!("ws://{addr}/v1/ws");
     println!(
         "\n=== giftstream demo is live ===\n\

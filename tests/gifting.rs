@@ -29,12 +29,18 @@ async fn happy_path(engine: &common::server::EngineSpec, enc: Encoding) {
     let mut b = s.ws_enc("v2", Role::Viewer, enc).await;
     let mut creator = s.ws_enc("alice", Role::Creator, enc).await;
     let j = a.join("live1").await;
-    assert_eq!((j["room"].as_str(), j["seq"].as_u64(), j["viewers"].as_u64()), (Some("live1"), Some(0), Some(1)));
+    assert_eq!(
+        (j["room"].as_str(), j["seq"].as_u64(), j["viewers"].as_u64()),
+        (Some("live1"), Some(0), Some(1))
+    );
     assert_eq!(b.join("live1").await["viewers"], 2);
     assert_eq!(creator.join("live1").await["viewers"], 3);
 
     let ack = a.gift("live1", "perfume", 3, "gift-1").await;
-    assert_eq!(ack, json!({ "type": "gift_ack", "id": "gift-1", "seq": 1, "balance": 1000 - 60 }));
+    assert_eq!(
+        ack,
+        json!({ "type": "gift_ack", "id": "gift-1", "seq": 1, "balance": 1000 - 60 })
+    );
     for ws in [&mut a, &mut b, &mut creator] {
         let ev = ws.expect("gift_event").await;
         assert_eq!(ev["room"], "live1");
@@ -51,7 +57,11 @@ async fn happy_path(engine: &common::server::EngineSpec, enc: Encoding) {
     }
     let ack2 = a.gift("live1", "rose", 1, "gift-2").await;
     assert_eq!(ack2["seq"], 2);
-    assert_eq!(b.expect("gift_event").await["combo"], 1, "a different gift starts its own streak");
+    assert_eq!(
+        b.expect("gift_event").await["combo"],
+        1,
+        "a different gift starts its own streak"
+    );
 
     s.settled().await;
     let e = s.earnings("alice").await;
@@ -82,13 +92,27 @@ async fn idempotent_gift_and_grant(engine: &common::server::EngineSpec) {
     let s = TestServer::start(engine, |_| {}).await;
     s.open_room("alice", "r").await;
     let first = s.grant("v", 100, "grant-1").await;
-    assert_eq!((first["balance"].as_i64(), first["replayed"].as_bool()), (Some(100), Some(false)));
+    assert_eq!(
+        (first["balance"].as_i64(), first["replayed"].as_bool()),
+        (Some(100), Some(false))
+    );
     let again = s.grant("v", 100, "grant-1").await;
-    assert_eq!((again["balance"].as_i64(), again["replayed"].as_bool()), (Some(100), Some(true)));
+    assert_eq!(
+        (again["balance"].as_i64(), again["replayed"].as_bool()),
+        (Some(100), Some(true))
+    );
     let (status, v) = s
-        .post("/v1/admin/grants", &s.token("root", Role::Admin), json!({ "user": "v", "coins": 5, "id": "grant-1" }))
+        .post(
+            "/v1/admin/grants",
+            &s.token("root", Role::Admin),
+            json!({ "user": "v", "coins": 5, "id": "grant-1" }),
+        )
         .await;
-    assert_eq!((status, v["code"].as_str()), (400, Some("bad_request")), "same id, other coins: {v}");
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("bad_request")),
+        "same id, other coins: {v}"
+    );
 
     let mut ws = s.ws("v", Role::Viewer).await;
     let a1 = ws.gift("r", "hand_hearts", 1, "same-id").await;
@@ -133,11 +157,18 @@ async fn no_overdraft(engine: &common::server::EngineSpec) {
     .await;
     let answers: Vec<_> = results.into_iter().flatten().collect();
     let acks = answers.iter().filter(|a| a["type"] == "gift_ack").count();
-    let broke = answers.iter().filter(|a| a["code"] == "insufficient_funds").count();
+    let broke = answers
+        .iter()
+        .filter(|a| a["code"] == "insufficient_funds")
+        .count();
     assert_eq!((acks, broke), (10, 40), "{answers:?}");
     let mut seqs: Vec<u64> = answers.iter().filter_map(|a| a["seq"].as_u64()).collect();
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "seqs are 1..=10 without gaps");
+    assert_eq!(
+        seqs,
+        (1..=10).collect::<Vec<_>>(),
+        "seqs are 1..=10 without gaps"
+    );
     assert_eq!(s.wallet("rich").await, 0);
     s.settled().await;
     assert_eq!(s.earnings("alice").await["diamonds_settled"], 150);
@@ -176,12 +207,22 @@ async fn conservation(engine: &common::server::EngineSpec) {
         let url = s.addr;
         let token = s.token(&format!("u{u}"), Role::Viewer);
         async move {
-            let mut ws = common::server::Ws::connect(&format!("ws://{url}/v1/ws?token={token}"), Encoding::Json).await.unwrap();
+            let mut ws = common::server::Ws::connect(
+                &format!("ws://{url}/v1/ws?token={token}"),
+                Encoding::Json,
+            )
+            .await
+            .unwrap();
             let (mut coins, mut diamonds) = (0i64, 0i64);
             for (i, (room, gift, count)) in gifts.iter().enumerate() {
                 let a = ws.gift(room, gift, *count, &format!("x{i}")).await;
                 if a["type"] == "gift_ack" {
-                    let unit = match gift.as_str() { "rose" => (1, 1), "finger_heart" => (5, 2), "perfume" => (20, 10), _ => (30, 15) };
+                    let unit = match gift.as_str() {
+                        "rose" => (1, 1),
+                        "finger_heart" => (5, 2),
+                        "perfume" => (20, 10),
+                        _ => (30, 15),
+                    };
                     coins += unit.0 * *count as i64;
                     diamonds += unit.1 * *count as i64;
                 } else {
@@ -191,21 +232,41 @@ async fn conservation(engine: &common::server::EngineSpec) {
             (coins, diamonds)
         }
     });
-    let (acked_coins, acked_diamonds) = join_all(tasks).await.into_iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let (acked_coins, acked_diamonds) = join_all(tasks)
+        .await
+        .into_iter()
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     s.settled().await;
     let t = s.state().ledger.totals().await.unwrap();
-    assert_eq!(t.entry_sums.values().copied().collect::<Vec<_>>(), vec![0, 0], "entries sum to zero per currency");
+    assert_eq!(
+        t.entry_sums.values().copied().collect::<Vec<_>>(),
+        vec![0, 0],
+        "entries sum to zero per currency"
+    );
     assert_eq!(t.coins_minted, granted);
-    assert_eq!(t.coins_minted, t.coins_in_wallets + t.coins_spent, "coins bought = in wallets + spent");
+    assert_eq!(
+        t.coins_minted,
+        t.coins_in_wallets + t.coins_spent,
+        "coins bought = in wallets + spent"
+    );
     assert_eq!(t.coins_spent, acked_coins);
-    assert_eq!(t.diamonds_credited, acked_diamonds, "diamonds credited = sum of accepted gifts");
+    assert_eq!(
+        t.diamonds_credited, acked_diamonds,
+        "diamonds credited = sum of accepted gifts"
+    );
     let (ea, eb) = (s.earnings("alice").await, s.earnings("bob").await);
-    assert_eq!(ea["diamonds_settled"].as_i64().unwrap() + eb["diamonds_settled"].as_i64().unwrap(), acked_diamonds);
+    assert_eq!(
+        ea["diamonds_settled"].as_i64().unwrap() + eb["diamonds_settled"].as_i64().unwrap(),
+        acked_diamonds
+    );
     let mut wallets = 0;
     for u in 0..6 {
         wallets += s.wallet(&format!("u{u}")).await;
     }
-    assert_eq!(wallets, t.coins_in_wallets, "counters agree with the ledger");
+    assert_eq!(
+        wallets, t.coins_in_wallets,
+        "counters agree with the ledger"
+    );
     s.stop().await;
 }
 
@@ -225,13 +286,30 @@ async fn restart_keeps_everything(engine: &common::server::EngineSpec) {
     let s = s.restart().await;
     assert_eq!(s.wallet("v").await, 201);
     let e = s.earnings("alice").await;
-    assert_eq!((e["diamonds_settled"].as_i64(), e["diamonds_pending"].as_i64()), (Some(149), Some(0)));
+    assert_eq!(
+        (
+            e["diamonds_settled"].as_i64(),
+            e["diamonds_pending"].as_i64()
+        ),
+        (Some(149), Some(0))
+    );
     let mut ws = s.ws("v", Role::Viewer).await;
-    assert_eq!(ws.gift("r", "corgi", 1, "before-restart").await, first, "a replayed id after restart gets the first answer");
+    assert_eq!(
+        ws.gift("r", "corgi", 1, "before-restart").await,
+        first,
+        "a replayed id after restart gets the first answer"
+    );
     let ack = ws.gift("r", "rose", 1, "after-restart").await;
-    assert_eq!((ack["seq"].as_u64(), ack["balance"].as_i64()), (Some(2), Some(200)), "seq continues after a clean restart");
+    assert_eq!(
+        (ack["seq"].as_u64(), ack["balance"].as_i64()),
+        (Some(2), Some(200)),
+        "seq continues after a clean restart"
+    );
     let grant = s.grant("v", 500, "g").await;
-    assert_eq!(grant["replayed"], true, "a grant replayed after restart is not applied twice");
+    assert_eq!(
+        grant["replayed"], true,
+        "a grant replayed after restart is not applied twice"
+    );
     assert_eq!(s.wallet("v").await, 200);
     s.stop().await;
 }
@@ -257,7 +335,10 @@ async fn ledger_ack(engine: &common::server::EngineSpec) {
         let a = ws.until_id(&format!("l{i}")).await;
         assert_eq!(a["type"], "gift_ack");
         let seq = a["seq"].as_u64().unwrap();
-        assert!(s.state().ledger.has_gift("room:r", seq).await.unwrap(), "acked gift {seq} is already in the ledger");
+        assert!(
+            s.state().ledger.has_gift("room:r", seq).await.unwrap(),
+            "acked gift {seq} is already in the ledger"
+        );
     }
     s.stop().await;
 }
@@ -280,15 +361,27 @@ async fn creator_feed_in_order(engine: &common::server::EngineSpec) {
         let token = s.token(&format!("f{u}"), Role::Viewer);
         let addr = s.addr;
         async move {
-            let mut ws = common::server::Ws::connect(&format!("ws://{addr}/v1/ws?token={token}"), Encoding::Json).await.unwrap();
+            let mut ws = common::server::Ws::connect(
+                &format!("ws://{addr}/v1/ws?token={token}"),
+                Encoding::Json,
+            )
+            .await
+            .unwrap();
             for i in 0..50 {
-                assert_eq!(ws.gift("r", "rose", 1, &format!("{u}-{i}")).await["type"], "gift_ack");
+                assert_eq!(
+                    ws.gift("r", "rose", 1, &format!("{u}-{i}")).await["type"],
+                    "gift_ack"
+                );
             }
         }
     }))
     .await;
     for expected in 1..=(senders * 50) as u64 {
-        assert_eq!(feed.expect("gift_event").await["seq"], expected, "the creator's feed is complete and in seq order");
+        assert_eq!(
+            feed.expect("gift_event").await["seq"],
+            expected,
+            "the creator's feed is complete and in seq order"
+        );
     }
     s.stop().await;
 }

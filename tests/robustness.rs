@@ -20,7 +20,14 @@ async fn every_bad_input_gets_its_code_and_the_socket_still_answers() {
         .await;
         s.open_room("alice", "r").await;
         s.open_room("alice", "ended").await;
-        let (st, _) = s.request(reqwest::Method::DELETE, "/v1/rooms/ended", Some(&s.token("alice", Role::Creator)), None).await;
+        let (st, _) = s
+            .request(
+                reqwest::Method::DELETE,
+                "/v1/rooms/ended",
+                Some(&s.token("alice", Role::Creator)),
+                None,
+            )
+            .await;
         assert_eq!(st, 200);
         s.grant("v", 100, "g").await;
         let mut ws = s.ws("v", Role::Viewer).await;
@@ -29,19 +36,71 @@ async fn every_bad_input_gets_its_code_and_the_socket_still_answers() {
             ("not json".into(), "bad_request", None),
             (r#"{"room":"r"}"#.into(), "bad_request", None),
             (r#"{"type":"dance"}"#.into(), "bad_request", None),
-            (r#"{"type":"gift","room":"r","gift":"rose","count":0,"id":"c0"}"#.into(), "bad_request", Some("c0")),
-            (r#"{"type":"gift","room":"r","gift":"rose","count":100,"id":"c100"}"#.into(), "bad_request", Some("c100")),
-            (r#"{"type":"gift","room":"r","gift":"rose","count":-1,"id":"cneg"}"#.into(), "bad_request", Some("cneg")),
-            (r#"{"type":"gift","room":"r","gift":"rose","count":"1","id":"cstr"}"#.into(), "bad_request", Some("cstr")),
-            (r#"{"type":"gift","room":"r","gift":"unicorn","count":1,"id":"ug"}"#.into(), "unknown_gift", Some("ug")),
-            (r#"{"type":"gift","room":"nowhere","gift":"rose","count":1,"id":"ur"}"#.into(), "unknown_room", Some("ur")),
-            (format!(r#"{{"type":"gift","room":"r","gift":"rose","count":1,"id":"{long_id}"}}"#), "bad_request", None),
-            (format!(r#"{{"type":"ping","pad":"{}"}}"#, "p".repeat(600)), "bad_request", None),
-            (r#"{"type":"gift","room":"ended","gift":"rose","count":1,"id":"ended"}"#.into(), "room_not_live", Some("ended")),
-            (r#"{"type":"join","room":"nowhere"}"#.into(), "unknown_room", None),
-            (r#"{"type":"join","room":"ended"}"#.into(), "room_not_live", None),
-            (r#"{"type":"join","room":"bad room"}"#.into(), "bad_request", None),
-            (r#"{"type":"gift","room":"r","gift":"lion","count":1,"id":"poor"}"#.into(), "insufficient_funds", Some("poor")),
+            (
+                r#"{"type":"gift","room":"r","gift":"rose","count":0,"id":"c0"}"#.into(),
+                "bad_request",
+                Some("c0"),
+            ),
+            (
+                r#"{"type":"gift","room":"r","gift":"rose","count":100,"id":"c100"}"#.into(),
+                "bad_request",
+                Some("c100"),
+            ),
+            (
+                r#"{"type":"gift","room":"r","gift":"rose","count":-1,"id":"cneg"}"#.into(),
+                "bad_request",
+                Some("cneg"),
+            ),
+            (
+                r#"{"type":"gift","room":"r","gift":"rose","count":"1","id":"cstr"}"#.into(),
+                "bad_request",
+                Some("cstr"),
+            ),
+            (
+                r#"{"type":"gift","room":"r","gift":"unicorn","count":1,"id":"ug"}"#.into(),
+                "unknown_gift",
+                Some("ug"),
+            ),
+            (
+                r#"{"type":"gift","room":"nowhere","gift":"rose","count":1,"id":"ur"}"#.into(),
+                "unknown_room",
+                Some("ur"),
+            ),
+            (
+                format!(r#"{{"type":"gift","room":"r","gift":"rose","count":1,"id":"{long_id}"}}"#),
+                "bad_request",
+                None,
+            ),
+            (
+                format!(r#"{{"type":"ping","pad":"{}"}}"#, "p".repeat(600)),
+                "bad_request",
+                None,
+            ),
+            (
+                r#"{"type":"gift","room":"ended","gift":"rose","count":1,"id":"ended"}"#.into(),
+                "room_not_live",
+                Some("ended"),
+            ),
+            (
+                r#"{"type":"join","room":"nowhere"}"#.into(),
+                "unknown_room",
+                None,
+            ),
+            (
+                r#"{"type":"join","room":"ended"}"#.into(),
+                "room_not_live",
+                None,
+            ),
+            (
+                r#"{"type":"join","room":"bad room"}"#.into(),
+                "bad_request",
+                None,
+            ),
+            (
+                r#"{"type":"gift","room":"r","gift":"lion","count":1,"id":"poor"}"#.into(),
+                "insufficient_funds",
+                Some("poor"),
+            ),
         ];
         for (frame, code, id) in cases {
             ws.send_raw(Message::text(frame.clone())).await;
@@ -68,7 +127,11 @@ async fn a_frame_over_the_close_limit_closes_with_1009() {
     })
     .await;
     let mut ws = s.ws("v", Role::Viewer).await;
-    ws.send_raw(Message::text(format!(r#"{{"type":"ping","pad":"{}"}}"#, "p".repeat(4096)))).await;
+    ws.send_raw(Message::text(format!(
+        r#"{{"type":"ping","pad":"{}"}}"#,
+        "p".repeat(4096)
+    )))
+    .await;
     let close = ws.closed().await.expect("a close frame");
     assert_eq!(u16::from(close.code), 1009);
     // The server is fine: a new socket works.
@@ -79,9 +142,15 @@ async fn a_frame_over_the_close_limit_closes_with_1009() {
 
 fn forged(claims: serde_json::Value, alg_none: bool) -> String {
     use base64::Engine;
-    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
     if alg_none {
-        format!("{}.{}.", b64(&json!({"alg":"none","typ":"JWT"})), b64(&claims))
+        format!(
+            "{}.{}.",
+            b64(&json!({"alg":"none","typ":"JWT"})),
+            b64(&claims)
+        )
     } else {
         let key = jsonwebtoken::EncodingKey::from_secret(b"some-other-secret-entirely");
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
@@ -92,56 +161,146 @@ fn forged(claims: serde_json::Value, alg_none: bool) -> String {
 async fn the_auth_matrix() {
     let s = TestServer::start(&embedded(), |_| {}).await;
     s.open_room("alice", "r").await;
-    let exp = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600) as i64;
+    let exp = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600) as i64;
     let bad_sig = forged(json!({"sub":"v","role":"admin","exp":exp}), false);
     let none = forged(json!({"sub":"v","role":"admin","exp":exp}), true);
     let expired = {
         let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &json!({"sub":"v","role":"viewer","exp": exp - 7200}), &key).unwrap()
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"sub":"v","role":"viewer","exp": exp - 7200}),
+            &key,
+        )
+        .unwrap()
     };
     let bad_sub = {
         let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &json!({"sub":"a/b","role":"viewer","exp": exp}), &key).unwrap()
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"sub":"a/b","role":"viewer","exp": exp}),
+            &key,
+        )
+        .unwrap()
     };
-    for (what, token) in [("bad signature", &bad_sig), ("alg none", &none), ("expired", &expired), ("malformed sub", &bad_sub)] {
+    for (what, token) in [
+        ("bad signature", &bad_sig),
+        ("alg none", &none),
+        ("expired", &expired),
+        ("malformed sub", &bad_sub),
+    ] {
         let (st, v) = s.get("/v1/wallet", token).await;
-        assert_eq!((st, v["code"].as_str()), (401, Some("unauthorized")), "{what}");
-        let ws = Ws::connect(&format!("ws://{}/v1/ws?token={token}", s.addr), Encoding::Json).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{what}"
+        );
+        let ws = Ws::connect(
+            &format!("ws://{}/v1/ws?token={token}", s.addr),
+            Encoding::Json,
+        )
+        .await;
         match ws {
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401, "{what}"),
-            other => panic!("{what}: upgrade must be refused, got {:?}", other.map(|_| ())),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 401, "{what}")
+            }
+            other => panic!(
+                "{what}: upgrade must be refused, got {:?}",
+                other.map(|_| ())
+            ),
         }
     }
-    let (st, v) = s.request(reqwest::Method::GET, "/v1/wallet", None, None).await;
-    assert_eq!((st, v["code"].as_str()), (401, Some("unauthorized")), "no token");
-    assert!(Ws::connect(&format!("ws://{}/v1/ws", s.addr), Encoding::Json).await.is_err(), "no token on the socket");
+    let (st, v) = s
+        .request(reqwest::Method::GET, "/v1/wallet", None, None)
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (401, Some("unauthorized")),
+        "no token"
+    );
+    assert!(
+        Ws::connect(&format!("ws://{}/v1/ws", s.addr), Encoding::Json)
+            .await
+            .is_err(),
+        "no token on the socket"
+    );
 
     let viewer = s.token("v", Role::Viewer);
     let (st, v) = s.post("/v1/rooms", &viewer, json!({"room":"mine"})).await;
-    assert_eq!((st, v["code"].as_str()), (403, Some("forbidden")), "viewer opens a room");
-    let (st, _) = s.post("/v1/admin/grants", &viewer, json!({"user":"v","coins":5,"id":"x"})).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (403, Some("forbidden")),
+        "viewer opens a room"
+    );
+    let (st, _) = s
+        .post(
+            "/v1/admin/grants",
+            &viewer,
+            json!({"user":"v","coins":5,"id":"x"}),
+        )
+        .await;
     assert_eq!(st, 403, "non-admin grant");
-    let (st, _) = s.post("/v1/admin/grants", &s.token("alice", Role::Creator), json!({"user":"v","coins":5,"id":"x"})).await;
+    let (st, _) = s
+        .post(
+            "/v1/admin/grants",
+            &s.token("alice", Role::Creator),
+            json!({"user":"v","coins":5,"id":"x"}),
+        )
+        .await;
     assert_eq!(st, 403, "creator grant");
-    let (st, _) = s.get("/v1/creators/alice/earnings", &s.token("bob", Role::Creator)).await;
+    let (st, _) = s
+        .get(
+            "/v1/creators/alice/earnings",
+            &s.token("bob", Role::Creator),
+        )
+        .await;
     assert_eq!(st, 403, "another creator's earnings");
     let (st, _) = s.get("/v1/creators/alice/earnings", &viewer).await;
     assert_eq!(st, 403, "a viewer named like nobody reads earnings");
-    let (st, _) = s.get("/v1/creators/alice/earnings", &s.token("ops", Role::Admin)).await;
+    let (st, _) = s
+        .get("/v1/creators/alice/earnings", &s.token("ops", Role::Admin))
+        .await;
     assert_eq!(st, 200, "admin reads any earnings");
-    let (st, _) = s.request(reqwest::Method::DELETE, "/v1/rooms/r", Some(&s.token("bob", Role::Creator)), None).await;
+    let (st, _) = s
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/rooms/r",
+            Some(&s.token("bob", Role::Creator)),
+            None,
+        )
+        .await;
     assert_eq!(st, 403, "ending another creator's room");
-    let (st, _) = s.post("/v1/rooms", &s.token("bob", Role::Creator), json!({"room":"r"})).await;
+    let (st, _) = s
+        .post(
+            "/v1/rooms",
+            &s.token("bob", Role::Creator),
+            json!({"room":"r"}),
+        )
+        .await;
     assert_eq!(st, 403, "taking over another creator's room id");
     // The wallet endpoint only ever shows the caller's own wallet.
     s.grant("v", 7, "g7").await;
     let (_, w) = s.get("/v1/wallet", &s.token("w", Role::Viewer)).await;
-    assert_eq!((w["user"].as_str(), w["coins"].as_i64()), (Some("w"), Some(0)));
+    assert_eq!(
+        (w["user"].as_str(), w["coins"].as_i64()),
+        (Some("w"), Some(0))
+    );
     // Bearer header works for the socket too.
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{}/v1/ws", s.addr)).unwrap();
-    req.headers_mut().insert("Authorization", format!("Bearer {viewer}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("bearer header accepted");
-    futures_util::SinkExt::send(&mut ws, Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/v1/ws", s.addr),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {viewer}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("bearer header accepted");
+    futures_util::SinkExt::send(&mut ws, Message::text(r#"{"type":"ping"}"#))
+        .await
+        .unwrap();
     s.stop().await;
 }
 
@@ -160,9 +319,15 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let tcp = sock.connect(s.addr).await.unwrap();
-    let url = format!("ws://{}/v1/ws?token={}", s.addr, s.token("stalled", Role::Viewer));
+    let url = format!(
+        "ws://{}/v1/ws?token={}",
+        s.addr,
+        s.token("stalled", Role::Viewer)
+    );
     let (mut stalled, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
-    futures_util::SinkExt::send(&mut stalled, Message::text(r#"{"type":"join","room":"r"}"#)).await.unwrap();
+    futures_util::SinkExt::send(&mut stalled, Message::text(r#"{"type":"join","room":"r"}"#))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let mut fast = s.ws("fast", Role::Viewer).await;
@@ -170,7 +335,11 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
     let n = 3000u64;
     let fast_reader = tokio::spawn(async move {
         for seq in 1..=n {
-            assert_eq!(fast.expect("gift_event").await["seq"], seq, "the fast viewer gets every event in order");
+            assert_eq!(
+                fast.expect("gift_event").await["seq"],
+                seq,
+                "the fast viewer gets every event in order"
+            );
         }
     });
     let mut sender = s.ws("sender", Role::Viewer).await;
@@ -179,7 +348,11 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
     // far over what the stalled viewer's queue and buffers can hold.
     for chunk in 0..n / 50 {
         for i in chunk * 50..(chunk + 1) * 50 {
-            sender.send(json!({"type":"gift","room":"r","gift":"rose","count":1,"id":format!("f{i}")})).await;
+            sender
+                .send(
+                    json!({"type":"gift","room":"r","gift":"rose","count":1,"id":format!("f{i}")}),
+                )
+                .await;
         }
         for i in chunk * 50..(chunk + 1) * 50 {
             assert_eq!(sender.until_id(&format!("f{i}")).await["type"], "gift_ack");
@@ -187,14 +360,22 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
     }
     fast_reader.await.expect("fast viewer saw everything");
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(30), "fan-out to the fast viewer took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "fan-out to the fast viewer took {elapsed:?}"
+    );
 
     // The stalled viewer was skipped, then disconnected with 1008.
     let skipped = metric(&s, "giftstream_skipped_total").await;
     assert!(skipped > 0.0, "skips were counted");
     let mut saw_skipped = false;
     let mut close_code = None;
-    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(10), futures_util::StreamExt::next(&mut stalled)).await {
+    while let Ok(Some(frame)) = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::StreamExt::next(&mut stalled),
+    )
+    .await
+    {
         match frame {
             Ok(Message::Text(t)) => saw_skipped |= t.contains(r#""type":"skipped""#),
             Ok(Message::Close(c)) => {
@@ -205,12 +386,20 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
             Err(_) => break,
         }
     }
-    assert!(saw_skipped || close_code == Some(1008), "told it skipped (saw skipped: {saw_skipped}, close: {close_code:?})");
+    assert!(
+        saw_skipped || close_code == Some(1008),
+        "told it skipped (saw skipped: {saw_skipped}, close: {close_code:?})"
+    );
     s.stop().await;
 }
 
 async fn metric(s: &TestServer, name: &str) -> f64 {
-    let text = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -226,13 +415,19 @@ async fn shutdown_closes_sockets_with_1001_and_settles() {
     ws.join("r").await;
     assert_eq!(ws.gift("r", "rose", 1, "last").await["type"], "gift_ack");
     let ledger = s.state().ledger.clone();
-    assert!(!ledger.has_gift("room:r", 1).await.unwrap(), "not flushed yet (flush interval is a minute)");
+    assert!(
+        !ledger.has_gift("room:r", 1).await.unwrap(),
+        "not flushed yet (flush interval is a minute)"
+    );
     let stop = tokio::spawn(s.stop());
     let _ = ws.until("gift_event").await;
     let close = ws.closed().await.expect("close frame");
     assert_eq!(u16::from(close.code), 1001);
     stop.await.unwrap();
-    assert!(ledger.has_gift("room:r", 1).await.unwrap(), "the final flush settled the accepted gift");
+    assert!(
+        ledger.has_gift("room:r", 1).await.unwrap(),
+        "the final flush settled the accepted gift"
+    );
 }
 
 #[tokio::test]
@@ -243,10 +438,21 @@ async fn ending_a_room_tells_viewers_and_refuses_gifts() {
     let mut ws = s.ws("v", Role::Viewer).await;
     ws.join("r").await;
     ws.gift("r", "rose", 1, "a").await;
-    let (st, _) = s.request(reqwest::Method::DELETE, "/v1/rooms/r", Some(&s.token("alice", Role::Creator)), None).await;
+    let (st, _) = s
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/rooms/r",
+            Some(&s.token("alice", Role::Creator)),
+            None,
+        )
+        .await;
     assert_eq!(st, 200);
     let (_, rest) = ws.until("room_ended").await;
-    assert_eq!(rest.iter().filter(|v| v["type"] == "gift_event").count(), 1, "events before the end arrive first");
+    assert_eq!(
+        rest.iter().filter(|v| v["type"] == "gift_event").count(),
+        1,
+        "events before the end arrive first"
+    );
     assert_eq!(ws.gift("r", "rose", 1, "b").await["code"], "room_not_live");
     // Re-opening continues the seq.
     s.open_room("alice", "r").await;
@@ -258,21 +464,68 @@ async fn ending_a_room_tells_viewers_and_refuses_gifts() {
 async fn gifts_on_ordinary_videos() {
     let s = TestServer::start(&embedded(), |_| {}).await;
     let creator = s.token("alice", Role::Creator);
-    let (st, v) = s.post("/v1/videos", &creator, json!({"video":"vid-1"})).await;
+    let (st, v) = s
+        .post("/v1/videos", &creator, json!({"video":"vid-1"}))
+        .await;
     assert_eq!((st, v["video"].as_str()), (201, Some("vid-1")));
     s.grant("v", 100, "g").await;
     let viewer = s.token("v", Role::Viewer);
-    let (st, ack) = s.post("/v1/videos/vid-1/gifts", &viewer, json!({"gift":"perfume","count":2,"id":"vg-1"})).await;
-    assert_eq!((st, ack), (200, json!({"type":"gift_ack","id":"vg-1","seq":1,"balance":60})));
-    let (st, again) = s.post("/v1/videos/vid-1/gifts", &viewer, json!({"gift":"perfume","count":2,"id":"vg-1"})).await;
-    assert_eq!((st, again["balance"].as_i64()), (200, Some(60)), "idempotent over HTTP too");
-    let (st, e) = s.post("/v1/videos/nope/gifts", &viewer, json!({"gift":"rose","count":1,"id":"vg-2"})).await;
-    assert_eq!((st, e["code"].as_str(), e["id"].as_str()), (404, Some("unknown_video"), Some("vg-2")));
-    let (st, e) = s.post("/v1/videos/vid-1/gifts", &viewer, json!({"gift":"rose","count":0,"id":"vg-3"})).await;
+    let (st, ack) = s
+        .post(
+            "/v1/videos/vid-1/gifts",
+            &viewer,
+            json!({"gift":"perfume","count":2,"id":"vg-1"}),
+        )
+        .await;
+    assert_eq!(
+        (st, ack),
+        (
+            200,
+            json!({"type":"gift_ack","id":"vg-1","seq":1,"balance":60})
+        )
+    );
+    let (st, again) = s
+        .post(
+            "/v1/videos/vid-1/gifts",
+            &viewer,
+            json!({"gift":"perfume","count":2,"id":"vg-1"}),
+        )
+        .await;
+    assert_eq!(
+        (st, again["balance"].as_i64()),
+        (200, Some(60)),
+        "idempotent over HTTP too"
+    );
+    let (st, e) = s
+        .post(
+            "/v1/videos/nope/gifts",
+            &viewer,
+            json!({"gift":"rose","count":1,"id":"vg-2"}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["code"].as_str(), e["id"].as_str()),
+        (404, Some("unknown_video"), Some("vg-2"))
+    );
+    let (st, e) = s
+        .post(
+            "/v1/videos/vid-1/gifts",
+            &viewer,
+            json!({"gift":"rose","count":0,"id":"vg-3"}),
+        )
+        .await;
     assert_eq!((st, e["code"].as_str()), (400, Some("bad_request")));
-    let (st, e) = s.post("/v1/videos/vid-1/gifts", &viewer, json!("not an object")).await;
+    let (st, e) = s
+        .post("/v1/videos/vid-1/gifts", &viewer, json!("not an object"))
+        .await;
     assert_eq!((st, e["code"].as_str()), (400, Some("bad_request")));
-    let (st, _) = s.post("/v1/videos", &s.token("bob", Role::Creator), json!({"video":"vid-1"})).await;
+    let (st, _) = s
+        .post(
+            "/v1/videos",
+            &s.token("bob", Role::Creator),
+            json!({"video":"vid-1"}),
+        )
+        .await;
     assert_eq!(st, 403, "another creator's video id");
     s.settled().await;
     assert_eq!(s.earnings("alice").await["diamonds_settled"], 20);
@@ -289,15 +542,24 @@ async fn resume_replays_history_then_history_gone() {
         sender.gift("r", "rose", 1, &format!("h{i}")).await;
     }
     let mut feed = s.ws("alice", Role::Creator).await;
-    feed.send(json!({"type":"resume","room":"r","since":5})).await;
+    feed.send(json!({"type":"resume","room":"r","since":5}))
+        .await;
     assert_eq!(feed.expect("gift_event").await["seq"], 6);
     assert_eq!(feed.expect("gift_event").await["seq"], 7);
     assert_eq!(feed.expect("gift_event").await["seq"], 8);
-    assert_eq!(feed.expect("resumed").await, json!({"type":"resumed","room":"r","seq":8}));
+    assert_eq!(
+        feed.expect("resumed").await,
+        json!({"type":"resumed","room":"r","seq":8})
+    );
     sender.gift("r", "rose", 1, "live").await;
-    assert_eq!(feed.expect("gift_event").await["seq"], 9, "resume subscribes: live events follow");
+    assert_eq!(
+        feed.expect("gift_event").await["seq"],
+        9,
+        "resume subscribes: live events follow"
+    );
     let mut late = s.ws("late", Role::Viewer).await;
-    late.send(json!({"type":"resume","room":"r","since":1})).await;
+    late.send(json!({"type":"resume","room":"r","since":1}))
+        .await;
     assert_eq!(late.expect("error").await["code"], "history_gone");
     late.ping().await;
     s.stop().await;
@@ -323,9 +585,21 @@ async fn limits_on_rooms_per_socket_and_connections() {
     ws.join("c").await;
     let _w2 = s.ws("v2", Role::Viewer).await;
     let _w3 = s.ws("v3", Role::Viewer).await;
-    match Ws::connect(&format!("ws://{}/v1/ws?token={}", s.addr, s.token("v4", Role::Viewer)), Encoding::Json).await {
+    match Ws::connect(
+        &format!(
+            "ws://{}/v1/ws?token={}",
+            s.addr,
+            s.token("v4", Role::Viewer)
+        ),
+        Encoding::Json,
+    )
+    .await
+    {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
-        other => panic!("the fourth connection must be refused, got {:?}", other.map(|_| ())),
+        other => panic!(
+            "the fourth connection must be refused, got {:?}",
+            other.map(|_| ())
+        ),
     }
     s.stop().await;
 }
@@ -334,20 +608,49 @@ async fn limits_on_rooms_per_socket_and_connections() {
 async fn http_edges_answer_typed_errors() {
     let s = TestServer::start(&embedded(), |c| c.http.body_len_max = 1024).await;
     let admin = s.token("root", Role::Admin);
-    let (st, v) = s.post("/v1/admin/grants", &admin, json!({"user":"v","coins":"lots","id":"x"})).await;
+    let (st, v) = s
+        .post(
+            "/v1/admin/grants",
+            &admin,
+            json!({"user":"v","coins":"lots","id":"x"}),
+        )
+        .await;
     assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")));
-    let (st, v) = s.post("/v1/admin/grants", &admin, json!({"user":"v","coins":5,"id":"x","pad":"p".repeat(4096)})).await;
-    assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")), "oversize body");
-    let (st, v) = s.post("/v1/admin/grants", &admin, json!({"user":"v v","coins":5,"id":"x"})).await;
+    let (st, v) = s
+        .post(
+            "/v1/admin/grants",
+            &admin,
+            json!({"user":"v","coins":5,"id":"x","pad":"p".repeat(4096)}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (400, Some("bad_request")),
+        "oversize body"
+    );
+    let (st, v) = s
+        .post(
+            "/v1/admin/grants",
+            &admin,
+            json!({"user":"v v","coins":5,"id":"x"}),
+        )
+        .await;
     assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")));
     let (st, v) = s.get("/v1/nothing-here", &admin).await;
     assert_eq!((st, v["code"].as_str()), (404, Some("bad_request")));
-    let (st, v) = s.request(reqwest::Method::GET, "/v1/catalog", None, None).await;
+    let (st, v) = s
+        .request(reqwest::Method::GET, "/v1/catalog", None, None)
+        .await;
     assert_eq!(st, 200);
     assert!(v["gifts"].as_array().unwrap().len() >= 10);
-    let (st, v) = s.request(reqwest::Method::GET, "/healthz", None, None).await;
+    let (st, v) = s
+        .request(reqwest::Method::GET, "/healthz", None, None)
+        .await;
     assert_eq!((st, v["ok"].as_bool()), (200, Some(true)));
     let (st, _) = s.get("/v1/ws", &admin).await;
-    assert_eq!(st, 400, "a plain GET on the socket route is a typed bad_request");
+    assert_eq!(
+        st, 400,
+        "a plain GET on the socket route is a typed bad_request"
+    );
     s.stop().await;
 }

@@ -80,7 +80,8 @@ impl Running {
 
 /// Install the process-wide Prometheus recorder once; later calls reuse it.
 pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
@@ -110,20 +111,34 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     // were accepted but not settled are lost whole; their seqs are skipped
     // so no seq is ever reused.
     let was_clean = ledger.swap_clean_mark(false).await?;
-    let gap = if was_clean { 0 } else { cfg.counters.pending_len_max as u64 };
+    let gap = if was_clean {
+        0
+    } else {
+        cfg.counters.pending_len_max as u64
+    };
     if !was_clean {
-        tracing::warn!(seq_gap = gap, "last run did not stop cleanly; unsettled gifts of that run are void");
+        tracing::warn!(
+            seq_gap = gap,
+            "last run did not stop cleanly; unsettled gifts of that run are void"
+        );
     }
-    let snapshot = ledger.snapshot((cfg.counters.idempotency_ttl_s * 1000) as i64, gap).await?;
+    let snapshot = ledger
+        .snapshot((cfg.counters.idempotency_ttl_s * 1000) as i64, gap)
+        .await?;
     for (target, info) in &snapshot.targets {
         if target.kind == TargetKind::Room && info.live {
             hub.open_room(&target.id, &info.creator, info.seq);
         }
     }
-    tracing::info!(wallets = snapshot.wallets.len(), targets = snapshot.targets.len(), "restored from ledger");
+    tracing::info!(
+        wallets = snapshot.wallets.len(),
+        targets = snapshot.targets.len(),
+        "restored from ledger"
+    );
     counters.restore(snapshot).await?;
 
-    let (worker, settlement) = Worker::new(counters.clone(), ledger.clone(), cfg.settlement.clone());
+    let (worker, settlement) =
+        Worker::new(counters.clone(), ledger.clone(), cfg.settlement.clone());
     let shutdown = CancellationToken::new();
     let state = Arc::new(AppState {
         auth: Auth::new(&cfg.auth.jwt_secret, cfg.auth.leeway_s),
@@ -137,24 +152,30 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         cfg,
     });
 
-    let listener = TcpListener::bind(state.cfg.http.listen).await.with_context(|| format!("binding http.listen {}", state.cfg.http.listen))?;
+    let listener = TcpListener::bind(state.cfg.http.listen)
+        .await
+        .with_context(|| format!("binding http.listen {}", state.cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());
     let send_buffer_len = state.cfg.hub.socket_send_buffer_len;
-    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
-        // Gift events are small and latency-bound: no Nagle delay.
-        let _ = tcp.set_nodelay(true);
-        if send_buffer_len > 0 {
-            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer_len);
-        }
-    });
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
+            // Gift events are small and latency-bound: no Nagle delay.
+            let _ = tcp.set_nodelay(true);
+            if send_buffer_len > 0 {
+                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer_len);
+            }
+        });
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
     let st = state.clone();
     let task = tokio::spawn(async move {
         let stop = st.shutdown.clone();
-        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await });
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await });
         let mut worker_task = worker_task;
         let served = tokio::select! {
             r = serve => r.map_err(anyhow::Error::from),
@@ -175,5 +196,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         tracing::info!("stopped cleanly; everything accepted is settled");
         served
     });
-    Ok(Running { addr, state, shutdown, task })
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        task,
+    })
 }

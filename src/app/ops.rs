@@ -17,7 +17,14 @@ use crate::wallet::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
 use super::AppState;
 
 /// Apply one gift and answer once it is as durable as `gift.ack` asks.
-pub async fn gift(state: &AppState, who: &Identity, target: Target, gift_id: &str, count: u32, client_id: &str) -> Result<GiftAck> {
+pub async fn gift(
+    state: &AppState,
+    who: &Identity,
+    target: Target,
+    gift_id: &str,
+    count: u32,
+    client_id: &str,
+) -> Result<GiftAck> {
     let outcome = gift_counted(state, who, target, gift_id, count, client_id).await?;
     wait_durable(state, &outcome).await?;
     Ok(outcome.ack)
@@ -36,16 +43,29 @@ pub async fn gift_counted(
     match &result {
         Ok(o) if !o.duplicate => metrics::counter!("giftstream_gifts_accepted_total").increment(1),
         Ok(_) => metrics::counter!("giftstream_gifts_duplicate_total").increment(1),
-        Err(e) => metrics::counter!("giftstream_gifts_refused_total", "code" => e.code.as_str()).increment(1),
+        Err(e) => metrics::counter!("giftstream_gifts_refused_total", "code" => e.code.as_str())
+            .increment(1),
     }
     result
 }
 
-async fn gift_inner(state: &AppState, who: &Identity, target: Target, gift_id: &str, count: u32, client_id: &str) -> Result<GiftOutcome> {
+async fn gift_inner(
+    state: &AppState,
+    who: &Identity,
+    target: Target,
+    gift_id: &str,
+    count: u32,
+    client_id: &str,
+) -> Result<GiftOutcome> {
     let gift = state
         .catalog
         .get(gift_id)
-        .ok_or_else(|| Error::new(ErrorCode::UnknownGift, format!("no gift `{gift_id}` in the catalog")))?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownGift,
+                format!("no gift `{gift_id}` in the catalog"),
+            )
+        })?
         .clone();
     let req = GiftRequest {
         sender: who.user.clone(),
@@ -68,7 +88,10 @@ pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome) -> Result<()>
         state.settlement.wake();
         state
             .settlement
-            .wait_settled(outcome.ticket, Duration::from_millis(state.cfg.gift.ack_timeout_ms))
+            .wait_settled(
+                outcome.ticket,
+                Duration::from_millis(state.cfg.gift.ack_timeout_ms),
+            )
             .await?;
     }
     Ok(())
@@ -77,7 +100,10 @@ pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome) -> Result<()>
 /// Credit coins: ledger first (idempotent on the op id), then the wallet.
 pub async fn credit(state: &AppState, op: CreditOp) -> Result<(CreditOutcome, i64)> {
     let outcome = state.ledger.credit(&op).await?;
-    let balance = state.counters.credit(&outcome.op.user, outcome.op.coins, &outcome.op.op_id).await?;
+    let balance = state
+        .counters
+        .credit(&outcome.op.user, outcome.op.coins, &outcome.op.op_id)
+        .await?;
     Ok((outcome, balance))
 }
 
@@ -87,7 +113,12 @@ pub async fn open_room(state: &AppState, room: &str, creator: &str) -> Result<bo
     let existed = state.ledger.target(&target).await?;
     state.ledger.open_target(&target, creator).await?;
     state.counters.open_target(&target, creator, 0).await?;
-    let seq = state.counters.target(&target).await?.map(|t| t.seq).unwrap_or(0);
+    let seq = state
+        .counters
+        .target(&target)
+        .await?
+        .map(|t| t.seq)
+        .unwrap_or(0);
     state.hub.open_room(room, creator, seq);
     Ok(existed.is_none())
 }
@@ -109,7 +140,10 @@ pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()
 
 /// Register a video for `creator`.
 pub async fn register_video(state: &AppState, video: &str, creator: &str) -> Result<()> {
-    let target = Target { kind: TargetKind::Video, id: video.to_string() };
+    let target = Target {
+        kind: TargetKind::Video,
+        id: video.to_string(),
+    };
     state.ledger.open_target(&target, creator).await?;
     state.counters.open_target(&target, creator, 0).await
 }

@@ -53,7 +53,9 @@ impl Identity {
         if self.role == role {
             Ok(())
         } else {
-            Err(Error::forbidden(format!("needs role {role:?}").to_lowercase()))
+            Err(Error::forbidden(
+                format!("needs role {role:?}").to_lowercase(),
+            ))
         }
     }
 
@@ -98,28 +100,39 @@ impl Auth {
     /// A token for `user` with `role`, valid for `ttl_s` seconds.
     pub fn issue(&self, user: &str, role: Role, ttl_s: u64) -> Result<String> {
         if !valid_name(user) {
-            return Err(Error::bad_request("user must be 1..=64 characters of [A-Za-z0-9_.-]"));
+            return Err(Error::bad_request(
+                "user must be 1..=64 characters of [A-Za-z0-9_.-]",
+            ));
         }
-        let claims = Claims { sub: user.to_string(), role, exp: unix_s() + ttl_s };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).map_err(Error::internal)
+        let claims = Claims {
+            sub: user.to_string(),
+            role,
+            exp: unix_s() + ttl_s,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
+            .map_err(Error::internal)
     }
 
     /// The identity in `token`, or `unauthorized` saying why not.
     pub fn verify(&self, token: &str) -> Result<Identity> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            let why = match e.kind() {
-                ErrorKind::ExpiredSignature => "token expired",
-                ErrorKind::InvalidSignature => "bad signature",
-                ErrorKind::InvalidAlgorithm => "algorithm not allowed",
-                _ => "malformed token",
-            };
-            Error::unauthorized(why)
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::InvalidSignature => "bad signature",
+                    ErrorKind::InvalidAlgorithm => "algorithm not allowed",
+                    _ => "malformed token",
+                };
+                Error::unauthorized(why)
+            })?;
         if !valid_name(&data.claims.sub) {
             return Err(Error::unauthorized("malformed sub"));
         }
-        Ok(Identity { user: data.claims.sub, role: data.claims.role })
+        Ok(Identity {
+            user: data.claims.sub,
+            role: data.claims.role,
+        })
     }
 
     /// Verify the token of a request: `Authorization: Bearer`, else `?token=`.
@@ -127,7 +140,9 @@ impl Auth {
         let header = headers.get(axum::http::header::AUTHORIZATION);
         let token = match (header, query_token) {
             (Some(h), _) => {
-                let h = h.to_str().map_err(|_| Error::unauthorized("malformed Authorization header"))?;
+                let h = h
+                    .to_str()
+                    .map_err(|_| Error::unauthorized("malformed Authorization header"))?;
                 h.strip_prefix("Bearer ")
                     .ok_or_else(|| Error::unauthorized("expected `Authorization: Bearer <jwt>`"))?
                     .trim()
@@ -140,7 +155,10 @@ impl Auth {
 }
 
 fn unix_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -154,24 +172,58 @@ mod tests {
     fn round_trip_and_refusals() {
         let a = Auth::new(SECRET, 0);
         let t = a.issue("viewer-1", Role::Viewer, 60).unwrap();
-        assert_eq!(a.verify(&t).unwrap(), Identity { user: "viewer-1".into(), role: Role::Viewer });
+        assert_eq!(
+            a.verify(&t).unwrap(),
+            Identity {
+                user: "viewer-1".into(),
+                role: Role::Viewer
+            }
+        );
 
         let other = Auth::new("another-secret-0123456789", 0);
         assert_eq!(other.verify(&t).unwrap_err().message, "bad signature");
 
-        let expired = Claims { sub: "u".into(), role: Role::Viewer, exp: unix_s() - 3600 };
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+        let expired = Claims {
+            sub: "u".into(),
+            role: Role::Viewer,
+            exp: unix_s() - 3600,
+        };
+        let t = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &expired,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
         assert_eq!(a.verify(&t).unwrap_err().message, "token expired");
 
         // alg: none, hand-made (jsonwebtoken refuses to make one).
         use base64::Engine;
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&format!(r#"{{"sub":"u","role":"admin","exp":{}}}"#, unix_s() + 60)));
+        let none = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(
+                r#"{{"sub":"u","role":"admin","exp":{}}}"#,
+                unix_s() + 60
+            ))
+        );
         assert_eq!(a.verify(&none).unwrap_err().code, ErrorCode::Unauthorized);
 
-        let bad_sub = Claims { sub: "a b/c".into(), role: Role::Viewer, exp: unix_s() + 60 };
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &bad_sub, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+        let bad_sub = Claims {
+            sub: "a b/c".into(),
+            role: Role::Viewer,
+            exp: unix_s() + 60,
+        };
+        let t = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &bad_sub,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
         assert_eq!(a.verify(&t).unwrap_err().message, "malformed sub");
-        assert_eq!(a.verify("garbage").unwrap_err().code, ErrorCode::Unauthorized);
+        assert_eq!(
+            a.verify("garbage").unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
     }
 }

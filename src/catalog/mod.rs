@@ -50,13 +50,28 @@ impl Catalog {
         let file: CatalogFile = toml::from_str(text)?;
         let mut by_id = HashMap::new();
         for (i, g) in file.gift.iter().enumerate() {
-            anyhow::ensure!(valid_name(&g.id), "gift[{i}].id `{}` must be 1..=64 of [A-Za-z0-9_.-]", g.id);
+            anyhow::ensure!(
+                valid_name(&g.id),
+                "gift[{i}].id `{}` must be 1..=64 of [A-Za-z0-9_.-]",
+                g.id
+            );
             anyhow::ensure!(g.coins > 0, "gift `{}`: coins must be > 0", g.id);
-            anyhow::ensure!(g.diamonds >= 0 && g.diamonds <= g.coins, "gift `{}`: diamonds must be 0..=coins", g.id);
-            anyhow::ensure!(by_id.insert(g.id.clone(), i).is_none(), "gift `{}` listed twice", g.id);
+            anyhow::ensure!(
+                g.diamonds >= 0 && g.diamonds <= g.coins,
+                "gift `{}`: diamonds must be 0..=coins",
+                g.id
+            );
+            anyhow::ensure!(
+                by_id.insert(g.id.clone(), i).is_none(),
+                "gift `{}` listed twice",
+                g.id
+            );
         }
         anyhow::ensure!(!file.gift.is_empty(), "the catalog has no gifts");
-        Ok(Catalog { list: Arc::new(file.gift), by_id: Arc::new(by_id) })
+        Ok(Catalog {
+            list: Arc::new(file.gift),
+            by_id: Arc::new(by_id),
+        })
     }
 
     /// The built-in catalog, or the file at `path` when not empty.
@@ -64,7 +79,8 @@ impl Catalog {
         if path.is_empty() {
             return Catalog::parse(BUILT_IN);
         }
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("catalog.path {path}: {e}"))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("catalog.path {path}: {e}"))?;
         Catalog::parse(&text).map_err(|e| anyhow::anyhow!("catalog.path {path}: {e}"))
     }
 
@@ -95,7 +111,10 @@ mod tests {
     #[test]
     fn refuses_bad_catalogs() {
         let dup = "[[gift]]\nid='a'\nname='A'\ncoins=1\ndiamonds=1\nanimation='a'\n".repeat(2);
-        assert!(Catalog::parse(&dup).unwrap_err().to_string().contains("twice"));
+        assert!(Catalog::parse(&dup)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
         let greedy = "[[gift]]\nid='a'\nname='A'\ncoins=1\ndiamonds=2\nanimation='a'\n";
         assert!(Catalog::parse(greedy).is_err());
     }

@@ -11,10 +11,17 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-async fn connect(url: &str, token: &str) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>> {
+async fn connect(
+    url: &str,
+    token: &str,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
     let sep = if url.contains('?') { '&' } else { '?' };
     let full = format!("{url}{sep}token={token}");
-    let (ws, _) = tokio_tungstenite::connect_async(full.as_str()).await.with_context(|| format!("connecting to {url}"))?;
+    let (ws, _) = tokio_tungstenite::connect_async(full.as_str())
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
     Ok(ws)
 }
 
@@ -50,7 +57,15 @@ pub async fn watch(url: &str, token: &str, room: &str, since: Option<u64>) -> an
 
 /// Send `times` gifts (ids `prefix-1..`) and print each answer.
 /// Returns how many were acknowledged.
-pub async fn send(url: &str, token: &str, room: &str, gift: &str, count: u32, times: u32, prefix: &str) -> anyhow::Result<u32> {
+pub async fn send(
+    url: &str,
+    token: &str,
+    room: &str,
+    gift: &str,
+    count: u32,
+    times: u32,
+    prefix: &str,
+) -> anyhow::Result<u32> {
     let mut ws = connect(url, token).await?;
     let mut acked = 0;
     for i in 1..=times {
@@ -58,8 +73,12 @@ pub async fn send(url: &str, token: &str, room: &str, gift: &str, count: u32, ti
         let msg = json!({ "type": "gift", "room": room, "gift": gift, "count": count, "id": id });
         ws.send(Message::text(msg.to_string())).await?;
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.context("no answer within 15 s")?;
-            let Some(frame) = frame else { anyhow::bail!("connection closed") };
+            let frame = tokio::time::timeout(Duration::from_secs(15), ws.next())
+                .await
+                .context("no answer within 15 s")?;
+            let Some(frame) = frame else {
+                anyhow::bail!("connection closed")
+            };
             if let Message::Text(t) = frame? {
                 let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
                 if v["id"] == id.as_str() {

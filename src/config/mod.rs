@@ -282,8 +282,15 @@ impl Config {
         fig = fig.merge(Env::prefixed("GIFTSTREAM_").split("__"));
         let cfg: Config = fig.extract().map_err(|e| {
             let key = e.path.join(".");
-            let key = if key.is_empty() { "(top level)".to_string() } else { key };
-            ConfigError { key, message: e.kind.to_string() }
+            let key = if key.is_empty() {
+                "(top level)".to_string()
+            } else {
+                key
+            };
+            ConfigError {
+                key,
+                message: e.kind.to_string(),
+            }
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -292,35 +299,82 @@ impl Config {
     /// Checks what types cannot: ranges, URL schemes, secret strength.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
-            Err(ConfigError { key: key.into(), message: message.into() })
+            Err(ConfigError {
+                key: key.into(),
+                message: message.into(),
+            })
         }
         if self.auth.jwt_secret.len() < 16 {
             return bad("auth.jwt_secret", "must be at least 16 bytes");
         }
         if self.auth.require_strong_secret && self.auth.jwt_secret == DEV_JWT_SECRET {
-            return bad("auth.jwt_secret", "the development secret is refused here; set GIFTSTREAM_AUTH__JWT_SECRET");
+            return bad(
+                "auth.jwt_secret",
+                "the development secret is refused here; set GIFTSTREAM_AUTH__JWT_SECRET",
+            );
         }
         let c = &self.counters.url;
         if c != "memory" && !c.starts_with("redis://") && !c.starts_with("rediss://") {
-            return bad("counters.url", format!("expected `memory` or `redis://...`, got `{c}`"));
+            return bad(
+                "counters.url",
+                format!("expected `memory` or `redis://...`, got `{c}`"),
+            );
         }
         let l = &self.ledger.url;
-        if !l.starts_with("sqlite:") && !l.starts_with("postgres://") && !l.starts_with("postgresql://") {
-            return bad("ledger.url", format!("expected `sqlite://PATH`, `sqlite::memory:` or `postgres://...`, got `{l}`"));
+        if !l.starts_with("sqlite:")
+            && !l.starts_with("postgres://")
+            && !l.starts_with("postgresql://")
+        {
+            return bad(
+                "ledger.url",
+                format!(
+                    "expected `sqlite://PATH`, `sqlite::memory:` or `postgres://...`, got `{l}`"
+                ),
+            );
         }
         let positive: [(&str, u64); 16] = [
             ("ledger.pool_len_max", self.ledger.pool_len_max as u64),
-            ("settlement.flush_interval_ms", self.settlement.flush_interval_ms),
-            ("settlement.batch_len_max", self.settlement.batch_len_max as u64),
-            ("settlement.retry_len_max", self.settlement.retry_len_max as u64),
-            ("counters.pending_len_max", self.counters.pending_len_max as u64),
-            ("counters.idempotency_ttl_s", self.counters.idempotency_ttl_s),
-            ("counters.idempotency_keys_per_wallet_max", self.counters.idempotency_keys_per_wallet_max as u64),
-            ("hub.viewer_queue_len_max", self.hub.viewer_queue_len_max as u64),
-            ("hub.creator_queue_len_max", self.hub.creator_queue_len_max as u64),
+            (
+                "settlement.flush_interval_ms",
+                self.settlement.flush_interval_ms,
+            ),
+            (
+                "settlement.batch_len_max",
+                self.settlement.batch_len_max as u64,
+            ),
+            (
+                "settlement.retry_len_max",
+                self.settlement.retry_len_max as u64,
+            ),
+            (
+                "counters.pending_len_max",
+                self.counters.pending_len_max as u64,
+            ),
+            (
+                "counters.idempotency_ttl_s",
+                self.counters.idempotency_ttl_s,
+            ),
+            (
+                "counters.idempotency_keys_per_wallet_max",
+                self.counters.idempotency_keys_per_wallet_max as u64,
+            ),
+            (
+                "hub.viewer_queue_len_max",
+                self.hub.viewer_queue_len_max as u64,
+            ),
+            (
+                "hub.creator_queue_len_max",
+                self.hub.creator_queue_len_max as u64,
+            ),
             ("hub.frame_len_max", self.hub.frame_len_max as u64),
-            ("hub.write_batch_len_max", self.hub.write_batch_len_max as u64),
-            ("hub.rooms_per_socket_max", self.hub.rooms_per_socket_max as u64),
+            (
+                "hub.write_batch_len_max",
+                self.hub.write_batch_len_max as u64,
+            ),
+            (
+                "hub.rooms_per_socket_max",
+                self.hub.rooms_per_socket_max as u64,
+            ),
             ("hub.connections_max", self.hub.connections_max as u64),
             ("hub.room_queue_len_max", self.hub.room_queue_len_max as u64),
             ("hub.history_len_max", self.hub.history_len_max as u64),
@@ -332,13 +386,22 @@ impl Config {
             }
         }
         if self.hub.frame_close_len_max < self.hub.frame_len_max {
-            return bad("hub.frame_close_len_max", "must be at least hub.frame_len_max");
+            return bad(
+                "hub.frame_close_len_max",
+                "must be at least hub.frame_len_max",
+            );
         }
         if self.settlement.batch_len_max > 50_000 {
-            return bad("settlement.batch_len_max", "at most 50000 (one transaction per batch)");
+            return bad(
+                "settlement.batch_len_max",
+                "at most 50000 (one transaction per batch)",
+            );
         }
         if self.counters.pending_len_max < self.settlement.batch_len_max {
-            return bad("counters.pending_len_max", "must be at least settlement.batch_len_max");
+            return bad(
+                "counters.pending_len_max",
+                "must be at least settlement.batch_len_max",
+            );
         }
         Ok(())
     }
@@ -349,7 +412,9 @@ mod tests {
     use super::*;
 
     fn repo_file(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name)
     }
 
     #[test]
@@ -363,6 +428,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own Error
     fn errors_name_the_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[settlement]\nbatch_len_max = 0\n")?;
@@ -379,11 +445,15 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn env_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[hub]\nviewer_queue_len_max = 7\n")?;
             jail.set_env("GIFTSTREAM_HUB__VIEWER_QUEUE_LEN_MAX", "9");
-            jail.set_env("GIFTSTREAM_AUTH__JWT_SECRET", "a-much-longer-secret-from-env");
+            jail.set_env(
+                "GIFTSTREAM_AUTH__JWT_SECRET",
+                "a-much-longer-secret-from-env",
+            );
             let c = Config::load(Some(Path::new("c.toml"))).unwrap();
             assert_eq!(c.hub.viewer_queue_len_max, 9);
             assert_eq!(c.auth.jwt_secret, "a-much-longer-secret-from-env");

@@ -114,7 +114,10 @@ impl Error {
     /// `internal`: logs the cause and answers a message that leaks nothing.
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Error::new(ErrorCode::Internal, "internal error; the request had no effect")
+        Error::new(
+            ErrorCode::Internal,
+            "internal error; the request had no effect",
+        )
     }
 }
 

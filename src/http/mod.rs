@@ -24,7 +24,10 @@ use crate::app::{metrics_handle, ops, AppState};
 use crate::auth::{Identity, Role};
 use crate::error::{Error, ErrorCode};
 use crate::ledger::CreditOp;
-use crate::protocol::{check_name, valid_client_id, Encoding, GiftBody, ServerMsg, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use crate::protocol::{
+    check_name, valid_client_id, Encoding, GiftBody, ServerMsg, SUBPROTOCOL_JSON,
+    SUBPROTOCOL_MSGPACK,
+};
 use crate::wallet::Target;
 
 type Shared = Arc<AppState>;
@@ -44,24 +47,34 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/creators/{creator}/earnings", get(earnings))
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
         .route("/metrics", get(prometheus))
-        .fallback(|| async { Error::bad_request("no such route").with_status(StatusCode::NOT_FOUND) })
-        .method_not_allowed_fallback(|| async { Error::bad_request("method not allowed").with_status(StatusCode::METHOD_NOT_ALLOWED) })
+        .fallback(|| async {
+            Error::bad_request("no such route").with_status(StatusCode::NOT_FOUND)
+        })
+        .method_not_allowed_fallback(|| async {
+            Error::bad_request("method not allowed").with_status(StatusCode::METHOD_NOT_ALLOWED)
+        })
         .layer(axum::extract::DefaultBodyLimit::max(body_len_max))
         .with_state(state)
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         self.with_status(status)
     }
 }
 
 impl Error {
     fn with_status(self, status: StatusCode) -> Response {
-        let mut r = (status, Json(json!({ "code": self.code, "message": self.message }))).into_response();
+        let mut r = (
+            status,
+            Json(json!({ "code": self.code, "message": self.message })),
+        )
+            .into_response();
         if self.code == ErrorCode::Unauthorized {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         r
     }
@@ -79,7 +92,9 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Error> {
-        let q: Option<TokenQuery> = Query::<TokenQuery>::try_from_uri(&parts.uri).ok().map(|q| q.0);
+        let q: Option<TokenQuery> = Query::<TokenQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .map(|q| q.0);
         let token = q.as_ref().and_then(|q| q.token.as_deref());
         state.auth.from_request(&parts.headers, token).map(Caller)
     }
@@ -92,10 +107,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-            Error::bad_request(format!("body: {}", e.body_text()))
-        })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| Error::bad_request(format!("body: {e}")))
+        let bytes = bytes::Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| Error::bad_request(format!("body: {}", e.body_text())))?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| Error::bad_request(format!("body: {e}")))
     }
 }
 
@@ -104,9 +121,13 @@ async fn ws(
     Caller(who): Caller,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
-    let upgrade = upgrade.map_err(|e| Error::bad_request(format!("not a WebSocket upgrade: {}", e.body_text())))?;
+    let upgrade = upgrade
+        .map_err(|e| Error::bad_request(format!("not a WebSocket upgrade: {}", e.body_text())))?;
     let permit = state.connections.clone().try_acquire_owned().map_err(|_| {
-        Error::new(ErrorCode::RateLimited, "connection limit reached (hub.connections_max)")
+        Error::new(
+            ErrorCode::RateLimited,
+            "connection limit reached (hub.connections_max)",
+        )
     })?;
     let hub = state.hub.config();
     let upgrade = upgrade
@@ -116,8 +137,10 @@ async fn ws(
         .max_write_buffer_size(hub.write_buffer_len_max)
         .max_message_size(hub.frame_close_len_max)
         .max_frame_size(hub.frame_close_len_max);
-    let encoding = Encoding::from_subprotocol(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
-    Ok(upgrade.on_upgrade(move |socket| crate::hub::conn::serve(socket, state, who, encoding, permit)))
+    let encoding =
+        Encoding::from_subprotocol(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
+    Ok(upgrade
+        .on_upgrade(move |socket| crate::hub::conn::serve(socket, state, who, encoding, permit)))
 }
 
 async fn catalog(State(state): State<Shared>) -> Json<serde_json::Value> {
@@ -129,40 +152,73 @@ struct OpenRoom {
     room: Option<String>,
 }
 
-async fn open_room(State(state): State<Shared>, Caller(who): Caller, body: bytes::Bytes) -> Result<Response, Error> {
+async fn open_room(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    body: bytes::Bytes,
+) -> Result<Response, Error> {
     who.require(Role::Creator)?;
     let body: OpenRoom = if body.iter().all(u8::is_ascii_whitespace) {
         OpenRoom::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| Error::bad_request(format!("body: {e}")))?
     };
-    let room = body
-        .room
-        .unwrap_or_else(|| format!("{}-{}", who.user.chars().take(24).collect::<String>(), &uuid::Uuid::new_v4().simple().to_string()[..12]));
+    let room = body.room.unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            who.user.chars().take(24).collect::<String>(),
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        )
+    });
     check_name("room", &room)?;
     let created = ops::open_room(&state, &room, &who.user).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({ "room": room, "creator": who.user, "live": true }))).into_response())
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "room": room, "creator": who.user, "live": true })),
+    )
+        .into_response())
 }
 
-async fn end_room(State(state): State<Shared>, Caller(who): Caller, Path(room): Path<String>) -> Result<Json<serde_json::Value>, Error> {
+async fn end_room(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    Path(room): Path<String>,
+) -> Result<Json<serde_json::Value>, Error> {
     check_name("room", &room)?;
     ops::end_room(&state, &who, &room).await?;
     Ok(Json(json!({ "room": room, "live": false })))
 }
 
-async fn room_info(State(state): State<Shared>, Caller(_): Caller, Path(room): Path<String>) -> Result<Json<serde_json::Value>, Error> {
+async fn room_info(
+    State(state): State<Shared>,
+    Caller(_): Caller,
+    Path(room): Path<String>,
+) -> Result<Json<serde_json::Value>, Error> {
     check_name("room", &room)?;
     let info = state
         .counters
         .target(&Target::room(&room))
         .await?
         .ok_or_else(|| Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")))?;
-    let viewers = state.hub.room(&room).map(|h| h.viewers.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
-    Ok(Json(json!({ "room": room, "creator": info.creator, "live": info.live, "seq": info.seq, "viewers": viewers })))
+    let viewers = state
+        .hub
+        .room(&room)
+        .map(|h| h.viewers.load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or(0);
+    Ok(Json(
+        json!({ "room": room, "creator": info.creator, "live": info.live, "seq": info.seq, "viewers": viewers }),
+    ))
 }
 
-async fn wallet(State(state): State<Shared>, Caller(who): Caller) -> Result<Json<serde_json::Value>, Error> {
+async fn wallet(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+) -> Result<Json<serde_json::Value>, Error> {
     let coins = state.counters.balance(&who.user).await?;
     Ok(Json(json!({ "user": who.user, "coins": coins })))
 }
@@ -174,7 +230,11 @@ struct Grant {
     id: String,
 }
 
-async fn grant(State(state): State<Shared>, Caller(who): Caller, JsonBody(g): JsonBody<Grant>) -> Result<Json<serde_json::Value>, Error> {
+async fn grant(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    JsonBody(g): JsonBody<Grant>,
+) -> Result<Json<serde_json::Value>, Error> {
     who.require(Role::Admin)?;
     check_name("user", &g.user)?;
     if !valid_client_id(&g.id) {
@@ -183,7 +243,12 @@ async fn grant(State(state): State<Shared>, Caller(who): Caller, JsonBody(g): Js
     if !(1..=1_000_000_000).contains(&g.coins) {
         return Err(Error::bad_request("coins must be 1..=1000000000"));
     }
-    let op = CreditOp { op_id: format!("grant:{}", g.id), kind: "grant".into(), user: g.user, coins: g.coins };
+    let op = CreditOp {
+        op_id: format!("grant:{}", g.id),
+        kind: "grant".into(),
+        user: g.user,
+        coins: g.coins,
+    };
     let (outcome, balance) = ops::credit(&state, op).await?;
     Ok(Json(json!({
         "user": outcome.op.user,
@@ -199,11 +264,19 @@ struct Video {
     video: String,
 }
 
-async fn register_video(State(state): State<Shared>, Caller(who): Caller, JsonBody(v): JsonBody<Video>) -> Result<Response, Error> {
+async fn register_video(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    JsonBody(v): JsonBody<Video>,
+) -> Result<Response, Error> {
     who.require(Role::Creator)?;
     check_name("video", &v.video)?;
     ops::register_video(&state, &v.video, &who.user).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "video": v.video, "creator": who.user }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "video": v.video, "creator": who.user })),
+    )
+        .into_response())
 }
 
 async fn video_gift(
@@ -213,25 +286,48 @@ async fn video_gift(
     JsonBody(body): JsonBody<GiftBody>,
 ) -> Result<Response, Error> {
     let fail = |e: Error, id: Option<String>| {
-        let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(ServerMsg::error(&e, id))).into_response()
     };
-    if let Err(e) = check_name("video", &video).map_err(|_| Error::new(ErrorCode::UnknownVideo, format!("no video `{video}`"))) {
+    if let Err(e) = check_name("video", &video)
+        .map_err(|_| Error::new(ErrorCode::UnknownVideo, format!("no video `{video}`")))
+    {
         return Ok(fail(e, None));
     }
     if let Err(e) = body.validate() {
         return Ok(fail(e, valid_client_id(&body.id).then(|| body.id.clone())));
     }
-    match ops::gift(&state, &who, Target::video(&video), &body.gift, body.count, &body.id).await {
-        Ok(a) => Ok(Json(ServerMsg::GiftAck { id: a.id, seq: a.seq, balance: a.balance }).into_response()),
+    match ops::gift(
+        &state,
+        &who,
+        Target::video(&video),
+        &body.gift,
+        body.count,
+        &body.id,
+    )
+    .await
+    {
+        Ok(a) => Ok(Json(ServerMsg::GiftAck {
+            id: a.id,
+            seq: a.seq,
+            balance: a.balance,
+        })
+        .into_response()),
         Err(e) => Ok(fail(e, Some(body.id))),
     }
 }
 
-async fn earnings(State(state): State<Shared>, Caller(who): Caller, Path(creator): Path<String>) -> Result<Json<serde_json::Value>, Error> {
+async fn earnings(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    Path(creator): Path<String>,
+) -> Result<Json<serde_json::Value>, Error> {
     check_name("creator", &creator)?;
     if who.role != Role::Admin && !(who.role == Role::Creator && who.user == creator) {
-        return Err(Error::forbidden("only that creator or an admin may read these earnings"));
+        return Err(Error::forbidden(
+            "only that creator or an admin may read these earnings",
+        ));
     }
     let pending = state.counters.pending_diamonds(&creator).await?;
     let l = state.ledger.earnings(&creator).await?;
@@ -249,7 +345,10 @@ async fn prometheus(State(state): State<Shared>) -> Response {
         metrics::gauge!("giftstream_pending_gifts").set(n as f64);
     }
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         metrics_handle().render(),
     )
         .into_response()

@@ -54,10 +54,20 @@ impl ConnCtl {
 }
 
 /// Serve one upgraded socket until it closes.
-pub async fn serve(socket: WebSocket, state: Arc<AppState>, who: Identity, encoding: Encoding, permit: OwnedSemaphorePermit) {
+pub async fn serve(
+    socket: WebSocket,
+    state: Arc<AppState>,
+    who: Identity,
+    encoding: Encoding,
+    permit: OwnedSemaphorePermit,
+) {
     metrics::gauge!("giftstream_connections").increment(1.0);
     let cfg = state.hub.config().clone();
-    let queue_len = if who.role == Role::Creator { cfg.creator_queue_len_max } else { cfg.viewer_queue_len_max };
+    let queue_len = if who.role == Role::Creator {
+        cfg.creator_queue_len_max
+    } else {
+        cfg.viewer_queue_len_max
+    };
     let (tx, rx) = mpsc::channel(queue_len);
     let ctl = Arc::new(ConnCtl::default());
     let (sink, stream) = socket.split();
@@ -81,7 +91,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, who: Identity, encod
     };
     reader.run(stream).await;
     for (_, room) in reader.rooms.drain() {
-        let _ = room.tx.try_send(RoomCmd::Leave { conn_id: reader.conn_id });
+        let _ = room.tx.try_send(RoomCmd::Leave {
+            conn_id: reader.conn_id,
+        });
     }
     let shutting_down = reader.state.shutdown.is_cancelled();
     drop(reader);
@@ -129,7 +141,10 @@ impl Reader {
                 }
             };
             let ok = if payload.len() > frame_len_max {
-                let e = Error::bad_request(format!("frame of {} bytes exceeds hub.frame_len_max ({frame_len_max})", payload.len()));
+                let e = Error::bad_request(format!(
+                    "frame of {} bytes exceeds hub.frame_len_max ({frame_len_max})",
+                    payload.len()
+                ));
                 self.reply(ServerMsg::error(&e, None)).await
             } else {
                 self.on_frame(&payload, enc).await
@@ -162,11 +177,20 @@ impl Reader {
             }
             ClientMsg::Leave { room } => {
                 if let Some(h) = self.rooms.remove(&room) {
-                    let _ = h.tx.send(RoomCmd::Leave { conn_id: self.conn_id }).await;
+                    let _ =
+                        h.tx.send(RoomCmd::Leave {
+                            conn_id: self.conn_id,
+                        })
+                        .await;
                 }
                 self.reply(ServerMsg::Left { room }).await
             }
-            ClientMsg::Gift { room, gift, count, id } => self.gift(room, gift, count, id).await,
+            ClientMsg::Gift {
+                room,
+                gift,
+                count,
+                id,
+            } => self.gift(room, gift, count, id).await,
         }
     }
 
@@ -182,14 +206,20 @@ impl Reader {
         let handle = match self.state.hub.room(room) {
             Some(h) => h,
             None => {
-                return Err(match self.state.counters.target(&Target::room(room)).await? {
-                    Some(_) => Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live")),
-                    None => Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")),
-                })
+                return Err(
+                    match self.state.counters.target(&Target::room(room)).await? {
+                        Some(_) => {
+                            Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live"))
+                        }
+                        None => Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")),
+                    },
+                )
             }
         };
         self.rooms.retain(|_, h| !h.tx.is_closed());
-        if !self.rooms.contains_key(room) && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max {
+        if !self.rooms.contains_key(room)
+            && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max
+        {
             return Err(Error::bad_request(format!(
                 "a socket may join {} rooms at most (hub.rooms_per_socket_max)",
                 self.state.hub.config().rooms_per_socket_max
@@ -220,16 +250,27 @@ impl Reader {
             Err(e) => self.reply(ServerMsg::error(&e, Some(id))).await,
             Ok(outcome) if state.cfg.gift.ack == AckMode::Counter => {
                 let a = outcome.ack;
-                self.reply(ServerMsg::GiftAck { id: a.id, seq: a.seq, balance: a.balance }).await
+                self.reply(ServerMsg::GiftAck {
+                    id: a.id,
+                    seq: a.seq,
+                    balance: a.balance,
+                })
+                .await
             }
             Ok(outcome) => {
                 // Ledger mode: wait for the commit without blocking this
                 // socket's reads; bounded by ACKS_WAITING_MAX.
-                let Ok(permit) = self.acks_waiting.clone().acquire_owned().await else { return false };
+                let Ok(permit) = self.acks_waiting.clone().acquire_owned().await else {
+                    return false;
+                };
                 let (state, tx, enc) = (self.state.clone(), self.tx.clone(), self.encoding);
                 tokio::spawn(async move {
                     let msg = match ops::wait_durable(&state, &outcome).await {
-                        Ok(()) => ServerMsg::GiftAck { id: outcome.ack.id, seq: outcome.ack.seq, balance: outcome.ack.balance },
+                        Ok(()) => ServerMsg::GiftAck {
+                            id: outcome.ack.id,
+                            seq: outcome.ack.seq,
+                            balance: outcome.ack.balance,
+                        },
                         Err(e) => ServerMsg::error(&e, Some(outcome.ack.id)),
                     };
                     let _ = tx.send(msg.encode(enc)).await;
@@ -293,6 +334,9 @@ async fn write_loop(
             return;
         }
     };
-    let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
     let _ = tokio::time::timeout(close_timeout, sink.send(close)).await;
 }

@@ -60,7 +60,11 @@ pub struct Hub {
 impl Hub {
     /// An empty hub.
     pub fn new(cfg: HubConfig) -> Arc<Hub> {
-        Arc::new(Hub { rooms: DashMap::new(), cfg, next_conn_id: AtomicU64::new(1) })
+        Arc::new(Hub {
+            rooms: DashMap::new(),
+            cfg,
+            next_conn_id: AtomicU64::new(1),
+        })
     }
 
     /// The hub's configuration.
@@ -126,14 +130,15 @@ impl Hub {
 
 impl EventSink for Hub {
     fn reserve(&self, room: &str) -> Result<EventPermit> {
-        let tx = self
-            .rooms
-            .get(room)
-            .map(|h| h.tx.clone())
-            .ok_or_else(|| Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open")))?;
+        let tx = self.rooms.get(room).map(|h| h.tx.clone()).ok_or_else(|| {
+            Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open"))
+        })?;
         tx.try_reserve_owned().map(EventPermit).map_err(|_| {
             metrics::counter!("giftstream_room_queue_full_total").increment(1);
-            Error::new(ErrorCode::RateLimited, "the room is busy; try again shortly")
+            Error::new(
+                ErrorCode::RateLimited,
+                "the room is busy; try again shortly",
+            )
         })
     }
 }

@@ -92,7 +92,10 @@ impl Hist {
     fn frame(&mut self, enc: Encoding) -> Message {
         match enc {
             Encoding::Json => self.json.clone(),
-            Encoding::MsgPack => self.msgpack.get_or_insert_with(|| self.msg.encode(Encoding::MsgPack)).clone(),
+            Encoding::MsgPack => self
+                .msgpack
+                .get_or_insert_with(|| self.msg.encode(Encoding::MsgPack))
+                .clone(),
         }
     }
 }
@@ -123,7 +126,11 @@ pub fn spawn(id: String, creator: Arc<str>, last_seq: u64, cfg: HubConfig) -> Ro
         cfg,
     };
     tokio::spawn(room.run(rx));
-    RoomHandle { tx, viewers, creator }
+    RoomHandle {
+        tx,
+        viewers,
+        creator,
+    }
 }
 
 impl Room {
@@ -140,7 +147,9 @@ impl Room {
                 RoomCmd::Leave { conn_id } => self.remove(conn_id),
                 RoomCmd::Broadcast(msg) => self.broadcast(&msg),
                 RoomCmd::End => {
-                    self.broadcast(&ServerMsg::RoomEnded { room: self.id.clone() });
+                    self.broadcast(&ServerMsg::RoomEnded {
+                        room: self.id.clone(),
+                    });
                     break;
                 }
             }
@@ -150,7 +159,12 @@ impl Room {
     }
 
     fn on_gift(&mut self, ev: GiftEvent) {
-        debug_assert!(ev.seq > self.last_seq, "room seq must increase: {} after {}", ev.seq, self.last_seq);
+        debug_assert!(
+            ev.seq > self.last_seq,
+            "room seq must increase: {} after {}",
+            ev.seq,
+            self.last_seq
+        );
         let seq = ev.seq;
         self.last_seq = seq;
         let msg = ServerMsg::GiftEvent(ev);
@@ -173,7 +187,13 @@ impl Room {
         if skipped > 0 {
             metrics::counter!("giftstream_skipped_total").increment(skipped);
         }
-        self.history.push_back(Hist { seq, at: Instant::now(), msg, json, msgpack });
+        self.history.push_back(Hist {
+            seq,
+            at: Instant::now(),
+            msg,
+            json,
+            msgpack,
+        });
         self.trim_history();
     }
 
@@ -194,14 +214,29 @@ impl Room {
             self.msgpack_subs += 1;
         }
         let is_creator = *sub.user == *self.creator;
-        self.subs.push(SubState { sub, is_creator, skip: None, skipped: 0, dead: false });
-        self.viewers.store(self.subs.len() as u64, Ordering::Relaxed);
+        self.subs.push(SubState {
+            sub,
+            is_creator,
+            skip: None,
+            skipped: 0,
+            dead: false,
+        });
+        self.viewers
+            .store(self.subs.len() as u64, Ordering::Relaxed);
     }
 
     fn on_join(&mut self, sub: Subscriber) -> Result<()> {
-        let viewers = (self.subs.len() + usize::from(!self.subs.iter().any(|s| s.sub.conn_id == sub.conn_id))) as u64;
-        let joined = ServerMsg::Joined { room: self.id.clone(), seq: self.last_seq, viewers };
-        sub.tx.try_send(joined.encode(sub.encoding)).map_err(|_| busy())?;
+        let viewers = (self.subs.len()
+            + usize::from(!self.subs.iter().any(|s| s.sub.conn_id == sub.conn_id)))
+            as u64;
+        let joined = ServerMsg::Joined {
+            room: self.id.clone(),
+            seq: self.last_seq,
+            viewers,
+        };
+        sub.tx
+            .try_send(joined.encode(sub.encoding))
+            .map_err(|_| busy())?;
         self.subscribe(sub);
         Ok(())
     }
@@ -231,8 +266,13 @@ impl Room {
                 sub.tx.try_send(h.frame(sub.encoding)).map_err(|_| busy())?;
             }
         }
-        let resumed = ServerMsg::Resumed { room: self.id.clone(), seq: self.last_seq };
-        sub.tx.try_send(resumed.encode(sub.encoding)).map_err(|_| busy())?;
+        let resumed = ServerMsg::Resumed {
+            room: self.id.clone(),
+            seq: self.last_seq,
+        };
+        sub.tx
+            .try_send(resumed.encode(sub.encoding))
+            .map_err(|_| busy())?;
         self.subscribe(sub);
         Ok(())
     }
@@ -258,12 +298,18 @@ impl Room {
                 self.msgpack_subs -= 1;
             }
         }
-        self.viewers.store(self.subs.len() as u64, Ordering::Relaxed);
+        self.viewers
+            .store(self.subs.len() as u64, Ordering::Relaxed);
     }
 
     fn sweep(&mut self) {
         if self.subs.iter().any(|s| s.dead) {
-            let dead: Vec<u64> = self.subs.iter().filter(|s| s.dead).map(|s| s.sub.conn_id).collect();
+            let dead: Vec<u64> = self
+                .subs
+                .iter()
+                .filter(|s| s.dead)
+                .map(|s| s.sub.conn_id)
+                .collect();
             for id in dead {
                 self.remove(id);
             }
@@ -272,7 +318,10 @@ impl Room {
 }
 
 fn busy() -> Error {
-    Error::new(ErrorCode::RateLimited, "socket queue full; read your frames and retry")
+    Error::new(
+        ErrorCode::RateLimited,
+        "socket queue full; read your frames and retry",
+    )
 }
 
 /// Queue one event for one subscriber; false if it was skipped.
@@ -283,7 +332,11 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
     if let Some((from, to)) = s.skip {
         // Tell the viewer what it missed before anything newer, if both fit.
         if s.sub.tx.capacity() >= 2 {
-            let note = ServerMsg::Skipped { room: room.to_string(), from_seq: from, to_seq: to };
+            let note = ServerMsg::Skipped {
+                room: room.to_string(),
+                from_seq: from,
+                to_seq: to,
+            };
             if s.sub.tx.try_send(note.encode(s.sub.encoding)).is_ok() {
                 s.skip = None;
             }
@@ -297,7 +350,9 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
             if s.is_creator {
-                s.sub.ctl.kick(CLOSE_RESUME, "feed queue full; reconnect and resume");
+                s.sub
+                    .ctl
+                    .kick(CLOSE_RESUME, "feed queue full; reconnect and resume");
                 s.dead = true;
                 return false;
             }
@@ -314,7 +369,9 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
 fn note_skip(s: &mut SubState, cfg: &HubConfig) -> bool {
     s.skipped += 1;
     if s.skipped > cfg.viewer_skipped_max {
-        s.sub.ctl.kick(CLOSE_TOO_SLOW, "too slow: skipped too many events");
+        s.sub
+            .ctl
+            .kick(CLOSE_TOO_SLOW, "too slow: skipped too many events");
         s.dead = true;
     }
     false

@@ -148,24 +148,44 @@ pub trait Ledger: Send + Sync + 'static {
 
 /// The postings of a batch: (account, currency, kind) -> amount, summing to
 /// zero per currency.
-pub fn batch_postings<'a>(gifts: impl IntoIterator<Item = &'a PendingGift>) -> BTreeMap<(String, &'static str, &'static str), i64> {
+pub fn batch_postings<'a>(
+    gifts: impl IntoIterator<Item = &'a PendingGift>,
+) -> BTreeMap<(String, &'static str, &'static str), i64> {
     let mut p: BTreeMap<(String, &'static str, &'static str), i64> = BTreeMap::new();
     for g in gifts {
-        *p.entry((account::wallet(&g.sender), COIN, "wallet")).or_default() -= g.coins;
-        *p.entry((account::SPENT.to_string(), COIN, "spent")).or_default() += g.coins;
-        *p.entry((account::earnings(&g.creator), DIAMOND, "earnings")).or_default() += g.diamonds;
-        *p.entry((account::MINT.to_string(), DIAMOND, "mint")).or_default() -= g.diamonds;
+        *p.entry((account::wallet(&g.sender), COIN, "wallet"))
+            .or_default() -= g.coins;
+        *p.entry((account::SPENT.to_string(), COIN, "spent"))
+            .or_default() += g.coins;
+        *p.entry((account::earnings(&g.creator), DIAMOND, "earnings"))
+            .or_default() += g.diamonds;
+        *p.entry((account::MINT.to_string(), DIAMOND, "mint"))
+            .or_default() -= g.diamonds;
     }
     p.retain(|_, v| *v != 0);
-    debug_assert_eq!(p.iter().filter(|k| k.0 .1 == COIN).map(|(_, v)| v).sum::<i64>(), 0);
-    debug_assert_eq!(p.iter().filter(|k| k.0 .1 == DIAMOND).map(|(_, v)| v).sum::<i64>(), 0);
+    debug_assert_eq!(
+        p.iter()
+            .filter(|k| k.0 .1 == COIN)
+            .map(|(_, v)| v)
+            .sum::<i64>(),
+        0
+    );
+    debug_assert_eq!(
+        p.iter()
+            .filter(|k| k.0 .1 == DIAMOND)
+            .map(|(_, v)| v)
+            .sum::<i64>(),
+        0
+    );
     p
 }
 
 /// Open a ledger by URL (`sqlite:...`; `postgres://...` when built in).
 pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<std::sync::Arc<dyn Ledger>> {
     if url.starts_with("sqlite:") {
-        return Ok(std::sync::Arc::new(sqlite::SqliteLedger::open(url, pool_len_max).await?));
+        return Ok(std::sync::Arc::new(
+            sqlite::SqliteLedger::open(url, pool_len_max).await?,
+        ));
     }
     anyhow::bail!("ledger.url `{url}`: engine not available")
 }

@@ -12,7 +12,10 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::{account, batch_postings, CreditOp, CreditOutcome, Ledger, LedgerEarnings, TargetRecord, Totals, COIN, DIAMOND};
+use super::{
+    account, batch_postings, CreditOp, CreditOutcome, Ledger, LedgerEarnings, TargetRecord, Totals,
+    COIN, DIAMOND,
+};
 use crate::error::{Error, Result};
 use crate::protocol::now_ms;
 use crate::wallet::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
@@ -30,7 +33,9 @@ impl SqliteLedger {
     pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<SqliteLedger> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         if !memory {
-            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
@@ -49,8 +54,16 @@ impl SqliteLedger {
         let pool = SqlitePoolOptions::new()
             .max_connections(pool_len)
             .min_connections(if memory { 1 } else { 0 })
-            .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
+            .idle_timeout(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -67,18 +80,27 @@ async fn apply_postings(
     postings: &[((String, &'static str, &'static str), i64)],
 ) -> Result<()> {
     for chunk in postings.chunks(ROWS_PER_STATEMENT) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO entries (op_id, account, currency, amount) ");
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO entries (op_id, account, currency, amount) ");
         q.push_values(chunk, |mut b, ((acct, cur, _), amount)| {
-            b.push_bind(op_id).push_bind(acct).push_bind(*cur).push_bind(*amount);
+            b.push_bind(op_id)
+                .push_bind(acct)
+                .push_bind(*cur)
+                .push_bind(*amount);
         });
         q.build().execute(&mut **tx).await?;
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO balances (account, currency, kind, amount) ");
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO balances (account, currency, kind, amount) ");
         q.push_values(chunk, |mut b, ((acct, cur, kind), _)| {
-            b.push_bind(acct).push_bind(*cur).push_bind(*kind).push_bind(0i64);
+            b.push_bind(acct)
+                .push_bind(*cur)
+                .push_bind(*kind)
+                .push_bind(0i64);
         });
         q.push(" ON CONFLICT (account, currency) DO NOTHING");
         q.build().execute(&mut **tx).await?;
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("WITH v(account, currency, delta) AS (");
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("WITH v(account, currency, delta) AS (");
         q.push_values(chunk, |mut b, ((acct, cur, _), amount)| {
             b.push_bind(acct).push_bind(*cur).push_bind(*amount);
         });
@@ -112,13 +134,26 @@ impl Ledger for SqliteLedger {
             .await?
             .rows_affected();
         if inserted == 0 {
-            let row = sqlx::query("SELECT detail FROM operations WHERE op_id = $1").bind(&op.op_id).fetch_one(&mut *tx).await?;
-            let first: CreditOp = serde_json::from_str(row.get::<&str, _>(0))
-                .map_err(|_| Error::bad_request(format!("id `{}` was used for another kind of operation", op.op_id)))?;
+            let row = sqlx::query("SELECT detail FROM operations WHERE op_id = $1")
+                .bind(&op.op_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let first: CreditOp = serde_json::from_str(row.get::<&str, _>(0)).map_err(|_| {
+                Error::bad_request(format!(
+                    "id `{}` was used for another kind of operation",
+                    op.op_id
+                ))
+            })?;
             if first != *op {
-                return Err(Error::bad_request(format!("id `{}` was already used with other parameters", op.op_id)));
+                return Err(Error::bad_request(format!(
+                    "id `{}` was already used with other parameters",
+                    op.op_id
+                )));
             }
-            return Ok(CreditOutcome { applied_now: false, op: first });
+            return Ok(CreditOutcome {
+                applied_now: false,
+                op: first,
+            });
         }
         let postings = vec![
             ((account::MINT.to_string(), COIN, "mint"), -op.coins),
@@ -126,7 +161,10 @@ impl Ledger for SqliteLedger {
         ];
         apply_postings(&mut tx, &op.op_id, &postings).await?;
         tx.commit().await?;
-        Ok(CreditOutcome { applied_now: true, op: op.clone() })
+        Ok(CreditOutcome {
+            applied_now: true,
+            op: op.clone(),
+        })
     }
 
     async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
@@ -167,13 +205,20 @@ impl Ledger for SqliteLedger {
             });
             q.push(" ON CONFLICT (target, seq) DO NOTHING RETURNING target, seq");
             let rows = q.build().fetch_all(&mut *tx).await?;
-            let fresh: std::collections::HashSet<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-            inserted.extend(chunk.iter().filter(|g| fresh.contains(&(g.target.clone(), g.seq as i64))));
+            let fresh: std::collections::HashSet<(String, i64)> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            inserted.extend(
+                chunk
+                    .iter()
+                    .filter(|g| fresh.contains(&(g.target.clone(), g.seq as i64))),
+            );
         }
         if inserted.len() < batch.gifts.len() {
             tracing::warn!(batch = %batch.id, skipped = batch.gifts.len() - inserted.len(), "gifts already in the ledger were not applied again");
         }
-        let postings: Vec<_> = batch_postings(inserted.iter().copied()).into_iter().collect();
+        let postings: Vec<_> = batch_postings(inserted.iter().copied())
+            .into_iter()
+            .collect();
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
@@ -181,13 +226,22 @@ impl Ledger for SqliteLedger {
 
     async fn snapshot(&self, recent_ms: i64, seq_gap: u64) -> Result<Snapshot> {
         let mut s = Snapshot::default();
-        for r in sqlx::query("SELECT account, amount FROM balances WHERE kind = 'wallet' AND currency = $1").bind(COIN).fetch_all(&self.pool).await? {
+        for r in sqlx::query(
+            "SELECT account, amount FROM balances WHERE kind = 'wallet' AND currency = $1",
+        )
+        .bind(COIN)
+        .fetch_all(&self.pool)
+        .await?
+        {
             let acct: String = r.get(0);
             if let Some(user) = acct.strip_prefix("wallet:") {
                 s.wallets.push((user.to_string(), r.get(1)));
             }
         }
-        for r in sqlx::query("SELECT op_id FROM operations WHERE kind <> 'batch'").fetch_all(&self.pool).await? {
+        for r in sqlx::query("SELECT op_id FROM operations WHERE kind <> 'batch'")
+            .fetch_all(&self.pool)
+            .await?
+        {
             s.credit_ops.push(r.get(0));
         }
         let since = now_ms() - recent_ms;
@@ -219,11 +273,24 @@ impl Ledger for SqliteLedger {
         .await?;
         for r in rows {
             let key: String = r.get(0);
-            let Some(target) = Target::from_key(&key) else { continue };
+            let Some(target) = Target::from_key(&key) else {
+                continue;
+            };
             let max_seq: Option<i64> = r.get(3);
             let seq = max_seq.unwrap_or(0) as u64;
-            let seq = if seq_gap > 0 && max_seq.is_some() { seq + seq_gap } else { seq };
-            s.targets.push((target, TargetInfo { creator: r.get(1), live: r.get::<i64, _>(2) != 0, seq }));
+            let seq = if seq_gap > 0 && max_seq.is_some() {
+                seq + seq_gap
+            } else {
+                seq
+            };
+            s.targets.push((
+                target,
+                TargetInfo {
+                    creator: r.get(1),
+                    live: r.get::<i64, _>(2) != 0,
+                    seq,
+                },
+            ));
         }
         Ok(s)
     }
@@ -231,27 +298,37 @@ impl Ledger for SqliteLedger {
     async fn open_target(&self, target: &Target, creator: &str) -> Result<()> {
         let (table, col) = target_table(target);
         let mut tx = self.pool.begin().await?;
-        let owner: Option<String> = sqlx::query_scalar(&format!("SELECT creator FROM {table} WHERE {col} = $1"))
-            .bind(&target.id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let owner: Option<String> =
+            sqlx::query_scalar(&format!("SELECT creator FROM {table} WHERE {col} = $1"))
+                .bind(&target.id)
+                .fetch_optional(&mut *tx)
+                .await?;
         match owner {
-            Some(o) if o != creator => return Err(Error::forbidden(format!("`{}` belongs to another creator", target.id))),
+            Some(o) if o != creator => {
+                return Err(Error::forbidden(format!(
+                    "`{}` belongs to another creator",
+                    target.id
+                )))
+            }
             Some(_) if target.kind == TargetKind::Room => {
-                sqlx::query("UPDATE rooms SET live = 1, opened_ms = $2, ended_ms = NULL WHERE room = $1")
-                    .bind(&target.id)
-                    .bind(now_ms())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE rooms SET live = 1, opened_ms = $2, ended_ms = NULL WHERE room = $1",
+                )
+                .bind(&target.id)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
             }
             Some(_) => {}
             None if target.kind == TargetKind::Room => {
-                sqlx::query("INSERT INTO rooms (room, creator, live, opened_ms) VALUES ($1, $2, 1, $3)")
-                    .bind(&target.id)
-                    .bind(creator)
-                    .bind(now_ms())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO rooms (room, creator, live, opened_ms) VALUES ($1, $2, 1, $3)",
+                )
+                .bind(&target.id)
+                .bind(creator)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
             }
             None => {
                 sqlx::query("INSERT INTO videos (video, creator, created_ms) VALUES ($1, $2, $3)")
@@ -267,32 +344,50 @@ impl Ledger for SqliteLedger {
     }
 
     async fn end_room(&self, room: &str) -> Result<()> {
-        sqlx::query("UPDATE rooms SET live = 0, ended_ms = $2 WHERE room = $1").bind(room).bind(now_ms()).execute(&self.pool).await?;
+        sqlx::query("UPDATE rooms SET live = 0, ended_ms = $2 WHERE room = $1")
+            .bind(room)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn target(&self, target: &Target) -> Result<Option<TargetRecord>> {
         let (table, col) = target_table(target);
-        let live = if target.kind == TargetKind::Room { "live" } else { "1" };
-        let row = sqlx::query(&format!("SELECT creator, {live} FROM {table} WHERE {col} = $1")).bind(&target.id).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| TargetRecord { creator: r.get(0), live: r.get::<i64, _>(1) != 0 }))
+        let live = if target.kind == TargetKind::Room {
+            "live"
+        } else {
+            "1"
+        };
+        let row = sqlx::query(&format!(
+            "SELECT creator, {live} FROM {table} WHERE {col} = $1"
+        ))
+        .bind(&target.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| TargetRecord {
+            creator: r.get(0),
+            live: r.get::<i64, _>(1) != 0,
+        }))
     }
 
     async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gifts WHERE target = $1 AND seq = $2")
-            .bind(target)
-            .bind(seq as i64)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM gifts WHERE target = $1 AND seq = $2")
+                .bind(target)
+                .bind(seq as i64)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n > 0)
     }
 
     async fn balance(&self, acct: &str, currency: &str) -> Result<i64> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT amount FROM balances WHERE account = $1 AND currency = $2")
-            .bind(acct)
-            .bind(currency)
-            .fetch_optional(&self.pool)
-            .await?;
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT amount FROM balances WHERE account = $1 AND currency = $2")
+                .bind(acct)
+                .bind(currency)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(v.unwrap_or(0))
     }
 
@@ -306,25 +401,47 @@ impl Ledger for SqliteLedger {
 
     async fn totals(&self) -> Result<Totals> {
         let mut t = Totals::default();
-        for r in sqlx::query("SELECT currency, SUM(amount) FROM entries GROUP BY currency").fetch_all(&self.pool).await? {
+        for r in sqlx::query("SELECT currency, SUM(amount) FROM entries GROUP BY currency")
+            .fetch_all(&self.pool)
+            .await?
+        {
             t.entry_sums.insert(r.get(0), r.get(1));
         }
         let sum = |kind: &'static str, cur: &'static str| {
-            sqlx::query_scalar::<_, Option<i64>>("SELECT SUM(amount) FROM balances WHERE kind = $1 AND currency = $2").bind(kind).bind(cur)
+            sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT SUM(amount) FROM balances WHERE kind = $1 AND currency = $2",
+            )
+            .bind(kind)
+            .bind(cur)
         };
         t.coins_minted = -sum("mint", COIN).fetch_one(&self.pool).await?.unwrap_or(0);
-        t.coins_in_wallets = sum("wallet", COIN).fetch_one(&self.pool).await?.unwrap_or(0);
+        t.coins_in_wallets = sum("wallet", COIN)
+            .fetch_one(&self.pool)
+            .await?
+            .unwrap_or(0);
         t.coins_spent = sum("spent", COIN).fetch_one(&self.pool).await?.unwrap_or(0);
-        t.diamonds_credited = -sum("mint", DIAMOND).fetch_one(&self.pool).await?.unwrap_or(0);
-        let r = sqlx::query("SELECT COUNT(*), COALESCE(SUM(coins), 0), COALESCE(SUM(diamonds), 0) FROM gifts").fetch_one(&self.pool).await?;
+        t.diamonds_credited = -sum("mint", DIAMOND)
+            .fetch_one(&self.pool)
+            .await?
+            .unwrap_or(0);
+        let r = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(coins), 0), COALESCE(SUM(diamonds), 0) FROM gifts",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         (t.gifts, t.gift_coins, t.gift_diamonds) = (r.get(0), r.get(1), r.get(2));
-        t.batches = sqlx::query_scalar("SELECT COUNT(*) FROM operations WHERE kind = 'batch'").fetch_one(&self.pool).await?;
+        t.batches = sqlx::query_scalar("SELECT COUNT(*) FROM operations WHERE kind = 'batch'")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(t)
     }
 
     async fn swap_clean_mark(&self, clean: bool) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let prev: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'clean_shutdown'").fetch_optional(&mut *tx).await?;
+        let prev: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'clean_shutdown'")
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ('clean_shutdown', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(if clean { "1" } else { "0" })
             .execute(&mut *tx)

@@ -264,7 +264,10 @@ pub fn decode_client(payload: &[u8], enc: Encoding) -> Result<ClientMsg, (Error,
             };
             msg.validate().map(|()| msg).map_err(|e| (e, id))
         }
-        Err(why) => Err((Error::bad_request(format!("malformed message: {why}")), loose_id(payload, enc))),
+        Err(why) => Err((
+            Error::bad_request(format!("malformed message: {why}")),
+            loose_id(payload, enc),
+        )),
     }
 }
 
@@ -285,10 +288,15 @@ impl ClientMsg {
     /// Range and shape checks the type system does not express.
     pub fn validate(&self) -> Result<()> {
         match self {
-            ClientMsg::Join { room, .. } | ClientMsg::Leave { room } | ClientMsg::Resume { room, .. } => {
-                check_name("room", room)
-            }
-            ClientMsg::Gift { room, gift, count, id } => {
+            ClientMsg::Join { room, .. }
+            | ClientMsg::Leave { room }
+            | ClientMsg::Resume { room, .. } => check_name("room", room),
+            ClientMsg::Gift {
+                room,
+                gift,
+                count,
+                id,
+            } => {
                 check_name("room", room)?;
                 check_gift(gift, *count, id)
             }
@@ -306,10 +314,14 @@ impl GiftBody {
 
 fn check_gift(gift: &str, count: u32, id: &str) -> Result<()> {
     if !(1..=GIFT_COUNT_MAX).contains(&count) {
-        return Err(Error::bad_request(format!("count must be 1..={GIFT_COUNT_MAX}, got {count}")));
+        return Err(Error::bad_request(format!(
+            "count must be 1..={GIFT_COUNT_MAX}, got {count}"
+        )));
     }
     if !valid_client_id(id) {
-        return Err(Error::bad_request(format!("id must be 1..={ID_LEN_MAX} characters")));
+        return Err(Error::bad_request(format!(
+            "id must be 1..={ID_LEN_MAX} characters"
+        )));
     }
     if gift.is_empty() || gift.len() > ID_LEN_MAX {
         return Err(Error::new(ErrorCode::UnknownGift, "no such gift"));
@@ -360,22 +372,37 @@ mod tests {
 
     #[test]
     fn decodes_every_client_type() {
-        let m = decode_client(br#"{"type":"gift","room":"r1","gift":"rose","count":3,"id":"g-1"}"#, Encoding::Json);
+        let m = decode_client(
+            br#"{"type":"gift","room":"r1","gift":"rose","count":3,"id":"g-1"}"#,
+            Encoding::Json,
+        );
         assert_eq!(
             m.unwrap(),
-            ClientMsg::Gift { room: "r1".into(), gift: "rose".into(), count: 3, id: "g-1".into() }
+            ClientMsg::Gift {
+                room: "r1".into(),
+                gift: "rose".into(),
+                count: 3,
+                id: "g-1".into()
+            }
         );
-        assert_eq!(decode_client(br#"{"type":"ping"}"#, Encoding::Json).unwrap(), ClientMsg::Ping);
+        assert_eq!(
+            decode_client(br#"{"type":"ping"}"#, Encoding::Json).unwrap(),
+            ClientMsg::Ping
+        );
         assert_eq!(
             decode_client(br#"{"type":"resume","room":"r","since":7}"#, Encoding::Json).unwrap(),
-            ClientMsg::Resume { room: "r".into(), since: 7 }
+            ClientMsg::Resume {
+                room: "r".into(),
+                since: 7
+            }
         );
     }
 
     #[test]
     fn rejects_bad_counts_with_the_gift_id() {
         for count in ["0", "100", "-1", "\"1\"", "1.5"] {
-            let s = format!(r#"{{"type":"gift","room":"r","gift":"rose","count":{count},"id":"abc"}}"#);
+            let s =
+                format!(r#"{{"type":"gift","room":"r","gift":"rose","count":{count},"id":"abc"}}"#);
             let (e, id) = json_err(&s);
             assert_eq!(e.code, ErrorCode::BadRequest, "count {count}");
             assert_eq!(id.as_deref(), Some("abc"), "count {count}");
@@ -386,36 +413,76 @@ mod tests {
     fn rejects_malformed_and_unknown() {
         assert_eq!(json_err("not json").0.code, ErrorCode::BadRequest);
         assert_eq!(json_err(r#"{"room":"r"}"#).0.code, ErrorCode::BadRequest);
-        assert_eq!(json_err(r#"{"type":"dance"}"#).0.code, ErrorCode::BadRequest);
+        assert_eq!(
+            json_err(r#"{"type":"dance"}"#).0.code,
+            ErrorCode::BadRequest
+        );
         let long = "x".repeat(65);
         let s = format!(r#"{{"type":"gift","room":"r","gift":"rose","count":1,"id":"{long}"}}"#);
         let (e, id) = json_err(&s);
         assert_eq!(e.code, ErrorCode::BadRequest);
         assert_eq!(id, None, "an invalid id is not echoed");
-        assert_eq!(json_err(r#"{"type":"join","room":"a b"}"#).0.code, ErrorCode::BadRequest);
+        assert_eq!(
+            json_err(r#"{"type":"join","room":"a b"}"#).0.code,
+            ErrorCode::BadRequest
+        );
     }
 
     #[test]
     fn msgpack_round_trip_uses_named_fields() {
-        let ev = ServerMsg::GiftAck { id: "x".into(), seq: 4, balance: 90 };
-        let Message::Binary(b) = ev.encode(Encoding::MsgPack) else { panic!("binary expected") };
+        let ev = ServerMsg::GiftAck {
+            id: "x".into(),
+            seq: 4,
+            balance: 90,
+        };
+        let Message::Binary(b) = ev.encode(Encoding::MsgPack) else {
+            panic!("binary expected")
+        };
         let v: serde_json::Value = rmp_serde::from_slice(&b).unwrap();
         assert_eq!(v["type"], "gift_ack");
         assert_eq!(v["seq"], 4);
         let back: ServerMsg = rmp_serde::from_slice(&b).unwrap();
         assert_eq!(back, ev);
-        let gift = rmp_serde::to_vec_named(&serde_json::json!({"type":"gift","room":"r","gift":"rose","count":2,"id":"i"})).unwrap();
-        assert!(matches!(decode_client(&gift, Encoding::MsgPack).unwrap(), ClientMsg::Gift { count: 2, .. }));
+        let gift = rmp_serde::to_vec_named(
+            &serde_json::json!({"type":"gift","room":"r","gift":"rose","count":2,"id":"i"}),
+        )
+        .unwrap();
+        assert!(matches!(
+            decode_client(&gift, Encoding::MsgPack).unwrap(),
+            ClientMsg::Gift { count: 2, .. }
+        ));
     }
 
     #[test]
     fn gift_event_json_has_contract_fields() {
         let ev = ServerMsg::GiftEvent(GiftEvent {
-            room: "r".into(), seq: 1, id: "i".into(), sender: "s".into(), gift: "rose".into(),
-            count: 1, combo: 1, coins: 1, diamonds: 1, animation: "rose.webp".into(), ts: 5,
+            room: "r".into(),
+            seq: 1,
+            id: "i".into(),
+            sender: "s".into(),
+            gift: "rose".into(),
+            count: 1,
+            combo: 1,
+            coins: 1,
+            diamonds: 1,
+            animation: "rose.webp".into(),
+            ts: 5,
         });
         let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
-        for k in ["type", "room", "seq", "id", "sender", "gift", "count", "combo", "coins", "diamonds", "animation", "ts"] {
+        for k in [
+            "type",
+            "room",
+            "seq",
+            "id",
+            "sender",
+            "gift",
+            "count",
+            "combo",
+            "coins",
+            "diamonds",
+            "animation",
+            "ts",
+        ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert_eq!(v["type"], "gift_event");

@@ -38,11 +38,20 @@ impl Settlement {
     /// Wait until the gift with `ticket` is committed, at most `timeout`.
     pub async fn wait_settled(&self, ticket: u64, timeout: Duration) -> Result<()> {
         let mut rx = self.committed.clone();
-        let waited = tokio::time::timeout(timeout, async { rx.wait_for(|c| *c >= ticket).await.map(|_| ()) }).await;
+        let waited = tokio::time::timeout(timeout, async {
+            rx.wait_for(|c| *c >= ticket).await.map(|_| ())
+        })
+        .await;
         match waited {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::new(ErrorCode::Internal, "settlement stopped before the gift was committed")),
-            Err(_) => Err(Error::new(ErrorCode::Internal, "the ledger commit is late; the gift is accepted and will settle")),
+            Ok(Err(_)) => Err(Error::new(
+                ErrorCode::Internal,
+                "settlement stopped before the gift was committed",
+            )),
+            Err(_) => Err(Error::new(
+                ErrorCode::Internal,
+                "the ledger commit is late; the gift is accepted and will settle",
+            )),
         }
     }
 
@@ -63,10 +72,26 @@ pub struct Worker {
 
 impl Worker {
     /// A worker and its handle.
-    pub fn new(counters: Arc<dyn Counters>, ledger: Arc<dyn Ledger>, cfg: SettlementConfig) -> (Worker, Settlement) {
+    pub fn new(
+        counters: Arc<dyn Counters>,
+        ledger: Arc<dyn Ledger>,
+        cfg: SettlementConfig,
+    ) -> (Worker, Settlement) {
         let (tx, rx) = watch::channel(0);
         let wake = Arc::new(Notify::new());
-        (Worker { counters, ledger, cfg, committed: tx, wake: wake.clone() }, Settlement { committed: rx, wake })
+        (
+            Worker {
+                counters,
+                ledger,
+                cfg,
+                committed: tx,
+                wake: wake.clone(),
+            },
+            Settlement {
+                committed: rx,
+                wake,
+            },
+        )
     }
 
     /// Run until `shutdown`, then drain everything pending and return.
@@ -83,7 +108,8 @@ impl Worker {
             // Drain until the queue is short of a full batch (or empty when stopping).
             loop {
                 let full = self.flush_once().await?;
-                if !full && !(stopping && self.counters.pending_len().await.unwrap_or(0) > 0) {
+                let more_to_drain = stopping && self.counters.pending_len().await.unwrap_or(0) > 0;
+                if !full && !more_to_drain {
                     break;
                 }
             }
@@ -103,7 +129,8 @@ impl Worker {
         let oldest_ms = batch.gifts.first().map(|g| g.ts).unwrap_or(0);
         self.commit_with_retry(&batch).await?;
         self.counters.settled(&batch).await?;
-        self.committed.send_modify(|c| *c = (*c).max(batch.ticket_max));
+        self.committed
+            .send_modify(|c| *c = (*c).max(batch.ticket_max));
         metrics::counter!("giftstream_settlement_batches_total").increment(1);
         metrics::counter!("giftstream_settlement_gifts_total").increment(batch.gifts.len() as u64);
         let lag_s = (crate::protocol::now_ms() - oldest_ms).max(0) as f64 / 1000.0;

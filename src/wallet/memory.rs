@@ -15,7 +15,10 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::{gift_value, Batch, Counters, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
+use super::{
+    gift_value, Batch, Counters, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
+    TargetInfo, TargetKind,
+};
 use crate::config::CountersConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::hub::EventSink;
@@ -82,7 +85,10 @@ impl MemoryCounters {
             wallets: DashMap::new(),
             targets: DashMap::new(),
             pending_diamonds: DashMap::new(),
-            pending: Mutex::new(PendingQueue { gifts: VecDeque::new(), next_ticket: 1 }),
+            pending: Mutex::new(PendingQueue {
+                gifts: VecDeque::new(),
+                next_ticket: 1,
+            }),
             credit_ops: Mutex::new(HashSet::new()),
             sink,
             cfg,
@@ -102,8 +108,12 @@ impl MemoryCounters {
 
     fn unknown(target: &Target) -> Error {
         match target.kind {
-            TargetKind::Room => Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id)),
-            TargetKind::Video => Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id)),
+            TargetKind::Room => {
+                Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id))
+            }
+            TargetKind::Video => {
+                Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id))
+            }
         }
     }
 }
@@ -127,7 +137,10 @@ impl Counters for MemoryCounters {
             .clone();
         let mut t = state.lock();
         if t.creator != creator {
-            return Err(Error::forbidden(format!("`{}` belongs to another creator", target.id)));
+            return Err(Error::forbidden(format!(
+                "`{}` belongs to another creator",
+                target.id
+            )));
         }
         t.live = true;
         t.seq = t.seq.max(seq_floor);
@@ -136,7 +149,9 @@ impl Counters for MemoryCounters {
 
     async fn end_room(&self, room: &str) -> Result<()> {
         let target = Target::room(room);
-        let state = self.target_state(&target).ok_or_else(|| Self::unknown(&target))?;
+        let state = self
+            .target_state(&target)
+            .ok_or_else(|| Self::unknown(&target))?;
         state.lock().live = false;
         Ok(())
     }
@@ -144,24 +159,42 @@ impl Counters for MemoryCounters {
     async fn target(&self, target: &Target) -> Result<Option<TargetInfo>> {
         Ok(self.target_state(target).map(|s| {
             let t = s.lock();
-            TargetInfo { creator: t.creator.clone(), live: t.live, seq: t.seq }
+            TargetInfo {
+                creator: t.creator.clone(),
+                live: t.live,
+                seq: t.seq,
+            }
         }))
     }
 
     async fn gift(&self, req: GiftRequest) -> Result<GiftOutcome> {
         let wallet = self.wallet(&req.sender);
         let mut w = wallet.lock();
-        w.forget_old(Duration::from_secs(self.cfg.idempotency_ttl_s), self.cfg.idempotency_keys_per_wallet_max);
+        w.forget_old(
+            Duration::from_secs(self.cfg.idempotency_ttl_s),
+            self.cfg.idempotency_keys_per_wallet_max,
+        );
         if let Some((ack, ticket)) = w.seen.get(&req.client_id) {
-            return Ok(GiftOutcome { ack: ack.clone(), duplicate: true, ticket: *ticket });
+            return Ok(GiftOutcome {
+                ack: ack.clone(),
+                duplicate: true,
+                ticket: *ticket,
+            });
         }
-        let state = self.target_state(&req.target).ok_or_else(|| Self::unknown(&req.target))?;
+        let state = self
+            .target_state(&req.target)
+            .ok_or_else(|| Self::unknown(&req.target))?;
         let mut t = state.lock();
         if !t.live {
-            return Err(Error::new(ErrorCode::RoomNotLive, format!("room `{}` is not live", t.id)));
+            return Err(Error::new(
+                ErrorCode::RoomNotLive,
+                format!("room `{}` is not live", t.id),
+            ));
         }
         if t.creator == req.sender {
-            return Err(Error::forbidden("a creator cannot gift their own room or video"));
+            return Err(Error::forbidden(
+                "a creator cannot gift their own room or video",
+            ));
         }
         let (coins, diamonds) = gift_value(&req.gift, req.count);
         if w.coins < coins {
@@ -172,7 +205,10 @@ impl Counters for MemoryCounters {
         }
         let mut pending = self.pending.lock();
         if pending.gifts.len() >= self.cfg.pending_len_max {
-            return Err(Error::new(ErrorCode::RateLimited, "settlement is behind; try again shortly"));
+            return Err(Error::new(
+                ErrorCode::RateLimited,
+                "settlement is behind; try again shortly",
+            ));
         }
         // Reserve the room's fan-out slot before changing anything, so a
         // full room queue refuses the gift with nothing charged.
@@ -190,8 +226,15 @@ impl Counters for MemoryCounters {
         if t.combos.len() >= COMBOS_PER_TARGET_MAX {
             t.combos.retain(|_, (last, _)| req.ts - *last <= window);
         }
-        let streak = t.combos.entry((req.sender.clone(), req.gift.id.clone())).or_insert((i64::MIN, 0));
-        streak.1 = if req.ts.saturating_sub(streak.0) <= window { streak.1.saturating_add(req.count) } else { req.count };
+        let streak = t
+            .combos
+            .entry((req.sender.clone(), req.gift.id.clone()))
+            .or_insert((i64::MIN, 0));
+        streak.1 = if req.ts.saturating_sub(streak.0) <= window {
+            streak.1.saturating_add(req.count)
+        } else {
+            req.count
+        };
         streak.0 = req.ts;
         let combo = streak.1;
         *self.pending_diamonds.entry(t.creator.clone()).or_insert(0) += diamonds;
@@ -214,7 +257,11 @@ impl Counters for MemoryCounters {
             },
         ));
         drop(pending);
-        let ack = GiftAck { id: req.client_id.clone(), seq, balance: w.coins };
+        let ack = GiftAck {
+            id: req.client_id.clone(),
+            seq,
+            balance: w.coins,
+        };
         w.remember(req.client_id.clone(), ack.clone(), ticket, Instant::now());
         if let Some(permit) = permit {
             permit.send(GiftEvent {
@@ -231,7 +278,11 @@ impl Counters for MemoryCounters {
                 ts: req.ts,
             });
         }
-        Ok(GiftOutcome { ack, duplicate: false, ticket })
+        Ok(GiftOutcome {
+            ack,
+            duplicate: false,
+            ticket,
+        })
     }
 
     async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
@@ -239,7 +290,10 @@ impl Counters for MemoryCounters {
         let wallet = self.wallet(user);
         let mut w = wallet.lock();
         if !ops.contains(op_id) {
-            w.coins = w.coins.checked_add(coins).ok_or_else(|| Error::bad_request("balance overflow"))?;
+            w.coins = w
+                .coins
+                .checked_add(coins)
+                .ok_or_else(|| Error::bad_request("balance overflow"))?;
             ops.insert(op_id.to_string());
         }
         Ok(w.coins)
@@ -290,8 +344,14 @@ impl Counters for MemoryCounters {
         self.credit_ops.lock().extend(snapshot.credit_ops);
         let now = Instant::now();
         for g in snapshot.recent_gifts {
-            let ack = GiftAck { id: g.client_id.clone(), seq: g.seq, balance: g.balance_after };
-            self.wallet(&g.sender).lock().remember(g.client_id, ack, 0, now);
+            let ack = GiftAck {
+                id: g.client_id.clone(),
+                seq: g.seq,
+                balance: g.balance_after,
+            };
+            self.wallet(&g.sender)
+                .lock()
+                .remember(g.client_id, ack, 0, now);
         }
         for (target, info) in snapshot.targets {
             self.open_target(&target, &info.creator, info.seq).await?;

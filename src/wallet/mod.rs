@@ -39,12 +39,18 @@ pub struct Target {
 impl Target {
     /// A room target.
     pub fn room(id: impl Into<String>) -> Target {
-        Target { kind: TargetKind::Room, id: id.into() }
+        Target {
+            kind: TargetKind::Room,
+            id: id.into(),
+        }
     }
 
     /// A video target.
     pub fn video(id: impl Into<String>) -> Target {
-        Target { kind: TargetKind::Video, id: id.into() }
+        Target {
+            kind: TargetKind::Video,
+            id: id.into(),
+        }
     }
 
     /// The key used in storage: `room:ID` or `video:ID`.

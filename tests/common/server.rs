@@ -48,8 +48,14 @@ pub fn embedded() -> EngineSpec {
 
 fn spec(name: &'static str, counters_url: String, ledger_url: Option<String>) -> EngineSpec {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-    let ledger_url = ledger_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("ledger.db").display()));
-    EngineSpec { name, counters_url, ledger_url, dir }
+    let ledger_url = ledger_url
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("ledger.db").display()));
+    EngineSpec {
+        name,
+        counters_url,
+        ledger_url,
+        dir,
+    }
 }
 
 /// Test configuration: loopback, port 0, fast settlement.
@@ -95,7 +101,12 @@ impl TestServer {
     /// Stop cleanly (sockets closed, everything settled) and start again on
     /// the same engines and data.
     pub async fn restart(mut self) -> TestServer {
-        self.running.take().expect("running").stop().await.expect("clean stop");
+        self.running
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("clean stop");
         let mut cfg = self.cfg.clone();
         cfg.http.listen = "127.0.0.1:0".parse().unwrap();
         Self::start_with(self.engine.clone(), cfg).await
@@ -128,7 +139,13 @@ impl TestServer {
         Ws::connect(&url, enc).await.expect("ws connects")
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -139,37 +156,61 @@ impl TestServer {
         let resp = req.send().await.expect("http request");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.request(reqwest::Method::GET, path, Some(token), None).await
+        self.request(reqwest::Method::GET, path, Some(token), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.request(reqwest::Method::POST, path, Some(token), Some(body)).await
+        self.request(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn open_room(&self, creator: &str, room: &str) {
-        let (s, v) = self.post("/v1/rooms", &self.token(creator, Role::Creator), json!({ "room": room })).await;
+        let (s, v) = self
+            .post(
+                "/v1/rooms",
+                &self.token(creator, Role::Creator),
+                json!({ "room": room }),
+            )
+            .await;
         assert!(s == 201 || s == 200, "open room: {s} {v}");
         assert_eq!(v["room"], room);
     }
 
     pub async fn grant(&self, user: &str, coins: i64, id: &str) -> Value {
-        let (s, v) = self.post("/v1/admin/grants", &self.token("admin", Role::Admin), json!({ "user": user, "coins": coins, "id": id })).await;
+        let (s, v) = self
+            .post(
+                "/v1/admin/grants",
+                &self.token("admin", Role::Admin),
+                json!({ "user": user, "coins": coins, "id": id }),
+            )
+            .await;
         assert_eq!(s, 200, "grant: {v}");
         v
     }
 
     pub async fn wallet(&self, user: &str) -> i64 {
-        let (s, v) = self.get("/v1/wallet", &self.token(user, Role::Viewer)).await;
+        let (s, v) = self
+            .get("/v1/wallet", &self.token(user, Role::Viewer))
+            .await;
         assert_eq!(s, 200, "{v}");
         v["coins"].as_i64().expect("coins")
     }
 
     pub async fn earnings(&self, creator: &str) -> Value {
-        let (s, v) = self.get(&format!("/v1/creators/{creator}/earnings"), &self.token(creator, Role::Creator)).await;
+        let (s, v) = self
+            .get(
+                &format!("/v1/creators/{creator}/earnings"),
+                &self.token(creator, Role::Creator),
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         v
     }
@@ -180,7 +221,10 @@ impl TestServer {
         for _ in 0..500 {
             if st.counters.pending_len().await.unwrap() == 0 {
                 // The last drained batch may still be committing.
-                tokio::time::sleep(Duration::from_millis(3 * self.cfg.settlement.flush_interval_ms)).await;
+                tokio::time::sleep(Duration::from_millis(
+                    3 * self.cfg.settlement.flush_interval_ms,
+                ))
+                .await;
                 if st.counters.pending_len().await.unwrap() == 0 {
                     return;
                 }
@@ -191,7 +235,8 @@ impl TestServer {
     }
 }
 
-pub type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A protocol-v1 client socket.
 pub struct Ws {
@@ -200,14 +245,23 @@ pub struct Ws {
 }
 
 impl Ws {
-    pub async fn connect(url: &str, enc: Encoding) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    pub async fn connect(
+        url: &str,
+        enc: Encoding,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let mut req = url.into_client_request()?;
         if enc == Encoding::MsgPack {
-            req.headers_mut().insert("Sec-WebSocket-Protocol", "giftstream.v1.msgpack".parse().unwrap());
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                "giftstream.v1.msgpack".parse().unwrap(),
+            );
         }
         let (inner, resp) = tokio_tungstenite::connect_async(req).await?;
         if enc == Encoding::MsgPack {
-            assert_eq!(resp.headers().get("Sec-WebSocket-Protocol").unwrap(), "giftstream.v1.msgpack");
+            assert_eq!(
+                resp.headers().get("Sec-WebSocket-Protocol").unwrap(),
+                "giftstream.v1.msgpack"
+            );
         }
         Ok(Ws { inner, enc })
     }
@@ -227,7 +281,9 @@ impl Ws {
     /// The next data frame, decoded; panics on close or timeout.
     pub async fn recv(&mut self) -> Value {
         loop {
-            let frame = tokio::time::timeout(FRAME_WAIT, self.inner.next()).await.expect("a frame within the wait");
+            let frame = tokio::time::timeout(FRAME_WAIT, self.inner.next())
+                .await
+                .expect("a frame within the wait");
             match frame.expect("stream open").expect("frame ok") {
                 Message::Text(t) => {
                     assert_eq!(self.enc, Encoding::Json, "text frame on a msgpack socket");
@@ -268,7 +324,8 @@ impl Ws {
     }
 
     pub async fn gift(&mut self, room: &str, gift: &str, count: u32, id: &str) -> Value {
-        self.send(json!({ "type": "gift", "room": room, "gift": gift, "count": count, "id": id })).await;
+        self.send(json!({ "type": "gift", "room": room, "gift": gift, "count": count, "id": id }))
+            .await;
         self.until_id(id).await
     }
 
@@ -291,7 +348,10 @@ impl Ws {
     /// Read until the close frame; returns its code.
     pub async fn closed(&mut self) -> Option<CloseFrame> {
         loop {
-            match tokio::time::timeout(FRAME_WAIT, self.inner.next()).await.expect("close within the wait") {
+            match tokio::time::timeout(FRAME_WAIT, self.inner.next())
+                .await
+                .expect("close within the wait")
+            {
                 Some(Ok(Message::Close(c))) => return c,
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return None,
