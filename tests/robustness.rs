@@ -654,3 +654,65 @@ async fn http_edges_answer_typed_errors() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn room_stats_and_coalesced_combos() {
+    let s = TestServer::start(&embedded(), |c| {
+        c.hub.stats_interval_ms = 200;
+        c.hub.coalesce_interval_ms = 300;
+    })
+    .await;
+    s.open_room("alice", "r").await;
+    s.grant("big", 1000, "g1").await;
+    s.grant("small", 1000, "g2").await;
+    let mut full = s.ws("alice", Role::Creator).await;
+    full.join("r").await;
+    let mut coalesced = s.ws("phone", Role::Viewer).await;
+    coalesced
+        .send(json!({"type":"join","room":"r","coalesce":true}))
+        .await;
+    coalesced.expect("joined").await;
+    let mut big = s.ws("big", Role::Viewer).await;
+    let mut small = s.ws("small", Role::Viewer).await;
+    // A combo of 12 roses within the window, plus one perfume from another sender.
+    for i in 0..12 {
+        assert_eq!(
+            big.gift("r", "rose", 1, &format!("rose-{i}")).await["type"],
+            "gift_ack"
+        );
+    }
+    small.gift("r", "perfume", 1, "p").await;
+    // The full feed: 13 events, combo counting up to 12.
+    let mut combos = Vec::new();
+    for seq in 1..=13u64 {
+        let ev = full.expect("gift_event").await;
+        assert_eq!(ev["seq"], seq);
+        combos.push(ev["combo"].as_u64().unwrap());
+    }
+    assert_eq!(combos, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1]);
+    // The coalescing viewer: one update per combo, the latest seq, in seq order.
+    let a = coalesced.expect("gift_event").await;
+    let b = coalesced.expect("gift_event").await;
+    assert_eq!(
+        (a["gift"].as_str(), a["combo"].as_u64(), a["seq"].as_u64()),
+        (Some("rose"), Some(12), Some(12))
+    );
+    assert_eq!(
+        (b["gift"].as_str(), b["seq"].as_u64()),
+        (Some("perfume"), Some(13))
+    );
+    // Stats: at most once per interval, the latest carries the totals.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    coalesced.ping().await;
+    let last = coalesced.stats.last().expect("room_stats arrived").clone();
+    assert_eq!(last["viewers"], 2, "the two senders never joined");
+    assert_eq!(last["diamonds"], 12 + 10);
+    assert_eq!(
+        last["top"],
+        json!([{"user":"big","diamonds":12},{"user":"small","diamonds":10}])
+    );
+    // The ledger sees every gift.
+    s.settled().await;
+    assert_eq!(s.state().ledger.totals().await.unwrap().gifts, 13);
+    s.stop().await;
+}

@@ -192,6 +192,12 @@ pub struct HubConfig {
     /// autotunes up to megabytes; a small cap bounds memory per viewer and
     /// makes a stalled viewer show up in its queue sooner).
     pub socket_send_buffer_len: usize,
+    /// `room_stats` is sent at most this often, and only when changed, ms.
+    pub stats_interval_ms: u64,
+    /// Coalescing viewers get at most one update per combo per step, ms.
+    pub coalesce_interval_ms: u64,
+    /// Gifters tracked per live for the top list (smallest evicted first).
+    pub room_gifters_max: usize,
 }
 
 impl Default for HubConfig {
@@ -213,6 +219,9 @@ impl Default for HubConfig {
             history_age_ms_max: 10 * 60 * 1000,
             close_timeout_ms: 1000,
             socket_send_buffer_len: 0,
+            stats_interval_ms: 1000,
+            coalesce_interval_ms: 500,
+            room_gifters_max: 100_000,
         }
     }
 }
@@ -332,7 +341,10 @@ impl Config {
                 ),
             );
         }
-        let positive: [(&str, u64); 16] = [
+        let positive: [(&str, u64); 19] = [
+            ("hub.stats_interval_ms", self.hub.stats_interval_ms),
+            ("hub.coalesce_interval_ms", self.hub.coalesce_interval_ms),
+            ("hub.room_gifters_max", self.hub.room_gifters_max as u64),
             ("ledger.pool_len_max", self.ledger.pool_len_max as u64),
             (
                 "settlement.flush_interval_ms",

@@ -167,12 +167,12 @@ impl Reader {
         };
         match msg {
             ClientMsg::Ping => self.reply(ServerMsg::Pong).await,
-            ClientMsg::Join { room, .. } => {
-                let result = self.subscribe(&room, None).await;
+            ClientMsg::Join { room, coalesce } => {
+                let result = self.subscribe(&room, None, coalesce).await;
                 self.answer_err(result).await
             }
             ClientMsg::Resume { room, since } => {
-                let result = self.subscribe(&room, Some(since)).await;
+                let result = self.subscribe(&room, Some(since), false).await;
                 self.answer_err(result).await
             }
             ClientMsg::Leave { room } => {
@@ -202,7 +202,7 @@ impl Reader {
     }
 
     /// Join (since = None) or resume; the room queues `joined`/`resumed`.
-    async fn subscribe(&mut self, room: &str, since: Option<u64>) -> Result<()> {
+    async fn subscribe(&mut self, room: &str, since: Option<u64>, coalesce: bool) -> Result<()> {
         let handle = match self.state.hub.room(room) {
             Some(h) => h,
             None => {
@@ -231,6 +231,7 @@ impl Reader {
             encoding: self.encoding,
             tx: self.tx.clone(),
             ctl: self.ctl.clone(),
+            coalesce,
         };
         let (reply, answer) = oneshot::channel();
         let cmd = match since {

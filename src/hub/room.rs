@@ -8,7 +8,7 @@
 //! Must not: await on a subscriber (every delivery is `try_send`), or
 //! serialize per subscriber (each event is encoded once per wire format).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use super::conn::ConnCtl;
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::protocol::{Encoding, GiftEvent, ServerMsg};
+use crate::protocol::{Encoding, GiftEvent, ServerMsg, TopEntry};
 
 /// Close code for a viewer that fell too far behind (policy violation).
 pub const CLOSE_TOO_SLOW: u16 = 1008;
@@ -39,6 +39,9 @@ pub struct Subscriber {
     pub tx: mpsc::Sender<Message>,
     /// Its kill switch.
     pub ctl: Arc<ConnCtl>,
+    /// Receive combo floods coalesced (one update per combo per
+    /// `hub.coalesce_interval_ms`) instead of one event per gift.
+    pub coalesce: bool,
 }
 
 /// Commands a room task takes, in order.
@@ -106,9 +109,25 @@ struct Room {
     last_seq: u64,
     subs: Vec<SubState>,
     msgpack_subs: usize,
+    coalesce_subs: usize,
     history: VecDeque<Hist>,
     viewers: Arc<AtomicU64>,
     cfg: HubConfig,
+    stats: Stats,
+    /// Latest event per (sender, gift) since the last coalesced step.
+    combos: HashMap<(String, String), GiftEvent>,
+    coalesce_due: Option<Instant>,
+}
+
+/// This live's statistics, derived from the ordered event stream.
+#[derive(Default)]
+struct Stats {
+    diamonds: i64,
+    gifters: HashMap<String, i64>,
+    changed: bool,
+    due: Option<Instant>,
+    last_sent: Option<Instant>,
+    last_viewers: u64,
 }
 
 /// Start a room task; `last_seq` is the room's seq now.
@@ -121,9 +140,13 @@ pub fn spawn(id: String, creator: Arc<str>, last_seq: u64, cfg: HubConfig) -> Ro
         last_seq,
         subs: Vec::new(),
         msgpack_subs: 0,
+        coalesce_subs: 0,
         history: VecDeque::new(),
         viewers: viewers.clone(),
         cfg,
+        stats: Stats::default(),
+        combos: HashMap::new(),
+        coalesce_due: None,
     };
     tokio::spawn(room.run(rx));
     RoomHandle {
@@ -135,7 +158,23 @@ pub fn spawn(id: String, creator: Arc<str>, last_seq: u64, cfg: HubConfig) -> Ro
 
 impl Room {
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
-        while let Some(cmd) = rx.recv().await {
+        loop {
+            // Timers are armed only when something changed: an idle room
+            // costs nothing.
+            let due = match (self.stats.due, self.coalesce_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let cmd = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => cmd,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                    self.on_timer();
+                    continue;
+                }
+            };
             match cmd {
                 RoomCmd::Gift(ev) => self.on_gift(ev),
                 RoomCmd::Join { sub, reply } => {
@@ -147,6 +186,7 @@ impl Room {
                 RoomCmd::Leave { conn_id } => self.remove(conn_id),
                 RoomCmd::Broadcast(msg) => self.broadcast(&msg),
                 RoomCmd::End => {
+                    self.flush_combos();
                     self.broadcast(&ServerMsg::RoomEnded {
                         room: self.id.clone(),
                     });
@@ -154,8 +194,109 @@ impl Room {
                 }
             }
             self.sweep();
+            self.note_viewers();
         }
         self.viewers.store(0, Ordering::Relaxed);
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.coalesce_due.is_some_and(|d| d <= now) {
+            self.flush_combos();
+        }
+        if self.stats.due.is_some_and(|d| d <= now) {
+            self.stats.due = None;
+            if self.stats.changed {
+                self.send_stats();
+            }
+        }
+        self.sweep();
+    }
+
+    /// Mark stats changed and arm the stats timer (at most once per interval).
+    fn stats_changed(&mut self) {
+        self.stats.changed = true;
+        if self.stats.due.is_none() {
+            let interval = Duration::from_millis(self.cfg.stats_interval_ms);
+            let earliest = self
+                .stats
+                .last_sent
+                .map_or_else(Instant::now, |t| t + interval);
+            self.stats.due = Some(earliest.max(Instant::now()));
+        }
+    }
+
+    fn note_viewers(&mut self) {
+        let n = self.subs.len() as u64;
+        if n != self.stats.last_viewers {
+            self.stats.last_viewers = n;
+            self.stats_changed();
+        }
+    }
+
+    fn send_stats(&mut self) {
+        let mut top: Vec<TopEntry> = self
+            .stats
+            .gifters
+            .iter()
+            .map(|(u, d)| TopEntry {
+                user: u.clone(),
+                diamonds: *d,
+            })
+            .collect();
+        top.sort_unstable_by(|a, b| {
+            b.diamonds
+                .cmp(&a.diamonds)
+                .then_with(|| a.user.cmp(&b.user))
+        });
+        top.truncate(10);
+        let msg = ServerMsg::RoomStats {
+            room: self.id.clone(),
+            viewers: self.subs.len() as u64,
+            diamonds: self.stats.diamonds,
+            top,
+        };
+        self.broadcast(&msg);
+        self.stats.changed = false;
+        self.stats.last_sent = Some(Instant::now());
+    }
+
+    fn count_gift(&mut self, ev: &GiftEvent) {
+        self.stats.diamonds += ev.diamonds;
+        *self.stats.gifters.entry(ev.sender.clone()).or_insert(0) += ev.diamonds;
+        if self.stats.gifters.len() > self.cfg.room_gifters_max {
+            // Evict the smallest gifters; the top list only needs the largest.
+            let mut amounts: Vec<i64> = self.stats.gifters.values().copied().collect();
+            let keep = self.cfg.room_gifters_max / 2;
+            let cut_at = amounts.len() - keep;
+            let (_, cut, _) = amounts.select_nth_unstable(cut_at);
+            let cut = *cut;
+            self.stats.gifters.retain(|_, d| *d > cut);
+        }
+        self.stats_changed();
+    }
+
+    /// Send each combo's latest event to coalescing subscribers, in seq order.
+    fn flush_combos(&mut self) {
+        self.coalesce_due = None;
+        if self.combos.is_empty() {
+            return;
+        }
+        let mut latest: Vec<GiftEvent> = self.combos.drain().map(|(_, ev)| ev).collect();
+        latest.sort_unstable_by_key(|e| e.seq);
+        for ev in latest {
+            let seq = ev.seq;
+            let msg = ServerMsg::GiftEvent(ev);
+            let json = msg.encode(Encoding::Json);
+            let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
+            for s in self.subs.iter_mut().filter(|s| s.sub.coalesce) {
+                let frame = match s.sub.encoding {
+                    Encoding::Json => &json,
+                    Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
+                };
+                deliver(s, &self.id, seq, frame, &self.cfg);
+            }
+        }
     }
 
     fn on_gift(&mut self, ev: GiftEvent) {
@@ -167,12 +308,21 @@ impl Room {
         );
         let seq = ev.seq;
         self.last_seq = seq;
+        self.count_gift(&ev);
+        if self.coalesce_subs > 0 {
+            self.combos
+                .insert((ev.sender.clone(), ev.gift.clone()), ev.clone());
+            if self.coalesce_due.is_none() {
+                self.coalesce_due =
+                    Some(Instant::now() + Duration::from_millis(self.cfg.coalesce_interval_ms));
+            }
+        }
         let msg = ServerMsg::GiftEvent(ev);
         let json = msg.encode(Encoding::Json);
         let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
         let mut delivered = 0u64;
         let mut skipped = 0u64;
-        for s in &mut self.subs {
+        for s in self.subs.iter_mut().filter(|s| !s.sub.coalesce) {
             let frame = match s.sub.encoding {
                 Encoding::Json => &json,
                 Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
@@ -212,6 +362,9 @@ impl Room {
         self.remove(sub.conn_id);
         if sub.encoding == Encoding::MsgPack {
             self.msgpack_subs += 1;
+        }
+        if sub.coalesce {
+            self.coalesce_subs += 1;
         }
         let is_creator = *sub.user == *self.creator;
         self.subs.push(SubState {
@@ -296,6 +449,9 @@ impl Room {
             let s = self.subs.swap_remove(i);
             if s.sub.encoding == Encoding::MsgPack {
                 self.msgpack_subs -= 1;
+            }
+            if s.sub.coalesce {
+                self.coalesce_subs -= 1;
             }
         }
         self.viewers

@@ -242,6 +242,8 @@ pub type WsStream =
 pub struct Ws {
     pub inner: WsStream,
     pub enc: Encoding,
+    /// `room_stats` frames seen so far (set aside by `recv`).
+    pub stats: Vec<Value>,
 }
 
 impl Ws {
@@ -263,7 +265,11 @@ impl Ws {
                 "giftstream.v1.msgpack"
             );
         }
-        Ok(Ws { inner, enc })
+        Ok(Ws {
+            inner,
+            enc,
+            stats: Vec::new(),
+        })
     }
 
     pub async fn send(&mut self, v: Value) {
@@ -278,8 +284,21 @@ impl Ws {
         self.inner.send(msg).await.expect("send raw");
     }
 
-    /// The next data frame, decoded; panics on close or timeout.
+    /// The next data frame other than `room_stats` (kept in `self.stats`),
+    /// decoded; panics on close or timeout.
     pub async fn recv(&mut self) -> Value {
+        loop {
+            let v = self.recv_any().await;
+            if v["type"] == "room_stats" {
+                self.stats.push(v);
+                continue;
+            }
+            return v;
+        }
+    }
+
+    /// The next data frame of any type.
+    pub async fn recv_any(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(FRAME_WAIT, self.inner.next())
                 .await
