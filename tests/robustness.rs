@@ -716,3 +716,40 @@ async fn room_stats_and_coalesced_combos() {
     assert_eq!(s.state().ledger.totals().await.unwrap().gifts, 13);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_flooding_socket_is_rate_limited_and_stays_usable() {
+    let s = TestServer::start(&embedded(), |c| c.hub.socket_msgs_per_s_max = 20).await;
+    s.open_room("alice", "r").await;
+    s.grant("v", 1000, "g").await;
+    let mut ws = s.ws("v", Role::Viewer).await;
+    for i in 0..60 {
+        ws.send(json!({"type":"gift","room":"r","gift":"rose","count":1,"id":format!("f{i}")}))
+            .await;
+    }
+    let mut acks = 0;
+    let mut limited = 0;
+    for i in 0..60 {
+        let a = ws.until_id(&format!("f{i}")).await;
+        match a["type"].as_str() {
+            Some("gift_ack") => acks += 1,
+            _ => {
+                assert_eq!(a["code"], "rate_limited", "{a}");
+                limited += 1;
+            }
+        }
+    }
+    assert!(
+        (20..=30).contains(&acks),
+        "the burst allowance is one second: {acks} acks"
+    );
+    assert_eq!(acks + limited, 60);
+    assert_eq!(
+        s.wallet("v").await,
+        1000 - acks,
+        "only accepted gifts were charged"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ws.ping().await;
+    s.stop().await;
+}

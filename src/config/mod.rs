@@ -198,6 +198,9 @@ pub struct HubConfig {
     pub coalesce_interval_ms: u64,
     /// Gifters tracked per live for the top list (smallest evicted first).
     pub room_gifters_max: usize,
+    /// Client messages per second one socket may send (token bucket with a
+    /// one-second burst); beyond, each message gets `rate_limited`.
+    pub socket_msgs_per_s_max: u32,
 }
 
 impl Default for HubConfig {
@@ -222,6 +225,7 @@ impl Default for HubConfig {
             stats_interval_ms: 1000,
             coalesce_interval_ms: 500,
             room_gifters_max: 100_000,
+            socket_msgs_per_s_max: 1000,
         }
     }
 }
@@ -341,7 +345,11 @@ impl Config {
                 ),
             );
         }
-        let positive: [(&str, u64); 19] = [
+        let positive: [(&str, u64); 20] = [
+            (
+                "hub.socket_msgs_per_s_max",
+                self.hub.socket_msgs_per_s_max as u64,
+            ),
             ("hub.stats_interval_ms", self.hub.stats_interval_ms),
             ("hub.coalesce_interval_ms", self.hub.coalesce_interval_ms),
             ("hub.room_gifters_max", self.hub.room_gifters_max as u64),

@@ -45,6 +45,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/videos", post(register_video))
         .route("/v1/videos/{video}/gifts", post(video_gift))
         .route("/v1/creators/{creator}/earnings", get(earnings))
+        .route("/overlay/{room}", get(overlay))
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
         .route("/metrics", get(prometheus))
         .fallback(|| async {
@@ -141,6 +142,20 @@ async fn ws(
         Encoding::from_subprotocol(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
     Ok(upgrade
         .on_upgrade(move |socket| crate::hub::conn::serve(socket, state, who, encoding, permit)))
+}
+
+/// The creator's OBS browser-source overlay: `/overlay/ROOM?token=JWT`.
+/// A static page; it authenticates its own socket with the token.
+async fn overlay(Path(room): Path<String>) -> Result<Response, Error> {
+    check_name("room", &room)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        include_str!("overlay.html"),
+    )
+        .into_response())
 }
 
 async fn catalog(State(state): State<Shared>) -> Json<serde_json::Value> {

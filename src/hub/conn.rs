@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -87,6 +87,7 @@ pub async fn serve(
         ctl: ctl.clone(),
         rooms: HashMap::new(),
         acks_waiting: Arc::new(Semaphore::new(ACKS_WAITING_MAX)),
+        bucket: TokenBucket::new(cfg.socket_msgs_per_s_max),
         state,
     };
     reader.run(stream).await;
@@ -115,7 +116,39 @@ struct Reader {
     ctl: Arc<ConnCtl>,
     rooms: HashMap<String, RoomHandle>,
     acks_waiting: Arc<Semaphore>,
+    bucket: TokenBucket,
     state: Arc<AppState>,
+}
+
+/// A token bucket: `rate` tokens a second, at most `rate` banked.
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate_per_s: u32) -> TokenBucket {
+        TokenBucket {
+            rate: rate_per_s as f64,
+            tokens: rate_per_s as f64,
+            last: Instant::now(),
+        }
+    }
+
+    /// Take one token if there is one.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Reader {
@@ -140,7 +173,17 @@ impl Reader {
                     return;
                 }
             };
-            let ok = if payload.len() > frame_len_max {
+            let ok = if !self.bucket.take() {
+                let e = Error::new(
+                    ErrorCode::RateLimited,
+                    "too many messages on this socket (hub.socket_msgs_per_s_max)",
+                );
+                let id = decode_client(&payload, enc).ok().and_then(|m| match m {
+                    ClientMsg::Gift { id, .. } => Some(id),
+                    _ => None,
+                });
+                self.reply(ServerMsg::error(&e, id)).await
+            } else if payload.len() > frame_len_max {
                 let e = Error::bad_request(format!(
                     "frame of {} bytes exceeds hub.frame_len_max ({frame_len_max})",
                     payload.len()
