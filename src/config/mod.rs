@@ -170,7 +170,8 @@ pub struct HubConfig {
     pub frame_close_len_max: usize,
     /// Frames the writer feeds before one flush.
     pub write_batch_len_max: usize,
-    /// WebSocket read buffer, bytes.
+    /// WebSocket read buffer, bytes. Allocated up front per socket, so it
+    /// is kept small; it grows on demand for a larger frame.
     pub read_buffer_len: usize,
     /// WebSocket write buffer before a flush is forced, bytes.
     pub write_buffer_len: usize,
@@ -212,9 +213,9 @@ impl Default for HubConfig {
             frame_len_max: 4096,
             frame_close_len_max: 65_536,
             write_batch_len_max: 64,
-            read_buffer_len: 4096,
+            read_buffer_len: 1024,
             write_buffer_len: 0,
-            write_buffer_len_max: 1 << 20,
+            write_buffer_len_max: 256 * 1024,
             rooms_per_socket_max: 8,
             connections_max: 100_000,
             room_queue_len_max: 8192,
