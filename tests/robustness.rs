@@ -309,6 +309,7 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
     let s = TestServer::start(&embedded(), |c| {
         c.hub.viewer_queue_len_max = 1024;
         c.hub.viewer_skipped_max = 400;
+        c.hub.socket_msgs_per_s_max = 1_000_000;
         c.hub.socket_send_buffer_len = 4096;
     })
     .await;
