@@ -390,3 +390,93 @@ async fn creator_feed_in_order(engine: &common::server::EngineSpec) {
 async fn creator_feed_sees_every_gift_in_seq_order() {
     each_engine!(creator_feed_in_order);
 }
+
+/// A crash before the flush loses unsettled gifts whole (debit and credit
+/// together), keeps everything settled, and never reuses a seq. With
+/// `gift.ack = "ledger"`, an acknowledged gift survives the crash.
+#[tokio::test]
+async fn a_crash_loses_unsettled_gifts_whole_and_never_reuses_a_seq() {
+    let engine = common::server::embedded();
+    let s = TestServer::start(&engine, |c| {
+        c.settlement.flush_interval_ms = 60_000;
+        c.counters.pending_len_max = 5000;
+    })
+    .await;
+    s.open_room("alice", "r").await;
+    s.grant("v", 1000, "g").await;
+    let mut ws = s.ws("v", Role::Viewer).await;
+    assert_eq!(ws.gift("r", "perfume", 1, "settled").await["seq"], 1);
+    s.state().settlement.wake();
+    for _ in 0..200 {
+        if s.state().ledger.has_gift("room:r", 1).await.unwrap() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        s.state().ledger.has_gift("room:r", 1).await.unwrap(),
+        "first gift settled"
+    );
+    // Two more gifts accepted and acknowledged, never flushed.
+    assert_eq!(ws.gift("r", "perfume", 1, "lost-1").await["balance"], 960);
+    assert_eq!(ws.gift("r", "perfume", 1, "lost-2").await["seq"], 3);
+    drop(ws);
+    let s = s.crash_and_restart().await;
+    assert_eq!(
+        s.wallet("v").await,
+        980,
+        "the lost gifts' debits are gone with them"
+    );
+    let e = s.earnings("alice").await;
+    assert_eq!(
+        (
+            e["diamonds_settled"].as_i64(),
+            e["diamonds_pending"].as_i64()
+        ),
+        (Some(10), Some(0))
+    );
+    let t = s.state().ledger.totals().await.unwrap();
+    assert_eq!(
+        (t.gifts, t.coins_minted, t.coins_in_wallets + t.coins_spent),
+        (1, 1000, 1000)
+    );
+    let mut ws = s.ws("v", Role::Viewer).await;
+    let next = ws.gift("r", "rose", 1, "after-crash").await;
+    assert_eq!(
+        next["seq"],
+        1 + 5000 + 1,
+        "seqs jump past every seq the lost gifts could have used"
+    );
+    // A lost gift's id is not remembered: the client may send it again.
+    assert_eq!(
+        ws.gift("r", "perfume", 1, "lost-1").await["type"],
+        "gift_ack"
+    );
+    s.stop().await;
+
+    // Ledger acks survive a crash.
+    let engine = common::server::embedded();
+    let s = TestServer::start(&engine, |c| {
+        c.gift.ack = giftstream::config::AckMode::Ledger
+    })
+    .await;
+    s.open_room("alice", "r").await;
+    s.grant("v", 100, "g").await;
+    let mut ws = s.ws("v", Role::Viewer).await;
+    let ack = ws.gift("r", "rose", 1, "durable").await;
+    assert_eq!(ack["type"], "gift_ack");
+    drop(ws);
+    let s = s.crash_and_restart().await;
+    assert_eq!(
+        s.wallet("v").await,
+        99,
+        "an acknowledged gift survived the crash"
+    );
+    let mut ws = s.ws("v", Role::Viewer).await;
+    assert_eq!(
+        ws.gift("r", "rose", 1, "durable").await,
+        ack,
+        "and its id still answers the first ack"
+    );
+    s.stop().await;
+}

@@ -762,8 +762,13 @@ async fn the_overlay_page_is_served() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     let body = resp.text().await.unwrap();
-    assert!(body.contains("giftstream.v1.json") && body.contains("resume"), "the overlay speaks v1 and resumes");
-    let (st, v) = s.request(reqwest::Method::GET, "/overlay/bad%20room", None, None).await;
+    assert!(
+        body.contains("giftstream.v1.json") && body.contains("resume"),
+        "the overlay speaks v1 and resumes"
+    );
+    let (st, v) = s
+        .request(reqwest::Method::GET, "/overlay/bad%20room", None, None)
+        .await;
     assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")));
     s.stop().await;
 }

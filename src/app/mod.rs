@@ -58,6 +58,7 @@ pub struct Running {
     pub state: Arc<AppState>,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    worker: tokio::task::AbortHandle,
 }
 
 impl Running {
@@ -75,6 +76,15 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown();
         self.wait().await
+    }
+
+    /// Stop at once, flushing nothing and leaving no clean mark, as a
+    /// killed process would (crash drills and tests). Open sockets close.
+    pub async fn abort(self) {
+        self.worker.abort();
+        self.task.abort();
+        self.shutdown.cancel();
+        let _ = self.task.await;
     }
 }
 
@@ -168,6 +178,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         });
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
+    let worker_abort = worker_task.abort_handle();
     let st = state.clone();
     let task = tokio::spawn(async move {
         let stop = st.shutdown.clone();
@@ -201,5 +212,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         state,
         shutdown,
         task,
+        worker: worker_abort,
     })
 }

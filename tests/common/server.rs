@@ -112,6 +112,15 @@ impl TestServer {
         Self::start_with(self.engine.clone(), cfg).await
     }
 
+    /// Die without flushing (like `kill -9`) and start again on the same
+    /// engines and data.
+    pub async fn crash_and_restart(mut self) -> TestServer {
+        self.running.take().expect("running").abort().await;
+        let mut cfg = self.cfg.clone();
+        cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+        Self::start_with(self.engine.clone(), cfg).await
+    }
+
     pub fn state(&self) -> &giftstream::app::AppState {
         &self.running.as_ref().expect("running").state
     }
