@@ -248,16 +248,29 @@ impl Reader {
     async fn subscribe(&mut self, room: &str, since: Option<u64>, coalesce: bool) -> Result<()> {
         let handle = match self.state.hub.room(room) {
             Some(h) => h,
-            None => {
-                return Err(
-                    match self.state.counters.target(&Target::room(room)).await? {
-                        Some(_) => {
-                            Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live"))
-                        }
-                        None => Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")),
-                    },
-                )
-            }
+            // Not open on this node: the counters engine (shared by every
+            // node) says whether it is live elsewhere; if so, start the room
+            // here too and receive its events through the engine.
+            None => match self.state.counters.target(&Target::room(room)).await? {
+                Some(t) if t.live => {
+                    self.state.hub.open_room(room, &t.creator, t.seq);
+                    self.state.hub.room(room).ok_or_else(|| {
+                        Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live"))
+                    })?
+                }
+                Some(_) => {
+                    return Err(Error::new(
+                        ErrorCode::RoomNotLive,
+                        format!("room `{room}` is not live"),
+                    ))
+                }
+                None => {
+                    return Err(Error::new(
+                        ErrorCode::UnknownRoom,
+                        format!("no room `{room}`"),
+                    ))
+                }
+            },
         };
         self.rooms.retain(|_, h| !h.tx.is_closed());
         if !self.rooms.contains_key(room)
