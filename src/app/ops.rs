@@ -39,7 +39,32 @@ pub async fn gift_counted(
     count: u32,
     client_id: &str,
 ) -> Result<GiftOutcome> {
-    let result = gift_inner(state, who, target, gift_id, count, client_id).await;
+    let result: Result<GiftOutcome> = async {
+        let gift = state
+            .catalog
+            .get(gift_id)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::UnknownGift,
+                    format!("no gift `{gift_id}` in the catalog"),
+                )
+            })?
+            .clone();
+        let req = GiftRequest {
+            sender: who.user.clone(),
+            target,
+            gift,
+            count,
+            client_id: client_id.to_string(),
+            ts: now_ms(),
+        };
+        let outcome = state.counters.gift(req).await?;
+        if outcome.ticket % state.cfg.settlement.batch_len_max as u64 == 0 {
+            state.settlement.wake();
+        }
+        Ok(outcome)
+    }
+    .await;
     match &result {
         Ok(o) if !o.duplicate => metrics::counter!("giftstream_gifts_accepted_total").increment(1),
         Ok(_) => metrics::counter!("giftstream_gifts_duplicate_total").increment(1),
@@ -47,39 +72,6 @@ pub async fn gift_counted(
             .increment(1),
     }
     result
-}
-
-async fn gift_inner(
-    state: &AppState,
-    who: &Identity,
-    target: Target,
-    gift_id: &str,
-    count: u32,
-    client_id: &str,
-) -> Result<GiftOutcome> {
-    let gift = state
-        .catalog
-        .get(gift_id)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::UnknownGift,
-                format!("no gift `{gift_id}` in the catalog"),
-            )
-        })?
-        .clone();
-    let req = GiftRequest {
-        sender: who.user.clone(),
-        target,
-        gift,
-        count,
-        client_id: client_id.to_string(),
-        ts: now_ms(),
-    };
-    let outcome = state.counters.gift(req).await?;
-    if outcome.ticket % state.cfg.settlement.batch_len_max as u64 == 0 {
-        state.settlement.wake();
-    }
-    Ok(outcome)
 }
 
 /// In `gift.ack = "ledger"` mode, wait for the gift's batch to commit.

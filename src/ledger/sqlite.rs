@@ -71,6 +71,27 @@ impl SqliteLedger {
     }
 }
 
+/// Record an operation under its id; false when the id already exists
+/// (the UNIQUE key, not a check in code, makes every write idempotent).
+async fn insert_operation(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    op_id: &str,
+    kind: &str,
+    detail: &str,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO operations (op_id, kind, detail, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (op_id) DO NOTHING",
+    )
+    .bind(op_id)
+    .bind(kind)
+    .bind(detail)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 /// Write entries and move balances for one operation, inside `tx`.
 /// New accounts are inserted at zero first, then every balance moves in one
 /// UPDATE, so the non-negative CHECK judges the final amount only.
@@ -125,15 +146,8 @@ impl Ledger for SqliteLedger {
         }
         let detail = serde_json::to_string(op).map_err(Error::internal)?;
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query("INSERT INTO operations (op_id, kind, detail, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (op_id) DO NOTHING")
-            .bind(&op.op_id)
-            .bind(&op.kind)
-            .bind(&detail)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted == 0 {
+        let inserted = insert_operation(&mut tx, &op.op_id, &op.kind, &detail).await?;
+        if !inserted {
             let row = sqlx::query("SELECT detail FROM operations WHERE op_id = $1")
                 .bind(&op.op_id)
                 .fetch_one(&mut *tx)
@@ -171,14 +185,8 @@ impl Ledger for SqliteLedger {
         let op_id = format!("batch:{}", batch.id);
         let detail = serde_json::json!({ "gifts": batch.gifts.len() }).to_string();
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query("INSERT INTO operations (op_id, kind, detail, created_ms) VALUES ($1, 'batch', $2, $3) ON CONFLICT (op_id) DO NOTHING")
-            .bind(&op_id)
-            .bind(&detail)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted == 0 {
+        let inserted = insert_operation(&mut tx, &op_id, "batch", &detail).await?;
+        if !inserted {
             return Ok(false);
         }
         // Gift rows are keyed by (target, seq): a gift already in the
