@@ -173,7 +173,9 @@ pub struct HubConfig {
     /// WebSocket read buffer, bytes. Allocated up front per socket, so it
     /// is kept small; it grows on demand for a larger frame.
     pub read_buffer_len: usize,
-    /// WebSocket write buffer before a flush is forced, bytes.
+    /// Frames accumulate up to this many bytes before they are written, so
+    /// the writer's batch (see `write_batch_len_max`) costs one syscall.
+    /// Memory follows the largest batch actually written, not this number.
     pub write_buffer_len: usize,
     /// Hard cap on the WebSocket write buffer, bytes.
     pub write_buffer_len_max: usize,
@@ -214,7 +216,7 @@ impl Default for HubConfig {
             frame_close_len_max: 65_536,
             write_batch_len_max: 64,
             read_buffer_len: 1024,
-            write_buffer_len: 0,
+            write_buffer_len: 16 * 1024,
             write_buffer_len_max: 256 * 1024,
             rooms_per_socket_max: 8,
             connections_max: 100_000,
@@ -405,6 +407,13 @@ impl Config {
             if v == 0 {
                 return bad(key, "must be greater than 0");
             }
+        }
+        if self.hub.write_buffer_len_max <= self.hub.write_buffer_len + self.hub.frame_close_len_max
+        {
+            return bad(
+                "hub.write_buffer_len_max",
+                "must exceed hub.write_buffer_len + hub.frame_close_len_max",
+            );
         }
         if self.hub.frame_close_len_max < self.hub.frame_len_max {
             return bad(
