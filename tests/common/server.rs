@@ -357,7 +357,9 @@ impl Ws {
         self.until_id(id).await
     }
 
-    /// The next frame carrying `id` (an ack or an error), skipping events.
+    /// The next frame carrying `id` (an ack or an error). Every other frame
+    /// before it is discarded, so use it only where answers come in order
+    /// (counter-mode acks on one socket).
     pub async fn until_id(&mut self, id: &str) -> Value {
         loop {
             let v = self.recv().await;
