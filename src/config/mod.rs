@@ -17,6 +17,18 @@ use serde::{Deserialize, Serialize};
 /// `production.toml` (which requires the env override).
 pub const DEV_JWT_SECRET: &str = "giftstream-dev-secret-change-me-in-production";
 
+/// The top-level sections; environment variables outside them are ignored.
+pub const SECTIONS: [&str; 8] = [
+    "http",
+    "auth",
+    "counters",
+    "ledger",
+    "settlement",
+    "hub",
+    "gift",
+    "catalog",
+];
+
 /// Everything the binary can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -295,7 +307,16 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("GIFTSTREAM_").split("__"));
+        // Only keys under a config section: GIFTSTREAM_CONFIG, GIFTSTREAM_TOKEN
+        // (CLI arguments) and GIFTSTREAM_TEST_* (test harness) are not config.
+        fig = fig.merge(
+            Env::prefixed("GIFTSTREAM_")
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    SECTIONS.iter().any(|s| k.starts_with(&format!("{s}__")))
+                })
+                .split("__"),
+        );
         let cfg: Config = fig.extract().map_err(|e| {
             let key = e.path.join(".");
             let key = if key.is_empty() {
@@ -487,6 +508,14 @@ mod tests {
             let c = Config::load(Some(Path::new("c.toml"))).unwrap();
             assert_eq!(c.hub.viewer_queue_len_max, 9);
             assert_eq!(c.auth.jwt_secret, "a-much-longer-secret-from-env");
+            jail.set_env("GIFTSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:1");
+            jail.set_env("GIFTSTREAM_CONFIG", "elsewhere.toml");
+            jail.set_env("GIFTSTREAM_TOKEN", "x");
+            assert_eq!(
+                Config::load(None).unwrap().hub.viewer_queue_len_max,
+                256,
+                "non-config GIFTSTREAM_* vars are ignored"
+            );
             jail.set_env("GIFTSTREAM_COUNTERS__URL", "mongodb://x");
             assert_eq!(Config::load(None).unwrap_err().key, "counters.url");
             Ok(())
