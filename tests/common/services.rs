@@ -40,7 +40,7 @@ fn service_url(var: &str) -> Option<String> {
 }
 
 /// `url` with its path (database part) replaced by `/{path}`; query kept.
-fn with_path(url: &str, path: &str) -> String {
+pub fn with_path(url: &str, path: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -107,29 +107,4 @@ pub async fn fresh_redis_url() -> Option<String> {
         .await
         .unwrap_or_else(|e| panic!("FLUSHDB on {url}: {e}"));
     Some(url)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_path;
-
-    #[test]
-    fn with_path_replaces_the_database_and_keeps_the_query() {
-        assert_eq!(
-            with_path("postgres://u@h:5/postgres", "gs_x"),
-            "postgres://u@h:5/gs_x"
-        );
-        assert_eq!(
-            with_path("postgres://u@h:5/postgres?sslmode=disable", "gs_x"),
-            "postgres://u@h:5/gs_x?sslmode=disable"
-        );
-        assert_eq!(
-            with_path("redis://127.0.0.1:6379", "7"),
-            "redis://127.0.0.1:6379/7"
-        );
-        assert_eq!(
-            with_path("redis://:pw@127.0.0.1:6379/3", "7"),
-            "redis://:pw@127.0.0.1:6379/7"
-        );
-    }
 }
