@@ -731,3 +731,74 @@ async fn concurrent_commits_apply_everything_exactly_once(l: Arc<dyn Ledger>) {
     assert_eq!(carol, per_batch * (TASKS as i64 / 2 + 1));
     assert_eq!(dave, per_batch * (TASKS as i64 / 2 + 1));
 }
+
+// ---- engine selection and several nodes --------------------------------------
+
+#[tokio::test]
+async fn open_routes_by_url_scheme() {
+    let e = ledger::open("mysql://localhost/x", POOL_LEN)
+        .await
+        .err()
+        .expect("unknown scheme refused");
+    assert!(e.to_string().contains("engine not available"), "{e}");
+    let Some(url) = common::services::fresh_postgres_url().await else {
+        return;
+    };
+    let url = url.replacen("postgres://", "postgresql://", 1);
+    let l = ledger::open(&url, POOL_LEN)
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    credit(&l, "grant:a", "alice", 5).await;
+    assert_eq!(wallet(&l, "alice").await, 5);
+}
+
+/// Two nodes open one PostgreSQL ledger at once (migrations race under
+/// sqlx's lock) and write through separate pools: replays and duplicate
+/// batches are still applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_nodes_share_one_ledger() {
+    let Some(url) = common::services::fresh_postgres_url().await else {
+        return;
+    };
+    let (a, b) = tokio::join!(ledger::open(&url, POOL_LEN), ledger::open(&url, POOL_LEN));
+    let (a, b) = (a.expect("open node a"), b.expect("open node b"));
+
+    let op = grant("grant:a", "alice", 300);
+    let (ra, rb) = tokio::join!(a.credit(&op), b.credit(&op));
+    let (ra, rb) = (ra.expect("credit on a"), rb.expect("credit on b"));
+    assert!(
+        ra.applied_now ^ rb.applied_now,
+        "exactly one node applies the credit"
+    );
+    assert_eq!(wallet(&b, "alice").await, 300);
+
+    a.open_target(&Target::room("r1"), "carol")
+        .await
+        .expect("open on a");
+    let e = b
+        .open_target(&Target::room("r1"), "dave")
+        .await
+        .expect_err("other creator on b");
+    assert_eq!(e.code, ErrorCode::Forbidden);
+
+    let gifts = (1..=10)
+        .map(|seq| gift("room:r1", seq, "alice", "carol", 10, 300 - 10 * seq as i64))
+        .collect();
+    let bt = batch("b1", gifts);
+    let (ca, cb) = tokio::join!(a.commit_batch(&bt), b.commit_batch(&bt));
+    assert!(
+        ca.expect("commit on a") ^ cb.expect("commit on b"),
+        "exactly one node commits the batch"
+    );
+    let (ta, tb) = (totals(&a).await, totals(&b).await);
+    assert_eq!(ta, tb, "both nodes read the same ledger");
+    assert_eq!((ta.batches, ta.gifts, ta.coins_spent), (1, 10, 100));
+    assert_conserved(&ta);
+    assert!(b.has_gift("room:r1", 10).await.expect("has_gift"));
+
+    assert!(a.swap_clean_mark(false).await.expect("swap on a"));
+    assert!(
+        !b.swap_clean_mark(true).await.expect("swap on b"),
+        "b sees a's mark"
+    );
+}
