@@ -513,8 +513,8 @@ mod tests {
             jail.set_env("GIFTSTREAM_TOKEN", "x");
             assert_eq!(
                 Config::load(None).unwrap().hub.viewer_queue_len_max,
-                256,
-                "non-config GIFTSTREAM_* vars are ignored"
+                9,
+                "non-config GIFTSTREAM_* vars are ignored (the section var still applies)"
             );
             jail.set_env("GIFTSTREAM_COUNTERS__URL", "mongodb://x");
             assert_eq!(Config::load(None).unwrap_err().key, "counters.url");

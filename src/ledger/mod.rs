@@ -1,12 +1,13 @@
 //! The durable ledger: double entry, integer amounts, idempotent writes.
 //!
-//! Owns: the [`Ledger`] trait and its engines ([`sqlite::SqliteLedger`];
-//! PostgreSQL beside it), the account naming scheme, and the durable
+//! Owns: the [`Ledger`] trait and its engines ([`sqlite::SqliteLedger`],
+//! [`postgres::PgLedger`]), the account naming scheme, and the durable
 //! registry of rooms and videos. Each write is one transaction keyed by an
 //! operation id under a UNIQUE constraint, so a replay changes nothing.
 //! Must not: decide whether a gift is allowed (the counters engine does),
 //! or hold balances in memory (it is the system of record).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -180,11 +181,16 @@ pub fn batch_postings<'a>(
     p
 }
 
-/// Open a ledger by URL (`sqlite:...`; `postgres://...` when built in).
+/// Open a ledger by URL (`sqlite:...`, `postgres://...` or `postgresql://...`).
 pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<std::sync::Arc<dyn Ledger>> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(
             sqlite::SqliteLedger::open(url, pool_len_max).await?,
+        ));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(
+            postgres::PgLedger::open(url, pool_len_max).await?,
         ));
     }
     anyhow::bail!("ledger.url `{url}`: engine not available")

@@ -1,0 +1,202 @@
+# shellcheck shell=bash
+# Throwaway Redis and PostgreSQL for tests: a bash library, `source` it.
+#
+#   source scripts/services.sh
+#   trap 'rc=$?; services_stop; exit $rc' EXIT   # in a script
+#   services_start                                # exports the URLs below
+#
+# services_start picks free loopback ports, starts redis-server and a fresh
+# PostgreSQL cluster in one temp dir, waits until both answer, and exports
+#   GIFTSTREAM_TEST_REDIS_URL=redis://127.0.0.1:PORT
+#   GIFTSTREAM_TEST_POSTGRES_URL=postgres://giftstream@127.0.0.1:PORT/postgres
+#   GIFTSTREAM_TEST_REQUIRE_SERVICES=1
+# services_stop stops whatever was started and removes the temp dir; it is
+# safe to call after a partial start and more than once.
+#
+# Missing redis-server (and PostgreSQL, python3) are installed with apt-get
+# when running as root. PostgreSQL refuses to run as root: as root, initdb
+# and pg_ctl run as the unprivileged `postgres` system user.
+
+GS_SERVICES_DIR="${GS_SERVICES_DIR:-}"
+GS_REDIS_PID="${GS_REDIS_PID:-}"
+GS_PG_DATA="${GS_PG_DATA:-}"
+GS_PG_BIN="${GS_PG_BIN:-}"
+GS_APT_UPDATED="${GS_APT_UPDATED:-}"
+
+services_log() {
+    printf '[services] %s\n' "$*" >&2
+}
+
+# Install Debian packages (root only; `apt-get update` once per run).
+services_apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        services_log "missing: $*; install it (apt-get install $*) or run as root"
+        return 1
+    fi
+    if [ -z "$GS_APT_UPDATED" ]; then
+        services_log "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q
+        GS_APT_UPDATED=1
+    fi
+    services_log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+# A TCP port free on 127.0.0.1 right now.
+services_free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# Directory holding initdb and pg_ctl (PATH first, then the newest
+# /usr/lib/postgresql/*/bin); empty when there is none.
+services_find_pg_bin() {
+    local initdb_path dir
+    if initdb_path="$(command -v initdb)" && command -v pg_ctl >/dev/null; then
+        dirname "$(readlink -f "$initdb_path")"
+        return 0
+    fi
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+            printf '%s\n' "$dir"
+            return 0
+        fi
+    done
+    return 0
+}
+
+# Run a PostgreSQL server command, as `postgres` when we are root, from a
+# directory that user can read.
+services_as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        (cd "$GS_SERVICES_DIR/pg" && runuser -u postgres -- "$@")
+    else
+        (cd "$GS_SERVICES_DIR/pg" && "$@")
+    fi
+}
+
+services_ensure_tools() {
+    local missing=()
+    command -v python3 >/dev/null || missing+=(python3)
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    GS_PG_BIN="$(services_find_pg_bin)"
+    [ -n "$GS_PG_BIN" ] || missing+=(postgresql)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        services_apt_install "${missing[@]}"
+    fi
+    GS_PG_BIN="$(services_find_pg_bin)"
+    if [ -z "$GS_PG_BIN" ]; then
+        services_log "PostgreSQL binaries (initdb, pg_ctl) not found"
+        return 1
+    fi
+    if [ "$(id -u)" -eq 0 ] && ! id -u postgres >/dev/null 2>&1; then
+        services_log "running as root needs the unprivileged 'postgres' system user (PostgreSQL refuses root)"
+        return 1
+    fi
+}
+
+services_start_redis() {
+    local port i
+    port="$(services_free_port)"
+    mkdir -p "$GS_SERVICES_DIR/redis"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$GS_SERVICES_DIR/redis" \
+        --save '' --appendonly no --databases 1024 --daemonize no \
+        --logfile "$GS_SERVICES_DIR/redis/redis.log" &
+    GS_REDIS_PID=$!
+    for i in $(seq 1 100); do
+        if ! kill -0 "$GS_REDIS_PID" 2>/dev/null; then
+            services_log "redis-server exited at start; its log:"
+            cat "$GS_SERVICES_DIR/redis/redis.log" >&2 || true
+            GS_REDIS_PID=""
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'PING\r\n' >&3 && IFS= read -r -t 2 reply <&3 && [ "${reply%$'\r'}" = "+PONG" ]) 2>/dev/null; then
+            export GIFTSTREAM_TEST_REDIS_URL="redis://127.0.0.1:$port"
+            services_log "redis-server pid $GS_REDIS_PID on $GIFTSTREAM_TEST_REDIS_URL (after ${i} tries)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    services_log "redis-server did not answer PING on port $port within 10s"
+    return 1
+}
+
+services_start_postgres() {
+    local port i pg="$GS_SERVICES_DIR/pg"
+    port="$(services_free_port)"
+    mkdir -p "$pg/sock"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown -R postgres: "$pg"
+    fi
+    GS_PG_DATA="$pg/data"
+    services_log "initdb ($GS_PG_BIN)"
+    if ! services_as_pg "$GS_PG_BIN/initdb" --auth=trust -U giftstream -D "$GS_PG_DATA" \
+        --encoding=UTF8 --locale=C --no-sync >"$GS_SERVICES_DIR/initdb.log" 2>&1; then
+        services_log "initdb failed; its output:"
+        cat "$GS_SERVICES_DIR/initdb.log" >&2 || true
+        return 1
+    fi
+    if ! services_as_pg "$GS_PG_BIN/pg_ctl" -D "$GS_PG_DATA" -l "$pg/postgres.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $pg/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >"$GS_SERVICES_DIR/pg_ctl.log" 2>&1; then
+        services_log "pg_ctl start failed; its output and the server log:"
+        cat "$GS_SERVICES_DIR/pg_ctl.log" "$pg/postgres.log" >&2 || true
+        return 1
+    fi
+    for i in $(seq 1 100); do
+        if pg_ready_check "$port"; then
+            export GIFTSTREAM_TEST_POSTGRES_URL="postgres://giftstream@127.0.0.1:$port/postgres"
+            services_log "postgres on $GIFTSTREAM_TEST_POSTGRES_URL (data $GS_PG_DATA)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    services_log "postgres did not accept connections on port $port within 10s; server log:"
+    cat "$pg/postgres.log" >&2 || true
+    return 1
+}
+
+# Whether PostgreSQL accepts connections on 127.0.0.1:$1.
+pg_ready_check() {
+    if [ -x "$GS_PG_BIN/pg_isready" ]; then
+        "$GS_PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$1" -U giftstream -d postgres -t 1
+    elif command -v pg_isready >/dev/null; then
+        pg_isready -q -h 127.0.0.1 -p "$1" -U giftstream -d postgres -t 1
+    else
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    fi
+}
+
+# Start both services and export their URLs (see the top of this file).
+services_start() {
+    services_ensure_tools
+    GS_SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/giftstream-test.XXXXXX")"
+    # The postgres user must reach its sub-directory.
+    chmod 755 "$GS_SERVICES_DIR"
+    services_start_redis
+    services_start_postgres
+    export GIFTSTREAM_TEST_REQUIRE_SERVICES=1
+}
+
+# Stop what services_start started and remove its temp dir.
+services_stop() {
+    if [ -n "$GS_PG_DATA" ] && [ -f "$GS_PG_DATA/postmaster.pid" ]; then
+        services_as_pg "$GS_PG_BIN/pg_ctl" -D "$GS_PG_DATA" -m fast -w -t 30 stop >/dev/null 2>&1 \
+            || services_as_pg "$GS_PG_BIN/pg_ctl" -D "$GS_PG_DATA" -m immediate -w -t 30 stop >/dev/null 2>&1 \
+            || services_log "could not stop postgres (data $GS_PG_DATA)"
+    fi
+    GS_PG_DATA=""
+    if [ -n "$GS_REDIS_PID" ]; then
+        kill "$GS_REDIS_PID" 2>/dev/null || true
+        wait "$GS_REDIS_PID" 2>/dev/null || true
+        GS_REDIS_PID=""
+    fi
+    if [ -n "$GS_SERVICES_DIR" ] && [ -d "$GS_SERVICES_DIR" ]; then
+        rm -rf "$GS_SERVICES_DIR"
+    fi
+    GS_SERVICES_DIR=""
+    unset GIFTSTREAM_TEST_REDIS_URL GIFTSTREAM_TEST_POSTGRES_URL GIFTSTREAM_TEST_REQUIRE_SERVICES
+}

@@ -1,0 +1,531 @@
+//! The PostgreSQL ledger (production): one database shared by every node.
+//!
+//! Owns: the PostgreSQL schema (`migrations/postgres`, embedded and run at
+//! start under sqlx's migration lock) and the SQL of every [`Ledger`]
+//! operation, with the same semantics as [`super::sqlite::SqliteLedger`].
+//! Each write is one transaction; batch rows go in one multi-row statement
+//! per table (`UNNEST` of array binds, so the bind count does not grow with
+//! the batch). Rows are locked in one global order — the batch's operation
+//! row, then gift keys sorted by (target, seq), then balances sorted by
+//! (account, currency) — so committers on several nodes never deadlock.
+//! Must not: run outside a transaction for anything that writes, or write
+//! row by row in a loop of round trips.
+
+use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{
+    account, batch_postings, CreditOp, CreditOutcome, Ledger, LedgerEarnings, TargetRecord, Totals,
+    COIN, DIAMOND,
+};
+use crate::error::{Error, Result};
+use crate::protocol::now_ms;
+use crate::wallet::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
+
+/// Postings keyed by (account, currency, kind), as [`batch_postings`] makes them.
+type Postings = BTreeMap<(String, &'static str, &'static str), i64>;
+
+/// A ledger in one PostgreSQL database.
+pub struct PgLedger {
+    pool: PgPool,
+}
+
+impl PgLedger {
+    /// Connect (`postgres://` or `postgresql://` URL) with at most
+    /// `pool_len_max` connections and run the embedded migrations.
+    pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<PgLedger> {
+        let opts = PgConnectOptions::from_str(url)?.application_name("giftstream");
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_len_max.max(1))
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .idle_timeout(Some(Duration::from_secs(600)))
+            .max_lifetime(Some(Duration::from_secs(3600)))
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgLedger { pool })
+    }
+
+    /// A read-only transaction seeing one snapshot for all its statements,
+    /// so multi-query reads (totals, snapshot) are consistent while other
+    /// nodes commit.
+    async fn read_snapshot(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+/// Write entries and move balances for one operation, inside `tx`: one
+/// statement per step whatever the number of postings. New accounts are
+/// inserted at zero first, then the touched balances are locked in
+/// (account, currency) order and moved by one UPDATE, so the non-negative
+/// CHECK judges the final amount only.
+async fn apply_postings(
+    tx: &mut Transaction<'_, Postgres>,
+    op_id: &str,
+    postings: &Postings,
+) -> Result<()> {
+    if postings.is_empty() {
+        return Ok(());
+    }
+    let len = postings.len();
+    let mut accounts = Vec::with_capacity(len);
+    let mut currencies = Vec::with_capacity(len);
+    let mut kinds = Vec::with_capacity(len);
+    let mut amounts = Vec::with_capacity(len);
+    for ((acct, cur, kind), amount) in postings {
+        accounts.push(acct.as_str());
+        currencies.push(*cur);
+        kinds.push(*kind);
+        amounts.push(*amount);
+    }
+    sqlx::query(
+        "INSERT INTO entries (op_id, account, currency, amount)
+         SELECT $1, v.account, v.currency, v.amount
+         FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS v(account, currency, amount)",
+    )
+    .bind(op_id)
+    .bind(&accounts)
+    .bind(&currencies)
+    .bind(&amounts)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO balances (account, currency, kind, amount)
+         SELECT v.account, v.currency, v.kind, 0
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS v(account, currency, kind)
+         ORDER BY v.account, v.currency
+         ON CONFLICT (account, currency) DO NOTHING",
+    )
+    .bind(&accounts)
+    .bind(&currencies)
+    .bind(&kinds)
+    .execute(&mut **tx)
+    .await?;
+    // The MATERIALIZED CTE locks the rows in sorted order (LockRows runs
+    // above the sort), and the UPDATE only touches rows it has locked.
+    let moved = sqlx::query(
+        "WITH v AS MATERIALIZED (
+             SELECT b.account, b.currency, d.delta
+             FROM balances b
+             JOIN UNNEST($1::text[], $2::text[], $3::bigint[]) AS d(account, currency, delta)
+               ON b.account = d.account AND b.currency = d.currency
+             ORDER BY b.account, b.currency
+             FOR UPDATE OF b
+         )
+         UPDATE balances SET amount = balances.amount + v.delta
+         FROM v
+         WHERE balances.account = v.account AND balances.currency = v.currency",
+    )
+    .bind(&accounts)
+    .bind(&currencies)
+    .bind(&amounts)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if moved != len as u64 {
+        return Err(Error::internal(format_args!(
+            "ledger: op `{op_id}` moved {moved} balances, expected {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// A non-negative integer stored as BIGINT, back to `u64`.
+fn to_u64(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::internal(format_args!("ledger: negative {what} {v}")))
+}
+
+/// Decode one `gifts` row selected in [`GIFT_COLUMNS`] order.
+fn gift_from_row(r: &PgRow) -> Result<PendingGift> {
+    Ok(PendingGift {
+        target: r.try_get(0)?,
+        seq: to_u64(r.try_get(1)?, "seq")?,
+        sender: r.try_get(2)?,
+        client_id: r.try_get(3)?,
+        creator: r.try_get(4)?,
+        gift: r.try_get(5)?,
+        count: u32::try_from(r.try_get::<i64, _>(6)?)
+            .map_err(|_| Error::internal("ledger: gift count out of range"))?,
+        coins: r.try_get(7)?,
+        diamonds: r.try_get(8)?,
+        balance_after: r.try_get(9)?,
+        ts: r.try_get(10)?,
+    })
+}
+
+/// The columns [`gift_from_row`] reads.
+const GIFT_COLUMNS: &str =
+    "target, seq, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms";
+
+#[async_trait]
+impl Ledger for PgLedger {
+    async fn credit(&self, op: &CreditOp) -> Result<CreditOutcome> {
+        if op.coins <= 0 {
+            return Err(Error::bad_request("coins must be > 0"));
+        }
+        let detail = serde_json::to_string(op).map_err(Error::internal)?;
+        let mut tx = self.pool.begin().await?;
+        // A concurrent insert of the same id waits here for the other
+        // transaction, then sees its committed row below.
+        let inserted = sqlx::query(
+            "INSERT INTO operations (op_id, kind, detail, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (op_id) DO NOTHING",
+        )
+        .bind(&op.op_id)
+        .bind(&op.kind)
+        .bind(&detail)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let stored: String =
+                sqlx::query_scalar("SELECT detail FROM operations WHERE op_id = $1")
+                    .bind(&op.op_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let first: CreditOp = serde_json::from_str(&stored).map_err(|_| {
+                Error::bad_request(format!(
+                    "id `{}` was used for another kind of operation",
+                    op.op_id
+                ))
+            })?;
+            if first != *op {
+                return Err(Error::bad_request(format!(
+                    "id `{}` was already used with other parameters",
+                    op.op_id
+                )));
+            }
+            return Ok(CreditOutcome {
+                applied_now: false,
+                op: first,
+            });
+        }
+        let mut postings = Postings::new();
+        postings.insert((account::MINT.to_string(), COIN, "mint"), -op.coins);
+        postings.insert((account::wallet(&op.user), COIN, "wallet"), op.coins);
+        apply_postings(&mut tx, &op.op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(CreditOutcome {
+            applied_now: true,
+            op: op.clone(),
+        })
+    }
+
+    async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
+        let op_id = format!("batch:{}", batch.id);
+        let detail = serde_json::json!({ "gifts": batch.gifts.len() }).to_string();
+        // One row per (target, seq): a key repeated inside the batch is
+        // the same gift and is posted once.
+        let mut seen: HashSet<(&str, u64)> = HashSet::with_capacity(batch.gifts.len());
+        let gifts: Vec<&PendingGift> = batch
+            .gifts
+            .iter()
+            .filter(|g| seen.insert((g.target.as_str(), g.seq)))
+            .collect();
+        let len = gifts.len();
+        let mut targets = Vec::with_capacity(len);
+        let mut seqs = Vec::with_capacity(len);
+        let mut senders = Vec::with_capacity(len);
+        let mut client_ids = Vec::with_capacity(len);
+        let mut creators = Vec::with_capacity(len);
+        let mut gift_ids = Vec::with_capacity(len);
+        let mut counts = Vec::with_capacity(len);
+        let mut coins = Vec::with_capacity(len);
+        let mut diamonds = Vec::with_capacity(len);
+        let mut balances_after = Vec::with_capacity(len);
+        let mut tss = Vec::with_capacity(len);
+        for g in &gifts {
+            targets.push(g.target.as_str());
+            seqs.push(
+                i64::try_from(g.seq)
+                    .map_err(|_| Error::bad_request(format!("gift seq {} out of range", g.seq)))?,
+            );
+            senders.push(g.sender.as_str());
+            client_ids.push(g.client_id.as_str());
+            creators.push(g.creator.as_str());
+            gift_ids.push(g.gift.as_str());
+            counts.push(i64::from(g.count));
+            coins.push(g.coins);
+            diamonds.push(g.diamonds);
+            balances_after.push(g.balance_after);
+            tss.push(g.ts);
+        }
+
+        let mut tx = self.pool.begin().await?;
+        // The same batch committed concurrently (another worker, a retry)
+        // waits here for the first transaction and then finds its row.
+        let inserted = sqlx::query(
+            "INSERT INTO operations (op_id, kind, detail, created_ms) VALUES ($1, 'batch', $2, $3) ON CONFLICT (op_id) DO NOTHING",
+        )
+        .bind(&op_id)
+        .bind(&detail)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        // Gift rows are keyed by (target, seq): a gift already in the
+        // ledger (committed under another batch grouping, e.g. after a
+        // re-claim) is skipped, and only inserted rows are posted. Rows go
+        // in key order so two batches sharing gifts lock them alike.
+        let mut posted: Vec<&PendingGift> = Vec::with_capacity(len);
+        if len > 0 {
+            let rows = sqlx::query(
+                "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms)
+                 SELECT g.target, g.seq, $1, g.sender, g.client_id, g.creator, g.gift, g.count, g.coins, g.diamonds, g.balance_after, g.ts_ms
+                 FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                             $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
+                      AS g(target, seq, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms)
+                 ORDER BY g.target, g.seq
+                 ON CONFLICT (target, seq) DO NOTHING
+                 RETURNING target, seq",
+            )
+            .bind(&op_id)
+            .bind(&targets)
+            .bind(&seqs)
+            .bind(&senders)
+            .bind(&client_ids)
+            .bind(&creators)
+            .bind(&gift_ids)
+            .bind(&counts)
+            .bind(&coins)
+            .bind(&diamonds)
+            .bind(&balances_after)
+            .bind(&tss)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut fresh: HashSet<(String, i64)> = HashSet::with_capacity(rows.len());
+            for r in &rows {
+                fresh.insert((r.try_get(0)?, r.try_get(1)?));
+            }
+            posted.extend(gifts.iter().copied().filter(|g| {
+                i64::try_from(g.seq).is_ok_and(|seq| fresh.contains(&(g.target.clone(), seq)))
+            }));
+        }
+        if posted.len() < batch.gifts.len() {
+            tracing::warn!(batch = %batch.id, skipped = batch.gifts.len() - posted.len(), "gifts already in the ledger were not applied again");
+        }
+        let postings = batch_postings(posted.iter().copied());
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn snapshot(&self, recent_ms: i64, seq_gap: u64) -> Result<Snapshot> {
+        let mut s = Snapshot::default();
+        let mut tx = self.read_snapshot().await?;
+        for r in sqlx::query(
+            "SELECT account, amount FROM balances WHERE kind = 'wallet' AND currency = $1",
+        )
+        .bind(COIN)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let acct: String = r.try_get(0)?;
+            if let Some(user) = acct.strip_prefix("wallet:") {
+                s.wallets.push((user.to_string(), r.try_get(1)?));
+            }
+        }
+        s.credit_ops = sqlx::query_scalar("SELECT op_id FROM operations WHERE kind <> 'batch'")
+            .fetch_all(&mut *tx)
+            .await?;
+        let since = now_ms().saturating_sub(recent_ms);
+        for r in sqlx::query(&format!(
+            "SELECT {GIFT_COLUMNS} FROM gifts WHERE ts_ms >= $1 ORDER BY ts_ms, target, seq"
+        ))
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            s.recent_gifts.push(gift_from_row(&r)?);
+        }
+        let rows = sqlx::query(
+            "SELECT 'room:' || r.room, r.creator, r.live, (SELECT MAX(g.seq) FROM gifts g WHERE g.target = 'room:' || r.room) FROM rooms r
+             UNION ALL
+             SELECT 'video:' || v.video, v.creator, TRUE, (SELECT MAX(g.seq) FROM gifts g WHERE g.target = 'video:' || v.video) FROM videos v",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        for r in rows {
+            let key: String = r.try_get(0)?;
+            let Some(target) = Target::from_key(&key) else {
+                continue;
+            };
+            let max_seq: Option<i64> = r.try_get(3)?;
+            let seq = to_u64(max_seq.unwrap_or(0), "seq")?;
+            let seq = if seq_gap > 0 && max_seq.is_some() {
+                seq.saturating_add(seq_gap)
+            } else {
+                seq
+            };
+            s.targets.push((
+                target,
+                TargetInfo {
+                    creator: r.try_get(1)?,
+                    live: r.try_get(2)?,
+                    seq,
+                },
+            ));
+        }
+        Ok(s)
+    }
+
+    async fn open_target(&self, target: &Target, creator: &str) -> Result<()> {
+        // One atomic upsert: it inserts a new target, or re-opens (room) /
+        // keeps (video) one owned by `creator`; for another owner the
+        // conflict's WHERE fails and no row comes back.
+        let sql = match target.kind {
+            TargetKind::Room => {
+                "INSERT INTO rooms (room, creator, live, opened_ms) VALUES ($1, $2, TRUE, $3)
+                 ON CONFLICT (room) DO UPDATE SET live = TRUE, opened_ms = EXCLUDED.opened_ms, ended_ms = NULL
+                 WHERE rooms.creator = EXCLUDED.creator
+                 RETURNING creator"
+            }
+            TargetKind::Video => {
+                "INSERT INTO videos (video, creator, created_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (video) DO UPDATE SET creator = EXCLUDED.creator
+                 WHERE videos.creator = EXCLUDED.creator
+                 RETURNING creator"
+            }
+        };
+        let owner: Option<String> = sqlx::query_scalar(sql)
+            .bind(&target.id)
+            .bind(creator)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await?;
+        match owner {
+            Some(_) => Ok(()),
+            None => Err(Error::forbidden(format!(
+                "`{}` belongs to another creator",
+                target.id
+            ))),
+        }
+    }
+
+    async fn end_room(&self, room: &str) -> Result<()> {
+        sqlx::query("UPDATE rooms SET live = FALSE, ended_ms = $2 WHERE room = $1")
+            .bind(room)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn target(&self, target: &Target) -> Result<Option<TargetRecord>> {
+        let sql = match target.kind {
+            TargetKind::Room => "SELECT creator, live FROM rooms WHERE room = $1",
+            TargetKind::Video => "SELECT creator, TRUE FROM videos WHERE video = $1",
+        };
+        let row = sqlx::query(sql)
+            .bind(&target.id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(TargetRecord {
+                creator: r.try_get(0)?,
+                live: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
+        let Ok(seq) = i64::try_from(seq) else {
+            return Ok(false);
+        };
+        let found: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM gifts WHERE target = $1 AND seq = $2)",
+        )
+        .bind(target)
+        .bind(seq)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(found)
+    }
+
+    async fn balance(&self, acct: &str, currency: &str) -> Result<i64> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT amount FROM balances WHERE account = $1 AND currency = $2")
+                .bind(acct)
+                .bind(currency)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    async fn earnings(&self, creator: &str) -> Result<LedgerEarnings> {
+        Ok(LedgerEarnings {
+            diamonds_settled: self.balance(&account::earnings(creator), DIAMOND).await?,
+            diamonds_cashed_out: 0,
+            tips_cents: 0,
+        })
+    }
+
+    async fn totals(&self) -> Result<Totals> {
+        let mut t = Totals::default();
+        let mut tx = self.read_snapshot().await?;
+        // SUM(bigint) is NUMERIC in PostgreSQL: cast back (an overflow is
+        // an error, never a wrapped number).
+        for r in sqlx::query("SELECT currency, SUM(amount)::BIGINT FROM entries GROUP BY currency")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            t.entry_sums.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        let r = sqlx::query(
+            "SELECT
+                 COALESCE(SUM(amount) FILTER (WHERE kind = 'mint' AND currency = $1), 0)::BIGINT,
+                 COALESCE(SUM(amount) FILTER (WHERE kind = 'wallet' AND currency = $1), 0)::BIGINT,
+                 COALESCE(SUM(amount) FILTER (WHERE kind = 'spent' AND currency = $1), 0)::BIGINT,
+                 COALESCE(SUM(amount) FILTER (WHERE kind = 'mint' AND currency = $2), 0)::BIGINT
+             FROM balances",
+        )
+        .bind(COIN)
+        .bind(DIAMOND)
+        .fetch_one(&mut *tx)
+        .await?;
+        t.coins_minted = -r.try_get::<i64, _>(0)?;
+        t.coins_in_wallets = r.try_get(1)?;
+        t.coins_spent = r.try_get(2)?;
+        t.diamonds_credited = -r.try_get::<i64, _>(3)?;
+        let r = sqlx::query("SELECT COUNT(*), COALESCE(SUM(coins), 0)::BIGINT, COALESCE(SUM(diamonds), 0)::BIGINT FROM gifts").fetch_one(&mut *tx).await?;
+        (t.gifts, t.gift_coins, t.gift_diamonds) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        t.batches = sqlx::query_scalar("SELECT COUNT(*) FROM operations WHERE kind = 'batch'")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    async fn swap_clean_mark(&self, clean: bool) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // A brand-new ledger has nothing to lose: seed it as clean, then
+        // read and replace the mark under a row lock so two nodes swapping
+        // at once each see the other's write.
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('clean_shutdown', '1') ON CONFLICT (key) DO NOTHING").execute(&mut *tx).await?;
+        let prev: String =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'clean_shutdown' FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query("UPDATE meta SET value = $1 WHERE key = 'clean_shutdown'")
+            .bind(if clean { "1" } else { "0" })
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(prev != "0")
+    }
+}

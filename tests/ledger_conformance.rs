@@ -1,0 +1,804 @@
+//! Ledger conformance: one set of tests, each written once against
+//! `Arc<dyn Ledger>`, run on every engine — SQLite in memory, SQLite in a
+//! file, and PostgreSQL (a fresh database per test; skipped only when no
+//! server is configured and services are not required).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use giftstream::error::ErrorCode;
+use giftstream::ledger::{self, account, CreditOp, Ledger, TargetRecord, Totals, COIN, DIAMOND};
+use giftstream::protocol::now_ms;
+use giftstream::wallet::{Batch, PendingGift, Target, TargetInfo};
+
+// ---- engines ---------------------------------------------------------------
+
+/// Connections per ledger pool in these tests.
+const POOL_LEN: u32 = 8;
+
+/// A ledger under test, with whatever must outlive it (a temp dir).
+struct Engine {
+    ledger: Arc<dyn Ledger>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite_memory() -> Option<Engine> {
+    let ledger = ledger::open("sqlite::memory:", POOL_LEN)
+        .await
+        .expect("open sqlite in memory");
+    Some(Engine { ledger, _dir: None })
+}
+
+async fn sqlite_file() -> Option<Engine> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let ledger = ledger::open(&url, POOL_LEN)
+        .await
+        .expect("open sqlite file");
+    Some(Engine {
+        ledger,
+        _dir: Some(dir),
+    })
+}
+
+async fn postgres() -> Option<Engine> {
+    let url = common::services::fresh_postgres_url().await?;
+    let ledger = ledger::open(&url, POOL_LEN)
+        .await
+        .unwrap_or_else(|e| panic!("open postgres ledger at {url}: {e:#}"));
+    Some(Engine { ledger, _dir: None })
+}
+
+/// For each test fn, one `#[tokio::test]` per engine: `<engine>::<test>`.
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        conformance!(@engine sqlite_memory: $($test),*);
+        conformance!(@engine sqlite_file: $($test),*);
+        conformance!(@engine postgres: $($test),*);
+    };
+    (@engine $engine:ident: $($test:ident),*) => {
+        mod $engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let Some(engine) = super::$engine().await else { return };
+                    super::$test(engine.ledger.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    credit_is_idempotent,
+    commit_batch_is_applied_once,
+    gift_in_two_batches_is_posted_once,
+    entries_balance_and_totals_match_gifts,
+    overdraft_batch_fails_and_writes_nothing,
+    snapshot_restores_wallets_ops_gifts_and_targets,
+    open_target_ownership_reopen_and_has_gift,
+    swap_clean_mark_answers_the_previous_mark,
+    concurrent_commits_apply_everything_exactly_once,
+);
+
+// ---- builders and checks -----------------------------------------------------
+
+fn grant(op_id: &str, user: &str, coins: i64) -> CreditOp {
+    CreditOp {
+        op_id: op_id.to_string(),
+        kind: "grant".to_string(),
+        user: user.to_string(),
+        coins,
+    }
+}
+
+/// A gift as the counters engine hands it to settlement.
+fn gift(
+    target: &str,
+    seq: u64,
+    sender: &str,
+    creator: &str,
+    coins: i64,
+    balance_after: i64,
+) -> PendingGift {
+    PendingGift {
+        target: target.to_string(),
+        seq,
+        sender: sender.to_string(),
+        client_id: format!("c-{target}-{seq}"),
+        creator: creator.to_string(),
+        gift: "rose".to_string(),
+        count: 1,
+        coins,
+        diamonds: coins / 2,
+        balance_after,
+        ts: now_ms(),
+    }
+}
+
+fn batch(id: &str, gifts: Vec<PendingGift>) -> Batch {
+    let ticket_max = gifts.len() as u64;
+    Batch {
+        id: id.to_string(),
+        gifts,
+        ticket_max,
+    }
+}
+
+async fn credit(l: &Arc<dyn Ledger>, op_id: &str, user: &str, coins: i64) {
+    let out = l.credit(&grant(op_id, user, coins)).await.expect("credit");
+    assert!(out.applied_now, "{op_id} applied");
+}
+
+async fn wallet(l: &Arc<dyn Ledger>, user: &str) -> i64 {
+    l.balance(&account::wallet(user), COIN)
+        .await
+        .expect("balance")
+}
+
+async fn totals(l: &Arc<dyn Ledger>) -> Totals {
+    l.totals().await.expect("totals")
+}
+
+/// Invariant 1 on the ledger alone.
+fn assert_conserved(t: &Totals) {
+    for (currency, sum) in &t.entry_sums {
+        assert_eq!(*sum, 0, "entries of {currency} sum to zero: {t:?}");
+    }
+    assert_eq!(
+        t.coins_minted,
+        t.coins_in_wallets + t.coins_spent,
+        "coins minted = in wallets + spent: {t:?}"
+    );
+    assert_eq!(
+        t.coins_spent, t.gift_coins,
+        "coins spent = gift rows' coins: {t:?}"
+    );
+    assert_eq!(
+        t.diamonds_credited, t.gift_diamonds,
+        "diamonds credited = gift rows' diamonds: {t:?}"
+    );
+}
+
+// ---- the tests -----------------------------------------------------------------
+
+async fn credit_is_idempotent(l: Arc<dyn Ledger>) {
+    let op = grant("grant:1", "alice", 100);
+    let first = l.credit(&op).await.expect("credit");
+    assert!(first.applied_now);
+    assert_eq!(first.op, op);
+    assert_eq!(wallet(&l, "alice").await, 100);
+
+    let replay = l.credit(&op).await.expect("replay");
+    assert!(!replay.applied_now, "a replay is not applied again");
+    assert_eq!(replay.op, op, "a replay answers the original op");
+    assert_eq!(wallet(&l, "alice").await, 100, "credited once");
+
+    let other_coins = l
+        .credit(&grant("grant:1", "alice", 50))
+        .await
+        .expect_err("same id, other coins");
+    assert_eq!(other_coins.code, ErrorCode::BadRequest);
+    let other_user = l
+        .credit(&grant("grant:1", "bob", 100))
+        .await
+        .expect_err("same id, other user");
+    assert_eq!(other_user.code, ErrorCode::BadRequest);
+    let not_positive = l
+        .credit(&grant("grant:2", "alice", 0))
+        .await
+        .expect_err("zero coins");
+    assert_eq!(not_positive.code, ErrorCode::BadRequest);
+    assert_eq!(wallet(&l, "alice").await, 100);
+    assert_eq!(wallet(&l, "bob").await, 0);
+
+    credit(&l, "grant:3", "alice", 25).await;
+    assert_eq!(wallet(&l, "alice").await, 125);
+    let t = totals(&l).await;
+    assert_eq!(
+        (t.coins_minted, t.coins_in_wallets, t.coins_spent),
+        (125, 125, 0)
+    );
+    assert_eq!(l.balance(account::MINT, COIN).await.expect("mint"), -125);
+    assert_conserved(&t);
+}
+
+async fn commit_batch_is_applied_once(l: Arc<dyn Ledger>) {
+    credit(&l, "grant:a", "alice", 1000).await;
+    let b = batch(
+        "b1",
+        vec![
+            gift("room:r1", 1, "alice", "carol", 10, 990),
+            gift("room:r1", 2, "alice", "carol", 20, 970),
+            gift("room:r1", 3, "alice", "carol", 30, 940),
+        ],
+    );
+    assert!(
+        l.commit_batch(&b).await.expect("commit"),
+        "first commit applies"
+    );
+    let after_first = totals(&l).await;
+    assert!(
+        !l.commit_batch(&b).await.expect("recommit"),
+        "the same batch again is refused"
+    );
+    assert_eq!(totals(&l).await, after_first, "a replay changes nothing");
+
+    assert_eq!(after_first.batches, 1);
+    assert_eq!(
+        (
+            after_first.gifts,
+            after_first.gift_coins,
+            after_first.gift_diamonds
+        ),
+        (3, 60, 30)
+    );
+    assert_eq!(
+        (
+            after_first.coins_minted,
+            after_first.coins_in_wallets,
+            after_first.coins_spent
+        ),
+        (1000, 940, 60)
+    );
+    assert_eq!(after_first.diamonds_credited, 30);
+    assert_conserved(&after_first);
+    assert_eq!(wallet(&l, "alice").await, 940);
+    assert_eq!(l.balance(account::SPENT, COIN).await.expect("spent"), 60);
+    assert_eq!(
+        l.balance(&account::earnings("carol"), DIAMOND)
+            .await
+            .expect("earnings"),
+        30
+    );
+    assert_eq!(l.balance(account::MINT, DIAMOND).await.expect("mint"), -30);
+    assert_eq!(
+        l.earnings("carol")
+            .await
+            .expect("earnings")
+            .diamonds_settled,
+        30
+    );
+    for seq in 1..=3 {
+        assert!(l.has_gift("room:r1", seq).await.expect("has_gift"));
+    }
+    assert!(!l.has_gift("room:r1", 4).await.expect("has_gift"));
+
+    // An empty batch is recorded (once) and posts nothing.
+    assert!(l
+        .commit_batch(&batch("empty", vec![]))
+        .await
+        .expect("empty"));
+    assert!(!l
+        .commit_batch(&batch("empty", vec![]))
+        .await
+        .expect("empty again"));
+    let t = totals(&l).await;
+    assert_eq!(t.batches, 2);
+    assert_eq!(Totals { batches: 1, ..t }, after_first);
+}
+
+async fn gift_in_two_batches_is_posted_once(l: Arc<dyn Ledger>) {
+    credit(&l, "grant:a", "alice", 500).await;
+    let g1 = gift("room:r1", 1, "alice", "carol", 10, 490);
+    let g2 = gift("room:r1", 2, "alice", "carol", 20, 470);
+    let g3 = gift("room:r1", 3, "alice", "carol", 40, 430);
+    assert!(l
+        .commit_batch(&batch("first", vec![g1.clone(), g2.clone()]))
+        .await
+        .expect("first"));
+    // A re-claimed drain regrouped: g2 again, under another batch id.
+    assert!(l
+        .commit_batch(&batch("second", vec![g2.clone(), g3.clone()]))
+        .await
+        .expect("second"));
+    // Only already-posted gifts: recorded as a batch, nothing posted.
+    assert!(l
+        .commit_batch(&batch("third", vec![g3, g1]))
+        .await
+        .expect("third"));
+
+    let t = totals(&l).await;
+    assert_eq!(t.batches, 3);
+    assert_eq!((t.gifts, t.gift_coins, t.gift_diamonds), (3, 70, 35));
+    assert_eq!(t.coins_spent, 70);
+    assert_eq!(t.diamonds_credited, 35);
+    assert_conserved(&t);
+    assert_eq!(wallet(&l, "alice").await, 430);
+    assert_eq!(
+        l.earnings("carol")
+            .await
+            .expect("earnings")
+            .diamonds_settled,
+        35
+    );
+}
+
+async fn entries_balance_and_totals_match_gifts(l: Arc<dyn Ledger>) {
+    let senders = ["s0", "s1", "s2", "s3", "s4"];
+    for s in senders {
+        credit(&l, &format!("grant:{s}"), s, 10_000).await;
+    }
+    l.credit(&CreditOp {
+        op_id: "purchase:p1".into(),
+        kind: "purchase".into(),
+        user: "s0".into(),
+        coins: 500,
+    })
+    .await
+    .expect("purchase");
+
+    // A large batch (over SQLite's rows-per-statement chunk) across rooms,
+    // a video and several creators.
+    let mut gifts = Vec::new();
+    let mut left: BTreeMap<&str, i64> = senders.iter().map(|s| (*s, 10_000)).collect();
+    *left.entry("s0").or_default() += 500;
+    let mut expected_diamonds: BTreeMap<&str, i64> = BTreeMap::new();
+    for i in 0..2500u64 {
+        let sender = senders[(i % 5) as usize];
+        let (target, creator) = match i % 3 {
+            0 => ("room:big", "carol"),
+            1 => ("room:other", "dave"),
+            _ => ("video:v1", "erin"),
+        };
+        let coins = 1 + (i % 4) as i64;
+        let bal = left.get_mut(sender).expect("sender");
+        *bal -= coins;
+        let mut g = gift(target, i + 1, sender, creator, coins, *bal);
+        g.diamonds = coins * 3 / 4;
+        *expected_diamonds.entry(creator).or_default() += g.diamonds;
+        gifts.push(g);
+    }
+    let coins_total: i64 = gifts.iter().map(|g| g.coins).sum();
+    let diamonds_total: i64 = gifts.iter().map(|g| g.diamonds).sum();
+    assert!(l
+        .commit_batch(&batch("big", gifts))
+        .await
+        .expect("big batch"));
+
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    assert_eq!(t.entry_sums.get(COIN), Some(&0));
+    assert_eq!(t.entry_sums.get(DIAMOND), Some(&0));
+    assert_eq!(t.gifts, 2500);
+    assert_eq!(t.gift_coins, coins_total);
+    assert_eq!(t.gift_diamonds, diamonds_total);
+    assert_eq!(t.coins_minted, 50_500);
+    assert_eq!(t.coins_in_wallets, 50_500 - coins_total);
+    for (sender, coins) in &left {
+        assert_eq!(wallet(&l, sender).await, *coins, "wallet of {sender}");
+    }
+    for (creator, diamonds) in &expected_diamonds {
+        assert_eq!(
+            l.earnings(creator)
+                .await
+                .expect("earnings")
+                .diamonds_settled,
+            *diamonds,
+            "earnings of {creator}"
+        );
+    }
+    assert_eq!(
+        l.earnings("nobody")
+            .await
+            .expect("earnings")
+            .diamonds_settled,
+        0
+    );
+}
+
+async fn overdraft_batch_fails_and_writes_nothing(l: Arc<dyn Ledger>) {
+    credit(&l, "grant:a", "alice", 50).await;
+    credit(&l, "grant:b", "bob", 100).await;
+    assert!(l
+        .commit_batch(&batch(
+            "ok",
+            vec![gift("room:r1", 1, "bob", "carol", 30, 70)]
+        ))
+        .await
+        .expect("ok"));
+    let before = totals(&l).await;
+
+    // bob's gift alone is fine; alice's two gifts add up to 60 > 50.
+    let bad = batch(
+        "bad",
+        vec![
+            gift("room:r1", 2, "bob", "carol", 10, 60),
+            gift("room:r1", 3, "alice", "carol", 30, 20),
+            gift("room:r1", 4, "alice", "carol", 30, 0),
+        ],
+    );
+    assert!(
+        l.commit_batch(&bad).await.is_err(),
+        "an overdrawing batch fails"
+    );
+    assert_eq!(
+        totals(&l).await,
+        before,
+        "nothing written, no batch op recorded"
+    );
+    assert_eq!(wallet(&l, "alice").await, 50);
+    assert_eq!(wallet(&l, "bob").await, 70);
+    for seq in 2..=4 {
+        assert!(
+            !l.has_gift("room:r1", seq).await.expect("has_gift"),
+            "gift {seq} not written"
+        );
+    }
+
+    // The batch id was not consumed: the affordable part commits under it.
+    let fixed = batch(
+        "bad",
+        vec![
+            gift("room:r1", 2, "bob", "carol", 10, 60),
+            gift("room:r1", 3, "alice", "carol", 30, 20),
+        ],
+    );
+    assert!(
+        l.commit_batch(&fixed).await.expect("fixed"),
+        "the failed batch left no op behind"
+    );
+    assert_eq!(wallet(&l, "alice").await, 20);
+    assert_eq!(wallet(&l, "bob").await, 60);
+    let t = totals(&l).await;
+    assert_eq!(t.batches, 2);
+    assert_conserved(&t);
+}
+
+async fn snapshot_restores_wallets_ops_gifts_and_targets(l: Arc<dyn Ledger>) {
+    credit(&l, "grant:a", "alice", 100).await;
+    credit(&l, "grant:b", "bob", 50).await;
+    l.open_target(&Target::room("r1"), "carol")
+        .await
+        .expect("open r1");
+    l.open_target(&Target::room("r2"), "carol")
+        .await
+        .expect("open r2");
+    l.open_target(&Target::video("v1"), "dave")
+        .await
+        .expect("open v1");
+    l.end_room("r2").await.expect("end r2");
+
+    let mut old = gift("room:r1", 1, "alice", "carol", 10, 90);
+    old.ts = now_ms() - 600_000;
+    let recent = vec![
+        gift("room:r1", 2, "alice", "carol", 20, 70),
+        gift("video:v1", 1, "bob", "dave", 5, 45),
+    ];
+    let mut all = vec![old.clone()];
+    all.extend(recent.iter().cloned());
+    assert!(l.commit_batch(&batch("b1", all)).await.expect("commit"));
+
+    let s = l.snapshot(60_000, 0).await.expect("snapshot");
+    let mut wallets = s.wallets.clone();
+    wallets.sort();
+    assert_eq!(
+        wallets,
+        vec![("alice".to_string(), 70), ("bob".to_string(), 45)]
+    );
+    let mut ops = s.credit_ops.clone();
+    ops.sort();
+    assert_eq!(
+        ops,
+        vec!["grant:a".to_string(), "grant:b".to_string()],
+        "credit ops only, no batch"
+    );
+    let mut gifts = s.recent_gifts.clone();
+    gifts.sort_by(|a, b| (&a.target, a.seq).cmp(&(&b.target, b.seq)));
+    assert_eq!(gifts, recent, "gifts newer than recent_ms, every field");
+
+    let targets = |s: &giftstream::wallet::Snapshot| {
+        let mut t: Vec<(String, TargetInfo)> = s
+            .targets
+            .iter()
+            .map(|(t, i)| (t.key(), i.clone()))
+            .collect();
+        t.sort_by(|a, b| a.0.cmp(&b.0));
+        t
+    };
+    let info = |creator: &str, live: bool, seq: u64| TargetInfo {
+        creator: creator.to_string(),
+        live,
+        seq,
+    };
+    assert_eq!(
+        targets(&s),
+        vec![
+            ("room:r1".to_string(), info("carol", true, 2)),
+            ("room:r2".to_string(), info("carol", false, 0)),
+            ("video:v1".to_string(), info("dave", true, 1)),
+        ]
+    );
+
+    // After an unclean stop: the gap is added only where gifts exist.
+    let s = l.snapshot(60_000, 100).await.expect("snapshot with gap");
+    assert_eq!(
+        targets(&s),
+        vec![
+            ("room:r1".to_string(), info("carol", true, 102)),
+            ("room:r2".to_string(), info("carol", false, 0)),
+            ("video:v1".to_string(), info("dave", true, 101)),
+        ]
+    );
+    // A longer memory reaches the old gift too.
+    let s = l
+        .snapshot(3_600_000, 0)
+        .await
+        .expect("snapshot, long memory");
+    assert_eq!(s.recent_gifts.len(), 3);
+    assert!(s.recent_gifts.contains(&old));
+}
+
+async fn open_target_ownership_reopen_and_has_gift(l: Arc<dyn Ledger>) {
+    let room = Target::room("r1");
+    assert_eq!(l.target(&room).await.expect("target"), None);
+    l.open_target(&room, "carol").await.expect("open");
+    let live = |creator: &str, live: bool| {
+        Some(TargetRecord {
+            creator: creator.to_string(),
+            live,
+        })
+    };
+    assert_eq!(l.target(&room).await.expect("target"), live("carol", true));
+
+    let e = l
+        .open_target(&room, "dave")
+        .await
+        .expect_err("another creator");
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    assert_eq!(
+        l.target(&room).await.expect("target"),
+        live("carol", true),
+        "unchanged by the refused open"
+    );
+
+    l.end_room("r1").await.expect("end");
+    assert_eq!(l.target(&room).await.expect("target"), live("carol", false));
+    let e = l
+        .open_target(&room, "dave")
+        .await
+        .expect_err("another creator, ended room");
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    l.open_target(&room, "carol").await.expect("re-open");
+    assert_eq!(l.target(&room).await.expect("target"), live("carol", true));
+    l.open_target(&room, "carol").await.expect("open twice");
+
+    // Videos: their own namespace, always live, owned the same way.
+    let video = Target::video("r1");
+    assert_eq!(l.target(&video).await.expect("target"), None);
+    l.open_target(&video, "dave").await.expect("register video");
+    assert_eq!(l.target(&video).await.expect("target"), live("dave", true));
+    l.open_target(&video, "dave").await.expect("register again");
+    let e = l
+        .open_target(&video, "carol")
+        .await
+        .expect_err("another creator's video");
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    assert_eq!(l.target(&room).await.expect("target"), live("carol", true));
+
+    credit(&l, "grant:a", "alice", 100).await;
+    assert!(!l.has_gift("room:r1", 1).await.expect("has_gift"));
+    assert!(l
+        .commit_batch(&batch(
+            "b1",
+            vec![gift("room:r1", 1, "alice", "carol", 10, 90)]
+        ))
+        .await
+        .expect("commit"));
+    assert!(l.has_gift("room:r1", 1).await.expect("has_gift"));
+    assert!(!l.has_gift("room:r1", 2).await.expect("has_gift"));
+    assert!(!l.has_gift("video:r1", 1).await.expect("has_gift"));
+    assert!(!l.has_gift("room:r1", u64::MAX).await.unwrap_or(false));
+}
+
+async fn swap_clean_mark_answers_the_previous_mark(l: Arc<dyn Ledger>) {
+    assert!(
+        l.swap_clean_mark(false).await.expect("swap"),
+        "a brand-new ledger counts as clean"
+    );
+    assert!(
+        !l.swap_clean_mark(false).await.expect("swap"),
+        "a run that never stopped cleanly"
+    );
+    assert!(!l.swap_clean_mark(true).await.expect("swap"));
+    assert!(
+        l.swap_clean_mark(false).await.expect("swap"),
+        "the last run stopped cleanly"
+    );
+    assert!(!l.swap_clean_mark(true).await.expect("swap"));
+    assert!(l.swap_clean_mark(true).await.expect("swap"));
+}
+
+async fn concurrent_commits_apply_everything_exactly_once(l: Arc<dyn Ledger>) {
+    const TASKS: usize = 8;
+    const GIFTS: u64 = 25;
+    const COINS: i64 = 7;
+    for i in 0..TASKS {
+        credit(&l, &format!("grant:s{i}"), &format!("s{i}"), 1000).await;
+    }
+    credit(&l, "grant:shared", "shared", 1000).await;
+    credit(&l, "grant:overlap", "overlap", 1000).await;
+
+    let mut handles = Vec::new();
+    // Disjoint batches: one sender and room each, all sharing the hot
+    // accounts (the mint, spent:gifts) and two creators.
+    for i in 0..TASKS {
+        let gifts = (1..=GIFTS)
+            .map(|seq| {
+                gift(
+                    &format!("room:r{i}"),
+                    seq,
+                    &format!("s{i}"),
+                    if i % 2 == 0 { "carol" } else { "dave" },
+                    COINS,
+                    1000 - COINS * seq as i64,
+                )
+            })
+            .collect();
+        let b = batch(&format!("disjoint-{i}"), gifts);
+        let l = l.clone();
+        handles.push(tokio::spawn(async move {
+            (b.id.clone(), l.commit_batch(&b).await)
+        }));
+    }
+    // The same batch from two workers at once.
+    let shared = batch(
+        "shared",
+        (1..=GIFTS)
+            .map(|seq| {
+                gift(
+                    "room:shared",
+                    seq,
+                    "shared",
+                    "carol",
+                    COINS,
+                    1000 - COINS * seq as i64,
+                )
+            })
+            .collect(),
+    );
+    for _ in 0..2 {
+        let (l, b) = (l.clone(), shared.clone());
+        handles.push(tokio::spawn(async move {
+            (b.id.clone(), l.commit_batch(&b).await)
+        }));
+    }
+    // The same gifts regrouped under two batch ids, in opposite orders.
+    let overlap: Vec<PendingGift> = (1..=GIFTS)
+        .map(|seq| {
+            gift(
+                "room:overlap",
+                seq,
+                "overlap",
+                "dave",
+                COINS,
+                1000 - COINS * seq as i64,
+            )
+        })
+        .collect();
+    let mut reversed = overlap.clone();
+    reversed.reverse();
+    for b in [batch("overlap-a", overlap), batch("overlap-b", reversed)] {
+        let l = l.clone();
+        handles.push(tokio::spawn(async move {
+            (b.id.clone(), l.commit_batch(&b).await)
+        }));
+    }
+
+    let mut applied: BTreeMap<String, usize> = BTreeMap::new();
+    for h in handles {
+        let (id, result) = h.await.expect("task");
+        let now = result.unwrap_or_else(|e| panic!("commit {id}: {e}"));
+        *applied.entry(id).or_default() += usize::from(now);
+    }
+    for i in 0..TASKS {
+        assert_eq!(applied[&format!("disjoint-{i}")], 1);
+    }
+    assert_eq!(
+        applied["shared"], 1,
+        "the same batch from two workers applies once"
+    );
+    assert_eq!(applied["overlap-a"], 1);
+    assert_eq!(applied["overlap-b"], 1);
+
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    let gifts_total = (TASKS as i64 + 2) * GIFTS as i64;
+    assert_eq!(t.batches, TASKS as i64 + 3);
+    assert_eq!(t.gifts, gifts_total);
+    assert_eq!(t.gift_coins, gifts_total * COINS);
+    assert_eq!(t.coins_spent, gifts_total * COINS);
+    assert_eq!(t.coins_minted, (TASKS as i64 + 2) * 1000);
+    for user in (0..TASKS)
+        .map(|i| format!("s{i}"))
+        .chain(["shared".to_string(), "overlap".to_string()])
+    {
+        assert_eq!(
+            wallet(&l, &user).await,
+            1000 - GIFTS as i64 * COINS,
+            "wallet of {user}"
+        );
+    }
+    let per_batch = GIFTS as i64 * (COINS / 2);
+    let carol = l
+        .earnings("carol")
+        .await
+        .expect("earnings")
+        .diamonds_settled;
+    let dave = l.earnings("dave").await.expect("earnings").diamonds_settled;
+    assert_eq!(carol, per_batch * (TASKS as i64 / 2 + 1));
+    assert_eq!(dave, per_batch * (TASKS as i64 / 2 + 1));
+}
+
+// ---- engine selection and several nodes --------------------------------------
+
+#[tokio::test]
+async fn open_routes_by_url_scheme() {
+    let e = ledger::open("mysql://localhost/x", POOL_LEN)
+        .await
+        .err()
+        .expect("unknown scheme refused");
+    assert!(e.to_string().contains("engine not available"), "{e}");
+    let Some(url) = common::services::fresh_postgres_url().await else {
+        return;
+    };
+    let url = url.replacen("postgres://", "postgresql://", 1);
+    let l = ledger::open(&url, POOL_LEN)
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e:#}"));
+    credit(&l, "grant:a", "alice", 5).await;
+    assert_eq!(wallet(&l, "alice").await, 5);
+}
+
+/// Two nodes open one PostgreSQL ledger at once (migrations race under
+/// sqlx's lock) and write through separate pools: replays and duplicate
+/// batches are still applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_nodes_share_one_ledger() {
+    let Some(url) = common::services::fresh_postgres_url().await else {
+        return;
+    };
+    let (a, b) = tokio::join!(ledger::open(&url, POOL_LEN), ledger::open(&url, POOL_LEN));
+    let (a, b) = (a.expect("open node a"), b.expect("open node b"));
+
+    let op = grant("grant:a", "alice", 300);
+    let (ra, rb) = tokio::join!(a.credit(&op), b.credit(&op));
+    let (ra, rb) = (ra.expect("credit on a"), rb.expect("credit on b"));
+    assert!(
+        ra.applied_now ^ rb.applied_now,
+        "exactly one node applies the credit"
+    );
+    assert_eq!(wallet(&b, "alice").await, 300);
+
+    a.open_target(&Target::room("r1"), "carol")
+        .await
+        .expect("open on a");
+    let e = b
+        .open_target(&Target::room("r1"), "dave")
+        .await
+        .expect_err("other creator on b");
+    assert_eq!(e.code, ErrorCode::Forbidden);
+
+    let gifts = (1..=10)
+        .map(|seq| gift("room:r1", seq, "alice", "carol", 10, 300 - 10 * seq as i64))
+        .collect();
+    let bt = batch("b1", gifts);
+    let (ca, cb) = tokio::join!(a.commit_batch(&bt), b.commit_batch(&bt));
+    assert!(
+        ca.expect("commit on a") ^ cb.expect("commit on b"),
+        "exactly one node commits the batch"
+    );
+    let (ta, tb) = (totals(&a).await, totals(&b).await);
+    assert_eq!(ta, tb, "both nodes read the same ledger");
+    assert_eq!((ta.batches, ta.gifts, ta.coins_spent), (1, 10, 100));
+    assert_conserved(&ta);
+    assert!(b.has_gift("room:r1", 10).await.expect("has_gift"));
+
+    assert!(a.swap_clean_mark(false).await.expect("swap on a"));
+    assert!(
+        !b.swap_clean_mark(true).await.expect("swap on b"),
+        "b sees a's mark"
+    );
+}
