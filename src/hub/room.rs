@@ -509,6 +509,8 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
                 s.sub
                     .ctl
                     .kick(CLOSE_RESUME, "feed queue full; reconnect and resume");
+                metrics::counter!("giftstream_kicked_total", "reason" => "creator_behind")
+                    .increment(1);
                 s.dead = true;
                 return false;
             }
@@ -528,6 +530,7 @@ fn note_skip(s: &mut SubState, cfg: &HubConfig) -> bool {
         s.sub
             .ctl
             .kick(CLOSE_TOO_SLOW, "too slow: skipped too many events");
+        metrics::counter!("giftstream_kicked_total", "reason" => "too_slow").increment(1);
         s.dead = true;
     }
     false

@@ -26,10 +26,17 @@ pub struct EngineSpec {
     dir: Arc<tempfile::TempDir>,
 }
 
-/// Every engine pair available here: memory+SQLite always; Redis+PostgreSQL
-/// and Redis+SQLite when the services are up (required under scripts/test).
+/// Every engine pair available here: memory+SQLite always; memory+PostgreSQL,
+/// Redis+PostgreSQL and Redis+SQLite when the services are up (required
+/// under scripts/test).
 pub async fn engines() -> Vec<EngineSpec> {
     let mut out = vec![spec("memory+sqlite", "memory".into(), None)];
+    if let Some(pg) = super::services::fresh_postgres_url().await {
+        out.push(spec("memory+postgres", "memory".into(), Some(pg)));
+    }
+    if std::env::var("GIFTSTREAM_TEST_ONLY_EMBEDDED_COUNTERS").is_ok() {
+        return out;
+    }
     if let Some(redis) = super::services::fresh_redis_url().await {
         if let Some(pg) = super::services::fresh_postgres_url().await {
             out.push(spec("redis+postgres", redis, Some(pg)));
