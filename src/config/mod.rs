@@ -95,6 +95,14 @@ pub struct CountersConfig {
     pub pending_len_max: usize,
     /// Combo streak window, ms (TikTok's streaks: about 3 s).
     pub combo_window_ms: u64,
+    /// Redis: connect and reply timeout, ms. A gift whose reply is late
+    /// fails with `internal` and is never re-sent by the engine (the
+    /// client retries with the same id, which is idempotent).
+    pub redis_timeout_ms: u64,
+    /// Redis: longest pause between pub/sub reconnect attempts, ms.
+    pub redis_reconnect_ms_max: u64,
+    /// Redis: wallets `giftstream reconcile` compares at most.
+    pub reconcile_wallets_max: usize,
 }
 
 impl Default for CountersConfig {
@@ -105,6 +113,9 @@ impl Default for CountersConfig {
             idempotency_keys_per_wallet_max: 100_000,
             pending_len_max: 200_000,
             combo_window_ms: 3000,
+            redis_timeout_ms: 5000,
+            redis_reconnect_ms_max: 5000,
+            reconcile_wallets_max: 10_000_000,
         }
     }
 }
@@ -140,6 +151,9 @@ pub struct SettlementConfig {
     pub retry_len_max: u32,
     /// Longest pause between attempts, ms (exponential from 10 ms).
     pub retry_backoff_ms_max: u64,
+    /// Redis: a pending gift another worker took but has not settled for
+    /// this long is claimed by this worker (`XAUTOCLAIM`), ms.
+    pub claim_idle_ms: u64,
 }
 
 impl Default for SettlementConfig {
@@ -149,6 +163,7 @@ impl Default for SettlementConfig {
             batch_len_max: 2000,
             retry_len_max: 60,
             retry_backoff_ms_max: 1000,
+            claim_idle_ms: 30_000,
         }
     }
 }
@@ -303,7 +318,10 @@ impl Config {
         if !l.starts_with("sqlite:") && !l.starts_with("postgres://") && !l.starts_with("postgresql://") {
             return bad("ledger.url", format!("expected `sqlite://PATH`, `sqlite::memory:` or `postgres://...`, got `{l}`"));
         }
-        let positive: [(&str, u64); 16] = [
+        let positive: [(&str, u64); 19] = [
+            ("counters.redis_timeout_ms", self.counters.redis_timeout_ms),
+            ("counters.redis_reconnect_ms_max", self.counters.redis_reconnect_ms_max),
+            ("counters.reconcile_wallets_max", self.counters.reconcile_wallets_max as u64),
             ("ledger.pool_len_max", self.ledger.pool_len_max as u64),
             ("settlement.flush_interval_ms", self.settlement.flush_interval_ms),
             ("settlement.batch_len_max", self.settlement.batch_len_max as u64),
