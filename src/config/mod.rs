@@ -289,7 +289,10 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("GIFTSTREAM_").split("__"));
+        // Only `GIFTSTREAM_<SECTION>__<KEY>` variables are config; others
+        // under the prefix (GIFTSTREAM_CONFIG, GIFTSTREAM_TOKEN, the test
+        // suite's GIFTSTREAM_TEST_*) belong to the CLI or the tests.
+        fig = fig.merge(Env::prefixed("GIFTSTREAM_").split("__").filter(|k| k.as_str().contains('.')));
         let cfg: Config = fig.extract().map_err(|e| {
             let key = e.path.join(".");
             let key = if key.is_empty() { "(top level)".to_string() } else { key };
@@ -358,6 +361,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure error type
 mod tests {
     use super::*;
 

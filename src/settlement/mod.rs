@@ -83,7 +83,7 @@ impl Worker {
             // Drain until the queue is short of a full batch (or empty when stopping).
             loop {
                 let full = self.flush_once().await?;
-                if !full && !(stopping && self.counters.pending_len().await.unwrap_or(0) > 0) {
+                if !(full || stopping && self.counters.pending_len().await.unwrap_or(0) > 0) {
                     break;
                 }
             }

@@ -32,7 +32,10 @@ use redis::Script;
 use serde::Serialize;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{gift_value, Batch, Counters, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
+use super::{
+    gift_value, Batch, Counters, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
+    TargetInfo, TargetKind,
+};
 use crate::config::CountersConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::hub::Hub;
@@ -194,7 +197,11 @@ pub struct ReconcileReport {
 impl ReconcileReport {
     /// Number of drifting items (0 when Redis agrees with the ledger).
     pub fn drift(&self) -> usize {
-        self.wallet_drift.len() + self.pending_drift.len() + self.credit_ops_missing + self.targets_missing + usize::from(self.redis_empty)
+        self.wallet_drift.len()
+            + self.pending_drift.len()
+            + self.credit_ops_missing
+            + self.targets_missing
+            + usize::from(self.redis_empty)
     }
 }
 
@@ -202,7 +209,11 @@ impl RedisCounters {
     /// Connect to `url` (`redis://` or `rediss://`), load the scripts, and
     /// subscribe to room events (forwarded to `hub` in arrival order, which
     /// is seq order per room). Returns once the subscription is active.
-    pub async fn connect(url: &str, cfg: CountersConfig, hub: Arc<Hub>) -> anyhow::Result<RedisCounters> {
+    pub async fn connect(
+        url: &str,
+        cfg: CountersConfig,
+        hub: Arc<Hub>,
+    ) -> anyhow::Result<RedisCounters> {
         let client = redis::Client::open(url)?;
         let timeout = Duration::from_millis(cfg.redis_timeout_ms);
         let mcfg = ConnectionManagerConfig::new()
@@ -226,7 +237,13 @@ impl RedisCounters {
         let stop = CancellationToken::new();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let backoff_max = Duration::from_millis(cfg.redis_reconnect_ms_max);
-        tokio::spawn(subscribe_loop(client, hub, backoff_max, stop.clone(), ready_tx));
+        tokio::spawn(subscribe_loop(
+            client,
+            hub,
+            backoff_max,
+            stop.clone(),
+            ready_tx,
+        ));
         match tokio::time::timeout(timeout, ready_rx).await {
             Ok(Ok(())) => {}
             _ => anyhow::bail!("redis: could not subscribe to room events within {timeout:?}"),
@@ -261,12 +278,23 @@ impl RedisCounters {
 
     fn unknown(target: &Target) -> Error {
         match target.kind {
-            TargetKind::Room => Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id)),
-            TargetKind::Video => Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id)),
+            TargetKind::Room => {
+                Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id))
+            }
+            TargetKind::Video => {
+                Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id))
+            }
         }
     }
 
-    async fn put_target(&self, target: &Target, creator: &str, floor: u64, live: bool, force_live: bool) -> Result<()> {
+    async fn put_target(
+        &self,
+        target: &Target,
+        creator: &str,
+        floor: u64,
+        live: bool,
+        force_live: bool,
+    ) -> Result<()> {
         let reply: Vec<String> = self
             .scripts
             .target_put
@@ -281,7 +309,10 @@ impl RedisCounters {
             .map_err(redis_err)?;
         match reply.first().map(String::as_str) {
             Some("OK") => Ok(()),
-            Some("E") => Err(Error::forbidden(format!("`{}` belongs to another creator", target.id))),
+            Some("E") => Err(Error::forbidden(format!(
+                "`{}` belongs to another creator",
+                target.id
+            ))),
             _ => Err(Error::internal("redis: bad target_put answer")),
         }
     }
@@ -312,7 +343,9 @@ impl RedisCounters {
                 return Ok(out);
             }
         }
-        Err(Error::internal("redis: the pending stream is longer than counters.pending_len_max allows"))
+        Err(Error::internal(
+            "redis: the pending stream is longer than counters.pending_len_max allows",
+        ))
     }
 
     /// Wallet keys present in Redis (users), at most
@@ -333,9 +366,14 @@ impl RedisCounters {
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_err)?;
-            users.extend(keys.iter().filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)));
+            users.extend(
+                keys.iter()
+                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)),
+            );
             if users.len() > self.cfg.reconcile_wallets_max {
-                return Err(Error::internal("redis: more wallets than counters.reconcile_wallets_max"));
+                return Err(Error::internal(
+                    "redis: more wallets than counters.reconcile_wallets_max",
+                ));
             }
             if next == 0 {
                 return Ok(users);
@@ -345,7 +383,11 @@ impl RedisCounters {
     }
 
     async fn get_i64(&self, k: &str) -> Result<Option<i64>> {
-        redis::cmd("GET").arg(k).query_async(&mut self.conn()).await.map_err(redis_err)
+        redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)
     }
 
     async fn compare_and_set(&self, k: &str, seen: Option<i64>, new: i64) -> Result<bool> {
@@ -376,11 +418,17 @@ impl RedisCounters {
     /// `giftstream_reconcile_drift` gauge.
     pub async fn reconcile(&self, ledger: &dyn Ledger, repair: bool) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
-        let recent_ms = (self.cfg.idempotency_ttl_s.saturating_mul(1000)).min(i64::MAX as u64) as i64;
+        let recent_ms =
+            (self.cfg.idempotency_ttl_s.saturating_mul(1000)).min(i64::MAX as u64) as i64;
         let snapshot = ledger.snapshot(recent_ms, 0).await?;
         let mut conn = self.conn();
-        let marker: bool = redis::cmd("EXISTS").arg(marker_key()).query_async(&mut conn).await.map_err(redis_err)?;
-        report.redis_empty = !marker && !(snapshot.wallets.is_empty() && snapshot.targets.is_empty());
+        let marker: bool = redis::cmd("EXISTS")
+            .arg(marker_key())
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        report.redis_empty =
+            !marker && (!snapshot.wallets.is_empty() || !snapshot.targets.is_empty());
 
         // Unsettled entries: in the stream and not yet in the ledger.
         let mut unsettled_coins: HashMap<String, i64> = HashMap::new();
@@ -408,7 +456,9 @@ impl RedisCounters {
             let pending = unsettled_coins.get(user).copied().unwrap_or(0);
             let view = held.unwrap_or(0) + pending;
             if view != *ledger_coins {
-                report.wallet_drift.push((user.clone(), view, *ledger_coins));
+                report
+                    .wallet_drift
+                    .push((user.clone(), view, *ledger_coins));
                 fixes.push((wallet_key(user), held, ledger_coins - pending));
             }
         }
@@ -438,7 +488,9 @@ impl RedisCounters {
         for (creator, expected) in &creators {
             let held = self.get_i64(&format!("{pd_prefix}{creator}")).await?;
             if held.unwrap_or(0) != *expected {
-                report.pending_drift.push((creator.clone(), held.unwrap_or(0), *expected));
+                report
+                    .pending_drift
+                    .push((creator.clone(), held.unwrap_or(0), *expected));
                 fixes.push((format!("{pd_prefix}{creator}"), held, *expected));
             }
         }
@@ -450,7 +502,13 @@ impl RedisCounters {
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_err)?;
-            missing_ops.extend(chunk.iter().zip(known).filter(|(_, k)| !k).map(|(op, _)| op.clone()));
+            missing_ops.extend(
+                chunk
+                    .iter()
+                    .zip(known)
+                    .filter(|(_, k)| !k)
+                    .map(|(op, _)| op.clone()),
+            );
         }
         report.credit_ops_missing = missing_ops.len();
         for (target, _) in &snapshot.targets {
@@ -469,10 +527,16 @@ impl RedisCounters {
                     }
                 }
                 for chunk in missing_ops.chunks(SCAN_CHUNK) {
-                    let _: i64 = redis::cmd("SADD").arg(credit_ops_key()).arg(chunk).query_async(&mut conn).await.map_err(redis_err)?;
+                    let _: i64 = redis::cmd("SADD")
+                        .arg(credit_ops_key())
+                        .arg(chunk)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(redis_err)?;
                 }
                 for (target, info) in &snapshot.targets {
-                    self.put_target(target, &info.creator, info.seq, info.live, false).await?;
+                    self.put_target(target, &info.creator, info.seq, info.live, false)
+                        .await?;
                 }
             }
             report.repaired = true;
@@ -503,8 +567,15 @@ fn batch_id(ids: &[&str]) -> String {
 
 /// One row of `drain.lua` / `scan.lua`: id, then the gift's fields.
 fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
-    let id = row.first().cloned().ok_or_else(|| Error::internal("redis: empty stream entry"))?;
-    let s = |i: usize| row.get(i).cloned().ok_or_else(|| Error::internal(format_args!("redis: stream entry {id} lacks field {i}")));
+    let id = row
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::internal("redis: empty stream entry"))?;
+    let s = |i: usize| {
+        row.get(i).cloned().ok_or_else(|| {
+            Error::internal(format_args!("redis: stream entry {id} lacks field {i}"))
+        })
+    };
     let g = PendingGift {
         target: s(1)?,
         seq: parse(row.get(2), "seq")?,
@@ -556,12 +627,18 @@ async fn subscribe_loop(
                             m = messages.next() => m,
                         };
                         let Some(msg) = msg else { break };
-                        let Some(room) = msg.get_channel_name().strip_prefix(&prefix).map(str::to_string) else {
+                        let Some(room) = msg
+                            .get_channel_name()
+                            .strip_prefix(&prefix)
+                            .map(str::to_string)
+                        else {
                             continue;
                         };
                         match serde_json::from_slice::<GiftEvent>(msg.get_payload_bytes()) {
                             Ok(ev) => hub.deliver(&room, ev).await,
-                            Err(e) => tracing::warn!(room, error = %e, "redis: undecodable room event skipped"),
+                            Err(e) => {
+                                tracing::warn!(room, error = %e, "redis: undecodable room event skipped")
+                            }
                         }
                     }
                     tracing::warn!("redis: room event subscription lost; resubscribing");
@@ -581,7 +658,8 @@ async fn subscribe_loop(
 #[async_trait]
 impl Counters for RedisCounters {
     async fn open_target(&self, target: &Target, creator: &str, seq_floor: u64) -> Result<()> {
-        self.put_target(target, creator, seq_floor, true, true).await
+        self.put_target(target, creator, seq_floor, true, true)
+            .await
     }
 
     async fn end_room(&self, room: &str) -> Result<()> {
@@ -600,15 +678,20 @@ impl Counters for RedisCounters {
     }
 
     async fn target(&self, target: &Target) -> Result<Option<TargetInfo>> {
-        let (creator, live, seq): (Option<String>, Option<String>, Option<u64>) = redis::cmd("HMGET")
-            .arg(target_key(&target.key()))
-            .arg("creator")
-            .arg("live")
-            .arg("seq")
-            .query_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        Ok(creator.map(|creator| TargetInfo { creator, live: live.as_deref() == Some("1"), seq: seq.unwrap_or(0) }))
+        let (creator, live, seq): (Option<String>, Option<String>, Option<u64>) =
+            redis::cmd("HMGET")
+                .arg(target_key(&target.key()))
+                .arg("creator")
+                .arg("live")
+                .arg("seq")
+                .query_async(&mut self.conn())
+                .await
+                .map_err(redis_err)?;
+        Ok(creator.map(|creator| TargetInfo {
+            creator,
+            live: live.as_deref() == Some("1"),
+            seq: seq.unwrap_or(0),
+        }))
     }
 
     async fn gift(&self, req: GiftRequest) -> Result<GiftOutcome> {
@@ -668,7 +751,15 @@ impl Counters for RedisCounters {
                 let seq = parse(reply.get(1), "seq")?;
                 let balance = parse(reply.get(2), "balance")?;
                 let ticket = parse(reply.get(3), "ticket")?;
-                Ok(GiftOutcome { ack: GiftAck { id: req.client_id, seq, balance }, duplicate: false, ticket })
+                Ok(GiftOutcome {
+                    ack: GiftAck {
+                        id: req.client_id,
+                        seq,
+                        balance,
+                    },
+                    duplicate: false,
+                    ticket,
+                })
             }
             Some("DUP") => {
                 let answer = reply.get(1).map(String::as_str).unwrap_or("");
@@ -676,17 +767,36 @@ impl Counters for RedisCounters {
                 let seq = parse(parts.first(), "seq")?;
                 let balance = parse(parts.get(1), "balance")?;
                 let ticket = parse(parts.get(2), "ticket")?;
-                Ok(GiftOutcome { ack: GiftAck { id: req.client_id, seq, balance }, duplicate: true, ticket })
+                Ok(GiftOutcome {
+                    ack: GiftAck {
+                        id: req.client_id,
+                        seq,
+                        balance,
+                    },
+                    duplicate: true,
+                    ticket,
+                })
             }
             Some("E") => Err(match reply.get(1).map(String::as_str) {
                 Some("unknown") => Self::unknown(&req.target),
-                Some("room_not_live") => Error::new(ErrorCode::RoomNotLive, format!("room `{}` is not live", req.target.id)),
-                Some("forbidden") => Error::forbidden("a creator cannot gift their own room or video"),
+                Some("room_not_live") => Error::new(
+                    ErrorCode::RoomNotLive,
+                    format!("room `{}` is not live", req.target.id),
+                ),
+                Some("forbidden") => {
+                    Error::forbidden("a creator cannot gift their own room or video")
+                }
                 Some("insufficient_funds") => {
                     let held: i64 = parse(reply.get(2), "balance")?;
-                    Error::new(ErrorCode::InsufficientFunds, format!("gift costs {coins} coins, wallet holds {held}"))
+                    Error::new(
+                        ErrorCode::InsufficientFunds,
+                        format!("gift costs {coins} coins, wallet holds {held}"),
+                    )
                 }
-                Some("rate_limited") => Error::new(ErrorCode::RateLimited, "settlement is behind; try again shortly"),
+                Some("rate_limited") => Error::new(
+                    ErrorCode::RateLimited,
+                    "settlement is behind; try again shortly",
+                ),
                 _ => Error::internal("redis: unknown gift script error"),
             }),
             _ => Err(Error::internal("redis: bad gift script answer")),
@@ -721,7 +831,10 @@ impl Counters for RedisCounters {
     }
 
     async fn pending_diamonds(&self, creator: &str) -> Result<i64> {
-        Ok(self.get_i64(&format!("{}{creator}", pending_prefix())).await?.unwrap_or(0))
+        Ok(self
+            .get_i64(&format!("{}{creator}", pending_prefix()))
+            .await?
+            .unwrap_or(0))
     }
 
     async fn pending_len(&self) -> Result<usize> {
@@ -763,7 +876,11 @@ impl Counters for RedisCounters {
         for row in &rows {
             let (id, g, ticket) = parse_entry(row)?;
             ticket_max = ticket_max.max(ticket);
-            refs.push(EntryRef { id, creator: g.creator.clone(), diamonds: g.diamonds });
+            refs.push(EntryRef {
+                id,
+                creator: g.creator.clone(),
+                diamonds: g.diamonds,
+            });
             gifts.push(g);
         }
         let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
@@ -776,7 +893,11 @@ impl Counters for RedisCounters {
             }
         }
         inflight.push_back((id.clone(), refs));
-        Ok(Some(Batch { id, gifts, ticket_max }))
+        Ok(Some(Batch {
+            id,
+            gifts,
+            ticket_max,
+        }))
     }
 
     async fn settled(&self, batch: &Batch) -> Result<()> {
@@ -786,14 +907,20 @@ impl Counters for RedisCounters {
             at.and_then(|i| inflight.remove(i)).map(|(_, r)| r)
         };
         let Some(refs) = refs else {
-            return Err(Error::internal(format_args!("batch {} was not drained by this engine", batch.id)));
+            return Err(Error::internal(format_args!(
+                "batch {} was not drained by this engine",
+                batch.id
+            )));
         };
         let mut inv = self.scripts.settled.key(stream_key());
         inv.arg(GROUP).arg(pending_prefix());
         for r in &refs {
             inv.arg(&r.id).arg(&r.creator).arg(r.diamonds);
         }
-        let acked: i64 = inv.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+        let acked: i64 = inv
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
         if acked < refs.len() as i64 {
             tracing::info!(batch = %batch.id, acked, entries = refs.len(), "redis: part of the batch was already settled by another worker");
         }
@@ -802,16 +929,24 @@ impl Counters for RedisCounters {
 
     async fn restore(&self, snapshot: Snapshot) -> Result<()> {
         let mut conn = self.conn();
-        let marker: bool = redis::cmd("EXISTS").arg(marker_key()).query_async(&mut conn).await.map_err(redis_err)?;
+        let marker: bool = redis::cmd("EXISTS")
+            .arg(marker_key())
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
         if marker {
             // Redis holds live state (balances net of unsettled gifts):
             // leave it, only make sure every target exists with its floor.
             for (target, info) in &snapshot.targets {
-                self.put_target(target, &info.creator, info.seq, info.live, false).await?;
+                self.put_target(target, &info.creator, info.seq, info.live, false)
+                    .await?;
             }
             return Ok(());
         }
-        tracing::warn!(wallets = snapshot.wallets.len(), "redis holds no giftstream state; loading it from the ledger");
+        tracing::warn!(
+            wallets = snapshot.wallets.len(),
+            "redis holds no giftstream state; loading it from the ledger"
+        );
         for chunk in snapshot.wallets.chunks(SCAN_CHUNK) {
             let mut pipe = redis::pipe();
             pipe.atomic();
@@ -821,10 +956,19 @@ impl Counters for RedisCounters {
             pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
         }
         for chunk in snapshot.credit_ops.chunks(SCAN_CHUNK) {
-            let _: i64 = redis::cmd("SADD").arg(credit_ops_key()).arg(chunk).query_async(&mut conn).await.map_err(redis_err)?;
+            let _: i64 = redis::cmd("SADD")
+                .arg(credit_ops_key())
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
         }
         let now = crate::protocol::now_ms();
-        let ttl_ms = self.cfg.idempotency_ttl_s.saturating_mul(1000).min(i64::MAX as u64) as i64;
+        let ttl_ms = self
+            .cfg
+            .idempotency_ttl_s
+            .saturating_mul(1000)
+            .min(i64::MAX as u64) as i64;
         for chunk in snapshot.recent_gifts.chunks(SCAN_CHUNK) {
             let mut pipe = redis::pipe();
             for g in chunk {
@@ -833,9 +977,21 @@ impl Counters for RedisCounters {
                     continue;
                 }
                 let idem = format!("{}{}", idem_prefix(&g.sender), g.client_id);
-                pipe.cmd("SET").arg(idem).arg(format!("{}:{}:0", g.seq, g.balance_after)).arg("PX").arg(left_ms).ignore();
-                pipe.cmd("ZADD").arg(key(&["idz", &g.sender])).arg(g.ts).arg(&g.client_id).ignore();
-                pipe.cmd("PEXPIRE").arg(key(&["idz", &g.sender])).arg(ttl_ms).ignore();
+                pipe.cmd("SET")
+                    .arg(idem)
+                    .arg(format!("{}:{}:0", g.seq, g.balance_after))
+                    .arg("PX")
+                    .arg(left_ms)
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(key(&["idz", &g.sender]))
+                    .arg(g.ts)
+                    .arg(&g.client_id)
+                    .ignore();
+                pipe.cmd("PEXPIRE")
+                    .arg(key(&["idz", &g.sender]))
+                    .arg(ttl_ms)
+                    .ignore();
             }
             pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
         }
@@ -843,9 +999,15 @@ impl Counters for RedisCounters {
         // whole; skip up to `pending_len_max` seqs so none is reused.
         let gap = self.cfg.pending_len_max as u64;
         for (target, info) in &snapshot.targets {
-            self.put_target(target, &info.creator, info.seq + gap, info.live, true).await?;
+            self.put_target(target, &info.creator, info.seq + gap, info.live, true)
+                .await?;
         }
-        let _: () = redis::cmd("SET").arg(marker_key()).arg("1").query_async(&mut conn).await.map_err(redis_err)?;
+        let _: () = redis::cmd("SET")
+            .arg(marker_key())
+            .arg("1")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
         Ok(())
     }
 
