@@ -1,4 +1,4 @@
-//! The `giftstream` binary: `serve`, `token`, `watch`, `send`.
+//! The `giftstream` binary: `serve`, `token`, `watch`, `send`, `reconcile`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +84,14 @@ enum Cmd {
         #[arg(long, default_value = "ws://127.0.0.1:8080/v1/ws")]
         url: String,
     },
+    /// Compare the Redis counters with the ledger and print the report
+    /// (JSON); exits with status 2 when they drift and `--repair` was not
+    /// given.
+    Reconcile {
+        /// Fix Redis from the ledger (the system of record).
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -132,6 +140,25 @@ async fn main() -> anyhow::Result<()> {
             let acked =
                 giftstream::client::send(&url, &token, &room, &gift, count, times, &prefix).await?;
             eprintln!("{acked} of {times} gifts acknowledged");
+        }
+        Cmd::Reconcile { repair } => {
+            let cfg = load_config(cli.config)?;
+            if !cfg.counters.url.starts_with("redis://")
+                && !cfg.counters.url.starts_with("rediss://")
+            {
+                anyhow::bail!(
+                    "reconcile compares Redis with the ledger; counters.url is `{}`",
+                    cfg.counters.url
+                );
+            }
+            let ledger = giftstream::ledger::open(&cfg.ledger.url, cfg.ledger.pool_len_max).await?;
+            let hub = giftstream::hub::Hub::new(cfg.hub.clone());
+            let counters = app::open_redis(&cfg, hub).await?;
+            let report = counters.reconcile(ledger.as_ref(), repair).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.drift() > 0 && !repair {
+                std::process::exit(2);
+            }
         }
         Cmd::Serve { listen, demo } => {
             let mut cfg = load_config(cli.config)?;

@@ -26,6 +26,7 @@ use crate::hub::Hub;
 use crate::ledger::{self, Ledger};
 use crate::settlement::{Settlement, Worker};
 use crate::wallet::memory::MemoryCounters;
+use crate::wallet::redis::RedisCounters;
 use crate::wallet::{Counters, TargetKind};
 
 /// Everything a handler needs, shared behind an `Arc`.
@@ -104,6 +105,15 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
         .clone()
 }
 
+/// Open the Redis counters engine of `cfg` (`counters.url = "redis://..."`)
+/// with its settlement claim limit.
+pub async fn open_redis(cfg: &Config, hub: Arc<Hub>) -> anyhow::Result<RedisCounters> {
+    let r = RedisCounters::connect(&cfg.counters.url, cfg.counters.clone(), hub)
+        .await
+        .context("opening the redis counters engine (counters.url)")?;
+    Ok(r.with_claim_idle_ms(cfg.settlement.claim_idle_ms))
+}
+
 /// Open engines, restore state, bind, and serve until shut down.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let _ = metrics_handle();
@@ -112,40 +122,66 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("opening ledger.url {}", cfg.ledger.url))?;
     let hub = Hub::new(cfg.hub.clone());
+    let mut redis_engine: Option<Arc<RedisCounters>> = None;
     let counters: Arc<dyn Counters> = match cfg.counters.url.as_str() {
         "memory" => Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone())),
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let r = Arc::new(open_redis(&cfg, hub.clone()).await?);
+            redis_engine = Some(r.clone());
+            r
+        }
         other => anyhow::bail!("counters.url `{other}`: engine not available in this build"),
     };
 
-    // Restore: the ledger is the truth. After an unclean stop, gifts that
-    // were accepted but not settled are lost whole; their seqs are skipped
-    // so no seq is ever reused.
+    // Restore: the ledger is the truth. In process: after an unclean stop,
+    // gifts that were accepted but not settled are lost whole; their seqs
+    // are skipped so no seq is ever reused. Redis keeps unsettled gifts
+    // across a restart of this process (the engine skips seqs itself when
+    // Redis lost its data), so no gap there.
     let was_clean = ledger.swap_clean_mark(false).await?;
-    let gap = if was_clean {
+    let gap = if was_clean || redis_engine.is_some() {
         0
     } else {
         cfg.counters.pending_len_max as u64
     };
     if !was_clean {
-        tracing::warn!(
-            seq_gap = gap,
-            "last run did not stop cleanly; unsettled gifts of that run are void"
-        );
+        tracing::warn!(seq_gap = gap, "last run did not stop cleanly; unsettled gifts of that run are void unless Redis kept them");
     }
     let snapshot = ledger
         .snapshot((cfg.counters.idempotency_ttl_s * 1000) as i64, gap)
         .await?;
-    for (target, info) in &snapshot.targets {
-        if target.kind == TargetKind::Room && info.live {
-            hub.open_room(&target.id, &info.creator, info.seq);
-        }
-    }
+    let live_rooms: Vec<(String, String)> = snapshot
+        .targets
+        .iter()
+        .filter(|(t, info)| t.kind == TargetKind::Room && info.live)
+        .map(|(t, info)| (t.id.clone(), info.creator.clone()))
+        .collect();
     tracing::info!(
         wallets = snapshot.wallets.len(),
         targets = snapshot.targets.len(),
         "restored from ledger"
     );
     counters.restore(snapshot).await?;
+    if let Some(r) = &redis_engine {
+        // Start-up check: report drift between Redis and the ledger in
+        // /metrics (`giftstream_reconcile_drift`); `giftstream reconcile
+        // --repair` fixes it. A Redis that lost everything was reloaded by
+        // `restore` just above.
+        let report = r.reconcile(ledger.as_ref(), false).await?;
+        tracing::info!(
+            drift = report.drift(),
+            pending = report.pending_gifts,
+            "redis reconciled against the ledger"
+        );
+    }
+    for (room, creator) in live_rooms {
+        let seq = counters
+            .target(&crate::wallet::Target::room(room.clone()))
+            .await?
+            .map(|t| t.seq)
+            .unwrap_or(0);
+        hub.open_room(&room, &creator, seq);
+    }
 
     let (worker, settlement) =
         Worker::new(counters.clone(), ledger.clone(), cfg.settlement.clone());

@@ -25,8 +25,9 @@ pub async fn gift(
     count: u32,
     client_id: &str,
 ) -> Result<GiftAck> {
+    let target_key = target.key();
     let outcome = gift_counted(state, who, target, gift_id, count, client_id).await?;
-    wait_durable(state, &outcome).await?;
+    wait_durable(state, &outcome, &target_key).await?;
     Ok(outcome.ack)
 }
 
@@ -74,19 +75,35 @@ pub async fn gift_counted(
     result
 }
 
-/// In `gift.ack = "ledger"` mode, wait for the gift's batch to commit.
-pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome) -> Result<()> {
-    if state.cfg.gift.ack == AckMode::Ledger {
-        state.settlement.wake();
-        state
-            .settlement
-            .wait_settled(
-                outcome.ticket,
-                Duration::from_millis(state.cfg.gift.ack_timeout_ms),
-            )
-            .await?;
+/// Pause between two ledger look-ups while an ack waits for its commit.
+const LEDGER_POLL_MS: u64 = 5;
+
+/// In `gift.ack = "ledger"` mode, wait until the gift to `target_key`
+/// (`room:ID` or `video:ID`) is committed to the ledger.
+pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &str) -> Result<()> {
+    if state.cfg.gift.ack != AckMode::Ledger {
+        return Ok(());
     }
-    Ok(())
+    state.settlement.wake();
+    let timeout = Duration::from_millis(state.cfg.gift.ack_timeout_ms);
+    if state.counters.settles_by_ticket() {
+        return state.settlement.wait_settled(outcome.ticket, timeout).await;
+    }
+    // Another process's worker may settle this gift: ask the ledger, at
+    // most every LEDGER_POLL_MS and for at most `gift.ack_timeout_ms`.
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if state.ledger.has_gift(target_key, outcome.ack.seq).await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorCode::Internal,
+                "the ledger commit is late; the gift is accepted and will settle",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(LEDGER_POLL_MS)).await;
+    }
 }
 
 /// Credit coins: ledger first (idempotent on the op id), then the wallet.

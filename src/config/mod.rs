@@ -107,6 +107,14 @@ pub struct CountersConfig {
     pub pending_len_max: usize,
     /// Combo streak window, ms (TikTok's streaks: about 3 s).
     pub combo_window_ms: u64,
+    /// Redis: connect and reply timeout, ms. A gift whose reply is late
+    /// fails with `internal` and is never re-sent by the engine (the
+    /// client retries with the same id, which is idempotent).
+    pub redis_timeout_ms: u64,
+    /// Redis: longest pause between pub/sub reconnect attempts, ms.
+    pub redis_reconnect_ms_max: u64,
+    /// Redis: wallets `giftstream reconcile` compares at most.
+    pub reconcile_wallets_max: usize,
 }
 
 impl Default for CountersConfig {
@@ -117,6 +125,9 @@ impl Default for CountersConfig {
             idempotency_keys_per_wallet_max: 100_000,
             pending_len_max: 200_000,
             combo_window_ms: 3000,
+            redis_timeout_ms: 5000,
+            redis_reconnect_ms_max: 5000,
+            reconcile_wallets_max: 10_000_000,
         }
     }
 }
@@ -152,6 +163,9 @@ pub struct SettlementConfig {
     pub retry_len_max: u32,
     /// Longest pause between attempts, ms (exponential from 10 ms).
     pub retry_backoff_ms_max: u64,
+    /// Redis: a pending gift another worker took but has not settled for
+    /// this long is claimed by this worker (`XAUTOCLAIM`), ms.
+    pub claim_idle_ms: u64,
 }
 
 impl Default for SettlementConfig {
@@ -161,6 +175,7 @@ impl Default for SettlementConfig {
             batch_len_max: 2000,
             retry_len_max: 60,
             retry_backoff_ms_max: 1000,
+            claim_idle_ms: 30_000,
         }
     }
 }
@@ -307,15 +322,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        // Only keys under a config section: GIFTSTREAM_CONFIG, GIFTSTREAM_TOKEN
-        // (CLI arguments) and GIFTSTREAM_TEST_* (test harness) are not config.
+        // Only `GIFTSTREAM_<SECTION>__<KEY>` variables are config; others
+        // under the prefix (GIFTSTREAM_CONFIG, GIFTSTREAM_TOKEN, the test
+        // suite's GIFTSTREAM_TEST_*) belong to the CLI or the tests.
         fig = fig.merge(
             Env::prefixed("GIFTSTREAM_")
-                .filter(|k| {
-                    let k = k.as_str().to_ascii_lowercase();
-                    SECTIONS.iter().any(|s| k.starts_with(&format!("{s}__")))
-                })
-                .split("__"),
+                .split("__")
+                .filter(|k| k.as_str().contains('.')),
         );
         let cfg: Config = fig.extract().map_err(|e| {
             let key = e.path.join(".");
@@ -369,7 +382,16 @@ impl Config {
                 ),
             );
         }
-        let positive: [(&str, u64); 20] = [
+        let positive: [(&str, u64); 23] = [
+            ("counters.redis_timeout_ms", self.counters.redis_timeout_ms),
+            (
+                "counters.redis_reconnect_ms_max",
+                self.counters.redis_reconnect_ms_max,
+            ),
+            (
+                "counters.reconcile_wallets_max",
+                self.counters.reconcile_wallets_max as u64,
+            ),
             (
                 "hub.socket_msgs_per_s_max",
                 self.hub.socket_msgs_per_s_max as u64,
@@ -459,6 +481,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure error type
 mod tests {
     use super::*;
 

@@ -303,7 +303,9 @@ impl Reader {
 
     async fn gift(&mut self, room: String, gift: String, count: u32, id: String) -> bool {
         let state = &self.state;
-        match ops::gift_counted(state, &self.who, Target::room(room), &gift, count, &id).await {
+        let target = Target::room(room);
+        let target_key = target.key();
+        match ops::gift_counted(state, &self.who, target, &gift, count, &id).await {
             Err(e) => self.reply(ServerMsg::error(&e, Some(id))).await,
             Ok(outcome) if state.cfg.gift.ack == AckMode::Counter => {
                 let a = outcome.ack;
@@ -322,7 +324,7 @@ impl Reader {
                 };
                 let (state, tx, enc) = (self.state.clone(), self.tx.clone(), self.encoding);
                 tokio::spawn(async move {
-                    let msg = match ops::wait_durable(&state, &outcome).await {
+                    let msg = match ops::wait_durable(&state, &outcome, &target_key).await {
                         Ok(()) => ServerMsg::GiftAck {
                             id: outcome.ack.id,
                             seq: outcome.ack.seq,

@@ -4,12 +4,14 @@
 //! check on (sender, id) → balance check → debit coins → credit the
 //! creator's pending diamonds → next room seq), coin credits after a ledger
 //! commit, and the pending queue the settlement worker drains — plus its
-//! engines: [`memory::MemoryCounters`] (in-process, the embedded default).
+//! engines: [`memory::MemoryCounters`] (in-process, the embedded default)
+//! and [`redis::RedisCounters`] (Redis, shared by several nodes).
 //! Must not: write the ledger (the settlement worker does), or encode frames
 //! (the hub does). It hands accepted gifts to the hub through
 //! [`crate::hub::EventSink`] in seq order.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -212,6 +214,15 @@ pub trait Counters: Send + Sync + 'static {
 
     /// Load balances, credits, idempotency memory and targets from the ledger.
     async fn restore(&self, snapshot: Snapshot) -> Result<()>;
+
+    /// True when this process's settlement worker drains every gift this
+    /// engine accepts in ticket order, so `Settlement::wait_settled(ticket)`
+    /// tells when a gift is in the ledger (the in-process engine). False
+    /// when another process's worker may settle it (Redis): then the
+    /// ledger itself must be asked (`Ledger::has_gift`).
+    fn settles_by_ticket(&self) -> bool {
+        true
+    }
 }
 
 /// The diamonds of a gift request (unit x count).

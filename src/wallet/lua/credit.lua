@@ -1,0 +1,16 @@
+-- giftstream: apply a ledger-committed coin credit once per op id.
+-- KEYS: 1 wallet  2 applied credit op ids (set)  3 state marker
+-- ARGV: 1 op id  2 coins  3 largest balance allowed (2^53 - 1)
+-- Answers {'OK', balance} or {'E', 'overflow'}.
+local function int(x) return string.format('%.0f', x) end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return {'OK', redis.call('GET', KEYS[1]) or '0'}
+end
+local held = tonumber(redis.call('GET', KEYS[1]) or '0')
+if held + tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+  return {'E', 'overflow'}
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+local balance = redis.call('INCRBY', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[3], '1')
+return {'OK', int(balance)}

@@ -1,0 +1,90 @@
+-- giftstream: the atomic gift (see src/wallet/redis.rs and docs/REDIS.md).
+-- Every key below carries the `{gs}` hash tag, so all of them live in one
+-- Redis Cluster slot; the pending-diamonds and idempotency keys derived in
+-- the script (ARGV prefixes) carry the same tag.
+--
+-- KEYS: 1 idempotency answer  2 sender's id index (zset)  3 sender's wallet
+--       4 target hash          5 combo streak             6 settlement stream
+--       7 ticket counter
+-- ARGV: 1 client id  2 ts ms  3 idempotency ttl s  4 ids kept per wallet
+--       5 coins  6 diamonds  7 count  8 sender  9 gift id  10 target key
+--       11 combo window ms  12 pending len max  13 pending-diamonds prefix
+--       14 event channel ('' for a video)  15 event JSON without seq/combo
+--       16 idempotency key prefix of this sender
+-- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
+-- or {'E', code[, detail]}. Every check comes before the first write, so a
+-- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
+-- doubles); integers are formatted with %.0f, never tostring.
+local function int(x) return string.format('%.0f', x) end
+
+local seen = redis.call('GET', KEYS[1])
+if seen then
+  return {'DUP', seen}
+end
+local t = redis.call('HMGET', KEYS[4], 'creator', 'live')
+if not t[1] then
+  return {'E', 'unknown'}
+end
+if t[2] ~= '1' then
+  return {'E', 'room_not_live'}
+end
+local creator = t[1]
+if creator == ARGV[8] then
+  return {'E', 'forbidden'}
+end
+local coins = tonumber(ARGV[5])
+local held = tonumber(redis.call('GET', KEYS[3]) or '0')
+if held < coins then
+  return {'E', 'insufficient_funds', int(held)}
+end
+if redis.call('XLEN', KEYS[6]) >= tonumber(ARGV[12]) then
+  return {'E', 'rate_limited'}
+end
+
+-- Commit point: nothing below refuses.
+local balance = redis.call('DECRBY', KEYS[3], ARGV[5])
+local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+redis.call('INCRBY', ARGV[13] .. creator, ARGV[6])
+local ticket = redis.call('INCR', KEYS[7])
+
+local ts = tonumber(ARGV[2])
+local window = tonumber(ARGV[11])
+local count = tonumber(ARGV[7])
+local combo = count
+local prev = redis.call('GET', KEYS[5])
+if prev then
+  local sep = string.find(prev, ':', 1, true)
+  if sep then
+    local last = tonumber(string.sub(prev, 1, sep - 1))
+    local streak = tonumber(string.sub(prev, sep + 1))
+    if last and streak and ts - last <= window then
+      combo = math.min(streak + count, 4294967295)
+    end
+  end
+end
+redis.call('SET', KEYS[5], ARGV[2] .. ':' .. int(combo), 'PX', window * 2 + 1000)
+
+redis.call('XADD', KEYS[6], '*',
+  't', ARGV[10], 's', int(seq), 'u', ARGV[8], 'c', ARGV[1], 'r', creator,
+  'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6], 'b', int(balance),
+  'ts', ARGV[2], 'k', int(ticket))
+
+local ttl = tonumber(ARGV[3])
+local answer = int(seq) .. ':' .. int(balance) .. ':' .. int(ticket)
+redis.call('SET', KEYS[1], answer, 'EX', ttl)
+redis.call('ZADD', KEYS[2], ts, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. int(ts - ttl * 1000))
+local kept = redis.call('ZCARD', KEYS[2])
+local keep_max = tonumber(ARGV[4])
+if kept > keep_max then
+  local old = redis.call('ZPOPMIN', KEYS[2], kept - keep_max)
+  for i = 1, #old, 2 do
+    redis.call('DEL', ARGV[16] .. old[i])
+  end
+end
+redis.call('PEXPIRE', KEYS[2], ttl * 1000)
+
+if ARGV[14] ~= '' then
+  redis.call('PUBLISH', ARGV[14], ARGV[15] .. ',"seq":' .. int(seq) .. ',"combo":' .. int(combo) .. '}')
+end
+return {'OK', int(seq), int(balance), int(ticket), int(combo)}

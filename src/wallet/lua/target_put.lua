@@ -1,0 +1,20 @@
+-- giftstream: open a room / register a video, or make sure one exists.
+-- KEYS: 1 target hash  2 state marker
+-- ARGV: 1 creator  2 seq floor  3 live flag ('1' or '0')
+--       4 '1' to set the live flag on an existing target too
+-- Answers {'OK'} or {'E', 'forbidden'}.
+local creator = redis.call('HGET', KEYS[1], 'creator')
+if creator and creator ~= ARGV[1] then
+  return {'E', 'forbidden'}
+end
+if not creator then
+  redis.call('HSET', KEYS[1], 'creator', ARGV[1], 'seq', '0', 'live', ARGV[3])
+elseif ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'live', ARGV[3])
+end
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if seq < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'seq', ARGV[2])
+end
+redis.call('SET', KEYS[2], '1')
+return {'OK'}

@@ -1,0 +1,1116 @@
+//! The Redis counters engine against a real redis-server.
+//!
+//! Set `GIFTSTREAM_TEST_REDIS_URL=redis://127.0.0.1:PORT` (a server with
+//! at least 1024 databases); without it each test prints why it is skipped,
+//! or panics when `GIFTSTREAM_TEST_REQUIRE_SERVICES=1`. Each test takes its
+//! own logical database (`INCR giftstream:test:next_db` on db 0) and
+//! flushes it. Pub/sub channels are shared by every database, so each test
+//! names its rooms after its database.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use giftstream::catalog::Gift;
+use giftstream::config::{Config, CountersConfig, HubConfig, SettlementConfig};
+use giftstream::error::{ErrorCode, Result as GsResult};
+use giftstream::hub::conn::ConnCtl;
+use giftstream::hub::room::Subscriber;
+use giftstream::hub::{Hub, RoomCmd};
+use giftstream::ledger::{
+    self, CreditOp, CreditOutcome, Ledger, LedgerEarnings, TargetRecord, Totals,
+};
+use giftstream::protocol::{now_ms, Encoding, GiftEvent, ServerMsg};
+use giftstream::settlement::Worker;
+use giftstream::wallet::memory::MemoryCounters;
+use giftstream::wallet::redis::RedisCounters;
+use giftstream::wallet::{Batch, Counters, GiftRequest, Snapshot, Target};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+// ---------------------------------------------------------------- services
+
+/// The test Redis base URL, or None (skip) when it is not configured.
+fn redis_base(test: &str) -> Option<String> {
+    match std::env::var("GIFTSTREAM_TEST_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("GIFTSTREAM_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("{test}: GIFTSTREAM_TEST_REQUIRE_SERVICES=1 but GIFTSTREAM_TEST_REDIS_URL is not set (redis://127.0.0.1:PORT)");
+            }
+            eprintln!("skipping {test}: GIFTSTREAM_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+/// `base` without a trailing `/DB`.
+fn strip_db(base: &str) -> String {
+    let b = base.trim_end_matches('/');
+    if let Some(i) = b.rfind('/') {
+        if i > "redis://".len()
+            && !b[i + 1..].is_empty()
+            && b[i + 1..].bytes().all(|c| c.is_ascii_digit())
+        {
+            return b[..i].to_string();
+        }
+    }
+    b.to_string()
+}
+
+/// A fresh, flushed logical database of its own: (url, db number).
+async fn fresh_db(base: &str) -> (String, u64) {
+    let root = strip_db(base);
+    let client = redis::Client::open(format!("{root}/0")).expect("redis url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the test redis");
+    let n: u64 = redis::cmd("INCR")
+        .arg("giftstream:test:next_db")
+        .query_async(&mut c)
+        .await
+        .expect("INCR");
+    let db = 1 + n % 1023;
+    let url = format!("{root}/{db}");
+    let client = redis::Client::open(url.clone()).expect("redis url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: () = redis::cmd("FLUSHDB")
+        .query_async(&mut c)
+        .await
+        .expect("FLUSHDB");
+    (url, db)
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+fn counters_cfg() -> CountersConfig {
+    CountersConfig {
+        url: "redis://unused".into(),
+        ..CountersConfig::default()
+    }
+}
+
+async fn redis_engine(
+    url: &str,
+    cfg: CountersConfig,
+    hub: Arc<Hub>,
+    claim_idle_ms: u64,
+) -> Arc<RedisCounters> {
+    Arc::new(
+        RedisCounters::connect(url, cfg, hub)
+            .await
+            .expect("connect RedisCounters")
+            .with_claim_idle_ms(claim_idle_ms),
+    )
+}
+
+fn gift(id: &str, coins: i64, diamonds: i64) -> Gift {
+    Gift {
+        id: id.into(),
+        name: id.into(),
+        coins,
+        diamonds,
+        animation: format!("{id}.webp"),
+    }
+}
+
+fn req(sender: &str, target: Target, g: &Gift, count: u32, client_id: &str) -> GiftRequest {
+    GiftRequest {
+        sender: sender.into(),
+        target,
+        gift: g.clone(),
+        count,
+        client_id: client_id.into(),
+        ts: now_ms(),
+    }
+}
+
+/// Subscribe a creator-class subscriber to `room` on `hub`; returns the
+/// receiver of its frames.
+async fn watch(
+    hub: &Hub,
+    room: &str,
+    creator: &str,
+) -> tokio::sync::mpsc::Receiver<axum::extract::ws::Message> {
+    let (tx, rx) = tokio::sync::mpsc::channel(100_000);
+    let sub = Subscriber {
+        conn_id: hub.next_conn_id(),
+        user: creator.into(),
+        encoding: Encoding::Json,
+        tx,
+        ctl: Arc::new(ConnCtl::default()),
+        coalesce: false,
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let h = hub.room(room).expect("room open on the hub");
+    h.tx.send(RoomCmd::Join { sub, reply }).await.expect("join");
+    answer.await.expect("joined").expect("join ok");
+    rx
+}
+
+/// Gift events among the frames received within `wait`.
+async fn gift_events(
+    rx: &mut tokio::sync::mpsc::Receiver<axum::extract::ws::Message>,
+    want: usize,
+    wait: Duration,
+) -> Vec<GiftEvent> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while out.len() < want {
+        let Ok(Some(msg)) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+            break;
+        };
+        if let axum::extract::ws::Message::Text(t) = msg {
+            if let Ok(ServerMsg::GiftEvent(ev)) = serde_json::from_str::<ServerMsg>(t.as_str()) {
+                out.push(ev);
+            }
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------- gift semantics
+
+/// What one step of a scenario answered, engine-independent.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Ok {
+        seq: u64,
+        balance: i64,
+        duplicate: bool,
+    },
+    Err(ErrorCode),
+}
+
+async fn run_scenario(c: &dyn Counters, room: &str, video: &str) -> Vec<Answer> {
+    let rose = gift("rose", 1, 1);
+    let lion = gift("lion", 40, 20);
+    let mut out = Vec::new();
+    let mut step = |r: GsResult<giftstream::wallet::GiftOutcome>| {
+        out.push(match r {
+            Ok(o) => Answer::Ok {
+                seq: o.ack.seq,
+                balance: o.ack.balance,
+                duplicate: o.duplicate,
+            },
+            Err(e) => Answer::Err(e.code),
+        })
+    };
+    assert_eq!(c.credit("v1", 100, "grant:v1").await.unwrap(), 100);
+    assert_eq!(
+        c.credit("v1", 100, "grant:v1").await.unwrap(),
+        100,
+        "a credit op applies once"
+    );
+    step(
+        c.gift(req("v1", Target::room("nope"), &rose, 1, "a0"))
+            .await,
+    );
+    step(
+        c.gift(req("v1", Target::video("nope"), &rose, 1, "a1"))
+            .await,
+    );
+    step(c.gift(req("cr", Target::room(room), &rose, 1, "a2")).await);
+    step(c.gift(req("v1", Target::room(room), &lion, 3, "a3")).await); // 120 > 100
+    step(c.gift(req("v1", Target::room(room), &rose, 2, "a4")).await);
+    step(c.gift(req("v1", Target::room(room), &rose, 2, "a4")).await); // repeat
+    step(c.gift(req("v1", Target::room(room), &lion, 2, "a5")).await);
+    step(
+        c.gift(req("v1", Target::video(video), &rose, 1, "a6"))
+            .await,
+    );
+    step(c.gift(req("v1", Target::room(room), &rose, 1, "a7")).await); // pending queue full (3)
+    step(c.gift(req("v1", Target::room(room), &lion, 1, "a5")).await); // repeat answers first, even when full
+    c.end_room(room).await.unwrap();
+    step(c.gift(req("v1", Target::room(room), &rose, 1, "a8")).await);
+    step(c.gift(req("v1", Target::room(room), &rose, 2, "a4")).await); // repeat after the end
+    assert_eq!(
+        c.end_room("nope").await.unwrap_err().code,
+        ErrorCode::UnknownRoom
+    );
+    assert_eq!(
+        c.open_target(&Target::room(room), "other", 0)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::Forbidden
+    );
+    assert_eq!(c.balance("v1").await.unwrap(), 100 - 2 - 80 - 1);
+    assert_eq!(c.pending_diamonds("cr").await.unwrap(), 2 + 40 + 1);
+    assert_eq!(c.pending_len().await.unwrap(), 3);
+    let b = c.drain(10).await.unwrap().expect("a batch");
+    let seen: Vec<(String, u64, String, i64, i64, i64)> = b
+        .gifts
+        .iter()
+        .map(|g| {
+            (
+                g.target.clone(),
+                g.seq,
+                g.client_id.clone(),
+                g.coins,
+                g.diamonds,
+                g.balance_after,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (format!("room:{room}"), 1, "a4".into(), 2, 2, 98),
+            (format!("room:{room}"), 2, "a5".into(), 80, 40, 18),
+            (format!("video:{video}"), 1, "a6".into(), 1, 1, 17),
+        ]
+    );
+    assert_eq!(c.pending_len().await.unwrap(), 0);
+    c.settled(&b).await.unwrap();
+    assert_eq!(c.pending_diamonds("cr").await.unwrap(), 0);
+    assert!(c.drain(10).await.unwrap().is_none());
+    let t = c.target(&Target::room(room)).await.unwrap().unwrap();
+    assert_eq!((t.creator.as_str(), t.live, t.seq), ("cr", false, 2));
+    out
+}
+
+#[tokio::test]
+async fn gift_semantics_match_memory() {
+    let Some(base) = redis_base("gift_semantics_match_memory") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let room = format!("sem{db}");
+    let video = format!("vid{db}");
+    let cfg = CountersConfig {
+        pending_len_max: 3,
+        ..counters_cfg()
+    };
+
+    let mem_hub = Hub::new(HubConfig::default());
+    mem_hub.open_room(&room, "cr", 0);
+    let mem = MemoryCounters::new(cfg.clone(), mem_hub.clone());
+    let red_hub = Hub::new(HubConfig::default());
+    let red = redis_engine(&url, cfg, red_hub, 30_000).await;
+    for c in [&mem as &dyn Counters, red.as_ref() as &dyn Counters] {
+        c.open_target(&Target::room(&room), "cr", 0).await.unwrap();
+        c.open_target(&Target::video(&video), "cr", 0)
+            .await
+            .unwrap();
+    }
+    let m = run_scenario(&mem, &room, &video).await;
+    let r = run_scenario(red.as_ref(), &room, &video).await;
+    assert_eq!(m, r, "memory and redis answer the same");
+    use Answer::*;
+    assert_eq!(
+        r,
+        vec![
+            Err(ErrorCode::UnknownRoom),
+            Err(ErrorCode::UnknownVideo),
+            Err(ErrorCode::Forbidden),
+            Err(ErrorCode::InsufficientFunds),
+            Ok {
+                seq: 1,
+                balance: 98,
+                duplicate: false
+            },
+            Ok {
+                seq: 1,
+                balance: 98,
+                duplicate: true
+            },
+            Ok {
+                seq: 2,
+                balance: 18,
+                duplicate: false
+            },
+            Ok {
+                seq: 1,
+                balance: 17,
+                duplicate: false
+            },
+            Err(ErrorCode::RateLimited),
+            Ok {
+                seq: 2,
+                balance: 18,
+                duplicate: true
+            },
+            Err(ErrorCode::RoomNotLive),
+            Ok {
+                seq: 1,
+                balance: 98,
+                duplicate: true
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn idempotency_ids_expire_and_are_capped_per_wallet() {
+    let Some(base) = redis_base("idempotency_ids_expire_and_are_capped_per_wallet") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let room = format!("ttl{db}");
+    let cfg = CountersConfig {
+        idempotency_ttl_s: 1,
+        idempotency_keys_per_wallet_max: 2,
+        ..counters_cfg()
+    };
+    let red = redis_engine(&url, cfg, Hub::new(HubConfig::default()), 30_000).await;
+    let rose = gift("rose", 1, 1);
+    red.open_target(&Target::room(&room), "cr", 0)
+        .await
+        .unwrap();
+    red.credit("v", 10, "g").await.unwrap();
+    let first = red
+        .gift(req("v", Target::room(&room), &rose, 1, "x"))
+        .await
+        .unwrap();
+    let again = red
+        .gift(req("v", Target::room(&room), &rose, 1, "x"))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.ack, first.ack);
+    assert_eq!(again.ticket, first.ticket);
+    assert_eq!(red.balance("v").await.unwrap(), 9, "charged once");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = red
+        .gift(req("v", Target::room(&room), &rose, 1, "x"))
+        .await
+        .unwrap();
+    assert!(!later.duplicate, "the id expired after idempotency_ttl_s");
+    assert_eq!(later.ack.seq, 2);
+    assert_eq!(red.balance("v").await.unwrap(), 8);
+
+    // At most 2 ids per wallet: the oldest is forgotten first.
+    for id in ["a", "b", "c"] {
+        red.gift(req("v", Target::room(&room), &rose, 1, id))
+            .await
+            .unwrap();
+    }
+    assert!(
+        red.gift(req("v", Target::room(&room), &rose, 1, "c"))
+            .await
+            .unwrap()
+            .duplicate
+    );
+    assert!(
+        red.gift(req("v", Target::room(&room), &rose, 1, "b"))
+            .await
+            .unwrap()
+            .duplicate
+    );
+    assert!(
+        !red.gift(req("v", Target::room(&room), &rose, 1, "a"))
+            .await
+            .unwrap()
+            .duplicate
+    );
+}
+
+#[tokio::test]
+async fn no_overdraft_under_concurrency() {
+    let Some(base) = redis_base("no_overdraft_under_concurrency") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let room = format!("od{db}");
+    let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
+    let lion = gift("lion", 7, 3);
+    red.open_target(&Target::room(&room), "cr", 0)
+        .await
+        .unwrap();
+    red.credit("v", 70, "g").await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let red = red.clone();
+        let r = req("v", Target::room(&room), &lion, 1, &format!("c{i}"));
+        tasks.push(tokio::spawn(async move { red.gift(r).await }));
+    }
+    let (mut ok, mut poor) = (0, 0);
+    let mut seqs = BTreeSet::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(o) => {
+                ok += 1;
+                assert!(o.ack.balance >= 0);
+                seqs.insert(o.ack.seq);
+            }
+            Err(e) if e.code == ErrorCode::InsufficientFunds => poor += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((ok, poor), (10, 40));
+    assert_eq!(
+        seqs,
+        (1..=10).collect::<BTreeSet<u64>>(),
+        "seqs 1..=10, no gap, no repeat"
+    );
+    assert_eq!(red.balance("v").await.unwrap(), 0);
+    assert_eq!(red.pending_diamonds("cr").await.unwrap(), 30);
+    assert_eq!(red.pending_len().await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn events_reach_the_hub_in_seq_order_with_combos() {
+    let Some(base) = redis_base("events_reach_the_hub_in_seq_order_with_combos") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let room = format!("ev{db}");
+    let hub = Hub::new(HubConfig::default());
+    let red = redis_engine(&url, counters_cfg(), hub.clone(), 30_000).await;
+    red.open_target(&Target::room(&room), "cr", 0)
+        .await
+        .unwrap();
+    hub.open_room(&room, "cr", 0);
+    let mut rx = watch(&hub, &room, "cr").await;
+    let rose = gift("rose", 1, 1);
+    for s in 0..10 {
+        red.credit(&format!("s{s}"), 1000, &format!("g{s}"))
+            .await
+            .unwrap();
+    }
+    // Three sequential roses from one sender: a combo streak 1, 3, 6.
+    for (i, n) in [1u32, 2, 3].into_iter().enumerate() {
+        red.gift(req(
+            "s0",
+            Target::room(&room),
+            &rose,
+            n,
+            &format!("combo{i}"),
+        ))
+        .await
+        .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let red = red.clone();
+        let r = req(
+            &format!("s{}", 1 + i % 9),
+            Target::room(&room),
+            &rose,
+            1,
+            &format!("p{i}"),
+        );
+        tasks.push(tokio::spawn(
+            async move { red.gift(r).await.map(|o| o.ack.seq) },
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let evs = gift_events(&mut rx, 203, Duration::from_secs(10)).await;
+    assert_eq!(evs.len(), 203, "every accepted gift reached the room");
+    let seqs: Vec<u64> = evs.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=203).collect::<Vec<u64>>(), "in seq order");
+    let combos: Vec<u32> = evs[..3].iter().map(|e| e.combo).collect();
+    assert_eq!(combos, vec![1, 3, 6]);
+    assert_eq!(evs[0].room, room);
+    assert_eq!(
+        (
+            evs[0].sender.as_str(),
+            evs[0].gift.as_str(),
+            evs[0].animation.as_str()
+        ),
+        ("s0", "rose", "rose.webp")
+    );
+}
+
+#[tokio::test]
+async fn credits_apply_once_per_op() {
+    let Some(base) = redis_base("credits_apply_once_per_op") else {
+        return;
+    };
+    let (url, _) = fresh_db(&base).await;
+    let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let red = red.clone();
+        tasks.push(tokio::spawn(async move {
+            red.credit("u", 50, "purchase:1").await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 50);
+    }
+    assert_eq!(red.credit("u", 25, "purchase:2").await.unwrap(), 75);
+    assert_eq!(red.balance("u").await.unwrap(), 75);
+    assert_eq!(red.balance("nobody").await.unwrap(), 0);
+    let big = giftstream::wallet::redis::AMOUNT_MAX;
+    assert_eq!(
+        red.credit("u", big, "purchase:3").await.unwrap_err().code,
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        red.balance("u").await.unwrap(),
+        75,
+        "a refused credit changes nothing"
+    );
+}
+
+// --------------------------------------------------- exactly-once settlement
+
+/// Where a ledger fault strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// The commit fails; nothing is written.
+    Before,
+    /// The commit is written, but the worker is told it failed.
+    After,
+}
+
+/// A ledger that counts what it is given and fails on demand.
+struct FaultyLedger {
+    inner: Arc<dyn Ledger>,
+    next: parking_lot::Mutex<Vec<Fault>>,
+    gifts_committed: AtomicUsize,
+}
+
+impl FaultyLedger {
+    fn new(inner: Arc<dyn Ledger>) -> Arc<FaultyLedger> {
+        Arc::new(FaultyLedger {
+            inner,
+            next: parking_lot::Mutex::new(Vec::new()),
+            gifts_committed: AtomicUsize::new(0),
+        })
+    }
+    fn fail_next(&self, faults: &[Fault]) {
+        let mut n = self.next.lock();
+        n.clear();
+        n.extend(faults.iter().rev());
+    }
+}
+
+#[async_trait]
+impl Ledger for FaultyLedger {
+    async fn credit(&self, op: &CreditOp) -> GsResult<CreditOutcome> {
+        self.inner.credit(op).await
+    }
+    async fn commit_batch(&self, batch: &Batch) -> GsResult<bool> {
+        let fault = self.next.lock().pop().unwrap_or(Fault::None);
+        if fault == Fault::Before {
+            return Err(giftstream::error::Error::internal(
+                "injected: commit failed",
+            ));
+        }
+        let applied = self.inner.commit_batch(batch).await?;
+        if applied {
+            self.gifts_committed
+                .fetch_add(batch.gifts.len(), Ordering::Relaxed);
+        }
+        if fault == Fault::After {
+            return Err(giftstream::error::Error::internal(
+                "injected: reply lost after the commit",
+            ));
+        }
+        Ok(applied)
+    }
+    async fn snapshot(&self, recent_ms: i64, seq_gap: u64) -> GsResult<Snapshot> {
+        self.inner.snapshot(recent_ms, seq_gap).await
+    }
+    async fn open_target(&self, target: &Target, creator: &str) -> GsResult<()> {
+        self.inner.open_target(target, creator).await
+    }
+    async fn end_room(&self, room: &str) -> GsResult<()> {
+        self.inner.end_room(room).await
+    }
+    async fn target(&self, target: &Target) -> GsResult<Option<TargetRecord>> {
+        self.inner.target(target).await
+    }
+    async fn has_gift(&self, target: &str, seq: u64) -> GsResult<bool> {
+        self.inner.has_gift(target, seq).await
+    }
+    async fn balance(&self, account: &str, currency: &str) -> GsResult<i64> {
+        self.inner.balance(account, currency).await
+    }
+    async fn earnings(&self, creator: &str) -> GsResult<LedgerEarnings> {
+        self.inner.earnings(creator).await
+    }
+    async fn totals(&self) -> GsResult<Totals> {
+        self.inner.totals().await
+    }
+    async fn swap_clean_mark(&self, clean: bool) -> GsResult<bool> {
+        self.inner.swap_clean_mark(clean).await
+    }
+}
+
+/// Grant `coins` through the ledger first, then Redis (as ops::credit does).
+async fn grant(ledger: &dyn Ledger, c: &dyn Counters, user: &str, coins: i64) {
+    let op = CreditOp {
+        op_id: format!("grant:{user}"),
+        kind: "grant".into(),
+        user: user.into(),
+        coins,
+    };
+    let out = ledger.credit(&op).await.unwrap();
+    c.credit(user, out.op.coins, &out.op.op_id).await.unwrap();
+}
+
+/// Send `n` random gifts; the accepted ones are added to `accepted`.
+async fn send_some(
+    c: &dyn Counters,
+    rng: &mut StdRng,
+    rooms: &[String],
+    senders: &[String],
+    n: usize,
+    next_id: &mut usize,
+    accepted: &mut BTreeSet<(String, u64)>,
+) {
+    let gifts = [
+        gift("rose", 1, 1),
+        gift("heart", 5, 2),
+        gift("lion", 29, 14),
+    ];
+    for _ in 0..n {
+        let room = &rooms[rng.gen_range(0..rooms.len())];
+        let sender = &senders[rng.gen_range(0..senders.len())];
+        let g = &gifts[rng.gen_range(0..gifts.len())];
+        *next_id += 1;
+        match c
+            .gift(req(
+                sender,
+                Target::room(room),
+                g,
+                rng.gen_range(1..4),
+                &format!("id{}", *next_id),
+            ))
+            .await
+        {
+            Ok(o) => {
+                assert!(!o.duplicate);
+                assert!(
+                    accepted.insert((format!("room:{room}"), o.ack.seq)),
+                    "a seq was handed out twice"
+                );
+            }
+            Err(e) if e.code == ErrorCode::InsufficientFunds => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+}
+
+/// Check the ledger holds exactly `accepted`, once each, and that money
+/// is conserved and Redis has nothing left pending.
+async fn check_exactly_once(
+    ledger: &dyn Ledger,
+    red: &RedisCounters,
+    accepted: &BTreeSet<(String, u64)>,
+    senders: &[String],
+    creators: &[&str],
+) {
+    let totals = ledger.totals().await.unwrap();
+    assert_eq!(
+        totals.gifts as usize,
+        accepted.len(),
+        "ledger gift rows = accepted gifts (nothing missing, nothing twice)"
+    );
+    for (target, seq) in accepted {
+        assert!(
+            ledger.has_gift(target, *seq).await.unwrap(),
+            "gift {target}#{seq} missing in the ledger"
+        );
+    }
+    assert_eq!(
+        totals.coins_minted,
+        totals.coins_in_wallets + totals.coins_spent,
+        "coins conserved: {totals:?}"
+    );
+    assert_eq!(totals.coins_spent, totals.gift_coins);
+    assert_eq!(totals.diamonds_credited, totals.gift_diamonds);
+    for (cur, sum) in &totals.entry_sums {
+        assert_eq!(*sum, 0, "entries of {cur} sum to zero");
+    }
+    for c in creators {
+        assert_eq!(
+            red.pending_diamonds(c).await.unwrap(),
+            0,
+            "pending diamonds of {c} all settled"
+        );
+    }
+    for s in senders {
+        let l = ledger
+            .balance(&ledger::account::wallet(s), ledger::COIN)
+            .await
+            .unwrap();
+        assert_eq!(
+            red.balance(s).await.unwrap(),
+            l,
+            "Redis and ledger agree on {s}'s wallet"
+        );
+    }
+    assert_eq!(red.pending_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn settlement_is_exactly_once_across_random_crash_points() {
+    let Some(base) = redis_base("settlement_is_exactly_once_across_random_crash_points") else {
+        return;
+    };
+    for seed in 0..6u64 {
+        let (url, db) = fresh_db(&base).await;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let inner = ledger::open("sqlite::memory:", 1).await.unwrap();
+        let faulty = FaultyLedger::new(inner);
+        let ledger: Arc<dyn Ledger> = faulty.clone();
+        let cfg = counters_cfg();
+        let hub = Hub::new(HubConfig::default());
+        let front = redis_engine(&url, cfg.clone(), hub.clone(), 0).await;
+        let rooms: Vec<String> = (0..3).map(|i| format!("x{db}r{i}")).collect();
+        let creators = ["c0", "c1", "c2"];
+        for (r, c) in rooms.iter().zip(creators) {
+            ledger.open_target(&Target::room(r), c).await.unwrap();
+            front.open_target(&Target::room(r), c, 0).await.unwrap();
+        }
+        let senders: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+        for s in &senders {
+            grant(ledger.as_ref(), front.as_ref(), s, 400).await;
+        }
+        let mut accepted = BTreeSet::new();
+        let mut next_id = 0;
+        let mut crashes = 0;
+        for _round in 0..40 {
+            let n = rng.gen_range(0..25);
+            send_some(
+                front.as_ref(),
+                &mut rng,
+                &rooms,
+                &senders,
+                n,
+                &mut next_id,
+                &mut accepted,
+            )
+            .await;
+            // A fresh worker process (its own consumer), claiming any entry
+            // a dead one left behind (claim_idle_ms = 0).
+            let worker = redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 0).await;
+            let len_max = rng.gen_range(1..20);
+            let point = rng.gen_range(0..6);
+            let Some(batch) = worker.drain(len_max).await.unwrap() else {
+                continue;
+            };
+            match point {
+                0 => {
+                    // Dies right after reading.
+                    crashes += 1;
+                }
+                1 => {
+                    // Dies during the commit (nothing written).
+                    faulty.fail_next(&[Fault::Before]);
+                    assert!(ledger.commit_batch(&batch).await.is_err());
+                    crashes += 1;
+                }
+                2 => {
+                    // Dies after the commit, before the acknowledgement.
+                    ledger.commit_batch(&batch).await.unwrap();
+                    crashes += 1;
+                }
+                3 => {
+                    // Dies during a retry: first attempt wrote but answered
+                    // an error, the retry is cut short.
+                    faulty.fail_next(&[Fault::After]);
+                    assert!(ledger.commit_batch(&batch).await.is_err());
+                    crashes += 1;
+                }
+                4 => {
+                    // Retries until it succeeds, then acknowledges.
+                    faulty.fail_next(&[Fault::Before, Fault::After]);
+                    let mut done = false;
+                    for _ in 0..5 {
+                        if ledger.commit_batch(&batch).await.is_ok() {
+                            done = true;
+                            break;
+                        }
+                    }
+                    assert!(done);
+                    worker.settled(&batch).await.unwrap();
+                }
+                _ => {
+                    ledger.commit_batch(&batch).await.unwrap();
+                    worker.settled(&batch).await.unwrap();
+                }
+            }
+            drop(worker);
+        }
+        assert!(crashes > 5, "the seed exercised crash points");
+        // A clean worker (the real settlement loop) finishes the job,
+        // re-claiming whatever the dead ones held.
+        let last = redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 0).await;
+        let (w, _) = Worker::new(
+            last.clone(),
+            ledger.clone(),
+            SettlementConfig {
+                batch_len_max: 7,
+                ..SettlementConfig::default()
+            },
+        );
+        let mut conn = raw(&url).await;
+        for _ in 0..1000 {
+            let xlen: usize = redis::cmd("XLEN")
+                .arg("{gs}:pending")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if xlen == 0 {
+                break;
+            }
+            w.flush_once().await.unwrap();
+        }
+        check_exactly_once(ledger.as_ref(), &last, &accepted, &senders, &creators).await;
+        let xlen: usize = redis::cmd("XLEN")
+            .arg("{gs}:pending")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(xlen, 0, "every entry acknowledged and deleted");
+        let pel: (usize, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg("{gs}:pending")
+            .arg("settle")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(pel.0, 0, "no entry left in any consumer's pending list");
+    }
+}
+
+#[tokio::test]
+async fn two_workers_draining_concurrently_settle_each_gift_once() {
+    let Some(base) = redis_base("two_workers_draining_concurrently_settle_each_gift_once") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let inner = ledger::open("sqlite::memory:", 1).await.unwrap();
+    let faulty = FaultyLedger::new(inner);
+    let ledger: Arc<dyn Ledger> = faulty.clone();
+    let cfg = counters_cfg();
+    let front = redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 30_000).await;
+    let rooms: Vec<String> = (0..2).map(|i| format!("tw{db}r{i}")).collect();
+    let creators = ["c0", "c1"];
+    for (r, c) in rooms.iter().zip(creators) {
+        ledger.open_target(&Target::room(r), c).await.unwrap();
+        front.open_target(&Target::room(r), c, 0).await.unwrap();
+    }
+    let senders: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    for s in &senders {
+        grant(ledger.as_ref(), front.as_ref(), s, 2000).await;
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut workers = Vec::new();
+    let mut engines = Vec::new();
+    for _ in 0..2 {
+        let e = redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 30_000).await;
+        engines.push(e.clone());
+        let (w, _) = Worker::new(
+            e,
+            ledger.clone(),
+            SettlementConfig {
+                batch_len_max: 5,
+                flush_interval_ms: 1,
+                ..SettlementConfig::default()
+            },
+        );
+        workers.push(tokio::spawn(w.run(stop.clone())));
+    }
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut accepted = BTreeSet::new();
+    let mut next_id = 0;
+    for _ in 0..20 {
+        send_some(
+            front.as_ref(),
+            &mut rng,
+            &rooms,
+            &senders,
+            20,
+            &mut next_id,
+            &mut accepted,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.cancel();
+    for w in workers {
+        w.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        faulty.gifts_committed.load(Ordering::Relaxed),
+        accepted.len(),
+        "no gift handed to two workers"
+    );
+    check_exactly_once(ledger.as_ref(), &engines[0], &accepted, &senders, &creators).await;
+}
+
+// ----------------------------------------------------------------- reconcile
+
+#[tokio::test]
+async fn reconcile_detects_and_repairs_lost_redis_data() {
+    let Some(base) = redis_base("reconcile_detects_and_repairs_lost_redis_data") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let ledger = ledger::open("sqlite::memory:", 1).await.unwrap();
+    let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
+    let room = format!("rc{db}");
+    ledger
+        .open_target(&Target::room(&room), "cr")
+        .await
+        .unwrap();
+    red.open_target(&Target::room(&room), "cr", 0)
+        .await
+        .unwrap();
+    for s in ["a", "b"] {
+        grant(ledger.as_ref(), red.as_ref(), s, 100).await;
+    }
+    let rose = gift("rose", 3, 2);
+    for i in 0..6 {
+        red.gift(req(
+            if i % 2 == 0 { "a" } else { "b" },
+            Target::room(&room),
+            &rose,
+            1,
+            &format!("k{i}"),
+        ))
+        .await
+        .unwrap();
+    }
+    // Settle part of it; the rest stays pending in the stream.
+    let b = red.drain(4).await.unwrap().unwrap();
+    ledger.commit_batch(&b).await.unwrap();
+    red.settled(&b).await.unwrap();
+    let clean = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert_eq!(clean.drift(), 0, "{clean:?}");
+    assert_eq!(clean.pending_gifts, 2);
+
+    // A wallet drifts (someone wrote Redis by hand).
+    let mut c = raw(&url).await;
+    let _: () = redis::cmd("SET")
+        .arg("{gs}:bal:a")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let r = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert_eq!(r.wallet_drift.len(), 1, "{r:?}");
+    let r = red.reconcile(ledger.as_ref(), true).await.unwrap();
+    assert!(r.repaired);
+    assert_eq!(
+        red.reconcile(ledger.as_ref(), false).await.unwrap().drift(),
+        0
+    );
+    assert_eq!(red.balance("a").await.unwrap(), 91);
+
+    // Redis loses everything (FLUSHDB here: FLUSHALL would hit other tests).
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    let lost = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert!(lost.redis_empty);
+    assert!(lost.drift() > 0);
+    assert!(!lost.repaired);
+    let fixed = red.reconcile(ledger.as_ref(), true).await.unwrap();
+    assert!(fixed.repaired);
+    let after = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert_eq!(after.drift(), 0, "{after:?}");
+    // Balances are the ledger's (the 2 unsettled gifts died with Redis).
+    for s in ["a", "b"] {
+        let l = ledger
+            .balance(&ledger::account::wallet(s), ledger::COIN)
+            .await
+            .unwrap();
+        assert_eq!(red.balance(s).await.unwrap(), l);
+    }
+    assert_eq!(red.pending_diamonds("cr").await.unwrap(), 0);
+    // Credits stay applied once; the room works again and never reuses a seq.
+    assert_eq!(
+        red.credit("a", 100, "grant:a").await.unwrap(),
+        red.balance("a").await.unwrap()
+    );
+    let o = red
+        .gift(req("a", Target::room(&room), &rose, 1, "new"))
+        .await
+        .unwrap();
+    assert!(
+        o.ack.seq > 6,
+        "seq {} must skip the seqs lost with Redis",
+        o.ack.seq
+    );
+    // The idempotency memory of settled gifts came back from the ledger.
+    let dup = red
+        .gift(req("a", Target::room(&room), &rose, 1, "k0"))
+        .await
+        .unwrap();
+    assert!(dup.duplicate);
+}
+
+// ------------------------------------------------------------------ the app
+
+#[tokio::test]
+async fn app_runs_on_redis_with_ledger_acks() {
+    let Some(base) = redis_base("app_runs_on_redis_with_ledger_acks") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let mut cfg = Config::default();
+    cfg.counters.url = url.clone();
+    cfg.ledger.url = "sqlite::memory:".into();
+    cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.gift.ack = giftstream::config::AckMode::Ledger;
+    cfg.settlement.flush_interval_ms = 5;
+    let running = giftstream::app::start(cfg).await.unwrap();
+    let st = running.state.clone();
+    let room = format!("app{db}");
+    giftstream::app::ops::open_room(&st, &room, "cr")
+        .await
+        .unwrap();
+    giftstream::app::ops::register_video(&st, &format!("vid{db}"), "cr")
+        .await
+        .unwrap();
+    let op = CreditOp {
+        op_id: "grant:v".into(),
+        kind: "grant".into(),
+        user: "v".into(),
+        coins: 50,
+    };
+    let (_, bal) = giftstream::app::ops::credit(&st, op).await.unwrap();
+    assert_eq!(bal, 50);
+    let who = giftstream::auth::Identity {
+        user: "v".into(),
+        role: giftstream::auth::Role::Viewer,
+    };
+    let ack = giftstream::app::ops::gift(&st, &who, Target::room(&room), "rose", 2, "g1")
+        .await
+        .unwrap();
+    assert_eq!((ack.seq, ack.balance), (1, 48));
+    assert!(
+        st.ledger
+            .has_gift(&format!("room:{room}"), 1)
+            .await
+            .unwrap(),
+        "ledger ack waited for the commit"
+    );
+    let ack = giftstream::app::ops::gift(
+        &st,
+        &who,
+        Target::video(format!("vid{db}")),
+        "rose",
+        1,
+        "g2",
+    )
+    .await
+    .unwrap();
+    assert_eq!((ack.seq, ack.balance), (1, 47));
+    assert!(st
+        .ledger
+        .has_gift(&format!("video:vid{db}"), 1)
+        .await
+        .unwrap());
+    running.stop().await.unwrap();
+}
