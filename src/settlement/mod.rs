@@ -6,9 +6,11 @@
 //! id, then tells the counters engine it is settled; and the committed mark
 //! that `gift.ack = "ledger"` waits on.
 //! Must not: change a batch between attempts (a retry must carry the same
-//! id and the same gifts), or drop a batch it could not commit: after
-//! `settlement.retry_len_max` failed attempts it stops the process
-//! (fail-stop) rather than let counters and ledger drift apart.
+//! id and the same gifts), or drop a batch it could not commit while the
+//! batch lives only in this process: after `settlement.retry_len_max`
+//! failed attempts it stops the process (fail-stop) rather than let
+//! counters and ledger drift apart. When pending gifts survive the process
+//! (Redis), it releases the batch for a later re-claim instead.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,10 +107,17 @@ impl Worker {
                 _ = tokio::time::sleep(interval) => false,
                 _ = self.wake.notified() => false,
             };
-            // Drain until the queue is short of a full batch (or empty when stopping).
-            loop {
+            // Drain until the queue is short of a full batch, or empty when
+            // stopping with a queue that lives in this process (a shared
+            // queue such as Redis's stays with the other nodes' workers).
+            // Bounded by what was pending when the round began, so steady
+            // load from other nodes cannot keep a worker here forever.
+            let drain_all = stopping && self.counters.settles_by_ticket();
+            let pending_now = self.counters.pending_len().await.unwrap_or(0);
+            let rounds_max = pending_now / self.cfg.batch_len_max + 2;
+            for _ in 0..rounds_max {
                 let full = self.flush_once().await?;
-                let more_to_drain = stopping && self.counters.pending_len().await.unwrap_or(0) > 0;
+                let more_to_drain = drain_all && self.counters.pending_len().await.unwrap_or(0) > 0;
                 if !full && !more_to_drain {
                     break;
                 }
@@ -127,7 +136,16 @@ impl Worker {
         };
         let full = batch.gifts.len() >= self.cfg.batch_len_max;
         let oldest_ms = batch.gifts.first().map(|g| g.ts).unwrap_or(0);
-        self.commit_with_retry(&batch).await?;
+        if let Err(e) = self.commit_with_retry(&batch).await {
+            if !self.counters.pending_survives_process() {
+                return Err(e);
+            }
+            // The batch's gifts stay pending in the shared engine and are
+            // re-claimed after `settlement.claim_idle_ms`; keep serving.
+            metrics::counter!("giftstream_settlement_batches_released_total").increment(1);
+            tracing::error!(error = %e, "batch released for a later retry; gifts stay pending");
+            return Ok(false);
+        }
         self.counters.settled(&batch).await?;
         self.committed
             .send_modify(|c| *c = (*c).max(batch.ticket_max));

@@ -223,6 +223,15 @@ pub trait Counters: Send + Sync + 'static {
     fn settles_by_ticket(&self) -> bool {
         true
     }
+
+    /// True when drained but unsettled gifts survive this process (Redis:
+    /// they stay in the stream and are re-claimed). Then a batch the ledger
+    /// keeps refusing can be let go and retried later; otherwise (in-process
+    /// engine) the worker must stop the process rather than let counters
+    /// and ledger drift apart.
+    fn pending_survives_process(&self) -> bool {
+        false
+    }
 }
 
 /// The diamonds of a gift request (unit x count).

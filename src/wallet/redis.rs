@@ -1014,4 +1014,8 @@ impl Counters for RedisCounters {
     fn settles_by_ticket(&self) -> bool {
         false
     }
+
+    fn pending_survives_process(&self) -> bool {
+        true
+    }
 }
