@@ -87,7 +87,6 @@ fn settlement_cfg() -> SettlementConfig {
         retry_len_max: 3,
         retry_backoff_ms_max: 5,
         claim_idle_ms: 50,
-        ..SettlementConfig::default()
     }
 }
 
