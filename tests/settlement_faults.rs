@@ -178,7 +178,11 @@ async fn redis_engine_releases_the_batch_and_settles_it_once_the_ledger_is_back(
         !task.is_finished(),
         "no fail-stop: the gifts are safe in Redis"
     );
-    assert_eq!(counters.pending_diamonds("alice").await.unwrap(), 5, "still pending, not lost");
+    assert_eq!(
+        counters.pending_diamonds("alice").await.unwrap(),
+        5,
+        "still pending, not lost"
+    );
     assert_eq!(ledger.totals().await.unwrap().gifts, 0);
     ledger.failing.store(false, Ordering::SeqCst);
     for _ in 0..500 {
