@@ -959,6 +959,10 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
     let (url, db) = fresh_db(&base).await;
     let ledger = ledger::open("sqlite::memory:", 1).await.unwrap();
     let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
+    // As at start-up: load Redis from the (empty) ledger, which marks it.
+    red.restore(ledger.snapshot(86_400_000, 0).await.unwrap())
+        .await
+        .unwrap();
     let room = format!("rc{db}");
     ledger
         .open_target(&Target::room(&room), "cr")
@@ -1010,6 +1014,23 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
 
     // Redis loses everything (FLUSHDB here: FLUSHALL would hit other tests).
     let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    // Credits keep coming before anyone repairs (ledger first, then Redis).
+    let op = CreditOp {
+        op_id: "grant:b2".into(),
+        kind: "grant".into(),
+        user: "b".into(),
+        coins: 5,
+    };
+    ledger.credit(&op).await.unwrap();
+    assert_eq!(red.credit("b", 5, "grant:b2").await.unwrap(), 5);
+    assert_eq!(
+        red.gift(req("a", Target::room(&room), &rose, 1, "lost"))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::UnknownRoom,
+        "no target until the repair"
+    );
     let lost = red.reconcile(ledger.as_ref(), false).await.unwrap();
     assert!(lost.redis_empty);
     assert!(lost.drift() > 0);

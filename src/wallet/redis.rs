@@ -299,7 +299,6 @@ impl RedisCounters {
             .scripts
             .target_put
             .key(target_key(&target.key()))
-            .key(marker_key())
             .arg(creator)
             .arg(floor)
             .arg(if live { "1" } else { "0" })
@@ -402,6 +401,117 @@ impl RedisCounters {
             .await
             .map_err(redis_err)?;
         Ok(n == 1)
+    }
+
+    /// Make sure `target` exists; one missing while Redis holds state lost
+    /// its data, so its seq skips `pending_len_max` past the ledger's.
+    async fn ensure_target(&self, target: &Target, info: &TargetInfo) -> Result<()> {
+        let gap = if self.target(target).await?.is_none() {
+            self.cfg.pending_len_max as u64
+        } else {
+            0
+        };
+        self.put_target(
+            target,
+            &info.creator,
+            info.seq.saturating_add(gap),
+            info.live,
+            false,
+        )
+        .await
+    }
+
+    /// Load Redis from a ledger snapshot (Redis lost its data): wallets are
+    /// the ledger's minus the coins of still-unsettled gifts in the stream,
+    /// pending diamonds are those gifts' diamonds, then credit ops,
+    /// idempotency answers and targets; the state marker is set last.
+    async fn load(
+        &self,
+        snapshot: Snapshot,
+        unsettled_coins: &HashMap<String, i64>,
+        unsettled_diamonds: &BTreeMap<String, i64>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        tracing::warn!(
+            wallets = snapshot.wallets.len(),
+            "redis holds no giftstream state; loading it from the ledger"
+        );
+        for chunk in snapshot.wallets.chunks(SCAN_CHUNK) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (user, coins) in chunk {
+                let held = (coins - unsettled_coins.get(user).copied().unwrap_or(0)).max(0);
+                pipe.cmd("SET").arg(wallet_key(user)).arg(held).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (creator, d) in unsettled_diamonds {
+            pipe.cmd("SET")
+                .arg(format!("{}{creator}", pending_prefix()))
+                .arg(*d)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        for chunk in snapshot.credit_ops.chunks(SCAN_CHUNK) {
+            let _: i64 = redis::cmd("SADD")
+                .arg(credit_ops_key())
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+        }
+        let now = crate::protocol::now_ms();
+        let ttl_ms = self
+            .cfg
+            .idempotency_ttl_s
+            .saturating_mul(1000)
+            .min(i64::MAX as u64) as i64;
+        for chunk in snapshot.recent_gifts.chunks(SCAN_CHUNK) {
+            let mut pipe = redis::pipe();
+            for g in chunk {
+                let left_ms = ttl_ms - (now - g.ts).max(0);
+                if left_ms <= 0 {
+                    continue;
+                }
+                let idem = format!("{}{}", idem_prefix(&g.sender), g.client_id);
+                let idz = key(&["idz", &g.sender]);
+                pipe.cmd("SET")
+                    .arg(idem)
+                    .arg(format!("{}:{}:0", g.seq, g.balance_after))
+                    .arg("PX")
+                    .arg(left_ms)
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(&idz)
+                    .arg(g.ts)
+                    .arg(&g.client_id)
+                    .ignore();
+                pipe.cmd("PEXPIRE").arg(&idz).arg(ttl_ms).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        }
+        // Gifts accepted but unsettled when Redis lost its data are gone
+        // whole; skip up to `pending_len_max` seqs so none is reused.
+        let gap = self.cfg.pending_len_max as u64;
+        for (target, info) in &snapshot.targets {
+            self.put_target(
+                target,
+                &info.creator,
+                info.seq.saturating_add(gap),
+                info.live,
+                true,
+            )
+            .await?;
+        }
+        let _: () = redis::cmd("SET")
+            .arg(marker_key())
+            .arg("1")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
     }
 
     /// Compare Redis with the ledger (the system of record) and, with
@@ -519,7 +629,8 @@ impl RedisCounters {
 
         if repair && report.drift() > 0 {
             if report.redis_empty {
-                self.restore(snapshot).await?;
+                self.load(snapshot, &unsettled_coins, &unsettled_diamonds)
+                    .await?;
             } else {
                 for (k, seen, new) in fixes {
                     if !self.compare_and_set(&k, seen, new).await? {
@@ -535,8 +646,7 @@ impl RedisCounters {
                         .map_err(redis_err)?;
                 }
                 for (target, info) in &snapshot.targets {
-                    self.put_target(target, &info.creator, info.seq, info.live, false)
-                        .await?;
+                    self.ensure_target(target, info).await?;
                 }
             }
             report.repaired = true;
@@ -812,7 +922,6 @@ impl Counters for RedisCounters {
             .credit
             .key(wallet_key(user))
             .key(credit_ops_key())
-            .key(marker_key())
             .arg(op_id)
             .arg(coins)
             .arg(AMOUNT_MAX)
@@ -928,87 +1037,29 @@ impl Counters for RedisCounters {
     }
 
     async fn restore(&self, snapshot: Snapshot) -> Result<()> {
-        let mut conn = self.conn();
         let marker: bool = redis::cmd("EXISTS")
             .arg(marker_key())
-            .query_async(&mut conn)
+            .query_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
         if marker {
             // Redis holds live state (balances net of unsettled gifts):
             // leave it, only make sure every target exists with its floor.
             for (target, info) in &snapshot.targets {
-                self.put_target(target, &info.creator, info.seq, info.live, false)
-                    .await?;
+                self.ensure_target(target, info).await?;
             }
             return Ok(());
         }
-        tracing::warn!(
-            wallets = snapshot.wallets.len(),
-            "redis holds no giftstream state; loading it from the ledger"
-        );
-        for chunk in snapshot.wallets.chunks(SCAN_CHUNK) {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for (user, coins) in chunk {
-                pipe.cmd("SET").arg(wallet_key(user)).arg(*coins).ignore();
-            }
-            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        // Without the ledger at hand every entry still in the stream counts
+        // as unsettled: a balance can only come out too low (never an
+        // overdraft); `reconcile --repair` then tops it up.
+        let mut coins: HashMap<String, i64> = HashMap::new();
+        let mut diamonds: BTreeMap<String, i64> = BTreeMap::new();
+        for (_, g) in self.scan_pending().await? {
+            *coins.entry(g.sender.clone()).or_default() += g.coins;
+            *diamonds.entry(g.creator.clone()).or_default() += g.diamonds;
         }
-        for chunk in snapshot.credit_ops.chunks(SCAN_CHUNK) {
-            let _: i64 = redis::cmd("SADD")
-                .arg(credit_ops_key())
-                .arg(chunk)
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_err)?;
-        }
-        let now = crate::protocol::now_ms();
-        let ttl_ms = self
-            .cfg
-            .idempotency_ttl_s
-            .saturating_mul(1000)
-            .min(i64::MAX as u64) as i64;
-        for chunk in snapshot.recent_gifts.chunks(SCAN_CHUNK) {
-            let mut pipe = redis::pipe();
-            for g in chunk {
-                let left_ms = ttl_ms - (now - g.ts).max(0);
-                if left_ms <= 0 {
-                    continue;
-                }
-                let idem = format!("{}{}", idem_prefix(&g.sender), g.client_id);
-                pipe.cmd("SET")
-                    .arg(idem)
-                    .arg(format!("{}:{}:0", g.seq, g.balance_after))
-                    .arg("PX")
-                    .arg(left_ms)
-                    .ignore();
-                pipe.cmd("ZADD")
-                    .arg(key(&["idz", &g.sender]))
-                    .arg(g.ts)
-                    .arg(&g.client_id)
-                    .ignore();
-                pipe.cmd("PEXPIRE")
-                    .arg(key(&["idz", &g.sender]))
-                    .arg(ttl_ms)
-                    .ignore();
-            }
-            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
-        }
-        // Gifts accepted but unsettled when Redis lost its data are gone
-        // whole; skip up to `pending_len_max` seqs so none is reused.
-        let gap = self.cfg.pending_len_max as u64;
-        for (target, info) in &snapshot.targets {
-            self.put_target(target, &info.creator, info.seq + gap, info.live, true)
-                .await?;
-        }
-        let _: () = redis::cmd("SET")
-            .arg(marker_key())
-            .arg("1")
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        Ok(())
+        self.load(snapshot, &coins, &diamonds).await
     }
 
     fn settles_by_ticket(&self) -> bool {
