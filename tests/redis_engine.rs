@@ -941,6 +941,25 @@ async fn two_workers_draining_concurrently_settle_each_gift_once() {
     for w in workers {
         w.await.unwrap().unwrap();
     }
+    // A stopping Redis worker leaves the rest in the shared stream; one of
+    // them settles what is left, as the next worker would.
+    let (w, _) = Worker::new(
+        engines[0].clone(),
+        ledger.clone(),
+        SettlementConfig::default(),
+    );
+    let mut conn = raw(&url).await;
+    for _ in 0..100 {
+        let xlen: usize = redis::cmd("XLEN")
+            .arg("{gs}:pending")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if xlen == 0 {
+            break;
+        }
+        w.flush_once().await.unwrap();
+    }
     assert_eq!(
         faulty.gifts_committed.load(Ordering::Relaxed),
         accepted.len(),

@@ -80,10 +80,13 @@ impl Worker {
                 _ = tokio::time::sleep(interval) => false,
                 _ = self.wake.notified() => false,
             };
-            // Drain until the queue is short of a full batch (or empty when stopping).
+            // Drain until the queue is short of a full batch (or empty when
+            // stopping, for an engine whose queue lives in this process; a
+            // shared queue such as Redis's keeps it for the other workers).
+            let drain_all = stopping && self.counters.settles_by_ticket();
             loop {
                 let full = self.flush_once().await?;
-                if !(full || stopping && self.counters.pending_len().await.unwrap_or(0) > 0) {
+                if !(full || drain_all && self.counters.pending_len().await.unwrap_or(0) > 0) {
                     break;
                 }
             }

@@ -53,6 +53,8 @@ pub const GROUP: &str = "settle";
 /// settlement worker of a process has one in flight; older ones are dropped
 /// (their entries are reclaimed by `XAUTOCLAIM` after the idle limit).
 const INFLIGHT_MAX: usize = 64;
+/// Attempts of the (idempotent) `settled` script before giving up.
+const SETTLED_ATTEMPTS: u32 = 3;
 /// Entries read per round trip while scanning the stream in reconcile.
 const SCAN_CHUNK: usize = 1000;
 
@@ -1021,19 +1023,39 @@ impl Counters for RedisCounters {
                 batch.id
             )));
         };
-        let mut inv = self.scripts.settled.key(stream_key());
-        inv.arg(GROUP).arg(pending_prefix());
-        for r in &refs {
-            inv.arg(&r.id).arg(&r.creator).arg(r.diamonds);
+        // `settled.lua` is idempotent (a decrement only follows an XACK
+        // that answered 1), so unlike the gift script it may be re-sent
+        // after a lost reply: a few attempts ride out a Redis blip.
+        let mut backoff = Duration::from_millis(50);
+        let mut last_err = None;
+        for attempt in 1..=SETTLED_ATTEMPTS {
+            let mut inv = self.scripts.settled.key(stream_key());
+            inv.arg(GROUP).arg(pending_prefix());
+            for r in &refs {
+                inv.arg(&r.id).arg(&r.creator).arg(r.diamonds);
+            }
+            match inv.invoke_async::<i64>(&mut self.conn()).await {
+                Ok(acked) => {
+                    if acked < refs.len() as i64 {
+                        tracing::info!(batch = %batch.id, acked, entries = refs.len(), "redis: part of the batch was already settled by another worker");
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(batch = %batch.id, attempt, error = %e, "redis: settling the batch failed");
+                    last_err = Some(e);
+                    if attempt < SETTLED_ATTEMPTS {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+            }
         }
-        let acked: i64 = inv
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        if acked < refs.len() as i64 {
-            tracing::info!(batch = %batch.id, acked, entries = refs.len(), "redis: part of the batch was already settled by another worker");
-        }
-        Ok(())
+        // Keep the entries so a later `settled` for this batch can finish.
+        self.inflight.lock().push_back((batch.id.clone(), refs));
+        Err(last_err
+            .map(redis_err)
+            .unwrap_or_else(|| Error::internal("redis: settling failed")))
     }
 
     async fn restore(&self, snapshot: Snapshot) -> Result<()> {
