@@ -7,9 +7,11 @@
 //! pub/sub subscription that forwards room events to the local [`Hub`], and
 //! [`RedisCounters::reconcile`] (Redis versus the ledger).
 //! Must not: change state with more than one round trip per operation (each
-//! operation is one script, called by SHA, reloaded on `NOSCRIPT`), retry a
-//! script that may have run (a lost reply surfaces as `internal`; the client
-//! retries with the same idempotency id), or write the ledger.
+//! operation is one script, called by SHA, reloaded on `NOSCRIPT`), re-send
+//! a script that is not idempotent and may have run (a gift whose reply was
+//! lost surfaces as `internal`; the client retries with the same
+//! idempotency id; only `settled` is re-sent, being idempotent), or write
+//! the ledger.
 //!
 //! Round trips: every call goes through one [`ConnectionManager`], a
 //! multiplexed connection, so gifts from many sockets are pipelined on it
@@ -349,13 +351,13 @@ impl RedisCounters {
         ))
     }
 
-    /// Wallet keys present in Redis (users), at most
-    /// `counters.reconcile_wallets_max`.
-    async fn scan_wallets(&self) -> Result<Vec<String>> {
+    /// The `<x>` of every key `<prefix><x>` (wallets, pending diamonds), at
+    /// most `counters.reconcile_wallets_max` of them. The loop ends when
+    /// SCAN's cursor returns to 0, which Redis guarantees after a full pass.
+    async fn scan_suffixes(&self, prefix: &str) -> Result<Vec<String>> {
         let mut conn = self.conn();
         let mut cursor: u64 = 0;
-        let mut users = Vec::new();
-        let prefix = wallet_key("");
+        let mut out = Vec::new();
         let pattern = format!("{prefix}*");
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -367,17 +369,17 @@ impl RedisCounters {
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_err)?;
-            users.extend(
+            out.extend(
                 keys.iter()
-                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)),
+                    .filter_map(|k| k.strip_prefix(prefix).map(str::to_string)),
             );
-            if users.len() > self.cfg.reconcile_wallets_max {
-                return Err(Error::internal(
-                    "redis: more wallets than counters.reconcile_wallets_max",
-                ));
+            if out.len() > self.cfg.reconcile_wallets_max {
+                return Err(Error::internal(format_args!(
+                    "redis: more than counters.reconcile_wallets_max keys under `{prefix}`"
+                )));
             }
             if next == 0 {
-                return Ok(users);
+                return Ok(out);
             }
             cursor = next;
         }
@@ -555,7 +557,7 @@ impl RedisCounters {
         }
 
         let mut ledger_wallets: BTreeMap<String, i64> = snapshot.wallets.iter().cloned().collect();
-        for user in self.scan_wallets().await? {
+        for user in self.scan_suffixes(&wallet_key("")).await? {
             ledger_wallets.entry(user).or_insert(0);
         }
         for user in unsettled_coins.keys() {
@@ -576,26 +578,8 @@ impl RedisCounters {
         }
         let mut creators: BTreeMap<String, i64> = unsettled_diamonds.clone();
         let pd_prefix = pending_prefix();
-        let mut cursor: u64 = 0;
-        for _ in 0..=self.cfg.reconcile_wallets_max / 1000 + 1 {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{pd_prefix}*"))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_err)?;
-            for k in keys {
-                if let Some(c) = k.strip_prefix(&pd_prefix) {
-                    creators.entry(c.to_string()).or_insert(0);
-                }
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+        for c in self.scan_suffixes(&pd_prefix).await? {
+            creators.entry(c).or_insert(0);
         }
         for (creator, expected) in &creators {
             let held = self.get_i64(&format!("{pd_prefix}{creator}")).await?;
