@@ -795,7 +795,7 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
             // a dead one left behind (claim_idle_ms = 0).
             let worker = redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 0).await;
             let len_max = rng.gen_range(1..20);
-            let point = rng.gen_range(0..6);
+            let point = rng.gen_range(0..7);
             let Some(batch) = worker.drain(len_max).await.unwrap() else {
                 continue;
             };
@@ -835,9 +835,32 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
                     assert!(done);
                     worker.settled(&batch).await.unwrap();
                 }
-                _ => {
+                5 => {
                     ledger.commit_batch(&batch).await.unwrap();
                     worker.settled(&batch).await.unwrap();
+                }
+                _ => {
+                    // Taken for dead while still alive: a second worker
+                    // claims the same entries (claim_idle_ms = 0); both
+                    // commit and both acknowledge. The ledger skips the
+                    // repeated gifts and only the first XACK decrements.
+                    let thief =
+                        redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 0).await;
+                    let stolen = thief
+                        .drain(len_max)
+                        .await
+                        .unwrap()
+                        .expect("the entries are claimable");
+                    ledger.commit_batch(&stolen).await.unwrap();
+                    thief.settled(&stolen).await.unwrap();
+                    ledger.commit_batch(&batch).await.unwrap();
+                    worker.settled(&batch).await.unwrap();
+                    for c in creators {
+                        assert!(
+                            worker.pending_diamonds(c).await.unwrap() >= 0,
+                            "no double decrement"
+                        );
+                    }
                 }
             }
             drop(worker);
