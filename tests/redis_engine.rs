@@ -1176,3 +1176,81 @@ async fn app_runs_on_redis_with_ledger_acks() {
         .unwrap());
     running.stop().await.unwrap();
 }
+
+// ---------------------------------------------------------------- round trips
+
+#[tokio::test]
+async fn concurrent_gifts_share_one_multiplexed_connection() {
+    let Some(base) = redis_base("concurrent_gifts_share_one_multiplexed_connection") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let room = format!("rt{db}");
+    let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
+    red.open_target(&Target::room(&room), "cr", 0)
+        .await
+        .unwrap();
+    let rose = gift("rose", 1, 1);
+    let (tasks_len, per_task) = (64usize, 40usize);
+    for t in 0..tasks_len {
+        red.credit(&format!("u{t}"), per_task as i64, &format!("g{t}"))
+            .await
+            .unwrap();
+    }
+    let mut c = raw(&url).await;
+    let info_before: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..tasks_len {
+        let red = red.clone();
+        let rose = rose.clone();
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                red.gift(req(
+                    &format!("u{t}"),
+                    Target::room(&room),
+                    &rose,
+                    1,
+                    &format!("{t}-{i}"),
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let took = started.elapsed();
+    let n = tasks_len * per_task;
+    let info_after: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let conns = |info: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "{n} gifts from {tasks_len} concurrent tasks in {took:?} ({:.0}/s)",
+        n as f64 / took.as_secs_f64()
+    );
+    assert_eq!(
+        conns(&info_after),
+        conns(&info_before),
+        "no connection opened per gift: one multiplexed connection"
+    );
+    assert_eq!(
+        red.target(&Target::room(&room)).await.unwrap().unwrap().seq,
+        n as u64
+    );
+    assert_eq!(red.pending_len().await.unwrap(), n);
+}
