@@ -250,7 +250,10 @@ impl RedisCounters {
         ));
         match tokio::time::timeout(timeout, ready_rx).await {
             Ok(Ok(())) => {}
-            _ => anyhow::bail!("redis: could not subscribe to room events within {timeout:?}"),
+            _ => {
+                stop.cancel();
+                anyhow::bail!("redis: could not subscribe to room events within {timeout:?}")
+            }
         }
         Ok(RedisCounters {
             conn,
