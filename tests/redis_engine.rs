@@ -1035,6 +1035,13 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
     let clean = red.reconcile(ledger.as_ref(), false).await.unwrap();
     assert_eq!(clean.drift(), 0, "{clean:?}");
     assert_eq!(clean.pending_gifts, 2);
+    // One more is committed but not yet acknowledged (a worker died after
+    // the commit): it is in the ledger, so it no longer counts as pending.
+    let b2 = red.drain(1).await.unwrap().unwrap();
+    ledger.commit_batch(&b2).await.unwrap();
+    let mid = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert_eq!((mid.drift(), mid.pending_gifts), (0, 1), "{mid:?}");
+    red.settled(&b2).await.unwrap();
 
     // A wallet drifts (someone wrote Redis by hand).
     let mut c = raw(&url).await;
@@ -1198,11 +1205,6 @@ async fn concurrent_gifts_share_one_multiplexed_connection() {
             .unwrap();
     }
     let mut c = raw(&url).await;
-    let info_before: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut c)
-        .await
-        .unwrap();
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for t in 0..tasks_len {
@@ -1228,26 +1230,22 @@ async fn concurrent_gifts_share_one_multiplexed_connection() {
     }
     let took = started.elapsed();
     let n = tasks_len * per_task;
-    let info_after: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let conns = |info: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix("total_connections_received:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
     eprintln!(
         "{n} gifts from {tasks_len} concurrent tasks in {took:?} ({:.0}/s)",
         n as f64 / took.as_secs_f64()
     );
-    assert_eq!(
-        conns(&info_after),
-        conns(&info_before),
-        "no connection opened per gift: one multiplexed connection"
-    );
+    // One connection for commands, one for pub/sub, this test's own: no
+    // pool, no connection per gift.
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let on_db = clients
+        .lines()
+        .filter(|l| l.contains(&format!(" db={db} ")))
+        .count();
+    assert!(on_db <= 3, "{on_db} connections on this test's database");
     assert_eq!(
         red.target(&Target::room(&room)).await.unwrap().unwrap().seq,
         n as u64

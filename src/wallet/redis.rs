@@ -119,6 +119,7 @@ struct Scripts {
     pending_len: Script,
     scan: Script,
     set_value: Script,
+    last_delivered: Script,
 }
 
 impl Scripts {
@@ -133,6 +134,7 @@ impl Scripts {
             pending_len: Script::new(include_str!("lua/pending_len.lua")),
             scan: Script::new(include_str!("lua/scan.lua")),
             set_value: Script::new(include_str!("lua/set_balance.lua")),
+            last_delivered: Script::new(include_str!("lua/last_delivered.lua")),
         }
     }
 }
@@ -179,13 +181,13 @@ pub struct ReconcileReport {
     pub redis_empty: bool,
     /// Wallets compared.
     pub wallets_checked: usize,
-    /// Unsettled gifts found in the stream.
+    /// Gifts in the stream and not yet in the ledger.
     pub pending_gifts: usize,
     /// Wallets whose Redis balance + unsettled coins differ from the ledger:
     /// (user, Redis view, ledger balance).
     pub wallet_drift: Vec<(String, i64, i64)>,
-    /// Creators whose pending diamonds differ from the unsettled stream
-    /// entries: (creator, Redis counter, sum of entries).
+    /// Creators whose pending diamonds differ from the diamonds of their
+    /// unacknowledged stream entries: (creator, Redis counter, sum).
     pub pending_drift: Vec<(String, i64, i64)>,
     /// Credit op ids in the ledger that Redis does not know as applied.
     pub credit_ops_missing: usize,
@@ -235,6 +237,7 @@ impl RedisCounters {
             &scripts.pending_len,
             &scripts.scan,
             &scripts.set_value,
+            &scripts.last_delivered,
         ] {
             s.prepare_invoke().load_async(&mut conn).await?;
         }
@@ -396,6 +399,22 @@ impl RedisCounters {
             .map_err(redis_err)
     }
 
+    /// GET of many counters, `SCAN_CHUNK` keys per MGET round trip.
+    async fn get_many(&self, keys: impl Iterator<Item = String>) -> Result<Vec<Option<i64>>> {
+        let keys: Vec<String> = keys.collect();
+        let mut out = Vec::with_capacity(keys.len());
+        let mut conn = self.conn();
+        for chunk in keys.chunks(SCAN_CHUNK) {
+            let vals: Vec<Option<i64>> = redis::cmd("MGET")
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+            out.extend(vals);
+        }
+        Ok(out)
+    }
+
     async fn compare_and_set(&self, k: &str, seen: Option<i64>, new: i64) -> Result<bool> {
         let seen = seen.map(|v| v.to_string()).unwrap_or_default();
         let n: i64 = self
@@ -429,14 +448,15 @@ impl RedisCounters {
     }
 
     /// Load Redis from a ledger snapshot (Redis lost its data): wallets are
-    /// the ledger's minus the coins of still-unsettled gifts in the stream,
-    /// pending diamonds are those gifts' diamonds, then credit ops,
+    /// the ledger's minus the coins of gifts in the stream and not in the
+    /// ledger, pending diamonds those of every stream entry (each is
+    /// decremented when acknowledged), then credit ops,
     /// idempotency answers and targets; the state marker is set last.
     async fn load(
         &self,
         snapshot: Snapshot,
         unsettled_coins: &HashMap<String, i64>,
-        unsettled_diamonds: &BTreeMap<String, i64>,
+        stream_diamonds: &BTreeMap<String, i64>,
     ) -> Result<()> {
         let mut conn = self.conn();
         tracing::warn!(
@@ -454,7 +474,7 @@ impl RedisCounters {
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (creator, d) in unsettled_diamonds {
+        for (creator, d) in stream_diamonds {
             pipe.cmd("SET")
                 .arg(format!("{}{creator}", pending_prefix()))
                 .arg(*d)
@@ -547,16 +567,31 @@ impl RedisCounters {
         report.redis_empty =
             !marker && (!snapshot.wallets.is_empty() || !snapshot.targets.is_empty());
 
-        // Unsettled entries: in the stream and not yet in the ledger.
+        // Unsettled entries: in the stream and not yet in the ledger. Only
+        // entries already handed to a worker (up to the group's last
+        // delivered id) can be in the ledger; only those are looked up.
+        let last_delivered: String = self
+            .scripts
+            .last_delivered
+            .key(stream_key())
+            .arg(GROUP)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        let last_delivered = stream_id(&last_delivered);
         let mut unsettled_coins: HashMap<String, i64> = HashMap::new();
-        let mut unsettled_diamonds: BTreeMap<String, i64> = BTreeMap::new();
-        for (_, g) in self.scan_pending().await? {
-            if ledger.has_gift(&g.target, g.seq).await? {
+        // Pending diamonds cover every entry not yet acknowledged, committed
+        // or not (`settled` decrements them on the acknowledgement).
+        let mut stream_diamonds: BTreeMap<String, i64> = BTreeMap::new();
+        for (id, g) in self.scan_pending().await? {
+            *stream_diamonds.entry(g.creator.clone()).or_default() += g.diamonds;
+            let delivered =
+                matches!((stream_id(&id), last_delivered), (Some(i), Some(l)) if i <= l);
+            if delivered && ledger.has_gift(&g.target, g.seq).await? {
                 continue;
             }
             report.pending_gifts += 1;
             *unsettled_coins.entry(g.sender.clone()).or_default() += g.coins;
-            *unsettled_diamonds.entry(g.creator.clone()).or_default() += g.diamonds;
         }
 
         let mut ledger_wallets: BTreeMap<String, i64> = snapshot.wallets.iter().cloned().collect();
@@ -567,25 +602,27 @@ impl RedisCounters {
             ledger_wallets.entry(user.clone()).or_insert(0);
         }
         let mut fixes: Vec<(String, Option<i64>, i64)> = Vec::new();
-        for (user, ledger_coins) in &ledger_wallets {
+        let users: Vec<&String> = ledger_wallets.keys().collect();
+        let held_all = self.get_many(users.iter().map(|u| wallet_key(u))).await?;
+        for (user, held) in users.into_iter().zip(held_all) {
+            let ledger_coins = ledger_wallets.get(user).copied().unwrap_or(0);
             report.wallets_checked += 1;
-            let held = self.get_i64(&wallet_key(user)).await?;
             let pending = unsettled_coins.get(user).copied().unwrap_or(0);
             let view = held.unwrap_or(0) + pending;
-            if view != *ledger_coins {
-                report
-                    .wallet_drift
-                    .push((user.clone(), view, *ledger_coins));
+            if view != ledger_coins {
+                report.wallet_drift.push((user.clone(), view, ledger_coins));
                 fixes.push((wallet_key(user), held, ledger_coins - pending));
             }
         }
-        let mut creators: BTreeMap<String, i64> = unsettled_diamonds.clone();
+        let mut creators: BTreeMap<String, i64> = stream_diamonds.clone();
         let pd_prefix = pending_prefix();
         for c in self.scan_suffixes(&pd_prefix).await? {
             creators.entry(c).or_insert(0);
         }
-        for (creator, expected) in &creators {
-            let held = self.get_i64(&format!("{pd_prefix}{creator}")).await?;
+        let held_all = self
+            .get_many(creators.keys().map(|c| format!("{pd_prefix}{c}")))
+            .await?;
+        for ((creator, expected), held) in creators.iter().zip(held_all) {
             if held.unwrap_or(0) != *expected {
                 report
                     .pending_drift
@@ -618,7 +655,7 @@ impl RedisCounters {
 
         if repair && report.drift() > 0 {
             if report.redis_empty {
-                self.load(snapshot, &unsettled_coins, &unsettled_diamonds)
+                self.load(snapshot, &unsettled_coins, &stream_diamonds)
                     .await?;
             } else {
                 for (k, seen, new) in fixes {
@@ -646,6 +683,12 @@ impl RedisCounters {
         }
         Ok(report)
     }
+}
+
+/// A stream id `ms-seq` as a comparable pair.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Deterministic batch id from its entry ids (FNV-1a over every id, plus
