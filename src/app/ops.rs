@@ -63,16 +63,12 @@ async fn gift_inner(state: &AppState, who: &Identity, target: Target, gift_id: &
     Ok(outcome)
 }
 
-/// In `gift.ack = "ledger"` mode, wait until the gift to `target_key`
-/// (`room:ID` or `video:ID`) is committed to the ledger.
-pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &str) -> Result<()> {
-    wait_durable_inner(state, outcome, target_key).await
-}
-
 /// Pause between two ledger look-ups while an ack waits for its commit.
 const LEDGER_POLL_MS: u64 = 5;
 
-async fn wait_durable_inner(state: &AppState, outcome: &GiftOutcome, target_key: &str) -> Result<()> {
+/// In `gift.ack = "ledger"` mode, wait until the gift to `target_key`
+/// (`room:ID` or `video:ID`) is committed to the ledger.
+pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &str) -> Result<()> {
     if state.cfg.gift.ack != AckMode::Ledger {
         return Ok(());
     }
