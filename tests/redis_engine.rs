@@ -391,14 +391,18 @@ async fn idempotency_ids_expire_and_are_capped_per_wallet() {
     assert_eq!(later.ack.seq, 2);
     assert_eq!(red.balance("v").await.unwrap(), 8);
 
-    // At most 2 ids per wallet: the oldest is forgotten first.
-    for id in ["a", "b", "c"] {
-        red.gift(req("v", Target::room(&room), &rose, 1, id))
-            .await
-            .unwrap();
+    // At most 2 ids per wallet: the oldest is forgotten first, even when
+    // all of them arrive within one millisecond.
+    let same_ms = now_ms();
+    for id in ["c", "b", "a"] {
+        let r = GiftRequest {
+            ts: same_ms,
+            ..req("v", Target::room(&room), &rose, 1, id)
+        };
+        red.gift(r).await.unwrap();
     }
     assert!(
-        red.gift(req("v", Target::room(&room), &rose, 1, "c"))
+        red.gift(req("v", Target::room(&room), &rose, 1, "a"))
             .await
             .unwrap()
             .duplicate
@@ -410,10 +414,11 @@ async fn idempotency_ids_expire_and_are_capped_per_wallet() {
             .duplicate
     );
     assert!(
-        !red.gift(req("v", Target::room(&room), &rose, 1, "a"))
+        !red.gift(req("v", Target::room(&room), &rose, 1, "c"))
             .await
             .unwrap()
-            .duplicate
+            .duplicate,
+        "the oldest id was forgotten"
     );
 }
 

@@ -513,7 +513,7 @@ impl RedisCounters {
                 pipe.cmd("ZADD")
                     .arg(&idz)
                     .arg(g.ts)
-                    .arg(&g.client_id)
+                    .arg(format!("{:016}:{}", 0, g.client_id))
                     .ignore();
                 pipe.cmd("PEXPIRE").arg(&idz).arg(ttl_ms).ignore();
             }
