@@ -762,7 +762,12 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
     let Some(base) = redis_base("settlement_is_exactly_once_across_random_crash_points") else {
         return;
     };
-    for seed in 0..6u64 {
+    // GIFTSTREAM_TEST_CRASH_SEEDS=N runs N seeds (default 6) for a longer soak.
+    let seeds: u64 = std::env::var("GIFTSTREAM_TEST_CRASH_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    for seed in 0..seeds {
         let (url, db) = fresh_db(&base).await;
         let mut rng = StdRng::seed_from_u64(seed);
         let inner = ledger::open("sqlite::memory:", 1).await.unwrap();
