@@ -392,14 +392,25 @@ async fn idempotency_ids_expire_and_are_capped_per_wallet() {
     assert_eq!(later.ack.seq, 2);
     assert_eq!(red.balance("v").await.unwrap(), 8);
 
-    // At most 2 ids per wallet: the oldest is forgotten first.
-    for id in ["a", "b", "c"] {
-        red.gift(req("v", Target::room(&room), &rose, 1, id))
-            .await
-            .unwrap();
+    // At most 2 ids per wallet: the oldest is forgotten first, even when
+    // all of them arrive within one millisecond. A long TTL here, so only
+    // the cap decides, not the clock of a loaded machine.
+    let cfg = CountersConfig {
+        idempotency_ttl_s: 3600,
+        idempotency_keys_per_wallet_max: 2,
+        ..counters_cfg()
+    };
+    let red = redis_engine(&url, cfg, Hub::new(HubConfig::default()), 30_000).await;
+    let same_ms = now_ms();
+    for id in ["c", "b", "a"] {
+        let r = GiftRequest {
+            ts: same_ms,
+            ..req("v", Target::room(&room), &rose, 1, id)
+        };
+        red.gift(r).await.unwrap();
     }
     assert!(
-        red.gift(req("v", Target::room(&room), &rose, 1, "c"))
+        red.gift(req("v", Target::room(&room), &rose, 1, "a"))
             .await
             .unwrap()
             .duplicate
@@ -411,10 +422,11 @@ async fn idempotency_ids_expire_and_are_capped_per_wallet() {
             .duplicate
     );
     assert!(
-        !red.gift(req("v", Target::room(&room), &rose, 1, "a"))
+        !red.gift(req("v", Target::room(&room), &rose, 1, "c"))
             .await
             .unwrap()
-            .duplicate
+            .duplicate,
+        "the oldest id was forgotten"
     );
 }
 
@@ -758,7 +770,12 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
     let Some(base) = redis_base("settlement_is_exactly_once_across_random_crash_points") else {
         return;
     };
-    for seed in 0..6u64 {
+    // GIFTSTREAM_TEST_CRASH_SEEDS=N runs N seeds (default 6) for a longer soak.
+    let seeds: u64 = std::env::var("GIFTSTREAM_TEST_CRASH_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    for seed in 0..seeds {
         let (url, db) = fresh_db(&base).await;
         let mut rng = StdRng::seed_from_u64(seed);
         let inner = ledger::open("sqlite::memory:", 1).await.unwrap();
@@ -796,7 +813,7 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
             // a dead one left behind (claim_idle_ms = 0).
             let worker = redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 0).await;
             let len_max = rng.gen_range(1..20);
-            let point = rng.gen_range(0..6);
+            let point = rng.gen_range(0..7);
             let Some(batch) = worker.drain(len_max).await.unwrap() else {
                 continue;
             };
@@ -836,9 +853,32 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
                     assert!(done);
                     worker.settled(&batch).await.unwrap();
                 }
-                _ => {
+                5 => {
                     ledger.commit_batch(&batch).await.unwrap();
                     worker.settled(&batch).await.unwrap();
+                }
+                _ => {
+                    // Taken for dead while still alive: a second worker
+                    // claims the same entries (claim_idle_ms = 0); both
+                    // commit and both acknowledge. The ledger skips the
+                    // repeated gifts and only the first XACK decrements.
+                    let thief =
+                        redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 0).await;
+                    let stolen = thief
+                        .drain(len_max)
+                        .await
+                        .unwrap()
+                        .expect("the entries are claimable");
+                    ledger.commit_batch(&stolen).await.unwrap();
+                    thief.settled(&stolen).await.unwrap();
+                    ledger.commit_batch(&batch).await.unwrap();
+                    worker.settled(&batch).await.unwrap();
+                    for c in creators {
+                        assert!(
+                            worker.pending_diamonds(c).await.unwrap() >= 0,
+                            "no double decrement"
+                        );
+                    }
                 }
             }
             drop(worker);
@@ -942,6 +982,25 @@ async fn two_workers_draining_concurrently_settle_each_gift_once() {
     for w in workers {
         w.await.unwrap().unwrap();
     }
+    // A stopping Redis worker leaves the rest in the shared stream; one of
+    // them settles what is left, as the next worker would.
+    let (w, _) = Worker::new(
+        engines[0].clone(),
+        ledger.clone(),
+        SettlementConfig::default(),
+    );
+    let mut conn = raw(&url).await;
+    for _ in 0..100 {
+        let xlen: usize = redis::cmd("XLEN")
+            .arg("{gs}:pending")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if xlen == 0 {
+            break;
+        }
+        w.flush_once().await.unwrap();
+    }
     assert_eq!(
         faulty.gifts_committed.load(Ordering::Relaxed),
         accepted.len(),
@@ -960,6 +1019,10 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
     let (url, db) = fresh_db(&base).await;
     let ledger = ledger::open("sqlite::memory:", 1).await.unwrap();
     let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
+    // As at start-up: load Redis from the (empty) ledger, which marks it.
+    red.restore(ledger.snapshot(86_400_000, 0).await.unwrap())
+        .await
+        .unwrap();
     let room = format!("rc{db}");
     ledger
         .open_target(&Target::room(&room), "cr")
@@ -990,6 +1053,13 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
     let clean = red.reconcile(ledger.as_ref(), false).await.unwrap();
     assert_eq!(clean.drift(), 0, "{clean:?}");
     assert_eq!(clean.pending_gifts, 2);
+    // One more is committed but not yet acknowledged (a worker died after
+    // the commit): it is in the ledger, so it no longer counts as pending.
+    let b2 = red.drain(1).await.unwrap().unwrap();
+    ledger.commit_batch(&b2).await.unwrap();
+    let mid = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert_eq!((mid.drift(), mid.pending_gifts), (0, 1), "{mid:?}");
+    red.settled(&b2).await.unwrap();
 
     // A wallet drifts (someone wrote Redis by hand).
     let mut c = raw(&url).await;
@@ -1011,6 +1081,23 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
 
     // Redis loses everything (FLUSHDB here: FLUSHALL would hit other tests).
     let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    // Credits keep coming before anyone repairs (ledger first, then Redis).
+    let op = CreditOp {
+        op_id: "grant:b2".into(),
+        kind: "grant".into(),
+        user: "b".into(),
+        coins: 5,
+    };
+    ledger.credit(&op).await.unwrap();
+    assert_eq!(red.credit("b", 5, "grant:b2").await.unwrap(), 5);
+    assert_eq!(
+        red.gift(req("a", Target::room(&room), &rose, 1, "lost"))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::UnknownRoom,
+        "no target until the repair"
+    );
     let lost = red.reconcile(ledger.as_ref(), false).await.unwrap();
     assert!(lost.redis_empty);
     assert!(lost.drift() > 0);
@@ -1113,4 +1200,73 @@ async fn app_runs_on_redis_with_ledger_acks() {
         .await
         .unwrap());
     running.stop().await.unwrap();
+}
+
+// ---------------------------------------------------------------- round trips
+
+#[tokio::test]
+async fn concurrent_gifts_share_one_multiplexed_connection() {
+    let Some(base) = redis_base("concurrent_gifts_share_one_multiplexed_connection") else {
+        return;
+    };
+    let (url, db) = fresh_db(&base).await;
+    let room = format!("rt{db}");
+    let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
+    red.open_target(&Target::room(&room), "cr", 0)
+        .await
+        .unwrap();
+    let rose = gift("rose", 1, 1);
+    let (tasks_len, per_task) = (64usize, 40usize);
+    for t in 0..tasks_len {
+        red.credit(&format!("u{t}"), per_task as i64, &format!("g{t}"))
+            .await
+            .unwrap();
+    }
+    let mut c = raw(&url).await;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..tasks_len {
+        let red = red.clone();
+        let rose = rose.clone();
+        let room = room.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                red.gift(req(
+                    &format!("u{t}"),
+                    Target::room(&room),
+                    &rose,
+                    1,
+                    &format!("{t}-{i}"),
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let took = started.elapsed();
+    let n = tasks_len * per_task;
+    eprintln!(
+        "{n} gifts from {tasks_len} concurrent tasks in {took:?} ({:.0}/s)",
+        n as f64 / took.as_secs_f64()
+    );
+    // One connection for commands, one for pub/sub, this test's own: no
+    // pool, no connection per gift.
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let on_db = clients
+        .lines()
+        .filter(|l| l.contains(&format!(" db={db} ")))
+        .count();
+    assert!(on_db <= 3, "{on_db} connections on this test's database");
+    assert_eq!(
+        red.target(&Target::room(&room)).await.unwrap().unwrap().seq,
+        n as u64
+    );
+    assert_eq!(red.pending_len().await.unwrap(), n);
 }

@@ -130,23 +130,30 @@ impl Worker {
 
     /// Drain and commit one batch. Returns true if the batch was full.
     pub async fn flush_once(&self) -> anyhow::Result<bool> {
-        let Some(batch) = self.counters.drain(self.cfg.batch_len_max).await? else {
+        let drained = match self.counters.drain(self.cfg.batch_len_max).await {
+            Ok(d) => d,
+            Err(e) => return self.survivable(e.into(), "drain failed; the gifts stay pending"),
+        };
+        let Some(batch) = drained else {
             metrics::gauge!("giftstream_settlement_lag_seconds").set(0.0);
             return Ok(false);
         };
         let full = batch.gifts.len() >= self.cfg.batch_len_max;
         let oldest_ms = batch.gifts.first().map(|g| g.ts).unwrap_or(0);
         if let Err(e) = self.commit_with_retry(&batch).await {
-            if !self.counters.pending_survives_process() {
-                return Err(e);
-            }
-            // The batch's gifts stay pending in the shared engine and are
-            // re-claimed after `settlement.claim_idle_ms`; keep serving.
-            metrics::counter!("giftstream_settlement_batches_released_total").increment(1);
-            tracing::error!(error = %e, "batch released for a later retry; gifts stay pending");
-            return Ok(false);
+            return self.survivable(
+                e,
+                "batch released for a later retry; the gifts stay pending",
+            );
         }
-        self.counters.settled(&batch).await?;
+        if let Err(e) = self.counters.settled(&batch).await {
+            // Committed but not acknowledged: re-claimed later, and the
+            // ledger skips gifts it already holds.
+            return self.survivable(
+                e.into(),
+                "acknowledgement failed; the batch will be re-claimed",
+            );
+        }
         self.committed
             .send_modify(|c| *c = (*c).max(batch.ticket_max));
         metrics::counter!("giftstream_settlement_batches_total").increment(1);
@@ -154,6 +161,18 @@ impl Worker {
         let lag_s = (crate::protocol::now_ms() - oldest_ms).max(0) as f64 / 1000.0;
         metrics::gauge!("giftstream_settlement_lag_seconds").set(lag_s);
         Ok(full)
+    }
+
+    /// A failed step: fatal for an engine whose pending gifts live only in
+    /// this process; otherwise (Redis) logged and counted, and the gifts are
+    /// re-claimed after `settlement.claim_idle_ms`.
+    fn survivable(&self, e: anyhow::Error, what: &str) -> anyhow::Result<bool> {
+        if !self.counters.pending_survives_process() {
+            return Err(e);
+        }
+        metrics::counter!("giftstream_settlement_batches_released_total").increment(1);
+        tracing::error!(error = %e, "{what}");
+        Ok(false)
     }
 
     async fn commit_with_retry(&self, batch: &Batch) -> anyhow::Result<()> {

@@ -7,9 +7,11 @@
 //! pub/sub subscription that forwards room events to the local [`Hub`], and
 //! [`RedisCounters::reconcile`] (Redis versus the ledger).
 //! Must not: change state with more than one round trip per operation (each
-//! operation is one script, called by SHA, reloaded on `NOSCRIPT`), retry a
-//! script that may have run (a lost reply surfaces as `internal`; the client
-//! retries with the same idempotency id), or write the ledger.
+//! operation is one script, called by SHA, reloaded on `NOSCRIPT`), re-send
+//! a script that is not idempotent and may have run (a gift whose reply was
+//! lost surfaces as `internal`; the client retries with the same
+//! idempotency id; only `settled` is re-sent, being idempotent), or write
+//! the ledger.
 //!
 //! Round trips: every call goes through one [`ConnectionManager`], a
 //! multiplexed connection, so gifts from many sockets are pipelined on it
@@ -53,6 +55,8 @@ pub const GROUP: &str = "settle";
 /// settlement worker of a process has one in flight; older ones are dropped
 /// (their entries are reclaimed by `XAUTOCLAIM` after the idle limit).
 const INFLIGHT_MAX: usize = 64;
+/// Attempts of the (idempotent) `settled` script before giving up.
+const SETTLED_ATTEMPTS: u32 = 3;
 /// Entries read per round trip while scanning the stream in reconcile.
 const SCAN_CHUNK: usize = 1000;
 
@@ -115,6 +119,7 @@ struct Scripts {
     pending_len: Script,
     scan: Script,
     set_value: Script,
+    last_delivered: Script,
 }
 
 impl Scripts {
@@ -129,6 +134,7 @@ impl Scripts {
             pending_len: Script::new(include_str!("lua/pending_len.lua")),
             scan: Script::new(include_str!("lua/scan.lua")),
             set_value: Script::new(include_str!("lua/set_balance.lua")),
+            last_delivered: Script::new(include_str!("lua/last_delivered.lua")),
         }
     }
 }
@@ -175,13 +181,13 @@ pub struct ReconcileReport {
     pub redis_empty: bool,
     /// Wallets compared.
     pub wallets_checked: usize,
-    /// Unsettled gifts found in the stream.
+    /// Gifts in the stream and not yet in the ledger.
     pub pending_gifts: usize,
     /// Wallets whose Redis balance + unsettled coins differ from the ledger:
     /// (user, Redis view, ledger balance).
     pub wallet_drift: Vec<(String, i64, i64)>,
-    /// Creators whose pending diamonds differ from the unsettled stream
-    /// entries: (creator, Redis counter, sum of entries).
+    /// Creators whose pending diamonds differ from the diamonds of their
+    /// unacknowledged stream entries: (creator, Redis counter, sum).
     pub pending_drift: Vec<(String, i64, i64)>,
     /// Credit op ids in the ledger that Redis does not know as applied.
     pub credit_ops_missing: usize,
@@ -231,6 +237,7 @@ impl RedisCounters {
             &scripts.pending_len,
             &scripts.scan,
             &scripts.set_value,
+            &scripts.last_delivered,
         ] {
             s.prepare_invoke().load_async(&mut conn).await?;
         }
@@ -246,7 +253,10 @@ impl RedisCounters {
         ));
         match tokio::time::timeout(timeout, ready_rx).await {
             Ok(Ok(())) => {}
-            _ => anyhow::bail!("redis: could not subscribe to room events within {timeout:?}"),
+            _ => {
+                stop.cancel();
+                anyhow::bail!("redis: could not subscribe to room events within {timeout:?}")
+            }
         }
         Ok(RedisCounters {
             conn,
@@ -299,7 +309,6 @@ impl RedisCounters {
             .scripts
             .target_put
             .key(target_key(&target.key()))
-            .key(marker_key())
             .arg(creator)
             .arg(floor)
             .arg(if live { "1" } else { "0" })
@@ -348,13 +357,13 @@ impl RedisCounters {
         ))
     }
 
-    /// Wallet keys present in Redis (users), at most
-    /// `counters.reconcile_wallets_max`.
-    async fn scan_wallets(&self) -> Result<Vec<String>> {
+    /// The `<x>` of every key `<prefix><x>` (wallets, pending diamonds), at
+    /// most `counters.reconcile_wallets_max` of them. The loop ends when
+    /// SCAN's cursor returns to 0, which Redis guarantees after a full pass.
+    async fn scan_suffixes(&self, prefix: &str) -> Result<Vec<String>> {
         let mut conn = self.conn();
         let mut cursor: u64 = 0;
-        let mut users = Vec::new();
-        let prefix = wallet_key("");
+        let mut out = Vec::new();
         let pattern = format!("{prefix}*");
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -366,17 +375,17 @@ impl RedisCounters {
                 .query_async(&mut conn)
                 .await
                 .map_err(redis_err)?;
-            users.extend(
+            out.extend(
                 keys.iter()
-                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)),
+                    .filter_map(|k| k.strip_prefix(prefix).map(str::to_string)),
             );
-            if users.len() > self.cfg.reconcile_wallets_max {
-                return Err(Error::internal(
-                    "redis: more wallets than counters.reconcile_wallets_max",
-                ));
+            if out.len() > self.cfg.reconcile_wallets_max {
+                return Err(Error::internal(format_args!(
+                    "redis: more than counters.reconcile_wallets_max keys under `{prefix}`"
+                )));
             }
             if next == 0 {
-                return Ok(users);
+                return Ok(out);
             }
             cursor = next;
         }
@@ -388,6 +397,22 @@ impl RedisCounters {
             .query_async(&mut self.conn())
             .await
             .map_err(redis_err)
+    }
+
+    /// GET of many counters, `SCAN_CHUNK` keys per MGET round trip.
+    async fn get_many(&self, keys: impl Iterator<Item = String>) -> Result<Vec<Option<i64>>> {
+        let keys: Vec<String> = keys.collect();
+        let mut out = Vec::with_capacity(keys.len());
+        let mut conn = self.conn();
+        for chunk in keys.chunks(SCAN_CHUNK) {
+            let vals: Vec<Option<i64>> = redis::cmd("MGET")
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+            out.extend(vals);
+        }
+        Ok(out)
     }
 
     async fn compare_and_set(&self, k: &str, seen: Option<i64>, new: i64) -> Result<bool> {
@@ -402,6 +427,118 @@ impl RedisCounters {
             .await
             .map_err(redis_err)?;
         Ok(n == 1)
+    }
+
+    /// Make sure `target` exists; one missing while Redis holds state lost
+    /// its data, so its seq skips `pending_len_max` past the ledger's.
+    async fn ensure_target(&self, target: &Target, info: &TargetInfo) -> Result<()> {
+        let gap = if self.target(target).await?.is_none() {
+            self.cfg.pending_len_max as u64
+        } else {
+            0
+        };
+        self.put_target(
+            target,
+            &info.creator,
+            info.seq.saturating_add(gap),
+            info.live,
+            false,
+        )
+        .await
+    }
+
+    /// Load Redis from a ledger snapshot (Redis lost its data): wallets are
+    /// the ledger's minus the coins of gifts in the stream and not in the
+    /// ledger, pending diamonds those of every stream entry (each is
+    /// decremented when acknowledged), then credit ops,
+    /// idempotency answers and targets; the state marker is set last.
+    async fn load(
+        &self,
+        snapshot: Snapshot,
+        unsettled_coins: &HashMap<String, i64>,
+        stream_diamonds: &BTreeMap<String, i64>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        tracing::warn!(
+            wallets = snapshot.wallets.len(),
+            "redis holds no giftstream state; loading it from the ledger"
+        );
+        for chunk in snapshot.wallets.chunks(SCAN_CHUNK) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (user, coins) in chunk {
+                let held = (coins - unsettled_coins.get(user).copied().unwrap_or(0)).max(0);
+                pipe.cmd("SET").arg(wallet_key(user)).arg(held).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (creator, d) in stream_diamonds {
+            pipe.cmd("SET")
+                .arg(format!("{}{creator}", pending_prefix()))
+                .arg(*d)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        for chunk in snapshot.credit_ops.chunks(SCAN_CHUNK) {
+            let _: i64 = redis::cmd("SADD")
+                .arg(credit_ops_key())
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+        }
+        let now = crate::protocol::now_ms();
+        let ttl_ms = self
+            .cfg
+            .idempotency_ttl_s
+            .saturating_mul(1000)
+            .min(i64::MAX as u64) as i64;
+        for chunk in snapshot.recent_gifts.chunks(SCAN_CHUNK) {
+            let mut pipe = redis::pipe();
+            for g in chunk {
+                let left_ms = ttl_ms - (now - g.ts).max(0);
+                if left_ms <= 0 {
+                    continue;
+                }
+                let idem = format!("{}{}", idem_prefix(&g.sender), g.client_id);
+                let idz = key(&["idz", &g.sender]);
+                pipe.cmd("SET")
+                    .arg(idem)
+                    .arg(format!("{}:{}:0", g.seq, g.balance_after))
+                    .arg("PX")
+                    .arg(left_ms)
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(&idz)
+                    .arg(g.ts)
+                    .arg(format!("{:016}:{}", 0, g.client_id))
+                    .ignore();
+                pipe.cmd("PEXPIRE").arg(&idz).arg(ttl_ms).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        }
+        // Gifts accepted but unsettled when Redis lost its data are gone
+        // whole; skip up to `pending_len_max` seqs so none is reused.
+        let gap = self.cfg.pending_len_max as u64;
+        for (target, info) in &snapshot.targets {
+            self.put_target(
+                target,
+                &info.creator,
+                info.seq.saturating_add(gap),
+                info.live,
+                true,
+            )
+            .await?;
+        }
+        let _: () = redis::cmd("SET")
+            .arg(marker_key())
+            .arg("1")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
     }
 
     /// Compare Redis with the ledger (the system of record) and, with
@@ -430,63 +567,62 @@ impl RedisCounters {
         report.redis_empty =
             !marker && (!snapshot.wallets.is_empty() || !snapshot.targets.is_empty());
 
-        // Unsettled entries: in the stream and not yet in the ledger.
+        // Unsettled entries: in the stream and not yet in the ledger. Only
+        // entries already handed to a worker (up to the group's last
+        // delivered id) can be in the ledger; only those are looked up.
+        let last_delivered: String = self
+            .scripts
+            .last_delivered
+            .key(stream_key())
+            .arg(GROUP)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        let last_delivered = stream_id(&last_delivered);
         let mut unsettled_coins: HashMap<String, i64> = HashMap::new();
-        let mut unsettled_diamonds: BTreeMap<String, i64> = BTreeMap::new();
-        for (_, g) in self.scan_pending().await? {
-            if ledger.has_gift(&g.target, g.seq).await? {
+        // Pending diamonds cover every entry not yet acknowledged, committed
+        // or not (`settled` decrements them on the acknowledgement).
+        let mut stream_diamonds: BTreeMap<String, i64> = BTreeMap::new();
+        for (id, g) in self.scan_pending().await? {
+            *stream_diamonds.entry(g.creator.clone()).or_default() += g.diamonds;
+            let delivered =
+                matches!((stream_id(&id), last_delivered), (Some(i), Some(l)) if i <= l);
+            if delivered && ledger.has_gift(&g.target, g.seq).await? {
                 continue;
             }
             report.pending_gifts += 1;
             *unsettled_coins.entry(g.sender.clone()).or_default() += g.coins;
-            *unsettled_diamonds.entry(g.creator.clone()).or_default() += g.diamonds;
         }
 
         let mut ledger_wallets: BTreeMap<String, i64> = snapshot.wallets.iter().cloned().collect();
-        for user in self.scan_wallets().await? {
+        for user in self.scan_suffixes(&wallet_key("")).await? {
             ledger_wallets.entry(user).or_insert(0);
         }
         for user in unsettled_coins.keys() {
             ledger_wallets.entry(user.clone()).or_insert(0);
         }
         let mut fixes: Vec<(String, Option<i64>, i64)> = Vec::new();
-        for (user, ledger_coins) in &ledger_wallets {
+        let users: Vec<&String> = ledger_wallets.keys().collect();
+        let held_all = self.get_many(users.iter().map(|u| wallet_key(u))).await?;
+        for (user, held) in users.into_iter().zip(held_all) {
+            let ledger_coins = ledger_wallets.get(user).copied().unwrap_or(0);
             report.wallets_checked += 1;
-            let held = self.get_i64(&wallet_key(user)).await?;
             let pending = unsettled_coins.get(user).copied().unwrap_or(0);
             let view = held.unwrap_or(0) + pending;
-            if view != *ledger_coins {
-                report
-                    .wallet_drift
-                    .push((user.clone(), view, *ledger_coins));
+            if view != ledger_coins {
+                report.wallet_drift.push((user.clone(), view, ledger_coins));
                 fixes.push((wallet_key(user), held, ledger_coins - pending));
             }
         }
-        let mut creators: BTreeMap<String, i64> = unsettled_diamonds.clone();
+        let mut creators: BTreeMap<String, i64> = stream_diamonds.clone();
         let pd_prefix = pending_prefix();
-        let mut cursor: u64 = 0;
-        for _ in 0..=self.cfg.reconcile_wallets_max / 1000 + 1 {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{pd_prefix}*"))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_err)?;
-            for k in keys {
-                if let Some(c) = k.strip_prefix(&pd_prefix) {
-                    creators.entry(c.to_string()).or_insert(0);
-                }
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+        for c in self.scan_suffixes(&pd_prefix).await? {
+            creators.entry(c).or_insert(0);
         }
-        for (creator, expected) in &creators {
-            let held = self.get_i64(&format!("{pd_prefix}{creator}")).await?;
+        let held_all = self
+            .get_many(creators.keys().map(|c| format!("{pd_prefix}{c}")))
+            .await?;
+        for ((creator, expected), held) in creators.iter().zip(held_all) {
             if held.unwrap_or(0) != *expected {
                 report
                     .pending_drift
@@ -519,7 +655,8 @@ impl RedisCounters {
 
         if repair && report.drift() > 0 {
             if report.redis_empty {
-                self.restore(snapshot).await?;
+                self.load(snapshot, &unsettled_coins, &stream_diamonds)
+                    .await?;
             } else {
                 for (k, seen, new) in fixes {
                     if !self.compare_and_set(&k, seen, new).await? {
@@ -535,8 +672,7 @@ impl RedisCounters {
                         .map_err(redis_err)?;
                 }
                 for (target, info) in &snapshot.targets {
-                    self.put_target(target, &info.creator, info.seq, info.live, false)
-                        .await?;
+                    self.ensure_target(target, info).await?;
                 }
             }
             report.repaired = true;
@@ -547,6 +683,12 @@ impl RedisCounters {
         }
         Ok(report)
     }
+}
+
+/// A stream id `ms-seq` as a comparable pair.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Deterministic batch id from its entry ids (FNV-1a over every id, plus
@@ -812,7 +954,6 @@ impl Counters for RedisCounters {
             .credit
             .key(wallet_key(user))
             .key(credit_ops_key())
-            .key(marker_key())
             .arg(op_id)
             .arg(coins)
             .arg(AMOUNT_MAX)
@@ -912,103 +1053,65 @@ impl Counters for RedisCounters {
                 batch.id
             )));
         };
-        let mut inv = self.scripts.settled.key(stream_key());
-        inv.arg(GROUP).arg(pending_prefix());
-        for r in &refs {
-            inv.arg(&r.id).arg(&r.creator).arg(r.diamonds);
+        // `settled.lua` is idempotent (a decrement only follows an XACK
+        // that answered 1), so unlike the gift script it may be re-sent
+        // after a lost reply: a few attempts ride out a Redis blip.
+        let mut backoff = Duration::from_millis(50);
+        let mut last_err = None;
+        for attempt in 1..=SETTLED_ATTEMPTS {
+            let mut inv = self.scripts.settled.key(stream_key());
+            inv.arg(GROUP).arg(pending_prefix());
+            for r in &refs {
+                inv.arg(&r.id).arg(&r.creator).arg(r.diamonds);
+            }
+            match inv.invoke_async::<i64>(&mut self.conn()).await {
+                Ok(acked) => {
+                    if acked < refs.len() as i64 {
+                        tracing::info!(batch = %batch.id, acked, entries = refs.len(), "redis: part of the batch was already settled by another worker");
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(batch = %batch.id, attempt, error = %e, "redis: settling the batch failed");
+                    last_err = Some(e);
+                    if attempt < SETTLED_ATTEMPTS {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+            }
         }
-        let acked: i64 = inv
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        if acked < refs.len() as i64 {
-            tracing::info!(batch = %batch.id, acked, entries = refs.len(), "redis: part of the batch was already settled by another worker");
-        }
-        Ok(())
+        // Keep the entries so a later `settled` for this batch can finish.
+        self.inflight.lock().push_back((batch.id.clone(), refs));
+        Err(last_err
+            .map(redis_err)
+            .unwrap_or_else(|| Error::internal("redis: settling failed")))
     }
 
     async fn restore(&self, snapshot: Snapshot) -> Result<()> {
-        let mut conn = self.conn();
         let marker: bool = redis::cmd("EXISTS")
             .arg(marker_key())
-            .query_async(&mut conn)
+            .query_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
         if marker {
             // Redis holds live state (balances net of unsettled gifts):
             // leave it, only make sure every target exists with its floor.
             for (target, info) in &snapshot.targets {
-                self.put_target(target, &info.creator, info.seq, info.live, false)
-                    .await?;
+                self.ensure_target(target, info).await?;
             }
             return Ok(());
         }
-        tracing::warn!(
-            wallets = snapshot.wallets.len(),
-            "redis holds no giftstream state; loading it from the ledger"
-        );
-        for chunk in snapshot.wallets.chunks(SCAN_CHUNK) {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for (user, coins) in chunk {
-                pipe.cmd("SET").arg(wallet_key(user)).arg(*coins).ignore();
-            }
-            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        // Without the ledger at hand every entry still in the stream counts
+        // as unsettled: a balance can only come out too low (never an
+        // overdraft); `reconcile --repair` then tops it up.
+        let mut coins: HashMap<String, i64> = HashMap::new();
+        let mut diamonds: BTreeMap<String, i64> = BTreeMap::new();
+        for (_, g) in self.scan_pending().await? {
+            *coins.entry(g.sender.clone()).or_default() += g.coins;
+            *diamonds.entry(g.creator.clone()).or_default() += g.diamonds;
         }
-        for chunk in snapshot.credit_ops.chunks(SCAN_CHUNK) {
-            let _: i64 = redis::cmd("SADD")
-                .arg(credit_ops_key())
-                .arg(chunk)
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_err)?;
-        }
-        let now = crate::protocol::now_ms();
-        let ttl_ms = self
-            .cfg
-            .idempotency_ttl_s
-            .saturating_mul(1000)
-            .min(i64::MAX as u64) as i64;
-        for chunk in snapshot.recent_gifts.chunks(SCAN_CHUNK) {
-            let mut pipe = redis::pipe();
-            for g in chunk {
-                let left_ms = ttl_ms - (now - g.ts).max(0);
-                if left_ms <= 0 {
-                    continue;
-                }
-                let idem = format!("{}{}", idem_prefix(&g.sender), g.client_id);
-                pipe.cmd("SET")
-                    .arg(idem)
-                    .arg(format!("{}:{}:0", g.seq, g.balance_after))
-                    .arg("PX")
-                    .arg(left_ms)
-                    .ignore();
-                pipe.cmd("ZADD")
-                    .arg(key(&["idz", &g.sender]))
-                    .arg(g.ts)
-                    .arg(&g.client_id)
-                    .ignore();
-                pipe.cmd("PEXPIRE")
-                    .arg(key(&["idz", &g.sender]))
-                    .arg(ttl_ms)
-                    .ignore();
-            }
-            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
-        }
-        // Gifts accepted but unsettled when Redis lost its data are gone
-        // whole; skip up to `pending_len_max` seqs so none is reused.
-        let gap = self.cfg.pending_len_max as u64;
-        for (target, info) in &snapshot.targets {
-            self.put_target(target, &info.creator, info.seq + gap, info.live, true)
-                .await?;
-        }
-        let _: () = redis::cmd("SET")
-            .arg(marker_key())
-            .arg("1")
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        Ok(())
+        self.load(snapshot, &coins, &diamonds).await
     }
 
     fn settles_by_ticket(&self) -> bool {

@@ -1,5 +1,5 @@
 -- giftstream: apply a ledger-committed coin credit once per op id.
--- KEYS: 1 wallet  2 applied credit op ids (set)  3 state marker
+-- KEYS: 1 wallet  2 applied credit op ids (set)
 -- ARGV: 1 op id  2 coins  3 largest balance allowed (2^53 - 1)
 -- Answers {'OK', balance} or {'E', 'overflow'}.
 local function int(x) return string.format('%.0f', x) end
@@ -12,5 +12,4 @@ if held + tonumber(ARGV[2]) > tonumber(ARGV[3]) then
 end
 redis.call('SADD', KEYS[2], ARGV[1])
 local balance = redis.call('INCRBY', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[3], '1')
 return {'OK', int(balance)}

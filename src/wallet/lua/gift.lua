@@ -72,14 +72,25 @@ redis.call('XADD', KEYS[6], '*',
 local ttl = tonumber(ARGV[3])
 local answer = int(seq) .. ':' .. int(balance) .. ':' .. int(ticket)
 redis.call('SET', KEYS[1], answer, 'EX', ttl)
-redis.call('ZADD', KEYS[2], ts, ARGV[1])
+-- The id index: score = ts, member = 16-digit ticket ':' client id, so
+-- ids of one millisecond still leave in acceptance order. An evicted
+-- member deletes its answer only if the answer is still its own (the id
+-- may have expired and been used again since).
+redis.call('ZADD', KEYS[2], ts, string.format('%016.0f', ticket) .. ':' .. ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. int(ts - ttl * 1000))
 local kept = redis.call('ZCARD', KEYS[2])
 local keep_max = tonumber(ARGV[4])
 if kept > keep_max then
   local old = redis.call('ZPOPMIN', KEYS[2], kept - keep_max)
   for i = 1, #old, 2 do
-    redis.call('DEL', ARGV[16] .. old[i])
+    local sep = string.find(old[i], ':', 1, true)
+    if sep then
+      local key = ARGV[16] .. string.sub(old[i], sep + 1)
+      local answer = redis.call('GET', key)
+      if answer and tonumber(string.match(answer, '[^:]+$')) == tonumber(string.sub(old[i], 1, sep - 1)) then
+        redis.call('DEL', key)
+      end
+    end
   end
 end
 redis.call('PEXPIRE', KEYS[2], ttl * 1000)

@@ -1,5 +1,5 @@
 -- giftstream: open a room / register a video, or make sure one exists.
--- KEYS: 1 target hash  2 state marker
+-- KEYS: 1 target hash
 -- ARGV: 1 creator  2 seq floor  3 live flag ('1' or '0')
 --       4 '1' to set the live flag on an existing target too
 -- Answers {'OK'} or {'E', 'forbidden'}.
@@ -16,5 +16,4 @@ local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 if seq < tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'seq', ARGV[2])
 end
-redis.call('SET', KEYS[2], '1')
 return {'OK'}

@@ -1,0 +1,162 @@
+//! The Redis engine's room-event subscription survives a dropped pub/sub
+//! connection. Its own test binary: it kills every pub/sub client of the
+//! test server (`CLIENT KILL TYPE pubsub`), which must not hit the other
+//! tests' subscriptions (cargo runs test binaries one after another).
+//!
+//! Needs `GIFTSTREAM_TEST_REDIS_URL`; skipped without it unless
+//! `GIFTSTREAM_TEST_REQUIRE_SERVICES=1`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use giftstream::catalog::Gift;
+use giftstream::config::{CountersConfig, HubConfig};
+use giftstream::hub::conn::ConnCtl;
+use giftstream::hub::room::Subscriber;
+use giftstream::hub::{Hub, RoomCmd};
+use giftstream::protocol::{now_ms, Encoding, ServerMsg};
+use giftstream::wallet::redis::RedisCounters;
+use giftstream::wallet::{Counters, GiftRequest, Target};
+
+fn redis_base() -> Option<String> {
+    match std::env::var("GIFTSTREAM_TEST_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("GIFTSTREAM_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("GIFTSTREAM_TEST_REQUIRE_SERVICES=1 but GIFTSTREAM_TEST_REDIS_URL is not set (redis://127.0.0.1:PORT)");
+            }
+            eprintln!("skipping pubsub_reconnects: GIFTSTREAM_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+fn strip_db(base: &str) -> String {
+    let b = base.trim_end_matches('/');
+    if let Some(i) = b.rfind('/') {
+        if i > "redis://".len()
+            && !b[i + 1..].is_empty()
+            && b[i + 1..].bytes().all(|c| c.is_ascii_digit())
+        {
+            return b[..i].to_string();
+        }
+    }
+    b.to_string()
+}
+
+/// The seq of the first gift event received within `wait`.
+async fn first_gift_seq(
+    rx: &mut tokio::sync::mpsc::Receiver<axum::extract::ws::Message>,
+    wait: Duration,
+) -> Option<u64> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut seq = None;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        if let axum::extract::ws::Message::Text(t) = m {
+            if let Ok(ServerMsg::GiftEvent(ev)) = serde_json::from_str::<ServerMsg>(t.as_str()) {
+                seq = Some(ev.seq);
+                break;
+            }
+        }
+    }
+    seq
+}
+
+#[tokio::test]
+async fn pubsub_reconnects_and_delivers_again() {
+    let Some(base) = redis_base() else { return };
+    let root = strip_db(&base);
+    let mut c0 = redis::Client::open(format!("{root}/0"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let n: u64 = redis::cmd("INCR")
+        .arg("giftstream:test:next_db")
+        .query_async(&mut c0)
+        .await
+        .unwrap();
+    let db = 1 + n % 1023;
+    let url = format!("{root}/{db}");
+    let mut c = redis::Client::open(url.clone())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+
+    let hub = Hub::new(HubConfig::default());
+    let cfg = CountersConfig {
+        url: url.clone(),
+        redis_reconnect_ms_max: 200,
+        ..CountersConfig::default()
+    };
+    let red = RedisCounters::connect(&url, cfg, hub.clone())
+        .await
+        .unwrap();
+    let room = format!("ps{db}");
+    red.open_target(&Target::room(&room), "cr", 0)
+        .await
+        .unwrap();
+    red.credit("v", 100, "g").await.unwrap();
+    hub.open_room(&room, "cr", 0);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
+    let sub = Subscriber {
+        conn_id: hub.next_conn_id(),
+        user: "cr".into(),
+        encoding: Encoding::Json,
+        tx,
+        ctl: Arc::new(ConnCtl::default()),
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    hub.room(&room)
+        .unwrap()
+        .tx
+        .send(RoomCmd::Join { sub, reply })
+        .await
+        .unwrap();
+    answer.await.unwrap().unwrap();
+    let rose = Gift {
+        id: "rose".into(),
+        name: "Rose".into(),
+        coins: 1,
+        diamonds: 1,
+        animation: "rose.webp".into(),
+    };
+    let send = |id: &str| GiftRequest {
+        sender: "v".into(),
+        target: Target::room(&room),
+        gift: rose.clone(),
+        count: 1,
+        client_id: id.into(),
+        ts: now_ms(),
+    };
+    red.gift(send("a")).await.unwrap();
+    assert_eq!(
+        first_gift_seq(&mut rx, Duration::from_secs(5)).await,
+        Some(1)
+    );
+
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(killed >= 1, "the subscription was dropped");
+    // Keep gifting until the node has resubscribed and events flow again.
+    let mut got = None;
+    for i in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let o = red.gift(send(&format!("b{i}"))).await.unwrap();
+        got = first_gift_seq(&mut rx, Duration::from_millis(300))
+            .await
+            .map(|seen| (seen, o.ack.seq));
+        if got.is_some() {
+            break;
+        }
+    }
+    let (seen, sent) = got.expect("events flow again after the pub/sub connection was killed");
+    assert!(seen >= 2 && seen <= sent);
+}
