@@ -107,6 +107,7 @@ async fn pubsub_reconnects_and_delivers_again() {
         encoding: Encoding::Json,
         tx,
         ctl: Arc::new(ConnCtl::default()),
+        coalesce: false,
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
     hub.room(&room)
