@@ -34,7 +34,9 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Ledger-mode acks one socket may have waiting at once.
 const ACKS_WAITING_MAX: usize = 256;
 
-/// A connection's kill switch, shared with the rooms it joined.
+/// A connection's kill switch, shared with the rooms it joined. Its token
+/// is a child of the server's shutdown token, so the socket's tasks watch
+/// one token for both (and pin its future once, not once per frame).
 #[derive(Default)]
 pub struct ConnCtl {
     kick: CancellationToken,
@@ -42,14 +44,26 @@ pub struct ConnCtl {
 }
 
 impl ConnCtl {
+    /// A kill switch that also fires when `shutdown` does.
+    pub fn child_of(shutdown: &CancellationToken) -> ConnCtl {
+        ConnCtl {
+            kick: shutdown.child_token(),
+            close: OnceLock::new(),
+        }
+    }
+
     /// Close the socket with `code` and `reason` (first kick wins).
     pub fn kick(&self, code: u16, reason: &'static str) {
         let _ = self.close.set((code, reason));
         self.kick.cancel();
     }
 
+    /// The close frame: the kick's, or 1001 when the server shut down.
     fn close_frame(&self) -> (u16, &'static str) {
-        self.close.get().copied().unwrap_or((1000, ""))
+        self.close
+            .get()
+            .copied()
+            .unwrap_or((CLOSE_GOING_AWAY, "server shutting down"))
     }
 }
 
@@ -69,13 +83,12 @@ pub async fn serve(
         cfg.viewer_queue_len_max
     };
     let (tx, rx) = mpsc::channel(queue_len);
-    let ctl = Arc::new(ConnCtl::default());
+    let ctl = Arc::new(ConnCtl::child_of(&state.shutdown));
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(
         sink,
         rx,
         ctl.clone(),
-        state.shutdown.clone(),
         cfg.write_batch_len_max,
         Duration::from_millis(cfg.close_timeout_ms),
     ));
@@ -154,11 +167,13 @@ impl TokenBucket {
 impl Reader {
     async fn run(&mut self, mut stream: SplitStream<WebSocket>) {
         let frame_len_max = self.state.hub.config().frame_len_max;
+        let ctl = self.ctl.clone();
+        let stopped = ctl.kick.cancelled();
+        tokio::pin!(stopped);
         loop {
             let next = tokio::select! {
                 biased;
-                _ = self.ctl.kick.cancelled() => return,
-                _ = self.state.shutdown.cancelled() => return,
+                _ = &mut stopped => return,
                 m = stream.next() => m,
             };
             let (payload, enc) = match next {
@@ -357,15 +372,15 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Message>,
     ctl: Arc<ConnCtl>,
-    shutdown: CancellationToken,
     batch_len_max: usize,
     close_timeout: Duration,
 ) {
+    let stopped = ctl.kick.cancelled();
+    tokio::pin!(stopped);
     let (code, reason) = loop {
         let first = tokio::select! {
             biased;
-            _ = ctl.kick.cancelled() => break ctl.close_frame(),
-            _ = shutdown.cancelled() => break (CLOSE_GOING_AWAY, "server shutting down"),
+            _ = &mut stopped => break ctl.close_frame(),
             m = rx.recv() => m,
         };
         let Some(first) = first else { break (1000, "") };
@@ -385,8 +400,7 @@ async fn write_loop(
         };
         let written = tokio::select! {
             biased;
-            _ = ctl.kick.cancelled() => break ctl.close_frame(),
-            _ = shutdown.cancelled() => break (CLOSE_GOING_AWAY, "server shutting down"),
+            _ = &mut stopped => break ctl.close_frame(),
             r = write => r,
         };
         if written.is_err() {
