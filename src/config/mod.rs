@@ -242,7 +242,7 @@ impl Default for HubConfig {
             frame_len_max: 4096,
             frame_close_len_max: 65_536,
             write_batch_len_max: 64,
-            read_buffer_len: 1024,
+            read_buffer_len: 256,
             write_buffer_len: 16 * 1024,
             write_buffer_len_max: 256 * 1024,
             rooms_per_socket_max: 8,
