@@ -77,6 +77,7 @@ async fn happy_path(engine: &common::server::EngineSpec, enc: Encoding) {
 #[tokio::test]
 async fn happy_path_json_two_viewers() {
     for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
         happy_path(&engine, Encoding::Json).await;
     }
 }
@@ -84,6 +85,7 @@ async fn happy_path_json_two_viewers() {
 #[tokio::test]
 async fn happy_path_msgpack_two_viewers() {
     for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
         happy_path(&engine, Encoding::MsgPack).await;
     }
 }
