@@ -784,3 +784,34 @@ async fn the_overlay_page_is_served() {
     assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")));
     s.stop().await;
 }
+
+/// Found by the load generator: concurrent writes on the SQLite ledger
+/// (here, opening rooms) once answered 500 `database is locked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ledger_writes_all_succeed() {
+    let s = TestServer::start(&embedded(), |_| {}).await;
+    let creator = s.token("alice", Role::Creator);
+    let admin = s.token("ops", Role::Admin);
+    let results = futures_util::future::join_all((0..24).map(|i| {
+        let (s, creator, admin) = (&s, creator.clone(), admin.clone());
+        async move {
+            let (a, _) = s
+                .post("/v1/rooms", &creator, json!({ "room": format!("par-{i}") }))
+                .await;
+            let (b, _) = s
+                .post(
+                    "/v1/admin/grants",
+                    &admin,
+                    json!({ "user": format!("u{i}"), "coins": 5, "id": format!("par-{i}") }),
+                )
+                .await;
+            (a, b)
+        }
+    }))
+    .await;
+    assert!(
+        results.iter().all(|&(a, b)| a == 201 && b == 200),
+        "{results:?}"
+    );
+    s.stop().await;
+}

@@ -3,7 +3,11 @@
 //! Owns: the SQLite schema (`migrations/sqlite`, embedded and run at start)
 //! and the SQL of every [`Ledger`] operation. Each operation is one
 //! transaction; batch rows are written as multi-row statements.
-//! Must not: run outside a transaction for anything that writes.
+//! Must not: run outside a transaction for anything that writes. Write
+//! transactions start with `BEGIN IMMEDIATE`: in WAL mode a deferred
+//! transaction that reads and then writes fails at once
+//! (`SQLITE_BUSY_SNAPSHOT`) when another writer committed in between, and
+//! `busy_timeout` does not retry that; taking the write lock first does.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -145,7 +149,7 @@ impl Ledger for SqliteLedger {
             return Err(Error::bad_request("coins must be > 0"));
         }
         let detail = serde_json::to_string(op).map_err(Error::internal)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = insert_operation(&mut tx, &op.op_id, &op.kind, &detail).await?;
         if !inserted {
             let row = sqlx::query("SELECT detail FROM operations WHERE op_id = $1")
@@ -184,7 +188,7 @@ impl Ledger for SqliteLedger {
     async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
         let op_id = format!("batch:{}", batch.id);
         let detail = serde_json::json!({ "gifts": batch.gifts.len() }).to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = insert_operation(&mut tx, &op_id, "batch", &detail).await?;
         if !inserted {
             return Ok(false);
@@ -305,7 +309,7 @@ impl Ledger for SqliteLedger {
 
     async fn open_target(&self, target: &Target, creator: &str) -> Result<()> {
         let (table, col) = target_table(target);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let owner: Option<String> =
             sqlx::query_scalar(&format!("SELECT creator FROM {table} WHERE {col} = $1"))
                 .bind(&target.id)
@@ -445,7 +449,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn swap_clean_mark(&self, clean: bool) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let prev: Option<String> =
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'clean_shutdown'")
                 .fetch_optional(&mut *tx)
