@@ -176,10 +176,9 @@ impl Reader {
                 _ = &mut stopped => return,
                 m = stream.next() => m,
             };
-            let (payload, enc) = match next {
+            let frame = match next {
                 None | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(Message::Text(t))) => (t.as_bytes().to_vec(), Encoding::Json),
-                Some(Ok(Message::Binary(b))) => (b.to_vec(), Encoding::MsgPack),
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
                 Some(Ok(_)) => continue, // ping/pong: tungstenite answers pings itself
                 Some(Err(e)) => {
                     if is_too_big(&e) {
@@ -188,12 +187,18 @@ impl Reader {
                     return;
                 }
             };
+            // Borrow the frame's bytes: no copy per client message.
+            let (payload, enc): (&[u8], Encoding) = match &frame {
+                Message::Text(t) => (t.as_bytes(), Encoding::Json),
+                Message::Binary(b) => (b.as_ref(), Encoding::MsgPack),
+                _ => continue,
+            };
             let ok = if !self.bucket.take() {
                 let e = Error::new(
                     ErrorCode::RateLimited,
                     "too many messages on this socket (hub.socket_msgs_per_s_max)",
                 );
-                let id = decode_client(&payload, enc).ok().and_then(|m| match m {
+                let id = decode_client(payload, enc).ok().and_then(|m| match m {
                     ClientMsg::Gift { id, .. } => Some(id),
                     _ => None,
                 });
@@ -205,7 +210,7 @@ impl Reader {
                 ));
                 self.reply(ServerMsg::error(&e, None)).await
             } else {
-                self.on_frame(&payload, enc).await
+                self.on_frame(payload, enc).await
             };
             if !ok {
                 return;
