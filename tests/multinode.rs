@@ -111,3 +111,44 @@ async fn viewers_of_a_dead_node_resume_on_another_without_gap_or_duplicate() {
     );
     a.stop().await;
 }
+
+#[tokio::test]
+async fn ending_a_room_on_one_node_ends_it_on_every_node_after_its_gifts() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    a.open_room("alice", "finale").await;
+    a.grant("v", 100, "g").await;
+    let mut on_b = ws_on(&b, "watcher", Role::Viewer).await;
+    on_b.join("finale").await;
+    let mut on_a = ws_on(&a, "local", Role::Viewer).await;
+    on_a.join("finale").await;
+    let mut sender = ws_on(&a, "v", Role::Viewer).await;
+    for i in 0..5 {
+        sender.gift("finale", "rose", 1, &format!("f{i}")).await;
+    }
+    let (st, _) = a
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/rooms/finale",
+            Some(&a.token("alice", Role::Creator)),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    for watcher in [&mut on_b, &mut on_a] {
+        let (_, before) = watcher.until("room_ended").await;
+        let seqs: Vec<u64> = before.iter().filter_map(|v| v["seq"].as_u64()).collect();
+        assert_eq!(
+            seqs,
+            vec![1, 2, 3, 4, 5],
+            "every gift first, then room_ended"
+        );
+    }
+    assert_eq!(
+        sender.gift("finale", "rose", 1, "late").await["code"],
+        "room_not_live"
+    );
+    b.stop().await;
+    a.stop().await;
+}

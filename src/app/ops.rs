@@ -143,7 +143,9 @@ pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()
     who.require_self_or_admin(&rec.creator)?;
     state.counters.end_room(room).await?;
     state.ledger.end_room(room).await?;
-    state.hub.end_room(room).await;
+    if !state.counters.relays_room_events() {
+        state.hub.end_room(room).await;
+    }
     Ok(())
 }
 

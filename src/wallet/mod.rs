@@ -232,6 +232,14 @@ pub trait Counters: Send + Sync + 'static {
     fn pending_survives_process(&self) -> bool {
         false
     }
+
+    /// True when room events (gifts and `room_ended`) reach every node's hub
+    /// through the engine (Redis pub/sub), including this node's: then the
+    /// caller must not end a local room directly, or `room_ended` could
+    /// overtake gift events still in flight.
+    fn relays_room_events(&self) -> bool {
+        false
+    }
 }
 
 /// The diamonds of a gift request (unit x count).

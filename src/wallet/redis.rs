@@ -776,11 +776,15 @@ async fn subscribe_loop(
                         else {
                             continue;
                         };
-                        match serde_json::from_slice::<GiftEvent>(msg.get_payload_bytes()) {
+                        let payload = msg.get_payload_bytes();
+                        match serde_json::from_slice::<GiftEvent>(payload) {
                             Ok(ev) => hub.deliver(&room, ev).await,
-                            Err(e) => {
-                                tracing::warn!(room, error = %e, "redis: undecodable room event skipped")
-                            }
+                            Err(e) => match serde_json::from_slice::<RoomControl>(payload) {
+                                Ok(RoomControl::RoomEnded) => hub.end_room(&room).await,
+                                Err(_) => {
+                                    tracing::warn!(room, error = %e, "redis: undecodable room event skipped")
+                                }
+                            },
                         }
                     }
                     tracing::warn!("redis: room event subscription lost; resubscribing");
@@ -797,6 +801,14 @@ async fn subscribe_loop(
     }
 }
 
+/// Room messages on the event channel other than gift events.
+#[derive(serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RoomControl {
+    /// Published by `end_room.lua`: end the room on this node.
+    RoomEnded,
+}
+
 #[async_trait]
 impl Counters for RedisCounters {
     async fn open_target(&self, target: &Target, creator: &str, seq_floor: u64) -> Result<()> {
@@ -810,6 +822,7 @@ impl Counters for RedisCounters {
             .scripts
             .end_room
             .key(target_key(&target.key()))
+            .arg(format!("{}{room}", channel_prefix()))
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
@@ -1119,6 +1132,10 @@ impl Counters for RedisCounters {
     }
 
     fn pending_survives_process(&self) -> bool {
+        true
+    }
+
+    fn relays_room_events(&self) -> bool {
         true
     }
 }
