@@ -74,14 +74,20 @@ pub fn draw(path: &Path, title: &str, timeline: &[TimePoint]) -> anyhow::Result<
         ("acks/s", RED, |p| p.acks_per_s),
     ];
     for (name, color, f) in series {
-        let s = c.draw_series(LineSeries::new(timeline.iter().map(|p| (p.t_s, f(p))), color.stroke_width(2)))?;
+        let s = c.draw_series(LineSeries::new(
+            timeline.iter().map(|p| (p.t_s, f(p))),
+            color.stroke_width(2),
+        ))?;
         if text {
             s.label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         }
     }
     if text {
-        c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+        c.configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
     }
 
     let deliveries = timeline.iter().any(|p| p.delivery.count > 0);
@@ -96,7 +102,11 @@ pub fn draw(path: &Path, title: &str, timeline: &[TimePoint]) -> anyhow::Result<
     let mut b = ChartBuilder::on(&bottom);
     b.margin(12);
     if text {
-        let what = if deliveries { "gift -> viewer" } else { "gift -> ack" };
+        let what = if deliveries {
+            "gift -> viewer"
+        } else {
+            "gift -> ack"
+        };
         b.caption(format!("{title}: {what} latency"), ("sans-serif", 20))
             .x_label_area_size(30)
             .y_label_area_size(80);
@@ -126,7 +136,10 @@ pub fn draw(path: &Path, title: &str, timeline: &[TimePoint]) -> anyhow::Result<
         }
     }
     if text {
-        c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+        c.configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
     }
     root.present()?;
     Ok(())

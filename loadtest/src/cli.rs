@@ -34,7 +34,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Base URL of a running server (loopback only).
-    #[arg(long, global = true, default_value = "http://127.0.0.1:8080", env = "GIFTSTREAM_LOADTEST_URL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:8080",
+        env = "GIFTSTREAM_LOADTEST_URL"
+    )]
     pub url: String,
     /// Start a giftstream server as a child process (temp SQLite ledger), benchmark it, stop it.
     #[arg(long, global = true)]

@@ -106,7 +106,10 @@ impl Connector {
         tcp.set_nodelay(true)?;
         let mut req = self.ws_url.as_str().into_client_request()?;
         let h = req.headers_mut();
-        h.insert("Authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+        h.insert(
+            "Authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
         h.insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(self.encoding.subprotocol()),

@@ -89,7 +89,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
 
 async fn server_addr(url: &str) -> anyhow::Result<SocketAddr> {
     let u = reqwest::Url::parse(url).with_context(|| format!("--url {url}"))?;
-    anyhow::ensure!(u.scheme() == "http", "--url must be http:// (no TLS): {url}");
+    anyhow::ensure!(
+        u.scheme() == "http",
+        "--url must be http:// (no TLS): {url}"
+    );
     let host = u.host_str().context("--url has no host")?;
     let port = u.port_or_known_default().unwrap_or(80);
     let addr = tokio::net::lookup_host((host, port))
@@ -114,7 +117,12 @@ async fn run_against(cli: &Cli, url: &str, pid: Option<u32>) -> anyhow::Result<S
         run: run.clone(),
         api,
         tokens,
-        connector: Arc::new(Connector::new(addr, c.encoding, c.source_addrs, c.handshakes)?),
+        connector: Arc::new(Connector::new(
+            addr,
+            c.encoding,
+            c.source_addrs,
+            c.handshakes,
+        )?),
         live: Arc::new(Live::default()),
         server: match pid {
             Some(p) => Some(Probe::new(p).with_context(|| format!("reading /proc/{p}"))?),

@@ -98,7 +98,12 @@ pub struct Summary {
 
 impl Summary {
     /// Build from a scenario's outcome.
-    pub fn new(run: &str, encoding: Encoding, o: Outcome, conservation: Option<Conservation>) -> Summary {
+    pub fn new(
+        run: &str,
+        encoding: Encoding,
+        o: Outcome,
+        conservation: Option<Conservation>,
+    ) -> Summary {
         let t = &o.tally;
         let secs = o.measured_s.max(1e-9);
         let server = o.server_cpu.map(|c| ServerCost {
@@ -166,7 +171,11 @@ impl Summary {
                 p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms, p.count
             )
         };
-        let _ = writeln!(s, "== giftstream-loadtest {} (run {}, {:?}) ==", self.scenario, self.run, self.encoding);
+        let _ = writeln!(
+            s,
+            "== giftstream-loadtest {} (run {}, {:?}) ==",
+            self.scenario, self.run, self.encoding
+        );
         let _ = writeln!(s, "params:       {}", self.params);
         let _ = writeln!(
             s,
@@ -223,7 +232,12 @@ impl Summary {
             );
         }
         if let Some(c) = &self.client_cpu {
-            let _ = writeln!(s, "client cpu:   {:.3} s ({:.2} cores)", c.cpu_us as f64 / 1e6, c.cores);
+            let _ = writeln!(
+                s,
+                "client cpu:   {:.3} s ({:.2} cores)",
+                c.cpu_us as f64 / 1e6,
+                c.cores
+            );
         }
         if let Some(c) = &self.conservation {
             let _ = writeln!(

@@ -72,7 +72,10 @@ impl SpawnedServer {
             // No config/default.toml in the temp dir: built-in defaults (equal).
             .current_dir(dir.path())
             .env("GIFTSTREAM_LEDGER__URL", ledger)
-            .env("GIFTSTREAM_HUB__CONNECTIONS_MAX", CONNECTIONS_MAX.to_string())
+            .env(
+                "GIFTSTREAM_HUB__CONNECTIONS_MAX",
+                CONNECTIONS_MAX.to_string(),
+            )
             .env("GIFTSTREAM_AUTH__JWT_SECRET", jwt_secret)
             .env(
                 "RUST_LOG",
@@ -95,16 +98,16 @@ impl SpawnedServer {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = server.child.try_wait()? {
-                anyhow::bail!(
-                    "server exited at start ({status}): {}",
-                    server.log_tail()
-                );
+                anyhow::bail!("server exited at start ({status}): {}", server.log_tail());
             }
             if api.healthy().await {
                 return Ok(server);
             }
             if Instant::now() > deadline {
-                anyhow::bail!("server not healthy within {READY_TIMEOUT:?}: {}", server.log_tail());
+                anyhow::bail!(
+                    "server not healthy within {READY_TIMEOUT:?}: {}",
+                    server.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

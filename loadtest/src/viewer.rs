@@ -173,7 +173,13 @@ fn reached(end: &RunEnd, room: usize, last_seq: u64) -> bool {
 
 /// Read `ws` (joined to room number `room` at `w.last_seq`) until the run
 /// ends for it; then close politely.
-pub async fn watch(mut ws: Ws, room: usize, mut w: Watcher, live: Arc<Live>, mut end: RunEnd) -> Tally {
+pub async fn watch(
+    mut ws: Ws,
+    room: usize,
+    mut w: Watcher,
+    live: Arc<Live>,
+    mut end: RunEnd,
+) -> Tally {
     Live::bump(&live.open);
     loop {
         if reached(&end, room, w.last_seq) {

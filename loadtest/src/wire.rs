@@ -82,9 +82,7 @@ impl Out<'_> {
         match enc {
             // Serializing these plain values cannot fail.
             Encoding::Json => Message::text(serde_json::to_string(self).unwrap_or_default()),
-            Encoding::Msgpack => {
-                Message::binary(rmp_serde::to_vec_named(self).unwrap_or_default())
-            }
+            Encoding::Msgpack => Message::binary(rmp_serde::to_vec_named(self).unwrap_or_default()),
         }
     }
 }

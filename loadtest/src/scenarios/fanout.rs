@@ -53,15 +53,21 @@ pub struct FanoutArgs {
 
 /// Run `fanout`.
 pub async fn run(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(a.rooms >= 1 && a.senders >= 1, "need at least one room and one sender");
-    anyhow::ensure!(a.rate > 0.0 && a.duration_s > 0.0, "rate and duration must be > 0");
+    anyhow::ensure!(
+        a.rooms >= 1 && a.senders >= 1,
+        "need at least one room and one sender"
+    );
+    anyhow::ensure!(
+        a.rate > 0.0 && a.duration_s > 0.0,
+        "rate and duration must be > 0"
+    );
     let price = ctx.price(&a.gift)?;
     let rooms = ctx.rooms(a.rooms).await?;
 
     // Coins: what the planned gifts cost, twice over (bursts), at least 1000.
     let per_sender_gifts = (a.rate * a.duration_s).ceil() as i64 + 1;
-    let coins = (per_sender_gifts * price.coins * i64::from(a.count) * 2)
-        .clamp(1000, 1_000_000_000);
+    let coins =
+        (per_sender_gifts * price.coins * i64::from(a.count) * 2).clamp(1000, 1_000_000_000);
     let senders: Vec<String> = (0..a.rooms * a.senders).map(|i| ctx.user("s", i)).collect();
     let granted = ctx.api.grant_all(&senders, coins, &ctx.run).await?;
 
@@ -70,11 +76,17 @@ pub async fn run(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Outcome> {
         .collect();
     let (viewers, connect) = ctx.connect_joined(who, &rooms).await;
     let sender_socks = ctx
-        .connect_plain(&senders.iter().map(|s| (s.clone(), Role::Viewer)).collect::<Vec<_>>())
+        .connect_plain(
+            &senders
+                .iter()
+                .map(|s| (s.clone(), Role::Viewer))
+                .collect::<Vec<_>>(),
+        )
         .await?;
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Run);
-    let finals: Arc<Vec<AtomicU64>> = Arc::new((0..a.rooms).map(|_| AtomicU64::new(u64::MAX)).collect());
+    let finals: Arc<Vec<AtomicU64>> =
+        Arc::new((0..a.rooms).map(|_| AtomicU64::new(u64::MAX)).collect());
     let end = RunEnd {
         phase: phase_rx,
         finals: finals.clone(),
@@ -84,7 +96,13 @@ pub async fn run(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Outcome> {
     for (ws, room, seq, task) in viewers {
         per_room_viewers[room] += 1;
         let w = Watcher::new(ctx.run.clone(), task, seq);
-        viewer_tasks.push(tokio::spawn(viewer::watch(ws, room, w, ctx.live.clone(), end.clone())));
+        viewer_tasks.push(tokio::spawn(viewer::watch(
+            ws,
+            room,
+            w,
+            ctx.live.clone(),
+            end.clone(),
+        )));
     }
 
     let measure = Measure::start(ctx);

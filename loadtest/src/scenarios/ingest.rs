@@ -39,7 +39,10 @@ pub struct IngestArgs {
 
 /// Run `ingest`.
 pub async fn run(ctx: &Ctx, a: &IngestArgs) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(a.senders >= 1 && a.rooms >= 1 && a.window >= 1, "senders, rooms and window must be >= 1");
+    anyhow::ensure!(
+        a.senders >= 1 && a.rooms >= 1 && a.window >= 1,
+        "senders, rooms and window must be >= 1"
+    );
     anyhow::ensure!(a.duration_s > 0.0, "duration must be > 0");
     let price = ctx.price(&a.gift)?;
     let rooms = ctx.rooms(a.rooms).await?;
@@ -48,7 +51,12 @@ pub async fn run(ctx: &Ctx, a: &IngestArgs) -> anyhow::Result<Outcome> {
     let granted = ctx.api.grant_all(&senders, 1_000_000_000, &ctx.run).await?;
     let t0 = std::time::Instant::now();
     let socks = ctx
-        .connect_plain(&senders.iter().map(|s| (s.clone(), Role::Viewer)).collect::<Vec<_>>())
+        .connect_plain(
+            &senders
+                .iter()
+                .map(|s| (s.clone(), Role::Viewer))
+                .collect::<Vec<_>>(),
+        )
         .await?;
     let connect_s = t0.elapsed().as_secs_f64();
 

@@ -81,7 +81,11 @@ fn exp_wait(mean_s: Option<f64>, rng: &mut impl Rng) -> Duration {
 }
 
 enum Act {
-    Frame(Option<Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>),
+    Frame(
+        Option<
+            Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        >,
+    ),
     End,
     Churn,
     Reconnect,
@@ -151,8 +155,7 @@ impl Churner {
                 }
                 Act::Reconnect => {
                     if let Some(mut old) = ws.take() {
-                        let _ =
-                            tokio::time::timeout(Duration::from_secs(2), old.close(None)).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(2), old.close(None)).await;
                     }
                     match self.reconnect(room, &mut w).await {
                         Ok(s) => {
@@ -172,7 +175,9 @@ impl Churner {
         if let Some(mut s) = ws {
             let _ = tokio::time::timeout(Duration::from_secs(2), s.close(None)).await;
         }
-        self.live.open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.live
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         w.finish()
     }
 
@@ -239,11 +244,15 @@ pub async fn run(ctx: &Ctx, a: &MixedArgs) -> anyhow::Result<Outcome> {
     anyhow::ensure!(a.duration_s > 0.0, "duration must be > 0");
     let rooms = ctx.rooms(a.rooms).await?;
     let names: Arc<Vec<Arc<str>>> = Arc::new(rooms.iter().map(|r| r.name.clone()).collect());
-    let gifts: Vec<(String, crate::api::Price)> = ["rose", "finger_heart", "perfume", "hand_hearts"]
-        .iter()
-        .filter_map(|g| ctx.prices.get(*g).map(|p| (g.to_string(), *p)))
-        .collect();
-    anyhow::ensure!(!gifts.is_empty(), "the catalog has none of the gifts mixed uses");
+    let gifts: Vec<(String, crate::api::Price)> =
+        ["rose", "finger_heart", "perfume", "hand_hearts"]
+            .iter()
+            .filter_map(|g| ctx.prices.get(*g).map(|p| (g.to_string(), *p)))
+            .collect();
+    anyhow::ensure!(
+        !gifts.is_empty(),
+        "the catalog has none of the gifts mixed uses"
+    );
 
     let gifters: Vec<String> = (0..a.heavy + a.light).map(|i| ctx.user("g", i)).collect();
     let granted = ctx.api.grant_all(&gifters, 10_000_000, &ctx.run).await?;
@@ -253,11 +262,21 @@ pub async fn run(ctx: &Ctx, a: &MixedArgs) -> anyhow::Result<Outcome> {
         .map(|i| (ctx.user("v", i), Role::Viewer, pick_room(a.rooms, &mut rng)))
         .collect();
     // Each creator watches its own room's feed.
-    who.extend(rooms.iter().enumerate().map(|(i, r)| (r.creator.clone(), Role::Creator, i)));
+    who.extend(
+        rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.creator.clone(), Role::Creator, i)),
+    );
     let roles: Vec<(String, Role)> = who.iter().map(|(u, r, _)| (u.clone(), *r)).collect();
     let (socks, connect) = ctx.connect_joined(who, &rooms).await;
     let gifter_socks = ctx
-        .connect_plain(&gifters.iter().map(|g| (g.clone(), Role::Viewer)).collect::<Vec<_>>())
+        .connect_plain(
+            &gifters
+                .iter()
+                .map(|g| (g.clone(), Role::Viewer))
+                .collect::<Vec<_>>(),
+        )
         .await?;
 
     let measure = Measure::start(ctx);
@@ -278,8 +297,16 @@ pub async fn run(ctx: &Ctx, a: &MixedArgs) -> anyhow::Result<Outcome> {
                 rooms: names.clone(),
                 live: ctx.live.clone(),
                 // Creators stay on their own feed.
-                churn_mean_s: if is_creator { None } else { per_viewer(a.churn_per_s) },
-                reconnect_mean_s: if is_creator { None } else { per_viewer(a.reconnects_per_s) },
+                churn_mean_s: if is_creator {
+                    None
+                } else {
+                    per_viewer(a.churn_per_s)
+                },
+                reconnect_mean_s: if is_creator {
+                    None
+                } else {
+                    per_viewer(a.reconnects_per_s)
+                },
                 end,
             };
             tokio::spawn(c.run(ws, room, Watcher::new(ctx.run.clone(), task, seq)))

@@ -189,8 +189,10 @@ impl Ctx {
         }
         let pb = ProgressBar::new(len);
         pb.set_style(
-            ProgressStyle::with_template("{msg:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{msg:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         pb.set_message(what.to_string());
         pb
@@ -203,8 +205,10 @@ impl Ctx {
         }
         let pb = ProgressBar::new(secs);
         pb.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len}s {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len}s {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         pb.set_prefix(what.to_string());
         let live = self.live.clone();
@@ -239,21 +243,22 @@ impl Ctx {
         let t0 = Instant::now();
         let pb = self.bar(who.len() as u64, "connecting");
         let enc = self.connector.encoding();
-        let results: Vec<anyhow::Result<(Ws, usize, u64, usize)>> = stream::iter(who.into_iter().enumerate())
-            .map(|(task, (user, role, room))| {
-                let pb = pb.clone();
-                let room_name = rooms[room].name.clone();
-                async move {
-                    let token = self.tokens.sign(&user, role)?;
-                    let mut ws = self.connector.connect(&token).await?;
-                    let seq = viewer::join(&mut ws, enc, &room_name).await?;
-                    pb.inc(1);
-                    Ok((ws, room, seq, task))
-                }
-            })
-            .buffer_unordered(CONNECT_FANIN)
-            .collect()
-            .await;
+        let results: Vec<anyhow::Result<(Ws, usize, u64, usize)>> =
+            stream::iter(who.into_iter().enumerate())
+                .map(|(task, (user, role, room))| {
+                    let pb = pb.clone();
+                    let room_name = rooms[room].name.clone();
+                    async move {
+                        let token = self.tokens.sign(&user, role)?;
+                        let mut ws = self.connector.connect(&token).await?;
+                        let seq = viewer::join(&mut ws, enc, &room_name).await?;
+                        pb.inc(1);
+                        Ok((ws, room, seq, task))
+                    }
+                })
+                .buffer_unordered(CONNECT_FANIN)
+                .collect()
+                .await;
         pb.finish_and_clear();
         let mut ok = Vec::with_capacity(results.len());
         let mut failed = 0u64;
