@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::markdown::MarkdownArgs;
 use crate::scenarios::conns::ConnsArgs;
 use crate::scenarios::fanout::FanoutArgs;
 use crate::scenarios::ingest::IngestArgs;
@@ -81,11 +82,13 @@ pub enum Scenario {
     Ingest(IngestArgs),
     /// A realistic live: idle majority, heavy and light gifters, churn, reconnects.
     Mixed(MixedArgs),
+    /// Not a scenario: markdown tables (docs/BENCHMARKS.md) from saved runs' output.
+    Markdown(MarkdownArgs),
 }
 
 impl Scenario {
     /// Whether the scenario gifts (and so gets a conservation check).
     pub fn gifts(&self) -> bool {
-        !matches!(self, Scenario::Conns(_))
+        !matches!(self, Scenario::Conns(_) | Scenario::Markdown(_))
     }
 }

@@ -19,6 +19,7 @@
 //! - [`spawn`]: `--spawn`, a server as a child process.
 //! - [`conservation`]: coins and diamonds add up after the run.
 //! - [`report`] and [`chart`]: the summary, the JSON line, the PNG.
+//! - [`markdown`]: tables for docs/BENCHMARKS.md from saved runs.
 //!
 //! Everything is bounded: counts come from the command line, every wait has
 //! a timeout, every phase a duration, and only loopback is ever targeted.
@@ -30,6 +31,7 @@ pub mod chart;
 pub mod cli;
 pub mod conn;
 pub mod conservation;
+pub mod markdown;
 pub mod metrics;
 pub mod probe;
 pub mod report;
@@ -58,6 +60,10 @@ use crate::token::Tokens;
 /// Run the scenario `cli` asks for, start to end (spawning and stopping a
 /// server with `--spawn`), and answer its summary.
 pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
+    anyhow::ensure!(
+        !matches!(cli.scenario, Scenario::Markdown(_)),
+        "`markdown` is not a scenario; see markdown::render"
+    );
     conn::raise_nofile();
     let spawned = if cli.common.spawn {
         let bin = match &cli.common.server_bin {
@@ -136,6 +142,7 @@ async fn run_against(cli: &Cli, url: &str, pid: Option<u32>) -> anyhow::Result<S
         Scenario::Conns(a) => scenarios::conns::run(&ctx, a).await?,
         Scenario::Ingest(a) => scenarios::ingest::run(&ctx, a).await?,
         Scenario::Mixed(a) => scenarios::mixed::run(&ctx, a).await?,
+        Scenario::Markdown(_) => anyhow::bail!("`markdown` is not a scenario"),
     };
     let verdict = match (&outcome.books, cli.scenario.gifts()) {
         (Some(books), true) => Some(conservation::check(&ctx.api, books, &outcome.tally).await?),
