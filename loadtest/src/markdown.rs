@@ -140,8 +140,10 @@ pub fn render(args: &MarkdownArgs) -> anyhow::Result<String> {
     let _ = writeln!(s, "\n### Targets (issue #5)\n");
     let _ = writeln!(s, "| target | measured | verdict |");
     let _ = writeln!(s, "|---|---|---|");
-    let by = |scenario: &str| runs.iter().filter(move |r| r.v["scenario"] == scenario);
-    for r in by("fanout") {
+    fn by<'a>(runs: &'a [Run], scenario: &'a str) -> impl Iterator<Item = &'a Run> + 'a {
+        runs.iter().filter(move |r| r.v["scenario"] == scenario)
+    }
+    for r in by(&runs, "fanout") {
         let x = r.v["server"]["cpu_us_per_delivery"].as_f64();
         let verdict = x.map_or("–", |x| if x <= 2.0 { "met" } else { "missed" });
         let _ = writeln!(
@@ -151,7 +153,7 @@ pub fn render(args: &MarkdownArgs) -> anyhow::Result<String> {
             f(&r.v["server"]["cpu_us_per_delivery"], 2)
         );
     }
-    for r in by("conns") {
+    for r in by(&runs, "conns") {
         let x = r.v["server_rss"]["per_conn_bytes"].as_f64();
         let verdict = x.map_or("–", |x| if x <= 4096.0 { "met" } else { "missed" });
         let _ = writeln!(
@@ -161,13 +163,13 @@ pub fn render(args: &MarkdownArgs) -> anyhow::Result<String> {
             n(&r.v["server_rss"]["per_conn_bytes"])
         );
     }
-    for r in by("ingest") {
+    for r in by(&runs, "ingest") {
         let rate = r.v["acks_per_s"].as_f64().unwrap_or(0.0);
         let per = r.v["server"]["cpu_us_per_ack"].as_f64();
         let met = rate >= 200_000.0 || per.is_some_and(|p| p <= 5.0);
         let _ = writeln!(s, "| embedded ingest 200,000 acked gifts/s or ≤ 5 µs server CPU per acked gift ({}) | {} acks/s, {} µs/ack | {} |", r.name, n(&r.v["acks_per_s"]), f(&r.v["server"]["cpu_us_per_ack"], 2), if met { "met" } else { "missed" });
     }
-    for r in by("fanout") {
+    for r in by(&runs, "fanout") {
         let p = &r.v["params"];
         let offered = p["rooms"].as_f64().unwrap_or(0.0)
             * p["viewers"].as_f64().unwrap_or(0.0)
