@@ -15,6 +15,9 @@ use plotters::style::FontStyle;
 
 use crate::metrics::{Percentiles, TimePoint};
 
+/// A line to draw: its legend, its colour, and its value at one sample.
+type Line<T> = (&'static str, RGBColor, fn(&T) -> f64);
+
 const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -69,7 +72,7 @@ pub fn draw(path: &Path, title: &str, timeline: &[TimePoint]) -> anyhow::Result<
         mesh.x_labels(0).y_labels(0);
     }
     mesh.draw()?;
-    let series: [(&str, RGBColor, fn(&TimePoint) -> f64); 2] = [
+    let series: [Line<TimePoint>; 2] = [
         ("deliveries/s", BLUE, |p| p.deliveries_per_s),
         ("acks/s", RED, |p| p.acks_per_s),
     ];
@@ -119,7 +122,7 @@ pub fn draw(path: &Path, title: &str, timeline: &[TimePoint]) -> anyhow::Result<
         mesh.x_labels(0).y_labels(0);
     }
     mesh.draw()?;
-    let series: [(&str, RGBColor, fn(&Percentiles) -> f64); 3] = [
+    let series: [Line<Percentiles>; 3] = [
         ("p50", GREEN, |p| p.p50_ms),
         ("p99", BLUE, |p| p.p99_ms),
         ("p99.9", RED, |p| p.p999_ms),
