@@ -84,7 +84,11 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let hub = Hub::new(HubConfig::default());
-    hub.open_room("bench", "bench-creator", 0);
+    {
+        // The room task is spawned on the runtime.
+        let _in_rt = rt.enter();
+        hub.open_room("bench", "bench-creator", 0);
+    }
     let handle = hub.room("bench").expect("room open");
     let mut rxs = Vec::with_capacity(SUBSCRIBERS);
     rt.block_on(async {
