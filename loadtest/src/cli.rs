@@ -1,0 +1,94 @@
+//! The command line: global options and one subcommand per scenario.
+//!
+//! Owns: [`Cli`], [`Common`] (server, encoding, tokens, sources, chart)
+//! and [`Scenario`]. Every count and duration has a default and a bound
+//! checked by the scenario before it starts.
+//! Must not: do anything but describe and parse.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::markdown::MarkdownArgs;
+use crate::scenarios::conns::ConnsArgs;
+use crate::scenarios::fanout::FanoutArgs;
+use crate::scenarios::ingest::IngestArgs;
+use crate::scenarios::mixed::MixedArgs;
+use crate::token::DEV_JWT_SECRET;
+use crate::wire::Encoding;
+
+/// giftstream load generator: speaks protocol v1 over real loopback sockets,
+/// measures what clients see and what the server spends, checks that no
+/// coin or diamond was lost.
+#[derive(Debug, Parser)]
+#[command(name = "giftstream-loadtest", version)]
+pub struct Cli {
+    /// Options of every scenario.
+    #[command(flatten)]
+    pub common: Common,
+    /// What load to make.
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// Options of every scenario.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Base URL of a running server (loopback only).
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:8080",
+        env = "GIFTSTREAM_LOADTEST_URL"
+    )]
+    pub url: String,
+    /// Start a giftstream server as a child process (temp SQLite ledger), benchmark it, stop it.
+    #[arg(long, global = true)]
+    pub spawn: bool,
+    /// The giftstream binary for --spawn (default: beside this binary).
+    #[arg(long, global = true)]
+    pub server_bin: Option<PathBuf>,
+    /// Server process to measure (CPU, RSS); automatic with --spawn.
+    #[arg(long, global = true)]
+    pub server_pid: Option<u32>,
+    /// HS256 secret the server verifies tokens with.
+    #[arg(long, global = true, default_value = DEV_JWT_SECRET, env = "GIFTSTREAM_LOADTEST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// Wire encoding of every socket.
+    #[arg(long, global = true, value_enum, default_value = "json")]
+    pub encoding: Encoding,
+    /// Loopback source addresses to spread connections over (127.0.0.2, ...; 0: kernel's choice).
+    #[arg(long, global = true, default_value_t = 8)]
+    pub source_addrs: u8,
+    /// WebSocket handshakes in flight at most.
+    #[arg(long, global = true, default_value_t = 256)]
+    pub handshakes: usize,
+    /// Write a PNG chart of throughput and latency percentiles over time.
+    #[arg(long, global = true)]
+    pub chart: Option<PathBuf>,
+    /// No progress bars (they show only on a terminal anyway).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+/// The scenarios.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// M rooms x N viewers x S senders per room at R gifts/s each, for D seconds.
+    Fanout(FanoutArgs),
+    /// C idle joined connections: server RSS per connection and time to connect.
+    Conns(ConnsArgs),
+    /// K senders as fast as acks return, W in flight each.
+    Ingest(IngestArgs),
+    /// A realistic live: idle majority, heavy and light gifters, churn, reconnects.
+    Mixed(MixedArgs),
+    /// Not a scenario: markdown tables (docs/BENCHMARKS.md) from saved runs' output.
+    Markdown(MarkdownArgs),
+}
+
+impl Scenario {
+    /// Whether the scenario gifts (and so gets a conservation check).
+    pub fn gifts(&self) -> bool {
+        !matches!(self, Scenario::Conns(_) | Scenario::Markdown(_))
+    }
+}

@@ -1,0 +1,159 @@
+//! giftstream-loadtest: a load generator that speaks giftstream's wire
+//! protocol v1 over real loopback sockets, like any outside client.
+//!
+//! # Layout
+//!
+//! One file per concern:
+//!
+//! - [`cli`]: the command line (global options, one subcommand per scenario).
+//! - [`wire`]: protocol v1 frames as a client sees them; gift ids that carry
+//!   their send time.
+//! - [`token`]: HS256 tokens signed locally from `--jwt-secret`.
+//! - [`conn`]: sockets from several loopback source addresses, the
+//!   WebSocket handshake, the open-files limit.
+//! - [`api`]: HTTP set-up (rooms, grants) and read-back (wallets, earnings).
+//! - [`viewer`] and [`sender`]: what one socket does and accounts for.
+//! - [`scenarios`]: `fanout`, `conns`, `ingest`, `mixed`.
+//! - [`metrics`]: live counters, HDR histograms, the per-second series.
+//! - [`probe`]: the server's CPU and RSS from `/proc`.
+//! - [`spawn`]: `--spawn`, a server as a child process.
+//! - [`conservation`]: coins and diamonds add up after the run.
+//! - [`report`] and [`chart`]: the summary, the JSON line, the PNG.
+//! - [`markdown`]: tables for docs/BENCHMARKS.md from saved runs.
+//!
+//! Everything is bounded: counts come from the command line, every wait has
+//! a timeout, every phase a duration, and only loopback is ever targeted.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod chart;
+pub mod cli;
+pub mod conn;
+pub mod conservation;
+pub mod markdown;
+pub mod metrics;
+pub mod probe;
+pub mod report;
+pub mod scenarios;
+pub mod sender;
+pub mod spawn;
+pub mod token;
+pub mod viewer;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rand::Rng;
+
+use crate::cli::{Cli, Scenario};
+use crate::conn::Connector;
+use crate::metrics::Live;
+use crate::probe::Probe;
+use crate::report::Summary;
+use crate::scenarios::Ctx;
+use crate::spawn::SpawnedServer;
+use crate::token::Tokens;
+
+/// Run the scenario `cli` asks for, start to end (spawning and stopping a
+/// server with `--spawn`), and answer its summary.
+pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
+    anyhow::ensure!(
+        !matches!(cli.scenario, Scenario::Markdown(_)),
+        "`markdown` is not a scenario; see markdown::render"
+    );
+    conn::raise_nofile();
+    let spawned = if cli.common.spawn {
+        let bin = match &cli.common.server_bin {
+            Some(b) => b.clone(),
+            None => spawn::default_server_bin()?,
+        };
+        Some(SpawnedServer::start(&bin, &cli.common.jwt_secret).await?)
+    } else {
+        None
+    };
+    let (url, pid) = match &spawned {
+        Some(s) => (format!("http://{}", s.addr), Some(s.pid)),
+        None => (cli.common.url.clone(), cli.common.server_pid),
+    };
+    let mut result = run_against(&cli, &url, pid).await;
+    if let Some(s) = spawned {
+        let tail = s.log_tail();
+        if let Err(e) = result {
+            result = Err(e.context(format!("server log:\n{tail}")));
+        }
+        match s.stop().await {
+            Ok(true) => {}
+            Ok(false) => eprintln!("warning: the spawned server did not stop cleanly:\n{tail}"),
+            Err(e) => eprintln!("warning: stopping the spawned server: {e:#}"),
+        }
+    }
+    result
+}
+
+async fn server_addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let u = reqwest::Url::parse(url).with_context(|| format!("--url {url}"))?;
+    anyhow::ensure!(
+        u.scheme() == "http",
+        "--url must be http:// (no TLS): {url}"
+    );
+    let host = u.host_str().context("--url has no host")?;
+    let port = u.port_or_known_default().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .with_context(|| format!("{host} does not resolve"))?;
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "refusing to load {addr}: only loopback addresses may be targeted"
+    );
+    Ok(addr)
+}
+
+async fn run_against(cli: &Cli, url: &str, pid: Option<u32>) -> anyhow::Result<Summary> {
+    let c = &cli.common;
+    let addr = server_addr(url).await?;
+    let tokens = Tokens::new(&c.jwt_secret);
+    let api = api::Api::new(url, tokens.clone())?;
+    let prices = api.catalog().await.context("reading the catalog")?;
+    let run: Arc<str> = format!("{:08x}", rand::thread_rng().gen::<u32>()).into();
+    let ctx = Ctx {
+        run: run.clone(),
+        api,
+        tokens,
+        connector: Arc::new(Connector::new(
+            addr,
+            c.encoding,
+            c.source_addrs,
+            c.handshakes,
+        )?),
+        live: Arc::new(Live::default()),
+        server: match pid {
+            Some(p) => Some(Probe::new(p).with_context(|| format!("reading /proc/{p}"))?),
+            None => None,
+        },
+        prices,
+        progress: !c.quiet,
+    };
+    let outcome = match &cli.scenario {
+        Scenario::Fanout(a) => scenarios::fanout::run(&ctx, a).await?,
+        Scenario::Conns(a) => scenarios::conns::run(&ctx, a).await?,
+        Scenario::Ingest(a) => scenarios::ingest::run(&ctx, a).await?,
+        Scenario::Mixed(a) => scenarios::mixed::run(&ctx, a).await?,
+        Scenario::Markdown(_) => anyhow::bail!("`markdown` is not a scenario"),
+    };
+    let verdict = match (&outcome.books, cli.scenario.gifts()) {
+        (Some(books), true) => Some(conservation::check(&ctx.api, books, &outcome.tally).await?),
+        _ => None,
+    };
+    let summary = Summary::new(&run, c.encoding, outcome, verdict);
+    if let Some(path) = &c.chart {
+        let title = format!("giftstream {} ({})", summary.scenario, summary.run);
+        if let Err(e) = chart::draw(path, &title, &summary.timeline) {
+            eprintln!("warning: chart {}: {e:#}", path.display());
+        }
+    }
+    Ok(summary)
+}

@@ -1,0 +1,185 @@
+//! `giftstream-loadtest markdown`: tables for docs/BENCHMARKS.md from the
+//! JSON lines of earlier runs.
+//!
+//! Owns: [`render`]: one row per run (throughput, latency, server cost,
+//! gaps, errors, conservation) and the targets of issue #5 judged against
+//! the measured numbers (fan-out CPU per delivery, RSS per idle connection,
+//! ingest rate or CPU per ack, p99 at 100,000 deliveries/s offered).
+//! Must not: run anything; it only reads files the script saved.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// Arguments of `markdown`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MarkdownArgs {
+    /// Files holding a run's stdout (the JSON line is its last line); a
+    /// sibling `NAME.cmd` holds the command that made it.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+struct Run {
+    name: String,
+    cmd: String,
+    v: Value,
+}
+
+fn load(path: &Path) -> anyhow::Result<Run> {
+    let text = std::fs::read_to_string(path)?;
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| anyhow::anyhow!("{}: no JSON line", path.display()))?;
+    let v: Value = serde_json::from_str(last)?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cmd = std::fs::read_to_string(path.with_extension("cmd")).unwrap_or_default();
+    Ok(Run {
+        name,
+        cmd: cmd.trim().to_string(),
+        v,
+    })
+}
+
+fn f(v: &Value, digits: usize) -> String {
+    v.as_f64()
+        .map_or_else(|| "–".into(), |x| format!("{x:.digits$}"))
+}
+
+fn n(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "–".into(), |x| format!("{x:.0}"))
+}
+
+/// Render the tables for `args.files`.
+pub fn render(args: &MarkdownArgs) -> anyhow::Result<String> {
+    let runs: Vec<Run> = args
+        .files
+        .iter()
+        .map(|p| load(p))
+        .collect::<anyhow::Result<_>>()?;
+    let mut s = String::new();
+    let _ = writeln!(s, "| run | sockets | acked/s | deliveries/s | gift→viewer p50 / p99 / p99.9 / max (ms) | ack p50 / p99 (ms) | server cores | server µs/delivery | server µs/ack | gaps | skipped | errors | conservation |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &runs {
+        let v = &r.v;
+        let d = &v["delivery_latency"];
+        let a = &v["ack_latency"];
+        let lat = if d["count"].as_u64().unwrap_or(0) > 0 {
+            format!(
+                "{} / {} / {} / {}",
+                f(&d["p50_ms"], 2),
+                f(&d["p99_ms"], 2),
+                f(&d["p999_ms"], 2),
+                f(&d["max_ms"], 1)
+            )
+        } else {
+            "–".into()
+        };
+        let ack = if a["count"].as_u64().unwrap_or(0) > 0 {
+            format!("{} / {}", f(&a["p50_ms"], 2), f(&a["p99_ms"], 2))
+        } else {
+            "–".into()
+        };
+        let errors = v["errors"]
+            .as_object()
+            .map(|m| {
+                if m.is_empty() {
+                    "none".to_string()
+                } else {
+                    m.iter()
+                        .map(|(k, c)| format!("{k}: {c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            })
+            .unwrap_or_default();
+        let cons = match v["conservation"]["pass"].as_bool() {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "–",
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            n(&v["connect"]["connected"]),
+            n(&v["acks_per_s"]),
+            n(&v["deliveries_per_s"]),
+            lat,
+            ack,
+            f(&v["server"]["cores"], 2),
+            f(&v["server"]["cpu_us_per_delivery"], 2),
+            f(&v["server"]["cpu_us_per_ack"], 2),
+            n(&v["seq_gaps"]),
+            n(&v["skipped_events"]),
+            errors,
+            cons
+        );
+        if let Some(rss) = v["server_rss"].as_object() {
+            let _ = writeln!(
+                s,
+                "| {} (server RSS) | {} KiB → {} KiB | | | {:.0} bytes per idle joined connection; connect {:.0}/s | | | | | | | | |",
+                r.name,
+                n(&rss["before_kb"]),
+                n(&rss["after_kb"]),
+                rss["per_conn_bytes"].as_f64().unwrap_or(0.0),
+                v["connect"]["per_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    let _ = writeln!(s, "\nCommands:\n");
+    for r in &runs {
+        let _ = writeln!(s, "- `{}`: `{}`", r.name, r.cmd);
+    }
+    let _ = writeln!(s, "\n### Targets (issue #5)\n");
+    let _ = writeln!(s, "| target | measured | verdict |");
+    let _ = writeln!(s, "|---|---|---|");
+    fn by<'a>(runs: &'a [Run], scenario: &'a str) -> impl Iterator<Item = &'a Run> + 'a {
+        runs.iter().filter(move |r| r.v["scenario"] == scenario)
+    }
+    for r in by(&runs, "fanout") {
+        let x = r.v["server"]["cpu_us_per_delivery"].as_f64();
+        let verdict = x.map_or("–", |x| if x <= 2.0 { "met" } else { "missed" });
+        let _ = writeln!(
+            s,
+            "| fan-out ≤ 2 µs server CPU per delivery ({}) | {} µs | {verdict} |",
+            r.name,
+            f(&r.v["server"]["cpu_us_per_delivery"], 2)
+        );
+    }
+    for r in by(&runs, "conns") {
+        let x = r.v["server_rss"]["per_conn_bytes"].as_f64();
+        let verdict = x.map_or("–", |x| if x <= 4096.0 { "met" } else { "missed" });
+        let _ = writeln!(
+            s,
+            "| idle joined connection ≤ 4 KB server RSS ({}) | {} bytes | {verdict} |",
+            r.name,
+            n(&r.v["server_rss"]["per_conn_bytes"])
+        );
+    }
+    for r in by(&runs, "ingest") {
+        let rate = r.v["acks_per_s"].as_f64().unwrap_or(0.0);
+        let per = r.v["server"]["cpu_us_per_ack"].as_f64();
+        let met = rate >= 200_000.0 || per.is_some_and(|p| p <= 5.0);
+        let _ = writeln!(s, "| embedded ingest 200,000 acked gifts/s or ≤ 5 µs server CPU per acked gift ({}) | {} acks/s, {} µs/ack | {} |", r.name, n(&r.v["acks_per_s"]), f(&r.v["server"]["cpu_us_per_ack"], 2), if met { "met" } else { "missed" });
+    }
+    for r in by(&runs, "fanout") {
+        let p = &r.v["params"];
+        let offered = p["rooms"].as_f64().unwrap_or(0.0)
+            * p["viewers"].as_f64().unwrap_or(0.0)
+            * p["senders"].as_f64().unwrap_or(0.0)
+            * p["rate"].as_f64().unwrap_or(0.0);
+        if offered >= 100_000.0 {
+            let p99 = r.v["delivery_latency"]["p99_ms"].as_f64();
+            let verdict = p99.map_or("–", |x| if x < 50.0 { "met" } else { "missed" });
+            let _ = writeln!(s, "| p99 gift→viewer < 50 ms at ≥ 100,000 deliveries/s offered ({}: {offered:.0}/s offered, {} delivered/s) | {} ms | {verdict} |", r.name, n(&r.v["deliveries_per_s"]), f(&r.v["delivery_latency"]["p99_ms"], 2));
+        }
+    }
+    Ok(s)
+}
