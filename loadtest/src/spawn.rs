@@ -77,6 +77,8 @@ impl SpawnedServer {
                 CONNECTIONS_MAX.to_string(),
             )
             .env("GIFTSTREAM_AUTH__JWT_SECRET", jwt_secret)
+            // Load senders exceed a viewer's per-socket message budget by design.
+            .env("GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX", "100000000")
             .env(
                 "RUST_LOG",
                 std::env::var("GIFTSTREAM_LOADTEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),

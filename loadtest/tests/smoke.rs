@@ -37,6 +37,8 @@ fn server() -> Server {
     let mut cfg = giftstream::config::Config::default();
     cfg.http.listen = "127.0.0.1:0".parse().expect("addr");
     cfg.ledger.url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    // As `--spawn` does: load senders exceed a viewer's per-socket budget.
+    cfg.hub.socket_msgs_per_s_max = 100_000_000;
     let running = rt
         .block_on(giftstream::app::start(cfg))
         .expect("server starts");
