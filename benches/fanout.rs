@@ -101,6 +101,7 @@ fn bench(c: &mut Criterion) {
                 encoding: Encoding::Json,
                 tx,
                 ctl: Arc::new(ConnCtl::default()),
+                coalesce: false,
             };
             handle
                 .tx
