@@ -181,6 +181,13 @@ services_start() {
     export GIFTSTREAM_TEST_REQUIRE_SERVICES=1
 }
 
+# Start only redis-server (benchmarks) and export GIFTSTREAM_TEST_REDIS_URL.
+services_start_redis_only() {
+    command -v redis-server >/dev/null 2>&1 || services_apt_install redis-server || return 1
+    GS_SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/giftstream-bench.XXXXXX")"
+    services_start_redis
+}
+
 # Stop what services_start started and remove its temp dir.
 services_stop() {
     if [ -n "$GS_PG_DATA" ] && [ -f "$GS_PG_DATA/postmaster.pid" ]; then
