@@ -136,8 +136,15 @@ pub trait Ledger: Send + Sync + 'static {
     /// Balance of one account in one currency.
     async fn balance(&self, account: &str, currency: &str) -> Result<i64>;
 
-    /// A creator's settled earnings.
-    async fn earnings(&self, creator: &str) -> Result<LedgerEarnings>;
+    /// A creator's settled earnings (derived from balances; cash-outs and
+    /// tips join when payments land).
+    async fn earnings(&self, creator: &str) -> Result<LedgerEarnings> {
+        Ok(LedgerEarnings {
+            diamonds_settled: self.balance(&account::earnings(creator), DIAMOND).await?,
+            diamonds_cashed_out: 0,
+            tips_cents: 0,
+        })
+    }
 
     /// Whole-ledger sums.
     async fn totals(&self) -> Result<Totals>;

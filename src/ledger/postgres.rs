@@ -20,8 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    account, batch_postings, CreditOp, CreditOutcome, Ledger, LedgerEarnings, TargetRecord, Totals,
-    COIN, DIAMOND,
+    account, batch_postings, CreditOp, CreditOutcome, Ledger, TargetRecord, Totals, COIN, DIAMOND,
 };
 use crate::error::{Error, Result};
 use crate::protocol::now_ms;
@@ -465,14 +464,6 @@ impl Ledger for PgLedger {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(v.unwrap_or(0))
-    }
-
-    async fn earnings(&self, creator: &str) -> Result<LedgerEarnings> {
-        Ok(LedgerEarnings {
-            diamonds_settled: self.balance(&account::earnings(creator), DIAMOND).await?,
-            diamonds_cashed_out: 0,
-            tips_cents: 0,
-        })
     }
 
     async fn totals(&self) -> Result<Totals> {

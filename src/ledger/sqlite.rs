@@ -17,8 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    account, batch_postings, CreditOp, CreditOutcome, Ledger, LedgerEarnings, TargetRecord, Totals,
-    COIN, DIAMOND,
+    account, batch_postings, CreditOp, CreditOutcome, Ledger, TargetRecord, Totals, COIN, DIAMOND,
 };
 use crate::error::{Error, Result};
 use crate::protocol::now_ms;
@@ -401,14 +400,6 @@ impl Ledger for SqliteLedger {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(v.unwrap_or(0))
-    }
-
-    async fn earnings(&self, creator: &str) -> Result<LedgerEarnings> {
-        Ok(LedgerEarnings {
-            diamonds_settled: self.balance(&account::earnings(creator), DIAMOND).await?,
-            diamonds_cashed_out: 0,
-            tips_cents: 0,
-        })
     }
 
     async fn totals(&self) -> Result<Totals> {
