@@ -7,6 +7,8 @@
 //! flushes it. Pub/sub channels are shared by every database, so each test
 //! names its rooms after its database.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,61 +33,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 // ---------------------------------------------------------------- services
-
-/// The test Redis base URL, or None (skip) when it is not configured.
-fn redis_base(test: &str) -> Option<String> {
-    match std::env::var("GIFTSTREAM_TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("GIFTSTREAM_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{test}: GIFTSTREAM_TEST_REQUIRE_SERVICES=1 but GIFTSTREAM_TEST_REDIS_URL is not set (redis://127.0.0.1:PORT)");
-            }
-            eprintln!("skipping {test}: GIFTSTREAM_TEST_REDIS_URL is not set");
-            None
-        }
-    }
-}
-
-/// `base` without a trailing `/DB`.
-fn strip_db(base: &str) -> String {
-    let b = base.trim_end_matches('/');
-    if let Some(i) = b.rfind('/') {
-        if i > "redis://".len()
-            && !b[i + 1..].is_empty()
-            && b[i + 1..].bytes().all(|c| c.is_ascii_digit())
-        {
-            return b[..i].to_string();
-        }
-    }
-    b.to_string()
-}
-
-/// A fresh, flushed logical database of its own: (url, db number).
-async fn fresh_db(base: &str) -> (String, u64) {
-    let root = strip_db(base);
-    let client = redis::Client::open(format!("{root}/0")).expect("redis url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect to the test redis");
-    let n: u64 = redis::cmd("INCR")
-        .arg("giftstream:test:next_db")
-        .query_async(&mut c)
-        .await
-        .expect("INCR");
-    let db = 1 + n % 1023;
-    let url = format!("{root}/{db}");
-    let client = redis::Client::open(url.clone()).expect("redis url");
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let _: () = redis::cmd("FLUSHDB")
-        .query_async(&mut c)
-        .await
-        .expect("FLUSHDB");
-    (url, db)
-}
 
 async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
@@ -284,10 +231,9 @@ async fn run_scenario(c: &dyn Counters, room: &str, video: &str) -> Vec<Answer> 
 
 #[tokio::test]
 async fn gift_semantics_match_memory() {
-    let Some(base) = redis_base("gift_semantics_match_memory") else {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, db) = fresh_db(&base).await;
     let room = format!("sem{db}");
     let video = format!("vid{db}");
     let cfg = CountersConfig {
@@ -355,10 +301,9 @@ async fn gift_semantics_match_memory() {
 
 #[tokio::test]
 async fn idempotency_ids_expire_and_are_capped_per_wallet() {
-    let Some(base) = redis_base("idempotency_ids_expire_and_are_capped_per_wallet") else {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, db) = fresh_db(&base).await;
     let room = format!("ttl{db}");
     let cfg = CountersConfig {
         idempotency_ttl_s: 1,
@@ -432,10 +377,9 @@ async fn idempotency_ids_expire_and_are_capped_per_wallet() {
 
 #[tokio::test]
 async fn no_overdraft_under_concurrency() {
-    let Some(base) = redis_base("no_overdraft_under_concurrency") else {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, db) = fresh_db(&base).await;
     let room = format!("od{db}");
     let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
     let lion = gift("lion", 7, 3);
@@ -475,10 +419,9 @@ async fn no_overdraft_under_concurrency() {
 
 #[tokio::test]
 async fn events_reach_the_hub_in_seq_order_with_combos() {
-    let Some(base) = redis_base("events_reach_the_hub_in_seq_order_with_combos") else {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, db) = fresh_db(&base).await;
     let room = format!("ev{db}");
     let hub = Hub::new(HubConfig::default());
     let red = redis_engine(&url, counters_cfg(), hub.clone(), 30_000).await;
@@ -541,10 +484,9 @@ async fn events_reach_the_hub_in_seq_order_with_combos() {
 
 #[tokio::test]
 async fn credits_apply_once_per_op() {
-    let Some(base) = redis_base("credits_apply_once_per_op") else {
+    let Some((url, _)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, _) = fresh_db(&base).await;
     let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -767,16 +709,16 @@ async fn check_exactly_once(
 
 #[tokio::test]
 async fn settlement_is_exactly_once_across_random_crash_points() {
-    let Some(base) = redis_base("settlement_is_exactly_once_across_random_crash_points") else {
+    if common::services::fresh_redis_url().await.is_none() {
         return;
-    };
+    }
     // GIFTSTREAM_TEST_CRASH_SEEDS=N runs N seeds (default 6) for a longer soak.
     let seeds: u64 = std::env::var("GIFTSTREAM_TEST_CRASH_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
     for seed in 0..seeds {
-        let (url, db) = fresh_db(&base).await;
+        let (url, db) = common::services::fresh_redis_db().await.expect("redis");
         let mut rng = StdRng::seed_from_u64(seed);
         let inner = ledger::open("sqlite::memory:", 1).await.unwrap();
         let faulty = FaultyLedger::new(inner);
@@ -926,10 +868,9 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
 
 #[tokio::test]
 async fn two_workers_draining_concurrently_settle_each_gift_once() {
-    let Some(base) = redis_base("two_workers_draining_concurrently_settle_each_gift_once") else {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, db) = fresh_db(&base).await;
     let inner = ledger::open("sqlite::memory:", 1).await.unwrap();
     let faulty = FaultyLedger::new(inner);
     let ledger: Arc<dyn Ledger> = faulty.clone();
@@ -1013,10 +954,9 @@ async fn two_workers_draining_concurrently_settle_each_gift_once() {
 
 #[tokio::test]
 async fn reconcile_detects_and_repairs_lost_redis_data() {
-    let Some(base) = redis_base("reconcile_detects_and_repairs_lost_redis_data") else {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, db) = fresh_db(&base).await;
     let ledger = ledger::open("sqlite::memory:", 1).await.unwrap();
     let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
     // As at start-up: load Redis from the (empty) ledger, which marks it.
@@ -1141,10 +1081,9 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
 
 #[tokio::test]
 async fn app_runs_on_redis_with_ledger_acks() {
-    let Some(base) = redis_base("app_runs_on_redis_with_ledger_acks") else {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, db) = fresh_db(&base).await;
     let mut cfg = Config::default();
     cfg.counters.url = url.clone();
     cfg.ledger.url = "sqlite::memory:".into();
@@ -1206,10 +1145,9 @@ async fn app_runs_on_redis_with_ledger_acks() {
 
 #[tokio::test]
 async fn concurrent_gifts_share_one_multiplexed_connection() {
-    let Some(base) = redis_base("concurrent_gifts_share_one_multiplexed_connection") else {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let (url, db) = fresh_db(&base).await;
     let room = format!("rt{db}");
     let red = redis_engine(&url, counters_cfg(), Hub::new(HubConfig::default()), 30_000).await;
     red.open_target(&Target::room(&room), "cr", 0)

@@ -6,6 +6,8 @@
 //! Needs `GIFTSTREAM_TEST_REDIS_URL`; skipped without it unless
 //! `GIFTSTREAM_TEST_REQUIRE_SERVICES=1`.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,32 +19,6 @@ use giftstream::hub::{Hub, RoomCmd};
 use giftstream::protocol::{now_ms, Encoding, ServerMsg};
 use giftstream::wallet::redis::RedisCounters;
 use giftstream::wallet::{Counters, GiftRequest, Target};
-
-fn redis_base() -> Option<String> {
-    match std::env::var("GIFTSTREAM_TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("GIFTSTREAM_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("GIFTSTREAM_TEST_REQUIRE_SERVICES=1 but GIFTSTREAM_TEST_REDIS_URL is not set (redis://127.0.0.1:PORT)");
-            }
-            eprintln!("skipping pubsub_reconnects: GIFTSTREAM_TEST_REDIS_URL is not set");
-            None
-        }
-    }
-}
-
-fn strip_db(base: &str) -> String {
-    let b = base.trim_end_matches('/');
-    if let Some(i) = b.rfind('/') {
-        if i > "redis://".len()
-            && !b[i + 1..].is_empty()
-            && b[i + 1..].bytes().all(|c| c.is_ascii_digit())
-        {
-            return b[..i].to_string();
-        }
-    }
-    b.to_string()
-}
 
 /// The seq of the first gift event received within `wait`.
 async fn first_gift_seq(
@@ -64,26 +40,14 @@ async fn first_gift_seq(
 
 #[tokio::test]
 async fn pubsub_reconnects_and_delivers_again() {
-    let Some(base) = redis_base() else { return };
-    let root = strip_db(&base);
-    let mut c0 = redis::Client::open(format!("{root}/0"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let n: u64 = redis::cmd("INCR")
-        .arg("giftstream:test:next_db")
-        .query_async(&mut c0)
-        .await
-        .unwrap();
-    let db = 1 + n % 1023;
-    let url = format!("{root}/{db}");
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
+        return;
+    };
     let mut c = redis::Client::open(url.clone())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
 
     let hub = Hub::new(HubConfig::default());
     let cfg = CountersConfig {

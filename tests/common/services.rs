@@ -81,6 +81,12 @@ pub async fn fresh_postgres_url() -> Option<String> {
 /// for one test: its URL `redis://host:port/N`, or None when Redis is not
 /// configured and not required.
 pub async fn fresh_redis_url() -> Option<String> {
+    fresh_redis_db().await.map(|(url, _)| url)
+}
+
+/// As [`fresh_redis_url`], also answering the database number (tests use
+/// it to name rooms apart: pub/sub channels span databases).
+pub async fn fresh_redis_db() -> Option<(String, u64)> {
     let admin = service_url(REDIS_URL_ENV)?;
     let admin0 = with_path(&admin, "0");
     let client = redis::Client::open(admin0.as_str())
@@ -106,5 +112,5 @@ pub async fn fresh_redis_url() -> Option<String> {
         .query_async(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("FLUSHDB on {url}: {e}"));
-    Some(url)
+    Some((url, db as u64))
 }
