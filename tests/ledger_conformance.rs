@@ -75,6 +75,7 @@ conformance!(
     credit_is_idempotent,
     commit_batch_is_applied_once,
     gift_in_two_batches_is_posted_once,
+    gift_repeated_inside_one_batch_is_posted_once,
     entries_balance_and_totals_match_gifts,
     overdraft_batch_fails_and_writes_nothing,
     snapshot_restores_wallets_ops_gifts_and_targets,
@@ -278,6 +279,20 @@ async fn commit_batch_is_applied_once(l: Arc<dyn Ledger>) {
     let t = totals(&l).await;
     assert_eq!(t.batches, 2);
     assert_eq!(Totals { batches: 1, ..t }, after_first);
+}
+
+async fn gift_repeated_inside_one_batch_is_posted_once(l: Arc<dyn Ledger>) {
+    credit(&l, "grant:a", "alice", 500).await;
+    let g1 = gift("room:r1", 1, "alice", "carol", 10, 490);
+    let g2 = gift("room:r1", 2, "alice", "carol", 20, 470);
+    assert!(l
+        .commit_batch(&batch("dup", vec![g1.clone(), g2, g1]))
+        .await
+        .expect("commit"));
+    let t = totals(&l).await;
+    assert_eq!((t.gifts, t.coins_spent, t.diamonds_credited), (2, 30, 15));
+    assert_conserved(&t);
+    assert_eq!(wallet(&l, "alice").await, 470);
 }
 
 async fn gift_in_two_batches_is_posted_once(l: Arc<dyn Ledger>) {

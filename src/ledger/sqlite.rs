@@ -195,8 +195,16 @@ impl Ledger for SqliteLedger {
         // Gift rows are keyed by (target, seq): a gift already in the
         // ledger (committed under another batch grouping, e.g. after a
         // re-claim) is skipped, and only inserted rows are posted.
-        let mut inserted: Vec<&PendingGift> = Vec::with_capacity(batch.gifts.len());
-        for chunk in batch.gifts.chunks(ROWS_PER_STATEMENT) {
+        // One row per (target, seq): a key repeated inside the batch is the
+        // same gift and is posted once.
+        let mut seen = std::collections::HashSet::with_capacity(batch.gifts.len());
+        let unique: Vec<&PendingGift> = batch
+            .gifts
+            .iter()
+            .filter(|g| seen.insert((g.target.as_str(), g.seq)))
+            .collect();
+        let mut inserted: Vec<&PendingGift> = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms) ",
             );
@@ -221,6 +229,7 @@ impl Ledger for SqliteLedger {
             inserted.extend(
                 chunk
                     .iter()
+                    .copied()
                     .filter(|g| fresh.contains(&(g.target.clone(), g.seq as i64))),
             );
         }
