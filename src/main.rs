@@ -229,6 +229,7 @@ async fn demo_setup(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
          Watch the room (in another terminal):\n  {exe} watch --url {url} --room demo --token {viewer}\n\n\
          Send 5 roses as viewer-1:\n  {exe} send --url {url} --room demo --gift rose --times 5 --token {viewer}\n\n\
          Creator's earnings:\n  curl -s -H 'Authorization: Bearer {creator}' http://{addr}/v1/creators/demo-creator/earnings\n\n\
+         Creator's OBS overlay (a browser source; open it in a browser to see gifts animate):\n  http://{addr}/overlay/demo?token={creator}\n\n\
          viewer-1's wallet:\n  curl -s -H 'Authorization: Bearer {viewer}' http://{addr}/v1/wallet\n\n\
          Any other token: {exe} token viewer-2 --role viewer\n\
          Stop with Ctrl-C: sockets close with 1001 and everything accepted is settled.\n"
