@@ -8,6 +8,7 @@
 //! publishes through [`EventSink`]), or block a room on a slow socket.
 
 pub mod conn;
+pub mod outbox;
 pub mod room;
 
 use std::sync::atomic::{AtomicU64, Ordering};

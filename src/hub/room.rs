@@ -17,6 +17,7 @@ use axum::extract::ws::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::ConnCtl;
+use super::outbox::{Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
@@ -36,7 +37,7 @@ pub struct Subscriber {
     /// Its wire format.
     pub encoding: Encoding,
     /// Its writer queue.
-    pub tx: mpsc::Sender<Message>,
+    pub tx: Outbox,
     /// Its kill switch.
     pub ctl: Arc<ConnCtl>,
     /// Receive combo floods coalesced (one update per combo per
@@ -438,7 +439,7 @@ impl Room {
                 Encoding::Json => &json,
                 Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
             };
-            if let Err(mpsc::error::TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
+            if let Err(TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
                 s.dead = true;
             }
         }
@@ -504,7 +505,7 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
     }
     match s.sub.tx.try_send(frame.clone()) {
         Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(TrySendError::Full(_)) => {
             if s.is_creator {
                 s.sub
                     .ctl
@@ -517,7 +518,7 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
             s.skip = Some((seq, seq));
             note_skip(s, cfg)
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
+        Err(TrySendError::Closed(_)) => {
             s.dead = true;
             false
         }
