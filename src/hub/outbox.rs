@@ -19,9 +19,6 @@ use axum::extract::ws::Message;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-/// Slots kept when the queue drains; more than this is given back.
-const SLOTS_KEPT_MAX: usize = 8;
-
 /// Why [`Outbox::try_send`] did not queue the frame (handed back).
 #[derive(Debug)]
 pub enum TrySendError {
@@ -191,8 +188,11 @@ impl OutboxRx {
     pub fn try_recv(&mut self) -> Option<Message> {
         let mut q = self.shared.queue.lock();
         let f = q.frames.pop_front()?;
-        if q.frames.is_empty() && q.frames.capacity() > SLOTS_KEPT_MAX {
-            q.frames.shrink_to(SLOTS_KEPT_MAX);
+        if q.frames.is_empty() {
+            // Idle sockets are the many: give the slots back (a small
+            // allocation again on the next frame costs tens of ns against
+            // the microseconds of the frame's send).
+            q.frames.shrink_to(0);
         }
         let wake = q.senders_waiting > 0;
         drop(q);
@@ -265,7 +265,7 @@ mod tests {
             tx.try_send(text(&i.to_string())).unwrap();
         }
         while rx.try_recv().is_some() {}
-        assert!(rx.shared.queue.lock().frames.capacity() <= SLOTS_KEPT_MAX);
+        assert_eq!(rx.shared.queue.lock().frames.capacity(), 0);
     }
 
     #[tokio::test]
