@@ -231,6 +231,9 @@ pub struct Totals {
     pub coins_in_wallets: i64,
     /// Coins spent on gifts.
     pub coins_spent: i64,
+    /// Coins owed after refunds of coins already spent (<= 0): minted =
+    /// in wallets + spent + this.
+    pub coins_in_debts: i64,
     /// Diamonds credited to creators.
     pub diamonds_credited: i64,
     /// Gift rows.

@@ -494,7 +494,8 @@ impl Ledger for PgLedger {
                  COALESCE(SUM(amount) FILTER (WHERE kind = 'mint' AND currency = $1), 0)::BIGINT,
                  COALESCE(SUM(amount) FILTER (WHERE kind = 'wallet' AND currency = $1), 0)::BIGINT,
                  COALESCE(SUM(amount) FILTER (WHERE kind = 'spent' AND currency = $1), 0)::BIGINT,
-                 COALESCE(SUM(amount) FILTER (WHERE kind = 'mint' AND currency = $2), 0)::BIGINT
+                 COALESCE(SUM(amount) FILTER (WHERE kind = 'mint' AND currency = $2), 0)::BIGINT,
+                 COALESCE(SUM(amount) FILTER (WHERE kind = 'debt' AND currency = $1), 0)::BIGINT
              FROM balances",
         )
         .bind(COIN)
@@ -505,6 +506,7 @@ impl Ledger for PgLedger {
         t.coins_in_wallets = r.try_get(1)?;
         t.coins_spent = r.try_get(2)?;
         t.diamonds_credited = -r.try_get::<i64, _>(3)?;
+        t.coins_in_debts = r.try_get(4)?;
         let r = sqlx::query("SELECT COUNT(*), COALESCE(SUM(coins), 0)::BIGINT, COALESCE(SUM(diamonds), 0)::BIGINT FROM gifts").fetch_one(&mut *tx).await?;
         (t.gifts, t.gift_coins, t.gift_diamonds) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
         t.batches = sqlx::query_scalar("SELECT COUNT(*) FROM operations WHERE kind = 'batch'")

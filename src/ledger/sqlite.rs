@@ -451,6 +451,7 @@ impl Ledger for SqliteLedger {
             .await?
             .unwrap_or(0);
         t.coins_spent = sum("spent", COIN).fetch_one(&self.pool).await?.unwrap_or(0);
+        t.coins_in_debts = sum("debt", COIN).fetch_one(&self.pool).await?.unwrap_or(0);
         t.diamonds_credited = -sum("mint", DIAMOND)
             .fetch_one(&self.pool)
             .await?
