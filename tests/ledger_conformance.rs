@@ -845,20 +845,29 @@ fn purchase_op(event: &str, pi: &str, user: &str, coins: i64, cents: i64) -> Pur
     }
 }
 
+/// Record the purchase at creation, then apply its payment event.
+async fn buy(l: &Arc<dyn Ledger>, op: PurchaseOp) -> Result<bool, giftstream::error::Error> {
+    l.purchase_created(&op).await?;
+    l.purchase(&op).await
+}
+
 async fn purchase_is_applied_once_per_event_and_payment_intent(l: Arc<dyn Ledger>) {
-    assert!(l
-        .purchase(&purchase_op("evt_1", "pi_1", "ann", 70, 99))
+    assert!(buy(&l, purchase_op("evt_1", "pi_1", "ann", 70, 99))
         .await
         .unwrap());
     // The same event again, and another event for the same PaymentIntent.
-    assert!(!l
-        .purchase(&purchase_op("evt_1", "pi_1", "ann", 70, 99))
+    assert!(!buy(&l, purchase_op("evt_1", "pi_1", "ann", 70, 99))
         .await
         .unwrap());
-    assert!(!l
-        .purchase(&purchase_op("evt_2", "pi_1", "ann", 70, 99))
+    assert!(!buy(&l, purchase_op("evt_2", "pi_1", "ann", 70, 99))
         .await
         .unwrap());
+    // A payment for a purchase not created here credits nothing.
+    assert!(!l
+        .purchase(&purchase_op("evt_9", "pi_foreign", "eve", 70, 99))
+        .await
+        .unwrap());
+    assert!(l.purchase_record("pi_foreign").await.unwrap().is_none());
     assert!(l.stripe_event_seen("evt_1").await.unwrap());
     assert!(l.stripe_event_seen("evt_2").await.unwrap());
     assert!(!l.stripe_event_seen("evt_3").await.unwrap());
@@ -878,8 +887,7 @@ async fn purchase_is_applied_once_per_event_and_payment_intent(l: Arc<dyn Ledger
 }
 
 async fn refund_takes_what_is_left_and_records_a_debt(l: Arc<dyn Ledger>) {
-    assert!(l
-        .purchase(&purchase_op("evt_p", "pi_r", "bob", 70, 99))
+    assert!(buy(&l, purchase_op("evt_p", "pi_r", "bob", 70, 99))
         .await
         .unwrap());
     // Bob spent 50 of his 70 coins.
@@ -910,8 +918,7 @@ async fn refund_takes_what_is_left_and_records_a_debt(l: Arc<dyn Ledger>) {
     let rec = l.purchase_record("pi_r").await.unwrap().unwrap();
     assert_eq!((rec.coins_reversed, rec.cents_refunded), (70, 99));
     // Taking more than the wallet holds is refused whole.
-    assert!(l
-        .purchase(&purchase_op("evt_p2", "pi_r2", "bob", 10, 15))
+    assert!(buy(&l, purchase_op("evt_p2", "pi_r2", "bob", 10, 15))
         .await
         .unwrap());
     let too_much = RefundOp {

@@ -29,6 +29,7 @@ CREATE TABLE purchases (
     coins          BIGINT NOT NULL CHECK (coins > 0),
     amount_cents   BIGINT NOT NULL CHECK (amount_cents > 0),
     coins_reversed BIGINT NOT NULL DEFAULT 0 CHECK (coins_reversed >= 0 AND coins_reversed <= coins),
+    paid           BOOLEAN NOT NULL DEFAULT FALSE,  -- set by payment_intent.succeeded
     cents_refunded BIGINT NOT NULL DEFAULT 0 CHECK (cents_refunded >= 0 AND cents_refunded <= amount_cents),
     created_ms     BIGINT NOT NULL
 );

@@ -33,14 +33,16 @@ CREATE TABLE stripe_events (
     applied_ms INTEGER NOT NULL
 );
 
--- A coin purchase credited by `payment_intent.succeeded`, and what later
--- refunds took back.
+-- A coin purchase: recorded when its PaymentIntent is created (only those
+-- are credited: an event for a PaymentIntent this deployment did not create
+-- is ignored), paid by `payment_intent.succeeded`, and what refunds took back.
 CREATE TABLE purchases (
     payment_intent TEXT PRIMARY KEY,
     buyer          TEXT NOT NULL,
     coins          INTEGER NOT NULL CHECK (coins > 0),
     amount_cents   INTEGER NOT NULL CHECK (amount_cents > 0),
     coins_reversed INTEGER NOT NULL DEFAULT 0 CHECK (coins_reversed >= 0 AND coins_reversed <= coins),
+    paid           INTEGER NOT NULL DEFAULT 0,  -- set by payment_intent.succeeded
     cents_refunded INTEGER NOT NULL DEFAULT 0 CHECK (cents_refunded >= 0 AND cents_refunded <= amount_cents),
     created_ms     INTEGER NOT NULL
 );

@@ -106,6 +106,8 @@ pub struct PurchaseRecord {
     pub coins_reversed: i64,
     /// Cents refunded so far.
     pub cents_refunded: i64,
+    /// Whether `payment_intent.succeeded` credited it.
+    pub paid: bool,
 }
 
 /// A refund (`charge.refunded`): the counters engine took `coins_taken`
@@ -308,10 +310,15 @@ pub trait Ledger: Send + Sync + 'static {
     /// False when it was already recorded.
     async fn record_stripe_event(&self, event: &StripeEventRef) -> Result<bool>;
 
+    /// Record a purchase whose PaymentIntent was just created (unpaid;
+    /// `op.event` is not used). A repeat changes nothing.
+    async fn purchase_created(&self, op: &PurchaseOp) -> Result<()>;
+
     /// Credit a paid purchase once: op `purchase:{pi}` (mint → wallet in
-    /// coins; customers → platform in cents), the purchase row and the
-    /// event row in one transaction. False when the event or the
-    /// PaymentIntent was already applied (nothing credited again).
+    /// coins; customers → platform in cents), the purchase marked paid and
+    /// the event row, in one transaction. False (and only the event
+    /// recorded) when the event or the purchase was already applied, or no
+    /// unpaid purchase with these parameters was created here.
     async fn purchase(&self, op: &PurchaseOp) -> Result<bool>;
 
     /// A purchase by PaymentIntent id.

@@ -498,10 +498,22 @@ impl Ledger for SqliteLedger {
         Ok(fresh)
     }
 
-    async fn purchase(&self, op: &PurchaseOp) -> Result<bool> {
+    async fn purchase_created(&self, op: &PurchaseOp) -> Result<()> {
         if op.coins <= 0 || op.amount_cents <= 0 {
             return Err(Error::bad_request("coins and amount must be > 0"));
         }
+        sqlx::query("INSERT INTO purchases (payment_intent, buyer, coins, amount_cents, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_intent) DO NOTHING")
+            .bind(&op.payment_intent)
+            .bind(&op.user)
+            .bind(op.coins)
+            .bind(op.amount_cents)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purchase(&self, op: &PurchaseOp) -> Result<bool> {
         let op_id = format!("purchase:{}", op.payment_intent);
         let credit = CreditOp {
             op_id: op_id.clone(),
@@ -514,27 +526,27 @@ impl Ledger for SqliteLedger {
         if !insert_event(&mut tx, &op.event).await? {
             return Ok(false);
         }
-        if !insert_operation(&mut tx, &op_id, "purchase", &detail).await? {
-            // Another event for the same PaymentIntent: record the event only.
-            tx.commit().await?;
-            return Ok(false);
-        }
-        sqlx::query("INSERT INTO purchases (payment_intent, buyer, coins, amount_cents, created_ms) VALUES ($1, $2, $3, $4, $5)")
+        let paid_now = sqlx::query("UPDATE purchases SET paid = 1 WHERE payment_intent = $1 AND paid = 0 AND buyer = $2 AND coins = $3 AND amount_cents = $4")
             .bind(&op.payment_intent)
             .bind(&op.user)
             .bind(op.coins)
             .bind(op.amount_cents)
-            .bind(now_ms())
             .execute(&mut *tx)
-            .await?;
-        let postings: Vec<_> = purchase_postings(op).into_iter().collect();
+            .await?
+            .rows_affected();
+        if paid_now != 1 || !insert_operation(&mut tx, &op_id, "purchase", &detail).await? {
+            // Already paid, or not a purchase created here: the event only.
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let postings = purchase_postings(op).into_iter().collect::<Vec<_>>();
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn purchase_record(&self, payment_intent: &str) -> Result<Option<PurchaseRecord>> {
-        let row = sqlx::query("SELECT buyer, coins, amount_cents, coins_reversed, cents_refunded FROM purchases WHERE payment_intent = $1")
+        let row = sqlx::query("SELECT buyer, coins, amount_cents, coins_reversed, cents_refunded, paid FROM purchases WHERE payment_intent = $1")
             .bind(payment_intent)
             .fetch_optional(&self.pool)
             .await?;
@@ -544,6 +556,7 @@ impl Ledger for SqliteLedger {
             amount_cents: r.get(2),
             coins_reversed: r.get(3),
             cents_refunded: r.get(4),
+            paid: r.get::<i64, _>(5) != 0,
         }))
     }
 
@@ -556,11 +569,12 @@ impl Ledger for SqliteLedger {
         if !insert_event(&mut tx, &op.event).await? {
             return Ok(false);
         }
-        let row =
-            sqlx::query("SELECT buyer, cents_refunded FROM purchases WHERE payment_intent = $1")
-                .bind(&op.payment_intent)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row = sqlx::query(
+            "SELECT buyer, cents_refunded FROM purchases WHERE payment_intent = $1 AND paid = 1",
+        )
+        .bind(&op.payment_intent)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             tx.commit().await?;
             return Ok(false);

@@ -101,6 +101,21 @@ pub async fn create_purchase(
         .post("/v1/payment_intents", &params, Some(&key))
         .await
         .map_err(stripe_failed)?;
+    // Recorded before the client can pay: only purchases created here are
+    // ever credited.
+    state
+        .ledger
+        .purchase_created(&PurchaseOp {
+            event: StripeEventRef {
+                id: String::new(),
+                kind: String::new(),
+            },
+            payment_intent: pi.id.clone(),
+            user: who.user.clone(),
+            coins: pkg.coins,
+            amount_cents: pi.amount,
+        })
+        .await?;
     Ok(PurchaseAnswer {
         id: id.to_string(),
         package: pkg.id.clone(),
@@ -195,37 +210,44 @@ fn int_at(v: &Value, key: &str) -> Option<i64> {
 
 /// A purchase was paid: ledger first (op `purchase:{pi}`, once), then the
 /// wallet (idempotent on the same op id, so a redelivery after a crash
-/// between the two completes the credit).
+/// between the two completes the credit). Coins and price come from the
+/// purchase recorded at creation, never from the event alone.
 async fn purchase_paid(
     state: &AppState,
     ev: &StripeEventRef,
     pi: &Value,
 ) -> Result<WebhookOutcome> {
     let id = str_at(pi, &["id"]).ok_or_else(|| Error::bad_request("payment_intent.id"))?;
-    let user = str_at(pi, &["metadata", "giftstream_user"])
-        .ok_or_else(|| Error::bad_request("metadata.giftstream_user"))?;
-    let coins: i64 = str_at(pi, &["metadata", "giftstream_coins"])
-        .and_then(|c| c.parse().ok())
-        .filter(|c| *c > 0)
-        .ok_or_else(|| Error::bad_request("metadata.giftstream_coins"))?;
+    let Some(rec) = state.ledger.purchase_record(id).await? else {
+        tracing::info!(
+            payment_intent = id,
+            "payment for a purchase not created here: ignored"
+        );
+        state.ledger.record_stripe_event(ev).await?;
+        return Ok(WebhookOutcome::Ignored);
+    };
     let amount = int_at(pi, "amount_received")
         .filter(|a| *a > 0)
-        .or_else(|| int_at(pi, "amount"))
-        .filter(|a| *a > 0)
-        .ok_or_else(|| Error::bad_request("payment_intent.amount"))?;
-    if str_at(pi, &["currency"]) != Some(state.cfg.stripe.currency.as_str()) {
-        tracing::warn!(payment_intent = id, "purchase in another currency ignored");
+        .or_else(|| int_at(pi, "amount"));
+    if amount != Some(rec.amount_cents)
+        || str_at(pi, &["currency"]) != Some(state.cfg.stripe.currency.as_str())
+    {
+        tracing::warn!(
+            payment_intent = id,
+            "paid amount differs from the purchase: not credited"
+        );
+        state.ledger.record_stripe_event(ev).await?;
         return Ok(WebhookOutcome::Ignored);
     }
     let op = PurchaseOp {
         event: ev.clone(),
         payment_intent: id.to_string(),
-        user: user.to_string(),
-        coins,
-        amount_cents: amount,
+        user: rec.user.clone(),
+        coins: rec.coins,
+        amount_cents: rec.amount_cents,
     };
     let applied = state.ledger.purchase(&op).await?;
-    if let Some(rec) = state.ledger.purchase_record(id).await? {
+    if applied || rec.paid {
         state
             .counters
             .credit(&rec.user, rec.coins, &format!("purchase:{id}"))
@@ -257,6 +279,10 @@ async fn refunded(state: &AppState, ev: &StripeEventRef, charge: &Value) -> Resu
             WebhookOutcome::Replayed
         });
     };
+    if !rec.paid {
+        state.ledger.record_stripe_event(ev).await?;
+        return Ok(WebhookOutcome::Ignored);
+    }
     let total = total.clamp(0, rec.amount_cents);
     if total <= rec.cents_refunded {
         state.ledger.record_stripe_event(ev).await?;
