@@ -354,6 +354,13 @@ async fn forged_or_stale_signature_changes_nothing() {
         .await;
     assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
     assert_eq!(p.s.wallet("mallory").await, 1400);
+    // A large event (above http.body_len_max) is still read.
+    let mut big = purchase_pi("pi_elsewhere2", "mallory", 1400, 1999);
+    big["description"] = json!("x".repeat(40_000));
+    let (st, v) = p
+        .send_event(&evt_id(), "payment_intent.succeeded", big)
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
     // Unknown types are acknowledged and ignored.
     let (st, v) = p
         .send_event(&evt_id(), "customer.created", json!({ "id": "cus_1" }))
@@ -906,4 +913,144 @@ async fn walkthrough_purchase_gifts_settlement_cashout_and_tip_sum_to_zero() {
         eprintln!("-- engines: {}", engine.name);
         walkthrough_on(&engine, ls.clone()).await;
     }
+}
+
+// ---- the contract double itself ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_double_checks_shapes_and_idempotency_keys_as_stripe_documents() {
+    let d = StripeDouble::start(None).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, key: Option<&str>, form: Vec<(&str, String)>| {
+        let mut r = http
+            .post(format!("{}{path}", d.url))
+            .bearer_auth(KEY)
+            .form(&form);
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send()
+    };
+    // No key: 401.
+    let r = http
+        .post(format!("{}/v1/accounts", d.url))
+        .form(&[("type", "express")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Unknown and missing parameters are refused and not saved.
+    let r = post(
+        "/v1/accounts",
+        Some("k-acct"),
+        vec![("type", "express".into()), ("colour", "red".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "parameter_unknown"
+    );
+    let r = post("/v1/accounts", Some("k-acct"), vec![]).await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "parameter_missing"
+    );
+    // Same key, same parameters: the same account, replayed.
+    let form = vec![
+        ("type", "express".to_string()),
+        ("capabilities[transfers][requested]", "true".into()),
+    ];
+    let a: Value = post("/v1/accounts", Some("k-acct"), form.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = post("/v1/accounts", Some("k-acct"), form).await.unwrap();
+    assert_eq!(
+        r.headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], a["id"]);
+    assert_eq!(d.accounts().len(), 1);
+    // Same key, other parameters: idempotency_error.
+    let r = post(
+        "/v1/accounts",
+        Some("k-acct"),
+        vec![("type", "standard".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "idempotency_error"
+    );
+    // Transfers: a positive amount, a currency, an existing destination.
+    let acct = a["id"].as_str().unwrap().to_string();
+    for (form, what) in [
+        (
+            vec![
+                ("amount", "-5".to_string()),
+                ("currency", "usd".into()),
+                ("destination", acct.clone()),
+            ],
+            "amount",
+        ),
+        (
+            vec![
+                ("amount", "5".to_string()),
+                ("currency", "USD".into()),
+                ("destination", acct.clone()),
+            ],
+            "currency",
+        ),
+        (
+            vec![
+                ("amount", "5".to_string()),
+                ("currency", "usd".into()),
+                ("destination", "acct_nope".into()),
+            ],
+            "destination",
+        ),
+    ] {
+        let r = post("/v1/transfers", None, form).await.unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+    }
+    let t = vec![
+        ("amount", "5".to_string()),
+        ("currency", "usd".into()),
+        ("destination", acct.clone()),
+    ];
+    let t1: Value = post("/v1/transfers", Some("k-tr"), t.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t2: Value = post("/v1/transfers", Some("k-tr"), t)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t1["id"], t2["id"]);
+    assert_eq!(d.transfers().len(), 1);
+    // Account links need a known account and both URLs.
+    let r = post(
+        "/v1/account_links",
+        None,
+        vec![
+            ("account", acct.clone()),
+            ("type", "account_onboarding".into()),
+            ("return_url", "http://x/".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
 }

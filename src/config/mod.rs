@@ -82,6 +82,8 @@ pub struct StripeConfig {
     pub api_base_url: String,
     /// Oldest webhook signature timestamp accepted, seconds.
     pub webhook_tolerance_s: u64,
+    /// Largest webhook body accepted, bytes.
+    pub webhook_body_len_max: usize,
     /// Timeout of one Stripe API request, ms.
     pub request_timeout_ms: u64,
     /// Retries of one Stripe API request on a network error or 5xx (same
@@ -118,6 +120,7 @@ impl Default for StripeConfig {
             webhook_secret: String::new(),
             api_base_url: "https://api.stripe.com".into(),
             webhook_tolerance_s: 300,
+            webhook_body_len_max: 256 * 1024,
             request_timeout_ms: 10_000,
             retry_len_max: 2,
             retry_backoff_ms: 200,
@@ -592,6 +595,9 @@ impl Config {
                 return bad("stripe.api_base_url", "expected an http(s) URL");
             }
         }
+        if st.webhook_body_len_max == 0 {
+            return bad("stripe.webhook_body_len_max", "must be greater than 0");
+        }
         if st.webhook_tolerance_s == 0 {
             return bad("stripe.webhook_tolerance_s", "must be greater than 0");
         }
@@ -704,6 +710,30 @@ mod tests {
             );
             jail.set_env("GIFTSTREAM_COUNTERS__URL", "mongodb://x");
             assert_eq!(Config::load(None).unwrap_err().key, "counters.url");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn stripe_keys_come_from_env_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            assert!(
+                !Config::load(None).unwrap().stripe.enabled(),
+                "off by default"
+            );
+            jail.set_env("GIFTSTREAM_STRIPE__SECRET_KEY", "sk_test_x");
+            assert_eq!(Config::load(None).unwrap_err().key, "stripe.webhook_secret");
+            jail.set_env("GIFTSTREAM_STRIPE__WEBHOOK_SECRET", "whsec_x");
+            let c = Config::load(None).unwrap();
+            assert!(c.stripe.enabled());
+            assert_eq!(c.stripe.webhook_secret, "whsec_x");
+            jail.create_file("s.toml", "[stripe]\ntip_cents_min = 0\n")?;
+            let e = Config::load(Some(Path::new("s.toml"))).unwrap_err();
+            assert_eq!(e.key, "stripe.tip_cents_max");
+            jail.create_file("p.toml", "[stripe]\npackages = [{ id = \"x\", coins = 0, price_cents = 1, currency = \"usd\" }]\n")?;
+            let e = Config::load(Some(Path::new("p.toml"))).unwrap_err();
+            assert_eq!(e.key, "stripe.packages[0]");
             Ok(())
         });
     }

@@ -47,7 +47,14 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/videos/{video}/gifts", post(video_gift))
         .route("/v1/creators/{creator}/earnings", get(earnings))
         .route("/v1/coins/purchases", post(purchase))
-        .route("/v1/stripe/webhook", post(stripe_webhook))
+        // Stripe's events outgrow http.body_len_max (a charge with its
+        // expanded objects): this route has its own bound.
+        .route(
+            "/v1/stripe/webhook",
+            post(stripe_webhook).layer(axum::extract::DefaultBodyLimit::max(
+                state.cfg.stripe.webhook_body_len_max,
+            )),
+        )
         .route("/v1/creators/me/payouts/onboard", post(payouts_onboard))
         .route("/v1/creators/me/payouts", get(payouts))
         .route("/v1/rooms/{room}/tips", post(room_tip))
