@@ -574,7 +574,10 @@ pub async fn cashout(
             cfg.cashout_diamonds_min
         )));
     }
-    let cents = diamonds * cfg.cashout_cents_per_100_diamonds / 100;
+    let cents = diamonds
+        .checked_mul(cfg.cashout_cents_per_100_diamonds)
+        .map(|c| c / 100)
+        .ok_or_else(|| Error::bad_request("diamonds out of range"))?;
     if cents <= 0 {
         return Err(Error::bad_request("too few diamonds for one cent"));
     }
