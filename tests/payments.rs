@@ -13,12 +13,12 @@ mod common;
 use std::future::Future;
 use std::time::Duration;
 
-use common::server::{embedded, engines, EngineSpec, TestServer};
+use common::server::{embedded, engines, test_config, EngineSpec, TestServer};
 use common::services::stripe_url;
 use common::stripe_double::{StripeDouble, TransferMode};
 use giftstream::auth::Role;
 use giftstream::config::Config;
-use giftstream::ledger::{account, PurchaseOp, StripeEventRef, COIN, USD};
+use giftstream::ledger::{account, PurchaseOp, StripeEventRef, TipRecord, COIN, USD};
 use giftstream::payments::webhook::sign;
 use giftstream::protocol::now_ms;
 use serde_json::{json, Value};
@@ -1053,4 +1053,125 @@ async fn contract_double_checks_shapes_and_idempotency_keys_as_stripe_documents(
     .await
     .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+// ---- across nodes, and partial refunds ------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tip_event_reaches_viewers_on_another_node() {
+    let Some(engine) = engines()
+        .await
+        .into_iter()
+        .find(|e| e.name == "redis+postgres")
+    else {
+        return;
+    };
+    // Node A gets Stripe's webhook; the viewer watches on node B.
+    let a = Pay::start(&engine, None, |_| {}).await;
+    let mut cfg_b = test_config(&engine);
+    payments_config(&mut cfg_b, &a.double.url, &a.secret);
+    let b = TestServer::start_with(engine.clone(), cfg_b).await;
+    let room = format!("tipx-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    a.s.open_room("nia", &room).await;
+    let mut on_b = b.ws("bea", Role::Viewer).await;
+    on_b.join(&room).await;
+    // The tip as POST .../tips records it (its PaymentIntent made at Stripe).
+    a.s.state()
+        .ledger
+        .tip_created(&TipRecord {
+            payment_intent: "pi_tipx".into(),
+            tip_key: "tom:x1".into(),
+            sender: "tom".into(),
+            creator: "nia".into(),
+            target: format!("room:{room}"),
+            amount_cents: 700,
+            message: "from far away".into(),
+        })
+        .await
+        .unwrap();
+    let pi = json!({ "id": "pi_tipx", "object": "payment_intent", "amount": 700, "currency": "usd",
+                     "status": "succeeded", "metadata": { "giftstream_kind": "tip", "giftstream_tip": "tom:x1" } });
+    let (st, v) = a
+        .send_event(&evt_id(), "payment_intent.succeeded", pi)
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    let (ev, _) = on_b.until("tip_event").await;
+    assert_eq!(
+        (
+            ev["room"].as_str(),
+            ev["sender"].as_str(),
+            ev["amount_cents"].as_i64(),
+            ev["message"].as_str()
+        ),
+        (
+            Some(room.as_str()),
+            Some("tom"),
+            Some(700),
+            Some("from far away")
+        )
+    );
+    assert_eq!(
+        b.earnings("nia").await["tips_cents"],
+        700,
+        "one ledger for both nodes"
+    );
+    b.stop().await;
+    a.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partial_refunds_reverse_their_share_of_the_coins_once() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |_| {}).await;
+        p.s.state()
+            .ledger
+            .purchase_created(&PurchaseOp {
+                event: StripeEventRef {
+                    id: String::new(),
+                    kind: String::new(),
+                },
+                payment_intent: "pi_part".into(),
+                user: "pat".into(),
+                coins: 1400,
+                amount_cents: 1999,
+            })
+            .await
+            .unwrap();
+        let (st, _) = p
+            .send_event(
+                &evt_id(),
+                "payment_intent.succeeded",
+                purchase_pi("pi_part", "pat", 1400, 1999),
+            )
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(p.s.wallet("pat").await, 1400);
+        let charge = |refunded: i64| {
+            json!({ "id": "ch_part", "object": "charge", "amount": 1999,
+            "amount_refunded": refunded, "currency": "usd", "payment_intent": "pi_part" })
+        };
+        // $10.00 of $19.99 back: floor(1400 * 1000 / 1999) = 700 coins.
+        let (_, v) = p
+            .send_event(&evt_id(), "charge.refunded", charge(1000))
+            .await;
+        assert_eq!(v["outcome"], "applied", "{v}");
+        assert_eq!(p.s.wallet("pat").await, 700);
+        // Stripe's cumulative amount again under another event id: nothing.
+        let (_, v) = p
+            .send_event(&evt_id(), "charge.refunded", charge(1000))
+            .await;
+        assert_eq!(v["outcome"], "replayed", "{v}");
+        assert_eq!(p.s.wallet("pat").await, 700);
+        // The rest: every coin reversed, nothing owed.
+        let (_, v) = p
+            .send_event(&evt_id(), "charge.refunded", charge(1999))
+            .await;
+        assert_eq!(v["outcome"], "applied", "{v}");
+        assert_eq!(p.s.wallet("pat").await, 0);
+        assert_eq!(p.ledger_balance(&account::debt("pat"), COIN).await, 0);
+        assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 0);
+        p.assert_sums_zero().await;
+        p.s.stop().await;
+    }
 }
