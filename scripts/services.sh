@@ -178,7 +178,7 @@ services_localstripe_venv() {
             python3 -m venv "$venv" || return 1
         fi
         services_log "pip install localstripe (into $venv)"
-        "$venv/bin/pip" install -q --disable-pip-version-check localstripe >&2 || return 1
+        "$venv/bin/pip" install -q --disable-pip-version-check "localstripe==1.15.10" >&2 || return 1
     fi
     printf '%s\n' "$venv"
 }
