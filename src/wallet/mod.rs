@@ -3,7 +3,8 @@
 //! Owns: the [`Counters`] trait — the one atomic gift operation (idempotency
 //! check on (sender, id) → balance check → debit coins → credit the
 //! creator's pending diamonds → next room seq), coin credits after a ledger
-//! commit, and the pending queue the settlement worker drains — plus its
+//! commit, refund debits that never go below zero (`debit_up_to`), and the
+//! pending queue the settlement worker drains — plus its
 //! engines: [`memory::MemoryCounters`] (in-process, the embedded default)
 //! and [`redis::RedisCounters`] (Redis, shared by several nodes).
 //! Must not: write the ledger (the settlement worker does), or encode frames
