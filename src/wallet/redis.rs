@@ -781,23 +781,8 @@ async fn subscribe_loop(
                             Ok(ev) => hub.deliver(&room, ev).await,
                             Err(e) => match serde_json::from_slice::<RoomControl>(payload) {
                                 Ok(RoomControl::RoomEnded) => hub.end_room(&room).await,
-                                Ok(RoomControl::TipEvent {
-                                    room: r,
-                                    sender,
-                                    amount_cents,
-                                    currency,
-                                    message,
-                                    ts,
-                                }) => {
-                                    let msg = crate::protocol::ServerMsg::TipEvent {
-                                        room: r,
-                                        sender,
-                                        amount_cents,
-                                        currency,
-                                        message,
-                                        ts,
-                                    };
-                                    hub.broadcast(&room, msg).await
+                                Ok(RoomControl::TipEvent(t)) => {
+                                    hub.broadcast(&room, t.into()).await
                                 }
                                 Err(_) => {
                                     tracing::warn!(room, error = %e, "redis: undecodable room event skipped")
@@ -826,20 +811,31 @@ enum RoomControl {
     /// Published by `end_room.lua`: end the room on this node.
     RoomEnded,
     /// A tip (published by `publish_room_msg`): broadcast it in the room.
-    TipEvent {
-        /// Room id.
-        room: String,
-        /// Tipper.
-        sender: String,
-        /// Cents.
-        amount_cents: i64,
-        /// Currency, lower case.
-        currency: String,
-        /// The tipper's message.
-        message: String,
-        /// ms since epoch.
-        ts: i64,
-    },
+    TipEvent(TipEventBody),
+}
+
+/// The fields of a published `tip_event` (as `ServerMsg::TipEvent`).
+#[derive(serde::Deserialize)]
+struct TipEventBody {
+    room: String,
+    sender: String,
+    amount_cents: i64,
+    currency: String,
+    message: String,
+    ts: i64,
+}
+
+impl From<TipEventBody> for crate::protocol::ServerMsg {
+    fn from(t: TipEventBody) -> Self {
+        crate::protocol::ServerMsg::TipEvent {
+            room: t.room,
+            sender: t.sender,
+            amount_cents: t.amount_cents,
+            currency: t.currency,
+            message: t.message,
+            ts: t.ts,
+        }
+    }
 }
 
 #[async_trait]
