@@ -810,6 +810,47 @@ async fn crash_between_ledger_and_transfer_is_recovered_on_restart() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unanswered_cashout_is_retried_without_a_restart() {
+    let p = Pay::start(&embedded(), None, |c| {
+        c.stripe.request_timeout_ms = 300;
+        c.stripe.retry_len_max = 0;
+        c.stripe.cashout_retry_interval_ms = 1000;
+    })
+    .await;
+    earn(&p, "ria", "retry-room", 1).await;
+    p.onboard("ria").await;
+    p.double
+        .set_transfer_mode(TransferMode::ApplyThenHang(Duration::from_secs(2)));
+    let tok = p.s.token("ria", Role::Creator);
+    let (st, v) =
+        p.s.post(
+            "/v1/creators/me/cashouts",
+            &tok,
+            json!({ "diamonds": 200, "id": "r1" }),
+        )
+        .await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
+    p.double.set_transfer_mode(TransferMode::Normal);
+    wait_until("the periodic pass completes it", || async {
+        p.s.earnings("ria").await["diamonds_cashed_out"] == 200
+    })
+    .await;
+    assert_eq!(p.double.transfers().len(), 1);
+    // The same request again answers the completed cash-out.
+    let (st, v) =
+        p.s.post(
+            "/v1/creators/me/cashouts",
+            &tok,
+            json!({ "diamonds": 200, "id": "r1" }),
+        )
+        .await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+    assert_eq!(p.double.transfers().len(), 1);
+    p.assert_sums_zero().await;
+    p.s.stop().await;
+}
+
 // ---- the walk-through --------------------------------------------------------------------
 
 /// Every ledger entry, in commit order, as `op | account | currency | amount`.

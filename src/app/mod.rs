@@ -224,14 +224,20 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             }
         });
     if state.stripe.is_some() {
-        // Cash-outs a crash left between the ledger and the Transfer.
+        // Cash-outs a crash or an unanswered Transfer left pending: retried
+        // at start, then every `stripe.cashout_retry_interval_ms`.
         let st = state.clone();
         tokio::spawn(async move {
-            match crate::payments::recover_cashouts(&st).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(ended = n, "pending cash-outs recovered"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cash-out recovery failed; retried at next start")
+            let every = Duration::from_millis(st.cfg.stripe.cashout_retry_interval_ms);
+            loop {
+                match crate::payments::recover_cashouts(&st).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(ended = n, "pending cash-outs recovered"),
+                    Err(e) => tracing::warn!(error = %e, "cash-out recovery failed; retried later"),
+                }
+                tokio::select! {
+                    _ = st.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
                 }
             }
         });

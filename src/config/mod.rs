@@ -91,8 +91,11 @@ pub struct StripeConfig {
     pub retry_len_max: u32,
     /// Pause before a retry, ms (doubles each time).
     pub retry_backoff_ms: u64,
-    /// Pending cash-outs retried at start, at most.
+    /// Pending cash-outs retried per pass (at start, then every
+    /// `cashout_retry_interval_ms`), at most.
     pub recover_cashouts_len_max: usize,
+    /// Pause between two passes over pending cash-outs, ms.
+    pub cashout_retry_interval_ms: u64,
     /// Coin packages for sale.
     pub packages: Vec<CoinPackage>,
     /// Currency of tips and cash-outs, lower case (only `usd`).
@@ -125,6 +128,7 @@ impl Default for StripeConfig {
             retry_len_max: 2,
             retry_backoff_ms: 200,
             recover_cashouts_len_max: 1000,
+            cashout_retry_interval_ms: 600_000,
             packages: vec![
                 CoinPackage {
                     id: "coins_70".into(),
@@ -600,6 +604,9 @@ impl Config {
         }
         if st.webhook_tolerance_s == 0 {
             return bad("stripe.webhook_tolerance_s", "must be greater than 0");
+        }
+        if st.cashout_retry_interval_ms < 1000 {
+            return bad("stripe.cashout_retry_interval_ms", "at least 1000");
         }
         if st.request_timeout_ms == 0 {
             return bad("stripe.request_timeout_ms", "must be greater than 0");

@@ -556,7 +556,7 @@ pub async fn create_tip(
 /// `POST /v1/creators/me/cashouts`: diamonds → pending cash-out in the
 /// ledger, then a Transfer whose Idempotency-Key is the cash-out id; the
 /// outcome completes or reverses it. No answer from Stripe leaves it
-/// pending for the recovery at the next start (same key: never twice).
+/// pending for [`recover_cashouts`] (same key: never twice).
 pub async fn cashout(
     state: &AppState,
     creator: &str,
