@@ -5,10 +5,14 @@
 #   trap 'rc=$?; services_stop; exit $rc' EXIT   # in a script
 #   services_start                                # exports the URLs below
 #
-# services_start picks free loopback ports, starts redis-server and a fresh
-# PostgreSQL cluster in one temp dir, waits until both answer, and exports
+# services_start picks free loopback ports, starts redis-server, a fresh
+# PostgreSQL cluster and localstripe (a fake Stripe API, from PyPI, in a
+# virtual environment inside the build folder: $CARGO_TARGET_DIR or
+# target/, reused when present) in one temp dir, waits until each answers,
+# and exports
 #   GIFTSTREAM_TEST_REDIS_URL=redis://127.0.0.1:PORT
 #   GIFTSTREAM_TEST_POSTGRES_URL=postgres://giftstream@127.0.0.1:PORT/postgres
+#   GIFTSTREAM_TEST_STRIPE_URL=http://127.0.0.1:PORT
 #   GIFTSTREAM_TEST_REQUIRE_SERVICES=1
 # services_stop stops whatever was started and removes the temp dir; it is
 # safe to call after a partial start and more than once.
@@ -19,6 +23,7 @@
 
 GS_SERVICES_DIR="${GS_SERVICES_DIR:-}"
 GS_REDIS_PID="${GS_REDIS_PID:-}"
+GS_STRIPE_PID="${GS_STRIPE_PID:-}"
 GS_PG_DATA="${GS_PG_DATA:-}"
 GS_PG_BIN="${GS_PG_BIN:-}"
 GS_APT_UPDATED="${GS_APT_UPDATED:-}"
@@ -159,6 +164,61 @@ services_start_postgres() {
     return 1
 }
 
+# The localstripe virtual environment (installed from PyPI on first use).
+services_localstripe_venv() {
+    local root build venv
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    build="${CARGO_TARGET_DIR:-$root/target}"
+    venv="$build/localstripe-venv"
+    if [ ! -x "$venv/bin/localstripe" ]; then
+        mkdir -p "$build"
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            rm -rf "$venv"
+            services_apt_install python3-venv || return 1
+            python3 -m venv "$venv" || return 1
+        fi
+        services_log "pip install localstripe (into $venv)"
+        "$venv/bin/pip" install -q --disable-pip-version-check "localstripe==1.15.10" >&2 || return 1
+    fi
+    printf '%s\n' "$venv"
+}
+
+# localstripe on a free loopback port, from scratch (no state loaded).
+services_start_stripe() {
+    local venv port i
+    venv="$(services_localstripe_venv)" || return 1
+    port="$(services_free_port)"
+    mkdir -p "$GS_SERVICES_DIR/stripe"
+    # Its own `localstripe` command binds every interface; run its app on
+    # 127.0.0.1 only, from scratch (nothing loaded from an earlier run).
+    (cd "$GS_SERVICES_DIR/stripe" && exec "$venv/bin/python" -c 'import sys
+from aiohttp import web
+from localstripe.server import app
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)' "$port" \
+        >"$GS_SERVICES_DIR/stripe/localstripe.log" 2>&1) &
+    GS_STRIPE_PID=$!
+    for i in $(seq 1 150); do
+        if ! kill -0 "$GS_STRIPE_PID" 2>/dev/null; then
+            services_log "localstripe exited at start; its log:"
+            cat "$GS_SERVICES_DIR/stripe/localstripe.log" >&2 || true
+            GS_STRIPE_PID=""
+            return 1
+        fi
+        if python3 -c 'import sys, urllib.request
+try:
+    urllib.request.urlopen("http://127.0.0.1:%s/js.stripe.com/v3/" % sys.argv[1], timeout=1)
+except Exception:
+    sys.exit(1)' "$port" 2>/dev/null; then
+            export GIFTSTREAM_TEST_STRIPE_URL="http://127.0.0.1:$port"
+            services_log "localstripe pid $GS_STRIPE_PID on $GIFTSTREAM_TEST_STRIPE_URL (after ${i} tries)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    services_log "localstripe did not answer on port $port within 15s"
+    return 1
+}
+
 # Whether PostgreSQL accepts connections on 127.0.0.1:$1.
 pg_ready_check() {
     if [ -x "$GS_PG_BIN/pg_isready" ]; then
@@ -178,6 +238,7 @@ services_start() {
     chmod 755 "$GS_SERVICES_DIR"
     services_start_redis
     services_start_postgres
+    services_start_stripe
     export GIFTSTREAM_TEST_REQUIRE_SERVICES=1
 }
 
@@ -196,6 +257,11 @@ services_stop() {
             || services_log "could not stop postgres (data $GS_PG_DATA)"
     fi
     GS_PG_DATA=""
+    if [ -n "$GS_STRIPE_PID" ]; then
+        kill "$GS_STRIPE_PID" 2>/dev/null || true
+        wait "$GS_STRIPE_PID" 2>/dev/null || true
+        GS_STRIPE_PID=""
+    fi
     if [ -n "$GS_REDIS_PID" ]; then
         kill "$GS_REDIS_PID" 2>/dev/null || true
         wait "$GS_REDIS_PID" 2>/dev/null || true
@@ -205,5 +271,5 @@ services_stop() {
         rm -rf "$GS_SERVICES_DIR"
     fi
     GS_SERVICES_DIR=""
-    unset GIFTSTREAM_TEST_REDIS_URL GIFTSTREAM_TEST_POSTGRES_URL GIFTSTREAM_TEST_REQUIRE_SERVICES
+    unset GIFTSTREAM_TEST_REDIS_URL GIFTSTREAM_TEST_POSTGRES_URL GIFTSTREAM_TEST_STRIPE_URL GIFTSTREAM_TEST_REQUIRE_SERVICES
 }

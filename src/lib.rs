@@ -19,6 +19,8 @@
 //! - [`settlement`]: drains pending counters into the ledger, exactly once.
 //! - [`hub`]: rooms, fan-out, and the per-socket reader and writer tasks.
 //! - [`http`]: the axum router: HTTP routes and the WebSocket upgrade.
+//! - [`payments`]: Stripe: coin purchases, signed webhooks, creator
+//!   onboarding, tips and cash-outs.
 //! - [`app`]: wiring, start-up restore, graceful shutdown, shared ops.
 //! - [`client`]: a small protocol-v1 client behind `giftstream watch` and
 //!   `giftstream send`.
@@ -42,6 +44,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod ledger;
+pub mod payments;
 pub mod protocol;
 pub mod settlement;
 pub mod wallet;

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use giftstream::error::ErrorCode;
-use giftstream::ledger::{self, account, CreditOp, Ledger, TargetRecord, Totals, COIN, DIAMOND};
+use giftstream::ledger::{
+    self, account, CashoutEnd, CashoutRecord, CreditOp, Ledger, PurchaseOp, RefundOp,
+    StripeEventRef, TargetRecord, TipRecord, Totals, COIN, DIAMOND, USD,
+};
 use giftstream::protocol::now_ms;
 use giftstream::wallet::{Batch, PendingGift, Target, TargetInfo};
 
@@ -82,6 +85,11 @@ conformance!(
     open_target_ownership_reopen_and_has_gift,
     swap_clean_mark_answers_the_previous_mark,
     concurrent_commits_apply_everything_exactly_once,
+    purchase_is_applied_once_per_event_and_payment_intent,
+    refund_takes_what_is_left_and_records_a_debt,
+    tip_is_posted_once_to_the_creator,
+    cashout_pends_then_completes_or_reverses_once,
+    account_updated_and_ignored_events_apply_once,
 );
 
 // ---- builders and checks -----------------------------------------------------
@@ -150,8 +158,8 @@ fn assert_conserved(t: &Totals) {
     }
     assert_eq!(
         t.coins_minted,
-        t.coins_in_wallets + t.coins_spent,
-        "coins minted = in wallets + spent: {t:?}"
+        t.coins_in_wallets + t.coins_spent + t.coins_in_debts,
+        "coins minted = in wallets + spent + debts (<= 0): {t:?}"
     );
     assert_eq!(
         t.coins_spent, t.gift_coins,
@@ -816,4 +824,250 @@ async fn postgres_two_nodes_share_one_ledger() {
         !b.swap_clean_mark(true).await.expect("swap on b"),
         "b sees a's mark"
     );
+}
+
+// ---- payments ------------------------------------------------------------------
+
+fn ev(id: &str, kind: &str) -> StripeEventRef {
+    StripeEventRef {
+        id: id.to_string(),
+        kind: kind.to_string(),
+    }
+}
+
+fn purchase_op(event: &str, pi: &str, user: &str, coins: i64, cents: i64) -> PurchaseOp {
+    PurchaseOp {
+        event: ev(event, "payment_intent.succeeded"),
+        payment_intent: pi.to_string(),
+        user: user.to_string(),
+        coins,
+        amount_cents: cents,
+    }
+}
+
+/// Record the purchase at creation, then apply its payment event.
+async fn buy(l: &Arc<dyn Ledger>, op: PurchaseOp) -> Result<bool, giftstream::error::Error> {
+    l.purchase_created(&op).await?;
+    l.purchase(&op).await
+}
+
+async fn purchase_is_applied_once_per_event_and_payment_intent(l: Arc<dyn Ledger>) {
+    assert!(buy(&l, purchase_op("evt_1", "pi_1", "ann", 70, 99))
+        .await
+        .unwrap());
+    // The same event again, and another event for the same PaymentIntent.
+    assert!(!buy(&l, purchase_op("evt_1", "pi_1", "ann", 70, 99))
+        .await
+        .unwrap());
+    assert!(!buy(&l, purchase_op("evt_2", "pi_1", "ann", 70, 99))
+        .await
+        .unwrap());
+    // A payment for a purchase not created here credits nothing.
+    assert!(!l
+        .purchase(&purchase_op("evt_9", "pi_foreign", "eve", 70, 99))
+        .await
+        .unwrap());
+    assert!(l.purchase_record("pi_foreign").await.unwrap().is_none());
+    assert!(l.stripe_event_seen("evt_1").await.unwrap());
+    assert!(l.stripe_event_seen("evt_2").await.unwrap());
+    assert!(!l.stripe_event_seen("evt_3").await.unwrap());
+    assert_eq!(wallet(&l, "ann").await, 70);
+    assert_eq!(l.balance(account::STRIPE_PLATFORM, USD).await.unwrap(), 99);
+    let rec = l.purchase_record("pi_1").await.unwrap().expect("recorded");
+    assert_eq!(
+        (rec.user.as_str(), rec.coins, rec.amount_cents),
+        ("ann", 70, 99)
+    );
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    assert_eq!(t.entry_sums.get(USD), Some(&0));
+    // The purchase's op id counts as a credit op for the counters' restore.
+    let s = l.snapshot(60_000, 0).await.unwrap();
+    assert!(s.credit_ops.contains(&"purchase:pi_1".to_string()));
+}
+
+async fn refund_takes_what_is_left_and_records_a_debt(l: Arc<dyn Ledger>) {
+    assert!(buy(&l, purchase_op("evt_p", "pi_r", "bob", 70, 99))
+        .await
+        .unwrap());
+    // Bob spent 50 of his 70 coins.
+    assert!(l
+        .commit_batch(&batch("b1", vec![gift("room:r", 1, "bob", "cat", 50, 20)]))
+        .await
+        .unwrap());
+    let op = RefundOp {
+        event: ev("evt_r", "charge.refunded"),
+        payment_intent: "pi_r".into(),
+        cents_refunded_total: 99,
+        coins_reversed: 70,
+        coins_taken: 20,
+    };
+    assert!(l.refund(&op).await.unwrap());
+    assert!(!l.refund(&op).await.unwrap(), "same event: once");
+    let again = RefundOp {
+        event: ev("evt_r2", "charge.refunded"),
+        ..op.clone()
+    };
+    assert!(
+        !l.refund(&again).await.unwrap(),
+        "same refund, other event: once"
+    );
+    assert_eq!(wallet(&l, "bob").await, 0);
+    assert_eq!(l.balance(&account::debt("bob"), COIN).await.unwrap(), -50);
+    assert_eq!(l.balance(account::STRIPE_PLATFORM, USD).await.unwrap(), 0);
+    let rec = l.purchase_record("pi_r").await.unwrap().unwrap();
+    assert_eq!((rec.coins_reversed, rec.cents_refunded), (70, 99));
+    // Taking more than the wallet holds is refused whole.
+    assert!(buy(&l, purchase_op("evt_p2", "pi_r2", "bob", 10, 15))
+        .await
+        .unwrap());
+    let too_much = RefundOp {
+        event: ev("evt_r3", "charge.refunded"),
+        payment_intent: "pi_r2".into(),
+        cents_refunded_total: 15,
+        coins_reversed: 10,
+        coins_taken: 11,
+    };
+    assert!(l.refund(&too_much).await.is_err());
+    assert_eq!(wallet(&l, "bob").await, 10);
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    assert_eq!(t.coins_in_debts, -50);
+}
+
+async fn tip_is_posted_once_to_the_creator(l: Arc<dyn Ledger>) {
+    let tip = TipRecord {
+        payment_intent: "pi_t".into(),
+        tip_key: "vic:t1".into(),
+        sender: "vic".into(),
+        creator: "cat".into(),
+        target: "room:r".into(),
+        amount_cents: 500,
+        message: "gg".into(),
+    };
+    l.tip_created(&tip).await.unwrap();
+    l.tip_created(&tip).await.unwrap();
+    let got = l
+        .tip_succeeded(&ev("evt_t", "payment_intent.succeeded"), "pi_t")
+        .await
+        .unwrap();
+    assert_eq!(got, Some(tip.clone()));
+    assert_eq!(
+        l.tip_succeeded(&ev("evt_t", "payment_intent.succeeded"), "pi_t")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        l.tip_succeeded(&ev("evt_t2", "payment_intent.succeeded"), "pi_t")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(l.earnings("cat").await.unwrap().tips_cents, 500);
+    assert_conserved(&totals(&l).await);
+}
+
+async fn cashout_pends_then_completes_or_reverses_once(l: Arc<dyn Ledger>) {
+    credit(&l, "grant:c", "vic", 4000).await;
+    assert!(l
+        .commit_batch(&batch("b1", vec![gift("room:r", 1, "vic", "cat", 4000, 0)]))
+        .await
+        .unwrap());
+    assert_eq!(l.earnings("cat").await.unwrap().diamonds_settled, 2000);
+    let c = |id: &str, d: i64| CashoutRecord {
+        cashout_id: id.to_string(),
+        creator: "cat".into(),
+        diamonds: d,
+        amount_cents: d / 2,
+        status: "pending".into(),
+        transfer: None,
+    };
+    let e = l.cashout_begin(&c("cat:big", 2001)).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InsufficientFunds);
+    assert!(
+        l.cashout("cat:big").await.unwrap().is_none(),
+        "nothing written"
+    );
+    let a = l.cashout_begin(&c("cat:a", 1200)).await.unwrap();
+    assert_eq!(a.status, "pending");
+    assert_eq!(
+        l.cashout_begin(&c("cat:a", 1200)).await.unwrap().status,
+        "pending"
+    );
+    assert_eq!(
+        l.cashout_begin(&c("cat:a", 1300)).await.unwrap_err().code,
+        ErrorCode::BadRequest
+    );
+    l.cashout_begin(&c("cat:b", 800)).await.unwrap();
+    let e = l.earnings("cat").await.unwrap();
+    assert_eq!((e.diamonds_settled, e.diamonds_cashout_pending), (0, 2000));
+    assert_eq!(l.cashouts_pending(10).await.unwrap().len(), 2);
+    let done = CashoutEnd::Completed {
+        transfer: "tr_1".into(),
+    };
+    assert!(l.cashout_end("cat:a", &done).await.unwrap());
+    assert!(!l.cashout_end("cat:a", &done).await.unwrap());
+    assert!(
+        !l.cashout_end("cat:a", &CashoutEnd::Reversed).await.unwrap(),
+        "exactly one end"
+    );
+    assert!(l.cashout_end("cat:b", &CashoutEnd::Reversed).await.unwrap());
+    let e = l.earnings("cat").await.unwrap();
+    assert_eq!(
+        (
+            e.diamonds_settled,
+            e.diamonds_cashout_pending,
+            e.diamonds_cashed_out,
+            e.cashed_out_cents
+        ),
+        (800, 0, 1200, 600)
+    );
+    assert_eq!(
+        l.cashout("cat:a")
+            .await
+            .unwrap()
+            .unwrap()
+            .transfer
+            .as_deref(),
+        Some("tr_1")
+    );
+    assert!(l.cashouts_pending(10).await.unwrap().is_empty());
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    assert_eq!(t.entry_sums.get(USD), Some(&0));
+}
+
+async fn account_updated_and_ignored_events_apply_once(l: Arc<dyn Ledger>) {
+    assert!(l.payout_account("cat").await.unwrap().is_none());
+    let a = l.put_payout_account("cat", "acct_1").await.unwrap();
+    assert!(!a.payouts_enabled);
+    assert_eq!(
+        l.put_payout_account("cat", "acct_2").await.unwrap().account,
+        "acct_1",
+        "first wins"
+    );
+    assert!(l
+        .account_updated(&ev("evt_a", "account.updated"), "acct_1", true)
+        .await
+        .unwrap());
+    assert!(!l
+        .account_updated(&ev("evt_a", "account.updated"), "acct_1", false)
+        .await
+        .unwrap());
+    assert!(
+        l.payout_account("cat")
+            .await
+            .unwrap()
+            .unwrap()
+            .payouts_enabled
+    );
+    assert!(l
+        .record_stripe_event(&ev("evt_x", "customer.created"))
+        .await
+        .unwrap());
+    assert!(!l
+        .record_stripe_event(&ev("evt_x", "customer.created"))
+        .await
+        .unwrap());
 }

@@ -69,6 +69,96 @@ impl Ledger for Flaky {
     async fn swap_clean_mark(&self, clean: bool) -> Result<bool> {
         self.inner.swap_clean_mark(clean).await
     }
+    // Payments: passed through.
+    async fn stripe_event_seen(&self, id: &str) -> giftstream::error::Result<bool> {
+        self.inner.stripe_event_seen(id).await
+    }
+    async fn record_stripe_event(
+        &self,
+        e: &giftstream::ledger::StripeEventRef,
+    ) -> giftstream::error::Result<bool> {
+        self.inner.record_stripe_event(e).await
+    }
+    async fn purchase_created(
+        &self,
+        op: &giftstream::ledger::PurchaseOp,
+    ) -> giftstream::error::Result<()> {
+        self.inner.purchase_created(op).await
+    }
+    async fn purchase(
+        &self,
+        op: &giftstream::ledger::PurchaseOp,
+    ) -> giftstream::error::Result<bool> {
+        self.inner.purchase(op).await
+    }
+    async fn purchase_record(
+        &self,
+        pi: &str,
+    ) -> giftstream::error::Result<Option<giftstream::ledger::PurchaseRecord>> {
+        self.inner.purchase_record(pi).await
+    }
+    async fn refund(&self, op: &giftstream::ledger::RefundOp) -> giftstream::error::Result<bool> {
+        self.inner.refund(op).await
+    }
+    async fn payout_account(
+        &self,
+        creator: &str,
+    ) -> giftstream::error::Result<Option<giftstream::ledger::PayoutAccount>> {
+        self.inner.payout_account(creator).await
+    }
+    async fn put_payout_account(
+        &self,
+        creator: &str,
+        acct: &str,
+    ) -> giftstream::error::Result<giftstream::ledger::PayoutAccount> {
+        self.inner.put_payout_account(creator, acct).await
+    }
+    async fn account_updated(
+        &self,
+        e: &giftstream::ledger::StripeEventRef,
+        acct: &str,
+        on: bool,
+    ) -> giftstream::error::Result<bool> {
+        self.inner.account_updated(e, acct, on).await
+    }
+    async fn tip_created(
+        &self,
+        tip: &giftstream::ledger::TipRecord,
+    ) -> giftstream::error::Result<()> {
+        self.inner.tip_created(tip).await
+    }
+    async fn tip_succeeded(
+        &self,
+        e: &giftstream::ledger::StripeEventRef,
+        pi: &str,
+    ) -> giftstream::error::Result<Option<giftstream::ledger::TipRecord>> {
+        self.inner.tip_succeeded(e, pi).await
+    }
+    async fn cashout_begin(
+        &self,
+        c: &giftstream::ledger::CashoutRecord,
+    ) -> giftstream::error::Result<giftstream::ledger::CashoutRecord> {
+        self.inner.cashout_begin(c).await
+    }
+    async fn cashout_end(
+        &self,
+        id: &str,
+        end: &giftstream::ledger::CashoutEnd,
+    ) -> giftstream::error::Result<bool> {
+        self.inner.cashout_end(id, end).await
+    }
+    async fn cashout(
+        &self,
+        id: &str,
+    ) -> giftstream::error::Result<Option<giftstream::ledger::CashoutRecord>> {
+        self.inner.cashout(id).await
+    }
+    async fn cashouts_pending(
+        &self,
+        len_max: usize,
+    ) -> giftstream::error::Result<Vec<giftstream::ledger::CashoutRecord>> {
+        self.inner.cashouts_pending(len_max).await
+    }
 }
 
 async fn flaky_ledger() -> Arc<Flaky> {

@@ -49,6 +49,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Permits for open WebSocket connections (`hub.connections_max`).
     pub connections: Arc<Semaphore>,
+    /// The Stripe client; None while payments are off (no secret key).
+    pub stripe: Option<crate::payments::stripe::StripeClient>,
 }
 
 /// A running server.
@@ -186,7 +188,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let (worker, settlement) =
         Worker::new(counters.clone(), ledger.clone(), cfg.settlement.clone());
     let shutdown = CancellationToken::new();
+    let stripe = if cfg.stripe.enabled() {
+        Some(
+            crate::payments::stripe::StripeClient::new(&cfg.stripe)
+                .context("building the Stripe client (stripe.*)")?,
+        )
+    } else {
+        None
+    };
     let state = Arc::new(AppState {
+        stripe,
         auth: Auth::new(&cfg.auth.jwt_secret, cfg.auth.leeway_s),
         catalog,
         hub,
@@ -212,6 +223,25 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer_len);
             }
         });
+    if state.stripe.is_some() {
+        // Cash-outs a crash or an unanswered Transfer left pending: retried
+        // at start, then every `stripe.cashout_retry_interval_ms`.
+        let st = state.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_millis(st.cfg.stripe.cashout_retry_interval_ms);
+            loop {
+                match crate::payments::recover_cashouts(&st).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(ended = n, "pending cash-outs recovered"),
+                    Err(e) => tracing::warn!(error = %e, "cash-out recovery failed; retried later"),
+                }
+                tokio::select! {
+                    _ = st.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
     let worker_abort = worker_task.abort_handle();

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub const DEV_JWT_SECRET: &str = "giftstream-dev-secret-change-me-in-production";
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 9] = [
     "http",
     "auth",
     "counters",
@@ -27,6 +27,7 @@ pub const SECTIONS: [&str; 8] = [
     "hub",
     "gift",
     "catalog",
+    "stripe",
 ];
 
 /// Everything the binary can be told.
@@ -49,6 +50,122 @@ pub struct Config {
     pub gift: GiftConfig,
     /// The gift catalog.
     pub catalog: CatalogConfig,
+    /// Payments through Stripe (off while `secret_key` is empty).
+    pub stripe: StripeConfig,
+}
+
+/// A coin package for sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoinPackage {
+    /// Package id clients name in a purchase.
+    pub id: String,
+    /// Coins credited.
+    pub coins: i64,
+    /// Price in cents.
+    pub price_cents: i64,
+    /// ISO currency, lower case (only `usd` is supported).
+    pub currency: String,
+}
+
+/// `[stripe]`: payments (coin purchases, tips, creator cash-outs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StripeConfig {
+    /// Secret API key (`sk_test_...`); empty turns payments off. Prefer
+    /// `GIFTSTREAM_STRIPE__SECRET_KEY`.
+    pub secret_key: String,
+    /// Webhook signing secret (`whsec_...`); prefer
+    /// `GIFTSTREAM_STRIPE__WEBHOOK_SECRET`.
+    pub webhook_secret: String,
+    /// Stripe API base URL (tests point it at a local fake).
+    pub api_base_url: String,
+    /// Oldest webhook signature timestamp accepted, seconds.
+    pub webhook_tolerance_s: u64,
+    /// Largest webhook body accepted, bytes.
+    pub webhook_body_len_max: usize,
+    /// Timeout of one Stripe API request, ms.
+    pub request_timeout_ms: u64,
+    /// Retries of one Stripe API request on a network error or 5xx (same
+    /// Idempotency-Key), at most.
+    pub retry_len_max: u32,
+    /// Pause before a retry, ms (doubles each time).
+    pub retry_backoff_ms: u64,
+    /// Pending cash-outs retried per pass (at start, then every
+    /// `cashout_retry_interval_ms`), at most.
+    pub recover_cashouts_len_max: usize,
+    /// Pause between two passes over pending cash-outs, ms.
+    pub cashout_retry_interval_ms: u64,
+    /// Coin packages for sale.
+    pub packages: Vec<CoinPackage>,
+    /// Currency of tips and cash-outs, lower case (only `usd`).
+    pub currency: String,
+    /// Cents paid for 100 diamonds at cash-out (50 = $0.005 a diamond).
+    pub cashout_cents_per_100_diamonds: i64,
+    /// Fewest diamonds in one cash-out.
+    pub cashout_diamonds_min: i64,
+    /// Smallest tip, cents.
+    pub tip_cents_min: i64,
+    /// Largest tip, cents.
+    pub tip_cents_max: i64,
+    /// Longest tip message, characters.
+    pub tip_message_len_max: usize,
+    /// Where Stripe sends a creator back after onboarding.
+    pub onboard_return_url: String,
+    /// Where Stripe sends a creator whose onboarding link expired.
+    pub onboard_refresh_url: String,
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        StripeConfig {
+            secret_key: String::new(),
+            webhook_secret: String::new(),
+            api_base_url: "https://api.stripe.com".into(),
+            webhook_tolerance_s: 300,
+            webhook_body_len_max: 256 * 1024,
+            request_timeout_ms: 10_000,
+            retry_len_max: 2,
+            retry_backoff_ms: 200,
+            recover_cashouts_len_max: 1000,
+            cashout_retry_interval_ms: 600_000,
+            packages: vec![
+                CoinPackage {
+                    id: "coins_70".into(),
+                    coins: 70,
+                    price_cents: 99,
+                    currency: "usd".into(),
+                },
+                CoinPackage {
+                    id: "coins_350".into(),
+                    coins: 350,
+                    price_cents: 499,
+                    currency: "usd".into(),
+                },
+                CoinPackage {
+                    id: "coins_1400".into(),
+                    coins: 1400,
+                    price_cents: 1999,
+                    currency: "usd".into(),
+                },
+            ],
+            currency: "usd".into(),
+            cashout_cents_per_100_diamonds: 50,
+            cashout_diamonds_min: 1000,
+            tip_cents_min: 100,
+            tip_cents_max: 50_000,
+            tip_message_len_max: 150,
+            onboard_return_url: "http://127.0.0.1:8080/".into(),
+            onboard_refresh_url: "http://127.0.0.1:8080/".into(),
+        }
+    }
+}
+
+impl StripeConfig {
+    /// Whether payments are on (a secret key is set).
+    pub fn enabled(&self) -> bool {
+        !self.secret_key.is_empty()
+    }
 }
 
 /// `[http]`
@@ -479,6 +596,65 @@ impl Config {
                 "at most 50000 (one transaction per batch)",
             );
         }
+        let st = &self.stripe;
+        if st.enabled() {
+            if st.webhook_secret.is_empty() {
+                return bad(
+                    "stripe.webhook_secret",
+                    "required when stripe.secret_key is set (GIFTSTREAM_STRIPE__WEBHOOK_SECRET)",
+                );
+            }
+            if !st.api_base_url.starts_with("https://") && !st.api_base_url.starts_with("http://") {
+                return bad("stripe.api_base_url", "expected an http(s) URL");
+            }
+        }
+        if st.webhook_body_len_max == 0 {
+            return bad("stripe.webhook_body_len_max", "must be greater than 0");
+        }
+        if st.webhook_tolerance_s == 0 {
+            return bad("stripe.webhook_tolerance_s", "must be greater than 0");
+        }
+        if st.cashout_retry_interval_ms < 1000 {
+            return bad("stripe.cashout_retry_interval_ms", "at least 1000");
+        }
+        if st.request_timeout_ms == 0 {
+            return bad("stripe.request_timeout_ms", "must be greater than 0");
+        }
+        if st.retry_len_max > 10 {
+            return bad("stripe.retry_len_max", "at most 10");
+        }
+        if st.currency != "usd" {
+            return bad("stripe.currency", "only `usd` is supported");
+        }
+        for (i, p) in st.packages.iter().enumerate() {
+            if p.id.is_empty() || p.coins <= 0 || p.price_cents <= 0 || p.currency != "usd" {
+                return bad(
+                    &format!("stripe.packages[{i}]"),
+                    "needs an id, coins > 0, price_cents > 0 and currency `usd`",
+                );
+            }
+        }
+        if st.cashout_cents_per_100_diamonds <= 0 {
+            return bad(
+                "stripe.cashout_cents_per_100_diamonds",
+                "must be greater than 0",
+            );
+        }
+        if st.cashout_diamonds_min <= 0 {
+            return bad("stripe.cashout_diamonds_min", "must be greater than 0");
+        }
+        if st.tip_cents_min <= 0 || st.tip_cents_max < st.tip_cents_min {
+            return bad(
+                "stripe.tip_cents_max",
+                "needs 0 < tip_cents_min <= tip_cents_max",
+            );
+        }
+        if st.tip_message_len_max > 500 {
+            return bad(
+                "stripe.tip_message_len_max",
+                "at most 500 (Stripe metadata value limit)",
+            );
+        }
         if self.counters.pending_len_max < self.settlement.batch_len_max {
             return bad(
                 "counters.pending_len_max",
@@ -550,6 +726,30 @@ mod tests {
             );
             jail.set_env("GIFTSTREAM_COUNTERS__URL", "mongodb://x");
             assert_eq!(Config::load(None).unwrap_err().key, "counters.url");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn stripe_keys_come_from_env_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            assert!(
+                !Config::load(None).unwrap().stripe.enabled(),
+                "off by default"
+            );
+            jail.set_env("GIFTSTREAM_STRIPE__SECRET_KEY", "sk_test_x");
+            assert_eq!(Config::load(None).unwrap_err().key, "stripe.webhook_secret");
+            jail.set_env("GIFTSTREAM_STRIPE__WEBHOOK_SECRET", "whsec_x");
+            let c = Config::load(None).unwrap();
+            assert!(c.stripe.enabled());
+            assert_eq!(c.stripe.webhook_secret, "whsec_x");
+            jail.create_file("s.toml", "[stripe]\ntip_cents_min = 0\n")?;
+            let e = Config::load(Some(Path::new("s.toml"))).unwrap_err();
+            assert_eq!(e.key, "stripe.tip_cents_max");
+            jail.create_file("p.toml", "[stripe]\npackages = [{ id = \"x\", coins = 0, price_cents = 1, currency = \"usd\" }]\n")?;
+            let e = Config::load(Some(Path::new("p.toml"))).unwrap_err();
+            assert_eq!(e.key, "stripe.packages[0]");
             Ok(())
         });
     }

@@ -24,6 +24,7 @@ use crate::app::{metrics_handle, ops, AppState};
 use crate::auth::{Identity, Role};
 use crate::error::{Error, ErrorCode};
 use crate::ledger::CreditOp;
+use crate::payments;
 use crate::protocol::{
     check_name, valid_client_id, Encoding, GiftBody, ServerMsg, SUBPROTOCOL_JSON,
     SUBPROTOCOL_MSGPACK,
@@ -45,6 +46,20 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/videos", post(register_video))
         .route("/v1/videos/{video}/gifts", post(video_gift))
         .route("/v1/creators/{creator}/earnings", get(earnings))
+        .route("/v1/coins/purchases", post(purchase))
+        // Stripe's events outgrow http.body_len_max (a charge with its
+        // expanded objects): this route has its own bound.
+        .route(
+            "/v1/stripe/webhook",
+            post(stripe_webhook).layer(axum::extract::DefaultBodyLimit::max(
+                state.cfg.stripe.webhook_body_len_max,
+            )),
+        )
+        .route("/v1/creators/me/payouts/onboard", post(payouts_onboard))
+        .route("/v1/creators/me/payouts", get(payouts))
+        .route("/v1/rooms/{room}/tips", post(room_tip))
+        .route("/v1/videos/{video}/tips", post(video_tip))
+        .route("/v1/creators/me/cashouts", post(cashout))
         .route("/overlay/{room}", get(overlay))
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
         .route("/metrics", get(prometheus))
@@ -352,7 +367,120 @@ async fn earnings(
         "diamonds_settled": l.diamonds_settled,
         "diamonds_cashed_out": l.diamonds_cashed_out,
         "tips_cents": l.tips_cents,
+        "diamonds_cashout_pending": l.diamonds_cashout_pending,
+        "cashed_out_cents": l.cashed_out_cents,
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Purchase {
+    package: String,
+    id: String,
+}
+
+async fn purchase(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    JsonBody(b): JsonBody<Purchase>,
+) -> Result<Json<payments::PurchaseAnswer>, Error> {
+    payments::create_purchase(&state, &who, &b.package, &b.id)
+        .await
+        .map(Json)
+}
+
+/// Stripe calls this; it authenticates by signature, not by token.
+async fn stripe_webhook(
+    State(state): State<Shared>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Json<serde_json::Value>, Error> {
+    let sig = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::bad_request("missing Stripe-Signature header"))?;
+    let outcome = payments::webhook(&state, sig, &body).await?;
+    Ok(Json(json!({ "received": true, "outcome": outcome })))
+}
+
+async fn payouts_onboard(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+) -> Result<Json<payments::OnboardAnswer>, Error> {
+    who.require(Role::Creator)?;
+    payments::onboard(&state, &who.user).await.map(Json)
+}
+
+async fn payouts(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+) -> Result<Json<payments::PayoutStatus>, Error> {
+    who.require(Role::Creator)?;
+    payments::payout_status(&state, &who.user).await.map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tip {
+    amount_cents: i64,
+    currency: String,
+    #[serde(default)]
+    message: String,
+    id: String,
+}
+
+async fn tip(state: &AppState, who: &Identity, target: Target, t: Tip) -> Result<Response, Error> {
+    let answer = payments::create_tip(
+        state,
+        who,
+        target,
+        payments::TipRequest {
+            amount_cents: t.amount_cents,
+            currency: t.currency,
+            message: t.message,
+            id: t.id,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+async fn room_tip(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    Path(room): Path<String>,
+    JsonBody(t): JsonBody<Tip>,
+) -> Result<Response, Error> {
+    check_name("room", &room)?;
+    tip(&state, &who, Target::room(room), t).await
+}
+
+async fn video_tip(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    Path(video): Path<String>,
+    JsonBody(t): JsonBody<Tip>,
+) -> Result<Response, Error> {
+    check_name("video", &video)?;
+    tip(&state, &who, Target::video(video), t).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cashout {
+    diamonds: i64,
+    id: String,
+}
+
+async fn cashout(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    JsonBody(c): JsonBody<Cashout>,
+) -> Result<Json<crate::ledger::CashoutRecord>, Error> {
+    who.require(Role::Creator)?;
+    payments::cashout(&state, &who.user, c.diamonds, &c.id)
+        .await
+        .map(Json)
 }
 
 async fn prometheus(State(state): State<Shared>) -> Response {

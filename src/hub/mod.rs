@@ -108,6 +108,16 @@ impl Hub {
         }
     }
 
+    /// Send a message other than a gift (a `tip_event`) to every
+    /// subscriber of `room` on this node, after the events queued before
+    /// it. Waits if the room's queue is full; a no-op when the room is not
+    /// open here.
+    pub async fn broadcast(&self, room: &str, msg: crate::protocol::ServerMsg) {
+        if let Some(tx) = self.rooms.get(room).map(|h| h.tx.clone()) {
+            let _ = tx.send(RoomCmd::Broadcast(msg)).await;
+        }
+    }
+
     /// The room's handle, if it is open on this node.
     pub fn room(&self, room: &str) -> Option<RoomHandle> {
         self.rooms.get(room).map(|h| h.clone())

@@ -22,6 +22,8 @@ use crate::wallet::{Batch, PendingGift, Snapshot, Target};
 pub const COIN: &str = "COIN";
 /// Diamonds, the creators' currency.
 pub const DIAMOND: &str = "DIAMOND";
+/// US dollars, in cents (coin purchases, tips, cash-outs).
+pub const USD: &str = "USD";
 
 /// Account names. The mint issues currency (its balance goes negative).
 pub mod account {
@@ -37,6 +39,150 @@ pub mod account {
     pub fn earnings(creator: &str) -> String {
         format!("earnings:{creator}")
     }
+    /// Card holders paying through Stripe (external: goes negative by
+    /// what they paid).
+    pub const STRIPE_CUSTOMERS: &str = "stripe:customers";
+    /// The platform's Stripe balance (external: cash-outs can exceed
+    /// recorded sales, e.g. of granted coins).
+    pub const STRIPE_PLATFORM: &str = "stripe:platform";
+    /// Coins a user owes after a refund of coins already spent (debt:
+    /// negative by what is owed).
+    pub fn debt(user: &str) -> String {
+        format!("debt:{user}")
+    }
+    /// Tips that reached a creator's connected account, cents.
+    pub fn tips(creator: &str) -> String {
+        format!("tips:{creator}")
+    }
+    /// Diamonds of cash-outs waiting for their Transfer's outcome.
+    pub fn cashout_pending(creator: &str) -> String {
+        format!("cashout_pending:{creator}")
+    }
+    /// Diamonds cashed out.
+    pub fn cashed_out(creator: &str) -> String {
+        format!("cashed_out:{creator}")
+    }
+    /// Cents transferred to a creator's connected account by cash-outs.
+    pub fn payouts(creator: &str) -> String {
+        format!("payouts:{creator}")
+    }
+}
+
+/// A Stripe event as the ledger records it (once per id, in the same
+/// transaction as its effect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeEventRef {
+    /// `evt_...`.
+    pub id: String,
+    /// Its type, e.g. `payment_intent.succeeded`.
+    pub kind: String,
+}
+
+/// A coin purchase paid through Stripe (`payment_intent.succeeded`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseOp {
+    /// The event that reported the payment.
+    pub event: StripeEventRef,
+    /// `pi_...`: the purchase's identity (op id `purchase:{pi}`).
+    pub payment_intent: String,
+    /// The buyer.
+    pub user: String,
+    /// Coins bought (> 0).
+    pub coins: i64,
+    /// Price paid, cents (> 0).
+    pub amount_cents: i64,
+}
+
+/// A purchase as recorded, with what refunds took back so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseRecord {
+    /// The buyer.
+    pub user: String,
+    /// Coins bought.
+    pub coins: i64,
+    /// Price paid, cents.
+    pub amount_cents: i64,
+    /// Coins already reversed by refunds.
+    pub coins_reversed: i64,
+    /// Cents refunded so far.
+    pub cents_refunded: i64,
+    /// Whether `payment_intent.succeeded` credited it.
+    pub paid: bool,
+}
+
+/// A refund (`charge.refunded`): the counters engine took `coins_taken`
+/// of `coins_reversed` from the wallet; the rest is recorded as a debt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOp {
+    /// The event that reported the refund.
+    pub event: StripeEventRef,
+    /// The purchase's PaymentIntent.
+    pub payment_intent: String,
+    /// Cents refunded in total after this refund (Stripe's cumulative
+    /// `amount_refunded`); the op id is `refund:{pi}:{this}`.
+    pub cents_refunded_total: i64,
+    /// Coins this refund reverses.
+    pub coins_reversed: i64,
+    /// Of those, coins taken from the wallet (the rest becomes a debt).
+    pub coins_taken: i64,
+}
+
+/// A creator's Stripe Connect account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PayoutAccount {
+    /// `acct_...`.
+    pub account: String,
+    /// Stripe says payouts are enabled.
+    pub payouts_enabled: bool,
+}
+
+/// A tip, 100% to the creator (a destination charge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TipRecord {
+    /// `pi_...` of the destination charge.
+    pub payment_intent: String,
+    /// `sender:client id`, unique.
+    pub tip_key: String,
+    /// Tipper.
+    pub sender: String,
+    /// Creator receiving it.
+    pub creator: String,
+    /// `room:ID` or `video:ID`.
+    pub target: String,
+    /// Cents (> 0).
+    pub amount_cents: i64,
+    /// The tipper's message.
+    pub message: String,
+}
+
+/// A cash-out of diamonds to a creator's connected account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CashoutRecord {
+    /// The cash-out id (`creator:client id`), also the Transfer's
+    /// Idempotency-Key.
+    pub cashout_id: String,
+    /// Whose diamonds.
+    pub creator: String,
+    /// Diamonds (> 0).
+    pub diamonds: i64,
+    /// Cents transferred for them (> 0).
+    pub amount_cents: i64,
+    /// `pending`, `completed` or `reversed`.
+    pub status: String,
+    /// `tr_...` once completed.
+    pub transfer: Option<String>,
+}
+
+/// How a pending cash-out ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CashoutEnd {
+    /// The Transfer succeeded: diamonds are cashed out, cents paid.
+    Completed {
+        /// `tr_...`.
+        transfer: String,
+    },
+    /// Stripe refused the Transfer: diamonds go back to earnings.
+    Reversed,
 }
 
 /// A credit of coins from outside (an admin grant; later a purchase).
@@ -70,6 +216,10 @@ pub struct LedgerEarnings {
     pub diamonds_cashed_out: i64,
     /// Tips received, cents.
     pub tips_cents: i64,
+    /// Diamonds of cash-outs waiting for their Transfer.
+    pub diamonds_cashout_pending: i64,
+    /// Cents transferred by completed cash-outs.
+    pub cashed_out_cents: i64,
 }
 
 /// Whole-ledger sums, for conservation checks and `reconcile`.
@@ -83,6 +233,9 @@ pub struct Totals {
     pub coins_in_wallets: i64,
     /// Coins spent on gifts.
     pub coins_spent: i64,
+    /// Coins owed after refunds of coins already spent (<= 0): minted =
+    /// in wallets + spent + this.
+    pub coins_in_debts: i64,
     /// Diamonds credited to creators.
     pub diamonds_credited: i64,
     /// Gift rows.
@@ -136,15 +289,88 @@ pub trait Ledger: Send + Sync + 'static {
     /// Balance of one account in one currency.
     async fn balance(&self, account: &str, currency: &str) -> Result<i64>;
 
-    /// A creator's settled earnings (derived from balances; cash-outs and
-    /// tips join when payments land).
+    /// A creator's settled earnings, cash-outs and tips (derived from
+    /// balances).
     async fn earnings(&self, creator: &str) -> Result<LedgerEarnings> {
         Ok(LedgerEarnings {
             diamonds_settled: self.balance(&account::earnings(creator), DIAMOND).await?,
-            diamonds_cashed_out: 0,
-            tips_cents: 0,
+            diamonds_cashed_out: self.balance(&account::cashed_out(creator), DIAMOND).await?,
+            tips_cents: self.balance(&account::tips(creator), USD).await?,
+            diamonds_cashout_pending: self
+                .balance(&account::cashout_pending(creator), DIAMOND)
+                .await?,
+            cashed_out_cents: self.balance(&account::payouts(creator), USD).await?,
         })
     }
+
+    /// Whether the Stripe event `id` was already applied.
+    async fn stripe_event_seen(&self, id: &str) -> Result<bool>;
+
+    /// Record an event that has no ledger effect (acknowledged, ignored).
+    /// False when it was already recorded.
+    async fn record_stripe_event(&self, event: &StripeEventRef) -> Result<bool>;
+
+    /// Record a purchase whose PaymentIntent was just created (unpaid;
+    /// `op.event` is not used). A repeat changes nothing.
+    async fn purchase_created(&self, op: &PurchaseOp) -> Result<()>;
+
+    /// Credit a paid purchase once: op `purchase:{pi}` (mint → wallet in
+    /// coins; customers → platform in cents), the purchase marked paid and
+    /// the event row, in one transaction. False (and only the event
+    /// recorded) when the event or the purchase was already applied, or no
+    /// unpaid purchase with these parameters was created here.
+    async fn purchase(&self, op: &PurchaseOp) -> Result<bool>;
+
+    /// A purchase by PaymentIntent id.
+    async fn purchase_record(&self, payment_intent: &str) -> Result<Option<PurchaseRecord>>;
+
+    /// Record a refund once (see [`RefundOp`]). False when already applied.
+    async fn refund(&self, op: &RefundOp) -> Result<bool>;
+
+    /// The creator's connected account, if any.
+    async fn payout_account(&self, creator: &str) -> Result<Option<PayoutAccount>>;
+
+    /// Record `account` for `creator` unless one is recorded; answers the
+    /// account recorded (the first one wins).
+    async fn put_payout_account(&self, creator: &str, account: &str) -> Result<PayoutAccount>;
+
+    /// `account.updated`: set `payouts_enabled` for the account, once per
+    /// event. False when the event was already applied.
+    async fn account_updated(
+        &self,
+        event: &StripeEventRef,
+        account: &str,
+        payouts_enabled: bool,
+    ) -> Result<bool>;
+
+    /// Record a tip whose PaymentIntent was created (pending). A replay
+    /// with the same PaymentIntent changes nothing.
+    async fn tip_created(&self, tip: &TipRecord) -> Result<()>;
+
+    /// The tip's PaymentIntent succeeded: post customers → tips:{creator}
+    /// in cents, once. Answers the tip when applied now (None when the
+    /// event or tip was already applied, or the PaymentIntent is no tip).
+    async fn tip_succeeded(
+        &self,
+        event: &StripeEventRef,
+        payment_intent: &str,
+    ) -> Result<Option<TipRecord>>;
+
+    /// Start a cash-out: diamonds move earnings → cashout_pending (op
+    /// `cashout:{id}`). `insufficient_funds` when fewer are settled. A
+    /// replay with the same parameters answers the recorded cash-out; other
+    /// parameters are `bad_request`.
+    async fn cashout_begin(&self, c: &CashoutRecord) -> Result<CashoutRecord>;
+
+    /// End a pending cash-out once (completed or reversed). False when it
+    /// had already ended.
+    async fn cashout_end(&self, cashout_id: &str, end: &CashoutEnd) -> Result<bool>;
+
+    /// A cash-out by id.
+    async fn cashout(&self, cashout_id: &str) -> Result<Option<CashoutRecord>>;
+
+    /// Cash-outs still pending (recovery at start), at most `len_max`.
+    async fn cashouts_pending(&self, len_max: usize) -> Result<Vec<CashoutRecord>>;
 
     /// Whole-ledger sums.
     async fn totals(&self) -> Result<Totals>;
@@ -186,6 +412,120 @@ pub fn batch_postings<'a>(
         0
     );
     p
+}
+
+/// The postings of a purchase: coins from the mint to the wallet, cents
+/// from the customers to the platform's Stripe balance.
+pub fn purchase_postings(op: &PurchaseOp) -> Postings {
+    let mut p = Postings::new();
+    p.insert((account::MINT.into(), COIN, "mint"), -op.coins);
+    p.insert((account::wallet(&op.user), COIN, "wallet"), op.coins);
+    p.insert(
+        (account::STRIPE_CUSTOMERS.into(), USD, "external"),
+        -op.amount_cents,
+    );
+    p.insert(
+        (account::STRIPE_PLATFORM.into(), USD, "external"),
+        op.amount_cents,
+    );
+    p
+}
+
+/// The postings of a refund of `cents` (this refund's part): the reversed
+/// coins go back to the mint, taken from the wallet, the rest recorded as
+/// the user's debt; the cents go back from the platform to the customer.
+pub fn refund_postings(user: &str, op: &RefundOp, cents: i64) -> Postings {
+    let mut p = Postings::new();
+    let debt = op.coins_reversed - op.coins_taken;
+    p.insert((account::MINT.into(), COIN, "mint"), op.coins_reversed);
+    p.insert((account::wallet(user), COIN, "wallet"), -op.coins_taken);
+    p.insert((account::debt(user), COIN, "debt"), -debt);
+    p.insert((account::STRIPE_CUSTOMERS.into(), USD, "external"), cents);
+    p.insert((account::STRIPE_PLATFORM.into(), USD, "external"), -cents);
+    p.retain(|_, v| *v != 0);
+    p
+}
+
+/// The postings of a tip: cents from the customer straight to the
+/// creator's connected account (a destination charge, no fee).
+pub fn tip_postings(tip: &TipRecord) -> Postings {
+    let mut p = Postings::new();
+    p.insert(
+        (account::STRIPE_CUSTOMERS.into(), USD, "external"),
+        -tip.amount_cents,
+    );
+    p.insert((account::tips(&tip.creator), USD, "tips"), tip.amount_cents);
+    p
+}
+
+/// The postings that start a cash-out.
+pub fn cashout_begin_postings(c: &CashoutRecord) -> Postings {
+    let mut p = Postings::new();
+    p.insert(
+        (account::earnings(&c.creator), DIAMOND, "earnings"),
+        -c.diamonds,
+    );
+    p.insert(
+        (
+            account::cashout_pending(&c.creator),
+            DIAMOND,
+            "cashout_pending",
+        ),
+        c.diamonds,
+    );
+    p
+}
+
+/// The postings that end a cash-out.
+pub fn cashout_end_postings(c: &CashoutRecord, end: &CashoutEnd) -> Postings {
+    let mut p = Postings::new();
+    p.insert(
+        (
+            account::cashout_pending(&c.creator),
+            DIAMOND,
+            "cashout_pending",
+        ),
+        -c.diamonds,
+    );
+    match end {
+        CashoutEnd::Completed { .. } => {
+            p.insert(
+                (account::cashed_out(&c.creator), DIAMOND, "cashed_out"),
+                c.diamonds,
+            );
+            p.insert(
+                (account::STRIPE_PLATFORM.into(), USD, "external"),
+                -c.amount_cents,
+            );
+            p.insert(
+                (account::payouts(&c.creator), USD, "payouts"),
+                c.amount_cents,
+            );
+        }
+        CashoutEnd::Reversed => {
+            p.insert(
+                (account::earnings(&c.creator), DIAMOND, "earnings"),
+                c.diamonds,
+            );
+        }
+    }
+    p
+}
+
+/// Postings keyed by (account, currency, kind).
+pub type Postings = BTreeMap<(String, &'static str, &'static str), i64>;
+
+/// Whether a database error is a CHECK violation (a balance that would go
+/// below zero).
+pub(crate) fn is_check_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.code().as_deref() == Some("23514")
+                || d.code().as_deref() == Some("275")
+                || d.message().contains("CHECK constraint failed")
+        }
+        _ => false,
+    }
 }
 
 /// Open a ledger by URL (`sqlite:...`, `postgres://...` or `postgresql://...`).

@@ -17,9 +17,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    account, batch_postings, CreditOp, CreditOutcome, Ledger, TargetRecord, Totals, COIN, DIAMOND,
+    account, batch_postings, cashout_begin_postings, cashout_end_postings, is_check_violation,
+    purchase_postings, refund_postings, tip_postings, CashoutEnd, CashoutRecord, CreditOp,
+    CreditOutcome, Ledger, PayoutAccount, PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef,
+    TargetRecord, TipRecord, Totals, COIN, DIAMOND,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::now_ms;
 use crate::wallet::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
 
@@ -129,9 +132,25 @@ async fn apply_postings(
             b.push_bind(acct).push_bind(*cur).push_bind(*amount);
         });
         q.push(") UPDATE balances SET amount = balances.amount + v.delta FROM v WHERE balances.account = v.account AND balances.currency = v.currency");
-        q.build().execute(&mut **tx).await?;
+        q.build()
+            .execute(&mut **tx)
+            .await
+            .map_err(overdraft_or_internal)?;
     }
     Ok(())
+}
+
+/// A CHECK violation on balances is an overdraft (`insufficient_funds`);
+/// anything else is internal.
+fn overdraft_or_internal(e: sqlx::Error) -> Error {
+    if is_check_violation(&e) {
+        Error::new(
+            ErrorCode::InsufficientFunds,
+            "the account holds less than this operation takes",
+        )
+    } else {
+        Error::from(e)
+    }
 }
 
 fn target_table(t: &Target) -> (&'static str, &'static str) {
@@ -455,6 +474,7 @@ impl Ledger for SqliteLedger {
             .await?
             .unwrap_or(0);
         t.coins_spent = sum("spent", COIN).fetch_one(&self.pool).await?.unwrap_or(0);
+        t.coins_in_debts = sum("debt", COIN).fetch_one(&self.pool).await?.unwrap_or(0);
         t.diamonds_credited = -sum("mint", DIAMOND)
             .fetch_one(&self.pool)
             .await?
@@ -485,4 +505,336 @@ impl Ledger for SqliteLedger {
         // A brand-new ledger has nothing to lose: count it as clean.
         Ok(prev.as_deref() != Some("0"))
     }
+
+    async fn stripe_event_seen(&self, id: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stripe_events WHERE event_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn record_stripe_event(&self, event: &StripeEventRef) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let fresh = insert_event(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(fresh)
+    }
+
+    async fn purchase_created(&self, op: &PurchaseOp) -> Result<()> {
+        if op.coins <= 0 || op.amount_cents <= 0 {
+            return Err(Error::bad_request("coins and amount must be > 0"));
+        }
+        sqlx::query("INSERT INTO purchases (payment_intent, buyer, coins, amount_cents, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_intent) DO NOTHING")
+            .bind(&op.payment_intent)
+            .bind(&op.user)
+            .bind(op.coins)
+            .bind(op.amount_cents)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purchase(&self, op: &PurchaseOp) -> Result<bool> {
+        let op_id = format!("purchase:{}", op.payment_intent);
+        let credit = CreditOp {
+            op_id: op_id.clone(),
+            kind: "purchase".into(),
+            user: op.user.clone(),
+            coins: op.coins,
+        };
+        let detail = serde_json::to_string(&credit).map_err(Error::internal)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !insert_event(&mut tx, &op.event).await? {
+            return Ok(false);
+        }
+        let paid_now = sqlx::query("UPDATE purchases SET paid = 1 WHERE payment_intent = $1 AND paid = 0 AND buyer = $2 AND coins = $3 AND amount_cents = $4")
+            .bind(&op.payment_intent)
+            .bind(&op.user)
+            .bind(op.coins)
+            .bind(op.amount_cents)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if paid_now != 1 || !insert_operation(&mut tx, &op_id, "purchase", &detail).await? {
+            // Already paid, or not a purchase created here: the event only.
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let postings = purchase_postings(op).into_iter().collect::<Vec<_>>();
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn purchase_record(&self, payment_intent: &str) -> Result<Option<PurchaseRecord>> {
+        let row = sqlx::query("SELECT buyer, coins, amount_cents, coins_reversed, cents_refunded, paid FROM purchases WHERE payment_intent = $1")
+            .bind(payment_intent)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| PurchaseRecord {
+            user: r.get(0),
+            coins: r.get(1),
+            amount_cents: r.get(2),
+            coins_reversed: r.get(3),
+            cents_refunded: r.get(4),
+            paid: r.get::<i64, _>(5) != 0,
+        }))
+    }
+
+    async fn refund(&self, op: &RefundOp) -> Result<bool> {
+        if op.coins_taken < 0 || op.coins_taken > op.coins_reversed || op.coins_reversed < 0 {
+            return Err(Error::bad_request("refund: bad coin amounts"));
+        }
+        let op_id = format!("refund:{}:{}", op.payment_intent, op.cents_refunded_total);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !insert_event(&mut tx, &op.event).await? {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "SELECT buyer, cents_refunded FROM purchases WHERE payment_intent = $1 AND paid = 1",
+        )
+        .bind(&op.payment_intent)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let (user, before): (String, i64) = (row.get(0), row.get(1));
+        let cents = op.cents_refunded_total - before;
+        if cents <= 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let detail = serde_json::json!({ "payment_intent": op.payment_intent, "cents": cents, "coins_reversed": op.coins_reversed, "coins_taken": op.coins_taken }).to_string();
+        if !insert_operation(&mut tx, &op_id, "refund", &detail).await? {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE purchases SET coins_reversed = coins_reversed + $2, cents_refunded = $3 WHERE payment_intent = $1")
+            .bind(&op.payment_intent)
+            .bind(op.coins_reversed)
+            .bind(op.cents_refunded_total)
+            .execute(&mut *tx)
+            .await?;
+        let postings: Vec<_> = refund_postings(&user, op, cents).into_iter().collect();
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn payout_account(&self, creator: &str) -> Result<Option<PayoutAccount>> {
+        let row =
+            sqlx::query("SELECT account, payouts_enabled FROM payout_accounts WHERE creator = $1")
+                .bind(creator)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| PayoutAccount {
+            account: r.get(0),
+            payouts_enabled: r.get::<i64, _>(1) != 0,
+        }))
+    }
+
+    async fn put_payout_account(&self, creator: &str, acct: &str) -> Result<PayoutAccount> {
+        sqlx::query("INSERT INTO payout_accounts (creator, account, payouts_enabled, updated_ms) VALUES ($1, $2, 0, $3) ON CONFLICT (creator) DO NOTHING")
+            .bind(creator)
+            .bind(acct)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        self.payout_account(creator)
+            .await?
+            .ok_or_else(|| Error::internal("payout account vanished"))
+    }
+
+    async fn account_updated(
+        &self,
+        event: &StripeEventRef,
+        acct: &str,
+        payouts_enabled: bool,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !insert_event(&mut tx, event).await? {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE payout_accounts SET payouts_enabled = $2, updated_ms = $3 WHERE account = $1",
+        )
+        .bind(acct)
+        .bind(payouts_enabled as i64)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn tip_created(&self, tip: &TipRecord) -> Result<()> {
+        sqlx::query("INSERT INTO tips (payment_intent, tip_key, sender, creator, target, amount_cents, message, status, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) ON CONFLICT (payment_intent) DO NOTHING")
+            .bind(&tip.payment_intent)
+            .bind(&tip.tip_key)
+            .bind(&tip.sender)
+            .bind(&tip.creator)
+            .bind(&tip.target)
+            .bind(tip.amount_cents)
+            .bind(&tip.message)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tip_succeeded(
+        &self,
+        event: &StripeEventRef,
+        payment_intent: &str,
+    ) -> Result<Option<TipRecord>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !insert_event(&mut tx, event).await? {
+            return Ok(None);
+        }
+        let row = sqlx::query("UPDATE tips SET status = 'succeeded' WHERE payment_intent = $1 AND status = 'pending' RETURNING payment_intent, tip_key, sender, creator, target, amount_cents, message")
+            .bind(payment_intent)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(r) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let tip = TipRecord {
+            payment_intent: r.get(0),
+            tip_key: r.get(1),
+            sender: r.get(2),
+            creator: r.get(3),
+            target: r.get(4),
+            amount_cents: r.get(5),
+            message: r.get(6),
+        };
+        let op_id = format!("tip:{payment_intent}");
+        let detail =
+            serde_json::json!({ "tip_key": tip.tip_key, "amount_cents": tip.amount_cents })
+                .to_string();
+        insert_operation(&mut tx, &op_id, "tip", &detail).await?;
+        let postings: Vec<_> = tip_postings(&tip).into_iter().collect();
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(Some(tip))
+    }
+
+    async fn cashout_begin(&self, c: &CashoutRecord) -> Result<CashoutRecord> {
+        if c.diamonds <= 0 || c.amount_cents <= 0 {
+            return Err(Error::bad_request("diamonds and amount must be > 0"));
+        }
+        let op_id = format!("cashout:{}", c.cashout_id);
+        let detail = serde_json::json!({ "creator": c.creator, "diamonds": c.diamonds, "amount_cents": c.amount_cents }).to_string();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !insert_operation(&mut tx, &op_id, "cashout", &detail).await? {
+            drop(tx);
+            let first = self.cashout(&c.cashout_id).await?.ok_or_else(|| {
+                Error::bad_request(format!(
+                    "id `{}` was used for another kind of operation",
+                    c.cashout_id
+                ))
+            })?;
+            if first.creator != c.creator || first.diamonds != c.diamonds {
+                return Err(Error::bad_request(format!(
+                    "id `{}` was already used with other parameters",
+                    c.cashout_id
+                )));
+            }
+            return Ok(first);
+        }
+        sqlx::query("INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms) VALUES ($1, $2, $3, $4, 'pending', $5)")
+            .bind(&c.cashout_id)
+            .bind(&c.creator)
+            .bind(c.diamonds)
+            .bind(c.amount_cents)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let postings: Vec<_> = cashout_begin_postings(c).into_iter().collect();
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        let mut out = c.clone();
+        out.status = "pending".into();
+        out.transfer = None;
+        Ok(out)
+    }
+
+    async fn cashout_end(&self, cashout_id: &str, end: &CashoutEnd) -> Result<bool> {
+        let (status, transfer, suffix) = match end {
+            CashoutEnd::Completed { transfer } => ("completed", Some(transfer.as_str()), "done"),
+            CashoutEnd::Reversed => ("reversed", None, "reversed"),
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query("UPDATE cashouts SET status = $2, transfer = $3, finished_ms = $4 WHERE cashout_id = $1 AND status = 'pending' RETURNING creator, diamonds, amount_cents")
+            .bind(cashout_id)
+            .bind(status)
+            .bind(transfer)
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(r) = row else {
+            return Ok(false);
+        };
+        let c = CashoutRecord {
+            cashout_id: cashout_id.into(),
+            creator: r.get(0),
+            diamonds: r.get(1),
+            amount_cents: r.get(2),
+            status: status.into(),
+            transfer: transfer.map(str::to_string),
+        };
+        let op_id = format!("cashout:{cashout_id}:{suffix}");
+        let detail = serde_json::json!({ "status": status, "transfer": transfer }).to_string();
+        insert_operation(&mut tx, &op_id, "cashout_end", &detail).await?;
+        let postings: Vec<_> = cashout_end_postings(&c, end).into_iter().collect();
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn cashout(&self, cashout_id: &str) -> Result<Option<CashoutRecord>> {
+        let row = sqlx::query("SELECT cashout_id, creator, diamonds, amount_cents, status, transfer FROM cashouts WHERE cashout_id = $1")
+            .bind(cashout_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| cashout_from_row(&r)))
+    }
+
+    async fn cashouts_pending(&self, len_max: usize) -> Result<Vec<CashoutRecord>> {
+        let rows = sqlx::query("SELECT cashout_id, creator, diamonds, amount_cents, status, transfer FROM cashouts WHERE status = 'pending' ORDER BY created_ms LIMIT $1")
+            .bind(len_max as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(cashout_from_row).collect())
+    }
+}
+
+fn cashout_from_row(r: &sqlx::sqlite::SqliteRow) -> CashoutRecord {
+    CashoutRecord {
+        cashout_id: r.get(0),
+        creator: r.get(1),
+        diamonds: r.get(2),
+        amount_cents: r.get(3),
+        status: r.get(4),
+        transfer: r.get(5),
+    }
+}
+
+/// Record a Stripe event id in `tx`; false when it was already applied.
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    event: &StripeEventRef,
+) -> Result<bool> {
+    let n = sqlx::query("INSERT INTO stripe_events (event_id, type, applied_ms) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING")
+        .bind(&event.id)
+        .bind(&event.kind)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
 }

@@ -74,6 +74,7 @@ pub struct MemoryCounters {
     pending_diamonds: DashMap<String, i64>,
     pending: Mutex<PendingQueue>,
     credit_ops: Mutex<HashSet<String>>,
+    debit_ops: Mutex<HashMap<String, i64>>,
     sink: Arc<dyn EventSink>,
     cfg: CountersConfig,
 }
@@ -90,6 +91,7 @@ impl MemoryCounters {
                 next_ticket: 1,
             }),
             credit_ops: Mutex::new(HashSet::new()),
+            debit_ops: Mutex::new(HashMap::new()),
             sink,
             cfg,
         }
@@ -297,6 +299,22 @@ impl Counters for MemoryCounters {
             ops.insert(op_id.to_string());
         }
         Ok(w.coins)
+    }
+
+    async fn debit_up_to(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
+        if coins < 0 {
+            return Err(Error::bad_request("coins must be >= 0"));
+        }
+        let mut ops = self.debit_ops.lock();
+        if let Some(taken) = ops.get(op_id) {
+            return Ok(*taken);
+        }
+        let wallet = self.wallet(user);
+        let mut w = wallet.lock();
+        let taken = coins.min(w.coins.max(0));
+        w.coins -= taken;
+        ops.insert(op_id.to_string(), taken);
+        Ok(taken)
     }
 
     async fn balance(&self, user: &str) -> Result<i64> {

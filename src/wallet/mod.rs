@@ -3,7 +3,8 @@
 //! Owns: the [`Counters`] trait — the one atomic gift operation (idempotency
 //! check on (sender, id) → balance check → debit coins → credit the
 //! creator's pending diamonds → next room seq), coin credits after a ledger
-//! commit, and the pending queue the settlement worker drains — plus its
+//! commit, refund debits that never go below zero (`debit_up_to`), and the
+//! pending queue the settlement worker drains — plus its
 //! engines: [`memory::MemoryCounters`] (in-process, the embedded default)
 //! and [`redis::RedisCounters`] (Redis, shared by several nodes).
 //! Must not: write the ledger (the settlement worker does), or encode frames
@@ -196,6 +197,23 @@ pub trait Counters: Send + Sync + 'static {
     /// Add coins committed in the ledger under `op_id`; applied once per
     /// op id. Answers the new balance.
     async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64>;
+
+    /// Take up to `coins` from `user`'s wallet (a refund), once per op id:
+    /// answers the coins taken, never more than the wallet holds, and the
+    /// first answer again on a replay. The caller records the rest as a
+    /// debt in the ledger, so a wallet never goes below zero.
+    async fn debit_up_to(&self, user: &str, coins: i64, op_id: &str) -> Result<i64>;
+
+    /// Publish a room message other than a gift (a `tip_event`) to every
+    /// node's hub. False when this engine does not relay room events; the
+    /// caller then delivers it to this node's hub itself.
+    async fn publish_room_msg(
+        &self,
+        _room: &str,
+        _msg: &crate::protocol::ServerMsg,
+    ) -> Result<bool> {
+        Ok(false)
+    }
 
     /// Coins in `user`'s wallet.
     async fn balance(&self, user: &str) -> Result<i64>;

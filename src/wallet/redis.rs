@@ -781,6 +781,9 @@ async fn subscribe_loop(
                             Ok(ev) => hub.deliver(&room, ev).await,
                             Err(e) => match serde_json::from_slice::<RoomControl>(payload) {
                                 Ok(RoomControl::RoomEnded) => hub.end_room(&room).await,
+                                Ok(RoomControl::TipEvent(t)) => {
+                                    hub.broadcast(&room, t.into()).await
+                                }
                                 Err(_) => {
                                     tracing::warn!(room, error = %e, "redis: undecodable room event skipped")
                                 }
@@ -807,6 +810,32 @@ async fn subscribe_loop(
 enum RoomControl {
     /// Published by `end_room.lua`: end the room on this node.
     RoomEnded,
+    /// A tip (published by `publish_room_msg`): broadcast it in the room.
+    TipEvent(TipEventBody),
+}
+
+/// The fields of a published `tip_event` (as `ServerMsg::TipEvent`).
+#[derive(serde::Deserialize)]
+struct TipEventBody {
+    room: String,
+    sender: String,
+    amount_cents: i64,
+    currency: String,
+    message: String,
+    ts: i64,
+}
+
+impl From<TipEventBody> for crate::protocol::ServerMsg {
+    fn from(t: TipEventBody) -> Self {
+        crate::protocol::ServerMsg::TipEvent {
+            room: t.room,
+            sender: t.sender,
+            amount_cents: t.amount_cents,
+            currency: t.currency,
+            message: t.message,
+            ts: t.ts,
+        }
+    }
 }
 
 #[async_trait]
@@ -982,6 +1011,34 @@ impl Counters for RedisCounters {
 
     async fn balance(&self, user: &str) -> Result<i64> {
         Ok(self.get_i64(&wallet_key(user)).await?.unwrap_or(0))
+    }
+
+    async fn debit_up_to(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
+        static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let script = SCRIPT.get_or_init(|| Script::new(include_str!("lua/debit_up_to.lua")));
+        if !(0..=AMOUNT_MAX).contains(&coins) {
+            return Err(Error::bad_request("coins out of range"));
+        }
+        let taken: i64 = script
+            .key(wallet_key(user))
+            .key(key(&["debit_ops"]))
+            .arg(op_id)
+            .arg(coins)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(taken)
+    }
+
+    async fn publish_room_msg(&self, room: &str, msg: &crate::protocol::ServerMsg) -> Result<bool> {
+        let payload = serde_json::to_string(msg).map_err(Error::internal)?;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(format!("{}{room}", channel_prefix()))
+            .arg(payload)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(true)
     }
 
     async fn pending_diamonds(&self, creator: &str) -> Result<i64> {

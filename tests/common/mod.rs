@@ -1,3 +1,4 @@
 #![allow(dead_code)]
 pub mod server;
 pub mod services;
+pub mod stripe_double;

@@ -1,7 +1,8 @@
 //! Test services: a fresh PostgreSQL database or Redis logical DB per test.
 //!
 //! `scripts/test` starts throwaway servers and exports their URLs in
-//! `GIFTSTREAM_TEST_POSTGRES_URL` / `GIFTSTREAM_TEST_REDIS_URL` with
+//! `GIFTSTREAM_TEST_POSTGRES_URL` / `GIFTSTREAM_TEST_REDIS_URL` /
+//! `GIFTSTREAM_TEST_STRIPE_URL` (localstripe) with
 //! `GIFTSTREAM_TEST_REQUIRE_SERVICES=1`. Without the URLs a test skips its
 //! service-backed part (a plain `cargo test` on a laptop), unless services
 //! are required: then a missing URL is a failure, never a silent skip.
@@ -12,6 +13,8 @@ use sqlx::Connection;
 pub const POSTGRES_URL_ENV: &str = "GIFTSTREAM_TEST_POSTGRES_URL";
 /// URL of the test Redis server.
 pub const REDIS_URL_ENV: &str = "GIFTSTREAM_TEST_REDIS_URL";
+/// URL of the test localstripe server (a fake Stripe on loopback).
+pub const STRIPE_URL_ENV: &str = "GIFTSTREAM_TEST_STRIPE_URL";
 /// `1` makes a missing service URL fail the test instead of skipping it.
 pub const REQUIRE_SERVICES_ENV: &str = "GIFTSTREAM_TEST_REQUIRE_SERVICES";
 
@@ -37,6 +40,12 @@ fn service_url(var: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// The localstripe URL, or None (skip) when it is not configured and
+/// services are not required.
+pub fn stripe_url() -> Option<String> {
+    service_url(STRIPE_URL_ENV)
 }
 
 /// `url` with its path (database part) replaced by `/{path}`; query kept.

@@ -1,0 +1,676 @@
+//! Real money through Stripe: coin purchases, signed webhooks, creator
+//! onboarding (Connect Express), tips (destination charges, no fee) and
+//! diamond cash-outs (Transfers).
+//!
+//! Owns: the payment flows and their order of effects — the ledger first,
+//! then the counters engine, then the room — and the recovery of cash-outs
+//! left pending by a crash or an unanswered Transfer.
+//! Must not: credit coins or move money on anything but a verified webhook
+//! or a Stripe answer; call Stripe without an Idempotency-Key where a
+//! retry could repeat money movement; hold SQL (the ledger does).
+
+pub mod stripe;
+pub mod webhook;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::auth::Identity;
+use crate::error::{Error, ErrorCode, Result};
+use crate::ledger::{
+    CashoutEnd, CashoutRecord, PayoutAccount, PurchaseOp, RefundOp, StripeEventRef, TipRecord,
+};
+use crate::protocol::{now_ms, valid_client_id, ServerMsg};
+use crate::wallet::{Target, TargetKind};
+
+use self::stripe::{p, Account, AccountLink, PaymentIntent, StripeClient, StripeError, Transfer};
+
+/// Metadata key naming what a PaymentIntent pays for (`purchase` | `tip`).
+const META_KIND: &str = "giftstream_kind";
+
+/// The Stripe client, or `bad_request` "payments are not configured" when
+/// `stripe.secret_key` is empty.
+fn client(state: &AppState) -> Result<&StripeClient> {
+    state.stripe.as_ref().ok_or_else(|| {
+        Error::bad_request("payments are not configured on this server (stripe.secret_key)")
+    })
+}
+
+fn stripe_failed(e: StripeError) -> Error {
+    match e {
+        StripeError::Refused { message, kind, .. } => {
+            tracing::warn!(%kind, %message, "stripe refused a request");
+            Error::bad_request(format!(
+                "the payment provider refused the request: {message}"
+            ))
+        }
+        StripeError::Unknown(why) => Error::internal(format_args!("stripe: {why}")),
+    }
+}
+
+/// Answer to a coin purchase: the client confirms it with Stripe.js.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurchaseAnswer {
+    /// The client's request id.
+    pub id: String,
+    /// Package bought.
+    pub package: String,
+    /// Coins it credits once paid.
+    pub coins: i64,
+    /// Price, cents.
+    pub amount_cents: i64,
+    /// Currency.
+    pub currency: String,
+    /// `pi_...`.
+    pub payment_intent: String,
+    /// For Stripe.js.
+    pub client_secret: String,
+}
+
+/// `POST /v1/coins/purchases`: a PaymentIntent for a package, keyed by the
+/// request id. Coins are credited by the webhook, not here.
+pub async fn create_purchase(
+    state: &AppState,
+    who: &Identity,
+    package: &str,
+    id: &str,
+) -> Result<PurchaseAnswer> {
+    let c = client(state)?;
+    if !valid_client_id(id) {
+        return Err(Error::bad_request("id must be 1..=64 characters"));
+    }
+    let pkg = state
+        .cfg
+        .stripe
+        .packages
+        .iter()
+        .find(|p| p.id == package)
+        .ok_or_else(|| Error::bad_request(format!("no coin package `{package}`")))?;
+    let params = vec![
+        p("amount", pkg.price_cents),
+        p("currency", &pkg.currency),
+        p("payment_method_types[0]", "card"),
+        p(format!("metadata[{META_KIND}]"), "purchase"),
+        p("metadata[giftstream_user]", &who.user),
+        p("metadata[giftstream_package]", &pkg.id),
+        p("metadata[giftstream_coins]", pkg.coins),
+    ];
+    let key = format!("purchase:{}:{id}", who.user);
+    let pi: PaymentIntent = c
+        .post("/v1/payment_intents", &params, Some(&key))
+        .await
+        .map_err(stripe_failed)?;
+    // Recorded before the client can pay: only purchases created here are
+    // ever credited.
+    state
+        .ledger
+        .purchase_created(&PurchaseOp {
+            event: StripeEventRef {
+                id: String::new(),
+                kind: String::new(),
+            },
+            payment_intent: pi.id.clone(),
+            user: who.user.clone(),
+            coins: pkg.coins,
+            amount_cents: pi.amount,
+        })
+        .await?;
+    Ok(PurchaseAnswer {
+        id: id.to_string(),
+        package: pkg.id.clone(),
+        coins: pkg.coins,
+        amount_cents: pi.amount,
+        currency: pi.currency,
+        payment_intent: pi.id,
+        client_secret: pi.client_secret.unwrap_or_default(),
+    })
+}
+
+/// What the webhook did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookOutcome {
+    /// Its effect was applied now.
+    Applied,
+    /// Already applied (a replay): nothing changed.
+    Replayed,
+    /// Acknowledged, no effect (unknown type, or not ours).
+    Ignored,
+}
+
+/// `POST /v1/stripe/webhook`: verify the signature, then apply the event
+/// once. A bad or old signature is `bad_request` and changes nothing.
+pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<WebhookOutcome> {
+    let cfg = &state.cfg.stripe;
+    if !cfg.enabled() {
+        return Err(Error::bad_request(
+            "payments are not configured on this server (stripe.secret_key)",
+        ));
+    }
+    webhook::verify(
+        body,
+        signature,
+        &cfg.webhook_secret,
+        cfg.webhook_tolerance_s,
+        now_ms() / 1000,
+    )
+    .map_err(|e| {
+        metrics::counter!("giftstream_stripe_webhooks_refused_total").increment(1);
+        Error::bad_request(format!("Stripe-Signature: {e}"))
+    })?;
+    let event: webhook::Event =
+        serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("event: {e}")))?;
+    let ev = StripeEventRef {
+        id: event.id.clone(),
+        kind: event.kind.clone(),
+    };
+    let obj = &event.data.object;
+    let outcome = match event.kind.as_str() {
+        "payment_intent.succeeded" => match str_at(obj, &["metadata", META_KIND]) {
+            Some("purchase") => purchase_paid(state, &ev, obj).await?,
+            Some("tip") => tip_paid(state, &ev, obj).await?,
+            _ => WebhookOutcome::Ignored,
+        },
+        "charge.refunded" => refunded(state, &ev, obj).await?,
+        "account.updated" => {
+            let acct = str_at(obj, &["id"]).ok_or_else(|| Error::bad_request("account.id"))?;
+            let enabled = obj
+                .get("payouts_enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if state.ledger.account_updated(&ev, acct, enabled).await? {
+                WebhookOutcome::Applied
+            } else {
+                WebhookOutcome::Replayed
+            }
+        }
+        _ => WebhookOutcome::Ignored,
+    };
+    metrics::counter!("giftstream_stripe_webhooks_total", "outcome" => match outcome {
+        WebhookOutcome::Applied => "applied",
+        WebhookOutcome::Replayed => "replayed",
+        WebhookOutcome::Ignored => "ignored",
+    })
+    .increment(1);
+    Ok(outcome)
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(k)?;
+    }
+    cur.as_str()
+}
+
+fn int_at(v: &Value, key: &str) -> Option<i64> {
+    v.get(key).and_then(Value::as_i64)
+}
+
+/// A purchase was paid: ledger first (op `purchase:{pi}`, once), then the
+/// wallet (idempotent on the same op id, so a redelivery after a crash
+/// between the two completes the credit). Coins and price come from the
+/// purchase recorded at creation, never from the event alone.
+async fn purchase_paid(
+    state: &AppState,
+    ev: &StripeEventRef,
+    pi: &Value,
+) -> Result<WebhookOutcome> {
+    let id = str_at(pi, &["id"]).ok_or_else(|| Error::bad_request("payment_intent.id"))?;
+    let Some(rec) = state.ledger.purchase_record(id).await? else {
+        tracing::info!(
+            payment_intent = id,
+            "payment for a purchase not created here: ignored"
+        );
+        state.ledger.record_stripe_event(ev).await?;
+        return Ok(WebhookOutcome::Ignored);
+    };
+    let amount = int_at(pi, "amount_received")
+        .filter(|a| *a > 0)
+        .or_else(|| int_at(pi, "amount"));
+    if amount != Some(rec.amount_cents)
+        || str_at(pi, &["currency"]) != Some(state.cfg.stripe.currency.as_str())
+    {
+        tracing::warn!(
+            payment_intent = id,
+            "paid amount differs from the purchase: not credited"
+        );
+        state.ledger.record_stripe_event(ev).await?;
+        return Ok(WebhookOutcome::Ignored);
+    }
+    let op = PurchaseOp {
+        event: ev.clone(),
+        payment_intent: id.to_string(),
+        user: rec.user.clone(),
+        coins: rec.coins,
+        amount_cents: rec.amount_cents,
+    };
+    let applied = state.ledger.purchase(&op).await?;
+    if applied || rec.paid {
+        state
+            .counters
+            .credit(&rec.user, rec.coins, &format!("purchase:{id}"))
+            .await?;
+    }
+    Ok(if applied {
+        WebhookOutcome::Applied
+    } else {
+        WebhookOutcome::Replayed
+    })
+}
+
+/// `charge.refunded` of a purchase: reverse the refunded share of its
+/// coins. The counters engine takes what the wallet still holds (it is the
+/// real-time authority, as for gifts); the ledger records that and a debt
+/// for the rest — never a negative wallet.
+async fn refunded(state: &AppState, ev: &StripeEventRef, charge: &Value) -> Result<WebhookOutcome> {
+    let Some(pi) = str_at(charge, &["payment_intent"]) else {
+        return Ok(WebhookOutcome::Ignored);
+    };
+    let total = int_at(charge, "amount_refunded")
+        .ok_or_else(|| Error::bad_request("charge.amount_refunded"))?;
+    let Some(rec) = state.ledger.purchase_record(pi).await? else {
+        // Not a coin purchase (a tip refund is between the tipper and the
+        // creator's account) or not ours.
+        return Ok(if state.ledger.record_stripe_event(ev).await? {
+            WebhookOutcome::Ignored
+        } else {
+            WebhookOutcome::Replayed
+        });
+    };
+    if !rec.paid {
+        state.ledger.record_stripe_event(ev).await?;
+        return Ok(WebhookOutcome::Ignored);
+    }
+    let total = total.clamp(0, rec.amount_cents);
+    if total <= rec.cents_refunded {
+        state.ledger.record_stripe_event(ev).await?;
+        return Ok(WebhookOutcome::Replayed);
+    }
+    // Coins for the refunded share, rounded down; a full refund reverses all.
+    let target = if total == rec.amount_cents {
+        rec.coins
+    } else {
+        ((rec.coins as i128 * total as i128) / rec.amount_cents as i128) as i64
+    };
+    let coins_reversed = (target - rec.coins_reversed).max(0);
+    let op_id = format!("refund:{pi}:{total}");
+    let taken = state
+        .counters
+        .debit_up_to(&rec.user, coins_reversed, &op_id)
+        .await?;
+    let op = RefundOp {
+        event: ev.clone(),
+        payment_intent: pi.to_string(),
+        cents_refunded_total: total,
+        coins_reversed,
+        coins_taken: taken,
+    };
+    if coins_reversed > taken {
+        tracing::warn!(user = %rec.user, debt = coins_reversed - taken, "refund of coins already spent: recorded as a debt");
+    }
+    Ok(if state.ledger.refund(&op).await? {
+        WebhookOutcome::Applied
+    } else {
+        WebhookOutcome::Replayed
+    })
+}
+
+/// A tip was paid: ledger posting once, then the room's `tip_event`.
+async fn tip_paid(state: &AppState, ev: &StripeEventRef, pi: &Value) -> Result<WebhookOutcome> {
+    let id = str_at(pi, &["id"]).ok_or_else(|| Error::bad_request("payment_intent.id"))?;
+    let Some(tip) = state.ledger.tip_succeeded(ev, id).await? else {
+        return Ok(WebhookOutcome::Replayed);
+    };
+    if let Some(Target {
+        kind: TargetKind::Room,
+        id: room,
+    }) = Target::from_key(&tip.target)
+    {
+        let msg = ServerMsg::TipEvent {
+            room: room.clone(),
+            sender: tip.sender.clone(),
+            amount_cents: tip.amount_cents,
+            currency: state.cfg.stripe.currency.clone(),
+            message: tip.message.clone(),
+            ts: now_ms(),
+        };
+        match state.counters.publish_room_msg(&room, &msg).await {
+            Ok(true) => {}
+            Ok(false) => state.hub.broadcast(&room, msg).await,
+            // The tip is in the ledger; the animation is best-effort.
+            Err(e) => tracing::warn!(room, error = %e, "tip_event not published"),
+        }
+    }
+    Ok(WebhookOutcome::Applied)
+}
+
+/// A creator's payout status.
+#[derive(Debug, Clone, Serialize)]
+pub struct PayoutStatus {
+    /// Creator.
+    pub creator: String,
+    /// Connected account, once onboarding started.
+    pub account: Option<String>,
+    /// Whether Stripe pays out to it (kept current by `account.updated`).
+    pub payouts_enabled: bool,
+}
+
+/// `GET /v1/creators/me/payouts`.
+pub async fn payout_status(state: &AppState, creator: &str) -> Result<PayoutStatus> {
+    let a = state.ledger.payout_account(creator).await?;
+    Ok(PayoutStatus {
+        creator: creator.to_string(),
+        payouts_enabled: a.as_ref().is_some_and(|a| a.payouts_enabled),
+        account: a.map(|a| a.account),
+    })
+}
+
+/// Answer of onboarding: where the creator finishes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OnboardAnswer {
+    /// `acct_...`.
+    pub account: String,
+    /// Stripe-hosted onboarding page.
+    pub url: String,
+    /// Link expiry, seconds since epoch.
+    pub expires_at: i64,
+    /// Current payout status.
+    pub payouts_enabled: bool,
+}
+
+/// `POST /v1/creators/me/payouts/onboard`: one Express account per creator
+/// (Idempotency-Key `account:{creator}`), then a fresh account link.
+pub async fn onboard(state: &AppState, creator: &str) -> Result<OnboardAnswer> {
+    let c = client(state)?;
+    let acct: PayoutAccount = match state.ledger.payout_account(creator).await? {
+        Some(a) => a,
+        None => {
+            let params = vec![
+                p("type", "express"),
+                p("capabilities[transfers][requested]", "true"),
+                p("metadata[giftstream_creator]", creator),
+            ];
+            let a: Account = c
+                .post("/v1/accounts", &params, Some(&format!("account:{creator}")))
+                .await
+                .map_err(stripe_failed)?;
+            state.ledger.put_payout_account(creator, &a.id).await?
+        }
+    };
+    let params = vec![
+        p("account", &acct.account),
+        p("type", "account_onboarding"),
+        p("refresh_url", &state.cfg.stripe.onboard_refresh_url),
+        p("return_url", &state.cfg.stripe.onboard_return_url),
+    ];
+    let link: AccountLink = c
+        .post("/v1/account_links", &params, None)
+        .await
+        .map_err(stripe_failed)?;
+    Ok(OnboardAnswer {
+        account: acct.account,
+        url: link.url,
+        expires_at: link.expires_at,
+        payouts_enabled: acct.payouts_enabled,
+    })
+}
+
+/// A tip request.
+#[derive(Debug, Clone)]
+pub struct TipRequest {
+    /// Cents.
+    pub amount_cents: i64,
+    /// Currency, lower case.
+    pub currency: String,
+    /// Message shown in the room.
+    pub message: String,
+    /// Client id (idempotency).
+    pub id: String,
+}
+
+/// Answer to a tip: the client confirms the payment with Stripe.js.
+#[derive(Debug, Clone, Serialize)]
+pub struct TipAnswer {
+    /// Client id.
+    pub id: String,
+    /// `pi_...` (a destination charge to the creator's account).
+    pub payment_intent: String,
+    /// For Stripe.js.
+    pub client_secret: String,
+    /// Cents; all of it reaches the creator.
+    pub amount_cents: i64,
+    /// Currency.
+    pub currency: String,
+    /// Receiving creator.
+    pub creator: String,
+}
+
+/// `POST /v1/rooms/{room}/tips` and `/v1/videos/{video}/tips`: a
+/// destination charge with no application fee; the `tip_event` and the
+/// ledger posting follow its `payment_intent.succeeded`.
+pub async fn create_tip(
+    state: &AppState,
+    who: &Identity,
+    target: Target,
+    req: TipRequest,
+) -> Result<TipAnswer> {
+    let c = client(state)?;
+    let cfg = &state.cfg.stripe;
+    if !valid_client_id(&req.id) {
+        return Err(Error::bad_request("id must be 1..=64 characters"));
+    }
+    if !(cfg.tip_cents_min..=cfg.tip_cents_max).contains(&req.amount_cents) {
+        return Err(Error::bad_request(format!(
+            "amount_cents must be {}..={}",
+            cfg.tip_cents_min, cfg.tip_cents_max
+        )));
+    }
+    if req.currency != cfg.currency {
+        return Err(Error::bad_request(format!(
+            "currency must be `{}`",
+            cfg.currency
+        )));
+    }
+    if req.message.chars().count() > cfg.tip_message_len_max {
+        return Err(Error::bad_request(format!(
+            "message must be at most {} characters",
+            cfg.tip_message_len_max
+        )));
+    }
+    if req.message.chars().any(char::is_control) {
+        return Err(Error::bad_request(
+            "message must not hold control characters",
+        ));
+    }
+    let rec = state
+        .ledger
+        .target(&target)
+        .await?
+        .ok_or_else(|| match target.kind {
+            TargetKind::Room => {
+                Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id))
+            }
+            TargetKind::Video => {
+                Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id))
+            }
+        })?;
+    if !rec.live {
+        return Err(Error::new(
+            ErrorCode::RoomNotLive,
+            format!("room `{}` is not live", target.id),
+        ));
+    }
+    if rec.creator == who.user {
+        return Err(Error::forbidden("a creator cannot tip themself"));
+    }
+    let acct = state
+        .ledger
+        .payout_account(&rec.creator)
+        .await?
+        .filter(|a| a.payouts_enabled)
+        .ok_or_else(|| {
+            Error::bad_request("this creator cannot receive tips yet (payouts not enabled)")
+        })?;
+    let tip_key = format!("{}:{}", who.user, req.id);
+    let params = vec![
+        p("amount", req.amount_cents),
+        p("currency", &req.currency),
+        p("payment_method_types[0]", "card"),
+        p("transfer_data[destination]", &acct.account),
+        p(format!("metadata[{META_KIND}]"), "tip"),
+        p("metadata[giftstream_tip]", &tip_key),
+        p("metadata[giftstream_target]", target.key()),
+    ];
+    let pi: PaymentIntent = c
+        .post(
+            "/v1/payment_intents",
+            &params,
+            Some(&format!("tip:{tip_key}")),
+        )
+        .await
+        .map_err(stripe_failed)?;
+    state
+        .ledger
+        .tip_created(&TipRecord {
+            payment_intent: pi.id.clone(),
+            tip_key,
+            sender: who.user.clone(),
+            creator: rec.creator.clone(),
+            target: target.key(),
+            amount_cents: req.amount_cents,
+            message: req.message,
+        })
+        .await?;
+    Ok(TipAnswer {
+        id: req.id,
+        payment_intent: pi.id,
+        client_secret: pi.client_secret.unwrap_or_default(),
+        amount_cents: pi.amount,
+        currency: pi.currency,
+        creator: rec.creator,
+    })
+}
+
+/// `POST /v1/creators/me/cashouts`: diamonds → pending cash-out in the
+/// ledger, then a Transfer whose Idempotency-Key is the cash-out id; the
+/// outcome completes or reverses it. No answer from Stripe leaves it
+/// pending for [`recover_cashouts`] (same key: never twice).
+pub async fn cashout(
+    state: &AppState,
+    creator: &str,
+    diamonds: i64,
+    id: &str,
+) -> Result<CashoutRecord> {
+    let c = client(state)?;
+    let cfg = &state.cfg.stripe;
+    if !valid_client_id(id) {
+        return Err(Error::bad_request("id must be 1..=64 characters"));
+    }
+    if diamonds < cfg.cashout_diamonds_min || diamonds > 1_000_000_000_000 {
+        return Err(Error::bad_request(format!(
+            "diamonds must be at least {}",
+            cfg.cashout_diamonds_min
+        )));
+    }
+    let cents = diamonds
+        .checked_mul(cfg.cashout_cents_per_100_diamonds)
+        .map(|c| c / 100)
+        .ok_or_else(|| Error::bad_request("diamonds out of range"))?;
+    if cents <= 0 {
+        return Err(Error::bad_request("too few diamonds for one cent"));
+    }
+    let acct = state
+        .ledger
+        .payout_account(creator)
+        .await?
+        .filter(|a| a.payouts_enabled)
+        .ok_or_else(|| Error::bad_request("payouts are not enabled: finish onboarding first"))?;
+    let rec = state
+        .ledger
+        .cashout_begin(&CashoutRecord {
+            cashout_id: format!("{creator}:{id}"),
+            creator: creator.to_string(),
+            diamonds,
+            amount_cents: cents,
+            status: "pending".into(),
+            transfer: None,
+        })
+        .await?;
+    if rec.status != "pending" {
+        return Ok(rec);
+    }
+    transfer(state, c, &rec, &acct.account).await
+}
+
+/// Send (or re-send, same Idempotency-Key) a pending cash-out's Transfer
+/// and record its outcome.
+async fn transfer(
+    state: &AppState,
+    c: &StripeClient,
+    rec: &CashoutRecord,
+    account: &str,
+) -> Result<CashoutRecord> {
+    let params = vec![
+        p("amount", rec.amount_cents),
+        p("currency", &state.cfg.stripe.currency),
+        p("destination", account),
+        p("metadata[giftstream_cashout]", &rec.cashout_id),
+    ];
+    let end = match c
+        .post::<Transfer>("/v1/transfers", &params, Some(&rec.cashout_id))
+        .await
+    {
+        Ok(t) => {
+            if t.amount != rec.amount_cents || t.destination != account {
+                tracing::error!(cashout = %rec.cashout_id, transfer = %t.id, "transfer answer does not match the cash-out");
+            }
+            CashoutEnd::Completed { transfer: t.id }
+        }
+        Err(StripeError::Refused { message, kind, .. }) => {
+            tracing::warn!(cashout = %rec.cashout_id, %kind, %message, "transfer refused; diamonds go back");
+            CashoutEnd::Reversed
+        }
+        Err(StripeError::Unknown(why)) => {
+            tracing::warn!(cashout = %rec.cashout_id, %why, "transfer outcome unknown; stays pending until recovery");
+            return Ok(rec.clone());
+        }
+    };
+    state.ledger.cashout_end(&rec.cashout_id, &end).await?;
+    state
+        .ledger
+        .cashout(&rec.cashout_id)
+        .await?
+        .ok_or_else(|| Error::internal("cash-out vanished"))
+}
+
+/// Retry every pending cash-out (at most `stripe.recover_cashouts_len_max`)
+/// with its own Idempotency-Key: a Transfer Stripe already made is answered
+/// again, not made twice. Answers how many ended now.
+pub async fn recover_cashouts(state: &AppState) -> Result<usize> {
+    let Ok(c) = client(state) else {
+        return Ok(0);
+    };
+    let pending = state
+        .ledger
+        .cashouts_pending(state.cfg.stripe.recover_cashouts_len_max)
+        .await?;
+    let mut ended = 0;
+    for rec in pending {
+        let Some(acct) = state.ledger.payout_account(&rec.creator).await? else {
+            state
+                .ledger
+                .cashout_end(&rec.cashout_id, &CashoutEnd::Reversed)
+                .await?;
+            ended += 1;
+            continue;
+        };
+        let after = transfer(state, c, &rec, &acct.account).await?;
+        if after.status != "pending" {
+            ended += 1;
+        }
+        tracing::info!(cashout = %rec.cashout_id, status = %after.status, "pending cash-out recovered");
+    }
+    Ok(ended)
+}

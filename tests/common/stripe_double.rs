@@ -1,0 +1,683 @@
+//! A contract double of the Stripe API for the parts localstripe lacks:
+//! Connect accounts, account links, transfers, destination charges
+//! (`transfer_data[destination]` on a PaymentIntent) and Idempotency-Key
+//! replay. It listens on 127.0.0.1:0 and forwards every other request to
+//! localstripe (`GIFTSTREAM_TEST_STRIPE_URL`), so the app has one
+//! `stripe.api_base_url`.
+//!
+//! It checks each request the way Stripe's API reference documents it:
+//! a `Bearer sk_...` key; form-encoded parameters, unknown ones refused
+//! (`parameter_unknown`), required ones present with the documented types;
+//! on a POST with an `Idempotency-Key`, the same key with the same
+//! parameters answers the first response again (`Idempotent-Replayed:
+//! true`), with other parameters `400 idempotency_error`. It can be told
+//! to refuse transfers or to apply them and then hang past the client's
+//! timeout (a lost answer).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+/// How the double answers `POST /v1/transfers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMode {
+    /// Make the transfer and answer it.
+    Normal,
+    /// Refuse: `400 balance_insufficient` (nothing transferred).
+    Refuse,
+    /// Make the transfer (and save the idempotent answer), then hang for
+    /// this long before answering: the client times out, the money moved.
+    ApplyThenHang(Duration),
+}
+
+/// A destination charge the double saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationCharge {
+    /// `pi_...`.
+    pub payment_intent: String,
+    /// Connected account.
+    pub destination: String,
+    /// Amount charged, cents.
+    pub amount: i64,
+    /// `application_fee_amount`, if any.
+    pub application_fee: Option<i64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    idempotency: HashMap<String, (String, u16, Bytes)>,
+    accounts: BTreeMap<String, Value>,
+    transfers: Vec<Value>,
+    destination_charges: Vec<DestinationCharge>,
+    requests: Vec<(String, String, Option<String>)>,
+}
+
+struct Shared {
+    upstream: Option<String>,
+    http: reqwest::Client,
+    inner: Mutex<Inner>,
+    mode: Mutex<TransferMode>,
+    self_url: Mutex<String>,
+}
+
+/// A running double.
+pub struct StripeDouble {
+    /// Base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StripeDouble {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl StripeDouble {
+    /// Start a double forwarding to `upstream` (localstripe), if any.
+    pub async fn start(upstream: Option<String>) -> StripeDouble {
+        let shared = Arc::new(Shared {
+            upstream: upstream.map(|u| u.trim_end_matches('/').to_string()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            inner: Mutex::new(Inner::default()),
+            mode: Mutex::new(TransferMode::Normal),
+            self_url: Mutex::new(String::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        *shared.self_url.lock() = url.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        StripeDouble { url, shared, task }
+    }
+
+    /// Set how transfers are answered from now on.
+    pub fn set_transfer_mode(&self, mode: TransferMode) {
+        *self.shared.mode.lock() = mode;
+    }
+
+    /// Transfers made (one per idempotency key, replays not counted).
+    pub fn transfers(&self) -> Vec<Value> {
+        self.shared.inner.lock().transfers.clone()
+    }
+
+    /// Destination charges created.
+    pub fn destination_charges(&self) -> Vec<DestinationCharge> {
+        self.shared.inner.lock().destination_charges.clone()
+    }
+
+    /// Connected accounts created.
+    pub fn accounts(&self) -> Vec<Value> {
+        self.shared
+            .inner
+            .lock()
+            .accounts
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Every request seen: (method, path, Idempotency-Key).
+    pub fn requests(&self) -> Vec<(String, String, Option<String>)> {
+        self.shared.inner.lock().requests.clone()
+    }
+}
+
+/// Stripe's error body.
+fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: &str) -> (u16, Value) {
+    let mut e = json!({ "type": kind, "message": message });
+    if let Some(c) = code {
+        e["code"] = json!(c);
+    }
+    (status, json!({ "error": e }))
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    let s = String::from_utf8_lossy(body);
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn encode_form(params: &[(String, String)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Refuse parameters outside `allowed` (exact names or `prefix[` forms).
+fn check_known(params: &[(String, String)], allowed: &[&str]) -> Result<(), (u16, Value)> {
+    for (k, _) in params {
+        let base = k.split('[').next().unwrap_or(k);
+        let ok = allowed.iter().any(|a| {
+            if let Some(prefix) = a.strip_suffix("[*]") {
+                base == prefix && k.len() > base.len()
+            } else {
+                k == a
+            }
+        });
+        if !ok {
+            return Err(stripe_error(
+                400,
+                "invalid_request_error",
+                Some("parameter_unknown"),
+                &format!("Received unknown parameter: {k}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn missing(name: &str) -> (u16, Value) {
+    stripe_error(
+        400,
+        "invalid_request_error",
+        Some("parameter_missing"),
+        &format!("Missing required param: {name}."),
+    )
+}
+
+fn positive_int(params: &[(String, String)], name: &str) -> Result<i64, (u16, Value)> {
+    let v = get(params, name).ok_or_else(|| missing(name))?;
+    v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid_integer"),
+            &format!("Invalid positive integer: {name}"),
+        )
+    })
+}
+
+fn currency(params: &[(String, String)]) -> Result<String, (u16, Value)> {
+    let c = get(params, "currency").ok_or_else(|| missing("currency"))?;
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()) {
+        Ok(c.to_string())
+    } else {
+        Err(stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid"),
+            "Invalid currency",
+        ))
+    }
+}
+
+fn metadata(params: &[(String, String)]) -> Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in params {
+        if let Some(key) = k
+            .strip_prefix("metadata[")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            m.insert(key.to_string(), json!(v));
+        }
+    }
+    Value::Object(m)
+}
+
+fn rand_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    )
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn handle(
+    State(sh): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    sh.inner
+        .lock()
+        .requests
+        .push((method.to_string(), path.clone(), key.clone()));
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !auth.starts_with("Bearer sk_") {
+        let (s, b) = stripe_error(
+            401,
+            "invalid_request_error",
+            None,
+            "You did not provide a valid API key.",
+        );
+        return reply(s, Bytes::from(b.to_string()), false);
+    }
+    let params = parse_form(&body);
+    let mut canonical_params = params.clone();
+    canonical_params.sort();
+    let canonical = format!("{method} {path} {}", encode_form(&canonical_params));
+    if method == Method::POST {
+        if let Some(k) = &key {
+            let hit = sh.inner.lock().idempotency.get(k).cloned();
+            if let Some((first, status, bytes)) = hit {
+                if first != canonical {
+                    let (s, b) = stripe_error(
+                        400,
+                        "idempotency_error",
+                        None,
+                        "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+                    );
+                    return reply(s, Bytes::from(b.to_string()), false);
+                }
+                let mode = *sh.mode.lock();
+                if let (true, TransferMode::ApplyThenHang(d)) = (path == "/v1/transfers", mode) {
+                    tokio::time::sleep(d).await;
+                }
+                return reply(status, bytes, true);
+            }
+        }
+    }
+    let (status, bytes, save) = route(&sh, &method, &uri, &params, &body, auth).await;
+    if save && method == Method::POST {
+        if let Some(k) = key {
+            sh.inner
+                .lock()
+                .idempotency
+                .insert(k, (canonical, status, bytes.clone()));
+        }
+    }
+    let mode = *sh.mode.lock();
+    if let (true, TransferMode::ApplyThenHang(d)) = (path == "/v1/transfers" && status == 200, mode)
+    {
+        tokio::time::sleep(d).await;
+    }
+    reply(status, bytes, false)
+}
+
+fn reply(status: u16, bytes: Bytes, replayed: bool) -> Response {
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [("content-type", "application/json")],
+        bytes,
+    )
+        .into_response();
+    if replayed {
+        r.headers_mut()
+            .insert("idempotent-replayed", "true".parse().unwrap());
+    }
+    r
+}
+
+/// Answer one request: (status, body, whether to save it for replay). A
+/// request refused by validation is not saved (as Stripe documents).
+async fn route(
+    sh: &Shared,
+    method: &Method,
+    uri: &Uri,
+    params: &[(String, String)],
+    body: &Bytes,
+    auth: &str,
+) -> (u16, Bytes, bool) {
+    let path = uri.path();
+    let local = |r: Result<Value, (u16, Value)>| match r {
+        Ok(v) => (200, Bytes::from(v.to_string()), true),
+        Err((s, v)) => (s, Bytes::from(v.to_string()), false),
+    };
+    match (method.as_str(), path) {
+        ("POST", "/v1/accounts") => local(create_account(sh, params)),
+        ("POST", "/v1/account_links") => local(create_account_link(sh, params)),
+        ("POST", "/v1/transfers") => {
+            let r = create_transfer(sh, params);
+            match r {
+                Ok(v) => (200, Bytes::from(v.to_string()), true),
+                // A refusal after validation is an outcome: saved.
+                Err((s, v)) if v["error"]["code"] == "balance_insufficient" => {
+                    (s, Bytes::from(v.to_string()), true)
+                }
+                Err((s, v)) => (s, Bytes::from(v.to_string()), false),
+            }
+        }
+        ("GET", p) if p.starts_with("/v1/accounts/") => {
+            let id = &p["/v1/accounts/".len()..];
+            let acct = sh.inner.lock().accounts.get(id).cloned();
+            local(acct.ok_or_else(|| {
+                stripe_error(
+                    404,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    "No such account",
+                )
+            }))
+        }
+        ("POST", "/v1/payment_intents")
+            if params.iter().any(|(k, _)| k.starts_with("transfer_data[")) =>
+        {
+            destination_charge(sh, params, auth).await
+        }
+        _ => forward(sh, method, uri, body.clone(), auth).await,
+    }
+}
+
+fn create_account(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u16, Value)> {
+    check_known(
+        params,
+        &[
+            "type",
+            "country",
+            "email",
+            "business_type",
+            "capabilities[*]",
+            "metadata[*]",
+            "controller[*]",
+        ],
+    )?;
+    let ty = get(params, "type").ok_or_else(|| missing("type"))?;
+    if !["express", "standard", "custom"].contains(&ty) {
+        return Err(stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid"),
+            "Invalid type: must be one of custom, express, or standard",
+        ));
+    }
+    for (k, v) in params {
+        if k.starts_with("capabilities[")
+            && !(k.ends_with("][requested]") && (v == "true" || v == "false"))
+        {
+            return Err(stripe_error(
+                400,
+                "invalid_request_error",
+                Some("parameter_invalid"),
+                &format!("Invalid {k}"),
+            ));
+        }
+    }
+    let id = rand_id("acct_");
+    let acct = json!({
+        "id": id,
+        "object": "account",
+        "type": ty,
+        "charges_enabled": false,
+        "payouts_enabled": false,
+        "details_submitted": false,
+        "capabilities": { "transfers": "inactive" },
+        "metadata": metadata(params),
+        "created": now_s(),
+    });
+    sh.inner.lock().accounts.insert(id, acct.clone());
+    Ok(acct)
+}
+
+fn create_account_link(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u16, Value)> {
+    check_known(
+        params,
+        &[
+            "account",
+            "type",
+            "refresh_url",
+            "return_url",
+            "collect",
+            "collection_options[*]",
+        ],
+    )?;
+    let acct = get(params, "account").ok_or_else(|| missing("account"))?;
+    if !sh.inner.lock().accounts.contains_key(acct) {
+        return Err(stripe_error(
+            400,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such account: '{acct}'"),
+        ));
+    }
+    let ty = get(params, "type").ok_or_else(|| missing("type"))?;
+    if ty != "account_onboarding" && ty != "account_update" {
+        return Err(stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid"),
+            "Invalid type",
+        ));
+    }
+    for u in ["refresh_url", "return_url"] {
+        let v = get(params, u).ok_or_else(|| missing(u))?;
+        if !v.starts_with("http://") && !v.starts_with("https://") {
+            return Err(stripe_error(
+                400,
+                "invalid_request_error",
+                Some("url_invalid"),
+                &format!("Not a valid URL: {u}"),
+            ));
+        }
+    }
+    let created = now_s();
+    Ok(json!({
+        "object": "account_link",
+        "created": created,
+        "expires_at": created + 300,
+        "url": format!("{}/connect/setup/{acct}/{}", sh.self_url.lock(), rand_id("")),
+    }))
+}
+
+fn create_transfer(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u16, Value)> {
+    check_known(
+        params,
+        &[
+            "amount",
+            "currency",
+            "destination",
+            "metadata[*]",
+            "transfer_group",
+            "description",
+            "source_transaction",
+        ],
+    )?;
+    let amount = positive_int(params, "amount")?;
+    let cur = currency(params)?;
+    let dest = get(params, "destination").ok_or_else(|| missing("destination"))?;
+    if !sh.inner.lock().accounts.contains_key(dest) {
+        return Err(stripe_error(
+            400,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such destination: '{dest}'"),
+        ));
+    }
+    if *sh.mode.lock() == TransferMode::Refuse {
+        return Err(stripe_error(
+            400,
+            "invalid_request_error",
+            Some("balance_insufficient"),
+            "You have insufficient available funds in your Stripe account.",
+        ));
+    }
+    let t = json!({
+        "id": rand_id("tr_"),
+        "object": "transfer",
+        "amount": amount,
+        "currency": cur,
+        "destination": dest,
+        "metadata": metadata(params),
+        "reversed": false,
+        "created": now_s(),
+    });
+    sh.inner.lock().transfers.push(t.clone());
+    Ok(t)
+}
+
+/// A PaymentIntent with `transfer_data[destination]`: checked and recorded
+/// here, created at localstripe without the Connect parameters, answered
+/// with them.
+async fn destination_charge(
+    sh: &Shared,
+    params: &[(String, String)],
+    auth: &str,
+) -> (u16, Bytes, bool) {
+    let dest = get(params, "transfer_data[destination]").map(str::to_string);
+    let Some(dest) = dest else {
+        let (s, v) = missing("transfer_data[destination]");
+        return (s, Bytes::from(v.to_string()), false);
+    };
+    if let Some((k, _)) = params.iter().find(|(k, _)| {
+        k.starts_with("transfer_data[")
+            && k != "transfer_data[destination]"
+            && k != "transfer_data[amount]"
+    }) {
+        let (s, v) = stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_unknown"),
+            &format!("Received unknown parameter: {k}"),
+        );
+        return (s, Bytes::from(v.to_string()), false);
+    }
+    if !sh.inner.lock().accounts.contains_key(&dest) {
+        let (s, v) = stripe_error(
+            400,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such destination: '{dest}'"),
+        );
+        return (s, Bytes::from(v.to_string()), false);
+    }
+    let fee = get(params, "application_fee_amount").and_then(|f| f.parse::<i64>().ok());
+    let upstream: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !k.starts_with("transfer_data[") && k != "application_fee_amount")
+        .cloned()
+        .collect();
+    let uri: Uri = "/v1/payment_intents".parse().unwrap();
+    let (status, bytes, save) = forward(
+        sh,
+        &Method::POST,
+        &uri,
+        Bytes::from(encode_form(&upstream)),
+        auth,
+    )
+    .await;
+    if status != 200 {
+        return (status, bytes, save);
+    }
+    let Ok(mut pi) = serde_json::from_slice::<Value>(&bytes) else {
+        return (502, bytes, false);
+    };
+    pi["transfer_data"] = json!({ "destination": dest });
+    pi["application_fee_amount"] = json!(fee);
+    sh.inner.lock().destination_charges.push(DestinationCharge {
+        payment_intent: pi["id"].as_str().unwrap_or_default().to_string(),
+        destination: dest,
+        amount: pi["amount"].as_i64().unwrap_or(0),
+        application_fee: fee,
+    });
+    (200, Bytes::from(pi.to_string()), true)
+}
+
+async fn forward(
+    sh: &Shared,
+    method: &Method,
+    uri: &Uri,
+    body: Bytes,
+    auth: &str,
+) -> (u16, Bytes, bool) {
+    let Some(up) = &sh.upstream else {
+        let (s, v) = stripe_error(
+            404,
+            "invalid_request_error",
+            None,
+            "the contract double has no upstream (localstripe) for this path",
+        );
+        return (s, Bytes::from(v.to_string()), false);
+    };
+    let url = format!(
+        "{up}{}",
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let m = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
+    let resp = sh
+        .http
+        .request(m, url)
+        .header("authorization", auth)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_vec())
+        .send()
+        .await;
+    match resp {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            let b = r.bytes().await.unwrap_or_default();
+            (s, Bytes::from(b.to_vec()), s < 500)
+        }
+        Err(e) => {
+            let (s, v) = stripe_error(502, "api_error", None, &format!("localstripe: {e}"));
+            (s, Bytes::from(v.to_string()), false)
+        }
+    }
+}

@@ -1,0 +1,1218 @@
+//! Payments end to end: a real server, the Stripe contract double
+//! (accounts, account links, transfers, destination charges, idempotency)
+//! in front of localstripe (PaymentIntents, refunds, signed webhooks).
+//!
+//! localstripe comes from `GIFTSTREAM_TEST_STRIPE_URL` (scripts/test starts
+//! it); a test that needs it skips without it on a plain `cargo test` and
+//! fails under scripts/test. Events localstripe does not send
+//! (`charge.refunded`, `account.updated`) are built and signed by the test
+//! with the endpoint secret, as Stripe's docs test webhooks.
+
+mod common;
+
+use std::future::Future;
+use std::time::Duration;
+
+use common::server::{embedded, engines, test_config, EngineSpec, TestServer};
+use common::services::stripe_url;
+use common::stripe_double::{StripeDouble, TransferMode};
+use giftstream::auth::Role;
+use giftstream::config::Config;
+use giftstream::ledger::{account, PurchaseOp, StripeEventRef, TipRecord, COIN, USD};
+use giftstream::payments::webhook::sign;
+use giftstream::protocol::now_ms;
+use serde_json::{json, Value};
+
+const KEY: &str = "sk_test_giftstream_tests";
+
+/// A server with payments on, its double, and localstripe if configured.
+struct Pay {
+    s: TestServer,
+    double: StripeDouble,
+    secret: String,
+    ls: Option<String>,
+    http: reqwest::Client,
+}
+
+fn payments_config(c: &mut Config, double_url: &str, secret: &str) {
+    c.stripe.secret_key = KEY.into();
+    c.stripe.webhook_secret = secret.into();
+    c.stripe.api_base_url = double_url.into();
+    c.stripe.retry_backoff_ms = 10;
+    c.stripe.cashout_diamonds_min = 100;
+}
+
+impl Pay {
+    async fn start(
+        engine: &EngineSpec,
+        ls: Option<String>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Pay {
+        let double = StripeDouble::start(ls.clone()).await;
+        let secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
+        let url = double.url.clone();
+        let sec = secret.clone();
+        let s = TestServer::start(engine, move |c| {
+            payments_config(c, &url, &sec);
+            tweak(c);
+        })
+        .await;
+        let p = Pay {
+            s,
+            double,
+            secret,
+            ls,
+            http: reqwest::Client::new(),
+        };
+        p.register_webhook().await;
+        p
+    }
+
+    /// Have localstripe send its signed webhooks to this server.
+    async fn register_webhook(&self) {
+        let Some(ls) = &self.ls else { return };
+        let r = self
+            .http
+            .post(format!(
+                "{ls}/_config/webhooks/{}",
+                uuid::Uuid::new_v4().simple()
+            ))
+            .form(&[
+                ("url", self.s.url("/v1/stripe/webhook")),
+                ("secret", self.secret.clone()),
+                ("events[0]", "payment_intent.succeeded".to_string()),
+            ])
+            .send()
+            .await
+            .expect("localstripe webhook config");
+        assert!(r.status().is_success(), "webhook config: {}", r.status());
+    }
+
+    async fn crash_and_restart(self) -> Pay {
+        let Pay {
+            s,
+            double,
+            secret,
+            ls,
+            http,
+        } = self;
+        let s = s.crash_and_restart().await;
+        let p = Pay {
+            s,
+            double,
+            secret,
+            ls,
+            http,
+        };
+        p.register_webhook().await;
+        p
+    }
+
+    /// POST raw bytes to the webhook with `header` as Stripe-Signature.
+    async fn post_webhook(&self, body: &[u8], header: Option<String>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.s.url("/v1/stripe/webhook"))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(h) = header {
+            req = req.header("Stripe-Signature", h);
+        }
+        let r = req.send().await.expect("webhook post");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Build, sign (now, with the endpoint secret) and deliver an event.
+    async fn send_event(&self, id: &str, kind: &str, object: Value) -> (u16, Value) {
+        let body = event(id, kind, object).to_string();
+        let h = sign(body.as_bytes(), &self.secret, now_ms() / 1000);
+        self.post_webhook(body.as_bytes(), Some(h)).await
+    }
+
+    async fn purchase(&self, user: &str, package: &str, id: &str) -> Value {
+        let (st, v) = self
+            .s
+            .post(
+                "/v1/coins/purchases",
+                &self.s.token(user, Role::Viewer),
+                json!({ "package": package, "id": id }),
+            )
+            .await;
+        assert_eq!(st, 200, "purchase: {v}");
+        v
+    }
+
+    /// The customer pays at localstripe (Stripe.js's part): a card payment
+    /// method, attached, confirmed. localstripe then sends the signed
+    /// `payment_intent.succeeded`.
+    async fn pay(&self, pi: &str) {
+        let ls = self.ls.as_ref().expect("localstripe");
+        let pm: Value = self
+            .http
+            .post(format!("{ls}/v1/payment_methods"))
+            .basic_auth(KEY, Some(""))
+            .form(&[
+                ("type", "card"),
+                ("card[number]", "4242424242424242"),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2034"),
+                ("card[cvc]", "123"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pm = pm["id"].as_str().expect("payment method id").to_string();
+        let r = self
+            .http
+            .post(format!("{ls}/v1/payment_intents/{pi}"))
+            .basic_auth(KEY, Some(""))
+            .form(&[("payment_method", pm.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "attach: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let r = self
+            .http
+            .post(format!("{ls}/v1/payment_intents/{pi}/confirm"))
+            .basic_auth(KEY, Some(""))
+            .send()
+            .await
+            .unwrap();
+        let st = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert!(st.is_success(), "confirm: {v}");
+        assert_eq!(v["status"], "succeeded", "{v}");
+    }
+
+    /// Onboard `creator` (Connect account + link at the double) and enable
+    /// payouts with a signed `account.updated`.
+    async fn onboard(&self, creator: &str) -> String {
+        let tok = self.s.token(creator, Role::Creator);
+        let (st, v) = self
+            .s
+            .post("/v1/creators/me/payouts/onboard", &tok, json!({}))
+            .await;
+        assert_eq!(st, 200, "onboard: {v}");
+        let acct = v["account"].as_str().unwrap().to_string();
+        assert!(v["url"].as_str().unwrap().contains(&acct), "{v}");
+        assert_eq!(v["payouts_enabled"], false);
+        let (st, again) = self
+            .s
+            .post("/v1/creators/me/payouts/onboard", &tok, json!({}))
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(again["account"], acct.as_str(), "one account per creator");
+        let (st, _) = self
+            .send_event(
+                &evt_id(),
+                "account.updated",
+                json!({ "id": acct, "object": "account", "payouts_enabled": true }),
+            )
+            .await;
+        assert_eq!(st, 200);
+        let (_, status) = self.s.get("/v1/creators/me/payouts", &tok).await;
+        assert_eq!(status["payouts_enabled"], true, "{status}");
+        acct
+    }
+
+    async fn ledger_balance(&self, acct: &str, cur: &str) -> i64 {
+        self.s.state().ledger.balance(acct, cur).await.unwrap()
+    }
+
+    async fn assert_sums_zero(&self) -> Value {
+        let t = self.s.state().ledger.totals().await.unwrap();
+        for (cur, sum) in &t.entry_sums {
+            assert_eq!(*sum, 0, "entries of {cur} sum to zero: {t:?}");
+        }
+        assert_eq!(
+            t.coins_minted,
+            t.coins_in_wallets + t.coins_spent + t.coins_in_debts,
+            "{t:?}"
+        );
+        json!(t.entry_sums)
+    }
+}
+
+fn evt_id() -> String {
+    format!("evt_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn event(id: &str, kind: &str, object: Value) -> Value {
+    json!({
+        "id": id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": now_ms() / 1000,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "type": kind,
+        "data": { "object": object }
+    })
+}
+
+fn purchase_pi(pi: &str, user: &str, coins: i64, cents: i64) -> Value {
+    json!({
+        "id": pi, "object": "payment_intent", "amount": cents, "amount_received": cents,
+        "currency": "usd", "status": "succeeded",
+        "metadata": { "giftstream_kind": "purchase", "giftstream_user": user,
+                      "giftstream_coins": coins.to_string(), "giftstream_package": "coins_70" }
+    })
+}
+
+/// Poll `f` until it is true, at most 15 s.
+async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+// ---- webhook signatures --------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_or_stale_signature_changes_nothing() {
+    let p = Pay::start(&embedded(), None, |_| {}).await;
+    // The purchase as POST /v1/coins/purchases records it.
+    p.s.state()
+        .ledger
+        .purchase_created(&PurchaseOp {
+            event: StripeEventRef {
+                id: String::new(),
+                kind: String::new(),
+            },
+            payment_intent: "pi_forged".into(),
+            user: "mallory".into(),
+            coins: 1400,
+            amount_cents: 1999,
+        })
+        .await
+        .unwrap();
+    let body = event(
+        "evt_forged",
+        "payment_intent.succeeded",
+        purchase_pi("pi_forged", "mallory", 1400, 1999),
+    )
+    .to_string();
+    let now = now_ms() / 1000;
+    let cases = [
+        ("no header", None),
+        (
+            "other secret",
+            Some(sign(body.as_bytes(), "whsec_not_ours", now)),
+        ),
+        (
+            "older than 300 s",
+            Some(sign(body.as_bytes(), &p.secret, now - 301)),
+        ),
+        (
+            "tampered body",
+            Some(sign(b"{\"id\":\"evt_other\"}", &p.secret, now)),
+        ),
+        ("garbage", Some("t=abc,v1=zz".to_string())),
+    ];
+    for (what, h) in cases {
+        let (st, v) = p.post_webhook(body.as_bytes(), h).await;
+        assert_eq!(st, 400, "{what}: {v}");
+        assert_eq!(v["code"], "bad_request", "{what}: {v}");
+    }
+    assert_eq!(p.s.wallet("mallory").await, 0);
+    assert!(!p
+        .s
+        .state()
+        .ledger
+        .stripe_event_seen("evt_forged")
+        .await
+        .unwrap());
+    // The same body, correctly signed, is applied.
+    let (st, v) = p
+        .post_webhook(body.as_bytes(), Some(sign(body.as_bytes(), &p.secret, now)))
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    assert_eq!(p.s.wallet("mallory").await, 1400);
+    // A payment for a PaymentIntent not created here credits nothing.
+    let (st, v) = p
+        .send_event(
+            &evt_id(),
+            "payment_intent.succeeded",
+            purchase_pi("pi_elsewhere", "mallory", 1400, 1999),
+        )
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
+    assert_eq!(p.s.wallet("mallory").await, 1400);
+    // A large event (above http.body_len_max) is still read.
+    let mut big = purchase_pi("pi_elsewhere2", "mallory", 1400, 1999);
+    big["description"] = json!("x".repeat(40_000));
+    let (st, v) = p
+        .send_event(&evt_id(), "payment_intent.succeeded", big)
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
+    // Unknown types are acknowledged and ignored.
+    let (st, v) = p
+        .send_event(&evt_id(), "customer.created", json!({ "id": "cus_1" }))
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payments_off_without_a_key_answer_a_typed_error() {
+    let s = TestServer::start(&embedded(), |_| {}).await;
+    let (st, v) = s
+        .post(
+            "/v1/coins/purchases",
+            &s.token("v", Role::Viewer),
+            json!({ "package": "coins_70", "id": "p1" }),
+        )
+        .await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("not configured"),
+        "{v}"
+    );
+    s.stop().await;
+}
+
+// ---- purchases -------------------------------------------------------------------
+
+async fn replayed_purchase_webhook_credits_once_on(engine: &EngineSpec, ls: String) {
+    let p = Pay::start(engine, Some(ls.clone()), |_| {}).await;
+    let a = p.purchase("ann", "coins_70", "buy-1").await;
+    assert_eq!(
+        (a["coins"].as_i64(), a["amount_cents"].as_i64()),
+        (Some(70), Some(99)),
+        "{a}"
+    );
+    assert!(
+        a["client_secret"].as_str().unwrap().starts_with("pi_"),
+        "{a}"
+    );
+    // The same request id answers the same PaymentIntent (Idempotency-Key).
+    let again = p.purchase("ann", "coins_70", "buy-1").await;
+    assert_eq!(again["payment_intent"], a["payment_intent"]);
+    let pi = a["payment_intent"].as_str().unwrap();
+    assert_eq!(p.s.wallet("ann").await, 0, "nothing before the webhook");
+    p.pay(pi).await;
+    wait_until("localstripe's webhook credits the coins", || async {
+        p.s.wallet("ann").await == 70
+    })
+    .await;
+    // Replay the very event localstripe sent, twice, and another event for
+    // the same PaymentIntent: credited once.
+    let events: Value = p
+        .http
+        .get(format!(
+            "{ls}/v1/events?type=payment_intent.succeeded&limit=100"
+        ))
+        .basic_auth(KEY, Some(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["object"]["id"] == pi)
+        .expect("localstripe's event")
+        .clone();
+    let body = sent.to_string();
+    for _ in 0..2 {
+        let (st, v) = p
+            .post_webhook(
+                body.as_bytes(),
+                Some(sign(body.as_bytes(), &p.secret, now_ms() / 1000)),
+            )
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("replayed")), "{v}");
+    }
+    let (st, v) = p
+        .send_event(
+            &evt_id(),
+            "payment_intent.succeeded",
+            sent["data"]["object"].clone(),
+        )
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("replayed")), "{v}");
+    assert_eq!(p.s.wallet("ann").await, 70);
+    assert_eq!(p.ledger_balance(&account::wallet("ann"), COIN).await, 70);
+    if p.ledger_balance(account::STRIPE_PLATFORM, USD).await != 99 {
+        for e in entries(&p.s.cfg.ledger.url).await {
+            eprintln!("{e:?}");
+        }
+    }
+    assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 99);
+    p.assert_sums_zero().await;
+    // Idempotency-Key went with the PaymentIntent request.
+    assert!(p.double.requests().iter().any(|(m, path, k)| m == "POST"
+        && path == "/v1/payment_intents"
+        && k.as_deref() == Some("purchase:ann:buy-1")));
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replayed_purchase_webhook_credits_once() {
+    let Some(ls) = stripe_url() else { return };
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        replayed_purchase_webhook_credits_once_on(&engine, ls.clone()).await;
+    }
+}
+
+async fn refund_after_spending_records_a_debt_on(engine: &EngineSpec, ls: String) {
+    let p = Pay::start(engine, Some(ls.clone()), |_| {}).await;
+    p.s.open_room("cora", "refund-room").await;
+    let a = p.purchase("ben", "coins_70", "buy-r").await;
+    let pi = a["payment_intent"].as_str().unwrap().to_string();
+    p.pay(&pi).await;
+    wait_until("coins credited", || async { p.s.wallet("ben").await == 70 }).await;
+    let mut ws = p.s.ws("ben", Role::Viewer).await;
+    ws.join("refund-room").await;
+    assert_eq!(
+        ws.gift("refund-room", "perfume", 2, "g1").await["balance"],
+        30
+    );
+    assert_eq!(
+        ws.gift("refund-room", "finger_heart", 2, "g2").await["balance"],
+        20
+    );
+    p.s.settled().await;
+    // A full refund at localstripe; Stripe then sends charge.refunded.
+    let r: Value = p
+        .http
+        .post(format!("{ls}/v1/refunds"))
+        .basic_auth(KEY, Some(""))
+        .form(&[("payment_intent", pi.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let charge = json!({
+        "id": r["charge"], "object": "charge", "amount": 99, "amount_refunded": r["amount"],
+        "currency": "usd", "payment_intent": pi, "refunded": true
+    });
+    let id = evt_id();
+    let (st, v) = p.send_event(&id, "charge.refunded", charge.clone()).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    let (st, v) = p.send_event(&id, "charge.refunded", charge).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("replayed")), "{v}");
+    assert_eq!(p.s.wallet("ben").await, 0, "what was left is taken");
+    p.s.settled().await;
+    assert_eq!(
+        p.ledger_balance(&account::wallet("ben"), COIN).await,
+        0,
+        "never negative"
+    );
+    assert_eq!(
+        p.ledger_balance(&account::debt("ben"), COIN).await,
+        -50,
+        "the spent 50 are a debt"
+    );
+    assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 0);
+    p.assert_sums_zero().await;
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refund_after_coins_were_spent_records_a_debt_never_a_negative_wallet() {
+    let Some(ls) = stripe_url() else { return };
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        refund_after_spending_records_a_debt_on(&engine, ls.clone()).await;
+    }
+}
+
+// ---- tips -----------------------------------------------------------------------------
+
+async fn tip_on(engine: &EngineSpec, ls: String) {
+    let p = Pay::start(engine, Some(ls), |_| {}).await;
+    p.s.open_room("tia", "tip-room").await;
+    let acct = p.onboard("tia").await;
+    let mut watcher = p.s.ws("wanda", Role::Viewer).await;
+    watcher.join("tip-room").await;
+    let tok = p.s.token("tom", Role::Viewer);
+    // Bad input: typed errors, nothing charged.
+    for (body, what) in [
+        (
+            json!({ "amount_cents": 50, "currency": "usd", "message": "hi", "id": "t0" }),
+            "below min",
+        ),
+        (
+            json!({ "amount_cents": 5_000_000, "currency": "usd", "message": "hi", "id": "t0" }),
+            "above max",
+        ),
+        (
+            json!({ "amount_cents": 500, "currency": "eur", "message": "hi", "id": "t0" }),
+            "currency",
+        ),
+        (
+            json!({ "amount_cents": 500, "currency": "usd", "message": "x".repeat(151), "id": "t0" }),
+            "long message",
+        ),
+        (
+            json!({ "amount_cents": 500, "currency": "usd", "message": "a\u{7}b", "id": "t0" }),
+            "control char",
+        ),
+        (
+            json!({ "amount_cents": "5", "currency": "usd", "id": "t0" }),
+            "type",
+        ),
+    ] {
+        let (st, v) = p.s.post("/v1/rooms/tip-room/tips", &tok, body).await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (400, Some("bad_request")),
+            "{what}: {v}"
+        );
+    }
+    let (st, v) =
+        p.s.post(
+            "/v1/rooms/nope/tips",
+            &tok,
+            json!({ "amount_cents": 500, "currency": "usd", "id": "t0" }),
+        )
+        .await;
+    assert_eq!((st, v["code"].as_str()), (404, Some("unknown_room")), "{v}");
+    let (st, t) = p
+        .s
+        .post("/v1/rooms/tip-room/tips", &tok, json!({ "amount_cents": 500, "currency": "usd", "message": "great stream 🎉", "id": "t1" }))
+        .await;
+    assert_eq!(st, 201, "{t}");
+    let pi = t["payment_intent"].as_str().unwrap().to_string();
+    // A destination charge to the creator's account, no application fee.
+    let charges = p.double.destination_charges();
+    let c = charges
+        .iter()
+        .find(|c| c.payment_intent == pi)
+        .expect("destination charge");
+    assert_eq!(
+        (c.destination.as_str(), c.amount, c.application_fee),
+        (acct.as_str(), 500, None)
+    );
+    p.pay(&pi).await;
+    let (ev, _) = watcher.until("tip_event").await;
+    assert_eq!(
+        (
+            ev["room"].as_str(),
+            ev["sender"].as_str(),
+            ev["amount_cents"].as_i64(),
+            ev["currency"].as_str(),
+            ev["message"].as_str()
+        ),
+        (
+            Some("tip-room"),
+            Some("tom"),
+            Some(500),
+            Some("usd"),
+            Some("great stream 🎉")
+        )
+    );
+    // The whole amount is the creator's: at the destination and in earnings.
+    let at_destination = c.amount - c.application_fee.unwrap_or(0);
+    assert_eq!(at_destination, 500);
+    wait_until("tip in earnings", || async {
+        p.s.earnings("tia").await["tips_cents"] == 500
+    })
+    .await;
+    assert_eq!(p.ledger_balance(&account::tips("tia"), USD).await, 500);
+    p.assert_sums_zero().await;
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tip_reaches_the_creator_in_full_and_the_room_sees_tip_event() {
+    let Some(ls) = stripe_url() else { return };
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        tip_on(&engine, ls.clone()).await;
+    }
+}
+
+// ---- cash-outs ------------------------------------------------------------------------
+
+/// `creator` gets `diamonds` settled diamonds from a granted viewer.
+async fn earn(p: &Pay, creator: &str, room: &str, galaxies: u32) {
+    p.s.open_room(creator, room).await;
+    p.s.grant("fan", 1000 * galaxies as i64, &format!("g-{room}"))
+        .await;
+    let mut ws = p.s.ws("fan", Role::Viewer).await;
+    ws.join(room).await;
+    ws.gift(room, "galaxy", galaxies, &format!("gal-{room}"))
+        .await;
+    p.s.settled().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cashout_failing_at_stripe_returns_the_diamonds() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |_| {}).await;
+        earn(&p, "cal", "cash-room", 1).await;
+        assert_eq!(p.s.earnings("cal").await["diamonds_settled"], 500);
+        let tok = p.s.token("cal", Role::Creator);
+        let (st, v) =
+            p.s.post(
+                "/v1/creators/me/cashouts",
+                &tok,
+                json!({ "diamonds": 400, "id": "c1" }),
+            )
+            .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (400, Some("bad_request")),
+            "not onboarded: {v}"
+        );
+        p.onboard("cal").await;
+        let (st, v) =
+            p.s.post(
+                "/v1/creators/me/cashouts",
+                &tok,
+                json!({ "diamonds": 50, "id": "c1" }),
+            )
+            .await;
+        assert_eq!(st, 400, "below the minimum: {v}");
+        let (st, v) =
+            p.s.post(
+                "/v1/creators/me/cashouts",
+                &tok,
+                json!({ "diamonds": 600, "id": "c1" }),
+            )
+            .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (402, Some("insufficient_funds")),
+            "{v}"
+        );
+        p.double.set_transfer_mode(TransferMode::Refuse);
+        let (st, v) =
+            p.s.post(
+                "/v1/creators/me/cashouts",
+                &tok,
+                json!({ "diamonds": 400, "id": "c2" }),
+            )
+            .await;
+        assert_eq!((st, v["status"].as_str()), (200, Some("reversed")), "{v}");
+        let e = p.s.earnings("cal").await;
+        assert_eq!(
+            (
+                e["diamonds_settled"].as_i64(),
+                e["diamonds_cashout_pending"].as_i64(),
+                e["diamonds_cashed_out"].as_i64()
+            ),
+            (Some(500), Some(0), Some(0)),
+            "{e}"
+        );
+        assert!(p.double.transfers().is_empty());
+        // Stripe works again: a new cash-out completes.
+        p.double.set_transfer_mode(TransferMode::Normal);
+        let (st, v) =
+            p.s.post(
+                "/v1/creators/me/cashouts",
+                &tok,
+                json!({ "diamonds": 400, "id": "c3" }),
+            )
+            .await;
+        assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+        let e = p.s.earnings("cal").await;
+        assert_eq!(
+            (
+                e["diamonds_settled"].as_i64(),
+                e["diamonds_cashed_out"].as_i64(),
+                e["cashed_out_cents"].as_i64()
+            ),
+            (Some(100), Some(400), Some(200)),
+            "{e}"
+        );
+        let tr = p.double.transfers();
+        assert_eq!(tr.len(), 1);
+        assert_eq!(
+            (tr[0]["amount"].as_i64(), tr[0]["currency"].as_str()),
+            (Some(200), Some("usd"))
+        );
+        p.assert_sums_zero().await;
+        p.s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_between_ledger_and_transfer_is_recovered_on_restart() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |c| {
+            c.stripe.request_timeout_ms = 300;
+            c.stripe.retry_len_max = 1;
+        })
+        .await;
+        earn(&p, "cid", "crash-room", 1).await;
+        let acct = p.onboard("cid").await;
+        // Stripe makes the transfer but the answer never arrives in time.
+        p.double
+            .set_transfer_mode(TransferMode::ApplyThenHang(Duration::from_secs(2)));
+        let tok = p.s.token("cid", Role::Creator);
+        let (st, v) =
+            p.s.post(
+                "/v1/creators/me/cashouts",
+                &tok,
+                json!({ "diamonds": 400, "id": "k1" }),
+            )
+            .await;
+        assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
+        assert_eq!(p.s.earnings("cid").await["diamonds_cashout_pending"], 400);
+        assert_eq!(p.double.transfers().len(), 1, "the money moved at Stripe");
+        // The process dies; Stripe answers again; the node restarts.
+        p.double.set_transfer_mode(TransferMode::Normal);
+        let p = p.crash_and_restart().await;
+        wait_until("the pending cash-out completes", || async {
+            p.s.earnings("cid").await["diamonds_cashed_out"] == 400
+        })
+        .await;
+        let e = p.s.earnings("cid").await;
+        assert_eq!(
+            (
+                e["diamonds_cashout_pending"].as_i64(),
+                e["diamonds_settled"].as_i64()
+            ),
+            (Some(0), Some(100)),
+            "{e}"
+        );
+        // One transfer, however many requests carried its key.
+        let tr = p.double.transfers();
+        assert_eq!(tr.len(), 1, "{tr:?}");
+        assert_eq!(tr[0]["destination"], acct.as_str());
+        let sent = p
+            .double
+            .requests()
+            .iter()
+            .filter(|(_, path, k)| path == "/v1/transfers" && k.as_deref() == Some("cid:k1"))
+            .count();
+        assert!(sent >= 2, "retried with the same Idempotency-Key ({sent})");
+        p.assert_sums_zero().await;
+        p.s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unanswered_cashout_is_retried_without_a_restart() {
+    let p = Pay::start(&embedded(), None, |c| {
+        c.stripe.request_timeout_ms = 300;
+        c.stripe.retry_len_max = 0;
+        c.stripe.cashout_retry_interval_ms = 1000;
+    })
+    .await;
+    earn(&p, "ria", "retry-room", 1).await;
+    p.onboard("ria").await;
+    p.double
+        .set_transfer_mode(TransferMode::ApplyThenHang(Duration::from_secs(2)));
+    let tok = p.s.token("ria", Role::Creator);
+    let (st, v) =
+        p.s.post(
+            "/v1/creators/me/cashouts",
+            &tok,
+            json!({ "diamonds": 200, "id": "r1" }),
+        )
+        .await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
+    p.double.set_transfer_mode(TransferMode::Normal);
+    wait_until("the periodic pass completes it", || async {
+        p.s.earnings("ria").await["diamonds_cashed_out"] == 200
+    })
+    .await;
+    assert_eq!(p.double.transfers().len(), 1);
+    // The same request again answers the completed cash-out.
+    let (st, v) =
+        p.s.post(
+            "/v1/creators/me/cashouts",
+            &tok,
+            json!({ "diamonds": 200, "id": "r1" }),
+        )
+        .await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+    assert_eq!(p.double.transfers().len(), 1);
+    p.assert_sums_zero().await;
+    p.s.stop().await;
+}
+
+// ---- the walk-through --------------------------------------------------------------------
+
+/// Every ledger entry, in commit order, as `op | account | currency | amount`.
+async fn entries(ledger_url: &str) -> Vec<(String, String, String, i64)> {
+    use sqlx::Row;
+    let q = "SELECT e.op_id, e.account, e.currency, e.amount FROM entries e JOIN operations o ON o.op_id = e.op_id ORDER BY o.created_ms, e.op_id, e.currency, e.account";
+    let rows: Vec<(String, String, String, i64)> = if ledger_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(ledger_url).await.unwrap();
+        sqlx::query(q)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    } else {
+        let pool = sqlx::PgPool::connect(ledger_url).await.unwrap();
+        sqlx::query(q)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    };
+    rows
+}
+
+async fn walkthrough_on(engine: &EngineSpec, ls: String) {
+    let p = Pay::start(engine, Some(ls), |_| {}).await;
+    p.s.open_room("wes", "walk-room").await;
+    p.onboard("wes").await;
+    // 1. Purchase: 1400 coins for $19.99.
+    let a = p.purchase("vera", "coins_1400", "walk-buy").await;
+    p.pay(a["payment_intent"].as_str().unwrap()).await;
+    wait_until("purchase credited", || async {
+        p.s.wallet("vera").await == 1400
+    })
+    .await;
+    // 2. Gifts: a galaxy (1000 coins → 500 diamonds) and 2 roses.
+    let mut ws = p.s.ws("vera", Role::Viewer).await;
+    ws.join("walk-room").await;
+    assert_eq!(
+        ws.gift("walk-room", "galaxy", 1, "w1").await["balance"],
+        400
+    );
+    assert_eq!(ws.gift("walk-room", "rose", 2, "w2").await["balance"], 398);
+    // 3. Settlement.
+    p.s.settled().await;
+    // 4. Cash-out: 400 diamonds at 50 cents per 100 → $2.00.
+    let tok = p.s.token("wes", Role::Creator);
+    let (st, c) =
+        p.s.post(
+            "/v1/creators/me/cashouts",
+            &tok,
+            json!({ "diamonds": 400, "id": "walk-cash" }),
+        )
+        .await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("completed")), "{c}");
+    // 5. A $5.00 tip.
+    let (st, t) = p
+        .s
+        .post("/v1/rooms/walk-room/tips", &p.s.token("vera", Role::Viewer), json!({ "amount_cents": 500, "currency": "usd", "message": "thanks", "id": "walk-tip" }))
+        .await;
+    assert_eq!(st, 201, "{t}");
+    p.pay(t["payment_intent"].as_str().unwrap()).await;
+    ws.until("tip_event").await;
+    wait_until("tip posted", || async {
+        p.s.earnings("wes").await["tips_cents"] == 500
+    })
+    .await;
+    let sums = p.assert_sums_zero().await;
+    eprintln!("== walk-through ledger entries ({}):", engine.name);
+    for (op, acct, cur, amount) in entries(&p.s.cfg.ledger.url).await {
+        eprintln!("   {op:<44} {acct:<26} {cur:<8} {amount:>7}");
+    }
+    eprintln!("== per-currency sums: {sums}");
+    eprintln!("== earnings: {}", p.s.earnings("wes").await);
+    let e = p.s.earnings("wes").await;
+    assert_eq!(
+        (
+            e["diamonds_settled"].as_i64(),
+            e["diamonds_cashed_out"].as_i64(),
+            e["cashed_out_cents"].as_i64(),
+            e["tips_cents"].as_i64()
+        ),
+        (Some(102), Some(400), Some(200), Some(500)),
+        "{e}"
+    );
+    assert_eq!(
+        p.ledger_balance(account::STRIPE_PLATFORM, USD).await,
+        1999 - 200
+    );
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn walkthrough_purchase_gifts_settlement_cashout_and_tip_sum_to_zero() {
+    let Some(ls) = stripe_url() else { return };
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        walkthrough_on(&engine, ls.clone()).await;
+    }
+}
+
+// ---- the contract double itself ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_double_checks_shapes_and_idempotency_keys_as_stripe_documents() {
+    let d = StripeDouble::start(None).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, key: Option<&str>, form: Vec<(&str, String)>| {
+        let mut r = http
+            .post(format!("{}{path}", d.url))
+            .bearer_auth(KEY)
+            .form(&form);
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        r.send()
+    };
+    // No key: 401.
+    let r = http
+        .post(format!("{}/v1/accounts", d.url))
+        .form(&[("type", "express")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Unknown and missing parameters are refused and not saved.
+    let r = post(
+        "/v1/accounts",
+        Some("k-acct"),
+        vec![("type", "express".into()), ("colour", "red".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "parameter_unknown"
+    );
+    let r = post("/v1/accounts", Some("k-acct"), vec![]).await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "parameter_missing"
+    );
+    // Same key, same parameters: the same account, replayed.
+    let form = vec![
+        ("type", "express".to_string()),
+        ("capabilities[transfers][requested]", "true".into()),
+    ];
+    let a: Value = post("/v1/accounts", Some("k-acct"), form.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = post("/v1/accounts", Some("k-acct"), form).await.unwrap();
+    assert_eq!(
+        r.headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], a["id"]);
+    assert_eq!(d.accounts().len(), 1);
+    // Same key, other parameters: idempotency_error.
+    let r = post(
+        "/v1/accounts",
+        Some("k-acct"),
+        vec![("type", "standard".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "idempotency_error"
+    );
+    // Transfers: a positive amount, a currency, an existing destination.
+    let acct = a["id"].as_str().unwrap().to_string();
+    for (form, what) in [
+        (
+            vec![
+                ("amount", "-5".to_string()),
+                ("currency", "usd".into()),
+                ("destination", acct.clone()),
+            ],
+            "amount",
+        ),
+        (
+            vec![
+                ("amount", "5".to_string()),
+                ("currency", "USD".into()),
+                ("destination", acct.clone()),
+            ],
+            "currency",
+        ),
+        (
+            vec![
+                ("amount", "5".to_string()),
+                ("currency", "usd".into()),
+                ("destination", "acct_nope".into()),
+            ],
+            "destination",
+        ),
+    ] {
+        let r = post("/v1/transfers", None, form).await.unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+    }
+    let t = vec![
+        ("amount", "5".to_string()),
+        ("currency", "usd".into()),
+        ("destination", acct.clone()),
+    ];
+    let t1: Value = post("/v1/transfers", Some("k-tr"), t.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t2: Value = post("/v1/transfers", Some("k-tr"), t)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t1["id"], t2["id"]);
+    assert_eq!(d.transfers().len(), 1);
+    // Account links need a known account and both URLs.
+    let r = post(
+        "/v1/account_links",
+        None,
+        vec![
+            ("account", acct.clone()),
+            ("type", "account_onboarding".into()),
+            ("return_url", "http://x/".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+// ---- across nodes, and partial refunds ------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tip_event_reaches_viewers_on_another_node() {
+    let Some(engine) = engines()
+        .await
+        .into_iter()
+        .find(|e| e.name == "redis+postgres")
+    else {
+        return;
+    };
+    // Node A gets Stripe's webhook; the viewer watches on node B.
+    let a = Pay::start(&engine, None, |_| {}).await;
+    let mut cfg_b = test_config(&engine);
+    payments_config(&mut cfg_b, &a.double.url, &a.secret);
+    let b = TestServer::start_with(engine.clone(), cfg_b).await;
+    let room = format!("tipx-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    a.s.open_room("nia", &room).await;
+    let mut on_b = b.ws("bea", Role::Viewer).await;
+    on_b.join(&room).await;
+    // The tip as POST .../tips records it (its PaymentIntent made at Stripe).
+    a.s.state()
+        .ledger
+        .tip_created(&TipRecord {
+            payment_intent: "pi_tipx".into(),
+            tip_key: "tom:x1".into(),
+            sender: "tom".into(),
+            creator: "nia".into(),
+            target: format!("room:{room}"),
+            amount_cents: 700,
+            message: "from far away".into(),
+        })
+        .await
+        .unwrap();
+    let pi = json!({ "id": "pi_tipx", "object": "payment_intent", "amount": 700, "currency": "usd",
+                     "status": "succeeded", "metadata": { "giftstream_kind": "tip", "giftstream_tip": "tom:x1" } });
+    let (st, v) = a
+        .send_event(&evt_id(), "payment_intent.succeeded", pi)
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    let (ev, _) = on_b.until("tip_event").await;
+    assert_eq!(
+        (
+            ev["room"].as_str(),
+            ev["sender"].as_str(),
+            ev["amount_cents"].as_i64(),
+            ev["message"].as_str()
+        ),
+        (
+            Some(room.as_str()),
+            Some("tom"),
+            Some(700),
+            Some("from far away")
+        )
+    );
+    assert_eq!(
+        b.earnings("nia").await["tips_cents"],
+        700,
+        "one ledger for both nodes"
+    );
+    b.stop().await;
+    a.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partial_refunds_reverse_their_share_of_the_coins_once() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |_| {}).await;
+        p.s.state()
+            .ledger
+            .purchase_created(&PurchaseOp {
+                event: StripeEventRef {
+                    id: String::new(),
+                    kind: String::new(),
+                },
+                payment_intent: "pi_part".into(),
+                user: "pat".into(),
+                coins: 1400,
+                amount_cents: 1999,
+            })
+            .await
+            .unwrap();
+        let (st, _) = p
+            .send_event(
+                &evt_id(),
+                "payment_intent.succeeded",
+                purchase_pi("pi_part", "pat", 1400, 1999),
+            )
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(p.s.wallet("pat").await, 1400);
+        let charge = |refunded: i64| {
+            json!({ "id": "ch_part", "object": "charge", "amount": 1999,
+            "amount_refunded": refunded, "currency": "usd", "payment_intent": "pi_part" })
+        };
+        // $10.00 of $19.99 back: floor(1400 * 1000 / 1999) = 700 coins.
+        let (_, v) = p
+            .send_event(&evt_id(), "charge.refunded", charge(1000))
+            .await;
+        assert_eq!(v["outcome"], "applied", "{v}");
+        assert_eq!(p.s.wallet("pat").await, 700);
+        // Stripe's cumulative amount again under another event id: nothing.
+        let (_, v) = p
+            .send_event(&evt_id(), "charge.refunded", charge(1000))
+            .await;
+        assert_eq!(v["outcome"], "replayed", "{v}");
+        assert_eq!(p.s.wallet("pat").await, 700);
+        // The rest: every coin reversed, nothing owed.
+        let (_, v) = p
+            .send_event(&evt_id(), "charge.refunded", charge(1999))
+            .await;
+        assert_eq!(v["outcome"], "applied", "{v}");
+        assert_eq!(p.s.wallet("pat").await, 0);
+        assert_eq!(p.ledger_balance(&account::debt("pat"), COIN).await, 0);
+        assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 0);
+        p.assert_sums_zero().await;
+        p.s.stop().await;
+    }
+}
