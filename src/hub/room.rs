@@ -5,6 +5,10 @@
 //! a `skipped` range (and is disconnected past `hub.viewer_skipped_max`);
 //! the room's creator is never skipped — it is disconnected with 1013 and
 //! resumes from its last seq, so its feed misses nothing.
+//! With a relaying engine (Redis) the room also takes its stats from the
+//! engine ([`RoomCmd::Stats`], summed over nodes), merges the engine's
+//! history stream into `resume` replays, and stops after
+//! `hub.room_linger_ms` without a subscriber (so the node unsubscribes).
 //! Must not: await on a subscriber (every delivery is `try_send`), or
 //! serialize per subscriber (each event is encoded once per wire format).
 
@@ -14,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Message;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::conn::ConnCtl;
 use super::RoomHandle;
@@ -61,6 +65,10 @@ pub enum RoomCmd {
         sub: Subscriber,
         /// Last seq the client saw.
         since: u64,
+        /// Events after `since` read from the engine's history (Redis
+        /// stream), which then decides whether history reaches back; None:
+        /// the room's own ring does.
+        backfill: Option<Vec<GiftEvent>>,
         /// Ok once the replay and `resumed` are queued.
         reply: oneshot::Sender<Result<()>>,
     },
@@ -71,6 +79,16 @@ pub enum RoomCmd {
     },
     /// Any other message for every subscriber (tips, stats).
     Broadcast(ServerMsg),
+    /// The room's stats across every node (relaying engine), sent to
+    /// subscribers as `room_stats` if they changed.
+    Stats {
+        /// Viewers on every node.
+        viewers: u64,
+        /// Diamonds this live.
+        diamonds: i64,
+        /// Top gifters, largest first.
+        top: Vec<TopEntry>,
+    },
     /// The live ended: tell everyone, then stop.
     End,
 }
@@ -81,6 +99,9 @@ struct SubState {
     skip: Option<(u64, u64)>,
     skipped: u64,
     dead: bool,
+    /// Events up to this seq are not sent (a resume that saw further than
+    /// this room has received yet: no duplicate when they arrive).
+    seen_seq: u64,
 }
 
 struct Hist {
@@ -117,6 +138,10 @@ struct Room {
     /// Latest event per (sender, gift) since the last coalesced step.
     combos: HashMap<(String, String), GiftEvent>,
     coalesce_due: Option<Instant>,
+    /// Relaying engine: woken when this room stops.
+    relay: Option<Arc<Notify>>,
+    /// Relaying engine: when an empty room stops.
+    idle_due: Option<Instant>,
 }
 
 /// This live's statistics, derived from the ordered event stream.
@@ -128,10 +153,20 @@ struct Stats {
     due: Option<Instant>,
     last_sent: Option<Instant>,
     last_viewers: u64,
+    /// Stats across nodes from the engine (relaying engine only).
+    external: Option<(u64, i64, Vec<TopEntry>)>,
 }
 
-/// Start a room task; `last_seq` is the room's seq now.
-pub fn spawn(id: String, creator: Arc<str>, last_seq: u64, cfg: HubConfig) -> RoomHandle {
+/// Start a room task; `last_seq` is the room's seq now. `relay`: events
+/// come from a relaying engine, woken when the room stops (see the module
+/// doc).
+pub fn spawn(
+    id: String,
+    creator: Arc<str>,
+    last_seq: u64,
+    cfg: HubConfig,
+    relay: Option<Arc<Notify>>,
+) -> RoomHandle {
     let (tx, rx) = mpsc::channel(cfg.room_queue_len_max);
     let viewers = Arc::new(AtomicU64::new(0));
     let room = Room {
@@ -147,12 +182,17 @@ pub fn spawn(id: String, creator: Arc<str>, last_seq: u64, cfg: HubConfig) -> Ro
         stats: Stats::default(),
         combos: HashMap::new(),
         coalesce_due: None,
+        idle_due: None,
+        relay,
     };
+    let mut room = room;
+    room.arm_idle();
     tokio::spawn(room.run(rx));
     RoomHandle {
         tx,
         viewers,
         creator,
+        opened_seq: last_seq,
     }
 }
 
@@ -161,17 +201,19 @@ impl Room {
         loop {
             // Timers are armed only when something changed: an idle room
             // costs nothing.
-            let due = match (self.stats.due, self.coalesce_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let due = [self.stats.due, self.coalesce_due, self.idle_due]
+                .into_iter()
+                .flatten()
+                .min();
             let cmd = tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => cmd,
                     None => break,
                 },
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
-                    self.on_timer();
+                    if self.on_timer() {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -180,11 +222,21 @@ impl Room {
                 RoomCmd::Join { sub, reply } => {
                     let _ = reply.send(self.on_join(sub));
                 }
-                RoomCmd::Resume { sub, since, reply } => {
-                    let _ = reply.send(self.on_resume(sub, since));
+                RoomCmd::Resume {
+                    sub,
+                    since,
+                    backfill,
+                    reply,
+                } => {
+                    let _ = reply.send(self.on_resume(sub, since, backfill));
                 }
                 RoomCmd::Leave { conn_id } => self.remove(conn_id),
                 RoomCmd::Broadcast(msg) => self.broadcast(&msg),
+                RoomCmd::Stats {
+                    viewers,
+                    diamonds,
+                    top,
+                } => self.on_stats(viewers, diamonds, top),
                 RoomCmd::End => {
                     self.flush_combos();
                     self.broadcast(&ServerMsg::RoomEnded {
@@ -195,12 +247,50 @@ impl Room {
             }
             self.sweep();
             self.note_viewers();
+            self.arm_idle();
         }
         self.viewers.store(0, Ordering::Relaxed);
+        if let Some(changed) = &self.relay {
+            // Close the queue first, so the hub sees this room as stopped
+            // when it is woken.
+            rx.close();
+            changed.notify_one();
+        }
     }
 
-    fn on_timer(&mut self) {
+    /// Relaying engine: arm the stop timer when the room has no subscriber
+    /// (and disarm it when it has one).
+    fn arm_idle(&mut self) {
+        if self.relay.is_none() {
+            return;
+        }
+        if !self.subs.is_empty() {
+            self.idle_due = None;
+        } else if self.idle_due.is_none() {
+            self.idle_due = Some(Instant::now() + Duration::from_millis(self.cfg.room_linger_ms));
+        }
+    }
+
+    /// Stats across nodes from the engine: send them if they changed.
+    fn on_stats(&mut self, viewers: u64, diamonds: i64, top: Vec<TopEntry>) {
+        let next = (viewers, diamonds, top);
+        if self.stats.external.as_ref() != Some(&next) {
+            self.stats.external = Some(next);
+            self.stats_changed();
+        }
+    }
+
+    /// Handle due timers; true when the room should stop (relaying engine,
+    /// no subscriber for `hub.room_linger_ms`).
+    fn on_timer(&mut self) -> bool {
         let now = Instant::now();
+        if self.idle_due.is_some_and(|d| d <= now) {
+            self.idle_due = None;
+            if self.subs.is_empty() {
+                self.flush_combos();
+                return true;
+            }
+        }
         if self.coalesce_due.is_some_and(|d| d <= now) {
             self.flush_combos();
         }
@@ -211,6 +301,7 @@ impl Room {
             }
         }
         self.sweep();
+        false
     }
 
     /// Mark stats changed and arm the stats timer (at most once per interval).
@@ -227,6 +318,9 @@ impl Room {
     }
 
     fn note_viewers(&mut self) {
+        if self.relay.is_some() {
+            return; // the engine's stats count every node's viewers
+        }
         let n = self.subs.len() as u64;
         if n != self.stats.last_viewers {
             self.stats.last_viewers = n;
@@ -235,6 +329,18 @@ impl Room {
     }
 
     fn send_stats(&mut self) {
+        if let Some((viewers, diamonds, top)) = &self.stats.external {
+            let msg = ServerMsg::RoomStats {
+                room: self.id.clone(),
+                viewers: *viewers,
+                diamonds: *diamonds,
+                top: top.clone(),
+            };
+            self.broadcast(&msg);
+            self.stats.changed = false;
+            self.stats.last_sent = Some(Instant::now());
+            return;
+        }
         let mut top: Vec<TopEntry> = self
             .stats
             .gifters
@@ -262,6 +368,9 @@ impl Room {
     }
 
     fn count_gift(&mut self, ev: &GiftEvent) {
+        if self.relay.is_some() {
+            return; // the engine keeps this live's stats across nodes
+        }
         self.stats.diamonds += ev.diamonds;
         *self.stats.gifters.entry(ev.sender.clone()).or_insert(0) += ev.diamonds;
         if self.stats.gifters.len() > self.cfg.room_gifters_max {
@@ -358,7 +467,7 @@ impl Room {
         }
     }
 
-    fn subscribe(&mut self, sub: Subscriber) {
+    fn subscribe(&mut self, sub: Subscriber, seen_seq: u64) {
         self.remove(sub.conn_id);
         if sub.encoding == Encoding::MsgPack {
             self.msgpack_subs += 1;
@@ -373,6 +482,7 @@ impl Room {
             skip: None,
             skipped: 0,
             dead: false,
+            seen_seq,
         });
         self.viewers
             .store(self.subs.len() as u64, Ordering::Relaxed);
@@ -390,12 +500,20 @@ impl Room {
         sub.tx
             .try_send(joined.encode(sub.encoding))
             .map_err(|_| busy())?;
-        self.subscribe(sub);
+        self.subscribe(sub, 0);
         Ok(())
     }
 
-    fn on_resume(&mut self, sub: Subscriber, since: u64) -> Result<()> {
+    fn on_resume(
+        &mut self,
+        sub: Subscriber,
+        since: u64,
+        backfill: Option<Vec<GiftEvent>>,
+    ) -> Result<()> {
         self.trim_history();
+        if let Some(backfill) = backfill {
+            return self.resume_from(sub, since, backfill);
+        }
         if since < self.last_seq {
             let reaches = self.history.front().is_some_and(|h| h.seq <= since + 1);
             if !reaches {
@@ -426,7 +544,54 @@ impl Room {
         sub.tx
             .try_send(resumed.encode(sub.encoding))
             .map_err(|_| busy())?;
-        self.subscribe(sub);
+        self.subscribe(sub, since);
+        Ok(())
+    }
+
+    /// Resume from the engine's history (read just before this command)
+    /// joined to the ring: the engine's events up to this room's seq, then
+    /// the ring's after them; events the engine already had but this room
+    /// has not received yet follow live.
+    fn resume_from(&mut self, sub: Subscriber, since: u64, backfill: Vec<GiftEvent>) -> Result<()> {
+        let mut covered = since;
+        let mut frames = Vec::new();
+        for ev in backfill {
+            if ev.seq > covered && ev.seq <= self.last_seq {
+                covered = ev.seq;
+                frames.push(ServerMsg::GiftEvent(ev).encode(sub.encoding));
+            }
+        }
+        if covered < self.last_seq {
+            // The rest must come from the ring (it arrived here after the
+            // engine was read).
+            let reaches = self.history.front().is_some_and(|h| h.seq <= covered + 1);
+            if !reaches {
+                return Err(Error::new(
+                    ErrorCode::RateLimited,
+                    "the room moved on while its history was read; resume again",
+                ));
+            }
+            for h in self.history.iter_mut().filter(|h| h.seq > covered) {
+                frames.push(h.frame(sub.encoding));
+            }
+        }
+        if sub.tx.capacity() < frames.len() + 1 {
+            return Err(Error::new(
+                ErrorCode::RateLimited,
+                format!("{} events to replay do not fit the socket's queue now; resume from a later seq or retry", frames.len()),
+            ));
+        }
+        for f in frames {
+            sub.tx.try_send(f).map_err(|_| busy())?;
+        }
+        let resumed = ServerMsg::Resumed {
+            room: self.id.clone(),
+            seq: self.last_seq,
+        };
+        sub.tx
+            .try_send(resumed.encode(sub.encoding))
+            .map_err(|_| busy())?;
+        self.subscribe(sub, since);
         Ok(())
     }
 
@@ -484,6 +649,9 @@ fn busy() -> Error {
 fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubConfig) -> bool {
     if s.dead {
         return false;
+    }
+    if seq <= s.seen_seq {
+        return true;
     }
     if let Some((from, to)) = s.skip {
         // Tell the viewer what it missed before anything newer, if both fit.
@@ -574,6 +742,8 @@ mod tests {
             stats: Stats::default(),
             combos: HashMap::new(),
             coalesce_due: None,
+            relay: None,
+            idle_due: None,
         }
     }
 
