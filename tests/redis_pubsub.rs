@@ -1,6 +1,6 @@
 //! The Redis engine's room-event subscription survives a dropped pub/sub
 //! connection. Its own test binary: it kills every pub/sub client of the
-//! test server (`CLIENT KILL TYPE pubsub`), which must not hit the other
+//! test server (each client with a shard subscription, by id), which must not hit the other
 //! tests' subscriptions (cargo runs test binaries one after another).
 //!
 //! Needs `GIFTSTREAM_TEST_REDIS_URL`; skipped without it unless
@@ -102,13 +102,32 @@ async fn pubsub_reconnects_and_delivers_again() {
         Some(1)
     );
 
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("pubsub")
+    // The relay is a RESP3 connection with shard subscriptions (`ssub=` in
+    // CLIENT LIST; Redis does not count it as TYPE pubsub): kill it by id.
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
         .query_async(&mut c)
         .await
         .unwrap();
+    let mut killed = 0;
+    for line in clients.lines() {
+        let field = |k: &str| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(k))
+                .map(str::to_string)
+        };
+        if field("ssub=").is_some_and(|n| n != "0") {
+            let id = field("id=").unwrap();
+            let _: () = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(&id)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            killed += 1;
+        }
+    }
     assert!(killed >= 1, "the subscription was dropped");
     // Keep gifting until the node has resubscribed and events flow again.
     let mut got = None;
