@@ -275,7 +275,7 @@ impl Reader {
         // A room with no local viewer may stop (`hub.room_linger_ms`) just
         // as this command reaches it; it is then opened again, at most
         // this many times.
-        const ATTEMPTS: u32 = 3;
+        const SUBSCRIBE_ATTEMPTS_MAX: u32 = 3;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -315,7 +315,7 @@ impl Reader {
                     self.rooms.insert(room.to_string(), handle);
                     return Ok(());
                 }
-                None if attempt < ATTEMPTS => continue,
+                None if attempt < SUBSCRIBE_ATTEMPTS_MAX => continue,
                 None => {
                     return Err(Error::new(
                         ErrorCode::RoomNotLive,

@@ -1152,7 +1152,9 @@ impl Counters for RedisCounters {
             .await
             .map_err(redis_err)?;
         match reply.first().map(String::as_str) {
-            Some("OK") => reply[2..]
+            Some("OK") => reply
+                .get(2..)
+                .unwrap_or_default()
                 .iter()
                 .map(|e| {
                     serde_json::from_str::<GiftEvent>(e)
