@@ -66,7 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
     );
     conn::raise_nofile();
     anyhow::ensure!(
-        !(cli.common.spawn && !cli.common.nodes.is_empty()),
+        !cli.common.spawn || cli.common.nodes.is_empty(),
         "--spawn starts one node; start the nodes yourself for --nodes"
     );
     let spawned = if cli.common.spawn {

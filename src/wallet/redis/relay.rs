@@ -309,7 +309,7 @@ impl Relay {
     /// empty (the room then sees a seq jump; a creator resumes).
     async fn read(&self, room: &str, after: u64, until: Option<u64>) -> Vec<GiftEvent> {
         let end = until.map_or_else(|| "+".to_string(), |u| format!("{u}-0"));
-        let rows: redis::RedisResult<Vec<(String, Vec<(String, String)>)>> = redis::cmd("XRANGE")
+        let rows: redis::RedisResult<Vec<StreamEntry>> = redis::cmd("XRANGE")
             .arg(history_key(room))
             .arg(format!("{}-0", after.saturating_add(1)))
             .arg(end)
@@ -332,6 +332,9 @@ impl Relay {
         }
     }
 }
+
+/// One `XRANGE` entry: id and field-value pairs.
+type StreamEntry = (String, Vec<(String, String)>);
 
 /// Hand `ev` to the room if it is the room's next; waits while the room's
 /// queue is full (the room never waits on sockets, so this is short).
