@@ -777,6 +777,86 @@ mod tests {
         );
     }
 
+    fn sub(conn_id: u64, len: usize) -> (Subscriber, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(len);
+        let s = Subscriber {
+            conn_id,
+            user: format!("u{conn_id}"),
+            encoding: Encoding::Json,
+            tx,
+            ctl: Arc::new(ConnCtl::default()),
+            coalesce: false,
+        };
+        (s, rx)
+    }
+
+    /// (type, seq) of every frame queued so far.
+    fn drained(rx: &mut mpsc::Receiver<Message>) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        while let Ok(Message::Text(t)) = rx.try_recv() {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            out.push((
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["seq"].as_u64().unwrap_or(0),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn resume_joins_engine_history_to_the_ring_and_live_events_once() {
+        let mut r = room(10);
+        for seq in 1..=5 {
+            r.on_gift(event(seq, "a", 1));
+        }
+        // The engine's stream is ahead of this room (7 not received yet).
+        let backfill: Vec<GiftEvent> = (2..=7).map(|s| event(s, "a", 1)).collect();
+        let (s, mut rx) = sub(1, 100);
+        r.on_resume(s, 1, Some(backfill)).unwrap();
+        for seq in 6..=7 {
+            r.on_gift(event(seq, "a", 1));
+        }
+        let got = drained(&mut rx);
+        let want: Vec<(String, u64)> = [2, 3, 4, 5]
+            .iter()
+            .map(|s| ("gift_event".to_string(), *s))
+            .chain([("resumed".to_string(), 5)])
+            .chain([6, 7].iter().map(|s| ("gift_event".to_string(), *s)))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_resume_ahead_of_the_room_gets_no_event_it_already_saw() {
+        let mut r = room(10);
+        for seq in 1..=5 {
+            r.on_gift(event(seq, "a", 1));
+        }
+        let (s, mut rx) = sub(1, 100);
+        r.on_resume(s, 8, Some(Vec::new())).unwrap();
+        for seq in 6..=9 {
+            r.on_gift(event(seq, "a", 1));
+        }
+        assert_eq!(
+            drained(&mut rx),
+            vec![("resumed".to_string(), 5), ("gift_event".to_string(), 9)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_relayed_room_without_subscribers_stops_after_its_linger() {
+        let cfg = HubConfig {
+            room_linger_ms: 20,
+            ..HubConfig::default()
+        };
+        let changed = Arc::new(Notify::new());
+        let h = spawn("r".into(), "c".into(), 0, cfg, Some(changed.clone()));
+        tokio::time::timeout(Duration::from_secs(30), changed.notified())
+            .await
+            .expect("the room stops and says so");
+        assert!(!h.is_open());
+    }
+
     #[test]
     fn stale_and_duplicate_events_are_dropped() {
         let mut r = room(10);
