@@ -266,12 +266,6 @@ impl Reader {
 
     /// Join (since = None) or resume; the room queues `joined`/`resumed`.
     async fn subscribe(&mut self, room: &str, since: Option<u64>, coalesce: bool) -> Result<()> {
-        // A relaying engine (Redis) keeps the room's history: read it
-        // first; the room joins it to what it received since.
-        let backfill = match since {
-            Some(since) => self.state.counters.history(room, since).await?,
-            None => None,
-        };
         // A room with no local viewer may stop (`hub.room_linger_ms`) just
         // as this command reaches it; it is then opened again, at most
         // this many times.
@@ -280,6 +274,13 @@ impl Reader {
         loop {
             attempt += 1;
             let handle = self.room_handle(room).await?;
+            // A relaying engine (Redis) keeps the room's history: read it
+            // once the room runs here, so the history reaches at least to
+            // the room's seq and the room's ring holds what came after.
+            let backfill = match since {
+                Some(since) => self.state.counters.history(room, since).await?,
+                None => None,
+            };
             self.rooms.retain(|_, h| h.is_open());
             if !self.rooms.contains_key(room)
                 && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max
@@ -303,7 +304,7 @@ impl Reader {
                 Some(since) => RoomCmd::Resume {
                     sub,
                     since,
-                    backfill: backfill.clone(),
+                    backfill,
                     reply,
                 },
             };

@@ -122,20 +122,29 @@ impl Hub {
     /// Start the room task for `room` if it is not running; `last_seq` is
     /// the room's seq at this moment (events after it will follow).
     pub fn open_room(&self, room: &str, creator: &str, last_seq: u64) {
-        if let Some(h) = self.rooms.get(room) {
-            if h.is_open() {
-                return;
+        let relayed = self.relayed.load(Ordering::Relaxed);
+        let spawn = || {
+            room::spawn(
+                room.to_string(),
+                creator.into(),
+                last_seq,
+                self.cfg.clone(),
+                relayed.then(|| self.changed.clone()),
+            )
+        };
+        // One entry lock for the check and the insert: two sockets opening
+        // the same room at once get the same room task.
+        match self.rooms.entry(room.to_string()) {
+            dashmap::Entry::Occupied(mut e) => {
+                if e.get().is_open() {
+                    return;
+                }
+                e.insert(spawn());
+            }
+            dashmap::Entry::Vacant(e) => {
+                e.insert(spawn());
             }
         }
-        let relayed = self.relayed.load(Ordering::Relaxed);
-        let handle = room::spawn(
-            room.to_string(),
-            creator.into(),
-            last_seq,
-            self.cfg.clone(),
-            relayed.then(|| self.changed.clone()),
-        );
-        self.rooms.insert(room.to_string(), handle);
         metrics::gauge!("giftstream_rooms").set(self.rooms.len() as f64);
         self.changed.notify_one();
     }

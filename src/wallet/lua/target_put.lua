@@ -16,7 +16,8 @@ if not creator then
 elseif ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'live', ARGV[3])
 end
-if ARGV[5] and ARGV[5] ~= '' and ARGV[3] == '1' and was_live ~= '1' then
+local now_live = redis.call('HGET', KEYS[1], 'live')
+if ARGV[5] and ARGV[5] ~= '' and now_live == '1' and was_live ~= '1' then
   redis.call('HSET', KEYS[1], 'diamonds', '0')
   redis.call('DEL', ARGV[5])
 end
