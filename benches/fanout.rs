@@ -2,7 +2,7 @@
 //!
 //! `encode_once_try_send`: what a room task does per event — encode once
 //! per wire format, then `try_send` a clone of the same `Message` (a
-//! reference count) into every subscriber's bounded tokio mpsc queue.
+//! reference count) into every subscriber's bounded outbox (`hub::outbox`).
 //! `encode_per_subscriber`: the design's counterfactual (serialize for
 //! each subscriber), to show what encoding once saves.
 //! `room_task`: the real path through the crate's public API — a `Hub`
@@ -15,24 +15,24 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Message;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use giftstream::config::HubConfig;
 use giftstream::hub::conn::ConnCtl;
+use giftstream::hub::outbox::{outbox, Outbox, OutboxRx};
 use giftstream::hub::room::{RoomCmd, Subscriber};
 use giftstream::hub::Hub;
 use giftstream::protocol::Encoding;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 const SUBSCRIBERS: usize = 10_000;
 
-fn queues(cap: usize) -> (Vec<mpsc::Sender<Message>>, Vec<mpsc::Receiver<Message>>) {
-    (0..SUBSCRIBERS).map(|_| mpsc::channel(cap)).unzip()
+fn queues(cap: usize) -> (Vec<Outbox>, Vec<OutboxRx>) {
+    (0..SUBSCRIBERS).map(|_| outbox(cap)).unzip()
 }
 
-fn drain(rxs: &mut [mpsc::Receiver<Message>]) {
+fn drain(rxs: &mut [OutboxRx]) {
     for rx in rxs {
-        while rx.try_recv().is_ok() {}
+        while rx.try_recv().is_some() {}
     }
 }
 
@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
     let mut rxs = Vec::with_capacity(SUBSCRIBERS);
     rt.block_on(async {
         for i in 0..SUBSCRIBERS {
-            let (tx, rx) = mpsc::channel(cap);
+            let (tx, rx) = outbox(cap);
             let (reply, answer) = oneshot::channel();
             let sub = Subscriber {
                 conn_id: i as u64 + 1,

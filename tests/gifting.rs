@@ -489,3 +489,51 @@ async fn a_crash_loses_unsettled_gifts_whole_and_never_reuses_a_seq() {
     );
     s.stop().await;
 }
+
+/// Gifts that find the pending queue full wait (bounded by
+/// `gift.busy_wait_ms_max`) for settlement to make room instead of being
+/// refused: twelve gifts pipelined on one socket through a pending queue of
+/// four are all accepted, in order, and all reach the ledger.
+async fn full_pending_queue_waits(engine: &common::server::EngineSpec) {
+    let s = TestServer::start(engine, |c| {
+        c.settlement.flush_interval_ms = 60_000;
+        c.settlement.batch_len_max = 4;
+        c.counters.pending_len_max = 4;
+        c.gift.busy_wait_ms_max = 30_000;
+    })
+    .await;
+    s.open_room("alice", "r").await;
+    s.grant("v", 1200, "g").await;
+    let mut ws = s.ws("v", Role::Viewer).await;
+    // All twelve frames leave before the first answer is read, so gifts 5
+    // and 9 reach the server while the pending queue is still full.
+    for i in 1..=12 {
+        ws.send(json!({ "type": "gift", "room": "r", "gift": "perfume", "count": 1, "id": format!("p{i}") }))
+            .await;
+    }
+    for i in 1..=12u64 {
+        let a = ws.recv().await;
+        assert_eq!(
+            (a["type"].as_str(), a["seq"].as_u64(), a["balance"].as_i64()),
+            (Some("gift_ack"), Some(i), Some(1200 - 20 * i as i64)),
+            "gift {i}: {a}"
+        );
+    }
+    let mut t = Default::default();
+    for _ in 0..500 {
+        s.state().settlement.wake();
+        t = s.state().ledger.totals().await.unwrap();
+        if t.gifts == 12 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let t: giftstream::ledger::Totals = t;
+    assert_eq!((t.gifts, t.gift_coins), (12, 240));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_pending_queue_makes_gifts_wait_not_fail() {
+    each_engine!(full_pending_queue_waits);
+}

@@ -86,12 +86,8 @@ fn req(sender: &str, target: Target, g: &Gift, count: u32, client_id: &str) -> G
 
 /// Subscribe a creator-class subscriber to `room` on `hub`; returns the
 /// receiver of its frames.
-async fn watch(
-    hub: &Hub,
-    room: &str,
-    creator: &str,
-) -> tokio::sync::mpsc::Receiver<axum::extract::ws::Message> {
-    let (tx, rx) = tokio::sync::mpsc::channel(100_000);
+async fn watch(hub: &Hub, room: &str, creator: &str) -> giftstream::hub::outbox::OutboxRx {
+    let (tx, rx) = giftstream::hub::outbox::outbox(100_000);
     let sub = Subscriber {
         conn_id: hub.next_conn_id(),
         user: creator.into(),
@@ -109,7 +105,7 @@ async fn watch(
 
 /// Gift events among the frames received within `wait`.
 async fn gift_events(
-    rx: &mut tokio::sync::mpsc::Receiver<axum::extract::ws::Message>,
+    rx: &mut giftstream::hub::outbox::OutboxRx,
     want: usize,
     wait: Duration,
 ) -> Vec<GiftEvent> {

@@ -22,10 +22,7 @@ use giftstream::wallet::redis::RedisCounters;
 use giftstream::wallet::{Counters, GiftRequest, Target};
 
 /// The seq of the first gift event received within `wait`.
-async fn first_gift_seq(
-    rx: &mut tokio::sync::mpsc::Receiver<axum::extract::ws::Message>,
-    wait: Duration,
-) -> Option<u64> {
+async fn first_gift_seq(rx: &mut giftstream::hub::outbox::OutboxRx, wait: Duration) -> Option<u64> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut seq = None;
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -65,7 +62,7 @@ async fn pubsub_reconnects_and_delivers_again() {
         .unwrap();
     red.credit("v", 100, "g").await.unwrap();
     hub.open_room(&room, "cr", 0);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
+    let (tx, mut rx) = giftstream::hub::outbox::outbox(1000);
     let sub = Subscriber {
         conn_id: hub.next_conn_id(),
         user: "cr".into(),

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::auth::Identity;
 use crate::config::AckMode;
 use crate::error::{Error, ErrorCode, Result};
@@ -15,6 +17,10 @@ use crate::protocol::now_ms;
 use crate::wallet::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
 
 use super::AppState;
+
+/// Longest single pause of a gift waiting for room in a full queue; the
+/// room queue drains without a settlement signal, so it is polled.
+const BUSY_POLL_MS: u64 = 10;
 
 /// Apply one gift and answer once it is as durable as `gift.ack` asks.
 pub async fn gift(
@@ -41,25 +47,43 @@ pub async fn gift_counted(
     client_id: &str,
 ) -> Result<GiftOutcome> {
     let result: Result<GiftOutcome> = async {
-        let gift = state
-            .catalog
-            .get(gift_id)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::UnknownGift,
-                    format!("no gift `{gift_id}` in the catalog"),
-                )
-            })?
-            .clone();
-        let req = GiftRequest {
-            sender: who.user.clone(),
-            target,
-            gift,
-            count,
-            client_id: client_id.to_string(),
-            ts: now_ms(),
+        let gift = state.catalog.get(gift_id).ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownGift,
+                format!("no gift `{gift_id}` in the catalog"),
+            )
+        })?;
+        // A full pending queue (settlement behind) or room queue is
+        // transient: wait for room, bounded by `gift.busy_wait_ms_max`,
+        // rather than refuse a gift the client would only send again.
+        let deadline = Instant::now() + Duration::from_millis(state.cfg.gift.busy_wait_ms_max);
+        let mut waited = false;
+        let outcome = loop {
+            let req = GiftRequest {
+                sender: who.user.clone(),
+                target: target.clone(),
+                gift: gift.clone(),
+                count,
+                client_id: client_id.to_string(),
+                ts: now_ms(),
+            };
+            match state.counters.gift(req).await {
+                Err(e) if e.code == ErrorCode::RateLimited => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(e);
+                    }
+                    if !waited {
+                        waited = true;
+                        metrics::counter!("giftstream_gifts_busy_waited_total").increment(1);
+                    }
+                    state.settlement.wake();
+                    let poll = Duration::from_millis(BUSY_POLL_MS).min(deadline - now);
+                    state.settlement.progressed(poll).await;
+                }
+                other => break other?,
+            }
         };
-        let outcome = state.counters.gift(req).await?;
         if outcome.ticket % state.cfg.settlement.batch_len_max as u64 == 0 {
             state.settlement.wake();
         }

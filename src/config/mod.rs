@@ -293,6 +293,11 @@ pub struct GiftConfig {
     pub ack: AckMode,
     /// How long an ack may wait for its ledger commit, ms (ledger mode).
     pub ack_timeout_ms: u64,
+    /// How long a gift may wait for room in a full pending queue or room
+    /// queue before it is refused with `rate_limited`, ms. While it waits,
+    /// that socket's further frames wait in TCP: back-pressure instead of
+    /// a refusal the client would only retry. 0 refuses at once.
+    pub busy_wait_ms_max: u64,
 }
 
 impl Default for GiftConfig {
@@ -300,6 +305,7 @@ impl Default for GiftConfig {
         GiftConfig {
             ack: AckMode::Counter,
             ack_timeout_ms: 10_000,
+            busy_wait_ms_max: 1_000,
         }
     }
 }
@@ -483,6 +489,9 @@ impl Config {
                 "hub.frame_close_len_max",
                 "must be at least hub.frame_len_max",
             );
+        }
+        if self.gift.busy_wait_ms_max > 60_000 {
+            return bad("gift.busy_wait_ms_max", "at most 60000 (a minute)");
         }
         if self.settlement.batch_len_max > 50_000 {
             return bad(

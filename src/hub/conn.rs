@@ -8,16 +8,16 @@
 //! Must not: wait on a room (rooms never wait on us either), or panic on
 //! any input: every bad frame is answered with a typed `error`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::outbox::{outbox, Outbox, OutboxRx};
 use super::room::{RoomCmd, Subscriber};
 use super::RoomHandle;
 use crate::app::{ops, AppState};
@@ -82,7 +82,7 @@ pub async fn serve(
     } else {
         cfg.viewer_queue_len_max
     };
-    let (tx, rx) = mpsc::channel(queue_len);
+    let (tx, rx) = outbox(queue_len);
     let ctl = Arc::new(ConnCtl::child_of(&state.shutdown));
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(
@@ -98,13 +98,13 @@ pub async fn serve(
         encoding,
         tx,
         ctl: ctl.clone(),
-        rooms: HashMap::new(),
+        rooms: Vec::new(),
         acks_waiting: Arc::new(Semaphore::new(ACKS_WAITING_MAX)),
         bucket: TokenBucket::new(cfg.socket_msgs_per_s_max),
         state,
     };
     reader.run(stream).await;
-    for (_, room) in reader.rooms.drain() {
+    for (_, room) in reader.rooms.drain(..) {
         let _ = room.tx.try_send(RoomCmd::Leave {
             conn_id: reader.conn_id,
         });
@@ -125,9 +125,11 @@ struct Reader {
     conn_id: u64,
     who: Identity,
     encoding: Encoding,
-    tx: mpsc::Sender<Message>,
+    tx: Outbox,
     ctl: Arc<ConnCtl>,
-    rooms: HashMap<String, RoomHandle>,
+    /// Joined rooms: at most `hub.rooms_per_socket_max` (8 by default), so
+    /// a vector searched in order beats a hash map's memory per socket.
+    rooms: Vec<(String, RoomHandle)>,
     acks_waiting: Arc<Semaphore>,
     bucket: TokenBucket,
     state: Arc<AppState>,
@@ -210,7 +212,10 @@ impl Reader {
                 ));
                 self.reply(ServerMsg::error(&e, None)).await
             } else {
-                self.on_frame(payload, enc).await
+                // Boxed: the handlers' futures (a gift, a join) are large
+                // and live only while a frame is handled; inline, they
+                // would size this task for every idle socket.
+                Box::pin(self.on_frame(payload, enc)).await
             };
             if !ok {
                 return;
@@ -239,7 +244,8 @@ impl Reader {
                 self.answer_err(result).await
             }
             ClientMsg::Leave { room } => {
-                if let Some(h) = self.rooms.remove(&room) {
+                if let Some(i) = self.rooms.iter().position(|(r, _)| *r == room) {
+                    let (_, h) = self.rooms.swap_remove(i);
                     let _ =
                         h.tx.send(RoomCmd::Leave {
                             conn_id: self.conn_id,
@@ -281,9 +287,9 @@ impl Reader {
                 Some(since) => self.state.counters.history(room, since).await?,
                 None => None,
             };
-            self.rooms.retain(|_, h| h.is_open());
-            if !self.rooms.contains_key(room)
-                && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max
+            self.rooms.retain(|(_, h)| h.is_open());
+            let joined = self.rooms.iter().position(|(r, _)| r == room);
+            if joined.is_none() && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max
             {
                 return Err(Error::bad_request(format!(
                     "a socket may join {} rooms at most (hub.rooms_per_socket_max)",
@@ -313,7 +319,10 @@ impl Reader {
             match answer {
                 Some(result) => {
                     result?;
-                    self.rooms.insert(room.to_string(), handle);
+                    match joined {
+                        Some(i) => self.rooms[i].1 = handle,
+                        None => self.rooms.push((room.to_string(), handle)),
+                    }
                     return Ok(());
                 }
                 None if attempt < SUBSCRIBE_ATTEMPTS_MAX => continue,
@@ -406,7 +415,7 @@ fn is_too_big(e: &axum::Error) -> bool {
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: OutboxRx,
     ctl: Arc<ConnCtl>,
     batch_len_max: usize,
     close_timeout: Duration,
@@ -425,11 +434,11 @@ async fn write_loop(
             let mut fed = 1;
             while fed < batch_len_max {
                 match rx.try_recv() {
-                    Ok(m) => {
+                    Some(m) => {
                         sink.feed(m).await?;
                         fed += 1;
                     }
-                    Err(_) => break,
+                    None => break,
                 }
             }
             sink.flush().await

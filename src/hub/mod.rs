@@ -13,6 +13,7 @@
 //! publishes through [`EventSink`]), or block a room on a slow socket.
 
 pub mod conn;
+pub mod outbox;
 pub mod room;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -21,6 +21,7 @@ use axum::extract::ws::Message;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::conn::ConnCtl;
+use super::outbox::{Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
@@ -40,7 +41,7 @@ pub struct Subscriber {
     /// Its wire format.
     pub encoding: Encoding,
     /// Its writer queue.
-    pub tx: mpsc::Sender<Message>,
+    pub tx: Outbox,
     /// Its kill switch.
     pub ctl: Arc<ConnCtl>,
     /// Receive combo floods coalesced (one update per combo per
@@ -603,7 +604,7 @@ impl Room {
                 Encoding::Json => &json,
                 Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
             };
-            if let Err(mpsc::error::TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
+            if let Err(TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
                 s.dead = true;
             }
         }
@@ -672,7 +673,7 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
     }
     match s.sub.tx.try_send(frame.clone()) {
         Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(TrySendError::Full(_)) => {
             if s.is_creator {
                 s.sub
                     .ctl
@@ -685,7 +686,7 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
             s.skip = Some((seq, seq));
             note_skip(s, cfg)
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
+        Err(TrySendError::Closed(_)) => {
             s.dead = true;
             false
         }
@@ -707,6 +708,7 @@ fn note_skip(s: &mut SubState, cfg: &HubConfig) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::outbox::{outbox, OutboxRx};
 
     fn event(seq: u64, sender: &str, diamonds: i64) -> GiftEvent {
         GiftEvent {
@@ -777,8 +779,8 @@ mod tests {
         );
     }
 
-    fn sub(conn_id: u64, len: usize) -> (Subscriber, mpsc::Receiver<Message>) {
-        let (tx, rx) = mpsc::channel(len);
+    fn sub(conn_id: u64, len: usize) -> (Subscriber, OutboxRx) {
+        let (tx, rx) = outbox(len);
         let s = Subscriber {
             conn_id,
             user: format!("u{conn_id}"),
@@ -791,9 +793,9 @@ mod tests {
     }
 
     /// (type, seq) of every frame queued so far.
-    fn drained(rx: &mut mpsc::Receiver<Message>) -> Vec<(String, u64)> {
+    fn drained(rx: &mut OutboxRx) -> Vec<(String, u64)> {
         let mut out = Vec::new();
-        while let Ok(Message::Text(t)) = rx.try_recv() {
+        while let Some(Message::Text(t)) = rx.try_recv() {
             let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
             out.push((
                 v["type"].as_str().unwrap_or("").to_string(),

@@ -222,7 +222,30 @@ impl Ledger for SqliteLedger {
                     .push_bind(g.balance_after)
                     .push_bind(g.ts);
             });
-            q.push(" ON CONFLICT (target, seq) DO NOTHING RETURNING target, seq");
+            q.push(" ON CONFLICT (target, seq) DO NOTHING");
+            let written = q.build().execute(&mut *tx).await?.rows_affected();
+            if written == chunk.len() as u64 {
+                inserted.extend(chunk.iter().copied());
+                continue;
+            }
+            // Rare (a re-claimed gift that is already settled): the rows
+            // written now are the chunk's keys that carry this batch's op
+            // id. Asked only here, because sqlx hands every result row
+            // across its worker thread: `RETURNING` on the common path
+            // cost a thread hand-off per gift.
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT target, seq FROM gifts WHERE op_id = ");
+            q.push_bind(&op_id);
+            q.push(" AND (target, seq) IN (VALUES ");
+            let mut keys = q.separated(", ");
+            for g in chunk {
+                keys.push("(");
+                keys.push_bind_unseparated(&g.target);
+                keys.push_unseparated(", ");
+                keys.push_bind_unseparated(g.seq as i64);
+                keys.push_unseparated(")");
+            }
+            q.push(")");
             let rows = q.build().fetch_all(&mut *tx).await?;
             let fresh: std::collections::HashSet<(String, i64)> =
                 rows.iter().map(|r| (r.get(0), r.get(1))).collect();

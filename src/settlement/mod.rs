@@ -57,6 +57,14 @@ impl Settlement {
         }
     }
 
+    /// Wait until the committed mark moves (a batch reached the ledger, so
+    /// the pending queue has room again) or `timeout` passes.
+    pub async fn progressed(&self, timeout: Duration) {
+        let mut rx = self.committed.clone();
+        rx.borrow_and_update();
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
     /// The highest committed ticket.
     pub fn committed(&self) -> u64 {
         *self.committed.borrow()

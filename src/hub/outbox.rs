@@ -1,0 +1,309 @@
+//! A socket's outbound frame queue: bounded, many producers (the rooms it
+//! joined, its reader's replies, ledger-mode ack tasks), one consumer (its
+//! writer task).
+//!
+//! Owns: the frames waiting for one socket's writer, the bound on them, and
+//! the wake-ups between producers and the writer.
+//! Must not: make a room wait (rooms only [`Outbox::try_send`]; a full
+//! queue is the room's signal to skip or kick), or hold memory an idle
+//! socket does not use: the slots grow with use and are given back when the
+//! queue drains, where tokio's `mpsc` allocates a 32-slot block (1.5 KiB of
+//! `Message`s) per channel up front. With 20,000 idle sockets that block
+//! alone was a fifth of the server's memory per connection.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::Message;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Slots kept when the queue drains; more than this is given back.
+const SLOTS_KEPT_MAX: usize = 8;
+
+/// Why [`Outbox::try_send`] did not queue the frame (handed back).
+#[derive(Debug)]
+pub enum TrySendError {
+    /// The queue holds `len_max` frames.
+    Full(Message),
+    /// The writer is gone (the socket closed).
+    Closed(Message),
+}
+
+/// The writer is gone; the frame is handed back.
+#[derive(Debug)]
+pub struct Closed(pub Message);
+
+struct Queue {
+    frames: VecDeque<Message>,
+    /// The writer dropped its end.
+    closed: bool,
+    /// Producers parked in [`Outbox::send`] waiting for a free slot.
+    senders_waiting: usize,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    len_max: usize,
+    /// Live [`Outbox`] handles; the writer sees the end when it reaches 0.
+    senders: AtomicUsize,
+    /// A frame was queued, or the last producer left.
+    readable: Notify,
+    /// A slot was freed, or the writer left.
+    writable: Notify,
+}
+
+/// The producers' end. Cloning it adds a producer.
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+/// The writer's end.
+pub struct OutboxRx {
+    shared: Arc<Shared>,
+}
+
+/// A queue of at most `len_max` frames (> 0).
+pub fn outbox(len_max: usize) -> (Outbox, OutboxRx) {
+    assert!(len_max > 0, "an outbox holds at least one frame");
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue {
+            frames: VecDeque::new(),
+            closed: false,
+            senders_waiting: 0,
+        }),
+        len_max,
+        senders: AtomicUsize::new(1),
+        readable: Notify::new(),
+        writable: Notify::new(),
+    });
+    (
+        Outbox {
+            shared: shared.clone(),
+        },
+        OutboxRx { shared },
+    )
+}
+
+impl Outbox {
+    /// Queue `frame` now, or hand it back if the queue is full or closed.
+    pub fn try_send(&self, frame: Message) -> Result<(), TrySendError> {
+        let mut q = self.shared.queue.lock();
+        if q.closed {
+            return Err(TrySendError::Closed(frame));
+        }
+        if q.frames.len() >= self.shared.len_max {
+            return Err(TrySendError::Full(frame));
+        }
+        let was_empty = q.frames.is_empty();
+        q.frames.push_back(frame);
+        drop(q);
+        if was_empty {
+            // The writer only sleeps on an empty queue.
+            self.shared.readable.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queue `frame`, waiting for a free slot; fails once the writer is gone.
+    pub async fn send(&self, frame: Message) -> Result<(), Closed> {
+        loop {
+            let writable = self.shared.writable.notified();
+            tokio::pin!(writable);
+            // Registered before the check, so a slot freed after it wakes us.
+            writable.as_mut().enable();
+            {
+                let mut q = self.shared.queue.lock();
+                if q.closed {
+                    return Err(Closed(frame));
+                }
+                if q.frames.len() < self.shared.len_max {
+                    let was_empty = q.frames.is_empty();
+                    q.frames.push_back(frame);
+                    drop(q);
+                    if was_empty {
+                        self.shared.readable.notify_one();
+                    }
+                    return Ok(());
+                }
+                // Counted under the same lock as the check: the writer's
+                // next pop sees it and wakes us.
+                q.senders_waiting += 1;
+            }
+            writable.await;
+            let mut q = self.shared.queue.lock();
+            q.senders_waiting = q.senders_waiting.saturating_sub(1);
+        }
+    }
+
+    /// Free slots right now.
+    pub fn capacity(&self) -> usize {
+        let q = self.shared.queue.lock();
+        if q.closed {
+            return 0;
+        }
+        self.shared.len_max.saturating_sub(q.frames.len())
+    }
+
+    /// Whether the writer is gone.
+    pub fn is_closed(&self) -> bool {
+        self.shared.queue.lock().closed
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Outbox {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Outbox {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.readable.notify_one();
+        }
+    }
+}
+
+impl OutboxRx {
+    /// The next frame, waiting for one; None once every producer is gone
+    /// and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            if let Some(f) = self.try_recv() {
+                return Some(f);
+            }
+            if self.shared.senders.load(Ordering::Acquire) == 0 {
+                // A producer may have queued just before leaving.
+                return self.try_recv();
+            }
+            // `notify_one` keeps a permit when nobody waits, so a frame
+            // queued between the check above and this await is not missed.
+            self.shared.readable.notified().await;
+        }
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        let mut q = self.shared.queue.lock();
+        let f = q.frames.pop_front()?;
+        if q.frames.is_empty() && q.frames.capacity() > SLOTS_KEPT_MAX {
+            q.frames.shrink_to(SLOTS_KEPT_MAX);
+        }
+        let wake = q.senders_waiting > 0;
+        drop(q);
+        if wake {
+            self.shared.writable.notify_one();
+        }
+        Some(f)
+    }
+}
+
+impl Drop for OutboxRx {
+    fn drop(&mut self) {
+        let mut q = self.shared.queue.lock();
+        q.closed = true;
+        q.frames.clear();
+        drop(q);
+        self.shared.writable.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Message {
+        Message::Text(s.into())
+    }
+
+    fn body(m: Option<Message>) -> String {
+        match m {
+            Some(Message::Text(t)) => t.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bounded_in_order_and_full_hands_the_frame_back() {
+        let (tx, mut rx) = outbox(2);
+        assert_eq!(tx.capacity(), 2);
+        tx.try_send(text("a")).unwrap();
+        tx.try_send(text("b")).unwrap();
+        assert_eq!(tx.capacity(), 0);
+        match tx.try_send(text("c")) {
+            Err(TrySendError::Full(Message::Text(t))) => assert_eq!(t.as_str(), "c"),
+            other => panic!("expected Full(c), got {other:?}"),
+        }
+        assert_eq!(body(rx.try_recv()), "a");
+        assert_eq!(body(rx.try_recv()), "b");
+        assert!(rx.try_recv().is_none());
+        assert_eq!(tx.capacity(), 2);
+    }
+
+    #[test]
+    fn closed_when_the_writer_is_gone() {
+        let (tx, rx) = outbox(4);
+        tx.try_send(text("a")).unwrap();
+        drop(rx);
+        assert!(tx.is_closed());
+        assert_eq!(tx.capacity(), 0);
+        assert!(matches!(
+            tx.try_send(text("b")),
+            Err(TrySendError::Closed(_))
+        ));
+    }
+
+    #[test]
+    fn slots_are_given_back_when_the_queue_drains() {
+        let (tx, mut rx) = outbox(256);
+        for i in 0..200 {
+            tx.try_send(text(&i.to_string())).unwrap();
+        }
+        while rx.try_recv().is_some() {}
+        assert!(rx.shared.queue.lock().frames.capacity() <= SLOTS_KEPT_MAX);
+    }
+
+    #[tokio::test]
+    async fn recv_wakes_on_send_and_ends_when_producers_leave() {
+        let (tx, mut rx) = outbox(4);
+        let tx2 = tx.clone();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(m) = rx.recv().await {
+                got.push(body(Some(m)));
+            }
+            got
+        });
+        tokio::task::yield_now().await;
+        tx.send(text("a")).await.unwrap();
+        tx2.try_send(text("b")).unwrap();
+        drop(tx);
+        drop(tx2);
+        assert_eq!(reader.await.unwrap(), vec!["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn send_waits_for_a_free_slot_and_fails_when_the_writer_leaves() {
+        let (tx, mut rx) = outbox(1);
+        tx.try_send(text("a")).unwrap();
+        let tx2 = tx.clone();
+        let waiting = tokio::spawn(async move { tx2.send(text("b")).await.is_ok() });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "no slot yet");
+        assert_eq!(body(rx.try_recv()), "a");
+        assert!(waiting.await.unwrap(), "sent once a slot was freed");
+        assert_eq!(body(rx.try_recv()), "b");
+
+        tx.try_send(text("c")).unwrap();
+        let tx3 = tx.clone();
+        let blocked = tokio::spawn(async move { tx3.send(text("d")).await.is_err() });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert!(blocked.await.unwrap(), "the writer left: Closed");
+    }
+}
