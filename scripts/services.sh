@@ -191,8 +191,22 @@ services_start_stripe() {
     mkdir -p "$GS_SERVICES_DIR/stripe"
     # Its own `localstripe` command binds every interface; run its app on
     # 127.0.0.1 only, from scratch (nothing loaded from an earlier run).
-    (cd "$GS_SERVICES_DIR/stripe" && exec "$venv/bin/python" -c 'import sys
+    # Two fixes to localstripe 1.15.10 for tests that run in parallel:
+    # its webhook sender iterates the live endpoint dict across awaits, so
+    # an endpoint registered meanwhile kills the delivery to every later
+    # endpoint ("dictionary changed size during iteration"): iterate a
+    # snapshot; and it posts each event to the endpoints one after another
+    # with aiohttp's 5-minute default timeout, so one endpoint that accepts
+    # and never answers would hold back the rest: 5 s per endpoint.
+    (cd "$GS_SERVICES_DIR/stripe" && exec "$venv/bin/python" -c 'import sys, functools
+import aiohttp
 from aiohttp import web
+import localstripe.webhooks as hooks
+class Snapshot(dict):
+    def values(self):
+        return list(super().values())
+hooks._webhooks = Snapshot(hooks._webhooks)
+aiohttp.ClientSession = functools.partial(aiohttp.ClientSession, timeout=aiohttp.ClientTimeout(total=5))
 from localstripe.server import app
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)' "$port" \
         >"$GS_SERVICES_DIR/stripe/localstripe.log" 2>&1) &

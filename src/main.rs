@@ -33,6 +33,11 @@ enum Cmd {
         /// Open room `demo` for `demo-creator`, give viewer-1..viewer-100 coins, print how to watch and gift.
         #[arg(long)]
         demo: bool,
+        /// Once listening, write the bound address (`IP:PORT` and a newline)
+        /// to this file, atomically (written aside, then renamed): how a
+        /// supervisor or test learns the port of `--listen 127.0.0.1:0`.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
     /// Print a signed token.
     Token {
@@ -160,7 +165,11 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(2);
             }
         }
-        Cmd::Serve { listen, demo } => {
+        Cmd::Serve {
+            listen,
+            demo,
+            ready_file,
+        } => {
             let mut cfg = load_config(cli.config)?;
             if let Some(l) = listen {
                 cfg.http.listen = l;
@@ -170,6 +179,11 @@ async fn main() -> anyhow::Result<()> {
             }
             let running = app::start(cfg).await?;
             tracing::info!(addr = %running.addr, "giftstream listening");
+            if let Some(path) = ready_file {
+                let aside = path.with_extension("tmp");
+                std::fs::write(&aside, format!("{}\n", running.addr))?;
+                std::fs::rename(&aside, &path)?;
+            }
             if demo {
                 demo_setup(&running.state, running.addr).await?;
             }

@@ -48,9 +48,16 @@ pub struct Common {
     /// The giftstream binary for --spawn (default: beside this binary).
     #[arg(long, global = true)]
     pub server_bin: Option<PathBuf>,
-    /// Server process to measure (CPU, RSS); automatic with --spawn.
-    #[arg(long, global = true)]
-    pub server_pid: Option<u32>,
+    /// Several nodes of one deployment (comma-separated base URLs, loopback
+    /// only): viewers and senders connect to them round robin; set-up and
+    /// the conservation check go through the first. Overrides --url; not
+    /// with --spawn.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Server processes to measure (CPU and RSS, summed; comma-separated,
+    /// one per node); automatic with --spawn.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// HS256 secret the server verifies tokens with.
     #[arg(long, global = true, default_value = DEV_JWT_SECRET, env = "GIFTSTREAM_LOADTEST_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,

@@ -1,6 +1,7 @@
 //! Client connections: many loopback source addresses, one WebSocket each.
 //!
-//! Owns: [`Connector`], which spreads connections over source addresses
+//! Owns: [`Connector`], which spreads connections over the deployment's
+//! nodes (round robin, one node per connection) and over source addresses
 //! 127.0.0.2, 127.0.0.3, ... (bind before connect with
 //! `IP_BIND_ADDRESS_NO_PORT`, so the kernel picks the port at connect time
 //! and each source address has its own ~28k ephemeral ports), performs the
@@ -34,10 +35,11 @@ const READ_BUFFER_LEN: usize = 16 * 1024;
 /// Most source addresses used (127.0.0.2 ..= 127.0.0.65).
 pub const SOURCE_ADDRS_MAX: u8 = 64;
 
-/// Opens protocol-v1 WebSockets to one loopback server.
+/// Opens protocol-v1 WebSockets to loopback servers (one or several
+/// nodes, taken round robin).
 pub struct Connector {
-    server: SocketAddr,
-    ws_url: String,
+    servers: Vec<(SocketAddr, String)>,
+    next_server: AtomicUsize,
     sources: Vec<Ipv4Addr>,
     next: AtomicUsize,
     encoding: Encoding,
@@ -45,19 +47,23 @@ pub struct Connector {
 }
 
 impl Connector {
-    /// A connector to `server` speaking `encoding`, spreading over
-    /// `source_len` source addresses (0: let the kernel choose 127.0.0.1),
-    /// with at most `handshakes_max` handshakes in flight.
+    /// A connector to `servers` (round robin) speaking `encoding`,
+    /// spreading over `source_len` source addresses (0: let the kernel
+    /// choose 127.0.0.1), with at most `handshakes_max` handshakes in
+    /// flight.
     pub fn new(
-        server: SocketAddr,
+        servers: &[SocketAddr],
         encoding: Encoding,
         source_len: u8,
         handshakes_max: usize,
     ) -> anyhow::Result<Connector> {
-        anyhow::ensure!(
-            server.ip().is_loopback(),
-            "refusing to load {server}: only loopback addresses may be targeted"
-        );
+        let server = *servers.first().context("no server address")?;
+        for s in servers {
+            anyhow::ensure!(
+                s.ip().is_loopback() && s.is_ipv4() == server.is_ipv4(),
+                "refusing to load {s}: only loopback addresses (of one family) may be targeted"
+            );
+        }
         let sources = match server.ip() {
             IpAddr::V4(_) => (0..source_len.min(SOURCE_ADDRS_MAX))
                 .map(|i| Ipv4Addr::new(127, 0, 0, 2 + i))
@@ -65,8 +71,11 @@ impl Connector {
             IpAddr::V6(_) => Vec::new(),
         };
         Ok(Connector {
-            server,
-            ws_url: format!("ws://{server}/v1/ws"),
+            servers: servers
+                .iter()
+                .map(|s| (*s, format!("ws://{s}/v1/ws")))
+                .collect(),
+            next_server: AtomicUsize::new(0),
             sources,
             next: AtomicUsize::new(0),
             encoding,
@@ -102,9 +111,11 @@ impl Connector {
     }
 
     async fn connect_once(&self, token: &str) -> anyhow::Result<Ws> {
-        let tcp = self.tcp().await?;
+        let i = self.next_server.fetch_add(1, Ordering::Relaxed) % self.servers.len();
+        let (server, ws_url) = &self.servers[i];
+        let tcp = self.tcp(*server).await?;
         tcp.set_nodelay(true)?;
-        let mut req = self.ws_url.as_str().into_client_request()?;
+        let mut req = ws_url.as_str().into_client_request()?;
         let h = req.headers_mut();
         h.insert(
             "Authorization",
@@ -131,16 +142,16 @@ impl Connector {
         Ok(ws)
     }
 
-    async fn tcp(&self) -> anyhow::Result<TcpStream> {
+    async fn tcp(&self, server: SocketAddr) -> anyhow::Result<TcpStream> {
         if self.sources.is_empty() {
-            return Ok(TcpStream::connect(self.server).await?);
+            return Ok(TcpStream::connect(server).await?);
         }
         let src = self.sources[self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len()];
         let sock = TcpSocket::new_v4()?;
         bind_address_no_port(&sock)?;
         sock.bind(SocketAddr::new(IpAddr::V4(src), 0))
             .with_context(|| format!("bind {src}"))?;
-        Ok(sock.connect(self.server).await?)
+        Ok(sock.connect(server).await?)
     }
 }
 

@@ -65,6 +65,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
         "`markdown` is not a scenario; see markdown::render"
     );
     conn::raise_nofile();
+    anyhow::ensure!(
+        !cli.common.spawn || cli.common.nodes.is_empty(),
+        "--spawn starts one node; start the nodes yourself for --nodes"
+    );
     let spawned = if cli.common.spawn {
         let bin = match &cli.common.server_bin {
             Some(b) => b.clone(),
@@ -74,11 +78,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
     } else {
         None
     };
-    let (url, pid) = match &spawned {
-        Some(s) => (format!("http://{}", s.addr), Some(s.pid)),
-        None => (cli.common.url.clone(), cli.common.server_pid),
+    let (urls, pids) = match &spawned {
+        Some(s) => (vec![format!("http://{}", s.addr)], vec![s.pid]),
+        None if cli.common.nodes.is_empty() => {
+            (vec![cli.common.url.clone()], cli.common.server_pid.clone())
+        }
+        None => (cli.common.nodes.clone(), cli.common.server_pid.clone()),
     };
-    let mut result = run_against(&cli, &url, pid).await;
+    let mut result = run_against(&cli, &urls, &pids).await;
     if let Some(s) = spawned {
         let tail = s.log_tail();
         if let Err(e) = result {
@@ -112,9 +119,13 @@ async fn server_addr(url: &str) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-async fn run_against(cli: &Cli, url: &str, pid: Option<u32>) -> anyhow::Result<Summary> {
+async fn run_against(cli: &Cli, urls: &[String], pids: &[u32]) -> anyhow::Result<Summary> {
     let c = &cli.common;
-    let addr = server_addr(url).await?;
+    let mut addrs = Vec::with_capacity(urls.len());
+    for url in urls {
+        addrs.push(server_addr(url).await?);
+    }
+    let url = urls.first().context("no server URL")?;
     let tokens = Tokens::new(&c.jwt_secret);
     let api = api::Api::new(url, tokens.clone())?;
     let prices = api.catalog().await.context("reading the catalog")?;
@@ -124,15 +135,15 @@ async fn run_against(cli: &Cli, url: &str, pid: Option<u32>) -> anyhow::Result<S
         api,
         tokens,
         connector: Arc::new(Connector::new(
-            addr,
+            &addrs,
             c.encoding,
             c.source_addrs,
             c.handshakes,
         )?),
         live: Arc::new(Live::default()),
-        server: match pid {
-            Some(p) => Some(Probe::new(p).with_context(|| format!("reading /proc/{p}"))?),
-            None => None,
+        server: match pids {
+            [] => None,
+            p => Some(Probe::sum(p).with_context(|| format!("reading /proc of {p:?}"))?),
         },
         prices,
         progress: !c.quiet,

@@ -1,30 +1,54 @@
 //! What the server process spends, read from `/proc`.
 //!
 //! Owns: [`Probe`]: CPU time (utime + stime of `/proc/PID/stat`, in µs) and
-//! resident memory (`VmRSS` of `/proc/PID/status`, in KiB) of one process,
-//! and [`CpuSpan`], the difference between two readings.
+//! resident memory (`VmRSS` of `/proc/PID/status`, in KiB) of one process
+//! or the sum over a few (several nodes, at most [`PIDS_MAX`]), and
+//! [`CpuSpan`], the difference between two readings.
 //! Must not: guess; a process that cannot be read gives an error.
 
 use serde::Serialize;
 
-/// Reads one process's CPU and memory.
+/// Processes one probe sums over, at most (`--server-pid` of each node).
+pub const PIDS_MAX: usize = 8;
+
+/// Reads one process's CPU and memory (or the sum over a few).
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
     pid: u32,
+    more: [u32; PIDS_MAX - 1],
+    more_len: usize,
     tick_us: u64,
 }
 
 impl Probe {
     /// A probe of `pid` (checked readable now).
     pub fn new(pid: u32) -> anyhow::Result<Probe> {
+        Probe::sum(&[pid])
+    }
+
+    /// A probe summing over `pids` (1..=[`PIDS_MAX`], each checked readable
+    /// now); its `pid` is the first.
+    pub fn sum(pids: &[u32]) -> anyhow::Result<Probe> {
+        anyhow::ensure!(
+            !pids.is_empty() && pids.len() <= PIDS_MAX,
+            "between 1 and {PIDS_MAX} server pids"
+        );
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let mut more = [0; PIDS_MAX - 1];
+        more[..pids.len() - 1].copy_from_slice(&pids[1..]);
         let p = Probe {
-            pid,
+            pid: pids[0],
+            more,
+            more_len: pids.len() - 1,
             tick_us: 1_000_000 / if hz > 0 { hz as u64 } else { 100 },
         };
         p.cpu_us()?;
         Ok(p)
+    }
+
+    fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.pid).chain(self.more[..self.more_len].iter().copied())
     }
 
     /// This process.
@@ -37,30 +61,37 @@ impl Probe {
         self.pid
     }
 
-    /// User plus system CPU time so far, µs (resolution: one clock tick).
+    /// User plus system CPU time so far, µs (resolution: one clock tick),
+    /// summed over the probe's processes.
     pub fn cpu_us(&self) -> anyhow::Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        let mut sum = 0;
+        for pid in self.pids() {
+            sum += self.cpu_us_of(pid)?;
+        }
+        Ok(sum)
+    }
+
+    /// Resident set size now, KiB, summed over the probe's processes.
+    pub fn rss_kb(&self) -> anyhow::Result<u64> {
+        let mut sum = 0;
+        for pid in self.pids() {
+            sum += rss_kb_of(pid)?;
+        }
+        Ok(sum)
+    }
+
+    fn cpu_us_of(&self, pid: u32) -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // Fields after the command (which may hold spaces) start after ')'.
         let rest = stat
             .rsplit_once(')')
             .map(|(_, r)| r)
-            .ok_or_else(|| anyhow::anyhow!("malformed /proc/{}/stat", self.pid))?;
+            .ok_or_else(|| anyhow::anyhow!("malformed /proc/{pid}/stat"))?;
         let f: Vec<&str> = rest.split_whitespace().collect();
         // rest[0] is field 3 (state); utime is field 14, stime field 15.
         let utime: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0);
         let stime: u64 = f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
         Ok((utime + stime) * self.tick_us)
-    }
-
-    /// Resident set size now, KiB.
-    pub fn rss_kb(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{}/status", self.pid))
     }
 
     /// Start measuring CPU.
@@ -71,6 +102,17 @@ impl Probe {
             wall: std::time::Instant::now(),
         })
     }
+}
+
+/// Resident set size of `pid` now, KiB.
+fn rss_kb_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
 /// A CPU reading to measure from.

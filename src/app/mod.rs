@@ -176,6 +176,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             "redis reconciled against the ledger"
         );
     }
+    // A relaying engine (Redis) opens a room on a node when a viewer there
+    // joins it (and subscribes to it then); in process every live room
+    // opens now.
+    let live_rooms = if counters.relays_room_events() {
+        Vec::new()
+    } else {
+        live_rooms
+    };
     for (room, creator) in live_rooms {
         let seq = counters
             .target(&crate::wallet::Target::room(room.clone()))

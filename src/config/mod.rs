@@ -232,6 +232,14 @@ pub struct CountersConfig {
     pub redis_reconnect_ms_max: u64,
     /// Redis: wallets `giftstream reconcile` compares at most.
     pub reconcile_wallets_max: usize,
+    /// Redis: room messages received and not yet handed to the hub, at
+    /// most; past it a message is dropped and every subscribed room is
+    /// caught up from its history stream (no event is lost to viewers).
+    pub relay_queue_len_max: usize,
+    /// Redis: a node's viewer count of a room counts for this long after
+    /// the node last refreshed it (every `hub.stats_interval_ms`), ms; a
+    /// dead node's viewers age out after it.
+    pub viewers_ttl_ms: u64,
 }
 
 impl Default for CountersConfig {
@@ -245,6 +253,8 @@ impl Default for CountersConfig {
             redis_timeout_ms: 5000,
             redis_reconnect_ms_max: 5000,
             reconcile_wallets_max: 10_000_000,
+            relay_queue_len_max: 65_536,
+            viewers_ttl_ms: 5000,
         }
     }
 }
@@ -345,6 +355,9 @@ pub struct HubConfig {
     pub coalesce_interval_ms: u64,
     /// Gifters tracked per live for the top list (smallest evicted first).
     pub room_gifters_max: usize,
+    /// Redis engine: a room with no viewer on this node for this long stops
+    /// (its sharded subscription is dropped), ms.
+    pub room_linger_ms: u64,
     /// Client messages per second one socket may send (token bucket with a
     /// one-second burst); beyond, each message gets `rate_limited`.
     pub socket_msgs_per_s_max: u32,
@@ -372,6 +385,7 @@ impl Default for HubConfig {
             stats_interval_ms: 1000,
             coalesce_interval_ms: 500,
             room_gifters_max: 100_000,
+            room_linger_ms: 5000,
             socket_msgs_per_s_max: 1000,
         }
     }
@@ -505,7 +519,7 @@ impl Config {
                 ),
             );
         }
-        let positive: [(&str, u64); 23] = [
+        let positive: [(&str, u64); 26] = [
             ("counters.redis_timeout_ms", self.counters.redis_timeout_ms),
             (
                 "counters.redis_reconnect_ms_max",
@@ -522,6 +536,12 @@ impl Config {
             ("hub.stats_interval_ms", self.hub.stats_interval_ms),
             ("hub.coalesce_interval_ms", self.hub.coalesce_interval_ms),
             ("hub.room_gifters_max", self.hub.room_gifters_max as u64),
+            ("hub.room_linger_ms", self.hub.room_linger_ms),
+            (
+                "counters.relay_queue_len_max",
+                self.counters.relay_queue_len_max as u64,
+            ),
+            ("counters.viewers_ttl_ms", self.counters.viewers_ttl_ms),
             ("ledger.pool_len_max", self.ledger.pool_len_max as u64),
             (
                 "settlement.flush_interval_ms",

@@ -289,65 +289,97 @@ impl Reader {
 
     /// Join (since = None) or resume; the room queues `joined`/`resumed`.
     async fn subscribe(&mut self, room: &str, since: Option<u64>, coalesce: bool) -> Result<()> {
-        let handle = match self.state.hub.room(room) {
-            Some(h) => h,
-            // Not open on this node: the counters engine (shared by every
-            // node) says whether it is live elsewhere; if so, start the room
-            // here too and receive its events through the engine.
-            None => match self.state.counters.target(&Target::room(room)).await? {
-                Some(t) if t.live => {
-                    self.state.hub.open_room(room, &t.creator, t.seq);
-                    self.state.hub.room(room).ok_or_else(|| {
-                        Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live"))
-                    })?
+        // A room with no local viewer may stop (`hub.room_linger_ms`) just
+        // as this command reaches it; it is then opened again, at most
+        // this many times.
+        const SUBSCRIBE_ATTEMPTS_MAX: u32 = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let handle = self.room_handle(room).await?;
+            // A relaying engine (Redis) keeps the room's history: read it
+            // once the room runs here, so the history reaches at least to
+            // the room's seq and the room's ring holds what came after.
+            let backfill = match since {
+                Some(since) => self.state.counters.history(room, since).await?,
+                None => None,
+            };
+            self.rooms.retain(|(_, h)| h.is_open());
+            let joined = self.rooms.iter().position(|(r, _)| r == room);
+            if joined.is_none() && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max
+            {
+                return Err(Error::bad_request(format!(
+                    "a socket may join {} rooms at most (hub.rooms_per_socket_max)",
+                    self.state.hub.config().rooms_per_socket_max
+                )));
+            }
+            let sub = Subscriber {
+                conn_id: self.conn_id,
+                user: self.who.user.clone(),
+                encoding: self.encoding,
+                tx: self.tx.clone(),
+                ctl: self.ctl.clone(),
+                coalesce,
+            };
+            let (reply, answer) = oneshot::channel();
+            let cmd = match since {
+                None => RoomCmd::Join { sub, reply },
+                Some(since) => RoomCmd::Resume {
+                    sub,
+                    since,
+                    backfill,
+                    reply,
+                },
+            };
+            let sent = handle.tx.send(cmd).await.is_ok();
+            let answer = if sent { answer.await.ok() } else { None };
+            match answer {
+                Some(result) => {
+                    result?;
+                    match joined {
+                        Some(i) => self.rooms[i].1 = handle,
+                        None => {
+                            // Most sockets join one room: grow one slot at a time.
+                            self.rooms.reserve_exact(1);
+                            self.rooms.push((room.to_string(), handle));
+                        }
+                    }
+                    return Ok(());
                 }
-                Some(_) => {
-                    return Err(Error::new(
-                        ErrorCode::RoomNotLive,
-                        format!("room `{room}` is not live"),
-                    ))
-                }
+                None if attempt < SUBSCRIBE_ATTEMPTS_MAX => continue,
                 None => {
                     return Err(Error::new(
-                        ErrorCode::UnknownRoom,
-                        format!("no room `{room}`"),
+                        ErrorCode::RoomNotLive,
+                        format!("room `{room}` has ended"),
                     ))
                 }
-            },
-        };
-        self.rooms.retain(|(_, h)| !h.tx.is_closed());
-        let joined = self.rooms.iter().position(|(r, _)| r == room);
-        if joined.is_none() && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max {
-            return Err(Error::bad_request(format!(
-                "a socket may join {} rooms at most (hub.rooms_per_socket_max)",
-                self.state.hub.config().rooms_per_socket_max
-            )));
-        }
-        let sub = Subscriber {
-            conn_id: self.conn_id,
-            user: self.who.user.clone(),
-            encoding: self.encoding,
-            tx: self.tx.clone(),
-            ctl: self.ctl.clone(),
-            coalesce,
-        };
-        let (reply, answer) = oneshot::channel();
-        let cmd = match since {
-            None => RoomCmd::Join { sub, reply },
-            Some(since) => RoomCmd::Resume { sub, since, reply },
-        };
-        let gone = || Error::new(ErrorCode::RoomNotLive, format!("room `{room}` has ended"));
-        handle.tx.send(cmd).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())??;
-        match joined {
-            Some(i) => self.rooms[i].1 = handle,
-            None => {
-                // Most sockets join one room: grow one slot at a time.
-                self.rooms.reserve_exact(1);
-                self.rooms.push((room.to_string(), handle));
             }
         }
-        Ok(())
+    }
+
+    /// The room's handle on this node; a room live elsewhere (the counters
+    /// engine is shared by every node) is started here too, and receives
+    /// its events through the engine.
+    async fn room_handle(&self, room: &str) -> Result<RoomHandle> {
+        if let Some(h) = self.state.hub.room(room) {
+            return Ok(h);
+        }
+        match self.state.counters.target(&Target::room(room)).await? {
+            Some(t) if t.live => {
+                self.state.hub.open_room(room, &t.creator, t.seq);
+                self.state.hub.room(room).ok_or_else(|| {
+                    Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live"))
+                })
+            }
+            Some(_) => Err(Error::new(
+                ErrorCode::RoomNotLive,
+                format!("room `{room}` is not live"),
+            )),
+            None => Err(Error::new(
+                ErrorCode::UnknownRoom,
+                format!("no room `{room}`"),
+            )),
+        }
     }
 
     async fn gift(&mut self, room: String, gift: String, count: u32, id: String) -> bool {

@@ -4,6 +4,11 @@
 //! room ([`room`]) that encodes each event once per wire format and hands
 //! the same bytes to every subscriber's bounded queue, and one reader and
 //! one writer task per socket ([`conn`]).
+//! With an engine that relays room events (Redis), the hub is also the
+//! node's list of rooms with local interest: the engine subscribes to
+//! exactly the rooms open here ([`Hub::open_rooms`], woken by
+//! [`Hub::rooms_changed`]), and a room with no local viewer stops after
+//! `hub.room_linger_ms`.
 //! Must not: change balances or seqs (the counters engine does, and then
 //! publishes through [`EventSink`]), or block a room on a slow socket.
 
@@ -11,11 +16,11 @@ pub mod conn;
 pub mod outbox;
 pub mod room;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
@@ -49,6 +54,16 @@ pub struct RoomHandle {
     pub viewers: Arc<AtomicU64>,
     /// Creator of the room.
     pub creator: Arc<str>,
+    /// The room's seq when it opened on this node (its events after this
+    /// one reach it; a relaying engine catches up from here).
+    pub opened_seq: u64,
+}
+
+impl RoomHandle {
+    /// True while the room task runs.
+    pub fn is_open(&self) -> bool {
+        !self.tx.is_closed()
+    }
 }
 
 /// Rooms open on this node.
@@ -56,6 +71,8 @@ pub struct Hub {
     rooms: DashMap<String, RoomHandle>,
     cfg: HubConfig,
     next_conn_id: AtomicU64,
+    relayed: AtomicBool,
+    changed: Arc<Notify>,
 }
 
 impl Hub {
@@ -65,7 +82,32 @@ impl Hub {
             rooms: DashMap::new(),
             cfg,
             next_conn_id: AtomicU64::new(1),
+            relayed: AtomicBool::new(false),
+            changed: Arc::new(Notify::new()),
         })
+    }
+
+    /// Room events reach this hub through a relaying engine (Redis): rooms
+    /// opened from now on take their stats from the engine
+    /// ([`RoomCmd::Stats`]) and stop after `hub.room_linger_ms` without a
+    /// local viewer. Set once, by the engine, before any room opens.
+    pub fn set_relayed(&self) {
+        self.relayed.store(true, Ordering::Relaxed);
+    }
+
+    /// Woken (one waiter; a wake-up is kept until taken) whenever a room
+    /// opens or stops on this node.
+    pub fn rooms_changed(&self) -> &Notify {
+        &self.changed
+    }
+
+    /// Every room running on this node (stopped rooms are forgotten).
+    pub fn open_rooms(&self) -> Vec<(String, RoomHandle)> {
+        self.rooms.retain(|_, h| h.is_open());
+        self.rooms
+            .iter()
+            .map(|r| (r.key().clone(), r.value().clone()))
+            .collect()
     }
 
     /// The hub's configuration.
@@ -81,14 +123,31 @@ impl Hub {
     /// Start the room task for `room` if it is not running; `last_seq` is
     /// the room's seq at this moment (events after it will follow).
     pub fn open_room(&self, room: &str, creator: &str, last_seq: u64) {
-        if let Some(h) = self.rooms.get(room) {
-            if !h.tx.is_closed() {
-                return;
+        let relayed = self.relayed.load(Ordering::Relaxed);
+        let spawn = || {
+            room::spawn(
+                room.to_string(),
+                creator.into(),
+                last_seq,
+                self.cfg.clone(),
+                relayed.then(|| self.changed.clone()),
+            )
+        };
+        // One entry lock for the check and the insert: two sockets opening
+        // the same room at once get the same room task.
+        match self.rooms.entry(room.to_string()) {
+            dashmap::Entry::Occupied(mut e) => {
+                if e.get().is_open() {
+                    return;
+                }
+                e.insert(spawn());
+            }
+            dashmap::Entry::Vacant(e) => {
+                e.insert(spawn());
             }
         }
-        let handle = room::spawn(room.to_string(), creator.into(), last_seq, self.cfg.clone());
-        self.rooms.insert(room.to_string(), handle);
         metrics::gauge!("giftstream_rooms").set(self.rooms.len() as f64);
+        self.changed.notify_one();
     }
 
     /// End `room`: viewers get `room_ended` after every earlier event.
@@ -97,6 +156,7 @@ impl Hub {
             let _ = h.tx.send(RoomCmd::End).await;
         }
         metrics::gauge!("giftstream_rooms").set(self.rooms.len() as f64);
+        self.changed.notify_one();
     }
 
     /// Deliver an event that arrived from elsewhere (another node, through
@@ -120,7 +180,10 @@ impl Hub {
 
     /// The room's handle, if it is open on this node.
     pub fn room(&self, room: &str) -> Option<RoomHandle> {
-        self.rooms.get(room).map(|h| h.clone())
+        self.rooms
+            .get(room)
+            .filter(|h| h.is_open())
+            .map(|h| h.clone())
     }
 
     /// Rooms open on this node.

@@ -5,6 +5,10 @@
 //! a `skipped` range (and is disconnected past `hub.viewer_skipped_max`);
 //! the room's creator is never skipped — it is disconnected with 1013 and
 //! resumes from its last seq, so its feed misses nothing.
+//! With a relaying engine (Redis) the room also takes its stats from the
+//! engine ([`RoomCmd::Stats`], summed over nodes), merges the engine's
+//! history stream into `resume` replays, and stops after
+//! `hub.room_linger_ms` without a subscriber (so the node unsubscribes).
 //! Must not: await on a subscriber (every delivery is `try_send`), or
 //! serialize per subscriber (each event is encoded once per wire format).
 
@@ -14,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Message;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::conn::ConnCtl;
 use super::outbox::{Outbox, TrySendError};
@@ -62,6 +66,10 @@ pub enum RoomCmd {
         sub: Subscriber,
         /// Last seq the client saw.
         since: u64,
+        /// Events after `since` read from the engine's history (Redis
+        /// stream), which then decides whether history reaches back; None:
+        /// the room's own ring does.
+        backfill: Option<Vec<GiftEvent>>,
         /// Ok once the replay and `resumed` are queued.
         reply: oneshot::Sender<Result<()>>,
     },
@@ -72,6 +80,16 @@ pub enum RoomCmd {
     },
     /// Any other message for every subscriber (tips, stats).
     Broadcast(ServerMsg),
+    /// The room's stats across every node (relaying engine), sent to
+    /// subscribers as `room_stats` if they changed.
+    Stats {
+        /// Viewers on every node.
+        viewers: u64,
+        /// Diamonds this live.
+        diamonds: i64,
+        /// Top gifters, largest first.
+        top: Vec<TopEntry>,
+    },
     /// The live ended: tell everyone, then stop.
     End,
 }
@@ -82,6 +100,9 @@ struct SubState {
     skip: Option<(u64, u64)>,
     skipped: u64,
     dead: bool,
+    /// Events up to this seq are not sent (a resume that saw further than
+    /// this room has received yet: no duplicate when they arrive).
+    seen_seq: u64,
 }
 
 struct Hist {
@@ -118,6 +139,10 @@ struct Room {
     /// Latest event per (sender, gift) since the last coalesced step.
     combos: HashMap<(String, String), GiftEvent>,
     coalesce_due: Option<Instant>,
+    /// Relaying engine: woken when this room stops.
+    relay: Option<Arc<Notify>>,
+    /// Relaying engine: when an empty room stops.
+    idle_due: Option<Instant>,
 }
 
 /// This live's statistics, derived from the ordered event stream.
@@ -129,10 +154,20 @@ struct Stats {
     due: Option<Instant>,
     last_sent: Option<Instant>,
     last_viewers: u64,
+    /// Stats across nodes from the engine (relaying engine only).
+    external: Option<(u64, i64, Vec<TopEntry>)>,
 }
 
-/// Start a room task; `last_seq` is the room's seq now.
-pub fn spawn(id: String, creator: Arc<str>, last_seq: u64, cfg: HubConfig) -> RoomHandle {
+/// Start a room task; `last_seq` is the room's seq now. `relay`: events
+/// come from a relaying engine, woken when the room stops (see the module
+/// doc).
+pub fn spawn(
+    id: String,
+    creator: Arc<str>,
+    last_seq: u64,
+    cfg: HubConfig,
+    relay: Option<Arc<Notify>>,
+) -> RoomHandle {
     let (tx, rx) = mpsc::channel(cfg.room_queue_len_max);
     let viewers = Arc::new(AtomicU64::new(0));
     let room = Room {
@@ -148,12 +183,17 @@ pub fn spawn(id: String, creator: Arc<str>, last_seq: u64, cfg: HubConfig) -> Ro
         stats: Stats::default(),
         combos: HashMap::new(),
         coalesce_due: None,
+        idle_due: None,
+        relay,
     };
+    let mut room = room;
+    room.arm_idle();
     tokio::spawn(room.run(rx));
     RoomHandle {
         tx,
         viewers,
         creator,
+        opened_seq: last_seq,
     }
 }
 
@@ -162,17 +202,19 @@ impl Room {
         loop {
             // Timers are armed only when something changed: an idle room
             // costs nothing.
-            let due = match (self.stats.due, self.coalesce_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let due = [self.stats.due, self.coalesce_due, self.idle_due]
+                .into_iter()
+                .flatten()
+                .min();
             let cmd = tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => cmd,
                     None => break,
                 },
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
-                    self.on_timer();
+                    if self.on_timer() {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -181,11 +223,21 @@ impl Room {
                 RoomCmd::Join { sub, reply } => {
                     let _ = reply.send(self.on_join(sub));
                 }
-                RoomCmd::Resume { sub, since, reply } => {
-                    let _ = reply.send(self.on_resume(sub, since));
+                RoomCmd::Resume {
+                    sub,
+                    since,
+                    backfill,
+                    reply,
+                } => {
+                    let _ = reply.send(self.on_resume(sub, since, backfill));
                 }
                 RoomCmd::Leave { conn_id } => self.remove(conn_id),
                 RoomCmd::Broadcast(msg) => self.broadcast(&msg),
+                RoomCmd::Stats {
+                    viewers,
+                    diamonds,
+                    top,
+                } => self.on_stats(viewers, diamonds, top),
                 RoomCmd::End => {
                     self.flush_combos();
                     self.broadcast(&ServerMsg::RoomEnded {
@@ -196,12 +248,50 @@ impl Room {
             }
             self.sweep();
             self.note_viewers();
+            self.arm_idle();
         }
         self.viewers.store(0, Ordering::Relaxed);
+        if let Some(changed) = &self.relay {
+            // Close the queue first, so the hub sees this room as stopped
+            // when it is woken.
+            rx.close();
+            changed.notify_one();
+        }
     }
 
-    fn on_timer(&mut self) {
+    /// Relaying engine: arm the stop timer when the room has no subscriber
+    /// (and disarm it when it has one).
+    fn arm_idle(&mut self) {
+        if self.relay.is_none() {
+            return;
+        }
+        if !self.subs.is_empty() {
+            self.idle_due = None;
+        } else if self.idle_due.is_none() {
+            self.idle_due = Some(Instant::now() + Duration::from_millis(self.cfg.room_linger_ms));
+        }
+    }
+
+    /// Stats across nodes from the engine: send them if they changed.
+    fn on_stats(&mut self, viewers: u64, diamonds: i64, top: Vec<TopEntry>) {
+        let next = (viewers, diamonds, top);
+        if self.stats.external.as_ref() != Some(&next) {
+            self.stats.external = Some(next);
+            self.stats_changed();
+        }
+    }
+
+    /// Handle due timers; true when the room should stop (relaying engine,
+    /// no subscriber for `hub.room_linger_ms`).
+    fn on_timer(&mut self) -> bool {
         let now = Instant::now();
+        if self.idle_due.is_some_and(|d| d <= now) {
+            self.idle_due = None;
+            if self.subs.is_empty() {
+                self.flush_combos();
+                return true;
+            }
+        }
         if self.coalesce_due.is_some_and(|d| d <= now) {
             self.flush_combos();
         }
@@ -212,6 +302,7 @@ impl Room {
             }
         }
         self.sweep();
+        false
     }
 
     /// Mark stats changed and arm the stats timer (at most once per interval).
@@ -228,6 +319,9 @@ impl Room {
     }
 
     fn note_viewers(&mut self) {
+        if self.relay.is_some() {
+            return; // the engine's stats count every node's viewers
+        }
         let n = self.subs.len() as u64;
         if n != self.stats.last_viewers {
             self.stats.last_viewers = n;
@@ -236,6 +330,18 @@ impl Room {
     }
 
     fn send_stats(&mut self) {
+        if let Some((viewers, diamonds, top)) = &self.stats.external {
+            let msg = ServerMsg::RoomStats {
+                room: self.id.clone(),
+                viewers: *viewers,
+                diamonds: *diamonds,
+                top: top.clone(),
+            };
+            self.broadcast(&msg);
+            self.stats.changed = false;
+            self.stats.last_sent = Some(Instant::now());
+            return;
+        }
         let mut top: Vec<TopEntry> = self
             .stats
             .gifters
@@ -263,6 +369,9 @@ impl Room {
     }
 
     fn count_gift(&mut self, ev: &GiftEvent) {
+        if self.relay.is_some() {
+            return; // the engine keeps this live's stats across nodes
+        }
         self.stats.diamonds += ev.diamonds;
         *self.stats.gifters.entry(ev.sender.clone()).or_insert(0) += ev.diamonds;
         if self.stats.gifters.len() > self.cfg.room_gifters_max {
@@ -359,7 +468,7 @@ impl Room {
         }
     }
 
-    fn subscribe(&mut self, sub: Subscriber) {
+    fn subscribe(&mut self, sub: Subscriber, seen_seq: u64) {
         self.remove(sub.conn_id);
         if sub.encoding == Encoding::MsgPack {
             self.msgpack_subs += 1;
@@ -374,6 +483,7 @@ impl Room {
             skip: None,
             skipped: 0,
             dead: false,
+            seen_seq,
         });
         self.viewers
             .store(self.subs.len() as u64, Ordering::Relaxed);
@@ -391,12 +501,20 @@ impl Room {
         sub.tx
             .try_send(joined.encode(sub.encoding))
             .map_err(|_| busy())?;
-        self.subscribe(sub);
+        self.subscribe(sub, 0);
         Ok(())
     }
 
-    fn on_resume(&mut self, sub: Subscriber, since: u64) -> Result<()> {
+    fn on_resume(
+        &mut self,
+        sub: Subscriber,
+        since: u64,
+        backfill: Option<Vec<GiftEvent>>,
+    ) -> Result<()> {
         self.trim_history();
+        if let Some(backfill) = backfill {
+            return self.resume_from(sub, since, backfill);
+        }
         if since < self.last_seq {
             let reaches = self.history.front().is_some_and(|h| h.seq <= since + 1);
             if !reaches {
@@ -427,7 +545,54 @@ impl Room {
         sub.tx
             .try_send(resumed.encode(sub.encoding))
             .map_err(|_| busy())?;
-        self.subscribe(sub);
+        self.subscribe(sub, since);
+        Ok(())
+    }
+
+    /// Resume from the engine's history (read just before this command)
+    /// joined to the ring: the engine's events up to this room's seq, then
+    /// the ring's after them; events the engine already had but this room
+    /// has not received yet follow live.
+    fn resume_from(&mut self, sub: Subscriber, since: u64, backfill: Vec<GiftEvent>) -> Result<()> {
+        let mut covered = since;
+        let mut frames = Vec::new();
+        for ev in backfill {
+            if ev.seq > covered && ev.seq <= self.last_seq {
+                covered = ev.seq;
+                frames.push(ServerMsg::GiftEvent(ev).encode(sub.encoding));
+            }
+        }
+        if covered < self.last_seq {
+            // The rest must come from the ring (it arrived here after the
+            // engine was read).
+            let reaches = self.history.front().is_some_and(|h| h.seq <= covered + 1);
+            if !reaches {
+                return Err(Error::new(
+                    ErrorCode::RateLimited,
+                    "the room moved on while its history was read; resume again",
+                ));
+            }
+            for h in self.history.iter_mut().filter(|h| h.seq > covered) {
+                frames.push(h.frame(sub.encoding));
+            }
+        }
+        if sub.tx.capacity() < frames.len() + 1 {
+            return Err(Error::new(
+                ErrorCode::RateLimited,
+                format!("{} events to replay do not fit the socket's queue now; resume from a later seq or retry", frames.len()),
+            ));
+        }
+        for f in frames {
+            sub.tx.try_send(f).map_err(|_| busy())?;
+        }
+        let resumed = ServerMsg::Resumed {
+            room: self.id.clone(),
+            seq: self.last_seq,
+        };
+        sub.tx
+            .try_send(resumed.encode(sub.encoding))
+            .map_err(|_| busy())?;
+        self.subscribe(sub, since);
         Ok(())
     }
 
@@ -486,6 +651,9 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
     if s.dead {
         return false;
     }
+    if seq <= s.seen_seq {
+        return true;
+    }
     if let Some((from, to)) = s.skip {
         // Tell the viewer what it missed before anything newer, if both fit.
         if s.sub.tx.capacity() >= 2 {
@@ -540,6 +708,7 @@ fn note_skip(s: &mut SubState, cfg: &HubConfig) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::outbox::{outbox, OutboxRx};
 
     fn event(seq: u64, sender: &str, diamonds: i64) -> GiftEvent {
         GiftEvent {
@@ -575,6 +744,8 @@ mod tests {
             stats: Stats::default(),
             combos: HashMap::new(),
             coalesce_due: None,
+            relay: None,
+            idle_due: None,
         }
     }
 
@@ -606,6 +777,86 @@ mod tests {
             r.stats.gifters.contains_key("b"),
             "the biggest gifter survives eviction"
         );
+    }
+
+    fn sub(conn_id: u64, len: usize) -> (Subscriber, OutboxRx) {
+        let (tx, rx) = outbox(len);
+        let s = Subscriber {
+            conn_id,
+            user: format!("u{conn_id}"),
+            encoding: Encoding::Json,
+            tx,
+            ctl: Arc::new(ConnCtl::default()),
+            coalesce: false,
+        };
+        (s, rx)
+    }
+
+    /// (type, seq) of every frame queued so far.
+    fn drained(rx: &mut OutboxRx) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        while let Some(Message::Text(t)) = rx.try_recv() {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            out.push((
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["seq"].as_u64().unwrap_or(0),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn resume_joins_engine_history_to_the_ring_and_live_events_once() {
+        let mut r = room(10);
+        for seq in 1..=5 {
+            r.on_gift(event(seq, "a", 1));
+        }
+        // The engine's stream is ahead of this room (7 not received yet).
+        let backfill: Vec<GiftEvent> = (2..=7).map(|s| event(s, "a", 1)).collect();
+        let (s, mut rx) = sub(1, 100);
+        r.on_resume(s, 1, Some(backfill)).unwrap();
+        for seq in 6..=7 {
+            r.on_gift(event(seq, "a", 1));
+        }
+        let got = drained(&mut rx);
+        let want: Vec<(String, u64)> = [2, 3, 4, 5]
+            .iter()
+            .map(|s| ("gift_event".to_string(), *s))
+            .chain([("resumed".to_string(), 5)])
+            .chain([6, 7].iter().map(|s| ("gift_event".to_string(), *s)))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_resume_ahead_of_the_room_gets_no_event_it_already_saw() {
+        let mut r = room(10);
+        for seq in 1..=5 {
+            r.on_gift(event(seq, "a", 1));
+        }
+        let (s, mut rx) = sub(1, 100);
+        r.on_resume(s, 8, Some(Vec::new())).unwrap();
+        for seq in 6..=9 {
+            r.on_gift(event(seq, "a", 1));
+        }
+        assert_eq!(
+            drained(&mut rx),
+            vec![("resumed".to_string(), 5), ("gift_event".to_string(), 9)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_relayed_room_without_subscribers_stops_after_its_linger() {
+        let cfg = HubConfig {
+            room_linger_ms: 20,
+            ..HubConfig::default()
+        };
+        let changed = Arc::new(Notify::new());
+        let h = spawn("r".into(), "c".into(), 0, cfg, Some(changed.clone()));
+        tokio::time::timeout(Duration::from_secs(30), changed.notified())
+            .await
+            .expect("the room stops and says so");
+        assert!(!h.is_open());
     }
 
     #[test]

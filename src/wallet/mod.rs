@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Gift;
 use crate::error::Result;
+use crate::protocol::GiftEvent;
 
 /// What a gift is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -257,6 +258,17 @@ pub trait Counters: Send + Sync + 'static {
     /// overtake gift events still in flight.
     fn relays_room_events(&self) -> bool {
         false
+    }
+
+    /// The room's events with seq > `since`, in order, from the engine's
+    /// own history (Redis: the room's history stream, bounded by
+    /// `hub.history_len_max` and `hub.history_age_ms_max`), or None when
+    /// the engine keeps none (in process: the room task's ring serves
+    /// `resume`). Errors with `history_gone` when the history no longer
+    /// reaches back to `since`.
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
+        let _ = (room, since);
+        Ok(None)
     }
 }
 

@@ -3,9 +3,11 @@
 //! Owns: wallets, idempotency answers, per-target seq and combo streaks,
 //! creators' pending diamonds and the settlement stream, all in Redis under
 //! the `{gs}` hash tag (one Redis Cluster slot; see `docs/REDIS.md`), the
-//! Lua scripts in `src/wallet/lua/` that change them atomically, the node's
-//! pub/sub subscription that forwards room events to the local [`Hub`], and
-//! [`RedisCounters::reconcile`] (Redis versus the ledger).
+//! Lua scripts in `src/wallet/lua/` that change them atomically, each
+//! room's history stream and live stats (viewers per node, diamonds, top
+//! gifters), the node's sharded pub/sub subscriptions that forward room
+//! events to the local [`Hub`] ([`relay`]: only rooms open on this node),
+//! and [`RedisCounters::reconcile`] (Redis versus the ledger).
 //! Must not: change state with more than one round trip per operation (each
 //! operation is one script, called by SHA, reloaded on `NOSCRIPT`), re-send
 //! a script that is not idempotent and may have run (a gift whose reply was
@@ -27,7 +29,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
@@ -43,6 +44,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::hub::Hub;
 use crate::ledger::Ledger;
 use crate::protocol::GiftEvent;
+
+mod relay;
 
 /// Largest balance or amount the scripts handle exactly (2^53 - 1).
 pub const AMOUNT_MAX: i64 = (1 << 53) - 1;
@@ -98,6 +101,22 @@ fn marker_key() -> String {
 fn channel_prefix() -> String {
     key(&["ev", ""])
 }
+/// A room's sharded pub/sub channel (`{gs}:ev:<room>`).
+fn channel_key(room: &str) -> String {
+    key(&["ev", room])
+}
+/// A room's history stream (entry ids `<seq>-0`).
+fn history_key(room: &str) -> String {
+    key(&["h", "room", room])
+}
+/// A room's top gifters this live (sorted set, diamonds per user).
+fn top_key(room: &str) -> String {
+    key(&["top", "room", room])
+}
+/// A room's viewers per node (hash, node id -> `count:ts ms`).
+fn viewers_key(room: &str) -> String {
+    key(&["vw", "room", room])
+}
 
 fn redis_err(e: redis::RedisError) -> Error {
     metrics::counter!("giftstream_redis_errors_total").increment(1);
@@ -120,6 +139,7 @@ struct Scripts {
     scan: Script,
     set_value: Script,
     last_delivered: Script,
+    history: Script,
 }
 
 impl Scripts {
@@ -135,6 +155,7 @@ impl Scripts {
             scan: Script::new(include_str!("lua/scan.lua")),
             set_value: Script::new(include_str!("lua/set_balance.lua")),
             last_delivered: Script::new(include_str!("lua/last_delivered.lua")),
+            history: Script::new(include_str!("lua/history.lua")),
         }
     }
 }
@@ -170,6 +191,7 @@ pub struct RedisCounters {
     claim_idle_ms: u64,
     claim_cursor: Mutex<String>,
     inflight: Mutex<VecDeque<(String, Vec<EntryRef>)>>,
+    hub_cfg: crate::config::HubConfig,
     _subscriber: DropGuard,
 }
 
@@ -213,8 +235,11 @@ impl ReconcileReport {
 
 impl RedisCounters {
     /// Connect to `url` (`redis://` or `rediss://`), load the scripts, and
-    /// subscribe to room events (forwarded to `hub` in arrival order, which
-    /// is seq order per room). Returns once the subscription is active.
+    /// start the node's relay: a sharded subscription to each room open in
+    /// `hub` (events forwarded in seq order, gaps filled from the room's
+    /// history stream) and the room stats across nodes. History and stats
+    /// bounds come from `hub`'s configuration. Returns once the relay's
+    /// connection is up.
     pub async fn connect(
         url: &str,
         cfg: CountersConfig,
@@ -238,34 +263,49 @@ impl RedisCounters {
             &scripts.scan,
             &scripts.set_value,
             &scripts.last_delivered,
+            &scripts.history,
         ] {
             s.prepare_invoke().load_async(&mut conn).await?;
         }
         let stop = CancellationToken::new();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let backoff_max = Duration::from_millis(cfg.redis_reconnect_ms_max);
-        tokio::spawn(subscribe_loop(
-            client,
+        let hub_cfg = hub.config().clone();
+        hub.set_relayed();
+        let consumer = format!("c-{}", uuid::Uuid::now_v7().simple());
+        let relay = relay::Relay {
+            client: relay::resp3(&client)?,
+            conn: conn.clone(),
+            hub: hub.clone(),
+            backoff_max: Duration::from_millis(cfg.redis_reconnect_ms_max),
+            timeout,
+            queue_len_max: cfg.relay_queue_len_max,
+            history_len_max: hub_cfg.history_len_max,
+        };
+        tokio::spawn(relay.run(stop.clone(), ready_tx));
+        tokio::spawn(relay::stats_loop(relay::StatsLoop {
+            conn: conn.clone(),
             hub,
-            backoff_max,
-            stop.clone(),
-            ready_tx,
-        ));
+            node: consumer.clone(),
+            interval: Duration::from_millis(hub_cfg.stats_interval_ms),
+            ttl_ms: cfg.viewers_ttl_ms,
+            stop: stop.clone(),
+        }));
         match tokio::time::timeout(timeout, ready_rx).await {
             Ok(Ok(())) => {}
             _ => {
                 stop.cancel();
-                anyhow::bail!("redis: could not subscribe to room events within {timeout:?}")
+                anyhow::bail!("redis: could not connect the room-event relay within {timeout:?}")
             }
         }
         Ok(RedisCounters {
             conn,
             cfg,
             scripts,
-            consumer: format!("c-{}", uuid::Uuid::now_v7().simple()),
+            consumer,
             claim_idle_ms: 30_000,
             claim_cursor: Mutex::new("0-0".into()),
             inflight: Mutex::new(VecDeque::new()),
+            hub_cfg,
             _subscriber: stop.drop_guard(),
         })
     }
@@ -313,6 +353,10 @@ impl RedisCounters {
             .arg(floor)
             .arg(if live { "1" } else { "0" })
             .arg(if force_live { "1" } else { "0" })
+            .arg(match target.kind {
+                TargetKind::Room => top_key(&target.id),
+                TargetKind::Video => String::new(),
+            })
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
@@ -735,72 +779,15 @@ fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
     Ok((id, g, ticket))
 }
 
-/// The node's room-event subscription: PSUBSCRIBE on every room channel,
-/// each message forwarded to the hub in arrival order. On a lost connection
-/// it resubscribes with exponential backoff up to `backoff_max` (events
-/// published meanwhile are not seen by this node's viewers; the creator's
-/// feed is made whole by the settlement stream and `resume`).
-async fn subscribe_loop(
-    client: redis::Client,
-    hub: Arc<Hub>,
-    backoff_max: Duration,
-    stop: CancellationToken,
-    ready: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut ready = Some(ready);
-    let prefix = channel_prefix();
-    let pattern = format!("{prefix}*");
-    let mut backoff = Duration::from_millis(50).min(backoff_max);
-    loop {
-        match client.get_async_pubsub().await {
-            Ok(mut ps) => match ps.psubscribe(&pattern).await {
-                Ok(()) => {
-                    if let Some(r) = ready.take() {
-                        let _ = r.send(());
-                    } else {
-                        tracing::info!("redis: room events resubscribed");
-                        metrics::counter!("giftstream_redis_resubscribed_total").increment(1);
-                    }
-                    backoff = Duration::from_millis(50).min(backoff_max);
-                    let mut messages = ps.into_on_message();
-                    loop {
-                        let msg = tokio::select! {
-                            _ = stop.cancelled() => return,
-                            m = messages.next() => m,
-                        };
-                        let Some(msg) = msg else { break };
-                        let Some(room) = msg
-                            .get_channel_name()
-                            .strip_prefix(&prefix)
-                            .map(str::to_string)
-                        else {
-                            continue;
-                        };
-                        let payload = msg.get_payload_bytes();
-                        match serde_json::from_slice::<GiftEvent>(payload) {
-                            Ok(ev) => hub.deliver(&room, ev).await,
-                            Err(e) => match serde_json::from_slice::<RoomControl>(payload) {
-                                Ok(RoomControl::RoomEnded) => hub.end_room(&room).await,
-                                Ok(RoomControl::TipEvent(t)) => {
-                                    hub.broadcast(&room, t.into()).await
-                                }
-                                Err(_) => {
-                                    tracing::warn!(room, error = %e, "redis: undecodable room event skipped")
-                                }
-                            },
-                        }
-                    }
-                    tracing::warn!("redis: room event subscription lost; resubscribing");
-                }
-                Err(e) => tracing::warn!(error = %e, "redis: psubscribe failed"),
-            },
-            Err(e) => tracing::warn!(error = %e, "redis: pub/sub connection failed"),
+/// A room message that is not a gift event, for this node's hub (`decode`
+/// is why it did not decode as a gift event).
+async fn on_control(hub: &Hub, room: &str, payload: &[u8], decode: serde_json::Error) {
+    match serde_json::from_slice::<RoomControl>(payload) {
+        Ok(RoomControl::RoomEnded) => hub.end_room(room).await,
+        Ok(RoomControl::TipEvent(t)) => hub.broadcast(room, t.into()).await,
+        Err(_) => {
+            tracing::warn!(room, error = %decode, "redis: undecodable room event skipped")
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(backoff_max);
     }
 }
 
@@ -851,7 +838,7 @@ impl Counters for RedisCounters {
             .scripts
             .end_room
             .key(target_key(&target.key()))
-            .arg(format!("{}{room}", channel_prefix()))
+            .arg(channel_key(room))
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
@@ -881,7 +868,7 @@ impl Counters for RedisCounters {
     async fn gift(&self, req: GiftRequest) -> Result<GiftOutcome> {
         let (coins, diamonds) = gift_value(&req.gift, req.count);
         let tkey = req.target.key();
-        let (channel, head) = match req.target.kind {
+        let (channel, head, hist, top) = match req.target.kind {
             TargetKind::Room => {
                 let head = EventHead {
                     room: &req.target.id,
@@ -896,9 +883,14 @@ impl Counters for RedisCounters {
                 };
                 let mut json = serde_json::to_string(&head).map_err(Error::internal)?;
                 json.pop(); // the closing brace; the script appends seq and combo
-                (format!("{}{}", channel_prefix(), req.target.id), json)
+                (
+                    channel_key(&req.target.id),
+                    json,
+                    history_key(&req.target.id),
+                    top_key(&req.target.id),
+                )
             }
-            TargetKind::Video => (String::new(), String::new()),
+            TargetKind::Video => (String::new(), String::new(), String::new(), String::new()),
         };
         let idem = idem_prefix(&req.sender);
         let reply: Vec<String> = self
@@ -927,6 +919,11 @@ impl Counters for RedisCounters {
             .arg(&channel)
             .arg(&head)
             .arg(&idem)
+            .arg(&hist)
+            .arg(self.hub_cfg.history_len_max)
+            .arg(self.hub_cfg.history_age_ms_max)
+            .arg(&top)
+            .arg(self.hub_cfg.room_gifters_max)
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
@@ -1032,8 +1029,9 @@ impl Counters for RedisCounters {
 
     async fn publish_room_msg(&self, room: &str, msg: &crate::protocol::ServerMsg) -> Result<bool> {
         let payload = serde_json::to_string(msg).map_err(Error::internal)?;
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(format!("{}{room}", channel_prefix()))
+        // Sharded, like gift events: only nodes with the room open listen.
+        let _: i64 = redis::cmd("SPUBLISH")
+            .arg(channel_key(room))
             .arg(payload)
             .query_async(&mut self.conn())
             .await
@@ -1194,5 +1192,40 @@ impl Counters for RedisCounters {
 
     fn relays_room_events(&self) -> bool {
         true
+    }
+
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
+        let age_ms = self.hub_cfg.history_age_ms_max.min(i64::MAX as u64) as i64;
+        let reply: Vec<String> = self
+            .scripts
+            .history
+            .key(history_key(room))
+            .key(target_key(&Target::room(room).key()))
+            .arg(since)
+            .arg(self.hub_cfg.history_len_max)
+            .arg(crate::protocol::now_ms().saturating_sub(age_ms))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        match reply.first().map(String::as_str) {
+            Some("OK") => reply
+                .get(2..)
+                .unwrap_or_default()
+                .iter()
+                .map(|e| {
+                    serde_json::from_str::<GiftEvent>(e)
+                        .map_err(|e| Error::internal(format_args!("redis: bad history entry: {e}")))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some("GONE") => Err(Error::new(
+                ErrorCode::HistoryGone,
+                format!(
+                    "history of `{room}` starts at seq {}; resume since {since} is gone",
+                    reply.get(1).map(String::as_str).unwrap_or("?")
+                ),
+            )),
+            _ => Err(Error::internal("redis: bad history answer")),
+        }
     }
 }

@@ -7,5 +7,5 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'live', '0')
-redis.call('PUBLISH', ARGV[1], '{"type":"room_ended"}')
+redis.call('SPUBLISH', ARGV[1], '{"type":"room_ended"}')
 return 1

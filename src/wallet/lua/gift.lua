@@ -11,6 +11,9 @@
 --       11 combo window ms  12 pending len max  13 pending-diamonds prefix
 --       14 event channel ('' for a video)  15 event JSON without seq/combo
 --       16 idempotency key prefix of this sender
+--       17 room history stream key ('' for a video)  18 history len max
+--       19 history age ms max  20 room top-gifters zset key ('' for a video)
+--       21 top gifters kept at most
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
@@ -96,6 +99,29 @@ end
 redis.call('PEXPIRE', KEYS[2], ttl * 1000)
 
 if ARGV[14] ~= '' then
-  redis.call('PUBLISH', ARGV[14], ARGV[15] .. ',"seq":' .. int(seq) .. ',"combo":' .. int(combo) .. '}')
+  local event = ARGV[15] .. ',"seq":' .. int(seq) .. ',"combo":' .. int(combo) .. '}'
+  -- Room history: entry id `<seq>-0`, so XRANGE by seq is direct. pcall:
+  -- this is past the commit point, and an id not above the stream's last
+  -- (a stream that outlived its room's seq) must not fail the gift; the
+  -- stale history is dropped instead (a resume into it gets history_gone).
+  local hist = ARGV[17]
+  local id = int(seq) .. '-0'
+  local added = redis.pcall('XADD', hist, 'MAXLEN', '~', ARGV[18], id, 'e', event, 'ts', ARGV[2])
+  if type(added) == 'table' and added.err then
+    redis.call('DEL', hist)
+    redis.call('XADD', hist, 'MAXLEN', '~', ARGV[18], id, 'e', event, 'ts', ARGV[2])
+  end
+  redis.call('PEXPIRE', hist, ARGV[19])
+  -- This live's stats: diamonds and top gifters (bounded: past the limit
+  -- the smaller half is dropped, amortized O(log n) per gift).
+  redis.call('HINCRBY', KEYS[4], 'diamonds', ARGV[6])
+  local top = ARGV[20]
+  redis.call('ZINCRBY', top, ARGV[6], ARGV[8])
+  local keep = tonumber(ARGV[21])
+  local n = redis.call('ZCARD', top)
+  if n > keep then
+    redis.call('ZREMRANGEBYRANK', top, 0, n - math.max(math.floor(keep / 2), 1) - 1)
+  end
+  redis.call('SPUBLISH', ARGV[14], event)
 end
 return {'OK', int(seq), int(balance), int(ticket), int(combo)}

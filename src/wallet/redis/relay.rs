@@ -1,0 +1,445 @@
+//! The node's room-event relay and room stats (Redis engine).
+//!
+//! Owns: one dedicated RESP3 connection holding a sharded subscription
+//! (`SSUBSCRIBE {gs}:ev:<room>`) for exactly the rooms open on this node
+//! (a room opens when a local viewer joins or the room is opened here, and
+//! stops `hub.room_linger_ms` after its last local viewer left), the last
+//! seq handed to each local room, gap filling from the room's history
+//! stream (a room opened mid-stream, a message dropped by a full relay
+//! queue, a subscription lost and restored), and the per-node viewer count
+//! and stats read-back ([`stats_loop`]).
+//! Must not: hand a room an event twice or out of seq order, wait on a
+//! socket, or change balances (read-only apart from this node's viewer
+//! count).
+//!
+//! Why RESP3 and raw commands: the redis crate 1.x offers `ssubscribe`
+//! only on its cluster connection; its single-node `PubSub` has no sharded
+//! subscribe. A multiplexed RESP3 connection with a push sender does: a
+//! `SSUBSCRIBE` of one channel is answered by one push confirmation, which
+//! the connection takes as the command's reply, and every `smessage` push
+//! goes to the push sender. One channel per command keeps that pairing
+//! exact.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Script, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{channel_key, channel_prefix, history_key, on_control, top_key, viewers_key};
+use crate::hub::{Hub, RoomCmd};
+use crate::protocol::{GiftEvent, TopEntry};
+
+/// First pause before reconnecting the relay, ms (doubles up to
+/// `counters.redis_reconnect_ms_max`).
+const BACKOFF_MS_MIN: u64 = 50;
+/// Safety net: the subscribed set is compared with the hub's rooms at
+/// least this often, ms (every change wakes the relay at once anyway).
+const SYNC_MS: u64 = 1000;
+/// Rooms whose stats are read in one round of concurrent script calls.
+const STATS_CHUNK_LEN_MAX: usize = 64;
+/// Top gifters in `room_stats`.
+const TOP_LEN: usize = 10;
+
+/// A client like `client` that speaks RESP3 (needed for push messages on a
+/// multiplexed connection).
+pub(super) fn resp3(client: &redis::Client) -> anyhow::Result<redis::Client> {
+    let info = client.get_connection_info().clone();
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    Ok(redis::Client::open(info.set_redis_settings(settings))?)
+}
+
+/// The relay's set-up (see the module doc).
+pub(super) struct Relay {
+    /// RESP3 client for the subscription connection.
+    pub client: redis::Client,
+    /// The engine's connection, for history reads.
+    pub conn: ConnectionManager,
+    /// This node's rooms.
+    pub hub: Arc<Hub>,
+    /// Longest pause between reconnect attempts.
+    pub backoff_max: Duration,
+    /// Connect and reply timeout.
+    pub timeout: Duration,
+    /// Pushes received and not yet handled, at most (past it: dropped,
+    /// then every room is caught up from its stream).
+    pub queue_len_max: usize,
+    /// Events read from a history stream in one gap fill, at most.
+    pub history_len_max: usize,
+}
+
+/// One local room as the relay knows it.
+struct Local {
+    /// The room task's queue (a room reopened here has a new one).
+    tx: mpsc::Sender<RoomCmd>,
+    /// Last seq handed to the room.
+    last: u64,
+}
+
+enum Ended {
+    Stopped,
+    Lost(String),
+}
+
+impl Relay {
+    /// Run until `stop`; `ready` fires once the first connection is up.
+    pub(super) async fn run(self, stop: CancellationToken, ready: oneshot::Sender<()>) {
+        let mut ready = Some(ready);
+        let backoff_min = Duration::from_millis(BACKOFF_MS_MIN).min(self.backoff_max);
+        let mut backoff = backoff_min;
+        // Kept across reconnects: where each room's feed stands.
+        let mut locals: HashMap<String, Local> = HashMap::new();
+        loop {
+            let why = match self.connect().await {
+                Ok((conn, rx, overflow)) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    } else {
+                        tracing::info!("redis: room relay reconnected; resubscribing");
+                        metrics::counter!("giftstream_redis_resubscribed_total").increment(1);
+                    }
+                    backoff = backoff_min;
+                    match self.serve(conn, rx, &overflow, &mut locals, &stop).await {
+                        Ended::Stopped => return,
+                        Ended::Lost(why) => why,
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(error = %why, "redis: room relay connection lost; reconnecting");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(self.backoff_max);
+        }
+    }
+
+    async fn connect(
+        &self,
+    ) -> redis::RedisResult<(
+        MultiplexedConnection,
+        mpsc::Receiver<PushInfo>,
+        Arc<AtomicBool>,
+    )> {
+        let (tx, rx) = mpsc::channel(self.queue_len_max.max(1));
+        let overflow = Arc::new(AtomicBool::new(false));
+        let flag = overflow.clone();
+        let sender = move |info: PushInfo| -> Result<(), ()> {
+            match tx.try_send(info) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Bounded: drop and catch up from the streams later.
+                    flag.store(true, Ordering::Relaxed);
+                    metrics::counter!("giftstream_relay_dropped_total").increment(1);
+                    Ok(())
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+            }
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_push_sender(sender);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        Ok((conn, rx, overflow))
+    }
+
+    async fn serve(
+        &self,
+        mut conn: MultiplexedConnection,
+        mut rx: mpsc::Receiver<PushInfo>,
+        overflow: &AtomicBool,
+        locals: &mut HashMap<String, Local>,
+        stop: &CancellationToken,
+    ) -> Ended {
+        // A new connection holds no subscription: every local room is
+        // subscribed again and caught up from its last seq.
+        let mut subscribed: HashSet<String> = HashSet::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(SYNC_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let prefix = channel_prefix();
+        loop {
+            let synced = tokio::select! {
+                _ = stop.cancelled() => return Ended::Stopped,
+                _ = self.hub.rooms_changed().notified() => self.sync(&mut conn, locals, &mut subscribed).await,
+                _ = tick.tick() => self.sync(&mut conn, locals, &mut subscribed).await,
+                m = rx.recv() => match m {
+                    None => return Ended::Lost("push channel closed".into()),
+                    Some(info) if info.kind == PushKind::Disconnection => {
+                        return Ended::Lost("disconnected".into())
+                    }
+                    Some(info) => {
+                        self.on_push(info, &prefix, locals).await;
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = synced {
+                return Ended::Lost(e.to_string());
+            }
+            if overflow.swap(false, Ordering::Relaxed) {
+                tracing::warn!(
+                    "redis: room relay queue overflowed; catching every room up from its history"
+                );
+                let rooms: Vec<String> = locals.keys().cloned().collect();
+                for room in rooms {
+                    self.catch_up(&room, locals).await;
+                }
+            }
+        }
+    }
+
+    /// Subscribe to every room open here and not yet subscribed (then
+    /// catch it up from its stream), unsubscribe from rooms that stopped.
+    async fn sync(
+        &self,
+        conn: &mut MultiplexedConnection,
+        locals: &mut HashMap<String, Local>,
+        subscribed: &mut HashSet<String>,
+    ) -> redis::RedisResult<()> {
+        let rooms = self.hub.open_rooms();
+        let open: HashSet<&str> = rooms.iter().map(|(r, _)| r.as_str()).collect();
+        let gone: Vec<String> = subscribed
+            .iter()
+            .filter(|r| !open.contains(r.as_str()))
+            .cloned()
+            .collect();
+        for room in gone {
+            redis::cmd("SUNSUBSCRIBE")
+                .arg(channel_key(&room))
+                .query_async::<Value>(conn)
+                .await?;
+            subscribed.remove(&room);
+            locals.remove(&room);
+        }
+        locals.retain(|r, _| open.contains(r.as_str()));
+        for (room, handle) in &rooms {
+            let fresh = locals
+                .get(room)
+                .is_none_or(|l| !l.tx.same_channel(&handle.tx));
+            if fresh {
+                locals.insert(
+                    room.clone(),
+                    Local {
+                        tx: handle.tx.clone(),
+                        last: handle.opened_seq,
+                    },
+                );
+            }
+            if !subscribed.contains(room) {
+                redis::cmd("SSUBSCRIBE")
+                    .arg(channel_key(room))
+                    .query_async::<Value>(conn)
+                    .await?;
+                subscribed.insert(room.clone());
+                self.catch_up(room, locals).await;
+            } else if fresh {
+                self.catch_up(room, locals).await;
+            }
+        }
+        metrics::gauge!("giftstream_relay_rooms").set(subscribed.len() as f64);
+        Ok(())
+    }
+
+    async fn on_push(&self, info: PushInfo, prefix: &str, locals: &mut HashMap<String, Local>) {
+        if info.kind != PushKind::SMessage && info.kind != PushKind::Message {
+            return;
+        }
+        let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+            (info.data.first(), info.data.get(1))
+        else {
+            return;
+        };
+        let Some(room) = std::str::from_utf8(channel)
+            .ok()
+            .and_then(|c| c.strip_prefix(prefix))
+        else {
+            return;
+        };
+        match serde_json::from_slice::<GiftEvent>(payload) {
+            Ok(ev) => {
+                let Some(local) = locals.get(room) else {
+                    return; // unsubscribed meanwhile
+                };
+                if ev.seq <= local.last {
+                    metrics::counter!("giftstream_stale_events_total").increment(1);
+                    return;
+                }
+                if ev.seq > local.last + 1 {
+                    let missed = self.read(room, local.last, Some(ev.seq - 1)).await;
+                    metrics::counter!("giftstream_relay_gap_filled_total")
+                        .increment(missed.len() as u64);
+                    for m in missed {
+                        forward(locals, room, m).await;
+                    }
+                }
+                forward(locals, room, ev).await;
+            }
+            Err(e) => on_control(&self.hub, room, payload, e).await,
+        }
+    }
+
+    /// Hand the room every event of its stream after its last seq.
+    async fn catch_up(&self, room: &str, locals: &mut HashMap<String, Local>) {
+        let Some(last) = locals.get(room).map(|l| l.last) else {
+            return;
+        };
+        let events = self.read(room, last, None).await;
+        if !events.is_empty() {
+            metrics::counter!("giftstream_relay_gap_filled_total").increment(events.len() as u64);
+        }
+        for ev in events {
+            forward(locals, room, ev).await;
+        }
+    }
+
+    /// Events of `room`'s stream with after < seq <= until (or to its end),
+    /// at most `history_len_max`. A failed read is logged and reads as
+    /// empty (the room then sees a seq jump; a creator resumes).
+    async fn read(&self, room: &str, after: u64, until: Option<u64>) -> Vec<GiftEvent> {
+        let end = until.map_or_else(|| "+".to_string(), |u| format!("{u}-0"));
+        let rows: redis::RedisResult<Vec<StreamEntry>> = redis::cmd("XRANGE")
+            .arg(history_key(room))
+            .arg(format!("{}-0", after.saturating_add(1)))
+            .arg(end)
+            .arg("COUNT")
+            .arg(self.history_len_max)
+            .query_async(&mut self.conn.clone())
+            .await;
+        match rows {
+            Ok(rows) => rows
+                .into_iter()
+                .filter_map(|(_, fields)| {
+                    let (_, e) = fields.into_iter().find(|(k, _)| k == "e")?;
+                    serde_json::from_str::<GiftEvent>(&e).ok()
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(room, error = %e, "redis: reading a room's history failed");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// One `XRANGE` entry: id and field-value pairs.
+type StreamEntry = (String, Vec<(String, String)>);
+
+/// Hand `ev` to the room if it is the room's next; waits while the room's
+/// queue is full (the room never waits on sockets, so this is short).
+async fn forward(locals: &mut HashMap<String, Local>, room: &str, ev: GiftEvent) {
+    let Some(local) = locals.get_mut(room) else {
+        return;
+    };
+    if ev.seq <= local.last {
+        return;
+    }
+    local.last = ev.seq;
+    let _ = local.tx.send(RoomCmd::Gift(ev)).await;
+}
+
+/// The stats loop's set-up.
+pub(super) struct StatsLoop {
+    /// The engine's connection.
+    pub conn: ConnectionManager,
+    /// This node's rooms.
+    pub hub: Arc<Hub>,
+    /// This node's id (its field in each room's viewers hash).
+    pub node: String,
+    /// `hub.stats_interval_ms`.
+    pub interval: Duration,
+    /// `counters.viewers_ttl_ms`.
+    pub ttl_ms: u64,
+    /// Stops the loop.
+    pub stop: CancellationToken,
+}
+
+/// Every `hub.stats_interval_ms`: write this node's viewer count of each
+/// local room and hand the room its stats across nodes (viewers summed
+/// over live nodes, diamonds this live, top gifters); the room sends
+/// `room_stats` only when they changed. A room that stopped here gets its
+/// count removed.
+pub(super) async fn stats_loop(s: StatsLoop) {
+    let script = Script::new(include_str!("../lua/room_stats.lua"));
+    let mut last: HashSet<String> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = s.stop.cancelled() => return,
+            _ = tokio::time::sleep(s.interval) => {}
+        }
+        let rooms = s.hub.open_rooms();
+        let now = crate::protocol::now_ms();
+        let mut seen = HashSet::with_capacity(rooms.len());
+        for chunk in rooms.chunks(STATS_CHUNK_LEN_MAX) {
+            let calls = chunk.iter().map(|(room, h)| {
+                let mut conn = s.conn.clone();
+                let viewers = h.viewers.load(Ordering::Relaxed);
+                let mut inv = script.prepare_invoke();
+                inv.key(viewers_key(room))
+                    .key(top_key(room))
+                    .key(super::target_key(&format!("room:{room}")))
+                    .arg(&s.node)
+                    .arg(viewers)
+                    .arg(now)
+                    .arg(s.ttl_ms)
+                    .arg(TOP_LEN);
+                async move { inv.invoke_async::<Vec<String>>(&mut conn).await }
+            });
+            let answers = futures_util::future::join_all(calls).await;
+            for ((room, h), answer) in chunk.iter().zip(answers) {
+                seen.insert(room.clone());
+                match answer {
+                    Ok(a) => {
+                        if let Some(cmd) = stats_cmd(&a) {
+                            let _ = h.tx.try_send(cmd);
+                        }
+                    }
+                    Err(e) => tracing::warn!(room, error = %e, "redis: room stats failed"),
+                }
+            }
+        }
+        for room in last.difference(&seen) {
+            let r: redis::RedisResult<i64> = redis::cmd("HDEL")
+                .arg(viewers_key(room))
+                .arg(&s.node)
+                .query_async(&mut s.conn.clone())
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(room, error = %e, "redis: removing a viewer count failed");
+            }
+        }
+        last = seen;
+    }
+}
+
+/// `room_stats.lua`'s answer as a room command.
+fn stats_cmd(a: &[String]) -> Option<RoomCmd> {
+    let viewers = a.first()?.parse().ok()?;
+    let diamonds = a.get(1)?.parse().ok()?;
+    let top = a
+        .get(2..)?
+        .chunks_exact(2)
+        .filter_map(|p| {
+            Some(TopEntry {
+                user: p[0].clone(),
+                diamonds: p[1].parse::<f64>().ok()? as i64,
+            })
+        })
+        .collect();
+    Some(RoomCmd::Stats {
+        viewers,
+        diamonds,
+        top,
+    })
+}
