@@ -163,7 +163,9 @@ pub fn render(args: &MarkdownArgs) -> anyhow::Result<String> {
             n(&r.v["server_rss"]["per_conn_bytes"])
         );
     }
-    for r in by(&runs, "ingest") {
+    // An ingest run against the Redis engine is judged against
+    // redis-benchmark by scripts/bench, not against the embedded target.
+    for r in by(&runs, "ingest").filter(|r| !r.name.contains("redis")) {
         let rate = r.v["acks_per_s"].as_f64().unwrap_or(0.0);
         let per = r.v["server"]["cpu_us_per_ack"].as_f64();
         let met = rate >= 200_000.0 || per.is_some_and(|p| p <= 5.0);

@@ -8,12 +8,14 @@
 //! Must not: wait on a room (rooms never wait on us either), or panic on
 //! any input: every bad frame is answered with a typed `error`.
 
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -104,7 +106,7 @@ pub fn serve(
         tx,
         ctl: ctl.clone(),
         rooms: Vec::new(),
-        acks_waiting: Arc::new(Semaphore::new(ACKS_WAITING_MAX)),
+        acks_waiting: None,
         bucket: TokenBucket::new(cfg.socket_msgs_per_s_max),
         state,
     };
@@ -147,7 +149,9 @@ struct Reader {
     /// Joined rooms: at most `hub.rooms_per_socket_max` (8 by default), so
     /// a vector searched in order beats a hash map's memory per socket.
     rooms: Vec<(String, RoomHandle)>,
-    acks_waiting: Arc<Semaphore>,
+    /// Bounds ledger-mode acks in flight; made on the first one (most
+    /// sockets never send a gift).
+    acks_waiting: Option<Arc<Semaphore>>,
     bucket: TokenBucket,
     state: Arc<AppState>,
 }
@@ -221,13 +225,13 @@ impl Reader {
                     ClientMsg::Gift { id, .. } => Some(id),
                     _ => None,
                 });
-                self.reply(ServerMsg::error(&e, id)).await
+                Box::pin(self.reply(ServerMsg::error(&e, id))).await
             } else if payload.len() > frame_len_max {
                 let e = Error::bad_request(format!(
                     "frame of {} bytes exceeds hub.frame_len_max ({frame_len_max})",
                     payload.len()
                 ));
-                self.reply(ServerMsg::error(&e, None)).await
+                Box::pin(self.reply(ServerMsg::error(&e, None))).await
             } else {
                 // Boxed: the handlers' futures (a gift, a join) are large
                 // and live only while a frame is handled; inline, they
@@ -400,7 +404,11 @@ impl Reader {
             Ok(outcome) => {
                 // Ledger mode: wait for the commit without blocking this
                 // socket's reads; bounded by ACKS_WAITING_MAX.
-                let Ok(permit) = self.acks_waiting.clone().acquire_owned().await else {
+                let acks = self
+                    .acks_waiting
+                    .get_or_insert_with(|| Arc::new(Semaphore::new(ACKS_WAITING_MAX)))
+                    .clone();
+                let Ok(permit) = acks.acquire_owned().await else {
                     return false;
                 };
                 let (state, tx, enc) = (self.state.clone(), self.tx.clone(), self.encoding);
@@ -450,20 +458,37 @@ async fn write_loop(
             m = rx.recv() => m,
         };
         let Some(first) = first else { break (1000, "") };
-        let write = async {
-            sink.feed(first).await?;
-            let mut fed = 1;
-            while fed < batch_len_max {
-                match rx.try_recv() {
-                    Some(m) => {
-                        sink.feed(m).await?;
+        // Feed up to `batch_len_max` queued frames, then flush once (one
+        // syscall for the batch). Written as a poll function, not an async
+        // block: its state is a frame and a count, where the block's
+        // `feed` futures made every idle socket's writer task larger.
+        let mut pending = Some(first);
+        let mut fed = 0usize;
+        let write = std::future::poll_fn(|cx| loop {
+            if let Some(frame) = pending.take() {
+                match Pin::new(&mut sink).poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        if let Err(e) = Pin::new(&mut sink).start_send(frame) {
+                            return Poll::Ready(Err(e));
+                        }
                         fed += 1;
                     }
-                    None => break,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        pending = Some(frame);
+                        return Poll::Pending;
+                    }
+                }
+                continue;
+            }
+            if fed < batch_len_max {
+                if let Some(frame) = rx.try_recv() {
+                    pending = Some(frame);
+                    continue;
                 }
             }
-            sink.flush().await
-        };
+            return Pin::new(&mut sink).poll_flush(cx);
+        });
         let written = tokio::select! {
             biased;
             _ = &mut stopped => break ctl.close_frame(),
@@ -477,5 +502,7 @@ async fn write_loop(
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(close_timeout, sink.send(close)).await;
+    // Boxed: once per socket, and inline it would size the writer task of
+    // every idle socket.
+    let _ = Box::pin(tokio::time::timeout(close_timeout, sink.send(close))).await;
 }
