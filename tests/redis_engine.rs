@@ -15,20 +15,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::hooked_ledger::{CommitHook, Hooked};
 use giftstream::catalog::Gift;
 use giftstream::config::{Config, CountersConfig, HubConfig, SettlementConfig};
 use giftstream::error::{ErrorCode, Result as GsResult};
 use giftstream::hub::conn::ConnCtl;
 use giftstream::hub::room::Subscriber;
 use giftstream::hub::{Hub, RoomCmd};
-use giftstream::ledger::{
-    self, CreditOp, CreditOutcome, Ledger, LedgerEarnings, TargetRecord, Totals,
-};
+use giftstream::ledger::{self, CreditOp, Ledger};
 use giftstream::protocol::{now_ms, Encoding, GiftEvent, ServerMsg};
 use giftstream::settlement::Worker;
 use giftstream::wallet::memory::MemoryCounters;
 use giftstream::wallet::redis::RedisCounters;
-use giftstream::wallet::{Batch, Counters, GiftRequest, Snapshot, Target};
+use giftstream::wallet::{Batch, Counters, GiftRequest, Target};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -521,20 +520,24 @@ enum Fault {
     After,
 }
 
-/// A ledger that counts what it is given and fails on demand.
-struct FaultyLedger {
-    inner: Arc<dyn Ledger>,
+/// A ledger's fault state: counts what it is given and fails on demand.
+struct Faults {
     next: parking_lot::Mutex<Vec<Fault>>,
     gifts_committed: AtomicUsize,
 }
 
-impl FaultyLedger {
-    fn new(inner: Arc<dyn Ledger>) -> Arc<FaultyLedger> {
-        Arc::new(FaultyLedger {
+/// A real ledger behind [`Faults`].
+type FaultyLedger = Hooked<Faults>;
+
+impl Faults {
+    fn ledger(inner: Arc<dyn Ledger>) -> Arc<FaultyLedger> {
+        Hooked::new(
             inner,
-            next: parking_lot::Mutex::new(Vec::new()),
-            gifts_committed: AtomicUsize::new(0),
-        })
+            Faults {
+                next: parking_lot::Mutex::new(Vec::new()),
+                gifts_committed: AtomicUsize::new(0),
+            },
+        )
     }
     fn fail_next(&self, faults: &[Fault]) {
         let mut n = self.next.lock();
@@ -544,18 +547,15 @@ impl FaultyLedger {
 }
 
 #[async_trait]
-impl Ledger for FaultyLedger {
-    async fn credit(&self, op: &CreditOp) -> GsResult<CreditOutcome> {
-        self.inner.credit(op).await
-    }
-    async fn commit_batch(&self, batch: &Batch) -> GsResult<bool> {
+impl CommitHook for Faults {
+    async fn commit_batch(&self, inner: &dyn Ledger, batch: &Batch) -> GsResult<bool> {
         let fault = self.next.lock().pop().unwrap_or(Fault::None);
         if fault == Fault::Before {
             return Err(giftstream::error::Error::internal(
                 "injected: commit failed",
             ));
         }
-        let applied = self.inner.commit_batch(batch).await?;
+        let applied = inner.commit_batch(batch).await?;
         if applied {
             self.gifts_committed
                 .fetch_add(batch.gifts.len(), Ordering::Relaxed);
@@ -566,123 +566,6 @@ impl Ledger for FaultyLedger {
             ));
         }
         Ok(applied)
-    }
-    async fn snapshot(&self, recent_ms: i64, seq_gap: u64) -> GsResult<Snapshot> {
-        self.inner.snapshot(recent_ms, seq_gap).await
-    }
-    async fn open_target(&self, target: &Target, creator: &str) -> GsResult<()> {
-        self.inner.open_target(target, creator).await
-    }
-    async fn end_room(&self, room: &str) -> GsResult<()> {
-        self.inner.end_room(room).await
-    }
-    async fn target(&self, target: &Target) -> GsResult<Option<TargetRecord>> {
-        self.inner.target(target).await
-    }
-    async fn has_gift(&self, target: &str, seq: u64) -> GsResult<bool> {
-        self.inner.has_gift(target, seq).await
-    }
-    async fn balance(&self, account: &str, currency: &str) -> GsResult<i64> {
-        self.inner.balance(account, currency).await
-    }
-    async fn earnings(&self, creator: &str) -> GsResult<LedgerEarnings> {
-        self.inner.earnings(creator).await
-    }
-    async fn totals(&self) -> GsResult<Totals> {
-        self.inner.totals().await
-    }
-    async fn swap_clean_mark(&self, clean: bool) -> GsResult<bool> {
-        self.inner.swap_clean_mark(clean).await
-    }
-    // Payments: passed through.
-    async fn stripe_event_seen(&self, id: &str) -> giftstream::error::Result<bool> {
-        self.inner.stripe_event_seen(id).await
-    }
-    async fn record_stripe_event(
-        &self,
-        e: &giftstream::ledger::StripeEventRef,
-    ) -> giftstream::error::Result<bool> {
-        self.inner.record_stripe_event(e).await
-    }
-    async fn purchase_created(
-        &self,
-        op: &giftstream::ledger::PurchaseOp,
-    ) -> giftstream::error::Result<()> {
-        self.inner.purchase_created(op).await
-    }
-    async fn purchase(
-        &self,
-        op: &giftstream::ledger::PurchaseOp,
-    ) -> giftstream::error::Result<bool> {
-        self.inner.purchase(op).await
-    }
-    async fn purchase_record(
-        &self,
-        pi: &str,
-    ) -> giftstream::error::Result<Option<giftstream::ledger::PurchaseRecord>> {
-        self.inner.purchase_record(pi).await
-    }
-    async fn refund(&self, op: &giftstream::ledger::RefundOp) -> giftstream::error::Result<bool> {
-        self.inner.refund(op).await
-    }
-    async fn payout_account(
-        &self,
-        creator: &str,
-    ) -> giftstream::error::Result<Option<giftstream::ledger::PayoutAccount>> {
-        self.inner.payout_account(creator).await
-    }
-    async fn put_payout_account(
-        &self,
-        creator: &str,
-        acct: &str,
-    ) -> giftstream::error::Result<giftstream::ledger::PayoutAccount> {
-        self.inner.put_payout_account(creator, acct).await
-    }
-    async fn account_updated(
-        &self,
-        e: &giftstream::ledger::StripeEventRef,
-        acct: &str,
-        on: bool,
-    ) -> giftstream::error::Result<bool> {
-        self.inner.account_updated(e, acct, on).await
-    }
-    async fn tip_created(
-        &self,
-        tip: &giftstream::ledger::TipRecord,
-    ) -> giftstream::error::Result<()> {
-        self.inner.tip_created(tip).await
-    }
-    async fn tip_succeeded(
-        &self,
-        e: &giftstream::ledger::StripeEventRef,
-        pi: &str,
-    ) -> giftstream::error::Result<Option<giftstream::ledger::TipRecord>> {
-        self.inner.tip_succeeded(e, pi).await
-    }
-    async fn cashout_begin(
-        &self,
-        c: &giftstream::ledger::CashoutRecord,
-    ) -> giftstream::error::Result<giftstream::ledger::CashoutRecord> {
-        self.inner.cashout_begin(c).await
-    }
-    async fn cashout_end(
-        &self,
-        id: &str,
-        end: &giftstream::ledger::CashoutEnd,
-    ) -> giftstream::error::Result<bool> {
-        self.inner.cashout_end(id, end).await
-    }
-    async fn cashout(
-        &self,
-        id: &str,
-    ) -> giftstream::error::Result<Option<giftstream::ledger::CashoutRecord>> {
-        self.inner.cashout(id).await
-    }
-    async fn cashouts_pending(
-        &self,
-        len_max: usize,
-    ) -> giftstream::error::Result<Vec<giftstream::ledger::CashoutRecord>> {
-        self.inner.cashouts_pending(len_max).await
     }
 }
 
@@ -807,7 +690,7 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
         let (url, db) = common::services::fresh_redis_db().await.expect("redis");
         let mut rng = StdRng::seed_from_u64(seed);
         let inner = ledger::open("sqlite::memory:", 1).await.unwrap();
-        let faulty = FaultyLedger::new(inner);
+        let faulty = Faults::ledger(inner);
         let ledger: Arc<dyn Ledger> = faulty.clone();
         let cfg = counters_cfg();
         let hub = Hub::new(HubConfig::default());
@@ -958,7 +841,7 @@ async fn two_workers_draining_concurrently_settle_each_gift_once() {
         return;
     };
     let inner = ledger::open("sqlite::memory:", 1).await.unwrap();
-    let faulty = FaultyLedger::new(inner);
+    let faulty = Faults::ledger(inner);
     let ledger: Arc<dyn Ledger> = faulty.clone();
     let cfg = counters_cfg();
     let front = redis_engine(&url, cfg.clone(), Hub::new(HubConfig::default()), 30_000).await;

@@ -10,164 +10,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::hooked_ledger::{CommitHook, Hooked};
 use giftstream::catalog::Catalog;
 use giftstream::config::{CountersConfig, HubConfig, SettlementConfig};
 use giftstream::error::{Error, Result};
 use giftstream::hub::Hub;
-use giftstream::ledger::{
-    self, CreditOp, CreditOutcome, Ledger, LedgerEarnings, TargetRecord, Totals,
-};
+use giftstream::ledger::{self, CreditOp, Ledger};
 use giftstream::settlement::Worker;
 use giftstream::wallet::memory::MemoryCounters;
 use giftstream::wallet::redis::RedisCounters;
-use giftstream::wallet::{Batch, Counters, GiftRequest, Snapshot, Target};
+use giftstream::wallet::{Batch, Counters, GiftRequest, Target};
 use tokio_util::sync::CancellationToken;
 
-/// A ledger whose batch commits fail while `failing` is set.
+/// A ledger's fault state: batch commits fail while `failing` is set.
 struct Flaky {
-    inner: Arc<dyn Ledger>,
     failing: AtomicBool,
     refused: AtomicU32,
 }
 
 #[async_trait]
-impl Ledger for Flaky {
-    async fn credit(&self, op: &CreditOp) -> Result<CreditOutcome> {
-        self.inner.credit(op).await
-    }
-    async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
+impl CommitHook for Flaky {
+    async fn commit_batch(&self, inner: &dyn Ledger, batch: &Batch) -> Result<bool> {
         if self.failing.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(Error::internal("injected: ledger unavailable"));
         }
-        self.inner.commit_batch(batch).await
-    }
-    async fn snapshot(&self, recent_ms: i64, seq_gap: u64) -> Result<Snapshot> {
-        self.inner.snapshot(recent_ms, seq_gap).await
-    }
-    async fn open_target(&self, target: &Target, creator: &str) -> Result<()> {
-        self.inner.open_target(target, creator).await
-    }
-    async fn end_room(&self, room: &str) -> Result<()> {
-        self.inner.end_room(room).await
-    }
-    async fn target(&self, target: &Target) -> Result<Option<TargetRecord>> {
-        self.inner.target(target).await
-    }
-    async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
-        self.inner.has_gift(target, seq).await
-    }
-    async fn balance(&self, account: &str, currency: &str) -> Result<i64> {
-        self.inner.balance(account, currency).await
-    }
-    async fn earnings(&self, creator: &str) -> Result<LedgerEarnings> {
-        self.inner.earnings(creator).await
-    }
-    async fn totals(&self) -> Result<Totals> {
-        self.inner.totals().await
-    }
-    async fn swap_clean_mark(&self, clean: bool) -> Result<bool> {
-        self.inner.swap_clean_mark(clean).await
-    }
-    // Payments: passed through.
-    async fn stripe_event_seen(&self, id: &str) -> giftstream::error::Result<bool> {
-        self.inner.stripe_event_seen(id).await
-    }
-    async fn record_stripe_event(
-        &self,
-        e: &giftstream::ledger::StripeEventRef,
-    ) -> giftstream::error::Result<bool> {
-        self.inner.record_stripe_event(e).await
-    }
-    async fn purchase_created(
-        &self,
-        op: &giftstream::ledger::PurchaseOp,
-    ) -> giftstream::error::Result<()> {
-        self.inner.purchase_created(op).await
-    }
-    async fn purchase(
-        &self,
-        op: &giftstream::ledger::PurchaseOp,
-    ) -> giftstream::error::Result<bool> {
-        self.inner.purchase(op).await
-    }
-    async fn purchase_record(
-        &self,
-        pi: &str,
-    ) -> giftstream::error::Result<Option<giftstream::ledger::PurchaseRecord>> {
-        self.inner.purchase_record(pi).await
-    }
-    async fn refund(&self, op: &giftstream::ledger::RefundOp) -> giftstream::error::Result<bool> {
-        self.inner.refund(op).await
-    }
-    async fn payout_account(
-        &self,
-        creator: &str,
-    ) -> giftstream::error::Result<Option<giftstream::ledger::PayoutAccount>> {
-        self.inner.payout_account(creator).await
-    }
-    async fn put_payout_account(
-        &self,
-        creator: &str,
-        acct: &str,
-    ) -> giftstream::error::Result<giftstream::ledger::PayoutAccount> {
-        self.inner.put_payout_account(creator, acct).await
-    }
-    async fn account_updated(
-        &self,
-        e: &giftstream::ledger::StripeEventRef,
-        acct: &str,
-        on: bool,
-    ) -> giftstream::error::Result<bool> {
-        self.inner.account_updated(e, acct, on).await
-    }
-    async fn tip_created(
-        &self,
-        tip: &giftstream::ledger::TipRecord,
-    ) -> giftstream::error::Result<()> {
-        self.inner.tip_created(tip).await
-    }
-    async fn tip_succeeded(
-        &self,
-        e: &giftstream::ledger::StripeEventRef,
-        pi: &str,
-    ) -> giftstream::error::Result<Option<giftstream::ledger::TipRecord>> {
-        self.inner.tip_succeeded(e, pi).await
-    }
-    async fn cashout_begin(
-        &self,
-        c: &giftstream::ledger::CashoutRecord,
-    ) -> giftstream::error::Result<giftstream::ledger::CashoutRecord> {
-        self.inner.cashout_begin(c).await
-    }
-    async fn cashout_end(
-        &self,
-        id: &str,
-        end: &giftstream::ledger::CashoutEnd,
-    ) -> giftstream::error::Result<bool> {
-        self.inner.cashout_end(id, end).await
-    }
-    async fn cashout(
-        &self,
-        id: &str,
-    ) -> giftstream::error::Result<Option<giftstream::ledger::CashoutRecord>> {
-        self.inner.cashout(id).await
-    }
-    async fn cashouts_pending(
-        &self,
-        len_max: usize,
-    ) -> giftstream::error::Result<Vec<giftstream::ledger::CashoutRecord>> {
-        self.inner.cashouts_pending(len_max).await
+        inner.commit_batch(batch).await
     }
 }
 
-async fn flaky_ledger() -> Arc<Flaky> {
+async fn flaky_ledger() -> Arc<Hooked<Flaky>> {
     let inner = ledger::open("sqlite::memory:", 1).await.expect("ledger");
-    Arc::new(Flaky {
+    Hooked::new(
         inner,
-        failing: AtomicBool::new(true),
-        refused: AtomicU32::new(0),
-    })
+        Flaky {
+            failing: AtomicBool::new(true),
+            refused: AtomicU32::new(0),
+        },
+    )
 }
 
 fn settlement_cfg() -> SettlementConfig {

@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod hooked_ledger;
 pub mod server;
 pub mod services;
 pub mod stripe_double;

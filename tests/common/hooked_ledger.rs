@@ -1,0 +1,126 @@
+//! A ledger that passes every call through to a real one, except
+//! `commit_batch`, which goes through a test's [`CommitHook`]: the
+//! settlement fault tests change that one call and nothing else.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use giftstream::error::Result;
+use giftstream::ledger::{
+    CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, Ledger, LedgerEarnings, PayoutAccount,
+    PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, Totals,
+};
+use giftstream::wallet::{Batch, Snapshot, Target};
+
+/// What a test does in place of `commit_batch` (it may call `inner`).
+#[async_trait]
+pub trait CommitHook: Send + Sync + 'static {
+    /// Commit `batch`, fail, or both, as the test needs.
+    async fn commit_batch(&self, inner: &dyn Ledger, batch: &Batch) -> Result<bool>;
+}
+
+/// `inner` with `hook` in front of its batch commits. Derefs to the hook,
+/// so a test reads and sets its fault state through the ledger handle.
+pub struct Hooked<H> {
+    /// The real ledger.
+    pub inner: Arc<dyn Ledger>,
+    /// The test's fault state and behaviour.
+    pub hook: H,
+}
+
+impl<H: CommitHook> Hooked<H> {
+    /// `inner` behind `hook`.
+    pub fn new(inner: Arc<dyn Ledger>, hook: H) -> Arc<Hooked<H>> {
+        Arc::new(Hooked { inner, hook })
+    }
+}
+
+impl<H> Deref for Hooked<H> {
+    type Target = H;
+    fn deref(&self) -> &H {
+        &self.hook
+    }
+}
+
+#[async_trait]
+impl<H: CommitHook> Ledger for Hooked<H> {
+    async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
+        self.hook.commit_batch(&*self.inner, batch).await
+    }
+    async fn credit(&self, op: &CreditOp) -> Result<CreditOutcome> {
+        self.inner.credit(op).await
+    }
+    async fn snapshot(&self, recent_ms: i64, seq_gap: u64) -> Result<Snapshot> {
+        self.inner.snapshot(recent_ms, seq_gap).await
+    }
+    async fn open_target(&self, target: &Target, creator: &str) -> Result<()> {
+        self.inner.open_target(target, creator).await
+    }
+    async fn end_room(&self, room: &str) -> Result<()> {
+        self.inner.end_room(room).await
+    }
+    async fn target(&self, target: &Target) -> Result<Option<TargetRecord>> {
+        self.inner.target(target).await
+    }
+    async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
+        self.inner.has_gift(target, seq).await
+    }
+    async fn balance(&self, account: &str, currency: &str) -> Result<i64> {
+        self.inner.balance(account, currency).await
+    }
+    async fn earnings(&self, creator: &str) -> Result<LedgerEarnings> {
+        self.inner.earnings(creator).await
+    }
+    async fn totals(&self) -> Result<Totals> {
+        self.inner.totals().await
+    }
+    async fn swap_clean_mark(&self, clean: bool) -> Result<bool> {
+        self.inner.swap_clean_mark(clean).await
+    }
+    async fn stripe_event_seen(&self, id: &str) -> Result<bool> {
+        self.inner.stripe_event_seen(id).await
+    }
+    async fn record_stripe_event(&self, e: &StripeEventRef) -> Result<bool> {
+        self.inner.record_stripe_event(e).await
+    }
+    async fn purchase_created(&self, op: &PurchaseOp) -> Result<()> {
+        self.inner.purchase_created(op).await
+    }
+    async fn purchase(&self, op: &PurchaseOp) -> Result<bool> {
+        self.inner.purchase(op).await
+    }
+    async fn purchase_record(&self, pi: &str) -> Result<Option<PurchaseRecord>> {
+        self.inner.purchase_record(pi).await
+    }
+    async fn refund(&self, op: &RefundOp) -> Result<bool> {
+        self.inner.refund(op).await
+    }
+    async fn payout_account(&self, creator: &str) -> Result<Option<PayoutAccount>> {
+        self.inner.payout_account(creator).await
+    }
+    async fn put_payout_account(&self, creator: &str, acct: &str) -> Result<PayoutAccount> {
+        self.inner.put_payout_account(creator, acct).await
+    }
+    async fn account_updated(&self, e: &StripeEventRef, acct: &str, on: bool) -> Result<bool> {
+        self.inner.account_updated(e, acct, on).await
+    }
+    async fn tip_created(&self, tip: &TipRecord) -> Result<()> {
+        self.inner.tip_created(tip).await
+    }
+    async fn tip_succeeded(&self, e: &StripeEventRef, pi: &str) -> Result<Option<TipRecord>> {
+        self.inner.tip_succeeded(e, pi).await
+    }
+    async fn cashout_begin(&self, c: &CashoutRecord) -> Result<CashoutRecord> {
+        self.inner.cashout_begin(c).await
+    }
+    async fn cashout_end(&self, id: &str, end: &CashoutEnd) -> Result<bool> {
+        self.inner.cashout_end(id, end).await
+    }
+    async fn cashout(&self, id: &str) -> Result<Option<CashoutRecord>> {
+        self.inner.cashout(id).await
+    }
+    async fn cashouts_pending(&self, len_max: usize) -> Result<Vec<CashoutRecord>> {
+        self.inner.cashouts_pending(len_max).await
+    }
+}
