@@ -32,8 +32,53 @@ pub enum TrySendError {
 #[derive(Debug)]
 pub struct Closed(pub Message);
 
+/// Frames in order: the oldest inline, the rest in a deque that is
+/// allocated only while two or more wait and given back when they are
+/// gone. A socket that gets one frame at a time (a viewer at a few events
+/// a second) never allocates; idle sockets hold no slot array.
+#[derive(Default)]
+struct Frames {
+    /// The oldest frame; None only when `rest` is empty too.
+    head: Option<Message>,
+    /// The frames after `head`.
+    rest: VecDeque<Message>,
+}
+
+impl Frames {
+    fn len(&self) -> usize {
+        usize::from(self.head.is_some()) + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    fn push_back(&mut self, frame: Message) {
+        if self.head.is_none() {
+            debug_assert!(self.rest.is_empty(), "head is empty only with rest");
+            self.head = Some(frame);
+        } else {
+            self.rest.push_back(frame);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Message> {
+        let f = self.head.take()?;
+        self.head = self.rest.pop_front();
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            self.rest = VecDeque::new();
+        }
+        Some(f)
+    }
+
+    fn clear(&mut self) {
+        self.head = None;
+        self.rest = VecDeque::new();
+    }
+}
+
 struct Queue {
-    frames: VecDeque<Message>,
+    frames: Frames,
     /// The writer dropped its end.
     closed: bool,
     /// Producers parked in [`Outbox::send`] waiting for a free slot.
@@ -66,7 +111,7 @@ pub fn outbox(len_max: usize) -> (Outbox, OutboxRx) {
     assert!(len_max > 0, "an outbox holds at least one frame");
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
-            frames: VecDeque::new(),
+            frames: Frames::default(),
             closed: false,
             senders_waiting: 0,
         }),
@@ -188,12 +233,6 @@ impl OutboxRx {
     pub fn try_recv(&mut self) -> Option<Message> {
         let mut q = self.shared.queue.lock();
         let f = q.frames.pop_front()?;
-        if q.frames.is_empty() {
-            // Idle sockets are the many: give the slots back (a small
-            // allocation again on the next frame costs tens of ns against
-            // the microseconds of the frame's send).
-            q.frames.shrink_to(0);
-        }
         let wake = q.senders_waiting > 0;
         drop(q);
         if wake {
@@ -246,6 +285,22 @@ mod tests {
     }
 
     #[test]
+    fn order_holds_across_the_inline_slot_and_the_deque() {
+        let (tx, mut rx) = outbox(8);
+        for f in ["a", "b", "c"] {
+            tx.try_send(text(f)).unwrap();
+        }
+        assert_eq!(body(rx.try_recv()), "a");
+        tx.try_send(text("d")).unwrap();
+        let got: Vec<String> =
+            std::iter::from_fn(|| rx.try_recv().map(|m| body(Some(m)))).collect();
+        assert_eq!(got, ["b", "c", "d"]);
+        tx.try_send(text("e")).unwrap();
+        assert_eq!(body(rx.try_recv()), "e");
+        assert_eq!(rx.shared.queue.lock().frames.rest.capacity(), 0);
+    }
+
+    #[test]
     fn closed_when_the_writer_is_gone() {
         let (tx, rx) = outbox(4);
         tx.try_send(text("a")).unwrap();
@@ -265,7 +320,7 @@ mod tests {
             tx.try_send(text(&i.to_string())).unwrap();
         }
         while rx.try_recv().is_some() {}
-        assert_eq!(rx.shared.queue.lock().frames.capacity(), 0);
+        assert_eq!(rx.shared.queue.lock().frames.rest.capacity(), 0);
     }
 
     #[tokio::test]
