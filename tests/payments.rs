@@ -143,6 +143,17 @@ impl Pay {
         v
     }
 
+    /// `POST /v1/creators/me/cashouts` with the creator's token `tok`.
+    async fn cashout(&self, tok: &str, diamonds: i64, id: &str) -> (u16, Value) {
+        self.s
+            .post(
+                "/v1/creators/me/cashouts",
+                tok,
+                json!({ "diamonds": diamonds, "id": id }),
+            )
+            .await
+    }
+
     /// The customer pays at localstripe (Stripe.js's part): a card payment
     /// method, attached, confirmed. localstripe then sends the signed
     /// `payment_intent.succeeded`.
@@ -669,47 +680,23 @@ async fn cashout_failing_at_stripe_returns_the_diamonds() {
         earn(&p, "cal", "cash-room", 1).await;
         assert_eq!(p.s.earnings("cal").await["diamonds_settled"], 500);
         let tok = p.s.token("cal", Role::Creator);
-        let (st, v) =
-            p.s.post(
-                "/v1/creators/me/cashouts",
-                &tok,
-                json!({ "diamonds": 400, "id": "c1" }),
-            )
-            .await;
+        let (st, v) = p.cashout(&tok, 400, "c1").await;
         assert_eq!(
             (st, v["code"].as_str()),
             (400, Some("bad_request")),
             "not onboarded: {v}"
         );
         p.onboard("cal").await;
-        let (st, v) =
-            p.s.post(
-                "/v1/creators/me/cashouts",
-                &tok,
-                json!({ "diamonds": 50, "id": "c1" }),
-            )
-            .await;
+        let (st, v) = p.cashout(&tok, 50, "c1").await;
         assert_eq!(st, 400, "below the minimum: {v}");
-        let (st, v) =
-            p.s.post(
-                "/v1/creators/me/cashouts",
-                &tok,
-                json!({ "diamonds": 600, "id": "c1" }),
-            )
-            .await;
+        let (st, v) = p.cashout(&tok, 600, "c1").await;
         assert_eq!(
             (st, v["code"].as_str()),
             (402, Some("insufficient_funds")),
             "{v}"
         );
         p.double.set_transfer_mode(TransferMode::Refuse);
-        let (st, v) =
-            p.s.post(
-                "/v1/creators/me/cashouts",
-                &tok,
-                json!({ "diamonds": 400, "id": "c2" }),
-            )
-            .await;
+        let (st, v) = p.cashout(&tok, 400, "c2").await;
         assert_eq!((st, v["status"].as_str()), (200, Some("reversed")), "{v}");
         let e = p.s.earnings("cal").await;
         assert_eq!(
@@ -724,13 +711,7 @@ async fn cashout_failing_at_stripe_returns_the_diamonds() {
         assert!(p.double.transfers().is_empty());
         // Stripe works again: a new cash-out completes.
         p.double.set_transfer_mode(TransferMode::Normal);
-        let (st, v) =
-            p.s.post(
-                "/v1/creators/me/cashouts",
-                &tok,
-                json!({ "diamonds": 400, "id": "c3" }),
-            )
-            .await;
+        let (st, v) = p.cashout(&tok, 400, "c3").await;
         assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
         let e = p.s.earnings("cal").await;
         assert_eq!(
@@ -768,13 +749,7 @@ async fn crash_between_ledger_and_transfer_is_recovered_on_restart() {
         p.double
             .set_transfer_mode(TransferMode::ApplyThenHang(Duration::from_secs(2)));
         let tok = p.s.token("cid", Role::Creator);
-        let (st, v) =
-            p.s.post(
-                "/v1/creators/me/cashouts",
-                &tok,
-                json!({ "diamonds": 400, "id": "k1" }),
-            )
-            .await;
+        let (st, v) = p.cashout(&tok, 400, "k1").await;
         assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
         assert_eq!(p.s.earnings("cid").await["diamonds_cashout_pending"], 400);
         assert_eq!(p.double.transfers().len(), 1, "the money moved at Stripe");
@@ -823,13 +798,7 @@ async fn unanswered_cashout_is_retried_without_a_restart() {
     p.double
         .set_transfer_mode(TransferMode::ApplyThenHang(Duration::from_secs(2)));
     let tok = p.s.token("ria", Role::Creator);
-    let (st, v) =
-        p.s.post(
-            "/v1/creators/me/cashouts",
-            &tok,
-            json!({ "diamonds": 200, "id": "r1" }),
-        )
-        .await;
+    let (st, v) = p.cashout(&tok, 200, "r1").await;
     assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
     p.double.set_transfer_mode(TransferMode::Normal);
     wait_until("the periodic pass completes it", || async {
@@ -838,13 +807,7 @@ async fn unanswered_cashout_is_retried_without_a_restart() {
     .await;
     assert_eq!(p.double.transfers().len(), 1);
     // The same request again answers the completed cash-out.
-    let (st, v) =
-        p.s.post(
-            "/v1/creators/me/cashouts",
-            &tok,
-            json!({ "diamonds": 200, "id": "r1" }),
-        )
-        .await;
+    let (st, v) = p.cashout(&tok, 200, "r1").await;
     assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
     assert_eq!(p.double.transfers().len(), 1);
     p.assert_sums_zero().await;
@@ -902,13 +865,7 @@ async fn walkthrough_on(engine: &EngineSpec, ls: String) {
     p.s.settled().await;
     // 4. Cash-out: 400 diamonds at 50 cents per 100 → $2.00.
     let tok = p.s.token("wes", Role::Creator);
-    let (st, c) =
-        p.s.post(
-            "/v1/creators/me/cashouts",
-            &tok,
-            json!({ "diamonds": 400, "id": "walk-cash" }),
-        )
-        .await;
+    let (st, c) = p.cashout(&tok, 400, "walk-cash").await;
     assert_eq!((st, c["status"].as_str()), (200, Some("completed")), "{c}");
     // 5. A $5.00 tip.
     let (st, t) = p

@@ -527,26 +527,15 @@ impl Room {
                     ),
                 ));
             }
-            let replay_len = self.history.iter().filter(|h| h.seq > since).count();
-            if sub.tx.capacity() < replay_len + 1 {
-                return Err(Error::new(
-                    ErrorCode::RateLimited,
-                    format!("{replay_len} events to replay do not fit the socket's queue now; resume from a later seq or retry"),
-                ));
-            }
-            for h in self.history.iter_mut().filter(|h| h.seq > since) {
-                sub.tx.try_send(h.frame(sub.encoding)).map_err(|_| busy())?;
-            }
+            let frames = self
+                .history
+                .iter_mut()
+                .filter(|h| h.seq > since)
+                .map(|h| h.frame(sub.encoding))
+                .collect();
+            return self.replay(sub, since, frames);
         }
-        let resumed = ServerMsg::Resumed {
-            room: self.id.clone(),
-            seq: self.last_seq,
-        };
-        sub.tx
-            .try_send(resumed.encode(sub.encoding))
-            .map_err(|_| busy())?;
-        self.subscribe(sub, since);
-        Ok(())
+        self.replay(sub, since, Vec::new())
     }
 
     /// Resume from the engine's history (read just before this command)
@@ -576,6 +565,13 @@ impl Room {
                 frames.push(h.frame(sub.encoding));
             }
         }
+        self.replay(sub, since, frames)
+    }
+
+    /// Queue `frames` (the events after `since`), then `resumed`, and
+    /// subscribe; all or nothing, so a resume that does not fit the
+    /// socket's queue changes nothing.
+    fn replay(&mut self, sub: Subscriber, since: u64, frames: Vec<Message>) -> Result<()> {
         if sub.tx.capacity() < frames.len() + 1 {
             return Err(Error::new(
                 ErrorCode::RateLimited,
