@@ -537,3 +537,57 @@ async fn full_pending_queue_waits(engine: &common::server::EngineSpec) {
 async fn a_full_pending_queue_makes_gifts_wait_not_fail() {
     each_engine!(full_pending_queue_waits);
 }
+
+/// Two deployments on different databases of one redis-server keep their
+/// rooms apart even when the room names match: pub/sub channels span
+/// databases, so the database is part of each channel's name. (Before it
+/// was, a concurrent test's gifts on its own "live1" showed up here.)
+#[tokio::test]
+async fn same_room_name_on_two_redis_databases_stays_apart() {
+    let redis: Vec<_> = engines()
+        .await
+        .into_iter()
+        .filter(|e| e.name.starts_with("redis"))
+        .collect();
+    let [one, two] = &redis[..] else {
+        eprintln!("skipped: needs the two Redis engine pairs (scripts/test)");
+        return;
+    };
+    assert_ne!(one.counters_url, two.counters_url, "two databases");
+    let (a, b) = tokio::join!(
+        TestServer::start(one, |_| {}),
+        TestServer::start(two, |_| {})
+    );
+    for s in [&a, &b] {
+        s.open_room("alice", "same").await;
+        s.grant("v", 100, "g-v").await;
+    }
+    let mut viewer_a = a.ws("w", Role::Viewer).await;
+    let mut viewer_b = b.ws("w", Role::Viewer).await;
+    viewer_a.join("same").await;
+    viewer_b.join("same").await;
+    let mut sender_a = a.ws("v", Role::Viewer).await;
+    let mut sender_b = b.ws("v", Role::Viewer).await;
+
+    assert_eq!(sender_a.gift("same", "rose", 1, "from-a").await["seq"], 1);
+    let ev = viewer_a.expect("gift_event").await;
+    assert_eq!(
+        (ev["id"].as_str(), ev["seq"].as_u64()),
+        (Some("from-a"), Some(1))
+    );
+    assert_eq!(sender_b.gift("same", "rose", 1, "from-b").await["seq"], 1);
+    let ev = viewer_b.expect("gift_event").await;
+    assert_eq!(
+        (ev["id"].as_str(), ev["seq"].as_u64()),
+        (Some("from-b"), Some(1)),
+        "the other database's gift must not reach this room"
+    );
+    viewer_a.send(json!({ "type": "ping" })).await;
+    let (_, between) = viewer_a.until("pong").await;
+    assert!(
+        between.iter().all(|f| f["type"] != "gift_event"),
+        "B's gift reached A's room: {between:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}

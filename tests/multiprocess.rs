@@ -29,13 +29,19 @@ const COND_WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 struct Services {
     redis: String,
+    /// The Redis database number (it is part of every channel name).
+    redis_db: u64,
     postgres: String,
 }
 
 async fn services() -> Option<Services> {
-    let redis = common::services::fresh_redis_url().await?;
+    let (redis, redis_db) = common::services::fresh_redis_db().await?;
     let postgres = common::services::fresh_postgres_url().await?;
-    Some(Services { redis, postgres })
+    Some(Services {
+        redis,
+        redis_db,
+        postgres,
+    })
 }
 
 /// One `giftstream serve` process; SIGKILLed and reaped on drop.
@@ -180,7 +186,7 @@ async fn shard_subscribers(s: &Services, room: &str) -> i64 {
         .expect("redis");
     let (_, n): (String, i64) = redis::cmd("PUBSUB")
         .arg("SHARDNUMSUB")
-        .arg(format!("{{gs}}:ev:{room}"))
+        .arg(format!("{{gs}}:ev:{}:{room}", s.redis_db))
         .query_async(&mut c)
         .await
         .expect("pubsub shardnumsub");

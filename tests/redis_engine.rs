@@ -4,8 +4,9 @@
 //! at least 1024 databases); without it each test prints why it is skipped,
 //! or panics when `GIFTSTREAM_TEST_REQUIRE_SERVICES=1`. Each test takes its
 //! own logical database (`INCR giftstream:test:next_db` on db 0) and
-//! flushes it. Pub/sub channels are shared by every database, so each test
-//! names its rooms after its database.
+//! flushes it. Channel names carry the database number (pub/sub spans
+//! databases); the tests also name their rooms after their database, so a
+//! failure message says which test's room it was.
 
 mod common;
 

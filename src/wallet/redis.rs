@@ -98,12 +98,36 @@ fn credit_ops_key() -> String {
 fn marker_key() -> String {
     key(&["marker"])
 }
-fn channel_prefix() -> String {
-    key(&["ev", ""])
+/// Names of the rooms' sharded pub/sub channels, `{gs}:ev:<db>:<room>`.
+///
+/// Keys live in one logical database, but pub/sub channels span all of
+/// them: the database number in the name keeps two deployments (or two
+/// test servers) that share one `redis-server` on different databases from
+/// hearing each other's rooms.
+#[derive(Clone, Debug)]
+pub(crate) struct Channels {
+    prefix: String,
 }
-/// A room's sharded pub/sub channel (`{gs}:ev:<room>`).
-fn channel_key(room: &str) -> String {
-    key(&["ev", room])
+
+impl Channels {
+    fn new(db: i64) -> Channels {
+        Channels {
+            prefix: key(&["ev", &db.to_string(), ""]),
+        }
+    }
+
+    /// What every channel name starts with.
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A room's channel.
+    fn room(&self, room: &str) -> String {
+        let mut c = String::with_capacity(self.prefix.len() + room.len());
+        c.push_str(&self.prefix);
+        c.push_str(room);
+        c
+    }
 }
 /// A room's history stream (entry ids `<seq>-0`).
 fn history_key(room: &str) -> String {
@@ -192,6 +216,7 @@ pub struct RedisCounters {
     claim_cursor: Mutex<String>,
     inflight: Mutex<VecDeque<(String, Vec<EntryRef>)>>,
     hub_cfg: crate::config::HubConfig,
+    channels: Channels,
     _subscriber: DropGuard,
 }
 
@@ -246,6 +271,7 @@ impl RedisCounters {
         hub: Arc<Hub>,
     ) -> anyhow::Result<RedisCounters> {
         let client = redis::Client::open(url)?;
+        let channels = Channels::new(client.get_connection_info().redis_settings().db());
         let timeout = Duration::from_millis(cfg.redis_timeout_ms);
         let mcfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -280,6 +306,7 @@ impl RedisCounters {
             timeout,
             queue_len_max: cfg.relay_queue_len_max,
             history_len_max: hub_cfg.history_len_max,
+            channels: channels.clone(),
         };
         tokio::spawn(relay.run(stop.clone(), ready_tx));
         tokio::spawn(relay::stats_loop(relay::StatsLoop {
@@ -306,6 +333,7 @@ impl RedisCounters {
             claim_cursor: Mutex::new("0-0".into()),
             inflight: Mutex::new(VecDeque::new()),
             hub_cfg,
+            channels,
             _subscriber: stop.drop_guard(),
         })
     }
@@ -838,7 +866,7 @@ impl Counters for RedisCounters {
             .scripts
             .end_room
             .key(target_key(&target.key()))
-            .arg(channel_key(room))
+            .arg(self.channels.room(room))
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
@@ -884,7 +912,7 @@ impl Counters for RedisCounters {
                 let mut json = serde_json::to_string(&head).map_err(Error::internal)?;
                 json.pop(); // the closing brace; the script appends seq and combo
                 (
-                    channel_key(&req.target.id),
+                    self.channels.room(&req.target.id),
                     json,
                     history_key(&req.target.id),
                     top_key(&req.target.id),
@@ -1031,7 +1059,7 @@ impl Counters for RedisCounters {
         let payload = serde_json::to_string(msg).map_err(Error::internal)?;
         // Sharded, like gift events: only nodes with the room open listen.
         let _: i64 = redis::cmd("SPUBLISH")
-            .arg(channel_key(room))
+            .arg(self.channels.room(room))
             .arg(payload)
             .query_async(&mut self.conn())
             .await

@@ -1,7 +1,7 @@
 //! The node's room-event relay and room stats (Redis engine).
 //!
 //! Owns: one dedicated RESP3 connection holding a sharded subscription
-//! (`SSUBSCRIBE {gs}:ev:<room>`) for exactly the rooms open on this node
+//! (`SSUBSCRIBE {gs}:ev:<db>:<room>`) for exactly the rooms open on this node
 //! (a room opens when a local viewer joins or the room is opened here, and
 //! stops `hub.room_linger_ms` after its last local viewer left), the last
 //! seq handed to each local room, gap filling from the room's history
@@ -30,7 +30,7 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Script, 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{channel_key, channel_prefix, history_key, on_control, top_key, viewers_key};
+use super::{history_key, on_control, top_key, viewers_key, Channels};
 use crate::hub::{Hub, RoomCmd};
 use crate::protocol::{GiftEvent, TopEntry};
 
@@ -73,6 +73,8 @@ pub(super) struct Relay {
     pub queue_len_max: usize,
     /// Events read from a history stream in one gap fill, at most.
     pub history_len_max: usize,
+    /// The rooms' channel names.
+    pub channels: Channels,
 }
 
 /// One local room as the relay knows it.
@@ -168,7 +170,7 @@ impl Relay {
         let mut subscribed: HashSet<String> = HashSet::new();
         let mut tick = tokio::time::interval(Duration::from_millis(SYNC_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let prefix = channel_prefix();
+        let prefix = self.channels.prefix();
         loop {
             let synced = tokio::select! {
                 _ = stop.cancelled() => return Ended::Stopped,
@@ -180,7 +182,7 @@ impl Relay {
                         return Ended::Lost("disconnected".into())
                     }
                     Some(info) => {
-                        self.on_push(info, &prefix, locals).await;
+                        self.on_push(info, prefix, locals).await;
                         Ok(())
                     }
                 },
@@ -217,7 +219,7 @@ impl Relay {
             .collect();
         for room in gone {
             redis::cmd("SUNSUBSCRIBE")
-                .arg(channel_key(&room))
+                .arg(self.channels.room(&room))
                 .query_async::<Value>(conn)
                 .await?;
             subscribed.remove(&room);
@@ -239,7 +241,7 @@ impl Relay {
             }
             if !subscribed.contains(room) {
                 redis::cmd("SSUBSCRIBE")
-                    .arg(channel_key(room))
+                    .arg(self.channels.room(room))
                     .query_async::<Value>(conn)
                     .await?;
                 subscribed.insert(room.clone());
