@@ -815,3 +815,133 @@ async fn concurrent_ledger_writes_all_succeed() {
     );
     s.stop().await;
 }
+
+/// A viewer that fell behind learns exactly what it missed (`skipped`, even
+/// when the live goes quiet right after) and `resume` makes its feed whole:
+/// every seq arrives, and nothing past the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skipped_viewer_resumes_the_gap() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        skipped_viewer_resumes(&engine).await;
+    }
+}
+
+async fn skipped_viewer_resumes(engine: &common::server::EngineSpec) {
+    let s = TestServer::start(engine, |c| {
+        c.hub.viewer_queue_len_max = 8;
+        c.hub.viewer_skipped_max = 1_000_000;
+        c.hub.socket_msgs_per_s_max = 1_000_000;
+        c.hub.socket_send_buffer_len = 4096;
+    })
+    .await;
+    s.open_room("alice", "r").await;
+    let n = 600u64;
+    s.grant("sender", n as i64, "g").await;
+
+    // The slow viewer: a tiny receive buffer; joins, then reads nothing
+    // until every gift is acked.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(s.addr).await.unwrap();
+    let url = format!(
+        "ws://{}/v1/ws?token={}",
+        s.addr,
+        s.token("slow", Role::Viewer)
+    );
+    let (mut slow, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    slow.send(Message::text(r#"{"type":"join","room":"r"}"#))
+        .await
+        .unwrap();
+    let mut sender = s.ws("sender", Role::Viewer).await;
+    let mut joined = false;
+    // The join must be through before the gifts, or they are not its to miss.
+    while !joined {
+        let f = tokio::time::timeout(Duration::from_secs(10), slow.next())
+            .await
+            .expect("joined within the wait");
+        if let Some(Ok(Message::Text(t))) = f {
+            joined = t.contains(r#""type":"joined""#);
+        }
+    }
+    for chunk in 0..n / 50 {
+        for i in chunk * 50..(chunk + 1) * 50 {
+            sender
+                .send(
+                    json!({"type":"gift","room":"r","gift":"rose","count":1,"id":format!("s{i}")}),
+                )
+                .await;
+        }
+        for i in chunk * 50..(chunk + 1) * 50 {
+            assert_eq!(sender.until_id(&format!("s{i}")).await["type"], "gift_ack");
+        }
+    }
+
+    // Drain what the server kept for it; the live is now quiet.
+    let mut got = std::collections::BTreeSet::new();
+    let mut missed: Vec<(u64, u64)> = Vec::new();
+    let mut read = |t: &str, got: &mut std::collections::BTreeSet<u64>| {
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        match v["type"].as_str() {
+            Some("gift_event") => {
+                assert!(got.insert(v["seq"].as_u64().unwrap()), "a duplicate: {v}");
+            }
+            Some("skipped") => missed.push((
+                v["from_seq"].as_u64().unwrap(),
+                v["to_seq"].as_u64().unwrap(),
+            )),
+            _ => {}
+        }
+        v
+    };
+    while let Ok(Some(Ok(f))) = tokio::time::timeout(Duration::from_secs(2), slow.next()).await {
+        if let Message::Text(t) = f {
+            read(t.as_str(), &mut got);
+        }
+    }
+    assert!(!missed.is_empty(), "the tiny buffers overflowed its queue");
+    let announced: u64 = missed.iter().map(|(a, b)| b - a + 1).sum();
+    assert_eq!(
+        got.len() as u64 + announced,
+        n,
+        "each seq was delivered or announced as skipped (got {}, skipped {missed:?})",
+        got.len()
+    );
+    for (from, to) in &missed {
+        assert!(
+            got.range(from..=to).next().is_none(),
+            "announced {from}..={to} as skipped but delivered some of it"
+        );
+    }
+
+    // Resume from just before the first gap: the gap and everything after
+    // it, in order, then `resumed` at the last seq.
+    let since = missed[0].0 - 1;
+    slow.send(Message::text(
+        json!({"type":"resume","room":"r","since":since}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut replayed = Vec::new();
+    let resumed = loop {
+        let f = tokio::time::timeout(Duration::from_secs(10), slow.next())
+            .await
+            .expect("resumed within the wait");
+        let Some(Ok(Message::Text(t))) = f else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+        match v["type"].as_str() {
+            Some("gift_event") => replayed.push(v["seq"].as_u64().unwrap()),
+            Some("resumed") => break v,
+            Some("error") => panic!("resume refused: {v}"),
+            _ => {}
+        }
+    };
+    assert_eq!(resumed["seq"], n);
+    assert_eq!(replayed, ((since + 1)..=n).collect::<Vec<_>>());
+    got.extend(replayed);
+    assert_eq!(got, (1..=n).collect(), "the feed is whole");
+    s.stop().await;
+}

@@ -353,6 +353,10 @@ pub struct HubConfig {
     pub stats_interval_ms: u64,
     /// Coalescing viewers get at most one update per combo per step, ms.
     pub coalesce_interval_ms: u64,
+    /// A viewer whose queue overflowed is told `skipped` before its next
+    /// event; when no event follows (the live went quiet), the room tries
+    /// again this often until the note fits, ms.
+    pub skipped_note_retry_ms: u64,
     /// Gifters tracked per live for the top list (smallest evicted first).
     pub room_gifters_max: usize,
     /// Redis engine: a room with no viewer on this node for this long stops
@@ -384,6 +388,7 @@ impl Default for HubConfig {
             socket_send_buffer_len: 0,
             stats_interval_ms: 1000,
             coalesce_interval_ms: 500,
+            skipped_note_retry_ms: 100,
             room_gifters_max: 100_000,
             room_linger_ms: 5000,
             socket_msgs_per_s_max: 1000,
@@ -519,7 +524,7 @@ impl Config {
                 ),
             );
         }
-        let positive: [(&str, u64); 26] = [
+        let positive: [(&str, u64); 27] = [
             ("counters.redis_timeout_ms", self.counters.redis_timeout_ms),
             (
                 "counters.redis_reconnect_ms_max",
@@ -535,6 +540,7 @@ impl Config {
             ),
             ("hub.stats_interval_ms", self.hub.stats_interval_ms),
             ("hub.coalesce_interval_ms", self.hub.coalesce_interval_ms),
+            ("hub.skipped_note_retry_ms", self.hub.skipped_note_retry_ms),
             ("hub.room_gifters_max", self.hub.room_gifters_max as u64),
             ("hub.room_linger_ms", self.hub.room_linger_ms),
             (

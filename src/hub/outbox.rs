@@ -28,6 +28,15 @@ pub enum TrySendError {
     Closed(Message),
 }
 
+/// Why [`Outbox::try_send_all`] queued none of the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchError {
+    /// They do not fit, even with the allowance.
+    Full,
+    /// The writer is gone (the socket closed).
+    Closed,
+}
+
 /// The writer is gone; the frame is handed back.
 #[derive(Debug)]
 pub struct Closed(pub Message);
@@ -143,6 +152,32 @@ impl Outbox {
         drop(q);
         if was_empty {
             // The writer only sleeps on an empty queue.
+            self.shared.readable.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queue all of `frames` in order with nothing from another producer
+    /// between them, or none. The queue may go up to `extra_max` frames
+    /// past its bound for them: a replay is bounded by the history it comes
+    /// from, not by the live queue, and must reach the socket whole.
+    pub fn try_send_all(&self, frames: Vec<Message>, extra_max: usize) -> Result<(), BatchError> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let mut q = self.shared.queue.lock();
+        if q.closed {
+            return Err(BatchError::Closed);
+        }
+        if q.frames.len() + frames.len() > self.shared.len_max.saturating_add(extra_max) {
+            return Err(BatchError::Full);
+        }
+        let was_empty = q.frames.is_empty();
+        for f in frames {
+            q.frames.push_back(f);
+        }
+        drop(q);
+        if was_empty {
             self.shared.readable.notify_one();
         }
         Ok(())
@@ -265,6 +300,25 @@ mod tests {
             Some(Message::Text(t)) => t.to_string(),
             other => format!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_batch_goes_in_whole_within_its_allowance_or_not_at_all() {
+        let (tx, mut rx) = outbox(2);
+        tx.try_send(text("live")).unwrap();
+        let batch = |n: usize| (0..n).map(|i| text(&format!("r{i}"))).collect::<Vec<_>>();
+        // 1 queued + 4 > 2 + 2: nothing of it is queued.
+        assert_eq!(tx.try_send_all(batch(4), 2), Err(BatchError::Full));
+        assert_eq!(tx.capacity(), 1, "a refused batch leaves no frame behind");
+        // 1 + 3 <= 2 + 2: all of it, after what was there, in order.
+        tx.try_send_all(batch(3), 2).unwrap();
+        assert_eq!(tx.capacity(), 0, "over its live bound by the allowance");
+        assert!(matches!(tx.try_send(text("x")), Err(TrySendError::Full(_))));
+        let got: Vec<String> = (0..4).map(|_| body(rx.try_recv())).collect();
+        assert_eq!(got, ["live", "r0", "r1", "r2"]);
+        assert!(rx.try_recv().is_none());
+        drop(rx);
+        assert_eq!(tx.try_send_all(batch(1), 2), Err(BatchError::Closed));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use axum::extract::ws::Message;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::conn::ConnCtl;
-use super::outbox::{Outbox, TrySendError};
+use super::outbox::{BatchError, Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
@@ -143,6 +143,9 @@ struct Room {
     relay: Option<Arc<Notify>>,
     /// Relaying engine: when an empty room stops.
     idle_due: Option<Instant>,
+    /// When to retry the `skipped` notes that did not fit (armed only
+    /// while some subscriber has one pending).
+    skip_due: Option<Instant>,
 }
 
 /// This live's statistics, derived from the ordered event stream.
@@ -184,6 +187,7 @@ pub fn spawn(
         combos: HashMap::new(),
         coalesce_due: None,
         idle_due: None,
+        skip_due: None,
         relay,
     };
     let mut room = room;
@@ -202,10 +206,15 @@ impl Room {
         loop {
             // Timers are armed only when something changed: an idle room
             // costs nothing.
-            let due = [self.stats.due, self.coalesce_due, self.idle_due]
-                .into_iter()
-                .flatten()
-                .min();
+            let due = [
+                self.stats.due,
+                self.coalesce_due,
+                self.idle_due,
+                self.skip_due,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let cmd = tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => cmd,
@@ -301,8 +310,45 @@ impl Room {
                 self.send_stats();
             }
         }
+        if self.skip_due.is_some_and(|d| d <= now) {
+            self.skip_due = None;
+            self.retry_skip_notes();
+        }
         self.sweep();
         false
+    }
+
+    /// Arm the retry of pending `skipped` notes, unless armed.
+    fn arm_skip_notes(&mut self) {
+        if self.skip_due.is_none() {
+            self.skip_due =
+                Some(Instant::now() + Duration::from_millis(self.cfg.skipped_note_retry_ms));
+        }
+    }
+
+    /// Queue each pending `skipped` note that fits now: the live may have
+    /// gone quiet, and a viewer must not wait for the next gift to learn
+    /// that it missed the last ones. Re-armed while any is still pending.
+    fn retry_skip_notes(&mut self) {
+        let mut pending = false;
+        for s in self.subs.iter_mut().filter(|s| !s.dead) {
+            let Some((from, to)) = s.skip else {
+                continue;
+            };
+            let note = ServerMsg::Skipped {
+                room: self.id.clone(),
+                from_seq: from,
+                to_seq: to,
+            };
+            if s.sub.tx.try_send(note.encode(s.sub.encoding)).is_ok() {
+                s.skip = None;
+            } else {
+                pending = true;
+            }
+        }
+        if pending {
+            self.arm_skip_notes();
+        }
     }
 
     /// Mark stats changed and arm the stats timer (at most once per interval).
@@ -394,6 +440,7 @@ impl Room {
         }
         let mut latest: Vec<GiftEvent> = self.combos.drain().map(|(_, ev)| ev).collect();
         latest.sort_unstable_by_key(|e| e.seq);
+        let mut skipped = false;
         for ev in latest {
             let seq = ev.seq;
             let msg = ServerMsg::GiftEvent(ev);
@@ -404,8 +451,11 @@ impl Room {
                     Encoding::Json => &json,
                     Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
                 };
-                deliver(s, &self.id, seq, frame, &self.cfg);
+                skipped |= !deliver(s, &self.id, seq, frame, &self.cfg);
             }
+        }
+        if skipped {
+            self.arm_skip_notes();
         }
     }
 
@@ -446,6 +496,7 @@ impl Room {
         metrics::counter!("giftstream_deliveries_total").increment(delivered);
         if skipped > 0 {
             metrics::counter!("giftstream_skipped_total").increment(skipped);
+            self.arm_skip_notes();
         }
         self.history.push_back(Hist {
             seq,
@@ -569,25 +620,31 @@ impl Room {
     }
 
     /// Queue `frames` (the events after `since`), then `resumed`, and
-    /// subscribe; all or nothing, so a resume that does not fit the
-    /// socket's queue changes nothing.
-    fn replay(&mut self, sub: Subscriber, since: u64, frames: Vec<Message>) -> Result<()> {
-        if sub.tx.capacity() < frames.len() + 1 {
-            return Err(Error::new(
-                ErrorCode::RateLimited,
-                format!("{} events to replay do not fit the socket's queue now; resume from a later seq or retry", frames.len()),
-            ));
-        }
-        for f in frames {
-            sub.tx.try_send(f).map_err(|_| busy())?;
-        }
+    /// subscribe; all or nothing, in one step, so nothing else lands in
+    /// between and a resume that does not fit changes nothing. A replay may
+    /// take the socket's queue past its live bound by up to
+    /// `2 × hub.history_len_max + 1` frames (no longer than the engine's
+    /// history plus the ring, and `resumed`): a viewer that missed more than its queue holds can still
+    /// resume the whole gap. Live events that find the queue over its bound
+    /// meanwhile are skipped as usual, and announced.
+    fn replay(&mut self, sub: Subscriber, since: u64, mut frames: Vec<Message>) -> Result<()> {
+        let replayed = frames.len();
         let resumed = ServerMsg::Resumed {
             room: self.id.clone(),
             seq: self.last_seq,
         };
-        sub.tx
-            .try_send(resumed.encode(sub.encoding))
-            .map_err(|_| busy())?;
+        frames.push(resumed.encode(sub.encoding));
+        let allowance = self.cfg.history_len_max.saturating_mul(2).saturating_add(1);
+        match sub.tx.try_send_all(frames, allowance) {
+            Ok(()) => {}
+            Err(BatchError::Full) => {
+                return Err(Error::new(
+                    ErrorCode::RateLimited,
+                    format!("{replayed} events to replay do not fit the socket's queue now; read your frames and resume again"),
+                ));
+            }
+            Err(BatchError::Closed) => return Err(busy()),
+        }
         self.subscribe(sub, since);
         Ok(())
     }
@@ -742,6 +799,7 @@ mod tests {
             coalesce_due: None,
             relay: None,
             idle_due: None,
+            skip_due: None,
         }
     }
 
