@@ -141,6 +141,23 @@ impl Node {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET /v1/rooms/{room}`'s `viewers`.
+    async fn room_viewers(&self, room: &str) -> u64 {
+        let v: Value = self
+            .http
+            .get(format!("http://{}/v1/rooms/{room}", self.addr))
+            .bearer_auth(self.token("anyone", Role::Viewer))
+            .send()
+            .await
+            .expect("http")
+            .json()
+            .await
+            .expect("room json");
+        v["viewers"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("viewers in {v}"))
+    }
+
     async fn open_room(&self, creator: &str, room: &str) {
         let (s, v) = self
             .post(
@@ -331,8 +348,21 @@ async fn room_stats_count_viewers_on_both_nodes() {
         assert_eq!(v["top"][0]["user"], "v", "{v}");
         assert_eq!(v["top"][0]["diamonds"], v["diamonds"], "{v}");
     }
+    // The HTTP view agrees on either node (others' counts as last
+    // reported, at most hub.stats_interval_ms old: they are in already).
+    assert_eq!(
+        (
+            a.room_viewers("counted").await,
+            b.room_viewers("counted").await
+        ),
+        (3, 3)
+    );
     drop(a2);
     stats_until(&mut b1, |v| v["viewers"] == 2).await;
+    eventually("both nodes report 2 viewers over HTTP", || async {
+        a.room_viewers("counted").await == 2 && b.room_viewers("counted").await == 2
+    })
+    .await;
 }
 
 #[tokio::test]

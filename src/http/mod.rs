@@ -235,11 +235,12 @@ async fn room_info(
         .target(&Target::room(&room))
         .await?
         .ok_or_else(|| Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")))?;
-    let viewers = state
+    let here = state
         .hub
         .room(&room)
         .map(|h| h.viewers.load(std::sync::atomic::Ordering::Relaxed))
         .unwrap_or(0);
+    let viewers = here + state.counters.other_nodes_viewers(&room).await?;
     Ok(Json(
         json!({ "room": room, "creator": info.creator, "live": info.live, "seq": info.seq, "viewers": viewers }),
     ))

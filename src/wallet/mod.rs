@@ -260,6 +260,15 @@ pub trait Counters: Send + Sync + 'static {
         false
     }
 
+    /// Viewers of `room` on every other node, as they last reported them
+    /// (Redis: each node refreshes its count every `hub.stats_interval_ms`
+    /// and a dead node's count ages out after `counters.viewers_ttl_ms`);
+    /// 0 when this engine serves one node.
+    async fn other_nodes_viewers(&self, room: &str) -> Result<u64> {
+        let _ = room;
+        Ok(0)
+    }
+
     /// The room's events with seq > `since`, in order, from the engine's
     /// own history (Redis: the room's history stream, bounded by
     /// `hub.history_len_max` and `hub.history_age_ms_max`), or None when

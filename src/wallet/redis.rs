@@ -1222,6 +1222,20 @@ impl Counters for RedisCounters {
         true
     }
 
+    async fn other_nodes_viewers(&self, room: &str) -> Result<u64> {
+        let counts: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(viewers_key(room))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(relay::fresh_viewers(
+            &counts,
+            &self.consumer,
+            crate::protocol::now_ms(),
+            self.cfg.viewers_ttl_ms,
+        ))
+    }
+
     async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
         let age_ms = self.hub_cfg.history_age_ms_max.min(i64::MAX as u64) as i64;
         let reply: Vec<String> = self

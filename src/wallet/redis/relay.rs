@@ -425,6 +425,27 @@ pub(super) async fn stats_loop(s: StatsLoop) {
     }
 }
 
+/// The viewers in a room's viewers hash (node id -> `count:ts ms`) that
+/// were refreshed within `ttl_ms` before `now_ms`, leaving out node
+/// `except` (the caller's own, which it counts live). The same rule as
+/// `room_stats.lua`.
+pub(super) fn fresh_viewers(
+    counts: &HashMap<String, String>,
+    except: &str,
+    now_ms: i64,
+    ttl_ms: u64,
+) -> u64 {
+    counts
+        .iter()
+        .filter(|(node, _)| node.as_str() != except)
+        .filter_map(|(_, v)| {
+            let (count, ts) = v.split_once(':')?;
+            let (count, ts) = (count.parse::<u64>().ok()?, ts.parse::<i64>().ok()?);
+            (now_ms.saturating_sub(ts) <= ttl_ms.min(i64::MAX as u64) as i64).then_some(count)
+        })
+        .sum()
+}
+
 /// `room_stats.lua`'s answer as a room command.
 fn stats_cmd(a: &[String]) -> Option<RoomCmd> {
     let viewers = a.first()?.parse().ok()?;
@@ -444,4 +465,26 @@ fn stats_cmd(a: &[String]) -> Option<RoomCmd> {
         diamonds,
         top,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_viewers_sums_other_live_nodes_only() {
+        let counts: HashMap<String, String> = [
+            ("me", "7:1000"),      // the caller's own: counted live instead
+            ("b", "3:990"),        // 10 ms old
+            ("c", "2:500"),        // exactly ttl old: still counted
+            ("dead", "100:499"),   // past the ttl
+            ("garbled", "x:1000"), // not a count
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(fresh_viewers(&counts, "me", 1000, 500), 5);
+        assert_eq!(fresh_viewers(&counts, "nobody", 1000, 500), 12);
+        assert_eq!(fresh_viewers(&HashMap::new(), "me", 1000, 500), 0);
+    }
 }
