@@ -86,7 +86,7 @@ conformance!(
     swap_clean_mark_answers_the_previous_mark,
     concurrent_commits_apply_everything_exactly_once,
     purchase_is_applied_once_per_event_and_payment_intent,
-    refund_takes_what_is_left_and_records_a_debt,
+    refund_takes_what_is_left_and_records_a_debt_the_next_purchases_repay,
     tip_is_posted_once_to_the_creator,
     cashout_pends_then_completes_or_reverses_once,
     account_updated_and_ignored_events_apply_once,
@@ -886,7 +886,7 @@ async fn purchase_is_applied_once_per_event_and_payment_intent(l: Arc<dyn Ledger
     assert!(s.credit_ops.contains(&"purchase:pi_1".to_string()));
 }
 
-async fn refund_takes_what_is_left_and_records_a_debt(l: Arc<dyn Ledger>) {
+async fn refund_takes_what_is_left_and_records_a_debt_the_next_purchases_repay(l: Arc<dyn Ledger>) {
     assert!(buy(&l, purchase_op("evt_p", "pi_r", "bob", 70, 99))
         .await
         .unwrap());
@@ -917,22 +917,41 @@ async fn refund_takes_what_is_left_and_records_a_debt(l: Arc<dyn Ledger>) {
     assert_eq!(l.balance(account::STRIPE_PLATFORM, USD).await.unwrap(), 0);
     let rec = l.purchase_record("pi_r").await.unwrap().unwrap();
     assert_eq!((rec.coins_reversed, rec.cents_refunded), (70, 99));
-    // Taking more than the wallet holds is refused whole.
+    // The next purchases repay the debt first: 10 coins all to it, then
+    // 60 coins: 40 to it and 20 to the wallet.
     assert!(buy(&l, purchase_op("evt_p2", "pi_r2", "bob", 10, 15))
         .await
         .unwrap());
+    assert_eq!(wallet(&l, "bob").await, 0);
+    assert_eq!(l.balance(&account::debt("bob"), COIN).await.unwrap(), -40);
+    let rec = l.purchase_record("pi_r2").await.unwrap().unwrap();
+    assert_eq!(rec.coins_to_debt, 10);
+    assert!(buy(&l, purchase_op("evt_p3", "pi_r3", "bob", 60, 80))
+        .await
+        .unwrap());
+    assert!(
+        !buy(&l, purchase_op("evt_p3b", "pi_r3", "bob", 60, 80))
+            .await
+            .unwrap(),
+        "repaid once"
+    );
+    assert_eq!(wallet(&l, "bob").await, 20);
+    assert_eq!(l.balance(&account::debt("bob"), COIN).await.unwrap(), 0);
+    let rec = l.purchase_record("pi_r3").await.unwrap().unwrap();
+    assert_eq!(rec.coins_to_debt, 40);
+    // Taking more than the wallet holds is refused whole.
     let too_much = RefundOp {
         event: ev("evt_r3", "charge.refunded"),
-        payment_intent: "pi_r2".into(),
-        cents_refunded_total: 15,
-        coins_reversed: 10,
-        coins_taken: 11,
+        payment_intent: "pi_r3".into(),
+        cents_refunded_total: 80,
+        coins_reversed: 60,
+        coins_taken: 21,
     };
     assert!(l.refund(&too_much).await.is_err());
-    assert_eq!(wallet(&l, "bob").await, 10);
+    assert_eq!(wallet(&l, "bob").await, 20);
     let t = totals(&l).await;
     assert_conserved(&t);
-    assert_eq!(t.coins_in_debts, -50);
+    assert_eq!(t.coins_in_debts, 0);
 }
 
 async fn tip_is_posted_once_to_the_creator(l: Arc<dyn Ledger>) {

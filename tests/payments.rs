@@ -540,11 +540,39 @@ async fn refund_after_spending_records_a_debt_on(engine: &EngineSpec, ls: String
     );
     assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 0);
     p.assert_sums_zero().await;
+
+    // The next purchase repays the debt first; the wallet gets the rest,
+    // also when the webhook comes again.
+    let b = p.purchase("ben", "coins_70", "buy-after-debt").await;
+    let pi2 = b["payment_intent"].as_str().unwrap().to_string();
+    p.pay(&pi2).await;
+    wait_until("the purchase after the debt is applied", || async {
+        p.ledger_balance(&account::debt("ben"), COIN).await == 0
+    })
+    .await;
+    wait_until("the rest reaches the wallet", || async {
+        p.s.wallet("ben").await == 20
+    })
+    .await;
+    let paid = json!({
+        "id": pi2, "object": "payment_intent", "amount": 99, "amount_received": 99,
+        "currency": "usd", "status": "succeeded",
+        "metadata": { "giftstream_kind": "purchase" }
+    });
+    let (st, v) = p
+        .send_event(&evt_id(), "payment_intent.succeeded", paid)
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("replayed")), "{v}");
+    assert_eq!(p.s.wallet("ben").await, 20, "credited once");
+    p.s.settled().await;
+    assert_eq!(p.ledger_balance(&account::wallet("ben"), COIN).await, 20);
+    assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 99);
+    p.assert_sums_zero().await;
     p.s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn refund_after_coins_were_spent_records_a_debt_never_a_negative_wallet() {
+async fn refund_after_coins_were_spent_records_a_debt_the_next_purchase_repays() {
     let Some(ls) = stripe_url() else { return };
     for engine in engines().await {
         eprintln!("-- engines: {}", engine.name);

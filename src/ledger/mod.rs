@@ -108,6 +108,9 @@ pub struct PurchaseRecord {
     pub cents_refunded: i64,
     /// Whether `payment_intent.succeeded` credited it.
     pub paid: bool,
+    /// Of `coins`, those that repaid the buyer's debt when it was paid (the
+    /// wallet got the rest).
+    pub coins_to_debt: i64,
 }
 
 /// A refund (`charge.refunded`): the counters engine took `coins_taken`
@@ -414,12 +417,21 @@ pub fn batch_postings<'a>(
     p
 }
 
-/// The postings of a purchase: coins from the mint to the wallet, cents
+/// The postings of a purchase: coins from the mint, first to the buyer's
+/// debt (`to_debt`, at most what is owed), the rest to the wallet; cents
 /// from the customers to the platform's Stripe balance.
-pub fn purchase_postings(op: &PurchaseOp) -> Postings {
+pub fn purchase_postings(op: &PurchaseOp, to_debt: i64) -> Postings {
+    debug_assert!(
+        (0..=op.coins).contains(&to_debt),
+        "repays at most the purchase"
+    );
     let mut p = Postings::new();
     p.insert((account::MINT.into(), COIN, "mint"), -op.coins);
-    p.insert((account::wallet(&op.user), COIN, "wallet"), op.coins);
+    p.insert(
+        (account::wallet(&op.user), COIN, "wallet"),
+        op.coins - to_debt,
+    );
+    p.insert((account::debt(&op.user), COIN, "debt"), to_debt);
     p.insert(
         (account::STRIPE_CUSTOMERS.into(), USD, "external"),
         -op.amount_cents,
@@ -428,7 +440,14 @@ pub fn purchase_postings(op: &PurchaseOp) -> Postings {
         (account::STRIPE_PLATFORM.into(), USD, "external"),
         op.amount_cents,
     );
+    p.retain(|_, v| *v != 0);
     p
+}
+
+/// Coins of a purchase of `coins` that repay a debt balance of `debt_balance`
+/// (a debt account's balance is negative while coins are owed).
+pub fn debt_repayment(coins: i64, debt_balance: i64) -> i64 {
+    debt_balance.saturating_neg().clamp(0, coins.max(0))
 }
 
 /// The postings of a refund of `cents` (this refund's part): the reversed

@@ -17,10 +17,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    account, batch_postings, cashout_begin_postings, cashout_end_postings, is_check_violation,
-    purchase_postings, refund_postings, tip_postings, CashoutEnd, CashoutRecord, CreditOp,
-    CreditOutcome, Ledger, PayoutAccount, PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef,
-    TargetRecord, TipRecord, Totals, COIN, DIAMOND,
+    account, batch_postings, cashout_begin_postings, cashout_end_postings, debt_repayment,
+    is_check_violation, purchase_postings, refund_postings, tip_postings, CashoutEnd,
+    CashoutRecord, CreditOp, CreditOutcome, Ledger, PayoutAccount, PurchaseOp, PurchaseRecord,
+    RefundOp, StripeEventRef, TargetRecord, TipRecord, Totals, COIN, DIAMOND,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::now_ms;
@@ -562,14 +562,32 @@ impl Ledger for SqliteLedger {
             tx.commit().await?;
             return Ok(false);
         }
-        let postings = purchase_postings(op).into_iter().collect::<Vec<_>>();
+        // Coins owed after an earlier refund are repaid first (the debt row
+        // is locked by this transaction: two purchases never repay twice).
+        let debt: Option<i64> =
+            sqlx::query_scalar("SELECT amount FROM balances WHERE account = $1 AND currency = $2")
+                .bind(account::debt(&op.user))
+                .bind(COIN)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let to_debt = debt_repayment(op.coins, debt.unwrap_or(0));
+        if to_debt > 0 {
+            sqlx::query("UPDATE purchases SET coins_to_debt = $2 WHERE payment_intent = $1")
+                .bind(&op.payment_intent)
+                .bind(to_debt)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let postings = purchase_postings(op, to_debt)
+            .into_iter()
+            .collect::<Vec<_>>();
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn purchase_record(&self, payment_intent: &str) -> Result<Option<PurchaseRecord>> {
-        let row = sqlx::query("SELECT buyer, coins, amount_cents, coins_reversed, cents_refunded, paid FROM purchases WHERE payment_intent = $1")
+        let row = sqlx::query("SELECT buyer, coins, amount_cents, coins_reversed, cents_refunded, paid, coins_to_debt FROM purchases WHERE payment_intent = $1")
             .bind(payment_intent)
             .fetch_optional(&self.pool)
             .await?;
@@ -580,6 +598,7 @@ impl Ledger for SqliteLedger {
             coins_reversed: r.get(3),
             cents_refunded: r.get(4),
             paid: r.get::<i64, _>(5) != 0,
+            coins_to_debt: r.get(6),
         }))
     }
 

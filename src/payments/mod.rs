@@ -248,10 +248,27 @@ async fn purchase_paid(
     };
     let applied = state.ledger.purchase(&op).await?;
     if applied || rec.paid {
-        state
-            .counters
-            .credit(&rec.user, rec.coins, &format!("purchase:{id}"))
-            .await?;
+        // The ledger decided, once, how much went to an earlier debt; the
+        // wallet gets the rest (the same amount on a redelivery).
+        let to_debt = if applied {
+            state
+                .ledger
+                .purchase_record(id)
+                .await?
+                .map_or(0, |r| r.coins_to_debt)
+        } else {
+            rec.coins_to_debt
+        };
+        let coins = rec.coins - to_debt;
+        if to_debt > 0 {
+            tracing::info!(user = %rec.user, repaid = to_debt, "purchase repaid a debt first");
+        }
+        if coins > 0 {
+            state
+                .counters
+                .credit(&rec.user, coins, &format!("purchase:{id}"))
+                .await?;
+        }
     }
     Ok(if applied {
         WebhookOutcome::Applied
