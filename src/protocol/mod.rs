@@ -370,6 +370,133 @@ mod tests {
         decode_client(s.as_bytes(), Encoding::Json).unwrap_err()
     }
 
+    mod props {
+        //! Property tests: nothing a client sends makes the decoder panic,
+        //! and every valid message survives both encodings unchanged.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9_.-]{1,64}"
+        }
+
+        fn client_msg() -> impl Strategy<Value = ClientMsg> {
+            prop_oneof![
+                (name(), any::<bool>())
+                    .prop_map(|(room, coalesce)| ClientMsg::Join { room, coalesce }),
+                name().prop_map(|room| ClientMsg::Leave { room }),
+                (name(), name(), 1..=GIFT_COUNT_MAX, "[^\\p{Cc}]{1,64}").prop_map(
+                    |(room, gift, count, id)| ClientMsg::Gift {
+                        room,
+                        gift,
+                        count,
+                        id
+                    }
+                ),
+                (name(), any::<u64>()).prop_map(|(room, since)| ClientMsg::Resume { room, since }),
+                Just(ClientMsg::Ping),
+            ]
+        }
+
+        /// The message as a client would write it (named fields).
+        fn as_value(m: &ClientMsg) -> serde_json::Value {
+            match m {
+                ClientMsg::Join { room, coalesce } => {
+                    serde_json::json!({"type": "join", "room": room, "coalesce": coalesce})
+                }
+                ClientMsg::Leave { room } => serde_json::json!({"type": "leave", "room": room}),
+                ClientMsg::Gift {
+                    room,
+                    gift,
+                    count,
+                    id,
+                } => serde_json::json!(
+                    {"type": "gift", "room": room, "gift": gift, "count": count, "id": id}
+                ),
+                ClientMsg::Resume { room, since } => {
+                    serde_json::json!({"type": "resume", "room": room, "since": since})
+                }
+                ClientMsg::Ping => serde_json::json!({"type": "ping"}),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            #[test]
+            fn arbitrary_bytes_get_an_answer_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                for enc in [Encoding::Json, Encoding::MsgPack] {
+                    if let Err((e, id)) = decode_client(&bytes, enc) {
+                        prop_assert!(
+                            matches!(e.code, ErrorCode::BadRequest | ErrorCode::UnknownGift),
+                            "{:?}", e.code
+                        );
+                        prop_assert!(id.as_deref().is_none_or(valid_client_id));
+                    }
+                }
+            }
+
+            #[test]
+            fn cut_or_flipped_messages_get_an_answer_never_a_panic(
+                m in client_msg(),
+                cut in any::<prop::sample::Index>(),
+                flip in any::<prop::sample::Index>(),
+                bit in 0u8..8,
+            ) {
+                let v = as_value(&m);
+                for (mut bytes, enc) in [
+                    (serde_json::to_vec(&v).unwrap(), Encoding::Json),
+                    (rmp_serde::to_vec_named(&v).unwrap(), Encoding::MsgPack),
+                ] {
+                    let cut_at = cut.index(bytes.len());
+                    let _ = decode_client(&bytes[..cut_at], enc);
+                    let i = flip.index(bytes.len());
+                    bytes[i] ^= 1 << bit;
+                    if let Err((e, _)) = decode_client(&bytes, enc) {
+                        prop_assert!(matches!(e.code, ErrorCode::BadRequest | ErrorCode::UnknownGift), "{:?}", e.code);
+                    }
+                }
+            }
+
+            #[test]
+            fn valid_messages_round_trip_in_both_encodings(m in client_msg()) {
+                let v = as_value(&m);
+                let json = serde_json::to_vec(&v).unwrap();
+                prop_assert_eq!(decode_client(&json, Encoding::Json).unwrap(), m.clone());
+                let packed = rmp_serde::to_vec_named(&v).unwrap();
+                prop_assert_eq!(decode_client(&packed, Encoding::MsgPack).unwrap(), m);
+            }
+
+            #[test]
+            fn a_wrong_type_in_any_field_is_bad_request_with_the_gift_id(
+                m in client_msg(),
+                field in 0usize..8,
+                junk in prop_oneof![
+                    Just(serde_json::json!(null)),
+                    Just(serde_json::json!(-1)),
+                    Just(serde_json::json!(1.5)),
+                    Just(serde_json::json!([1, 2])),
+                    Just(serde_json::json!({"a": 1})),
+                ],
+            ) {
+                let mut v = as_value(&m);
+                let obj = v.as_object_mut().unwrap();
+                let keys: Vec<String> = obj.keys().filter(|k| *k != "id").cloned().collect();
+                let key = keys[field % keys.len()].clone();
+                let ping_field = matches!(m, ClientMsg::Ping);
+                obj.insert(key.clone(), junk.clone());
+                let bytes = serde_json::to_vec(&v).unwrap();
+                let got = decode_client(&bytes, Encoding::Json);
+                // (A ping has only `type`.)
+                let (e, id) = got.expect_err(&format!("{key} = {junk} accepted (ping: {ping_field})"));
+                prop_assert!(matches!(e.code, ErrorCode::BadRequest | ErrorCode::UnknownGift), "{:?}", e.code);
+                if let ClientMsg::Gift { id: gift_id, .. } = &m {
+                    prop_assert_eq!(id.as_deref(), Some(gift_id.as_str()), "the gift id is echoed");
+                }
+            }
+        }
+    }
+
     #[test]
     fn decodes_every_client_type() {
         let m = decode_client(
