@@ -317,15 +317,7 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
     s.grant("sender", 100_000, "g").await; // 6000 roses
 
     // The stalled viewer: a tiny receive buffer, joins, then never reads.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let tcp = sock.connect(s.addr).await.unwrap();
-    let url = format!(
-        "ws://{}/v1/ws?token={}",
-        s.addr,
-        s.token("stalled", Role::Viewer)
-    );
-    let (mut stalled, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let mut stalled = tiny_buffer_socket(&s, "stalled").await;
     futures_util::SinkExt::send(&mut stalled, Message::text(r#"{"type":"join","room":"r"}"#))
         .await
         .unwrap();
@@ -347,18 +339,7 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
     let started = std::time::Instant::now();
     // Chunks of 50 acked gifts: far under the fast viewer's queue of 4096,
     // far over what the stalled viewer's queue and buffers can hold.
-    for chunk in 0..n / 50 {
-        for i in chunk * 50..(chunk + 1) * 50 {
-            sender
-                .send(
-                    json!({"type":"gift","room":"r","gift":"rose","count":1,"id":format!("f{i}")}),
-                )
-                .await;
-        }
-        for i in chunk * 50..(chunk + 1) * 50 {
-            assert_eq!(sender.until_id(&format!("f{i}")).await["type"], "gift_ack");
-        }
-    }
+    send_roses_acked(&mut sender, "r", n, "f").await;
     fast_reader.await.expect("fast viewer saw everything");
     let elapsed = started.elapsed();
     assert!(
@@ -404,6 +385,42 @@ async fn a_viewer_that_never_reads_does_not_delay_others() {
         "the stalled socket was closed (saw skipped: {saw_skipped})"
     );
     s.stop().await;
+}
+
+/// A viewer's WebSocket over a TCP socket with a 4 KiB receive buffer, so
+/// that the server's queue for it fills soon when it does not read.
+async fn tiny_buffer_socket(
+    s: &TestServer,
+    user: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(s.addr).await.unwrap();
+    let url = format!(
+        "ws://{}/v1/ws?token={}",
+        s.addr,
+        s.token(user, Role::Viewer)
+    );
+    tokio_tungstenite::client_async(url, tcp).await.unwrap().0
+}
+
+/// Send `n` one-coin roses to `room` in chunks of 50 acked gifts (ids
+/// `{prefix}{i}`): paced by the acks, far faster than a stalled reader.
+async fn send_roses_acked(sender: &mut Ws, room: &str, n: u64, prefix: &str) {
+    for chunk in 0..n / 50 {
+        for i in chunk * 50..(chunk + 1) * 50 {
+            let id = format!("{prefix}{i}");
+            sender
+                .send(json!({"type":"gift","room":room,"gift":"rose","count":1,"id":id}))
+                .await;
+        }
+        for i in chunk * 50..(chunk + 1) * 50 {
+            assert_eq!(
+                sender.until_id(&format!("{prefix}{i}")).await["type"],
+                "gift_ack"
+            );
+        }
+    }
 }
 
 async fn metric(s: &TestServer, name: &str) -> f64 {
@@ -841,15 +858,7 @@ async fn skipped_viewer_resumes(engine: &common::server::EngineSpec) {
 
     // The slow viewer: a tiny receive buffer; joins, then reads nothing
     // until every gift is acked.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let tcp = sock.connect(s.addr).await.unwrap();
-    let url = format!(
-        "ws://{}/v1/ws?token={}",
-        s.addr,
-        s.token("slow", Role::Viewer)
-    );
-    let (mut slow, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let mut slow = tiny_buffer_socket(&s, "slow").await;
     use futures_util::{SinkExt, StreamExt};
     slow.send(Message::text(r#"{"type":"join","room":"r"}"#))
         .await
@@ -865,18 +874,7 @@ async fn skipped_viewer_resumes(engine: &common::server::EngineSpec) {
             joined = t.contains(r#""type":"joined""#);
         }
     }
-    for chunk in 0..n / 50 {
-        for i in chunk * 50..(chunk + 1) * 50 {
-            sender
-                .send(
-                    json!({"type":"gift","room":"r","gift":"rose","count":1,"id":format!("s{i}")}),
-                )
-                .await;
-        }
-        for i in chunk * 50..(chunk + 1) * 50 {
-            assert_eq!(sender.until_id(&format!("s{i}")).await["type"], "gift_ack");
-        }
-    }
+    send_roses_acked(&mut sender, "r", n, "s").await;
 
     // Drain what the server kept for it; the live is now quiet.
     let mut got = std::collections::BTreeSet::new();
