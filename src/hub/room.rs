@@ -12,7 +12,7 @@
 //! Must not: await on a subscriber (every delivery is `try_send`), or
 //! serialize per subscriber (each event is encoded once per wire format).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,7 +137,7 @@ struct Room {
     cfg: HubConfig,
     stats: Stats,
     /// Latest event per (sender, gift) since the last coalesced step.
-    combos: HashMap<(String, String), GiftEvent>,
+    combos: foldhash::HashMap<(String, String), GiftEvent>,
     coalesce_due: Option<Instant>,
     /// Relaying engine: woken when this room stops.
     relay: Option<Arc<Notify>>,
@@ -152,7 +152,7 @@ struct Room {
 #[derive(Default)]
 struct Stats {
     diamonds: i64,
-    gifters: HashMap<String, i64>,
+    gifters: foldhash::HashMap<String, i64>,
     changed: bool,
     due: Option<Instant>,
     last_sent: Option<Instant>,
@@ -184,7 +184,7 @@ pub fn spawn(
         viewers: viewers.clone(),
         cfg,
         stats: Stats::default(),
-        combos: HashMap::new(),
+        combos: foldhash::HashMap::default(),
         coalesce_due: None,
         idle_due: None,
         skip_due: None,
@@ -795,7 +795,7 @@ mod tests {
             viewers: Arc::new(AtomicU64::new(0)),
             cfg,
             stats: Stats::default(),
-            combos: HashMap::new(),
+            combos: foldhash::HashMap::default(),
             coalesce_due: None,
             relay: None,
             idle_due: None,

@@ -237,7 +237,10 @@ impl Ledger for PgLedger {
         let detail = serde_json::json!({ "gifts": batch.gifts.len() }).to_string();
         // One row per (target, seq): a key repeated inside the batch is
         // the same gift and is posted once.
-        let mut seen: HashSet<(&str, u64)> = HashSet::with_capacity(batch.gifts.len());
+        let mut seen: foldhash::HashSet<(&str, u64)> = foldhash::HashSet::with_capacity_and_hasher(
+            batch.gifts.len(),
+            foldhash::fast::RandomState::default(),
+        );
         let gifts: Vec<&PendingGift> = batch
             .gifts
             .iter()

@@ -216,7 +216,10 @@ impl Ledger for SqliteLedger {
         // re-claim) is skipped, and only inserted rows are posted.
         // One row per (target, seq): a key repeated inside the batch is the
         // same gift and is posted once.
-        let mut seen = std::collections::HashSet::with_capacity(batch.gifts.len());
+        let mut seen = foldhash::HashSet::with_capacity_and_hasher(
+            batch.gifts.len(),
+            foldhash::fast::RandomState::default(),
+        );
         let unique: Vec<&PendingGift> = batch
             .gifts
             .iter()
