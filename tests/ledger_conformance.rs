@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use giftstream::error::ErrorCode;
 use giftstream::ledger::{
-    self, account, CashoutEnd, CashoutRecord, CreditOp, Ledger, PurchaseOp, RefundOp,
+    self, account, CashoutEnd, CashoutRecord, CreditOp, DisputeOp, Ledger, PurchaseOp, RefundOp,
     StripeEventRef, TargetRecord, TipRecord, Totals, COIN, DIAMOND, USD,
 };
 use giftstream::protocol::now_ms;
@@ -87,6 +87,7 @@ conformance!(
     concurrent_commits_apply_everything_exactly_once,
     purchase_is_applied_once_per_event_and_payment_intent,
     refund_takes_what_is_left_and_records_a_debt_the_next_purchases_repay,
+    dispute_reverses_then_reinstates_once,
     tip_is_posted_once_to_the_creator,
     cashout_pends_then_completes_or_reverses_once,
     account_updated_and_ignored_events_apply_once,
@@ -952,6 +953,117 @@ async fn refund_takes_what_is_left_and_records_a_debt_the_next_purchases_repay(l
     let t = totals(&l).await;
     assert_conserved(&t);
     assert_eq!(t.coins_in_debts, 0);
+}
+
+async fn dispute_reverses_then_reinstates_once(l: Arc<dyn Ledger>) {
+    assert!(buy(&l, purchase_op("evt_pd", "pi_d", "dee", 70, 99))
+        .await
+        .unwrap());
+    // Dee spent 50 of her 70 coins; then her bank disputed the charge.
+    assert!(l
+        .commit_batch(&batch("bd", vec![gift("room:r", 1, "dee", "cat", 50, 20)]))
+        .await
+        .unwrap());
+    let op = DisputeOp {
+        event: ev("evt_dw", "charge.dispute.funds_withdrawn"),
+        dispute_id: "dp_1".into(),
+        payment_intent: "pi_d".into(),
+        cents: 99,
+        coins_reversed: 70,
+        coins_taken: 20,
+    };
+    assert!(l.dispute_withdrawn(&op).await.unwrap());
+    assert!(!l.dispute_withdrawn(&op).await.unwrap(), "same event: once");
+    let again = DisputeOp {
+        event: ev("evt_dw2", "charge.dispute.funds_withdrawn"),
+        ..op.clone()
+    };
+    assert!(
+        !l.dispute_withdrawn(&again).await.unwrap(),
+        "same dispute: once"
+    );
+    assert_eq!(wallet(&l, "dee").await, 0);
+    assert_eq!(l.balance(&account::debt("dee"), COIN).await.unwrap(), -50);
+    assert_eq!(l.balance(account::STRIPE_PLATFORM, USD).await.unwrap(), 0);
+    let rec = l.dispute_record("dp_1").await.unwrap().expect("recorded");
+    assert_eq!(
+        (
+            rec.user.as_str(),
+            rec.cents,
+            rec.coins_reversed,
+            rec.reinstated
+        ),
+        ("dee", 99, 70, false)
+    );
+    assert_eq!(
+        l.purchase_record("pi_d")
+            .await
+            .unwrap()
+            .unwrap()
+            .coins_reversed,
+        70
+    );
+    // Nothing more can be reversed on that purchase.
+    let more = DisputeOp {
+        event: ev("evt_dw3", "charge.dispute.funds_withdrawn"),
+        dispute_id: "dp_2".into(),
+        coins_taken: 0,
+        coins_reversed: 1,
+        ..op.clone()
+    };
+    assert!(
+        l.dispute_withdrawn(&more).await.is_err(),
+        "over the coins bought"
+    );
+    assert!(
+        l.dispute_record("dp_2").await.unwrap().is_none(),
+        "refused whole"
+    );
+
+    // The platform won: the cents come back, and the coins, debt first.
+    let won = ev("evt_dr", "charge.dispute.funds_reinstated");
+    assert!(l.dispute_reinstated(&won, "dp_1").await.unwrap());
+    assert!(
+        !l.dispute_reinstated(&won, "dp_1").await.unwrap(),
+        "same event: once"
+    );
+    assert!(
+        !l.dispute_reinstated(&ev("evt_dr2", "charge.dispute.funds_reinstated"), "dp_1")
+            .await
+            .unwrap(),
+        "same dispute: once"
+    );
+    assert!(!l
+        .dispute_reinstated(&ev("evt_dr3", "charge.dispute.funds_reinstated"), "dp_none")
+        .await
+        .unwrap());
+    assert_eq!(wallet(&l, "dee").await, 20);
+    assert_eq!(l.balance(&account::debt("dee"), COIN).await.unwrap(), 0);
+    assert_eq!(l.balance(account::STRIPE_PLATFORM, USD).await.unwrap(), 99);
+    let rec = l.dispute_record("dp_1").await.unwrap().unwrap();
+    assert_eq!((rec.reinstated, rec.coins_to_debt), (true, 50));
+    assert_eq!(
+        l.purchase_record("pi_d")
+            .await
+            .unwrap()
+            .unwrap()
+            .coins_reversed,
+        0
+    );
+    // A dispute of a purchase not made here changes nothing.
+    let foreign = DisputeOp {
+        event: ev("evt_dw9", "charge.dispute.funds_withdrawn"),
+        dispute_id: "dp_9".into(),
+        payment_intent: "pi_foreign".into(),
+        ..op
+    };
+    assert!(!l.dispute_withdrawn(&foreign).await.unwrap());
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    assert_eq!(t.coins_in_debts, 0);
+    for (cur, sum) in &t.entry_sums {
+        assert_eq!(*sum, 0, "{cur} entries sum to zero");
+    }
 }
 
 async fn tip_is_posted_once_to_the_creator(l: Arc<dyn Ledger>) {

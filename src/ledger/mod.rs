@@ -130,6 +130,45 @@ pub struct RefundOp {
     pub coins_taken: i64,
 }
 
+/// A chargeback (`charge.dispute.funds_withdrawn`): Stripe took `cents` of
+/// a purchase back from the platform; the counters engine took
+/// `coins_taken` of the `coins_reversed` coins they bought, the rest is
+/// recorded as a debt (as for a refund). Op id `dispute:{dispute_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeOp {
+    /// The event that reported it.
+    pub event: StripeEventRef,
+    /// `dp_...`.
+    pub dispute_id: String,
+    /// The purchase's PaymentIntent.
+    pub payment_intent: String,
+    /// Cents withdrawn.
+    pub cents: i64,
+    /// Coins this dispute reverses.
+    pub coins_reversed: i64,
+    /// Of those, coins taken from the wallet (the rest becomes a debt).
+    pub coins_taken: i64,
+}
+
+/// A dispute as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeRecord {
+    /// The purchase's PaymentIntent.
+    pub payment_intent: String,
+    /// The buyer.
+    pub user: String,
+    /// Cents withdrawn.
+    pub cents: i64,
+    /// Coins reversed when the funds were withdrawn.
+    pub coins_reversed: i64,
+    /// Whether the platform won (`charge.dispute.funds_reinstated`): the
+    /// coins and cents came back (op `dispute:{id}:reinstated`).
+    pub reinstated: bool,
+    /// Of the coins given back, those that repaid the buyer's debt (the
+    /// wallet got the rest).
+    pub coins_to_debt: i64,
+}
+
 /// A creator's Stripe Connect account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PayoutAccount {
@@ -330,6 +369,22 @@ pub trait Ledger: Send + Sync + 'static {
     /// Record a refund once (see [`RefundOp`]). False when already applied.
     async fn refund(&self, op: &RefundOp) -> Result<bool>;
 
+    /// Record a chargeback once (see [`DisputeOp`]): the dispute row, the
+    /// purchase's reversed coins and the postings of a refund. False when
+    /// the event or the dispute was already applied, or the purchase is not
+    /// a paid one of ours.
+    async fn dispute_withdrawn(&self, op: &DisputeOp) -> Result<bool>;
+
+    /// A won dispute (`charge.dispute.funds_reinstated`), once: the cents
+    /// come back to the platform and the coins to the buyer — first to
+    /// their debt, the rest to the wallet (recorded as the dispute's
+    /// `coins_to_debt`). False when the event was already applied or the
+    /// dispute is not a withdrawn one.
+    async fn dispute_reinstated(&self, event: &StripeEventRef, dispute_id: &str) -> Result<bool>;
+
+    /// A dispute by id.
+    async fn dispute_record(&self, dispute_id: &str) -> Result<Option<DisputeRecord>>;
+
     /// The creator's connected account, if any.
     async fn payout_account(&self, creator: &str) -> Result<Option<PayoutAccount>>;
 
@@ -467,10 +522,23 @@ pub fn debt_repayment(coins: i64, debt_balance: i64) -> i64 {
 /// coins go back to the mint, taken from the wallet, the rest recorded as
 /// the user's debt; the cents go back from the platform to the customer.
 pub fn refund_postings(user: &str, op: &RefundOp, cents: i64) -> Postings {
+    reversal_postings(user, op.coins_reversed, op.coins_taken, cents)
+}
+
+/// The postings of money taken back (a refund or a chargeback): the
+/// reversed coins go back to the mint, `coins_taken` of them from the
+/// wallet and the rest recorded as the user's debt; the cents go back from
+/// the platform to the customer.
+pub fn reversal_postings(
+    user: &str,
+    coins_reversed: i64,
+    coins_taken: i64,
+    cents: i64,
+) -> Postings {
     let mut p = Postings::new();
-    let debt = op.coins_reversed - op.coins_taken;
-    p.insert((account::MINT.into(), COIN, "mint"), op.coins_reversed);
-    p.insert((account::wallet(user), COIN, "wallet"), -op.coins_taken);
+    let debt = coins_reversed - coins_taken;
+    p.insert((account::MINT.into(), COIN, "mint"), coins_reversed);
+    p.insert((account::wallet(user), COIN, "wallet"), -coins_taken);
     p.insert((account::debt(user), COIN, "debt"), -debt);
     p.insert((account::STRIPE_CUSTOMERS.into(), USD, "external"), cents);
     p.insert((account::STRIPE_PLATFORM.into(), USD, "external"), -cents);

@@ -18,9 +18,10 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
     account, batch_postings, cashout_begin_postings, cashout_end_postings, debt_repayment,
-    is_check_violation, purchase_postings, refund_postings, tip_postings, CashoutEnd,
-    CashoutRecord, CreditOp, CreditOutcome, Ledger, PayoutAccount, PurchaseOp, PurchaseRecord,
-    RefundOp, StripeEventRef, TargetRecord, TipRecord, Totals, COIN, DIAMOND,
+    is_check_violation, purchase_postings, refund_postings, reversal_postings, tip_postings,
+    CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, Ledger,
+    PayoutAccount, PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord,
+    Totals, COIN, DIAMOND,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::now_ms;
@@ -567,13 +568,7 @@ impl Ledger for SqliteLedger {
         }
         // Coins owed after an earlier refund are repaid first (the debt row
         // is locked by this transaction: two purchases never repay twice).
-        let debt: Option<i64> =
-            sqlx::query_scalar("SELECT amount FROM balances WHERE account = $1 AND currency = $2")
-                .bind(account::debt(&op.user))
-                .bind(COIN)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let to_debt = debt_repayment(op.coins, debt.unwrap_or(0));
+        let to_debt = debt_repayment(op.coins, debt_balance(&mut tx, &op.user).await?);
         if to_debt > 0 {
             sqlx::query("UPDATE purchases SET coins_to_debt = $2 WHERE payment_intent = $1")
                 .bind(&op.payment_intent)
@@ -645,6 +640,125 @@ impl Ledger for SqliteLedger {
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn dispute_withdrawn(&self, op: &DisputeOp) -> Result<bool> {
+        if op.coins_taken < 0 || op.coins_taken > op.coins_reversed || op.cents < 0 {
+            return Err(Error::bad_request("dispute: bad amounts"));
+        }
+        let op_id = format!("dispute:{}", op.dispute_id);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !insert_event(&mut tx, &op.event).await? {
+            return Ok(false);
+        }
+        let row = sqlx::query("SELECT buyer FROM purchases WHERE payment_intent = $1 AND paid = 1")
+            .bind(&op.payment_intent)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let user: String = row.get(0);
+        let fresh = sqlx::query("INSERT INTO disputes (dispute_id, payment_intent, cents, coins_reversed, coins_taken, status, created_ms) VALUES ($1, $2, $3, $4, $5, 'withdrawn', $6) ON CONFLICT (dispute_id) DO NOTHING")
+            .bind(&op.dispute_id)
+            .bind(&op.payment_intent)
+            .bind(op.cents)
+            .bind(op.coins_reversed)
+            .bind(op.coins_taken)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let detail = serde_json::json!({ "payment_intent": op.payment_intent, "cents": op.cents, "coins_reversed": op.coins_reversed, "coins_taken": op.coins_taken }).to_string();
+        if fresh != 1 || !insert_operation(&mut tx, &op_id, "dispute", &detail).await? {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        // The purchase's CHECK (coins_reversed <= coins) refuses a dispute
+        // and refunds that together would reverse more than was bought.
+        sqlx::query(
+            "UPDATE purchases SET coins_reversed = coins_reversed + $2 WHERE payment_intent = $1",
+        )
+        .bind(&op.payment_intent)
+        .bind(op.coins_reversed)
+        .execute(&mut *tx)
+        .await?;
+        let postings: Vec<_> =
+            reversal_postings(&user, op.coins_reversed, op.coins_taken, op.cents)
+                .into_iter()
+                .collect();
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn dispute_reinstated(&self, event: &StripeEventRef, dispute_id: &str) -> Result<bool> {
+        let op_id = format!("dispute:{dispute_id}:reinstated");
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !insert_event(&mut tx, event).await? {
+            return Ok(false);
+        }
+        let row = sqlx::query(
+            "SELECT d.payment_intent, p.buyer, d.cents, d.coins_reversed FROM disputes d JOIN purchases p ON p.payment_intent = d.payment_intent WHERE d.dispute_id = $1 AND d.status = 'withdrawn'",
+        )
+        .bind(dispute_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let (payment_intent, user, cents, coins): (String, String, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let detail = serde_json::json!({ "dispute": dispute_id, "cents": cents, "coins": coins })
+            .to_string();
+        if !insert_operation(&mut tx, &op_id, "dispute_reinstated", &detail).await? {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let to_debt = debt_repayment(coins, debt_balance(&mut tx, &user).await?);
+        sqlx::query(
+            "UPDATE disputes SET status = 'reinstated', coins_to_debt = $2 WHERE dispute_id = $1",
+        )
+        .bind(dispute_id)
+        .bind(to_debt)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE purchases SET coins_reversed = coins_reversed - $2 WHERE payment_intent = $1",
+        )
+        .bind(&payment_intent)
+        .bind(coins)
+        .execute(&mut *tx)
+        .await?;
+        // Economically a purchase of the coins again, at the cents that came back.
+        let back = PurchaseOp {
+            event: event.clone(),
+            payment_intent,
+            user,
+            coins,
+            amount_cents: cents,
+        };
+        let postings: Vec<_> = purchase_postings(&back, to_debt).into_iter().collect();
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn dispute_record(&self, dispute_id: &str) -> Result<Option<DisputeRecord>> {
+        let row = sqlx::query("SELECT d.payment_intent, p.buyer, d.cents, d.coins_reversed, d.status, d.coins_to_debt FROM disputes d JOIN purchases p ON p.payment_intent = d.payment_intent WHERE d.dispute_id = $1")
+            .bind(dispute_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| DisputeRecord {
+            payment_intent: r.get(0),
+            user: r.get(1),
+            cents: r.get(2),
+            coins_reversed: r.get(3),
+            reinstated: r.get::<String, _>(4) == "reinstated",
+            coins_to_debt: r.get(5),
+        }))
     }
 
     async fn payout_account(&self, creator: &str) -> Result<Option<PayoutAccount>> {
@@ -844,6 +958,18 @@ fn cashout_from_row(r: &sqlx::sqlite::SqliteRow) -> CashoutRecord {
         status: r.get(4),
         transfer: r.get(5),
     }
+}
+
+/// The buyer's debt account balance (negative while coins are owed), read
+/// inside `tx` (the write lock of `BEGIN IMMEDIATE` is held).
+async fn debt_balance(tx: &mut sqlx::Transaction<'_, Sqlite>, user: &str) -> Result<i64> {
+    let debt: Option<i64> =
+        sqlx::query_scalar("SELECT amount FROM balances WHERE account = $1 AND currency = $2")
+            .bind(account::debt(user))
+            .bind(COIN)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(debt.unwrap_or(0))
 }
 
 /// Record a Stripe event id in `tx`; false when it was already applied.

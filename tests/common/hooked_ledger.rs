@@ -8,8 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use giftstream::error::Result;
 use giftstream::ledger::{
-    CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, Ledger, LedgerEarnings, PayoutAccount,
-    PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, Totals,
+    CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, Ledger,
+    LedgerEarnings, PayoutAccount, PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef,
+    TargetRecord, TipRecord, Totals,
 };
 use giftstream::wallet::{Batch, Snapshot, Target};
 
@@ -95,6 +96,15 @@ impl<H: CommitHook> Ledger for Hooked<H> {
     }
     async fn refund(&self, op: &RefundOp) -> Result<bool> {
         self.inner.refund(op).await
+    }
+    async fn dispute_withdrawn(&self, op: &DisputeOp) -> Result<bool> {
+        self.inner.dispute_withdrawn(op).await
+    }
+    async fn dispute_reinstated(&self, event: &StripeEventRef, dispute_id: &str) -> Result<bool> {
+        self.inner.dispute_reinstated(event, dispute_id).await
+    }
+    async fn dispute_record(&self, dispute_id: &str) -> Result<Option<DisputeRecord>> {
+        self.inner.dispute_record(dispute_id).await
     }
     async fn payout_account(&self, creator: &str) -> Result<Option<PayoutAccount>> {
         self.inner.payout_account(creator).await
