@@ -582,6 +582,87 @@ async fn refund_after_coins_were_spent_records_a_debt_the_next_purchase_repays()
     }
 }
 
+async fn chargeback_then_won_dispute_on(engine: &EngineSpec, ls: String) {
+    let p = Pay::start(engine, Some(ls.clone()), |_| {}).await;
+    p.s.open_room("cora", "dispute-room").await;
+    let a = p.purchase("dan", "coins_70", "buy-d").await;
+    let pi = a["payment_intent"].as_str().unwrap().to_string();
+    p.pay(&pi).await;
+    wait_until("coins credited", || async { p.s.wallet("dan").await == 70 }).await;
+    let mut ws = p.s.ws("dan", Role::Viewer).await;
+    ws.join("dispute-room").await;
+    assert_eq!(
+        ws.gift("dispute-room", "perfume", 2, "g1").await["balance"],
+        30
+    );
+    assert_eq!(
+        ws.gift("dispute-room", "finger_heart", 2, "g2").await["balance"],
+        20
+    );
+    p.s.settled().await;
+    // Dan's bank disputes the charge; Stripe withdraws the funds.
+    let dispute = json!({
+        "id": "dp_test_1", "object": "dispute", "amount": 99, "currency": "usd",
+        "charge": "ch_test_1", "payment_intent": pi, "status": "needs_response",
+        "reason": "fraudulent"
+    });
+    let id = evt_id();
+    let (st, v) = p
+        .send_event(&id, "charge.dispute.funds_withdrawn", dispute.clone())
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    let (st, v) = p
+        .send_event(&id, "charge.dispute.funds_withdrawn", dispute.clone())
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("replayed")), "{v}");
+    let (st, v) = p
+        .send_event(&evt_id(), "charge.dispute.funds_withdrawn", dispute.clone())
+        .await;
+    assert_eq!(
+        (st, v["outcome"].as_str()),
+        (200, Some("replayed")),
+        "another event, same dispute: {v}"
+    );
+    assert_eq!(p.s.wallet("dan").await, 0, "what was left is taken");
+    p.s.settled().await;
+    assert_eq!(p.ledger_balance(&account::wallet("dan"), COIN).await, 0);
+    assert_eq!(p.ledger_balance(&account::debt("dan"), COIN).await, -50);
+    assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 0);
+    p.assert_sums_zero().await;
+    // Other dispute events are acknowledged and change nothing.
+    let (st, v) = p
+        .send_event(&evt_id(), "charge.dispute.created", dispute.clone())
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
+
+    // The platform wins: the money and the coins come back, debt first.
+    let won = evt_id();
+    let (st, v) = p
+        .send_event(&won, "charge.dispute.funds_reinstated", dispute.clone())
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    let (st, v) = p
+        .send_event(&won, "charge.dispute.funds_reinstated", dispute)
+        .await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("replayed")), "{v}");
+    assert_eq!(p.s.wallet("dan").await, 20, "70 back: 50 repay the debt");
+    p.s.settled().await;
+    assert_eq!(p.ledger_balance(&account::wallet("dan"), COIN).await, 20);
+    assert_eq!(p.ledger_balance(&account::debt("dan"), COIN).await, 0);
+    assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 99);
+    p.assert_sums_zero().await;
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chargeback_reverses_coins_and_a_won_dispute_gives_them_back() {
+    let Some(ls) = stripe_url() else { return };
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        chargeback_then_won_dispute_on(&engine, ls.clone()).await;
+    }
+}
+
 // ---- tips -----------------------------------------------------------------------------
 
 async fn tip_on(engine: &EngineSpec, ls: String) {

@@ -19,7 +19,8 @@ use crate::app::AppState;
 use crate::auth::Identity;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{
-    CashoutEnd, CashoutRecord, PayoutAccount, PurchaseOp, RefundOp, StripeEventRef, TipRecord,
+    CashoutEnd, CashoutRecord, DisputeOp, PayoutAccount, PurchaseOp, RefundOp, StripeEventRef,
+    TipRecord,
 };
 use crate::protocol::{now_ms, valid_client_id, ServerMsg};
 use crate::wallet::{Target, TargetKind};
@@ -173,6 +174,8 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
             _ => WebhookOutcome::Ignored,
         },
         "charge.refunded" => refunded(state, &ev, obj).await?,
+        "charge.dispute.funds_withdrawn" => dispute_withdrawn(state, &ev, obj).await?,
+        "charge.dispute.funds_reinstated" => dispute_reinstated(state, &ev, obj).await?,
         "account.updated" => {
             let acct = str_at(obj, &["id"]).ok_or_else(|| Error::bad_request("account.id"))?;
             let enabled = obj
@@ -328,6 +331,97 @@ async fn refunded(state: &AppState, ev: &StripeEventRef, charge: &Value) -> Resu
         tracing::warn!(user = %rec.user, debt = coins_reversed - taken, "refund of coins already spent: recorded as a debt");
     }
     Ok(if state.ledger.refund(&op).await? {
+        WebhookOutcome::Applied
+    } else {
+        WebhookOutcome::Replayed
+    })
+}
+
+/// `charge.dispute.funds_withdrawn` of a purchase (a chargeback): Stripe
+/// took the disputed amount back, so its share of the coins is reversed as
+/// a refund's is — what the wallet still holds (counters first, they are
+/// the real-time authority), the rest a debt. Op `dispute:{dp}`.
+async fn dispute_withdrawn(
+    state: &AppState,
+    ev: &StripeEventRef,
+    dispute: &Value,
+) -> Result<WebhookOutcome> {
+    let id = str_at(dispute, &["id"]).ok_or_else(|| Error::bad_request("dispute.id"))?;
+    let amount = int_at(dispute, "amount").ok_or_else(|| Error::bad_request("dispute.amount"))?;
+    let rec = match str_at(dispute, &["payment_intent"]) {
+        Some(pi) => state.ledger.purchase_record(pi).await?.map(|r| (pi, r)),
+        None => None,
+    };
+    let Some((pi, rec)) = rec.filter(|(_, r)| r.paid) else {
+        // Not a paid coin purchase of ours (a tip's dispute is between the
+        // tipper and the creator's account).
+        return Ok(if state.ledger.record_stripe_event(ev).await? {
+            WebhookOutcome::Ignored
+        } else {
+            WebhookOutcome::Replayed
+        });
+    };
+    if state.ledger.dispute_record(id).await?.is_some() {
+        state.ledger.record_stripe_event(ev).await?;
+        return Ok(WebhookOutcome::Replayed);
+    }
+    let cents = amount.clamp(0, rec.amount_cents);
+    let share = if cents == rec.amount_cents {
+        rec.coins
+    } else {
+        ((rec.coins as i128 * cents as i128) / rec.amount_cents as i128) as i64
+    };
+    // What refunds already took back is not taken twice.
+    let coins_reversed = share.min(rec.coins - rec.coins_reversed).max(0);
+    let op_id = format!("dispute:{id}");
+    let taken = state
+        .counters
+        .debit_up_to(&rec.user, coins_reversed, &op_id)
+        .await?;
+    if coins_reversed > taken {
+        tracing::warn!(user = %rec.user, debt = coins_reversed - taken, dispute = id, "chargeback of coins already spent: recorded as a debt");
+    }
+    let op = DisputeOp {
+        event: ev.clone(),
+        dispute_id: id.to_string(),
+        payment_intent: pi.to_string(),
+        cents,
+        coins_reversed,
+        coins_taken: taken,
+    };
+    Ok(if state.ledger.dispute_withdrawn(&op).await? {
+        WebhookOutcome::Applied
+    } else {
+        WebhookOutcome::Replayed
+    })
+}
+
+/// `charge.dispute.funds_reinstated`: the platform won the dispute, the
+/// cents are back; the coins go back to the buyer, repaying a debt first
+/// (ledger first, then the wallet under op `dispute:{dp}:reinstated`, so a
+/// redelivery after a crash between the two completes the credit).
+async fn dispute_reinstated(
+    state: &AppState,
+    ev: &StripeEventRef,
+    dispute: &Value,
+) -> Result<WebhookOutcome> {
+    let id = str_at(dispute, &["id"]).ok_or_else(|| Error::bad_request("dispute.id"))?;
+    let applied = state.ledger.dispute_reinstated(ev, id).await?;
+    let Some(rec) = state.ledger.dispute_record(id).await? else {
+        state.ledger.record_stripe_event(ev).await?;
+        return Ok(WebhookOutcome::Ignored);
+    };
+    if !rec.reinstated {
+        return Ok(WebhookOutcome::Ignored);
+    }
+    let coins = rec.coins_reversed - rec.coins_to_debt;
+    if coins > 0 {
+        state
+            .counters
+            .credit(&rec.user, coins, &format!("dispute:{id}:reinstated"))
+            .await?;
+    }
+    Ok(if applied {
         WebhookOutcome::Applied
     } else {
         WebhookOutcome::Replayed
