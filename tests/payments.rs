@@ -402,6 +402,7 @@ async fn payments_off_without_a_key_answer_a_typed_error() {
 
 async fn replayed_purchase_webhook_credits_once_on(engine: &EngineSpec, ls: String) {
     let p = Pay::start(engine, Some(ls.clone()), |_| {}).await;
+    let since = now_ms() / 1000 - 1;
     let a = p.purchase("ann", "coins_70", "buy-1").await;
     assert_eq!(
         (a["coins"].as_i64(), a["amount_cents"].as_i64()),
@@ -427,7 +428,7 @@ async fn replayed_purchase_webhook_credits_once_on(engine: &EngineSpec, ls: Stri
     let events: Value = p
         .http
         .get(format!(
-            "{ls}/v1/events?type=payment_intent.succeeded&limit=100"
+            "{ls}/v1/events?type=payment_intent.succeeded&limit=100&created%5Bgt%5D={since}"
         ))
         .basic_auth(KEY, Some(""))
         .send()
