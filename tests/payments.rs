@@ -843,6 +843,53 @@ async fn unanswered_cashout_is_retried_without_a_restart() {
     p.s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_errors_are_retried_with_the_same_key_at_most_retry_len_max_times() {
+    let p = Pay::start(&embedded(), None, |c| c.stripe.retry_len_max = 2).await;
+    earn(&p, "sam", "five-room", 1).await;
+    p.onboard("sam").await;
+    let tok = p.s.token("sam", Role::Creator);
+    let sent = |key: &str| {
+        p.double
+            .requests()
+            .iter()
+            .filter(|(m, path, k)| {
+                m == "POST" && path == "/v1/transfers" && k.as_deref() == Some(key)
+            })
+            .count()
+    };
+    // Two 500s, then an answer: the third attempt, same key, completes it.
+    p.double.set_transfer_mode(TransferMode::ServerErrors(2));
+    let (st, v) = p.cashout(&tok, 200, "s1").await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+    assert_eq!(sent("sam:s1"), 3);
+    assert_eq!(p.double.transfers().len(), 1);
+    // Three 500s: after 1 + 2 attempts the outcome is unknown: pending.
+    p.double.set_transfer_mode(TransferMode::ServerErrors(3));
+    let (st, v) = p.cashout(&tok, 200, "s2").await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
+    assert_eq!(sent("sam:s2"), 3);
+    assert_eq!(p.double.transfers().len(), 1);
+    assert_eq!(p.s.earnings("sam").await["diamonds_cashout_pending"], 200);
+    // The same request again sends the same key once more: completed.
+    let (st, v) = p.cashout(&tok, 200, "s2").await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+    assert_eq!(sent("sam:s2"), 4);
+    assert_eq!(p.double.transfers().len(), 2);
+    let e = p.s.earnings("sam").await;
+    assert_eq!(
+        (
+            e["diamonds_settled"].as_i64(),
+            e["diamonds_cashout_pending"].as_i64(),
+            e["diamonds_cashed_out"].as_i64()
+        ),
+        (Some(100), Some(0), Some(400)),
+        "{e}"
+    );
+    p.assert_sums_zero().await;
+    p.s.stop().await;
+}
+
 // ---- the walk-through --------------------------------------------------------------------
 
 /// Every ledger entry, in commit order, as `op | account | currency | amount`.
@@ -930,6 +977,23 @@ async fn walkthrough_on(engine: &EngineSpec, ls: String) {
         p.ledger_balance(account::STRIPE_PLATFORM, USD).await,
         1999 - 200
     );
+    // Every POST the app made carried an Idempotency-Key. (Other requests
+    // can reach the double: localstripe still delivers events to ports of
+    // finished tests' servers, which a double may be listening on now.)
+    let app_paths = [
+        "/v1/accounts",
+        "/v1/account_links",
+        "/v1/payment_intents",
+        "/v1/transfers",
+    ];
+    let posts: Vec<_> = p
+        .double
+        .requests()
+        .into_iter()
+        .filter(|(m, path, _)| m == "POST" && app_paths.contains(&path.as_str()))
+        .collect();
+    assert!(posts.len() >= 5, "{posts:?}");
+    assert!(posts.iter().all(|(_, _, k)| k.is_some()), "{posts:?}");
     p.s.stop().await;
 }
 

@@ -12,6 +12,8 @@
 pub mod stripe;
 pub mod webhook;
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -24,7 +26,12 @@ use crate::ledger::{
 use crate::protocol::{now_ms, valid_client_id, ServerMsg};
 use crate::wallet::{Target, TargetKind};
 
-use self::stripe::{p, Account, AccountLink, PaymentIntent, StripeClient, StripeError, Transfer};
+use self::stripe::{
+    currency, CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers,
+    CreateAccountLink, CreateAccountLinkType, CreateAccountType, CreatePaymentIntent,
+    CreatePaymentIntentTransferData, CreateTransfer, PaymentIntentAllowedPaymentMethodTypes,
+    StripeClient, StripeError,
+};
 
 /// Metadata key naming what a PaymentIntent pays for (`purchase` | `tip`).
 const META_KIND: &str = "giftstream_kind";
@@ -87,18 +94,17 @@ pub async fn create_purchase(
         .iter()
         .find(|p| p.id == package)
         .ok_or_else(|| Error::bad_request(format!("no coin package `{package}`")))?;
-    let params = vec![
-        p("amount", pkg.price_cents),
-        p("currency", &pkg.currency),
-        p("payment_method_types[0]", "card"),
-        p(format!("metadata[{META_KIND}]"), "purchase"),
-        p("metadata[giftstream_user]", &who.user),
-        p("metadata[giftstream_package]", &pkg.id),
-        p("metadata[giftstream_coins]", pkg.coins),
-    ];
+    let req = CreatePaymentIntent::new(pkg.price_cents, currency(&pkg.currency))
+        .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
+        .metadata(metadata([
+            (META_KIND, "purchase".to_string()),
+            ("giftstream_user", who.user.clone()),
+            ("giftstream_package", pkg.id.clone()),
+            ("giftstream_coins", pkg.coins.to_string()),
+        ]));
     let key = format!("purchase:{}:{id}", who.user);
-    let pi: PaymentIntent = c
-        .post("/v1/payment_intents", &params, Some(&key))
+    let pi = c
+        .create_payment_intent(&req, &key)
         .await
         .map_err(stripe_failed)?;
     // Recorded before the client can pay: only purchases created here are
@@ -110,7 +116,7 @@ pub async fn create_purchase(
                 id: String::new(),
                 kind: String::new(),
             },
-            payment_intent: pi.id.clone(),
+            payment_intent: pi.id.as_str().to_string(),
             user: who.user.clone(),
             coins: pkg.coins,
             amount_cents: pi.amount,
@@ -121,8 +127,8 @@ pub async fn create_purchase(
         package: pkg.id.clone(),
         coins: pkg.coins,
         amount_cents: pi.amount,
-        currency: pi.currency,
-        payment_intent: pi.id,
+        currency: pi.currency.to_string(),
+        payment_intent: pi.id.as_str().to_string(),
         client_secret: pi.client_secret.unwrap_or_default(),
     })
 }
@@ -206,6 +212,11 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 fn int_at(v: &Value, key: &str) -> Option<i64> {
     v.get(key).and_then(Value::as_i64)
+}
+
+/// Metadata for a Stripe request.
+fn metadata<const N: usize>(pairs: [(&str, String); N]) -> HashMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// A purchase was paid: ledger first (op `purchase:{pi}`, once), then the
@@ -404,26 +415,31 @@ pub async fn onboard(state: &AppState, creator: &str) -> Result<OnboardAnswer> {
     let acct: PayoutAccount = match state.ledger.payout_account(creator).await? {
         Some(a) => a,
         None => {
-            let params = vec![
-                p("type", "express"),
-                p("capabilities[transfers][requested]", "true"),
-                p("metadata[giftstream_creator]", creator),
-            ];
-            let a: Account = c
-                .post("/v1/accounts", &params, Some(&format!("account:{creator}")))
+            let mut transfers = CreateAccountCapabilitiesTransfers::new();
+            transfers.requested = Some(true);
+            let mut capabilities = CreateAccountCapabilities::new();
+            capabilities.transfers = Some(transfers);
+            let req = CreateAccount::new()
+                .type_(CreateAccountType::Express)
+                .capabilities(capabilities)
+                .metadata(metadata([("giftstream_creator", creator.to_string())]));
+            let a = c
+                .create_account(&req, &format!("account:{creator}"))
                 .await
                 .map_err(stripe_failed)?;
-            state.ledger.put_payout_account(creator, &a.id).await?
+            state
+                .ledger
+                .put_payout_account(creator, a.id.as_str())
+                .await?
         }
     };
-    let params = vec![
-        p("account", &acct.account),
-        p("type", "account_onboarding"),
-        p("refresh_url", &state.cfg.stripe.onboard_refresh_url),
-        p("return_url", &state.cfg.stripe.onboard_return_url),
-    ];
-    let link: AccountLink = c
-        .post("/v1/account_links", &params, None)
+    let req = CreateAccountLink::new(&acct.account, CreateAccountLinkType::AccountOnboarding)
+        .refresh_url(&state.cfg.stripe.onboard_refresh_url)
+        .return_url(&state.cfg.stripe.onboard_return_url);
+    // A fresh link each time (they expire), one per call even if retried.
+    let key = format!("account_link:{creator}:{}", uuid::Uuid::new_v4().simple());
+    let link = c
+        .create_account_link(&req, &key)
         .await
         .map_err(stripe_failed)?;
     Ok(OnboardAnswer {
@@ -531,27 +547,22 @@ pub async fn create_tip(
             Error::bad_request("this creator cannot receive tips yet (payouts not enabled)")
         })?;
     let tip_key = format!("{}:{}", who.user, req.id);
-    let params = vec![
-        p("amount", req.amount_cents),
-        p("currency", &req.currency),
-        p("payment_method_types[0]", "card"),
-        p("transfer_data[destination]", &acct.account),
-        p(format!("metadata[{META_KIND}]"), "tip"),
-        p("metadata[giftstream_tip]", &tip_key),
-        p("metadata[giftstream_target]", target.key()),
-    ];
-    let pi: PaymentIntent = c
-        .post(
-            "/v1/payment_intents",
-            &params,
-            Some(&format!("tip:{tip_key}")),
-        )
+    let pi_req = CreatePaymentIntent::new(req.amount_cents, currency(&req.currency))
+        .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
+        .transfer_data(CreatePaymentIntentTransferData::new(&acct.account))
+        .metadata(metadata([
+            (META_KIND, "tip".to_string()),
+            ("giftstream_tip", tip_key.clone()),
+            ("giftstream_target", target.key()),
+        ]));
+    let pi = c
+        .create_payment_intent(&pi_req, &format!("tip:{tip_key}"))
         .await
         .map_err(stripe_failed)?;
     state
         .ledger
         .tip_created(&TipRecord {
-            payment_intent: pi.id.clone(),
+            payment_intent: pi.id.as_str().to_string(),
             tip_key,
             sender: who.user.clone(),
             creator: rec.creator.clone(),
@@ -562,10 +573,10 @@ pub async fn create_tip(
         .await?;
     Ok(TipAnswer {
         id: req.id,
-        payment_intent: pi.id,
+        payment_intent: pi.id.as_str().to_string(),
         client_secret: pi.client_secret.unwrap_or_default(),
         amount_cents: pi.amount,
-        currency: pi.currency,
+        currency: pi.currency.to_string(),
         creator: rec.creator,
     })
 }
@@ -629,21 +640,18 @@ async fn transfer(
     rec: &CashoutRecord,
     account: &str,
 ) -> Result<CashoutRecord> {
-    let params = vec![
-        p("amount", rec.amount_cents),
-        p("currency", &state.cfg.stripe.currency),
-        p("destination", account),
-        p("metadata[giftstream_cashout]", &rec.cashout_id),
-    ];
-    let end = match c
-        .post::<Transfer>("/v1/transfers", &params, Some(&rec.cashout_id))
-        .await
-    {
+    let req = CreateTransfer::new(currency(&state.cfg.stripe.currency), account)
+        .amount(rec.amount_cents)
+        .metadata(metadata([("giftstream_cashout", rec.cashout_id.clone())]));
+    let end = match c.create_transfer(&req, &rec.cashout_id).await {
         Ok(t) => {
-            if t.amount != rec.amount_cents || t.destination != account {
-                tracing::error!(cashout = %rec.cashout_id, transfer = %t.id, "transfer answer does not match the cash-out");
+            let dest = t.destination.as_ref().map(|d| d.id().as_str());
+            if t.amount != rec.amount_cents || dest != Some(account) {
+                tracing::error!(cashout = %rec.cashout_id, transfer = %t.id.as_str(), "transfer answer does not match the cash-out");
             }
-            CashoutEnd::Completed { transfer: t.id }
+            CashoutEnd::Completed {
+                transfer: t.id.as_str().to_string(),
+            }
         }
         Err(StripeError::Refused { message, kind, .. }) => {
             tracing::warn!(cashout = %rec.cashout_id, %kind, %message, "transfer refused; diamonds go back");

@@ -38,6 +38,9 @@ pub enum TransferMode {
     /// Make the transfer (and save the idempotent answer), then hang for
     /// this long before answering: the client times out, the money moved.
     ApplyThenHang(Duration),
+    /// Answer the next this many transfer requests `500 api_error` (nothing
+    /// transferred, nothing saved), then behave as `Normal`.
+    ServerErrors(u32),
 }
 
 /// A destination charge the double saw.
@@ -403,6 +406,24 @@ async fn route(
         ("POST", "/v1/accounts") => local(create_account(sh, params)),
         ("POST", "/v1/account_links") => local(create_account_link(sh, params)),
         ("POST", "/v1/transfers") => {
+            {
+                let mut mode = sh.mode.lock();
+                if let TransferMode::ServerErrors(n) = *mode {
+                    *mode = match n {
+                        0 | 1 => TransferMode::Normal,
+                        n => TransferMode::ServerErrors(n - 1),
+                    };
+                    if n > 0 {
+                        let (s, v) = stripe_error(
+                            500,
+                            "api_error",
+                            None,
+                            "An unknown error occurred (the contract double's ServerErrors).",
+                        );
+                        return (s, Bytes::from(v.to_string()), false);
+                    }
+                }
+            }
             let r = create_transfer(sh, params);
             match r {
                 Ok(v) => (200, Bytes::from(v.to_string()), true),
