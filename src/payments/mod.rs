@@ -15,7 +15,6 @@ pub mod webhook;
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::Identity;
@@ -32,6 +31,7 @@ use self::stripe::{
     CreatePaymentIntentTransferData, CreateTransfer, PaymentIntentAllowedPaymentMethodTypes,
     StripeClient, StripeError,
 };
+use self::webhook::{AccountFacts, ChargeFacts, Object, PaymentIntentFacts};
 
 /// Metadata key naming what a PaymentIntent pays for (`purchase` | `tip`).
 const META_KIND: &str = "giftstream_kind";
@@ -154,7 +154,7 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
             "payments are not configured on this server (stripe.secret_key)",
         ));
     }
-    webhook::verify(
+    let event = webhook::read_event(
         body,
         signature,
         &cfg.webhook_secret,
@@ -162,36 +162,40 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
         now_ms() / 1000,
     )
     .map_err(|e| {
-        metrics::counter!("giftstream_stripe_webhooks_refused_total").increment(1);
-        Error::bad_request(format!("Stripe-Signature: {e}"))
+        if let webhook::Refused::Signature(_) = e {
+            metrics::counter!("giftstream_stripe_webhooks_refused_total").increment(1);
+        }
+        Error::bad_request(e.to_string())
     })?;
-    let event: webhook::Event =
-        serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("event: {e}")))?;
     let ev = StripeEventRef {
         id: event.id.clone(),
         kind: event.kind.clone(),
     };
-    let obj = &event.data.object;
-    let outcome = match event.kind.as_str() {
-        "payment_intent.succeeded" => match str_at(obj, &["metadata", META_KIND]) {
-            Some("purchase") => purchase_paid(state, &ev, obj).await?,
-            Some("tip") => tip_paid(state, &ev, obj).await?,
+    let outcome = match &event.object {
+        Object::PaymentIntent(pi) => match pi.metadata.get(META_KIND).map(String::as_str) {
+            Some("purchase") => purchase_paid(state, &ev, pi).await?,
+            Some("tip") => tip_paid(state, &ev, pi).await?,
             _ => WebhookOutcome::Ignored,
         },
-        "charge.refunded" => refunded(state, &ev, obj).await?,
-        "account.updated" => {
-            let acct = str_at(obj, &["id"]).ok_or_else(|| Error::bad_request("account.id"))?;
-            let enabled = obj
-                .get("payouts_enabled")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            if state.ledger.account_updated(&ev, acct, enabled).await? {
+        Object::Charge(ch) => refunded(state, &ev, ch).await?,
+        Object::Account(AccountFacts {
+            id,
+            payouts_enabled,
+        }) => {
+            let acct = id
+                .as_deref()
+                .ok_or_else(|| Error::bad_request("account.id"))?;
+            if state
+                .ledger
+                .account_updated(&ev, acct, *payouts_enabled)
+                .await?
+            {
                 WebhookOutcome::Applied
             } else {
                 WebhookOutcome::Replayed
             }
         }
-        _ => WebhookOutcome::Ignored,
+        Object::Other => WebhookOutcome::Ignored,
     };
     metrics::counter!("giftstream_stripe_webhooks_total", "outcome" => match outcome {
         WebhookOutcome::Applied => "applied",
@@ -200,18 +204,6 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
     })
     .increment(1);
     Ok(outcome)
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut cur = v;
-    for k in path {
-        cur = cur.get(k)?;
-    }
-    cur.as_str()
-}
-
-fn int_at(v: &Value, key: &str) -> Option<i64> {
-    v.get(key).and_then(Value::as_i64)
 }
 
 /// Metadata for a Stripe request.
@@ -226,9 +218,12 @@ fn metadata<const N: usize>(pairs: [(&str, String); N]) -> HashMap<String, Strin
 async fn purchase_paid(
     state: &AppState,
     ev: &StripeEventRef,
-    pi: &Value,
+    pi: &PaymentIntentFacts,
 ) -> Result<WebhookOutcome> {
-    let id = str_at(pi, &["id"]).ok_or_else(|| Error::bad_request("payment_intent.id"))?;
+    let id = pi
+        .id
+        .as_deref()
+        .ok_or_else(|| Error::bad_request("payment_intent.id"))?;
     let Some(rec) = state.ledger.purchase_record(id).await? else {
         tracing::info!(
             payment_intent = id,
@@ -237,11 +232,9 @@ async fn purchase_paid(
         state.ledger.record_stripe_event(ev).await?;
         return Ok(WebhookOutcome::Ignored);
     };
-    let amount = int_at(pi, "amount_received")
-        .filter(|a| *a > 0)
-        .or_else(|| int_at(pi, "amount"));
+    let amount = pi.amount_received.filter(|a| *a > 0).or(pi.amount);
     if amount != Some(rec.amount_cents)
-        || str_at(pi, &["currency"]) != Some(state.cfg.stripe.currency.as_str())
+        || pi.currency.as_deref() != Some(state.cfg.stripe.currency.as_str())
     {
         tracing::warn!(
             payment_intent = id,
@@ -292,11 +285,16 @@ async fn purchase_paid(
 /// coins. The counters engine takes what the wallet still holds (it is the
 /// real-time authority, as for gifts); the ledger records that and a debt
 /// for the rest — never a negative wallet.
-async fn refunded(state: &AppState, ev: &StripeEventRef, charge: &Value) -> Result<WebhookOutcome> {
-    let Some(pi) = str_at(charge, &["payment_intent"]) else {
+async fn refunded(
+    state: &AppState,
+    ev: &StripeEventRef,
+    charge: &ChargeFacts,
+) -> Result<WebhookOutcome> {
+    let Some(pi) = charge.payment_intent.as_deref() else {
         return Ok(WebhookOutcome::Ignored);
     };
-    let total = int_at(charge, "amount_refunded")
+    let total = charge
+        .amount_refunded
         .ok_or_else(|| Error::bad_request("charge.amount_refunded"))?;
     let Some(rec) = state.ledger.purchase_record(pi).await? else {
         // Not a coin purchase (a tip refund is between the tipper and the
@@ -346,8 +344,15 @@ async fn refunded(state: &AppState, ev: &StripeEventRef, charge: &Value) -> Resu
 }
 
 /// A tip was paid: ledger posting once, then the room's `tip_event`.
-async fn tip_paid(state: &AppState, ev: &StripeEventRef, pi: &Value) -> Result<WebhookOutcome> {
-    let id = str_at(pi, &["id"]).ok_or_else(|| Error::bad_request("payment_intent.id"))?;
+async fn tip_paid(
+    state: &AppState,
+    ev: &StripeEventRef,
+    pi: &PaymentIntentFacts,
+) -> Result<WebhookOutcome> {
+    let id = pi
+        .id
+        .as_deref()
+        .ok_or_else(|| Error::bad_request("payment_intent.id"))?;
     let Some(tip) = state.ledger.tip_succeeded(ev, id).await? else {
         return Ok(WebhookOutcome::Replayed);
     };
