@@ -912,9 +912,9 @@ async fn unanswered_cashout_is_retried_without_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn server_errors_are_retried_with_the_same_key_at_most_retry_len_max_times() {
+async fn server_errors_and_conflicts_are_retried_with_the_same_key_at_most_retry_len_max_times() {
     let p = Pay::start(&embedded(), None, |c| c.stripe.retry_len_max = 2).await;
-    earn(&p, "sam", "five-room", 1).await;
+    earn(&p, "sam", "five-room", 2).await;
     p.onboard("sam").await;
     let tok = p.s.token("sam", Role::Creator);
     let sent = |key: &str| {
@@ -927,13 +927,13 @@ async fn server_errors_are_retried_with_the_same_key_at_most_retry_len_max_times
             .count()
     };
     // Two 500s, then an answer: the third attempt, same key, completes it.
-    p.double.set_transfer_mode(TransferMode::ServerErrors(2));
+    p.double.set_transfer_mode(TransferMode::Failing(500, 2));
     let (st, v) = p.cashout(&tok, 200, "s1").await;
     assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
     assert_eq!(sent("sam:s1"), 3);
     assert_eq!(p.double.transfers().len(), 1);
     // Three 500s: after 1 + 2 attempts the outcome is unknown: pending.
-    p.double.set_transfer_mode(TransferMode::ServerErrors(3));
+    p.double.set_transfer_mode(TransferMode::Failing(500, 3));
     let (st, v) = p.cashout(&tok, 200, "s2").await;
     assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
     assert_eq!(sent("sam:s2"), 3);
@@ -944,6 +944,19 @@ async fn server_errors_are_retried_with_the_same_key_at_most_retry_len_max_times
     assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
     assert_eq!(sent("sam:s2"), 4);
     assert_eq!(p.double.transfers().len(), 2);
+    // 409 (the same key still in flight, e.g. another node's recovery
+    // pass) and 429 say nothing about the outcome: retried, not reversed.
+    for (status, id) in [(409, "s3"), (429, "s4")] {
+        p.double.set_transfer_mode(TransferMode::Failing(status, 1));
+        let (st, v) = p.cashout(&tok, 100, id).await;
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (200, Some("completed")),
+            "{status}: {v}"
+        );
+        assert_eq!(sent(&format!("sam:{id}")), 2, "{status}");
+    }
+    assert_eq!(p.double.transfers().len(), 4);
     let e = p.s.earnings("sam").await;
     assert_eq!(
         (
@@ -951,7 +964,7 @@ async fn server_errors_are_retried_with_the_same_key_at_most_retry_len_max_times
             e["diamonds_cashout_pending"].as_i64(),
             e["diamonds_cashed_out"].as_i64()
         ),
-        (Some(100), Some(0), Some(400)),
+        (Some(400), Some(0), Some(600)),
         "{e}"
     );
     p.assert_sums_zero().await;

@@ -29,9 +29,9 @@ use crate::config::StripeConfig;
 /// A failed Stripe request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StripeError {
-    /// Stripe answered and refused (4xx), or the request was refused
-    /// before it was sent (an Idempotency-Key Stripe does not accept): the
-    /// operation did not happen.
+    /// Stripe answered and refused (a 4xx other than 409, 424 and 429), or
+    /// the request was refused before it was sent (an Idempotency-Key
+    /// Stripe does not accept): the operation did not happen.
     #[error("stripe refused ({status} {kind}): {message}")]
     Refused {
         /// HTTP status (400 for a request refused before it was sent).
@@ -41,9 +41,9 @@ pub enum StripeError {
         /// Stripe's `error.message`.
         message: String,
     },
-    /// No answer, a 5xx, or an answer that could not be read, after every
-    /// retry: the outcome is unknown; retry later with the same
-    /// Idempotency-Key.
+    /// No answer, a 5xx, 409, 424 or 429, or an answer that could not be
+    /// read, after every retry: the outcome is unknown; retry later with
+    /// the same Idempotency-Key.
     #[error("stripe outcome unknown: {0}")]
     Unknown(String),
 }
@@ -167,7 +167,9 @@ impl StripeClient {
     fn classify(&self, e: stripe::StripeError) -> Attempt {
         match e {
             stripe::StripeError::Stripe(err, status) => {
-                if status >= 500 {
+                if status >= 500 || matches!(status, 409 | 424 | 429) {
+                    // 409: a request with this key is in flight; 424 and
+                    // 429: Stripe could not or would not answer now.
                     Attempt::Retry(format!(
                         "HTTP {status}: {}",
                         err.message.as_deref().unwrap_or(err.type_.as_str())

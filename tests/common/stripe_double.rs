@@ -38,9 +38,11 @@ pub enum TransferMode {
     /// Make the transfer (and save the idempotent answer), then hang for
     /// this long before answering: the client times out, the money moved.
     ApplyThenHang(Duration),
-    /// Answer the next this many transfer requests `500 api_error` (nothing
-    /// transferred, nothing saved), then behave as `Normal`.
-    ServerErrors(u32),
+    /// Answer the next `.1` transfer requests with HTTP status `.0`
+    /// (nothing transferred, nothing saved), then behave as `Normal`: 500
+    /// is `api_error`, 409 a request with the same key still in flight,
+    /// 429 `rate_limit`.
+    Failing(u16, u32),
 }
 
 /// A destination charge the double saw.
@@ -408,18 +410,27 @@ async fn route(
         ("POST", "/v1/transfers") => {
             {
                 let mut mode = sh.mode.lock();
-                if let TransferMode::ServerErrors(n) = *mode {
+                if let TransferMode::Failing(status, n) = *mode {
                     *mode = match n {
                         0 | 1 => TransferMode::Normal,
-                        n => TransferMode::ServerErrors(n - 1),
+                        n => TransferMode::Failing(status, n - 1),
                     };
                     if n > 0 {
-                        let (s, v) = stripe_error(
-                            500,
-                            "api_error",
-                            None,
-                            "An unknown error occurred (the contract double's ServerErrors).",
-                        );
+                        let (s, v) = match status {
+                            409 => stripe_error(
+                                409,
+                                "idempotency_error",
+                                None,
+                                "There is currently another in-progress request using this Idempotent Key.",
+                            ),
+                            429 => stripe_error(
+                                429,
+                                "invalid_request_error",
+                                Some("rate_limit"),
+                                "Too many requests hit the API too quickly.",
+                            ),
+                            s => stripe_error(s, "api_error", None, "An unknown error occurred."),
+                        };
                         return (s, Bytes::from(v.to_string()), false);
                     }
                 }
