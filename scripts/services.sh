@@ -191,22 +191,69 @@ services_start_stripe() {
     mkdir -p "$GS_SERVICES_DIR/stripe"
     # Its own `localstripe` command binds every interface; run its app on
     # 127.0.0.1 only, from scratch (nothing loaded from an earlier run).
-    # Two fixes to localstripe 1.15.10 for tests that run in parallel:
+    # Fixes to localstripe 1.15.10. Two for tests that run in parallel:
     # its webhook sender iterates the live endpoint dict across awaits, so
     # an endpoint registered meanwhile kills the delivery to every later
     # endpoint ("dictionary changed size during iteration"): iterate a
     # snapshot; and it posts each event to the endpoints one after another
     # with aiohttp's 5-minute default timeout, so one endpoint that accepts
     # and never answers would hold back the rest: 5 s per endpoint.
+    # Third: PaymentIntent creation takes allowed_payment_method_types, the
+    # parameter of the API version async-stripe pins (payment_method_types
+    # is gone from it). Fourth: the fields Stripe always sends and
+    # localstripe leaves out,
+    # which async-stripe's generated types require (decoding fails without
+    # them): on a PaymentIntent amount_capturable, amount_received,
+    # confirmation_method and payment_method_types (as created); on a
+    # Charge amount_captured, billing_details and disputed; on an Event
+    # pending_webhooks and request, and the API version the events are
+    # shaped for (async-stripe 1.0.0-rc.10 pins 2026-09-30.endive; an
+    # endpoint on another version gets other shapes, which giftstream reads
+    # through its own envelope instead).
     (cd "$GS_SERVICES_DIR/stripe" && exec "$venv/bin/python" -c 'import sys, functools
 import aiohttp
 from aiohttp import web
 import localstripe.webhooks as hooks
+import localstripe.resources as res
 class Snapshot(dict):
     def values(self):
         return list(super().values())
 hooks._webhooks = Snapshot(hooks._webhooks)
 aiohttp.ClientSession = functools.partial(aiohttp.ClientSession, timeout=aiohttp.ClientTimeout(total=5))
+pi_init, pi_export = res.PaymentIntent.__init__, res.PaymentIntent._export
+def pi_init_full(self, *args, payment_method_types=None, allowed_payment_method_types=None, **kwargs):
+    pi_init(self, *args, **kwargs)
+    types = allowed_payment_method_types or payment_method_types
+    if isinstance(types, dict):
+        types = [v for _, v in sorted(types.items())]
+    self.payment_method_types = list(types or ["card"])
+    self.allowed_payment_method_types = list(types) if allowed_payment_method_types else None
+def pi_export_full(self, expand=None):
+    obj = pi_export(self, expand=expand)
+    status = obj.get("status")
+    obj.setdefault("amount_capturable", obj["amount"] if status == "requires_capture" else 0)
+    obj.setdefault("amount_received", obj["amount"] if status == "succeeded" else 0)
+    obj.setdefault("confirmation_method", "automatic")
+    obj.setdefault("payment_method_types", ["card"])
+    return obj
+res.PaymentIntent.__init__, res.PaymentIntent._export = pi_init_full, pi_export_full
+charge_export = res.Charge._export
+def charge_export_full(self, expand=None):
+    obj = charge_export(self, expand=expand)
+    captured = obj.get("captured") and obj.get("status") == "succeeded"
+    obj.setdefault("amount_captured", obj["amount"] if captured else 0)
+    obj.setdefault("billing_details", {"address": None, "email": None, "name": None, "phone": None})
+    obj.setdefault("disputed", False)
+    return obj
+res.Charge._export = charge_export_full
+event_export = res.Event._export
+def event_export_full(self, expand=None):
+    obj = event_export(self, expand=expand)
+    obj["api_version"] = "2026-09-30.endive"
+    obj.setdefault("pending_webhooks", 1)
+    obj.setdefault("request", {"id": None, "idempotency_key": None})
+    return obj
+res.Event._export = event_export_full
 from localstripe.server import app
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)' "$port" \
         >"$GS_SERVICES_DIR/stripe/localstripe.log" 2>&1) &

@@ -19,7 +19,7 @@ use common::stripe_double::{StripeDouble, TransferMode};
 use giftstream::auth::Role;
 use giftstream::config::Config;
 use giftstream::ledger::{account, PurchaseOp, StripeEventRef, TipRecord, COIN, USD};
-use giftstream::payments::webhook::sign;
+use giftstream::payments::webhook::{read_event, sign, Decoder, Object};
 use giftstream::protocol::now_ms;
 use serde_json::{json, Value};
 
@@ -260,7 +260,7 @@ fn event(id: &str, kind: &str, object: Value) -> Value {
     json!({
         "id": id,
         "object": "event",
-        "api_version": "2024-06-20",
+        "api_version": "2026-09-30.endive",
         "created": now_ms() / 1000,
         "livemode": false,
         "pending_webhooks": 1,
@@ -269,7 +269,23 @@ fn event(id: &str, kind: &str, object: Value) -> Value {
     })
 }
 
+/// A purchase's succeeded PaymentIntent with every field Stripe's API
+/// reference marks as always present (async-stripe's types read it whole).
 fn purchase_pi(pi: &str, user: &str, coins: i64, cents: i64) -> Value {
+    json!({
+        "id": pi, "object": "payment_intent", "amount": cents, "amount_capturable": 0,
+        "amount_received": cents, "capture_method": "automatic_async",
+        "client_secret": format!("{pi}_secret_test"), "confirmation_method": "automatic",
+        "created": now_ms() / 1000, "currency": "usd", "latest_charge": null,
+        "livemode": false, "payment_method_types": ["card"], "status": "succeeded",
+        "metadata": { "giftstream_kind": "purchase", "giftstream_user": user,
+                      "giftstream_coins": coins.to_string(), "giftstream_package": "coins_70" }
+    })
+}
+
+/// The same in the smaller shape of an older API version: async-stripe's
+/// types refuse it, giftstream's envelope reads it.
+fn purchase_pi_old_shape(pi: &str, user: &str, coins: i64, cents: i64) -> Value {
     json!({
         "id": pi, "object": "payment_intent", "amount": cents, "amount_received": cents,
         "currency": "usd", "status": "succeeded",
@@ -355,6 +371,34 @@ async fn forged_or_stale_signature_changes_nothing() {
         .await;
     assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
     assert_eq!(p.s.wallet("mallory").await, 1400);
+    // A correctly signed event in an older shape (which async-stripe's
+    // types refuse) is applied all the same, never refused forever.
+    p.s.state()
+        .ledger
+        .purchase_created(&PurchaseOp {
+            event: StripeEventRef {
+                id: String::new(),
+                kind: String::new(),
+            },
+            payment_intent: "pi_old_shape".into(),
+            user: "mallory".into(),
+            coins: 70,
+            amount_cents: 99,
+        })
+        .await
+        .unwrap();
+    let old = event(
+        "evt_old_shape",
+        "payment_intent.succeeded",
+        purchase_pi_old_shape("pi_old_shape", "mallory", 70, 99),
+    )
+    .to_string();
+    let h = sign(old.as_bytes(), &p.secret, now);
+    let read = read_event(old.as_bytes(), &h, &p.secret, 300, now).unwrap();
+    assert_eq!(read.decoder, Decoder::Envelope);
+    let (st, v) = p.post_webhook(old.as_bytes(), Some(h)).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    assert_eq!(p.s.wallet("mallory").await, 1470);
     // A payment for a PaymentIntent not created here credits nothing.
     let (st, v) = p
         .send_event(
@@ -364,7 +408,7 @@ async fn forged_or_stale_signature_changes_nothing() {
         )
         .await;
     assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
-    assert_eq!(p.s.wallet("mallory").await, 1400);
+    assert_eq!(p.s.wallet("mallory").await, 1470);
     // A large event (above http.body_len_max) is still read.
     let mut big = purchase_pi("pi_elsewhere2", "mallory", 1400, 1999);
     big["description"] = json!("x".repeat(40_000));
@@ -402,6 +446,7 @@ async fn payments_off_without_a_key_answer_a_typed_error() {
 
 async fn replayed_purchase_webhook_credits_once_on(engine: &EngineSpec, ls: String) {
     let p = Pay::start(engine, Some(ls.clone()), |_| {}).await;
+    let since = now_ms() / 1000 - 1;
     let a = p.purchase("ann", "coins_70", "buy-1").await;
     assert_eq!(
         (a["coins"].as_i64(), a["amount_cents"].as_i64()),
@@ -424,12 +469,12 @@ async fn replayed_purchase_webhook_credits_once_on(engine: &EngineSpec, ls: Stri
     .await;
     // Replay the very event localstripe sent, twice, and another event for
     // the same PaymentIntent: credited once. (localstripe lists oldest
-    // first and every test shares it: one page of 100 missed this event
-    // once the suite had sent more; localstripe has no cap on `limit`.)
+    // first and every test shares it: only this test's events are asked
+    // for, or one page of 100 misses this event once the suite sent more.)
     let events: Value = p
         .http
         .get(format!(
-            "{ls}/v1/events?type=payment_intent.succeeded&limit=10000"
+            "{ls}/v1/events?type=payment_intent.succeeded&limit=100&created%5Bgt%5D={since}"
         ))
         .basic_auth(KEY, Some(""))
         .send()
@@ -446,6 +491,30 @@ async fn replayed_purchase_webhook_credits_once_on(engine: &EngineSpec, ls: Stri
         .expect("localstripe's event")
         .clone();
     let body = sent.to_string();
+    // localstripe's event (with the fields scripts/services.sh adds) is
+    // read whole by async-stripe's generated types.
+    let now = now_ms() / 1000;
+    let read = read_event(
+        body.as_bytes(),
+        &sign(body.as_bytes(), &p.secret, now),
+        &p.secret,
+        300,
+        now,
+    )
+    .expect("localstripe's event reads");
+    assert_eq!(read.decoder, Decoder::Typed, "{body}");
+    let Object::PaymentIntent(facts) = &read.object else {
+        panic!("{read:?}")
+    };
+    assert_eq!(
+        (
+            facts.id.as_deref(),
+            facts.amount_received,
+            facts.currency.as_deref()
+        ),
+        (Some(pi), Some(99), Some("usd"))
+    );
+    assert_eq!(facts.metadata["giftstream_kind"], "purchase");
     for _ in 0..2 {
         let (st, v) = p
             .post_webhook(
@@ -925,6 +994,66 @@ async fn unanswered_cashout_is_retried_without_a_restart() {
     p.s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_errors_and_conflicts_are_retried_with_the_same_key_at_most_retry_len_max_times() {
+    let p = Pay::start(&embedded(), None, |c| c.stripe.retry_len_max = 2).await;
+    earn(&p, "sam", "five-room", 2).await;
+    p.onboard("sam").await;
+    let tok = p.s.token("sam", Role::Creator);
+    let sent = |key: &str| {
+        p.double
+            .requests()
+            .iter()
+            .filter(|(m, path, k)| {
+                m == "POST" && path == "/v1/transfers" && k.as_deref() == Some(key)
+            })
+            .count()
+    };
+    // Two 500s, then an answer: the third attempt, same key, completes it.
+    p.double.set_transfer_mode(TransferMode::Failing(500, 2));
+    let (st, v) = p.cashout(&tok, 200, "s1").await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+    assert_eq!(sent("sam:s1"), 3);
+    assert_eq!(p.double.transfers().len(), 1);
+    // Three 500s: after 1 + 2 attempts the outcome is unknown: pending.
+    p.double.set_transfer_mode(TransferMode::Failing(500, 3));
+    let (st, v) = p.cashout(&tok, 200, "s2").await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
+    assert_eq!(sent("sam:s2"), 3);
+    assert_eq!(p.double.transfers().len(), 1);
+    assert_eq!(p.s.earnings("sam").await["diamonds_cashout_pending"], 200);
+    // The same request again sends the same key once more: completed.
+    let (st, v) = p.cashout(&tok, 200, "s2").await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+    assert_eq!(sent("sam:s2"), 4);
+    assert_eq!(p.double.transfers().len(), 2);
+    // 409 (the same key still in flight, e.g. another node's recovery
+    // pass) and 429 say nothing about the outcome: retried, not reversed.
+    for (status, id) in [(409, "s3"), (429, "s4")] {
+        p.double.set_transfer_mode(TransferMode::Failing(status, 1));
+        let (st, v) = p.cashout(&tok, 100, id).await;
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (200, Some("completed")),
+            "{status}: {v}"
+        );
+        assert_eq!(sent(&format!("sam:{id}")), 2, "{status}");
+    }
+    assert_eq!(p.double.transfers().len(), 4);
+    let e = p.s.earnings("sam").await;
+    assert_eq!(
+        (
+            e["diamonds_settled"].as_i64(),
+            e["diamonds_cashout_pending"].as_i64(),
+            e["diamonds_cashed_out"].as_i64()
+        ),
+        (Some(400), Some(0), Some(600)),
+        "{e}"
+    );
+    p.assert_sums_zero().await;
+    p.s.stop().await;
+}
+
 // ---- the walk-through --------------------------------------------------------------------
 
 /// Every ledger entry, in commit order, as `op | account | currency | amount`.
@@ -1012,6 +1141,23 @@ async fn walkthrough_on(engine: &EngineSpec, ls: String) {
         p.ledger_balance(account::STRIPE_PLATFORM, USD).await,
         1999 - 200
     );
+    // Every POST the app made carried an Idempotency-Key. (Other requests
+    // can reach the double: localstripe still delivers events to ports of
+    // finished tests' servers, which a double may be listening on now.)
+    let app_paths = [
+        "/v1/accounts",
+        "/v1/account_links",
+        "/v1/payment_intents",
+        "/v1/transfers",
+    ];
+    let posts: Vec<_> = p
+        .double
+        .requests()
+        .into_iter()
+        .filter(|(m, path, _)| m == "POST" && app_paths.contains(&path.as_str()))
+        .collect();
+    assert!(posts.len() >= 5, "{posts:?}");
+    assert!(posts.iter().all(|(_, _, k)| k.is_some()), "{posts:?}");
     p.s.stop().await;
 }
 
@@ -1256,7 +1402,17 @@ async fn partial_refunds_reverse_their_share_of_the_coins_once() {
             .await;
         assert_eq!(st, 200);
         assert_eq!(p.s.wallet("pat").await, 1400);
+        // As Stripe sends it (read by async-stripe's types) ...
         let charge = |refunded: i64| {
+            json!({ "id": "ch_part", "object": "charge", "amount": 1999,
+            "amount_captured": 1999, "amount_refunded": refunded,
+            "billing_details": { "address": null, "email": null, "name": null, "phone": null },
+            "captured": true, "created": now_ms() / 1000, "currency": "usd", "disputed": false,
+            "livemode": false, "metadata": {}, "paid": true, "payment_intent": "pi_part",
+            "refunded": refunded == 1999, "status": "succeeded" })
+        };
+        // ... and in an older, smaller shape (read by giftstream's envelope).
+        let charge_old_shape = |refunded: i64| {
             json!({ "id": "ch_part", "object": "charge", "amount": 1999,
             "amount_refunded": refunded, "currency": "usd", "payment_intent": "pi_part" })
         };
@@ -1268,7 +1424,7 @@ async fn partial_refunds_reverse_their_share_of_the_coins_once() {
         assert_eq!(p.s.wallet("pat").await, 700);
         // Stripe's cumulative amount again under another event id: nothing.
         let (_, v) = p
-            .send_event(&evt_id(), "charge.refunded", charge(1000))
+            .send_event(&evt_id(), "charge.refunded", charge_old_shape(1000))
             .await;
         assert_eq!(v["outcome"], "replayed", "{v}");
         assert_eq!(p.s.wallet("pat").await, 700);

@@ -80,7 +80,8 @@ pub struct StripeConfig {
     pub webhook_secret: String,
     /// Stripe API base URL (tests point it at a local fake).
     pub api_base_url: String,
-    /// Oldest webhook signature timestamp accepted, seconds.
+    /// Oldest webhook signature timestamp accepted, seconds (1..=300:
+    /// async-stripe-webhook's own bound is 300).
     pub webhook_tolerance_s: u64,
     /// Largest webhook body accepted, bytes.
     pub webhook_body_len_max: usize,
@@ -637,8 +638,11 @@ impl Config {
         if st.webhook_body_len_max == 0 {
             return bad("stripe.webhook_body_len_max", "must be greater than 0");
         }
-        if st.webhook_tolerance_s == 0 {
-            return bad("stripe.webhook_tolerance_s", "must be greater than 0");
+        if st.webhook_tolerance_s == 0 || st.webhook_tolerance_s > 300 {
+            return bad(
+                "stripe.webhook_tolerance_s",
+                "must be 1..=300 (async-stripe-webhook refuses signatures older than 300 s)",
+            );
         }
         if st.cashout_retry_interval_ms < 1000 {
             return bad("stripe.cashout_retry_interval_ms", "at least 1000");

@@ -12,8 +12,9 @@
 pub mod stripe;
 pub mod webhook;
 
+use std::collections::HashMap;
+
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::Identity;
@@ -25,7 +26,13 @@ use crate::ledger::{
 use crate::protocol::{now_ms, valid_client_id, ServerMsg};
 use crate::wallet::{Target, TargetKind};
 
-use self::stripe::{p, Account, AccountLink, PaymentIntent, StripeClient, StripeError, Transfer};
+use self::stripe::{
+    currency, CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers,
+    CreateAccountLink, CreateAccountLinkType, CreateAccountType, CreatePaymentIntent,
+    CreatePaymentIntentTransferData, CreateTransfer, PaymentIntentAllowedPaymentMethodTypes,
+    StripeClient, StripeError,
+};
+use self::webhook::{AccountFacts, ChargeFacts, DisputeFacts, Object, PaymentIntentFacts};
 
 /// Metadata key naming what a PaymentIntent pays for (`purchase` | `tip`).
 const META_KIND: &str = "giftstream_kind";
@@ -88,18 +95,17 @@ pub async fn create_purchase(
         .iter()
         .find(|p| p.id == package)
         .ok_or_else(|| Error::bad_request(format!("no coin package `{package}`")))?;
-    let params = vec![
-        p("amount", pkg.price_cents),
-        p("currency", &pkg.currency),
-        p("payment_method_types[0]", "card"),
-        p(format!("metadata[{META_KIND}]"), "purchase"),
-        p("metadata[giftstream_user]", &who.user),
-        p("metadata[giftstream_package]", &pkg.id),
-        p("metadata[giftstream_coins]", pkg.coins),
-    ];
+    let req = CreatePaymentIntent::new(pkg.price_cents, currency(&pkg.currency))
+        .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
+        .metadata(metadata([
+            (META_KIND, "purchase".to_string()),
+            ("giftstream_user", who.user.clone()),
+            ("giftstream_package", pkg.id.clone()),
+            ("giftstream_coins", pkg.coins.to_string()),
+        ]));
     let key = format!("purchase:{}:{id}", who.user);
-    let pi: PaymentIntent = c
-        .post("/v1/payment_intents", &params, Some(&key))
+    let pi = c
+        .create_payment_intent(&req, &key)
         .await
         .map_err(stripe_failed)?;
     // Recorded before the client can pay: only purchases created here are
@@ -111,7 +117,7 @@ pub async fn create_purchase(
                 id: String::new(),
                 kind: String::new(),
             },
-            payment_intent: pi.id.clone(),
+            payment_intent: pi.id.as_str().to_string(),
             user: who.user.clone(),
             coins: pkg.coins,
             amount_cents: pi.amount,
@@ -122,8 +128,8 @@ pub async fn create_purchase(
         package: pkg.id.clone(),
         coins: pkg.coins,
         amount_cents: pi.amount,
-        currency: pi.currency,
-        payment_intent: pi.id,
+        currency: pi.currency.to_string(),
+        payment_intent: pi.id.as_str().to_string(),
         client_secret: pi.client_secret.unwrap_or_default(),
     })
 }
@@ -149,7 +155,7 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
             "payments are not configured on this server (stripe.secret_key)",
         ));
     }
-    webhook::verify(
+    let event = webhook::read_event(
         body,
         signature,
         &cfg.webhook_secret,
@@ -157,38 +163,48 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
         now_ms() / 1000,
     )
     .map_err(|e| {
-        metrics::counter!("giftstream_stripe_webhooks_refused_total").increment(1);
-        Error::bad_request(format!("Stripe-Signature: {e}"))
+        if let webhook::Refused::Signature(_) = e {
+            metrics::counter!("giftstream_stripe_webhooks_refused_total").increment(1);
+        }
+        Error::bad_request(e.to_string())
     })?;
-    let event: webhook::Event =
-        serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("event: {e}")))?;
     let ev = StripeEventRef {
         id: event.id.clone(),
         kind: event.kind.clone(),
     };
-    let obj = &event.data.object;
-    let outcome = match event.kind.as_str() {
-        "payment_intent.succeeded" => match str_at(obj, &["metadata", META_KIND]) {
-            Some("purchase") => purchase_paid(state, &ev, obj).await?,
-            Some("tip") => tip_paid(state, &ev, obj).await?,
+    let outcome = match &event.object {
+        Object::PaymentIntent(pi) => match pi.metadata.get(META_KIND).map(String::as_str) {
+            Some("purchase") => purchase_paid(state, &ev, pi).await?,
+            Some("tip") => tip_paid(state, &ev, pi).await?,
             _ => WebhookOutcome::Ignored,
         },
-        "charge.refunded" => refunded(state, &ev, obj).await?,
-        "charge.dispute.funds_withdrawn" => dispute_withdrawn(state, &ev, obj).await?,
-        "charge.dispute.funds_reinstated" => dispute_reinstated(state, &ev, obj).await?,
-        "account.updated" => {
-            let acct = str_at(obj, &["id"]).ok_or_else(|| Error::bad_request("account.id"))?;
-            let enabled = obj
-                .get("payouts_enabled")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            if state.ledger.account_updated(&ev, acct, enabled).await? {
+        Object::Charge(ch) => refunded(state, &ev, ch).await?,
+        Object::Dispute(d) => match event.kind.as_str() {
+            "charge.dispute.funds_withdrawn" => dispute_withdrawn(state, &ev, d).await?,
+            "charge.dispute.funds_reinstated" => dispute_reinstated(state, &ev, d).await?,
+            _ => {
+                state.ledger.record_stripe_event(&ev).await?;
+                WebhookOutcome::Ignored
+            }
+        },
+        Object::Account(AccountFacts {
+            id,
+            payouts_enabled,
+        }) => {
+            let acct = id
+                .as_deref()
+                .ok_or_else(|| Error::bad_request("account.id"))?;
+            if state
+                .ledger
+                .account_updated(&ev, acct, *payouts_enabled)
+                .await?
+            {
                 WebhookOutcome::Applied
             } else {
                 WebhookOutcome::Replayed
             }
         }
-        _ => WebhookOutcome::Ignored,
+        Object::Other => WebhookOutcome::Ignored,
     };
     metrics::counter!("giftstream_stripe_webhooks_total", "outcome" => match outcome {
         WebhookOutcome::Applied => "applied",
@@ -199,16 +215,9 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
     Ok(outcome)
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut cur = v;
-    for k in path {
-        cur = cur.get(k)?;
-    }
-    cur.as_str()
-}
-
-fn int_at(v: &Value, key: &str) -> Option<i64> {
-    v.get(key).and_then(Value::as_i64)
+/// Metadata for a Stripe request.
+fn metadata<const N: usize>(pairs: [(&str, String); N]) -> HashMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// A purchase was paid: ledger first (op `purchase:{pi}`, once), then the
@@ -218,9 +227,12 @@ fn int_at(v: &Value, key: &str) -> Option<i64> {
 async fn purchase_paid(
     state: &AppState,
     ev: &StripeEventRef,
-    pi: &Value,
+    pi: &PaymentIntentFacts,
 ) -> Result<WebhookOutcome> {
-    let id = str_at(pi, &["id"]).ok_or_else(|| Error::bad_request("payment_intent.id"))?;
+    let id = pi
+        .id
+        .as_deref()
+        .ok_or_else(|| Error::bad_request("payment_intent.id"))?;
     let Some(rec) = state.ledger.purchase_record(id).await? else {
         tracing::info!(
             payment_intent = id,
@@ -229,11 +241,9 @@ async fn purchase_paid(
         state.ledger.record_stripe_event(ev).await?;
         return Ok(WebhookOutcome::Ignored);
     };
-    let amount = int_at(pi, "amount_received")
-        .filter(|a| *a > 0)
-        .or_else(|| int_at(pi, "amount"));
+    let amount = pi.amount_received.filter(|a| *a > 0).or(pi.amount);
     if amount != Some(rec.amount_cents)
-        || str_at(pi, &["currency"]) != Some(state.cfg.stripe.currency.as_str())
+        || pi.currency.as_deref() != Some(state.cfg.stripe.currency.as_str())
     {
         tracing::warn!(
             payment_intent = id,
@@ -284,11 +294,16 @@ async fn purchase_paid(
 /// coins. The counters engine takes what the wallet still holds (it is the
 /// real-time authority, as for gifts); the ledger records that and a debt
 /// for the rest — never a negative wallet.
-async fn refunded(state: &AppState, ev: &StripeEventRef, charge: &Value) -> Result<WebhookOutcome> {
-    let Some(pi) = str_at(charge, &["payment_intent"]) else {
+async fn refunded(
+    state: &AppState,
+    ev: &StripeEventRef,
+    charge: &ChargeFacts,
+) -> Result<WebhookOutcome> {
+    let Some(pi) = charge.payment_intent.as_deref() else {
         return Ok(WebhookOutcome::Ignored);
     };
-    let total = int_at(charge, "amount_refunded")
+    let total = charge
+        .amount_refunded
         .ok_or_else(|| Error::bad_request("charge.amount_refunded"))?;
     let Some(rec) = state.ledger.purchase_record(pi).await? else {
         // Not a coin purchase (a tip refund is between the tipper and the
@@ -344,11 +359,16 @@ async fn refunded(state: &AppState, ev: &StripeEventRef, charge: &Value) -> Resu
 async fn dispute_withdrawn(
     state: &AppState,
     ev: &StripeEventRef,
-    dispute: &Value,
+    dispute: &DisputeFacts,
 ) -> Result<WebhookOutcome> {
-    let id = str_at(dispute, &["id"]).ok_or_else(|| Error::bad_request("dispute.id"))?;
-    let amount = int_at(dispute, "amount").ok_or_else(|| Error::bad_request("dispute.amount"))?;
-    let rec = match str_at(dispute, &["payment_intent"]) {
+    let id = dispute
+        .id
+        .as_deref()
+        .ok_or_else(|| Error::bad_request("dispute.id"))?;
+    let amount = dispute
+        .amount
+        .ok_or_else(|| Error::bad_request("dispute.amount"))?;
+    let rec = match dispute.payment_intent.as_deref() {
         Some(pi) => state.ledger.purchase_record(pi).await?.map(|r| (pi, r)),
         None => None,
     };
@@ -403,9 +423,12 @@ async fn dispute_withdrawn(
 async fn dispute_reinstated(
     state: &AppState,
     ev: &StripeEventRef,
-    dispute: &Value,
+    dispute: &DisputeFacts,
 ) -> Result<WebhookOutcome> {
-    let id = str_at(dispute, &["id"]).ok_or_else(|| Error::bad_request("dispute.id"))?;
+    let id = dispute
+        .id
+        .as_deref()
+        .ok_or_else(|| Error::bad_request("dispute.id"))?;
     let applied = state.ledger.dispute_reinstated(ev, id).await?;
     let Some(rec) = state.ledger.dispute_record(id).await? else {
         state.ledger.record_stripe_event(ev).await?;
@@ -429,8 +452,15 @@ async fn dispute_reinstated(
 }
 
 /// A tip was paid: ledger posting once, then the room's `tip_event`.
-async fn tip_paid(state: &AppState, ev: &StripeEventRef, pi: &Value) -> Result<WebhookOutcome> {
-    let id = str_at(pi, &["id"]).ok_or_else(|| Error::bad_request("payment_intent.id"))?;
+async fn tip_paid(
+    state: &AppState,
+    ev: &StripeEventRef,
+    pi: &PaymentIntentFacts,
+) -> Result<WebhookOutcome> {
+    let id = pi
+        .id
+        .as_deref()
+        .ok_or_else(|| Error::bad_request("payment_intent.id"))?;
     let Some(tip) = state.ledger.tip_succeeded(ev, id).await? else {
         return Ok(WebhookOutcome::Replayed);
     };
@@ -498,26 +528,31 @@ pub async fn onboard(state: &AppState, creator: &str) -> Result<OnboardAnswer> {
     let acct: PayoutAccount = match state.ledger.payout_account(creator).await? {
         Some(a) => a,
         None => {
-            let params = vec![
-                p("type", "express"),
-                p("capabilities[transfers][requested]", "true"),
-                p("metadata[giftstream_creator]", creator),
-            ];
-            let a: Account = c
-                .post("/v1/accounts", &params, Some(&format!("account:{creator}")))
+            let mut transfers = CreateAccountCapabilitiesTransfers::new();
+            transfers.requested = Some(true);
+            let mut capabilities = CreateAccountCapabilities::new();
+            capabilities.transfers = Some(transfers);
+            let req = CreateAccount::new()
+                .type_(CreateAccountType::Express)
+                .capabilities(capabilities)
+                .metadata(metadata([("giftstream_creator", creator.to_string())]));
+            let a = c
+                .create_account(&req, &format!("account:{creator}"))
                 .await
                 .map_err(stripe_failed)?;
-            state.ledger.put_payout_account(creator, &a.id).await?
+            state
+                .ledger
+                .put_payout_account(creator, a.id.as_str())
+                .await?
         }
     };
-    let params = vec![
-        p("account", &acct.account),
-        p("type", "account_onboarding"),
-        p("refresh_url", &state.cfg.stripe.onboard_refresh_url),
-        p("return_url", &state.cfg.stripe.onboard_return_url),
-    ];
-    let link: AccountLink = c
-        .post("/v1/account_links", &params, None)
+    let req = CreateAccountLink::new(&acct.account, CreateAccountLinkType::AccountOnboarding)
+        .refresh_url(&state.cfg.stripe.onboard_refresh_url)
+        .return_url(&state.cfg.stripe.onboard_return_url);
+    // A fresh link each time (they expire), one per call even if retried.
+    let key = format!("account_link:{creator}:{}", uuid::Uuid::new_v4().simple());
+    let link = c
+        .create_account_link(&req, &key)
         .await
         .map_err(stripe_failed)?;
     Ok(OnboardAnswer {
@@ -625,27 +660,22 @@ pub async fn create_tip(
             Error::bad_request("this creator cannot receive tips yet (payouts not enabled)")
         })?;
     let tip_key = format!("{}:{}", who.user, req.id);
-    let params = vec![
-        p("amount", req.amount_cents),
-        p("currency", &req.currency),
-        p("payment_method_types[0]", "card"),
-        p("transfer_data[destination]", &acct.account),
-        p(format!("metadata[{META_KIND}]"), "tip"),
-        p("metadata[giftstream_tip]", &tip_key),
-        p("metadata[giftstream_target]", target.key()),
-    ];
-    let pi: PaymentIntent = c
-        .post(
-            "/v1/payment_intents",
-            &params,
-            Some(&format!("tip:{tip_key}")),
-        )
+    let pi_req = CreatePaymentIntent::new(req.amount_cents, currency(&req.currency))
+        .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
+        .transfer_data(CreatePaymentIntentTransferData::new(&acct.account))
+        .metadata(metadata([
+            (META_KIND, "tip".to_string()),
+            ("giftstream_tip", tip_key.clone()),
+            ("giftstream_target", target.key()),
+        ]));
+    let pi = c
+        .create_payment_intent(&pi_req, &format!("tip:{tip_key}"))
         .await
         .map_err(stripe_failed)?;
     state
         .ledger
         .tip_created(&TipRecord {
-            payment_intent: pi.id.clone(),
+            payment_intent: pi.id.as_str().to_string(),
             tip_key,
             sender: who.user.clone(),
             creator: rec.creator.clone(),
@@ -656,10 +686,10 @@ pub async fn create_tip(
         .await?;
     Ok(TipAnswer {
         id: req.id,
-        payment_intent: pi.id,
+        payment_intent: pi.id.as_str().to_string(),
         client_secret: pi.client_secret.unwrap_or_default(),
         amount_cents: pi.amount,
-        currency: pi.currency,
+        currency: pi.currency.to_string(),
         creator: rec.creator,
     })
 }
@@ -723,21 +753,18 @@ async fn transfer(
     rec: &CashoutRecord,
     account: &str,
 ) -> Result<CashoutRecord> {
-    let params = vec![
-        p("amount", rec.amount_cents),
-        p("currency", &state.cfg.stripe.currency),
-        p("destination", account),
-        p("metadata[giftstream_cashout]", &rec.cashout_id),
-    ];
-    let end = match c
-        .post::<Transfer>("/v1/transfers", &params, Some(&rec.cashout_id))
-        .await
-    {
+    let req = CreateTransfer::new(currency(&state.cfg.stripe.currency), account)
+        .amount(rec.amount_cents)
+        .metadata(metadata([("giftstream_cashout", rec.cashout_id.clone())]));
+    let end = match c.create_transfer(&req, &rec.cashout_id).await {
         Ok(t) => {
-            if t.amount != rec.amount_cents || t.destination != account {
-                tracing::error!(cashout = %rec.cashout_id, transfer = %t.id, "transfer answer does not match the cash-out");
+            let dest = t.destination.as_ref().map(|d| d.id().as_str());
+            if t.amount != rec.amount_cents || dest != Some(account) {
+                tracing::error!(cashout = %rec.cashout_id, transfer = %t.id.as_str(), "transfer answer does not match the cash-out");
             }
-            CashoutEnd::Completed { transfer: t.id }
+            CashoutEnd::Completed {
+                transfer: t.id.as_str().to_string(),
+            }
         }
         Err(StripeError::Refused { message, kind, .. }) => {
             tracing::warn!(cashout = %rec.cashout_id, %kind, %message, "transfer refused; diamonds go back");

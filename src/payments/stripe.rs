@@ -1,192 +1,224 @@
-//! A small Stripe API client: form-encoded requests, Idempotency-Key,
-//! timeout and bounded retries.
+//! The Stripe API client: async-stripe's requests and typed answers, sent
+//! with giftstream's Idempotency-Key, timeout and bounded retries.
 //!
-//! Owns: [`StripeClient`] (the requests giftstream makes: PaymentIntents,
-//! Connect accounts, account links, transfers) and the typed subset of each
-//! response it reads.
-//! Must not: touch the ledger or counters, or retry without the request's
+//! Owns: [`StripeClient`] (the four requests giftstream makes: a
+//! PaymentIntent, a Connect Express account, an account link, a Transfer),
+//! the retry loop around async-stripe (which itself sends each request
+//! once), and the sorting of failures into "did not happen"
+//! ([`StripeError::Refused`]) and "outcome unknown" ([`StripeError::Unknown`]).
+//! Must not: touch the ledger or counters, or send a POST without an
 //! Idempotency-Key (a retried POST must be one operation at Stripe).
 
+use std::future::Future;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use stripe::{ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
+
+pub use stripe_connect::account::{
+    CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers, CreateAccountType,
+};
+pub use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
+pub use stripe_connect::transfer::CreateTransfer;
+pub use stripe_connect::{Account, AccountLink, Transfer};
+pub use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentTransferData};
+pub use stripe_core::{PaymentIntent, PaymentIntentAllowedPaymentMethodTypes};
+pub use stripe_types::Currency;
 
 use crate::config::StripeConfig;
 
 /// A failed Stripe request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StripeError {
-    /// Stripe answered and refused (4xx): the operation did not happen.
+    /// Stripe answered and refused (a 4xx other than 409, 424 and 429), or
+    /// the request was refused before it was sent (an Idempotency-Key
+    /// Stripe does not accept): the operation did not happen.
     #[error("stripe refused ({status} {kind}): {message}")]
     Refused {
-        /// HTTP status.
+        /// HTTP status (400 for a request refused before it was sent).
         status: u16,
-        /// Stripe's `error.type` (and `error.code` when present).
+        /// Stripe's `error.type` (and `/error.code` when present).
         kind: String,
         /// Stripe's `error.message`.
         message: String,
     },
-    /// No answer or a 5xx after every retry: the outcome is unknown; retry
-    /// later with the same Idempotency-Key.
-    #[error("stripe unreachable: {0}")]
+    /// No answer, a 5xx, 409, 424 or 429, or an answer that could not be
+    /// read, after every retry: the outcome is unknown; retry later with
+    /// the same Idempotency-Key.
+    #[error("stripe outcome unknown: {0}")]
     Unknown(String),
 }
 
-/// A PaymentIntent, as far as giftstream reads it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PaymentIntent {
-    /// `pi_...`.
-    pub id: String,
-    /// Handed to the client (Stripe.js confirms with it).
-    pub client_secret: Option<String>,
-    /// Amount in cents.
-    pub amount: i64,
-    /// Currency, lower case.
-    pub currency: String,
-    /// Status, e.g. `requires_payment_method`.
-    #[serde(default)]
-    pub status: String,
-}
-
-/// A Connect account, as far as giftstream reads it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Account {
-    /// `acct_...`.
-    pub id: String,
-    /// Whether Stripe pays out to it.
-    #[serde(default)]
-    pub payouts_enabled: bool,
-}
-
-/// An account link (hosted onboarding).
-#[derive(Debug, Clone, Deserialize)]
-pub struct AccountLink {
-    /// Where the creator goes to onboard.
-    pub url: String,
-    /// Expiry, seconds since epoch.
-    #[serde(default)]
-    pub expires_at: i64,
-}
-
-/// A Transfer to a connected account.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Transfer {
-    /// `tr_...`.
-    pub id: String,
-    /// Cents.
-    pub amount: i64,
-    /// `acct_...`.
-    pub destination: String,
-}
-
-/// Form parameters in Stripe's bracket notation (`metadata[user]`).
-pub type Params = Vec<(String, String)>;
-
-/// The Stripe API client.
+/// The Stripe API client (async-stripe's hyper client, rustls with ring).
 pub struct StripeClient {
-    http: reqwest::Client,
-    base: String,
-    key: String,
+    client: stripe::Client,
     retry_len_max: u32,
     retry_backoff: Duration,
+    timeout: Duration,
 }
 
 impl StripeClient {
-    /// A client for `cfg.api_base_url` with `cfg.secret_key`.
+    /// A client for `cfg.api_base_url` with `cfg.secret_key`; each attempt
+    /// is bounded by `cfg.request_timeout_ms`.
     pub fn new(cfg: &StripeConfig) -> anyhow::Result<StripeClient> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(cfg.request_timeout_ms))
-            .connect_timeout(Duration::from_millis(cfg.request_timeout_ms))
-            .build()?;
+        let timeout = Duration::from_millis(cfg.request_timeout_ms);
+        // async-stripe appends `v1/...` to the base as written.
+        let base = format!("{}/", cfg.api_base_url.trim_end_matches('/'));
+        let client = ClientBuilder::new(cfg.secret_key.clone())
+            .url(base)
+            .timeout(timeout)
+            .request_strategy(RequestStrategy::Once)
+            .app_info(
+                "giftstream",
+                Some(env!("CARGO_PKG_VERSION").to_string()),
+                None,
+            )
+            .build()
+            .map_err(|e| anyhow::anyhow!("stripe client: {e}"))?;
         Ok(StripeClient {
-            http,
-            base: cfg.api_base_url.trim_end_matches('/').to_string(),
-            key: cfg.secret_key.clone(),
+            client,
             retry_len_max: cfg.retry_len_max,
             retry_backoff: Duration::from_millis(cfg.retry_backoff_ms),
+            timeout,
         })
     }
 
-    /// POST `path` with `params` and an Idempotency-Key; retried (same
-    /// key) on no answer or a 5xx at most `retry_len_max` times.
-    pub async fn post<T: DeserializeOwned>(
+    /// `POST /v1/payment_intents` with Idempotency-Key `key`.
+    pub async fn create_payment_intent(
         &self,
-        path: &str,
-        params: &Params,
-        idempotency_key: Option<&str>,
-    ) -> Result<T, StripeError> {
-        let url = format!("{}{path}", self.base);
+        req: &CreatePaymentIntent,
+        key: &str,
+    ) -> Result<PaymentIntent, StripeError> {
+        self.send("POST /v1/payment_intents", key, |s| {
+            req.customize().request_strategy(s).send(&self.client)
+        })
+        .await
+    }
+
+    /// `POST /v1/accounts` with Idempotency-Key `key`.
+    pub async fn create_account(
+        &self,
+        req: &CreateAccount,
+        key: &str,
+    ) -> Result<Account, StripeError> {
+        self.send("POST /v1/accounts", key, |s| {
+            req.customize().request_strategy(s).send(&self.client)
+        })
+        .await
+    }
+
+    /// `POST /v1/account_links` with Idempotency-Key `key`.
+    pub async fn create_account_link(
+        &self,
+        req: &CreateAccountLink,
+        key: &str,
+    ) -> Result<AccountLink, StripeError> {
+        self.send("POST /v1/account_links", key, |s| {
+            req.customize().request_strategy(s).send(&self.client)
+        })
+        .await
+    }
+
+    /// `POST /v1/transfers` with Idempotency-Key `key`.
+    pub async fn create_transfer(
+        &self,
+        req: &CreateTransfer,
+        key: &str,
+    ) -> Result<Transfer, StripeError> {
+        self.send("POST /v1/transfers", key, |s| {
+            req.customize().request_strategy(s).send(&self.client)
+        })
+        .await
+    }
+
+    /// Run `attempt` (one request, sent once by async-stripe with the
+    /// Idempotency-Key of the strategy it is given) and retry it with the
+    /// same key at most `retry_len_max` times while the outcome is unknown,
+    /// pausing `retry_backoff`, doubled each time.
+    async fn send<T, F, Fut>(&self, what: &str, key: &str, attempt: F) -> Result<T, StripeError>
+    where
+        F: Fn(RequestStrategy) -> Fut,
+        Fut: Future<Output = Result<T, stripe::StripeError>>,
+    {
+        let key = IdempotencyKey::new(key).map_err(|e| StripeError::Refused {
+            status: 400,
+            kind: "idempotency_key".into(),
+            message: e.to_string(),
+        })?;
         let mut backoff = self.retry_backoff;
         let mut last = String::new();
-        for attempt in 0..=self.retry_len_max {
-            if attempt > 0 {
+        for n in 0..=self.retry_len_max {
+            if n > 0 {
+                metrics::counter!("giftstream_stripe_retries_total").increment(1);
                 tokio::time::sleep(backoff).await;
                 backoff = backoff.saturating_mul(2);
             }
-            let mut req = self.http.post(&url).bearer_auth(&self.key).form(params);
-            if let Some(k) = idempotency_key {
-                req = req.header("Idempotency-Key", k);
+            match attempt(RequestStrategy::Idempotent(key.clone())).await {
+                Ok(v) => return Ok(v),
+                Err(e) => match self.classify(e) {
+                    Attempt::Final(e) => return Err(e),
+                    Attempt::Retry(why) => last = format!("{what}: {why}"),
+                },
             }
-            match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let body = match resp.bytes().await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            last = format!("reading the answer: {e}");
-                            continue;
-                        }
-                    };
-                    if (200..300).contains(&status) {
-                        return serde_json::from_slice(&body).map_err(|e| {
-                            StripeError::Unknown(format!("undecodable answer to {path}: {e}"))
-                        });
-                    }
-                    if status >= 500 {
-                        last = format!("{path}: HTTP {status}");
-                        continue;
-                    }
-                    return Err(refused(status, &body));
-                }
-                Err(e) => last = format!("{path}: {e}"),
-            }
-            metrics::counter!("giftstream_stripe_retries_total").increment(1);
         }
         Err(StripeError::Unknown(last))
     }
+
+    /// Whether a failed attempt ends the request or is worth another try.
+    fn classify(&self, e: stripe::StripeError) -> Attempt {
+        match e {
+            stripe::StripeError::Stripe(err, status) => {
+                if status >= 500 || matches!(status, 409 | 424 | 429) {
+                    // 409: a request with this key is in flight; 424 and
+                    // 429: Stripe could not or would not answer now.
+                    Attempt::Retry(format!(
+                        "HTTP {status}: {}",
+                        err.message.as_deref().unwrap_or(err.type_.as_str())
+                    ))
+                } else {
+                    Attempt::Final(refused(status, &err))
+                }
+            }
+            stripe::StripeError::Timeout => {
+                Attempt::Retry(format!("no answer within {:?}", self.timeout))
+            }
+            stripe::StripeError::ClientError(why) => Attempt::Retry(why),
+            // An answer that is not Stripe's JSON (a proxy's error page, or
+            // a shape the generated types refuse): the operation may have
+            // happened; a retry with the same key is answered again.
+            stripe::StripeError::JSONDeserialize(why) => {
+                Attempt::Retry(format!("unreadable answer: {why}"))
+            }
+            stripe::StripeError::ConfigError(why) => Attempt::Final(StripeError::Unknown(why)),
+        }
+    }
+}
+
+/// What one failed attempt means.
+enum Attempt {
+    /// The request is over with this error.
+    Final(StripeError),
+    /// The outcome is unknown (why): try again with the same key.
+    Retry(String),
 }
 
 /// Stripe's error body `{"error": {"type", "code", "message"}}` as [`StripeError::Refused`].
-fn refused(status: u16, body: &[u8]) -> StripeError {
-    #[derive(Deserialize, Default)]
-    struct Inner {
-        #[serde(rename = "type", default)]
-        kind: String,
-        #[serde(default)]
-        code: Option<String>,
-        #[serde(default)]
-        message: String,
-    }
-    #[derive(Deserialize)]
-    struct Outer {
-        error: Inner,
-    }
-    let inner = serde_json::from_slice::<Outer>(body)
-        .map(|o| o.error)
-        .unwrap_or_default();
-    let kind = match inner.code {
-        Some(c) => format!("{}/{c}", inner.kind),
-        None => inner.kind,
+fn refused(status: u16, err: &stripe::ApiErrors) -> StripeError {
+    let kind = match &err.code {
+        Some(c) => format!("{}/{}", err.type_.as_str(), c.as_str()),
+        None => err.type_.as_str().to_string(),
     };
     StripeError::Refused {
         status,
         kind,
-        message: inner.message,
+        message: err.message.clone().unwrap_or_default(),
     }
 }
 
-/// `(name, value)` as a form parameter.
-pub fn p(name: impl Into<String>, value: impl ToString) -> (String, String) {
-    (name.into(), value.to_string())
+/// A currency code as async-stripe's [`Currency`] (an unknown code is kept
+/// as written).
+pub fn currency(code: &str) -> Currency {
+    match code.parse::<Currency>() {
+        Ok(c) => c,
+        Err(never) => match never {},
+    }
 }

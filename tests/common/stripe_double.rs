@@ -5,7 +5,10 @@
 //! localstripe (`GIFTSTREAM_TEST_STRIPE_URL`), so the app has one
 //! `stripe.api_base_url`.
 //!
-//! It checks each request the way Stripe's API reference documents it:
+//! It answers whole objects as Stripe's API reference shows them (the
+//! app decodes them with async-stripe's generated types, which require
+//! most of their fields), and checks each request the way the reference
+//! documents it:
 //! a `Bearer sk_...` key; form-encoded parameters, unknown ones refused
 //! (`parameter_unknown`), required ones present with the documented types;
 //! on a POST with an `Idempotency-Key`, the same key with the same
@@ -35,6 +38,11 @@ pub enum TransferMode {
     /// Make the transfer (and save the idempotent answer), then hang for
     /// this long before answering: the client times out, the money moved.
     ApplyThenHang(Duration),
+    /// Answer the next `.1` transfer requests with HTTP status `.0`
+    /// (nothing transferred, nothing saved), then behave as `Normal`: 500
+    /// is `api_error`, 409 a request with the same key still in flight,
+    /// 429 `rate_limit`.
+    Failing(u16, u32),
 }
 
 /// A destination charge the double saw.
@@ -143,6 +151,10 @@ fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: &str) -> (
     let mut e = json!({ "type": kind, "message": message });
     if let Some(c) = code {
         e["code"] = json!(c);
+        e["doc_url"] = json!(format!(
+            "https://stripe.com/docs/error-codes/{}",
+            c.replace('_', "-")
+        ));
     }
     (status, json!({ "error": e }))
 }
@@ -396,6 +408,33 @@ async fn route(
         ("POST", "/v1/accounts") => local(create_account(sh, params)),
         ("POST", "/v1/account_links") => local(create_account_link(sh, params)),
         ("POST", "/v1/transfers") => {
+            {
+                let mut mode = sh.mode.lock();
+                if let TransferMode::Failing(status, n) = *mode {
+                    *mode = match n {
+                        0 | 1 => TransferMode::Normal,
+                        n => TransferMode::Failing(status, n - 1),
+                    };
+                    if n > 0 {
+                        let (s, v) = match status {
+                            409 => stripe_error(
+                                409,
+                                "idempotency_error",
+                                None,
+                                "There is currently another in-progress request using this Idempotent Key.",
+                            ),
+                            429 => stripe_error(
+                                429,
+                                "invalid_request_error",
+                                Some("rate_limit"),
+                                "Too many requests hit the API too quickly.",
+                            ),
+                            s => stripe_error(s, "api_error", None, "An unknown error occurred."),
+                        };
+                        return (s, Bytes::from(v.to_string()), false);
+                    }
+                }
+            }
             let r = create_transfer(sh, params);
             match r {
                 Ok(v) => (200, Bytes::from(v.to_string()), true),
@@ -462,16 +501,58 @@ fn create_account(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u1
         }
     }
     let id = rand_id("acct_");
+    // Requested capabilities start inactive (onboarding not done).
+    let mut capabilities = serde_json::Map::new();
+    for (k, v) in params {
+        if let Some(cap) = k
+            .strip_prefix("capabilities[")
+            .and_then(|r| r.strip_suffix("][requested]"))
+        {
+            if v == "true" {
+                capabilities.insert(cap.to_string(), json!("inactive"));
+            }
+        }
+    }
+    let due = json!([
+        "business_profile.url",
+        "external_account",
+        "tos_acceptance.date",
+        "tos_acceptance.ip"
+    ]);
     let acct = json!({
         "id": id,
         "object": "account",
-        "type": ty,
+        "business_profile": {
+            "mcc": null, "name": null, "product_description": null,
+            "support_address": null, "support_email": null, "support_phone": null,
+            "support_url": null, "url": null
+        },
+        "business_type": get(params, "business_type"),
+        "capabilities": capabilities,
         "charges_enabled": false,
-        "payouts_enabled": false,
-        "details_submitted": false,
-        "capabilities": { "transfers": "inactive" },
-        "metadata": metadata(params),
+        "country": get(params, "country").unwrap_or("US"),
         "created": now_s(),
+        "default_currency": "usd",
+        "details_submitted": false,
+        "email": get(params, "email"),
+        "external_accounts": {
+            "object": "list", "data": [], "has_more": false, "total_count": 0,
+            "url": format!("/v1/accounts/{id}/external_accounts")
+        },
+        "future_requirements": {
+            "alternatives": [], "current_deadline": null, "currently_due": [],
+            "disabled_reason": null, "errors": [], "eventually_due": [],
+            "past_due": [], "pending_verification": []
+        },
+        "metadata": metadata(params),
+        "payouts_enabled": false,
+        "requirements": {
+            "alternatives": [], "current_deadline": null, "currently_due": due,
+            "disabled_reason": "requirements.past_due", "errors": [],
+            "eventually_due": due, "past_due": due, "pending_verification": []
+        },
+        "tos_acceptance": { "date": null, "ip": null, "user_agent": null },
+        "type": ty,
     });
     sh.inner.lock().accounts.insert(id, acct.clone());
     Ok(acct)
@@ -559,15 +640,28 @@ fn create_transfer(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u
             "You have insufficient available funds in your Stripe account.",
         ));
     }
+    let id = rand_id("tr_");
     let t = json!({
-        "id": rand_id("tr_"),
+        "id": id,
         "object": "transfer",
         "amount": amount,
-        "currency": cur,
-        "destination": dest,
-        "metadata": metadata(params),
-        "reversed": false,
+        "amount_reversed": 0,
+        "balance_transaction": rand_id("txn_"),
         "created": now_s(),
+        "currency": cur,
+        "description": get(params, "description"),
+        "destination": dest,
+        "destination_payment": rand_id("py_"),
+        "livemode": false,
+        "metadata": metadata(params),
+        "reversals": {
+            "object": "list", "data": [], "has_more": false, "total_count": 0,
+            "url": format!("/v1/transfers/{id}/reversals")
+        },
+        "reversed": false,
+        "source_transaction": get(params, "source_transaction"),
+        "source_type": "card",
+        "transfer_group": get(params, "transfer_group"),
     });
     sh.inner.lock().transfers.push(t.clone());
     Ok(t)
