@@ -20,8 +20,8 @@ use crate::app::AppState;
 use crate::auth::Identity;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{
-    CashoutEnd, CashoutRecord, DisputeOp, PayoutAccount, PurchaseOp, RefundOp, StripeEventRef,
-    TipRecord,
+    CashoutEnd, CashoutRecord, DisputeOp, PayoutAccount, PurchaseOp, PurchaseRecord, RefundOp,
+    StripeEventRef, TipRecord,
 };
 use crate::protocol::{now_ms, valid_client_id, ServerMsg};
 use crate::wallet::{Target, TargetKind};
@@ -146,6 +146,37 @@ pub enum WebhookOutcome {
     Ignored,
 }
 
+impl WebhookOutcome {
+    /// Applied now, or a replay.
+    fn applied_if(applied: bool) -> WebhookOutcome {
+        if applied {
+            WebhookOutcome::Applied
+        } else {
+            WebhookOutcome::Replayed
+        }
+    }
+}
+
+/// The coins a purchase's `cents` (of its price) stand for, rounded down;
+/// the whole price is all its coins.
+fn coin_share(rec: &PurchaseRecord, cents: i64) -> i64 {
+    if cents >= rec.amount_cents {
+        rec.coins
+    } else {
+        ((rec.coins as i128 * cents.max(0) as i128) / rec.amount_cents as i128) as i64
+    }
+}
+
+/// Credit the wallet with what the ledger decided (after a debt took its
+/// part), under `op_id`: idempotent, so a redelivered event after a crash
+/// between ledger and counters completes it.
+async fn credit_rest(state: &AppState, user: &str, coins: i64, op_id: &str) -> Result<()> {
+    if coins > 0 {
+        state.counters.credit(user, coins, op_id).await?;
+    }
+    Ok(())
+}
+
 /// `POST /v1/stripe/webhook`: verify the signature, then apply the event
 /// once. A bad or old signature is `bad_request` and changes nothing.
 pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<WebhookOutcome> {
@@ -194,15 +225,12 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
             let acct = id
                 .as_deref()
                 .ok_or_else(|| Error::bad_request("account.id"))?;
-            if state
-                .ledger
-                .account_updated(&ev, acct, *payouts_enabled)
-                .await?
-            {
-                WebhookOutcome::Applied
-            } else {
-                WebhookOutcome::Replayed
-            }
+            WebhookOutcome::applied_if(
+                state
+                    .ledger
+                    .account_updated(&ev, acct, *payouts_enabled)
+                    .await?,
+            )
         }
         Object::Other => WebhookOutcome::Ignored,
     };
@@ -276,18 +304,9 @@ async fn purchase_paid(
         if to_debt > 0 {
             tracing::info!(user = %rec.user, repaid = to_debt, "purchase repaid a debt first");
         }
-        if coins > 0 {
-            state
-                .counters
-                .credit(&rec.user, coins, &format!("purchase:{id}"))
-                .await?;
-        }
+        credit_rest(state, &rec.user, coins, &format!("purchase:{id}")).await?;
     }
-    Ok(if applied {
-        WebhookOutcome::Applied
-    } else {
-        WebhookOutcome::Replayed
-    })
+    Ok(WebhookOutcome::applied_if(applied))
 }
 
 /// `charge.refunded` of a purchase: reverse the refunded share of its
@@ -324,12 +343,7 @@ async fn refunded(
         return Ok(WebhookOutcome::Replayed);
     }
     // Coins for the refunded share, rounded down; a full refund reverses all.
-    let target = if total == rec.amount_cents {
-        rec.coins
-    } else {
-        ((rec.coins as i128 * total as i128) / rec.amount_cents as i128) as i64
-    };
-    let coins_reversed = (target - rec.coins_reversed).max(0);
+    let coins_reversed = (coin_share(&rec, total) - rec.coins_reversed).max(0);
     let op_id = format!("refund:{pi}:{total}");
     let taken = state
         .counters
@@ -345,11 +359,7 @@ async fn refunded(
     if coins_reversed > taken {
         tracing::warn!(user = %rec.user, debt = coins_reversed - taken, "refund of coins already spent: recorded as a debt");
     }
-    Ok(if state.ledger.refund(&op).await? {
-        WebhookOutcome::Applied
-    } else {
-        WebhookOutcome::Replayed
-    })
+    Ok(WebhookOutcome::applied_if(state.ledger.refund(&op).await?))
 }
 
 /// `charge.dispute.funds_withdrawn` of a purchase (a chargeback): Stripe
@@ -386,13 +396,10 @@ async fn dispute_withdrawn(
         return Ok(WebhookOutcome::Replayed);
     }
     let cents = amount.clamp(0, rec.amount_cents);
-    let share = if cents == rec.amount_cents {
-        rec.coins
-    } else {
-        ((rec.coins as i128 * cents as i128) / rec.amount_cents as i128) as i64
-    };
     // What refunds already took back is not taken twice.
-    let coins_reversed = share.min(rec.coins - rec.coins_reversed).max(0);
+    let coins_reversed = coin_share(&rec, cents)
+        .min(rec.coins - rec.coins_reversed)
+        .max(0);
     let op_id = format!("dispute:{id}");
     let taken = state
         .counters
@@ -409,11 +416,9 @@ async fn dispute_withdrawn(
         coins_reversed,
         coins_taken: taken,
     };
-    Ok(if state.ledger.dispute_withdrawn(&op).await? {
-        WebhookOutcome::Applied
-    } else {
-        WebhookOutcome::Replayed
-    })
+    Ok(WebhookOutcome::applied_if(
+        state.ledger.dispute_withdrawn(&op).await?,
+    ))
 }
 
 /// `charge.dispute.funds_reinstated`: the platform won the dispute, the
@@ -438,17 +443,8 @@ async fn dispute_reinstated(
         return Ok(WebhookOutcome::Ignored);
     }
     let coins = rec.coins_reversed - rec.coins_to_debt;
-    if coins > 0 {
-        state
-            .counters
-            .credit(&rec.user, coins, &format!("dispute:{id}:reinstated"))
-            .await?;
-    }
-    Ok(if applied {
-        WebhookOutcome::Applied
-    } else {
-        WebhookOutcome::Replayed
-    })
+    credit_rest(state, &rec.user, coins, &format!("dispute:{id}:reinstated")).await?;
+    Ok(WebhookOutcome::applied_if(applied))
 }
 
 /// A tip was paid: ledger posting once, then the room's `tip_event`.
