@@ -557,24 +557,26 @@ async fn replayed_purchase_webhook_credits_once() {
     }
 }
 
-async fn refund_after_spending_records_a_debt_on(engine: &EngineSpec, ls: String) {
-    let p = Pay::start(engine, Some(ls.clone()), |_| {}).await;
-    p.s.open_room("cora", "refund-room").await;
-    let a = p.purchase("ben", "coins_70", "buy-r").await;
+/// `user` buys the 70-coin package (paid at localstripe, credited by its
+/// webhook) and spends 50 of them in `room` (settled); answers the
+/// PaymentIntent.
+async fn buy_70_and_spend_50(p: &Pay, user: &str, room: &str, buy: &str) -> String {
+    p.s.open_room("cora", room).await;
+    let a = p.purchase(user, "coins_70", buy).await;
     let pi = a["payment_intent"].as_str().unwrap().to_string();
     p.pay(&pi).await;
-    wait_until("coins credited", || async { p.s.wallet("ben").await == 70 }).await;
-    let mut ws = p.s.ws("ben", Role::Viewer).await;
-    ws.join("refund-room").await;
-    assert_eq!(
-        ws.gift("refund-room", "perfume", 2, "g1").await["balance"],
-        30
-    );
-    assert_eq!(
-        ws.gift("refund-room", "finger_heart", 2, "g2").await["balance"],
-        20
-    );
+    wait_until("coins credited", || async { p.s.wallet(user).await == 70 }).await;
+    let mut ws = p.s.ws(user, Role::Viewer).await;
+    ws.join(room).await;
+    assert_eq!(ws.gift(room, "perfume", 2, "g1").await["balance"], 30);
+    assert_eq!(ws.gift(room, "finger_heart", 2, "g2").await["balance"], 20);
     p.s.settled().await;
+    pi
+}
+
+async fn refund_after_spending_records_a_debt_on(engine: &EngineSpec, ls: String) {
+    let p = Pay::start(engine, Some(ls.clone()), |_| {}).await;
+    let pi = buy_70_and_spend_50(&p, "ben", "refund-room", "buy-r").await;
     // A full refund at localstripe; Stripe then sends charge.refunded.
     let r: Value = p
         .http
@@ -653,22 +655,7 @@ async fn refund_after_coins_were_spent_records_a_debt_the_next_purchase_repays()
 
 async fn chargeback_then_won_dispute_on(engine: &EngineSpec, ls: String) {
     let p = Pay::start(engine, Some(ls.clone()), |_| {}).await;
-    p.s.open_room("cora", "dispute-room").await;
-    let a = p.purchase("dan", "coins_70", "buy-d").await;
-    let pi = a["payment_intent"].as_str().unwrap().to_string();
-    p.pay(&pi).await;
-    wait_until("coins credited", || async { p.s.wallet("dan").await == 70 }).await;
-    let mut ws = p.s.ws("dan", Role::Viewer).await;
-    ws.join("dispute-room").await;
-    assert_eq!(
-        ws.gift("dispute-room", "perfume", 2, "g1").await["balance"],
-        30
-    );
-    assert_eq!(
-        ws.gift("dispute-room", "finger_heart", 2, "g2").await["balance"],
-        20
-    );
-    p.s.settled().await;
+    let pi = buy_70_and_spend_50(&p, "dan", "dispute-room", "buy-d").await;
     // Dan's bank disputes the charge; Stripe withdraws the funds.
     let dispute = json!({
         "id": "dp_test_1", "object": "dispute", "amount": 99, "currency": "usd",
