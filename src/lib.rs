@@ -25,7 +25,7 @@
 //! - [`client`]: a small protocol-v1 client behind `giftstream watch` and
 //!   `giftstream send`.
 //!
-//! A gift's way: socket reader → [`app::ops::gift`] → the counters engine's
+//! A gift's way: socket reader → [`app::ops::gift_counted`] → the counters engine's
 //! atomic step (which publishes into the room task in seq order) → the room
 //! task encodes once per wire format and queues the same bytes for every
 //! subscriber → each writer task flushes a batch. The settlement worker

@@ -6,7 +6,7 @@
 //! decoder of server frames ([`Frame`]) that reads only what the load
 //! tester measures, and the gift id scheme that carries the send time.
 //! Must not: depend on the server crate; this speaks the contract in
-//! `shared/PROTOCOL.md` like any other client.
+//! `docs/CONTRACT-v1.md` like any other client.
 
 use std::borrow::Cow;
 
