@@ -255,10 +255,12 @@ async fn demo_setup(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let creator = state.auth.issue("demo-creator", Role::Creator, ttl)?;
     // The overlay URL carries a token that opens only this room's overlay
     // (it ends up in OBS settings and screenshots).
-    let overlay =
-        state
-            .auth
-            .issue_scoped("demo-creator", Role::Creator, Some(&Scope::overlay("demo")), ttl)?;
+    let overlay = state.auth.issue_scoped(
+        "demo-creator",
+        Role::Creator,
+        Some(&Scope::overlay("demo")),
+        ttl,
+    )?;
     let secret_note = if state.cfg.auth.jwt_secret == DEV_JWT_SECRET {
         "\nJWT secret: the public DEVELOPMENT secret (anyone can forge tokens; demo only).\n"
     } else {

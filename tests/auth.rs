@@ -245,7 +245,11 @@ async fn overlay_scoped_tokens_open_only_their_room() {
     s.open_room("bob", "r2").await;
     let path = "/v1/creators/me/overlay-tokens";
     let (st, v) = s
-        .post(path, &s.token("alice", Role::Creator), json!({"room": "r1"}))
+        .post(
+            path,
+            &s.token("alice", Role::Creator),
+            json!({"room": "r1"}),
+        )
         .await;
     assert_eq!(st, 201, "{v}");
     let scoped = v["token"].as_str().unwrap().to_string();
@@ -288,11 +292,21 @@ async fn overlay_scoped_tokens_open_only_their_room() {
     }
     // The overlay page: its room yes, another room no.
     let (st, _) = s
-        .request(Method::GET, &format!("/overlay/r1?token={scoped}"), None, None)
+        .request(
+            Method::GET,
+            &format!("/overlay/r1?token={scoped}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(st, 200);
     let (st, v) = s
-        .request(Method::GET, &format!("/overlay/r2?token={scoped}"), None, None)
+        .request(
+            Method::GET,
+            &format!("/overlay/r2?token={scoped}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!((st, v["code"].as_str()), (403, Some("forbidden")));
 
@@ -309,7 +323,10 @@ async fn overlay_scoped_tokens_open_only_their_room() {
     ws.send(json!({"type": "gift", "room": "r1", "gift": "rose", "count": 1, "id": "g1"}))
         .await;
     let e = ws.expect("error").await;
-    assert_eq!((e["code"].as_str(), e["id"].as_str()), (Some("forbidden"), Some("g1")));
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_str()),
+        (Some("forbidden"), Some("g1"))
+    );
     ws.send(json!({"type": "resume", "room": "r2", "since": 0}))
         .await;
     assert_eq!(ws.expect("error").await["code"], "forbidden");
@@ -334,17 +351,30 @@ async fn query_tokens_only_on_the_socket_and_the_overlay() {
     let s = TestServer::start(&embedded(), |_| {}).await;
     let tok = s.token("v", Role::Viewer);
     let (st, v) = s
-        .request(reqwest::Method::GET, &format!("/v1/wallet?token={tok}"), None, None)
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/wallet?token={tok}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!((st, v["code"].as_str()), (401, Some("unauthorized")), "{v}");
     assert_eq!(wallet_with(&s, &tok).await.0, 200);
     let (st, _) = s
-        .request(reqwest::Method::GET, &format!("/overlay/r?token={tok}"), None, None)
+        .request(
+            reqwest::Method::GET,
+            &format!("/overlay/r?token={tok}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(st, 200);
-    let mut ws = Ws::connect(&format!("ws://{}/v1/ws?token={tok}", s.addr), Encoding::Json)
-        .await
-        .unwrap();
+    let mut ws = Ws::connect(
+        &format!("ws://{}/v1/ws?token={tok}", s.addr),
+        Encoding::Json,
+    )
+    .await
+    .unwrap();
     ws.ping().await;
     // A bad token on the overlay is refused.
     let (st, _) = s
@@ -373,7 +403,11 @@ async fn nbf_audience_issuer_and_lifetime_are_checked() {
     };
     assert_eq!(wallet_with(&s, &hs256(&good(), SECRET)).await.0, 200);
     let minted = s.state().auth.issue("v", Role::Viewer, 600).unwrap();
-    assert_eq!(wallet_with(&s, &minted).await.0, 200, "minted tokens carry aud/iss");
+    assert_eq!(
+        wallet_with(&s, &minted).await.0,
+        200,
+        "minted tokens carry aud/iss"
+    );
     let mut list_aud = good();
     list_aud.aud = Some(json!(["other", "giftstream"]));
     assert_eq!(wallet_with(&s, &hs256(&list_aud, SECRET)).await.0, 200);
@@ -414,7 +448,11 @@ async fn nbf_audience_issuer_and_lifetime_are_checked() {
     }
     let mut c = good();
     c.iat = None;
-    assert_eq!(wallet_with(&s, &hs256(&c, SECRET)).await.0, 200, "no iat, short");
+    assert_eq!(
+        wallet_with(&s, &hs256(&c, SECRET)).await.0,
+        200,
+        "no iat, short"
+    );
     // Minting beyond the bound is refused too.
     assert!(s.state().auth.issue("v", Role::Viewer, 7200).is_err());
     s.stop().await;
@@ -428,7 +466,11 @@ async fn platform_public_keys_verify_pem_and_jwks() {
     let c = claims("v", Role::Viewer);
     // PEM, no shared secret: only the platform's key.
     for (pem, alg, private) in [
-        ("ed25519_public.pem", Algorithm::EdDSA, "ed25519_private.pem"),
+        (
+            "ed25519_public.pem",
+            Algorithm::EdDSA,
+            "ed25519_private.pem",
+        ),
         ("rsa_public.pem", Algorithm::RS256, "rsa_private.pem"),
     ] {
         let s = TestServer::start(&embedded(), |cfg| {
@@ -436,14 +478,22 @@ async fn platform_public_keys_verify_pem_and_jwks() {
             cfg.auth.public_keys_path = fixture(pem).display().to_string();
         })
         .await;
-        assert_eq!(wallet_with(&s, &signed(&c, alg, None, private)).await.0, 200, "{pem}");
+        assert_eq!(
+            wallet_with(&s, &signed(&c, alg, None, private)).await.0,
+            200,
+            "{pem}"
+        );
         assert_eq!(
             wallet_with(&s, &hs256(&c, SECRET)).await,
             (401, "unauthorized".into()),
             "HS256 without auth.jwt_secret"
         );
         let mut ws = Ws::connect(
-            &format!("ws://{}/v1/ws?token={}", s.addr, signed(&c, alg, None, private)),
+            &format!(
+                "ws://{}/v1/ws?token={}",
+                s.addr,
+                signed(&c, alg, None, private)
+            ),
             Encoding::Json,
         )
         .await
@@ -514,18 +564,33 @@ async fn admin_tokens_need_the_admin_key() {
     .await;
     let grant = json!({"user": "v", "coins": 5, "id": "g1"});
     let (st, v) = s
-        .post("/v1/admin/grants", &hs256(&claims("root", Role::Admin), SECRET), grant.clone())
+        .post(
+            "/v1/admin/grants",
+            &hs256(&claims("root", Role::Admin), SECRET),
+            grant.clone(),
+        )
         .await;
     assert_eq!((st, v["code"].as_str()), (401, Some("unauthorized")), "{v}");
     let (st, v) = s
-        .post("/v1/admin/grants", &hs256(&claims("root", Role::Admin), ADMIN_SECRET), grant)
+        .post(
+            "/v1/admin/grants",
+            &hs256(&claims("root", Role::Admin), ADMIN_SECRET),
+            grant,
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(
-        wallet_with(&s, &hs256(&claims("v", Role::Viewer), ADMIN_SECRET)).await.0,
+        wallet_with(&s, &hs256(&claims("v", Role::Viewer), ADMIN_SECRET))
+            .await
+            .0,
         401
     );
-    assert_eq!(wallet_with(&s, &hs256(&claims("v", Role::Viewer), SECRET)).await.0, 200);
+    assert_eq!(
+        wallet_with(&s, &hs256(&claims("v", Role::Viewer), SECRET))
+            .await
+            .0,
+        200
+    );
     s.stop().await;
 }
 
@@ -546,7 +611,10 @@ async fn sockets_close_at_exp_unless_refreshed() {
     for (tok, code) in [
         (a.issue("w", Role::Viewer, 600).unwrap(), "forbidden"),
         (a.issue("v", Role::Creator, 600).unwrap(), "forbidden"),
-        (hs256(&claims("v", Role::Viewer), DEV_JWT_SECRET), "unauthorized"),
+        (
+            hs256(&claims("v", Role::Viewer), DEV_JWT_SECRET),
+            "unauthorized",
+        ),
     ] {
         refreshed
             .send(json!({"type": "refresh", "token": tok}))
@@ -605,17 +673,19 @@ fn secrets_never_show_in_debug_or_config_errors() {
         "PASSWORD-7",
     ];
     let auth = giftstream::auth::Auth::from_config(&c.auth).unwrap();
-    for text in [
-        format!("{c:?}"),
-        format!("{c:#?}"),
-        format!("{auth:?}"),
-    ] {
+    for text in [format!("{c:?}"), format!("{c:#?}"), format!("{auth:?}")] {
         for s in secrets {
             assert!(!text.contains(s), "{s} in {text}");
         }
-        assert!(text.contains("<redacted>") || text.starts_with("Auth("), "{text}");
+        assert!(
+            text.contains("<redacted>") || text.starts_with("Auth("),
+            "{text}"
+        );
     }
-    assert!(format!("{c:?}").contains("pg.internal"), "the rest still shows");
+    assert!(
+        format!("{c:?}").contains("pg.internal"),
+        "the rest still shows"
+    );
     // A bad URL is named in the error, without its password.
     c.ledger.url = "mysql://u:pg-PASSWORD-1@h/db".into();
     let e = c.validate().unwrap_err().to_string();

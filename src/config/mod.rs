@@ -271,7 +271,13 @@ impl Default for AuthConfig {
 
 impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        redacted_debug(f, "AuthConfig", self, &["jwt_secret", "admin_jwt_secret"], &[])
+        redacted_debug(
+            f,
+            "AuthConfig",
+            self,
+            &["jwt_secret", "admin_jwt_secret"],
+            &[],
+        )
     }
 }
 
@@ -332,10 +338,7 @@ pub fn redact_url(url: &str) -> String {
         if let Some(at) = out[auth_start..auth_end].rfind('@') {
             let userinfo = &out[auth_start..auth_start + at];
             if let Some(colon) = userinfo.find(':') {
-                out.replace_range(
-                    auth_start + colon + 1..auth_start + at,
-                    "<redacted>",
-                );
+                out.replace_range(auth_start + colon + 1..auth_start + at, "<redacted>");
             }
         }
     }
@@ -693,10 +696,7 @@ impl Config {
                 return bad("auth.admin_jwt_secret", "must be at least 32 random bytes");
             }
             if a.admin_jwt_secret == a.jwt_secret {
-                return bad(
-                    "auth.admin_jwt_secret",
-                    "must differ from auth.jwt_secret",
-                );
+                return bad("auth.admin_jwt_secret", "must differ from auth.jwt_secret");
             }
         }
         if a.overlay_token_ttl_s == 0 {
@@ -712,7 +712,10 @@ impl Config {
         if c != "memory" && !c.starts_with("redis://") && !c.starts_with("rediss://") {
             return bad(
                 "counters.url",
-                format!("expected `memory` or `redis://...`, got `{}`", redact_url(c)),
+                format!(
+                    "expected `memory` or `redis://...`, got `{}`",
+                    redact_url(c)
+                ),
             );
         }
         let l = &self.ledger.url;

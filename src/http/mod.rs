@@ -578,7 +578,9 @@ async fn overlay_token(
         .await?
         .ok_or_else(|| Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", b.room)))?;
     if info.creator != who.user {
-        return Err(Error::forbidden("only the room's creator may mint its overlay token"));
+        return Err(Error::forbidden(
+            "only the room's creator may mint its overlay token",
+        ));
     }
     let ttl = state.cfg.auth.overlay_token_ttl_s;
     let token = state.auth.issue_scoped(

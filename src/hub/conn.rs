@@ -293,7 +293,9 @@ impl Reader {
                     ClientMsg::Gift { id, .. } => Some(id.clone()),
                     _ => None,
                 };
-                return self.reply(ServerMsg::error(&scoped_refusal(scope), id)).await;
+                return self
+                    .reply(ServerMsg::error(&scoped_refusal(scope), id))
+                    .await;
             }
         }
         match msg {
