@@ -591,6 +591,16 @@ async fn admin_tokens_need_the_admin_key() {
             .0,
         200
     );
+    // What giftstream mints for an admin is signed with the admin key.
+    let minted = s.state().auth.issue("root", Role::Admin, 600).unwrap();
+    let (st, v) = s
+        .post(
+            "/v1/admin/grants",
+            &minted,
+            json!({"user": "v", "coins": 5, "id": "g2"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
     s.stop().await;
 }
 

@@ -156,8 +156,9 @@ pub struct Auth {
     /// `auth.jwt_secret`; `None` when empty (HS256 is then refused, and
     /// nothing is minted).
     signer: Option<(EncodingKey, DecodingKey)>,
-    /// `auth.admin_jwt_secret`: when set, admin tokens verify only with it.
-    admin: Option<DecodingKey>,
+    /// `auth.admin_jwt_secret`: when set, admin tokens are minted with it
+    /// and verify only with it.
+    admin: Option<(EncodingKey, DecodingKey)>,
     public: std::sync::Arc<Vec<PublicKey>>,
     base: Validation,
     audience: Option<String>,
@@ -242,7 +243,12 @@ impl Auth {
         });
         Auth {
             signer,
-            admin: admin_secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
+            admin: admin_secret.map(|s| {
+                (
+                    EncodingKey::from_secret(s.as_bytes()),
+                    DecodingKey::from_secret(s.as_bytes()),
+                )
+            }),
             public: std::sync::Arc::new(public),
             base,
             audience,
@@ -263,7 +269,8 @@ impl Auth {
     }
 
     /// A token for `user` with `role` and `scope`, valid for `ttl_s`
-    /// seconds, signed with `auth.jwt_secret` (HS256), with `iat` and the
+    /// seconds, signed with `auth.jwt_secret` (HS256; an admin token with
+    /// `auth.admin_jwt_secret` when that is set), with `iat` and the
     /// configured `iss`/`aud`.
     pub fn issue_scoped(
         &self,
@@ -277,7 +284,11 @@ impl Auth {
                 "user must be 1..=64 characters of [A-Za-z0-9_.-]",
             ));
         }
-        let Some((enc, _)) = &self.signer else {
+        let signer = match (&self.admin, role) {
+            (Some(admin), Role::Admin) => Some(admin),
+            _ => self.signer.as_ref(),
+        };
+        let Some((enc, _)) = signer else {
             return Err(Error::bad_request(
                 "this server mints no tokens: auth.jwt_secret is empty (tokens come from the platform's keys)",
             ));
@@ -334,7 +345,7 @@ impl Auth {
                 Err(e) => return Err(refusal(&e)),
             }
         }
-        if let Some(dec) = &self.admin {
+        if let Some((_, dec)) = &self.admin {
             return jsonwebtoken::decode::<Claims>(token, dec, &v)
                 .map(|d| (d.claims, true))
                 .map_err(|e| refusal(&e));
