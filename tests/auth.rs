@@ -612,7 +612,7 @@ async fn sockets_close_at_exp_unless_refreshed() {
     let s = TestServer::start(&embedded(), |_| {}).await;
     s.open_room("alice", "r1").await;
     let a = Auth::new(SECRET, 0);
-    let short = a.issue("v", Role::Viewer, 2).unwrap();
+    let short = a.issue("v", Role::Viewer, 4).unwrap();
     let url = |t: &str| format!("ws://{}/v1/ws?token={t}", s.addr);
     let mut refreshed = Ws::connect(&url(&short), Encoding::Json).await.unwrap();
     let mut lapsing = Ws::connect(&url(&short), Encoding::Json).await.unwrap();
