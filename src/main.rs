@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use giftstream::app::{self, ops, AppState};
-use giftstream::auth::{Auth, Role};
+use giftstream::auth::{Auth, Role, Scope};
 use giftstream::config::{Config, DEV_JWT_SECRET};
 use giftstream::ledger::CreditOp;
 
@@ -43,12 +43,16 @@ enum Cmd {
     Token {
         /// User id.
         user: String,
-        /// Role.
-        #[arg(long, value_enum)]
-        role: Role,
-        /// Lifetime in seconds.
+        /// Role (default: creator with --scope, else required).
+        #[arg(long, value_enum, required_unless_present = "scope")]
+        role: Option<Role>,
+        /// Lifetime in seconds (at most `auth.token_lifetime_s_max`).
         #[arg(long, default_value_t = 86_400)]
         ttl: u64,
+        /// Limit the token: `overlay:ROOM` opens only /v1/ws (join/resume
+        /// of ROOM) and /overlay/ROOM.
+        #[arg(long)]
+        scope: Option<String>,
     },
     /// Watch a room: print every frame as a JSON line.
     Watch {
@@ -118,11 +122,23 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Token { user, role, ttl } => {
+        Cmd::Token {
+            user,
+            role,
+            ttl,
+            scope,
+        } => {
             let cfg = load_config(cli.config)?;
+            let scope = match scope.as_deref() {
+                None => None,
+                Some(s) => Some(Scope::parse(s).ok_or_else(|| {
+                    anyhow::anyhow!("--scope: expected `overlay:ROOM`, got `{s}`")
+                })?),
+            };
+            let role = role.unwrap_or(Role::Creator);
             println!(
                 "{}",
-                Auth::new(&cfg.auth.jwt_secret, cfg.auth.leeway_s).issue(&user, role, ttl)?
+                Auth::from_config(&cfg.auth)?.issue_scoped(&user, role, scope.as_ref(), ttl)?
             );
         }
         Cmd::Watch {
@@ -153,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
             {
                 anyhow::bail!(
                     "reconcile compares Redis with the ledger; counters.url is `{}`",
-                    cfg.counters.url
+                    giftstream::config::redact_url(&cfg.counters.url)
                 );
             }
             let ledger = giftstream::ledger::open(&cfg.ledger.url, cfg.ledger.pool_len_max).await?;
@@ -174,8 +190,11 @@ async fn main() -> anyhow::Result<()> {
             if let Some(l) = listen {
                 cfg.http.listen = l;
             }
+            // Outside --demo, whatever the config file: no development or
+            // short secret (payments refuse them even with --demo).
+            cfg.check_serve(demo)?;
             if cfg.auth.jwt_secret == DEV_JWT_SECRET {
-                tracing::warn!("using the development JWT secret; set GIFTSTREAM_AUTH__JWT_SECRET outside a laptop");
+                tracing::warn!("--demo with the development JWT secret: anyone can forge tokens; never expose this server");
             }
             let running = app::start(cfg).await?;
             tracing::info!(addr = %running.addr, "giftstream listening");
@@ -231,8 +250,22 @@ async fn demo_setup(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
         };
         ops::credit(state, op).await?;
     }
-    let viewer = state.auth.issue("viewer-1", Role::Viewer, 86_400)?;
-    let creator = state.auth.issue("demo-creator", Role::Creator, 86_400)?;
+    let ttl = state.cfg.auth.overlay_token_ttl_s;
+    let viewer = state.auth.issue("viewer-1", Role::Viewer, ttl)?;
+    let creator = state.auth.issue("demo-creator", Role::Creator, ttl)?;
+    // The overlay URL carries a token that opens only this room's overlay
+    // (it ends up in OBS settings and screenshots).
+    let overlay = state.auth.issue_scoped(
+        "demo-creator",
+        Role::Creator,
+        Some(&Scope::overlay("demo")),
+        ttl,
+    )?;
+    let secret_note = if state.cfg.auth.jwt_secret == DEV_JWT_SECRET {
+        "\nJWT secret: the public DEVELOPMENT secret (anyone can forge tokens; demo only).\n"
+    } else {
+        ""
+    };
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "giftstream".into());
@@ -243,10 +276,11 @@ async fn demo_setup(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
          Watch the room (in another terminal):\n  {exe} watch --url {url} --room demo --token {viewer}\n\n\
          Send 5 roses as viewer-1:\n  {exe} send --url {url} --room demo --gift rose --times 5 --token {viewer}\n\n\
          Creator's earnings:\n  curl -s -H 'Authorization: Bearer {creator}' http://{addr}/v1/creators/demo-creator/earnings\n\n\
-         Creator's OBS overlay (a browser source; open it in a browser to see gifts animate):\n  http://{addr}/overlay/demo?token={creator}\n\n\
+         Creator's OBS overlay (a browser source; open it in a browser to see gifts animate;\n\
+         its token opens only this overlay):\n  http://{addr}/overlay/demo?token={overlay}\n\n\
          viewer-1's wallet:\n  curl -s -H 'Authorization: Bearer {viewer}' http://{addr}/v1/wallet\n\n\
          Any other token: {exe} token viewer-2 --role viewer\n\
-         Stop with Ctrl-C: sockets close with 1001 and everything accepted is settled.\n"
+         Stop with Ctrl-C: sockets close with 1001 and everything accepted is settled.\n{secret_note}"
     );
     Ok(())
 }

@@ -59,7 +59,7 @@ use crate::token::Tokens;
 
 /// Run the scenario `cli` asks for, start to end (spawning and stopping a
 /// server with `--spawn`), and answer its summary.
-pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
+pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
     anyhow::ensure!(
         !matches!(cli.scenario, Scenario::Markdown(_)),
         "`markdown` is not a scenario; see markdown::render"
@@ -69,6 +69,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
         !cli.common.spawn || cli.common.nodes.is_empty(),
         "--spawn starts one node; start the nodes yourself for --nodes"
     );
+    if cli.common.spawn && cli.common.jwt_secret == crate::token::DEV_JWT_SECRET {
+        // `giftstream serve` refuses the development secret (issue 11): the
+        // spawned server gets a random one, shared with the tokens.
+        cli.common.jwt_secret = format!("loadtest-{:032x}", rand::thread_rng().gen::<u128>());
+    }
     let spawned = if cli.common.spawn {
         let bin = match &cli.common.server_bin {
             Some(b) => b.clone(),

@@ -119,10 +119,17 @@ pub async fn open_redis(cfg: &Config, hub: Arc<Hub>) -> anyhow::Result<RedisCoun
 /// Open engines, restore state, bind, and serve until shut down.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let _ = metrics_handle();
+    cfg.validate()?;
+    let auth = Auth::from_config(&cfg.auth)?;
     let catalog = Catalog::load(&cfg.catalog.path)?;
     let ledger = ledger::open(&cfg.ledger.url, cfg.ledger.pool_len_max)
         .await
-        .with_context(|| format!("opening ledger.url {}", cfg.ledger.url))?;
+        .with_context(|| {
+            format!(
+                "opening ledger.url {}",
+                crate::config::redact_url(&cfg.ledger.url)
+            )
+        })?;
     let hub = Hub::new(cfg.hub.clone());
     let mut redis_engine: Option<Arc<RedisCounters>> = None;
     let counters: Arc<dyn Counters> = match cfg.counters.url.as_str() {
@@ -206,7 +213,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     };
     let state = Arc::new(AppState {
         stripe,
-        auth: Auth::new(&cfg.auth.jwt_secret, cfg.auth.leeway_s),
+        auth,
         catalog,
         hub,
         counters,

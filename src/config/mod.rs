@@ -6,6 +6,7 @@
 //! error that names the bad key.
 //! Must not: open connections or files other than the config file itself.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -69,7 +70,7 @@ pub struct CoinPackage {
 }
 
 /// `[stripe]`: payments (coin purchases, tips, creator cash-outs).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StripeConfig {
     /// Secret API key (`sk_test_...`); empty turns payments off. Prefer
@@ -162,6 +163,30 @@ impl Default for StripeConfig {
     }
 }
 
+impl fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted_debug(
+            f,
+            "StripeConfig",
+            self,
+            &["secret_key", "webhook_secret"],
+            &["api_base_url"],
+        )
+    }
+}
+
+impl fmt::Debug for CountersConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted_debug(f, "CountersConfig", self, &[], &["url"])
+    }
+}
+
+impl fmt::Debug for LedgerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted_debug(f, "LedgerConfig", self, &[], &["url"])
+    }
+}
+
 impl StripeConfig {
     /// Whether payments are on (a secret key is set).
     pub fn enabled(&self) -> bool {
@@ -189,15 +214,42 @@ impl Default for HttpConfig {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// HS256 secret (env `GIFTSTREAM_AUTH__JWT_SECRET`).
+    /// HS256 secret (env `GIFTSTREAM_AUTH__JWT_SECRET`): mints and
+    /// verifies. Empty turns HS256 off (then `public_keys_path` is
+    /// required and this server mints nothing).
     pub jwt_secret: String,
-    /// Clock skew allowed on `exp`, seconds.
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
     pub leeway_s: u64,
-    /// Refuse to start with the development secret.
+    /// Refuse the development secret and secrets under 32 bytes even for
+    /// `serve --demo` (plain `serve` and payments always refuse them).
     pub require_strong_secret: bool,
+    /// When set (at least 32 bytes, env `GIFTSTREAM_AUTH__ADMIN_JWT_SECRET`),
+    /// admin tokens are accepted only when signed with it (HS256), and it
+    /// verifies admin tokens only.
+    pub admin_jwt_secret: String,
+    /// A PEM file (one or more `PUBLIC KEY` blocks) or a JWKS file of the
+    /// host platform's public keys (RS256, ES256, EdDSA; a token's `kid`
+    /// picks the key when both carry one). giftstream verifies with them,
+    /// never mints. Empty: none.
+    pub public_keys_path: String,
+    /// When set, tokens must carry this `aud`; empty: `aud` is not checked.
+    pub audience: String,
+    /// When set, tokens must carry this `iss`; empty: `iss` is not checked.
+    pub issuer: String,
+    /// Longest token lifetime accepted, seconds: `exp - iat`, or `exp -
+    /// now` for a token without `iat` (or with one in the future). 0: no
+    /// bound.
+    pub token_lifetime_s_max: u64,
+    /// Lifetime of the overlay tokens giftstream mints (`POST
+    /// /v1/creators/me/overlay-tokens`, the demo banner), seconds.
+    pub overlay_token_ttl_s: u64,
+    /// Prefix of the overlay URL answered with an overlay token, e.g.
+    /// `https://gifts.example.com`; empty: the URL is a path
+    /// (`/overlay/ROOM?token=...`).
+    pub overlay_url_base: String,
 }
 
 impl Default for AuthConfig {
@@ -206,12 +258,108 @@ impl Default for AuthConfig {
             jwt_secret: DEV_JWT_SECRET.to_string(),
             leeway_s: 5,
             require_strong_secret: false,
+            admin_jwt_secret: String::new(),
+            public_keys_path: String::new(),
+            audience: String::new(),
+            issuer: String::new(),
+            token_lifetime_s_max: 7 * 86_400,
+            overlay_token_ttl_s: 86_400,
+            overlay_url_base: String::new(),
         }
     }
 }
 
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted_debug(
+            f,
+            "AuthConfig",
+            self,
+            &["jwt_secret", "admin_jwt_secret"],
+            &[],
+        )
+    }
+}
+
+/// The minimum length of a secret `serve` accepts, bytes.
+pub const JWT_SECRET_LEN_MIN: usize = 32;
+
+/// Why `secret` is too weak to serve with, if it is.
+fn weak_secret(secret: &str) -> Option<&'static str> {
+    if secret == DEV_JWT_SECRET {
+        Some("the public development secret")
+    } else if secret.len() < JWT_SECRET_LEN_MIN {
+        Some("shorter than 32 bytes")
+    } else {
+        None
+    }
+}
+
+/// `Debug` of a config section through its serialized form, with the
+/// values of `secrets` replaced (when set) and the passwords of the URLs
+/// in `urls` hidden: sections may grow fields without leaking new ones
+/// the derive would print.
+fn redacted_debug<T: Serialize>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    v: &T,
+    secrets: &[&str],
+    urls: &[&str],
+) -> fmt::Result {
+    let mut j = serde_json::to_value(v).map_err(|_| fmt::Error)?;
+    if let Some(m) = j.as_object_mut() {
+        for k in secrets {
+            if let Some(x) = m.get_mut(*k) {
+                if x.as_str().is_some_and(|s| !s.is_empty()) {
+                    *x = serde_json::Value::String("<redacted>".into());
+                }
+            }
+        }
+        for k in urls {
+            if let Some(x) = m.get_mut(*k) {
+                if let Some(s) = x.as_str() {
+                    *x = serde_json::Value::String(redact_url(s));
+                }
+            }
+        }
+    }
+    write!(f, "{name} {j}")
+}
+
+/// `url` with its password (userinfo after `:`, or a `password=` query
+/// value) replaced by `<redacted>`: safe for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let auth_start = scheme_end + 3;
+        let auth_end = out[auth_start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| auth_start + i);
+        if let Some(at) = out[auth_start..auth_end].rfind('@') {
+            let userinfo = &out[auth_start..auth_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(auth_start + colon + 1..auth_start + at, "<redacted>");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("pass") => {
+                    format!("{k}=<redacted>")
+                }
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
+}
+
 /// `[counters]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CountersConfig {
     /// `memory` or `redis://host:port/db`.
@@ -261,7 +409,7 @@ impl Default for CountersConfig {
 }
 
 /// `[ledger]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerConfig {
     /// `sqlite://PATH`, `sqlite::memory:` or `postgres://...`.
@@ -489,6 +637,26 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The check `serve` adds (outside `--demo`, whatever config file):
+    /// `auth.jwt_secret` is neither the development secret nor shorter
+    /// than 32 bytes (an empty one, with `auth.public_keys_path`, mints
+    /// nothing and passes).
+    pub fn check_serve(&self, demo: bool) -> Result<(), ConfigError> {
+        let s = &self.auth.jwt_secret;
+        if demo || s.is_empty() {
+            return Ok(());
+        }
+        match weak_secret(s) {
+            None => Ok(()),
+            Some(why) => Err(ConfigError {
+                key: "auth.jwt_secret".into(),
+                message: format!(
+                    "{why} is refused by `serve` (only `serve --demo` may use it); set GIFTSTREAM_AUTH__JWT_SECRET to at least 32 random bytes"
+                ),
+            }),
+        }
+    }
+
     /// Checks what types cannot: ranges, URL schemes, secret strength.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
@@ -497,20 +665,57 @@ impl Config {
                 message: message.into(),
             })
         }
-        if self.auth.jwt_secret.len() < 16 {
+        let a = &self.auth;
+        if a.jwt_secret.is_empty() {
+            if a.public_keys_path.is_empty() {
+                return bad(
+                    "auth.jwt_secret",
+                    "empty: set one (at least 32 random bytes, GIFTSTREAM_AUTH__JWT_SECRET) or auth.public_keys_path",
+                );
+            }
+        } else if a.jwt_secret.len() < 16 {
             return bad("auth.jwt_secret", "must be at least 16 bytes");
         }
-        if self.auth.require_strong_secret && self.auth.jwt_secret == DEV_JWT_SECRET {
+        if a.require_strong_secret || self.stripe.enabled() {
+            if let Some(why) = (!a.jwt_secret.is_empty())
+                .then(|| weak_secret(&a.jwt_secret))
+                .flatten()
+            {
+                return bad(
+                    "auth.jwt_secret",
+                    format!(
+                        "{why} is refused {}; set GIFTSTREAM_AUTH__JWT_SECRET to at least 32 random bytes",
+                        if self.stripe.enabled() { "when payments are configured (stripe.secret_key)" } else { "here (auth.require_strong_secret)" }
+                    ),
+                );
+            }
+        }
+        if !a.admin_jwt_secret.is_empty() {
+            if a.admin_jwt_secret.len() < JWT_SECRET_LEN_MIN || a.admin_jwt_secret == DEV_JWT_SECRET
+            {
+                return bad("auth.admin_jwt_secret", "must be at least 32 random bytes");
+            }
+            if a.admin_jwt_secret == a.jwt_secret {
+                return bad("auth.admin_jwt_secret", "must differ from auth.jwt_secret");
+            }
+        }
+        if a.overlay_token_ttl_s == 0 {
+            return bad("auth.overlay_token_ttl_s", "must be greater than 0");
+        }
+        if a.token_lifetime_s_max > 0 && a.overlay_token_ttl_s > a.token_lifetime_s_max {
             return bad(
-                "auth.jwt_secret",
-                "the development secret is refused here; set GIFTSTREAM_AUTH__JWT_SECRET",
+                "auth.overlay_token_ttl_s",
+                "must be at most auth.token_lifetime_s_max",
             );
         }
         let c = &self.counters.url;
         if c != "memory" && !c.starts_with("redis://") && !c.starts_with("rediss://") {
             return bad(
                 "counters.url",
-                format!("expected `memory` or `redis://...`, got `{c}`"),
+                format!(
+                    "expected `memory` or `redis://...`, got `{}`",
+                    redact_url(c)
+                ),
             );
         }
         let l = &self.ledger.url;
@@ -521,7 +726,8 @@ impl Config {
             return bad(
                 "ledger.url",
                 format!(
-                    "expected `sqlite://PATH`, `sqlite::memory:` or `postgres://...`, got `{l}`"
+                    "expected `sqlite://PATH`, `sqlite::memory:` or `postgres://...`, got `{}`",
+                    redact_url(l)
                 ),
             );
         }
@@ -769,6 +975,15 @@ mod tests {
                 "off by default"
             );
             jail.set_env("GIFTSTREAM_STRIPE__SECRET_KEY", "sk_test_x");
+            assert_eq!(
+                Config::load(None).unwrap_err().key,
+                "auth.jwt_secret",
+                "payments refuse the development secret"
+            );
+            jail.set_env(
+                "GIFTSTREAM_AUTH__JWT_SECRET",
+                "a-production-secret-of-at-least-32-bytes",
+            );
             assert_eq!(Config::load(None).unwrap_err().key, "stripe.webhook_secret");
             jail.set_env("GIFTSTREAM_STRIPE__WEBHOOK_SECRET", "whsec_x");
             let c = Config::load(None).unwrap();

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::{metrics_handle, ops, AppState};
-use crate::auth::{Identity, Role};
+use crate::auth::{Identity, Role, Scope, Token};
 use crate::error::{Error, ErrorCode};
 use crate::ledger::CreditOp;
 use crate::payments;
@@ -60,6 +60,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/rooms/{room}/tips", post(room_tip))
         .route("/v1/videos/{video}/tips", post(video_tip))
         .route("/v1/creators/me/cashouts", post(cashout))
+        .route("/v1/creators/me/overlay-tokens", post(overlay_token))
         .route("/overlay/{room}", get(overlay))
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
         .route("/metrics", get(prometheus))
@@ -70,6 +71,10 @@ pub fn router(state: Shared) -> Router {
             Error::bad_request("method not allowed").with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(axum::extract::DefaultBodyLimit::max(body_len_max))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_scoped,
+        ))
         .with_state(state)
 }
 
@@ -96,7 +101,9 @@ impl Error {
     }
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of an HTTP request: `Authorization: Bearer`
+/// only (`?token=` is ignored here), full-privilege tokens only (a scoped
+/// token is `forbidden`).
 pub struct Caller(pub Identity);
 
 #[derive(Deserialize)]
@@ -108,12 +115,46 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Error> {
+        state.auth.from_request(&parts.headers).map(Caller)
+    }
+}
+
+/// The verified token of a socket or overlay request: `Authorization:
+/// Bearer`, else `?token=` (browsers cannot set headers there); scoped
+/// tokens included.
+pub struct SocketCaller(pub Token);
+
+impl FromRequestParts<Shared> for SocketCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Error> {
         let q: Option<TokenQuery> = Query::<TokenQuery>::try_from_uri(&parts.uri)
             .ok()
             .map(|q| q.0);
         let token = q.as_ref().and_then(|q| q.token.as_deref());
-        state.auth.from_request(&parts.headers, token).map(Caller)
+        state
+            .auth
+            .from_socket_request(&parts.headers, token)
+            .map(SocketCaller)
     }
+}
+
+/// Every route but `/v1/ws` and `/overlay/...` answers 403 `forbidden` to
+/// a scoped token, also the routes that need no token.
+async fn refuse_scoped(
+    State(state): State<Shared>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    if path != "/v1/ws" && !path.starts_with("/overlay/") {
+        if let Ok(Some(token)) = crate::auth::bearer(req.headers()) {
+            if let Some(scope) = state.auth.scope_of(token) {
+                return crate::auth::scoped_refusal(&scope).into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// A JSON body whose every failure is a typed `bad_request`.
@@ -134,7 +175,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 async fn ws(
     State(state): State<Shared>,
-    Caller(who): Caller,
+    SocketCaller(who): SocketCaller,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
     let upgrade = upgrade
@@ -160,9 +201,27 @@ async fn ws(
 }
 
 /// The creator's OBS browser-source overlay: `/overlay/ROOM?token=JWT`.
-/// A static page; it authenticates its own socket with the token.
-async fn overlay(Path(room): Path<String>) -> Result<Response, Error> {
+/// A static page; it authenticates its own socket with the token. A token
+/// given here (`?token=` or Bearer) is checked: 401 if it does not verify,
+/// 403 if it is scoped to another room; without one the page is served
+/// (it holds no data).
+async fn overlay(
+    State(state): State<Shared>,
+    Path(room): Path<String>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, Error> {
     check_name("room", &room)?;
+    if crate::auth::bearer(&headers)?.is_some() || q.token.is_some() {
+        let t = state
+            .auth
+            .from_socket_request(&headers, q.token.as_deref())?;
+        if let Some(scope) = &t.scope {
+            if !scope.allows_room(&room) {
+                return Err(crate::auth::scoped_refusal(scope));
+            }
+        }
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -496,4 +555,53 @@ async fn prometheus(State(state): State<Shared>) -> Response {
         metrics_handle().render(),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverlayTokenReq {
+    room: String,
+}
+
+/// A token scoped to `overlay:ROOM` for the creator who owns ROOM, and the
+/// overlay URL carrying it (`auth.overlay_token_ttl_s`).
+async fn overlay_token(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    JsonBody(b): JsonBody<OverlayTokenReq>,
+) -> Result<Response, Error> {
+    who.require(Role::Creator)?;
+    check_name("room", &b.room)?;
+    let info = state
+        .counters
+        .target(&Target::room(&b.room))
+        .await?
+        .ok_or_else(|| Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", b.room)))?;
+    if info.creator != who.user {
+        return Err(Error::forbidden(
+            "only the room's creator may mint its overlay token",
+        ));
+    }
+    let ttl = state.cfg.auth.overlay_token_ttl_s;
+    let token = state.auth.issue_scoped(
+        &who.user,
+        Role::Creator,
+        Some(&Scope::overlay(&b.room)),
+        ttl,
+    )?;
+    let url = format!(
+        "{}/overlay/{}?token={token}",
+        state.cfg.auth.overlay_url_base.trim_end_matches('/'),
+        b.room
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "room": b.room,
+            "token": token,
+            "url": url,
+            "expires_in_s": ttl,
+        })),
+    )
+        .into_response())
 }

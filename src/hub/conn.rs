@@ -23,7 +23,7 @@ use super::outbox::{outbox, Outbox, OutboxRx};
 use super::room::{RoomCmd, Subscriber};
 use super::RoomHandle;
 use crate::app::{ops, AppState};
-use crate::auth::{Identity, Role};
+use crate::auth::{scoped_refusal, Identity, Role, Scope, Token};
 use crate::config::AckMode;
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::{decode_client, ClientMsg, Encoding, ServerMsg};
@@ -33,6 +33,8 @@ use crate::wallet::Target;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code on server shutdown.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code when the socket's token expired without a `refresh`.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Ledger-mode acks one socket may have waiting at once.
 const ACKS_WAITING_MAX: usize = 256;
 
@@ -78,10 +80,15 @@ impl ConnCtl {
 pub fn serve(
     socket: WebSocket,
     state: Arc<AppState>,
-    who: Identity,
+    token: Token,
     encoding: Encoding,
     permit: OwnedSemaphorePermit,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let Token {
+        identity: who,
+        scope,
+        exp,
+    } = token;
     metrics::gauge!("giftstream_connections").increment(1.0);
     let cfg = state.hub.config();
     let queue_len = if who.role == Role::Creator {
@@ -102,6 +109,8 @@ pub fn serve(
     let reader = Reader {
         conn_id: state.hub.next_conn_id(),
         who,
+        scope,
+        exp,
         encoding,
         tx,
         ctl: ctl.clone(),
@@ -143,6 +152,12 @@ async fn read_until_closed(
 struct Reader {
     conn_id: u64,
     who: Identity,
+    /// The token's scope: `overlay:ROOM` allows join/resume/leave of ROOM,
+    /// ping and refresh only.
+    scope: Option<Scope>,
+    /// The token's expiry (seconds since the epoch): the socket closes
+    /// with 4001 then unless a `refresh` moved it.
+    exp: u64,
     encoding: Encoding,
     tx: Outbox,
     ctl: Arc<ConnCtl>,
@@ -193,10 +208,21 @@ impl Reader {
         let ctl = self.ctl.clone();
         let stopped = ctl.kick.cancelled();
         tokio::pin!(stopped);
+        let mut armed = self.exp;
+        let expiry = tokio::time::sleep_until(token_deadline(armed));
+        tokio::pin!(expiry);
         loop {
+            if self.exp != armed {
+                armed = self.exp;
+                expiry.as_mut().reset(token_deadline(armed));
+            }
             let next = tokio::select! {
                 biased;
                 _ = &mut stopped => return,
+                _ = &mut expiry => {
+                    self.ctl.kick(CLOSE_TOKEN_EXPIRED, "token expired");
+                    return;
+                }
                 m = stream.next() => m,
             };
             let frame = match next {
@@ -254,8 +280,27 @@ impl Reader {
             Ok(m) => m,
             Err((e, id)) => return self.reply(ServerMsg::error(&e, id)).await,
         };
+        if let Some(scope) = &self.scope {
+            let allowed = match &msg {
+                ClientMsg::Ping | ClientMsg::Refresh { .. } => true,
+                ClientMsg::Join { room, .. }
+                | ClientMsg::Resume { room, .. }
+                | ClientMsg::Leave { room } => scope.allows_room(room),
+                _ => false,
+            };
+            if !allowed {
+                let id = match &msg {
+                    ClientMsg::Gift { id, .. } => Some(id.clone()),
+                    _ => None,
+                };
+                return self
+                    .reply(ServerMsg::error(&scoped_refusal(scope), id))
+                    .await;
+            }
+        }
         match msg {
             ClientMsg::Ping => self.reply(ServerMsg::Pong).await,
+            ClientMsg::Refresh { token } => self.refresh(&token).await,
             ClientMsg::Join { room, coalesce } => {
                 let result = self.subscribe(&room, None, coalesce).await;
                 self.answer_err(result).await
@@ -282,6 +327,58 @@ impl Reader {
                 id,
             } => self.gift(room, gift, count, id).await,
         }
+    }
+
+    /// `refresh`: a valid token for the same `sub` with the same role (or
+    /// viewer) and the same scope (or a scope where there was none)
+    /// replaces the socket's; anything else is answered with an error and
+    /// the old token stays.
+    async fn refresh(&mut self, token: &str) -> bool {
+        let checked = self.state.auth.decode(token).and_then(|t| {
+            if t.identity.user != self.who.user {
+                return Err(Error::forbidden("refresh must keep the token's sub"));
+            }
+            if t.identity.role != self.who.role && t.identity.role != Role::Viewer {
+                return Err(Error::forbidden(
+                    "refresh may keep or narrow the role (to viewer), never widen it",
+                ));
+            }
+            let scope_ok = match (&self.scope, &t.scope) {
+                (None, _) => true,
+                (Some(old), Some(new)) => old == new,
+                (Some(_), None) => false,
+            };
+            if !scope_ok {
+                return Err(Error::forbidden(
+                    "refresh may keep or narrow the scope, never widen it",
+                ));
+            }
+            Ok(t)
+        });
+        let t = match checked {
+            Ok(t) => t,
+            Err(e) => return self.reply(ServerMsg::error(&e, None)).await,
+        };
+        if let Some(scope) = &t.scope {
+            // Narrowed: leave the rooms the new scope does not cover.
+            let mut i = 0;
+            while i < self.rooms.len() {
+                if scope.allows_room(&self.rooms[i].0) {
+                    i += 1;
+                    continue;
+                }
+                let (_, h) = self.rooms.swap_remove(i);
+                let _ =
+                    h.tx.send(RoomCmd::Leave {
+                        conn_id: self.conn_id,
+                    })
+                    .await;
+            }
+        }
+        self.who = t.identity;
+        self.scope = t.scope;
+        self.exp = t.exp;
+        self.reply(ServerMsg::Refreshed { exp: t.exp }).await
     }
 
     async fn answer_err(&self, result: Result<()>) -> bool {
@@ -428,6 +525,16 @@ impl Reader {
             }
         }
     }
+}
+
+/// When a token expiring at `exp` (seconds since the epoch) runs out, as
+/// a timer deadline (at most a year ahead).
+fn token_deadline(exp: u64) -> tokio::time::Instant {
+    let left_ms = (exp as i64)
+        .saturating_mul(1000)
+        .saturating_sub(crate::protocol::now_ms())
+        .clamp(0, 365 * 86_400 * 1000);
+    tokio::time::Instant::now() + Duration::from_millis(left_ms as u64)
 }
 
 fn is_too_big(e: &axum::Error) -> bool {

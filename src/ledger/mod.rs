@@ -640,5 +640,8 @@ pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<std::sync::Arc
             postgres::PgLedger::open(url, pool_len_max).await?,
         ));
     }
-    anyhow::bail!("ledger.url `{url}`: engine not available")
+    anyhow::bail!(
+        "ledger.url `{}`: engine not available",
+        crate::config::redact_url(url)
+    )
 }

@@ -78,6 +78,12 @@ pub enum ClientMsg {
     },
     /// Liveness check; answered with `pong`.
     Ping,
+    /// Addition to v1: extend this socket with a new token (same `sub`,
+    /// same or narrower role and scope); answered with `refreshed`.
+    Refresh {
+        /// The new JWT.
+        token: String,
+    },
 }
 
 /// The body of a gift sent over HTTP (a WS `gift` minus `room`).
@@ -163,6 +169,12 @@ pub enum ServerMsg {
     },
     /// Answer to `ping`.
     Pong,
+    /// Addition to v1: answer to `refresh`; the socket now lives until
+    /// `exp`.
+    Refreshed {
+        /// The new token's expiry, seconds since the epoch.
+        exp: u64,
+    },
     /// An accepted gift in a joined room.
     GiftEvent(GiftEvent),
     /// A tip in a joined room.
@@ -301,6 +313,10 @@ impl ClientMsg {
                 check_gift(gift, *count, id)
             }
             ClientMsg::Ping => Ok(()),
+            ClientMsg::Refresh { token } if token.is_empty() => {
+                Err(Error::bad_request("refresh needs a token"))
+            }
+            ClientMsg::Refresh { .. } => Ok(()),
         }
     }
 }
@@ -417,6 +433,9 @@ mod tests {
                     serde_json::json!({"type": "resume", "room": room, "since": since})
                 }
                 ClientMsg::Ping => serde_json::json!({"type": "ping"}),
+                ClientMsg::Refresh { token } => {
+                    serde_json::json!({"type": "refresh", "token": token})
+                }
             }
         }
 
