@@ -287,8 +287,16 @@ fn http_rows() -> Vec<Row> {
                 _ => FORBIDDEN,
             })
         }),
-        // A static page; the overlay token may load its own room's.
-        row("GET", "/overlay/{room}", |_| now(S(200))),
+        // A static page (no data), so no token is needed; a token given
+        // is checked, and the overlay token may load its own room's.
+        row("GET", "/overlay/{room}", |c| match c {
+            BadSignature | Expired | NotYetValid => auth(UNAUTHORIZED), // needs h-auth
+            _ => now(S(200)),
+        }),
+        // h-auth adds this route; merge it with this row:
+        // row("POST", "/v1/creators/me/overlay-tokens", |c| {
+        //     authed(c, |c| if c == Owner { S(201) } else { FORBIDDEN })
+        // }),
         row("GET", "/healthz", |c| public(c, S(200))),
         // Moves to its own listener (http.metrics_listen, h-net): then
         // this row goes with the route.
@@ -339,7 +347,9 @@ fn ws_cell(msg: &str, c: Cred) -> (WsWant, bool) {
         m => panic!("no row for {m}"),
     };
     match (c, msg) {
-        (Overlay, "join" | "resume") => (ok, false),
+        // Its own room only (other rooms: checked after the grid); `leave`
+        // of it and `ping` are harmless, `refresh` keeps the scope.
+        (Overlay, "join" | "resume" | "leave" | "ping") => (ok, false),
         (Overlay, _) => (Error("forbidden"), true), // needs h-auth: scopes
         (Owner | OwnerAsViewer | QueryToken, "gift") => (Error("forbidden"), false),
         _ => (ok, false),
@@ -486,7 +496,7 @@ impl Matrix {
         let id = format!("matrix-{n}");
         let cfg = &self.s.cfg.stripe;
         let body = match path {
-            "/v1/rooms" => Some(json!({ "room": ROOM })),
+            "/v1/rooms" | "/v1/creators/me/overlay-tokens" => Some(json!({ "room": ROOM })),
             "/v1/admin/grants" => Some(json!({ "user": VIEWER, "coins": 1, "id": id })),
             "/v1/videos" => Some(json!({ "video": VIDEO })),
             "/v1/videos/{video}/gifts" => Some(json!({ "gift": "rose", "count": 1, "id": id })),
@@ -624,6 +634,11 @@ async fn run_matrix(engine: &EngineSpec) {
     let mut table = String::new();
     let mut n = 0;
     let _ = writeln!(table, "auth matrix on {} (cells: got)", engine.name);
+    let _ = write!(table, "{:>7} {:<34}", "", "");
+    for c in CREDS {
+        let _ = write!(table, " | {:>16}", format!("{c:?}"));
+    }
+    table.push('\n');
     for row in http_rows() {
         let _ = write!(table, "{:>7} {:<34}", row.method, row.path);
         for c in CREDS {
