@@ -687,6 +687,21 @@ async fn run_matrix(engine: &EngineSpec) {
         table.push('\n');
     }
 
+    // Outside the list: 404, and 405 for a method a route does not take.
+    let owner = Owner.token().unwrap();
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/v1/no-such-route", 404),
+        (reqwest::Method::PUT, "/v1/wallet", 405),
+        (reqwest::Method::POST, "/healthz", 405),
+    ] {
+        let (st, v) = m.s.request(method.clone(), path, Some(&owner), None).await;
+        if (st, v["code"].as_str()) != (status, Some("bad_request")) {
+            wrong.push(format!(
+                "{method} {path}: want {status} bad_request, got {st} {v}"
+            ));
+        }
+    }
+
     // An overlay token reaches its own room only (needs h-auth: scopes).
     let overlay = Overlay.token().unwrap();
     let (st, v) =
