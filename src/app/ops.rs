@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::auth::Identity;
+use crate::auth::{Identity, Role};
 use crate::config::AckMode;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{CreditOp, CreditOutcome};
@@ -156,7 +156,7 @@ pub async fn open_room(state: &AppState, room: &str, creator: &str) -> Result<bo
     Ok(existed.is_none())
 }
 
-/// End a live room; only its creator or an admin may.
+/// End a live room; only its creator (with a creator token) or an admin may.
 pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()> {
     let target = Target::room(room);
     let rec = state
@@ -164,7 +164,15 @@ pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()
         .target(&target)
         .await?
         .ok_or_else(|| Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")))?;
-    who.require_self_or_admin(&rec.creator)?;
+    // The token's role bounds what it may do: a viewer token of the
+    // creator's user (e.g. the one the host platform gives them to watch
+    // others) must not end their live.
+    let owner = who.role == Role::Creator && who.user == rec.creator;
+    if !(owner || who.role == Role::Admin) {
+        return Err(Error::forbidden(
+            "only the room's creator (creator token) or an admin may end it",
+        ));
+    }
     state.counters.end_room(room).await?;
     state.ledger.end_room(room).await?;
     if !state.counters.relays_room_events() {

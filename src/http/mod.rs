@@ -1,6 +1,7 @@
 //! HTTP (JSON) and the WebSocket upgrade: the contract's routes.
 //!
-//! Owns: the axum router, authentication of every request ([`Caller`]),
+//! Owns: the axum router and its route list ([`ROUTES`], the one place a
+//! route is added), authentication of every request ([`Caller`]),
 //! body parsing into typed errors ([`JsonBody`]), the mapping of [`Error`]
 //! to a status and `{"code", "message"}`, `/metrics` and `/healthz`.
 //! Must not: hold business rules; handlers check roles, then call
@@ -14,7 +15,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -33,37 +34,84 @@ use crate::wallet::Target;
 
 type Shared = Arc<AppState>;
 
-/// Build the router.
-pub fn router(state: Shared) -> Router {
-    let body_len_max = state.cfg.http.body_len_max;
-    Router::new()
-        .route("/v1/ws", get(ws))
-        .route("/v1/catalog", get(catalog))
-        .route("/v1/rooms", post(open_room))
-        .route("/v1/rooms/{room}", delete(end_room).get(room_info))
-        .route("/v1/wallet", get(wallet))
-        .route("/v1/admin/grants", post(grant))
-        .route("/v1/videos", post(register_video))
-        .route("/v1/videos/{video}/gifts", post(video_gift))
-        .route("/v1/creators/{creator}/earnings", get(earnings))
-        .route("/v1/coins/purchases", post(purchase))
+/// Every route of the main listener, as (method, path). [`router`] is
+/// built from this list (one [`endpoint`] each), and `tests/auth_matrix.rs`
+/// checks that its table has exactly one row per entry: a route cannot be
+/// added without saying who may call it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/ws"),
+    ("GET", "/v1/catalog"),
+    ("POST", "/v1/rooms"),
+    ("DELETE", "/v1/rooms/{room}"),
+    ("GET", "/v1/rooms/{room}"),
+    ("GET", "/v1/wallet"),
+    ("POST", "/v1/admin/grants"),
+    ("POST", "/v1/videos"),
+    ("POST", "/v1/videos/{video}/gifts"),
+    ("GET", "/v1/creators/{creator}/earnings"),
+    ("POST", "/v1/coins/purchases"),
+    ("POST", "/v1/stripe/webhook"),
+    ("POST", "/v1/creators/me/payouts/onboard"),
+    ("GET", "/v1/creators/me/payouts"),
+    ("POST", "/v1/rooms/{room}/tips"),
+    ("POST", "/v1/videos/{video}/tips"),
+    ("POST", "/v1/creators/me/cashouts"),
+    ("POST", "/v1/creators/me/overlay-tokens"),
+    ("GET", "/overlay/{room}"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+];
+
+/// The handler of one entry of [`ROUTES`], answering only that method.
+///
+/// # Panics
+/// On an entry without a handler here or with a method other than GET,
+/// POST or DELETE: a programming error, met by the first server start.
+fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> {
+    let filter = match method {
+        "GET" => MethodFilter::GET,
+        "POST" => MethodFilter::POST,
+        "DELETE" => MethodFilter::DELETE,
+        m => panic!("ROUTES: method {m} of {path} is not supported"),
+    };
+    match (method, path) {
+        ("GET", "/v1/ws") => on(filter, ws),
+        ("GET", "/v1/catalog") => on(filter, catalog),
+        ("POST", "/v1/rooms") => on(filter, open_room),
+        ("DELETE", "/v1/rooms/{room}") => on(filter, end_room),
+        ("GET", "/v1/rooms/{room}") => on(filter, room_info),
+        ("GET", "/v1/wallet") => on(filter, wallet),
+        ("POST", "/v1/admin/grants") => on(filter, grant),
+        ("POST", "/v1/videos") => on(filter, register_video),
+        ("POST", "/v1/videos/{video}/gifts") => on(filter, video_gift),
+        ("GET", "/v1/creators/{creator}/earnings") => on(filter, earnings),
+        ("POST", "/v1/coins/purchases") => on(filter, purchase),
         // Stripe's events outgrow http.body_len_max (a charge with its
         // expanded objects): this route has its own bound.
-        .route(
-            "/v1/stripe/webhook",
-            post(stripe_webhook).layer(axum::extract::DefaultBodyLimit::max(
-                state.cfg.stripe.webhook_body_len_max,
-            )),
-        )
-        .route("/v1/creators/me/payouts/onboard", post(payouts_onboard))
-        .route("/v1/creators/me/payouts", get(payouts))
-        .route("/v1/rooms/{room}/tips", post(room_tip))
-        .route("/v1/videos/{video}/tips", post(video_tip))
-        .route("/v1/creators/me/cashouts", post(cashout))
-        .route("/v1/creators/me/overlay-tokens", post(overlay_token))
-        .route("/overlay/{room}", get(overlay))
-        .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
-        .route("/metrics", get(prometheus))
+        ("POST", "/v1/stripe/webhook") => on(filter, stripe_webhook).layer(
+            axum::extract::DefaultBodyLimit::max(state.cfg.stripe.webhook_body_len_max),
+        ),
+        ("POST", "/v1/creators/me/payouts/onboard") => on(filter, payouts_onboard),
+        ("GET", "/v1/creators/me/payouts") => on(filter, payouts),
+        ("POST", "/v1/rooms/{room}/tips") => on(filter, room_tip),
+        ("POST", "/v1/videos/{video}/tips") => on(filter, video_tip),
+        ("POST", "/v1/creators/me/cashouts") => on(filter, cashout),
+        ("POST", "/v1/creators/me/overlay-tokens") => on(filter, overlay_token),
+        ("GET", "/overlay/{room}") => on(filter, overlay),
+        ("GET", "/healthz") => on(filter, || async { Json(json!({ "ok": true })) }),
+        ("GET", "/metrics") => on(filter, prometheus),
+        (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
+    }
+}
+
+/// Build the router from [`ROUTES`].
+pub fn router(state: Shared) -> Router {
+    let body_len_max = state.cfg.http.body_len_max;
+    let mut router = Router::new();
+    for &(method, path) in ROUTES {
+        router = router.route(path, endpoint(method, path, &state));
+    }
+    router
         .fallback(|| async {
             Error::bad_request("no such route").with_status(StatusCode::NOT_FOUND)
         })
