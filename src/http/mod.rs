@@ -31,6 +31,8 @@ use crate::protocol::{
 };
 use crate::wallet::Target;
 
+mod assets;
+
 type Shared = Arc<AppState>;
 
 /// Build the router.
@@ -61,6 +63,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/videos/{video}/tips", post(video_tip))
         .route("/v1/creators/me/cashouts", post(cashout))
         .route("/overlay/{room}", get(overlay))
+        .route("/assets/gifts/{file}", get(assets::gift_art))
+        .route("/sdk/giftstream.js", get(assets::sdk_js))
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
         .route("/metrics", get(prometheus))
         .fallback(|| async {
@@ -174,7 +178,20 @@ async fn overlay(Path(room): Path<String>) -> Result<Response, Error> {
 }
 
 async fn catalog(State(state): State<Shared>) -> Json<serde_json::Value> {
-    Json(json!({ "gifts": state.catalog.gifts() }))
+    // Addition to v1: `art`, the URL path of the gift's SVG, when the binary has one.
+    let gifts: Vec<serde_json::Value> = state
+        .catalog
+        .gifts()
+        .iter()
+        .map(|g| {
+            let mut v = json!(g);
+            if let Some(art) = assets::art_path(&g.id) {
+                v["art"] = json!(art);
+            }
+            v
+        })
+        .collect();
+    Json(json!({ "gifts": gifts }))
 }
 
 #[derive(Deserialize, Default)]
