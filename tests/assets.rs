@@ -37,10 +37,7 @@ async fn gift_art_and_sdk_are_served_with_their_headers() {
 
     let r = get(&srv, "/sdk/giftstream.js").await;
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        header(&r, "content-type"),
-        "text/javascript; charset=utf-8"
-    );
+    assert_eq!(header(&r, "content-type"), "text/javascript; charset=utf-8");
     assert_eq!(header(&r, "x-content-type-options"), "nosniff");
     assert!(header(&r, "cache-control").starts_with("public, max-age="));
     let body = r.text().await.unwrap();

@@ -28,7 +28,10 @@ const GIFT_ART: &[(&str, &str)] = &[
         include_str!("../../assets/gifts/hand_hearts.svg"),
     ),
     ("corgi", include_str!("../../assets/gifts/corgi.svg")),
-    ("money_gun", include_str!("../../assets/gifts/money_gun.svg")),
+    (
+        "money_gun",
+        include_str!("../../assets/gifts/money_gun.svg"),
+    ),
     ("galaxy", include_str!("../../assets/gifts/galaxy.svg")),
     (
         "whale_diving",
@@ -65,16 +68,16 @@ pub fn art_path(id: &str) -> Option<String> {
 pub async fn gift_art(Path(file): Path<String>) -> Response {
     let svg = file.strip_suffix(".svg").and_then(gift_svg);
     let Some(svg) = svg else {
-        return Error::new(
-            crate::error::ErrorCode::UnknownGift,
-            "no art for this gift",
-        )
-        .into_response();
+        return Error::new(crate::error::ErrorCode::UnknownGift, "no art for this gift")
+            .into_response();
     };
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static(ART_CACHE)),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
