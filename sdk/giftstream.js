@@ -442,8 +442,10 @@ export class Giftstream {
 
   /** @private answer a control request */
   settle(kind, key, msg) {
-    const i = this.ctl.findIndex((c) => c.kind === kind && (key === undefined || c.key === key));
-    if (i >= 0) this.ctl.splice(i, 1);
+    // An answer that names no target (a server that leaves it out) answers the oldest request of its kind.
+    let i = this.ctl.findIndex((c) => c.kind === kind && c.key === key);
+    if (i < 0 && key == null) i = this.ctl.findIndex((c) => c.kind === kind);
+    if (i >= 0) [{ key }] = this.ctl.splice(i, 1);
     const t = key && this.targets.get(key);
     if (t && (kind === 'join' || kind === 'resume')) {
       if (t.last == null || msg.seq > t.last) t.last = msg.seq;
@@ -556,8 +558,9 @@ export class Giftstream {
   /** @private */
   onError(msg) {
     const err = new GiftstreamError(msg.code, msg.message, msg.id);
-    if (msg.id != null && this.gifts.has(msg.id)) {
+    if (msg.id != null) {
       const g = this.gifts.get(msg.id);
+      if (!g) return this.emit('error', err); // about a gift already settled
       if (msg.code === 'outcome_unknown' && g.tries < this.giftRetriesMax) {
         g.tries += 1;
         this.later(() => this.gifts.get(msg.id) === g && this.send(g.msg), backoffMs(g.tries, this.baseMs, this.delayMsMax));

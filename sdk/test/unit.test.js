@@ -159,6 +159,14 @@ test('gift: an id is generated; outcome_unknown and a drop resend the same id; a
   const poor = gs.gift({ room: 'r' }, 'lion', 1, { id: 'mine-1' });
   ws2.deliver({ type: 'error', code: 'insufficient_funds', message: 'not enough coins', id: 'mine-1' });
   await assert.rejects(poor, (e) => e.code === 'insufficient_funds' && e.id === 'mine-1');
+  // An error about a gift no longer pending is reported, and answers no join.
+  const errors = [];
+  gs.on('error', (e) => errors.push(e.code));
+  const j = gs.join({ room: 'other' });
+  ws2.deliver({ type: 'error', code: 'internal', message: 'late', id: 'mine-1' });
+  ws2.deliver({ type: 'joined', room: 'other', seq: 3 });
+  assert.equal((await j).seq, 3);
+  assert.deepEqual(errors, ['internal']);
   gs.close();
 });
 
@@ -237,7 +245,7 @@ test('targets: video and inbox keys and wire fields', async () => {
   await until(() => sockets[0]?.sent.length === 2, 1000, 'joins');
   assert.deepEqual(sockets[0].sent, [{ type: 'join', video: 'v1' }, { type: 'join', inbox: true }]);
   sockets[0].deliver({ type: 'joined', video: 'v1', seq: 0 });
-  sockets[0].deliver({ type: 'joined', inbox: true, seq: 10 });
+  sockets[0].deliver({ type: 'joined', seq: 10 }); // a server that names no target: the oldest join
   sockets[0].deliver(ev(1, { room: undefined, video: 'v1' }));
   sockets[0].deliver(ev(11, { inbox: true }));
   sockets[0].deliver(ev(11, { inbox: true }));
