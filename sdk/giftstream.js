@@ -134,7 +134,7 @@ export class Giftstream {
     this.state = 'idle';
     /** @type {Map<string, Set<Function>>} */
     this.listeners = new Map();
-    /** Joined targets by key: {target, coalesce, last (seq or null), waiters}. */
+    /** Joined targets by key: {target, coalesce, last (seq or null), live (subscribed on this socket), waiters}. */
     this.targets = new Map();
     /** Gifts awaiting their ack, by id. */
     this.gifts = new Map();
@@ -271,7 +271,10 @@ export class Giftstream {
       this.setState('open');
       this.scheduleRefresh(token);
       this.startPing(ws);
-      for (const [key, t] of this.targets) this.subscribe(key, t);
+      for (const [key, t] of this.targets) {
+        t.live = false;
+        this.subscribe(key, t);
+      }
       for (const g of this.gifts.values()) this.send(g.msg);
     };
     ws.onmessage = (ev) => {
@@ -409,6 +412,8 @@ export class Giftstream {
       this.targets.set(key, t);
       if (this.state === 'open') this.subscribe(key, t);
       else if (this.state === 'idle') this.connect().catch(() => {});
+    } else if (t.live) {
+      return Promise.resolve({ type: 'joined', ...t.target, seq: t.last });
     }
     return new Promise((resolve, reject) => t.waiters.push({ resolve, reject }));
   }
@@ -449,6 +454,7 @@ export class Giftstream {
     const t = key && this.targets.get(key);
     if (t && (kind === 'join' || kind === 'resume')) {
       if (t.last == null || msg.seq > t.last) t.last = msg.seq;
+      t.live = true;
       t.waiters.splice(0).forEach((w) => w.resolve(msg));
       this.emit('joined', msg, key);
     }

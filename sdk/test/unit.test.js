@@ -41,6 +41,9 @@ test('token on the URL, JSON subprotocol, join answered', async () => {
   assert.match(ws.url, /^ws:\/\/fake\/v1\/ws\?token=[\w.-]+$/);
   assert.deepEqual(ws.protocols, ['giftstream.v1.json']);
   assert.deepEqual(ws.sent[0], { type: 'join', room: 'r' });
+  // Joining again answers at once, without a second join on the wire.
+  assert.deepEqual(await gs.join({ room: 'r' }), { type: 'joined', room: 'r', seq: 4 });
+  assert.equal(ws.sent.length, 1);
   gs.close();
 });
 
