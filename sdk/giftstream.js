@@ -204,6 +204,7 @@ export class Giftstream {
    */
   connect() {
     if (this.state === 'idle' || this.state === 'closed') {
+      this.attempt = 0;
       this.setState('connecting');
       this.openSocket();
     }
