@@ -296,6 +296,9 @@ fn http_rows() -> Vec<Row> {
         row("POST", "/v1/creators/me/overlay-tokens", |c| {
             authed(c, |c| if c == Owner { S(201) } else { FORBIDDEN })
         }),
+        // Gift art and the SDK: static files of the binary.
+        row("GET", "/assets/gifts/{file}", |c| public(c, S(200))),
+        row("GET", "/sdk/giftstream.js", |c| public(c, S(200))),
         row("GET", "/healthz", |c| public(c, S(200))),
         // Moves to its own listener (http.metrics_listen, h-net): then
         // this row goes with the route.
@@ -467,7 +470,8 @@ impl Matrix {
         let concrete = path
             .replace("{room}", ROOM)
             .replace("{video}", VIDEO)
-            .replace("{creator}", OWNER);
+            .replace("{creator}", OWNER)
+            .replace("{file}", "rose.svg");
         if path == "/v1/ws" {
             return match self.upgrade(c).await {
                 Ok(_) => Got {

@@ -32,6 +32,8 @@ use crate::protocol::{
 };
 use crate::wallet::Target;
 
+mod assets;
+
 type Shared = Arc<AppState>;
 
 /// Every route of the main listener, as (method, path). [`router`] is
@@ -58,6 +60,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/creators/me/cashouts"),
     ("POST", "/v1/creators/me/overlay-tokens"),
     ("GET", "/overlay/{room}"),
+    ("GET", "/assets/gifts/{file}"),
+    ("GET", "/sdk/giftstream.js"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
 ];
@@ -98,6 +102,8 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/v1/creators/me/cashouts") => on(filter, cashout),
         ("POST", "/v1/creators/me/overlay-tokens") => on(filter, overlay_token),
         ("GET", "/overlay/{room}") => on(filter, overlay),
+        ("GET", "/assets/gifts/{file}") => on(filter, assets::gift_art),
+        ("GET", "/sdk/giftstream.js") => on(filter, assets::sdk_js),
         ("GET", "/healthz") => on(filter, || async { Json(json!({ "ok": true })) }),
         ("GET", "/metrics") => on(filter, prometheus),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
@@ -281,7 +287,20 @@ async fn overlay(
 }
 
 async fn catalog(State(state): State<Shared>) -> Json<serde_json::Value> {
-    Json(json!({ "gifts": state.catalog.gifts() }))
+    // Addition to v1: `art`, the URL path of the gift's SVG, when the binary has one.
+    let gifts: Vec<serde_json::Value> = state
+        .catalog
+        .gifts()
+        .iter()
+        .map(|g| {
+            let mut v = json!(g);
+            if let Some(art) = assets::art_path(&g.id) {
+                v["art"] = json!(art);
+            }
+            v
+        })
+        .collect();
+    Json(json!({ "gifts": gifts }))
 }
 
 #[derive(Deserialize, Default)]
