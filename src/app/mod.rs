@@ -123,6 +123,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let ledger = ledger::open(&cfg.ledger.url, cfg.ledger.pool_len_max)
         .await
         .with_context(|| format!("opening ledger.url {}", cfg.ledger.url))?;
+    ledger.set_payout_limits(cfg.payouts.limits());
     let hub = Hub::new(cfg.hub.clone());
     let mut redis_engine: Option<Arc<RedisCounters>> = None;
     let counters: Arc<dyn Counters> = match cfg.counters.url.as_str() {
