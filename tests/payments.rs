@@ -1720,3 +1720,25 @@ async fn gifted_diamonds_are_held_then_cashable_within_daily_limits() {
         p.s.stop().await;
     }
 }
+
+#[test]
+fn payout_limits_are_validated_by_key() {
+    let base = test_config(&embedded());
+    type Tweak = fn(&mut Config);
+    let cases: [(&str, Tweak); 3] = [
+        ("payouts.cashouts_per_day_max", |c| {
+            c.payouts.cashouts_per_day_max = 0
+        }),
+        ("payouts.cashout_cents_per_day_max", |c| {
+            c.payouts.cashout_cents_per_day_max = 0
+        }),
+        ("payouts.hold_s", |c| c.payouts.hold_s = 400 * 86_400),
+    ];
+    for (key, bad) in cases {
+        let mut c = base.clone();
+        bad(&mut c);
+        assert_eq!(c.validate().unwrap_err().key, key);
+    }
+    assert_eq!(Config::default().payouts.hold_s, 604_800, "7 days");
+    base.validate().unwrap();
+}

@@ -4,6 +4,11 @@
 //! [`postgres::PgLedger`]), the account naming scheme, and the durable
 //! registry of rooms and videos. Each write is one transaction keyed by an
 //! operation id under a UNIQUE constraint, so a replay changes nothing.
+//! It also owns the money-safety rules that must hold across nodes: the
+//! hold on settled diamonds and the daily cash-out limits (checked in the
+//! cash-out's transaction, [`PayoutLimits`]), and the clawback of held
+//! diamonds by refunds and chargebacks ([`plan_clawback`]), in the same
+//! transaction as the reversal.
 //! Must not: decide whether a gift is allowed (the counters engine does),
 //! or hold balances in memory (it is the system of record).
 

@@ -3,11 +3,14 @@
 //! diamond cash-outs (Transfers).
 //!
 //! Owns: the payment flows and their order of effects — the ledger first,
-//! then the counters engine, then the room — and the recovery of cash-outs
-//! left pending by a crash or an unanswered Transfer.
+//! then the counters engine, then the room — the recovery of cash-outs
+//! left pending by a crash or an unanswered Transfer, the reversal of a
+//! tip's Transfer when the platform pays its refund or chargeback, and the
+//! parking of refunds and disputes that arrive before their purchase.
 //! Must not: credit coins or move money on anything but a verified webhook
 //! or a Stripe answer; call Stripe without an Idempotency-Key where a
-//! retry could repeat money movement; hold SQL (the ledger does).
+//! retry could repeat money movement; hold SQL (the ledger does); pass
+//! Stripe's error text to clients (it is logged).
 
 pub mod stripe;
 pub mod webhook;
