@@ -1742,3 +1742,93 @@ fn payout_limits_are_validated_by_key() {
     assert_eq!(Config::default().payouts.hold_s, 604_800, "7 days");
     base.validate().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refund_webhook_claws_back_held_diamonds_newest_first_and_records_the_rest() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |c| c.payouts.hold_s = 3600).await;
+        created_purchase(&p, "pi_claw", "gus", 70, 99).await;
+        let (st, v) = p
+            .send_event(
+                &evt_id(),
+                "payment_intent.succeeded",
+                purchase_pi("pi_claw", "gus", 70, 99),
+            )
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        p.s.open_room("ivy", "claw-a").await;
+        p.s.open_room("jon", "claw-b").await;
+        let mut ws = p.s.ws("gus", Role::Viewer).await;
+        ws.join("claw-a").await;
+        ws.join("claw-b").await;
+        // 40 coins to ivy (20 diamonds), then 10 to jon (4 diamonds).
+        assert_eq!(ws.gift("claw-a", "perfume", 2, "g1").await["balance"], 30);
+        p.s.settled().await;
+        assert_eq!(
+            ws.gift("claw-b", "finger_heart", 2, "g2").await["balance"],
+            20
+        );
+        p.s.settled().await;
+        let charge = |refunded: i64| {
+            json!({ "id": "ch_claw", "object": "charge", "amount": 99,
+                    "amount_refunded": refunded, "currency": "usd",
+                    "payment_intent": "pi_claw", "refunded": refunded == 99 })
+        };
+        // 50 of 99 cents refunded: 35 coins; the wallet's 20 are taken, the
+        // 15 spent claw back jon's newest gift whole (10 coins, 4
+        // diamonds), then 5 of ivy's 40 coins (2 diamonds): all on hold.
+        let (st, v) = p.send_event(&evt_id(), "charge.refunded", charge(50)).await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        let (ivy, jon) = (p.s.earnings("ivy").await, p.s.earnings("jon").await);
+        assert_eq!(
+            (
+                jon["diamonds_settled"].as_i64(),
+                jon["diamonds_reversed"].as_i64()
+            ),
+            (Some(0), Some(4)),
+            "{jon}"
+        );
+        assert_eq!(
+            (
+                ivy["diamonds_settled"].as_i64(),
+                ivy["diamonds_held"].as_i64(),
+                ivy["diamonds_reversed"].as_i64(),
+                ivy["diamonds_unrecovered"].as_i64()
+            ),
+            (Some(18), Some(18), Some(2), Some(0)),
+            "{ivy}"
+        );
+        // The hold passes (limits as a later clock would see them); the
+        // rest is refunded: 35 spent coins, ivy's 35 open coins = 17
+        // diamonds no longer held: the platform's loss, recorded.
+        p.s.state()
+            .ledger
+            .set_payout_limits(giftstream::ledger::PayoutLimits {
+                hold_ms: 0,
+                ..p.s.cfg.payouts.limits()
+            });
+        let (st, v) = p.send_event(&evt_id(), "charge.refunded", charge(99)).await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        let ivy = p.s.earnings("ivy").await;
+        assert_eq!(
+            (
+                ivy["diamonds_settled"].as_i64(),
+                ivy["diamonds_available"].as_i64(),
+                ivy["diamonds_reversed"].as_i64(),
+                ivy["diamonds_unrecovered"].as_i64()
+            ),
+            (Some(18), Some(18), Some(2), Some(17)),
+            "{ivy}"
+        );
+        assert_eq!(
+            p.ledger_balance(account::PLATFORM_LOSS, "DIAMOND").await,
+            17
+        );
+        assert_eq!(p.ledger_balance(&account::debt("gus"), COIN).await, -50);
+        assert_eq!(p.s.wallet("gus").await, 0);
+        let sums = p.assert_sums_zero().await;
+        assert_eq!(sums["DIAMOND"], 0, "{sums}");
+        p.s.stop().await;
+    }
+}
