@@ -1515,6 +1515,22 @@ async fn dispute_claws_back_held_diamonds_too(l: Arc<dyn Ledger>) {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::InsufficientFunds);
     assert_conserved(&totals(&l).await);
+    // The platform wins the dispute: the coins are paid after all, the
+    // clawed-back diamonds return to the creator, once.
+    let won = ev("evt_dwon", "charge.dispute.funds_reinstated");
+    assert!(l.dispute_reinstated(&won, "dp_c").await.unwrap());
+    assert!(!l.dispute_reinstated(&won, "dp_c").await.unwrap());
+    assert_eq!(
+        l.balance(&account::earnings("dot"), DIAMOND).await.unwrap(),
+        30
+    );
+    assert_eq!(
+        l.balance(&account::clawed_back("dot"), DIAMOND)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_conserved(&totals(&l).await);
 }
 
 async fn tip_refund_and_dispute_are_recorded_once_and_sum_to_zero(l: Arc<dyn Ledger>) {

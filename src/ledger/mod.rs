@@ -860,6 +860,28 @@ pub fn plan_clawback(gifts: &[ClawbackGift], coins: i64) -> ClawbackPlan {
     plan
 }
 
+/// The postings that undo a chargeback's clawback when the platform wins
+/// the dispute (the coins are paid after all): the diamond entries of the
+/// withdrawal op, negated — clawed-back diamonds go back to the creators'
+/// earnings and the loss recorded for the rest is taken back.
+pub fn clawback_undo_postings(entries: &[(String, i64)]) -> Postings {
+    let mut p = Postings::new();
+    for (acct, amount) in entries {
+        let kind = if acct.starts_with("earnings:") {
+            "earnings"
+        } else if acct.starts_with("clawed_back:") {
+            "clawed_back"
+        } else if acct == account::PLATFORM_LOSS {
+            "loss"
+        } else {
+            "external"
+        };
+        *p.entry((acct.clone(), DIAMOND, kind)).or_default() -= amount;
+    }
+    p.retain(|_, v| *v != 0);
+    p
+}
+
 /// The postings of a tip refunded or disputed: the platform pays the
 /// customer back, the transfer reversal brings `recovered` back from the
 /// creator's account, and the rest is the platform's loss.

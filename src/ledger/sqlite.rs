@@ -18,11 +18,11 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
     account, batch_postings, cashout_begin_postings, cashout_end_postings, cashout_refusal,
-    debt_repayment, is_check_violation, plan_clawback, purchase_postings, refund_postings,
-    reversal_postings, settlement_rows, tip_postings, tip_reversal_postings, CashoutEnd,
-    CashoutRecord, ClawbackGift, ClawbackPlan, CreditOp, CreditOutcome, DisputeOp, DisputeRecord,
-    EarlyReversal, Ledger, PayoutAccount, PayoutFunds, PayoutLimits, Postings, PurchaseOp,
-    PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
+    clawback_undo_postings, debt_repayment, is_check_violation, plan_clawback, purchase_postings,
+    refund_postings, reversal_postings, settlement_rows, tip_postings, tip_reversal_postings,
+    CashoutEnd, CashoutRecord, ClawbackGift, ClawbackPlan, CreditOp, CreditOutcome, DisputeOp,
+    DisputeRecord, EarlyReversal, Ledger, PayoutAccount, PayoutFunds, PayoutLimits, Postings,
+    PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
     TipReversalOp, Totals, COIN, DAY_MS, DIAMOND, USD,
 };
 use crate::error::{Error, ErrorCode, Result};
@@ -781,7 +781,17 @@ impl Ledger for SqliteLedger {
             coins,
             amount_cents: cents,
         };
-        let postings: Vec<_> = purchase_postings(&back, to_debt).into_iter().collect();
+        let mut postings = purchase_postings(&back, to_debt);
+        // The platform won: the gifts' coins are paid after all, so what
+        // the withdrawal clawed back (or recorded as lost) is undone.
+        let clawed: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'DIAMOND'",
+        )
+        .bind(format!("dispute:{dispute_id}"))
+        .fetch_all(&mut *tx)
+        .await?;
+        postings.extend(clawback_undo_postings(&clawed));
+        let postings: Vec<_> = postings.into_iter().collect();
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
