@@ -1601,19 +1601,31 @@ async fn tip_refund_and_dispute_are_recorded_once_and_sum_to_zero(l: Arc<dyn Led
     assert!(l.tip_reversed(&too_much).await.is_err());
     // The platform won tip 2's dispute: the cents are back, once.
     let won = ev("evt_tw", "charge.dispute.funds_reinstated");
+    assert_eq!(
+        l.tip_dispute_amounts("dp_t").await.unwrap(),
+        Some((500, 100))
+    );
+    assert_eq!(l.tip_dispute_amounts("dp_none").await.unwrap(), None);
+    // The 100 taken from the creator went back to them (repaid): the
+    // withdrawal is undone whole.
     assert!(l
-        .tip_dispute_reinstated(&won, "pi_t2", "dp_t", 500)
+        .tip_dispute_reinstated(&won, "pi_t2", "dp_t", true)
         .await
         .unwrap());
     assert!(!l
-        .tip_dispute_reinstated(&won, "pi_t2", "dp_t", 500)
+        .tip_dispute_reinstated(&won, "pi_t2", "dp_t", true)
         .await
         .unwrap());
     assert!(!l
-        .tip_dispute_reinstated(&ev("evt_tw2", "x"), "pi_t2", "dp_none", 500)
+        .tip_dispute_reinstated(&ev("evt_tw2", "x"), "pi_t2", "dp_none", true)
         .await
         .unwrap());
-    assert_eq!(usd(account::STRIPE_PLATFORM.into()).await, 100);
+    assert_eq!(usd(account::STRIPE_PLATFORM.into()).await, 0);
+    assert_eq!(usd(account::tips("tia")).await, 800);
+    assert_eq!(usd(account::PLATFORM_LOSS.into()).await, 0);
+    assert_eq!(usd(account::unrecovered("tia")).await, 0);
+    let f = l.payout_funds("tia").await.unwrap();
+    assert_eq!((f.tips_reversed_cents, f.tips_recovered_cents), (200, 200));
     let t = totals(&l).await;
     assert_conserved(&t);
     assert_eq!(t.entry_sums.get(USD), Some(&0));

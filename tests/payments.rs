@@ -1628,6 +1628,7 @@ async fn tip_refund_reverses_the_transfer_and_an_unrecoverable_dispute_is_a_plat
                               "currency": "usd", "charge": "ch_pi_tip_d",
                               "payment_intent": "pi_tip_d", "status": "needs_response",
                               "reason": "fraudulent" });
+        let dispute_won = dispute.clone();
         let (st, v) = p
             .send_event(&evt_id(), "charge.dispute.funds_withdrawn", dispute)
             .await;
@@ -1650,6 +1651,16 @@ async fn tip_refund_reverses_the_transfer_and_an_unrecoverable_dispute_is_a_plat
         );
         assert_eq!(p.ledger_balance(account::PLATFORM_LOSS, USD).await, 500);
         assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, -500);
+        p.assert_sums_zero().await;
+        // The platform wins that dispute: the cents are back, no loss.
+        let (st, v) = p
+            .send_event(&evt_id(), "charge.dispute.funds_reinstated", dispute_won)
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        assert_eq!(p.ledger_balance(account::PLATFORM_LOSS, USD).await, 0);
+        assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 0);
+        let e = p.s.earnings("tara").await;
+        assert_eq!(e["tips_cents"].as_i64(), Some(800), "{e}");
         p.assert_sums_zero().await;
         p.s.stop().await;
     }

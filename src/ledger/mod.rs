@@ -458,14 +458,22 @@ pub trait Ledger: Send + Sync + 'static {
     async fn tip_reversed(&self, op: &TipReversalOp) -> Result<bool>;
 
     /// `charge.dispute.funds_reinstated` of a tip: the platform got the
-    /// cents back (op `tip_dispute:{dp}:reinstated`), once.
+    /// cents back (op `tip_dispute:{dp}:reinstated`), once; the loss
+    /// recorded by the withdrawal is taken back, and when `repaid` (a
+    /// Transfer gave the creator back what the reversal took) the
+    /// withdrawal is undone whole. False when the event was already applied
+    /// or the dispute was not withdrawn.
     async fn tip_dispute_reinstated(
         &self,
         event: &StripeEventRef,
         payment_intent: &str,
         dispute_id: &str,
-        cents: i64,
+        repaid: bool,
     ) -> Result<bool>;
+
+    /// A tip dispute's withdrawal: (cents, cents recovered from the
+    /// creator), if recorded.
+    async fn tip_dispute_amounts(&self, dispute_id: &str) -> Result<Option<(i64, i64)>>;
 
     /// Record the Transfer of a tip's destination charge (from a charge
     /// event), when none is recorded yet.
@@ -858,6 +866,52 @@ pub fn plan_clawback(gifts: &[ClawbackGift], coins: i64) -> ClawbackPlan {
         .map(|((op, c), d)| (op, c, d))
         .collect();
     plan
+}
+
+/// The postings of a won tip dispute from its withdrawal's USD `entries`:
+/// the cents come back (customers → platform), the recorded loss is taken
+/// back, and when `repaid` the creator's recovered cents go back to them
+/// (the withdrawal negated whole).
+pub fn tip_reinstated_postings(entries: &[(String, i64)], repaid: bool) -> Postings {
+    let mut p = Postings::new();
+    let cents = entries
+        .iter()
+        .find(|(a, _)| a == account::STRIPE_CUSTOMERS)
+        .map_or(0, |(_, v)| *v);
+    for (acct, amount) in entries {
+        let kind = if acct.starts_with("tips:") {
+            if !repaid {
+                continue;
+            }
+            "tips"
+        } else if acct == account::PLATFORM_LOSS {
+            "loss"
+        } else if acct == account::STRIPE_PLATFORM && !repaid {
+            *p.entry((acct.clone(), USD, "external")).or_default() += cents;
+            continue;
+        } else {
+            "external"
+        };
+        *p.entry((acct.clone(), USD, kind)).or_default() -= amount;
+    }
+    p.retain(|_, v| *v != 0);
+    p
+}
+
+/// (cents, cents recovered from the creator) of a tip reversal's USD
+/// entries.
+pub fn tip_amounts_of(entries: &[(String, i64)]) -> (i64, i64) {
+    let get = |f: &dyn Fn(&str) -> bool| {
+        entries
+            .iter()
+            .filter(|(a, _)| f(a))
+            .map(|(_, v)| *v)
+            .sum::<i64>()
+    };
+    (
+        get(&|a| a == account::STRIPE_CUSTOMERS),
+        -get(&|a| a.starts_with("tips:")),
+    )
 }
 
 /// The postings that undo a chargeback's clawback when the platform wins

@@ -21,10 +21,11 @@ use super::{
     clawback_undo_postings, debt_repayment, is_check_violation, plan_clawback, purchase_postings,
     refund_postings, reversal_postings, settlement_rows, tip_postings, tip_reversal_postings,
     CashoutEnd, CashoutRecord, ClawbackGift, ClawbackPlan, CreditOp, CreditOutcome, DisputeOp,
-    DisputeRecord, EarlyReversal, Ledger, PayoutAccount, PayoutFunds, PayoutLimits, Postings,
-    PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
-    TipReversalOp, Totals, COIN, DAY_MS, DIAMOND, USD,
+    DisputeRecord, EarlyReversal, Ledger, PayoutAccount, PayoutFunds, PayoutLimits, PurchaseOp,
+    PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
+    TipReversalOp, Totals, COIN, DAY_MS, DIAMOND,
 };
+use super::{tip_amounts_of, tip_reinstated_postings};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::now_ms;
 use crate::wallet::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
@@ -986,33 +987,51 @@ impl Ledger for SqliteLedger {
         event: &StripeEventRef,
         payment_intent: &str,
         dispute_id: &str,
-        cents: i64,
+        repaid: bool,
     ) -> Result<bool> {
-        if cents <= 0 {
-            return Err(Error::bad_request("tip dispute: bad amount"));
-        }
         let op_id = format!("tip_dispute:{dispute_id}:reinstated");
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if !insert_event(&mut tx, event).await? {
             return Ok(false);
         }
-        let withdrawn: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operations WHERE op_id = $1")
-            .bind(format!("tip_dispute:{dispute_id}"))
-            .fetch_one(&mut *tx)
-            .await?;
+        let entries: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
+        )
+        .bind(format!("tip_dispute:{dispute_id}"))
+        .fetch_all(&mut *tx)
+        .await?;
         let detail =
-            serde_json::json!({ "payment_intent": payment_intent, "cents": cents }).to_string();
-        if withdrawn == 0 || !insert_operation(&mut tx, &op_id, "tip_reinstated", &detail).await? {
+            serde_json::json!({ "payment_intent": payment_intent, "repaid": repaid }).to_string();
+        if entries.is_empty()
+            || !insert_operation(&mut tx, &op_id, "tip_reinstated", &detail).await?
+        {
             tx.commit().await?;
             return Ok(false);
         }
-        let mut postings = Postings::new();
-        postings.insert((account::STRIPE_CUSTOMERS.into(), USD, "external"), -cents);
-        postings.insert((account::STRIPE_PLATFORM.into(), USD, "external"), cents);
+        let postings = tip_reinstated_postings(&entries, repaid);
+        if repaid {
+            let (cents, recovered) = tip_amounts_of(&entries);
+            sqlx::query("UPDATE tips SET cents_reversed = cents_reversed - $2, cents_recovered = cents_recovered - $3 WHERE payment_intent = $1")
+                .bind(payment_intent)
+                .bind(cents)
+                .bind(recovered)
+                .execute(&mut *tx)
+                .await?;
+        }
         let postings: Vec<_> = postings.into_iter().collect();
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn tip_dispute_amounts(&self, dispute_id: &str) -> Result<Option<(i64, i64)>> {
+        let entries: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
+        )
+        .bind(format!("tip_dispute:{dispute_id}"))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((!entries.is_empty()).then(|| tip_amounts_of(&entries)))
     }
 
     async fn tip_transfer(&self, payment_intent: &str, transfer: &str) -> Result<()> {

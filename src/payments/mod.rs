@@ -655,18 +655,13 @@ async fn dispute_reinstated(
         .id
         .as_deref()
         .ok_or_else(|| Error::bad_request("dispute.id"))?;
+    if let Some(pi) = dispute.payment_intent.as_deref() {
+        if let Some(amounts) = state.ledger.tip_dispute_amounts(id).await? {
+            return tip_dispute_won(state, ev, pi, id, amounts).await;
+        }
+    }
     let applied = state.ledger.dispute_reinstated(ev, id).await?;
     let Some(rec) = state.ledger.dispute_record(id).await? else {
-        if let (Some(pi), Some(cents)) = (dispute.payment_intent.as_deref(), dispute.amount) {
-            if state.ledger.tip_record(pi).await?.is_some() {
-                return Ok(WebhookOutcome::applied_if(
-                    state
-                        .ledger
-                        .tip_dispute_reinstated(ev, pi, id, cents)
-                        .await?,
-                ));
-            }
-        }
         state.ledger.record_stripe_event(ev).await?;
         return Ok(WebhookOutcome::Ignored);
     };
@@ -676,6 +671,59 @@ async fn dispute_reinstated(
     let coins = rec.coins_reversed - rec.coins_to_debt;
     credit_rest(state, &rec.user, coins, &format!("dispute:{id}:reinstated")).await?;
     Ok(WebhookOutcome::applied_if(applied))
+}
+
+/// `charge.dispute.funds_reinstated` of a tip: the platform won, the cents
+/// are back. What the reversal took from the creator goes back to them by a
+/// Transfer (Idempotency-Key `tip_dispute:{dp}:reinstated`), then the
+/// ledger undoes the withdrawal (its loss always; the creator's part when
+/// repaid).
+async fn tip_dispute_won(
+    state: &AppState,
+    ev: &StripeEventRef,
+    pi: &str,
+    dispute_id: &str,
+    (_, recovered): (i64, i64),
+) -> Result<WebhookOutcome> {
+    if state.ledger.stripe_event_seen(&ev.id).await? {
+        return Ok(WebhookOutcome::Replayed);
+    }
+    let key = format!("tip_dispute:{dispute_id}:reinstated");
+    let mut repaid = true;
+    if recovered > 0 {
+        let creator = state.ledger.tip_record(pi).await?.map(|t| t.0.creator);
+        let acct = match creator {
+            Some(c) => state.ledger.payout_account(&c).await?,
+            None => None,
+        };
+        repaid = match (acct, client(state)) {
+            (Some(a), Ok(c)) => {
+                let req = CreateTransfer::new(currency(&state.cfg.stripe.currency), &a.account)
+                    .amount(recovered)
+                    .metadata(metadata([(
+                        "giftstream_tip_dispute",
+                        dispute_id.to_string(),
+                    )]));
+                match c.create_transfer(&req, &key).await {
+                    Ok(_) => true,
+                    Err(StripeError::Refused { message, kind, .. }) => {
+                        tracing::warn!(dispute = dispute_id, %kind, %message, "won tip dispute: the creator's share could not be transferred back");
+                        false
+                    }
+                    Err(StripeError::Unknown(why)) => {
+                        return Err(Error::internal(format_args!("stripe: {why}")))
+                    }
+                }
+            }
+            _ => false,
+        };
+    }
+    Ok(WebhookOutcome::applied_if(
+        state
+            .ledger
+            .tip_dispute_reinstated(ev, pi, dispute_id, repaid)
+            .await?,
+    ))
 }
 
 /// A tip was paid: ledger posting once, then the room's `tip_event`.

@@ -135,11 +135,14 @@ impl<H: CommitHook> Ledger for Hooked<H> {
         e: &StripeEventRef,
         pi: &str,
         dispute_id: &str,
-        cents: i64,
+        repaid: bool,
     ) -> Result<bool> {
         self.inner
-            .tip_dispute_reinstated(e, pi, dispute_id, cents)
+            .tip_dispute_reinstated(e, pi, dispute_id, repaid)
             .await
+    }
+    async fn tip_dispute_amounts(&self, dispute_id: &str) -> Result<Option<(i64, i64)>> {
+        self.inner.tip_dispute_amounts(dispute_id).await
     }
     async fn tip_transfer(&self, pi: &str, transfer: &str) -> Result<()> {
         self.inner.tip_transfer(pi, transfer).await
