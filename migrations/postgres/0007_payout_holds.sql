@@ -5,6 +5,7 @@
 -- One row per settlement batch per creator: when the diamonds settled, so
 -- "held" (settled less than `payouts.hold_s` ago) and "available" are
 -- computed in SQL; `clawed` is what refunds and disputes took back from it.
+-- Diamonds settled before this migration have no row: they are available.
 CREATE TABLE settlements (
     op_id      TEXT NOT NULL REFERENCES operations(op_id),
     creator    TEXT NOT NULL,
