@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use giftstream::error::ErrorCode;
 use giftstream::ledger::{
-    self, account, CashoutEnd, CashoutRecord, CreditOp, DisputeOp, Ledger, PurchaseOp, RefundOp,
-    StripeEventRef, TargetRecord, TipRecord, Totals, COIN, DIAMOND, USD,
+    self, account, CashoutEnd, CashoutRecord, CreditOp, DisputeOp, EarlyReversal, Ledger,
+    PayoutLimits, PurchaseOp, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipReversalOp,
+    Totals, COIN, DIAMOND, USD,
 };
 use giftstream::protocol::now_ms;
 use giftstream::wallet::{Batch, PendingGift, Target, TargetInfo};
@@ -91,6 +92,13 @@ conformance!(
     tip_is_posted_once_to_the_creator,
     cashout_pends_then_completes_or_reverses_once,
     account_updated_and_ignored_events_apply_once,
+    account_updated_older_than_the_last_applied_changes_nothing,
+    held_diamonds_cannot_be_cashed_out_until_the_hold_passes,
+    cashouts_per_day_and_cents_per_day_are_limited,
+    refund_claws_back_held_diamonds_newest_first_and_records_the_rest_as_loss,
+    dispute_claws_back_held_diamonds_too,
+    tip_refund_and_dispute_are_recorded_once_and_sum_to_zero,
+    early_reversals_are_parked_until_their_event_applies,
 );
 
 // ---- builders and checks -----------------------------------------------------
@@ -1179,11 +1187,11 @@ async fn account_updated_and_ignored_events_apply_once(l: Arc<dyn Ledger>) {
         "first wins"
     );
     assert!(l
-        .account_updated(&ev("evt_a", "account.updated"), "acct_1", true)
+        .account_updated(&ev("evt_a", "account.updated"), "acct_1", true, 100)
         .await
         .unwrap());
     assert!(!l
-        .account_updated(&ev("evt_a", "account.updated"), "acct_1", false)
+        .account_updated(&ev("evt_a", "account.updated"), "acct_1", false, 100)
         .await
         .unwrap());
     assert!(
@@ -1201,4 +1209,440 @@ async fn account_updated_and_ignored_events_apply_once(l: Arc<dyn Ledger>) {
         .record_stripe_event(&ev("evt_x", "customer.created"))
         .await
         .unwrap());
+}
+
+// ---- money safety (issue 11) -----------------------------------------------------
+
+async fn account_updated_older_than_the_last_applied_changes_nothing(l: Arc<dyn Ledger>) {
+    l.put_payout_account("cy", "acct_c").await.unwrap();
+    let enabled = |l: Arc<dyn Ledger>| async move {
+        l.payout_account("cy")
+            .await
+            .unwrap()
+            .unwrap()
+            .payouts_enabled
+    };
+    assert!(l
+        .account_updated(&ev("evt_on", "account.updated"), "acct_c", true, 100)
+        .await
+        .unwrap());
+    // Stripe disables payouts (newer), then an older "enabled" arrives late.
+    assert!(l
+        .account_updated(&ev("evt_off", "account.updated"), "acct_c", false, 300)
+        .await
+        .unwrap());
+    assert!(!l
+        .account_updated(&ev("evt_late", "account.updated"), "acct_c", true, 200)
+        .await
+        .unwrap());
+    assert!(!enabled(l.clone()).await, "stays disabled");
+    assert!(l.stripe_event_seen("evt_late").await.unwrap());
+    assert!(l
+        .account_updated(&ev("evt_on2", "account.updated"), "acct_c", true, 301)
+        .await
+        .unwrap());
+    assert!(enabled(l.clone()).await);
+}
+
+fn limits(hold_ms: i64, per_day: i64, cents_per_day: i64) -> PayoutLimits {
+    PayoutLimits {
+        hold_ms,
+        cashouts_per_day_max: per_day,
+        cashout_cents_per_day_max: cents_per_day,
+    }
+}
+
+fn cashout_of(creator: &str, id: &str, diamonds: i64) -> CashoutRecord {
+    CashoutRecord {
+        cashout_id: format!("{creator}:{id}"),
+        creator: creator.into(),
+        diamonds,
+        amount_cents: diamonds / 2,
+        status: "pending".into(),
+        transfer: None,
+    }
+}
+
+async fn held_diamonds_cannot_be_cashed_out_until_the_hold_passes(l: Arc<dyn Ledger>) {
+    l.set_payout_limits(limits(2000, 100, 1_000_000));
+    credit(&l, "grant:h", "vic", 4000).await;
+    assert!(l
+        .commit_batch(&batch("b1", vec![gift("room:h", 1, "vic", "hal", 4000, 0)]))
+        .await
+        .unwrap());
+    let f = l.payout_funds("hal").await.unwrap();
+    assert_eq!((f.diamonds_held, f.diamonds_available), (2000, 0));
+    let e = l.earnings("hal").await.unwrap();
+    assert_eq!((e.diamonds_settled, e.funds.diamonds_held), (2000, 2000));
+    // A gift then an immediate cash-out: refused, nothing written.
+    let err = l
+        .cashout_begin(&cashout_of("hal", "now", 100))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InsufficientFunds, "{err:?}");
+    assert!(l.cashout("hal:now").await.unwrap().is_none());
+    assert_eq!(
+        l.balance(&account::earnings("hal"), DIAMOND).await.unwrap(),
+        2000
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let f = l.payout_funds("hal").await.unwrap();
+    assert_eq!((f.diamonds_held, f.diamonds_available), (0, 2000));
+    // More settles now: held again, the older diamonds are available.
+    credit(&l, "grant:h2", "vic", 600).await;
+    assert!(l
+        .commit_batch(&batch("b2", vec![gift("room:h", 2, "vic", "hal", 600, 0)]))
+        .await
+        .unwrap());
+    let f = l.payout_funds("hal").await.unwrap();
+    assert_eq!((f.diamonds_held, f.diamonds_available), (300, 2000));
+    let err = l
+        .cashout_begin(&cashout_of("hal", "all", 2300))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InsufficientFunds);
+    let c = l
+        .cashout_begin(&cashout_of("hal", "ok", 2000))
+        .await
+        .unwrap();
+    assert_eq!(c.status, "pending");
+    let f = l.payout_funds("hal").await.unwrap();
+    assert_eq!((f.diamonds_held, f.diamonds_available), (300, 0));
+    assert_conserved(&totals(&l).await);
+}
+
+async fn cashouts_per_day_and_cents_per_day_are_limited(l: Arc<dyn Ledger>) {
+    l.set_payout_limits(limits(0, 2, 1000));
+    credit(&l, "grant:v", "vic", 10_000).await;
+    assert!(l
+        .commit_batch(&batch(
+            "b1",
+            vec![gift("room:v", 1, "vic", "val", 10_000, 0)]
+        ))
+        .await
+        .unwrap());
+    // 600 diamonds = 300 cents each.
+    l.cashout_begin(&cashout_of("val", "a", 600)).await.unwrap();
+    l.cashout_begin(&cashout_of("val", "b", 600)).await.unwrap();
+    let err = l
+        .cashout_begin(&cashout_of("val", "c", 200))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code,
+        ErrorCode::RateLimited,
+        "third of the day: {err:?}"
+    );
+    assert!(l.cashout("val:c").await.unwrap().is_none());
+    // The count allows a third; 600 + 500 cents would pass 1000.
+    l.set_payout_limits(limits(0, 3, 1000));
+    let err = l
+        .cashout_begin(&cashout_of("val", "c", 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code,
+        ErrorCode::RateLimited,
+        "cents of the day: {err:?}"
+    );
+    // A replay of a started cash-out is answered, not limited.
+    assert_eq!(
+        l.cashout_begin(&cashout_of("val", "a", 600))
+            .await
+            .unwrap()
+            .status,
+        "pending"
+    );
+    // A refused (reversed) cash-out does not count.
+    assert!(l.cashout_end("val:a", &CashoutEnd::Reversed).await.unwrap());
+    l.cashout_begin(&cashout_of("val", "c", 1000))
+        .await
+        .unwrap();
+    let e = l.earnings("val").await.unwrap();
+    assert_eq!(
+        (e.diamonds_settled, e.diamonds_cashout_pending),
+        (5000 - 1600, 1600)
+    );
+    assert_conserved(&totals(&l).await);
+}
+
+/// `sender`'s gift of `coins` to `creator` at `ts`.
+fn gift_at(
+    target: &str,
+    seq: u64,
+    sender: &str,
+    creator: &str,
+    coins: i64,
+    ts: i64,
+) -> PendingGift {
+    PendingGift {
+        ts,
+        ..gift(target, seq, sender, creator, coins, 0)
+    }
+}
+
+async fn refund_claws_back_held_diamonds_newest_first_and_records_the_rest_as_loss(
+    l: Arc<dyn Ledger>,
+) {
+    l.set_payout_limits(limits(2000, 100, 1_000_000));
+    assert!(buy(&l, purchase_op("evt_hp", "pi_h", "hal", 100, 150))
+        .await
+        .unwrap());
+    let t0 = now_ms();
+    // 40 coins to ann (20 diamonds), settled long enough ago to be available.
+    assert!(l
+        .commit_batch(&batch(
+            "b0",
+            vec![gift_at("room:a", 1, "hal", "ann", 40, t0)]
+        ))
+        .await
+        .unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Then 30 coins to bea and 20 to ann: still on hold.
+    assert!(l
+        .commit_batch(&batch(
+            "b1",
+            vec![
+                gift_at("room:b", 1, "hal", "bea", 30, t0 + 2200),
+                gift_at("room:a", 2, "hal", "ann", 20, t0 + 2201),
+            ]
+        ))
+        .await
+        .unwrap());
+    assert_eq!(wallet(&l, "hal").await, 10);
+    let held = |c: &'static str| {
+        let l = l.clone();
+        async move { l.payout_funds(c).await.unwrap() }
+    };
+    assert_eq!(
+        (
+            held("ann").await.diamonds_held,
+            held("ann").await.diamonds_available
+        ),
+        (10, 20)
+    );
+    // Half refunded: 50 coins back, 10 from the wallet, 40 were spent:
+    // newest first, ann's 20 coins (10 diamonds), then 20 of bea's 30
+    // coins (10 of her 15 diamonds).
+    let half = RefundOp {
+        event: ev("evt_h1", "charge.refunded"),
+        payment_intent: "pi_h".into(),
+        cents_refunded_total: 75,
+        coins_reversed: 50,
+        coins_taken: 10,
+    };
+    assert!(l.refund(&half).await.unwrap());
+    assert!(!l.refund(&half).await.unwrap(), "once");
+    let bal = |a: String, c: &'static str| {
+        let l = l.clone();
+        async move { l.balance(&a, c).await.unwrap() }
+    };
+    assert_eq!(bal(account::earnings("ann"), DIAMOND).await, 20);
+    assert_eq!(bal(account::earnings("bea"), DIAMOND).await, 5);
+    assert_eq!(bal(account::clawed_back("ann"), DIAMOND).await, 10);
+    assert_eq!(bal(account::clawed_back("bea"), DIAMOND).await, 10);
+    assert_eq!(bal(account::PLATFORM_LOSS.into(), DIAMOND).await, 0);
+    let b = held("bea").await;
+    assert_eq!(
+        (b.diamonds_held, b.diamonds_available, b.diamonds_reversed),
+        (5, 0, 10)
+    );
+    // The rest refunded: 50 coins, all spent: bea's last 10 coins (5
+    // diamonds, on hold), then ann's 40 (20 diamonds, no longer held: the
+    // platform's loss).
+    let rest = RefundOp {
+        event: ev("evt_h2", "charge.refunded"),
+        payment_intent: "pi_h".into(),
+        cents_refunded_total: 150,
+        coins_reversed: 50,
+        coins_taken: 0,
+    };
+    assert!(l.refund(&rest).await.unwrap());
+    assert_eq!(bal(account::earnings("ann"), DIAMOND).await, 20);
+    assert_eq!(bal(account::earnings("bea"), DIAMOND).await, 0);
+    assert_eq!(bal(account::clawed_back("bea"), DIAMOND).await, 15);
+    assert_eq!(bal(account::unrecovered("ann"), DIAMOND).await, -20);
+    assert_eq!(bal(account::PLATFORM_LOSS.into(), DIAMOND).await, 20);
+    let a = held("ann").await;
+    assert_eq!(
+        (
+            a.diamonds_held,
+            a.diamonds_available,
+            a.diamonds_reversed,
+            a.diamonds_unrecovered
+        ),
+        (0, 20, 10, 20)
+    );
+    assert_eq!(bal(account::debt("hal"), COIN).await, -90);
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    assert_eq!(t.entry_sums.get(DIAMOND), Some(&0));
+}
+
+async fn dispute_claws_back_held_diamonds_too(l: Arc<dyn Ledger>) {
+    l.set_payout_limits(limits(60_000, 100, 1_000_000));
+    assert!(buy(&l, purchase_op("evt_dp", "pi_dc", "dex", 70, 99))
+        .await
+        .unwrap());
+    assert!(l
+        .commit_batch(&batch("b1", vec![gift("room:d", 1, "dex", "dot", 60, 10)]))
+        .await
+        .unwrap());
+    let op = DisputeOp {
+        event: ev("evt_dw", "charge.dispute.funds_withdrawn"),
+        dispute_id: "dp_c".into(),
+        payment_intent: "pi_dc".into(),
+        cents: 99,
+        coins_reversed: 70,
+        coins_taken: 10,
+    };
+    assert!(l.dispute_withdrawn(&op).await.unwrap());
+    assert!(!l.dispute_withdrawn(&op).await.unwrap());
+    assert_eq!(
+        l.balance(&account::earnings("dot"), DIAMOND).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        l.balance(&account::clawed_back("dot"), DIAMOND)
+            .await
+            .unwrap(),
+        30
+    );
+    // No cash-out of clawed-back diamonds.
+    let err = l
+        .cashout_begin(&cashout_of("dot", "x", 10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InsufficientFunds);
+    assert_conserved(&totals(&l).await);
+    // The platform wins the dispute: the coins are paid after all, the
+    // clawed-back diamonds return to the creator, once.
+    let won = ev("evt_dwon", "charge.dispute.funds_reinstated");
+    assert!(l.dispute_reinstated(&won, "dp_c").await.unwrap());
+    assert!(!l.dispute_reinstated(&won, "dp_c").await.unwrap());
+    assert_eq!(
+        l.balance(&account::earnings("dot"), DIAMOND).await.unwrap(),
+        30
+    );
+    assert_eq!(
+        l.balance(&account::clawed_back("dot"), DIAMOND)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_conserved(&totals(&l).await);
+}
+
+async fn tip_refund_and_dispute_are_recorded_once_and_sum_to_zero(l: Arc<dyn Ledger>) {
+    for (pi, key) in [("pi_t1", "tom:t1"), ("pi_t2", "tom:t2")] {
+        l.tip_created(&TipRecord {
+            payment_intent: pi.into(),
+            tip_key: key.into(),
+            sender: "tom".into(),
+            creator: "tia".into(),
+            target: "room:t".into(),
+            amount_cents: 500,
+            message: String::new(),
+        })
+        .await
+        .unwrap();
+        assert!(l
+            .tip_succeeded(&ev(&format!("evt_s_{pi}"), "payment_intent.succeeded"), pi)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    l.tip_transfer("pi_t1", "tr_1").await.unwrap();
+    l.tip_transfer("pi_t1", "tr_other").await.unwrap();
+    let (_, tr, reversed, recovered) = l.tip_record("pi_t1").await.unwrap().unwrap();
+    assert_eq!((tr.as_deref(), reversed, recovered), (Some("tr_1"), 0, 0));
+    // 200 of tip 1 refunded, all recovered from the creator.
+    let op = TipReversalOp {
+        event: ev("evt_tr", "charge.refunded"),
+        payment_intent: "pi_t1".into(),
+        op_id: "tip_refund:pi_t1:200".into(),
+        cents: 200,
+        recovered: 200,
+    };
+    assert!(l.tip_reversed(&op).await.unwrap());
+    assert!(!l.tip_reversed(&op).await.unwrap(), "same event");
+    let other_event = TipReversalOp {
+        event: ev("evt_tr2", "charge.refunded"),
+        ..op.clone()
+    };
+    assert!(!l.tip_reversed(&other_event).await.unwrap(), "same op");
+    // Tip 2 disputed whole; the reversal recovered only 100.
+    let dp = TipReversalOp {
+        event: ev("evt_td", "charge.dispute.funds_withdrawn"),
+        payment_intent: "pi_t2".into(),
+        op_id: "tip_dispute:dp_t".into(),
+        cents: 500,
+        recovered: 100,
+    };
+    assert!(l.tip_reversed(&dp).await.unwrap());
+    let usd = |a: String| {
+        let l = l.clone();
+        async move { l.balance(&a, USD).await.unwrap() }
+    };
+    assert_eq!(usd(account::tips("tia")).await, 1000 - 300);
+    assert_eq!(usd(account::STRIPE_PLATFORM.into()).await, -400);
+    assert_eq!(usd(account::PLATFORM_LOSS.into()).await, 400);
+    assert_eq!(usd(account::unrecovered("tia")).await, -400);
+    let f = l.payout_funds("tia").await.unwrap();
+    assert_eq!((f.tips_reversed_cents, f.tips_recovered_cents), (700, 300));
+    // More than the tip is refused, nothing written.
+    let too_much = TipReversalOp {
+        event: ev("evt_tr3", "charge.refunded"),
+        op_id: "tip_refund:pi_t1:600".into(),
+        cents: 400,
+        recovered: 0,
+        ..op.clone()
+    };
+    assert!(l.tip_reversed(&too_much).await.is_err());
+    // The platform won tip 2's dispute: the cents are back, once.
+    let won = ev("evt_tw", "charge.dispute.funds_reinstated");
+    assert_eq!(
+        l.tip_dispute_amounts("dp_t").await.unwrap(),
+        Some((500, 100))
+    );
+    assert_eq!(l.tip_dispute_amounts("dp_none").await.unwrap(), None);
+    // The 100 taken from the creator went back to them (repaid): the
+    // withdrawal is undone whole.
+    assert!(l
+        .tip_dispute_reinstated(&won, "pi_t2", "dp_t", true)
+        .await
+        .unwrap());
+    assert!(!l
+        .tip_dispute_reinstated(&won, "pi_t2", "dp_t", true)
+        .await
+        .unwrap());
+    assert!(!l
+        .tip_dispute_reinstated(&ev("evt_tw2", "x"), "pi_t2", "dp_none", true)
+        .await
+        .unwrap());
+    assert_eq!(usd(account::STRIPE_PLATFORM.into()).await, 0);
+    assert_eq!(usd(account::tips("tia")).await, 800);
+    assert_eq!(usd(account::PLATFORM_LOSS.into()).await, 0);
+    assert_eq!(usd(account::unrecovered("tia")).await, 0);
+    let f = l.payout_funds("tia").await.unwrap();
+    assert_eq!((f.tips_reversed_cents, f.tips_recovered_cents), (200, 200));
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    assert_eq!(t.entry_sums.get(USD), Some(&0));
+}
+
+async fn early_reversals_are_parked_until_their_event_applies(l: Arc<dyn Ledger>) {
+    let r = EarlyReversal {
+        event: ev("evt_early", "charge.refunded"),
+        payment_intent: "pi_e".into(),
+        facts: r#"{"amount_refunded":99}"#.into(),
+    };
+    assert!(l.park_reversal(&r).await.unwrap());
+    assert!(!l.park_reversal(&r).await.unwrap(), "once");
+    assert_eq!(l.parked_reversals("pi_e").await.unwrap(), vec![r.clone()]);
+    assert!(l.parked_reversals("pi_other").await.unwrap().is_empty());
+    // Its event applied (here with no effect): no longer parked.
+    assert!(l.record_stripe_event(&r.event).await.unwrap());
+    assert!(l.parked_reversals("pi_e").await.unwrap().is_empty());
+    assert!(!l.park_reversal(&r).await.unwrap(), "already applied");
 }

@@ -1427,3 +1427,419 @@ async fn partial_refunds_reverse_their_share_of_the_coins_once() {
         p.s.stop().await;
     }
 }
+
+// ---- money safety (issue 11) -------------------------------------------------------
+
+/// A purchase recorded as `POST /v1/coins/purchases` records it.
+async fn created_purchase(p: &Pay, pi: &str, user: &str, coins: i64, cents: i64) {
+    p.s.state()
+        .ledger
+        .purchase_created(&PurchaseOp {
+            event: StripeEventRef {
+                id: String::new(),
+                kind: String::new(),
+            },
+            payment_intent: pi.into(),
+            user: user.into(),
+            coins,
+            amount_cents: cents,
+        })
+        .await
+        .unwrap();
+}
+
+/// A signed event with its own `created` (seconds).
+async fn send_event_created(p: &Pay, kind: &str, created: i64, object: Value) -> (u16, Value) {
+    let mut e = event(&evt_id(), kind, object);
+    e["created"] = json!(created);
+    let body = e.to_string();
+    let h = sign(body.as_bytes(), &p.secret, now_ms() / 1000);
+    p.post_webhook(body.as_bytes(), Some(h)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refund_and_dispute_before_their_purchase_are_applied_when_it_is_paid() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |_| {}).await;
+        created_purchase(&p, "pi_early_r", "eli", 70, 99).await;
+        created_purchase(&p, "pi_early_d", "eli", 70, 99).await;
+        // Stripe delivers the refund (and a chargeback of another
+        // purchase) before the payments themselves.
+        let charge = json!({ "id": "ch_early", "object": "charge", "amount": 99,
+                             "amount_refunded": 99, "currency": "usd",
+                             "payment_intent": "pi_early_r", "refunded": true });
+        let refund_evt = evt_id();
+        let (st, v) = p
+            .send_event(&refund_evt, "charge.refunded", charge.clone())
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
+        let dispute = json!({ "id": "dp_early", "object": "dispute", "amount": 99,
+                              "currency": "usd", "charge": "ch_d",
+                              "payment_intent": "pi_early_d", "status": "needs_response",
+                              "reason": "fraudulent" });
+        let (st, v) = p
+            .send_event(&evt_id(), "charge.dispute.funds_withdrawn", dispute)
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("ignored")), "{v}");
+        assert_eq!(p.s.wallet("eli").await, 0);
+        // The payments arrive: credited, then the parked reversals apply.
+        for pi in ["pi_early_r", "pi_early_d"] {
+            let (st, v) = p
+                .send_event(
+                    &evt_id(),
+                    "payment_intent.succeeded",
+                    purchase_pi(pi, "eli", 70, 99),
+                )
+                .await;
+            assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        }
+        assert_eq!(p.s.wallet("eli").await, 0, "both purchases were reversed");
+        p.s.settled().await;
+        let l = &p.s.state().ledger;
+        let r = l.purchase_record("pi_early_r").await.unwrap().unwrap();
+        assert_eq!((r.coins_reversed, r.cents_refunded), (70, 99));
+        let d = l.purchase_record("pi_early_d").await.unwrap().unwrap();
+        assert_eq!(d.coins_reversed, 70);
+        assert!(l.dispute_record("dp_early").await.unwrap().is_some());
+        assert!(l.parked_reversals("pi_early_r").await.unwrap().is_empty());
+        assert_eq!(p.ledger_balance(&account::wallet("eli"), COIN).await, 0);
+        assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 0);
+        // The refund's event again: once.
+        let (st, v) = p.send_event(&refund_evt, "charge.refunded", charge).await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("replayed")), "{v}");
+        p.assert_sums_zero().await;
+        p.s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn account_updated_out_of_order_keeps_payouts_disabled() {
+    let p = Pay::start(&embedded(), None, |_| {}).await;
+    let acct = p.onboard("oona").await;
+    let now = now_ms() / 1000;
+    let obj = |on: bool| json!({ "id": acct, "object": "account", "payouts_enabled": on });
+    // Stripe disabled payouts (newer event) ...
+    let (st, v) = send_event_created(&p, "account.updated", now + 20, obj(false)).await;
+    assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+    // ... and an older "enabled" arrives after it.
+    let (st, v) = send_event_created(&p, "account.updated", now + 10, obj(true)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_ne!(v["outcome"].as_str(), Some("applied"), "{v}");
+    let tok = p.s.token("oona", Role::Creator);
+    let (_, status) = p.s.get("/v1/creators/me/payouts", &tok).await;
+    assert_eq!(status["payouts_enabled"], false, "stays disabled: {status}");
+    let (st, v) = p.cashout(&tok, 100, "c1").await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stripe_error_text_is_not_passed_to_clients() {
+    let p = Pay::start(&embedded(), None, |_| {}).await;
+    p.s.open_room("sid", "err-room").await;
+    // An account Stripe does not know: the double refuses the destination
+    // charge with a message naming it.
+    p.s.state()
+        .ledger
+        .put_payout_account("sid", "acct_secret_internal")
+        .await
+        .unwrap();
+    let (st, _) = p
+        .send_event(
+            &evt_id(),
+            "account.updated",
+            json!({ "id": "acct_secret_internal", "object": "account", "payouts_enabled": true }),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) =
+        p.s.post(
+            "/v1/rooms/err-room/tips",
+            &p.s.token("tess", Role::Viewer),
+            json!({ "amount_cents": 500, "currency": "usd", "message": "hi", "id": "t1" }),
+        )
+        .await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(!msg.contains("acct_secret_internal"), "{v}");
+    assert!(!msg.contains("No such destination"), "{v}");
+    assert_eq!(msg, "the payment provider refused the request");
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tip_refund_reverses_the_transfer_and_an_unrecoverable_dispute_is_a_platform_loss() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |_| {}).await;
+        p.s.open_room("tara", "tipr-room").await;
+        let acct = p.onboard("tara").await;
+        for (pi, id) in [("pi_tip_r", "t1"), ("pi_tip_d", "t2")] {
+            p.s.state()
+                .ledger
+                .tip_created(&TipRecord {
+                    payment_intent: pi.into(),
+                    tip_key: format!("tod:{id}"),
+                    sender: "tod".into(),
+                    creator: "tara".into(),
+                    target: "room:tipr-room".into(),
+                    amount_cents: 500,
+                    message: String::new(),
+                })
+                .await
+                .unwrap();
+            let paid = json!({ "id": pi, "object": "payment_intent", "amount": 500,
+                               "amount_received": 500, "currency": "usd", "status": "succeeded",
+                               "metadata": { "giftstream_kind": "tip" } });
+            let (st, v) = p
+                .send_event(&evt_id(), "payment_intent.succeeded", paid)
+                .await;
+            assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        }
+        // The destination charges' Transfers to the creator's account.
+        let tr_r = p.double.make_transfer(&acct, 500);
+        let tr_d = p.double.make_transfer(&acct, 500);
+        let ch = |pi: &str, tr: &str, refunded: i64| {
+            json!({ "id": format!("ch_{pi}"), "object": "charge", "amount": 500,
+                    "amount_refunded": refunded, "currency": "usd", "payment_intent": pi,
+                    "transfer": tr, "refunded": refunded == 500 })
+        };
+        let (st, _) = p
+            .send_event(&evt_id(), "charge.succeeded", ch("pi_tip_d", &tr_d, 0))
+            .await;
+        assert_eq!(st, 200);
+        // 200 of the first tip refunded from the dashboard: the Transfer
+        // is reversed by 200, once.
+        let refund_evt = evt_id();
+        let (st, v) = p
+            .send_event(&refund_evt, "charge.refunded", ch("pi_tip_r", &tr_r, 200))
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        let (st, v) = p
+            .send_event(&refund_evt, "charge.refunded", ch("pi_tip_r", &tr_r, 200))
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("replayed")), "{v}");
+        assert_eq!(p.double.reversals(), vec![(tr_r.clone(), 200)]);
+        // The second tip is charged back, and the creator's account
+        // cannot cover the reversal: the platform's loss, recorded.
+        p.double.set_transfer_mode(TransferMode::Refuse);
+        let dispute = json!({ "id": "dp_tip", "object": "dispute", "amount": 500,
+                              "currency": "usd", "charge": "ch_pi_tip_d",
+                              "payment_intent": "pi_tip_d", "status": "needs_response",
+                              "reason": "fraudulent" });
+        let dispute_won = dispute.clone();
+        let (st, v) = p
+            .send_event(&evt_id(), "charge.dispute.funds_withdrawn", dispute)
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        p.double.set_transfer_mode(TransferMode::Normal);
+        assert_eq!(
+            p.double.reversals().len(),
+            1,
+            "the refused one made nothing"
+        );
+        let e = p.s.earnings("tara").await;
+        assert_eq!(
+            (
+                e["tips_cents"].as_i64(),
+                e["tips_reversed_cents"].as_i64(),
+                e["tips_recovered_cents"].as_i64()
+            ),
+            (Some(800), Some(700), Some(200)),
+            "{e}"
+        );
+        assert_eq!(p.ledger_balance(account::PLATFORM_LOSS, USD).await, 500);
+        assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, -500);
+        p.assert_sums_zero().await;
+        // The platform wins that dispute: the cents are back, no loss.
+        let (st, v) = p
+            .send_event(&evt_id(), "charge.dispute.funds_reinstated", dispute_won)
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        assert_eq!(p.ledger_balance(account::PLATFORM_LOSS, USD).await, 0);
+        assert_eq!(p.ledger_balance(account::STRIPE_PLATFORM, USD).await, 0);
+        let e = p.s.earnings("tara").await;
+        assert_eq!(e["tips_cents"].as_i64(), Some(800), "{e}");
+        p.assert_sums_zero().await;
+        p.s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gifted_diamonds_are_held_then_cashable_within_daily_limits() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |c| {
+            c.payouts.hold_s = 2;
+            c.payouts.cashouts_per_day_max = 2;
+            c.payouts.cashout_cents_per_day_max = 150;
+        })
+        .await;
+        p.onboard("hana").await;
+        earn(&p, "hana", "hold-room", 1).await;
+        let e = p.s.earnings("hana").await;
+        assert_eq!(
+            (
+                e["diamonds_settled"].as_i64(),
+                e["diamonds_held"].as_i64(),
+                e["diamonds_available"].as_i64()
+            ),
+            (Some(500), Some(500), Some(0)),
+            "{e}"
+        );
+        let tok = p.s.token("hana", Role::Creator);
+        // A gift, then at once a cash-out: held.
+        let (st, v) = p.cashout(&tok, 200, "now").await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (402, Some("insufficient_funds")),
+            "{v}"
+        );
+        assert!(p.double.transfers().is_empty());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let e = p.s.earnings("hana").await;
+        assert_eq!(
+            (
+                e["diamonds_held"].as_i64(),
+                e["diamonds_available"].as_i64()
+            ),
+            (Some(0), Some(500)),
+            "{e}"
+        );
+        let (st, v) = p.cashout(&tok, 200, "a").await;
+        assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+        // 100 + 100 cents would pass 150 a day; then the count.
+        let (st, v) = p.cashout(&tok, 200, "b").await;
+        assert_eq!((st, v["code"].as_str()), (429, Some("rate_limited")), "{v}");
+        let (st, v) = p.cashout(&tok, 100, "c").await;
+        assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
+        let (st, v) = p.cashout(&tok, 100, "d").await;
+        assert_eq!((st, v["code"].as_str()), (429, Some("rate_limited")), "{v}");
+        assert_eq!(p.double.transfers().len(), 2);
+        let e = p.s.earnings("hana").await;
+        assert_eq!(
+            (
+                e["diamonds_settled"].as_i64(),
+                e["diamonds_cashed_out"].as_i64(),
+                e["diamonds_available"].as_i64()
+            ),
+            (Some(200), Some(300), Some(200)),
+            "{e}"
+        );
+        p.assert_sums_zero().await;
+        p.s.stop().await;
+    }
+}
+
+#[test]
+fn payout_limits_are_validated_by_key() {
+    let base = test_config(&embedded());
+    type Tweak = fn(&mut Config);
+    let cases: [(&str, Tweak); 3] = [
+        ("payouts.cashouts_per_day_max", |c| {
+            c.payouts.cashouts_per_day_max = 0
+        }),
+        ("payouts.cashout_cents_per_day_max", |c| {
+            c.payouts.cashout_cents_per_day_max = 0
+        }),
+        ("payouts.hold_s", |c| c.payouts.hold_s = 400 * 86_400),
+    ];
+    for (key, bad) in cases {
+        let mut c = base.clone();
+        bad(&mut c);
+        assert_eq!(c.validate().unwrap_err().key, key);
+    }
+    assert_eq!(Config::default().payouts.hold_s, 604_800, "7 days");
+    base.validate().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refund_webhook_claws_back_held_diamonds_newest_first_and_records_the_rest() {
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        let p = Pay::start(&engine, None, |c| c.payouts.hold_s = 3600).await;
+        created_purchase(&p, "pi_claw", "gus", 70, 99).await;
+        let (st, v) = p
+            .send_event(
+                &evt_id(),
+                "payment_intent.succeeded",
+                purchase_pi("pi_claw", "gus", 70, 99),
+            )
+            .await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        p.s.open_room("ivy", "claw-a").await;
+        p.s.open_room("jon", "claw-b").await;
+        let mut ws = p.s.ws("gus", Role::Viewer).await;
+        ws.join("claw-a").await;
+        ws.join("claw-b").await;
+        // 40 coins to ivy (20 diamonds), then 10 to jon (4 diamonds).
+        assert_eq!(ws.gift("claw-a", "perfume", 2, "g1").await["balance"], 30);
+        p.s.settled().await;
+        assert_eq!(
+            ws.gift("claw-b", "finger_heart", 2, "g2").await["balance"],
+            20
+        );
+        p.s.settled().await;
+        let charge = |refunded: i64| {
+            json!({ "id": "ch_claw", "object": "charge", "amount": 99,
+                    "amount_refunded": refunded, "currency": "usd",
+                    "payment_intent": "pi_claw", "refunded": refunded == 99 })
+        };
+        // 50 of 99 cents refunded: 35 coins; the wallet's 20 are taken, the
+        // 15 spent claw back jon's newest gift whole (10 coins, 4
+        // diamonds), then 5 of ivy's 40 coins (2 diamonds): all on hold.
+        let (st, v) = p.send_event(&evt_id(), "charge.refunded", charge(50)).await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        let (ivy, jon) = (p.s.earnings("ivy").await, p.s.earnings("jon").await);
+        assert_eq!(
+            (
+                jon["diamonds_settled"].as_i64(),
+                jon["diamonds_reversed"].as_i64()
+            ),
+            (Some(0), Some(4)),
+            "{jon}"
+        );
+        assert_eq!(
+            (
+                ivy["diamonds_settled"].as_i64(),
+                ivy["diamonds_held"].as_i64(),
+                ivy["diamonds_reversed"].as_i64(),
+                ivy["diamonds_unrecovered"].as_i64()
+            ),
+            (Some(18), Some(18), Some(2), Some(0)),
+            "{ivy}"
+        );
+        // The hold passes (limits as a later clock would see them); the
+        // rest is refunded: 35 spent coins, ivy's 35 open coins = 17
+        // diamonds no longer held: the platform's loss, recorded.
+        p.s.state()
+            .ledger
+            .set_payout_limits(giftstream::ledger::PayoutLimits {
+                hold_ms: 0,
+                ..p.s.cfg.payouts.limits()
+            });
+        let (st, v) = p.send_event(&evt_id(), "charge.refunded", charge(99)).await;
+        assert_eq!((st, v["outcome"].as_str()), (200, Some("applied")), "{v}");
+        let ivy = p.s.earnings("ivy").await;
+        assert_eq!(
+            (
+                ivy["diamonds_settled"].as_i64(),
+                ivy["diamonds_available"].as_i64(),
+                ivy["diamonds_reversed"].as_i64(),
+                ivy["diamonds_unrecovered"].as_i64()
+            ),
+            (Some(18), Some(18), Some(2), Some(17)),
+            "{ivy}"
+        );
+        assert_eq!(
+            p.ledger_balance(account::PLATFORM_LOSS, "DIAMOND").await,
+            17
+        );
+        assert_eq!(p.ledger_balance(&account::debt("gus"), COIN).await, -50);
+        assert_eq!(p.s.wallet("gus").await, 0);
+        let sums = p.assert_sums_zero().await;
+        assert_eq!(sums["DIAMOND"], 0, "{sums}");
+        p.s.stop().await;
+    }
+}

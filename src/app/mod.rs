@@ -130,6 +130,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 crate::config::redact_url(&cfg.ledger.url)
             )
         })?;
+    ledger.set_payout_limits(cfg.payouts.limits());
     let hub = Hub::new(cfg.hub.clone());
     let mut redis_engine: Option<Arc<RedisCounters>> = None;
     let counters: Arc<dyn Counters> = match cfg.counters.url.as_str() {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const DEV_JWT_SECRET: &str = "giftstream-dev-secret-change-me-in-production";
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 9] = [
+pub const SECTIONS: [&str; 10] = [
     "http",
     "auth",
     "counters",
@@ -29,6 +29,7 @@ pub const SECTIONS: [&str; 9] = [
     "gift",
     "catalog",
     "stripe",
+    "payouts",
 ];
 
 /// Everything the binary can be told.
@@ -53,6 +54,43 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// Payments through Stripe (off while `secret_key` is empty).
     pub stripe: StripeConfig,
+    /// The hold on settled diamonds and the cash-out limits.
+    pub payouts: PayoutsConfig,
+}
+
+/// `[payouts]`: when diamonds become cashable, and how much a creator may
+/// cash out per day (money-laundering and stolen-card limits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PayoutsConfig {
+    /// Settled diamonds become cashable this long after settlement, s
+    /// (a refund or dispute of the coins claws them back meanwhile).
+    pub hold_s: u64,
+    /// Cash-outs per creator in any 24 hours, at most.
+    pub cashouts_per_day_max: u32,
+    /// Cents cashed out per creator in any 24 hours, at most.
+    pub cashout_cents_per_day_max: i64,
+}
+
+impl Default for PayoutsConfig {
+    fn default() -> Self {
+        PayoutsConfig {
+            hold_s: 604_800,
+            cashouts_per_day_max: 5,
+            cashout_cents_per_day_max: 1_000_000,
+        }
+    }
+}
+
+impl PayoutsConfig {
+    /// The limits the ledger enforces.
+    pub fn limits(&self) -> crate::ledger::PayoutLimits {
+        crate::ledger::PayoutLimits {
+            hold_ms: (self.hold_s as i64).saturating_mul(1000),
+            cashouts_per_day_max: i64::from(self.cashouts_per_day_max),
+            cashout_cents_per_day_max: self.cashout_cents_per_day_max,
+        }
+    }
 }
 
 /// A coin package for sale.
@@ -889,6 +927,18 @@ impl Config {
             return bad(
                 "stripe.tip_message_len_max",
                 "at most 500 (Stripe metadata value limit)",
+            );
+        }
+        if self.payouts.hold_s > 31_536_000 {
+            return bad("payouts.hold_s", "at most 31536000 (a year)");
+        }
+        if self.payouts.cashouts_per_day_max == 0 {
+            return bad("payouts.cashouts_per_day_max", "must be greater than 0");
+        }
+        if self.payouts.cashout_cents_per_day_max <= 0 {
+            return bad(
+                "payouts.cashout_cents_per_day_max",
+                "must be greater than 0",
             );
         }
         if self.counters.pending_len_max < self.settlement.batch_len_max {

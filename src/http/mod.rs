@@ -496,6 +496,12 @@ async fn earnings(
         "tips_cents": l.tips_cents,
         "diamonds_cashout_pending": l.diamonds_cashout_pending,
         "cashed_out_cents": l.cashed_out_cents,
+        "diamonds_held": l.funds.diamonds_held,
+        "diamonds_available": l.funds.diamonds_available,
+        "diamonds_reversed": l.funds.diamonds_reversed,
+        "diamonds_unrecovered": l.funds.diamonds_unrecovered,
+        "tips_reversed_cents": l.funds.tips_reversed_cents,
+        "tips_recovered_cents": l.funds.tips_recovered_cents,
     })))
 }
 

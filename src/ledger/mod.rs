@@ -4,6 +4,11 @@
 //! [`postgres::PgLedger`]), the account naming scheme, and the durable
 //! registry of rooms and videos. Each write is one transaction keyed by an
 //! operation id under a UNIQUE constraint, so a replay changes nothing.
+//! It also owns the money-safety rules that must hold across nodes: the
+//! hold on settled diamonds and the daily cash-out limits (checked in the
+//! cash-out's transaction, [`PayoutLimits`]), and the clawback of held
+//! diamonds by refunds and chargebacks ([`plan_clawback`]), in the same
+//! transaction as the reversal.
 //! Must not: decide whether a gift is allowed (the counters engine does),
 //! or hold balances in memory (it is the system of record).
 
@@ -66,6 +71,21 @@ pub mod account {
     pub fn payouts(creator: &str) -> String {
         format!("payouts:{creator}")
     }
+    /// Diamonds clawed back from a creator (gifts paid with coins that were
+    /// refunded or disputed), taken from their earnings while on hold.
+    pub fn clawed_back(creator: &str) -> String {
+        format!("clawed_back:{creator}")
+    }
+    /// What a creator kept of a reversal that could not be taken back
+    /// (diamonds already available or cashed out, a tip transfer that could
+    /// not be reversed): external, negative by that amount; its other side
+    /// is [`PLATFORM_LOSS`].
+    pub fn unrecovered(creator: &str) -> String {
+        format!("unrecovered:{creator}")
+    }
+    /// The platform's losses to refunds and disputes it could not recover
+    /// from the creator (diamonds and cents; never below zero).
+    pub const PLATFORM_LOSS: &str = "loss:platform";
 }
 
 /// A Stripe event as the ledger records it (once per id, in the same
@@ -262,6 +282,85 @@ pub struct LedgerEarnings {
     pub diamonds_cashout_pending: i64,
     /// Cents transferred by completed cash-outs.
     pub cashed_out_cents: i64,
+    /// Hold, clawbacks and tip reversals.
+    pub funds: PayoutFunds,
+}
+
+/// Limits the ledger enforces on cash-outs, in the cash-out's own
+/// transaction (so they hold across nodes), and the hold that clawbacks
+/// respect. The default (no hold, no daily caps) is the ledger's behaviour
+/// before limits are set; `app::start` sets them from `[payouts]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayoutLimits {
+    /// Diamonds become cashable this long after they settled, ms.
+    pub hold_ms: i64,
+    /// Cash-outs per creator in the last 24 hours, at most.
+    pub cashouts_per_day_max: i64,
+    /// Cents cashed out per creator in the last 24 hours, at most.
+    pub cashout_cents_per_day_max: i64,
+}
+
+impl Default for PayoutLimits {
+    fn default() -> Self {
+        PayoutLimits {
+            hold_ms: 0,
+            cashouts_per_day_max: i64::MAX,
+            cashout_cents_per_day_max: i64::MAX,
+        }
+    }
+}
+
+/// The rolling window of the daily cash-out limits, ms.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Where a creator's settled diamonds stand with respect to the hold, and
+/// what reversals took back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PayoutFunds {
+    /// Settled diamonds still on hold (not cashable yet).
+    pub diamonds_held: i64,
+    /// Settled diamonds that can be cashed out now.
+    pub diamonds_available: i64,
+    /// Diamonds clawed back by refunds and disputes of the gifts' coins.
+    pub diamonds_reversed: i64,
+    /// Diamonds a reversal could not claw back (already available or
+    /// cashed out): the platform's loss.
+    pub diamonds_unrecovered: i64,
+    /// Tip cents refunded or disputed (paid back by the platform).
+    pub tips_reversed_cents: i64,
+    /// Of those, cents a transfer reversal took back from the creator.
+    pub tips_recovered_cents: i64,
+}
+
+/// A refund or dispute of a tip (a destination charge): the platform paid
+/// `cents` back, and the transfer reversal recovered `recovered` of them
+/// from the creator's account (the rest is the platform's loss).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TipReversalOp {
+    /// The event that reported it.
+    pub event: StripeEventRef,
+    /// The tip's PaymentIntent.
+    pub payment_intent: String,
+    /// Op id: `tip_refund:{pi}:{total}` or `tip_dispute:{dp}`.
+    pub op_id: String,
+    /// Cents refunded or disputed now (> 0).
+    pub cents: i64,
+    /// Of those, cents recovered from the creator (0..=cents).
+    pub recovered: i64,
+}
+
+/// A tip with its Transfer (if known), cents reversed and cents recovered.
+pub type TipRecordFull = (TipRecord, Option<String>, i64, i64);
+
+/// A refund or dispute parked because its purchase was not paid yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlyReversal {
+    /// The event that reported it (applied under this id later).
+    pub event: StripeEventRef,
+    /// The purchase's PaymentIntent.
+    pub payment_intent: String,
+    /// What the event said (JSON, read back by the payments module).
+    pub facts: String,
 }
 
 /// Whole-ledger sums, for conservation checks and `reconcile`.
@@ -342,8 +441,54 @@ pub trait Ledger: Send + Sync + 'static {
                 .balance(&account::cashout_pending(creator), DIAMOND)
                 .await?,
             cashed_out_cents: self.balance(&account::payouts(creator), USD).await?,
+            funds: self.payout_funds(creator).await?,
         })
     }
+
+    /// Set the cash-out limits and the hold (see [`PayoutLimits`]).
+    fn set_payout_limits(&self, limits: PayoutLimits);
+
+    /// Held, available, clawed back and unrecovered diamonds, and tip
+    /// reversals, of `creator` now.
+    async fn payout_funds(&self, creator: &str) -> Result<PayoutFunds>;
+
+    /// A refund or dispute of a tip, once (see [`TipReversalOp`]). False
+    /// when the event or the op was already applied, or the PaymentIntent
+    /// is not a succeeded tip.
+    async fn tip_reversed(&self, op: &TipReversalOp) -> Result<bool>;
+
+    /// `charge.dispute.funds_reinstated` of a tip: the platform got the
+    /// cents back (op `tip_dispute:{dp}:reinstated`), once; the loss
+    /// recorded by the withdrawal is taken back, and when `repaid` (a
+    /// Transfer gave the creator back what the reversal took) the
+    /// withdrawal is undone whole. False when the event was already applied
+    /// or the dispute was not withdrawn.
+    async fn tip_dispute_reinstated(
+        &self,
+        event: &StripeEventRef,
+        payment_intent: &str,
+        dispute_id: &str,
+        repaid: bool,
+    ) -> Result<bool>;
+
+    /// A tip dispute's withdrawal: (cents, cents recovered from the
+    /// creator), if recorded.
+    async fn tip_dispute_amounts(&self, dispute_id: &str) -> Result<Option<(i64, i64)>>;
+
+    /// Record the Transfer of a tip's destination charge (from a charge
+    /// event), when none is recorded yet.
+    async fn tip_transfer(&self, payment_intent: &str, transfer: &str) -> Result<()>;
+
+    /// A tip by PaymentIntent, with its Transfer (if known), the cents
+    /// reversed so far and, of those, the cents recovered from the creator.
+    async fn tip_record(&self, payment_intent: &str) -> Result<Option<TipRecordFull>>;
+
+    /// Park a refund or dispute of a purchase not paid yet. False when the
+    /// event was already applied or parked.
+    async fn park_reversal(&self, r: &EarlyReversal) -> Result<bool>;
+
+    /// Reversals parked for a PaymentIntent, oldest first.
+    async fn parked_reversals(&self, payment_intent: &str) -> Result<Vec<EarlyReversal>>;
 
     /// Whether the Stripe event `id` was already applied.
     async fn stripe_event_seen(&self, id: &str) -> Result<bool>;
@@ -393,12 +538,15 @@ pub trait Ledger: Send + Sync + 'static {
     async fn put_payout_account(&self, creator: &str, account: &str) -> Result<PayoutAccount>;
 
     /// `account.updated`: set `payouts_enabled` for the account, once per
-    /// event. False when the event was already applied.
+    /// event, and only when the event (its `created`, seconds) is newer than
+    /// the last one applied for the account (Stripe does not order events).
+    /// False when the event was already applied or is older.
     async fn account_updated(
         &self,
         event: &StripeEventRef,
         account: &str,
         payouts_enabled: bool,
+        created: i64,
     ) -> Result<bool>;
 
     /// Record a tip whose PaymentIntent was created (pending). A replay
@@ -415,7 +563,10 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<Option<TipRecord>>;
 
     /// Start a cash-out: diamonds move earnings → cashout_pending (op
-    /// `cashout:{id}`). `insufficient_funds` when fewer are settled. A
+    /// `cashout:{id}`). `insufficient_funds` when fewer are settled, or
+    /// fewer are available (out of the hold: [`PayoutLimits::hold_ms`]);
+    /// `rate_limited` beyond the daily limits (counted in the same
+    /// transaction from the ledger's cash-outs, so across nodes). A
     /// replay with the same parameters answers the recorded cash-out; other
     /// parameters are `bad_request`.
     async fn cashout_begin(&self, c: &CashoutRecord) -> Result<CashoutRecord>;
@@ -610,6 +761,250 @@ pub fn cashout_end_postings(c: &CashoutRecord, end: &CashoutEnd) -> Postings {
         }
     }
     p
+}
+
+/// A gift of a buyer whose purchase was refunded or disputed, as a
+/// clawback sees it (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClawbackGift {
+    /// `room:ID` or `video:ID`.
+    pub target: String,
+    /// Its seq.
+    pub seq: i64,
+    /// The settlement batch's op id.
+    pub op_id: String,
+    /// Who earned it.
+    pub creator: String,
+    /// Coins it cost.
+    pub coins: i64,
+    /// Diamonds it earned.
+    pub diamonds: i64,
+    /// Coins of it already clawed back by an earlier reversal.
+    pub coins_clawed: i64,
+    /// Diamonds of its settlement (batch, creator) still on hold and not
+    /// clawed back yet (0 once the hold passed).
+    pub settlement_held: i64,
+    /// The creator's earnings balance (settled, not cashed out).
+    pub earnings: i64,
+}
+
+/// What a clawback does: coins per gift, diamonds per settlement, postings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClawbackPlan {
+    /// (target, seq, coins reversed now).
+    pub gifts: Vec<(String, i64, i64)>,
+    /// (settlement op id, creator, diamonds clawed now).
+    pub settlements: Vec<(String, String, i64)>,
+    /// Diamonds taken back from earnings on hold.
+    pub clawed: i64,
+    /// Diamonds that could not be (already available or cashed out): the
+    /// platform's loss.
+    pub lost: i64,
+    /// earnings → clawed_back, and unrecovered → platform loss.
+    pub postings: Postings,
+}
+
+/// Claw back the diamonds of a buyer's gifts for `coins` reversed coins:
+/// newest gift first, each for at most its coins not clawed back yet,
+/// converted at the gift's own diamonds/coins (rounded down); diamonds
+/// still on hold are taken from the creator's earnings, the rest is
+/// recorded as the platform's loss, never dropped.
+pub fn plan_clawback(gifts: &[ClawbackGift], coins: i64) -> ClawbackPlan {
+    use std::collections::HashMap;
+    let mut plan = ClawbackPlan::default();
+    let mut left = coins.max(0);
+    let mut held: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut earnings: HashMap<&str, i64> = HashMap::new();
+    let mut per_settlement: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut per_creator: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for g in gifts {
+        if left == 0 {
+            break;
+        }
+        let open = (g.coins - g.coins_clawed).max(0);
+        let take = left.min(open);
+        if take == 0 || g.coins <= 0 {
+            continue;
+        }
+        left -= take;
+        plan.gifts.push((g.target.clone(), g.seq, take));
+        let diamonds = ((g.diamonds as i128 * take as i128) / g.coins as i128) as i64;
+        let h = held
+            .entry((g.op_id.as_str(), g.creator.as_str()))
+            .or_insert(g.settlement_held.max(0));
+        let e = earnings
+            .entry(g.creator.as_str())
+            .or_insert(g.earnings.max(0));
+        let claw = diamonds.min(*h).min(*e);
+        *h -= claw;
+        *e -= claw;
+        if claw > 0 {
+            *per_settlement
+                .entry((g.op_id.clone(), g.creator.clone()))
+                .or_default() += claw;
+        }
+        let c = per_creator.entry(g.creator.as_str()).or_default();
+        c.0 += claw;
+        c.1 += diamonds - claw;
+    }
+    for (creator, (claw, lost)) in per_creator {
+        plan.clawed += claw;
+        plan.lost += lost;
+        let p = &mut plan.postings;
+        *p.entry((account::earnings(creator), DIAMOND, "earnings"))
+            .or_default() -= claw;
+        *p.entry((account::clawed_back(creator), DIAMOND, "clawed_back"))
+            .or_default() += claw;
+        *p.entry((account::unrecovered(creator), DIAMOND, "external"))
+            .or_default() -= lost;
+        *p.entry((account::PLATFORM_LOSS.into(), DIAMOND, "loss"))
+            .or_default() += lost;
+    }
+    plan.postings.retain(|_, v| *v != 0);
+    plan.settlements = per_settlement
+        .into_iter()
+        .map(|((op, c), d)| (op, c, d))
+        .collect();
+    plan
+}
+
+/// The postings of a won tip dispute from its withdrawal's USD `entries`:
+/// the cents come back (customers → platform), the recorded loss is taken
+/// back, and when `repaid` the creator's recovered cents go back to them
+/// (the withdrawal negated whole).
+pub fn tip_reinstated_postings(entries: &[(String, i64)], repaid: bool) -> Postings {
+    let mut p = Postings::new();
+    let cents = entries
+        .iter()
+        .find(|(a, _)| a == account::STRIPE_CUSTOMERS)
+        .map_or(0, |(_, v)| *v);
+    for (acct, amount) in entries {
+        let kind = if acct.starts_with("tips:") {
+            if !repaid {
+                continue;
+            }
+            "tips"
+        } else if acct == account::PLATFORM_LOSS {
+            "loss"
+        } else if acct == account::STRIPE_PLATFORM && !repaid {
+            *p.entry((acct.clone(), USD, "external")).or_default() += cents;
+            continue;
+        } else {
+            "external"
+        };
+        *p.entry((acct.clone(), USD, kind)).or_default() -= amount;
+    }
+    p.retain(|_, v| *v != 0);
+    p
+}
+
+/// (cents, cents recovered from the creator) of a tip reversal's USD
+/// entries.
+pub fn tip_amounts_of(entries: &[(String, i64)]) -> (i64, i64) {
+    let get = |f: &dyn Fn(&str) -> bool| {
+        entries
+            .iter()
+            .filter(|(a, _)| f(a))
+            .map(|(_, v)| *v)
+            .sum::<i64>()
+    };
+    (
+        get(&|a| a == account::STRIPE_CUSTOMERS),
+        -get(&|a| a.starts_with("tips:")),
+    )
+}
+
+/// The postings that undo a chargeback's clawback when the platform wins
+/// the dispute (the coins are paid after all): the diamond entries of the
+/// withdrawal op, negated — clawed-back diamonds go back to the creators'
+/// earnings and the loss recorded for the rest is taken back.
+pub fn clawback_undo_postings(entries: &[(String, i64)]) -> Postings {
+    let mut p = Postings::new();
+    for (acct, amount) in entries {
+        let kind = if acct.starts_with("earnings:") {
+            "earnings"
+        } else if acct.starts_with("clawed_back:") {
+            "clawed_back"
+        } else if acct == account::PLATFORM_LOSS {
+            "loss"
+        } else {
+            "external"
+        };
+        *p.entry((acct.clone(), DIAMOND, kind)).or_default() -= amount;
+    }
+    p.retain(|_, v| *v != 0);
+    p
+}
+
+/// The postings of a tip refunded or disputed: the platform pays the
+/// customer back, the transfer reversal brings `recovered` back from the
+/// creator's account, and the rest is the platform's loss.
+pub fn tip_reversal_postings(creator: &str, cents: i64, recovered: i64) -> Postings {
+    let mut p = Postings::new();
+    let lost = cents - recovered;
+    *p.entry((account::STRIPE_CUSTOMERS.into(), USD, "external"))
+        .or_default() += cents;
+    *p.entry((account::STRIPE_PLATFORM.into(), USD, "external"))
+        .or_default() += recovered - cents;
+    *p.entry((account::tips(creator), USD, "tips")).or_default() -= recovered;
+    *p.entry((account::unrecovered(creator), USD, "external"))
+        .or_default() -= lost;
+    *p.entry((account::PLATFORM_LOSS.into(), USD, "loss"))
+        .or_default() += lost;
+    p.retain(|_, v| *v != 0);
+    p
+}
+
+/// The settlement rows of a batch: diamonds per creator of the gifts
+/// posted now (the hold starts at the batch's commit).
+pub fn settlement_rows<'a>(
+    gifts: impl IntoIterator<Item = &'a PendingGift>,
+) -> BTreeMap<&'a str, i64> {
+    let mut m: BTreeMap<&str, i64> = BTreeMap::new();
+    for g in gifts {
+        *m.entry(g.creator.as_str()).or_default() += g.diamonds;
+    }
+    m.retain(|_, d| *d > 0);
+    m
+}
+
+/// Why a cash-out is refused by the hold or the daily limits, if it is:
+/// `available` diamonds now, and the creator's cash-outs (count, cents)
+/// in the last 24 hours.
+pub fn cashout_refusal(
+    c: &CashoutRecord,
+    limits: &PayoutLimits,
+    available: i64,
+    day: (i64, i64),
+) -> Option<crate::error::Error> {
+    use crate::error::{Error, ErrorCode};
+    if day.0 >= limits.cashouts_per_day_max {
+        return Some(Error::new(
+            ErrorCode::RateLimited,
+            format!(
+                "at most {} cash-outs per 24 hours (payouts.cashouts_per_day_max)",
+                limits.cashouts_per_day_max
+            ),
+        ));
+    }
+    if day.1.saturating_add(c.amount_cents) > limits.cashout_cents_per_day_max {
+        return Some(Error::new(
+            ErrorCode::RateLimited,
+            format!(
+                "at most {} cents cashed out per 24 hours (payouts.cashout_cents_per_day_max)",
+                limits.cashout_cents_per_day_max
+            ),
+        ));
+    }
+    if c.diamonds > available {
+        return Some(Error::new(
+            ErrorCode::InsufficientFunds,
+            format!(
+                "only {available} diamonds are available (settled diamonds are held for payouts.hold_s)"
+            ),
+        ));
+    }
+    None
 }
 
 /// Postings keyed by (account, currency, kind).

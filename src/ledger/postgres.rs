@@ -20,12 +20,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    account, batch_postings, cashout_begin_postings, cashout_end_postings, debt_repayment,
-    is_check_violation, purchase_postings, refund_postings, reversal_postings, tip_postings,
-    CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, Ledger,
-    PayoutAccount, PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord,
-    Totals, COIN, DIAMOND,
+    account, batch_postings, cashout_begin_postings, cashout_end_postings, cashout_refusal,
+    clawback_undo_postings, debt_repayment, is_check_violation, plan_clawback, purchase_postings,
+    refund_postings, reversal_postings, settlement_rows, tip_postings, tip_reversal_postings,
+    CashoutEnd, CashoutRecord, ClawbackGift, ClawbackPlan, CreditOp, CreditOutcome, DisputeOp,
+    DisputeRecord, EarlyReversal, Ledger, PayoutAccount, PayoutFunds, PayoutLimits, PurchaseOp,
+    PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
+    TipReversalOp, Totals, COIN, DAY_MS, DIAMOND,
 };
+use super::{tip_amounts_of, tip_reinstated_postings};
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::now_ms;
 use crate::wallet::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
@@ -34,6 +37,7 @@ use super::Postings;
 
 /// A ledger in one PostgreSQL database.
 pub struct PgLedger {
+    limits: parking_lot::RwLock<PayoutLimits>,
     pool: PgPool,
 }
 
@@ -51,7 +55,10 @@ impl PgLedger {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgLedger { pool })
+        Ok(PgLedger {
+            limits: parking_lot::RwLock::new(PayoutLimits::default()),
+            pool,
+        })
     }
 
     /// A read-only transaction seeing one snapshot for all its statements,
@@ -334,6 +341,18 @@ impl Ledger for PgLedger {
         }
         let postings = batch_postings(posted.iter().copied());
         apply_postings(&mut tx, &op_id, &postings).await?;
+        // When the creators' diamonds settled (the hold starts here).
+        let (creators, amounts): (Vec<&str>, Vec<i64>) =
+            settlement_rows(posted.iter().copied()).into_iter().unzip();
+        if !creators.is_empty() {
+            sqlx::query("INSERT INTO settlements (op_id, creator, diamonds, settled_ms) SELECT $1, s.creator, s.diamonds, $4 FROM UNNEST($2::text[], $3::bigint[]) AS s(creator, diamonds)")
+                .bind(&op_id)
+                .bind(&creators)
+                .bind(&amounts)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -662,7 +681,17 @@ impl Ledger for PgLedger {
             .bind(op.cents_refunded_total)
             .execute(&mut *tx)
             .await?;
-        let postings = refund_postings(&user, op, cents);
+        let mut postings = refund_postings(&user, op, cents);
+        let hold_ms = self.limits.read().hold_ms;
+        let claw = clawback(
+            &mut tx,
+            &user,
+            &op.payment_intent,
+            op.coins_reversed - op.coins_taken,
+            hold_ms,
+        )
+        .await?;
+        postings.extend(claw.postings);
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
@@ -712,7 +741,17 @@ impl Ledger for PgLedger {
         .bind(op.coins_reversed)
         .execute(&mut *tx)
         .await?;
-        let postings = reversal_postings(&user, op.coins_reversed, op.coins_taken, op.cents);
+        let mut postings = reversal_postings(&user, op.coins_reversed, op.coins_taken, op.cents);
+        let hold_ms = self.limits.read().hold_ms;
+        let claw = clawback(
+            &mut tx,
+            &user,
+            &op.payment_intent,
+            op.coins_reversed - op.coins_taken,
+            hold_ms,
+        )
+        .await?;
+        postings.extend(claw.postings);
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
@@ -765,7 +804,16 @@ impl Ledger for PgLedger {
             coins,
             amount_cents: cents,
         };
-        let postings = purchase_postings(&back, to_debt);
+        let mut postings = purchase_postings(&back, to_debt);
+        // The platform won: the gifts' coins are paid after all, so what
+        // the withdrawal clawed back (or recorded as lost) is undone.
+        let clawed: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'DIAMOND'",
+        )
+        .bind(format!("dispute:{dispute_id}"))
+        .fetch_all(&mut *tx)
+        .await?;
+        postings.extend(clawback_undo_postings(&clawed));
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
@@ -815,21 +863,26 @@ impl Ledger for PgLedger {
         event: &StripeEventRef,
         acct: &str,
         payouts_enabled: bool,
+        created: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         if !insert_event(&mut tx, event).await? {
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE payout_accounts SET payouts_enabled = $2, updated_ms = $3 WHERE account = $1",
+        // Only an event newer than the last one applied (Stripe does not
+        // order events: an old "enabled" must not undo a newer "disabled").
+        let n = sqlx::query(
+            "UPDATE payout_accounts SET payouts_enabled = $2, updated_ms = $3, event_created = $4 WHERE account = $1 AND event_created <= $4",
         )
         .bind(acct)
         .bind(payouts_enabled)
         .bind(now_ms())
+        .bind(created)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
         tx.commit().await?;
-        Ok(true)
+        Ok(n == 1)
     }
 
     async fn tip_created(&self, tip: &TipRecord) -> Result<()> {
@@ -884,6 +937,195 @@ impl Ledger for PgLedger {
         Ok(Some(tip))
     }
 
+    fn set_payout_limits(&self, limits: PayoutLimits) {
+        *self.limits.write() = limits;
+    }
+
+    async fn payout_funds(&self, creator: &str) -> Result<PayoutFunds> {
+        let hold_ms = self.limits.read().hold_ms;
+        let mut tx = self.read_snapshot().await?;
+        let balance = balance_in(&mut tx, &account::earnings(creator), DIAMOND).await?;
+        let held = held_diamonds(&mut tx, creator, now_ms() - hold_ms)
+            .await?
+            .clamp(0, balance.max(0));
+        let reversed = balance_in(&mut tx, &account::clawed_back(creator), DIAMOND).await?;
+        let unrecovered = balance_in(&mut tx, &account::unrecovered(creator), DIAMOND).await?;
+        let r = sqlx::query("SELECT CAST(COALESCE(SUM(cents_reversed), 0) AS BIGINT), CAST(COALESCE(SUM(cents_recovered), 0) AS BIGINT) FROM tips WHERE creator = $1")
+            .bind(creator)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PayoutFunds {
+            diamonds_held: held,
+            diamonds_available: balance - held,
+            diamonds_reversed: reversed,
+            diamonds_unrecovered: -unrecovered,
+            tips_reversed_cents: r.get(0),
+            tips_recovered_cents: r.get(1),
+        })
+    }
+
+    async fn tip_reversed(&self, op: &TipReversalOp) -> Result<bool> {
+        if op.cents <= 0 || !(0..=op.cents).contains(&op.recovered) {
+            return Err(Error::bad_request("tip reversal: bad amounts"));
+        }
+        let mut tx = self.pool.begin().await?;
+        if !insert_event(&mut tx, &op.event).await? {
+            return Ok(false);
+        }
+        let row = sqlx::query("SELECT creator, amount_cents, cents_reversed FROM tips WHERE payment_intent = $1 AND status = 'succeeded' FOR UPDATE")
+            .bind(&op.payment_intent)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let (creator, amount, before): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        if before + op.cents > amount {
+            return Err(Error::bad_request("tip reversal: more than the tip"));
+        }
+        let detail = serde_json::json!({ "payment_intent": op.payment_intent, "cents": op.cents, "recovered": op.recovered }).to_string();
+        if !insert_operation(&mut tx, &op.op_id, "tip_reversal", &detail).await? {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE tips SET cents_reversed = cents_reversed + $2, cents_recovered = cents_recovered + $3 WHERE payment_intent = $1")
+            .bind(&op.payment_intent)
+            .bind(op.cents)
+            .bind(op.recovered)
+            .execute(&mut *tx)
+            .await?;
+        let postings = tip_reversal_postings(&creator, op.cents, op.recovered);
+        apply_postings(&mut tx, &op.op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn tip_dispute_reinstated(
+        &self,
+        event: &StripeEventRef,
+        payment_intent: &str,
+        dispute_id: &str,
+        repaid: bool,
+    ) -> Result<bool> {
+        let op_id = format!("tip_dispute:{dispute_id}:reinstated");
+        let mut tx = self.pool.begin().await?;
+        if !insert_event(&mut tx, event).await? {
+            return Ok(false);
+        }
+        let entries: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
+        )
+        .bind(format!("tip_dispute:{dispute_id}"))
+        .fetch_all(&mut *tx)
+        .await?;
+        let detail =
+            serde_json::json!({ "payment_intent": payment_intent, "repaid": repaid }).to_string();
+        if entries.is_empty()
+            || !insert_operation(&mut tx, &op_id, "tip_reinstated", &detail).await?
+        {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let postings = tip_reinstated_postings(&entries, repaid);
+        if repaid {
+            let (cents, recovered) = tip_amounts_of(&entries);
+            sqlx::query("UPDATE tips SET cents_reversed = cents_reversed - $2, cents_recovered = cents_recovered - $3 WHERE payment_intent = $1")
+                .bind(payment_intent)
+                .bind(cents)
+                .bind(recovered)
+                .execute(&mut *tx)
+                .await?;
+        }
+        apply_postings(&mut tx, &op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn tip_dispute_amounts(&self, dispute_id: &str) -> Result<Option<(i64, i64)>> {
+        let entries: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
+        )
+        .bind(format!("tip_dispute:{dispute_id}"))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((!entries.is_empty()).then(|| tip_amounts_of(&entries)))
+    }
+
+    async fn tip_transfer(&self, payment_intent: &str, transfer: &str) -> Result<()> {
+        sqlx::query("UPDATE tips SET transfer = $2 WHERE payment_intent = $1 AND transfer IS NULL")
+            .bind(payment_intent)
+            .bind(transfer)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tip_record(&self, payment_intent: &str) -> Result<Option<TipRecordFull>> {
+        let row = sqlx::query("SELECT payment_intent, tip_key, sender, creator, target, amount_cents, message, transfer, cents_reversed, cents_recovered FROM tips WHERE payment_intent = $1")
+            .bind(payment_intent)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| {
+            (
+                TipRecord {
+                    payment_intent: r.get(0),
+                    tip_key: r.get(1),
+                    sender: r.get(2),
+                    creator: r.get(3),
+                    target: r.get(4),
+                    amount_cents: r.get(5),
+                    message: r.get(6),
+                },
+                r.get(7),
+                r.get(8),
+                r.get(9),
+            )
+        }))
+    }
+
+    async fn park_reversal(&self, r: &EarlyReversal) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let seen: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM stripe_events WHERE event_id = $1")
+                .bind(&r.event.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if seen > 0 {
+            return Ok(false);
+        }
+        let n = sqlx::query("INSERT INTO early_reversals (event_id, payment_intent, type, facts, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING")
+            .bind(&r.event.id)
+            .bind(&r.payment_intent)
+            .bind(&r.event.kind)
+            .bind(&r.facts)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    async fn parked_reversals(&self, payment_intent: &str) -> Result<Vec<EarlyReversal>> {
+        let rows = sqlx::query("SELECT event_id, type, payment_intent, facts FROM early_reversals WHERE payment_intent = $1 ORDER BY created_ms, event_id")
+            .bind(payment_intent)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| EarlyReversal {
+                event: StripeEventRef {
+                    id: r.get(0),
+                    kind: r.get(1),
+                },
+                payment_intent: r.get(2),
+                facts: r.get(3),
+            })
+            .collect())
+    }
+
     async fn cashout_begin(&self, c: &CashoutRecord) -> Result<CashoutRecord> {
         if c.diamonds <= 0 || c.amount_cents <= 0 {
             return Err(Error::bad_request("diamonds and amount must be > 0"));
@@ -907,6 +1149,8 @@ impl Ledger for PgLedger {
             }
             return Ok(first);
         }
+        let limits = *self.limits.read();
+        cashout_guard(&mut tx, c, &limits).await?;
         sqlx::query("INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms) VALUES ($1, $2, $3, $4, 'pending', $5)")
             .bind(&c.cashout_id)
             .bind(&c.creator)
@@ -1007,6 +1251,13 @@ async fn insert_event(tx: &mut Transaction<'_, Postgres>, event: &StripeEventRef
         .execute(&mut **tx)
         .await?
         .rows_affected();
+    if n == 1 && event.kind.starts_with("charge.") {
+        // A parked early reversal is applied with its event, once.
+        sqlx::query("DELETE FROM early_reversals WHERE event_id = $1")
+            .bind(&event.id)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(n == 1)
 }
 
@@ -1028,4 +1279,144 @@ async fn insert_operation(
     .await?
     .rows_affected();
     Ok(n == 1)
+}
+
+/// A balance read inside `tx` (0 when the account has none).
+async fn balance_in(tx: &mut Transaction<'_, Postgres>, acct: &str, currency: &str) -> Result<i64> {
+    let v: Option<i64> =
+        sqlx::query_scalar("SELECT amount FROM balances WHERE account = $1 AND currency = $2")
+            .bind(acct)
+            .bind(currency)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(v.unwrap_or(0))
+}
+
+/// Diamonds of `creator` settled after `since_ms` (still on hold) and not
+/// clawed back.
+async fn held_diamonds(
+    tx: &mut Transaction<'_, Postgres>,
+    creator: &str,
+    since_ms: i64,
+) -> Result<i64> {
+    let v: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(diamonds - clawed), 0) AS BIGINT) FROM settlements WHERE creator = $1 AND settled_ms > $2")
+        .bind(creator)
+        .bind(since_ms)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(v)
+}
+
+/// The hold and the daily limits of a cash-out, checked in its own
+/// transaction before its postings (see [`cashout_refusal`]).
+async fn cashout_guard(
+    tx: &mut Transaction<'_, Postgres>,
+    c: &CashoutRecord,
+    limits: &PayoutLimits,
+) -> Result<()> {
+    // Cash-outs of one creator are checked one at a time (across nodes).
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("cashout:{}", c.creator))
+        .execute(&mut **tx)
+        .await?;
+    let now = now_ms();
+    let balance = balance_in(tx, &account::earnings(&c.creator), DIAMOND).await?;
+    let held = held_diamonds(tx, &c.creator, now - limits.hold_ms).await?;
+    let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM cashouts WHERE creator = $1 AND created_ms > $2 AND status <> 'reversed'")
+        .bind(&c.creator)
+        .bind(now - DAY_MS)
+        .fetch_one(&mut **tx)
+        .await?;
+    let day: (i64, i64) = (r.get(0), r.get(1));
+    match cashout_refusal(c, limits, (balance - held.max(0)).max(0), day) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Claw back the diamonds of `buyer`'s gifts since the purchase
+/// `payment_intent` for `coins` reversed coins (see [`plan_clawback`]),
+/// inside `tx`: records what each gift and settlement gave back and
+/// answers the postings to add to the reversal's.
+async fn clawback(
+    tx: &mut Transaction<'_, Postgres>,
+    buyer: &str,
+    payment_intent: &str,
+    coins: i64,
+    hold_ms: i64,
+) -> Result<ClawbackPlan> {
+    if coins <= 0 {
+        return Ok(ClawbackPlan::default());
+    }
+    let since: Option<i64> =
+        sqlx::query_scalar("SELECT created_ms FROM purchases WHERE payment_intent = $1")
+            .bind(payment_intent)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(since) = since else {
+        return Ok(ClawbackPlan::default());
+    };
+    let rows = sqlx::query(
+        "SELECT g.target, g.seq, g.op_id, g.creator, g.coins, g.diamonds, COALESCE(c.coins, 0),
+                COALESCE(CASE WHEN s.settled_ms > $3 THEN s.diamonds - s.clawed ELSE 0 END, 0),
+                COALESCE(b.amount, 0)
+         FROM gifts g
+         LEFT JOIN gift_clawbacks c ON c.target = g.target AND c.seq = g.seq
+         LEFT JOIN settlements s ON s.op_id = g.op_id AND s.creator = g.creator
+         LEFT JOIN balances b ON b.account = 'earnings:' || g.creator AND b.currency = 'DIAMOND'
+         WHERE g.sender = $1 AND g.ts_ms >= $2 AND g.coins > COALESCE(c.coins, 0)
+         ORDER BY g.ts_ms DESC, g.seq DESC
+         LIMIT $4",
+    )
+    .bind(buyer)
+    .bind(since)
+    .bind(now_ms() - hold_ms)
+    .bind(coins)
+    .fetch_all(&mut **tx)
+    .await?;
+    let gifts: Vec<ClawbackGift> = rows
+        .iter()
+        .map(|r| ClawbackGift {
+            target: r.get(0),
+            seq: r.get(1),
+            op_id: r.get(2),
+            creator: r.get(3),
+            coins: r.get(4),
+            diamonds: r.get(5),
+            coins_clawed: r.get(6),
+            settlement_held: r.get(7),
+            earnings: r.get(8),
+        })
+        .collect();
+    let plan = plan_clawback(&gifts, coins);
+    for (target, seq, c) in &plan.gifts {
+        sqlx::query("INSERT INTO gift_clawbacks (target, seq, coins) VALUES ($1, $2, $3) ON CONFLICT (target, seq) DO UPDATE SET coins = gift_clawbacks.coins + excluded.coins")
+            .bind(target)
+            .bind(seq)
+            .bind(c)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for (op_id, creator, d) in &plan.settlements {
+        sqlx::query(
+            "UPDATE settlements SET clawed = clawed + $3 WHERE op_id = $1 AND creator = $2",
+        )
+        .bind(op_id)
+        .bind(creator)
+        .bind(d)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if plan.lost > 0 {
+        metrics::counter!("giftstream_clawback_unrecovered_diamonds_total")
+            .increment(plan.lost as u64);
+        tracing::warn!(
+            buyer,
+            payment_intent,
+            clawed = plan.clawed,
+            lost = plan.lost,
+            "reversed coins' diamonds could not all be clawed back: recorded as platform loss"
+        );
+    }
+    Ok(plan)
 }

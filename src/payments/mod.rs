@@ -3,11 +3,14 @@
 //! diamond cash-outs (Transfers).
 //!
 //! Owns: the payment flows and their order of effects — the ledger first,
-//! then the counters engine, then the room — and the recovery of cash-outs
-//! left pending by a crash or an unanswered Transfer.
+//! then the counters engine, then the room — the recovery of cash-outs
+//! left pending by a crash or an unanswered Transfer, the reversal of a
+//! tip's Transfer when the platform pays its refund or chargeback, and the
+//! parking of refunds and disputes that arrive before their purchase.
 //! Must not: credit coins or move money on anything but a verified webhook
 //! or a Stripe answer; call Stripe without an Idempotency-Key where a
-//! retry could repeat money movement; hold SQL (the ledger does).
+//! retry could repeat money movement; hold SQL (the ledger does); pass
+//! Stripe's error text to clients (it is logged).
 
 pub mod stripe;
 pub mod webhook;
@@ -20,17 +23,17 @@ use crate::app::AppState;
 use crate::auth::Identity;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{
-    CashoutEnd, CashoutRecord, DisputeOp, PayoutAccount, PurchaseOp, PurchaseRecord, RefundOp,
-    StripeEventRef, TipRecord,
+    CashoutEnd, CashoutRecord, DisputeOp, EarlyReversal, PayoutAccount, PurchaseOp, PurchaseRecord,
+    RefundOp, StripeEventRef, TipRecord, TipReversalOp,
 };
 use crate::protocol::{now_ms, valid_client_id, ServerMsg};
 use crate::wallet::{Target, TargetKind};
 
 use self::stripe::{
     currency, CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers,
-    CreateAccountLink, CreateAccountLinkType, CreateAccountType, CreatePaymentIntent,
-    CreatePaymentIntentTransferData, CreateTransfer, PaymentIntentAllowedPaymentMethodTypes,
-    StripeClient, StripeError,
+    CreateAccountLink, CreateAccountLinkType, CreateAccountType, CreateIdTransferReversal,
+    CreatePaymentIntent, CreatePaymentIntentTransferData, CreateTransfer,
+    PaymentIntentAllowedPaymentMethodTypes, StripeClient, StripeError,
 };
 use self::webhook::{AccountFacts, ChargeFacts, DisputeFacts, Object, PaymentIntentFacts};
 
@@ -47,11 +50,15 @@ fn client(state: &AppState) -> Result<&StripeClient> {
 
 fn stripe_failed(e: StripeError) -> Error {
     match e {
-        StripeError::Refused { message, kind, .. } => {
-            tracing::warn!(%kind, %message, "stripe refused a request");
-            Error::bad_request(format!(
-                "the payment provider refused the request: {message}"
-            ))
+        StripeError::Refused {
+            message,
+            kind,
+            status,
+        } => {
+            // Stripe's own words stay in the log: they can name accounts,
+            // keys or internal state that a client must not see.
+            tracing::warn!(status, %kind, %message, "stripe refused a request");
+            Error::bad_request("the payment provider refused the request")
         }
         StripeError::Unknown(why) => Error::internal(format_args!("stripe: {why}")),
     }
@@ -209,7 +216,8 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
             Some("tip") => tip_paid(state, &ev, pi).await?,
             _ => WebhookOutcome::Ignored,
         },
-        Object::Charge(ch) => refunded(state, &ev, ch).await?,
+        Object::Charge(ch) if event.kind == "charge.refunded" => refunded(state, &ev, ch).await?,
+        Object::Charge(ch) => charge_succeeded(state, &ev, ch).await?,
         Object::Dispute(d) => match event.kind.as_str() {
             "charge.dispute.funds_withdrawn" => dispute_withdrawn(state, &ev, d).await?,
             "charge.dispute.funds_reinstated" => dispute_reinstated(state, &ev, d).await?,
@@ -225,10 +233,12 @@ pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<W
             let acct = id
                 .as_deref()
                 .ok_or_else(|| Error::bad_request("account.id"))?;
+            // False also for an event older than the last one applied
+            // for the account: acknowledged, no effect.
             WebhookOutcome::applied_if(
                 state
                     .ledger
-                    .account_updated(&ev, acct, *payouts_enabled)
+                    .account_updated(&ev, acct, *payouts_enabled, event.created)
                     .await?,
             )
         }
@@ -305,8 +315,212 @@ async fn purchase_paid(
             tracing::info!(user = %rec.user, repaid = to_debt, "purchase repaid a debt first");
         }
         credit_rest(state, &rec.user, coins, &format!("purchase:{id}")).await?;
+        apply_parked(state, id).await?;
     }
     Ok(WebhookOutcome::applied_if(applied))
+}
+
+/// Acknowledge an event with no effect (recorded once).
+async fn ignored(state: &AppState, ev: &StripeEventRef) -> Result<WebhookOutcome> {
+    Ok(if state.ledger.record_stripe_event(ev).await? {
+        WebhookOutcome::Ignored
+    } else {
+        WebhookOutcome::Replayed
+    })
+}
+
+/// A refund or dispute of a purchase whose `payment_intent.succeeded` has
+/// not arrived yet (Stripe does not order events): parked in the ledger,
+/// applied when the purchase is paid.
+async fn park(
+    state: &AppState,
+    ev: &StripeEventRef,
+    pi: &str,
+    facts: serde_json::Value,
+) -> Result<WebhookOutcome> {
+    let parked = state
+        .ledger
+        .park_reversal(&EarlyReversal {
+            event: ev.clone(),
+            payment_intent: pi.to_string(),
+            facts: facts.to_string(),
+        })
+        .await?;
+    if parked {
+        tracing::info!(payment_intent = pi, event = %ev.id, kind = %ev.kind, "reversal before its purchase was paid: parked");
+        metrics::counter!("giftstream_stripe_reversals_parked_total").increment(1);
+    }
+    Ok(WebhookOutcome::Ignored)
+}
+
+/// Apply the reversals parked for a purchase now paid, each under its own
+/// event id (once: the ledger drops the parked row with the event's
+/// effect, and a redelivered `payment_intent.succeeded` applies what is
+/// left).
+async fn apply_parked(state: &AppState, pi: &str) -> Result<()> {
+    for r in state.ledger.parked_reversals(pi).await? {
+        let facts: serde_json::Value = serde_json::from_str(&r.facts).map_err(Error::internal)?;
+        let int = |k: &str| facts.get(k).and_then(serde_json::Value::as_i64);
+        let outcome = if r.event.kind == "charge.refunded" {
+            let charge = ChargeFacts {
+                payment_intent: Some(pi.to_string()),
+                amount_refunded: int("amount_refunded"),
+                transfer: None,
+            };
+            refunded(state, &r.event, &charge).await?
+        } else {
+            let d = DisputeFacts {
+                id: facts.get("id").and_then(|v| v.as_str()).map(str::to_string),
+                amount: int("amount"),
+                payment_intent: Some(pi.to_string()),
+            };
+            dispute_withdrawn(state, &r.event, &d).await?
+        };
+        tracing::info!(payment_intent = pi, event = %r.event.id, ?outcome, "parked reversal applied");
+    }
+    Ok(())
+}
+
+/// `charge.succeeded`: a tip's destination charge names its Transfer,
+/// recorded for a later refund or dispute (which reverses it).
+async fn charge_succeeded(
+    state: &AppState,
+    ev: &StripeEventRef,
+    charge: &ChargeFacts,
+) -> Result<WebhookOutcome> {
+    if let (Some(pi), Some(tr)) = (charge.payment_intent.as_deref(), charge.transfer.as_deref()) {
+        state.ledger.tip_transfer(pi, tr).await?;
+    }
+    ignored(state, ev).await
+}
+
+/// Take `cents` of a tip back from the creator's connected account: a
+/// Transfer Reversal (Idempotency-Key `key`) for what Stripe has not
+/// reversed already (a refund made with `reverse_transfer`). Answers the
+/// cents recovered; 0 when there is no Transfer or Stripe refuses (the
+/// creator's balance cannot cover it): the platform's loss.
+async fn reverse_tip_transfer(
+    state: &AppState,
+    transfer: Option<&str>,
+    recovered_before: i64,
+    cents: i64,
+    key: &str,
+) -> Result<i64> {
+    let (Some(tr), Ok(c)) = (transfer, client(state)) else {
+        tracing::warn!(
+            key,
+            "tip reversal without a known Transfer: the platform's loss"
+        );
+        return Ok(0);
+    };
+    let t = match c.retrieve_transfer(tr).await {
+        Ok(t) => t,
+        Err(StripeError::Refused { message, kind, .. }) => {
+            tracing::warn!(transfer = tr, %kind, %message, "tip transfer not found: the platform's loss");
+            return Ok(0);
+        }
+        Err(StripeError::Unknown(why)) => {
+            // Stripe redelivers the event: the retry asks again.
+            return Err(Error::internal(format_args!("stripe: {why}")));
+        }
+    };
+    // What Stripe reversed with the refund itself and we have not counted.
+    let by_refund = (t.amount_reversed - recovered_before).clamp(0, cents);
+    let ask = cents - by_refund;
+    if ask == 0 {
+        return Ok(cents);
+    }
+    let req = CreateIdTransferReversal::new(tr)
+        .amount(ask)
+        .metadata(metadata([("giftstream_reversal", key.to_string())]));
+    match c.create_transfer_reversal(&req, key).await {
+        Ok(r) => Ok(by_refund + r.amount.clamp(0, ask)),
+        Err(StripeError::Refused { message, kind, .. }) => {
+            tracing::warn!(transfer = tr, %kind, %message, "tip transfer reversal refused: the platform's loss");
+            metrics::counter!("giftstream_tip_reversals_refused_total").increment(1);
+            Ok(by_refund)
+        }
+        Err(StripeError::Unknown(why)) => Err(Error::internal(format_args!("stripe: {why}"))),
+    }
+}
+
+/// `charge.refunded` of a tip (a destination charge: the platform pays the
+/// refund): reverse the creator's Transfer for the refunded part, record
+/// it (op `tip_refund:{pi}:{total}`).
+async fn tip_refunded(
+    state: &AppState,
+    ev: &StripeEventRef,
+    pi: &str,
+    total: i64,
+    transfer: Option<&str>,
+) -> Result<WebhookOutcome> {
+    let Some((tip, known, reversed)) = tip_reversible(state, pi, transfer).await? else {
+        return ignored(state, ev).await;
+    };
+    let total = total.clamp(0, tip.amount_cents);
+    let cents = total - reversed;
+    if cents <= 0 || state.ledger.stripe_event_seen(&ev.id).await? {
+        return ignored(state, ev).await;
+    }
+    let op_id = format!("tip_refund:{pi}:{total}");
+    let recovered = reverse_tip_transfer(state, known.0.as_deref(), known.1, cents, &op_id).await?;
+    let op = TipReversalOp {
+        event: ev.clone(),
+        payment_intent: pi.to_string(),
+        op_id,
+        cents,
+        recovered,
+    };
+    Ok(WebhookOutcome::applied_if(
+        state.ledger.tip_reversed(&op).await?,
+    ))
+}
+
+/// `charge.dispute.funds_withdrawn` of a tip: as a refund (op
+/// `tip_dispute:{dp}`).
+async fn tip_disputed(
+    state: &AppState,
+    ev: &StripeEventRef,
+    pi: &str,
+    dispute_id: &str,
+    amount: i64,
+) -> Result<WebhookOutcome> {
+    let Some((tip, known, reversed)) = tip_reversible(state, pi, None).await? else {
+        return ignored(state, ev).await;
+    };
+    let cents = amount.clamp(0, tip.amount_cents - reversed);
+    if cents <= 0 || state.ledger.stripe_event_seen(&ev.id).await? {
+        return ignored(state, ev).await;
+    }
+    let op_id = format!("tip_dispute:{dispute_id}");
+    let recovered = reverse_tip_transfer(state, known.0.as_deref(), known.1, cents, &op_id).await?;
+    let op = TipReversalOp {
+        event: ev.clone(),
+        payment_intent: pi.to_string(),
+        op_id,
+        cents,
+        recovered,
+    };
+    Ok(WebhookOutcome::applied_if(
+        state.ledger.tip_reversed(&op).await?,
+    ))
+}
+
+/// A succeeded tip's record, its Transfer (recorded, or named by this
+/// event) with the cents already recovered, and the cents reversed so far.
+async fn tip_reversible(
+    state: &AppState,
+    pi: &str,
+    transfer: Option<&str>,
+) -> Result<Option<(TipRecord, (Option<String>, i64), i64)>> {
+    let Some((tip, recorded, reversed, recovered)) = state.ledger.tip_record(pi).await? else {
+        return Ok(None);
+    };
+    if let (None, Some(tr)) = (&recorded, transfer) {
+        state.ledger.tip_transfer(pi, tr).await?;
+    }
+    let tr = recorded.or_else(|| transfer.map(str::to_string));
+    Ok(Some((tip, (tr, recovered), reversed)))
 }
 
 /// `charge.refunded` of a purchase: reverse the refunded share of its
@@ -325,17 +539,17 @@ async fn refunded(
         .amount_refunded
         .ok_or_else(|| Error::bad_request("charge.amount_refunded"))?;
     let Some(rec) = state.ledger.purchase_record(pi).await? else {
-        // Not a coin purchase (a tip refund is between the tipper and the
-        // creator's account) or not ours.
-        return Ok(if state.ledger.record_stripe_event(ev).await? {
-            WebhookOutcome::Ignored
-        } else {
-            WebhookOutcome::Replayed
-        });
+        // Not a coin purchase: a tip's refund, or not ours.
+        return tip_refunded(state, ev, pi, total, charge.transfer.as_deref()).await;
     };
     if !rec.paid {
-        state.ledger.record_stripe_event(ev).await?;
-        return Ok(WebhookOutcome::Ignored);
+        return park(
+            state,
+            ev,
+            pi,
+            serde_json::json!({ "amount_refunded": total }),
+        )
+        .await;
     }
     let total = total.clamp(0, rec.amount_cents);
     if total <= rec.cents_refunded {
@@ -382,15 +596,22 @@ async fn dispute_withdrawn(
         Some(pi) => state.ledger.purchase_record(pi).await?.map(|r| (pi, r)),
         None => None,
     };
-    let Some((pi, rec)) = rec.filter(|(_, r)| r.paid) else {
-        // Not a paid coin purchase of ours (a tip's dispute is between the
-        // tipper and the creator's account).
-        return Ok(if state.ledger.record_stripe_event(ev).await? {
-            WebhookOutcome::Ignored
-        } else {
-            WebhookOutcome::Replayed
-        });
+    let Some((pi, rec)) = rec else {
+        // Not a coin purchase: a tip's chargeback, or not ours.
+        return match dispute.payment_intent.as_deref() {
+            Some(pi) => tip_disputed(state, ev, pi, id, amount).await,
+            None => ignored(state, ev).await,
+        };
     };
+    if !rec.paid {
+        return park(
+            state,
+            ev,
+            pi,
+            serde_json::json!({ "id": id, "amount": amount }),
+        )
+        .await;
+    }
     if state.ledger.dispute_record(id).await?.is_some() {
         state.ledger.record_stripe_event(ev).await?;
         return Ok(WebhookOutcome::Replayed);
@@ -434,6 +655,11 @@ async fn dispute_reinstated(
         .id
         .as_deref()
         .ok_or_else(|| Error::bad_request("dispute.id"))?;
+    if let Some(pi) = dispute.payment_intent.as_deref() {
+        if let Some(amounts) = state.ledger.tip_dispute_amounts(id).await? {
+            return tip_dispute_won(state, ev, pi, id, amounts).await;
+        }
+    }
     let applied = state.ledger.dispute_reinstated(ev, id).await?;
     let Some(rec) = state.ledger.dispute_record(id).await? else {
         state.ledger.record_stripe_event(ev).await?;
@@ -445,6 +671,59 @@ async fn dispute_reinstated(
     let coins = rec.coins_reversed - rec.coins_to_debt;
     credit_rest(state, &rec.user, coins, &format!("dispute:{id}:reinstated")).await?;
     Ok(WebhookOutcome::applied_if(applied))
+}
+
+/// `charge.dispute.funds_reinstated` of a tip: the platform won, the cents
+/// are back. What the reversal took from the creator goes back to them by a
+/// Transfer (Idempotency-Key `tip_dispute:{dp}:reinstated`), then the
+/// ledger undoes the withdrawal (its loss always; the creator's part when
+/// repaid).
+async fn tip_dispute_won(
+    state: &AppState,
+    ev: &StripeEventRef,
+    pi: &str,
+    dispute_id: &str,
+    (_, recovered): (i64, i64),
+) -> Result<WebhookOutcome> {
+    if state.ledger.stripe_event_seen(&ev.id).await? {
+        return Ok(WebhookOutcome::Replayed);
+    }
+    let key = format!("tip_dispute:{dispute_id}:reinstated");
+    let mut repaid = true;
+    if recovered > 0 {
+        let creator = state.ledger.tip_record(pi).await?.map(|t| t.0.creator);
+        let acct = match creator {
+            Some(c) => state.ledger.payout_account(&c).await?,
+            None => None,
+        };
+        repaid = match (acct, client(state)) {
+            (Some(a), Ok(c)) => {
+                let req = CreateTransfer::new(currency(&state.cfg.stripe.currency), &a.account)
+                    .amount(recovered)
+                    .metadata(metadata([(
+                        "giftstream_tip_dispute",
+                        dispute_id.to_string(),
+                    )]));
+                match c.create_transfer(&req, &key).await {
+                    Ok(_) => true,
+                    Err(StripeError::Refused { message, kind, .. }) => {
+                        tracing::warn!(dispute = dispute_id, %kind, %message, "won tip dispute: the creator's share could not be transferred back");
+                        false
+                    }
+                    Err(StripeError::Unknown(why)) => {
+                        return Err(Error::internal(format_args!("stripe: {why}")))
+                    }
+                }
+            }
+            _ => false,
+        };
+    }
+    Ok(WebhookOutcome::applied_if(
+        state
+            .ledger
+            .tip_dispute_reinstated(ev, pi, dispute_id, repaid)
+            .await?,
+    ))
 }
 
 /// A tip was paid: ledger posting once, then the room's `tip_event`.

@@ -1,8 +1,9 @@
 //! The Stripe API client: async-stripe's requests and typed answers, sent
 //! with giftstream's Idempotency-Key, timeout and bounded retries.
 //!
-//! Owns: [`StripeClient`] (the four requests giftstream makes: a
-//! PaymentIntent, a Connect Express account, an account link, a Transfer),
+//! Owns: [`StripeClient`] (the requests giftstream makes: a
+//! PaymentIntent, a Connect Express account, an account link, a Transfer,
+//! a Transfer's reversal and a Transfer read),
 //! the retry loop around async-stripe (which itself sends each request
 //! once), and the sorting of failures into "did not happen"
 //! ([`StripeError::Refused`]) and "outcome unknown" ([`StripeError::Unknown`]).
@@ -18,8 +19,9 @@ pub use stripe_connect::account::{
     CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers, CreateAccountType,
 };
 pub use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
-pub use stripe_connect::transfer::CreateTransfer;
-pub use stripe_connect::{Account, AccountLink, Transfer};
+pub use stripe_connect::transfer::{CreateTransfer, RetrieveTransfer};
+pub use stripe_connect::transfer_reversal::CreateIdTransferReversal;
+pub use stripe_connect::{Account, AccountLink, Transfer, TransferReversal};
 pub use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentTransferData};
 pub use stripe_core::{PaymentIntent, PaymentIntentAllowedPaymentMethodTypes};
 pub use stripe_types::Currency;
@@ -128,6 +130,56 @@ impl StripeClient {
             req.customize().request_strategy(s).send(&self.client)
         })
         .await
+    }
+
+    /// `POST /v1/transfers/{id}/reversals` with Idempotency-Key `key`: take
+    /// `amount` cents of a Transfer back from the connected account.
+    pub async fn create_transfer_reversal(
+        &self,
+        req: &CreateIdTransferReversal,
+        key: &str,
+    ) -> Result<TransferReversal, StripeError> {
+        self.send("POST /v1/transfers/{id}/reversals", key, |s| {
+            req.customize().request_strategy(s).send(&self.client)
+        })
+        .await
+    }
+
+    /// `GET /v1/transfers/{id}` (a read: retried without an
+    /// Idempotency-Key, which Stripe ignores on GET).
+    pub async fn retrieve_transfer(&self, transfer: &str) -> Result<Transfer, StripeError> {
+        let req = RetrieveTransfer::new(transfer);
+        self.send_read("GET /v1/transfers/{id}", || {
+            req.customize()
+                .request_strategy(RequestStrategy::Once)
+                .send(&self.client)
+        })
+        .await
+    }
+
+    /// [`Self::send`] for a read: no Idempotency-Key.
+    async fn send_read<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, StripeError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, stripe::StripeError>>,
+    {
+        let mut backoff = self.retry_backoff;
+        let mut last = String::new();
+        for n in 0..=self.retry_len_max {
+            if n > 0 {
+                metrics::counter!("giftstream_stripe_retries_total").increment(1);
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2);
+            }
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) => match self.classify(e) {
+                    Attempt::Final(e) => return Err(e),
+                    Attempt::Retry(why) => last = format!("{what}: {why}"),
+                },
+            }
+        }
+        Err(StripeError::Unknown(last))
     }
 
     /// Run `attempt` (one request, sent once by async-stripe with the

@@ -63,6 +63,9 @@ pub struct Event {
     pub id: String,
     /// E.g. `payment_intent.succeeded`.
     pub kind: String,
+    /// When Stripe created it, seconds since epoch (0 when absent): orders
+    /// `account.updated` events, which Stripe does not deliver in order.
+    pub created: i64,
     /// What the event is about, for the types giftstream applies.
     pub object: Object,
     /// Which decoder read it.
@@ -74,7 +77,8 @@ pub struct Event {
 pub enum Object {
     /// `payment_intent.succeeded`.
     PaymentIntent(PaymentIntentFacts),
-    /// `charge.refunded`.
+    /// `charge.refunded` and `charge.succeeded` (the Transfer of a tip's
+    /// destination charge).
     Charge(ChargeFacts),
     /// `account.updated`.
     Account(AccountFacts),
@@ -107,6 +111,8 @@ pub struct ChargeFacts {
     pub payment_intent: Option<String>,
     /// Cents refunded so far (cumulative).
     pub amount_refunded: Option<i64>,
+    /// `tr_...`: the Transfer of a destination charge (a tip).
+    pub transfer: Option<String>,
 }
 
 /// What giftstream reads from a dispute.
@@ -187,10 +193,13 @@ fn from_typed(ev: stripe_webhook::Event) -> Event {
             currency: Some(pi.currency.to_string()),
             metadata: pi.metadata,
         }),
-        EventObject::ChargeRefunded(ch) => Object::Charge(ChargeFacts {
-            payment_intent: ch.payment_intent.map(|p| p.id().as_str().to_string()),
-            amount_refunded: Some(ch.amount_refunded),
-        }),
+        EventObject::ChargeRefunded(ch) | EventObject::ChargeSucceeded(ch) => {
+            Object::Charge(ChargeFacts {
+                payment_intent: ch.payment_intent.map(|p| p.id().as_str().to_string()),
+                amount_refunded: Some(ch.amount_refunded),
+                transfer: ch.transfer.map(|t| t.id().as_str().to_string()),
+            })
+        }
         EventObject::ChargeDisputeFundsWithdrawn(d)
         | EventObject::ChargeDisputeFundsReinstated(d) => Object::Dispute(DisputeFacts {
             id: Some(d.id.as_str().to_string()),
@@ -206,6 +215,7 @@ fn from_typed(ev: stripe_webhook::Event) -> Event {
     Event {
         id: ev.id.as_str().to_string(),
         kind: ev.type_.as_str().to_string(),
+        created: ev.created,
         object,
         decoder: Decoder::Typed,
     }
@@ -217,6 +227,8 @@ struct Envelope {
     id: String,
     #[serde(rename = "type")]
     kind: String,
+    #[serde(default)]
+    created: i64,
     data: EnvelopeData,
 }
 
@@ -246,7 +258,7 @@ fn from_envelope(text: &str) -> Result<Event, Refused> {
                 })
                 .unwrap_or_default(),
         }),
-        "charge.refunded" => Object::Charge(ChargeFacts {
+        "charge.refunded" | "charge.succeeded" => Object::Charge(ChargeFacts {
             // An id, or the expanded PaymentIntent.
             payment_intent: str_at("payment_intent").or_else(|| {
                 o.get("payment_intent")
@@ -255,6 +267,12 @@ fn from_envelope(text: &str) -> Result<Event, Refused> {
                     .map(str::to_string)
             }),
             amount_refunded: int_at("amount_refunded"),
+            transfer: str_at("transfer").or_else(|| {
+                o.get("transfer")
+                    .and_then(|p| p.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }),
         }),
         "charge.dispute.funds_withdrawn" | "charge.dispute.funds_reinstated" => {
             Object::Dispute(DisputeFacts {
@@ -280,6 +298,7 @@ fn from_envelope(text: &str) -> Result<Event, Refused> {
     Ok(Event {
         id: env.id,
         kind: env.kind,
+        created: env.created,
         object,
         decoder: Decoder::Envelope,
     })
@@ -432,7 +451,8 @@ mod tests {
             e.object,
             Object::Charge(ChargeFacts {
                 payment_intent: Some("pi_1".into()),
-                amount_refunded: Some(1000)
+                amount_refunded: Some(1000),
+                transfer: None
             })
         );
 
@@ -480,7 +500,8 @@ mod tests {
             e.object,
             Object::Charge(ChargeFacts {
                 payment_intent: Some("pi_1".into()),
-                amount_refunded: Some(1000)
+                amount_refunded: Some(1000),
+                transfer: None
             })
         );
 

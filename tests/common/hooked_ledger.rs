@@ -8,9 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use giftstream::error::Result;
 use giftstream::ledger::{
-    CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, Ledger,
-    LedgerEarnings, PayoutAccount, PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef,
-    TargetRecord, TipRecord, Totals,
+    CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, EarlyReversal,
+    Ledger, LedgerEarnings, PayoutAccount, PayoutFunds, PayoutLimits, PurchaseOp, PurchaseRecord,
+    RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull, TipReversalOp, Totals,
 };
 use giftstream::wallet::{Batch, Snapshot, Target};
 
@@ -112,8 +112,49 @@ impl<H: CommitHook> Ledger for Hooked<H> {
     async fn put_payout_account(&self, creator: &str, acct: &str) -> Result<PayoutAccount> {
         self.inner.put_payout_account(creator, acct).await
     }
-    async fn account_updated(&self, e: &StripeEventRef, acct: &str, on: bool) -> Result<bool> {
-        self.inner.account_updated(e, acct, on).await
+    async fn account_updated(
+        &self,
+        e: &StripeEventRef,
+        acct: &str,
+        on: bool,
+        created: i64,
+    ) -> Result<bool> {
+        self.inner.account_updated(e, acct, on, created).await
+    }
+    fn set_payout_limits(&self, limits: PayoutLimits) {
+        self.inner.set_payout_limits(limits)
+    }
+    async fn payout_funds(&self, creator: &str) -> Result<PayoutFunds> {
+        self.inner.payout_funds(creator).await
+    }
+    async fn tip_reversed(&self, op: &TipReversalOp) -> Result<bool> {
+        self.inner.tip_reversed(op).await
+    }
+    async fn tip_dispute_reinstated(
+        &self,
+        e: &StripeEventRef,
+        pi: &str,
+        dispute_id: &str,
+        repaid: bool,
+    ) -> Result<bool> {
+        self.inner
+            .tip_dispute_reinstated(e, pi, dispute_id, repaid)
+            .await
+    }
+    async fn tip_dispute_amounts(&self, dispute_id: &str) -> Result<Option<(i64, i64)>> {
+        self.inner.tip_dispute_amounts(dispute_id).await
+    }
+    async fn tip_transfer(&self, pi: &str, transfer: &str) -> Result<()> {
+        self.inner.tip_transfer(pi, transfer).await
+    }
+    async fn tip_record(&self, pi: &str) -> Result<Option<TipRecordFull>> {
+        self.inner.tip_record(pi).await
+    }
+    async fn park_reversal(&self, r: &EarlyReversal) -> Result<bool> {
+        self.inner.park_reversal(r).await
+    }
+    async fn parked_reversals(&self, pi: &str) -> Result<Vec<EarlyReversal>> {
+        self.inner.parked_reversals(pi).await
     }
     async fn tip_created(&self, tip: &TipRecord) -> Result<()> {
         self.inner.tip_created(tip).await

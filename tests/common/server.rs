@@ -73,6 +73,9 @@ pub fn test_config(engine: &EngineSpec) -> Config {
     c.counters.url = engine.counters_url.clone();
     c.ledger.url = engine.ledger_url.clone();
     c.settlement.flush_interval_ms = 20;
+    // No hold and generous daily limits unless a test is about them.
+    c.payouts.hold_s = 0;
+    c.payouts.cashouts_per_day_max = 1000;
     c
 }
 

@@ -63,6 +63,7 @@ struct Inner {
     idempotency: HashMap<String, (String, u16, Bytes)>,
     accounts: BTreeMap<String, Value>,
     transfers: Vec<Value>,
+    reversals: Vec<(String, i64)>,
     destination_charges: Vec<DestinationCharge>,
     requests: Vec<(String, String, Option<String>)>,
 }
@@ -127,6 +128,25 @@ impl StripeDouble {
     /// Destination charges created.
     pub fn destination_charges(&self) -> Vec<DestinationCharge> {
         self.shared.inner.lock().destination_charges.clone()
+    }
+
+    /// Make a Transfer to `destination` as a destination charge does (its
+    /// id is what the charge's `transfer` names); answers `tr_...`.
+    pub fn make_transfer(&self, destination: &str, amount: i64) -> String {
+        let params = vec![
+            ("amount".to_string(), amount.to_string()),
+            ("currency".to_string(), "usd".to_string()),
+            ("destination".to_string(), destination.to_string()),
+        ];
+        let mode = std::mem::replace(&mut *self.shared.mode.lock(), TransferMode::Normal);
+        let t = create_transfer(&self.shared, &params).expect("transfer");
+        *self.shared.mode.lock() = mode;
+        t["id"].as_str().unwrap().to_string()
+    }
+
+    /// Transfer reversals made: (transfer, amount).
+    pub fn reversals(&self) -> Vec<(String, i64)> {
+        self.shared.inner.lock().reversals.clone()
     }
 
     /// Connected accounts created.
@@ -445,6 +465,35 @@ async fn route(
                 Err((s, v)) => (s, Bytes::from(v.to_string()), false),
             }
         }
+        ("POST", p) if p.starts_with("/v1/transfers/") && p.ends_with("/reversals") => {
+            let id = &p["/v1/transfers/".len()..p.len() - "/reversals".len()];
+            let r = create_reversal(sh, id, params);
+            match r {
+                Ok(v) => (200, Bytes::from(v.to_string()), true),
+                Err((s, v)) if v["error"]["code"] == "balance_insufficient" => {
+                    (s, Bytes::from(v.to_string()), true)
+                }
+                Err((s, v)) => (s, Bytes::from(v.to_string()), false),
+            }
+        }
+        ("GET", p) if p.starts_with("/v1/transfers/") => {
+            let id = &p["/v1/transfers/".len()..];
+            let t = sh
+                .inner
+                .lock()
+                .transfers
+                .iter()
+                .find(|t| t["id"] == id)
+                .cloned();
+            local(t.ok_or_else(|| {
+                stripe_error(
+                    404,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    "No such transfer",
+                )
+            }))
+        }
         ("GET", p) if p.starts_with("/v1/accounts/") => {
             let id = &p["/v1/accounts/".len()..];
             let acct = sh.inner.lock().accounts.get(id).cloned();
@@ -665,6 +714,69 @@ fn create_transfer(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u
     });
     sh.inner.lock().transfers.push(t.clone());
     Ok(t)
+}
+
+/// `POST /v1/transfers/{id}/reversals`: at most what is not reversed yet;
+/// refused as `balance_insufficient` in [`TransferMode::Refuse`] (the
+/// connected account cannot cover it).
+fn create_reversal(
+    sh: &Shared,
+    id: &str,
+    params: &[(String, String)],
+) -> Result<Value, (u16, Value)> {
+    check_known(
+        params,
+        &[
+            "amount",
+            "metadata[*]",
+            "description",
+            "refund_application_fee",
+        ],
+    )?;
+    let amount = positive_int(params, "amount")?;
+    if *sh.mode.lock() == TransferMode::Refuse {
+        return Err(stripe_error(
+            400,
+            "invalid_request_error",
+            Some("balance_insufficient"),
+            "The connected account has insufficient funds to cover the reversal.",
+        ));
+    }
+    let mut inner = sh.inner.lock();
+    let Some(t) = inner.transfers.iter_mut().find(|t| t["id"] == id) else {
+        return Err(stripe_error(
+            404,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such transfer: '{id}'"),
+        ));
+    };
+    let left = t["amount"].as_i64().unwrap_or(0) - t["amount_reversed"].as_i64().unwrap_or(0);
+    if amount > left {
+        return Err(stripe_error(
+            400,
+            "invalid_request_error",
+            None,
+            "Amount exceeds the transfer's unreversed amount.",
+        ));
+    }
+    let reversed = t["amount_reversed"].as_i64().unwrap_or(0) + amount;
+    t["amount_reversed"] = json!(reversed);
+    t["reversed"] = json!(reversed == t["amount"].as_i64().unwrap_or(0));
+    let cur = t["currency"].clone();
+    inner.reversals.push((id.to_string(), amount));
+    Ok(json!({
+        "id": rand_id("trr_"),
+        "object": "transfer_reversal",
+        "amount": amount,
+        "balance_transaction": rand_id("txn_"),
+        "created": now_s(),
+        "currency": cur,
+        "destination_payment_refund": rand_id("pyr_"),
+        "metadata": metadata(params),
+        "source_refund": null,
+        "transfer": id,
+    }))
 }
 
 /// A PaymentIntent with `transfer_data[destination]`: checked and recorded
