@@ -1,8 +1,9 @@
 //! The Stripe API client: async-stripe's requests and typed answers, sent
 //! with giftstream's Idempotency-Key, timeout and bounded retries.
 //!
-//! Owns: [`StripeClient`] (the four requests giftstream makes: a
-//! PaymentIntent, a Connect Express account, an account link, a Transfer),
+//! Owns: [`StripeClient`] (the requests giftstream makes: a PaymentIntent,
+//! a Connect Express account, an account link, a Transfer, and the list of
+//! Transfers that looks up a cash-out's),
 //! the retry loop around async-stripe (which itself sends each request
 //! once), and the sorting of failures into "did not happen"
 //! ([`StripeError::Refused`]) and "outcome unknown" ([`StripeError::Unknown`]).
@@ -18,7 +19,7 @@ pub use stripe_connect::account::{
     CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers, CreateAccountType,
 };
 pub use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
-pub use stripe_connect::transfer::CreateTransfer;
+pub use stripe_connect::transfer::{CreateTransfer, ListTransfer};
 pub use stripe_connect::{Account, AccountLink, Transfer};
 pub use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentTransferData};
 pub use stripe_core::{PaymentIntent, PaymentIntentAllowedPaymentMethodTypes};
@@ -128,6 +129,36 @@ impl StripeClient {
             req.customize().request_strategy(s).send(&self.client)
         })
         .await
+    }
+
+    /// `GET /v1/transfers` (a read: no Idempotency-Key), one page; retried
+    /// like a POST while the outcome is unknown.
+    pub async fn list_transfers(
+        &self,
+        req: &ListTransfer,
+    ) -> Result<stripe_types::List<Transfer>, StripeError> {
+        let mut backoff = self.retry_backoff;
+        let mut last = String::new();
+        for n in 0..=self.retry_len_max {
+            if n > 0 {
+                metrics::counter!("giftstream_stripe_retries_total").increment(1);
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2);
+            }
+            match req
+                .customize()
+                .request_strategy(RequestStrategy::Once)
+                .send(&self.client)
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err(e) => match self.classify(e) {
+                    Attempt::Final(e) => return Err(e),
+                    Attempt::Retry(why) => last = format!("GET /v1/transfers: {why}"),
+                },
+            }
+        }
+        Err(StripeError::Unknown(last))
     }
 
     /// Run `attempt` (one request, sent once by async-stripe with the
