@@ -189,7 +189,9 @@ async fn cashout_x_done_then_x_both_complete_with_one_transfer_each() {
         for id in ["cat:x:done", "cat:x", "cat:x:reversed"] {
             let rec = p.record(id).await;
             assert_eq!(rec.status, "completed", "{id}");
-            let t = tr.iter().find(|t| t["metadata"]["giftstream_cashout"] == id);
+            let t = tr
+                .iter()
+                .find(|t| t["metadata"]["giftstream_cashout"] == id);
             assert_eq!(rec.transfer.as_deref(), t.and_then(|t| t["id"].as_str()));
             assert_eq!(
                 t.unwrap()["transfer_group"].as_str(),
@@ -238,14 +240,17 @@ async fn one_failing_pending_cashout_does_not_stop_recovery_of_a_later_one() {
         };
         ledger_sql(&engine.ledger_url, trigger).await;
         let failures_before = metric(&p.s, "giftstream_cashout_recovery_failures_total").await;
-        let ended = recover_cashouts(p.s.state()).await.expect("the pass goes on");
+        let ended = recover_cashouts(p.s.state())
+            .await
+            .expect("the pass goes on");
         assert_eq!(ended, 1);
         assert_eq!(p.record("dan:good").await.status, "completed");
         let bad = p.record("dan:bad").await;
         assert_eq!((bad.status.as_str(), bad.failures), ("pending", 1));
         assert!(bad.next_try_ms >= now_ms() + 50_000, "backed off: {bad:?}");
         assert!(
-            metric(&p.s, "giftstream_cashout_recovery_failures_total").await >= failures_before + 1.0
+            metric(&p.s, "giftstream_cashout_recovery_failures_total").await
+                >= failures_before + 1.0
         );
         // Within its backoff the next pass leaves it alone.
         assert_eq!(recover_cashouts(p.s.state()).await.unwrap(), 0);
@@ -319,11 +324,20 @@ async fn an_old_pending_transfer_not_found_at_stripe_is_made_once_under_a_new_ke
     assert_eq!(rec.attempt, 2, "the new attempt is recorded");
     assert_ne!(rec.transfer_key, first.transfer_key);
     assert_eq!(rec.transfer_group, first.transfer_group);
-    assert_eq!((p.posts_with(&first.transfer_key), p.posts_with(&rec.transfer_key)), (1, 1));
+    assert_eq!(
+        (
+            p.posts_with(&first.transfer_key),
+            p.posts_with(&rec.transfer_key)
+        ),
+        (1, 1)
+    );
     let tr = p.double.transfers();
     assert_eq!(tr.len(), 1, "{tr:?}");
     assert_eq!(rec.transfer.as_deref(), tr[0]["id"].as_str());
-    assert_eq!(tr[0]["transfer_group"].as_str(), Some(rec.transfer_group.as_str()));
+    assert_eq!(
+        tr[0]["transfer_group"].as_str(),
+        Some(rec.transfer_group.as_str())
+    );
     // Another pass changes nothing.
     assert_eq!(recover_cashouts(p.s.state()).await.unwrap(), 0);
     assert_eq!(p.double.transfers().len(), 1);
@@ -353,7 +367,10 @@ async fn a_mismatching_transfer_is_flagged_reversed_and_counted() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(recover_cashouts(p.s.state()).await.unwrap(), 1);
     let rec = p.record("gus:m1").await;
-    assert_eq!((rec.status.as_str(), rec.transfer.as_deref()), ("flagged", odd["id"].as_str()));
+    assert_eq!(
+        (rec.status.as_str(), rec.transfer.as_deref()),
+        ("flagged", odd["id"].as_str())
+    );
     assert_eq!(p.earnings("gus").await, (500, 0, 0, 0), "diamonds back");
     assert!(metric(&p.s, "giftstream_cashout_mismatch_total").await >= before + 1.0);
     assert_eq!(p.double.transfers().len(), 1, "nothing sent on top");
@@ -424,10 +441,18 @@ async fn grants_name_their_admin_and_stop_at_the_daily_cap() {
         assert_eq!((st, v["code"].as_str()), (429, Some("rate_limited")), "{v}");
         assert_eq!(s.wallet("vic").await, 700, "wallet unchanged");
         assert_eq!(
-            s.state().ledger.balance(&account::wallet("vic"), COIN).await.unwrap(),
+            s.state()
+                .ledger
+                .balance(&account::wallet("vic"), COIN)
+                .await
+                .unwrap(),
             700
         );
-        assert_eq!(s.state().ledger.totals().await.unwrap(), totals, "ledger unchanged");
+        assert_eq!(
+            s.state().ledger.totals().await.unwrap(),
+            totals,
+            "ledger unchanged"
+        );
         // A replay of the first is answered, not counted.
         let (st, v) = grant(700, "cap-1").await;
         assert_eq!((st, v["replayed"].as_bool()), (200, Some(true)), "{v}");
@@ -450,4 +475,120 @@ async fn grants_name_their_admin_and_stop_at_the_daily_cap() {
         );
         s.stop().await;
     }
+}
+
+// ---- cash-outs started before migration 0006 ---------------------------------------------
+
+/// A cash-out row written by the 0005 schema reads after migration 0006
+/// with its first Idempotency-Key (its id, as the old code sent it) and no
+/// group, on every ledger engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cashouts_written_before_migration_0006_keep_their_key() {
+    let sqlite = embedded(); // keeps its folder while the test runs
+    let mut urls = vec![sqlite.ledger_url.clone()];
+    if let Some(pg) = common::services::fresh_postgres_url().await {
+        urls.push(pg);
+    }
+    let insert = "INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms) \
+                  VALUES ('hal:old', 'hal', 400, 200, 'pending', 1700000000000); \
+                  INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, transfer, created_ms, finished_ms) \
+                  VALUES ('hal:done', 'hal', 100, 50, 'completed', 'tr_old', 1700000000000, 1700000000001);";
+    for url in urls {
+        let (dir, take) = if url.starts_with("sqlite:") {
+            ("migrations/sqlite", 5)
+        } else {
+            ("migrations/postgres", 5)
+        };
+        let mut m = sqlx::migrate::Migrator::new(std::path::Path::new(dir))
+            .await
+            .unwrap();
+        m.migrations = m
+            .migrations
+            .iter()
+            .take(take)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        if url.starts_with("sqlite:") {
+            let opts = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            m.run(&pool).await.unwrap();
+            sqlx::raw_sql(insert).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            m.run(&pool).await.unwrap();
+            sqlx::raw_sql(insert).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        let l = giftstream::ledger::open(&url, 2).await.expect("migrates");
+        let old = l.cashout("hal:old").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                old.status.as_str(),
+                old.transfer_key.as_str(),
+                old.transfer_group.as_str(),
+                old.attempt,
+                old.attempt_ms
+            ),
+            ("pending", "hal:old", "", 1, 1_700_000_000_000),
+            "{url}"
+        );
+        let done = l.cashout("hal:done").await.unwrap().unwrap();
+        assert_eq!(
+            (done.status.as_str(), done.transfer.as_deref()),
+            ("completed", Some("tr_old"))
+        );
+        assert_eq!(l.cashouts_pending(10).await.unwrap().len(), 1);
+    }
+}
+
+/// A pending cash-out started before migration 0006 is retried with its
+/// first key and the same parameters (no `transfer_group`), and once old
+/// it is looked up by destination and metadata, not sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cashout_started_before_0006_is_retried_with_its_key_then_looked_up() {
+    let p = Pay::start(&embedded(), lookup_config).await;
+    p.earn("hal", "legacy-room", 1).await;
+    let acct = p.onboard("hal").await;
+    let legacy = |id: &str| CashoutRecord {
+        cashout_id: id.into(),
+        creator: "hal".into(),
+        diamonds: 200,
+        amount_cents: 100,
+        status: "pending".into(),
+        transfer_key: id.into(),
+        ..Default::default()
+    };
+    let l = &p.s.state().ledger;
+    // Recent: sent again under its first key, without a group.
+    l.cashout_begin(&legacy("hal:old2")).await.unwrap();
+    assert_eq!(recover_cashouts(p.s.state()).await.unwrap(), 1);
+    assert_eq!(p.posts_with("hal:old2"), 1);
+    let tr = p.double.transfers();
+    assert_eq!(tr.len(), 1);
+    assert_eq!(tr[0]["transfer_group"], Value::Null);
+    assert_eq!(p.record("hal:old2").await.status, "completed");
+    // Old, made by the old code and its answer lost: found by destination.
+    l.cashout_begin(&legacy("hal:old1")).await.unwrap();
+    let made = p.double.add_transfer(
+        &acct,
+        100,
+        None,
+        json!({ "giftstream_cashout": "hal:old1" }),
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(recover_cashouts(p.s.state()).await.unwrap(), 1);
+    let rec = p.record("hal:old1").await;
+    assert_eq!(
+        (rec.status.as_str(), rec.transfer.as_deref()),
+        ("completed", made["id"].as_str())
+    );
+    assert_eq!(p.posts_with("hal:old1"), 0, "not sent again");
+    assert_eq!(p.double.transfers().len(), 2);
+    p.assert_sums_zero().await;
+    p.s.stop().await;
 }

@@ -1283,7 +1283,11 @@ async fn cashout_attempts_backoff_and_flagged_end(l: Arc<dyn Ledger>) {
     };
     let r = l.cashout_begin(&rec).await.unwrap();
     assert_eq!(
-        (r.attempt, r.transfer_key.as_str(), r.transfer_group.as_str()),
+        (
+            r.attempt,
+            r.transfer_key.as_str(),
+            r.transfer_group.as_str()
+        ),
         (1, "g-f-1", "g-f")
     );
     assert!(r.attempt_ms > 0);
@@ -1293,7 +1297,13 @@ async fn cashout_attempts_backoff_and_flagged_end(l: Arc<dyn Ledger>) {
     l.cashout_defer("cat:f", 3, 1234).await.unwrap();
     let r = l.cashout("cat:f").await.unwrap().unwrap();
     assert_eq!(
-        (r.attempt, r.transfer_key.as_str(), r.attempt_ms, r.failures, r.next_try_ms),
+        (
+            r.attempt,
+            r.transfer_key.as_str(),
+            r.attempt_ms,
+            r.failures,
+            r.next_try_ms
+        ),
         (2, "g-f-2", 5, 3, 1234)
     );
     let flagged = CashoutEnd::Flagged {
@@ -1302,13 +1312,24 @@ async fn cashout_attempts_backoff_and_flagged_end(l: Arc<dyn Ledger>) {
     assert!(l.cashout_end("cat:f", &flagged).await.unwrap());
     assert!(!l.cashout_end("cat:f", &CashoutEnd::Reversed).await.unwrap());
     let r = l.cashout("cat:f").await.unwrap().unwrap();
-    assert_eq!((r.status.as_str(), r.transfer.as_deref()), ("flagged", Some("tr_odd")));
+    assert_eq!(
+        (r.status.as_str(), r.transfer.as_deref()),
+        ("flagged", Some("tr_odd"))
+    );
     let e = l.earnings("cat").await.unwrap();
     assert_eq!(
-        (e.diamonds_settled, e.diamonds_cashout_pending, e.diamonds_cashed_out, e.cashed_out_cents),
+        (
+            e.diamonds_settled,
+            e.diamonds_cashout_pending,
+            e.diamonds_cashed_out,
+            e.cashed_out_cents
+        ),
         (2000, 0, 0, 0)
     );
-    assert!(!l.cashout_new_attempt("cat:f", 3, "g-f-3", 6).await.unwrap(), "ended");
+    assert!(
+        !l.cashout_new_attempt("cat:f", 3, "g-f-3", 6).await.unwrap(),
+        "ended"
+    );
     assert_conserved(&totals(&l).await);
 }
 
@@ -1324,17 +1345,45 @@ async fn grants_record_the_admin_and_stop_at_the_daily_cap(l: Arc<dyn Ledger>) {
     };
     let first = l.grant(&g("a1", 600), "root", 1000).await.unwrap();
     assert!(first.applied_now);
-    assert_eq!(l.grant_admin("grant:a1").await.unwrap().as_deref(), Some("root"));
+    assert_eq!(
+        l.grant_admin("grant:a1").await.unwrap().as_deref(),
+        Some("root")
+    );
     // A replay answers the original and is not counted against the cap.
-    assert!(!l.grant(&g("a1", 600), "root", 1000).await.unwrap().applied_now);
+    assert!(
+        !l.grant(&g("a1", 600), "root", 1000)
+            .await
+            .unwrap()
+            .applied_now
+    );
     let e = l.grant(&g("a2", 500), "root", 1000).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::RateLimited, "{e:?}");
     assert_eq!(l.balance(&account::wallet("vic"), COIN).await.unwrap(), 600);
-    assert_eq!(l.grant_admin("grant:a2").await.unwrap(), None, "nothing written");
+    assert_eq!(
+        l.grant_admin("grant:a2").await.unwrap(),
+        None,
+        "nothing written"
+    );
     // Another admin has a cap of their own; the same id is then free.
-    assert!(l.grant(&g("a2", 500), "ops", 1000).await.unwrap().applied_now);
-    assert_eq!(l.grant_admin("grant:a2").await.unwrap().as_deref(), Some("ops"));
-    assert!(l.grant(&g("a3", 400), "root", 1000).await.unwrap().applied_now);
-    assert_eq!(l.balance(&account::wallet("vic"), COIN).await.unwrap(), 1500);
+    assert!(
+        l.grant(&g("a2", 500), "ops", 1000)
+            .await
+            .unwrap()
+            .applied_now
+    );
+    assert_eq!(
+        l.grant_admin("grant:a2").await.unwrap().as_deref(),
+        Some("ops")
+    );
+    assert!(
+        l.grant(&g("a3", 400), "root", 1000)
+            .await
+            .unwrap()
+            .applied_now
+    );
+    assert_eq!(
+        l.balance(&account::wallet("vic"), COIN).await.unwrap(),
+        1500
+    );
     assert_conserved(&totals(&l).await);
 }

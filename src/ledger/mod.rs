@@ -533,8 +533,7 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// Recovery failed for a pending cash-out: record `failures` (in a row)
     /// and leave it alone until `next_try_ms`.
-    async fn cashout_defer(&self, cashout_id: &str, failures: i64, next_try_ms: i64)
-        -> Result<()>;
+    async fn cashout_defer(&self, cashout_id: &str, failures: i64, next_try_ms: i64) -> Result<()>;
 
     /// A cash-out by id.
     async fn cashout(&self, cashout_id: &str) -> Result<Option<CashoutRecord>>;
@@ -813,4 +812,45 @@ pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<std::sync::Arc
         ));
     }
     anyhow::bail!("ledger.url `{url}`: engine not available")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpKey;
+
+    #[test]
+    fn op_keys_of_existing_kinds_read_as_before() {
+        assert_eq!(OpKey::Grant("a:b%c").op_id(), "grant:a:b%c");
+        assert_eq!(OpKey::Batch("b-1").op_id(), "batch:b-1");
+        assert_eq!(OpKey::Purchase("pi_1").op_id(), "purchase:pi_1");
+        assert_eq!(OpKey::Refund("pi_1", 50).op_id(), "refund:pi_1:50");
+        assert_eq!(OpKey::Dispute("dp_1").op_id(), "dispute:dp_1");
+        assert_eq!(
+            OpKey::DisputeReinstated("dp_1").op_id(),
+            "dispute:dp_1:reinstated"
+        );
+        assert_eq!(OpKey::Tip("pi_2").op_id(), "tip:pi_2");
+    }
+
+    #[test]
+    fn cash_out_keys_never_collide_whatever_the_client_id() {
+        let ids = ["c:x", "c:x:done", "c:x:reversed", "c:x%3Adone", "c:x%", ""];
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            for k in [OpKey::CashoutBegin(id), OpKey::CashoutEnd(id)] {
+                let op = k.op_id();
+                assert!(seen.insert(op.clone()), "{op} twice");
+                // Never of the old form, which old rows keep.
+                assert!(!op.starts_with("cashout:"), "{op}");
+            }
+        }
+        assert_eq!(
+            OpKey::CashoutBegin("c:x:done").op_id(),
+            "cashout.begin:c%3Ax%3Adone"
+        );
+        assert_eq!(
+            OpKey::Dispute("dp:1:reinstated").op_id(),
+            "dispute:dp%3A1%3Areinstated"
+        );
+    }
 }

@@ -976,7 +976,9 @@ impl Ledger for PgLedger {
             ..Default::default()
         };
         let op_id = OpKey::CashoutEnd(cashout_id).op_id();
-        let detail = serde_json::json!({ "cashout": cashout_id, "status": status, "transfer": transfer }).to_string();
+        let detail =
+            serde_json::json!({ "cashout": cashout_id, "status": status, "transfer": transfer })
+                .to_string();
         if !insert_operation(&mut tx, &op_id, "cashout_end", &detail).await? {
             // Never a silent half: the row is pending, so its end must be new.
             return Err(Error::internal(format_args!(

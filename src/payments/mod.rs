@@ -921,9 +921,9 @@ async fn lookup_transfers(
     for _ in 0..LOOKUP_PAGES_MAX {
         let mut req = ListTransfer::new().limit(100);
         if rec.transfer_group.is_empty() {
-            req = req.destination(account).created(stripe_types::RangeQueryTs::gte(
-                rec.attempt_ms / 1000 - 600,
-            ));
+            req = req
+                .destination(account)
+                .created(stripe_types::RangeQueryTs::gte(rec.attempt_ms / 1000 - 600));
         } else {
             req = req.transfer_group(&rec.transfer_group);
         }

@@ -764,7 +764,11 @@ fn list_transfers(sh: &Shared, q: &[(String, String)]) -> Result<Value, (u16, Va
             && num("created[lt]").is_none_or(|v| created < v)
     });
     let rest: Vec<Value> = match get(q, "starting_after") {
-        Some(after) => matching.by_ref().skip_while(|t| t["id"] != after).skip(1).collect(),
+        Some(after) => matching
+            .by_ref()
+            .skip_while(|t| t["id"] != after)
+            .skip(1)
+            .collect(),
         None => matching.collect(),
     };
     let has_more = rest.len() > limit;
