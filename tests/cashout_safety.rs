@@ -592,3 +592,32 @@ async fn a_cashout_started_before_0006_is_retried_with_its_key_then_looked_up() 
     p.assert_sums_zero().await;
     p.s.stop().await;
 }
+
+/// The new limits are validated at start with an error naming the key.
+#[test]
+fn new_limits_are_validated_naming_their_key() {
+    let cases: [(&str, fn(&mut Config)); 5] = [
+        ("stripe.transfer_lookup_after_s", |c| {
+            c.stripe.transfer_lookup_after_s = 86_400
+        }),
+        ("stripe.transfer_lookup_after_s", |c| {
+            c.stripe.transfer_lookup_after_s = 0
+        }),
+        ("stripe.cashout_retry_backoff_ms", |c| {
+            c.stripe.cashout_retry_backoff_ms = 0
+        }),
+        ("stripe.cashout_retry_backoff_ms_max", |c| {
+            c.stripe.cashout_retry_backoff_ms_max = c.stripe.cashout_retry_backoff_ms - 1
+        }),
+        ("admin.grant_coins_per_day_max", |c| {
+            c.admin.grant_coins_per_day_max = 0
+        }),
+    ];
+    for (key, tweak) in cases {
+        let mut c = Config::default();
+        tweak(&mut c);
+        let e = c.validate().expect_err(key);
+        assert_eq!(e.key, key);
+    }
+    Config::default().validate().expect("defaults are valid");
+}

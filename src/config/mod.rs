@@ -695,6 +695,20 @@ impl Config {
                 "must be 1..86400 (Stripe keeps Idempotency-Keys for 24 hours)",
             );
         }
+        // A Transfer request still in flight must have ended (answered or
+        // timed out, with its retries) before its absence at Stripe is
+        // taken to mean it was never made.
+        let in_flight_ms_max = st
+            .request_timeout_ms
+            .saturating_add(st.retry_backoff_ms)
+            .saturating_mul(u64::from(st.retry_len_max) + 1)
+            .saturating_mul(2);
+        if st.transfer_lookup_after_s.saturating_mul(1000) <= in_flight_ms_max {
+            return bad(
+                "stripe.transfer_lookup_after_s",
+                "must exceed twice a Transfer request's longest run (stripe.request_timeout_ms + retry_backoff_ms, times retry_len_max + 1)",
+            );
+        }
         if self.admin.grant_coins_per_day_max <= 0 {
             return bad("admin.grant_coins_per_day_max", "must be greater than 0");
         }

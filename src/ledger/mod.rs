@@ -3,7 +3,9 @@
 //! Owns: the [`Ledger`] trait and its engines ([`sqlite::SqliteLedger`],
 //! [`postgres::PgLedger`]), the account naming scheme, and the durable
 //! registry of rooms and videos. Each write is one transaction keyed by an
-//! operation id under a UNIQUE constraint, so a replay changes nothing.
+//! operation id under a UNIQUE constraint, so a replay changes nothing;
+//! every operation id is built by [`OpKey::op_id`] (typed, injective),
+//! never by joining client text at a call site.
 //! Must not: decide whether a gift is allowed (the counters engine does),
 //! or hold balances in memory (it is the system of record).
 
