@@ -596,7 +596,8 @@ async fn a_cashout_started_before_0006_is_retried_with_its_key_then_looked_up() 
 /// The new limits are validated at start with an error naming the key.
 #[test]
 fn new_limits_are_validated_naming_their_key() {
-    let cases: [(&str, fn(&mut Config)); 5] = [
+    type Tweak = fn(&mut Config);
+    let cases: [(&str, Tweak); 5] = [
         ("stripe.transfer_lookup_after_s", |c| {
             c.stripe.transfer_lookup_after_s = 86_400
         }),
