@@ -91,6 +91,9 @@ conformance!(
     dispute_reverses_then_reinstates_once,
     tip_is_posted_once_to_the_creator,
     cashout_pends_then_completes_or_reverses_once,
+    cashout_ids_that_look_like_end_records_do_not_collide,
+    cashout_attempts_backoff_and_flagged_end,
+    grants_record_the_admin_and_stop_at_the_daily_cap,
     account_updated_and_ignored_events_apply_once,
     account_updated_older_than_the_last_applied_changes_nothing,
     held_diamonds_cannot_be_cashed_out_until_the_hold_passes,
@@ -1121,6 +1124,9 @@ async fn cashout_pends_then_completes_or_reverses_once(l: Arc<dyn Ledger>) {
         amount_cents: d / 2,
         status: "pending".into(),
         transfer: None,
+        transfer_key: format!("key-{id}-{d}"),
+        transfer_group: format!("group-{id}"),
+        ..Default::default()
     };
     let e = l.cashout_begin(&c("cat:big", 2001)).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InsufficientFunds);
@@ -1260,6 +1266,9 @@ fn cashout_of(creator: &str, id: &str, diamonds: i64) -> CashoutRecord {
         amount_cents: diamonds / 2,
         status: "pending".into(),
         transfer: None,
+        transfer_key: format!("key-{creator}-{id}"),
+        transfer_group: format!("group-{creator}-{id}"),
+        ..Default::default()
     }
 }
 
@@ -1645,4 +1654,183 @@ async fn early_reversals_are_parked_until_their_event_applies(l: Arc<dyn Ledger>
     assert!(l.record_stripe_event(&r.event).await.unwrap());
     assert!(l.parked_reversals("pi_e").await.unwrap().is_empty());
     assert!(!l.park_reversal(&r).await.unwrap(), "already applied");
+}
+
+/// Issue 11, critical 1: the start of cash-out `x:done` was recorded under
+/// the same operation id as the completion of cash-out `x`
+/// (`cashout:cat:x:done`), so whichever came second rolled back. Fails
+/// without typed operation keys (`OpKey`).
+async fn cashout_ids_that_look_like_end_records_do_not_collide(l: Arc<dyn Ledger>) {
+    credit(&l, "grant:c", "vic", 4000).await;
+    assert!(l
+        .commit_batch(&batch("b1", vec![gift("room:r", 1, "vic", "cat", 4000, 0)]))
+        .await
+        .unwrap());
+    let c = |id: &str, d: i64| CashoutRecord {
+        cashout_id: id.to_string(),
+        creator: "cat".into(),
+        diamonds: d,
+        amount_cents: d / 2,
+        status: "pending".into(),
+        transfer: None,
+        transfer_key: format!("key-{id}"),
+        transfer_group: format!("group-{id}"),
+        ..Default::default()
+    };
+    // Client ids `x:done`, then `x`, then `x:reversed`: each begins...
+    for (id, d) in [("cat:x:done", 500), ("cat:x", 600), ("cat:x:reversed", 100)] {
+        let r = l.cashout_begin(&c(id, d)).await.unwrap();
+        assert_eq!((r.status.as_str(), r.diamonds), ("pending", d), "{id}");
+    }
+    // ...and each ends, once, on its own.
+    for (n, id) in ["cat:x:done", "cat:x", "cat:x:reversed"].iter().enumerate() {
+        let done = CashoutEnd::Completed {
+            transfer: format!("tr_{n}"),
+        };
+        assert!(l.cashout_end(id, &done).await.unwrap(), "{id} ends");
+        let r = l.cashout(id).await.unwrap().unwrap();
+        assert_eq!(r.status, "completed", "{id}");
+        assert_eq!(r.transfer, Some(format!("tr_{n}")), "{id}");
+    }
+    let e = l.earnings("cat").await.unwrap();
+    assert_eq!(
+        (
+            e.diamonds_settled,
+            e.diamonds_cashout_pending,
+            e.diamonds_cashed_out,
+            e.cashed_out_cents
+        ),
+        (800, 0, 1200, 600)
+    );
+    let t = totals(&l).await;
+    assert_conserved(&t);
+    assert_eq!(t.entry_sums.get(USD), Some(&0));
+    assert_eq!(t.entry_sums.get(DIAMOND), Some(&0));
+}
+
+/// A new Transfer attempt is recorded only as the next one of a pending
+/// cash-out; a backoff is kept; a flagged end returns the diamonds and
+/// records no cents.
+async fn cashout_attempts_backoff_and_flagged_end(l: Arc<dyn Ledger>) {
+    credit(&l, "grant:c", "vic", 4000).await;
+    assert!(l
+        .commit_batch(&batch("b1", vec![gift("room:r", 1, "vic", "cat", 4000, 0)]))
+        .await
+        .unwrap());
+    let rec = CashoutRecord {
+        cashout_id: "cat:f".into(),
+        creator: "cat".into(),
+        diamonds: 1000,
+        amount_cents: 500,
+        status: "pending".into(),
+        transfer: None,
+        transfer_key: "g-f-1".into(),
+        transfer_group: "g-f".into(),
+        ..Default::default()
+    };
+    let r = l.cashout_begin(&rec).await.unwrap();
+    assert_eq!(
+        (
+            r.attempt,
+            r.transfer_key.as_str(),
+            r.transfer_group.as_str()
+        ),
+        (1, "g-f-1", "g-f")
+    );
+    assert!(r.attempt_ms > 0);
+    assert!(!l.cashout_new_attempt("cat:f", 3, "g-f-3", 5).await.unwrap());
+    assert!(l.cashout_new_attempt("cat:f", 2, "g-f-2", 5).await.unwrap());
+    assert!(!l.cashout_new_attempt("cat:f", 2, "g-f-2", 5).await.unwrap());
+    l.cashout_defer("cat:f", 3, 1234).await.unwrap();
+    let r = l.cashout("cat:f").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            r.attempt,
+            r.transfer_key.as_str(),
+            r.attempt_ms,
+            r.failures,
+            r.next_try_ms
+        ),
+        (2, "g-f-2", 5, 3, 1234)
+    );
+    let flagged = CashoutEnd::Flagged {
+        transfer: "tr_odd".into(),
+    };
+    assert!(l.cashout_end("cat:f", &flagged).await.unwrap());
+    assert!(!l.cashout_end("cat:f", &CashoutEnd::Reversed).await.unwrap());
+    let r = l.cashout("cat:f").await.unwrap().unwrap();
+    assert_eq!(
+        (r.status.as_str(), r.transfer.as_deref()),
+        ("flagged", Some("tr_odd"))
+    );
+    let e = l.earnings("cat").await.unwrap();
+    assert_eq!(
+        (
+            e.diamonds_settled,
+            e.diamonds_cashout_pending,
+            e.diamonds_cashed_out,
+            e.cashed_out_cents
+        ),
+        (2000, 0, 0, 0)
+    );
+    assert!(
+        !l.cashout_new_attempt("cat:f", 3, "g-f-3", 6).await.unwrap(),
+        "ended"
+    );
+    assert_conserved(&totals(&l).await);
+}
+
+/// Issue 11: a grant records its admin, and one admin's grants in 24 hours
+/// stop at the cap (`rate_limited`, nothing written); a replay is answered,
+/// not counted.
+async fn grants_record_the_admin_and_stop_at_the_daily_cap(l: Arc<dyn Ledger>) {
+    let g = |id: &str, coins: i64| CreditOp {
+        op_id: format!("grant:{id}"),
+        kind: "grant".into(),
+        user: "vic".into(),
+        coins,
+    };
+    let first = l.grant(&g("a1", 600), "root", 1000).await.unwrap();
+    assert!(first.applied_now);
+    assert_eq!(
+        l.grant_admin("grant:a1").await.unwrap().as_deref(),
+        Some("root")
+    );
+    // A replay answers the original and is not counted against the cap.
+    assert!(
+        !l.grant(&g("a1", 600), "root", 1000)
+            .await
+            .unwrap()
+            .applied_now
+    );
+    let e = l.grant(&g("a2", 500), "root", 1000).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::RateLimited, "{e:?}");
+    assert_eq!(l.balance(&account::wallet("vic"), COIN).await.unwrap(), 600);
+    assert_eq!(
+        l.grant_admin("grant:a2").await.unwrap(),
+        None,
+        "nothing written"
+    );
+    // Another admin has a cap of their own; the same id is then free.
+    assert!(
+        l.grant(&g("a2", 500), "ops", 1000)
+            .await
+            .unwrap()
+            .applied_now
+    );
+    assert_eq!(
+        l.grant_admin("grant:a2").await.unwrap().as_deref(),
+        Some("ops")
+    );
+    assert!(
+        l.grant(&g("a3", 400), "root", 1000)
+            .await
+            .unwrap()
+            .applied_now
+    );
+    assert_eq!(
+        l.balance(&account::wallet("vic"), COIN).await.unwrap(),
+        1500
+    );
+    assert_conserved(&totals(&l).await);
 }

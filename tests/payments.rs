@@ -234,6 +234,12 @@ impl Pay {
         acct
     }
 
+    /// The Idempotency-Key of cash-out `id`'s current Transfer attempt.
+    async fn transfer_key(&self, id: &str) -> String {
+        let rec = self.s.state().ledger.cashout(id).await.unwrap();
+        rec.expect("cash-out recorded").transfer_key
+    }
+
     async fn ledger_balance(&self, acct: &str, cur: &str) -> i64 {
         self.s.state().ledger.balance(acct, cur).await.unwrap()
     }
@@ -940,11 +946,12 @@ async fn crash_between_ledger_and_transfer_is_recovered_on_restart() {
         let tr = p.double.transfers();
         assert_eq!(tr.len(), 1, "{tr:?}");
         assert_eq!(tr[0]["destination"], acct.as_str());
+        let key = p.transfer_key("cid:k1").await;
         let sent = p
             .double
             .requests()
             .iter()
-            .filter(|(_, path, k)| path == "/v1/transfers" && k.as_deref() == Some("cid:k1"))
+            .filter(|(_, path, k)| path == "/v1/transfers" && k.as_deref() == Some(key.as_str()))
             .count();
         assert!(sent >= 2, "retried with the same Idempotency-Key ({sent})");
         p.assert_sums_zero().await;
@@ -987,12 +994,15 @@ async fn server_errors_and_conflicts_are_retried_with_the_same_key_at_most_retry
     earn(&p, "sam", "five-room", 2).await;
     p.onboard("sam").await;
     let tok = p.s.token("sam", Role::Creator);
-    let sent = |key: &str| {
+    let pr = &p;
+    let sent = |id: &'static str| async move {
+        let p = pr;
+        let key = p.transfer_key(id).await;
         p.double
             .requests()
             .iter()
             .filter(|(m, path, k)| {
-                m == "POST" && path == "/v1/transfers" && k.as_deref() == Some(key)
+                m == "POST" && path == "/v1/transfers" && k.as_deref() == Some(key.as_str())
             })
             .count()
     };
@@ -1000,19 +1010,19 @@ async fn server_errors_and_conflicts_are_retried_with_the_same_key_at_most_retry
     p.double.set_transfer_mode(TransferMode::Failing(500, 2));
     let (st, v) = p.cashout(&tok, 200, "s1").await;
     assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
-    assert_eq!(sent("sam:s1"), 3);
+    assert_eq!(sent("sam:s1").await, 3);
     assert_eq!(p.double.transfers().len(), 1);
     // Three 500s: after 1 + 2 attempts the outcome is unknown: pending.
     p.double.set_transfer_mode(TransferMode::Failing(500, 3));
     let (st, v) = p.cashout(&tok, 200, "s2").await;
     assert_eq!((st, v["status"].as_str()), (200, Some("pending")), "{v}");
-    assert_eq!(sent("sam:s2"), 3);
+    assert_eq!(sent("sam:s2").await, 3);
     assert_eq!(p.double.transfers().len(), 1);
     assert_eq!(p.s.earnings("sam").await["diamonds_cashout_pending"], 200);
     // The same request again sends the same key once more: completed.
     let (st, v) = p.cashout(&tok, 200, "s2").await;
     assert_eq!((st, v["status"].as_str()), (200, Some("completed")), "{v}");
-    assert_eq!(sent("sam:s2"), 4);
+    assert_eq!(sent("sam:s2").await, 4);
     assert_eq!(p.double.transfers().len(), 2);
     // 409 (the same key still in flight, e.g. another node's recovery
     // pass) and 429 say nothing about the outcome: retried, not reversed.
@@ -1024,7 +1034,16 @@ async fn server_errors_and_conflicts_are_retried_with_the_same_key_at_most_retry
             (200, Some("completed")),
             "{status}: {v}"
         );
-        assert_eq!(sent(&format!("sam:{id}")), 2, "{status}");
+        let key = p.transfer_key(&format!("sam:{id}")).await;
+        let n = p
+            .double
+            .requests()
+            .iter()
+            .filter(|(m, path, k)| {
+                m == "POST" && path == "/v1/transfers" && k.as_deref() == Some(key.as_str())
+            })
+            .count();
+        assert_eq!(n, 2, "{status}");
     }
     assert_eq!(p.double.transfers().len(), 4);
     let e = p.s.earnings("sam").await;

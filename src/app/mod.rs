@@ -88,6 +88,7 @@ impl Running {
         self.task.abort();
         self.shutdown.cancel();
         let _ = self.task.await;
+        self.state.ledger.unlock_exclusive().await;
     }
 }
 
@@ -142,6 +143,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         }
         other => anyhow::bail!("counters.url `{other}`: engine not available in this build"),
     };
+    if redis_engine.is_none() {
+        // The in-process counters are the only writer of their ledger: a
+        // second process on the same ledger would hand out the same seqs
+        // and spend the same coins twice. Redis counters are shared, so
+        // several nodes are the point there.
+        ledger
+            .lock_exclusive()
+            .await
+            .context("taking the ledger's exclusive lock (counters.url = \"memory\")")?;
+    }
 
     // Restore: the ledger is the truth. In process: after an unclean stop,
     // gifts that were accepted but not settled are lost whole; their seqs
@@ -286,6 +297,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         worker_stop.cancel();
         worker_task.await.context("settlement task")??;
         st.ledger.swap_clean_mark(true).await?;
+        st.ledger.unlock_exclusive().await;
         tracing::info!("stopped cleanly; everything accepted is settled");
         served
     });

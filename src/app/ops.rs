@@ -140,6 +140,22 @@ pub async fn credit(state: &AppState, op: CreditOp) -> Result<(CreditOutcome, i6
     Ok((outcome, balance))
 }
 
+/// An admin's grant: credited in the ledger once with `admin` recorded as
+/// its grantor, within `admin.grant_coins_per_day_max` (`rate_limited`
+/// beyond, nothing written), then in the counters engine (idempotent on the
+/// op id). Answers the outcome and the wallet balance.
+pub async fn grant(state: &AppState, admin: &str, op: CreditOp) -> Result<(CreditOutcome, i64)> {
+    let outcome = state
+        .ledger
+        .grant(&op, admin, state.cfg.admin.grant_coins_per_day_max)
+        .await?;
+    let balance = state
+        .counters
+        .credit(&outcome.op.user, outcome.op.coins, &outcome.op.op_id)
+        .await?;
+    Ok((outcome, balance))
+}
+
 /// Open (or re-open) a live room for `creator`. Answers whether it was new.
 pub async fn open_room(state: &AppState, room: &str, creator: &str) -> Result<bool> {
     let target = Target::room(room);

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const DEV_JWT_SECRET: &str = "giftstream-dev-secret-change-me-in-production";
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 10] = [
+pub const SECTIONS: [&str; 11] = [
     "http",
     "auth",
     "counters",
@@ -30,6 +30,7 @@ pub const SECTIONS: [&str; 10] = [
     "catalog",
     "stripe",
     "payouts",
+    "admin",
 ];
 
 /// Everything the binary can be told.
@@ -56,6 +57,8 @@ pub struct Config {
     pub stripe: StripeConfig,
     /// The hold on settled diamonds and the cash-out limits.
     pub payouts: PayoutsConfig,
+    /// Limits on admin operations.
+    pub admin: AdminConfig,
 }
 
 /// `[payouts]`: when diamonds become cashable, and how much a creator may
@@ -89,6 +92,23 @@ impl PayoutsConfig {
             hold_ms: (self.hold_s as i64).saturating_mul(1000),
             cashouts_per_day_max: i64::from(self.cashouts_per_day_max),
             cashout_cents_per_day_max: self.cashout_cents_per_day_max,
+        }
+    }
+}
+
+/// `[admin]`: limits on what one admin may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Coins one admin may grant in any 24 hours (rolling), at most;
+    /// beyond, `POST /v1/admin/grants` answers `rate_limited`.
+    pub grant_coins_per_day_max: i64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            grant_coins_per_day_max: 1_000_000,
         }
     }
 }
@@ -136,6 +156,16 @@ pub struct StripeConfig {
     pub recover_cashouts_len_max: usize,
     /// Pause between two passes over pending cash-outs, ms.
     pub cashout_retry_interval_ms: u64,
+    /// After a pass fails for one pending cash-out, recovery leaves it
+    /// alone this long, ms (doubling with each failure in a row).
+    pub cashout_retry_backoff_ms: u64,
+    /// Longest pause of one pending cash-out's backoff, ms.
+    pub cashout_retry_backoff_ms_max: u64,
+    /// A pending Transfer whose current attempt was first sent longer ago
+    /// than this, seconds, is looked up at Stripe (by its transfer_group)
+    /// before any retry: Stripe keeps Idempotency-Keys for 24 hours only,
+    /// so this must be below 86400.
+    pub transfer_lookup_after_s: u64,
     /// Coin packages for sale.
     pub packages: Vec<CoinPackage>,
     /// Currency of tips and cash-outs, lower case (only `usd`).
@@ -169,6 +199,9 @@ impl Default for StripeConfig {
             retry_backoff_ms: 200,
             recover_cashouts_len_max: 1000,
             cashout_retry_interval_ms: 600_000,
+            cashout_retry_backoff_ms: 60_000,
+            cashout_retry_backoff_ms_max: 3_600_000,
+            transfer_lookup_after_s: 3600,
             packages: vec![
                 CoinPackage {
                     id: "coins_70".into(),
@@ -890,6 +923,38 @@ impl Config {
         }
         if st.cashout_retry_interval_ms < 1000 {
             return bad("stripe.cashout_retry_interval_ms", "at least 1000");
+        }
+        if st.cashout_retry_backoff_ms == 0 {
+            return bad("stripe.cashout_retry_backoff_ms", "must be greater than 0");
+        }
+        if st.cashout_retry_backoff_ms_max < st.cashout_retry_backoff_ms {
+            return bad(
+                "stripe.cashout_retry_backoff_ms_max",
+                "must be at least stripe.cashout_retry_backoff_ms",
+            );
+        }
+        if st.transfer_lookup_after_s == 0 || st.transfer_lookup_after_s >= 86_400 {
+            return bad(
+                "stripe.transfer_lookup_after_s",
+                "must be 1..86400 (Stripe keeps Idempotency-Keys for 24 hours)",
+            );
+        }
+        // A Transfer request still in flight must have ended (answered or
+        // timed out, with its retries) before its absence at Stripe is
+        // taken to mean it was never made.
+        let in_flight_ms_max = st
+            .request_timeout_ms
+            .saturating_add(st.retry_backoff_ms)
+            .saturating_mul(u64::from(st.retry_len_max) + 1)
+            .saturating_mul(2);
+        if st.transfer_lookup_after_s.saturating_mul(1000) <= in_flight_ms_max {
+            return bad(
+                "stripe.transfer_lookup_after_s",
+                "must exceed twice a Transfer request's longest run (stripe.request_timeout_ms + retry_backoff_ms, times retry_len_max + 1)",
+            );
+        }
+        if self.admin.grant_coins_per_day_max <= 0 {
+            return bad("admin.grant_coins_per_day_max", "must be greater than 0");
         }
         if st.request_timeout_ms == 0 {
             return bad("stripe.request_timeout_ms", "must be greater than 0");

@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::app::{metrics_handle, ops, AppState};
 use crate::auth::{Identity, Role, Scope, Token};
 use crate::error::{Error, ErrorCode};
-use crate::ledger::CreditOp;
+use crate::ledger::{CreditOp, OpKey};
 use crate::payments;
 use crate::protocol::{
     check_name, valid_client_id, Encoding, GiftBody, ServerMsg, SUBPROTOCOL_JSON,
@@ -401,12 +401,12 @@ async fn grant(
         return Err(Error::bad_request("coins must be 1..=1000000000"));
     }
     let op = CreditOp {
-        op_id: format!("grant:{}", g.id),
+        op_id: OpKey::Grant(&g.id).op_id(),
         kind: "grant".into(),
         user: g.user,
         coins: g.coins,
     };
-    let (outcome, balance) = ops::credit(&state, op).await?;
+    let (outcome, balance) = ops::grant(&state, &who.user, op).await?;
     Ok(Json(json!({
         "user": outcome.op.user,
         "coins": outcome.op.coins,

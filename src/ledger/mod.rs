@@ -3,7 +3,9 @@
 //! Owns: the [`Ledger`] trait and its engines ([`sqlite::SqliteLedger`],
 //! [`postgres::PgLedger`]), the account naming scheme, and the durable
 //! registry of rooms and videos. Each write is one transaction keyed by an
-//! operation id under a UNIQUE constraint, so a replay changes nothing.
+//! operation id under a UNIQUE constraint, so a replay changes nothing;
+//! every operation id is built by [`OpKey::op_id`] (typed, injective),
+//! never by joining client text at a call site.
 //! It also owns the money-safety rules that must hold across nodes: the
 //! hold on settled diamonds and the daily cash-out limits (checked in the
 //! cash-out's transaction, [`PayoutLimits`]), and the clawback of held
@@ -86,6 +88,78 @@ pub mod account {
     /// The platform's losses to refunds and disputes it could not recover
     /// from the creator (diamonds and cents; never below zero).
     pub const PLATFORM_LOSS: &str = "loss:platform";
+}
+
+/// The identity of a ledger (and counters) operation, typed: the text under
+/// which it is recorded (`operations.op_id`, the counters' op ids) comes
+/// only from [`OpKey::op_id`], never from joining strings at the call site.
+///
+/// The encoding is injective by construction: each variant has its own tag
+/// (the first `:`-separated segment, distinct per variant or per arity) and a
+/// fixed number of fields; every field is escaped (`%` → `%25`, `:` → `%3A`)
+/// except a `grant`'s id, which is the whole rest of its text (one free
+/// field, last, under a tag no other variant uses). Stripe ids contain
+/// neither `:` nor `%`, so the keys of purchases, refunds, disputes, tips
+/// read exactly as they did before this type existed; cash-outs moved to the
+/// `cashout.begin` / `cashout.end` tags because their old ids
+/// (`cashout:{creator}:{client id}` and `...:done`) collided (issue 11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKey<'a> {
+    /// An admin grant of a client-chosen id: `grant:{id}` (id unescaped).
+    Grant(&'a str),
+    /// A settlement batch: `batch:{id}`.
+    Batch(&'a str),
+    /// A paid purchase: `purchase:{pi}`.
+    Purchase(&'a str),
+    /// A refund reaching `cents_total` refunded: `refund:{pi}:{cents}`.
+    Refund(&'a str, i64),
+    /// A chargeback: `dispute:{dp}`.
+    Dispute(&'a str),
+    /// A won chargeback: `dispute:{dp}:reinstated`.
+    DisputeReinstated(&'a str),
+    /// A paid tip: `tip:{pi}`.
+    Tip(&'a str),
+    /// A tip's refund reaching `cents_total`: `tip_refund:{pi}:{cents}`.
+    TipRefund(&'a str, i64),
+    /// A tip's chargeback: `tip_dispute:{dp}`.
+    TipDispute(&'a str),
+    /// A won tip chargeback: `tip_dispute:{dp}:reinstated`.
+    TipDisputeReinstated(&'a str),
+    /// The start of a cash-out: `cashout.begin:{cashout id}`.
+    CashoutBegin(&'a str),
+    /// The end (completed, reversed or flagged) of a cash-out:
+    /// `cashout.end:{cashout id}` (one end per cash-out).
+    CashoutEnd(&'a str),
+}
+
+/// `s` with `%` and `:` percent-escaped (an injective map onto strings
+/// without `:`).
+fn escape_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains([':', '%']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.replace('%', "%25").replace(':', "%3A"))
+}
+
+impl OpKey<'_> {
+    /// The operation id recorded for this key (see the type's docs).
+    pub fn op_id(&self) -> String {
+        let e = escape_field;
+        match self {
+            OpKey::Grant(id) => format!("grant:{id}"),
+            OpKey::Batch(id) => format!("batch:{}", e(id)),
+            OpKey::Purchase(pi) => format!("purchase:{}", e(pi)),
+            OpKey::Refund(pi, cents) => format!("refund:{}:{cents}", e(pi)),
+            OpKey::Dispute(dp) => format!("dispute:{}", e(dp)),
+            OpKey::DisputeReinstated(dp) => format!("dispute:{}:reinstated", e(dp)),
+            OpKey::Tip(pi) => format!("tip:{}", e(pi)),
+            OpKey::TipRefund(pi, cents) => format!("tip_refund:{}:{cents}", e(pi)),
+            OpKey::TipDispute(dp) => format!("tip_dispute:{}", e(dp)),
+            OpKey::TipDisputeReinstated(dp) => format!("tip_dispute:{}:reinstated", e(dp)),
+            OpKey::CashoutBegin(id) => format!("cashout.begin:{}", e(id)),
+            OpKey::CashoutEnd(id) => format!("cashout.end:{}", e(id)),
+        }
+    }
 }
 
 /// A Stripe event as the ledger records it (once per id, in the same
@@ -218,10 +292,11 @@ pub struct TipRecord {
 }
 
 /// A cash-out of diamonds to a creator's connected account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CashoutRecord {
-    /// The cash-out id (`creator:client id`), also the Transfer's
-    /// Idempotency-Key.
+    /// The cash-out id (`creator:client id`; a creator name holds no `:`,
+    /// so it is unique per (creator, client id)). Its ledger operations are
+    /// keyed by [`OpKey::CashoutBegin`] / [`OpKey::CashoutEnd`].
     pub cashout_id: String,
     /// Whose diamonds.
     pub creator: String,
@@ -229,10 +304,31 @@ pub struct CashoutRecord {
     pub diamonds: i64,
     /// Cents transferred for them (> 0).
     pub amount_cents: i64,
-    /// `pending`, `completed` or `reversed`.
+    /// `pending`, `completed`, `reversed` or `flagged` (a Transfer that did
+    /// not match the cash-out: diamonds returned, left to an operator).
     pub status: String,
-    /// `tr_...` once completed.
+    /// `tr_...` once completed (or flagged).
     pub transfer: Option<String>,
+    /// Idempotency-Key of the current Transfer attempt (cash-outs started
+    /// before migration 0006 keep their cash-out id as the first key).
+    #[serde(skip)]
+    pub transfer_key: String,
+    /// `transfer_group` sent with every attempt and looked up at Stripe
+    /// (empty for cash-outs started before migration 0006).
+    #[serde(skip)]
+    pub transfer_group: String,
+    /// Transfer attempt number (1 first; each new key adds one).
+    #[serde(skip)]
+    pub attempt: i64,
+    /// When the current attempt's key was first sent, ms since epoch.
+    #[serde(skip)]
+    pub attempt_ms: i64,
+    /// Recovery passes that failed in a row for it.
+    #[serde(skip)]
+    pub failures: i64,
+    /// Recovery leaves it alone until then, ms since epoch.
+    #[serde(skip)]
+    pub next_try_ms: i64,
 }
 
 /// How a pending cash-out ends.
@@ -245,6 +341,13 @@ pub enum CashoutEnd {
     },
     /// Stripe refused the Transfer: diamonds go back to earnings.
     Reversed,
+    /// A Transfer exists for it whose amount or destination does not match:
+    /// never completed; the diamonds go back to earnings (no cents are
+    /// recorded: an operator settles it at Stripe).
+    Flagged {
+        /// `tr_...` of the mismatching Transfer.
+        transfer: String,
+    },
 }
 
 /// A credit of coins from outside (an admin grant; later a purchase).
@@ -563,26 +666,72 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<Option<TipRecord>>;
 
     /// Start a cash-out: diamonds move earnings → cashout_pending (op
-    /// `cashout:{id}`). `insufficient_funds` when fewer are settled, or
-    /// fewer are available (out of the hold: [`PayoutLimits::hold_ms`]);
-    /// `rate_limited` beyond the daily limits (counted in the same
-    /// transaction from the ledger's cash-outs, so across nodes). A
-    /// replay with the same parameters answers the recorded cash-out; other
-    /// parameters are `bad_request`.
+    /// [`OpKey::CashoutBegin`]), recorded with its first `transfer_key`
+    /// and `transfer_group` (`attempt` 1, `attempt_ms` now). The cash-out
+    /// row (unique `cashout_id`) decides a replay, not the op id.
+    /// `insufficient_funds` when fewer are settled, or fewer are available
+    /// (out of the hold: [`PayoutLimits::hold_ms`]); `rate_limited` beyond
+    /// the daily limits (counted in the same transaction from the ledger's
+    /// cash-outs, so across nodes). A replay with the same parameters
+    /// answers the recorded cash-out; other parameters are `bad_request`.
     async fn cashout_begin(&self, c: &CashoutRecord) -> Result<CashoutRecord>;
 
-    /// End a pending cash-out once (completed or reversed). False when it
-    /// had already ended.
+    /// End a pending cash-out once (completed, reversed or flagged; op
+    /// [`OpKey::CashoutEnd`]). False when it had already ended.
     async fn cashout_end(&self, cashout_id: &str, end: &CashoutEnd) -> Result<bool>;
+
+    /// Record a new Transfer attempt of a pending cash-out: `attempt` (the
+    /// current one plus one) with its new Idempotency-Key, first sent at
+    /// `now_ms`; its recovery backoff is cleared. False (nothing changed)
+    /// when it is no longer pending or `attempt` is not the next one.
+    async fn cashout_new_attempt(
+        &self,
+        cashout_id: &str,
+        attempt: i64,
+        transfer_key: &str,
+        now_ms: i64,
+    ) -> Result<bool>;
+
+    /// Recovery failed for a pending cash-out: record `failures` (in a row)
+    /// and leave it alone until `next_try_ms`.
+    async fn cashout_defer(&self, cashout_id: &str, failures: i64, next_try_ms: i64) -> Result<()>;
 
     /// A cash-out by id.
     async fn cashout(&self, cashout_id: &str) -> Result<Option<CashoutRecord>>;
 
-    /// Cash-outs still pending (recovery at start), at most `len_max`.
+    /// Cash-outs still pending (recovery), at most `len_max`, those due
+    /// first (by `next_try_ms`, then age).
     async fn cashouts_pending(&self, len_max: usize) -> Result<Vec<CashoutRecord>>;
 
     /// Whole-ledger sums.
     async fn totals(&self) -> Result<Totals>;
+
+    /// Credit an admin grant once (as [`Ledger::credit`], op
+    /// [`OpKey::Grant`]) and record `admin` as its grantor. Refused with
+    /// `rate_limited` (nothing written) when the coins `admin` granted in
+    /// the last 24 hours plus these would exceed `coins_per_day_max`. A
+    /// replay answers the original (not counted again).
+    async fn grant(
+        &self,
+        op: &CreditOp,
+        admin: &str,
+        coins_per_day_max: i64,
+    ) -> Result<CreditOutcome>;
+
+    /// Who granted the grant recorded under `op_id`, if it is one.
+    async fn grant_admin(&self, op_id: &str) -> Result<Option<String>>;
+
+    /// Take this process's exclusive hold on the ledger (for the in-process
+    /// `memory` counters, which must be the only writer of their ledger):
+    /// an error naming the lock when another process holds it. Held until
+    /// the ledger is dropped. An in-memory SQLite ledger has nothing to
+    /// share and takes none.
+    async fn lock_exclusive(&self) -> anyhow::Result<()>;
+
+    /// Give up the hold of [`Ledger::lock_exclusive`] (a stop, or a crash
+    /// drill in process: a killed process loses it with its files and
+    /// connections). Nothing when none is held.
+    async fn unlock_exclusive(&self);
 
     /// Set the clean-shutdown mark; answers the previous one (true when the
     /// last run stopped cleanly after a final flush).
@@ -753,7 +902,7 @@ pub fn cashout_end_postings(c: &CashoutRecord, end: &CashoutEnd) -> Postings {
                 c.amount_cents,
             );
         }
-        CashoutEnd::Reversed => {
+        CashoutEnd::Reversed | CashoutEnd::Flagged { .. } => {
             p.insert(
                 (account::earnings(&c.creator), DIAMOND, "earnings"),
                 c.diamonds,
@@ -1007,6 +1156,38 @@ pub fn cashout_refusal(
     None
 }
 
+/// The answer to a credit whose op id is already recorded with `detail`:
+/// the original when the parameters match, else `bad_request`.
+pub(crate) fn replayed_credit(op: &CreditOp, detail: &str) -> Result<CreditOutcome> {
+    let first: CreditOp = serde_json::from_str(detail).map_err(|_| {
+        crate::error::Error::bad_request(format!(
+            "id `{}` was used for another kind of operation",
+            op.op_id
+        ))
+    })?;
+    if first != *op {
+        return Err(crate::error::Error::bad_request(format!(
+            "id `{}` was already used with other parameters",
+            op.op_id
+        )));
+    }
+    Ok(CreditOutcome {
+        applied_now: false,
+        op: first,
+    })
+}
+
+/// `rate_limited`: `admin` granted `granted` coins in the last 24 hours and
+/// may grant at most `max`.
+pub(crate) fn grant_cap_error(admin: &str, granted: i64, max: i64) -> crate::error::Error {
+    crate::error::Error::new(
+        crate::error::ErrorCode::RateLimited,
+        format!(
+            "admin `{admin}` granted {granted} coins in the last 24 hours; at most {max} (admin.grant_coins_per_day_max)"
+        ),
+    )
+}
+
 /// Postings keyed by (account, currency, kind).
 pub type Postings = BTreeMap<(String, &'static str, &'static str), i64>;
 
@@ -1039,4 +1220,45 @@ pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<std::sync::Arc
         "ledger.url `{}`: engine not available",
         crate::config::redact_url(url)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpKey;
+
+    #[test]
+    fn op_keys_of_existing_kinds_read_as_before() {
+        assert_eq!(OpKey::Grant("a:b%c").op_id(), "grant:a:b%c");
+        assert_eq!(OpKey::Batch("b-1").op_id(), "batch:b-1");
+        assert_eq!(OpKey::Purchase("pi_1").op_id(), "purchase:pi_1");
+        assert_eq!(OpKey::Refund("pi_1", 50).op_id(), "refund:pi_1:50");
+        assert_eq!(OpKey::Dispute("dp_1").op_id(), "dispute:dp_1");
+        assert_eq!(
+            OpKey::DisputeReinstated("dp_1").op_id(),
+            "dispute:dp_1:reinstated"
+        );
+        assert_eq!(OpKey::Tip("pi_2").op_id(), "tip:pi_2");
+    }
+
+    #[test]
+    fn cash_out_keys_never_collide_whatever_the_client_id() {
+        let ids = ["c:x", "c:x:done", "c:x:reversed", "c:x%3Adone", "c:x%", ""];
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            for k in [OpKey::CashoutBegin(id), OpKey::CashoutEnd(id)] {
+                let op = k.op_id();
+                assert!(seen.insert(op.clone()), "{op} twice");
+                // Never of the old form, which old rows keep.
+                assert!(!op.starts_with("cashout:"), "{op}");
+            }
+        }
+        assert_eq!(
+            OpKey::CashoutBegin("c:x:done").op_id(),
+            "cashout.begin:c%3Ax%3Adone"
+        );
+        assert_eq!(
+            OpKey::Dispute("dp:1:reinstated").op_id(),
+            "dispute:dp%3A1%3Areinstated"
+        );
+    }
 }

@@ -24,8 +24,8 @@ use super::{
     clawback_undo_postings, debt_repayment, is_check_violation, plan_clawback, purchase_postings,
     refund_postings, reversal_postings, settlement_rows, tip_postings, tip_reversal_postings,
     CashoutEnd, CashoutRecord, ClawbackGift, ClawbackPlan, CreditOp, CreditOutcome, DisputeOp,
-    DisputeRecord, EarlyReversal, Ledger, PayoutAccount, PayoutFunds, PayoutLimits, PurchaseOp,
-    PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
+    DisputeRecord, EarlyReversal, Ledger, OpKey, PayoutAccount, PayoutFunds, PayoutLimits,
+    PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
     TipReversalOp, Totals, COIN, DAY_MS, DIAMOND,
 };
 use super::{tip_amounts_of, tip_reinstated_postings};
@@ -39,7 +39,16 @@ use super::Postings;
 pub struct PgLedger {
     limits: parking_lot::RwLock<PayoutLimits>,
     pool: PgPool,
+    /// How to connect, for the lock's dedicated connection.
+    opts: PgConnectOptions,
+    /// The connection holding the session advisory lock, once taken
+    /// ([`Ledger::lock_exclusive`]); the lock ends with it.
+    lock: tokio::sync::Mutex<Option<sqlx::PgConnection>>,
 }
+
+/// The session advisory lock key of [`Ledger::lock_exclusive`] (ASCII
+/// `gftstrm1`).
+const EXCLUSIVE_LOCK_KEY: i64 = 0x6766_7473_7472_6d31;
 
 impl PgLedger {
     /// Connect (`postgres://` or `postgresql://` URL) with at most
@@ -52,12 +61,14 @@ impl PgLedger {
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Some(Duration::from_secs(600)))
             .max_lifetime(Some(Duration::from_secs(3600)))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgLedger {
             limits: parking_lot::RwLock::new(PayoutLimits::default()),
             pool,
+            opts,
+            lock: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -241,7 +252,7 @@ impl Ledger for PgLedger {
     }
 
     async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
-        let op_id = format!("batch:{}", batch.id);
+        let op_id = OpKey::Batch(&batch.id).op_id();
         let detail = serde_json::json!({ "gifts": batch.gifts.len() }).to_string();
         // One row per (target, seq): a key repeated inside the batch is
         // the same gift and is posted once.
@@ -588,7 +599,7 @@ impl Ledger for PgLedger {
     }
 
     async fn purchase(&self, op: &PurchaseOp) -> Result<bool> {
-        let op_id = format!("purchase:{}", op.payment_intent);
+        let op_id = OpKey::Purchase(&op.payment_intent).op_id();
         let credit = CreditOp {
             op_id: op_id.clone(),
             kind: "purchase".into(),
@@ -649,7 +660,7 @@ impl Ledger for PgLedger {
         if op.coins_taken < 0 || op.coins_taken > op.coins_reversed || op.coins_reversed < 0 {
             return Err(Error::bad_request("refund: bad coin amounts"));
         }
-        let op_id = format!("refund:{}:{}", op.payment_intent, op.cents_refunded_total);
+        let op_id = OpKey::Refund(&op.payment_intent, op.cents_refunded_total).op_id();
         let mut tx = self.pool.begin().await?;
         if !insert_event(&mut tx, &op.event).await? {
             return Ok(false);
@@ -701,7 +712,7 @@ impl Ledger for PgLedger {
         if op.coins_taken < 0 || op.coins_taken > op.coins_reversed || op.cents < 0 {
             return Err(Error::bad_request("dispute: bad amounts"));
         }
-        let op_id = format!("dispute:{}", op.dispute_id);
+        let op_id = OpKey::Dispute(&op.dispute_id).op_id();
         let mut tx = self.pool.begin().await?;
         if !insert_event(&mut tx, &op.event).await? {
             return Ok(false);
@@ -758,7 +769,7 @@ impl Ledger for PgLedger {
     }
 
     async fn dispute_reinstated(&self, event: &StripeEventRef, dispute_id: &str) -> Result<bool> {
-        let op_id = format!("dispute:{dispute_id}:reinstated");
+        let op_id = OpKey::DisputeReinstated(dispute_id).op_id();
         let mut tx = self.pool.begin().await?;
         if !insert_event(&mut tx, event).await? {
             return Ok(false);
@@ -926,7 +937,7 @@ impl Ledger for PgLedger {
             amount_cents: r.get(5),
             message: r.get(6),
         };
-        let op_id = format!("tip:{payment_intent}");
+        let op_id = OpKey::Tip(payment_intent).op_id();
         let detail =
             serde_json::json!({ "tip_key": tip.tip_key, "amount_cents": tip.amount_cents })
                 .to_string();
@@ -1009,7 +1020,7 @@ impl Ledger for PgLedger {
         dispute_id: &str,
         repaid: bool,
     ) -> Result<bool> {
-        let op_id = format!("tip_dispute:{dispute_id}:reinstated");
+        let op_id = OpKey::TipDisputeReinstated(dispute_id).op_id();
         let mut tx = self.pool.begin().await?;
         if !insert_event(&mut tx, event).await? {
             return Ok(false);
@@ -1017,7 +1028,7 @@ impl Ledger for PgLedger {
         let entries: Vec<(String, i64)> = sqlx::query_as(
             "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
         )
-        .bind(format!("tip_dispute:{dispute_id}"))
+        .bind(OpKey::TipDispute(dispute_id).op_id())
         .fetch_all(&mut *tx)
         .await?;
         let detail =
@@ -1047,7 +1058,7 @@ impl Ledger for PgLedger {
         let entries: Vec<(String, i64)> = sqlx::query_as(
             "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
         )
-        .bind(format!("tip_dispute:{dispute_id}"))
+        .bind(OpKey::TipDispute(dispute_id).op_id())
         .fetch_all(&self.pool)
         .await?;
         Ok((!entries.is_empty()).then(|| tip_amounts_of(&entries)))
@@ -1130,17 +1141,33 @@ impl Ledger for PgLedger {
         if c.diamonds <= 0 || c.amount_cents <= 0 {
             return Err(Error::bad_request("diamonds and amount must be > 0"));
         }
-        let op_id = format!("cashout:{}", c.cashout_id);
-        let detail = serde_json::json!({ "creator": c.creator, "diamonds": c.diamonds, "amount_cents": c.amount_cents }).to_string();
+        if c.transfer_key.is_empty() {
+            return Err(Error::bad_request("a cash-out needs its transfer key"));
+        }
+        let op_id = OpKey::CashoutBegin(&c.cashout_id).op_id();
+        let detail = serde_json::json!({ "cashout": c.cashout_id, "creator": c.creator, "diamonds": c.diamonds, "amount_cents": c.amount_cents }).to_string();
+        let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        if !insert_operation(&mut tx, &op_id, "cashout", &detail).await? {
+        // The cash-out row decides a replay (its id is unique, and was so
+        // before migration 0006 too; a concurrent insert of the same id
+        // waits here for the other transaction), then the operation row.
+        let fresh = sqlx::query("INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms, transfer_key, transfer_group, attempt, attempt_ms) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, 1, $5) ON CONFLICT (cashout_id) DO NOTHING")
+            .bind(&c.cashout_id)
+            .bind(&c.creator)
+            .bind(c.diamonds)
+            .bind(c.amount_cents)
+            .bind(now)
+            .bind(&c.transfer_key)
+            .bind(&c.transfer_group)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if fresh != 1 {
             drop(tx);
-            let first = self.cashout(&c.cashout_id).await?.ok_or_else(|| {
-                Error::bad_request(format!(
-                    "id `{}` was used for another kind of operation",
-                    c.cashout_id
-                ))
-            })?;
+            let first = self
+                .cashout(&c.cashout_id)
+                .await?
+                .ok_or_else(|| Error::internal("cash-out vanished"))?;
             if first.creator != c.creator || first.diamonds != c.diamonds {
                 return Err(Error::bad_request(format!(
                     "id `{}` was already used with other parameters",
@@ -1151,27 +1178,24 @@ impl Ledger for PgLedger {
         }
         let limits = *self.limits.read();
         cashout_guard(&mut tx, c, &limits).await?;
-        sqlx::query("INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms) VALUES ($1, $2, $3, $4, 'pending', $5)")
-            .bind(&c.cashout_id)
-            .bind(&c.creator)
-            .bind(c.diamonds)
-            .bind(c.amount_cents)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        if !insert_operation(&mut tx, &op_id, "cashout", &detail).await? {
+            return Err(Error::internal(format_args!(
+                "ledger operation `{op_id}` exists without its cash-out"
+            )));
+        }
         let postings = cashout_begin_postings(c);
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
-        let mut out = c.clone();
-        out.status = "pending".into();
-        out.transfer = None;
-        Ok(out)
+        self.cashout(&c.cashout_id)
+            .await?
+            .ok_or_else(|| Error::internal("cash-out vanished"))
     }
 
     async fn cashout_end(&self, cashout_id: &str, end: &CashoutEnd) -> Result<bool> {
-        let (status, transfer, suffix) = match end {
-            CashoutEnd::Completed { transfer } => ("completed", Some(transfer.as_str()), "done"),
-            CashoutEnd::Reversed => ("reversed", None, "reversed"),
+        let (status, transfer) = match end {
+            CashoutEnd::Completed { transfer } => ("completed", Some(transfer.as_str())),
+            CashoutEnd::Reversed => ("reversed", None),
+            CashoutEnd::Flagged { transfer } => ("flagged", Some(transfer.as_str())),
         };
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("UPDATE cashouts SET status = $2, transfer = $3, finished_ms = $4 WHERE cashout_id = $1 AND status = 'pending' RETURNING creator, diamonds, amount_cents")
@@ -1191,32 +1215,171 @@ impl Ledger for PgLedger {
             amount_cents: r.get(2),
             status: status.into(),
             transfer: transfer.map(str::to_string),
+            ..Default::default()
         };
-        let op_id = format!("cashout:{cashout_id}:{suffix}");
-        let detail = serde_json::json!({ "status": status, "transfer": transfer }).to_string();
-        insert_operation(&mut tx, &op_id, "cashout_end", &detail).await?;
+        let op_id = OpKey::CashoutEnd(cashout_id).op_id();
+        let detail =
+            serde_json::json!({ "cashout": cashout_id, "status": status, "transfer": transfer })
+                .to_string();
+        if !insert_operation(&mut tx, &op_id, "cashout_end", &detail).await? {
+            // Never a silent half: the row is pending, so its end must be new.
+            return Err(Error::internal(format_args!(
+                "ledger operation `{op_id}` exists for a pending cash-out"
+            )));
+        }
         let postings = cashout_end_postings(&c, end);
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn cashout(&self, cashout_id: &str) -> Result<Option<CashoutRecord>> {
-        let row = sqlx::query("SELECT cashout_id, creator, diamonds, amount_cents, status, transfer FROM cashouts WHERE cashout_id = $1")
+    async fn cashout_new_attempt(
+        &self,
+        cashout_id: &str,
+        attempt: i64,
+        transfer_key: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let n = sqlx::query("UPDATE cashouts SET attempt = $2, transfer_key = $3, attempt_ms = $4, failures = 0, next_try_ms = 0 WHERE cashout_id = $1 AND status = 'pending' AND attempt = $2 - 1")
             .bind(cashout_id)
-            .fetch_optional(&self.pool)
+            .bind(attempt)
+            .bind(transfer_key)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn cashout_defer(&self, cashout_id: &str, failures: i64, next_try_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE cashouts SET failures = $2, next_try_ms = $3 WHERE cashout_id = $1 AND status = 'pending'")
+            .bind(cashout_id)
+            .bind(failures)
+            .bind(next_try_ms)
+            .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn cashout(&self, cashout_id: &str) -> Result<Option<CashoutRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CASHOUT_COLUMNS} FROM cashouts WHERE cashout_id = $1"
+        ))
+        .bind(cashout_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| cashout_from_row(&r)))
     }
 
     async fn cashouts_pending(&self, len_max: usize) -> Result<Vec<CashoutRecord>> {
-        let rows = sqlx::query("SELECT cashout_id, creator, diamonds, amount_cents, status, transfer FROM cashouts WHERE status = 'pending' ORDER BY created_ms LIMIT $1")
+        let rows = sqlx::query(&format!("SELECT {CASHOUT_COLUMNS} FROM cashouts WHERE status = 'pending' ORDER BY next_try_ms, created_ms LIMIT $1"))
             .bind(len_max as i64)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(cashout_from_row).collect())
     }
+
+    async fn grant(
+        &self,
+        op: &CreditOp,
+        admin: &str,
+        coins_per_day_max: i64,
+    ) -> Result<CreditOutcome> {
+        if op.coins <= 0 {
+            return Err(Error::bad_request("coins must be > 0"));
+        }
+        let detail = serde_json::to_string(op).map_err(Error::internal)?;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        // One admin's grants are judged one at a time, on every node.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('giftstream.grant:' || $1, 0))")
+            .bind(admin)
+            .execute(&mut *tx)
+            .await?;
+        let inserted = insert_operation(&mut tx, &op.op_id, &op.kind, &detail).await?;
+        if !inserted {
+            let stored: String =
+                sqlx::query_scalar("SELECT detail FROM operations WHERE op_id = $1")
+                    .bind(&op.op_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            return super::replayed_credit(op, &stored);
+        }
+        let granted: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(coins), 0)::BIGINT FROM grants WHERE admin = $1 AND created_ms > $2",
+        )
+        .bind(admin)
+        .bind(now - 86_400_000)
+        .fetch_one(&mut *tx)
+        .await?;
+        if granted.saturating_add(op.coins) > coins_per_day_max {
+            // Rolled back: the operation row goes with it.
+            return Err(super::grant_cap_error(admin, granted, coins_per_day_max));
+        }
+        sqlx::query("INSERT INTO grants (op_id, admin, grantee, coins, created_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&op.op_id)
+            .bind(admin)
+            .bind(&op.user)
+            .bind(op.coins)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut postings = Postings::new();
+        postings.insert((account::MINT.to_string(), COIN, "mint"), -op.coins);
+        postings.insert((account::wallet(&op.user), COIN, "wallet"), op.coins);
+        apply_postings(&mut tx, &op.op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(CreditOutcome {
+            applied_now: true,
+            op: op.clone(),
+        })
+    }
+
+    async fn grant_admin(&self, op_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT admin FROM grants WHERE op_id = $1")
+                .bind(op_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn unlock_exclusive(&self) {
+        use sqlx::Connection;
+        if let Some(mut conn) = self.lock.lock().await.take() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(EXCLUSIVE_LOCK_KEY)
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+
+    async fn lock_exclusive(&self) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut held = self.lock.lock().await;
+        if held.is_some() {
+            return Ok(());
+        }
+        // A dedicated connection, outside the pool (which recycles its
+        // connections): the session lock lives as long as it does.
+        let mut conn = sqlx::PgConnection::connect_with(&self.opts).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(EXCLUSIVE_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await?;
+        if !got {
+            anyhow::bail!(
+                "the ledger's exclusive lock (PostgreSQL session advisory lock {EXCLUSIVE_LOCK_KEY}) is held by another process: with `counters.url = \"memory\"` one process only may use a ledger (use Redis counters to run several nodes)"
+            );
+        }
+        *held = Some(conn);
+        Ok(())
+    }
 }
+
+/// The columns [`cashout_from_row`] reads, in order.
+const CASHOUT_COLUMNS: &str = "cashout_id, creator, diamonds, amount_cents, status, transfer, transfer_key, transfer_group, attempt, attempt_ms, failures, next_try_ms";
 
 fn cashout_from_row(r: &PgRow) -> CashoutRecord {
     CashoutRecord {
@@ -1226,6 +1389,12 @@ fn cashout_from_row(r: &PgRow) -> CashoutRecord {
         amount_cents: r.get(3),
         status: r.get(4),
         transfer: r.get(5),
+        transfer_key: r.get(6),
+        transfer_group: r.get(7),
+        attempt: r.get(8),
+        attempt_ms: r.get(9),
+        failures: r.get(10),
+        next_try_ms: r.get(11),
     }
 }
 
@@ -1322,9 +1491,10 @@ async fn cashout_guard(
     let now = now_ms();
     let balance = balance_in(tx, &account::earnings(&c.creator), DIAMOND).await?;
     let held = held_diamonds(tx, &c.creator, now - limits.hold_ms).await?;
-    let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM cashouts WHERE creator = $1 AND created_ms > $2 AND status <> 'reversed'")
+    let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM cashouts WHERE creator = $1 AND created_ms > $2 AND status <> 'reversed' AND cashout_id <> $3")
         .bind(&c.creator)
         .bind(now - DAY_MS)
+        .bind(&c.cashout_id)
         .fetch_one(&mut **tx)
         .await?;
     let day: (i64, i64) = (r.get(0), r.get(1));

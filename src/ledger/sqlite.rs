@@ -21,8 +21,8 @@ use super::{
     clawback_undo_postings, debt_repayment, is_check_violation, plan_clawback, purchase_postings,
     refund_postings, reversal_postings, settlement_rows, tip_postings, tip_reversal_postings,
     CashoutEnd, CashoutRecord, ClawbackGift, ClawbackPlan, CreditOp, CreditOutcome, DisputeOp,
-    DisputeRecord, EarlyReversal, Ledger, PayoutAccount, PayoutFunds, PayoutLimits, PurchaseOp,
-    PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
+    DisputeRecord, EarlyReversal, Ledger, OpKey, PayoutAccount, PayoutFunds, PayoutLimits,
+    PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull,
     TipReversalOp, Totals, COIN, DAY_MS, DIAMOND,
 };
 use super::{tip_amounts_of, tip_reinstated_postings};
@@ -37,17 +37,23 @@ const ROWS_PER_STATEMENT: usize = 1000;
 pub struct SqliteLedger {
     limits: parking_lot::RwLock<PayoutLimits>,
     pool: SqlitePool,
+    /// The database file (None in memory), for the lock file beside it.
+    path: Option<std::path::PathBuf>,
+    /// The exclusive lock file, once taken ([`Ledger::lock_exclusive`]).
+    lock: parking_lot::Mutex<Option<std::fs::File>>,
 }
 
 impl SqliteLedger {
     /// Open (creating file and parent folder if needed) and migrate.
     pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<SqliteLedger> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut file = None;
         if !memory {
             let path = url
                 .trim_start_matches("sqlite://")
                 .trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);
+            file = Some(std::path::PathBuf::from(path));
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir)?;
@@ -81,6 +87,8 @@ impl SqliteLedger {
         Ok(SqliteLedger {
             limits: parking_lot::RwLock::new(PayoutLimits::default()),
             pool,
+            path: file,
+            lock: parking_lot::Mutex::new(None),
         })
     }
 }
@@ -212,7 +220,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
-        let op_id = format!("batch:{}", batch.id);
+        let op_id = OpKey::Batch(&batch.id).op_id();
         let detail = serde_json::json!({ "gifts": batch.gifts.len() }).to_string();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = insert_operation(&mut tx, &op_id, "batch", &detail).await?;
@@ -564,7 +572,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn purchase(&self, op: &PurchaseOp) -> Result<bool> {
-        let op_id = format!("purchase:{}", op.payment_intent);
+        let op_id = OpKey::Purchase(&op.payment_intent).op_id();
         let credit = CreditOp {
             op_id: op_id.clone(),
             kind: "purchase".into(),
@@ -627,7 +635,7 @@ impl Ledger for SqliteLedger {
         if op.coins_taken < 0 || op.coins_taken > op.coins_reversed || op.coins_reversed < 0 {
             return Err(Error::bad_request("refund: bad coin amounts"));
         }
-        let op_id = format!("refund:{}:{}", op.payment_intent, op.cents_refunded_total);
+        let op_id = OpKey::Refund(&op.payment_intent, op.cents_refunded_total).op_id();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if !insert_event(&mut tx, &op.event).await? {
             return Ok(false);
@@ -680,7 +688,7 @@ impl Ledger for SqliteLedger {
         if op.coins_taken < 0 || op.coins_taken > op.coins_reversed || op.cents < 0 {
             return Err(Error::bad_request("dispute: bad amounts"));
         }
-        let op_id = format!("dispute:{}", op.dispute_id);
+        let op_id = OpKey::Dispute(&op.dispute_id).op_id();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if !insert_event(&mut tx, &op.event).await? {
             return Ok(false);
@@ -736,7 +744,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn dispute_reinstated(&self, event: &StripeEventRef, dispute_id: &str) -> Result<bool> {
-        let op_id = format!("dispute:{dispute_id}:reinstated");
+        let op_id = OpKey::DisputeReinstated(dispute_id).op_id();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if !insert_event(&mut tx, event).await? {
             return Ok(false);
@@ -905,7 +913,7 @@ impl Ledger for SqliteLedger {
             amount_cents: r.get(5),
             message: r.get(6),
         };
-        let op_id = format!("tip:{payment_intent}");
+        let op_id = OpKey::Tip(payment_intent).op_id();
         let detail =
             serde_json::json!({ "tip_key": tip.tip_key, "amount_cents": tip.amount_cents })
                 .to_string();
@@ -989,7 +997,7 @@ impl Ledger for SqliteLedger {
         dispute_id: &str,
         repaid: bool,
     ) -> Result<bool> {
-        let op_id = format!("tip_dispute:{dispute_id}:reinstated");
+        let op_id = OpKey::TipDisputeReinstated(dispute_id).op_id();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if !insert_event(&mut tx, event).await? {
             return Ok(false);
@@ -997,7 +1005,7 @@ impl Ledger for SqliteLedger {
         let entries: Vec<(String, i64)> = sqlx::query_as(
             "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
         )
-        .bind(format!("tip_dispute:{dispute_id}"))
+        .bind(OpKey::TipDispute(dispute_id).op_id())
         .fetch_all(&mut *tx)
         .await?;
         let detail =
@@ -1028,7 +1036,7 @@ impl Ledger for SqliteLedger {
         let entries: Vec<(String, i64)> = sqlx::query_as(
             "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
         )
-        .bind(format!("tip_dispute:{dispute_id}"))
+        .bind(OpKey::TipDispute(dispute_id).op_id())
         .fetch_all(&self.pool)
         .await?;
         Ok((!entries.is_empty()).then(|| tip_amounts_of(&entries)))
@@ -1111,17 +1119,32 @@ impl Ledger for SqliteLedger {
         if c.diamonds <= 0 || c.amount_cents <= 0 {
             return Err(Error::bad_request("diamonds and amount must be > 0"));
         }
-        let op_id = format!("cashout:{}", c.cashout_id);
-        let detail = serde_json::json!({ "creator": c.creator, "diamonds": c.diamonds, "amount_cents": c.amount_cents }).to_string();
+        if c.transfer_key.is_empty() {
+            return Err(Error::bad_request("a cash-out needs its transfer key"));
+        }
+        let op_id = OpKey::CashoutBegin(&c.cashout_id).op_id();
+        let detail = serde_json::json!({ "cashout": c.cashout_id, "creator": c.creator, "diamonds": c.diamonds, "amount_cents": c.amount_cents }).to_string();
+        let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if !insert_operation(&mut tx, &op_id, "cashout", &detail).await? {
+        // The cash-out row decides a replay (its id is unique, and was so
+        // before migration 0006 too), then the operation row.
+        let fresh = sqlx::query("INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms, transfer_key, transfer_group, attempt, attempt_ms) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, 1, $5) ON CONFLICT (cashout_id) DO NOTHING")
+            .bind(&c.cashout_id)
+            .bind(&c.creator)
+            .bind(c.diamonds)
+            .bind(c.amount_cents)
+            .bind(now)
+            .bind(&c.transfer_key)
+            .bind(&c.transfer_group)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if fresh != 1 {
             drop(tx);
-            let first = self.cashout(&c.cashout_id).await?.ok_or_else(|| {
-                Error::bad_request(format!(
-                    "id `{}` was used for another kind of operation",
-                    c.cashout_id
-                ))
-            })?;
+            let first = self
+                .cashout(&c.cashout_id)
+                .await?
+                .ok_or_else(|| Error::internal("cash-out vanished"))?;
             if first.creator != c.creator || first.diamonds != c.diamonds {
                 return Err(Error::bad_request(format!(
                     "id `{}` was already used with other parameters",
@@ -1132,27 +1155,24 @@ impl Ledger for SqliteLedger {
         }
         let limits = *self.limits.read();
         cashout_guard(&mut tx, c, &limits).await?;
-        sqlx::query("INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms) VALUES ($1, $2, $3, $4, 'pending', $5)")
-            .bind(&c.cashout_id)
-            .bind(&c.creator)
-            .bind(c.diamonds)
-            .bind(c.amount_cents)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        if !insert_operation(&mut tx, &op_id, "cashout", &detail).await? {
+            return Err(Error::internal(format_args!(
+                "ledger operation `{op_id}` exists without its cash-out"
+            )));
+        }
         let postings: Vec<_> = cashout_begin_postings(c).into_iter().collect();
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
-        let mut out = c.clone();
-        out.status = "pending".into();
-        out.transfer = None;
-        Ok(out)
+        self.cashout(&c.cashout_id)
+            .await?
+            .ok_or_else(|| Error::internal("cash-out vanished"))
     }
 
     async fn cashout_end(&self, cashout_id: &str, end: &CashoutEnd) -> Result<bool> {
-        let (status, transfer, suffix) = match end {
-            CashoutEnd::Completed { transfer } => ("completed", Some(transfer.as_str()), "done"),
-            CashoutEnd::Reversed => ("reversed", None, "reversed"),
+        let (status, transfer) = match end {
+            CashoutEnd::Completed { transfer } => ("completed", Some(transfer.as_str())),
+            CashoutEnd::Reversed => ("reversed", None),
+            CashoutEnd::Flagged { transfer } => ("flagged", Some(transfer.as_str())),
         };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query("UPDATE cashouts SET status = $2, transfer = $3, finished_ms = $4 WHERE cashout_id = $1 AND status = 'pending' RETURNING creator, diamonds, amount_cents")
@@ -1172,32 +1192,173 @@ impl Ledger for SqliteLedger {
             amount_cents: r.get(2),
             status: status.into(),
             transfer: transfer.map(str::to_string),
+            ..Default::default()
         };
-        let op_id = format!("cashout:{cashout_id}:{suffix}");
-        let detail = serde_json::json!({ "status": status, "transfer": transfer }).to_string();
-        insert_operation(&mut tx, &op_id, "cashout_end", &detail).await?;
+        let op_id = OpKey::CashoutEnd(cashout_id).op_id();
+        let detail =
+            serde_json::json!({ "cashout": cashout_id, "status": status, "transfer": transfer })
+                .to_string();
+        if !insert_operation(&mut tx, &op_id, "cashout_end", &detail).await? {
+            // Never a silent half: the row is pending, so its end must be new.
+            return Err(Error::internal(format_args!(
+                "ledger operation `{op_id}` exists for a pending cash-out"
+            )));
+        }
         let postings: Vec<_> = cashout_end_postings(&c, end).into_iter().collect();
         apply_postings(&mut tx, &op_id, &postings).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn cashout(&self, cashout_id: &str) -> Result<Option<CashoutRecord>> {
-        let row = sqlx::query("SELECT cashout_id, creator, diamonds, amount_cents, status, transfer FROM cashouts WHERE cashout_id = $1")
+    async fn cashout_new_attempt(
+        &self,
+        cashout_id: &str,
+        attempt: i64,
+        transfer_key: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let n = sqlx::query("UPDATE cashouts SET attempt = $2, transfer_key = $3, attempt_ms = $4, failures = 0, next_try_ms = 0 WHERE cashout_id = $1 AND status = 'pending' AND attempt = $2 - 1")
             .bind(cashout_id)
-            .fetch_optional(&self.pool)
+            .bind(attempt)
+            .bind(transfer_key)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn cashout_defer(&self, cashout_id: &str, failures: i64, next_try_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE cashouts SET failures = $2, next_try_ms = $3 WHERE cashout_id = $1 AND status = 'pending'")
+            .bind(cashout_id)
+            .bind(failures)
+            .bind(next_try_ms)
+            .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn cashout(&self, cashout_id: &str) -> Result<Option<CashoutRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CASHOUT_COLUMNS} FROM cashouts WHERE cashout_id = $1"
+        ))
+        .bind(cashout_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| cashout_from_row(&r)))
     }
 
     async fn cashouts_pending(&self, len_max: usize) -> Result<Vec<CashoutRecord>> {
-        let rows = sqlx::query("SELECT cashout_id, creator, diamonds, amount_cents, status, transfer FROM cashouts WHERE status = 'pending' ORDER BY created_ms LIMIT $1")
+        let rows = sqlx::query(&format!("SELECT {CASHOUT_COLUMNS} FROM cashouts WHERE status = 'pending' ORDER BY next_try_ms, created_ms LIMIT $1"))
             .bind(len_max as i64)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(cashout_from_row).collect())
     }
+
+    async fn grant(
+        &self,
+        op: &CreditOp,
+        admin: &str,
+        coins_per_day_max: i64,
+    ) -> Result<CreditOutcome> {
+        if op.coins <= 0 {
+            return Err(Error::bad_request("coins must be > 0"));
+        }
+        let detail = serde_json::to_string(op).map_err(Error::internal)?;
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let prior: Option<String> =
+            sqlx::query_scalar("SELECT detail FROM operations WHERE op_id = $1")
+                .bind(&op.op_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(prior) = prior {
+            drop(tx);
+            return super::replayed_credit(op, &prior);
+        }
+        // The write lock of BEGIN IMMEDIATE is held: two grants of one
+        // admin cannot both pass the cap.
+        let granted: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(coins), 0) FROM grants WHERE admin = $1 AND created_ms > $2",
+        )
+        .bind(admin)
+        .bind(now - 86_400_000)
+        .fetch_one(&mut *tx)
+        .await?;
+        if granted.saturating_add(op.coins) > coins_per_day_max {
+            return Err(super::grant_cap_error(admin, granted, coins_per_day_max));
+        }
+        insert_operation(&mut tx, &op.op_id, &op.kind, &detail).await?;
+        sqlx::query("INSERT INTO grants (op_id, admin, grantee, coins, created_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&op.op_id)
+            .bind(admin)
+            .bind(&op.user)
+            .bind(op.coins)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let postings = vec![
+            ((account::MINT.to_string(), COIN, "mint"), -op.coins),
+            ((account::wallet(&op.user), COIN, "wallet"), op.coins),
+        ];
+        apply_postings(&mut tx, &op.op_id, &postings).await?;
+        tx.commit().await?;
+        Ok(CreditOutcome {
+            applied_now: true,
+            op: op.clone(),
+        })
+    }
+
+    async fn grant_admin(&self, op_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT admin FROM grants WHERE op_id = $1")
+                .bind(op_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn unlock_exclusive(&self) {
+        // Closing the file releases its lock.
+        self.lock.lock().take();
+    }
+
+    async fn lock_exclusive(&self) -> anyhow::Result<()> {
+        let Some(db) = &self.path else {
+            return Ok(());
+        };
+        let mut held = self.lock.lock();
+        if held.is_some() {
+            return Ok(());
+        }
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("opening the ledger lock file {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                *held = Some(file);
+                Ok(())
+            }
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "the ledger lock file {} is held by another process: with `counters.url = \"memory\"` one process only may use a ledger (use Redis counters to run several nodes)",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                anyhow::bail!("locking the ledger lock file {}: {e}", path.display())
+            }
+        }
+    }
 }
+
+/// The columns [`cashout_from_row`] reads, in order.
+const CASHOUT_COLUMNS: &str = "cashout_id, creator, diamonds, amount_cents, status, transfer, transfer_key, transfer_group, attempt, attempt_ms, failures, next_try_ms";
 
 fn cashout_from_row(r: &sqlx::sqlite::SqliteRow) -> CashoutRecord {
     CashoutRecord {
@@ -1207,6 +1368,12 @@ fn cashout_from_row(r: &sqlx::sqlite::SqliteRow) -> CashoutRecord {
         amount_cents: r.get(3),
         status: r.get(4),
         transfer: r.get(5),
+        transfer_key: r.get(6),
+        transfer_group: r.get(7),
+        attempt: r.get(8),
+        attempt_ms: r.get(9),
+        failures: r.get(10),
+        next_try_ms: r.get(11),
     }
 }
 
@@ -1284,9 +1451,10 @@ async fn cashout_guard(
     let now = now_ms();
     let balance = balance_in(tx, &account::earnings(&c.creator), DIAMOND).await?;
     let held = held_diamonds(tx, &c.creator, now - limits.hold_ms).await?;
-    let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM cashouts WHERE creator = $1 AND created_ms > $2 AND status <> 'reversed'")
+    let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM cashouts WHERE creator = $1 AND created_ms > $2 AND status <> 'reversed' AND cashout_id <> $3")
         .bind(&c.creator)
         .bind(now - DAY_MS)
+        .bind(&c.cashout_id)
         .fetch_one(&mut **tx)
         .await?;
     let day: (i64, i64) = (r.get(0), r.get(1));

@@ -23,8 +23,8 @@ use crate::app::AppState;
 use crate::auth::Identity;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{
-    CashoutEnd, CashoutRecord, DisputeOp, EarlyReversal, PayoutAccount, PurchaseOp, PurchaseRecord,
-    RefundOp, StripeEventRef, TipRecord, TipReversalOp,
+    CashoutEnd, CashoutRecord, DisputeOp, EarlyReversal, OpKey, PayoutAccount, PurchaseOp,
+    PurchaseRecord, RefundOp, StripeEventRef, TipRecord, TipReversalOp,
 };
 use crate::protocol::{now_ms, valid_client_id, ServerMsg};
 use crate::wallet::{Target, TargetKind};
@@ -32,8 +32,8 @@ use crate::wallet::{Target, TargetKind};
 use self::stripe::{
     currency, CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers,
     CreateAccountLink, CreateAccountLinkType, CreateAccountType, CreateIdTransferReversal,
-    CreatePaymentIntent, CreatePaymentIntentTransferData, CreateTransfer,
-    PaymentIntentAllowedPaymentMethodTypes, StripeClient, StripeError,
+    CreatePaymentIntent, CreatePaymentIntentTransferData, CreateTransfer, ListTransfer,
+    PaymentIntentAllowedPaymentMethodTypes, StripeClient, StripeError, Transfer,
 };
 use self::webhook::{AccountFacts, ChargeFacts, DisputeFacts, Object, PaymentIntentFacts};
 
@@ -110,6 +110,8 @@ pub async fn create_purchase(
             ("giftstream_package", pkg.id.clone()),
             ("giftstream_coins", pkg.coins.to_string()),
         ]));
+    // A user name holds no `:` (auth checks `valid_name`), so the client id
+    // is the whole rest of the key: one key per (user, id).
     let key = format!("purchase:{}:{id}", who.user);
     let pi = c
         .create_payment_intent(&req, &key)
@@ -314,7 +316,7 @@ async fn purchase_paid(
         if to_debt > 0 {
             tracing::info!(user = %rec.user, repaid = to_debt, "purchase repaid a debt first");
         }
-        credit_rest(state, &rec.user, coins, &format!("purchase:{id}")).await?;
+        credit_rest(state, &rec.user, coins, &OpKey::Purchase(id).op_id()).await?;
         apply_parked(state, id).await?;
     }
     Ok(WebhookOutcome::applied_if(applied))
@@ -462,7 +464,7 @@ async fn tip_refunded(
     if cents <= 0 || state.ledger.stripe_event_seen(&ev.id).await? {
         return ignored(state, ev).await;
     }
-    let op_id = format!("tip_refund:{pi}:{total}");
+    let op_id = OpKey::TipRefund(pi, total).op_id();
     let recovered = reverse_tip_transfer(state, known.0.as_deref(), known.1, cents, &op_id).await?;
     let op = TipReversalOp {
         event: ev.clone(),
@@ -492,7 +494,7 @@ async fn tip_disputed(
     if cents <= 0 || state.ledger.stripe_event_seen(&ev.id).await? {
         return ignored(state, ev).await;
     }
-    let op_id = format!("tip_dispute:{dispute_id}");
+    let op_id = OpKey::TipDispute(dispute_id).op_id();
     let recovered = reverse_tip_transfer(state, known.0.as_deref(), known.1, cents, &op_id).await?;
     let op = TipReversalOp {
         event: ev.clone(),
@@ -558,7 +560,7 @@ async fn refunded(
     }
     // Coins for the refunded share, rounded down; a full refund reverses all.
     let coins_reversed = (coin_share(&rec, total) - rec.coins_reversed).max(0);
-    let op_id = format!("refund:{pi}:{total}");
+    let op_id = OpKey::Refund(pi, total).op_id();
     let taken = state
         .counters
         .debit_up_to(&rec.user, coins_reversed, &op_id)
@@ -621,7 +623,7 @@ async fn dispute_withdrawn(
     let coins_reversed = coin_share(&rec, cents)
         .min(rec.coins - rec.coins_reversed)
         .max(0);
-    let op_id = format!("dispute:{id}");
+    let op_id = OpKey::Dispute(id).op_id();
     let taken = state
         .counters
         .debit_up_to(&rec.user, coins_reversed, &op_id)
@@ -669,7 +671,13 @@ async fn dispute_reinstated(
         return Ok(WebhookOutcome::Ignored);
     }
     let coins = rec.coins_reversed - rec.coins_to_debt;
-    credit_rest(state, &rec.user, coins, &format!("dispute:{id}:reinstated")).await?;
+    credit_rest(
+        state,
+        &rec.user,
+        coins,
+        &OpKey::DisputeReinstated(id).op_id(),
+    )
+    .await?;
     Ok(WebhookOutcome::applied_if(applied))
 }
 
@@ -688,7 +696,7 @@ async fn tip_dispute_won(
     if state.ledger.stripe_event_seen(&ev.id).await? {
         return Ok(WebhookOutcome::Replayed);
     }
-    let key = format!("tip_dispute:{dispute_id}:reinstated");
+    let key = OpKey::TipDisputeReinstated(dispute_id).op_id();
     let mut repaid = true;
     if recovered > 0 {
         let creator = state.ledger.tip_record(pi).await?.map(|t| t.0.creator);
@@ -934,6 +942,8 @@ pub async fn create_tip(
         .ok_or_else(|| {
             Error::bad_request("this creator cannot receive tips yet (payouts not enabled)")
         })?;
+    // A user name holds no `:` (auth checks `valid_name`): one key per
+    // (user, id).
     let tip_key = format!("{}:{}", who.user, req.id);
     let pi_req = CreatePaymentIntent::new(req.amount_cents, currency(&req.currency))
         .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
@@ -970,9 +980,11 @@ pub async fn create_tip(
 }
 
 /// `POST /v1/creators/me/cashouts`: diamonds → pending cash-out in the
-/// ledger, then a Transfer whose Idempotency-Key is the cash-out id; the
-/// outcome completes or reverses it. No answer from Stripe leaves it
-/// pending for [`recover_cashouts`] (same key: never twice).
+/// ledger, then a Transfer (Idempotency-Key: the cash-out's current
+/// attempt key, `transfer_group` its group); the outcome completes,
+/// reverses or flags it. No answer from Stripe leaves it pending for
+/// [`recover_cashouts`]. A replay of a pending cash-out drives it as
+/// recovery does (a lookup at Stripe first once its attempt is old).
 pub async fn cashout(
     state: &AppState,
     creator: &str,
@@ -1003,87 +1015,280 @@ pub async fn cashout(
         .await?
         .filter(|a| a.payouts_enabled)
         .ok_or_else(|| Error::bad_request("payouts are not enabled: finish onboarding first"))?;
+    let group = format!("giftstream-cashout-{}", uuid::Uuid::new_v4().simple());
     let rec = state
         .ledger
         .cashout_begin(&CashoutRecord {
+            // A creator name holds no `:` (auth checks `valid_name`): one
+            // id per (creator, client id). The ledger's operation keys are
+            // typed ([`OpKey`]), never built from it by joining.
             cashout_id: format!("{creator}:{id}"),
             creator: creator.to_string(),
             diamonds,
             amount_cents: cents,
             status: "pending".into(),
             transfer: None,
+            transfer_key: attempt_key(&group, 1),
+            transfer_group: group,
+            attempt: 1,
+            ..Default::default()
         })
         .await?;
     if rec.status != "pending" {
         return Ok(rec);
     }
-    transfer(state, c, &rec, &acct.account).await
+    match drive(state, c, rec, &acct.account).await? {
+        Step::Ended(rec) | Step::Pending(rec, _) => Ok(rec),
+    }
 }
 
-/// Send (or re-send, same Idempotency-Key) a pending cash-out's Transfer
-/// and record its outcome.
-async fn transfer(
+/// The Idempotency-Key of a cash-out's Transfer attempt `n`: its group
+/// (random per cash-out) and the attempt number — never a client's text.
+fn attempt_key(group: &str, n: i64) -> String {
+    format!("{group}-{n}")
+}
+
+/// Where driving a pending cash-out got.
+enum Step {
+    /// Completed, reversed or flagged.
+    Ended(CashoutRecord),
+    /// Still pending: the outcome is unknown (why).
+    Pending(CashoutRecord, String),
+}
+
+/// Whether Stripe's Transfer is the one this cash-out asked for.
+fn transfer_matches(t: &Transfer, rec: &CashoutRecord, account: &str) -> bool {
+    let dest = t.destination.as_ref().map(|d| d.id().as_str());
+    t.amount == rec.amount_cents && dest == Some(account)
+}
+
+/// Advance a pending cash-out one step: when its current attempt was first
+/// sent longer ago than `stripe.transfer_lookup_after_s` (Stripe may have
+/// forgotten its Idempotency-Key), look its Transfer up at Stripe first —
+/// found: complete (or flag, if it does not match); not found: record
+/// attempt + 1 with a new key. Then send the Transfer of the current
+/// attempt and record its outcome.
+async fn drive(
     state: &AppState,
     c: &StripeClient,
-    rec: &CashoutRecord,
+    mut rec: CashoutRecord,
     account: &str,
-) -> Result<CashoutRecord> {
-    let req = CreateTransfer::new(currency(&state.cfg.stripe.currency), account)
+) -> Result<Step> {
+    let lookup_after_ms = (state.cfg.stripe.transfer_lookup_after_s as i64).saturating_mul(1000);
+    let now = now_ms();
+    if now - rec.attempt_ms >= lookup_after_ms {
+        let found = match lookup_transfers(c, &rec, account).await {
+            Ok(found) => found,
+            Err(why) => return Ok(Step::Pending(rec, why)),
+        };
+        if let Some(t) = found.iter().find(|t| !transfer_matches(t, &rec, account)) {
+            return end_cashout(state, &rec, flag(&rec, t, account)).await;
+        }
+        if let Some(t) = found.first() {
+            if found.len() > 1 {
+                tracing::error!(cashout = %rec.cashout_id, transfers = found.len(), "several Transfers for one cash-out at Stripe: completed with the first; settle the rest by hand");
+            }
+            tracing::info!(cashout = %rec.cashout_id, transfer = %t.id.as_str(), "pending cash-out's Transfer found at Stripe");
+            let end = CashoutEnd::Completed {
+                transfer: t.id.as_str().to_string(),
+            };
+            return end_cashout(state, &rec, end).await;
+        }
+        // Not made at Stripe: a new attempt under a new key (the old key may
+        // be forgotten, and reusing it after that could pay twice).
+        let group = if rec.transfer_group.is_empty() {
+            // Started before migration 0006: no group of its own.
+            format!("giftstream-cashout-{}", uuid::Uuid::new_v4().simple())
+        } else {
+            rec.transfer_group.clone()
+        };
+        let n = rec.attempt + 1;
+        let key = attempt_key(&group, n);
+        if !state
+            .ledger
+            .cashout_new_attempt(&rec.cashout_id, n, &key, now)
+            .await?
+        {
+            // Another node moved it on meanwhile.
+            let now_rec = reload(state, &rec.cashout_id).await?;
+            return Ok(if now_rec.status == "pending" {
+                Step::Pending(now_rec, "another pass is driving it".into())
+            } else {
+                Step::Ended(now_rec)
+            });
+        }
+        tracing::warn!(cashout = %rec.cashout_id, attempt = n, "no Transfer at Stripe for a pending cash-out: sent again under a new key");
+        rec = reload(state, &rec.cashout_id).await?;
+    }
+    let mut req = CreateTransfer::new(currency(&state.cfg.stripe.currency), account)
         .amount(rec.amount_cents)
         .metadata(metadata([("giftstream_cashout", rec.cashout_id.clone())]));
-    let end = match c.create_transfer(&req, &rec.cashout_id).await {
-        Ok(t) => {
-            let dest = t.destination.as_ref().map(|d| d.id().as_str());
-            if t.amount != rec.amount_cents || dest != Some(account) {
-                tracing::error!(cashout = %rec.cashout_id, transfer = %t.id.as_str(), "transfer answer does not match the cash-out");
-            }
-            CashoutEnd::Completed {
-                transfer: t.id.as_str().to_string(),
-            }
-        }
+    if !rec.transfer_group.is_empty() {
+        // Absent for a cash-out started before migration 0006, so that a
+        // retry under its first key sends the same parameters.
+        req = req.transfer_group(&rec.transfer_group);
+    }
+    let end = match c.create_transfer(&req, &rec.transfer_key).await {
+        Ok(t) if transfer_matches(&t, &rec, account) => CashoutEnd::Completed {
+            transfer: t.id.as_str().to_string(),
+        },
+        Ok(t) => flag(&rec, &t, account),
         Err(StripeError::Refused { message, kind, .. }) => {
             tracing::warn!(cashout = %rec.cashout_id, %kind, %message, "transfer refused; diamonds go back");
             CashoutEnd::Reversed
         }
         Err(StripeError::Unknown(why)) => {
             tracing::warn!(cashout = %rec.cashout_id, %why, "transfer outcome unknown; stays pending until recovery");
-            return Ok(rec.clone());
+            return Ok(Step::Pending(rec, why));
         }
     };
+    end_cashout(state, &rec, end).await
+}
+
+/// A Transfer that does not match its cash-out: logged, counted, and the
+/// end that flags it.
+fn flag(rec: &CashoutRecord, t: &Transfer, account: &str) -> CashoutEnd {
+    metrics::counter!("giftstream_cashout_mismatch_total").increment(1);
+    tracing::error!(
+        cashout = %rec.cashout_id,
+        transfer = %t.id.as_str(),
+        amount = t.amount,
+        expected_amount = rec.amount_cents,
+        destination = ?t.destination.as_ref().map(|d| d.id().as_str().to_string()),
+        expected_destination = account,
+        "Transfer does not match its cash-out: flagged, diamonds returned; settle it at Stripe by hand"
+    );
+    CashoutEnd::Flagged {
+        transfer: t.id.as_str().to_string(),
+    }
+}
+
+/// Record `end` and answer the cash-out as recorded.
+async fn end_cashout(state: &AppState, rec: &CashoutRecord, end: CashoutEnd) -> Result<Step> {
     state.ledger.cashout_end(&rec.cashout_id, &end).await?;
+    let now_rec = reload(state, &rec.cashout_id).await?;
+    Ok(if now_rec.status == "pending" {
+        Step::Pending(now_rec, "not ended".into())
+    } else {
+        Step::Ended(now_rec)
+    })
+}
+
+async fn reload(state: &AppState, cashout_id: &str) -> Result<CashoutRecord> {
     state
         .ledger
-        .cashout(&rec.cashout_id)
+        .cashout(cashout_id)
         .await?
         .ok_or_else(|| Error::internal("cash-out vanished"))
 }
 
-/// Retry every pending cash-out (at most `stripe.recover_cashouts_len_max`)
-/// with its own Idempotency-Key: a Transfer Stripe already made is answered
-/// again, not made twice. Answers how many ended now.
+/// Pages of a Transfer list read at most (100 Transfers each) when a
+/// cash-out started before migration 0006 is looked up by destination.
+const LOOKUP_PAGES_MAX: usize = 10;
+
+/// The cash-out's Transfers at Stripe: by its `transfer_group`, or, for a
+/// cash-out started before migration 0006 (none), the destination's
+/// Transfers since shortly before its attempt whose metadata names it.
+/// Err (why) when Stripe did not answer or the list was too long to read.
+async fn lookup_transfers(
+    c: &StripeClient,
+    rec: &CashoutRecord,
+    account: &str,
+) -> std::result::Result<Vec<Transfer>, String> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..LOOKUP_PAGES_MAX {
+        let mut req = ListTransfer::new().limit(100);
+        if rec.transfer_group.is_empty() {
+            req = req
+                .destination(account)
+                .created(stripe_types::RangeQueryTs::gte(rec.attempt_ms / 1000 - 600));
+        } else {
+            req = req.transfer_group(&rec.transfer_group);
+        }
+        if let Some(a) = &after {
+            req = req.starting_after(a);
+        }
+        let page = c.list_transfers(&req).await.map_err(|e| e.to_string())?;
+        after = page.data.last().map(|t| t.id.as_str().to_string());
+        out.extend(page.data.into_iter().filter(|t| {
+            t.metadata.get("giftstream_cashout") == Some(&rec.cashout_id)
+                || (!rec.transfer_group.is_empty()
+                    && t.transfer_group.as_deref() == Some(rec.transfer_group.as_str()))
+        }));
+        if !page.has_more || after.is_none() {
+            return Ok(out);
+        }
+    }
+    Err(format!(
+        "more than {LOOKUP_PAGES_MAX} pages of Transfers to look through"
+    ))
+}
+
+/// One pass over pending cash-outs (at most
+/// `stripe.recover_cashouts_len_max`, those due first): each is driven on
+/// its own ([`drive`]: the same Idempotency-Key, or a lookup at Stripe and
+/// a new key once the attempt is old). One that fails (Stripe unanswered,
+/// a ledger error) never stops the pass: it is logged, counted
+/// (`giftstream_cashout_recovery_failures_total`) and left alone for
+/// `stripe.cashout_retry_backoff_ms`, doubled per failure in a row up to
+/// `stripe.cashout_retry_backoff_ms_max`; the gauge `giftstream_cashouts_stuck`
+/// tells how many pending cash-outs failed their last pass. Answers how
+/// many ended now.
 pub async fn recover_cashouts(state: &AppState) -> Result<usize> {
     let Ok(c) = client(state) else {
         return Ok(0);
     };
+    let cfg = &state.cfg.stripe;
     let pending = state
         .ledger
-        .cashouts_pending(state.cfg.stripe.recover_cashouts_len_max)
+        .cashouts_pending(cfg.recover_cashouts_len_max)
         .await?;
+    let now = now_ms();
     let mut ended = 0;
+    let mut stuck = 0usize;
     for rec in pending {
-        let Some(acct) = state.ledger.payout_account(&rec.creator).await? else {
-            state
-                .ledger
-                .cashout_end(&rec.cashout_id, &CashoutEnd::Reversed)
-                .await?;
-            ended += 1;
+        if rec.next_try_ms > now {
+            stuck += 1;
             continue;
-        };
-        let after = transfer(state, c, &rec, &acct.account).await?;
-        if after.status != "pending" {
-            ended += 1;
         }
-        tracing::info!(cashout = %rec.cashout_id, status = %after.status, "pending cash-out recovered");
+        let id = rec.cashout_id.clone();
+        let failures = rec.failures;
+        let why = match recover_one(state, c, rec).await {
+            Ok(Step::Ended(after)) => {
+                ended += 1;
+                tracing::info!(cashout = %id, status = %after.status, "pending cash-out recovered");
+                continue;
+            }
+            Ok(Step::Pending(_, why)) => why,
+            Err(e) => e.to_string(),
+        };
+        let failures = failures + 1;
+        let shift = (failures - 1).clamp(0, 30) as u32;
+        let wait = cfg
+            .cashout_retry_backoff_ms
+            .saturating_mul(1u64 << shift)
+            .min(cfg.cashout_retry_backoff_ms_max);
+        metrics::counter!("giftstream_cashout_recovery_failures_total").increment(1);
+        tracing::warn!(cashout = %id, failures, retry_in_ms = wait, error = %why, "pending cash-out stuck; recovery goes on with the others");
+        stuck += 1;
+        if let Err(e) = state
+            .ledger
+            .cashout_defer(&id, failures, now.saturating_add(wait as i64))
+            .await
+        {
+            tracing::warn!(cashout = %id, error = %e, "cash-out backoff not recorded");
+        }
     }
+    metrics::gauge!("giftstream_cashouts_stuck").set(stuck as f64);
     Ok(ended)
+}
+
+/// Drive one pending cash-out (a creator without a payout account any more
+/// gets the diamonds back).
+async fn recover_one(state: &AppState, c: &StripeClient, rec: CashoutRecord) -> Result<Step> {
+    let Some(acct) = state.ledger.payout_account(&rec.creator).await? else {
+        return end_cashout(state, &rec, CashoutEnd::Reversed).await;
+    };
+    drive(state, c, rec, &acct.account).await
 }

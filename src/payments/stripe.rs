@@ -3,7 +3,8 @@
 //!
 //! Owns: [`StripeClient`] (the requests giftstream makes: a
 //! PaymentIntent, a Connect Express account, an account link, a Transfer,
-//! a Transfer's reversal and a Transfer read),
+//! a Transfer's reversal, a Transfer read, and the list of Transfers that
+//! looks up a cash-out's),
 //! the retry loop around async-stripe (which itself sends each request
 //! once), and the sorting of failures into "did not happen"
 //! ([`StripeError::Refused`]) and "outcome unknown" ([`StripeError::Unknown`]).
@@ -19,7 +20,7 @@ pub use stripe_connect::account::{
     CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers, CreateAccountType,
 };
 pub use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
-pub use stripe_connect::transfer::{CreateTransfer, RetrieveTransfer};
+pub use stripe_connect::transfer::{CreateTransfer, ListTransfer, RetrieveTransfer};
 pub use stripe_connect::transfer_reversal::CreateIdTransferReversal;
 pub use stripe_connect::{Account, AccountLink, Transfer, TransferReversal};
 pub use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentTransferData};
@@ -128,6 +129,20 @@ impl StripeClient {
     ) -> Result<Transfer, StripeError> {
         self.send("POST /v1/transfers", key, |s| {
             req.customize().request_strategy(s).send(&self.client)
+        })
+        .await
+    }
+
+    /// `GET /v1/transfers` (a read: no Idempotency-Key), one page; retried
+    /// like a POST while the outcome is unknown.
+    pub async fn list_transfers(
+        &self,
+        req: &ListTransfer,
+    ) -> Result<stripe_types::List<Transfer>, StripeError> {
+        self.send_read("GET /v1/transfers", || {
+            req.customize()
+                .request_strategy(RequestStrategy::Once)
+                .send(&self.client)
         })
         .await
     }

@@ -174,4 +174,22 @@ impl<H: CommitHook> Ledger for Hooked<H> {
     async fn cashouts_pending(&self, len_max: usize) -> Result<Vec<CashoutRecord>> {
         self.inner.cashouts_pending(len_max).await
     }
+    async fn cashout_new_attempt(&self, id: &str, n: i64, key: &str, now: i64) -> Result<bool> {
+        self.inner.cashout_new_attempt(id, n, key, now).await
+    }
+    async fn cashout_defer(&self, id: &str, failures: i64, next_try_ms: i64) -> Result<()> {
+        self.inner.cashout_defer(id, failures, next_try_ms).await
+    }
+    async fn grant(&self, op: &CreditOp, admin: &str, max: i64) -> Result<CreditOutcome> {
+        self.inner.grant(op, admin, max).await
+    }
+    async fn grant_admin(&self, op_id: &str) -> Result<Option<String>> {
+        self.inner.grant_admin(op_id).await
+    }
+    async fn lock_exclusive(&self) -> anyhow::Result<()> {
+        self.inner.lock_exclusive().await
+    }
+    async fn unlock_exclusive(&self) {
+        self.inner.unlock_exclusive().await
+    }
 }

@@ -15,7 +15,11 @@
 //! parameters answers the first response again (`Idempotent-Replayed:
 //! true`), with other parameters `400 idempotency_error`. It can be told
 //! to refuse transfers or to apply them and then hang past the client's
-//! timeout (a lost answer).
+//! timeout (a lost answer), to forget its Idempotency-Keys (Stripe keeps
+//! them 24 hours), and to hold a Transfer nobody asked for (a mismatch).
+//! `GET /v1/transfers` lists them newest first with the documented
+//! filters (`transfer_group`, `destination`, `created[gte]`, `limit`,
+//! `starting_after`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -158,6 +162,28 @@ impl StripeDouble {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Forget every Idempotency-Key seen (Stripe prunes keys after 24
+    /// hours): a POST with an old key is then a new request.
+    pub fn forget_idempotency_keys(&self) {
+        self.shared.inner.lock().idempotency.clear();
+    }
+
+    /// Record a Transfer as if someone had made it (no request): to the
+    /// connected account `destination`, `amount` cents, in `group`, with
+    /// `metadata`. Answers it.
+    pub fn add_transfer(
+        &self,
+        destination: &str,
+        amount: i64,
+        group: Option<&str>,
+        metadata: Value,
+    ) -> Value {
+        let id = rand_id("tr_");
+        let t = transfer_object(&id, amount, "usd", destination, metadata, group, None, None);
+        self.shared.inner.lock().transfers.push(t.clone());
+        t
     }
 
     /// Every request seen: (method, path, Idempotency-Key).
@@ -465,6 +491,10 @@ async fn route(
                 Err((s, v)) => (s, Bytes::from(v.to_string()), false),
             }
         }
+        ("GET", "/v1/transfers") => {
+            let q = parse_form(uri.query().unwrap_or("").as_bytes());
+            local(list_transfers(sh, &q))
+        }
         ("POST", p) if p.starts_with("/v1/transfers/") && p.ends_with("/reversals") => {
             let id = &p["/v1/transfers/".len()..p.len() - "/reversals".len()];
             let r = create_reversal(sh, id, params);
@@ -690,7 +720,33 @@ fn create_transfer(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u
         ));
     }
     let id = rand_id("tr_");
-    let t = json!({
+    let t = transfer_object(
+        &id,
+        amount,
+        &cur,
+        dest,
+        metadata(params),
+        get(params, "transfer_group"),
+        get(params, "description"),
+        get(params, "source_transaction"),
+    );
+    sh.inner.lock().transfers.push(t.clone());
+    Ok(t)
+}
+
+/// A Transfer as the API reference shows it.
+#[allow(clippy::too_many_arguments)]
+fn transfer_object(
+    id: &str,
+    amount: i64,
+    cur: &str,
+    dest: &str,
+    metadata: Value,
+    group: Option<&str>,
+    description: Option<&str>,
+    source_transaction: Option<&str>,
+) -> Value {
+    json!({
         "id": id,
         "object": "transfer",
         "amount": amount,
@@ -698,22 +754,80 @@ fn create_transfer(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u
         "balance_transaction": rand_id("txn_"),
         "created": now_s(),
         "currency": cur,
-        "description": get(params, "description"),
+        "description": description,
         "destination": dest,
         "destination_payment": rand_id("py_"),
         "livemode": false,
-        "metadata": metadata(params),
+        "metadata": metadata,
         "reversals": {
             "object": "list", "data": [], "has_more": false, "total_count": 0,
             "url": format!("/v1/transfers/{id}/reversals")
         },
         "reversed": false,
-        "source_transaction": get(params, "source_transaction"),
+        "source_transaction": source_transaction,
         "source_type": "card",
-        "transfer_group": get(params, "transfer_group"),
+        "transfer_group": group,
+    })
+}
+
+/// `GET /v1/transfers`: newest first, filtered, one page.
+fn list_transfers(sh: &Shared, q: &[(String, String)]) -> Result<Value, (u16, Value)> {
+    check_known(
+        q,
+        &[
+            "transfer_group",
+            "destination",
+            "created[gte]",
+            "created[gt]",
+            "created[lte]",
+            "created[lt]",
+            "limit",
+            "starting_after",
+            "ending_before",
+            "expand[*]",
+        ],
+    )?;
+    let limit = match get(q, "limit") {
+        None => 10,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(stripe_error(
+                    400,
+                    "invalid_request_error",
+                    Some("parameter_invalid_integer"),
+                    "limit must be 1..=100",
+                ))
+            }
+        },
+    };
+    let num = |k: &str| get(q, k).and_then(|v| v.parse::<i64>().ok());
+    let all: Vec<Value> = sh.inner.lock().transfers.iter().rev().cloned().collect();
+    let mut matching = all.into_iter().filter(|t| {
+        let created = t["created"].as_i64().unwrap_or(0);
+        get(q, "transfer_group").is_none_or(|g| t["transfer_group"] == g)
+            && get(q, "destination").is_none_or(|d| t["destination"] == d)
+            && num("created[gte]").is_none_or(|v| created >= v)
+            && num("created[gt]").is_none_or(|v| created > v)
+            && num("created[lte]").is_none_or(|v| created <= v)
+            && num("created[lt]").is_none_or(|v| created < v)
     });
-    sh.inner.lock().transfers.push(t.clone());
-    Ok(t)
+    let rest: Vec<Value> = match get(q, "starting_after") {
+        Some(after) => matching
+            .by_ref()
+            .skip_while(|t| t["id"] != after)
+            .skip(1)
+            .collect(),
+        None => matching.collect(),
+    };
+    let has_more = rest.len() > limit;
+    let data: Vec<Value> = rest.into_iter().take(limit).collect();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "url": "/v1/transfers",
+    }))
 }
 
 /// `POST /v1/transfers/{id}/reversals`: at most what is not reversed yet;
