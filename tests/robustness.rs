@@ -424,7 +424,7 @@ async fn send_roses_acked(sender: &mut Ws, room: &str, n: u64, prefix: &str) {
 }
 
 async fn metric(s: &TestServer, name: &str) -> f64 {
-    let text = reqwest::get(s.url("/metrics"))
+    let text = reqwest::get(s.metrics_url())
         .await
         .unwrap()
         .text()

@@ -121,9 +121,8 @@ pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::new(
-                ErrorCode::Internal,
-                "the ledger commit is late; the gift is accepted and will settle",
+            return Err(Error::outcome_unknown_because(
+                "the ledger commit is late (gift.ack_timeout_ms); the gift is accepted and will settle",
             ));
         }
         tokio::time::sleep(Duration::from_millis(LEDGER_POLL_MS)).await;

@@ -2,17 +2,23 @@
 //!
 //! Owns: the axum router, authentication of every request ([`Caller`]),
 //! body parsing into typed errors ([`JsonBody`]), the mapping of [`Error`]
-//! to a status and `{"code", "message"}`, `/metrics` and `/healthz`.
+//! to a status and `{"code", "message"}`, `/healthz`, the `/metrics`
+//! router (served on its own listener, `http.metrics_listen`), request and
+//! handshake deadlines, the security headers of every response, and
+//! admission of sockets (per client IP, per user) before the upgrade.
 //! Must not: hold business rules; handlers check roles, then call
 //! [`crate::app::ops`].
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -61,8 +67,9 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/videos/{video}/tips", post(video_tip))
         .route("/v1/creators/me/cashouts", post(cashout))
         .route("/overlay/{room}", get(overlay))
+        .route("/overlay/assets/overlay.js", get(overlay_js))
+        .route("/overlay/assets/overlay.css", get(overlay_css))
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
-        .route("/metrics", get(prometheus))
         .fallback(|| async {
             Error::bad_request("no such route").with_status(StatusCode::NOT_FOUND)
         })
@@ -70,7 +77,88 @@ pub fn router(state: Shared) -> Router {
             Error::bad_request("method not allowed").with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(axum::extract::DefaultBodyLimit::max(body_len_max))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// The router of the metrics listener (`http.metrics_listen`): `/metrics`
+/// only. Never merged into [`router`]: the main listener is public.
+pub fn metrics_router(state: Shared) -> Router {
+    Router::new()
+        .route("/metrics", get(prometheus))
+        .fallback(|| async {
+            Error::bad_request("no such route").with_status(StatusCode::NOT_FOUND)
+        })
+        .with_state(state)
+}
+
+/// Every response: no MIME sniffing, no Referer (the overlay's URL holds
+/// a token).
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+/// Bound the time to answer: `http.request_timeout_ms` for a route,
+/// `hub.handshake_timeout_ms` for the `/v1/ws` upgrade (up to its 101; the
+/// socket after it lives in its own task). Past it the handler is dropped
+/// and the client told 503: `outcome_unknown` when the method changes
+/// state (it may have taken effect), `internal` for GET/HEAD.
+async fn deadline(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let (ms, key) = if req.uri().path() == "/v1/ws" {
+        (state.cfg.hub.handshake_timeout_ms, "hub.handshake_timeout_ms")
+    } else {
+        (state.cfg.http.request_timeout_ms, "http.request_timeout_ms")
+    };
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    match tokio::time::timeout(Duration::from_millis(ms), next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            metrics::counter!("giftstream_http_timeouts_total").increment(1);
+            let e = if safe {
+                Error::new(
+                    ErrorCode::Internal,
+                    format!("not answered in time ({key}); the request had no effect"),
+                )
+            } else {
+                Error::outcome_unknown()
+            };
+            e.with_status(StatusCode::SERVICE_UNAVAILABLE)
+        }
+    }
+}
+
+/// The client's IP for the per-IP socket cap: the TCP peer, or with
+/// `http.client_ip_header` set, the right-most entry of that header's last
+/// occurrence (the one the trusted proxy appended; entries to its left come
+/// from the client and are ignored). A request without the header (or with
+/// an entry that is no IP) counts as the peer.
+pub fn client_ip(header_name: &str, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    if header_name.is_empty() {
+        return peer.ip();
+    }
+    headers
+        .get_all(header_name)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .and_then(|s| {
+            s.parse::<IpAddr>()
+                .ok()
+                .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        })
+        .unwrap_or(peer.ip())
 }
 
 impl IntoResponse for Error {
@@ -134,11 +222,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 async fn ws(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Caller(who): Caller,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
     let upgrade = upgrade
         .map_err(|e| Error::bad_request(format!("not a WebSocket upgrade: {}", e.body_text())))?;
+    // Counted from here until the socket ends, whatever way (the closure
+    // below owns it, and is dropped when the upgrade fails too).
+    let ip = client_ip(&state.cfg.http.client_ip_header, &headers, peer);
+    let admission = state.hub.caps().admit(ip, &who.user).inspect_err(|_| {
+        metrics::counter!("giftstream_ws_refused_total", "reason" => "caps").increment(1);
+    })?;
     let permit = state.connections.clone().try_acquire_owned().map_err(|_| {
         Error::new(
             ErrorCode::RateLimited,
@@ -155,22 +251,62 @@ async fn ws(
         .max_frame_size(hub.frame_close_len_max);
     let encoding =
         Encoding::from_subprotocol(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
-    Ok(upgrade
-        .on_upgrade(move |socket| crate::hub::conn::serve(socket, state, who, encoding, permit)))
+    Ok(upgrade.on_upgrade(move |socket| {
+        let conn = crate::hub::conn::serve(socket, state, who, encoding, permit);
+        async move {
+            conn.await;
+            drop(admission);
+        }
+    }))
 }
 
 /// The creator's OBS browser-source overlay: `/overlay/ROOM?token=JWT`.
-/// A static page; it authenticates its own socket with the token.
-async fn overlay(Path(room): Path<String>) -> Result<Response, Error> {
+/// A static page; it authenticates its own socket with the token. Its
+/// script and style are files of this origin (`/overlay/assets/...`), so
+/// the CSP allows no inline code.
+async fn overlay(State(state): State<Shared>, Path(room): Path<String>) -> Result<Response, Error> {
     check_name("room", &room)?;
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
+        state.cfg.http.overlay_frame_ancestors.trim()
+    );
+    let csp = HeaderValue::from_str(&csp)
+        .map_err(|_| Error::internal("http.overlay_frame_ancestors is no header value"))?;
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
         include_str!("overlay.html"),
     )
         .into_response())
+}
+
+async fn overlay_js() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        include_str!("overlay.js"),
+    )
+        .into_response()
+}
+
+async fn overlay_css() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/css; charset=utf-8"),
+        )],
+        include_str!("overlay.css"),
+    )
+        .into_response()
 }
 
 async fn catalog(State(state): State<Shared>) -> Json<serde_json::Value> {

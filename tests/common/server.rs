@@ -73,6 +73,8 @@ pub fn test_config(engine: &EngineSpec) -> Config {
     c.counters.url = engine.counters_url.clone();
     c.ledger.url = engine.ledger_url.clone();
     c.settlement.flush_interval_ms = 20;
+    // Many servers run at once: each its own metrics port.
+    c.http.metrics_listen = "127.0.0.1:0".into();
     c
 }
 
@@ -140,6 +142,16 @@ impl TestServer {
 
     pub fn token(&self, user: &str, role: Role) -> String {
         self.auth.issue(user, role, 3600).unwrap()
+    }
+
+    /// `/metrics` on the metrics listener (`http.metrics_listen`).
+    pub fn metrics_url(&self) -> String {
+        let at = self
+            .running
+            .as_ref()
+            .and_then(|r| r.metrics_addr)
+            .expect("metrics listener");
+        format!("http://{at}/metrics")
     }
 
     pub fn url(&self, path: &str) -> String {
