@@ -276,12 +276,27 @@ async fn a_socket_that_never_answers_pings_is_closed_after_the_idle_timeout() {
     .await;
     let mut silent = silent_ws(&s).await;
     let t0 = Instant::now();
-    // A client that reads (and so answers pings, as tungstenite does) stays.
+    // A client that reads (and so answers pings, as tungstenite does)
+    // meanwhile stays open past the idle timeout.
     let mut alive = s.ws("alive", Role::Viewer).await;
-    let got = read_to_close(&mut silent, Duration::from_secs(3))
-        .await
-        .expect("the silent socket is closed");
-    let waited = t0.elapsed();
+    let read_alive = async {
+        let until = tokio::time::Instant::now() + Duration::from_millis(1200);
+        let mut pings = 0;
+        while let Ok(m) = tokio::time::timeout_at(until, alive.inner.next()).await {
+            match m.expect("open").expect("frame") {
+                Message::Ping(_) => pings += 1,
+                Message::Close(c) => panic!("a client answering pings was closed: {c:?}"),
+                _ => {}
+            }
+        }
+        pings
+    };
+    let read_silent = async {
+        let got = read_to_close(&mut silent, Duration::from_secs(3)).await;
+        (got, t0.elapsed())
+    };
+    let (pings, (got, waited)) = tokio::join!(read_alive, read_silent);
+    let got = got.expect("the silent socket is closed");
     assert!(
         waited >= Duration::from_millis(350) && waited < Duration::from_millis(2000),
         "closed after {waited:?}"
@@ -291,17 +306,7 @@ async fn a_socket_that_never_answers_pings_is_closed_after_the_idle_timeout() {
     let (_, close) = f.iter().find(|(op, _)| *op == 0x8).expect("a close frame");
     assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1001);
     assert_eq!(&close[2..], b"idle timeout");
-    // Keep reading the live one past the idle timeout: it answers pings.
-    let until = tokio::time::Instant::now() + Duration::from_millis(900);
-    let mut pings = 0;
-    while let Ok(m) = tokio::time::timeout_at(until, alive.inner.next()).await {
-        match m.expect("open").expect("frame") {
-            Message::Ping(_) => pings += 1,
-            Message::Close(c) => panic!("a client answering pings was closed: {c:?}"),
-            _ => {}
-        }
-    }
-    assert!(pings >= 3, "{pings} pings");
+    assert!(pings >= 5, "{pings} pings");
     alive.ping().await;
     assert_eq!(s.state().hub.caps().user_count("silent"), 0);
     s.stop().await;
@@ -452,4 +457,91 @@ async fn a_socket_over_the_ip_cap_never_reaches_the_connection_count() {
         "refused upgrades hold no connection permit"
     );
     s.stop().await;
+}
+
+#[tokio::test]
+async fn rooms_and_videos_per_hour_and_live_rooms_per_creator_are_limited() {
+    for engine in engines().await {
+        let s = TestServer::start(&engine, |c| {
+            c.limits.rooms_per_hour_max = 3;
+            c.limits.live_rooms_per_creator_max = 2;
+            c.limits.videos_per_hour_max = 2;
+        })
+        .await;
+        let alice = s.token("alice", Role::Creator);
+        let open = |room: &'static str| {
+            let (s, alice) = (&s, alice.clone());
+            async move { s.post("/v1/rooms", &alice, json!({ "room": room })).await }
+        };
+        assert_eq!(open("a").await.0, 201, "{}", engine.name);
+        assert_eq!(open("b").await.0, 201, "{}", engine.name);
+        // A third live room: refused, named by its key.
+        let (st, v) = open("c").await;
+        assert_eq!(st, 429, "{}: {v}", engine.name);
+        assert_eq!(v["code"], "rate_limited");
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .contains("live_rooms_per_creator_max"));
+        // Re-opening a live room is not a new live room (3rd request this hour).
+        assert_eq!(open("a").await.0, 200, "{}", engine.name);
+        // End one: a new room is under the live cap but over the hourly one.
+        let (st, _) = s
+            .request(reqwest::Method::DELETE, "/v1/rooms/b", Some(&alice), None)
+            .await;
+        assert_eq!(st, 200);
+        let (st, v) = open("c").await;
+        assert_eq!(st, 429, "{}: {v}", engine.name);
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("limits.rooms_per_hour_max"),
+            "{v}"
+        );
+        // Another creator has its own budget.
+        let (st, _) = s
+            .post(
+                "/v1/rooms",
+                &s.token("bob", Role::Creator),
+                json!({ "room": "bobs" }),
+            )
+            .await;
+        assert_eq!(st, 201);
+        for (i, want) in [(1, 201), (2, 201), (3, 429)] {
+            let (st, v) = s
+                .post("/v1/videos", &alice, json!({ "video": format!("v{i}") }))
+                .await;
+            assert_eq!(st, want, "{}: video {i}: {v}", engine.name);
+        }
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn payment_intents_per_hour_count_purchases_and_tips_together() {
+    for engine in engines().await {
+        // Payments are off here: each request passes the limit, then is
+        // answered `bad_request` (not configured); beyond it, 429 first.
+        let s = TestServer::start(&engine, |c| c.limits.payment_intents_per_hour_max = 2).await;
+        s.open_room("alice", "r").await;
+        let fan = s.token("fan", Role::Viewer);
+        let buy = json!({ "package": "coins_70", "id": "p1" });
+        let tip = json!({ "amount_cents": 500, "currency": "usd", "id": "t1" });
+        let (st, v) = s.post("/v1/coins/purchases", &fan, buy.clone()).await;
+        assert_eq!(st, 400, "{}: {v}", engine.name);
+        let (st, v) = s.post("/v1/rooms/r/tips", &fan, tip.clone()).await;
+        assert_eq!(st, 400, "{}: {v}", engine.name);
+        let (st, v) = s.post("/v1/coins/purchases", &fan, buy).await;
+        assert_eq!(st, 429, "{}: {v}", engine.name);
+        assert_eq!(v["code"], "rate_limited");
+        let (st, _) = s.post("/v1/videos/x/tips", &fan, tip.clone()).await;
+        assert_eq!(st, 429, "{}", engine.name);
+        // Another user has its own budget.
+        let (st, _) = s
+            .post("/v1/rooms/r/tips", &s.token("other", Role::Viewer), tip)
+            .await;
+        assert_eq!(st, 400, "{}", engine.name);
+        s.stop().await;
+    }
 }

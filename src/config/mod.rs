@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub const DEV_JWT_SECRET: &str = "giftstream-dev-secret-change-me-in-production";
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 9] = [
+pub const SECTIONS: [&str; 10] = [
     "http",
     "auth",
     "counters",
@@ -28,6 +28,7 @@ pub const SECTIONS: [&str; 9] = [
     "gift",
     "catalog",
     "stripe",
+    "limits",
 ];
 
 /// Everything the binary can be told.
@@ -52,6 +53,37 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// Payments through Stripe (off while `secret_key` is empty).
     pub stripe: StripeConfig,
+    /// Per-user limits on what costs the platform (rooms, videos,
+    /// PaymentIntents).
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: per user, answered 429 `rate_limited` beyond. The hourly
+/// counts are fixed one-hour windows in the counters engine (shared by
+/// every node on Redis); each request counts, refused or replayed ones too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `POST /v1/rooms` per creator per hour.
+    pub rooms_per_hour_max: u64,
+    /// `POST /v1/videos` per creator per hour.
+    pub videos_per_hour_max: u64,
+    /// Rooms of one creator live at once (read from the ledger); opening
+    /// another is refused, re-opening a live one is not.
+    pub live_rooms_per_creator_max: u64,
+    /// PaymentIntents (coin purchases and tips together) per user per hour.
+    pub payment_intents_per_hour_max: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            rooms_per_hour_max: 20,
+            videos_per_hour_max: 60,
+            live_rooms_per_creator_max: 3,
+            payment_intents_per_hour_max: 30,
+        }
+    }
 }
 
 /// A coin package for sale.
@@ -510,7 +542,17 @@ impl Config {
                 message: message.into(),
             })
         }
-        let positive: [(&str, u64); 7] = [
+        let positive: [(&str, u64); 11] = [
+            ("limits.rooms_per_hour_max", self.limits.rooms_per_hour_max),
+            ("limits.videos_per_hour_max", self.limits.videos_per_hour_max),
+            (
+                "limits.live_rooms_per_creator_max",
+                self.limits.live_rooms_per_creator_max,
+            ),
+            (
+                "limits.payment_intents_per_hour_max",
+                self.limits.payment_intents_per_hour_max,
+            ),
             ("http.header_read_timeout_ms", self.http.header_read_timeout_ms),
             ("http.request_timeout_ms", self.http.request_timeout_ms),
             ("hub.handshake_timeout_ms", self.hub.handshake_timeout_ms),

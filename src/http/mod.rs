@@ -309,6 +309,44 @@ async fn overlay_css() -> Response {
         .into_response()
 }
 
+/// Count one `what` for `user` in this hour's window; `rate_limited`
+/// beyond `max` (the config key named in the message).
+async fn per_hour(
+    state: &AppState,
+    what: &str,
+    user: &str,
+    max: u64,
+    key: &str,
+) -> Result<(), Error> {
+    const HOUR_MS: u64 = 3_600_000;
+    if state
+        .counters
+        .count_in_window(&format!("{what}:{user}"), HOUR_MS, max)
+        .await?
+    {
+        Ok(())
+    } else {
+        metrics::counter!("giftstream_limited_total", "limit" => what.to_string()).increment(1);
+        Err(Error::new(
+            ErrorCode::RateLimited,
+            format!("at most {max} an hour ({key}); try again later"),
+        ))
+    }
+}
+
+/// Coin purchases and tips share one hourly budget: each creates a Stripe
+/// PaymentIntent.
+async fn payment_intents_per_hour(state: &AppState, who: &Identity) -> Result<(), Error> {
+    per_hour(
+        state,
+        "payment_intents",
+        &who.user,
+        state.cfg.limits.payment_intents_per_hour_max,
+        "limits.payment_intents_per_hour_max",
+    )
+    .await
+}
+
 async fn catalog(State(state): State<Shared>) -> Json<serde_json::Value> {
     Json(json!({ "gifts": state.catalog.gifts() }))
 }
@@ -337,6 +375,29 @@ async fn open_room(
         )
     });
     check_name("room", &room)?;
+    let limits = &state.cfg.limits;
+    let live_here = matches!(
+        state.ledger.target(&Target::room(&room)).await?,
+        Some(t) if t.live && t.creator == who.user
+    );
+    if !live_here && state.ledger.live_rooms(&who.user).await? >= limits.live_rooms_per_creator_max
+    {
+        return Err(Error::new(
+            ErrorCode::RateLimited,
+            format!(
+                "{} rooms live at once at most (limits.live_rooms_per_creator_max); end one first",
+                limits.live_rooms_per_creator_max
+            ),
+        ));
+    }
+    per_hour(
+        &state,
+        "rooms",
+        &who.user,
+        limits.rooms_per_hour_max,
+        "limits.rooms_per_hour_max",
+    )
+    .await?;
     let created = ops::open_room(&state, &room, &who.user).await?;
     let status = if created {
         StatusCode::CREATED
@@ -438,6 +499,14 @@ async fn register_video(
 ) -> Result<Response, Error> {
     who.require(Role::Creator)?;
     check_name("video", &v.video)?;
+    per_hour(
+        &state,
+        "videos",
+        &who.user,
+        state.cfg.limits.videos_per_hour_max,
+        "limits.videos_per_hour_max",
+    )
+    .await?;
     ops::register_video(&state, &v.video, &who.user).await?;
     Ok((
         StatusCode::CREATED,
@@ -521,6 +590,7 @@ async fn purchase(
     Caller(who): Caller,
     JsonBody(b): JsonBody<Purchase>,
 ) -> Result<Json<payments::PurchaseAnswer>, Error> {
+    payment_intents_per_hour(&state, &who).await?;
     payments::create_purchase(&state, &who, &b.package, &b.id)
         .await
         .map(Json)
@@ -567,6 +637,7 @@ struct Tip {
 }
 
 async fn tip(state: &AppState, who: &Identity, target: Target, t: Tip) -> Result<Response, Error> {
+    payment_intents_per_hour(state, who).await?;
     let answer = payments::create_tip(
         state,
         who,

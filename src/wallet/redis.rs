@@ -1051,6 +1051,20 @@ impl Counters for RedisCounters {
         }
     }
 
+    async fn count_in_window(&self, key: &str, window_ms: u64, max: u64) -> Result<bool> {
+        let window_ms = window_ms.max(1);
+        let window = crate::protocol::now_ms() as u64 / window_ms;
+        let k = self::key(&["win", key, &window.to_string()]);
+        let (n, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .incr(&k, 1)
+            .pexpire(&k, (window_ms * 2) as i64)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(n <= max)
+    }
+
     async fn balance(&self, user: &str) -> Result<i64> {
         Ok(self.get_i64(&wallet_key(user)).await?.unwrap_or(0))
     }
