@@ -6,6 +6,8 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::server::{embedded, engines, TestServer, Ws, WsStream};
@@ -62,6 +64,11 @@ fn assert_rate_limited(r: Result<WsStream, WsError>, what: &str) -> Value {
         }
         other => panic!("{what}: expected 429, got {:?}", other.map(|_| ())),
     }
+}
+
+/// `prefix` and a random tag: names no other test uses.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{:08x}", rand::random::<u32>())
 }
 
 /// Wait (bounded) until `cond` holds.
@@ -400,19 +407,61 @@ async fn resume_is_limited_to_once_a_second_per_room_and_socket() {
     s.stop().await;
 }
 
+/// Another connection holding the ledger's write lock (SQLite) or a lock
+/// on its `gifts` table that lets reads through (PostgreSQL).
+enum LedgerBlock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl LedgerBlock {
+    async fn hold(url: &str) -> LedgerBlock {
+        use sqlx::Connection;
+        if url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+            LedgerBlock::Sqlite(c)
+        } else {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("LOCK TABLE gifts IN EXCLUSIVE MODE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            LedgerBlock::Postgres(c)
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            LedgerBlock::Sqlite(mut c) => {
+                sqlx::query("COMMIT").execute(&mut c).await.unwrap();
+            }
+            LedgerBlock::Postgres(mut c) => {
+                sqlx::query("COMMIT").execute(&mut c).await.unwrap();
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_ledger_ack_timeout_answers_outcome_unknown_and_the_retry_the_original_ack() {
     for engine in engines().await {
         let s = TestServer::start(&engine, |c| {
             c.gift.ack = giftstream::config::AckMode::Ledger;
-            // The commit never comes in time.
-            c.gift.ack_timeout_ms = 0;
+            c.gift.ack_timeout_ms = 300;
         })
         .await;
-        s.open_room("alice", "r").await;
+        // Pub/sub channels span Redis databases: a room name of its own.
+        let room = unique("r");
+        s.open_room("alice", &room).await;
         s.grant("v", 100, "g").await;
         let mut ws = s.ws("v", Role::Viewer).await;
-        let first = ws.gift("r", "rose", 1, "u1").await;
+        // The ledger's gift writes wait behind another connection's lock:
+        // the commit cannot come within gift.ack_timeout_ms.
+        let block = LedgerBlock::hold(&engine.ledger_url).await;
+        let first = ws.gift(&room, "rose", 1, "u1").await;
+        block.release().await;
         assert_eq!(first["type"], "error", "{}: {first}", engine.name);
         assert_eq!(first["code"], "outcome_unknown", "{}: {first}", engine.name);
         assert_eq!(first["id"], "u1");
@@ -421,7 +470,7 @@ async fn a_ledger_ack_timeout_answers_outcome_unknown_and_the_retry_the_original
             "the request may or may not have taken effect; retrying with the same id is safe"
         );
         s.settled().await;
-        let retry = ws.gift("r", "rose", 1, "u1").await;
+        let retry = ws.gift(&room, "rose", 1, "u1").await;
         assert_eq!(retry["type"], "gift_ack", "{}: {retry}", engine.name);
         assert_eq!(retry["seq"], 1, "{}", engine.name);
         assert_eq!(retry["balance"], 99, "{}: charged once", engine.name);
@@ -469,8 +518,10 @@ async fn rooms_and_videos_per_hour_and_live_rooms_per_creator_are_limited() {
         })
         .await;
         let alice = s.token("alice", Role::Creator);
+        // Pub/sub channels span Redis databases: room names of their own.
+        let tag = unique("");
         let open = |room: &'static str| {
-            let (s, alice) = (&s, alice.clone());
+            let (s, alice, room) = (&s, alice.clone(), format!("{room}{tag}"));
             async move { s.post("/v1/rooms", &alice, json!({ "room": room })).await }
         };
         assert_eq!(open("a").await.0, 201, "{}", engine.name);
@@ -483,11 +534,17 @@ async fn rooms_and_videos_per_hour_and_live_rooms_per_creator_are_limited() {
             .as_str()
             .unwrap()
             .contains("live_rooms_per_creator_max"));
-        // Re-opening a live room is not a new live room (3rd request this hour).
+        // Re-opening a live room is not a new live room (3rd request this
+        // hour: one refused for the live cap does not count).
         assert_eq!(open("a").await.0, 200, "{}", engine.name);
         // End one: a new room is under the live cap but over the hourly one.
         let (st, _) = s
-            .request(reqwest::Method::DELETE, "/v1/rooms/b", Some(&alice), None)
+            .request(
+                reqwest::Method::DELETE,
+                &format!("/v1/rooms/b{tag}"),
+                Some(&alice),
+                None,
+            )
             .await;
         assert_eq!(st, 200);
         let (st, v) = open("c").await;
@@ -504,7 +561,7 @@ async fn rooms_and_videos_per_hour_and_live_rooms_per_creator_are_limited() {
             .post(
                 "/v1/rooms",
                 &s.token("bob", Role::Creator),
-                json!({ "room": "bobs" }),
+                json!({ "room": format!("bobs{tag}") }),
             )
             .await;
         assert_eq!(st, 201);
@@ -524,13 +581,15 @@ async fn payment_intents_per_hour_count_purchases_and_tips_together() {
         // Payments are off here: each request passes the limit, then is
         // answered `bad_request` (not configured); beyond it, 429 first.
         let s = TestServer::start(&engine, |c| c.limits.payment_intents_per_hour_max = 2).await;
-        s.open_room("alice", "r").await;
+        let room = unique("r");
+        s.open_room("alice", &room).await;
         let fan = s.token("fan", Role::Viewer);
         let buy = json!({ "package": "coins_70", "id": "p1" });
         let tip = json!({ "amount_cents": 500, "currency": "usd", "id": "t1" });
         let (st, v) = s.post("/v1/coins/purchases", &fan, buy.clone()).await;
         assert_eq!(st, 400, "{}: {v}", engine.name);
-        let (st, v) = s.post("/v1/rooms/r/tips", &fan, tip.clone()).await;
+        let tips = format!("/v1/rooms/{room}/tips");
+        let (st, v) = s.post(&tips, &fan, tip.clone()).await;
         assert_eq!(st, 400, "{}: {v}", engine.name);
         let (st, v) = s.post("/v1/coins/purchases", &fan, buy).await;
         assert_eq!(st, 429, "{}: {v}", engine.name);
@@ -539,9 +598,116 @@ async fn payment_intents_per_hour_count_purchases_and_tips_together() {
         assert_eq!(st, 429, "{}", engine.name);
         // Another user has its own budget.
         let (st, _) = s
-            .post("/v1/rooms/r/tips", &s.token("other", Role::Viewer), tip)
+            .post(&tips, &s.token("other", Role::Viewer), tip)
             .await;
         assert_eq!(st, 400, "{}", engine.name);
         s.stop().await;
     }
+}
+
+/// A TCP proxy to Redis that, once armed, forwards the first client write
+/// containing `needle` and then cuts that connection before Redis's reply
+/// reaches the client: the command ran, its answer is lost.
+async fn reply_cutting_proxy(
+    redis: SocketAddr,
+    needle: &'static [u8],
+) -> (SocketAddr, Arc<AtomicBool>, Arc<AtomicBool>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = l.local_addr().unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let cut = Arc::new(AtomicBool::new(false));
+    let (a, c) = (armed.clone(), cut.clone());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = l.accept().await {
+            let server = TcpStream::connect(redis).await.unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let (a, c) = (a.clone(), c.clone());
+            let cut_here = Arc::new(tokio::sync::Notify::new());
+            let cut_there = cut_here.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let hit = a.load(Ordering::SeqCst)
+                        && buf[..n].windows(needle.len()).any(|w| w == needle);
+                    if hit {
+                        a.store(false, Ordering::SeqCst);
+                        c.store(true, Ordering::SeqCst);
+                        // Stop the replies first, then let the command run.
+                        cut_here.notify_one();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    if hit {
+                        // Give Redis time to run it, then cut both sides.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        return;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    tokio::select! {
+                        _ = cut_there.notified() => return,
+                        r = sr.read(&mut buf) => match r {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => if cw.write_all(&buf[..n]).await.is_err() { return },
+                        },
+                    }
+                }
+            });
+        }
+    });
+    (at, armed, cut)
+}
+
+#[tokio::test]
+async fn a_lost_redis_reply_to_the_gift_script_answers_outcome_unknown() {
+    let Some(redis_engine) = engines()
+        .await
+        .into_iter()
+        .find(|e| e.counters_url.starts_with("redis://"))
+    else {
+        eprintln!("no Redis here; skipped");
+        return;
+    };
+    // redis://HOST:PORT/DB -> the proxy in front of HOST:PORT.
+    let url = redis_engine.counters_url.clone();
+    let rest = url.trim_start_matches("redis://");
+    let (hostport, db) = rest.split_once('/').unwrap_or((rest, "0"));
+    let hostport = hostport.rsplit('@').next().unwrap();
+    let redis: SocketAddr = tokio::net::lookup_host(hostport)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let (proxy, armed, cut) = reply_cutting_proxy(redis, b"lost-gift-1").await;
+    let mut engine = redis_engine.clone();
+    engine.counters_url = format!("redis://{proxy}/{db}");
+    let s = TestServer::start(&engine, |c| c.counters.redis_timeout_ms = 2000).await;
+    let room = unique("r");
+    s.open_room("alice", &room).await;
+    s.grant("v", 100, "g").await;
+    let mut ws = s.ws("v", Role::Viewer).await;
+    armed.store(true, Ordering::SeqCst);
+    let first = ws.gift(&room, "rose", 1, "lost-gift-1").await;
+    assert!(cut.load(Ordering::SeqCst), "the proxy cut the reply");
+    assert_eq!(first["type"], "error", "{first}");
+    assert_eq!(first["code"], "outcome_unknown", "{first}");
+    assert_eq!(first["id"], "lost-gift-1");
+    // The script did run: the retry answers its ack, charged once.
+    let retry = ws.gift(&room, "rose", 1, "lost-gift-1").await;
+    assert_eq!(retry["type"], "gift_ack", "{retry}");
+    assert_eq!(retry["seq"], 1);
+    assert_eq!(retry["balance"], 99);
+    s.settled().await;
+    assert_eq!(s.wallet("v").await, 99);
+    s.stop().await;
 }

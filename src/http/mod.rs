@@ -309,6 +309,18 @@ async fn overlay_css() -> Response {
         .into_response()
 }
 
+/// One of a fixed set of locks, picked by `creator`: opening rooms is
+/// serialized per creator, so the live-room cap cannot be raced on a node.
+fn open_room_lock(creator: &str) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    const STRIPES: usize = 64;
+    static LOCKS: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    creator.hash(&mut h);
+    &locks[h.finish() as usize % STRIPES]
+}
+
 /// Count one `what` for `user` in this hour's window; `rate_limited`
 /// beyond `max` (the config key named in the message).
 async fn per_hour(
@@ -376,6 +388,9 @@ async fn open_room(
     });
     check_name("room", &room)?;
     let limits = &state.cfg.limits;
+    // The live-room count and the open are one step per creator on this
+    // node (across nodes, two opens at the same instant may both pass).
+    let _one_at_a_time = open_room_lock(&who.user).lock().await;
     let live_here = matches!(
         state.ledger.target(&Target::room(&room)).await?,
         Some(t) if t.live && t.creator == who.user
