@@ -178,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 tracing::warn!("using the development JWT secret; set GIFTSTREAM_AUTH__JWT_SECRET outside a laptop");
             }
             let running = app::start(cfg).await?;
-            tracing::info!(addr = %running.addr, "giftstream listening");
+            tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "giftstream listening");
             if let Some(path) = ready_file {
                 let aside = path.with_extension("tmp");
                 std::fs::write(&aside, format!("{}\n", running.addr))?;

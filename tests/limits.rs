@@ -419,7 +419,10 @@ impl LedgerBlock {
         use sqlx::Connection;
         if url.starts_with("sqlite:") {
             let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
             LedgerBlock::Sqlite(c)
         } else {
             let mut c = sqlx::PgConnection::connect(url).await.unwrap();
@@ -597,9 +600,7 @@ async fn payment_intents_per_hour_count_purchases_and_tips_together() {
         let (st, _) = s.post("/v1/videos/x/tips", &fan, tip.clone()).await;
         assert_eq!(st, 429, "{}", engine.name);
         // Another user has its own budget.
-        let (st, _) = s
-            .post(&tips, &s.token("other", Role::Viewer), tip)
-            .await;
+        let (st, _) = s.post(&tips, &s.token("other", Role::Viewer), tip).await;
         assert_eq!(st, 400, "{}", engine.name);
         s.stop().await;
     }
@@ -709,5 +710,31 @@ async fn a_lost_redis_reply_to_the_gift_script_answers_outcome_unknown() {
     assert_eq!(retry["balance"], 99);
     s.settled().await;
     assert_eq!(s.wallet("v").await, 99);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_post_past_the_request_timeout_answers_503_outcome_unknown() {
+    let engine = embedded();
+    let s = TestServer::start(&engine, |c| c.http.request_timeout_ms = 300).await;
+    // Opening a room writes to the ledger, which another connection locks.
+    let block = LedgerBlock::hold(&engine.ledger_url).await;
+    let t0 = Instant::now();
+    let (st, v) = s
+        .post(
+            "/v1/rooms",
+            &s.token("alice", Role::Creator),
+            json!({ "room": "slow" }),
+        )
+        .await;
+    let waited = t0.elapsed();
+    block.release().await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["code"], "outcome_unknown", "{v}");
+    assert!(waited < Duration::from_secs(2), "answered after {waited:?}");
+    // GETs keep working, and the same request now succeeds.
+    let (st, _) = s.get("/v1/wallet", &s.token("v", Role::Viewer)).await;
+    assert_eq!(st, 200);
+    s.open_room("alice", "slow").await;
     s.stop().await;
 }

@@ -272,7 +272,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         let serve = serve_http(listener, router, st.clone());
         let mut worker_task = worker_task;
         let served = tokio::select! {
-            r = serve => r.map_err(anyhow::Error::from),
+            r = serve => r,
             r = &mut worker_task => {
                 // Settlement gave up: stop serving, report why.
                 st.shutdown.cancel();
@@ -349,12 +349,13 @@ async fn serve_http(
             let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(send_buffer_len);
         }
         let router = router.clone();
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            let mut router = router.clone();
-            async move { tower_service::Service::call(&mut router, req).await }
-        });
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let mut router = router.clone();
+                async move { tower_service::Service::call(&mut router, req).await }
+            });
         let conn = h1.serve_connection(TokioIo::new(tcp), svc).with_upgrades();
         let stop = st.shutdown.clone();
         let done = done_rx.clone();

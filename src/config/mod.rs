@@ -544,7 +544,10 @@ impl Config {
         }
         let positive: [(&str, u64); 11] = [
             ("limits.rooms_per_hour_max", self.limits.rooms_per_hour_max),
-            ("limits.videos_per_hour_max", self.limits.videos_per_hour_max),
+            (
+                "limits.videos_per_hour_max",
+                self.limits.videos_per_hour_max,
+            ),
             (
                 "limits.live_rooms_per_creator_max",
                 self.limits.live_rooms_per_creator_max,
@@ -553,7 +556,10 @@ impl Config {
                 "limits.payment_intents_per_hour_max",
                 self.limits.payment_intents_per_hour_max,
             ),
-            ("http.header_read_timeout_ms", self.http.header_read_timeout_ms),
+            (
+                "http.header_read_timeout_ms",
+                self.http.header_read_timeout_ms,
+            ),
             ("http.request_timeout_ms", self.http.request_timeout_ms),
             ("hub.handshake_timeout_ms", self.hub.handshake_timeout_ms),
             ("hub.ping_interval_ms", self.hub.ping_interval_ms),
@@ -882,6 +888,43 @@ mod tests {
             assert_eq!(e.key, "settlement.flush_interval_ms");
             Ok(())
         });
+    }
+
+    #[test]
+    fn net_limits_are_validated_with_their_key() {
+        type Breaks = fn(&mut Config);
+        let cases: [(&str, Breaks); 7] = [
+            ("hub.idle_timeout_ms", |c| {
+                c.hub.idle_timeout_ms = c.hub.ping_interval_ms
+            }),
+            ("http.header_read_timeout_ms", |c| {
+                c.http.header_read_timeout_ms = 0
+            }),
+            ("hub.connections_per_ip_max", |c| {
+                c.hub.connections_per_ip_max = 0
+            }),
+            ("http.metrics_listen", |c| {
+                c.http.metrics_listen = "9090".into()
+            }),
+            ("http.client_ip_header", |c| {
+                c.http.client_ip_header = "X Forwarded".into()
+            }),
+            ("http.overlay_frame_ancestors", |c| {
+                c.http.overlay_frame_ancestors = "'self'; script-src *".into()
+            }),
+            ("limits.live_rooms_per_creator_max", |c| {
+                c.limits.live_rooms_per_creator_max = 0
+            }),
+        ];
+        for (key, bad) in cases {
+            let mut c = Config::default();
+            bad(&mut c);
+            assert_eq!(c.validate().unwrap_err().key, key);
+        }
+        let mut c = Config::default();
+        c.http.metrics_listen = String::new();
+        c.http.client_ip_header = "X-Forwarded-For".into();
+        c.validate().unwrap();
     }
 
     #[test]

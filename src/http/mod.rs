@@ -77,7 +77,10 @@ pub fn router(state: Shared) -> Router {
             Error::bad_request("method not allowed").with_status(StatusCode::METHOD_NOT_ALLOWED)
         })
         .layer(axum::extract::DefaultBodyLimit::max(body_len_max))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -115,7 +118,10 @@ async fn security_headers(mut r: Response) -> Response {
 /// state (it may have taken effect), `internal` for GET/HEAD.
 async fn deadline(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let (ms, key) = if req.uri().path() == "/v1/ws" {
-        (state.cfg.hub.handshake_timeout_ms, "hub.handshake_timeout_ms")
+        (
+            state.cfg.hub.handshake_timeout_ms,
+            "hub.handshake_timeout_ms",
+        )
     } else {
         (state.cfg.http.request_timeout_ms, "http.request_timeout_ms")
     };
@@ -312,13 +318,12 @@ async fn overlay_css() -> Response {
 /// One of a fixed set of locks, picked by `creator`: opening rooms is
 /// serialized per creator, so the live-room cap cannot be raced on a node.
 fn open_room_lock(creator: &str) -> &'static tokio::sync::Mutex<()> {
-    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::hash::BuildHasher;
     const STRIPES: usize = 64;
     static LOCKS: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
     let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect());
-    let mut h = foldhash::fast::FixedState::default().build_hasher();
-    creator.hash(&mut h);
-    &locks[h.finish() as usize % STRIPES]
+    let h = foldhash::fast::FixedState::default().hash_one(creator);
+    &locks[h as usize % STRIPES]
 }
 
 /// Count one `what` for `user` in this hour's window; `rate_limited`

@@ -1025,7 +1025,9 @@ impl Counters for RedisCounters {
                 ),
                 _ => Error::internal("redis: unknown gift script error"),
             }),
-            _ => Err(Error::outcome_unknown_because("redis: bad gift script answer")),
+            _ => Err(Error::outcome_unknown_because(
+                "redis: bad gift script answer",
+            )),
         }
     }
 
