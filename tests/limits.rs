@@ -85,13 +85,13 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 #[tokio::test]
 async fn slow_clients_are_closed_within_the_header_timeout() {
     let s = TestServer::start(&embedded(), |c| c.http.header_read_timeout_ms = 500).await;
-    let t0 = Instant::now();
     let mut slow = Vec::new();
     for _ in 0..200 {
         let mut tcp = TcpStream::connect(s.addr).await.unwrap();
         tcp.write_all(b"GET /healthz HT").await.unwrap();
         slow.push(tcp);
     }
+    let t0 = Instant::now();
     // A normal client is served meanwhile.
     let healthz = tokio::time::timeout(Duration::from_secs(2), reqwest::get(s.url("/healthz")))
         .await
@@ -101,10 +101,10 @@ async fn slow_clients_are_closed_within_the_header_timeout() {
     let mut ws = s.ws("v", Role::Viewer).await;
     ws.ping().await;
     // Every slow connection is closed by the server, within the timeout
-    // plus scheduling slack (they were opened over `t0..`).
+    // (0.5 s) of the last one opening plus scheduling slack.
     let closed = futures_util::future::join_all(
         slow.iter_mut()
-            .map(|tcp| read_to_close(tcp, Duration::from_secs(3))),
+            .map(|tcp| read_to_close(tcp, Duration::from_secs(5))),
     )
     .await;
     let open = closed.iter().filter(|c| c.is_none()).count();
