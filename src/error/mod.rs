@@ -119,12 +119,11 @@ impl Error {
     }
 
     /// `internal`: logs the cause and answers a message that leaks nothing.
+    /// It claims nothing about the request's effect: a caller that knows
+    /// the request may have taken effect answers [`Error::outcome_unknown`].
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Error::new(
-            ErrorCode::Internal,
-            "internal error; the request had no effect",
-        )
+        Error::new(ErrorCode::Internal, "internal error")
     }
 }
 
