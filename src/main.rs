@@ -197,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
                 tracing::warn!("--demo with the development JWT secret: anyone can forge tokens; never expose this server");
             }
             let running = app::start(cfg).await?;
-            tracing::info!(addr = %running.addr, "giftstream listening");
+            tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "giftstream listening");
             if let Some(path) = ready_file {
                 let aside = path.with_extension("tmp");
                 std::fs::write(&aside, format!("{}\n", running.addr))?;

@@ -298,11 +298,12 @@ fn http_rows() -> Vec<Row> {
         }),
         // Gift art and the SDK: static files of the binary.
         row("GET", "/assets/gifts/{file}", |c| public(c, S(200))),
+        // The overlay's script and style (no inline code under its CSP);
+        // like the page, the overlay token may load them.
+        row("GET", "/overlay/assets/overlay.js", |_| now(S(200))),
+        row("GET", "/overlay/assets/overlay.css", |_| now(S(200))),
         row("GET", "/sdk/giftstream.js", |c| public(c, S(200))),
         row("GET", "/healthz", |c| public(c, S(200))),
-        // Moves to its own listener (http.metrics_listen, h-net): then
-        // this row goes with the route.
-        row("GET", "/metrics", |c| public(c, S(200))),
     ]
 }
 

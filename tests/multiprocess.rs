@@ -70,6 +70,7 @@ impl Node {
             .env("GIFTSTREAM_SETTLEMENT__CLAIM_IDLE_MS", "1000")
             .env("GIFTSTREAM_HUB__STATS_INTERVAL_MS", "200")
             .env("GIFTSTREAM_HUB__ROOM_LINGER_MS", "300")
+            .env("GIFTSTREAM_HTTP__METRICS_LISTEN", "127.0.0.1:0")
             .env("GIFTSTREAM_COUNTERS__VIEWERS_TTL_MS", "2000")
             .env("RUST_LOG", "giftstream=info")
             .stdin(Stdio::null())

@@ -424,7 +424,7 @@ async fn send_roses_acked(sender: &mut Ws, room: &str, n: u64, prefix: &str) {
 }
 
 async fn metric(s: &TestServer, name: &str) -> f64 {
-    let text = reqwest::get(s.url("/metrics"))
+    let text = reqwest::get(s.metrics_url())
         .await
         .unwrap()
         .text()
@@ -791,6 +791,13 @@ async fn the_overlay_page_is_served() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     let body = resp.text().await.unwrap();
+    assert!(body.contains("/overlay/assets/overlay.js"), "{body}");
+    // Its script is a file of its own (the CSP allows no inline script).
+    let js = reqwest::get(s.url("/overlay/assets/overlay.js"))
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    let body = js.text().await.unwrap();
     assert!(
         body.contains("giftstream.v1.json") && body.contains("resume"),
         "the overlay speaks v1 and resumes"
@@ -806,7 +813,12 @@ async fn the_overlay_page_is_served() {
 /// (here, opening rooms) once answered 500 `database is locked`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ledger_writes_all_succeed() {
-    let s = TestServer::start(&embedded(), |_| {}).await;
+    let s = TestServer::start(&embedded(), |c| {
+        // 24 rooms of one creator at once: above the default limits.
+        c.limits.rooms_per_hour_max = 100;
+        c.limits.live_rooms_per_creator_max = 100;
+    })
+    .await;
     let creator = s.token("alice", Role::Creator);
     let admin = s.token("ops", Role::Admin);
     let results = futures_util::future::join_all((0..24).map(|i| {

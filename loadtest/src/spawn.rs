@@ -77,6 +77,13 @@ impl SpawnedServer {
                 CONNECTIONS_MAX.to_string(),
             )
             .env("GIFTSTREAM_AUTH__JWT_SECRET", jwt_secret)
+            // Every load socket comes from loopback: no per-IP cap.
+            .env(
+                "GIFTSTREAM_HUB__CONNECTIONS_PER_IP_MAX",
+                CONNECTIONS_MAX.to_string(),
+            )
+            // A real server may hold 127.0.0.1:9090.
+            .env("GIFTSTREAM_HTTP__METRICS_LISTEN", "127.0.0.1:0")
             // Load senders exceed a viewer's per-socket message budget by design.
             .env("GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX", "100000000")
             .env(

@@ -57,6 +57,8 @@ pub struct AppState {
 pub struct Running {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (`http.metrics_listen`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     /// Shared state (tests inspect engines through it).
     pub state: Arc<AppState>,
     shutdown: CancellationToken,
@@ -241,15 +243,27 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("binding http.listen {}", state.cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());
-    let send_buffer_len = state.cfg.hub.socket_send_buffer_len;
-    let listener =
-        axum::serve::ListenerExt::tap_io(listener, move |tcp: &mut tokio::net::TcpStream| {
-            // Gift events are small and latency-bound: no Nagle delay.
-            let _ = tcp.set_nodelay(true);
-            if send_buffer_len > 0 {
-                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer_len);
-            }
-        });
+    let metrics_addr = match state.cfg.http.metrics_listen.as_str() {
+        "" => None,
+        m => {
+            let at: SocketAddr = m.parse().context("http.metrics_listen")?;
+            let l = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("binding http.metrics_listen {at}"))?;
+            let bound = l.local_addr()?;
+            let stop = state.shutdown.clone();
+            let metrics = crate::http::metrics_router(state.clone());
+            tokio::spawn(async move {
+                let served = axum::serve(l, metrics)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "metrics listener stopped");
+                }
+            });
+            Some(bound)
+        }
+    };
     if state.stripe.is_some() {
         // Cash-outs a crash or an unanswered Transfer left pending: retried
         // at start, then every `stripe.cashout_retry_interval_ms`.
@@ -274,15 +288,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let worker_abort = worker_task.abort_handle();
     let st = state.clone();
     let task = tokio::spawn(async move {
-        let stop = st.shutdown.clone();
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await });
+        let serve = serve_http(listener, router, st.clone());
         let mut worker_task = worker_task;
         let served = tokio::select! {
-            r = serve => r.map_err(anyhow::Error::from),
+            r = serve => r,
             r = &mut worker_task => {
                 // Settlement gave up: stop serving, report why.
                 st.shutdown.cancel();
@@ -303,9 +312,87 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     });
     Ok(Running {
         addr,
+        metrics_addr,
         state,
         shutdown,
         task,
         worker: worker_abort,
     })
+}
+
+/// Accept and serve HTTP/1 connections until shutdown, then wait for the
+/// requests in flight (upgraded sockets live on in their own tasks and
+/// close themselves with 1001).
+///
+/// axum::serve sets no header read timeout: a client sending a request
+/// head byte by byte (or half of one, then nothing) would hold its
+/// connection forever. hyper's own connection builder bounds it
+/// (`http.header_read_timeout_ms`, which also bounds an idle keep-alive
+/// connection).
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    st: Arc<AppState>,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(st.cfg.http.header_read_timeout_ms))
+        .keep_alive(true);
+    let send_buffer_len = st.cfg.hub.socket_send_buffer_len;
+    // Every connection task holds a receiver; all gone = all served.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(());
+    loop {
+        let accepted = tokio::select! {
+            _ = st.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                ) {
+                    // Out of file descriptors and the like: wait a moment.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                continue;
+            }
+        };
+        // Gift events are small and latency-bound: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        if send_buffer_len > 0 {
+            let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(send_buffer_len);
+        }
+        let router = router.clone();
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let mut router = router.clone();
+                async move { tower_service::Service::call(&mut router, req).await }
+            });
+        let conn = h1.serve_connection(TokioIo::new(tcp), svc).with_upgrades();
+        let stop = st.shutdown.clone();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    drop(done_rx);
+    done_tx.closed().await;
+    Ok(())
 }

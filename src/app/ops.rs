@@ -121,9 +121,8 @@ pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::new(
-                ErrorCode::Internal,
-                "the ledger commit is late; the gift is accepted and will settle",
+            return Err(Error::outcome_unknown_because(
+                "the ledger commit is late (gift.ack_timeout_ms); the gift is accepted and will settle",
             ));
         }
         tokio::time::sleep(Duration::from_millis(LEDGER_POLL_MS)).await;
@@ -133,10 +132,16 @@ pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &
 /// Credit coins: ledger first (idempotent on the op id), then the wallet.
 pub async fn credit(state: &AppState, op: CreditOp) -> Result<(CreditOutcome, i64)> {
     let outcome = state.ledger.credit(&op).await?;
+    // The ledger holds the credit now: a failure from here on is not "no
+    // effect" (the retry with the same id completes the wallet's credit).
     let balance = state
         .counters
         .credit(&outcome.op.user, outcome.op.coins, &outcome.op.op_id)
-        .await?;
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::Internal => Error::outcome_unknown_because(e.message),
+            _ => e,
+        })?;
     Ok((outcome, balance))
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const DEV_JWT_SECRET: &str = "giftstream-dev-secret-change-me-in-production";
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 11] = [
+pub const SECTIONS: [&str; 12] = [
     "http",
     "auth",
     "counters",
@@ -31,6 +31,7 @@ pub const SECTIONS: [&str; 11] = [
     "stripe",
     "payouts",
     "admin",
+    "limits",
 ];
 
 /// Everything the binary can be told.
@@ -59,6 +60,9 @@ pub struct Config {
     pub payouts: PayoutsConfig,
     /// Limits on admin operations.
     pub admin: AdminConfig,
+    /// Per-user limits on what costs the platform (rooms, videos,
+    /// PaymentIntents).
+    pub limits: LimitsConfig,
 }
 
 /// `[payouts]`: when diamonds become cashable, and how much a creator may
@@ -109,6 +113,34 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             grant_coins_per_day_max: 1_000_000,
+        }
+    }
+}
+
+/// `[limits]`: per user, answered 429 `rate_limited` beyond. The hourly
+/// counts are fixed one-hour windows in the counters engine (shared by
+/// every node on Redis); each request counts, refused or replayed ones too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `POST /v1/rooms` per creator per hour.
+    pub rooms_per_hour_max: u64,
+    /// `POST /v1/videos` per creator per hour.
+    pub videos_per_hour_max: u64,
+    /// Rooms of one creator live at once (read from the ledger); opening
+    /// another is refused, re-opening a live one is not.
+    pub live_rooms_per_creator_max: u64,
+    /// PaymentIntents (coin purchases and tips together) per user per hour.
+    pub payment_intents_per_hour_max: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            rooms_per_hour_max: 20,
+            videos_per_hour_max: 60,
+            live_rooms_per_creator_max: 3,
+            payment_intents_per_hour_max: 30,
         }
     }
 }
@@ -273,6 +305,29 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest HTTP request body.
     pub body_len_max: usize,
+    /// A client must send a request's whole head (request line and
+    /// headers) within this long of the server starting to wait for it,
+    /// or the connection is closed; it also bounds how long an idle
+    /// keep-alive connection stays open, ms.
+    pub header_read_timeout_ms: u64,
+    /// An HTTP route must answer within this long, else the request is
+    /// answered 503 (`outcome_unknown` for a method that changes state,
+    /// `internal` for GET/HEAD), ms. `/v1/ws` has `hub.handshake_timeout_ms`.
+    pub request_timeout_ms: u64,
+    /// Empty: a client's IP (for `hub.connections_per_ip_max`) is the TCP
+    /// peer's. Behind a load balancer: the header that balancer appends,
+    /// e.g. `X-Forwarded-For`; the right-most entry of its last occurrence
+    /// is used (the one the trusted proxy wrote). Set it only when every
+    /// request reaches giftstream through that proxy: otherwise clients can
+    /// write the header themselves.
+    pub client_ip_header: String,
+    /// Where `/metrics` is served (its own listener; keep it on loopback or
+    /// a private network). Empty: no metrics listener. `/metrics` is never
+    /// served on `http.listen`.
+    pub metrics_listen: String,
+    /// The overlay page's CSP `frame-ancestors` sources (who may embed it in
+    /// a frame), e.g. `'none'` or `https://studio.example.com`.
+    pub overlay_frame_ancestors: String,
 }
 
 impl Default for HttpConfig {
@@ -280,6 +335,11 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_len_max: 16 * 1024,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            client_ip_header: String::new(),
+            metrics_listen: "127.0.0.1:9090".into(),
+            overlay_frame_ancestors: "'none'".into(),
         }
     }
 }
@@ -585,6 +645,21 @@ pub struct HubConfig {
     /// Client messages per second one socket may send (token bucket with a
     /// one-second burst); beyond, each message gets `rate_limited`.
     pub socket_msgs_per_s_max: u32,
+    /// The `/v1/ws` upgrade request must be answered (101 or an error)
+    /// within this long once its head is read, ms; the head itself is
+    /// bounded by `http.header_read_timeout_ms`, the socket after the
+    /// upgrade by `hub.idle_timeout_ms`.
+    pub handshake_timeout_ms: u64,
+    /// The server pings each socket this often, ms.
+    pub ping_interval_ms: u64,
+    /// A socket from which nothing (no pong, no frame) arrived for this
+    /// long is closed with 1001, ms. Above `hub.ping_interval_ms`.
+    pub idle_timeout_ms: u64,
+    /// Open sockets per client IP at most (see `http.client_ip_header`);
+    /// beyond, the upgrade is answered 429 `rate_limited`.
+    pub connections_per_ip_max: usize,
+    /// Open sockets per user at most; beyond, 429 `rate_limited`.
+    pub connections_per_user_max: usize,
 }
 
 impl Default for HubConfig {
@@ -612,6 +687,11 @@ impl Default for HubConfig {
             room_gifters_max: 100_000,
             room_linger_ms: 5000,
             socket_msgs_per_s_max: 1000,
+            handshake_timeout_ms: 10_000,
+            ping_interval_ms: 30_000,
+            idle_timeout_ms: 75_000,
+            connections_per_ip_max: 1000,
+            connections_per_user_max: 16,
         }
     }
 }
@@ -672,6 +752,82 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// Timeouts, connection caps and the HTTP surface (`http.*`, the
+    /// socket keys of `hub.*`).
+    fn validate_net(&self) -> Result<(), ConfigError> {
+        fn bad(key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError {
+                key: key.into(),
+                message: message.into(),
+            })
+        }
+        let positive: [(&str, u64); 11] = [
+            ("limits.rooms_per_hour_max", self.limits.rooms_per_hour_max),
+            (
+                "limits.videos_per_hour_max",
+                self.limits.videos_per_hour_max,
+            ),
+            (
+                "limits.live_rooms_per_creator_max",
+                self.limits.live_rooms_per_creator_max,
+            ),
+            (
+                "limits.payment_intents_per_hour_max",
+                self.limits.payment_intents_per_hour_max,
+            ),
+            (
+                "http.header_read_timeout_ms",
+                self.http.header_read_timeout_ms,
+            ),
+            ("http.request_timeout_ms", self.http.request_timeout_ms),
+            ("hub.handshake_timeout_ms", self.hub.handshake_timeout_ms),
+            ("hub.ping_interval_ms", self.hub.ping_interval_ms),
+            ("hub.idle_timeout_ms", self.hub.idle_timeout_ms),
+            (
+                "hub.connections_per_ip_max",
+                self.hub.connections_per_ip_max as u64,
+            ),
+            (
+                "hub.connections_per_user_max",
+                self.hub.connections_per_user_max as u64,
+            ),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return bad(key, "must be greater than 0");
+            }
+        }
+        if self.hub.idle_timeout_ms <= self.hub.ping_interval_ms {
+            return bad(
+                "hub.idle_timeout_ms",
+                "must exceed hub.ping_interval_ms (a pong needs time to come back)",
+            );
+        }
+        let h = &self.http.client_ip_header;
+        if !h.is_empty() && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            return bad("http.client_ip_header", "not a valid header name");
+        }
+        let m = &self.http.metrics_listen;
+        if !m.is_empty() && m.parse::<SocketAddr>().is_err() {
+            return bad(
+                "http.metrics_listen",
+                "expected IP:PORT (e.g. 127.0.0.1:9090) or empty for none",
+            );
+        }
+        let fa = self.http.overlay_frame_ancestors.trim();
+        if fa.is_empty()
+            || fa
+                .chars()
+                .any(|c| c == ';' || c == ',' || c.is_control() || !c.is_ascii())
+        {
+            return bad(
+                "http.overlay_frame_ancestors",
+                "expected CSP sources separated by spaces (e.g. 'none' or https://example.com)",
+            );
+        }
+        Ok(())
+    }
+
     /// Defaults, then the TOML file (if given), then `GIFTSTREAM_*` env vars.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
@@ -878,6 +1034,7 @@ impl Config {
                 return bad(key, "must be greater than 0");
             }
         }
+        self.validate_net()?;
         if self.hub.write_buffer_len_max <= self.hub.write_buffer_len + self.hub.frame_close_len_max
         {
             return bad(
@@ -1052,6 +1209,43 @@ mod tests {
             assert_eq!(e.key, "settlement.flush_interval_ms");
             Ok(())
         });
+    }
+
+    #[test]
+    fn net_limits_are_validated_with_their_key() {
+        type Breaks = fn(&mut Config);
+        let cases: [(&str, Breaks); 7] = [
+            ("hub.idle_timeout_ms", |c| {
+                c.hub.idle_timeout_ms = c.hub.ping_interval_ms
+            }),
+            ("http.header_read_timeout_ms", |c| {
+                c.http.header_read_timeout_ms = 0
+            }),
+            ("hub.connections_per_ip_max", |c| {
+                c.hub.connections_per_ip_max = 0
+            }),
+            ("http.metrics_listen", |c| {
+                c.http.metrics_listen = "9090".into()
+            }),
+            ("http.client_ip_header", |c| {
+                c.http.client_ip_header = "X Forwarded".into()
+            }),
+            ("http.overlay_frame_ancestors", |c| {
+                c.http.overlay_frame_ancestors = "'self'; script-src *".into()
+            }),
+            ("limits.live_rooms_per_creator_max", |c| {
+                c.limits.live_rooms_per_creator_max = 0
+            }),
+        ];
+        for (key, bad) in cases {
+            let mut c = Config::default();
+            bad(&mut c);
+            assert_eq!(c.validate().unwrap_err().key, key);
+        }
+        let mut c = Config::default();
+        c.http.metrics_listen = String::new();
+        c.http.client_ip_header = "X-Forwarded-For".into();
+        c.validate().unwrap();
     }
 
     #[test]

@@ -33,8 +33,13 @@ pub enum ErrorCode {
     HistoryGone,
     /// The video was never registered.
     UnknownVideo,
-    /// A failure on our side; the request had no effect.
+    /// A failure on our side before anything was changed: the request had
+    /// no effect.
     Internal,
+    /// A failure on our side after the request may have taken effect (a
+    /// reply lost after the gift script ran, a ledger ack that timed out):
+    /// retrying with the same id is safe and answers the original outcome.
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
@@ -52,6 +57,7 @@ impl ErrorCode {
             ErrorCode::HistoryGone => "history_gone",
             ErrorCode::UnknownVideo => "unknown_video",
             ErrorCode::Internal => "internal",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
         }
     }
 
@@ -67,6 +73,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::HistoryGone => 410,
             ErrorCode::Internal => 500,
+            ErrorCode::OutcomeUnknown => 503,
         }
     }
 }
@@ -112,12 +119,28 @@ impl Error {
     }
 
     /// `internal`: logs the cause and answers a message that leaks nothing.
+    /// It claims nothing about the request's effect: a caller that knows
+    /// the request may have taken effect answers [`Error::outcome_unknown`].
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Error::new(
-            ErrorCode::Internal,
-            "internal error; the request had no effect",
-        )
+        Error::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl Error {
+    /// The message of `outcome_unknown`.
+    pub const OUTCOME_UNKNOWN: &'static str =
+        "the request may or may not have taken effect; retrying with the same id is safe";
+
+    /// `outcome_unknown`: the request may have taken effect.
+    pub fn outcome_unknown() -> Self {
+        Error::new(ErrorCode::OutcomeUnknown, Error::OUTCOME_UNKNOWN)
+    }
+
+    /// `outcome_unknown`, logging the cause.
+    pub fn outcome_unknown_because(cause: impl fmt::Display) -> Self {
+        tracing::error!(%cause, "outcome unknown");
+        Error::outcome_unknown()
     }
 }
 

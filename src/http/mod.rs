@@ -3,17 +3,23 @@
 //! Owns: the axum router and its route list ([`ROUTES`], the one place a
 //! route is added), authentication of every request ([`Caller`]),
 //! body parsing into typed errors ([`JsonBody`]), the mapping of [`Error`]
-//! to a status and `{"code", "message"}`, `/metrics` and `/healthz`.
+//! to a status and `{"code", "message"}`, `/healthz`, the `/metrics`
+//! router (served on its own listener, `http.metrics_listen`), request and
+//! handshake deadlines, the security headers of every response, and
+//! admission of sockets (per client IP, per user) before the upgrade.
 //! Must not: hold business rules; handlers check roles, then call
 //! [`crate::app::ops`].
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
@@ -60,10 +66,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/creators/me/cashouts"),
     ("POST", "/v1/creators/me/overlay-tokens"),
     ("GET", "/overlay/{room}"),
+    ("GET", "/overlay/assets/overlay.js"),
+    ("GET", "/overlay/assets/overlay.css"),
     ("GET", "/assets/gifts/{file}"),
     ("GET", "/sdk/giftstream.js"),
     ("GET", "/healthz"),
-    ("GET", "/metrics"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -102,10 +109,11 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/v1/creators/me/cashouts") => on(filter, cashout),
         ("POST", "/v1/creators/me/overlay-tokens") => on(filter, overlay_token),
         ("GET", "/overlay/{room}") => on(filter, overlay),
+        ("GET", "/overlay/assets/overlay.js") => on(filter, overlay_js),
+        ("GET", "/overlay/assets/overlay.css") => on(filter, overlay_css),
         ("GET", "/assets/gifts/{file}") => on(filter, assets::gift_art),
         ("GET", "/sdk/giftstream.js") => on(filter, assets::sdk_js),
         ("GET", "/healthz") => on(filter, || async { Json(json!({ "ok": true })) }),
-        ("GET", "/metrics") => on(filter, prometheus),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }
@@ -129,7 +137,94 @@ pub fn router(state: Shared) -> Router {
             state.clone(),
             refuse_scoped,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline,
+        ))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// The router of the metrics listener (`http.metrics_listen`): `/metrics`
+/// only. Never merged into [`router`]: the main listener is public.
+pub fn metrics_router(state: Shared) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(prometheus))
+        .fallback(|| async {
+            Error::bad_request("no such route").with_status(StatusCode::NOT_FOUND)
+        })
+        .with_state(state)
+}
+
+/// Every response: no MIME sniffing, no Referer (the overlay's URL holds
+/// a token).
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+/// Bound the time to answer: `http.request_timeout_ms` for a route,
+/// `hub.handshake_timeout_ms` for the `/v1/ws` upgrade (up to its 101; the
+/// socket after it lives in its own task). Past it the handler is dropped
+/// and the client told 503: `outcome_unknown` when the method changes
+/// state (it may have taken effect), `internal` for GET/HEAD.
+async fn deadline(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let (ms, key) = if req.uri().path() == "/v1/ws" {
+        (
+            state.cfg.hub.handshake_timeout_ms,
+            "hub.handshake_timeout_ms",
+        )
+    } else {
+        (state.cfg.http.request_timeout_ms, "http.request_timeout_ms")
+    };
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    match tokio::time::timeout(Duration::from_millis(ms), next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            metrics::counter!("giftstream_http_timeouts_total").increment(1);
+            let e = if safe {
+                Error::new(
+                    ErrorCode::Internal,
+                    format!("not answered in time ({key}); the request had no effect"),
+                )
+            } else {
+                Error::outcome_unknown()
+            };
+            e.with_status(StatusCode::SERVICE_UNAVAILABLE)
+        }
+    }
+}
+
+/// The client's IP for the per-IP socket cap: the TCP peer, or with
+/// `http.client_ip_header` set, the right-most entry of that header's last
+/// occurrence (the one the trusted proxy appended; entries to its left come
+/// from the client and are ignored). A request without the header (or with
+/// an entry that is no IP) counts as the peer.
+pub fn client_ip(header_name: &str, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    if header_name.is_empty() {
+        return peer.ip();
+    }
+    headers
+        .get_all(header_name)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .and_then(|s| {
+            s.parse::<IpAddr>()
+                .ok()
+                .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        })
+        .unwrap_or(peer.ip())
 }
 
 impl IntoResponse for Error {
@@ -229,11 +324,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 async fn ws(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     SocketCaller(who): SocketCaller,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
     let upgrade = upgrade
         .map_err(|e| Error::bad_request(format!("not a WebSocket upgrade: {}", e.body_text())))?;
+    // Counted from here until the socket ends, whatever way (the closure
+    // below owns it, and is dropped when the upgrade fails too).
+    let ip = client_ip(&state.cfg.http.client_ip_header, &headers, peer);
+    let admission = state
+        .hub
+        .caps()
+        .admit(ip, &who.identity.user)
+        .inspect_err(|_| {
+            metrics::counter!("giftstream_ws_refused_total", "reason" => "caps").increment(1);
+        })?;
     let permit = state.connections.clone().try_acquire_owned().map_err(|_| {
         Error::new(
             ErrorCode::RateLimited,
@@ -250,8 +357,13 @@ async fn ws(
         .max_frame_size(hub.frame_close_len_max);
     let encoding =
         Encoding::from_subprotocol(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
-    Ok(upgrade
-        .on_upgrade(move |socket| crate::hub::conn::serve(socket, state, who, encoding, permit)))
+    Ok(upgrade.on_upgrade(move |socket| {
+        let conn = crate::hub::conn::serve(socket, state, who, encoding, permit);
+        async move {
+            conn.await;
+            drop(admission);
+        }
+    }))
 }
 
 /// The creator's OBS browser-source overlay: `/overlay/ROOM?token=JWT`.
@@ -276,14 +388,96 @@ async fn overlay(
             }
         }
     }
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
+        state.cfg.http.overlay_frame_ancestors.trim()
+    );
+    let csp = HeaderValue::from_str(&csp)
+        .map_err(|_| Error::internal("http.overlay_frame_ancestors is no header value"))?;
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
         include_str!("overlay.html"),
     )
         .into_response())
+}
+
+async fn overlay_js() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        include_str!("overlay.js"),
+    )
+        .into_response()
+}
+
+async fn overlay_css() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/css; charset=utf-8"),
+        )],
+        include_str!("overlay.css"),
+    )
+        .into_response()
+}
+
+/// One of a fixed set of locks, picked by `creator`: opening rooms is
+/// serialized per creator, so the live-room cap cannot be raced on a node.
+fn open_room_lock(creator: &str) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::BuildHasher;
+    const STRIPES: usize = 64;
+    static LOCKS: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect());
+    let h = foldhash::fast::FixedState::default().hash_one(creator);
+    &locks[h as usize % STRIPES]
+}
+
+/// Count one `what` for `user` in this hour's window; `rate_limited`
+/// beyond `max` (the config key named in the message).
+async fn per_hour(
+    state: &AppState,
+    what: &str,
+    user: &str,
+    max: u64,
+    key: &str,
+) -> Result<(), Error> {
+    const HOUR_MS: u64 = 3_600_000;
+    if state
+        .counters
+        .count_in_window(&format!("{what}:{user}"), HOUR_MS, max)
+        .await?
+    {
+        Ok(())
+    } else {
+        metrics::counter!("giftstream_limited_total", "limit" => what.to_string()).increment(1);
+        Err(Error::new(
+            ErrorCode::RateLimited,
+            format!("at most {max} an hour ({key}); try again later"),
+        ))
+    }
+}
+
+/// Coin purchases and tips share one hourly budget: each creates a Stripe
+/// PaymentIntent.
+async fn payment_intents_per_hour(state: &AppState, who: &Identity) -> Result<(), Error> {
+    per_hour(
+        state,
+        "payment_intents",
+        &who.user,
+        state.cfg.limits.payment_intents_per_hour_max,
+        "limits.payment_intents_per_hour_max",
+    )
+    .await
 }
 
 async fn catalog(State(state): State<Shared>) -> Json<serde_json::Value> {
@@ -327,6 +521,32 @@ async fn open_room(
         )
     });
     check_name("room", &room)?;
+    let limits = &state.cfg.limits;
+    // The live-room count and the open are one step per creator on this
+    // node (across nodes, two opens at the same instant may both pass).
+    let _one_at_a_time = open_room_lock(&who.user).lock().await;
+    let live_here = matches!(
+        state.ledger.target(&Target::room(&room)).await?,
+        Some(t) if t.live && t.creator == who.user
+    );
+    if !live_here && state.ledger.live_rooms(&who.user).await? >= limits.live_rooms_per_creator_max
+    {
+        return Err(Error::new(
+            ErrorCode::RateLimited,
+            format!(
+                "{} rooms live at once at most (limits.live_rooms_per_creator_max); end one first",
+                limits.live_rooms_per_creator_max
+            ),
+        ));
+    }
+    per_hour(
+        &state,
+        "rooms",
+        &who.user,
+        limits.rooms_per_hour_max,
+        "limits.rooms_per_hour_max",
+    )
+    .await?;
     let created = ops::open_room(&state, &room, &who.user).await?;
     let status = if created {
         StatusCode::CREATED
@@ -428,6 +648,14 @@ async fn register_video(
 ) -> Result<Response, Error> {
     who.require(Role::Creator)?;
     check_name("video", &v.video)?;
+    per_hour(
+        &state,
+        "videos",
+        &who.user,
+        state.cfg.limits.videos_per_hour_max,
+        "limits.videos_per_hour_max",
+    )
+    .await?;
     ops::register_video(&state, &v.video, &who.user).await?;
     Ok((
         StatusCode::CREATED,
@@ -517,6 +745,7 @@ async fn purchase(
     Caller(who): Caller,
     JsonBody(b): JsonBody<Purchase>,
 ) -> Result<Json<payments::PurchaseAnswer>, Error> {
+    payment_intents_per_hour(&state, &who).await?;
     payments::create_purchase(&state, &who, &b.package, &b.id)
         .await
         .map(Json)
@@ -563,6 +792,7 @@ struct Tip {
 }
 
 async fn tip(state: &AppState, who: &Identity, target: Target, t: Tip) -> Result<Response, Error> {
+    payment_intents_per_hour(state, who).await?;
     let answer = payments::create_tip(
         state,
         who,

@@ -26,15 +26,18 @@ use crate::app::{ops, AppState};
 use crate::auth::{scoped_refusal, Identity, Role, Scope, Token};
 use crate::config::AckMode;
 use crate::error::{Error, ErrorCode, Result};
-use crate::protocol::{decode_client, ClientMsg, Encoding, ServerMsg};
+use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, ServerMsg};
 use crate::wallet::Target;
 
 /// Close code for a frame over `hub.frame_close_len_max`.
 pub const CLOSE_TOO_BIG: u16 = 1009;
-/// Close code on server shutdown.
+/// Close code on server shutdown, and for a socket silent for
+/// `hub.idle_timeout_ms` (no pong, no frame).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code when the socket's token expired without a `refresh`.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// `resume` of one room on one socket at most this often.
+const RESUME_INTERVAL: Duration = Duration::from_secs(1);
 /// Ledger-mode acks one socket may have waiting at once.
 const ACKS_WAITING_MAX: usize = 256;
 
@@ -117,6 +120,7 @@ pub fn serve(
         rooms: Vec::new(),
         acks_waiting: None,
         bucket: TokenBucket::new(cfg.socket_msgs_per_s_max),
+        resumed: Vec::new(),
         state,
     };
     read_until_closed(reader, stream, ctl, writer, permit)
@@ -168,6 +172,8 @@ struct Reader {
     /// sockets never send a gift).
     acks_waiting: Option<Arc<Semaphore>>,
     bucket: TokenBucket,
+    /// Rooms resumed in the last [`RESUME_INTERVAL`], and when.
+    resumed: Vec<(Box<str>, Instant)>,
     state: Arc<AppState>,
 }
 
@@ -204,13 +210,21 @@ impl TokenBucket {
 
 impl Reader {
     async fn run(&mut self, mut stream: SplitStream<WebSocket>) {
-        let frame_len_max = self.state.hub.config().frame_len_max;
+        let cfg = self.state.hub.config();
+        let frame_len_max = cfg.frame_len_max;
+        let ping_every = Duration::from_millis(cfg.ping_interval_ms);
+        let idle_max = Duration::from_millis(cfg.idle_timeout_ms);
         let ctl = self.ctl.clone();
         let stopped = ctl.kick.cancelled();
         tokio::pin!(stopped);
         let mut armed = self.exp;
         let expiry = tokio::time::sleep_until(token_deadline(armed));
         tokio::pin!(expiry);
+        // One timer per socket: every `hub.ping_interval_ms` a ping, and a
+        // close once nothing arrived for `hub.idle_timeout_ms`.
+        let mut heard = tokio::time::Instant::now();
+        let tick = tokio::time::sleep(ping_every.min(idle_max));
+        tokio::pin!(tick);
         loop {
             if self.exp != armed {
                 armed = self.exp;
@@ -224,7 +238,22 @@ impl Reader {
                     return;
                 }
                 m = stream.next() => m,
+                _ = &mut tick => {
+                    let now = tokio::time::Instant::now();
+                    let silent = now.duration_since(heard);
+                    if silent >= idle_max {
+                        metrics::counter!("giftstream_ws_idle_closed_total").increment(1);
+                        self.ctl.kick(CLOSE_GOING_AWAY, "idle timeout");
+                        return;
+                    }
+                    // A full queue already holds frames for this socket;
+                    // its pong (or its being kicked as slow) follows them.
+                    let _ = self.tx.try_send(Message::Ping(bytes::Bytes::new()));
+                    tick.as_mut().reset(now + ping_every.min(idle_max - silent));
+                    continue;
+                }
             };
+            heard = tokio::time::Instant::now();
             let frame = match next {
                 None | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
@@ -247,10 +276,9 @@ impl Reader {
                     ErrorCode::RateLimited,
                     "too many messages on this socket (hub.socket_msgs_per_s_max)",
                 );
-                let id = decode_client(payload, enc).ok().and_then(|m| match m {
-                    ClientMsg::Gift { id, .. } => Some(id),
-                    _ => None,
-                });
+                // Not decoded: only its `id` is read (a gift's, for the
+                // client to match the refusal).
+                let id = peek_id(payload, enc);
                 Box::pin(self.reply(ServerMsg::error(&e, id))).await
             } else if payload.len() > frame_len_max {
                 let e = Error::bad_request(format!(
@@ -306,6 +334,17 @@ impl Reader {
                 self.answer_err(result).await
             }
             ClientMsg::Resume { room, since } => {
+                let now = Instant::now();
+                self.resumed
+                    .retain(|(_, at)| now.duration_since(*at) < RESUME_INTERVAL);
+                if self.resumed.iter().any(|(r, _)| **r == *room) {
+                    let e = Error::new(
+                        ErrorCode::RateLimited,
+                        format!("resume of room `{room}` at most once a second on a socket"),
+                    );
+                    return self.reply(ServerMsg::error(&e, None)).await;
+                }
+                self.resumed.push((room.as_str().into(), now));
                 let result = self.subscribe(&room, Some(since), false).await;
                 self.answer_err(result).await
             }

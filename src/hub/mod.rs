@@ -12,6 +12,7 @@
 //! Must not: change balances or seqs (the counters engine does, and then
 //! publishes through [`EventSink`]), or block a room on a slow socket.
 
+pub mod admit;
 pub mod conn;
 pub mod outbox;
 pub mod room;
@@ -73,6 +74,7 @@ pub struct Hub {
     next_conn_id: AtomicU64,
     relayed: AtomicBool,
     changed: Arc<Notify>,
+    caps: Arc<admit::ConnCaps>,
 }
 
 impl Hub {
@@ -80,10 +82,11 @@ impl Hub {
     pub fn new(cfg: HubConfig) -> Arc<Hub> {
         Arc::new(Hub {
             rooms: DashMap::new(),
-            cfg,
             next_conn_id: AtomicU64::new(1),
             relayed: AtomicBool::new(false),
             changed: Arc::new(Notify::new()),
+            caps: admit::ConnCaps::new(cfg.connections_per_ip_max, cfg.connections_per_user_max),
+            cfg,
         })
     }
 
@@ -113,6 +116,11 @@ impl Hub {
     /// The hub's configuration.
     pub fn config(&self) -> &HubConfig {
         &self.cfg
+    }
+
+    /// Open sockets per client IP and per user (`hub.connections_per_*`).
+    pub fn caps(&self) -> &Arc<admit::ConnCaps> {
+        &self.caps
     }
 
     /// A fresh connection id.

@@ -530,6 +530,9 @@ pub trait Ledger: Send + Sync + 'static {
     /// Whether the gift `(target key, seq)` is in the ledger (settled).
     async fn has_gift(&self, target: &str, seq: u64) -> Result<bool>;
 
+    /// How many rooms of `creator` are live (`limits.live_rooms_per_creator_max`).
+    async fn live_rooms(&self, creator: &str) -> Result<u64>;
+
     /// Balance of one account in one currency.
     async fn balance(&self, account: &str, currency: &str) -> Result<i64>;
 

@@ -488,6 +488,14 @@ impl Ledger for PgLedger {
         .transpose()
     }
 
+    async fn live_rooms(&self, creator: &str) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE creator = $1 AND live")
+            .bind(creator)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
         let Ok(seq) = i64::try_from(seq) else {
             return Ok(false);

@@ -468,6 +468,15 @@ impl Ledger for SqliteLedger {
         }))
     }
 
+    async fn live_rooms(&self, creator: &str) -> Result<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE creator = $1 AND live = 1")
+                .bind(creator)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM gifts WHERE target = $1 AND seq = $2")

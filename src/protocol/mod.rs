@@ -283,6 +283,13 @@ pub fn decode_client(payload: &[u8], enc: Encoding) -> Result<ClientMsg, (Error,
     }
 }
 
+/// Best effort: a message's string `id` field, read without decoding the
+/// message itself (other fields are skipped, not built): for a frame
+/// refused before it is handled (the socket's message budget is spent).
+pub fn peek_id(payload: &[u8], enc: Encoding) -> Option<String> {
+    loose_id(payload, enc)
+}
+
 /// Best effort: the string `id` field of a message that failed to decode.
 fn loose_id(payload: &[u8], enc: Encoding) -> Option<String> {
     #[derive(Deserialize)]

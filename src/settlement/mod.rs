@@ -19,7 +19,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SettlementConfig;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::wallet::{Batch, Counters};
 
@@ -46,13 +46,11 @@ impl Settlement {
         .await;
         match waited {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::new(
-                ErrorCode::Internal,
+            Ok(Err(_)) => Err(Error::outcome_unknown_because(
                 "settlement stopped before the gift was committed",
             )),
-            Err(_) => Err(Error::new(
-                ErrorCode::Internal,
-                "the ledger commit is late; the gift is accepted and will settle",
+            Err(_) => Err(Error::outcome_unknown_because(
+                "the ledger commit is late (gift.ack_timeout_ms); the gift is accepted and will settle",
             )),
         }
     }

@@ -65,6 +65,9 @@ struct TargetState {
     combos: FastMap<(String, String), (i64, u32)>,
 }
 
+/// `count_in_window` keys kept before those of past windows are swept.
+const WINDOW_KEYS_SWEEP: usize = 65_536;
+
 /// Streak entries kept per target before old ones are swept.
 const COMBOS_PER_TARGET_MAX: usize = 4096;
 
@@ -82,6 +85,8 @@ pub struct MemoryCounters {
     pending: Mutex<PendingQueue>,
     credit_ops: Mutex<FastSet<String>>,
     debit_ops: Mutex<FastMap<String, i64>>,
+    /// `count_in_window`: key -> (window index, count).
+    windows: Mutex<FastMap<String, (u64, u64)>>,
     sink: Arc<dyn EventSink>,
     cfg: CountersConfig,
 }
@@ -99,6 +104,7 @@ impl MemoryCounters {
             }),
             credit_ops: Mutex::new(FastSet::default()),
             debit_ops: Mutex::new(FastMap::default()),
+            windows: Mutex::new(FastMap::default()),
             sink,
             cfg,
         }
@@ -322,6 +328,21 @@ impl Counters for MemoryCounters {
         w.coins -= taken;
         ops.insert(op_id.to_string(), taken);
         Ok(taken)
+    }
+
+    async fn count_in_window(&self, key: &str, window_ms: u64, max: u64) -> Result<bool> {
+        let window = crate::protocol::now_ms() as u64 / window_ms.max(1);
+        let mut w = self.windows.lock();
+        // Counts of past windows are dropped now and then (bounded memory).
+        if w.len() >= WINDOW_KEYS_SWEEP {
+            w.retain(|_, (at, _)| *at >= window);
+        }
+        let e = w.entry(key.to_string()).or_insert((window, 0));
+        if e.0 != window {
+            *e = (window, 0);
+        }
+        e.1 += 1;
+        Ok(e.1 <= max)
     }
 
     async fn balance(&self, user: &str) -> Result<i64> {

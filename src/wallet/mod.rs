@@ -219,6 +219,12 @@ pub trait Counters: Send + Sync + 'static {
     /// Coins in `user`'s wallet.
     async fn balance(&self, user: &str) -> Result<i64>;
 
+    /// Count one event under `key` (e.g. `rooms:USER`) in the current fixed
+    /// window of `window_ms` (windows start at multiples of it since the
+    /// epoch): true while the window's count, this one included, is at
+    /// most `max`. Shared by every node using the same engine (Redis).
+    async fn count_in_window(&self, key: &str, window_ms: u64, max: u64) -> Result<bool>;
+
     /// Diamonds accepted for `creator` but not yet settled.
     async fn pending_diamonds(&self, creator: &str) -> Result<i64>;
 

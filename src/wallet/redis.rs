@@ -147,6 +147,23 @@ fn redis_err(e: redis::RedisError) -> Error {
     Error::internal(format_args!("redis: {e}"))
 }
 
+/// The error of a script that changes state (a gift, a credit): when the
+/// command may have reached Redis and only its reply was lost (the
+/// connection dropped or timed out), the script may have run:
+/// `outcome_unknown` (the retry with the same id answers what happened).
+/// A refused connection or an error answer from Redis changed nothing:
+/// `internal`.
+fn script_err(e: redis::RedisError) -> Error {
+    let lost_reply = (e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
+        && !e.is_connection_refusal();
+    if lost_reply {
+        metrics::counter!("giftstream_redis_errors_total").increment(1);
+        Error::outcome_unknown_because(format_args!("redis: {e}"))
+    } else {
+        redis_err(e)
+    }
+}
+
 fn parse<T: std::str::FromStr>(v: Option<&String>, what: &str) -> Result<T> {
     v.and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::internal(format_args!("redis: bad `{what}` in a script answer")))
@@ -954,7 +971,7 @@ impl Counters for RedisCounters {
             .arg(self.hub_cfg.room_gifters_max)
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_err)?;
+            .map_err(script_err)?;
         match reply.first().map(String::as_str) {
             Some("OK") => {
                 let seq = parse(reply.get(1), "seq")?;
@@ -1008,7 +1025,9 @@ impl Counters for RedisCounters {
                 ),
                 _ => Error::internal("redis: unknown gift script error"),
             }),
-            _ => Err(Error::internal("redis: bad gift script answer")),
+            _ => Err(Error::outcome_unknown_because(
+                "redis: bad gift script answer",
+            )),
         }
     }
 
@@ -1026,12 +1045,26 @@ impl Counters for RedisCounters {
             .arg(AMOUNT_MAX)
             .invoke_async(&mut self.conn())
             .await
-            .map_err(redis_err)?;
+            .map_err(script_err)?;
         match reply.first().map(String::as_str) {
             Some("OK") => parse(reply.get(1), "balance"),
             Some("E") => Err(Error::bad_request("balance overflow")),
             _ => Err(Error::internal("redis: bad credit script answer")),
         }
+    }
+
+    async fn count_in_window(&self, key: &str, window_ms: u64, max: u64) -> Result<bool> {
+        let window_ms = window_ms.max(1);
+        let window = crate::protocol::now_ms() as u64 / window_ms;
+        let k = self::key(&["win", key, &window.to_string()]);
+        let (n, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .incr(&k, 1)
+            .pexpire(&k, (window_ms * 2) as i64)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(n <= max)
     }
 
     async fn balance(&self, user: &str) -> Result<i64> {

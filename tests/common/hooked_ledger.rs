@@ -67,6 +67,9 @@ impl<H: CommitHook> Ledger for Hooked<H> {
     async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
         self.inner.has_gift(target, seq).await
     }
+    async fn live_rooms(&self, creator: &str) -> Result<u64> {
+        self.inner.live_rooms(creator).await
+    }
     async fn balance(&self, account: &str, currency: &str) -> Result<i64> {
         self.inner.balance(account, currency).await
     }

@@ -76,6 +76,8 @@ pub fn test_config(engine: &EngineSpec) -> Config {
     // No hold and generous daily limits unless a test is about them.
     c.payouts.hold_s = 0;
     c.payouts.cashouts_per_day_max = 1000;
+    // Many servers run at once: each its own metrics port.
+    c.http.metrics_listen = "127.0.0.1:0".into();
     c
 }
 
@@ -143,6 +145,16 @@ impl TestServer {
 
     pub fn token(&self, user: &str, role: Role) -> String {
         self.auth.issue(user, role, 3600).unwrap()
+    }
+
+    /// `/metrics` on the metrics listener (`http.metrics_listen`).
+    pub fn metrics_url(&self) -> String {
+        let at = self
+            .running
+            .as_ref()
+            .and_then(|r| r.metrics_addr)
+            .expect("metrics listener");
+        format!("http://{at}/metrics")
     }
 
     pub fn url(&self, path: &str) -> String {
