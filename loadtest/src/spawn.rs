@@ -82,7 +82,7 @@ impl SpawnedServer {
                 "GIFTSTREAM_HUB__CONNECTIONS_PER_IP_MAX",
                 CONNECTIONS_MAX.to_string(),
             )
-            // A real server may hold 127.0.0.1:9090.
+            // A real server may hold 127.0.0.1:9464.
             .env("GIFTSTREAM_HTTP__METRICS_LISTEN", "127.0.0.1:0")
             // Load senders exceed a viewer's per-socket message budget by design.
             .env("GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX", "100000000")

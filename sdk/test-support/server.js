@@ -34,6 +34,8 @@ export async function startServer(env = {}) {
     GIFTSTREAM_COUNTERS__URL: 'memory',
     GIFTSTREAM_LEDGER__URL: `sqlite://${join(dir, 'ledger.db')}`,
     GIFTSTREAM_SETTLEMENT__FLUSH_INTERVAL_MS: '20',
+    // Many servers at once: each its own metrics port.
+    GIFTSTREAM_HTTP__METRICS_LISTEN: '127.0.0.1:0',
     RUST_LOG: process.env.RUST_LOG || 'giftstream=warn',
     ...env,
   };

@@ -338,7 +338,7 @@ impl Default for HttpConfig {
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 60_000,
             client_ip_header: String::new(),
-            metrics_listen: "127.0.0.1:9090".into(),
+            metrics_listen: "127.0.0.1:9464".into(),
             overlay_frame_ancestors: "'none'".into(),
         }
     }
@@ -811,7 +811,7 @@ impl Config {
         if !m.is_empty() && m.parse::<SocketAddr>().is_err() {
             return bad(
                 "http.metrics_listen",
-                "expected IP:PORT (e.g. 127.0.0.1:9090) or empty for none",
+                "expected IP:PORT (e.g. 127.0.0.1:9464) or empty for none",
             );
         }
         let fa = self.http.overlay_frame_ancestors.trim();
@@ -1225,7 +1225,7 @@ mod tests {
                 c.hub.connections_per_ip_max = 0
             }),
             ("http.metrics_listen", |c| {
-                c.http.metrics_listen = "9090".into()
+                c.http.metrics_listen = "9464".into()
             }),
             ("http.client_ip_header", |c| {
                 c.http.client_ip_header = "X Forwarded".into()
