@@ -82,6 +82,12 @@ impl SpawnedServer {
                 "GIFTSTREAM_HUB__CONNECTIONS_PER_IP_MAX",
                 CONNECTIONS_MAX.to_string(),
             )
+            // The load grants every sender its coins through one admin:
+            // no daily grant cap.
+            .env(
+                "GIFTSTREAM_ADMIN__GRANT_COINS_PER_DAY_MAX",
+                i64::MAX.to_string(),
+            )
             // A real server may hold 127.0.0.1:9464.
             .env("GIFTSTREAM_HTTP__METRICS_LISTEN", "127.0.0.1:0")
             // Load senders exceed a viewer's per-socket message budget by design.
