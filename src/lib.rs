@@ -48,3 +48,6 @@ pub mod payments;
 pub mod protocol;
 pub mod settlement;
 pub mod wallet;
+
+#[cfg(test)]
+mod module_graph;
