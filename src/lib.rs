@@ -13,8 +13,12 @@
 //! - [`error`]: the one error type and its contract codes.
 //! - [`auth`]: HS256 JWTs, roles.
 //! - [`catalog`]: gifts, prices in coins, shares in diamonds.
-//! - [`wallet`]: the counters engine (wallets, idempotency, room seq,
-//!   pending credits) behind the [`wallet::Counters`] trait.
+//! - [`model`]: the shared types every layer passes (targets, gift
+//!   requests and acks, pending gifts, batches, snapshots) and the narrow
+//!   handles the engines use ([`model::EventSink`], [`model::GiftRecords`]).
+//! - [`counters`]: the counters engine (wallets, idempotency, room seq,
+//!   pending credits) behind the [`counters::Counters`] trait: in memory,
+//!   or in Redis (`counters/redis/`, Lua scripts in `counters/lua/`).
 //! - [`ledger`]: the durable ledger behind the [`ledger::Ledger`] trait.
 //! - [`settlement`]: drains pending counters into the ledger, exactly once.
 //! - [`hub`]: rooms, fan-out, and the per-socket reader and writer tasks.
@@ -40,14 +44,15 @@ pub mod auth;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod counters;
 pub mod error;
 pub mod http;
 pub mod hub;
 pub mod ledger;
+pub mod model;
 pub mod payments;
 pub mod protocol;
 pub mod settlement;
-pub mod wallet;
 
 #[cfg(test)]
 mod module_graph;

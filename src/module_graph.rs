@@ -183,7 +183,12 @@ fn module_graph_has_no_cycle() {
     let g = graph(&src);
     let edges: Vec<String> = g
         .iter()
-        .map(|(m, to)| format!("{m} -> {}", to.iter().cloned().collect::<Vec<_>>().join(", ")))
+        .map(|(m, to)| {
+            format!(
+                "{m} -> {}",
+                to.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
         .collect();
     if let Some(cycle) = find_cycle(&g) {
         panic!(
@@ -196,7 +201,8 @@ fn module_graph_has_no_cycle() {
 
 #[test]
 fn references_reads_use_lines() {
-    let text = "use crate::a::B;\nuse crate::{c, d::{E, F}};\nfn f() { crate::g::h(); } // crate::x\n";
+    let text =
+        "use crate::a::B;\nuse crate::{c, d::{E, F}};\nfn f() { crate::g::h(); } // crate::x\n";
     let got: Vec<String> = references(text).into_iter().collect();
     assert_eq!(got, ["a", "c", "d", "g"]);
     let grouped = "use crate::{\n    hub::Hub,\n    ledger,\n};\n";

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use giftstream::error::ErrorCode;
 use giftstream::ledger::{
     self, account, CashoutEnd, CashoutRecord, CreditOp, DisputeOp, EarlyReversal, Ledger,
-    PayoutLimits, PurchaseOp, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipReversalOp,
-    Totals, COIN, DIAMOND, USD,
+    PurchaseOp, RefundOp, StripeEventRef, TargetRecord, TipRecord, TipReversalOp, Totals, COIN,
+    DIAMOND, USD,
 };
+use giftstream::model::{Batch, PayoutLimits, PendingGift, Target, TargetInfo};
 use giftstream::protocol::now_ms;
-use giftstream::wallet::{Batch, PendingGift, Target, TargetInfo};
 
 // ---- engines ---------------------------------------------------------------
 
@@ -524,7 +524,7 @@ async fn snapshot_restores_wallets_ops_gifts_and_targets(l: Arc<dyn Ledger>) {
     gifts.sort_by(|a, b| (&a.target, a.seq).cmp(&(&b.target, b.seq)));
     assert_eq!(gifts, recent, "gifts newer than recent_ms, every field");
 
-    let targets = |s: &giftstream::wallet::Snapshot| {
+    let targets = |s: &giftstream::model::Snapshot| {
         let mut t: Vec<(String, TargetInfo)> = s
             .targets
             .iter()

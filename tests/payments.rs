@@ -1834,7 +1834,7 @@ async fn refund_webhook_claws_back_held_diamonds_newest_first_and_records_the_re
         // diamonds no longer held: the platform's loss, recorded.
         p.s.state()
             .ledger
-            .set_payout_limits(giftstream::ledger::PayoutLimits {
+            .set_payout_limits(giftstream::model::PayoutLimits {
                 hold_ms: 0,
                 ..p.s.cfg.payouts.limits()
             });

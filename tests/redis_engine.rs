@@ -19,16 +19,17 @@ use async_trait::async_trait;
 use common::hooked_ledger::{CommitHook, Hooked};
 use giftstream::catalog::Gift;
 use giftstream::config::{Config, CountersConfig, HubConfig, SettlementConfig};
+use giftstream::counters::memory::MemoryCounters;
+use giftstream::counters::redis::RedisCounters;
+use giftstream::counters::Counters;
 use giftstream::error::{ErrorCode, Result as GsResult};
 use giftstream::hub::conn::ConnCtl;
 use giftstream::hub::room::Subscriber;
 use giftstream::hub::{Hub, RoomCmd};
 use giftstream::ledger::{self, CreditOp, Ledger};
+use giftstream::model::{Batch, GiftRequest, Target};
 use giftstream::protocol::{now_ms, Encoding, GiftEvent, ServerMsg};
 use giftstream::settlement::Worker;
-use giftstream::wallet::memory::MemoryCounters;
-use giftstream::wallet::redis::RedisCounters;
-use giftstream::wallet::{Batch, Counters, GiftRequest, Target};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -141,7 +142,7 @@ async fn run_scenario(c: &dyn Counters, room: &str, video: &str) -> Vec<Answer> 
     let rose = gift("rose", 1, 1);
     let lion = gift("lion", 40, 20);
     let mut out = Vec::new();
-    let mut step = |r: GsResult<giftstream::wallet::GiftOutcome>| {
+    let mut step = |r: GsResult<giftstream::model::GiftOutcome>| {
         out.push(match r {
             Ok(o) => Answer::Ok {
                 seq: o.ack.seq,
@@ -497,7 +498,7 @@ async fn credits_apply_once_per_op() {
     assert_eq!(red.credit("u", 25, "purchase:2").await.unwrap(), 75);
     assert_eq!(red.balance("u").await.unwrap(), 75);
     assert_eq!(red.balance("nobody").await.unwrap(), 0);
-    let big = giftstream::wallet::redis::AMOUNT_MAX;
+    let big = giftstream::counters::redis::AMOUNT_MAX;
     assert_eq!(
         red.credit("u", big, "purchase:3").await.unwrap_err().code,
         ErrorCode::BadRequest

@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use giftstream::catalog::Gift;
 use giftstream::config::{CountersConfig, HubConfig};
+use giftstream::counters::redis::RedisCounters;
+use giftstream::counters::Counters;
 use giftstream::hub::conn::ConnCtl;
 use giftstream::hub::room::Subscriber;
 use giftstream::hub::{Hub, RoomCmd};
+use giftstream::model::{GiftRequest, Target};
 use giftstream::protocol::{now_ms, Encoding, ServerMsg};
-use giftstream::wallet::redis::RedisCounters;
-use giftstream::wallet::{Counters, GiftRequest, Target};
 
 /// The seq of the first gift event received within `wait`.
 async fn first_gift_seq(rx: &mut giftstream::hub::outbox::OutboxRx, wait: Duration) -> Option<u64> {

@@ -13,13 +13,14 @@ use async_trait::async_trait;
 use common::hooked_ledger::{CommitHook, Hooked};
 use giftstream::catalog::Catalog;
 use giftstream::config::{CountersConfig, HubConfig, SettlementConfig};
+use giftstream::counters::memory::MemoryCounters;
+use giftstream::counters::redis::RedisCounters;
+use giftstream::counters::Counters;
 use giftstream::error::{Error, Result};
 use giftstream::hub::Hub;
 use giftstream::ledger::{self, CreditOp, Ledger};
+use giftstream::model::{Batch, GiftRequest, Target};
 use giftstream::settlement::Worker;
-use giftstream::wallet::memory::MemoryCounters;
-use giftstream::wallet::redis::RedisCounters;
-use giftstream::wallet::{Batch, Counters, GiftRequest, Target};
 use tokio_util::sync::CancellationToken;
 
 /// A ledger's fault state: batch commits fail while `failing` is set.

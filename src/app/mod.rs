@@ -22,12 +22,13 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::counters::memory::MemoryCounters;
+use crate::counters::redis::RedisCounters;
+use crate::counters::Counters;
 use crate::hub::Hub;
 use crate::ledger::{self, Ledger};
+use crate::model::TargetKind;
 use crate::settlement::{Settlement, Worker};
-use crate::wallet::memory::MemoryCounters;
-use crate::wallet::redis::RedisCounters;
-use crate::wallet::{Counters, TargetKind};
 
 /// Everything a handler needs, shared behind an `Arc`.
 pub struct AppState {
@@ -207,7 +208,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     };
     for (room, creator) in live_rooms {
         let seq = counters
-            .target(&crate::wallet::Target::room(room.clone()))
+            .target(&crate::model::Target::room(room.clone()))
             .await?
             .map(|t| t.seq)
             .unwrap_or(0);

@@ -13,8 +13,8 @@ use crate::auth::{Identity, Role};
 use crate::config::AckMode;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{CreditOp, CreditOutcome};
+use crate::model::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
 use crate::protocol::now_ms;
-use crate::wallet::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
 
 use super::AppState;
 

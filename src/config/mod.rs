@@ -91,8 +91,8 @@ impl Default for PayoutsConfig {
 
 impl PayoutsConfig {
     /// The limits the ledger enforces.
-    pub fn limits(&self) -> crate::ledger::PayoutLimits {
-        crate::ledger::PayoutLimits {
+    pub fn limits(&self) -> crate::model::PayoutLimits {
+        crate::model::PayoutLimits {
             hold_ms: (self.hold_s as i64).saturating_mul(1000),
             cashouts_per_day_max: i64::from(self.cashouts_per_day_max),
             cashout_cents_per_day_max: self.cashout_cents_per_day_max,

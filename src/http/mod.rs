@@ -31,12 +31,12 @@ use crate::app::{metrics_handle, ops, AppState};
 use crate::auth::{Identity, Role, Scope, Token};
 use crate::error::{Error, ErrorCode};
 use crate::ledger::{CreditOp, OpKey};
+use crate::model::Target;
 use crate::payments;
 use crate::protocol::{
     check_name, valid_client_id, Encoding, GiftBody, ServerMsg, SUBPROTOCOL_JSON,
     SUBPROTOCOL_MSGPACK,
 };
-use crate::wallet::Target;
 
 mod assets;
 

@@ -26,8 +26,8 @@ use crate::app::{ops, AppState};
 use crate::auth::{scoped_refusal, Identity, Role, Scope, Token};
 use crate::config::AckMode;
 use crate::error::{Error, ErrorCode, Result};
+use crate::model::Target;
 use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, ServerMsg};
-use crate::wallet::Target;
 
 /// Close code for a frame over `hub.frame_close_len_max`.
 pub const CLOSE_TOO_BIG: u16 = 1009;

@@ -10,7 +10,7 @@
 //! [`Hub::rooms_changed`]), and a room with no local viewer stops after
 //! `hub.room_linger_ms`.
 //! Must not: change balances or seqs (the counters engine does, and then
-//! publishes through [`EventSink`]), or block a room on a slow socket.
+//! publishes through [`crate::model::EventSink`]), or block a room on a slow socket.
 
 pub mod admit;
 pub mod conn;
@@ -25,26 +25,9 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
+use crate::model::{EventPermit, EventSink};
 use crate::protocol::GiftEvent;
 pub use room::RoomCmd;
-
-/// Where the counters engine publishes accepted gifts. Reserving first and
-/// sending after the commit point keeps a refused gift free of side effects
-/// and keeps room order equal to seq order.
-pub trait EventSink: Send + Sync + 'static {
-    /// A slot in `room`'s event queue, or `rate_limited` if it is full.
-    fn reserve(&self, room: &str) -> Result<EventPermit>;
-}
-
-/// A reserved slot in one room's queue.
-pub struct EventPermit(mpsc::OwnedPermit<RoomCmd>);
-
-impl EventPermit {
-    /// Publish the event into the reserved slot.
-    pub fn send(self, event: GiftEvent) {
-        self.0.send(RoomCmd::Gift(event));
-    }
-}
 
 /// A room's handle: its task's queue and its live viewer count.
 #[derive(Clone)]
@@ -215,12 +198,18 @@ impl EventSink for Hub {
         let tx = self.rooms.get(room).map(|h| h.tx.clone()).ok_or_else(|| {
             Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open"))
         })?;
-        tx.try_reserve_owned().map(EventPermit).map_err(|_| {
-            metrics::counter!("giftstream_room_queue_full_total").increment(1);
-            Error::new(
-                ErrorCode::RateLimited,
-                "the room is busy; try again shortly",
-            )
-        })
+        tx.try_reserve_owned()
+            .map(|p| {
+                EventPermit::new(move |ev| {
+                    p.send(RoomCmd::Gift(ev));
+                })
+            })
+            .map_err(|_| {
+                metrics::counter!("giftstream_room_queue_full_total").increment(1);
+                Error::new(
+                    ErrorCode::RateLimited,
+                    "the room is busy; try again shortly",
+                )
+            })
     }
 }

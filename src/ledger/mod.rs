@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::wallet::{Batch, PendingGift, Snapshot, Target};
+use crate::model::{Batch, PayoutLimits, PendingGift, Snapshot, Target};
 
 /// Coins, the viewers' currency.
 pub const COIN: &str = "COIN";
@@ -389,27 +389,15 @@ pub struct LedgerEarnings {
     pub funds: PayoutFunds,
 }
 
-/// Limits the ledger enforces on cash-outs, in the cash-out's own
-/// transaction (so they hold across nodes), and the hold that clawbacks
-/// respect. The default (no hold, no daily caps) is the ledger's behaviour
-/// before limits are set; `app::start` sets them from `[payouts]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PayoutLimits {
-    /// Diamonds become cashable this long after they settled, ms.
-    pub hold_ms: i64,
-    /// Cash-outs per creator in the last 24 hours, at most.
-    pub cashouts_per_day_max: i64,
-    /// Cents cashed out per creator in the last 24 hours, at most.
-    pub cashout_cents_per_day_max: i64,
-}
+/// Every ledger gives the counters engines what they read from it.
+#[async_trait]
+impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
+    async fn snapshot(&self, recent_ms: i64, seq_gap: u64) -> Result<Snapshot> {
+        Ledger::snapshot(self, recent_ms, seq_gap).await
+    }
 
-impl Default for PayoutLimits {
-    fn default() -> Self {
-        PayoutLimits {
-            hold_ms: 0,
-            cashouts_per_day_max: i64::MAX,
-            cashout_cents_per_day_max: i64::MAX,
-        }
+    async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
+        Ledger::has_gift(self, target, seq).await
     }
 }
 

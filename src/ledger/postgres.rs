@@ -30,8 +30,8 @@ use super::{
 };
 use super::{tip_amounts_of, tip_reinstated_postings};
 use crate::error::{Error, ErrorCode, Result};
+use crate::model::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
 use crate::protocol::now_ms;
-use crate::wallet::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
 
 use super::Postings;
 

@@ -27,8 +27,8 @@ use super::{
 };
 use super::{tip_amounts_of, tip_reinstated_postings};
 use crate::error::{Error, ErrorCode, Result};
+use crate::model::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
 use crate::protocol::now_ms;
-use crate::wallet::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
 
 /// Rows per multi-row INSERT (12 binds a row, under SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 1000;

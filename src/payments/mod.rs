@@ -26,8 +26,8 @@ use crate::ledger::{
     CashoutEnd, CashoutRecord, DisputeOp, EarlyReversal, OpKey, PayoutAccount, PurchaseOp,
     PurchaseRecord, RefundOp, StripeEventRef, TipRecord, TipReversalOp,
 };
+use crate::model::{Target, TargetKind};
 use crate::protocol::{now_ms, valid_client_id, ServerMsg};
-use crate::wallet::{Target, TargetKind};
 
 use self::stripe::{
     currency, CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers,

@@ -19,9 +19,10 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SettlementConfig;
+use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
-use crate::wallet::{Batch, Counters};
+use crate::model::Batch;
 
 /// Handle to the worker's progress: the highest settled ticket, and a way
 /// to ask for an early flush.

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use giftstream::error::Result;
 use giftstream::ledger::{
     CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, EarlyReversal,
-    Ledger, LedgerEarnings, PayoutAccount, PayoutFunds, PayoutLimits, PurchaseOp, PurchaseRecord,
-    RefundOp, StripeEventRef, TargetRecord, TipRecord, TipRecordFull, TipReversalOp, Totals,
+    Ledger, LedgerEarnings, PayoutAccount, PayoutFunds, PurchaseOp, PurchaseRecord, RefundOp,
+    StripeEventRef, TargetRecord, TipRecord, TipRecordFull, TipReversalOp, Totals,
 };
-use giftstream::wallet::{Batch, Snapshot, Target};
+use giftstream::model::{Batch, PayoutLimits, Snapshot, Target};
 
 /// What a test does in place of `commit_batch` (it may call `inner`).
 #[async_trait]

@@ -22,13 +22,14 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use super::{
-    gift_value, Batch, Counters, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
+use crate::config::CountersConfig;
+use crate::counters::Counters;
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::EventSink;
+use crate::model::{
+    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
     TargetInfo, TargetKind,
 };
-use crate::config::CountersConfig;
-use crate::error::{Error, ErrorCode, Result};
-use crate::hub::EventSink;
 use crate::protocol::GiftEvent;
 
 #[derive(Default)]

@@ -35,14 +35,15 @@ use redis::Script;
 use serde::Serialize;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{
-    gift_value, Batch, Counters, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
-    TargetInfo, TargetKind,
-};
 use crate::config::CountersConfig;
+use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
 use crate::hub::Hub;
 use crate::ledger::Ledger;
+use crate::model::{
+    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
+    TargetInfo, TargetKind,
+};
 use crate::protocol::GiftEvent;
 
 mod relay;
@@ -186,17 +187,17 @@ struct Scripts {
 impl Scripts {
     fn new() -> Scripts {
         Scripts {
-            gift: Script::new(include_str!("lua/gift.lua")),
-            credit: Script::new(include_str!("lua/credit.lua")),
-            target_put: Script::new(include_str!("lua/target_put.lua")),
-            end_room: Script::new(include_str!("lua/end_room.lua")),
-            drain: Script::new(include_str!("lua/drain.lua")),
-            settled: Script::new(include_str!("lua/settled.lua")),
-            pending_len: Script::new(include_str!("lua/pending_len.lua")),
-            scan: Script::new(include_str!("lua/scan.lua")),
-            set_value: Script::new(include_str!("lua/set_balance.lua")),
-            last_delivered: Script::new(include_str!("lua/last_delivered.lua")),
-            history: Script::new(include_str!("lua/history.lua")),
+            gift: Script::new(include_str!("../lua/gift.lua")),
+            credit: Script::new(include_str!("../lua/credit.lua")),
+            target_put: Script::new(include_str!("../lua/target_put.lua")),
+            end_room: Script::new(include_str!("../lua/end_room.lua")),
+            drain: Script::new(include_str!("../lua/drain.lua")),
+            settled: Script::new(include_str!("../lua/settled.lua")),
+            pending_len: Script::new(include_str!("../lua/pending_len.lua")),
+            scan: Script::new(include_str!("../lua/scan.lua")),
+            set_value: Script::new(include_str!("../lua/set_balance.lua")),
+            last_delivered: Script::new(include_str!("../lua/last_delivered.lua")),
+            history: Script::new(include_str!("../lua/history.lua")),
         }
     }
 }
@@ -1073,7 +1074,7 @@ impl Counters for RedisCounters {
 
     async fn debit_up_to(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
         static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-        let script = SCRIPT.get_or_init(|| Script::new(include_str!("lua/debit_up_to.lua")));
+        let script = SCRIPT.get_or_init(|| Script::new(include_str!("../lua/debit_up_to.lua")));
         if !(0..=AMOUNT_MAX).contains(&coins) {
             return Err(Error::bad_request("coins out of range"));
         }
