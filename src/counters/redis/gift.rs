@@ -1,0 +1,129 @@
+//! The atomic gift: one `gift.lua` round trip, then the event to the room.
+
+use super::keys::*;
+use super::scripts::*;
+use super::*;
+
+impl RedisCounters {
+    /// [`Counters::gift`] on Redis.
+    pub(super) async fn gift_op(&self, req: GiftRequest) -> Result<GiftOutcome> {
+        let (coins, diamonds) = gift_value(&req.gift, req.count);
+        let tkey = req.target.key();
+        let (channel, head, hist, top) = match req.target.kind {
+            TargetKind::Room => {
+                let head = EventHead {
+                    room: &req.target.id,
+                    id: &req.client_id,
+                    sender: &req.sender,
+                    gift: &req.gift.id,
+                    count: req.count,
+                    coins,
+                    diamonds,
+                    animation: &req.gift.animation,
+                    ts: req.ts,
+                };
+                let mut json = serde_json::to_string(&head).map_err(Error::internal)?;
+                json.pop(); // the closing brace; the script appends seq and combo
+                (
+                    self.channels.room(&req.target.id),
+                    json,
+                    history_key(&req.target.id),
+                    top_key(&req.target.id),
+                )
+            }
+            TargetKind::Video => (String::new(), String::new(), String::new(), String::new()),
+        };
+        let idem = idem_prefix(&req.sender);
+        let reply: Vec<String> = self
+            .scripts
+            .gift
+            .key(format!("{idem}{}", req.client_id))
+            .key(key(&["idz", &req.sender]))
+            .key(wallet_key(&req.sender))
+            .key(target_key(&tkey))
+            .key(key(&["combo", &tkey, &req.sender, &req.gift.id]))
+            .key(stream_key())
+            .key(ticket_key())
+            .arg(&req.client_id)
+            .arg(req.ts)
+            .arg(self.cfg.idempotency_ttl_s)
+            .arg(self.cfg.idempotency_keys_per_wallet_max)
+            .arg(coins)
+            .arg(diamonds)
+            .arg(req.count)
+            .arg(&req.sender)
+            .arg(&req.gift.id)
+            .arg(&tkey)
+            .arg(self.cfg.combo_window_ms)
+            .arg(self.cfg.pending_len_max)
+            .arg(pending_prefix())
+            .arg(&channel)
+            .arg(&head)
+            .arg(&idem)
+            .arg(&hist)
+            .arg(self.hub_cfg.history_len_max)
+            .arg(self.hub_cfg.history_age_ms_max)
+            .arg(&top)
+            .arg(self.hub_cfg.room_gifters_max)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(script_err)?;
+        match reply.first().map(String::as_str) {
+            Some("OK") => {
+                let seq = parse(reply.get(1), "seq")?;
+                let balance = parse(reply.get(2), "balance")?;
+                let ticket = parse(reply.get(3), "ticket")?;
+                Ok(GiftOutcome {
+                    ack: GiftAck {
+                        id: req.client_id,
+                        seq,
+                        balance,
+                    },
+                    duplicate: false,
+                    ticket,
+                })
+            }
+            Some("DUP") => {
+                let answer = reply.get(1).map(String::as_str).unwrap_or("");
+                let parts: Vec<String> = answer.split(':').map(str::to_string).collect();
+                let seq = parse(parts.first(), "seq")?;
+                let balance = parse(parts.get(1), "balance")?;
+                let ticket = parse(parts.get(2), "ticket")?;
+                Ok(GiftOutcome {
+                    ack: GiftAck {
+                        id: req.client_id,
+                        seq,
+                        balance,
+                    },
+                    duplicate: true,
+                    ticket,
+                })
+            }
+            Some("E") => Err(match reply.get(1).map(String::as_str) {
+                Some("unknown") => Self::unknown(&req.target),
+                Some("room_not_live") => Error::new(
+                    ErrorCode::RoomNotLive,
+                    format!("room `{}` is not live", req.target.id),
+                ),
+                Some("forbidden") => {
+                    Error::forbidden("a creator cannot gift their own room or video")
+                }
+                Some("insufficient_funds") => {
+                    let held: i64 = parse(reply.get(2), "balance")?;
+                    Error::new(
+                        ErrorCode::InsufficientFunds,
+                        format!("gift costs {coins} coins, wallet holds {held}"),
+                    )
+                }
+                Some("rate_limited") => Error::new(
+                    ErrorCode::RateLimited,
+                    "settlement is behind; try again shortly",
+                ),
+                _ => Error::internal("redis: unknown gift script error"),
+            }),
+            _ => Err(Error::outcome_unknown_because(
+                "redis: bad gift script answer",
+            )),
+        }
+    }
+}

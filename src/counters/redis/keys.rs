@@ -1,0 +1,82 @@
+//! Redis key and channel names: everything under the `{gs}` hash tag.
+
+use super::*;
+
+pub(super) fn key(parts: &[&str]) -> String {
+    let mut k = String::from(PREFIX);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(':');
+        }
+        k.push_str(p);
+    }
+    k
+}
+
+pub(super) fn wallet_key(user: &str) -> String {
+    key(&["bal", user])
+}
+pub(super) fn idem_prefix(user: &str) -> String {
+    key(&["idem", user, ""])
+}
+pub(super) fn target_key(target_key: &str) -> String {
+    key(&["t", target_key])
+}
+pub(super) fn pending_prefix() -> String {
+    key(&["pd", ""])
+}
+pub(super) fn stream_key() -> String {
+    key(&["pending"])
+}
+pub(super) fn ticket_key() -> String {
+    key(&["ticket"])
+}
+pub(super) fn credit_ops_key() -> String {
+    key(&["credit_ops"])
+}
+pub(super) fn marker_key() -> String {
+    key(&["marker"])
+}
+/// Names of the rooms' sharded pub/sub channels, `{gs}:ev:<db>:<room>`.
+///
+/// Keys live in one logical database, but pub/sub channels span all of
+/// them: the database number in the name keeps two deployments (or two
+/// test servers) that share one `redis-server` on different databases from
+/// hearing each other's rooms.
+#[derive(Clone, Debug)]
+pub(crate) struct Channels {
+    prefix: String,
+}
+
+impl Channels {
+    pub(crate) fn new(db: i64) -> Channels {
+        Channels {
+            prefix: key(&["ev", &db.to_string(), ""]),
+        }
+    }
+
+    /// What every channel name starts with.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A room's channel.
+    pub(crate) fn room(&self, room: &str) -> String {
+        let mut c = String::with_capacity(self.prefix.len() + room.len());
+        c.push_str(&self.prefix);
+        c.push_str(room);
+        c
+    }
+}
+/// A room's history stream (entry ids `<seq>-0`).
+pub(super) fn history_key(room: &str) -> String {
+    key(&["h", "room", room])
+}
+/// A room's top gifters this live (sorted set, diamonds per user).
+pub(super) fn top_key(room: &str) -> String {
+    key(&["top", "room", room])
+}
+/// A room's viewers per node (hash, node id -> `count:ts ms`).
+pub(super) fn viewers_key(room: &str) -> String {
+    key(&["vw", "room", room])
+}

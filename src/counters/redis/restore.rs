@@ -1,0 +1,177 @@
+//! Loading Redis from the ledger's snapshot at start (and after a loss).
+
+use super::keys::*;
+use super::scripts::*;
+use super::*;
+
+impl RedisCounters {
+    /// Every unsettled entry of the stream, at most `counters.pending_len_max`
+    /// plus one chunk.
+    pub(super) async fn scan_pending(&self) -> Result<Vec<(String, PendingGift)>> {
+        let mut out = Vec::new();
+        let mut after = "0-0".to_string();
+        let rounds_max = self.cfg.pending_len_max / SCAN_CHUNK + 2;
+        for _ in 0..rounds_max {
+            let rows: Vec<Vec<String>> = self
+                .scripts
+                .scan
+                .key(stream_key())
+                .arg(&after)
+                .arg(SCAN_CHUNK)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(redis_err)?;
+            let n = rows.len();
+            for row in rows {
+                let (id, g, _) = parse_entry(&row)?;
+                after = id.clone();
+                out.push((id, g));
+            }
+            if n < SCAN_CHUNK {
+                return Ok(out);
+            }
+        }
+        Err(Error::internal(
+            "redis: the pending stream is longer than counters.pending_len_max allows",
+        ))
+    }
+
+    /// Make sure `target` exists; one missing while Redis holds state lost
+    /// its data, so its seq skips `pending_len_max` past the ledger's.
+    pub(super) async fn ensure_target(&self, target: &Target, info: &TargetInfo) -> Result<()> {
+        let gap = if self.target(target).await?.is_none() {
+            self.cfg.pending_len_max as u64
+        } else {
+            0
+        };
+        self.put_target(
+            target,
+            &info.creator,
+            info.seq.saturating_add(gap),
+            info.live,
+            false,
+        )
+        .await
+    }
+
+    /// Load Redis from a ledger snapshot (Redis lost its data): wallets are
+    /// the ledger's minus the coins of gifts in the stream and not in the
+    /// ledger, pending diamonds those of every stream entry (each is
+    /// decremented when acknowledged), then credit ops,
+    /// idempotency answers and targets; the state marker is set last.
+    pub(super) async fn load(
+        &self,
+        snapshot: Snapshot,
+        unsettled_coins: &HashMap<String, i64>,
+        stream_diamonds: &BTreeMap<String, i64>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        tracing::warn!(
+            wallets = snapshot.wallets.len(),
+            "redis holds no giftstream state; loading it from the ledger"
+        );
+        for chunk in snapshot.wallets.chunks(SCAN_CHUNK) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (user, coins) in chunk {
+                let held = (coins - unsettled_coins.get(user).copied().unwrap_or(0)).max(0);
+                pipe.cmd("SET").arg(wallet_key(user)).arg(held).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (creator, d) in stream_diamonds {
+            pipe.cmd("SET")
+                .arg(format!("{}{creator}", pending_prefix()))
+                .arg(*d)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        for chunk in snapshot.credit_ops.chunks(SCAN_CHUNK) {
+            let _: i64 = redis::cmd("SADD")
+                .arg(credit_ops_key())
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+        }
+        let now = crate::protocol::now_ms();
+        let ttl_ms = self
+            .cfg
+            .idempotency_ttl_s
+            .saturating_mul(1000)
+            .min(i64::MAX as u64) as i64;
+        for chunk in snapshot.recent_gifts.chunks(SCAN_CHUNK) {
+            let mut pipe = redis::pipe();
+            for g in chunk {
+                let left_ms = ttl_ms - (now - g.ts).max(0);
+                if left_ms <= 0 {
+                    continue;
+                }
+                let idem = format!("{}{}", idem_prefix(&g.sender), g.client_id);
+                let idz = key(&["idz", &g.sender]);
+                pipe.cmd("SET")
+                    .arg(idem)
+                    .arg(format!("{}:{}:0", g.seq, g.balance_after))
+                    .arg("PX")
+                    .arg(left_ms)
+                    .ignore();
+                pipe.cmd("ZADD")
+                    .arg(&idz)
+                    .arg(g.ts)
+                    .arg(format!("{:016}:{}", 0, g.client_id))
+                    .ignore();
+                pipe.cmd("PEXPIRE").arg(&idz).arg(ttl_ms).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
+        }
+        // Gifts accepted but unsettled when Redis lost its data are gone
+        // whole; skip up to `pending_len_max` seqs so none is reused.
+        let gap = self.cfg.pending_len_max as u64;
+        for (target, info) in &snapshot.targets {
+            self.put_target(
+                target,
+                &info.creator,
+                info.seq.saturating_add(gap),
+                info.live,
+                true,
+            )
+            .await?;
+        }
+        let _: () = redis::cmd("SET")
+            .arg(marker_key())
+            .arg("1")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
+    /// [`Counters::restore`] on Redis.
+    pub(super) async fn restore_from(&self, snapshot: Snapshot) -> Result<()> {
+        let marker: bool = redis::cmd("EXISTS")
+            .arg(marker_key())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        if marker {
+            // Redis holds live state (balances net of unsettled gifts):
+            // leave it, only make sure every target exists with its floor.
+            for (target, info) in &snapshot.targets {
+                self.ensure_target(target, info).await?;
+            }
+            return Ok(());
+        }
+        // Without the ledger at hand every entry still in the stream counts
+        // as unsettled: a balance can only come out too low (never an
+        // overdraft); `reconcile --repair` then tops it up.
+        let mut coins: HashMap<String, i64> = HashMap::new();
+        let mut diamonds: BTreeMap<String, i64> = BTreeMap::new();
+        for (_, g) in self.scan_pending().await? {
+            *coins.entry(g.sender.clone()).or_default() += g.coins;
+            *diamonds.entry(g.creator.clone()).or_default() += g.diamonds;
+        }
+        self.load(snapshot, &coins, &diamonds).await
+    }
+}
