@@ -19,6 +19,9 @@
 //! - [`counters`]: the counters engine (wallets, idempotency, room seq,
 //!   pending credits) behind the [`counters::Counters`] trait: in memory,
 //!   or in Redis (`counters/redis/`, Lua scripts in `counters/lua/`).
+//! - [`relay`]: the Redis room relay (pub/sub to this node's rooms, history
+//!   gap filling, per-node viewer counts), the hub's side of
+//!   [`counters::redis::RelayHost`].
 //! - [`ledger`]: the durable ledger behind the [`ledger::Ledger`] trait.
 //! - [`settlement`]: drains pending counters into the ledger, exactly once.
 //! - [`hub`]: rooms, fan-out, and the per-socket reader and writer tasks.
@@ -52,6 +55,7 @@ pub mod ledger;
 pub mod model;
 pub mod payments;
 pub mod protocol;
+pub mod relay;
 pub mod settlement;
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub(super) fn wallet_key(user: &str) -> String {
 pub(super) fn idem_prefix(user: &str) -> String {
     key(&["idem", user, ""])
 }
-pub(super) fn target_key(target_key: &str) -> String {
+pub(crate) fn target_key(target_key: &str) -> String {
     key(&["t", target_key])
 }
 pub(super) fn pending_prefix() -> String {
@@ -44,7 +44,7 @@ pub(super) fn marker_key() -> String {
 /// test servers) that share one `redis-server` on different databases from
 /// hearing each other's rooms.
 #[derive(Clone, Debug)]
-pub(crate) struct Channels {
+pub struct Channels {
     prefix: String,
 }
 
@@ -69,14 +69,14 @@ impl Channels {
     }
 }
 /// A room's history stream (entry ids `<seq>-0`).
-pub(super) fn history_key(room: &str) -> String {
+pub(crate) fn history_key(room: &str) -> String {
     key(&["h", "room", room])
 }
 /// A room's top gifters this live (sorted set, diamonds per user).
-pub(super) fn top_key(room: &str) -> String {
+pub(crate) fn top_key(room: &str) -> String {
     key(&["top", "room", room])
 }
 /// A room's viewers per node (hash, node id -> `count:ts ms`).
-pub(super) fn viewers_key(room: &str) -> String {
+pub(crate) fn viewers_key(room: &str) -> String {
     key(&["vw", "room", room])
 }

@@ -35,11 +35,9 @@ use redis::Script;
 use serde::Serialize;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::config::CountersConfig;
+use crate::config::{CountersConfig, HubConfig};
 use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
-use crate::hub::Hub;
-use crate::ledger::Ledger;
 use crate::model::{
     gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
     TargetInfo, TargetKind,
@@ -47,9 +45,8 @@ use crate::model::{
 use crate::protocol::GiftEvent;
 
 mod gift;
-mod keys;
+pub(crate) mod keys;
 mod reconcile;
-mod relay;
 mod restore;
 mod scripts;
 
@@ -95,6 +92,43 @@ struct EventHead<'a> {
     ts: i64,
 }
 
+/// What the Redis engine needs of this node's rooms (the hub): their
+/// configuration, and a relay that forwards the room events published in
+/// Redis to them (`crate::relay::redis` implements it for the hub). The
+/// engine itself never touches a room.
+pub trait RelayHost: Send + Sync + 'static {
+    /// The rooms' configuration (history and stats bounds).
+    fn hub_config(&self) -> HubConfig;
+
+    /// Start the relay and the stats loop, which run until `setup.stop`;
+    /// `setup.ready` fires once the first subscription connection is up.
+    fn start_relay(self: Arc<Self>, setup: RelaySetup) -> anyhow::Result<()>;
+}
+
+/// What the relay needs of the engine's connection (see [`RelayHost`]).
+pub struct RelaySetup {
+    /// The engine's client (the relay derives a RESP3 one from it).
+    pub client: redis::Client,
+    /// The engine's connection, for history reads and stats.
+    pub conn: ConnectionManager,
+    /// The rooms' channel names.
+    pub channels: Channels,
+    /// This node's id (its field in each room's viewers hash).
+    pub node: String,
+    /// Longest pause between reconnect attempts.
+    pub backoff_max: Duration,
+    /// Connect and reply timeout.
+    pub timeout: Duration,
+    /// `counters.relay_queue_len_max`.
+    pub queue_len_max: usize,
+    /// `counters.viewers_ttl_ms`.
+    pub viewers_ttl_ms: u64,
+    /// Stops the relay and the stats loop.
+    pub stop: CancellationToken,
+    /// Fires once the relay is subscribed.
+    pub ready: tokio::sync::oneshot::Sender<()>,
+}
+
 /// Wallets, seqs and pending credits in Redis, shared by every node.
 pub struct RedisCounters {
     conn: ConnectionManager,
@@ -119,7 +153,7 @@ impl RedisCounters {
     pub async fn connect(
         url: &str,
         cfg: CountersConfig,
-        hub: Arc<Hub>,
+        rooms: Arc<dyn RelayHost>,
     ) -> anyhow::Result<RedisCounters> {
         let client = redis::Client::open(url)?;
         let channels = Channels::new(client.get_connection_info().redis_settings().db());
@@ -146,28 +180,20 @@ impl RedisCounters {
         }
         let stop = CancellationToken::new();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let hub_cfg = hub.config().clone();
-        hub.set_relayed();
+        let hub_cfg = rooms.hub_config();
         let consumer = format!("c-{}", uuid::Uuid::now_v7().simple());
-        let relay = relay::Relay {
-            client: relay::resp3(&client)?,
+        rooms.start_relay(RelaySetup {
+            client: client.clone(),
             conn: conn.clone(),
-            hub: hub.clone(),
+            channels: channels.clone(),
+            node: consumer.clone(),
             backoff_max: Duration::from_millis(cfg.redis_reconnect_ms_max),
             timeout,
             queue_len_max: cfg.relay_queue_len_max,
-            history_len_max: hub_cfg.history_len_max,
-            channels: channels.clone(),
-        };
-        tokio::spawn(relay.run(stop.clone(), ready_tx));
-        tokio::spawn(relay::stats_loop(relay::StatsLoop {
-            conn: conn.clone(),
-            hub,
-            node: consumer.clone(),
-            interval: Duration::from_millis(hub_cfg.stats_interval_ms),
-            ttl_ms: cfg.viewers_ttl_ms,
+            viewers_ttl_ms: cfg.viewers_ttl_ms,
             stop: stop.clone(),
-        }));
+            ready: ready_tx,
+        })?;
         match tokio::time::timeout(timeout, ready_rx).await {
             Ok(Ok(())) => {}
             _ => {
@@ -302,50 +328,20 @@ fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
     Ok((id, g, ticket))
 }
 
-/// A room message that is not a gift event, for this node's hub (`decode`
-/// is why it did not decode as a gift event).
-async fn on_control(hub: &Hub, room: &str, payload: &[u8], decode: serde_json::Error) {
-    match serde_json::from_slice::<RoomControl>(payload) {
-        Ok(RoomControl::RoomEnded) => hub.end_room(room).await,
-        Ok(RoomControl::TipEvent(t)) => hub.broadcast(room, t.into()).await,
-        Err(_) => {
-            tracing::warn!(room, error = %decode, "redis: undecodable room event skipped")
-        }
-    }
-}
-
-/// Room messages on the event channel other than gift events.
-#[derive(serde::Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum RoomControl {
-    /// Published by `end_room.lua`: end the room on this node.
-    RoomEnded,
-    /// A tip (published by `publish_room_msg`): broadcast it in the room.
-    TipEvent(TipEventBody),
-}
-
-/// The fields of a published `tip_event` (as `ServerMsg::TipEvent`).
-#[derive(serde::Deserialize)]
-struct TipEventBody {
-    room: String,
-    sender: String,
-    amount_cents: i64,
-    currency: String,
-    message: String,
-    ts: i64,
-}
-
-impl From<TipEventBody> for crate::protocol::ServerMsg {
-    fn from(t: TipEventBody) -> Self {
-        crate::protocol::ServerMsg::TipEvent {
-            room: t.room,
-            sender: t.sender,
-            amount_cents: t.amount_cents,
-            currency: t.currency,
-            message: t.message,
-            ts: t.ts,
-        }
-    }
+/// The viewers in a room's viewers hash (node id -> `count:ts ms`) that
+/// were refreshed within `ttl_ms` before `now_ms`, leaving out node
+/// `except` (the caller's own, which it counts live). The same rule as
+/// `room_stats.lua`.
+fn fresh_viewers(counts: &HashMap<String, String>, except: &str, now_ms: i64, ttl_ms: u64) -> u64 {
+    counts
+        .iter()
+        .filter(|(node, _)| node.as_str() != except)
+        .filter_map(|(_, v)| {
+            let (count, ts) = v.split_once(':')?;
+            let (count, ts) = (count.parse::<u64>().ok()?, ts.parse::<i64>().ok()?);
+            (now_ms.saturating_sub(ts) <= ttl_ms.min(i64::MAX as u64) as i64).then_some(count)
+        })
+        .sum()
 }
 
 #[async_trait]
@@ -600,7 +596,7 @@ impl Counters for RedisCounters {
             .query_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
-        Ok(relay::fresh_viewers(
+        Ok(fresh_viewers(
             &counts,
             &self.consumer,
             crate::protocol::now_ms(),
@@ -641,5 +637,27 @@ impl Counters for RedisCounters {
             )),
             _ => Err(Error::internal("redis: bad history answer")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_viewers_sums_other_live_nodes_only() {
+        let counts: HashMap<String, String> = [
+            ("me", "7:1000"),      // the caller's own: counted live instead
+            ("b", "3:990"),        // 10 ms old
+            ("c", "2:500"),        // exactly ttl old: still counted
+            ("dead", "100:499"),   // past the ttl
+            ("garbled", "x:1000"), // not a count
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(fresh_viewers(&counts, "me", 1000, 500), 5);
+        assert_eq!(fresh_viewers(&counts, "nobody", 1000, 500), 12);
+        assert_eq!(fresh_viewers(&HashMap::new(), "me", 1000, 500), 0);
     }
 }

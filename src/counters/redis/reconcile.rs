@@ -3,6 +3,7 @@
 use super::keys::*;
 use super::scripts::*;
 use super::*;
+use crate::model::GiftRecords;
 
 /// What [`RedisCounters::reconcile`] found (and fixed, with `repair`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -127,7 +128,11 @@ impl RedisCounters {
     /// repairs are compare-and-set, so a gift racing the repair wins and the
     /// item is counted in `repair_skipped`. Sets the
     /// `giftstream_reconcile_drift` gauge.
-    pub async fn reconcile(&self, ledger: &dyn Ledger, repair: bool) -> Result<ReconcileReport> {
+    pub async fn reconcile<L: GiftRecords + ?Sized>(
+        &self,
+        ledger: &L,
+        repair: bool,
+    ) -> Result<ReconcileReport> {
         let mut report = ReconcileReport::default();
         let recent_ms =
             (self.cfg.idempotency_ttl_s.saturating_mul(1000)).min(i64::MAX as u64) as i64;

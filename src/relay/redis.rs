@@ -30,7 +30,9 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Script, 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{history_key, on_control, top_key, viewers_key, Channels};
+use crate::config::HubConfig;
+use crate::counters::redis::keys::{history_key, target_key, top_key, viewers_key, Channels};
+use crate::counters::redis::{RelayHost, RelaySetup};
 use crate::hub::{Hub, RoomCmd};
 use crate::protocol::{GiftEvent, TopEntry};
 
@@ -45,9 +47,88 @@ const STATS_CHUNK_LEN_MAX: usize = 64;
 /// Top gifters in `room_stats`.
 const TOP_LEN: usize = 10;
 
+/// The hub hosts the Redis engine's relay: this node's rooms get the events
+/// published in Redis, and Redis gets this node's viewer counts.
+impl RelayHost for Hub {
+    fn hub_config(&self) -> HubConfig {
+        self.config().clone()
+    }
+
+    fn start_relay(self: Arc<Self>, setup: RelaySetup) -> anyhow::Result<()> {
+        let hub_cfg = self.config().clone();
+        self.set_relayed();
+        let relay = Relay {
+            client: resp3(&setup.client)?,
+            conn: setup.conn.clone(),
+            hub: self.clone(),
+            backoff_max: setup.backoff_max,
+            timeout: setup.timeout,
+            queue_len_max: setup.queue_len_max,
+            history_len_max: hub_cfg.history_len_max,
+            channels: setup.channels,
+        };
+        tokio::spawn(relay.run(setup.stop.clone(), setup.ready));
+        tokio::spawn(stats_loop(StatsLoop {
+            conn: setup.conn,
+            hub: self,
+            node: setup.node,
+            interval: Duration::from_millis(hub_cfg.stats_interval_ms),
+            ttl_ms: setup.viewers_ttl_ms,
+            stop: setup.stop,
+        }));
+        Ok(())
+    }
+}
+
+/// A room message that is not a gift event, for this node's hub (`decode`
+/// is why it did not decode as a gift event).
+async fn on_control(hub: &Hub, room: &str, payload: &[u8], decode: serde_json::Error) {
+    match serde_json::from_slice::<RoomControl>(payload) {
+        Ok(RoomControl::RoomEnded) => hub.end_room(room).await,
+        Ok(RoomControl::TipEvent(t)) => hub.broadcast(room, t.into()).await,
+        Err(_) => {
+            tracing::warn!(room, error = %decode, "redis: undecodable room event skipped")
+        }
+    }
+}
+
+/// Room messages on the event channel other than gift events.
+#[derive(serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RoomControl {
+    /// Published by `end_room.lua`: end the room on this node.
+    RoomEnded,
+    /// A tip (published by `publish_room_msg`): broadcast it in the room.
+    TipEvent(TipEventBody),
+}
+
+/// The fields of a published `tip_event` (as `ServerMsg::TipEvent`).
+#[derive(serde::Deserialize)]
+struct TipEventBody {
+    room: String,
+    sender: String,
+    amount_cents: i64,
+    currency: String,
+    message: String,
+    ts: i64,
+}
+
+impl From<TipEventBody> for crate::protocol::ServerMsg {
+    fn from(t: TipEventBody) -> Self {
+        crate::protocol::ServerMsg::TipEvent {
+            room: t.room,
+            sender: t.sender,
+            amount_cents: t.amount_cents,
+            currency: t.currency,
+            message: t.message,
+            ts: t.ts,
+        }
+    }
+}
+
 /// A client like `client` that speaks RESP3 (needed for push messages on a
 /// multiplexed connection).
-pub(super) fn resp3(client: &redis::Client) -> anyhow::Result<redis::Client> {
+fn resp3(client: &redis::Client) -> anyhow::Result<redis::Client> {
     let info = client.get_connection_info().clone();
     let settings = info
         .redis_settings()
@@ -57,7 +138,7 @@ pub(super) fn resp3(client: &redis::Client) -> anyhow::Result<redis::Client> {
 }
 
 /// The relay's set-up (see the module doc).
-pub(super) struct Relay {
+struct Relay {
     /// RESP3 client for the subscription connection.
     pub client: redis::Client,
     /// The engine's connection, for history reads.
@@ -92,7 +173,7 @@ enum Ended {
 
 impl Relay {
     /// Run until `stop`; `ready` fires once the first connection is up.
-    pub(super) async fn run(self, stop: CancellationToken, ready: oneshot::Sender<()>) {
+    async fn run(self, stop: CancellationToken, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
         let backoff_min = Duration::from_millis(BACKOFF_MS_MIN).min(self.backoff_max);
         let mut backoff = backoff_min;
@@ -352,7 +433,7 @@ async fn forward(locals: &mut HashMap<String, Local>, room: &str, ev: GiftEvent)
 }
 
 /// The stats loop's set-up.
-pub(super) struct StatsLoop {
+struct StatsLoop {
     /// The engine's connection.
     pub conn: ConnectionManager,
     /// This node's rooms.
@@ -372,8 +453,8 @@ pub(super) struct StatsLoop {
 /// over live nodes, diamonds this live, top gifters); the room sends
 /// `room_stats` only when they changed. A room that stopped here gets its
 /// count removed.
-pub(super) async fn stats_loop(s: StatsLoop) {
-    let script = Script::new(include_str!("../lua/room_stats.lua"));
+async fn stats_loop(s: StatsLoop) {
+    let script = Script::new(include_str!("lua/room_stats.lua"));
     let mut last: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
@@ -390,7 +471,7 @@ pub(super) async fn stats_loop(s: StatsLoop) {
                 let mut inv = script.prepare_invoke();
                 inv.key(viewers_key(room))
                     .key(top_key(room))
-                    .key(super::target_key(&format!("room:{room}")))
+                    .key(target_key(&format!("room:{room}")))
                     .arg(&s.node)
                     .arg(viewers)
                     .arg(now)
@@ -425,27 +506,6 @@ pub(super) async fn stats_loop(s: StatsLoop) {
     }
 }
 
-/// The viewers in a room's viewers hash (node id -> `count:ts ms`) that
-/// were refreshed within `ttl_ms` before `now_ms`, leaving out node
-/// `except` (the caller's own, which it counts live). The same rule as
-/// `room_stats.lua`.
-pub(super) fn fresh_viewers(
-    counts: &HashMap<String, String>,
-    except: &str,
-    now_ms: i64,
-    ttl_ms: u64,
-) -> u64 {
-    counts
-        .iter()
-        .filter(|(node, _)| node.as_str() != except)
-        .filter_map(|(_, v)| {
-            let (count, ts) = v.split_once(':')?;
-            let (count, ts) = (count.parse::<u64>().ok()?, ts.parse::<i64>().ok()?);
-            (now_ms.saturating_sub(ts) <= ttl_ms.min(i64::MAX as u64) as i64).then_some(count)
-        })
-        .sum()
-}
-
 /// `room_stats.lua`'s answer as a room command.
 fn stats_cmd(a: &[String]) -> Option<RoomCmd> {
     let viewers = a.first()?.parse().ok()?;
@@ -465,26 +525,4 @@ fn stats_cmd(a: &[String]) -> Option<RoomCmd> {
         diamonds,
         top,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fresh_viewers_sums_other_live_nodes_only() {
-        let counts: HashMap<String, String> = [
-            ("me", "7:1000"),      // the caller's own: counted live instead
-            ("b", "3:990"),        // 10 ms old
-            ("c", "2:500"),        // exactly ttl old: still counted
-            ("dead", "100:499"),   // past the ttl
-            ("garbled", "x:1000"), // not a count
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(fresh_viewers(&counts, "me", 1000, 500), 5);
-        assert_eq!(fresh_viewers(&counts, "nobody", 1000, 500), 12);
-        assert_eq!(fresh_viewers(&HashMap::new(), "me", 1000, 500), 0);
-    }
 }
