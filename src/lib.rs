@@ -28,7 +28,9 @@
 //! - [`http`]: the axum router: HTTP routes and the WebSocket upgrade.
 //! - [`payments`]: Stripe: coin purchases, signed webhooks, creator
 //!   onboarding, tips and cash-outs.
-//! - [`app`]: wiring, start-up restore, graceful shutdown, shared ops.
+//! - [`app`]: the application state and the ops shared by WebSocket and
+//!   HTTP.
+//! - [`server`]: wiring, start-up restore, serving, graceful shutdown.
 //! - [`client`]: a small protocol-v1 client behind `giftstream watch` and
 //!   `giftstream send`.
 //!
@@ -56,6 +58,7 @@ pub mod model;
 pub mod payments;
 pub mod protocol;
 pub mod relay;
+pub mod server;
 pub mod settlement;
 
 #[cfg(test)]

@@ -196,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
             if cfg.auth.jwt_secret == DEV_JWT_SECRET {
                 tracing::warn!("--demo with the development JWT secret: anyone can forge tokens; never expose this server");
             }
-            let running = app::start(cfg).await?;
+            let running = giftstream::server::start(cfg).await?;
             tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "giftstream listening");
             if let Some(path) = ready_file {
                 let aside = path.with_extension("tmp");

@@ -554,7 +554,7 @@ async fn platform_public_keys_verify_pem_and_jwks() {
     // A bad key file stops the start with the key's name.
     let mut cfg = common::server::test_config(&embedded());
     cfg.auth.public_keys_path = fixture("README.md").display().to_string();
-    let e = giftstream::app::start(cfg).await.err().expect("refused");
+    let e = giftstream::server::start(cfg).await.err().expect("refused");
     assert!(format!("{e:#}").contains("auth.public_keys_path"), "{e:#}");
 }
 

@@ -391,7 +391,7 @@ async fn a_second_process_with_memory_counters_on_one_ledger_refuses_to_start() 
     for engine in engines().await {
         eprintln!("-- engines: {}", engine.name);
         let a = TestServer::start(&engine, |_| {}).await;
-        let second = giftstream::app::start(test_config(&engine)).await;
+        let second = giftstream::server::start(test_config(&engine)).await;
         if engine.counters_url == "memory" {
             let e = match second {
                 Ok(_) => panic!("{}: a second process started", engine.name),

@@ -1061,7 +1061,7 @@ async fn app_runs_on_redis_with_ledger_acks() {
     cfg.http.listen = "127.0.0.1:0".parse().unwrap();
     cfg.gift.ack = giftstream::config::AckMode::Ledger;
     cfg.settlement.flush_interval_ms = 5;
-    let running = giftstream::app::start(cfg).await.unwrap();
+    let running = giftstream::server::start(cfg).await.unwrap();
     let st = running.state.clone();
     let room = format!("app{db}");
     giftstream::app::ops::open_room(&st, &room, "cr")

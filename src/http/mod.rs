@@ -33,6 +33,7 @@ use crate::error::{Error, ErrorCode};
 use crate::ledger::{CreditOp, OpKey};
 use crate::model::Target;
 use crate::payments;
+use crate::payments::PaymentsApp;
 use crate::protocol::{
     check_name, valid_client_id, Encoding, GiftBody, ServerMsg, SUBPROTOCOL_JSON,
     SUBPROTOCOL_MSGPACK,
@@ -746,7 +747,7 @@ async fn purchase(
     JsonBody(b): JsonBody<Purchase>,
 ) -> Result<Json<payments::PurchaseAnswer>, Error> {
     payment_intents_per_hour(&state, &who).await?;
-    payments::create_purchase(&state, &who, &b.package, &b.id)
+    payments::create_purchase(&state.payments(), &who, &b.package, &b.id)
         .await
         .map(Json)
 }
@@ -761,7 +762,7 @@ async fn stripe_webhook(
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| Error::bad_request("missing Stripe-Signature header"))?;
-    let outcome = payments::webhook(&state, sig, &body).await?;
+    let outcome = payments::webhook(&state.payments(), sig, &body).await?;
     Ok(Json(json!({ "received": true, "outcome": outcome })))
 }
 
@@ -770,7 +771,9 @@ async fn payouts_onboard(
     Caller(who): Caller,
 ) -> Result<Json<payments::OnboardAnswer>, Error> {
     who.require(Role::Creator)?;
-    payments::onboard(&state, &who.user).await.map(Json)
+    payments::onboard(&state.payments(), &who.user)
+        .await
+        .map(Json)
 }
 
 async fn payouts(
@@ -778,7 +781,9 @@ async fn payouts(
     Caller(who): Caller,
 ) -> Result<Json<payments::PayoutStatus>, Error> {
     who.require(Role::Creator)?;
-    payments::payout_status(&state, &who.user).await.map(Json)
+    payments::payout_status(&state.payments(), &who.user)
+        .await
+        .map(Json)
 }
 
 #[derive(Deserialize)]
@@ -794,7 +799,7 @@ struct Tip {
 async fn tip(state: &AppState, who: &Identity, target: Target, t: Tip) -> Result<Response, Error> {
     payment_intents_per_hour(state, who).await?;
     let answer = payments::create_tip(
-        state,
+        &state.payments(),
         who,
         target,
         payments::TipRequest {
@@ -841,7 +846,7 @@ async fn cashout(
     JsonBody(c): JsonBody<Cashout>,
 ) -> Result<Json<crate::ledger::CashoutRecord>, Error> {
     who.require(Role::Creator)?;
-    payments::cashout(&state, &who.user, c.diamonds, &c.id)
+    payments::cashout(&state.payments(), &who.user, c.diamonds, &c.id)
         .await
         .map(Json)
 }

@@ -21,12 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbox::{outbox, Outbox, OutboxRx};
 use super::room::{RoomCmd, Subscriber};
-use super::RoomHandle;
-use crate::app::{ops, AppState};
+use super::{Hub, RoomHandle};
 use crate::auth::{scoped_refusal, Identity, Role, Scope, Token};
 use crate::config::AckMode;
+use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::Target;
+use crate::model::{GiftOutcome, Target};
 use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, ServerMsg};
 
 /// Close code for a frame over `hub.frame_close_len_max`.
@@ -74,6 +74,34 @@ impl ConnCtl {
     }
 }
 
+/// What a connection needs of the application: a narrow handle instead of
+/// the whole application state (implemented by `crate::app::AppState`), so
+/// the hub does not import the layer above it.
+#[async_trait::async_trait]
+pub trait ConnOps: Send + Sync + 'static {
+    /// This node's rooms.
+    fn hub(&self) -> &Hub;
+    /// Cancelled when the server starts shutting down.
+    fn shutdown(&self) -> &CancellationToken;
+    /// Token checks (`refresh`).
+    fn auth(&self) -> &crate::auth::Auth;
+    /// The counters engine (room lookups and history).
+    fn counters(&self) -> &dyn Counters;
+    /// `gift.ack`.
+    fn ack_mode(&self) -> AckMode;
+    /// The gift operation up to the counters engine's ack.
+    async fn gift(
+        &self,
+        who: &Identity,
+        target: Target,
+        gift_id: &str,
+        count: u32,
+        client_id: &str,
+    ) -> Result<GiftOutcome>;
+    /// In ledger ack mode: wait until the gift is in the ledger.
+    async fn wait_durable(&self, outcome: &GiftOutcome, target_key: &str) -> Result<()>;
+}
+
 /// Serve one upgraded socket until it closes.
 ///
 /// The socket is split and its writer task started here, outside the
@@ -82,7 +110,7 @@ impl ConnCtl {
 /// (for 20,000 idle sockets, bytes here are megabytes).
 pub fn serve(
     socket: WebSocket,
-    state: Arc<AppState>,
+    state: Arc<dyn ConnOps>,
     token: Token,
     encoding: Encoding,
     permit: OwnedSemaphorePermit,
@@ -93,14 +121,14 @@ pub fn serve(
         exp,
     } = token;
     metrics::gauge!("giftstream_connections").increment(1.0);
-    let cfg = state.hub.config();
+    let cfg = state.hub().config();
     let queue_len = if who.role == Role::Creator {
         cfg.creator_queue_len_max
     } else {
         cfg.viewer_queue_len_max
     };
     let (tx, rx) = outbox(queue_len);
-    let ctl = Arc::new(ConnCtl::child_of(&state.shutdown));
+    let ctl = Arc::new(ConnCtl::child_of(&state.shutdown()));
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(
         sink,
@@ -110,7 +138,7 @@ pub fn serve(
         Duration::from_millis(cfg.close_timeout_ms),
     ));
     let reader = Reader {
-        conn_id: state.hub.next_conn_id(),
+        conn_id: state.hub().next_conn_id(),
         who,
         scope,
         exp,
@@ -141,7 +169,7 @@ async fn read_until_closed(
             conn_id: reader.conn_id,
         });
     }
-    let shutting_down = reader.state.shutdown.is_cancelled();
+    let shutting_down = reader.state.shutdown().is_cancelled();
     drop(reader);
     if shutting_down {
         ctl.kick(CLOSE_GOING_AWAY, "server shutting down");
@@ -174,7 +202,7 @@ struct Reader {
     bucket: TokenBucket,
     /// Rooms resumed in the last [`RESUME_INTERVAL`], and when.
     resumed: Vec<(Box<str>, Instant)>,
-    state: Arc<AppState>,
+    state: Arc<dyn ConnOps>,
 }
 
 /// A token bucket: `rate` tokens a second, at most `rate` banked.
@@ -210,7 +238,7 @@ impl TokenBucket {
 
 impl Reader {
     async fn run(&mut self, mut stream: SplitStream<WebSocket>) {
-        let cfg = self.state.hub.config();
+        let cfg = self.state.hub().config();
         let frame_len_max = cfg.frame_len_max;
         let ping_every = Duration::from_millis(cfg.ping_interval_ms);
         let idle_max = Duration::from_millis(cfg.idle_timeout_ms);
@@ -373,7 +401,7 @@ impl Reader {
     /// replaces the socket's; anything else is answered with an error and
     /// the old token stays.
     async fn refresh(&mut self, token: &str) -> bool {
-        let checked = self.state.auth.decode(token).and_then(|t| {
+        let checked = self.state.auth().decode(token).and_then(|t| {
             if t.identity.user != self.who.user {
                 return Err(Error::forbidden("refresh must keep the token's sub"));
             }
@@ -441,16 +469,17 @@ impl Reader {
             // once the room runs here, so the history reaches at least to
             // the room's seq and the room's ring holds what came after.
             let backfill = match since {
-                Some(since) => self.state.counters.history(room, since).await?,
+                Some(since) => self.state.counters().history(room, since).await?,
                 None => None,
             };
             self.rooms.retain(|(_, h)| h.is_open());
             let joined = self.rooms.iter().position(|(r, _)| r == room);
-            if joined.is_none() && self.rooms.len() >= self.state.hub.config().rooms_per_socket_max
+            if joined.is_none()
+                && self.rooms.len() >= self.state.hub().config().rooms_per_socket_max
             {
                 return Err(Error::bad_request(format!(
                     "a socket may join {} rooms at most (hub.rooms_per_socket_max)",
-                    self.state.hub.config().rooms_per_socket_max
+                    self.state.hub().config().rooms_per_socket_max
                 )));
             }
             let sub = Subscriber {
@@ -501,13 +530,13 @@ impl Reader {
     /// engine is shared by every node) is started here too, and receives
     /// its events through the engine.
     async fn room_handle(&self, room: &str) -> Result<RoomHandle> {
-        if let Some(h) = self.state.hub.room(room) {
+        if let Some(h) = self.state.hub().room(room) {
             return Ok(h);
         }
-        match self.state.counters.target(&Target::room(room)).await? {
+        match self.state.counters().target(&Target::room(room)).await? {
             Some(t) if t.live => {
-                self.state.hub.open_room(room, &t.creator, t.seq);
-                self.state.hub.room(room).ok_or_else(|| {
+                self.state.hub().open_room(room, &t.creator, t.seq);
+                self.state.hub().room(room).ok_or_else(|| {
                     Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live"))
                 })
             }
@@ -526,9 +555,9 @@ impl Reader {
         let state = &self.state;
         let target = Target::room(room);
         let target_key = target.key();
-        match ops::gift_counted(state, &self.who, target, &gift, count, &id).await {
+        match state.gift(&self.who, target, &gift, count, &id).await {
             Err(e) => self.reply(ServerMsg::error(&e, Some(id))).await,
-            Ok(outcome) if state.cfg.gift.ack == AckMode::Counter => {
+            Ok(outcome) if state.ack_mode() == AckMode::Counter => {
                 let a = outcome.ack;
                 self.reply(ServerMsg::GiftAck {
                     id: a.id,
@@ -549,7 +578,7 @@ impl Reader {
                 };
                 let (state, tx, enc) = (self.state.clone(), self.tx.clone(), self.encoding);
                 tokio::spawn(async move {
-                    let msg = match ops::wait_durable(&state, &outcome, &target_key).await {
+                    let msg = match state.wait_durable(&outcome, &target_key).await {
                         Ok(()) => ServerMsg::GiftAck {
                             id: outcome.ack.id,
                             seq: outcome.ack.seq,

@@ -19,7 +19,6 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::auth::Identity;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{
@@ -40,10 +39,45 @@ use self::webhook::{AccountFacts, ChargeFacts, DisputeFacts, Object, PaymentInte
 /// Metadata key naming what a PaymentIntent pays for (`purchase` | `tip`).
 const META_KIND: &str = "giftstream_kind";
 
+/// What the payment flows use of the application: a narrow view built by
+/// `crate::app::AppState::payments`, so this module does not import the
+/// layer above it.
+pub struct Payments<'a> {
+    /// Validated configuration.
+    pub cfg: &'a crate::config::Config,
+    /// The system of record.
+    pub ledger: &'a dyn crate::ledger::Ledger,
+    /// Wallets (coin credits after the ledger, tip events).
+    pub counters: &'a dyn crate::counters::Counters,
+    /// This node's rooms (tip events when the engine does not relay).
+    pub hub: &'a crate::hub::Hub,
+    /// The Stripe client; None while payments are off (no secret key).
+    pub stripe: Option<&'a StripeClient>,
+}
+
 /// The Stripe client, or `bad_request` "payments are not configured" when
 /// `stripe.secret_key` is empty.
-fn client(state: &AppState) -> Result<&StripeClient> {
-    state.stripe.as_ref().ok_or_else(|| {
+/// What can lend the payment flows their view ([`Payments`]): the
+/// application state, or a view itself.
+pub trait PaymentsApp: Sync {
+    /// The payment flows' view.
+    fn payments(&self) -> Payments<'_>;
+}
+
+impl PaymentsApp for Payments<'_> {
+    fn payments(&self) -> Payments<'_> {
+        Payments {
+            cfg: self.cfg,
+            ledger: self.ledger,
+            counters: self.counters,
+            hub: self.hub,
+            stripe: self.stripe,
+        }
+    }
+}
+
+fn client<'a>(state: &Payments<'a>) -> Result<&'a StripeClient> {
+    state.stripe.ok_or_else(|| {
         Error::bad_request("payments are not configured on this server (stripe.secret_key)")
     })
 }
@@ -86,7 +120,7 @@ pub struct PurchaseAnswer {
 /// `POST /v1/coins/purchases`: a PaymentIntent for a package, keyed by the
 /// request id. Coins are credited by the webhook, not here.
 pub async fn create_purchase(
-    state: &AppState,
+    state: &Payments<'_>,
     who: &Identity,
     package: &str,
     id: &str,
@@ -179,7 +213,7 @@ fn coin_share(rec: &PurchaseRecord, cents: i64) -> i64 {
 /// Credit the wallet with what the ledger decided (after a debt took its
 /// part), under `op_id`: idempotent, so a redelivered event after a crash
 /// between ledger and counters completes it.
-async fn credit_rest(state: &AppState, user: &str, coins: i64, op_id: &str) -> Result<()> {
+async fn credit_rest(state: &Payments<'_>, user: &str, coins: i64, op_id: &str) -> Result<()> {
     if coins > 0 {
         state.counters.credit(user, coins, op_id).await?;
     }
@@ -188,7 +222,7 @@ async fn credit_rest(state: &AppState, user: &str, coins: i64, op_id: &str) -> R
 
 /// `POST /v1/stripe/webhook`: verify the signature, then apply the event
 /// once. A bad or old signature is `bad_request` and changes nothing.
-pub async fn webhook(state: &AppState, signature: &str, body: &[u8]) -> Result<WebhookOutcome> {
+pub async fn webhook(state: &Payments<'_>, signature: &str, body: &[u8]) -> Result<WebhookOutcome> {
     let cfg = &state.cfg.stripe;
     if !cfg.enabled() {
         return Err(Error::bad_request(
@@ -265,7 +299,7 @@ fn metadata<const N: usize>(pairs: [(&str, String); N]) -> HashMap<String, Strin
 /// between the two completes the credit). Coins and price come from the
 /// purchase recorded at creation, never from the event alone.
 async fn purchase_paid(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     pi: &PaymentIntentFacts,
 ) -> Result<WebhookOutcome> {
@@ -323,7 +357,7 @@ async fn purchase_paid(
 }
 
 /// Acknowledge an event with no effect (recorded once).
-async fn ignored(state: &AppState, ev: &StripeEventRef) -> Result<WebhookOutcome> {
+async fn ignored(state: &Payments<'_>, ev: &StripeEventRef) -> Result<WebhookOutcome> {
     Ok(if state.ledger.record_stripe_event(ev).await? {
         WebhookOutcome::Ignored
     } else {
@@ -335,7 +369,7 @@ async fn ignored(state: &AppState, ev: &StripeEventRef) -> Result<WebhookOutcome
 /// not arrived yet (Stripe does not order events): parked in the ledger,
 /// applied when the purchase is paid.
 async fn park(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     pi: &str,
     facts: serde_json::Value,
@@ -359,7 +393,7 @@ async fn park(
 /// event id (once: the ledger drops the parked row with the event's
 /// effect, and a redelivered `payment_intent.succeeded` applies what is
 /// left).
-async fn apply_parked(state: &AppState, pi: &str) -> Result<()> {
+async fn apply_parked(state: &Payments<'_>, pi: &str) -> Result<()> {
     for r in state.ledger.parked_reversals(pi).await? {
         let facts: serde_json::Value = serde_json::from_str(&r.facts).map_err(Error::internal)?;
         let int = |k: &str| facts.get(k).and_then(serde_json::Value::as_i64);
@@ -386,7 +420,7 @@ async fn apply_parked(state: &AppState, pi: &str) -> Result<()> {
 /// `charge.succeeded`: a tip's destination charge names its Transfer,
 /// recorded for a later refund or dispute (which reverses it).
 async fn charge_succeeded(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     charge: &ChargeFacts,
 ) -> Result<WebhookOutcome> {
@@ -402,7 +436,7 @@ async fn charge_succeeded(
 /// cents recovered; 0 when there is no Transfer or Stripe refuses (the
 /// creator's balance cannot cover it): the platform's loss.
 async fn reverse_tip_transfer(
-    state: &AppState,
+    state: &Payments<'_>,
     transfer: Option<&str>,
     recovered_before: i64,
     cents: i64,
@@ -450,7 +484,7 @@ async fn reverse_tip_transfer(
 /// refund): reverse the creator's Transfer for the refunded part, record
 /// it (op `tip_refund:{pi}:{total}`).
 async fn tip_refunded(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     pi: &str,
     total: i64,
@@ -481,7 +515,7 @@ async fn tip_refunded(
 /// `charge.dispute.funds_withdrawn` of a tip: as a refund (op
 /// `tip_dispute:{dp}`).
 async fn tip_disputed(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     pi: &str,
     dispute_id: &str,
@@ -511,7 +545,7 @@ async fn tip_disputed(
 /// A succeeded tip's record, its Transfer (recorded, or named by this
 /// event) with the cents already recovered, and the cents reversed so far.
 async fn tip_reversible(
-    state: &AppState,
+    state: &Payments<'_>,
     pi: &str,
     transfer: Option<&str>,
 ) -> Result<Option<(TipRecord, (Option<String>, i64), i64)>> {
@@ -530,7 +564,7 @@ async fn tip_reversible(
 /// real-time authority, as for gifts); the ledger records that and a debt
 /// for the rest — never a negative wallet.
 async fn refunded(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     charge: &ChargeFacts,
 ) -> Result<WebhookOutcome> {
@@ -583,7 +617,7 @@ async fn refunded(
 /// a refund's is — what the wallet still holds (counters first, they are
 /// the real-time authority), the rest a debt. Op `dispute:{dp}`.
 async fn dispute_withdrawn(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     dispute: &DisputeFacts,
 ) -> Result<WebhookOutcome> {
@@ -649,7 +683,7 @@ async fn dispute_withdrawn(
 /// (ledger first, then the wallet under op `dispute:{dp}:reinstated`, so a
 /// redelivery after a crash between the two completes the credit).
 async fn dispute_reinstated(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     dispute: &DisputeFacts,
 ) -> Result<WebhookOutcome> {
@@ -687,7 +721,7 @@ async fn dispute_reinstated(
 /// ledger undoes the withdrawal (its loss always; the creator's part when
 /// repaid).
 async fn tip_dispute_won(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     pi: &str,
     dispute_id: &str,
@@ -736,7 +770,7 @@ async fn tip_dispute_won(
 
 /// A tip was paid: ledger posting once, then the room's `tip_event`.
 async fn tip_paid(
-    state: &AppState,
+    state: &Payments<'_>,
     ev: &StripeEventRef,
     pi: &PaymentIntentFacts,
 ) -> Result<WebhookOutcome> {
@@ -782,7 +816,7 @@ pub struct PayoutStatus {
 }
 
 /// `GET /v1/creators/me/payouts`.
-pub async fn payout_status(state: &AppState, creator: &str) -> Result<PayoutStatus> {
+pub async fn payout_status(state: &Payments<'_>, creator: &str) -> Result<PayoutStatus> {
     let a = state.ledger.payout_account(creator).await?;
     Ok(PayoutStatus {
         creator: creator.to_string(),
@@ -806,7 +840,7 @@ pub struct OnboardAnswer {
 
 /// `POST /v1/creators/me/payouts/onboard`: one Express account per creator
 /// (Idempotency-Key `account:{creator}`), then a fresh account link.
-pub async fn onboard(state: &AppState, creator: &str) -> Result<OnboardAnswer> {
+pub async fn onboard(state: &Payments<'_>, creator: &str) -> Result<OnboardAnswer> {
     let c = client(state)?;
     let acct: PayoutAccount = match state.ledger.payout_account(creator).await? {
         Some(a) => a,
@@ -880,7 +914,7 @@ pub struct TipAnswer {
 /// destination charge with no application fee; the `tip_event` and the
 /// ledger posting follow its `payment_intent.succeeded`.
 pub async fn create_tip(
-    state: &AppState,
+    state: &Payments<'_>,
     who: &Identity,
     target: Target,
     req: TipRequest,
@@ -986,7 +1020,7 @@ pub async fn create_tip(
 /// [`recover_cashouts`]. A replay of a pending cash-out drives it as
 /// recovery does (a lookup at Stripe first once its attempt is old).
 pub async fn cashout(
-    state: &AppState,
+    state: &Payments<'_>,
     creator: &str,
     diamonds: i64,
     id: &str,
@@ -1069,7 +1103,7 @@ fn transfer_matches(t: &Transfer, rec: &CashoutRecord, account: &str) -> bool {
 /// attempt + 1 with a new key. Then send the Transfer of the current
 /// attempt and record its outcome.
 async fn drive(
-    state: &AppState,
+    state: &Payments<'_>,
     c: &StripeClient,
     mut rec: CashoutRecord,
     account: &str,
@@ -1164,7 +1198,7 @@ fn flag(rec: &CashoutRecord, t: &Transfer, account: &str) -> CashoutEnd {
 }
 
 /// Record `end` and answer the cash-out as recorded.
-async fn end_cashout(state: &AppState, rec: &CashoutRecord, end: CashoutEnd) -> Result<Step> {
+async fn end_cashout(state: &Payments<'_>, rec: &CashoutRecord, end: CashoutEnd) -> Result<Step> {
     state.ledger.cashout_end(&rec.cashout_id, &end).await?;
     let now_rec = reload(state, &rec.cashout_id).await?;
     Ok(if now_rec.status == "pending" {
@@ -1174,7 +1208,7 @@ async fn end_cashout(state: &AppState, rec: &CashoutRecord, end: CashoutEnd) -> 
     })
 }
 
-async fn reload(state: &AppState, cashout_id: &str) -> Result<CashoutRecord> {
+async fn reload(state: &Payments<'_>, cashout_id: &str) -> Result<CashoutRecord> {
     state
         .ledger
         .cashout(cashout_id)
@@ -1235,7 +1269,8 @@ async fn lookup_transfers(
 /// `stripe.cashout_retry_backoff_ms_max`; the gauge `giftstream_cashouts_stuck`
 /// tells how many pending cash-outs failed their last pass. Answers how
 /// many ended now.
-pub async fn recover_cashouts(state: &AppState) -> Result<usize> {
+pub async fn recover_cashouts(app: &(impl PaymentsApp + ?Sized)) -> Result<usize> {
+    let state = &app.payments();
     let Ok(c) = client(state) else {
         return Ok(0);
     };
@@ -1286,7 +1321,7 @@ pub async fn recover_cashouts(state: &AppState) -> Result<usize> {
 
 /// Drive one pending cash-out (a creator without a payout account any more
 /// gets the diamonds back).
-async fn recover_one(state: &AppState, c: &StripeClient, rec: CashoutRecord) -> Result<Step> {
+async fn recover_one(state: &Payments<'_>, c: &StripeClient, rec: CashoutRecord) -> Result<Step> {
     let Some(acct) = state.ledger.payout_account(&rec.creator).await? else {
         return end_cashout(state, &rec, CashoutEnd::Reversed).await;
     };

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use giftstream::app::{self, Running};
 use giftstream::auth::{Auth, Role};
 use giftstream::config::Config;
 use giftstream::protocol::Encoding;
+use giftstream::server::{self, Running};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -99,7 +99,7 @@ impl TestServer {
 
     pub async fn start_with(engine: EngineSpec, cfg: Config) -> TestServer {
         cfg.validate().expect("valid test config");
-        let running = app::start(cfg.clone()).await.expect("server starts");
+        let running = server::start(cfg.clone()).await.expect("server starts");
         TestServer {
             addr: running.addr,
             running: Some(running),

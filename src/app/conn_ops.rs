@@ -1,0 +1,54 @@
+//! The connection's handle on the application ([`ConnOps`] for
+//! [`AppState`]): what a socket reader may do, and nothing more.
+//!
+//! Owns: the mapping from [`ConnOps`] to the shared ops ([`super::ops`]).
+//! Must not: hold logic of its own (the ops do).
+
+use tokio_util::sync::CancellationToken;
+
+use super::{ops, AppState};
+use crate::auth::{Auth, Identity};
+use crate::config::AckMode;
+use crate::counters::Counters;
+use crate::error::Result;
+use crate::hub::conn::ConnOps;
+use crate::hub::Hub;
+use crate::model::{GiftOutcome, Target};
+
+#[async_trait::async_trait]
+impl ConnOps for AppState {
+    fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    fn counters(&self) -> &dyn Counters {
+        self.counters.as_ref()
+    }
+
+    fn ack_mode(&self) -> AckMode {
+        self.cfg.gift.ack
+    }
+
+    async fn gift(
+        &self,
+        who: &Identity,
+        target: Target,
+        gift_id: &str,
+        count: u32,
+        client_id: &str,
+    ) -> Result<GiftOutcome> {
+        ops::gift_counted(self, who, target, gift_id, count, client_id).await
+    }
+
+    async fn wait_durable(&self, outcome: &GiftOutcome, target_key: &str) -> Result<()> {
+        ops::wait_durable(self, outcome, target_key).await
+    }
+}

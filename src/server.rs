@@ -1,0 +1,350 @@
+//! Wiring: builds engines from config, restores state, runs and stops.
+//!
+//! Owns: start-up (open the ledger, restore the counters engine from it,
+//! reopen live rooms, bind and serve [`crate::http`]'s router) and
+//! graceful shutdown (stop accepting → close sockets with 1001 → final
+//! settlement flush → mark the ledger clean): the top of the module graph.
+//! Must not: hold protocol details (http and hub do), SQL (ledger does) or
+//! operations (app does); nothing imports it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{metrics_handle, open_redis, AppState};
+use crate::auth::Auth;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::counters::memory::MemoryCounters;
+use crate::counters::redis::RedisCounters;
+use crate::counters::Counters;
+use crate::hub::Hub;
+use crate::ledger;
+use crate::model::TargetKind;
+use crate::payments::PaymentsApp;
+use crate::settlement::Worker;
+
+/// A running server.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Where `/metrics` is served (`http.metrics_listen`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Shared state (tests inspect engines through it).
+    pub state: Arc<AppState>,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    worker: tokio::task::AbortHandle,
+}
+
+impl Running {
+    /// Begin a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Wait for the server to stop; errors if settlement failed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
+    }
+
+    /// Shut down and wait.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown();
+        self.wait().await
+    }
+
+    /// Stop at once, flushing nothing and leaving no clean mark, as a
+    /// killed process would (crash drills and tests). Open sockets close.
+    pub async fn abort(self) {
+        self.worker.abort();
+        self.task.abort();
+        self.shutdown.cancel();
+        let _ = self.task.await;
+        self.state.ledger.unlock_exclusive().await;
+    }
+}
+
+/// Open engines, restore state, bind, and serve until shut down.
+pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    let _ = metrics_handle();
+    cfg.validate()?;
+    let auth = Auth::from_config(&cfg.auth)?;
+    let catalog = Catalog::load(&cfg.catalog.path)?;
+    let ledger = ledger::open(&cfg.ledger.url, cfg.ledger.pool_len_max)
+        .await
+        .with_context(|| {
+            format!(
+                "opening ledger.url {}",
+                crate::config::redact_url(&cfg.ledger.url)
+            )
+        })?;
+    ledger.set_payout_limits(cfg.payouts.limits());
+    let hub = Hub::new(cfg.hub.clone());
+    let mut redis_engine: Option<Arc<RedisCounters>> = None;
+    let counters: Arc<dyn Counters> = match cfg.counters.url.as_str() {
+        "memory" => Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone())),
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let r = Arc::new(open_redis(&cfg, hub.clone()).await?);
+            redis_engine = Some(r.clone());
+            r
+        }
+        other => anyhow::bail!("counters.url `{other}`: engine not available in this build"),
+    };
+    if redis_engine.is_none() {
+        // The in-process counters are the only writer of their ledger: a
+        // second process on the same ledger would hand out the same seqs
+        // and spend the same coins twice. Redis counters are shared, so
+        // several nodes are the point there.
+        ledger
+            .lock_exclusive()
+            .await
+            .context("taking the ledger's exclusive lock (counters.url = \"memory\")")?;
+    }
+
+    // Restore: the ledger is the truth. In process: after an unclean stop,
+    // gifts that were accepted but not settled are lost whole; their seqs
+    // are skipped so no seq is ever reused. Redis keeps unsettled gifts
+    // across a restart of this process (the engine skips seqs itself when
+    // Redis lost its data), so no gap there.
+    let was_clean = ledger.swap_clean_mark(false).await?;
+    let gap = if was_clean || redis_engine.is_some() {
+        0
+    } else {
+        cfg.counters.pending_len_max as u64
+    };
+    if !was_clean {
+        tracing::warn!(seq_gap = gap, "last run did not stop cleanly; unsettled gifts of that run are void unless Redis kept them");
+    }
+    let snapshot = ledger
+        .snapshot((cfg.counters.idempotency_ttl_s * 1000) as i64, gap)
+        .await?;
+    let live_rooms: Vec<(String, String)> = snapshot
+        .targets
+        .iter()
+        .filter(|(t, info)| t.kind == TargetKind::Room && info.live)
+        .map(|(t, info)| (t.id.clone(), info.creator.clone()))
+        .collect();
+    tracing::info!(
+        wallets = snapshot.wallets.len(),
+        targets = snapshot.targets.len(),
+        "restored from ledger"
+    );
+    counters.restore(snapshot).await?;
+    if let Some(r) = &redis_engine {
+        // Start-up check: report drift between Redis and the ledger in
+        // /metrics (`giftstream_reconcile_drift`); `giftstream reconcile
+        // --repair` fixes it. A Redis that lost everything was reloaded by
+        // `restore` just above.
+        let report = r.reconcile(ledger.as_ref(), false).await?;
+        tracing::info!(
+            drift = report.drift(),
+            pending = report.pending_gifts,
+            "redis reconciled against the ledger"
+        );
+    }
+    // A relaying engine (Redis) opens a room on a node when a viewer there
+    // joins it (and subscribes to it then); in process every live room
+    // opens now.
+    let live_rooms = if counters.relays_room_events() {
+        Vec::new()
+    } else {
+        live_rooms
+    };
+    for (room, creator) in live_rooms {
+        let seq = counters
+            .target(&crate::model::Target::room(room.clone()))
+            .await?
+            .map(|t| t.seq)
+            .unwrap_or(0);
+        hub.open_room(&room, &creator, seq);
+    }
+
+    let (worker, settlement) =
+        Worker::new(counters.clone(), ledger.clone(), cfg.settlement.clone());
+    let shutdown = CancellationToken::new();
+    let stripe = if cfg.stripe.enabled() {
+        Some(
+            crate::payments::stripe::StripeClient::new(&cfg.stripe)
+                .context("building the Stripe client (stripe.*)")?,
+        )
+    } else {
+        None
+    };
+    let state = Arc::new(AppState {
+        stripe,
+        auth,
+        catalog,
+        hub,
+        counters,
+        ledger,
+        settlement,
+        shutdown: shutdown.clone(),
+        connections: Arc::new(Semaphore::new(cfg.hub.connections_max)),
+        cfg,
+    });
+
+    let listener = TcpListener::bind(state.cfg.http.listen)
+        .await
+        .with_context(|| format!("binding http.listen {}", state.cfg.http.listen))?;
+    let addr = listener.local_addr()?;
+    let router = crate::http::router(state.clone());
+    let metrics_addr = match state.cfg.http.metrics_listen.as_str() {
+        "" => None,
+        m => {
+            let at: SocketAddr = m.parse().context("http.metrics_listen")?;
+            let l = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("binding http.metrics_listen {at}"))?;
+            let bound = l.local_addr()?;
+            let stop = state.shutdown.clone();
+            let metrics = crate::http::metrics_router(state.clone());
+            tokio::spawn(async move {
+                let served = axum::serve(l, metrics)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "metrics listener stopped");
+                }
+            });
+            Some(bound)
+        }
+    };
+    if state.stripe.is_some() {
+        // Cash-outs a crash or an unanswered Transfer left pending: retried
+        // at start, then every `stripe.cashout_retry_interval_ms`.
+        let st = state.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_millis(st.cfg.stripe.cashout_retry_interval_ms);
+            loop {
+                match crate::payments::recover_cashouts(&st.payments()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(ended = n, "pending cash-outs recovered"),
+                    Err(e) => tracing::warn!(error = %e, "cash-out recovery failed; retried later"),
+                }
+                tokio::select! {
+                    _ = st.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+    let worker_stop = CancellationToken::new();
+    let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
+    let worker_abort = worker_task.abort_handle();
+    let st = state.clone();
+    let task = tokio::spawn(async move {
+        let serve = serve_http(listener, router, st.clone());
+        let mut worker_task = worker_task;
+        let served = tokio::select! {
+            r = serve => r,
+            r = &mut worker_task => {
+                // Settlement gave up: stop serving, report why.
+                st.shutdown.cancel();
+                let why = match r { Ok(Err(e)) => e, Ok(Ok(())) => anyhow::anyhow!("settlement stopped"), Err(e) => e.into() };
+                return Err(why);
+            }
+        };
+        // Sockets saw the shutdown token and are closing with 1001; give
+        // them a moment, then settle everything that was accepted.
+        st.hub.end_all().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        worker_stop.cancel();
+        worker_task.await.context("settlement task")??;
+        st.ledger.swap_clean_mark(true).await?;
+        st.ledger.unlock_exclusive().await;
+        tracing::info!("stopped cleanly; everything accepted is settled");
+        served
+    });
+    Ok(Running {
+        addr,
+        metrics_addr,
+        state,
+        shutdown,
+        task,
+        worker: worker_abort,
+    })
+}
+
+/// Accept and serve HTTP/1 connections until shutdown, then wait for the
+/// requests in flight (upgraded sockets live on in their own tasks and
+/// close themselves with 1001).
+///
+/// axum::serve sets no header read timeout: a client sending a request
+/// head byte by byte (or half of one, then nothing) would hold its
+/// connection forever. hyper's own connection builder bounds it
+/// (`http.header_read_timeout_ms`, which also bounds an idle keep-alive
+/// connection).
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    st: Arc<AppState>,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(st.cfg.http.header_read_timeout_ms))
+        .keep_alive(true);
+    let send_buffer_len = st.cfg.hub.socket_send_buffer_len;
+    // Every connection task holds a receiver; all gone = all served.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(());
+    loop {
+        let accepted = tokio::select! {
+            _ = st.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                ) {
+                    // Out of file descriptors and the like: wait a moment.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                continue;
+            }
+        };
+        // Gift events are small and latency-bound: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        if send_buffer_len > 0 {
+            let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(send_buffer_len);
+        }
+        let router = router.clone();
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let mut router = router.clone();
+                async move { tower_service::Service::call(&mut router, req).await }
+            });
+        let conn = h1.serve_connection(TokioIo::new(tcp), svc).with_upgrades();
+        let stop = st.shutdown.clone();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    drop(done_rx);
+    done_tx.closed().await;
+    Ok(())
+}
