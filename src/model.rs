@@ -214,7 +214,7 @@ pub trait GiftRecords: Send + Sync {
 /// Limits the ledger enforces on cash-outs, in the cash-out's own
 /// transaction (so they hold across nodes), and the hold that clawbacks
 /// respect. The default (no hold, no daily caps) is the ledger's behaviour
-/// before limits are set; `app::start` sets them from `[payouts]`.
+/// before limits are set; `server::start` sets them from `[payouts]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PayoutLimits {
     /// Diamonds become cashable this long after they settled, ms.

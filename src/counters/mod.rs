@@ -6,10 +6,13 @@
 //! commit, refund debits that never go below zero (`debit_up_to`), and the
 //! pending queue the settlement worker drains — plus its
 //! engines: [`memory::MemoryCounters`] (in-process, the embedded default)
-//! and [`redis::RedisCounters`] (Redis, shared by several nodes).
-//! Must not: write the ledger (the settlement worker does), or encode frames
-//! (the hub does). It hands accepted gifts to the hub through
-//! [`crate::model::EventSink`] in seq order.
+//! and [`redis::RedisCounters`] (Redis, shared by several nodes), and their
+//! Lua scripts (`lua/`). The shared types they take and answer are
+//! [`crate::model`]'s.
+//! Must not: write the ledger (the settlement worker does), encode frames
+//! (the hub does), or import the hub, the ledger or the app (it reads the
+//! ledger through [`crate::model::GiftRecords`]). It hands accepted gifts
+//! to the hub through [`crate::model::EventSink`] in seq order.
 
 pub mod memory;
 pub mod redis;
