@@ -16,9 +16,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::FutureExt;
 use giftstream::catalog::{Catalog, Gift};
 use giftstream::config::{CountersConfig, HubConfig};
+use giftstream::counters::memory::MemoryCounters;
+use giftstream::counters::Counters;
 use giftstream::hub::Hub;
-use giftstream::wallet::memory::MemoryCounters;
-use giftstream::wallet::{Counters, GiftRequest, Target};
+use giftstream::model::{GiftRequest, Target};
 
 const SENDERS_PER_THREAD: usize = 64;
 

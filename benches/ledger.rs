@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use giftstream::ledger::sqlite::SqliteLedger;
 use giftstream::ledger::{CreditOp, Ledger};
-use giftstream::wallet::{Batch, PendingGift};
+use giftstream::model::{Batch, PendingGift};
 
 const BATCH_LEN: usize = 1000;
 const SENDERS: usize = 50;

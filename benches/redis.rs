@@ -14,9 +14,10 @@ use criterion::{Criterion, Throughput};
 use futures_util::future::join_all;
 use giftstream::catalog::Catalog;
 use giftstream::config::{CountersConfig, HubConfig};
+use giftstream::counters::redis::RedisCounters;
+use giftstream::counters::Counters;
 use giftstream::hub::Hub;
-use giftstream::wallet::redis::RedisCounters;
-use giftstream::wallet::{Counters, GiftRequest, Target};
+use giftstream::model::{GiftRequest, Target};
 
 const IN_FLIGHT: u64 = 64;
 

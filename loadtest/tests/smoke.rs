@@ -40,7 +40,7 @@ fn server() -> Server {
     // As `--spawn` does: load senders exceed a viewer's per-socket budget.
     cfg.hub.socket_msgs_per_s_max = 100_000_000;
     let running = rt
-        .block_on(giftstream::app::start(cfg))
+        .block_on(giftstream::server::start(cfg))
         .expect("server starts");
     let url = format!("http://{}", running.addr);
     // The server lives as long as the runtime; dropping `running` only
