@@ -5,13 +5,14 @@
 //! the `{gs}` hash tag (one Redis Cluster slot; see `docs/REDIS.md`), the
 //! Lua scripts in `src/counters/lua/` that change them atomically
 //! (`scripts`; key names in `keys`; the gift in `gift`, the load
-//! from the ledger in `restore`), each room's history stream, and
+//! from the ledger in `restore`, drain and acknowledge in `settle`), each
+//! room's history stream, and
 //! [`RedisCounters::reconcile`] (Redis versus the ledger, `reconcile`).
 //! The node's sharded pub/sub subscriptions that forward room events to
 //! this node's rooms are the relay's (`crate::relay::redis`), started
 //! through [`RelayHost`]: this engine never imports the hub.
-//! Must not: import the hub, the ledger or the app; change state with more than one round trip per operation (each
-//! operation is one script, called by SHA, reloaded on `NOSCRIPT`), re-send
+//! Must not: import the hub, the ledger or the app; change state with more
+//! than one round trip per operation (each operation is one script, called by SHA, reloaded on `NOSCRIPT`), re-send
 //! a script that is not idempotent and may have run (a gift whose reply was
 //! lost surfaces as `internal`; the client retries with the same
 //! idempotency id; only `settled` is re-sent, being idempotent), or write
@@ -51,6 +52,7 @@ pub(crate) mod keys;
 mod reconcile;
 mod restore;
 mod scripts;
+mod settle;
 
 use keys::*;
 pub use reconcile::ReconcileReport;
@@ -286,22 +288,6 @@ impl RedisCounters {
     }
 }
 
-/// Deterministic batch id from its entry ids (FNV-1a over every id, plus
-/// the first and last id and the count), so a re-claimed batch with the
-/// same entries carries the same id.
-fn batch_id(ids: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for id in ids {
-        for b in id.bytes().chain(std::iter::once(b',')) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    let first = ids.first().copied().unwrap_or("");
-    let last = ids.last().copied().unwrap_or("");
-    format!("redis:{first}:{last}:{}:{h:016x}", ids.len())
-}
-
 /// One row of `drain.lua` / `scan.lua`: id, then the gift's fields.
 fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
     let id = row
@@ -479,101 +465,11 @@ impl Counters for RedisCounters {
     }
 
     async fn drain(&self, len_max: usize) -> Result<Option<Batch>> {
-        if len_max == 0 {
-            return Ok(None);
-        }
-        let cursor = self.claim_cursor.lock().clone();
-        let (next, rows): (String, Vec<Vec<String>>) = self
-            .scripts
-            .drain
-            .key(stream_key())
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(len_max)
-            .arg(self.claim_idle_ms)
-            .arg(&cursor)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        *self.claim_cursor.lock() = next;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut gifts = Vec::with_capacity(rows.len());
-        let mut refs = Vec::with_capacity(rows.len());
-        let mut ticket_max = 0;
-        for row in &rows {
-            let (id, g, ticket) = parse_entry(row)?;
-            ticket_max = ticket_max.max(ticket);
-            refs.push(EntryRef {
-                id,
-                creator: g.creator.clone(),
-                diamonds: g.diamonds,
-            });
-            gifts.push(g);
-        }
-        let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
-        let id = batch_id(&ids);
-        let mut inflight = self.inflight.lock();
-        inflight.retain(|(b, _)| *b != id);
-        if inflight.len() >= INFLIGHT_MAX {
-            if let Some((old, _)) = inflight.pop_front() {
-                tracing::warn!(batch = %old, "redis: forgetting an unsettled batch; its entries will be reclaimed");
-            }
-        }
-        inflight.push_back((id.clone(), refs));
-        Ok(Some(Batch {
-            id,
-            gifts,
-            ticket_max,
-        }))
+        self.drain_op(len_max).await
     }
 
     async fn settled(&self, batch: &Batch) -> Result<()> {
-        let refs = {
-            let mut inflight = self.inflight.lock();
-            let at = inflight.iter().position(|(b, _)| *b == batch.id);
-            at.and_then(|i| inflight.remove(i)).map(|(_, r)| r)
-        };
-        let Some(refs) = refs else {
-            return Err(Error::internal(format_args!(
-                "batch {} was not drained by this engine",
-                batch.id
-            )));
-        };
-        // `settled.lua` is idempotent (a decrement only follows an XACK
-        // that answered 1), so unlike the gift script it may be re-sent
-        // after a lost reply: a few attempts ride out a Redis blip.
-        let mut backoff = Duration::from_millis(50);
-        let mut last_err = None;
-        for attempt in 1..=SETTLED_ATTEMPTS {
-            let mut inv = self.scripts.settled.key(stream_key());
-            inv.arg(GROUP).arg(pending_prefix());
-            for r in &refs {
-                inv.arg(&r.id).arg(&r.creator).arg(r.diamonds);
-            }
-            match inv.invoke_async::<i64>(&mut self.conn()).await {
-                Ok(acked) => {
-                    if acked < refs.len() as i64 {
-                        tracing::info!(batch = %batch.id, acked, entries = refs.len(), "redis: part of the batch was already settled by another worker");
-                    }
-                    return Ok(());
-                }
-                Err(e) => {
-                    tracing::warn!(batch = %batch.id, attempt, error = %e, "redis: settling the batch failed");
-                    last_err = Some(e);
-                    if attempt < SETTLED_ATTEMPTS {
-                        tokio::time::sleep(backoff).await;
-                        backoff *= 2;
-                    }
-                }
-            }
-        }
-        // Keep the entries so a later `settled` for this batch can finish.
-        self.inflight.lock().push_back((batch.id.clone(), refs));
-        Err(last_err
-            .map(redis_err)
-            .unwrap_or_else(|| Error::internal("redis: settling failed")))
+        self.settled_op(batch).await
     }
 
     async fn restore(&self, snapshot: Snapshot) -> Result<()> {
