@@ -4,19 +4,19 @@
 //! creators' pending diamonds and the settlement stream, all in Redis under
 //! the `{gs}` hash tag (one Redis Cluster slot; see `docs/REDIS.md`), the
 //! Lua scripts in `src/counters/lua/` that change them atomically
-//! (`scripts`; key names in `keys`; the gift in `gift`, the load
-//! from the ledger in `restore`, drain and acknowledge in `settle`), each
-//! room's history stream, and
-//! [`RedisCounters::reconcile`] (Redis versus the ledger, `reconcile`).
+//! (`scripts`; key names in `keys`; the gift in `gift`, the load from the
+//! ledger in `restore`, drain and acknowledge in `settle`), each room's
+//! history stream, and [`RedisCounters::reconcile`] (Redis versus the
+//! ledger, `reconcile`).
 //! The node's sharded pub/sub subscriptions that forward room events to
 //! this node's rooms are the relay's (`crate::relay::redis`), started
 //! through [`RelayHost`]: this engine never imports the hub.
 //! Must not: import the hub, the ledger or the app; change state with more
-//! than one round trip per operation (each operation is one script, called by SHA, reloaded on `NOSCRIPT`), re-send
-//! a script that is not idempotent and may have run (a gift whose reply was
-//! lost surfaces as `internal`; the client retries with the same
-//! idempotency id; only `settled` is re-sent, being idempotent), or write
-//! the ledger.
+//! than one round trip per operation (each operation is one script, called
+//! by SHA, reloaded on `NOSCRIPT`); re-send a script that is not idempotent
+//! and may have run (a gift whose reply was lost surfaces as `internal`;
+//! the client retries with the same idempotency id; only `settled` is
+//! re-sent, being idempotent); or write the ledger.
 //!
 //! Round trips: every call goes through one [`ConnectionManager`], a
 //! multiplexed connection, so gifts from many sockets are pipelined on it
