@@ -8,7 +8,7 @@
 //! databases); the tests also name their rooms after their database, so a
 //! failure message says which test's room it was.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

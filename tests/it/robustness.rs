@@ -1,7 +1,7 @@
 //! Bad input, authentication, slow viewers, limits and shutdown, over real
 //! sockets. Every bad input gets its typed error and the socket stays sane.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
