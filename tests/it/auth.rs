@@ -78,6 +78,8 @@ fn run_binary(args: &[&str], env: &[(&str, &str)], wait: Duration) -> (i32, Stri
         .current_dir(dir.path())
         .env_remove("GIFTSTREAM_AUTH__JWT_SECRET")
         .env_remove("GIFTSTREAM_CONFIG")
+        // Not the default fixed metrics port: other servers run at once.
+        .env("GIFTSTREAM_HTTP__METRICS_LISTEN", "127.0.0.1:0")
         .env(
             "GIFTSTREAM_LEDGER__URL",
             format!("sqlite://{}", dir.path().join("l.db").display()),
@@ -198,6 +200,7 @@ async fn cli_and_demo_banner_mint_overlay_tokens() {
         .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
         .current_dir(dir.path())
         .env_remove("GIFTSTREAM_AUTH__JWT_SECRET")
+        .env("GIFTSTREAM_HTTP__METRICS_LISTEN", "127.0.0.1:0")
         .env(
             "GIFTSTREAM_LEDGER__URL",
             format!("sqlite://{}", dir.path().join("l.db").display()),
