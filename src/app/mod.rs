@@ -4,7 +4,8 @@
 //! (open the ledger, restore the counters engine from it, reopen live
 //! rooms), the operations shared by WebSocket and HTTP (gifts, credits,
 //! rooms), and graceful shutdown (stop accepting → close sockets with 1001
-//! → final settlement flush → mark the ledger clean).
+//! and join their tasks and the cash-out recovery task, at most
+//! `hub.shutdown_ms_max` → final settlement flush → mark the ledger clean).
 //! Must not: hold protocol details (http and hub do) or SQL (ledger does).
 
 pub mod ops;
@@ -264,11 +265,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             Some(bound)
         }
     };
+    // Joined at shutdown (a round in progress finishes first).
+    let mut recovery = None;
     if state.stripe.is_some() {
         // Cash-outs a crash or an unanswered Transfer left pending: retried
         // at start, then every `stripe.cashout_retry_interval_ms`.
         let st = state.clone();
-        tokio::spawn(async move {
+        recovery = Some(tokio::spawn(async move {
             let every = Duration::from_millis(st.cfg.stripe.cashout_retry_interval_ms);
             loop {
                 match crate::payments::recover_cashouts(&st).await {
@@ -281,7 +284,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                     _ = tokio::time::sleep(every) => {}
                 }
             }
-        });
+        }));
     }
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
@@ -299,10 +302,28 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 return Err(why);
             }
         };
-        // Sockets saw the shutdown token and are closing with 1001; give
-        // them a moment, then settle everything that was accepted.
+        // Sockets saw the shutdown token and are closing with 1001: wait
+        // for every socket's task and the cash-out recovery round in
+        // progress (at most `hub.shutdown_ms_max`), then settle everything
+        // that was accepted.
         st.hub.end_all().await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let limit = Duration::from_millis(st.cfg.hub.shutdown_ms_max);
+        let deadline = tokio::time::Instant::now() + limit;
+        if !st.hub.sockets_ended(limit).await {
+            tracing::warn!(
+                open = st.hub.sockets_open(),
+                "sockets still closing after hub.shutdown_ms_max; settling without them"
+            );
+        }
+        if let Some(mut recovery) = recovery {
+            if tokio::time::timeout_at(deadline, &mut recovery)
+                .await
+                .is_err()
+            {
+                tracing::warn!("cash-out recovery still running after hub.shutdown_ms_max; stopped (it resumes at the next start)");
+                recovery.abort();
+            }
+        }
         worker_stop.cancel();
         worker_task.await.context("settlement task")??;
         st.ledger.swap_clean_mark(true).await?;

@@ -123,7 +123,9 @@ pub fn serve(
         resumed: Vec::new(),
         state,
     };
-    read_until_closed(reader, stream, ctl, writer, permit)
+    // Joined at shutdown: `stop` returns after this ends (writer included).
+    let hub = reader.state.hub.clone();
+    hub.track_socket(read_until_closed(reader, stream, ctl, writer, permit))
 }
 
 /// The reader's life: frames until the socket closes, then leave the
