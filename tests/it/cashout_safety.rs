@@ -133,7 +133,7 @@ impl Pay {
 /// The sum of the samples of metric `name` in /metrics (process-wide: the
 /// tests of this binary share one recorder, so compare deltas).
 async fn metric(s: &TestServer, name: &str) -> f64 {
-    let text = reqwest::get(s.url("/metrics"))
+    let text = reqwest::get(s.metrics_url())
         .await
         .unwrap()
         .text()

@@ -1058,6 +1058,7 @@ async fn app_runs_on_redis_with_ledger_acks() {
     cfg.counters.url = url.clone();
     cfg.ledger.url = "sqlite::memory:".into();
     cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http.metrics_listen = "127.0.0.1:0".into();
     cfg.gift.ack = giftstream::config::AckMode::Ledger;
     cfg.settlement.flush_interval_ms = 5;
     let running = giftstream::app::start(cfg).await.unwrap();
