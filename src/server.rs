@@ -216,11 +216,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             Some(bound)
         }
     };
+    // Joined at shutdown (a round in progress finishes first).
+    let mut recovery = None;
     if state.stripe.is_some() {
         // Cash-outs a crash or an unanswered Transfer left pending: retried
         // at start, then every `stripe.cashout_retry_interval_ms`.
         let st = state.clone();
-        tokio::spawn(async move {
+        recovery = Some(tokio::spawn(async move {
             let every = Duration::from_millis(st.cfg.stripe.cashout_retry_interval_ms);
             loop {
                 match crate::payments::recover_cashouts(&st.payments()).await {
@@ -233,7 +235,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                     _ = tokio::time::sleep(every) => {}
                 }
             }
-        });
+        }));
     }
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
@@ -251,10 +253,28 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 return Err(why);
             }
         };
-        // Sockets saw the shutdown token and are closing with 1001; give
-        // them a moment, then settle everything that was accepted.
+        // Sockets saw the shutdown token and are closing with 1001: wait
+        // for every socket's task and the cash-out recovery round in
+        // progress (at most `hub.shutdown_ms_max`), then settle everything
+        // that was accepted.
         st.hub.end_all().await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let limit = Duration::from_millis(st.cfg.hub.shutdown_ms_max);
+        let deadline = tokio::time::Instant::now() + limit;
+        if !st.hub.sockets_ended(limit).await {
+            tracing::warn!(
+                open = st.hub.sockets_open(),
+                "sockets still closing after hub.shutdown_ms_max; settling without them"
+            );
+        }
+        if let Some(mut recovery) = recovery {
+            if tokio::time::timeout_at(deadline, &mut recovery)
+                .await
+                .is_err()
+            {
+                tracing::warn!("cash-out recovery still running after hub.shutdown_ms_max; stopped (it resumes at the next start)");
+                recovery.abort();
+            }
+        }
         worker_stop.cancel();
         worker_task.await.context("settlement task")??;
         st.ledger.swap_clean_mark(true).await?;

@@ -625,6 +625,11 @@ pub struct HubConfig {
     pub history_age_ms_max: u64,
     /// Time to deliver a close frame before dropping the socket, ms.
     pub close_timeout_ms: u64,
+    /// Graceful shutdown waits this long at most for every socket's task
+    /// to end (each has `hub.close_timeout_ms` for its close frame) and for
+    /// the cash-out recovery round in progress; then it settles anyway, ms.
+    /// At least `hub.close_timeout_ms`.
+    pub shutdown_ms_max: u64,
     /// Kernel send buffer per socket, bytes (0: the OS default, which
     /// autotunes up to megabytes; a small cap bounds memory per viewer and
     /// makes a stalled viewer show up in its queue sooner).
@@ -680,6 +685,7 @@ impl Default for HubConfig {
             history_len_max: 2048,
             history_age_ms_max: 10 * 60 * 1000,
             close_timeout_ms: 1000,
+            shutdown_ms_max: 5000,
             socket_send_buffer_len: 0,
             stats_interval_ms: 1000,
             coalesce_interval_ms: 500,
@@ -761,7 +767,7 @@ impl Config {
                 message: message.into(),
             })
         }
-        let positive: [(&str, u64); 11] = [
+        let positive: [(&str, u64); 12] = [
             ("limits.rooms_per_hour_max", self.limits.rooms_per_hour_max),
             (
                 "limits.videos_per_hour_max",
@@ -783,6 +789,7 @@ impl Config {
             ("hub.handshake_timeout_ms", self.hub.handshake_timeout_ms),
             ("hub.ping_interval_ms", self.hub.ping_interval_ms),
             ("hub.idle_timeout_ms", self.hub.idle_timeout_ms),
+            ("hub.shutdown_ms_max", self.hub.shutdown_ms_max),
             (
                 "hub.connections_per_ip_max",
                 self.hub.connections_per_ip_max as u64,
@@ -801,6 +808,12 @@ impl Config {
             return bad(
                 "hub.idle_timeout_ms",
                 "must exceed hub.ping_interval_ms (a pong needs time to come back)",
+            );
+        }
+        if self.hub.shutdown_ms_max < self.hub.close_timeout_ms {
+            return bad(
+                "hub.shutdown_ms_max",
+                "must be at least hub.close_timeout_ms (each socket gets that long to close)",
             );
         }
         let h = &self.http.client_ip_header;

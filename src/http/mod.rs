@@ -44,7 +44,7 @@ mod assets;
 type Shared = Arc<AppState>;
 
 /// Every route of the main listener, as (method, path). [`router`] is
-/// built from this list (one [`endpoint`] each), and `tests/auth_matrix.rs`
+/// built from this list (one [`endpoint`] each), and `tests/it/auth_matrix.rs`
 /// checks that its table has exactly one row per entry: a route cannot be
 /// added without saying who may call it.
 pub const ROUTES: &[(&str, &str)] = &[

@@ -137,6 +137,8 @@ pub fn serve(
         cfg.write_batch_len_max,
         Duration::from_millis(cfg.close_timeout_ms),
     ));
+    // Joined at shutdown: `stop` returns after this ends (writer included).
+    let sockets = state.hub().socket_tracker();
     let reader = Reader {
         conn_id: state.hub().next_conn_id(),
         who,
@@ -151,7 +153,7 @@ pub fn serve(
         resumed: Vec::new(),
         state,
     };
-    read_until_closed(reader, stream, ctl, writer, permit)
+    sockets.track_future(read_until_closed(reader, stream, ctl, writer, permit))
 }
 
 /// The reader's life: frames until the socket closes, then leave the

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, Notify};
+use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
@@ -58,6 +59,8 @@ pub struct Hub {
     relayed: AtomicBool,
     changed: Arc<Notify>,
     caps: Arc<admit::ConnCaps>,
+    /// Every socket's task, joined at shutdown ([`Hub::sockets_ended`]).
+    sockets: TaskTracker,
 }
 
 impl Hub {
@@ -69,8 +72,30 @@ impl Hub {
             relayed: AtomicBool::new(false),
             changed: Arc::new(Notify::new()),
             caps: admit::ConnCaps::new(cfg.connections_per_ip_max, cfg.connections_per_user_max),
+            sockets: TaskTracker::new(),
             cfg,
         })
+    }
+
+    /// The tracker of every socket's task (one socket's whole life is
+    /// tracked with it, and counted as open until it ends).
+    pub fn socket_tracker(&self) -> TaskTracker {
+        self.sockets.clone()
+    }
+
+    /// Sockets whose task has not ended yet.
+    pub fn sockets_open(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Graceful shutdown: wait until every socket's task has ended (each
+    /// closes itself with 1001 on the shutdown token), at most `limit`.
+    /// False if some still run then.
+    pub async fn sockets_ended(&self, limit: std::time::Duration) -> bool {
+        self.sockets.close();
+        tokio::time::timeout(limit, self.sockets.wait())
+            .await
+            .is_ok()
     }
 
     /// Room events reach this hub through a relaying engine (Redis): rooms

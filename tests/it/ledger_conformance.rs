@@ -3,7 +3,7 @@
 //! file, and PostgreSQL (a fresh database per test; skipped only when no
 //! server is configured and services are not required).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

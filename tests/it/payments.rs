@@ -8,7 +8,7 @@
 //! (`charge.refunded`, `account.updated`) are built and signed by the test
 //! with the endpoint secret, as Stripe's docs test webhooks.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! scripts/test). These are the invariant tests of DESIGN.md: conservation,
 //! no overdraft, idempotency, settlement, restart, feed order.
 
-mod common;
+use crate::common;
 
 use common::server::{engines, TestServer};
 use futures_util::future::join_all;

@@ -2,7 +2,7 @@
 //! the JavaScript SDK (`/sdk/giftstream.js`) and each catalog gift's `art`
 //! URL. Engine-independent (no engine is involved): the embedded default only.
 
-mod common;
+use crate::common;
 
 use common::server::{embedded, TestServer};
 

@@ -8,7 +8,7 @@
 //! databases); the tests also name their rooms after their database, so a
 //! failure message says which test's room it was.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1059,6 +1059,7 @@ async fn app_runs_on_redis_with_ledger_acks() {
     cfg.counters.url = url.clone();
     cfg.ledger.url = "sqlite::memory:".into();
     cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.http.metrics_listen = "127.0.0.1:0".into();
     cfg.gift.ack = giftstream::config::AckMode::Ledger;
     cfg.settlement.flush_interval_ms = 5;
     let running = giftstream::server::start(cfg).await.unwrap();

@@ -1,7 +1,7 @@
 //! The test-service helpers themselves: URL rewriting, and that each call
 //! hands out an isolated, empty PostgreSQL database / Redis logical DB.
 
-mod common;
+use crate::common;
 
 use common::services::{fresh_postgres_url, fresh_redis_url, with_path};
 use sqlx::Connection;

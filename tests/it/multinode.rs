@@ -2,7 +2,7 @@
 //! node reaches viewers on the other, in seq order, once; a node's death
 //! does not cost its viewers a gift when they resume elsewhere.
 
-mod common;
+use crate::common;
 
 use common::server::{test_config, EngineSpec, TestServer, Ws};
 use giftstream::auth::Role;

@@ -3,7 +3,7 @@
 //! Idempotency-Keys, a Transfer nobody asked for), every ledger engine where
 //! the behaviour depends on it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! Redis engine releases the batch and keeps serving; either way nothing is
 //! lost or doubled once the ledger is back.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;

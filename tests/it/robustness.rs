@@ -1,7 +1,7 @@
 //! Bad input, authentication, slow viewers, limits and shutdown, over real
 //! sockets. Every bad input gets its typed error and the socket stays sane.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -458,6 +458,53 @@ async fn shutdown_closes_sockets_with_1001_and_settles() {
         ledger.has_gift("room:r", 1).await.unwrap(),
         "the final flush settled the accepted gift"
     );
+}
+
+/// A clean stop returns only after every socket's task has ended, even a
+/// socket whose close takes long: a viewer that stopped reading, whose
+/// close frame waits behind full buffers for `hub.close_timeout_ms`. Fails
+/// with the old fixed 50 ms wait (the stalled socket still held its
+/// connection permit when `stop` returned).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_returns_after_every_socket_task_ended() {
+    let s = TestServer::start(&embedded(), |c| {
+        c.hub.viewer_queue_len_max = 4096;
+        c.hub.socket_msgs_per_s_max = 1_000_000;
+        c.hub.socket_send_buffer_len = 4096;
+        c.hub.close_timeout_ms = 1500;
+    })
+    .await;
+    s.open_room("alice", "r").await;
+    s.grant("sender", 100_000, "g").await;
+    let mut stalled = tiny_buffer_socket(&s, "stalled").await;
+    futures_util::SinkExt::send(&mut stalled, Message::text(r#"{"type":"join","room":"r"}"#))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut reading = s.ws("reading", Role::Viewer).await;
+    reading.join("r").await;
+    // This viewer reads all along, up to its close frame.
+    let reading = tokio::spawn(async move { reading.closed().await.map(|c| u16::from(c.code)) });
+    let mut sender = s.ws("sender", Role::Viewer).await;
+    // Far more than the stalled viewer's buffers hold, less than its
+    // queue (no skip, no kick: it is still open at the stop).
+    send_roses_acked(&mut sender, "r", 3000, "b").await;
+    // The room hands the last events to the stalled viewer's writer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let state = s.running.as_ref().unwrap().state.clone();
+    assert_eq!(state.hub.sockets_open(), 3);
+    let permits = s.cfg.hub.connections_max;
+    assert_eq!(state.connections.available_permits(), permits - 3);
+
+    s.stop().await;
+    assert_eq!(state.hub.sockets_open(), 0, "every socket task ended");
+    assert_eq!(
+        state.connections.available_permits(),
+        permits,
+        "every socket gave its permit back before stop returned"
+    );
+    assert_eq!(reading.await.unwrap(), Some(1001));
+    drop(stalled);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 //! Needs `GIFTSTREAM_TEST_REDIS_URL`; skipped without it unless
 //! `GIFTSTREAM_TEST_REQUIRE_SERVICES=1`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

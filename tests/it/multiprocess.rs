@@ -8,7 +8,7 @@
 //! `GIFTSTREAM_TEST_REQUIRE_SERVICES=1`. Every wait is for a condition with
 //! a generous bound; nothing asserts on a duration.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! the public listener, the overlay's security headers, the `resume` limit,
 //! and `outcome_unknown` where a gift's outcome is not known.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

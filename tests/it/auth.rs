@@ -5,7 +5,7 @@
 //! not outlive their token (`refresh`, close 4001). Over real sockets on
 //! 127.0.0.1:0, and the real binary where start-up is the subject.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

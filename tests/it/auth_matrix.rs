@@ -23,7 +23,7 @@
 //! scoped tokens, `?token=` only on `/v1/ws` and `/overlay/...`, `refresh`):
 //! while [`PENDING_AUTH`] is true they are run and printed, not asserted.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

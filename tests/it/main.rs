@@ -1,0 +1,25 @@
+//! The integration tests, as one test binary: each module below was its
+//! own binary, and every binary links the whole server (async-stripe
+//! included), so one link instead of fifteen. Tests of all modules run in
+//! parallel in this one process; none may set process-wide state (env
+//! vars, the working directory). Those that must live in their own binary
+//! under tests/ (`tests/redis_config.rs`: `figment::Jail` changes the
+//! working directory and sets env vars).
+
+mod common;
+
+mod assets;
+mod auth;
+mod auth_matrix;
+mod cashout_safety;
+mod gifting;
+mod ledger_conformance;
+mod limits;
+mod multinode;
+mod multiprocess;
+mod payments;
+mod redis_engine;
+mod redis_pubsub;
+mod robustness;
+mod settlement_faults;
+mod test_services;
