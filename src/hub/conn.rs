@@ -532,10 +532,20 @@ impl Reader {
     /// engine is shared by every node) is started here too, and receives
     /// its events through the engine.
     async fn room_handle(&self, room: &str) -> Result<RoomHandle> {
-        if let Some(h) = self.state.hub().room(room) {
-            return Ok(h);
+        let local = self.state.hub().room(room);
+        if let Some(h) = &local {
+            // In process the local room is the truth: it ends with the live.
+            // A relaying engine (Redis) ends it when the engine's
+            // `room_ended` reaches this node, a moment after the live ended;
+            // a join in between must not be answered `joined`.
+            if !self.state.counters().relays_room_events() {
+                return Ok(h.clone());
+            }
         }
         match self.state.counters().target(&Target::room(room)).await? {
+            Some(t) if t.live && local.is_some() => local.ok_or_else(|| {
+                Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live"))
+            }),
             Some(t) if t.live => {
                 self.state.hub().open_room(room, &t.creator, t.seq);
                 self.state.hub().room(room).ok_or_else(|| {
