@@ -172,7 +172,9 @@ impl StripeClient {
         .await
     }
 
-    /// [`Self::send`] for a read: no Idempotency-Key.
+    /// Run `attempt` and retry it at most `retry_len_max` times while the
+    /// outcome is unknown, pausing `retry_backoff`, doubled each time. A
+    /// read as it is (no Idempotency-Key); [`Self::send`] adds the key.
     async fn send_read<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, StripeError>
     where
         F: Fn() -> Fut,
@@ -211,23 +213,9 @@ impl StripeClient {
             kind: "idempotency_key".into(),
             message: e.to_string(),
         })?;
-        let mut backoff = self.retry_backoff;
-        let mut last = String::new();
-        for n in 0..=self.retry_len_max {
-            if n > 0 {
-                metrics::counter!("giftstream_stripe_retries_total").increment(1);
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(2);
-            }
-            match attempt(RequestStrategy::Idempotent(key.clone())).await {
-                Ok(v) => return Ok(v),
-                Err(e) => match self.classify(e) {
-                    Attempt::Final(e) => return Err(e),
-                    Attempt::Retry(why) => last = format!("{what}: {why}"),
-                },
-            }
-        }
-        Err(StripeError::Unknown(last))
+        // The same loop as a read, every attempt with the same key.
+        self.send_read(what, || attempt(RequestStrategy::Idempotent(key.clone())))
+            .await
     }
 
     /// Whether a failed attempt ends the request or is worth another try.
