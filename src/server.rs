@@ -228,7 +228,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
                 match crate::payments::recover_cashouts(&st.payments()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(ended = n, "pending cash-outs recovered"),
-                    Err(e) => tracing::warn!(error = %e, "cash-out recovery failed; retried later"),
+                    Err(e) => {
+                        tracing::warn!(error = %e.report(), "cash-out recovery failed; retried later")
+                    }
                 }
                 tokio::select! {
                     _ = st.shutdown.cancelled() => return,

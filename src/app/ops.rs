@@ -139,7 +139,7 @@ pub async fn credit(state: &AppState, op: CreditOp) -> Result<(CreditOutcome, i6
         .credit(&outcome.op.user, outcome.op.coins, &outcome.op.op_id)
         .await
         .map_err(|e| match e.code {
-            ErrorCode::Internal => Error::outcome_unknown_because(e.message),
+            ErrorCode::Internal => e.into_outcome_unknown(),
             _ => e,
         })?;
     Ok((outcome, balance))

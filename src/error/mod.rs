@@ -1,11 +1,16 @@
 //! The one error type of giftstream and its mapping to the wire contract.
 //!
 //! Owns: [`ErrorCode`] (the contract's closed list of codes), [`Error`]
-//! (code + human message), and the HTTP status each code maps to.
-//! Must not: know about sockets or storage; every layer converts its own
-//! failures into an [`Error`] before it reaches a client.
+//! (code + human message + an optional source chain for the log), the HTTP
+//! status each code maps to, and the one log line an edge writes
+//! ([`Error::log_at_edge`]).
+//! Must not: know about sockets or storage; log when an error is made
+//! (constructors never log: the HTTP and WebSocket edges log once, as they
+//! answer); every layer converts its own failures into an [`Error`] before
+//! it reaches a client.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -84,14 +89,127 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A typed error: a contract code and a message meant for a person.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
+/// A cause kept for the log: an error, or words when the caller had only
+/// those.
+pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A typed error: a contract code and a message meant for a person, plus
+/// (for failures on our side) the source chain the edge logs.
+///
+/// Equality compares the code and the message only: the source is for the
+/// log, never for the client.
+#[derive(Clone)]
 pub struct Error {
     /// Which contract code this is.
     pub code: ErrorCode,
     /// What went wrong, in words.
     pub message: String,
+    /// Why, for the log (never sent): logged once by the edge that answers
+    /// the error ([`Error::log_at_edge`]).
+    pub source: Option<Source>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("code", &self.code).field("message", &self.message);
+        if let Some(s) = &self.source {
+            d.field("source", &Chain(Some(&**s)));
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
+
+/// Words standing in for a source error (`Error::internal("...")`).
+#[derive(Debug)]
+struct Cause(String);
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Cause {}
+
+/// A source error with words saying where it came from (`ledger`,
+/// `redis`): displayed as the words, its source the error.
+#[derive(Debug)]
+struct Context<E> {
+    what: &'static str,
+    error: E,
+}
+
+impl<E: std::error::Error + 'static> fmt::Display for Context<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for Context<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// An error and its sources, joined by `: `.
+struct Chain<'a>(Option<&'a (dyn std::error::Error + 'static)>);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut next = self.0;
+        let mut first = true;
+        while let Some(e) = next {
+            if !first {
+                f.write_str(": ")?;
+            }
+            write!(f, "{e}")?;
+            first = false;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// [`Error::report`]: the code, the message and the whole source chain.
+pub struct Report<'a>(&'a Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        if let Some(s) = &self.0.source {
+            write!(f, ": {}", Chain(Some(&**s)))?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {
@@ -100,6 +218,7 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            source: None,
         }
     }
 
@@ -118,12 +237,61 @@ impl Error {
         Error::new(ErrorCode::Forbidden, message)
     }
 
-    /// `internal`: logs the cause and answers a message that leaks nothing.
-    /// It claims nothing about the request's effect: a caller that knows
-    /// the request may have taken effect answers [`Error::outcome_unknown`].
+    /// `internal`, keeping `cause` (words) as its source for the edge's
+    /// log, and answering a message that leaks nothing. Logs nothing. It
+    /// claims nothing about the request's effect: a caller that knows the
+    /// request may have taken effect answers [`Error::outcome_unknown`].
     pub fn internal(cause: impl fmt::Display) -> Self {
-        tracing::error!(%cause, "internal error");
-        Error::new(ErrorCode::Internal, "internal error")
+        Error::new(ErrorCode::Internal, "internal error").with_cause(cause)
+    }
+
+    /// `internal` with `source` (and its chain) kept for the edge's log.
+    pub fn internal_source(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::new(ErrorCode::Internal, "internal error").with_source(source)
+    }
+
+    /// `internal` with `source`, logged as `what: source: ...`.
+    pub fn internal_in(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::internal_source(Context {
+            what,
+            error: source,
+        })
+    }
+
+    /// This error with `source` as its source (replacing any).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// This error with `cause` (words) as its source (replacing any).
+    pub fn with_cause(self, cause: impl fmt::Display) -> Self {
+        self.with_source(Cause(cause.to_string()))
+    }
+
+    /// Whether the edge logs this error: a failure on our side
+    /// (`internal`, `outcome_unknown`); the others are the client's.
+    pub fn is_ours(&self) -> bool {
+        matches!(self.code, ErrorCode::Internal | ErrorCode::OutcomeUnknown)
+    }
+
+    /// The code, the message and the source chain, for a log line (never
+    /// for a client).
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+
+    /// Called once by an edge (`edge`: `http`, `ws`) as it answers this
+    /// error: logs a failure on our side with its whole source chain;
+    /// client errors are not logged.
+    pub fn log_at_edge(&self, edge: &'static str) {
+        if self.is_ours() {
+            let cause = Chain(self.source.as_deref().map(|s| s as _));
+            tracing::error!(edge, code = %self.code, %cause, "{}", self.message);
+        }
     }
 }
 
@@ -137,10 +305,25 @@ impl Error {
         Error::new(ErrorCode::OutcomeUnknown, Error::OUTCOME_UNKNOWN)
     }
 
-    /// `outcome_unknown`, logging the cause.
+    /// `outcome_unknown`, keeping `cause` (words) for the edge's log. Logs
+    /// nothing.
     pub fn outcome_unknown_because(cause: impl fmt::Display) -> Self {
-        tracing::error!(%cause, "outcome unknown");
-        Error::outcome_unknown()
+        Error::outcome_unknown().with_cause(cause)
+    }
+
+    /// `outcome_unknown` with `source` (and its chain) kept for the edge's
+    /// log.
+    pub fn outcome_unknown_source(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::outcome_unknown().with_source(source)
+    }
+
+    /// This error turned `outcome_unknown` (a failure after the request may
+    /// have taken effect), keeping its source.
+    pub fn into_outcome_unknown(self) -> Self {
+        Error {
+            source: self.source,
+            ..Error::outcome_unknown()
+        }
     }
 }
 
@@ -149,12 +332,105 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::internal(format_args!("ledger: {e}"))
+        Error::internal_in("ledger", e)
     }
 }
 
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        Error::internal(format_args!("redis: {e}"))
+        Error::internal_in("redis", e)
+    }
+}
+
+/// What tests use to see the error lines logged.
+#[cfg(test)]
+pub(crate) mod test_log {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::Layer;
+
+    /// Collects every ERROR event as one line of its fields.
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<String>>>);
+
+    struct Line(String);
+
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Collect {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            if *event.metadata().level() == tracing::Level::ERROR {
+                let mut line = Line(String::new());
+                event.record(&mut line);
+                self.0.lock().unwrap().push(line.0);
+            }
+        }
+    }
+
+    /// Run `f` on this thread with a subscriber that records ERROR events;
+    /// answers those lines and what `f` answered.
+    pub(crate) fn errors_logged<T>(f: impl FnOnce() -> T) -> (Vec<String>, T) {
+        let collect = Collect::default();
+        let subscriber = tracing_subscriber::registry().with(collect.clone());
+        let out = tracing::subscriber::with_default(subscriber, f);
+        let lines = collect.0.lock().unwrap().clone();
+        (lines, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_log::errors_logged;
+    use super::*;
+
+    #[test]
+    fn constructors_log_nothing() {
+        let (logged, errors) = errors_logged(|| {
+            vec![
+                Error::internal("boom"),
+                Error::internal_source(std::io::Error::other("io")),
+                Error::internal_in("ledger", std::io::Error::other("io")),
+                Error::outcome_unknown_because("late"),
+                Error::outcome_unknown_source(std::io::Error::other("io")),
+                Error::from(redis::RedisError::from(std::io::Error::other("down"))),
+                Error::internal("x").into_outcome_unknown(),
+            ]
+        });
+        assert!(logged.is_empty(), "{logged:?}");
+        assert_eq!(errors.len(), 7);
+    }
+
+    #[test]
+    fn log_at_edge_logs_ours_once_with_the_chain() {
+        let e = Error::internal_in("ledger", std::io::Error::other("disk on fire"));
+        let (logged, ()) = errors_logged(|| e.log_at_edge("ws"));
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].contains("ledger: disk on fire"), "{logged:?}");
+        assert!(logged[0].contains("edge=\"ws\""), "{logged:?}");
+        let (logged, ()) = errors_logged(|| Error::bad_request("no").log_at_edge("ws"));
+        assert!(logged.is_empty(), "{logged:?}");
+    }
+
+    #[test]
+    fn the_source_stays_off_the_wire_and_out_of_equality() {
+        let e = Error::internal("secret cause");
+        assert_eq!(e, Error::new(ErrorCode::Internal, "internal error"));
+        assert_eq!(e.to_string(), "internal: internal error");
+        assert_eq!(
+            e.report().to_string(),
+            "internal: internal error: secret cause"
+        );
+        let kept = e.clone().into_outcome_unknown();
+        assert_eq!(kept.code, ErrorCode::OutcomeUnknown);
+        assert_eq!(
+            std::error::Error::source(&kept).map(|s| s.to_string()),
+            Some("secret cause".to_string())
+        );
     }
 }

@@ -22,7 +22,10 @@ impl IntoResponse for Error {
 }
 
 impl Error {
+    /// The answer with `status`; a failure on our side is logged here,
+    /// once, with its source chain (the HTTP edge).
     pub(super) fn with_status(self, status: StatusCode) -> Response {
+        self.log_at_edge("http");
         let mut r = (
             status,
             Json(json!({ "code": self.code, "message": self.message })),
@@ -33,5 +36,33 @@ impl Error {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::test_log::errors_logged;
+
+    #[test]
+    fn the_http_edge_logs_an_internal_error_once_with_its_source() {
+        let (logged, r) = errors_logged(|| {
+            let e = Error::internal_in("ledger", std::io::Error::other("disk on fire"));
+            e.into_response()
+        });
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].contains("ledger: disk on fire"), "{logged:?}");
+    }
+
+    #[test]
+    fn the_http_edge_logs_outcome_unknown_but_not_client_errors() {
+        let (logged, _) = errors_logged(|| {
+            let _ = Error::outcome_unknown_because("reply lost").into_response();
+            let _ = Error::bad_request("nope").into_response();
+            let _ = Error::unauthorized("who?").into_response();
+        });
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].contains("reply lost"), "{logged:?}");
     }
 }

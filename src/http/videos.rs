@@ -53,6 +53,7 @@ pub(super) async fn video_gift(
     JsonBody(body): JsonBody<GiftBody>,
 ) -> Result<Response, Error> {
     let fail = |e: Error, id: Option<String>| {
+        e.log_at_edge("http");
         let status =
             StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(ServerMsg::error(&e, id))).into_response()

@@ -309,13 +309,13 @@ impl Reader {
                 // Not decoded: only its `id` is read (a gift's, for the
                 // client to match the refusal).
                 let id = peek_id(payload, enc);
-                Box::pin(self.reply(ServerMsg::error(&e, id))).await
+                Box::pin(self.reply(error_frame(&e, id))).await
             } else if payload.len() > frame_len_max {
                 let e = Error::bad_request(format!(
                     "frame of {} bytes exceeds hub.frame_len_max ({frame_len_max})",
                     payload.len()
                 ));
-                Box::pin(self.reply(ServerMsg::error(&e, None))).await
+                Box::pin(self.reply(error_frame(&e, None))).await
             } else {
                 // Boxed: the handlers' futures (a gift, a join) are large
                 // and live only while a frame is handled; inline, they
@@ -336,7 +336,7 @@ impl Reader {
     async fn on_frame(&mut self, payload: &[u8], enc: Encoding) -> bool {
         let msg = match decode_client(payload, enc) {
             Ok(m) => m,
-            Err((e, id)) => return self.reply(ServerMsg::error(&e, id)).await,
+            Err((e, id)) => return self.reply(error_frame(&e, id)).await,
         };
         if let Some(scope) = &self.scope {
             let allowed = match &msg {
@@ -351,9 +351,7 @@ impl Reader {
                     ClientMsg::Gift { id, .. } => Some(id.clone()),
                     _ => None,
                 };
-                return self
-                    .reply(ServerMsg::error(&scoped_refusal(scope), id))
-                    .await;
+                return self.reply(error_frame(&scoped_refusal(scope), id)).await;
             }
         }
         match msg {
@@ -372,7 +370,7 @@ impl Reader {
                         ErrorCode::RateLimited,
                         format!("resume of room `{room}` at most once a second on a socket"),
                     );
-                    return self.reply(ServerMsg::error(&e, None)).await;
+                    return self.reply(error_frame(&e, None)).await;
                 }
                 self.resumed.push((room.as_str().into(), now));
                 let result = self.subscribe(&room, Some(since), false).await;
@@ -426,7 +424,7 @@ impl Reader {
         });
         let t = match checked {
             Ok(t) => t,
-            Err(e) => return self.reply(ServerMsg::error(&e, None)).await,
+            Err(e) => return self.reply(error_frame(&e, None)).await,
         };
         if let Some(scope) = &t.scope {
             // Narrowed: leave the rooms the new scope does not cover.
@@ -453,7 +451,7 @@ impl Reader {
     async fn answer_err(&self, result: Result<()>) -> bool {
         match result {
             Ok(()) => true,
-            Err(e) => self.reply(ServerMsg::error(&e, None)).await,
+            Err(e) => self.reply(error_frame(&e, None)).await,
         }
     }
 
@@ -568,7 +566,7 @@ impl Reader {
         let target = Target::room(room);
         let target_key = target.key();
         match state.gift(&self.who, target, &gift, count, &id).await {
-            Err(e) => self.reply(ServerMsg::error(&e, Some(id))).await,
+            Err(e) => self.reply(error_frame(&e, Some(id))).await,
             Ok(outcome) if state.ack_mode() == AckMode::Counter => {
                 let a = outcome.ack;
                 self.reply(ServerMsg::GiftAck {
@@ -596,7 +594,7 @@ impl Reader {
                             seq: outcome.ack.seq,
                             balance: outcome.ack.balance,
                         },
-                        Err(e) => ServerMsg::error(&e, Some(outcome.ack.id)),
+                        Err(e) => error_frame(&e, Some(outcome.ack.id)),
                     };
                     let _ = tx.send(msg.encode(enc)).await;
                     drop(permit);
@@ -605,6 +603,13 @@ impl Reader {
             }
         }
     }
+}
+
+/// The `error` frame answering `e`: the WebSocket edge, where a failure
+/// on our side is logged (once, with its source chain).
+fn error_frame(e: &Error, id: Option<String>) -> ServerMsg {
+    e.log_at_edge("ws");
+    ServerMsg::error(e, id)
 }
 
 /// When a token expiring at `exp` (seconds since the epoch) runs out, as

@@ -301,7 +301,7 @@ pub async fn recover_cashouts(app: &(impl PaymentsApp + ?Sized)) -> Result<usize
                 continue;
             }
             Ok(Step::Pending(_, why)) => why,
-            Err(e) => e.to_string(),
+            Err(e) => e.report().to_string(),
         };
         let failures = failures + 1;
         let shift = (failures - 1).clamp(0, 30) as u32;
@@ -317,7 +317,7 @@ pub async fn recover_cashouts(app: &(impl PaymentsApp + ?Sized)) -> Result<usize
             .cashout_defer(&id, failures, now.saturating_add(wait as i64))
             .await
         {
-            tracing::warn!(cashout = %id, error = %e, "cash-out backoff not recorded");
+            tracing::warn!(cashout = %id, error = %e.report(), "cash-out backoff not recorded");
         }
     }
     metrics::gauge!("giftstream_cashouts_stuck").set(stuck as f64);

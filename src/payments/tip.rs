@@ -249,7 +249,7 @@ pub(super) async fn tip_paid(
             Ok(true) => {}
             Ok(false) => state.hub.broadcast(&room, msg).await,
             // The tip is in the ledger; the animation is best-effort.
-            Err(e) => tracing::warn!(room, error = %e, "tip_event not published"),
+            Err(e) => tracing::warn!(room, error = %e.report(), "tip_event not published"),
         }
     }
     Ok(WebhookOutcome::Applied)

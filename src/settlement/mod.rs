@@ -178,7 +178,7 @@ impl Worker {
             return Err(e);
         }
         metrics::counter!("giftstream_settlement_batches_released_total").increment(1);
-        tracing::error!(error = %e, "{what}");
+        tracing::error!(error = %format_args!("{e:#}"), "{what}");
         Ok(false)
     }
 
@@ -195,7 +195,7 @@ impl Worker {
                 }
                 Err(e) => {
                     metrics::counter!("giftstream_settlement_retries_total").increment(1);
-                    tracing::warn!(batch = %batch.id, attempt, error = %e, "ledger commit failed; retrying the same batch");
+                    tracing::warn!(batch = %batch.id, attempt, error = %e.report(), "ledger commit failed; retrying the same batch");
                     tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                     backoff_ms = (backoff_ms * 2).min(self.cfg.retry_backoff_ms_max);
                 }
