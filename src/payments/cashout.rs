@@ -12,7 +12,7 @@ use crate::protocol::{now_ms, valid_client_id};
 
 use super::stripe::{currency, CreateTransfer, ListTransfer, StripeClient, StripeError, Transfer};
 
-use super::{client, metadata, Payments, PaymentsApp};
+use super::{client, metadata, PaymentError, Payments, PaymentsApp};
 
 /// `POST /v1/creators/me/cashouts`: diamonds → pending cash-out in the
 /// ledger, then a Transfer (Idempotency-Key: the cash-out's current
@@ -49,7 +49,7 @@ pub async fn cashout(
         .payout_account(creator)
         .await?
         .filter(|a| a.payouts_enabled)
-        .ok_or_else(|| Error::bad_request("payouts are not enabled: finish onboarding first"))?;
+        .ok_or(PaymentError::PayoutsNotEnabled)?;
     let group = format!("giftstream-cashout-{}", uuid::Uuid::new_v4().simple());
     let rec = state
         .ledger
@@ -218,7 +218,7 @@ pub(super) async fn reload(state: &Payments<'_>, cashout_id: &str) -> Result<Cas
         .ledger
         .cashout(cashout_id)
         .await?
-        .ok_or_else(|| Error::internal("cash-out vanished"))
+        .ok_or_else(|| PaymentError::CashoutVanished(cashout_id.to_string()).into())
 }
 
 /// Pages of a Transfer list read at most (100 Transfers each) when a

@@ -13,6 +13,7 @@
 //! Stripe's error text to clients (it is logged).
 
 mod cashout;
+mod error;
 mod events;
 mod onboarding;
 mod purchase;
@@ -22,6 +23,7 @@ mod tip;
 pub mod webhook;
 
 pub use cashout::{cashout, recover_cashouts};
+pub use error::PaymentError;
 pub use events::{webhook, WebhookOutcome};
 pub use onboarding::{onboard, payout_status, OnboardAnswer, PayoutStatus};
 pub use purchase::{create_purchase, PurchaseAnswer};
@@ -29,7 +31,7 @@ pub use tip::{create_tip, TipAnswer, TipRequest};
 
 use std::collections::HashMap;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use self::stripe::{StripeClient, StripeError};
 
@@ -73,26 +75,23 @@ impl PaymentsApp for Payments<'_> {
 
 /// The Stripe client, or `bad_request` "payments are not configured" when
 /// `stripe.secret_key` is empty.
-pub(super) fn client<'a>(state: &Payments<'a>) -> Result<&'a StripeClient> {
-    state.stripe.ok_or_else(|| {
-        Error::bad_request("payments are not configured on this server (stripe.secret_key)")
-    })
+pub(super) fn client<'a>(state: &Payments<'a>) -> Result<&'a StripeClient, PaymentError> {
+    state.stripe.ok_or(PaymentError::NotConfigured)
 }
 
-pub(super) fn stripe_failed(e: StripeError) -> Error {
-    match e {
-        StripeError::Refused {
-            message,
-            kind,
-            status,
-        } => {
-            // Stripe's own words stay in the log: they can name accounts,
-            // keys or internal state that a client must not see.
-            tracing::warn!(status, %kind, %message, "stripe refused a request");
-            Error::bad_request("the payment provider refused the request")
-        }
-        StripeError::Unknown(why) => Error::internal(format_args!("stripe: {why}")),
+/// A failed Stripe request as the flows' error; a refusal is logged here
+/// with Stripe's words (they can name accounts, keys or internal state
+/// that a client must not see, so they stay out of the answer).
+pub(super) fn stripe_failed(e: StripeError) -> PaymentError {
+    if let StripeError::Refused {
+        message,
+        kind,
+        status,
+    } = &e
+    {
+        tracing::warn!(status, %kind, %message, "stripe refused a request");
     }
+    PaymentError::from(e)
 }
 
 /// Metadata for a Stripe request.

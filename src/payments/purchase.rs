@@ -16,7 +16,7 @@ use crate::protocol::valid_client_id;
 use super::stripe::{currency, CreatePaymentIntent, PaymentIntentAllowedPaymentMethodTypes};
 use super::{
     client, events::WebhookOutcome, metadata, refund_dispute::apply_parked, stripe_failed,
-    webhook::PaymentIntentFacts, Payments, META_KIND,
+    webhook::PaymentIntentFacts, PaymentError, Payments, META_KIND,
 };
 
 /// Answer to a coin purchase: the client confirms it with Stripe.js.
@@ -56,7 +56,7 @@ pub async fn create_purchase(
         .packages
         .iter()
         .find(|p| p.id == package)
-        .ok_or_else(|| Error::bad_request(format!("no coin package `{package}`")))?;
+        .ok_or_else(|| PaymentError::UnknownPackage(package.to_string()))?;
     let req = CreatePaymentIntent::new(pkg.price_cents, currency(&pkg.currency))
         .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
         .metadata(metadata([

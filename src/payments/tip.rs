@@ -21,7 +21,8 @@ use super::stripe::{
 use super::webhook::{ChargeFacts, PaymentIntentFacts};
 
 use super::{
-    client, events::ignored, events::WebhookOutcome, metadata, stripe_failed, Payments, META_KIND,
+    client, events::ignored, events::WebhookOutcome, metadata, stripe_failed, PaymentError,
+    Payments, META_KIND,
 };
 
 /// `charge.succeeded`: a tip's destination charge names its Transfer,
@@ -62,9 +63,9 @@ pub(super) async fn reverse_tip_transfer(
             tracing::warn!(transfer = tr, %kind, %message, "tip transfer not found: the platform's loss");
             return Ok(0);
         }
-        Err(StripeError::Unknown(why)) => {
+        Err(e @ StripeError::Unknown(_)) => {
             // Stripe redelivers the event: the retry asks again.
-            return Err(Error::internal(format_args!("stripe: {why}")));
+            return Err(PaymentError::StripeUnknown(e).into());
         }
     };
     // What Stripe reversed with the refund itself and we have not counted.
@@ -83,7 +84,7 @@ pub(super) async fn reverse_tip_transfer(
             metrics::counter!("giftstream_tip_reversals_refused_total").increment(1);
             Ok(by_refund)
         }
-        Err(StripeError::Unknown(why)) => Err(Error::internal(format_args!("stripe: {why}"))),
+        Err(e @ StripeError::Unknown(_)) => Err(PaymentError::StripeUnknown(e).into()),
     }
 }
 
@@ -203,8 +204,8 @@ pub(super) async fn tip_dispute_won(
                         tracing::warn!(dispute = dispute_id, %kind, %message, "won tip dispute: the creator's share could not be transferred back");
                         false
                     }
-                    Err(StripeError::Unknown(why)) => {
-                        return Err(Error::internal(format_args!("stripe: {why}")))
+                    Err(e @ StripeError::Unknown(_)) => {
+                        return Err(PaymentError::StripeUnknown(e).into())
                     }
                 }
             }
@@ -341,16 +342,14 @@ pub async fn create_tip(
         ));
     }
     if rec.creator == who.user {
-        return Err(Error::forbidden("a creator cannot tip themself"));
+        return Err(PaymentError::SelfTip.into());
     }
     let acct = state
         .ledger
         .payout_account(&rec.creator)
         .await?
         .filter(|a| a.payouts_enabled)
-        .ok_or_else(|| {
-            Error::bad_request("this creator cannot receive tips yet (payouts not enabled)")
-        })?;
+        .ok_or(PaymentError::CreatorNotPayable)?;
     // A user name holds no `:` (auth checks `valid_name`): one key per
     // (user, id).
     let tip_key = format!("{}:{}", who.user, req.id);
