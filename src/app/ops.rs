@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{CreditOp, CreditOutcome};
 use crate::model::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
 use crate::protocol::now_ms;
+use crate::relay::Topic;
 
 use super::AppState;
 
@@ -99,9 +100,6 @@ pub async fn gift_counted(
     result
 }
 
-/// Pause between two ledger look-ups while an ack waits for its commit.
-const LEDGER_POLL_MS: u64 = 5;
-
 /// In `gift.ack = "ledger"` mode, wait until the gift to `target_key`
 /// (`room:ID` or `video:ID`) is committed to the ledger.
 pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &str) -> Result<()> {
@@ -110,23 +108,10 @@ pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &
     }
     state.settlement.wake();
     let timeout = Duration::from_millis(state.cfg.gift.ack_timeout_ms);
-    if state.counters.settles_by_ticket() {
-        return state.settlement.wait_settled(outcome.ticket, timeout).await;
-    }
-    // Another process's worker may settle this gift: ask the ledger, at
-    // most every LEDGER_POLL_MS and for at most `gift.ack_timeout_ms`.
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if state.ledger.has_gift(target_key, outcome.ack.seq).await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::outcome_unknown_because(
-                "the ledger commit is late (gift.ack_timeout_ms); the gift is accepted and will settle",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(LEDGER_POLL_MS)).await;
-    }
+    state
+        .settlement
+        .wait_durable(outcome, target_key, timeout)
+        .await
 }
 
 /// Credit coins: ledger first (idempotent on the op id), then the wallet.
@@ -196,10 +181,7 @@ pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()
     }
     state.counters.end_room(room).await?;
     state.ledger.end_room(room).await?;
-    if !state.counters.relays_room_events() {
-        state.hub.end_room(room).await;
-    }
-    Ok(())
+    state.relay.ended(&Topic::room(room)).await
 }
 
 /// Register a video for `creator`.

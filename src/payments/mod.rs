@@ -49,8 +49,8 @@ pub struct Payments<'a> {
     pub ledger: &'a dyn crate::ledger::Ledger,
     /// Wallets (coin credits after the ledger, tip events).
     pub counters: &'a dyn crate::counters::Counters,
-    /// This node's rooms (tip events when the engine does not relay).
-    pub hub: &'a crate::hub::Hub,
+    /// Room messages to every node (tip events).
+    pub relay: &'a dyn crate::relay::Relay,
     /// The Stripe client; None while payments are off (no secret key).
     pub stripe: Option<&'a StripeClient>,
 }
@@ -70,7 +70,7 @@ impl PaymentsApp for Payments<'_> {
             cfg: self.cfg,
             ledger: self.ledger,
             counters: self.counters,
-            hub: self.hub,
+            relay: self.relay,
             stripe: self.stripe,
         }
     }
@@ -794,11 +794,10 @@ async fn tip_paid(
             message: tip.message.clone(),
             ts: now_ms(),
         };
-        match state.counters.publish_room_msg(&room, &msg).await {
-            Ok(true) => {}
-            Ok(false) => state.hub.broadcast(&room, msg).await,
+        let topic = crate::relay::Topic::room(room.as_str());
+        if let Err(e) = state.relay.publish(&topic, &msg).await {
             // The tip is in the ledger; the animation is best-effort.
-            Err(e) => tracing::warn!(room, error = %e, "tip_event not published"),
+            tracing::warn!(room, error = %e, "tip_event not published");
         }
     }
     Ok(WebhookOutcome::Applied)

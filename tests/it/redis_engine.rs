@@ -29,7 +29,8 @@ use giftstream::hub::{Hub, RoomCmd};
 use giftstream::ledger::{self, CreditOp, Ledger};
 use giftstream::model::{Batch, GiftRequest, Target};
 use giftstream::protocol::{now_ms, Encoding, GiftEvent, ServerMsg};
-use giftstream::settlement::Worker;
+use giftstream::relay::redis::RedisRelay;
+use giftstream::settlement::{QueueHome, Worker};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -56,12 +57,17 @@ async fn redis_engine(
     hub: Arc<Hub>,
     claim_idle_ms: u64,
 ) -> Arc<RedisCounters> {
-    Arc::new(
-        RedisCounters::connect(url, cfg, hub)
-            .await
-            .expect("connect RedisCounters")
-            .with_claim_idle_ms(claim_idle_ms),
-    )
+    let engine = RedisCounters::connect(url, cfg, hub.config().clone())
+        .await
+        .expect("connect RedisCounters")
+        .with_claim_idle_ms(claim_idle_ms);
+    // The relay feeds `hub`'s rooms for the rest of the test (a server
+    // keeps it in its state; dropping it would stop the feed).
+    let relay = RedisRelay::connect(&engine, hub)
+        .await
+        .expect("connect RedisRelay");
+    std::mem::forget(relay);
+    Arc::new(engine)
 }
 
 fn gift(id: &str, coins: i64, diamonds: i64) -> Gift {
@@ -807,6 +813,7 @@ async fn settlement_is_exactly_once_across_random_crash_points() {
                 batch_len_max: 7,
                 ..SettlementConfig::default()
             },
+            QueueHome::Shared,
         );
         let mut conn = raw(&url).await;
         for _ in 0..1000 {
@@ -871,6 +878,7 @@ async fn two_workers_draining_concurrently_settle_each_gift_once() {
                 flush_interval_ms: 1,
                 ..SettlementConfig::default()
             },
+            QueueHome::Shared,
         );
         workers.push(tokio::spawn(w.run(stop.clone())));
     }
@@ -900,6 +908,7 @@ async fn two_workers_draining_concurrently_settle_each_gift_once() {
         engines[0].clone(),
         ledger.clone(),
         SettlementConfig::default(),
+        QueueHome::Shared,
     );
     let mut conn = raw(&url).await;
     for _ in 0..100 {

@@ -41,7 +41,6 @@ pub(super) struct Scripts {
     pub(super) scan: Script,
     pub(super) set_value: Script,
     pub(super) last_delivered: Script,
-    pub(super) history: Script,
 }
 
 impl Scripts {
@@ -57,7 +56,6 @@ impl Scripts {
             scan: Script::new(include_str!("../lua/scan.lua")),
             set_value: Script::new(include_str!("../lua/set_balance.lua")),
             last_delivered: Script::new(include_str!("../lua/last_delivered.lua")),
-            history: Script::new(include_str!("../lua/history.lua")),
         }
     }
 }
