@@ -69,10 +69,12 @@ pub async fn gift_counted(
                 ts: now_ms(),
             };
             match state.counters.gift(req).await {
-                Err(e) if e.code == ErrorCode::RateLimited => {
+                // The pending queue full, or the room's queue (passed from
+                // the hub's sink): both `rate_limited`.
+                Err(e) if e.code() == ErrorCode::RateLimited => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return Err(e);
+                        return Err(e.into());
                     }
                     if !waited {
                         waited = true;
@@ -123,9 +125,9 @@ pub async fn credit(state: &AppState, op: CreditOp) -> Result<(CreditOutcome, i6
         .counters
         .credit(&outcome.op.user, outcome.op.coins, &outcome.op.op_id)
         .await
-        .map_err(|e| match e.code {
-            ErrorCode::Internal => Error::outcome_unknown_because(e.message),
-            _ => e,
+        .map_err(|e| match Error::from(e) {
+            e if e.code == ErrorCode::Internal => Error::outcome_unknown_because(e.message),
+            e => e,
         })?;
     Ok((outcome, balance))
 }
@@ -191,5 +193,5 @@ pub async fn register_video(state: &AppState, video: &str, creator: &str) -> Res
         id: video.to_string(),
     };
     state.ledger.open_target(&target, creator).await?;
-    state.counters.open_target(&target, creator, 0).await
+    Ok(state.counters.open_target(&target, creator, 0).await?)
 }

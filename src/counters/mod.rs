@@ -14,12 +14,16 @@
 //! ledger through [`crate::model::GiftRecords`]). It hands accepted gifts
 //! to the hub through [`crate::model::EventSink`] in seq order.
 
+mod error;
 pub mod memory;
 pub mod redis;
 
-use crate::error::Result;
+pub use error::CountersError;
 use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, Target, TargetInfo};
 use async_trait::async_trait;
+
+/// What a counters engine answers.
+pub type Result<T, E = CountersError> = std::result::Result<T, E>;
 
 /// The counters engine. Every method is atomic on its own.
 #[async_trait]
@@ -34,9 +38,10 @@ pub trait Counters: Send + Sync + 'static {
     /// What the engine knows of a target.
     async fn target(&self, target: &Target) -> Result<Option<TargetInfo>>;
 
-    /// The atomic gift operation. Errors: `unknown_room`/`unknown_video`,
-    /// `room_not_live`, `forbidden` (gift to oneself), `insufficient_funds`,
-    /// `rate_limited` (pending or room queue full). On error nothing changed.
+    /// The atomic gift operation. Refusals ([`CountersError`]): unknown
+    /// target, not live, forbidden (gift to oneself), insufficient funds,
+    /// pending queue full, or the room's queue full (passed from the sink).
+    /// On a refusal nothing changed.
     async fn gift(&self, req: GiftRequest) -> Result<GiftOutcome>;
 
     /// Add coins committed in the ledger under `op_id`; applied once per

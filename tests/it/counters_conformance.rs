@@ -15,8 +15,8 @@ use giftstream::catalog::Gift;
 use giftstream::config::{CountersConfig, HubConfig};
 use giftstream::counters::memory::MemoryCounters;
 use giftstream::counters::redis::RedisCounters;
-use giftstream::counters::Counters;
-use giftstream::error::{ErrorCode, Result as GsResult};
+use giftstream::counters::{Counters, CountersError};
+use giftstream::error::ErrorCode;
 use giftstream::hub::conn::ConnCtl;
 use giftstream::hub::room::Subscriber;
 use giftstream::hub::{Hub, RoomCmd};
@@ -202,14 +202,14 @@ enum Answer {
     Err(ErrorCode),
 }
 
-fn answer(r: GsResult<GiftOutcome>) -> Answer {
+fn answer(r: Result<GiftOutcome, CountersError>) -> Answer {
     match r {
         Ok(o) => Answer::Ok {
             seq: o.ack.seq,
             balance: o.ack.balance,
             duplicate: o.duplicate,
         },
-        Err(e) => Answer::Err(e.code),
+        Err(e) => Answer::Err(e.code()),
     }
 }
 
@@ -257,14 +257,14 @@ async fn gift_scenario_answers_and_drains(f: Factory) {
     out.push(answer(c.gift(req("v1", room_t(), &rose, 1, "a8")).await));
     out.push(answer(c.gift(req("v1", room_t(), &rose, 2, "a4")).await)); // repeat after the end
     assert_eq!(
-        c.end_room("nope").await.unwrap_err().code,
+        c.end_room("nope").await.unwrap_err().code(),
         ErrorCode::UnknownRoom
     );
     assert_eq!(
         c.open_target(&room_t(), "other", 0)
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::Forbidden
     );
     assert_eq!(c.balance("v1").await.unwrap(), 100 - 2 - 80 - 1);
@@ -402,7 +402,7 @@ async fn no_overdraft_under_concurrency(f: Factory) {
                 assert!(o.ack.balance >= 0);
                 seqs.insert(o.ack.seq);
             }
-            Err(e) if e.code == ErrorCode::InsufficientFunds => poor += 1,
+            Err(e) if e.code() == ErrorCode::InsufficientFunds => poor += 1,
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
@@ -579,7 +579,7 @@ async fn targets_keep_their_creator_floor_and_live_flag(f: Factory) {
         c.open_target(&Target::video(&video), "other", 0)
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::Forbidden
     );
 }
@@ -688,7 +688,7 @@ async fn restore_loads_wallets_credits_answers_and_targets(f: Factory) {
         c.gift(req("a", Target::room(&ended), &rose, 1, "z"))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::RoomNotLive
     );
     let v = c

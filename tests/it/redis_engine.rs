@@ -150,7 +150,7 @@ async fn credits_above_the_scripts_exact_range_are_refused() {
     assert_eq!(red.credit("u", 75, "purchase:2").await.unwrap(), 75);
     let big = giftstream::counters::redis::AMOUNT_MAX;
     assert_eq!(
-        red.credit("u", big, "purchase:3").await.unwrap_err().code,
+        red.credit("u", big, "purchase:3").await.unwrap_err().code(),
         ErrorCode::BadRequest
     );
     assert_eq!(
@@ -270,7 +270,7 @@ async fn send_some(
                     "a seq was handed out twice"
                 );
             }
-            Err(e) if e.code == ErrorCode::InsufficientFunds => {}
+            Err(e) if e.code() == ErrorCode::InsufficientFunds => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
@@ -658,7 +658,7 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
         red.gift(req("a", Target::room(&room), &rose, 1, "lost"))
             .await
             .unwrap_err()
-            .code,
+            .code(),
         ErrorCode::UnknownRoom,
         "no target until the repair"
     );

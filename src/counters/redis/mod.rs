@@ -38,8 +38,7 @@ use redis::Script;
 use serde::Serialize;
 
 use crate::config::{CountersConfig, HubConfig};
-use crate::counters::Counters;
-use crate::error::{Error, ErrorCode, Result};
+use crate::counters::{Counters, CountersError, Result};
 use crate::model::{
     gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
     TargetInfo, TargetKind,
@@ -178,15 +177,8 @@ impl RedisCounters {
         (self.client.clone(), self.conn(), &self.cfg)
     }
 
-    fn unknown(target: &Target) -> Error {
-        match target.kind {
-            TargetKind::Room => {
-                Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id))
-            }
-            TargetKind::Video => {
-                Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id))
-            }
-        }
+    fn unknown(target: &Target) -> CountersError {
+        CountersError::UnknownTarget(target.clone())
     }
 
     async fn put_target(
@@ -214,11 +206,11 @@ impl RedisCounters {
             .map_err(redis_err)?;
         match reply.first().map(String::as_str) {
             Some("OK") => Ok(()),
-            Some("E") => Err(Error::forbidden(format!(
+            Some("E") => Err(CountersError::Forbidden(format!(
                 "`{}` belongs to another creator",
                 target.id
             ))),
-            _ => Err(Error::internal("redis: bad target_put answer")),
+            _ => Err(CountersError::Corrupt("redis: bad target_put answer".into())),
         }
     }
 
@@ -236,10 +228,10 @@ fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
     let id = row
         .first()
         .cloned()
-        .ok_or_else(|| Error::internal("redis: empty stream entry"))?;
+        .ok_or_else(|| CountersError::Corrupt("redis: empty stream entry".into()))?;
     let s = |i: usize| {
         row.get(i).cloned().ok_or_else(|| {
-            Error::internal(format_args!("redis: stream entry {id} lacks field {i}"))
+            CountersError::Corrupt(format!("redis: stream entry {id} lacks field {i}"))
         })
     };
     let g = PendingGift {
@@ -305,7 +297,7 @@ impl Counters for RedisCounters {
 
     async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
         if coins.unsigned_abs() > AMOUNT_MAX as u64 {
-            return Err(Error::bad_request("balance overflow"));
+            return Err(CountersError::Invalid("balance overflow"));
         }
         let reply: Vec<String> = self
             .scripts
@@ -320,8 +312,10 @@ impl Counters for RedisCounters {
             .map_err(script_err)?;
         match reply.first().map(String::as_str) {
             Some("OK") => parse(reply.get(1), "balance"),
-            Some("E") => Err(Error::bad_request("balance overflow")),
-            _ => Err(Error::internal("redis: bad credit script answer")),
+            Some("E") => Err(CountersError::Invalid("balance overflow")),
+            _ => Err(CountersError::Corrupt(
+                "redis: bad credit script answer".into(),
+            )),
         }
     }
 
@@ -347,7 +341,7 @@ impl Counters for RedisCounters {
         static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
         let script = SCRIPT.get_or_init(|| Script::new(include_str!("../lua/debit_up_to.lua")));
         if !(0..=AMOUNT_MAX).contains(&coins) {
-            return Err(Error::bad_request("coins out of range"));
+            return Err(CountersError::Invalid("coins out of range"));
         }
         let taken: i64 = script
             .key(wallet_key(user))
