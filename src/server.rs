@@ -165,8 +165,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     // node when a viewer there joins it (the relay decides).
     relay.restore(live_rooms, counters.as_ref()).await?;
 
-    let (worker, settlement) =
-        Worker::new(counters.clone(), ledger.clone(), cfg.settlement.clone(), home);
+    let (worker, settlement) = Worker::new(
+        counters.clone(),
+        ledger.clone(),
+        cfg.settlement.clone(),
+        home,
+    );
     let shutdown = CancellationToken::new();
     let stripe = if cfg.stripe.enabled() {
         Some(

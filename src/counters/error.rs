@@ -160,7 +160,10 @@ mod tests {
             ))
         };
         let backend = CountersError::Backend(io());
-        assert!(std::error::Error::source(&backend).is_some(), "the redis source");
+        assert!(
+            std::error::Error::source(&backend).is_some(),
+            "the redis source"
+        );
         assert_eq!(Error::from(backend).code, ErrorCode::Internal);
         let lost = CountersError::OutcomeUnknown(io());
         assert!(std::error::Error::source(&lost).is_some());
@@ -169,7 +172,10 @@ mod tests {
             Error::from(CountersError::AnswerUnknown("bad")).code,
             ErrorCode::OutcomeUnknown
         );
-        let passed = Error::new(ErrorCode::RateLimited, "the room is busy; try again shortly");
+        let passed = Error::new(
+            ErrorCode::RateLimited,
+            "the room is busy; try again shortly",
+        );
         assert_eq!(Error::from(CountersError::from(passed.clone())), passed);
     }
 }

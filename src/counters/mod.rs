@@ -18,9 +18,9 @@ mod error;
 pub mod memory;
 pub mod redis;
 
-pub use error::CountersError;
 use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, Target, TargetInfo};
 use async_trait::async_trait;
+pub use error::CountersError;
 
 /// What a counters engine answers.
 pub type Result<T, E = CountersError> = std::result::Result<T, E>;

@@ -46,7 +46,13 @@ impl Engine {
             .open_target(&Target::room(room), creator, 0)
             .await
             .unwrap();
-        let seq = self.c.target(&Target::room(room)).await.unwrap().unwrap().seq;
+        let seq = self
+            .c
+            .target(&Target::room(room))
+            .await
+            .unwrap()
+            .unwrap()
+            .seq;
         self.hub.open_room(room, creator, seq);
     }
 }
@@ -241,15 +247,22 @@ async fn gift_scenario_answers_and_drains(f: Factory) {
         "a credit op applies once"
     );
     let room_t = || Target::room(room.as_str());
-    out.push(answer(c.gift(req("v1", Target::room("nope"), &rose, 1, "a0")).await));
-    out.push(answer(c.gift(req("v1", Target::video("nope"), &rose, 1, "a1")).await));
+    out.push(answer(
+        c.gift(req("v1", Target::room("nope"), &rose, 1, "a0"))
+            .await,
+    ));
+    out.push(answer(
+        c.gift(req("v1", Target::video("nope"), &rose, 1, "a1"))
+            .await,
+    ));
     out.push(answer(c.gift(req("cr", room_t(), &rose, 1, "a2")).await));
     out.push(answer(c.gift(req("v1", room_t(), &lion, 3, "a3")).await)); // 120 > 100
     out.push(answer(c.gift(req("v1", room_t(), &rose, 2, "a4")).await));
     out.push(answer(c.gift(req("v1", room_t(), &rose, 2, "a4")).await)); // repeat
     out.push(answer(c.gift(req("v1", room_t(), &lion, 2, "a5")).await));
     out.push(answer(
-        c.gift(req("v1", Target::video(&video), &rose, 1, "a6")).await,
+        c.gift(req("v1", Target::video(&video), &rose, 1, "a6"))
+            .await,
     ));
     out.push(answer(c.gift(req("v1", room_t(), &rose, 1, "a7")).await)); // pending queue full (3)
     out.push(answer(c.gift(req("v1", room_t(), &lion, 1, "a5")).await)); // repeat answers first, even when full
@@ -450,7 +463,9 @@ async fn events_reach_the_hub_in_seq_order_with_combos(f: Factory) {
             1,
             &format!("p{i}"),
         );
-        tasks.push(tokio::spawn(async move { c.gift(r).await.map(|o| o.ack.seq) }));
+        tasks.push(tokio::spawn(
+            async move { c.gift(r).await.map(|o| o.ack.seq) },
+        ));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
@@ -477,9 +492,9 @@ async fn credits_apply_once_per_op(f: Factory) {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let c = e.c.clone();
-        tasks.push(tokio::spawn(
-            async move { c.credit("u", 50, "purchase:1").await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            c.credit("u", 50, "purchase:1").await
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), 50);
@@ -680,7 +695,11 @@ async fn restore_loads_wallets_credits_answers_and_targets(f: Factory) {
         .gift(req("a", Target::room(&room), &rose, 1, "y"))
         .await
         .unwrap();
-    assert!(fresh.ack.seq > 4, "after the restored seq: {}", fresh.ack.seq);
+    assert!(
+        fresh.ack.seq > 4,
+        "after the restored seq: {}",
+        fresh.ack.seq
+    );
     assert_eq!(fresh.ack.balance, 49);
     let t = c.target(&Target::room(&ended)).await.unwrap().unwrap();
     assert!(!t.live);

@@ -207,7 +207,10 @@ async fn publish_reaches_the_rooms_subscribers_after_earlier_gifts(f: Factory) {
     let n = f.node().await;
     let mut rx = open_and_watch(&n, &room).await;
     send_gifts(&n, &room, 2).await;
-    n.relay.publish(&Topic::room(&room), &tip(&room)).await.unwrap();
+    n.relay
+        .publish(&Topic::room(&room), &tip(&room))
+        .await
+        .unwrap();
     let got = frames(&mut rx, |m| m.starts_with("tip:"), Duration::from_secs(5)).await;
     assert_eq!(got, vec!["gift:1", "gift:2", "tip:500"]);
 }

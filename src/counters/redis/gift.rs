@@ -103,9 +103,9 @@ impl RedisCounters {
             Some("E") => Err(match reply.get(1).map(String::as_str) {
                 Some("unknown") => Self::unknown(&req.target),
                 Some("room_not_live") => CountersError::NotLive(req.target.id.clone()),
-                Some("forbidden") => CountersError::Forbidden(
-                    "a creator cannot gift their own room or video".into(),
-                ),
+                Some("forbidden") => {
+                    CountersError::Forbidden("a creator cannot gift their own room or video".into())
+                }
                 Some("insufficient_funds") => {
                     let held: i64 = parse(reply.get(2), "balance")?;
                     CountersError::InsufficientFunds { cost: coins, held }
@@ -113,7 +113,9 @@ impl RedisCounters {
                 Some("rate_limited") => CountersError::PendingFull,
                 _ => CountersError::Corrupt("redis: unknown gift script error".into()),
             }),
-            _ => Err(CountersError::AnswerUnknown("redis: bad gift script answer")),
+            _ => Err(CountersError::AnswerUnknown(
+                "redis: bad gift script answer",
+            )),
         }
     }
 }

@@ -210,7 +210,9 @@ impl RedisCounters {
                 "`{}` belongs to another creator",
                 target.id
             ))),
-            _ => Err(CountersError::Corrupt("redis: bad target_put answer".into())),
+            _ => Err(CountersError::Corrupt(
+                "redis: bad target_put answer".into(),
+            )),
         }
     }
 

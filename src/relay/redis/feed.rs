@@ -392,4 +392,3 @@ async fn forward(locals: &mut HashMap<String, Local>, room: &str, ev: GiftEvent)
     local.last = ev.seq;
     let _ = local.tx.send(RoomCmd::Gift(ev)).await;
 }
-
