@@ -16,7 +16,6 @@ use giftstream::catalog::Catalog;
 use giftstream::config::{CountersConfig, HubConfig};
 use giftstream::counters::redis::RedisCounters;
 use giftstream::counters::Counters;
-use giftstream::hub::Hub;
 use giftstream::model::{GiftRequest, Target};
 
 const IN_FLIGHT: u64 = 64;
@@ -43,7 +42,7 @@ fn main() {
             ..CountersConfig::default()
         };
         let c: Arc<dyn Counters> = Arc::new(
-            RedisCounters::connect(&url, cfg, Hub::new(HubConfig::default()))
+            RedisCounters::connect(&url, cfg, HubConfig::default())
                 .await
                 .expect("connect"),
         );

@@ -19,9 +19,9 @@
 //! - [`counters`]: the counters engine (wallets, idempotency, room seq,
 //!   pending credits) behind the [`counters::Counters`] trait: in memory,
 //!   or in Redis (`counters/redis/`, Lua scripts in `counters/lua/`).
-//! - [`relay`]: the Redis room relay (pub/sub to this node's rooms, history
-//!   gap filling, per-node viewer counts), the hub's side of
-//!   [`counters::redis::RelayHost`].
+//! - [`relay`]: room messages across nodes behind the [`relay::Relay`]
+//!   trait (keyed by [`relay::Topic`]): local (one node) or Redis (pub/sub
+//!   to this node's rooms, history gap filling, per-node viewer counts).
 //! - [`ledger`]: the durable ledger behind the [`ledger::Ledger`] trait.
 //! - [`settlement`]: drains pending counters into the ledger, exactly once.
 //! - [`hub`]: rooms, fan-out, and the per-socket reader and writer tasks.

@@ -173,8 +173,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let ledger = giftstream::ledger::open(&cfg.ledger.url, cfg.ledger.pool_len_max).await?;
-            let hub = giftstream::hub::Hub::new(cfg.hub.clone());
-            let counters = app::open_redis(&cfg, hub).await?;
+            let counters = app::open_redis(&cfg).await?;
             let report = counters.reconcile(ledger.as_ref(), repair).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.drift() > 0 && !repair {

@@ -28,7 +28,10 @@ use crate::hub::Hub;
 use crate::ledger;
 use crate::model::TargetKind;
 use crate::payments::PaymentsApp;
-use crate::settlement::Worker;
+use crate::relay::local::LocalRelay;
+use crate::relay::redis::RedisRelay;
+use crate::relay::Relay;
+use crate::settlement::{QueueHome, Worker};
 
 /// A running server.
 pub struct Running {
@@ -87,16 +90,25 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         })?;
     ledger.set_payout_limits(cfg.payouts.limits());
     let hub = Hub::new(cfg.hub.clone());
+    // The engine, its relay and where its pending queue lives go together.
     let mut redis_engine: Option<Arc<RedisCounters>> = None;
-    let counters: Arc<dyn Counters> = match cfg.counters.url.as_str() {
-        "memory" => Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone())),
-        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            let r = Arc::new(open_redis(&cfg, hub.clone()).await?);
-            redis_engine = Some(r.clone());
-            r
-        }
-        other => anyhow::bail!("counters.url `{other}`: engine not available in this build"),
-    };
+    let (counters, relay, home): (Arc<dyn Counters>, Arc<dyn Relay>, QueueHome) =
+        match cfg.counters.url.as_str() {
+            "memory" => (
+                Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone())),
+                Arc::new(LocalRelay::new(hub.clone())),
+                QueueHome::Process,
+            ),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                let r = Arc::new(open_redis(&cfg).await?);
+                redis_engine = Some(r.clone());
+                let relay = RedisRelay::connect(&r, hub.clone())
+                    .await
+                    .context("starting the redis room relay (counters.url)")?;
+                (r, Arc::new(relay), QueueHome::Shared)
+            }
+            other => anyhow::bail!("counters.url `{other}`: engine not available in this build"),
+        };
     if redis_engine.is_none() {
         // The in-process counters are the only writer of their ledger: a
         // second process on the same ledger would hand out the same seqs
@@ -149,25 +161,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             "redis reconciled against the ledger"
         );
     }
-    // A relaying engine (Redis) opens a room on a node when a viewer there
-    // joins it (and subscribes to it then); in process every live room
-    // opens now.
-    let live_rooms = if counters.relays_room_events() {
-        Vec::new()
-    } else {
-        live_rooms
-    };
-    for (room, creator) in live_rooms {
-        let seq = counters
-            .target(&crate::model::Target::room(room.clone()))
-            .await?
-            .map(|t| t.seq)
-            .unwrap_or(0);
-        hub.open_room(&room, &creator, seq);
-    }
+    // In process every live room opens now; with Redis a room opens on a
+    // node when a viewer there joins it (the relay decides).
+    relay.restore(live_rooms, counters.as_ref()).await?;
 
-    let (worker, settlement) =
-        Worker::new(counters.clone(), ledger.clone(), cfg.settlement.clone());
+    let (worker, settlement) = Worker::new(
+        counters.clone(),
+        ledger.clone(),
+        cfg.settlement.clone(),
+        home,
+    );
     let shutdown = CancellationToken::new();
     let stripe = if cfg.stripe.enabled() {
         Some(
@@ -183,6 +186,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         catalog,
         hub,
         counters,
+        relay,
         ledger,
         settlement,
         shutdown: shutdown.clone(),

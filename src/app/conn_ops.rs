@@ -14,6 +14,8 @@ use crate::error::Result;
 use crate::hub::conn::ConnOps;
 use crate::hub::Hub;
 use crate::model::{GiftOutcome, Target};
+use crate::protocol::GiftEvent;
+use crate::relay::Topic;
 
 #[async_trait::async_trait]
 impl ConnOps for AppState {
@@ -31,6 +33,10 @@ impl ConnOps for AppState {
 
     fn counters(&self) -> &dyn Counters {
         self.counters.as_ref()
+    }
+
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
+        self.relay.history(&Topic::room(room), since).await
     }
 
     fn ack_mode(&self) -> AckMode {

@@ -25,6 +25,7 @@ use crate::counters::redis::RedisCounters;
 use crate::counters::Counters;
 use crate::hub::Hub;
 use crate::ledger::Ledger;
+use crate::relay::Relay;
 use crate::settlement::Settlement;
 
 /// Everything a handler needs, shared behind an `Arc`.
@@ -39,6 +40,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Wallets, seqs, pending credits.
     pub counters: Arc<dyn Counters>,
+    /// Room messages to every node, history, other nodes' viewers.
+    pub relay: Arc<dyn Relay>,
     /// The system of record.
     pub ledger: Arc<dyn Ledger>,
     /// Settlement progress.
@@ -57,7 +60,7 @@ impl crate::payments::PaymentsApp for AppState {
             cfg: &self.cfg,
             ledger: self.ledger.as_ref(),
             counters: self.counters.as_ref(),
-            hub: &self.hub,
+            relay: self.relay.as_ref(),
             stripe: self.stripe.as_ref(),
         }
     }
@@ -80,9 +83,10 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
 }
 
 /// Open the Redis counters engine of `cfg` (`counters.url = "redis://..."`)
-/// with its settlement claim limit.
-pub async fn open_redis(cfg: &Config, hub: Arc<Hub>) -> anyhow::Result<RedisCounters> {
-    let r = RedisCounters::connect(&cfg.counters.url, cfg.counters.clone(), hub)
+/// with its settlement claim limit. Its relay is opened beside it
+/// (`crate::relay::redis::RedisRelay`).
+pub async fn open_redis(cfg: &Config) -> anyhow::Result<RedisCounters> {
+    let r = RedisCounters::connect(&cfg.counters.url, cfg.counters.clone(), cfg.hub.clone())
         .await
         .context("opening the redis counters engine (counters.url)")?;
     Ok(r.with_claim_idle_ms(cfg.settlement.claim_idle_ms))

@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::{CreditOp, CreditOutcome};
 use crate::model::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
 use crate::protocol::now_ms;
+use crate::relay::Topic;
 
 use super::AppState;
 
@@ -68,10 +69,12 @@ pub async fn gift_counted(
                 ts: now_ms(),
             };
             match state.counters.gift(req).await {
-                Err(e) if e.code == ErrorCode::RateLimited => {
+                // The pending queue full, or the room's queue (passed from
+                // the hub's sink): both `rate_limited`.
+                Err(e) if e.code() == ErrorCode::RateLimited => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return Err(e);
+                        return Err(e.into());
                     }
                     if !waited {
                         waited = true;
@@ -99,9 +102,6 @@ pub async fn gift_counted(
     result
 }
 
-/// Pause between two ledger look-ups while an ack waits for its commit.
-const LEDGER_POLL_MS: u64 = 5;
-
 /// In `gift.ack = "ledger"` mode, wait until the gift to `target_key`
 /// (`room:ID` or `video:ID`) is committed to the ledger.
 pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &str) -> Result<()> {
@@ -110,23 +110,10 @@ pub async fn wait_durable(state: &AppState, outcome: &GiftOutcome, target_key: &
     }
     state.settlement.wake();
     let timeout = Duration::from_millis(state.cfg.gift.ack_timeout_ms);
-    if state.counters.settles_by_ticket() {
-        return state.settlement.wait_settled(outcome.ticket, timeout).await;
-    }
-    // Another process's worker may settle this gift: ask the ledger, at
-    // most every LEDGER_POLL_MS and for at most `gift.ack_timeout_ms`.
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if state.ledger.has_gift(target_key, outcome.ack.seq).await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::outcome_unknown_because(
-                "the ledger commit is late (gift.ack_timeout_ms); the gift is accepted and will settle",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(LEDGER_POLL_MS)).await;
-    }
+    state
+        .settlement
+        .wait_durable(outcome, target_key, timeout)
+        .await
 }
 
 /// Credit coins: ledger first (idempotent on the op id), then the wallet.
@@ -138,9 +125,9 @@ pub async fn credit(state: &AppState, op: CreditOp) -> Result<(CreditOutcome, i6
         .counters
         .credit(&outcome.op.user, outcome.op.coins, &outcome.op.op_id)
         .await
-        .map_err(|e| match e.code {
-            ErrorCode::Internal => e.into_outcome_unknown(),
-            _ => e,
+        .map_err(|e| match Error::from(e) {
+            e if e.code == ErrorCode::Internal => e.into_outcome_unknown(),
+            e => e,
         })?;
     Ok((outcome, balance))
 }
@@ -196,10 +183,7 @@ pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()
     }
     state.counters.end_room(room).await?;
     state.ledger.end_room(room).await?;
-    if !state.counters.relays_room_events() {
-        state.hub.end_room(room).await;
-    }
-    Ok(())
+    state.relay.ended(&Topic::room(room)).await
 }
 
 /// Register a video for `creator`.
@@ -209,5 +193,5 @@ pub async fn register_video(state: &AppState, video: &str, creator: &str) -> Res
         id: video.to_string(),
     };
     state.ledger.open_target(&target, creator).await?;
-    state.counters.open_target(&target, creator, 0).await
+    Ok(state.counters.open_target(&target, creator, 0).await?)
 }

@@ -23,8 +23,7 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use crate::config::CountersConfig;
-use crate::counters::Counters;
-use crate::error::{Error, ErrorCode, Result};
+use crate::counters::{Counters, CountersError, Result};
 use crate::model::EventSink;
 use crate::model::{
     gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
@@ -122,15 +121,8 @@ impl MemoryCounters {
         self.targets.get(&target.key()).map(|t| t.clone())
     }
 
-    fn unknown(target: &Target) -> Error {
-        match target.kind {
-            TargetKind::Room => {
-                Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id))
-            }
-            TargetKind::Video => {
-                Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id))
-            }
-        }
+    fn unknown(target: &Target) -> CountersError {
+        CountersError::UnknownTarget(target.clone())
     }
 }
 
@@ -153,7 +145,7 @@ impl Counters for MemoryCounters {
             .clone();
         let mut t = state.lock();
         if t.creator != creator {
-            return Err(Error::forbidden(format!(
+            return Err(CountersError::Forbidden(format!(
                 "`{}` belongs to another creator",
                 target.id
             )));
@@ -202,29 +194,23 @@ impl Counters for MemoryCounters {
             .ok_or_else(|| Self::unknown(&req.target))?;
         let mut t = state.lock();
         if !t.live {
-            return Err(Error::new(
-                ErrorCode::RoomNotLive,
-                format!("room `{}` is not live", t.id),
-            ));
+            return Err(CountersError::NotLive(t.id.clone()));
         }
         if t.creator == req.sender {
-            return Err(Error::forbidden(
-                "a creator cannot gift their own room or video",
+            return Err(CountersError::Forbidden(
+                "a creator cannot gift their own room or video".into(),
             ));
         }
         let (coins, diamonds) = gift_value(&req.gift, req.count);
         if w.coins < coins {
-            return Err(Error::new(
-                ErrorCode::InsufficientFunds,
-                format!("gift costs {coins} coins, wallet holds {}", w.coins),
-            ));
+            return Err(CountersError::InsufficientFunds {
+                cost: coins,
+                held: w.coins,
+            });
         }
         let mut pending = self.pending.lock();
         if pending.gifts.len() >= self.cfg.pending_len_max {
-            return Err(Error::new(
-                ErrorCode::RateLimited,
-                "settlement is behind; try again shortly",
-            ));
+            return Err(CountersError::PendingFull);
         }
         // Reserve the room's fan-out slot before changing anything, so a
         // full room queue refuses the gift with nothing charged.
@@ -309,7 +295,7 @@ impl Counters for MemoryCounters {
             w.coins = w
                 .coins
                 .checked_add(coins)
-                .ok_or_else(|| Error::bad_request("balance overflow"))?;
+                .ok_or(CountersError::Invalid("balance overflow"))?;
             ops.insert(op_id.to_string());
         }
         Ok(w.coins)
@@ -317,7 +303,7 @@ impl Counters for MemoryCounters {
 
     async fn debit_up_to(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
         if coins < 0 {
-            return Err(Error::bad_request("coins must be >= 0"));
+            return Err(CountersError::Invalid("coins must be >= 0"));
         }
         let mut ops = self.debit_ops.lock();
         if let Some(taken) = ops.get(op_id) {

@@ -136,7 +136,11 @@ pub(super) async fn room_info(
         .room(&room)
         .map(|h| h.viewers.load(std::sync::atomic::Ordering::Relaxed))
         .unwrap_or(0);
-    let viewers = here + state.counters.other_nodes_viewers(&room).await?;
+    let viewers = here
+        + state
+            .relay
+            .other_nodes_viewers(&crate::relay::Topic::room(room.as_str()))
+            .await?;
     Ok(Json(
         json!({ "room": room, "creator": info.creator, "live": info.live, "seq": info.seq, "viewers": viewers }),
     ))

@@ -27,7 +27,7 @@ use crate::config::AckMode;
 use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{GiftOutcome, Target};
-use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, ServerMsg};
+use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, GiftEvent, ServerMsg};
 
 /// Close code for a frame over `hub.frame_close_len_max`.
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -85,8 +85,11 @@ pub trait ConnOps: Send + Sync + 'static {
     fn shutdown(&self) -> &CancellationToken;
     /// Token checks (`refresh`).
     fn auth(&self) -> &crate::auth::Auth;
-    /// The counters engine (room lookups and history).
+    /// The counters engine (room lookups).
     fn counters(&self) -> &dyn Counters;
+    /// The room's events with seq > `since` from the relay's history, or
+    /// None when the relay keeps none (the room's ring serves `resume`).
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>>;
     /// `gift.ack`.
     fn ack_mode(&self) -> AckMode;
     /// The gift operation up to the counters engine's ack.
@@ -465,11 +468,11 @@ impl Reader {
         loop {
             attempt += 1;
             let handle = self.room_handle(room).await?;
-            // A relaying engine (Redis) keeps the room's history: read it
+            // A cross-node relay (Redis) keeps the room's history: read it
             // once the room runs here, so the history reaches at least to
             // the room's seq and the room's ring holds what came after.
             let backfill = match since {
-                Some(since) => self.state.counters().history(room, since).await?,
+                Some(since) => self.state.history(room, since).await?,
                 None => None,
             };
             self.rooms.retain(|(_, h)| h.is_open());
@@ -530,16 +533,14 @@ impl Reader {
     /// engine is shared by every node) is started here too, and receives
     /// its events through the engine.
     async fn room_handle(&self, room: &str) -> Result<RoomHandle> {
-        let local = self.state.hub().room(room);
-        if let Some(h) = &local {
-            // In process the local room is the truth: it ends with the live.
-            // A relaying engine (Redis) ends it when the engine's
-            // `room_ended` reaches this node, a moment after the live ended;
-            // a join in between must not be answered `joined`.
-            if !self.state.counters().relays_room_events() {
-                return Ok(h.clone());
-            }
+        // In process the local room is the truth: it ends with the live.
+        // A relayed hub (Redis) ends it when the engine's `room_ended`
+        // reaches this node, a moment after the live ended; a join in
+        // between must not be answered `joined`, so the engine is asked.
+        if let Some(h) = self.state.hub().authoritative_room(room) {
+            return Ok(h);
         }
+        let local = self.state.hub().room(room);
         match self.state.counters().target(&Target::room(room)).await? {
             Some(t) if t.live && local.is_some() => local.ok_or_else(|| {
                 Error::new(ErrorCode::RoomNotLive, format!("room `{room}` is not live"))

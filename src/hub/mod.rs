@@ -4,8 +4,8 @@
 //! room ([`room`]) that encodes each event once per wire format and hands
 //! the same bytes to every subscriber's bounded queue, and one reader and
 //! one writer task per socket ([`conn`]).
-//! With an engine that relays room events (Redis), the hub is also the
-//! node's list of rooms with local interest: the engine subscribes to
+//! With a cross-node relay (Redis, `crate::relay::redis`), the hub is also
+//! the node's list of rooms with local interest: the relay subscribes to
 //! exactly the rooms open here ([`Hub::open_rooms`], woken by
 //! [`Hub::rooms_changed`]), and a room with no local viewer stops after
 //! `hub.room_linger_ms`.
@@ -98,10 +98,10 @@ impl Hub {
             .is_ok()
     }
 
-    /// Room events reach this hub through a relaying engine (Redis): rooms
+    /// Room events reach this hub through a cross-node relay (Redis): rooms
     /// opened from now on take their stats from the engine
     /// ([`RoomCmd::Stats`]) and stop after `hub.room_linger_ms` without a
-    /// local viewer. Set once, by the engine, before any room opens.
+    /// local viewer. Set once, by the relay, before any room opens.
     pub fn set_relayed(&self) {
         self.relayed.store(true, Ordering::Relaxed);
     }
@@ -192,6 +192,17 @@ impl Hub {
         if let Some(tx) = self.rooms.get(room).map(|h| h.tx.clone()) {
             let _ = tx.send(RoomCmd::Broadcast(msg)).await;
         }
+    }
+
+    /// The room's handle when this hub's own rooms are the truth about
+    /// which rooms are live (one node: a room ends here when its live
+    /// ends). None for a relayed hub, whose rooms end when the relay's
+    /// `room_ended` arrives: the counters engine must be asked there.
+    pub fn authoritative_room(&self, room: &str) -> Option<RoomHandle> {
+        if self.relayed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.room(room)
     }
 
     /// The room's handle, if it is open on this node.

@@ -48,8 +48,8 @@ pub struct Payments<'a> {
     pub ledger: &'a dyn crate::ledger::Ledger,
     /// Wallets (coin credits after the ledger, tip events).
     pub counters: &'a dyn crate::counters::Counters,
-    /// This node's rooms (tip events when the engine does not relay).
-    pub hub: &'a crate::hub::Hub,
+    /// Room messages to every node (tip events).
+    pub relay: &'a dyn crate::relay::Relay,
     /// The Stripe client; None while payments are off (no secret key).
     pub stripe: Option<&'a StripeClient>,
 }
@@ -67,7 +67,7 @@ impl PaymentsApp for Payments<'_> {
             cfg: self.cfg,
             ledger: self.ledger,
             counters: self.counters,
-            hub: self.hub,
+            relay: self.relay,
             stripe: self.stripe,
         }
     }

@@ -246,11 +246,10 @@ pub(super) async fn tip_paid(
             message: tip.message.clone(),
             ts: now_ms(),
         };
-        match state.counters.publish_room_msg(&room, &msg).await {
-            Ok(true) => {}
-            Ok(false) => state.hub.broadcast(&room, msg).await,
+        let topic = crate::relay::Topic::room(room.as_str());
+        if let Err(e) = state.relay.publish(&topic, &msg).await {
             // The tip is in the ledger; the animation is best-effort.
-            Err(e) => tracing::warn!(room, error = %e.report(), "tip_event not published"),
+            tracing::warn!(room, error = %e.report(), "tip_event not published");
         }
     }
     Ok(WebhookOutcome::Applied)

@@ -10,7 +10,9 @@
 //! batch lives only in this process: after `settlement.retry_len_max`
 //! failed attempts it stops the process (fail-stop) rather than let
 //! counters and ledger drift apart. When pending gifts survive the process
-//! (Redis), it releases the batch for a later re-claim instead.
+//! (Redis), it releases the batch for a later re-claim instead. Which of
+//! the two applies is the [`QueueHome`] chosen with the engine at build
+//! time, never a question asked of the engine.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +24,28 @@ use crate::config::SettlementConfig;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
-use crate::model::Batch;
+use crate::model::{Batch, GiftOutcome};
+
+/// Pause between two ledger look-ups while an ack waits for its commit.
+const LEDGER_POLL_MS: u64 = 5;
+
+/// Where the counters engine's pending queue lives. Chosen with the engine
+/// at build time (`server::start`), it settles what settlement does where
+/// the engines genuinely differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueHome {
+    /// In this process (the in-process engine): this worker settles every
+    /// gift the engine accepts, in ticket order, so a ledger-mode ack
+    /// waits on the committed ticket; a stop drains the whole queue; a
+    /// batch the ledger keeps refusing stops the process (the gifts exist
+    /// nowhere else).
+    Process,
+    /// Shared by several processes (Redis): any node's worker may settle a
+    /// gift, so a ledger-mode ack asks the ledger (`has_gift`); a stop
+    /// leaves the rest to the other workers; a refused batch is released
+    /// (its entries stay in the stream and are re-claimed later).
+    Shared,
+}
 
 /// Handle to the worker's progress: the highest settled ticket, and a way
 /// to ask for an early flush.
@@ -30,6 +53,8 @@ use crate::model::Batch;
 pub struct Settlement {
     committed: watch::Receiver<u64>,
     wake: Arc<Notify>,
+    home: QueueHome,
+    ledger: Arc<dyn Ledger>,
 }
 
 impl Settlement {
@@ -56,6 +81,34 @@ impl Settlement {
         }
     }
 
+    /// Wait until the gift of `outcome`, to `target_key` (`room:ID` or
+    /// `video:ID`), is in the ledger, at most `timeout` (then
+    /// `outcome_unknown`): on the committed ticket when this process's
+    /// worker settles every gift ([`QueueHome::Process`]), else by asking
+    /// the ledger every few ms.
+    pub async fn wait_durable(
+        &self,
+        outcome: &GiftOutcome,
+        target_key: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        if self.home == QueueHome::Process {
+            return self.wait_settled(outcome.ticket, timeout).await;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.ledger.has_gift(target_key, outcome.ack.seq).await? {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::outcome_unknown_because(
+                    "the ledger commit is late (gift.ack_timeout_ms); the gift is accepted and will settle",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(LEDGER_POLL_MS)).await;
+        }
+    }
+
     /// Wait until the committed mark moves (a batch reached the ledger, so
     /// the pending queue has room again) or `timeout` passes.
     pub async fn progressed(&self, timeout: Duration) {
@@ -75,30 +128,36 @@ pub struct Worker {
     counters: Arc<dyn Counters>,
     ledger: Arc<dyn Ledger>,
     cfg: SettlementConfig,
+    home: QueueHome,
     committed: watch::Sender<u64>,
     wake: Arc<Notify>,
 }
 
 impl Worker {
-    /// A worker and its handle.
+    /// A worker and its handle, for an engine whose pending queue lives
+    /// where `home` says.
     pub fn new(
         counters: Arc<dyn Counters>,
         ledger: Arc<dyn Ledger>,
         cfg: SettlementConfig,
+        home: QueueHome,
     ) -> (Worker, Settlement) {
         let (tx, rx) = watch::channel(0);
         let wake = Arc::new(Notify::new());
         (
             Worker {
                 counters,
-                ledger,
+                ledger: ledger.clone(),
                 cfg,
+                home,
                 committed: tx,
                 wake: wake.clone(),
             },
             Settlement {
                 committed: rx,
                 wake,
+                home,
+                ledger,
             },
         )
     }
@@ -119,7 +178,7 @@ impl Worker {
             // queue such as Redis's stays with the other nodes' workers).
             // Bounded by what was pending when the round began, so steady
             // load from other nodes cannot keep a worker here forever.
-            let drain_all = stopping && self.counters.settles_by_ticket();
+            let drain_all = stopping && self.home == QueueHome::Process;
             let pending_now = self.counters.pending_len().await.unwrap_or(0);
             let rounds_max = pending_now / self.cfg.batch_len_max + 2;
             for _ in 0..rounds_max {
@@ -174,7 +233,7 @@ impl Worker {
     /// this process; otherwise (Redis) logged and counted, and the gifts are
     /// re-claimed after `settlement.claim_idle_ms`.
     fn survivable(&self, e: anyhow::Error, what: &str) -> anyhow::Result<bool> {
-        if !self.counters.pending_survives_process() {
+        if self.home == QueueHome::Process {
             return Err(e);
         }
         metrics::counter!("giftstream_settlement_batches_released_total").increment(1);

@@ -54,7 +54,10 @@ async fn pubsub_reconnects_and_delivers_again() {
         redis_reconnect_ms_max: 200,
         ..CountersConfig::default()
     };
-    let red = RedisCounters::connect(&url, cfg, hub.clone())
+    let red = RedisCounters::connect(&url, cfg, hub.config().clone())
+        .await
+        .unwrap();
+    let _relay = giftstream::relay::redis::RedisRelay::connect(&red, hub.clone())
         .await
         .unwrap();
     let room = format!("ps{db}");

@@ -20,7 +20,7 @@ use giftstream::error::{Error, Result};
 use giftstream::hub::Hub;
 use giftstream::ledger::{self, CreditOp, Ledger};
 use giftstream::model::{Batch, GiftRequest, Target};
-use giftstream::settlement::Worker;
+use giftstream::settlement::{QueueHome, Worker};
 use tokio_util::sync::CancellationToken;
 
 /// A ledger's fault state: batch commits fail while `failing` is set.
@@ -95,7 +95,12 @@ async fn in_process_engine_fails_stop_when_the_ledger_stays_down() {
     let counters: Arc<dyn Counters> = Arc::new(MemoryCounters::new(CountersConfig::default(), hub));
     let ledger = flaky_ledger().await;
     accept_gifts(counters.as_ref(), ledger.as_ref()).await;
-    let (worker, _) = Worker::new(counters.clone(), ledger.clone(), settlement_cfg());
+    let (worker, _) = Worker::new(
+        counters.clone(),
+        ledger.clone(),
+        settlement_cfg(),
+        QueueHome::Process,
+    );
     let result = tokio::time::timeout(
         Duration::from_secs(10),
         worker.run(CancellationToken::new()),
@@ -129,7 +134,7 @@ async fn redis_engine_releases_the_batch_and_settles_it_once_the_ledger_is_back(
                 url: url.clone(),
                 ..CountersConfig::default()
             },
-            hub,
+            hub.config().clone(),
         )
         .await
         .expect("redis")
@@ -138,7 +143,12 @@ async fn redis_engine_releases_the_batch_and_settles_it_once_the_ledger_is_back(
     let counters: Arc<dyn Counters> = counters;
     let ledger = flaky_ledger().await;
     accept_gifts(counters.as_ref(), ledger.as_ref()).await;
-    let (worker, _) = Worker::new(counters.clone(), ledger.clone(), settlement_cfg());
+    let (worker, _) = Worker::new(
+        counters.clone(),
+        ledger.clone(),
+        settlement_cfg(),
+        QueueHome::Shared,
+    );
     let stop = CancellationToken::new();
     let task = tokio::spawn(worker.run(stop.clone()));
     // Let it fail through several retry cycles: it must keep running.

@@ -22,7 +22,8 @@ impl RedisCounters {
                     animation: &req.gift.animation,
                     ts: req.ts,
                 };
-                let mut json = serde_json::to_string(&head).map_err(Error::internal)?;
+                let mut json = serde_json::to_string(&head)
+                    .map_err(|e| CountersError::Corrupt(format!("gift event: {e}")))?;
                 json.pop(); // the closing brace; the script appends seq and combo
                 (
                     self.channels.room(&req.target.id),
@@ -101,27 +102,18 @@ impl RedisCounters {
             }
             Some("E") => Err(match reply.get(1).map(String::as_str) {
                 Some("unknown") => Self::unknown(&req.target),
-                Some("room_not_live") => Error::new(
-                    ErrorCode::RoomNotLive,
-                    format!("room `{}` is not live", req.target.id),
-                ),
+                Some("room_not_live") => CountersError::NotLive(req.target.id.clone()),
                 Some("forbidden") => {
-                    Error::forbidden("a creator cannot gift their own room or video")
+                    CountersError::Forbidden("a creator cannot gift their own room or video".into())
                 }
                 Some("insufficient_funds") => {
                     let held: i64 = parse(reply.get(2), "balance")?;
-                    Error::new(
-                        ErrorCode::InsufficientFunds,
-                        format!("gift costs {coins} coins, wallet holds {held}"),
-                    )
+                    CountersError::InsufficientFunds { cost: coins, held }
                 }
-                Some("rate_limited") => Error::new(
-                    ErrorCode::RateLimited,
-                    "settlement is behind; try again shortly",
-                ),
-                _ => Error::internal("redis: unknown gift script error"),
+                Some("rate_limited") => CountersError::PendingFull,
+                _ => CountersError::Corrupt("redis: unknown gift script error".into()),
             }),
-            _ => Err(Error::outcome_unknown_because(
+            _ => Err(CountersError::AnswerUnknown(
                 "redis: bad gift script answer",
             )),
         }

@@ -9,8 +9,9 @@
 //! history stream, and [`RedisCounters::reconcile`] (Redis versus the
 //! ledger, `reconcile`).
 //! The node's sharded pub/sub subscriptions that forward room events to
-//! this node's rooms are the relay's (`crate::relay::redis`), started
-//! through [`RelayHost`]: this engine never imports the hub.
+//! this node's rooms, `resume`'s history reads and the viewer counts are
+//! the relay's (`crate::relay::redis`), which reads what this engine
+//! writes: this engine never imports the hub or the relay.
 //! Must not: import the hub, the ledger or the app; change state with more
 //! than one round trip per operation (each operation is one script, called
 //! by SHA, reloaded on `NOSCRIPT`); re-send a script that is not idempotent
@@ -28,7 +29,6 @@
 //! [`credit`](Counters::credit) refuses a balance above [`AMOUNT_MAX`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,16 +36,13 @@ use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use serde::Serialize;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::{CountersConfig, HubConfig};
-use crate::counters::Counters;
-use crate::error::{Error, ErrorCode, Result};
+use crate::counters::{Counters, CountersError, Result};
 use crate::model::{
     gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
     TargetInfo, TargetKind,
 };
-use crate::protocol::GiftEvent;
 
 mod gift;
 pub(crate) mod keys;
@@ -96,45 +93,9 @@ struct EventHead<'a> {
     ts: i64,
 }
 
-/// What the Redis engine needs of this node's rooms (the hub): their
-/// configuration, and a relay that forwards the room events published in
-/// Redis to them (`crate::relay::redis` implements it for the hub). The
-/// engine itself never touches a room.
-pub trait RelayHost: Send + Sync + 'static {
-    /// The rooms' configuration (history and stats bounds).
-    fn hub_config(&self) -> HubConfig;
-
-    /// Start the relay and the stats loop, which run until `setup.stop`;
-    /// `setup.ready` fires once the first subscription connection is up.
-    fn start_relay(self: Arc<Self>, setup: RelaySetup) -> anyhow::Result<()>;
-}
-
-/// What the relay needs of the engine's connection (see [`RelayHost`]).
-pub struct RelaySetup {
-    /// The engine's client (the relay derives a RESP3 one from it).
-    pub client: redis::Client,
-    /// The engine's connection, for history reads and stats.
-    pub conn: ConnectionManager,
-    /// The rooms' channel names.
-    pub channels: Channels,
-    /// This node's id (its field in each room's viewers hash).
-    pub node: String,
-    /// Longest pause between reconnect attempts.
-    pub backoff_max: Duration,
-    /// Connect and reply timeout.
-    pub timeout: Duration,
-    /// `counters.relay_queue_len_max`.
-    pub queue_len_max: usize,
-    /// `counters.viewers_ttl_ms`.
-    pub viewers_ttl_ms: u64,
-    /// Stops the relay and the stats loop.
-    pub stop: CancellationToken,
-    /// Fires once the relay is subscribed.
-    pub ready: tokio::sync::oneshot::Sender<()>,
-}
-
 /// Wallets, seqs and pending credits in Redis, shared by every node.
 pub struct RedisCounters {
+    client: redis::Client,
     conn: ConnectionManager,
     cfg: CountersConfig,
     scripts: Scripts,
@@ -142,22 +103,19 @@ pub struct RedisCounters {
     claim_idle_ms: u64,
     claim_cursor: Mutex<String>,
     inflight: Mutex<VecDeque<(String, Vec<EntryRef>)>>,
-    hub_cfg: crate::config::HubConfig,
+    hub_cfg: HubConfig,
     channels: Channels,
-    _subscriber: DropGuard,
 }
 
 impl RedisCounters {
-    /// Connect to `url` (`redis://` or `rediss://`), load the scripts, and
-    /// start the node's relay: a sharded subscription to each room open in
-    /// `hub` (events forwarded in seq order, gaps filled from the room's
-    /// history stream) and the room stats across nodes. History and stats
-    /// bounds come from `hub`'s configuration. Returns once the relay's
-    /// connection is up.
+    /// Connect to `url` (`redis://` or `rediss://`) and load the scripts.
+    /// The rooms' history bounds and gifters cap come from `hub_cfg`. Room
+    /// events reach a node's rooms through `crate::relay::redis`, started
+    /// beside this engine.
     pub async fn connect(
         url: &str,
         cfg: CountersConfig,
-        rooms: Arc<dyn RelayHost>,
+        hub_cfg: HubConfig,
     ) -> anyhow::Result<RedisCounters> {
         let client = redis::Client::open(url)?;
         let channels = Channels::new(client.get_connection_info().redis_settings().db());
@@ -178,34 +136,12 @@ impl RedisCounters {
             &scripts.scan,
             &scripts.set_value,
             &scripts.last_delivered,
-            &scripts.history,
         ] {
             s.prepare_invoke().load_async(&mut conn).await?;
         }
-        let stop = CancellationToken::new();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let hub_cfg = rooms.hub_config();
         let consumer = format!("c-{}", uuid::Uuid::now_v7().simple());
-        rooms.start_relay(RelaySetup {
-            client: client.clone(),
-            conn: conn.clone(),
-            channels: channels.clone(),
-            node: consumer.clone(),
-            backoff_max: Duration::from_millis(cfg.redis_reconnect_ms_max),
-            timeout,
-            queue_len_max: cfg.relay_queue_len_max,
-            viewers_ttl_ms: cfg.viewers_ttl_ms,
-            stop: stop.clone(),
-            ready: ready_tx,
-        })?;
-        match tokio::time::timeout(timeout, ready_rx).await {
-            Ok(Ok(())) => {}
-            _ => {
-                stop.cancel();
-                anyhow::bail!("redis: could not connect the room-event relay within {timeout:?}")
-            }
-        }
         Ok(RedisCounters {
+            client,
             conn,
             cfg,
             scripts,
@@ -215,7 +151,6 @@ impl RedisCounters {
             inflight: Mutex::new(VecDeque::new()),
             hub_cfg,
             channels,
-            _subscriber: stop.drop_guard(),
         })
     }
 
@@ -235,15 +170,15 @@ impl RedisCounters {
         self.conn.clone()
     }
 
-    fn unknown(target: &Target) -> Error {
-        match target.kind {
-            TargetKind::Room => {
-                Error::new(ErrorCode::UnknownRoom, format!("no room `{}`", target.id))
-            }
-            TargetKind::Video => {
-                Error::new(ErrorCode::UnknownVideo, format!("no video `{}`", target.id))
-            }
-        }
+    /// What the node's relay (`crate::relay::redis`) shares with this
+    /// engine: its client, its multiplexed connection (one command
+    /// connection per node) and its configuration.
+    pub(crate) fn relay_link(&self) -> (redis::Client, ConnectionManager, &CountersConfig) {
+        (self.client.clone(), self.conn(), &self.cfg)
+    }
+
+    fn unknown(target: &Target) -> CountersError {
+        CountersError::UnknownTarget(target.clone())
     }
 
     async fn put_target(
@@ -271,11 +206,13 @@ impl RedisCounters {
             .map_err(redis_err)?;
         match reply.first().map(String::as_str) {
             Some("OK") => Ok(()),
-            Some("E") => Err(Error::forbidden(format!(
+            Some("E") => Err(CountersError::Forbidden(format!(
                 "`{}` belongs to another creator",
                 target.id
             ))),
-            _ => Err(Error::internal("redis: bad target_put answer")),
+            _ => Err(CountersError::Corrupt(
+                "redis: bad target_put answer".into(),
+            )),
         }
     }
 
@@ -293,10 +230,10 @@ fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
     let id = row
         .first()
         .cloned()
-        .ok_or_else(|| Error::internal("redis: empty stream entry"))?;
+        .ok_or_else(|| CountersError::Corrupt("redis: empty stream entry".into()))?;
     let s = |i: usize| {
         row.get(i).cloned().ok_or_else(|| {
-            Error::internal(format_args!("redis: stream entry {id} lacks field {i}"))
+            CountersError::Corrupt(format!("redis: stream entry {id} lacks field {i}"))
         })
     };
     let g = PendingGift {
@@ -314,22 +251,6 @@ fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
     };
     let ticket = parse(row.get(12), "ticket")?;
     Ok((id, g, ticket))
-}
-
-/// The viewers in a room's viewers hash (node id -> `count:ts ms`) that
-/// were refreshed within `ttl_ms` before `now_ms`, leaving out node
-/// `except` (the caller's own, which it counts live). The same rule as
-/// `room_stats.lua`.
-fn fresh_viewers(counts: &HashMap<String, String>, except: &str, now_ms: i64, ttl_ms: u64) -> u64 {
-    counts
-        .iter()
-        .filter(|(node, _)| node.as_str() != except)
-        .filter_map(|(_, v)| {
-            let (count, ts) = v.split_once(':')?;
-            let (count, ts) = (count.parse::<u64>().ok()?, ts.parse::<i64>().ok()?);
-            (now_ms.saturating_sub(ts) <= ttl_ms.min(i64::MAX as u64) as i64).then_some(count)
-        })
-        .sum()
 }
 
 #[async_trait]
@@ -378,7 +299,7 @@ impl Counters for RedisCounters {
 
     async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
         if coins.unsigned_abs() > AMOUNT_MAX as u64 {
-            return Err(Error::bad_request("balance overflow"));
+            return Err(CountersError::Invalid("balance overflow"));
         }
         let reply: Vec<String> = self
             .scripts
@@ -393,8 +314,10 @@ impl Counters for RedisCounters {
             .map_err(script_err)?;
         match reply.first().map(String::as_str) {
             Some("OK") => parse(reply.get(1), "balance"),
-            Some("E") => Err(Error::bad_request("balance overflow")),
-            _ => Err(Error::internal("redis: bad credit script answer")),
+            Some("E") => Err(CountersError::Invalid("balance overflow")),
+            _ => Err(CountersError::Corrupt(
+                "redis: bad credit script answer".into(),
+            )),
         }
     }
 
@@ -420,7 +343,7 @@ impl Counters for RedisCounters {
         static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
         let script = SCRIPT.get_or_init(|| Script::new(include_str!("../lua/debit_up_to.lua")));
         if !(0..=AMOUNT_MAX).contains(&coins) {
-            return Err(Error::bad_request("coins out of range"));
+            return Err(CountersError::Invalid("coins out of range"));
         }
         let taken: i64 = script
             .key(wallet_key(user))
@@ -431,18 +354,6 @@ impl Counters for RedisCounters {
             .await
             .map_err(redis_err)?;
         Ok(taken)
-    }
-
-    async fn publish_room_msg(&self, room: &str, msg: &crate::protocol::ServerMsg) -> Result<bool> {
-        let payload = serde_json::to_string(msg).map_err(Error::internal)?;
-        // Sharded, like gift events: only nodes with the room open listen.
-        let _: i64 = redis::cmd("SPUBLISH")
-            .arg(self.channels.room(room))
-            .arg(payload)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        Ok(true)
     }
 
     async fn pending_diamonds(&self, creator: &str) -> Result<i64> {
@@ -474,88 +385,5 @@ impl Counters for RedisCounters {
 
     async fn restore(&self, snapshot: Snapshot) -> Result<()> {
         self.restore_from(snapshot).await
-    }
-
-    fn settles_by_ticket(&self) -> bool {
-        false
-    }
-
-    fn pending_survives_process(&self) -> bool {
-        true
-    }
-
-    fn relays_room_events(&self) -> bool {
-        true
-    }
-
-    async fn other_nodes_viewers(&self, room: &str) -> Result<u64> {
-        let counts: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(viewers_key(room))
-            .query_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        Ok(fresh_viewers(
-            &counts,
-            &self.consumer,
-            crate::protocol::now_ms(),
-            self.cfg.viewers_ttl_ms,
-        ))
-    }
-
-    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
-        let age_ms = self.hub_cfg.history_age_ms_max.min(i64::MAX as u64) as i64;
-        let reply: Vec<String> = self
-            .scripts
-            .history
-            .key(history_key(room))
-            .key(target_key(&Target::room(room).key()))
-            .arg(since)
-            .arg(self.hub_cfg.history_len_max)
-            .arg(crate::protocol::now_ms().saturating_sub(age_ms))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        match reply.first().map(String::as_str) {
-            Some("OK") => reply
-                .get(2..)
-                .unwrap_or_default()
-                .iter()
-                .map(|e| {
-                    serde_json::from_str::<GiftEvent>(e)
-                        .map_err(|e| Error::internal(format_args!("redis: bad history entry: {e}")))
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-            Some("GONE") => Err(Error::new(
-                ErrorCode::HistoryGone,
-                format!(
-                    "history of `{room}` starts at seq {}; resume since {since} is gone",
-                    reply.get(1).map(String::as_str).unwrap_or("?")
-                ),
-            )),
-            _ => Err(Error::internal("redis: bad history answer")),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fresh_viewers_sums_other_live_nodes_only() {
-        let counts: HashMap<String, String> = [
-            ("me", "7:1000"),      // the caller's own: counted live instead
-            ("b", "3:990"),        // 10 ms old
-            ("c", "2:500"),        // exactly ttl old: still counted
-            ("dead", "100:499"),   // past the ttl
-            ("garbled", "x:1000"), // not a count
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(fresh_viewers(&counts, "me", 1000, 500), 5);
-        assert_eq!(fresh_viewers(&counts, "nobody", 1000, 500), 12);
-        assert_eq!(fresh_viewers(&HashMap::new(), "me", 1000, 500), 0);
     }
 }

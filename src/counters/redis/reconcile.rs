@@ -67,7 +67,7 @@ impl RedisCounters {
                     .filter_map(|k| k.strip_prefix(prefix).map(str::to_string)),
             );
             if out.len() > self.cfg.reconcile_wallets_max {
-                return Err(Error::internal(format_args!(
+                return Err(CountersError::Corrupt(format!(
                     "redis: more than counters.reconcile_wallets_max keys under `{prefix}`"
                 )));
             }

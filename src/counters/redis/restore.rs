@@ -31,8 +31,8 @@ impl RedisCounters {
                 return Ok(out);
             }
         }
-        Err(Error::internal(
-            "redis: the pending stream is longer than counters.pending_len_max allows",
+        Err(CountersError::Corrupt(
+            "redis: the pending stream is longer than counters.pending_len_max allows".into(),
         ))
     }
 

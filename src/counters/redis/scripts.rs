@@ -3,9 +3,9 @@
 
 use super::*;
 
-pub(super) fn redis_err(e: redis::RedisError) -> Error {
+pub(super) fn redis_err(e: redis::RedisError) -> CountersError {
     metrics::counter!("giftstream_redis_errors_total").increment(1);
-    Error::internal(format_args!("redis: {e}"))
+    CountersError::Backend(e)
 }
 
 /// The error of a script that changes state (a gift, a credit): when the
@@ -14,12 +14,12 @@ pub(super) fn redis_err(e: redis::RedisError) -> Error {
 /// `outcome_unknown` (the retry with the same id answers what happened).
 /// A refused connection or an error answer from Redis changed nothing:
 /// `internal`.
-pub(super) fn script_err(e: redis::RedisError) -> Error {
+pub(super) fn script_err(e: redis::RedisError) -> CountersError {
     let lost_reply = (e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
         && !e.is_connection_refusal();
     if lost_reply {
         metrics::counter!("giftstream_redis_errors_total").increment(1);
-        Error::outcome_unknown_because(format_args!("redis: {e}"))
+        CountersError::OutcomeUnknown(e)
     } else {
         redis_err(e)
     }
@@ -27,7 +27,7 @@ pub(super) fn script_err(e: redis::RedisError) -> Error {
 
 pub(super) fn parse<T: std::str::FromStr>(v: Option<&String>, what: &str) -> Result<T> {
     v.and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::internal(format_args!("redis: bad `{what}` in a script answer")))
+        .ok_or_else(|| CountersError::Corrupt(format!("redis: bad `{what}` in a script answer")))
 }
 
 pub(super) struct Scripts {
@@ -41,7 +41,6 @@ pub(super) struct Scripts {
     pub(super) scan: Script,
     pub(super) set_value: Script,
     pub(super) last_delivered: Script,
-    pub(super) history: Script,
 }
 
 impl Scripts {
@@ -57,7 +56,6 @@ impl Scripts {
             scan: Script::new(include_str!("../lua/scan.lua")),
             set_value: Script::new(include_str!("../lua/set_balance.lua")),
             last_delivered: Script::new(include_str!("../lua/last_delivered.lua")),
-            history: Script::new(include_str!("../lua/history.lua")),
         }
     }
 }

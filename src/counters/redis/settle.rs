@@ -66,7 +66,7 @@ impl RedisCounters {
             at.and_then(|i| inflight.remove(i)).map(|(_, r)| r)
         };
         let Some(refs) = refs else {
-            return Err(Error::internal(format_args!(
+            return Err(CountersError::Corrupt(format!(
                 "batch {} was not drained by this engine",
                 batch.id
             )));
@@ -103,7 +103,7 @@ impl RedisCounters {
         self.inflight.lock().push_back((batch.id.clone(), refs));
         Err(last_err
             .map(redis_err)
-            .unwrap_or_else(|| Error::internal("redis: settling failed")))
+            .unwrap_or_else(|| CountersError::Corrupt("redis: settling failed".into())))
     }
 }
 

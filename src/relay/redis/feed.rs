@@ -1,4 +1,4 @@
-//! The node's room-event relay and room stats (Redis engine).
+//! The node's room-event feed (Redis relay).
 //!
 //! Owns: one dedicated RESP3 connection holding a sharded subscription
 //! (`SSUBSCRIBE {gs}:ev:<db>:<room>`) for exactly the rooms open on this node
@@ -26,15 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Script, Value};
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HubConfig;
-use crate::counters::redis::keys::{history_key, target_key, top_key, viewers_key, Channels};
-use crate::counters::redis::{RelayHost, RelaySetup};
+use crate::counters::redis::keys::{history_key, Channels};
 use crate::hub::{Hub, RoomCmd};
-use crate::protocol::{GiftEvent, TopEntry};
+use crate::protocol::GiftEvent;
 
 /// First pause before reconnecting the relay, ms (doubles up to
 /// `counters.redis_reconnect_ms_max`).
@@ -42,43 +40,6 @@ const BACKOFF_MS_MIN: u64 = 50;
 /// Safety net: the subscribed set is compared with the hub's rooms at
 /// least this often, ms (every change wakes the relay at once anyway).
 const SYNC_MS: u64 = 1000;
-/// Rooms whose stats are read in one round of concurrent script calls.
-const STATS_CHUNK_LEN_MAX: usize = 64;
-/// Top gifters in `room_stats`.
-const TOP_LEN: usize = 10;
-
-/// The hub hosts the Redis engine's relay: this node's rooms get the events
-/// published in Redis, and Redis gets this node's viewer counts.
-impl RelayHost for Hub {
-    fn hub_config(&self) -> HubConfig {
-        self.config().clone()
-    }
-
-    fn start_relay(self: Arc<Self>, setup: RelaySetup) -> anyhow::Result<()> {
-        let hub_cfg = self.config().clone();
-        self.set_relayed();
-        let relay = Relay {
-            client: resp3(&setup.client)?,
-            conn: setup.conn.clone(),
-            hub: self.clone(),
-            backoff_max: setup.backoff_max,
-            timeout: setup.timeout,
-            queue_len_max: setup.queue_len_max,
-            history_len_max: hub_cfg.history_len_max,
-            channels: setup.channels,
-        };
-        tokio::spawn(relay.run(setup.stop.clone(), setup.ready));
-        tokio::spawn(stats_loop(StatsLoop {
-            conn: setup.conn,
-            hub: self,
-            node: setup.node,
-            interval: Duration::from_millis(hub_cfg.stats_interval_ms),
-            ttl_ms: setup.viewers_ttl_ms,
-            stop: setup.stop,
-        }));
-        Ok(())
-    }
-}
 
 /// A room message that is not a gift event, for this node's hub (`decode`
 /// is why it did not decode as a gift event).
@@ -98,7 +59,7 @@ async fn on_control(hub: &Hub, room: &str, payload: &[u8], decode: serde_json::E
 enum RoomControl {
     /// Published by `end_room.lua`: end the room on this node.
     RoomEnded,
-    /// A tip (published by `publish_room_msg`): broadcast it in the room.
+    /// A tip (published by `Relay::publish`): broadcast it in the room.
     TipEvent(TipEventBody),
 }
 
@@ -128,7 +89,7 @@ impl From<TipEventBody> for crate::protocol::ServerMsg {
 
 /// A client like `client` that speaks RESP3 (needed for push messages on a
 /// multiplexed connection).
-fn resp3(client: &redis::Client) -> anyhow::Result<redis::Client> {
+pub(super) fn resp3(client: &redis::Client) -> anyhow::Result<redis::Client> {
     let info = client.get_connection_info().clone();
     let settings = info
         .redis_settings()
@@ -137,8 +98,8 @@ fn resp3(client: &redis::Client) -> anyhow::Result<redis::Client> {
     Ok(redis::Client::open(info.set_redis_settings(settings))?)
 }
 
-/// The relay's set-up (see the module doc).
-struct Relay {
+/// The feed's set-up (see the module doc).
+pub(super) struct Feed {
     /// RESP3 client for the subscription connection.
     pub client: redis::Client,
     /// The engine's connection, for history reads.
@@ -171,9 +132,9 @@ enum Ended {
     Lost(String),
 }
 
-impl Relay {
+impl Feed {
     /// Run until `stop`; `ready` fires once the first connection is up.
-    async fn run(self, stop: CancellationToken, ready: oneshot::Sender<()>) {
+    pub(super) async fn run(self, stop: CancellationToken, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
         let backoff_min = Duration::from_millis(BACKOFF_MS_MIN).min(self.backoff_max);
         let mut backoff = backoff_min;
@@ -430,99 +391,4 @@ async fn forward(locals: &mut HashMap<String, Local>, room: &str, ev: GiftEvent)
     }
     local.last = ev.seq;
     let _ = local.tx.send(RoomCmd::Gift(ev)).await;
-}
-
-/// The stats loop's set-up.
-struct StatsLoop {
-    /// The engine's connection.
-    pub conn: ConnectionManager,
-    /// This node's rooms.
-    pub hub: Arc<Hub>,
-    /// This node's id (its field in each room's viewers hash).
-    pub node: String,
-    /// `hub.stats_interval_ms`.
-    pub interval: Duration,
-    /// `counters.viewers_ttl_ms`.
-    pub ttl_ms: u64,
-    /// Stops the loop.
-    pub stop: CancellationToken,
-}
-
-/// Every `hub.stats_interval_ms`: write this node's viewer count of each
-/// local room and hand the room its stats across nodes (viewers summed
-/// over live nodes, diamonds this live, top gifters); the room sends
-/// `room_stats` only when they changed. A room that stopped here gets its
-/// count removed.
-async fn stats_loop(s: StatsLoop) {
-    let script = Script::new(include_str!("lua/room_stats.lua"));
-    let mut last: HashSet<String> = HashSet::new();
-    loop {
-        tokio::select! {
-            _ = s.stop.cancelled() => return,
-            _ = tokio::time::sleep(s.interval) => {}
-        }
-        let rooms = s.hub.open_rooms();
-        let now = crate::protocol::now_ms();
-        let mut seen = HashSet::with_capacity(rooms.len());
-        for chunk in rooms.chunks(STATS_CHUNK_LEN_MAX) {
-            let calls = chunk.iter().map(|(room, h)| {
-                let mut conn = s.conn.clone();
-                let viewers = h.viewers.load(Ordering::Relaxed);
-                let mut inv = script.prepare_invoke();
-                inv.key(viewers_key(room))
-                    .key(top_key(room))
-                    .key(target_key(&format!("room:{room}")))
-                    .arg(&s.node)
-                    .arg(viewers)
-                    .arg(now)
-                    .arg(s.ttl_ms)
-                    .arg(TOP_LEN);
-                async move { inv.invoke_async::<Vec<String>>(&mut conn).await }
-            });
-            let answers = futures_util::future::join_all(calls).await;
-            for ((room, h), answer) in chunk.iter().zip(answers) {
-                seen.insert(room.clone());
-                match answer {
-                    Ok(a) => {
-                        if let Some(cmd) = stats_cmd(&a) {
-                            let _ = h.tx.try_send(cmd);
-                        }
-                    }
-                    Err(e) => tracing::warn!(room, error = %e, "redis: room stats failed"),
-                }
-            }
-        }
-        for room in last.difference(&seen) {
-            let r: redis::RedisResult<i64> = redis::cmd("HDEL")
-                .arg(viewers_key(room))
-                .arg(&s.node)
-                .query_async(&mut s.conn.clone())
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(room, error = %e, "redis: removing a viewer count failed");
-            }
-        }
-        last = seen;
-    }
-}
-
-/// `room_stats.lua`'s answer as a room command.
-fn stats_cmd(a: &[String]) -> Option<RoomCmd> {
-    let viewers = a.first()?.parse().ok()?;
-    let diamonds = a.get(1)?.parse().ok()?;
-    let top = a
-        .get(2..)?
-        .chunks_exact(2)
-        .filter_map(|p| {
-            Some(TopEntry {
-                user: p[0].clone(),
-                diamonds: p[1].parse::<f64>().ok()? as i64,
-            })
-        })
-        .collect();
-    Some(RoomCmd::Stats {
-        viewers,
-        diamonds,
-        top,
-    })
 }

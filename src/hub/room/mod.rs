@@ -1,0 +1,414 @@
+//! One task per room: ordered delivery, history for `resume`, skip accounting.
+//!
+//! Owns: the room's subscribers, its last seq, its history ring (bounded by
+//! count and age), and the rule for a full subscriber queue: a viewer gets
+//! a `skipped` range (and is disconnected past `hub.viewer_skipped_max`);
+//! the room's creator is never skipped — it is disconnected with 1013 and
+//! resumes from its last seq, so its feed misses nothing.
+//! With a cross-node relay (Redis) the room also takes its stats from the
+//! engine ([`RoomCmd::Stats`], summed over nodes), merges the engine's
+//! history stream into `resume` replays, and stops after
+//! `hub.room_linger_ms` without a subscriber (so the node unsubscribes).
+//! By concern: [`delivery`] (one event to one queue, the skip policy),
+//! [`history`] (the ring and `resume`), [`stats`] (`room_stats`, top
+//! gifters), [`combo`] (coalescing); this file holds the task, its
+//! commands and its subscribers.
+//! Must not: await on a subscriber (every delivery is `try_send`), or
+//! serialize per subscriber (each event is encoded once per wire format).
+
+mod combo;
+mod delivery;
+mod history;
+mod stats;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Message;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::conn::ConnCtl;
+use super::outbox::{BatchError, Outbox, TrySendError};
+use super::RoomHandle;
+use crate::config::HubConfig;
+use crate::error::{Error, ErrorCode, Result};
+use crate::protocol::{Encoding, GiftEvent, ServerMsg, TopEntry};
+use delivery::{busy, deliver};
+use history::Hist;
+use stats::Stats;
+
+/// Close code for a viewer that fell too far behind (policy violation).
+pub const CLOSE_TOO_SLOW: u16 = 1008;
+/// Close code for a creator whose feed queue overflowed: reconnect and resume.
+pub const CLOSE_RESUME: u16 = 1013;
+
+/// A socket subscribed to a room.
+pub struct Subscriber {
+    /// The socket's id.
+    pub conn_id: u64,
+    /// Its user.
+    pub user: String,
+    /// Its wire format.
+    pub encoding: Encoding,
+    /// Its writer queue.
+    pub tx: Outbox,
+    /// Its kill switch.
+    pub ctl: Arc<ConnCtl>,
+    /// Receive combo floods coalesced (one update per combo per
+    /// `hub.coalesce_interval_ms`) instead of one event per gift.
+    pub coalesce: bool,
+}
+
+/// Commands a room task takes, in order.
+pub enum RoomCmd {
+    /// An accepted gift, in seq order (published by the counters engine).
+    Gift(GiftEvent),
+    /// Subscribe; the room itself queues `joined` before any later event.
+    Join {
+        /// Who.
+        sub: Subscriber,
+        /// Ok once `joined` is queued.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Replay history after `since`, queue `resumed`, and subscribe.
+    Resume {
+        /// Who.
+        sub: Subscriber,
+        /// Last seq the client saw.
+        since: u64,
+        /// Events after `since` read from the engine's history (Redis
+        /// stream), which then decides whether history reaches back; None:
+        /// the room's own ring does.
+        backfill: Option<Vec<GiftEvent>>,
+        /// Ok once the replay and `resumed` are queued.
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Unsubscribe a socket.
+    Leave {
+        /// The socket's id.
+        conn_id: u64,
+    },
+    /// Any other message for every subscriber (tips, stats).
+    Broadcast(ServerMsg),
+    /// The room's stats across every node (relaying engine), sent to
+    /// subscribers as `room_stats` if they changed.
+    Stats {
+        /// Viewers on every node.
+        viewers: u64,
+        /// Diamonds this live.
+        diamonds: i64,
+        /// Top gifters, largest first.
+        top: Vec<TopEntry>,
+    },
+    /// The live ended: tell everyone, then stop.
+    End,
+}
+
+struct SubState {
+    sub: Subscriber,
+    is_creator: bool,
+    skip: Option<(u64, u64)>,
+    skipped: u64,
+    dead: bool,
+    /// Events up to this seq are not sent (a resume that saw further than
+    /// this room has received yet: no duplicate when they arrive).
+    seen_seq: u64,
+}
+
+struct Room {
+    id: String,
+    creator: Arc<str>,
+    last_seq: u64,
+    subs: Vec<SubState>,
+    msgpack_subs: usize,
+    coalesce_subs: usize,
+    history: VecDeque<Hist>,
+    viewers: Arc<AtomicU64>,
+    cfg: HubConfig,
+    stats: Stats,
+    /// Latest event per (sender, gift) since the last coalesced step.
+    combos: foldhash::HashMap<(String, String), GiftEvent>,
+    coalesce_due: Option<Instant>,
+    /// Relaying engine: woken when this room stops.
+    relay: Option<Arc<Notify>>,
+    /// Relaying engine: when an empty room stops.
+    idle_due: Option<Instant>,
+    /// When to retry the `skipped` notes that did not fit (armed only
+    /// while some subscriber has one pending).
+    skip_due: Option<Instant>,
+}
+
+/// Start a room task; `last_seq` is the room's seq now. `relay`: events
+/// come from a relaying engine, woken when the room stops (see the module
+/// doc).
+pub fn spawn(
+    id: String,
+    creator: Arc<str>,
+    last_seq: u64,
+    cfg: HubConfig,
+    relay: Option<Arc<Notify>>,
+) -> RoomHandle {
+    let (tx, rx) = mpsc::channel(cfg.room_queue_len_max);
+    let viewers = Arc::new(AtomicU64::new(0));
+    let room = Room {
+        id,
+        creator: creator.clone(),
+        last_seq,
+        subs: Vec::new(),
+        msgpack_subs: 0,
+        coalesce_subs: 0,
+        history: VecDeque::new(),
+        viewers: viewers.clone(),
+        cfg,
+        stats: Stats::default(),
+        combos: foldhash::HashMap::default(),
+        coalesce_due: None,
+        idle_due: None,
+        skip_due: None,
+        relay,
+    };
+    let mut room = room;
+    room.arm_idle();
+    tokio::spawn(room.run(rx));
+    RoomHandle {
+        tx,
+        viewers,
+        creator,
+        opened_seq: last_seq,
+    }
+}
+
+impl Room {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
+        loop {
+            // Timers are armed only when something changed: an idle room
+            // costs nothing.
+            let due = [
+                self.stats.due,
+                self.coalesce_due,
+                self.idle_due,
+                self.skip_due,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let cmd = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => cmd,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                    if self.on_timer() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            match cmd {
+                RoomCmd::Gift(ev) => self.on_gift(ev),
+                RoomCmd::Join { sub, reply } => {
+                    let _ = reply.send(self.on_join(sub));
+                }
+                RoomCmd::Resume {
+                    sub,
+                    since,
+                    backfill,
+                    reply,
+                } => {
+                    let _ = reply.send(self.on_resume(sub, since, backfill));
+                }
+                RoomCmd::Leave { conn_id } => self.remove(conn_id),
+                RoomCmd::Broadcast(msg) => self.broadcast(&msg),
+                RoomCmd::Stats {
+                    viewers,
+                    diamonds,
+                    top,
+                } => self.on_stats(viewers, diamonds, top),
+                RoomCmd::End => {
+                    self.flush_combos();
+                    self.broadcast(&ServerMsg::RoomEnded {
+                        room: self.id.clone(),
+                    });
+                    break;
+                }
+            }
+            self.sweep();
+            self.note_viewers();
+            self.arm_idle();
+        }
+        self.viewers.store(0, Ordering::Relaxed);
+        if let Some(changed) = &self.relay {
+            // Close the queue first, so the hub sees this room as stopped
+            // when it is woken.
+            rx.close();
+            changed.notify_one();
+        }
+    }
+
+    /// Relaying engine: arm the stop timer when the room has no subscriber
+    /// (and disarm it when it has one).
+    fn arm_idle(&mut self) {
+        if self.relay.is_none() {
+            return;
+        }
+        if !self.subs.is_empty() {
+            self.idle_due = None;
+        } else if self.idle_due.is_none() {
+            self.idle_due = Some(Instant::now() + Duration::from_millis(self.cfg.room_linger_ms));
+        }
+    }
+
+    /// Handle due timers; true when the room should stop (relaying engine,
+    /// no subscriber for `hub.room_linger_ms`).
+    fn on_timer(&mut self) -> bool {
+        let now = Instant::now();
+        if self.idle_due.is_some_and(|d| d <= now) {
+            self.idle_due = None;
+            if self.subs.is_empty() {
+                self.flush_combos();
+                return true;
+            }
+        }
+        if self.coalesce_due.is_some_and(|d| d <= now) {
+            self.flush_combos();
+        }
+        if self.stats.due.is_some_and(|d| d <= now) {
+            self.stats.due = None;
+            if self.stats.changed {
+                self.send_stats();
+            }
+        }
+        if self.skip_due.is_some_and(|d| d <= now) {
+            self.skip_due = None;
+            self.retry_skip_notes();
+        }
+        self.sweep();
+        false
+    }
+
+    fn on_gift(&mut self, ev: GiftEvent) {
+        if ev.seq <= self.last_seq {
+            // Only possible for events relayed from another node (a room
+            // opened here mid-stream, a pub/sub redelivery): already covered.
+            metrics::counter!("giftstream_stale_events_total").increment(1);
+            return;
+        }
+        let seq = ev.seq;
+        self.last_seq = seq;
+        self.count_gift(&ev);
+        self.queue_combo(&ev);
+        let msg = ServerMsg::GiftEvent(ev);
+        let json = msg.encode(Encoding::Json);
+        let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
+        let mut delivered = 0u64;
+        let mut skipped = 0u64;
+        for s in self.subs.iter_mut().filter(|s| !s.sub.coalesce) {
+            let frame = match s.sub.encoding {
+                Encoding::Json => &json,
+                Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
+            };
+            if deliver(s, &self.id, seq, frame, &self.cfg) {
+                delivered += 1;
+            } else {
+                skipped += 1;
+            }
+        }
+        metrics::counter!("giftstream_deliveries_total").increment(delivered);
+        if skipped > 0 {
+            metrics::counter!("giftstream_skipped_total").increment(skipped);
+            self.arm_skip_notes();
+        }
+        self.history.push_back(Hist {
+            seq,
+            at: Instant::now(),
+            msg,
+            json,
+            msgpack,
+        });
+        self.trim_history();
+    }
+
+    fn subscribe(&mut self, sub: Subscriber, seen_seq: u64) {
+        self.remove(sub.conn_id);
+        if sub.encoding == Encoding::MsgPack {
+            self.msgpack_subs += 1;
+        }
+        if sub.coalesce {
+            self.coalesce_subs += 1;
+        }
+        let is_creator = *sub.user == *self.creator;
+        self.subs.push(SubState {
+            sub,
+            is_creator,
+            skip: None,
+            skipped: 0,
+            dead: false,
+            seen_seq,
+        });
+        self.viewers
+            .store(self.subs.len() as u64, Ordering::Relaxed);
+    }
+
+    fn on_join(&mut self, sub: Subscriber) -> Result<()> {
+        let viewers = (self.subs.len()
+            + usize::from(!self.subs.iter().any(|s| s.sub.conn_id == sub.conn_id)))
+            as u64;
+        let joined = ServerMsg::Joined {
+            room: self.id.clone(),
+            seq: self.last_seq,
+            viewers,
+        };
+        sub.tx
+            .try_send(joined.encode(sub.encoding))
+            .map_err(|_| busy())?;
+        self.subscribe(sub, 0);
+        Ok(())
+    }
+
+    fn broadcast(&mut self, msg: &ServerMsg) {
+        let json = msg.encode(Encoding::Json);
+        let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
+        for s in &mut self.subs {
+            let frame = match s.sub.encoding {
+                Encoding::Json => &json,
+                Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
+            };
+            if let Err(TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
+                s.dead = true;
+            }
+        }
+    }
+
+    fn remove(&mut self, conn_id: u64) {
+        if let Some(i) = self.subs.iter().position(|s| s.sub.conn_id == conn_id) {
+            let s = self.subs.swap_remove(i);
+            if s.sub.encoding == Encoding::MsgPack {
+                self.msgpack_subs -= 1;
+            }
+            if s.sub.coalesce {
+                self.coalesce_subs -= 1;
+            }
+        }
+        self.viewers
+            .store(self.subs.len() as u64, Ordering::Relaxed);
+    }
+
+    fn sweep(&mut self) {
+        if self.subs.iter().any(|s| s.dead) {
+            let dead: Vec<u64> = self
+                .subs
+                .iter()
+                .filter(|s| s.dead)
+                .map(|s| s.sub.conn_id)
+                .collect();
+            for id in dead {
+                self.remove(id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

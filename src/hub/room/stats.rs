@@ -1,0 +1,117 @@
+//! Stats and top gifters: `room_stats`, sent only when changed and at most
+//! once per `hub.stats_interval_ms`.
+//!
+//! Owns: [`Stats`] (this live's diamonds and gifters, bounded by
+//! `hub.room_gifters_max`, or the relay's stats across nodes) and when a
+//! `room_stats` goes out.
+//! Must not: count a relayed room locally (the relay's stats cover every
+//! node).
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// This live's statistics, derived from the ordered event stream.
+#[derive(Default)]
+pub(super) struct Stats {
+    pub(super) diamonds: i64,
+    pub(super) gifters: foldhash::HashMap<String, i64>,
+    pub(super) changed: bool,
+    pub(super) due: Option<Instant>,
+    pub(super) last_sent: Option<Instant>,
+    pub(super) last_viewers: u64,
+    /// Stats across nodes from the engine (relaying engine only).
+    pub(super) external: Option<(u64, i64, Vec<TopEntry>)>,
+}
+
+impl Room {
+    /// Stats across nodes from the engine: send them if they changed.
+    pub(super) fn on_stats(&mut self, viewers: u64, diamonds: i64, top: Vec<TopEntry>) {
+        let next = (viewers, diamonds, top);
+        if self.stats.external.as_ref() != Some(&next) {
+            self.stats.external = Some(next);
+            self.stats_changed();
+        }
+    }
+
+    /// Mark stats changed and arm the stats timer (at most once per interval).
+    pub(super) fn stats_changed(&mut self) {
+        self.stats.changed = true;
+        if self.stats.due.is_none() {
+            let interval = Duration::from_millis(self.cfg.stats_interval_ms);
+            let earliest = self
+                .stats
+                .last_sent
+                .map_or_else(Instant::now, |t| t + interval);
+            self.stats.due = Some(earliest.max(Instant::now()));
+        }
+    }
+
+    pub(super) fn note_viewers(&mut self) {
+        if self.relay.is_some() {
+            return; // the engine's stats count every node's viewers
+        }
+        let n = self.subs.len() as u64;
+        if n != self.stats.last_viewers {
+            self.stats.last_viewers = n;
+            self.stats_changed();
+        }
+    }
+
+    pub(super) fn send_stats(&mut self) {
+        if let Some((viewers, diamonds, top)) = &self.stats.external {
+            let msg = ServerMsg::RoomStats {
+                room: self.id.clone(),
+                viewers: *viewers,
+                diamonds: *diamonds,
+                top: top.clone(),
+            };
+            self.broadcast(&msg);
+            self.stats.changed = false;
+            self.stats.last_sent = Some(Instant::now());
+            return;
+        }
+        let mut top: Vec<TopEntry> = self
+            .stats
+            .gifters
+            .iter()
+            .map(|(u, d)| TopEntry {
+                user: u.clone(),
+                diamonds: *d,
+            })
+            .collect();
+        top.sort_unstable_by(|a, b| {
+            b.diamonds
+                .cmp(&a.diamonds)
+                .then_with(|| a.user.cmp(&b.user))
+        });
+        top.truncate(10);
+        let msg = ServerMsg::RoomStats {
+            room: self.id.clone(),
+            viewers: self.subs.len() as u64,
+            diamonds: self.stats.diamonds,
+            top,
+        };
+        self.broadcast(&msg);
+        self.stats.changed = false;
+        self.stats.last_sent = Some(Instant::now());
+    }
+
+    pub(super) fn count_gift(&mut self, ev: &GiftEvent) {
+        if self.relay.is_some() {
+            return; // the engine keeps this live's stats across nodes
+        }
+        self.stats.diamonds += ev.diamonds;
+        *self.stats.gifters.entry(ev.sender.clone()).or_insert(0) += ev.diamonds;
+        if self.stats.gifters.len() > self.cfg.room_gifters_max {
+            // Keep the largest half (amortized O(1) per gift); the top list
+            // only ever needs the largest.
+            let keep = (self.cfg.room_gifters_max / 2).max(1);
+            let mut ranked: Vec<(String, i64)> = self.stats.gifters.drain().collect();
+            ranked.select_nth_unstable_by(keep - 1, |a, b| b.1.cmp(&a.1));
+            ranked.truncate(keep);
+            self.stats.gifters.extend(ranked);
+        }
+        self.stats_changed();
+    }
+}

@@ -1,0 +1,169 @@
+//! The room task's unit tests.
+
+use super::*;
+use crate::hub::outbox::{outbox, OutboxRx};
+
+fn event(seq: u64, sender: &str, diamonds: i64) -> GiftEvent {
+    GiftEvent {
+        room: "r".into(),
+        seq,
+        id: format!("id{seq}"),
+        sender: sender.into(),
+        gift: "rose".into(),
+        count: 1,
+        combo: 1,
+        coins: diamonds,
+        diamonds,
+        animation: "rose.webp".into(),
+        ts: 0,
+    }
+}
+
+fn room(gifters_max: usize) -> Room {
+    let cfg = HubConfig {
+        room_gifters_max: gifters_max,
+        ..HubConfig::default()
+    };
+    Room {
+        id: "r".into(),
+        creator: "c".into(),
+        last_seq: 0,
+        subs: Vec::new(),
+        msgpack_subs: 0,
+        coalesce_subs: 0,
+        history: VecDeque::new(),
+        viewers: Arc::new(AtomicU64::new(0)),
+        cfg,
+        stats: Stats::default(),
+        combos: foldhash::HashMap::default(),
+        coalesce_due: None,
+        relay: None,
+        idle_due: None,
+        skip_due: None,
+    }
+}
+
+#[test]
+fn gifter_tracking_stays_bounded_and_keeps_the_top() {
+    for max in [1, 2, 3, 10] {
+        let mut r = room(max);
+        for i in 0..200u64 {
+            r.on_gift(event(i + 1, &format!("u{}", i % 50), (i % 7) as i64 + 1));
+            assert!(
+                r.stats.gifters.len() <= max,
+                "max {max}: {} tracked",
+                r.stats.gifters.len()
+            );
+        }
+        assert_eq!(
+            r.stats.diamonds,
+            (0..200u64).map(|i| (i % 7) as i64 + 1).sum::<i64>()
+        );
+    }
+    let mut r = room(4);
+    for (i, (u, d)) in [("a", 1), ("b", 100), ("c", 2), ("d", 3), ("e", 4), ("f", 5)]
+        .iter()
+        .enumerate()
+    {
+        r.on_gift(event(i as u64 + 1, u, *d));
+    }
+    assert!(
+        r.stats.gifters.contains_key("b"),
+        "the biggest gifter survives eviction"
+    );
+}
+
+fn sub(conn_id: u64, len: usize) -> (Subscriber, OutboxRx) {
+    let (tx, rx) = outbox(len);
+    let s = Subscriber {
+        conn_id,
+        user: format!("u{conn_id}"),
+        encoding: Encoding::Json,
+        tx,
+        ctl: Arc::new(ConnCtl::default()),
+        coalesce: false,
+    };
+    (s, rx)
+}
+
+/// (type, seq) of every frame queued so far.
+fn drained(rx: &mut OutboxRx) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    while let Some(Message::Text(t)) = rx.try_recv() {
+        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+        out.push((
+            v["type"].as_str().unwrap_or("").to_string(),
+            v["seq"].as_u64().unwrap_or(0),
+        ));
+    }
+    out
+}
+
+#[test]
+fn resume_joins_engine_history_to_the_ring_and_live_events_once() {
+    let mut r = room(10);
+    for seq in 1..=5 {
+        r.on_gift(event(seq, "a", 1));
+    }
+    // The engine's stream is ahead of this room (7 not received yet).
+    let backfill: Vec<GiftEvent> = (2..=7).map(|s| event(s, "a", 1)).collect();
+    let (s, mut rx) = sub(1, 100);
+    r.on_resume(s, 1, Some(backfill)).unwrap();
+    for seq in 6..=7 {
+        r.on_gift(event(seq, "a", 1));
+    }
+    let got = drained(&mut rx);
+    let want: Vec<(String, u64)> = [2, 3, 4, 5]
+        .iter()
+        .map(|s| ("gift_event".to_string(), *s))
+        .chain([("resumed".to_string(), 5)])
+        .chain([6, 7].iter().map(|s| ("gift_event".to_string(), *s)))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_resume_ahead_of_the_room_gets_no_event_it_already_saw() {
+    let mut r = room(10);
+    for seq in 1..=5 {
+        r.on_gift(event(seq, "a", 1));
+    }
+    let (s, mut rx) = sub(1, 100);
+    r.on_resume(s, 8, Some(Vec::new())).unwrap();
+    for seq in 6..=9 {
+        r.on_gift(event(seq, "a", 1));
+    }
+    assert_eq!(
+        drained(&mut rx),
+        vec![("resumed".to_string(), 5), ("gift_event".to_string(), 9)]
+    );
+}
+
+#[tokio::test]
+async fn a_relayed_room_without_subscribers_stops_after_its_linger() {
+    let cfg = HubConfig {
+        room_linger_ms: 20,
+        ..HubConfig::default()
+    };
+    let changed = Arc::new(Notify::new());
+    let h = spawn("r".into(), "c".into(), 0, cfg, Some(changed.clone()));
+    tokio::time::timeout(Duration::from_secs(30), changed.notified())
+        .await
+        .expect("the room stops and says so");
+    assert!(!h.is_open());
+}
+
+#[test]
+fn stale_and_duplicate_events_are_dropped() {
+    let mut r = room(10);
+    r.on_gift(event(5, "a", 1));
+    r.on_gift(event(5, "a", 1));
+    r.on_gift(event(3, "a", 1));
+    r.on_gift(event(6, "a", 1));
+    assert_eq!(r.last_seq, 6);
+    assert_eq!(
+        r.history.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        vec![5, 6]
+    );
+    assert_eq!(r.stats.diamonds, 2);
+}

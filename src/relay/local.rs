@@ -1,0 +1,65 @@
+//! The in-process relay (one node): the hub is every subscriber there is.
+//!
+//! Owns: [`LocalRelay`], which hands messages straight to this node's hub.
+//! Must not: keep history (the room task's ring serves `resume`) or know
+//! of other nodes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Relay, Topic};
+use crate::counters::Counters;
+use crate::error::Result;
+use crate::hub::Hub;
+use crate::model::Target;
+use crate::protocol::{GiftEvent, ServerMsg};
+
+/// The relay of a single node (the in-process counters engine).
+pub struct LocalRelay {
+    hub: Arc<Hub>,
+}
+
+impl LocalRelay {
+    /// A relay delivering to `hub`.
+    pub fn new(hub: Arc<Hub>) -> LocalRelay {
+        LocalRelay { hub }
+    }
+}
+
+#[async_trait]
+impl Relay for LocalRelay {
+    async fn publish(&self, topic: &Topic, msg: &ServerMsg) -> Result<()> {
+        match topic {
+            Topic::Room(room) => self.hub.broadcast(room, msg.clone()).await,
+        }
+        Ok(())
+    }
+
+    async fn history(&self, _topic: &Topic, _since: u64) -> Result<Option<Vec<GiftEvent>>> {
+        Ok(None)
+    }
+
+    async fn other_nodes_viewers(&self, _topic: &Topic) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn ended(&self, topic: &Topic) -> Result<()> {
+        match topic {
+            Topic::Room(room) => self.hub.end_room(room).await,
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, live: Vec<(String, String)>, counters: &dyn Counters) -> Result<()> {
+        for (room, creator) in live {
+            let seq = counters
+                .target(&Target::room(room.clone()))
+                .await?
+                .map(|t| t.seq)
+                .unwrap_or(0);
+            self.hub.open_room(&room, &creator, seq);
+        }
+        Ok(())
+    }
+}
