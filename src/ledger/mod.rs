@@ -15,6 +15,7 @@
 //! or hold balances in memory (it is the system of record).
 
 mod api;
+mod error;
 mod op_key;
 pub mod postgres;
 mod postings;
@@ -24,13 +25,13 @@ pub mod sqlite;
 mod types;
 
 pub use api::Ledger;
+pub use error::{LedgerError, LedgerResult};
 pub use op_key::OpKey;
 pub use postings::*;
 pub use rules::*;
 pub use types::*;
 
 use crate::model::PayoutLimits;
-use sql::is_check_violation;
 
 /// Coins, the viewers' currency.
 pub const COIN: &str = "COIN";

@@ -118,7 +118,7 @@ pub struct PayoutAccount {
 }
 
 /// A tip, 100% to the creator (a destination charge).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TipRecord {
     /// `pi_...` of the destination charge.
     pub payment_intent: String,
@@ -137,7 +137,7 @@ pub struct TipRecord {
 }
 
 /// A cash-out of diamonds to a creator's connected account.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct CashoutRecord {
     /// The cash-out id (`creator:client id`; a creator name holds no `:`,
     /// so it is unique per (creator, client id)). Its ledger operations are
