@@ -123,6 +123,13 @@ pub fn plan_clawback(gifts: &[ClawbackGift], coins: i64) -> ClawbackPlan {
     plan
 }
 
+/// Whether a refund's or chargeback's coins add up: of `coins_reversed`,
+/// `coins_taken` from the wallet (the rest becomes a debt), neither below
+/// zero.
+pub fn valid_reversal(coins_reversed: i64, coins_taken: i64) -> bool {
+    (0..=coins_reversed).contains(&coins_taken)
+}
+
 /// Why a cash-out is refused by the hold or the daily limits, if it is:
 /// `available` diamonds now, and the creator's cash-outs (count, cents)
 /// in the last 24 hours.
@@ -364,6 +371,16 @@ mod tests {
             e.to_string(),
             "admin `root` granted 90 coins in the last 24 hours; at most 100 (admin.grant_coins_per_day_max)"
         );
+    }
+
+    #[test]
+    fn a_reversal_takes_at_most_the_coins_it_reverses() {
+        assert!(valid_reversal(10, 0));
+        assert!(valid_reversal(10, 10));
+        assert!(valid_reversal(0, 0));
+        assert!(!valid_reversal(10, 11));
+        assert!(!valid_reversal(10, -1));
+        assert!(!valid_reversal(-1, -1));
     }
 
     #[test]

@@ -12,10 +12,10 @@ use sqlx::Transaction;
 use super::rows::{entry_pairs, DisputeRow, EntryRow};
 use super::{for_update_of, Dialect, SqlLedger};
 use crate::ledger::error::{LedgerError, LedgerResult};
-use crate::ledger::rules::{debt_repayment, plan_clawback, DisputeStatus};
+use crate::ledger::rules::{debt_repayment, plan_clawback, valid_reversal, DisputeStatus};
 use crate::ledger::{
     clawback_undo_postings, purchase_postings, refund_postings, reversal_postings, ClawbackGift,
-    ClawbackPlan, DisputeOp, DisputeRecord, OpKey, PurchaseOp, RefundOp, StripeEventRef,
+    ClawbackPlan, DisputeOp, DisputeRecord, OpKey, Postings, PurchaseOp, RefundOp, StripeEventRef,
 };
 use crate::protocol::now_ms;
 
@@ -44,18 +44,52 @@ per_dialect! {
             .await?)
         }
 
+        /// Begin the reversal of the paid purchase `payment_intent`
+        /// reported by `event`: None when the event was applied already
+        /// (nothing written) or the purchase is not a paid one of ours (the
+        /// event recorded, committed).
+        async fn begin_reversal(
+            &self,
+            event: &StripeEventRef,
+            payment_intent: &str,
+        ) -> LedgerResult<Option<(Transaction<'static, DB>, PaidPurchase)>> {
+            let mut tx = D::begin_write(&self.pool).await?;
+            if !Self::insert_event(&mut tx, event).await? {
+                return Ok(None);
+            }
+            let Some(p) = Self::paid_purchase(&mut tx, payment_intent).await? else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            Ok(Some((tx, p)))
+        }
+
+        /// End a reversal in `tx`: the diamonds the `owed` coins (reversed
+        /// and not taken from the wallet) earned are clawed back, and the
+        /// reversal's `postings` with the clawback's are posted and committed.
+        async fn finish_reversal(
+            &self,
+            mut tx: Transaction<'static, DB>,
+            op_id: &str,
+            buyer: &str,
+            payment_intent: &str,
+            owed: i64,
+            mut postings: Postings,
+        ) -> LedgerResult<bool> {
+            let claw = self.clawback(&mut tx, buyer, payment_intent, owed).await?;
+            postings.extend(claw.postings);
+            D::post(&mut tx, op_id, &postings).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
         /// See [`crate::ledger::Ledger::refund`].
         pub(super) async fn refund(&self, op: &RefundOp) -> LedgerResult<bool> {
-            if op.coins_taken < 0 || op.coins_taken > op.coins_reversed || op.coins_reversed < 0 {
+            if !valid_reversal(op.coins_reversed, op.coins_taken) {
                 return Err(LedgerError::invalid("refund: bad coin amounts"));
             }
             let op_id = OpKey::Refund(&op.payment_intent, op.cents_refunded_total).op_id();
-            let mut tx = D::begin_write(&self.pool).await?;
-            if !Self::insert_event(&mut tx, &op.event).await? {
-                return Ok(false);
-            }
-            let Some(p) = Self::paid_purchase(&mut tx, &op.payment_intent).await? else {
-                tx.commit().await?;
+            let Some((mut tx, p)) = self.begin_reversal(&op.event, &op.payment_intent).await? else {
                 return Ok(false);
             };
             let cents = op.cents_refunded_total - p.cents_refunded;
@@ -74,28 +108,19 @@ per_dialect! {
                 .bind(op.cents_refunded_total)
                 .execute(&mut *tx)
                 .await?;
-            let mut postings = refund_postings(&p.buyer, op, cents);
-            let claw = self
-                .clawback(&mut tx, &p.buyer, &op.payment_intent, op.coins_reversed - op.coins_taken)
-                .await?;
-            postings.extend(claw.postings);
-            D::post(&mut tx, &op_id, &postings).await?;
-            tx.commit().await?;
-            Ok(true)
+            let postings = refund_postings(&p.buyer, op, cents);
+            let owed = op.coins_reversed - op.coins_taken;
+            self.finish_reversal(tx, &op_id, &p.buyer, &op.payment_intent, owed, postings)
+                .await
         }
 
         /// See [`crate::ledger::Ledger::dispute_withdrawn`].
         pub(super) async fn dispute_withdrawn(&self, op: &DisputeOp) -> LedgerResult<bool> {
-            if op.coins_taken < 0 || op.coins_taken > op.coins_reversed || op.cents < 0 {
+            if !valid_reversal(op.coins_reversed, op.coins_taken) || op.cents < 0 {
                 return Err(LedgerError::invalid("dispute: bad amounts"));
             }
             let op_id = OpKey::Dispute(&op.dispute_id).op_id();
-            let mut tx = D::begin_write(&self.pool).await?;
-            if !Self::insert_event(&mut tx, &op.event).await? {
-                return Ok(false);
-            }
-            let Some(p) = Self::paid_purchase(&mut tx, &op.payment_intent).await? else {
-                tx.commit().await?;
+            let Some((mut tx, p)) = self.begin_reversal(&op.event, &op.payment_intent).await? else {
                 return Ok(false);
             };
             let fresh = sqlx::query("INSERT INTO disputes (dispute_id, payment_intent, cents, coins_reversed, coins_taken, status, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dispute_id) DO NOTHING")
@@ -124,14 +149,10 @@ per_dialect! {
             .bind(op.coins_reversed)
             .execute(&mut *tx)
             .await?;
-            let mut postings = reversal_postings(&p.buyer, op.coins_reversed, op.coins_taken, op.cents);
-            let claw = self
-                .clawback(&mut tx, &p.buyer, &op.payment_intent, op.coins_reversed - op.coins_taken)
-                .await?;
-            postings.extend(claw.postings);
-            D::post(&mut tx, &op_id, &postings).await?;
-            tx.commit().await?;
-            Ok(true)
+            let postings = reversal_postings(&p.buyer, op.coins_reversed, op.coins_taken, op.cents);
+            let owed = op.coins_reversed - op.coins_taken;
+            self.finish_reversal(tx, &op_id, &p.buyer, &op.payment_intent, owed, postings)
+                .await
         }
 
         /// See [`crate::ledger::Ledger::dispute_reinstated`].
