@@ -191,18 +191,18 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<Option<TipRecord>>;
 
     /// Start a cash-out: diamonds move earnings → cashout_pending (op
-    /// [`OpKey::CashoutBegin`]), recorded with its first `transfer_key`
+    /// [`OpKey::CashoutBegin`](super::OpKey::CashoutBegin)), recorded with its first `transfer_key`
     /// and `transfer_group` (`attempt` 1, `attempt_ms` now). The cash-out
     /// row (unique `cashout_id`) decides a replay, not the op id.
     /// `insufficient_funds` when fewer are settled, or fewer are available
-    /// (out of the hold: [`PayoutLimits::hold_ms`]); `rate_limited` beyond
+    /// (out of the hold: [`PayoutLimits::hold_ms`](crate::model::PayoutLimits::hold_ms)); `rate_limited` beyond
     /// the daily limits (counted in the same transaction from the ledger's
     /// cash-outs, so across nodes). A replay with the same parameters
     /// answers the recorded cash-out; other parameters are `bad_request`.
     async fn cashout_begin(&self, c: &CashoutRecord) -> Result<CashoutRecord>;
 
     /// End a pending cash-out once (completed, reversed or flagged; op
-    /// [`OpKey::CashoutEnd`]). False when it had already ended.
+    /// [`OpKey::CashoutEnd`](super::OpKey::CashoutEnd)). False when it had already ended.
     async fn cashout_end(&self, cashout_id: &str, end: &CashoutEnd) -> Result<bool>;
 
     /// Record a new Transfer attempt of a pending cash-out: `attempt` (the
@@ -232,7 +232,7 @@ pub trait Ledger: Send + Sync + 'static {
     async fn totals(&self) -> Result<Totals>;
 
     /// Credit an admin grant once (as [`Ledger::credit`], op
-    /// [`OpKey::Grant`]) and record `admin` as its grantor. Refused with
+    /// [`OpKey::Grant`](super::OpKey::Grant)) and record `admin` as its grantor. Refused with
     /// `rate_limited` (nothing written) when the coins `admin` granted in
     /// the last 24 hours plus these would exceed `coins_per_day_max`. A
     /// replay answers the original (not counted again).

@@ -1,16 +1,21 @@
 //! The durable ledger: double entry, integer amounts, idempotent writes.
 //!
-//! Owns: the [`Ledger`] trait and its engines ([`sqlite::SqliteLedger`],
-//! [`postgres::PgLedger`]), the account naming scheme, and the durable
+//! Owns: the [`Ledger`] trait (`api`) and its engines ([`sqlite::SqliteLedger`],
+//! [`postgres::PgLedger`]: one [`sql::SqlLedger`] whose flows are written
+//! once, with a small [`sql::Dialect`] per engine), the account naming
+//! scheme, the operation and record types (`types`), and the durable
 //! registry of rooms and videos. Each write is one transaction keyed by an
 //! operation id under a UNIQUE constraint, so a replay changes nothing;
 //! every operation id is built by [`OpKey::op_id`] (typed, injective),
 //! never by joining client text at a call site.
-//! It also owns the money-safety rules that must hold across nodes: the
-//! hold on settled diamonds and the daily cash-out limits (checked in the
-//! cash-out's transaction, [`PayoutLimits`]), and the clawback of held
-//! diamonds by refunds and chargebacks ([`plan_clawback`]), in the same
-//! transaction as the reversal.
+//! It also owns the money-safety rules that must hold across nodes, as
+//! plain functions next to the postings ([`rules`], `postings`): debt
+//! repayment, the dispute states, the hold on settled diamonds and the daily
+//! cash-out limits (checked in the cash-out's transaction, [`PayoutLimits`]),
+//! and the clawback of held diamonds by refunds and chargebacks
+//! ([`plan_clawback`]), in the same transaction as the reversal.
+//! Its flows fail with [`LedgerError`]; the one `From` impl in `error` maps
+//! it to a wire error.
 //! Must not: decide whether a gift is allowed (the counters engine does),
 //! or hold balances in memory (it is the system of record).
 

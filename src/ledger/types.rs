@@ -141,7 +141,7 @@ pub struct TipRecord {
 pub struct CashoutRecord {
     /// The cash-out id (`creator:client id`; a creator name holds no `:`,
     /// so it is unique per (creator, client id)). Its ledger operations are
-    /// keyed by [`OpKey::CashoutBegin`] / [`OpKey::CashoutEnd`].
+    /// keyed by [`OpKey::CashoutBegin`](super::OpKey::CashoutBegin) / [`OpKey::CashoutEnd`](super::OpKey::CashoutEnd).
     pub cashout_id: String,
     /// Whose diamonds.
     pub creator: String,
@@ -208,7 +208,7 @@ pub struct CreditOp {
     pub coins: i64,
 }
 
-/// What [`Ledger::credit`] did.
+/// What [`Ledger::credit`](super::Ledger::credit) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditOutcome {
     /// False when the op id was already in the ledger.

@@ -1,5 +1,5 @@
 //! [`Ledger`] for [`SqlLedger`]: each method is the flow of the same name
-//! (in this folder's flow files), its [`LedgerError`] mapped to a wire
+//! (in this folder's flow files), its [`LedgerError`](crate::ledger::LedgerError) mapped to a wire
 //! error by the one `From` impl.
 //!
 //! Owns: nothing but the delegation. Must not: hold SQL or rules.
@@ -8,8 +8,6 @@ use async_trait::async_trait;
 
 use super::{Dialect, SqlLedger};
 use crate::error::Result;
-#[allow(unused_imports)]
-use crate::ledger::error::LedgerError;
 use crate::ledger::{
     CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, EarlyReversal,
     Ledger, PayoutAccount, PayoutFunds, PurchaseOp, PurchaseRecord, RefundOp, StripeEventRef,

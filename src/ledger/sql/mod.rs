@@ -7,14 +7,14 @@
 //! what really differs between the engines (how a write transaction
 //! begins, `FOR UPDATE`, serializing writers by key, multi-row inserts,
 //! the exclusive lock). Each flow body is written once and type-checked
-//! per engine by [`per_dialect!`], which stamps it for each dialect with
+//! per engine by `per_dialect!`, which stamps it for each dialect with
 //! `D` (the dialect) and `DB` (its `sqlx::Database`) in scope.
 //! Each write is one transaction keyed by an operation id under a UNIQUE
 //! constraint, so a replay changes nothing.
 //! Must not: run outside a transaction for anything that writes; hold
 //! money rules (they are in `super::rules`, the postings in
 //! `super::postings`); build wire errors (flows answer
-//! [`LedgerError`](super::LedgerError)).
+//! [`LedgerError`]).
 
 use async_trait::async_trait;
 use sqlx::{Pool, Transaction};
