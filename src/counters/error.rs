@@ -98,8 +98,8 @@ impl From<CountersError> for Error {
         match e {
             CountersError::Passed(e) => e,
             e => match e.code() {
-                ErrorCode::Internal => Error::internal(&e),
-                ErrorCode::OutcomeUnknown => Error::outcome_unknown_because(&e),
+                ErrorCode::Internal => Error::internal_source(e),
+                ErrorCode::OutcomeUnknown => Error::outcome_unknown_source(e),
                 code => Error::new(code, e.to_string()),
             },
         }

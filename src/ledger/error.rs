@@ -79,8 +79,8 @@ impl LedgerError {
 impl From<LedgerError> for Error {
     fn from(e: LedgerError) -> Self {
         match e {
-            LedgerError::Backend(source) => Error::internal(format_args!("ledger: {source}")),
-            LedgerError::Invariant(_) => Error::internal(e),
+            LedgerError::Backend(source) => Error::internal_in("ledger", source),
+            LedgerError::Invariant(_) => Error::internal_source(e),
             LedgerError::Invalid(_) | LedgerError::IdReused(_) | LedgerError::IdOtherKind(_) => {
                 Error::bad_request(e.to_string())
             }
