@@ -237,6 +237,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             }
         }));
     }
+    // Webhook deliveries: stopped with the server, joined at shutdown.
+    let webhooks_task = tokio::spawn(crate::webhooks::run(
+        state.ledger.webhooks(),
+        state.cfg.webhooks.clone(),
+        state.shutdown.clone(),
+    ));
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
     let worker_abort = worker_task.abort_handle();
@@ -277,6 +283,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         }
         worker_stop.cancel();
         worker_task.await.context("settlement task")??;
+        if let Err(e) = webhooks_task.await {
+            tracing::warn!(error = %e, "webhook worker ended abnormally");
+        }
         st.ledger.swap_clean_mark(true).await?;
         st.ledger.unlock_exclusive().await;
         tracing::info!("stopped cleanly; everything accepted is settled");

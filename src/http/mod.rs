@@ -40,6 +40,7 @@ use crate::protocol::{
 };
 
 mod assets;
+mod webhooks;
 
 type Shared = Arc<AppState>;
 
@@ -66,6 +67,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/videos/{video}/tips"),
     ("POST", "/v1/creators/me/cashouts"),
     ("POST", "/v1/creators/me/overlay-tokens"),
+    ("POST", "/v1/creators/me/webhooks"),
+    ("GET", "/v1/creators/me/webhooks"),
+    ("DELETE", "/v1/creators/me/webhooks/{id}"),
+    ("GET", "/v1/creators/me/webhooks/{id}/deliveries"),
     ("GET", "/overlay/{room}"),
     ("GET", "/overlay/assets/overlay.js"),
     ("GET", "/overlay/assets/overlay.css"),
@@ -109,6 +114,10 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/v1/videos/{video}/tips") => on(filter, video_tip),
         ("POST", "/v1/creators/me/cashouts") => on(filter, cashout),
         ("POST", "/v1/creators/me/overlay-tokens") => on(filter, overlay_token),
+        ("POST", "/v1/creators/me/webhooks") => on(filter, webhooks::create),
+        ("GET", "/v1/creators/me/webhooks") => on(filter, webhooks::list),
+        ("DELETE", "/v1/creators/me/webhooks/{id}") => on(filter, webhooks::delete),
+        ("GET", "/v1/creators/me/webhooks/{id}/deliveries") => on(filter, webhooks::deliveries),
         ("GET", "/overlay/{room}") => on(filter, overlay),
         ("GET", "/overlay/assets/overlay.js") => on(filter, overlay_js),
         ("GET", "/overlay/assets/overlay.css") => on(filter, overlay_css),

@@ -14,6 +14,7 @@
 //! Must not: decide whether a gift is allowed (the counters engine does),
 //! or hold balances in memory (it is the system of record).
 
+pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
 
@@ -727,6 +728,11 @@ pub trait Ledger: Send + Sync + 'static {
     /// Set the clean-shutdown mark; answers the previous one (true when the
     /// last run stopped cleanly after a final flush).
     async fn swap_clean_mark(&self, clean: bool) -> Result<bool>;
+
+    /// The webhook endpoints and outbox in this ledger's database
+    /// ([`outbox`]; gift and tip events are written by [`Ledger::commit_batch`]
+    /// and [`Ledger::tip_succeeded`] themselves).
+    fn webhooks(&self) -> std::sync::Arc<dyn outbox::WebhookStore>;
 }
 
 /// The postings of a batch: (account, currency, kind) -> amount, summing to

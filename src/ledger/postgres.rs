@@ -364,6 +364,7 @@ impl Ledger for PgLedger {
                 .execute(&mut *tx)
                 .await?;
         }
+        super::outbox::pg_gifts(&mut tx, &posted).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -952,8 +953,13 @@ impl Ledger for PgLedger {
         insert_operation(&mut tx, &op_id, "tip", &detail).await?;
         let postings = tip_postings(&tip);
         apply_postings(&mut tx, &op_id, &postings).await?;
+        super::outbox::pg_tip(&mut tx, &tip).await?;
         tx.commit().await?;
         Ok(Some(tip))
+    }
+
+    fn webhooks(&self) -> std::sync::Arc<dyn super::outbox::WebhookStore> {
+        std::sync::Arc::new(super::outbox::PgWebhooks(self.pool.clone()))
     }
 
     fn set_payout_limits(&self, limits: PayoutLimits) {

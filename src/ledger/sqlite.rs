@@ -317,6 +317,7 @@ impl Ledger for SqliteLedger {
             });
             q.build().execute(&mut *tx).await?;
         }
+        super::outbox::sqlite_gifts(&mut tx, &inserted).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -929,8 +930,13 @@ impl Ledger for SqliteLedger {
         insert_operation(&mut tx, &op_id, "tip", &detail).await?;
         let postings: Vec<_> = tip_postings(&tip).into_iter().collect();
         apply_postings(&mut tx, &op_id, &postings).await?;
+        super::outbox::sqlite_tip(&mut tx, &tip).await?;
         tx.commit().await?;
         Ok(Some(tip))
+    }
+
+    fn webhooks(&self) -> std::sync::Arc<dyn super::outbox::WebhookStore> {
+        std::sync::Arc::new(super::outbox::SqliteWebhooks(self.pool.clone()))
     }
 
     fn set_payout_limits(&self, limits: PayoutLimits) {
