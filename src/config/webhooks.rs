@@ -82,7 +82,10 @@ impl WebhooksConfig {
             })
         }
         let positive: [(&str, u64); 13] = [
-            ("endpoints_per_creator_max", self.endpoints_per_creator_max.into()),
+            (
+                "endpoints_per_creator_max",
+                self.endpoints_per_creator_max.into(),
+            ),
             ("url_len_max", self.url_len_max as u64),
             ("retry_age_s_max", self.retry_age_s_max),
             ("disable_after_s", self.disable_after_s),
@@ -94,7 +97,10 @@ impl WebhooksConfig {
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("response_timeout_ms", self.response_timeout_ms),
             ("response_bytes_max", self.response_bytes_max as u64),
-            ("deliveries_per_endpoint_max", self.deliveries_per_endpoint_max.into()),
+            (
+                "deliveries_per_endpoint_max",
+                self.deliveries_per_endpoint_max.into(),
+            ),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -125,7 +131,10 @@ impl WebhooksConfig {
             return bad(key, "at most 60000");
         }
         if self.retry_interval_ms_max < self.retry_base_ms {
-            return bad("retry_interval_ms_max", "must be at least webhooks.retry_base_ms");
+            return bad(
+                "retry_interval_ms_max",
+                "must be at least webhooks.retry_base_ms",
+            );
         }
         if self.deliveries_per_endpoint_max > 10_000 {
             return bad("deliveries_per_endpoint_max", "at most 10000");

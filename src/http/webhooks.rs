@@ -34,13 +34,22 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<crate::webhooks::Registered>), Error> {
     who.require(Role::Creator)?;
     let store = state.ledger.webhooks();
-    let r = crate::webhooks::register(store.as_ref(), &state.cfg.webhooks, &who.user, &b.url, &b.events)
-        .await?;
+    let r = crate::webhooks::register(
+        store.as_ref(),
+        &state.cfg.webhooks,
+        &who.user,
+        &b.url,
+        &b.events,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 
 /// `GET /v1/creators/me/webhooks`.
-pub(super) async fn list(State(state): State<Shared>, Caller(who): Caller) -> Result<Json<Value>, Error> {
+pub(super) async fn list(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+) -> Result<Json<Value>, Error> {
     who.require(Role::Creator)?;
     let endpoints = state.ledger.webhooks().list(&who.user).await?;
     Ok(Json(json!({ "endpoints": endpoints })))
@@ -52,7 +61,8 @@ pub(super) async fn delete(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Response> {
-    who.require(Role::Creator).map_err(IntoResponse::into_response)?;
+    who.require(Role::Creator)
+        .map_err(IntoResponse::into_response)?;
     let deleted = state.ledger.webhooks().delete(&who.user, &id).await;
     if !deleted.map_err(IntoResponse::into_response)? {
         return Err(no_such_endpoint());
@@ -66,9 +76,14 @@ pub(super) async fn deliveries(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Response> {
-    who.require(Role::Creator).map_err(IntoResponse::into_response)?;
+    who.require(Role::Creator)
+        .map_err(IntoResponse::into_response)?;
     let len = state.cfg.webhooks.deliveries_per_endpoint_max;
-    let found = state.ledger.webhooks().deliveries(&who.user, &id, len).await;
+    let found = state
+        .ledger
+        .webhooks()
+        .deliveries(&who.user, &id, len)
+        .await;
     let Some(d) = found.map_err(IntoResponse::into_response)? else {
         return Err(no_such_endpoint());
     };

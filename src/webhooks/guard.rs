@@ -30,7 +30,9 @@ pub fn parse(url: &str, len_max: usize) -> Result<Dest, String> {
     if url.len() > len_max {
         return Err(format!("url longer than {len_max} bytes"));
     }
-    let uri: Uri = url.parse().map_err(|_| "url is not a valid URL".to_string())?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| "url is not a valid URL".to_string())?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
@@ -42,7 +44,10 @@ pub fn parse(url: &str, len_max: usize) -> Result<Dest, String> {
     if authority.as_str().contains('@') {
         return Err("url must not hold a user name or password".into());
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     if host.is_empty() {
         return Err("url has no host".into());
     }
@@ -86,7 +91,8 @@ fn public_v6(ip: Ipv6Addr) -> bool {
         return public_v4(v4);
     }
     let s = ip.segments();
-    let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let embedded =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if s[..6] == [0, 0, 0, 0, 0, 0] {
         // `::`, `::1` and IPv4-compatible addresses.
         return !ip.is_unspecified() && !ip.is_loopback() && public_v4(embedded(s[6], s[7]));
@@ -149,23 +155,57 @@ mod tests {
     #[test]
     fn non_public_addresses_are_refused() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "100.64.0.1", "100.127.255.255", "0.0.0.0", "0.1.2.3",
-            "255.255.255.255", "224.0.0.1", "240.0.0.1", "192.0.2.1", "198.18.0.1",
-            "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "fec0::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
-            "64:ff9b::10.0.0.1", "2002:0a00:0001::", "2001:db8::1", "2001::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "240.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "::",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "fec0::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::10.0.0.1",
+            "2002:0a00:0001::",
+            "2001:db8::1",
+            "2001::1",
         ] {
             assert!(!allowed(ip), "{ip} must be refused");
-            assert!(ip_allowed(ip.parse().unwrap(), true), "{ip} allowed with allow_private");
+            assert!(
+                ip_allowed(ip.parse().unwrap(), true),
+                "{ip} allowed with allow_private"
+            );
         }
     }
 
     #[test]
     fn public_addresses_are_allowed() {
         for ip in [
-            "8.8.8.8", "1.1.1.1", "100.63.0.1", "100.128.0.1", "172.32.0.1", "2606:4700::1111",
-            "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:0808:0808::",
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.63.0.1",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:0808:0808::",
         ] {
             assert!(allowed(ip), "{ip} must be allowed");
         }
@@ -179,8 +219,17 @@ mod tests {
             (true, "example.com", 443, "/hook?x=1")
         );
         let d = parse("http://[::1]:8080", 100).unwrap();
-        assert_eq!((d.host.as_str(), d.port, d.path.as_str()), ("::1", 8080, "/"));
-        for bad in ["ftp://example.com/", "example.com/x", "http://user:pw@example.com/", "https:///x", "gopher://a"] {
+        assert_eq!(
+            (d.host.as_str(), d.port, d.path.as_str()),
+            ("::1", 8080, "/")
+        );
+        for bad in [
+            "ftp://example.com/",
+            "example.com/x",
+            "http://user:pw@example.com/",
+            "https:///x",
+            "gopher://a",
+        ] {
             assert!(parse(bad, 100).is_err(), "{bad}");
         }
         assert!(parse("https://example.com/aaaaaaaa", 20).is_err());
@@ -190,7 +239,10 @@ mod tests {
     async fn resolve_refuses_private_literals_and_names() {
         let d = parse("http://127.0.0.1:9/x", 100).unwrap();
         assert!(resolve(&d, false).await.unwrap_err().contains("127.0.0.1"));
-        assert_eq!(resolve(&d, true).await.unwrap(), "127.0.0.1:9".parse().unwrap());
+        assert_eq!(
+            resolve(&d, true).await.unwrap(),
+            "127.0.0.1:9".parse().unwrap()
+        );
         let d = parse("http://localhost:9/x", 100).unwrap();
         assert!(resolve(&d, false).await.is_err());
     }

@@ -60,7 +60,9 @@ pub async fn register(
         .await
         .map_err(Error::bad_request)?;
     if events.is_empty() {
-        return Err(Error::bad_request("events must name at least one event type"));
+        return Err(Error::bad_request(
+            "events must name at least one event type",
+        ));
     }
     let mut types: Vec<String> = Vec::with_capacity(events.len());
     for e in events {
@@ -177,7 +179,12 @@ fn lease_ms(cfg: &WebhooksConfig) -> i64 {
 }
 
 /// Deliver the claimed endpoint's due events in order, then end the lease.
-async fn serve_endpoint(store: Arc<dyn WebhookStore>, cfg: Arc<WebhooksConfig>, owner: Arc<str>, mut ep: ClaimedEndpoint) {
+async fn serve_endpoint(
+    store: Arc<dyn WebhookStore>,
+    cfg: Arc<WebhooksConfig>,
+    owner: Arc<str>,
+    mut ep: ClaimedEndpoint,
+) {
     if let Err(e) = serve_events(store.as_ref(), &cfg, &owner, &mut ep).await {
         tracing::warn!(endpoint = %ep.id, error = %e, "webhook delivery round failed; retried later");
     }
@@ -262,7 +269,12 @@ pub async fn run(store: Arc<dyn WebhookStore>, cfg: WebhooksConfig, stop: Cancel
             match store.claim(&owner, lease_ms(&cfg), free as u32).await {
                 Ok(claimed) => {
                     for ep in claimed {
-                        tasks.spawn(serve_endpoint(store.clone(), cfg.clone(), owner.clone(), ep));
+                        tasks.spawn(serve_endpoint(
+                            store.clone(),
+                            cfg.clone(),
+                            owner.clone(),
+                            ep,
+                        ));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "webhook claim failed; retried"),

@@ -52,9 +52,8 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now_s: i64, tolerance_s: 
     if (now_s - t).abs() > tolerance_s {
         return false;
     }
-    sigs.iter().any(|s| {
-        hex::decode(s).is_ok_and(|raw| mac(secret, t, body).verify_slice(&raw).is_ok())
-    })
+    sigs.iter()
+        .any(|s| hex::decode(s).is_ok_and(|raw| mac(secret, t, body).verify_slice(&raw).is_ok()))
 }
 
 #[cfg(test)]
@@ -77,7 +76,10 @@ mod tests {
         let h = header("whsec_abc", 1000, body);
         assert!(verify("whsec_abc", &h, body, 1010, 300));
         assert!(!verify("whsec_abd", &h, body, 1010, 300), "other secret");
-        assert!(!verify("whsec_abc", &h, br#"{"id":"y"}"#, 1010, 300), "other body");
+        assert!(
+            !verify("whsec_abc", &h, br#"{"id":"y"}"#, 1010, 300),
+            "other body"
+        );
         assert!(!verify("whsec_abc", &h, body, 2000, 300), "too old");
         assert!(!verify("whsec_abc", "t=1000", body, 1000, 300), "no v1");
         assert!(!verify("whsec_abc", "garbage", body, 1000, 300));

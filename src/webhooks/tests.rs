@@ -51,26 +51,64 @@ fn backoff_doubles_with_jitter_and_is_capped() {
 #[test]
 fn success_moves_on_and_clears_failures() {
     let cfg = WebhooksConfig::default();
-    let a = decide(&cfg, &ep(3, Some(1), Some(1)), &ev(), rec(100, Some(204)), "me", 10, 1.0);
-    assert_eq!((a.done_id, a.attempts, a.first_try_ms, a.failing_since_ms), (7, 0, None, None));
+    let a = decide(
+        &cfg,
+        &ep(3, Some(1), Some(1)),
+        &ev(),
+        rec(100, Some(204)),
+        "me",
+        10,
+        1.0,
+    );
+    assert_eq!(
+        (a.done_id, a.attempts, a.first_try_ms, a.failing_since_ms),
+        (7, 0, None, None)
+    );
     assert!(a.disable.is_none());
 }
 
 #[test]
 fn failure_retries_then_fails_the_event_then_disables() {
     let cfg = WebhooksConfig::default();
-    let a = decide(&cfg, &ep(0, None, None), &ev(), rec(1000, Some(500)), "me", 10, 1.0);
+    let a = decide(
+        &cfg,
+        &ep(0, None, None),
+        &ev(),
+        rec(1000, Some(500)),
+        "me",
+        10,
+        1.0,
+    );
     assert_eq!((a.done_id, a.attempts, a.next_try_ms), (4, 1, 2000));
-    assert_eq!((a.first_try_ms, a.failing_since_ms), (Some(1000), Some(1000)));
+    assert_eq!(
+        (a.first_try_ms, a.failing_since_ms),
+        (Some(1000), Some(1000))
+    );
     // Past retry_age_s_max: the event is failed, the endpoint moves on.
     let late = 1000 + 259_200_000;
-    let a = decide(&cfg, &ep(9, Some(1000), Some(1000)), &ev(), rec(late, None), "me", 10, 1.0);
+    let a = decide(
+        &cfg,
+        &ep(9, Some(1000), Some(1000)),
+        &ev(),
+        rec(late, None),
+        "me",
+        10,
+        1.0,
+    );
     assert_eq!((a.done_id, a.attempts, a.first_try_ms), (7, 0, None));
     assert_eq!(a.failing_since_ms, Some(1000));
     assert!(a.disable.is_none());
     // Failing for longer than disable_after_s: disabled with the reason.
     let later = 1000 + 432_000_001;
-    let a = decide(&cfg, &ep(2, Some(later - 5), Some(1000)), &ev(), rec(later, None), "me", 10, 1.0);
+    let a = decide(
+        &cfg,
+        &ep(2, Some(later - 5), Some(1000)),
+        &ev(),
+        rec(later, None),
+        "me",
+        10,
+        1.0,
+    );
     assert_eq!(a.done_id, 4);
     assert!(a.disable.unwrap().contains("refused"));
 }
