@@ -23,4 +23,5 @@ mod redis_pubsub;
 mod robustness;
 mod settlement_faults;
 mod test_services;
+mod webhook_store;
 mod webhooks;
