@@ -41,6 +41,7 @@ pub struct Running {
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     worker: tokio::task::AbortHandle,
+    webhooks: tokio::task::AbortHandle,
 }
 
 impl Running {
@@ -64,6 +65,8 @@ impl Running {
     /// killed process would (crash drills and tests). Open sockets close.
     pub async fn abort(self) {
         self.worker.abort();
+        // Deliveries in flight are dropped (their leases expire).
+        self.webhooks.abort();
         self.task.abort();
         self.shutdown.cancel();
         let _ = self.task.await;
@@ -243,6 +246,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         state.cfg.webhooks.clone(),
         state.shutdown.clone(),
     ));
+    let webhooks_abort = webhooks_task.abort_handle();
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
     let worker_abort = worker_task.abort_handle();
@@ -298,6 +302,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         shutdown,
         task,
         worker: worker_abort,
+        webhooks: webhooks_abort,
     })
 }
 

@@ -40,7 +40,11 @@ fn gift(seq: u64, sender: &str, creator: &str, coins: i64, balance_after: i64) -
 }
 
 fn batch(id: &str, gifts: Vec<PendingGift>) -> Batch {
-    Batch { id: id.into(), ticket_max: gifts.len() as u64, gifts }
+    Batch {
+        id: id.into(),
+        ticket_max: gifts.len() as u64,
+        gifts,
+    }
 }
 
 fn endpoint(id: &str, creator: &str, events: &[&str]) -> NewEndpoint {
@@ -66,9 +70,18 @@ async fn webhook_outbox_follows_the_ledger_transaction_and_claims_are_leases() {
         };
         l.credit(&credit("g:bob", "bob", 100)).await.unwrap();
         // Before any endpoint: nothing is written.
-        assert!(l.commit_batch(&batch("b0", vec![gift(1, "bob", "cat", 10, 90)])).await.unwrap());
-        store.create(&endpoint("we_cat", "cat", &["gift"]), 5).await.unwrap();
-        assert!(store.claim("A", 10_000, 10).await.unwrap().is_empty(), "nothing due");
+        assert!(l
+            .commit_batch(&batch("b0", vec![gift(1, "bob", "cat", 10, 90)]))
+            .await
+            .unwrap());
+        store
+            .create(&endpoint("we_cat", "cat", &["gift"]), 5)
+            .await
+            .unwrap();
+        assert!(
+            store.claim("A", 10_000, 10).await.unwrap().is_empty(),
+            "nothing due"
+        );
         // cat has an endpoint for gifts, dog none.
         let b1 = batch(
             "b1",
@@ -79,7 +92,10 @@ async fn webhook_outbox_follows_the_ledger_transaction_and_claims_are_leases() {
             ],
         );
         assert!(l.commit_batch(&b1).await.unwrap());
-        assert!(!l.commit_batch(&b1).await.unwrap(), "a replay writes nothing");
+        assert!(
+            !l.commit_batch(&b1).await.unwrap(),
+            "a replay writes nothing"
+        );
         // A failing (overdrawing) batch writes no event either.
         let bad = batch("bad", vec![gift(4, "bob", "cat", 1000, -940)]);
         assert!(l.commit_batch(&bad).await.is_err());
@@ -94,14 +110,23 @@ async fn webhook_outbox_follows_the_ledger_transaction_and_claims_are_leases() {
             message: String::new(),
         };
         l.tip_created(&tip).await.unwrap();
-        let ev = StripeEventRef { id: "evt_s".into(), kind: "payment_intent.succeeded".into() };
+        let ev = StripeEventRef {
+            id: "evt_s".into(),
+            kind: "payment_intent.succeeded".into(),
+        };
         assert!(l.tip_succeeded(&ev, "pi_s").await.unwrap().is_some());
-        assert!(!store.enqueue("cat", "combo_end", &json!({"count": 2})).await.unwrap());
+        assert!(!store
+            .enqueue("cat", "combo_end", &json!({"count": 2}))
+            .await
+            .unwrap());
         assert!(!store.enqueue("dog", "gift", &json!({})).await.unwrap());
 
         let claimed = store.claim("A", 10_000, 10).await.unwrap();
         assert_eq!(claimed.len(), 1);
-        assert!(store.claim("B", 10_000, 10).await.unwrap().is_empty(), "leased to A");
+        assert!(
+            store.claim("B", 10_000, 10).await.unwrap().is_empty(),
+            "leased to A"
+        );
         let mut ep = claimed[0].clone();
         let mut seqs = Vec::new();
         while let Some(e) = store.next_event(&ep).await.unwrap() {
@@ -136,22 +161,42 @@ async fn webhook_outbox_follows_the_ledger_transaction_and_claims_are_leases() {
             ep.done_id = e.id;
         }
         assert_eq!(seqs, [2, 3], "cat's gifts of b1, once, in order");
-        let d = store.deliveries("cat", "we_cat", 10).await.unwrap().unwrap();
+        let d = store
+            .deliveries("cat", "we_cat", 10)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(d.len(), 1, "pruned to deliveries_max");
-        assert!(store.deliveries("dog", "we_cat", 10).await.unwrap().is_none());
+        assert!(store
+            .deliveries("dog", "we_cat", 10)
+            .await
+            .unwrap()
+            .is_none());
         store.release("A", "we_cat").await.unwrap();
-        assert!(store.claim("B", 10_000, 10).await.unwrap().is_empty(), "all done");
+        assert!(
+            store.claim("B", 10_000, 10).await.unwrap().is_empty(),
+            "all done"
+        );
 
         // Subscribed now: a non-ledger event is enqueued and due.
-        store.create(&endpoint("we_cat2", "cat", &["combo_end"]), 5).await.unwrap();
-        assert!(store.enqueue("cat", "combo_end", &json!({"count": 2})).await.unwrap());
+        store
+            .create(&endpoint("we_cat2", "cat", &["combo_end"]), 5)
+            .await
+            .unwrap();
+        assert!(store
+            .enqueue("cat", "combo_end", &json!({"count": 2}))
+            .await
+            .unwrap());
         let c = store.claim("B", 10_000, 10).await.unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].id, "we_cat2");
         let e = store.next_event(&c[0]).await.unwrap().unwrap();
         assert_eq!(e.kind, "combo_end");
         // The cap counts every endpoint of the creator.
-        let err = store.create(&endpoint("we_cat3", "cat", &["gift"]), 2).await.unwrap_err();
+        let err = store
+            .create(&endpoint("we_cat3", "cat", &["gift"]), 2)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("at most 2"), "{err}");
     }
 }

@@ -24,24 +24,24 @@ const VIEWER: &str = "wh-viewer";
 
 /// One request received.
 #[derive(Clone, Debug)]
-struct Got {
-    signature: String,
-    event_id: String,
+pub(crate) struct Got {
+    pub(crate) signature: String,
+    pub(crate) event_id: String,
     content_type: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// A webhook receiver on 127.0.0.1:0: answers 500 while `fail` > 0
 /// (counting down), 200 after.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<Got>>>,
-    fail: Arc<AtomicUsize>,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) got: Arc<Mutex<Vec<Got>>>,
+    pub(crate) fail: Arc<AtomicUsize>,
 }
 
 impl Receiver {
-    async fn start(fail: usize) -> Receiver {
+    pub(crate) async fn start(fail: usize) -> Receiver {
         let got: Arc<Mutex<Vec<Got>>> = Arc::default();
         let fail = Arc::new(AtomicUsize::new(fail));
         let (g, f) = (got.clone(), fail.clone());
@@ -81,7 +81,7 @@ impl Receiver {
     }
 
     /// Wait (bounded) until `n` requests arrived; answers them.
-    async fn wait(&self, n: usize, limit: Duration) -> Vec<Got> {
+    pub(crate) async fn wait(&self, n: usize, limit: Duration) -> Vec<Got> {
         let end = tokio::time::Instant::now() + limit;
         loop {
             let got = self.got.lock().clone();
@@ -100,7 +100,7 @@ impl Receiver {
 
 /// Check the signature header like a receiver must: HMAC-SHA256 keyed
 /// with the secret over `t + "." + body`, `t` recent.
-fn verify(secret: &str, got: &Got) {
+pub(crate) fn verify(secret: &str, got: &Got) {
     let mut t = None;
     let mut v1 = None;
     for part in got.signature.split(',') {
