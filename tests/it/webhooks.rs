@@ -417,3 +417,51 @@ async fn webhook_registration_refuses_private_urls_bad_types_and_beyond_the_cap(
     register(&s, "http://127.0.0.1:9/c", json!(["combo_end", "follow"])).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_event_failed_after_retry_age_then_endpoint_disabled_with_a_reason() {
+    let rx = Receiver::start(usize::MAX).await;
+    let s = TestServer::start(&embedded(), |c| {
+        fast(c);
+        c.webhooks.retry_interval_ms_max = 100;
+        c.webhooks.retry_age_s_max = 1;
+        c.webhooks.disable_after_s = 2;
+    })
+    .await;
+    s.open_room(CREATOR, "wh-room").await;
+    s.grant(VIEWER, 1000, "wh-grant").await;
+    let reg = register(&s, &rx.url, json!(["gift"])).await;
+    gifts(&s, "wh-room", 4, "d").await;
+    // The first event is given up after about a second: the second is tried.
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    let first = rx.wait(1, Duration::from_secs(20)).await[0]
+        .event_id
+        .clone();
+    while !rx.got.lock().iter().any(|g| g.event_id != first) {
+        assert!(tokio::time::Instant::now() < end, "the endpoint moved on");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Failing for more than 2 s (on the third event): disabled, with why.
+    let token = s.token(CREATOR, Role::Creator);
+    let ep = loop {
+        let (_, list) = s.get("/v1/creators/me/webhooks", &token).await;
+        let ep = list["endpoints"][0].clone();
+        if ep["disabled_ms"].is_i64() {
+            break ep;
+        }
+        assert!(tokio::time::Instant::now() < end, "disabled: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ep["id"], reg["id"]);
+    let reason = ep["disabled_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("webhooks.disable_after_s") && reason.contains("500"),
+        "{reason}"
+    );
+    assert!(ep["failing_since_ms"].is_i64());
+    // Nothing more is sent.
+    let n = rx.got.lock().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.got.lock().len(), n);
+    s.stop().await;
+}
