@@ -206,6 +206,10 @@ async fn webhook_gifts_and_tips_arrive_once_signed_in_order() {
         assert!(ledger.tip_succeeded(&ev, "pi_wh").await.unwrap().is_some());
 
         let got = rx.wait(6, Duration::from_secs(20)).await;
+        eprintln!(
+            "observed webhook: Giftstream-Event-Id: {}\nGiftstream-Signature: {}\n{}",
+            got[0].event_id, got[0].signature, got[0].body
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         let got_all = rx.got.lock().clone();
         assert_eq!(got_all.len(), 6, "each event once: {got_all:?}");
