@@ -60,6 +60,7 @@ pub mod protocol;
 pub mod relay;
 pub mod server;
 pub mod settlement;
+pub mod webhooks;
 
 #[cfg(test)]
 mod module_graph;

@@ -4,7 +4,8 @@
 //! `src/**/*.rs`, collects the `crate::X` references of each top-level
 //! module (a folder or file under `src/`; comments are skipped), and fails,
 //! printing the cycle, if that graph has one. The intended direction is
-//! top-down: http → app → hub, relay, counters, ledger, payments, settlement
+//! top-down: http → app → hub, relay, counters, ledger, payments, settlement,
+//! webhooks
 //! → model, protocol, config, error.
 //! Must not: be compiled outside tests.
 

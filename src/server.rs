@@ -44,6 +44,7 @@ pub struct Running {
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     worker: tokio::task::AbortHandle,
+    webhooks: tokio::task::AbortHandle,
 }
 
 impl Running {
@@ -67,6 +68,8 @@ impl Running {
     /// killed process would (crash drills and tests). Open sockets close.
     pub async fn abort(self) {
         self.worker.abort();
+        // Deliveries in flight are dropped (their leases expire).
+        self.webhooks.abort();
         self.task.abort();
         self.shutdown.cancel();
         let _ = self.task.await;
@@ -243,6 +246,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             }
         }));
     }
+    // Webhook deliveries: stopped with the server, joined at shutdown.
+    let webhooks_task = tokio::spawn(crate::webhooks::run(
+        state.ledger.webhooks(),
+        state.cfg.webhooks.clone(),
+        state.shutdown.clone(),
+    ));
+    let webhooks_abort = webhooks_task.abort_handle();
     let worker_stop = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
     let worker_abort = worker_task.abort_handle();
@@ -283,6 +293,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         }
         worker_stop.cancel();
         worker_task.await.context("settlement task")??;
+        if let Err(e) = webhooks_task.await {
+            tracing::warn!(error = %e, "webhook worker ended abnormally");
+        }
         st.ledger.swap_clean_mark(true).await?;
         st.ledger.unlock_exclusive().await;
         tracing::info!("stopped cleanly; everything accepted is settled");
@@ -295,6 +308,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         shutdown,
         task,
         worker: worker_abort,
+        webhooks: webhooks_abort,
     })
 }
 

@@ -25,6 +25,7 @@ mod redact;
 mod settlement;
 mod stripe;
 mod validate;
+mod webhooks;
 
 pub use admin::AdminConfig;
 pub use auth::{AuthConfig, DEV_JWT_SECRET, JWT_SECRET_LEN_MIN};
@@ -38,9 +39,10 @@ pub use payouts::PayoutsConfig;
 pub use redact::redact_url;
 pub use settlement::SettlementConfig;
 pub use stripe::{CoinPackage, StripeConfig};
+pub use webhooks::WebhooksConfig;
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 12] = [
+pub const SECTIONS: [&str; 13] = [
     "http",
     "auth",
     "counters",
@@ -53,6 +55,7 @@ pub const SECTIONS: [&str; 12] = [
     "payouts",
     "admin",
     "limits",
+    "webhooks",
 ];
 
 /// Everything the binary can be told.
@@ -84,6 +87,8 @@ pub struct Config {
     /// Per-user limits on what costs the platform (rooms, videos,
     /// PaymentIntents).
     pub limits: LimitsConfig,
+    /// Signed webhooks out.
+    pub webhooks: WebhooksConfig,
 }
 
 /// A configuration error that names the key at fault.

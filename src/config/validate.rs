@@ -400,6 +400,7 @@ impl Config {
                 "must be at least settlement.batch_len_max",
             );
         }
+        self.webhooks.validate()?;
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ use crate::error::Error;
 
 mod admin;
 mod assets;
+mod webhooks;
 mod creators;
 mod extract;
 mod limits;
@@ -74,6 +75,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/videos/{video}/tips"),
     ("POST", "/v1/creators/me/cashouts"),
     ("POST", "/v1/creators/me/overlay-tokens"),
+    ("POST", "/v1/creators/me/webhooks"),
+    ("GET", "/v1/creators/me/webhooks"),
+    ("DELETE", "/v1/creators/me/webhooks/{id}"),
+    ("GET", "/v1/creators/me/webhooks/{id}/deliveries"),
     ("GET", "/overlay/{room}"),
     ("GET", "/overlay/assets/overlay.js"),
     ("GET", "/overlay/assets/overlay.css"),
@@ -117,6 +122,10 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/v1/videos/{video}/tips") => on(filter, video_tip),
         ("POST", "/v1/creators/me/cashouts") => on(filter, cashout),
         ("POST", "/v1/creators/me/overlay-tokens") => on(filter, overlay_token),
+        ("POST", "/v1/creators/me/webhooks") => on(filter, webhooks::create),
+        ("GET", "/v1/creators/me/webhooks") => on(filter, webhooks::list),
+        ("DELETE", "/v1/creators/me/webhooks/{id}") => on(filter, webhooks::delete),
+        ("GET", "/v1/creators/me/webhooks/{id}/deliveries") => on(filter, webhooks::deliveries),
         ("GET", "/overlay/{room}") => on(filter, overlay),
         ("GET", "/overlay/assets/overlay.js") => on(filter, overlay_js),
         ("GET", "/overlay/assets/overlay.css") => on(filter, overlay_css),

@@ -261,4 +261,9 @@ pub trait Ledger: Send + Sync + 'static {
     /// Set the clean-shutdown mark; answers the previous one (true when the
     /// last run stopped cleanly after a final flush).
     async fn swap_clean_mark(&self, clean: bool) -> Result<bool>;
+
+    /// The webhook endpoints and outbox in this ledger's database
+    /// ([`super::outbox`]; gift and tip events are written by
+    /// [`Ledger::commit_batch`] and [`Ledger::tip_succeeded`] themselves).
+    fn webhooks(&self) -> std::sync::Arc<dyn super::outbox::WebhookStore>;
 }

@@ -22,6 +22,7 @@
 mod api;
 mod error;
 mod op_key;
+pub mod outbox;
 pub mod postgres;
 mod postings;
 pub mod rules;

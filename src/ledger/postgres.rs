@@ -291,6 +291,24 @@ impl Dialect for PgDialect {
         }
     }
 
+    async fn outbox_gifts(
+        tx: &mut Transaction<'_, Self::DB>,
+        gifts: &[&PendingGift],
+    ) -> LedgerResult<()> {
+        super::outbox::pg_gifts(tx, gifts).await
+    }
+
+    async fn outbox_tip(
+        tx: &mut Transaction<'_, Self::DB>,
+        tip: &super::TipRecord,
+    ) -> LedgerResult<()> {
+        super::outbox::pg_tip(tx, tip).await
+    }
+
+    fn webhooks(pool: &Pool<Self::DB>) -> std::sync::Arc<dyn super::outbox::WebhookStore> {
+        std::sync::Arc::new(super::outbox::PgWebhooks(pool.clone()))
+    }
+
     async fn lock_exclusive(&self) -> anyhow::Result<()> {
         use sqlx::Connection;
         let mut held = self.lock.lock().await;

@@ -238,6 +238,24 @@ impl Dialect for SqliteDialect {
         self.lock.lock().take();
     }
 
+    async fn outbox_gifts(
+        tx: &mut Transaction<'_, Self::DB>,
+        gifts: &[&PendingGift],
+    ) -> LedgerResult<()> {
+        super::outbox::sqlite_gifts(tx, gifts).await
+    }
+
+    async fn outbox_tip(
+        tx: &mut Transaction<'_, Self::DB>,
+        tip: &super::TipRecord,
+    ) -> LedgerResult<()> {
+        super::outbox::sqlite_tip(tx, tip).await
+    }
+
+    fn webhooks(pool: &Pool<Self::DB>) -> std::sync::Arc<dyn super::outbox::WebhookStore> {
+        std::sync::Arc::new(super::outbox::SqliteWebhooks(pool.clone()))
+    }
+
     async fn lock_exclusive(&self) -> anyhow::Result<()> {
         let Some(db) = &self.path else {
             return Ok(());

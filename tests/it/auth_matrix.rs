@@ -296,6 +296,26 @@ fn http_rows() -> Vec<Row> {
         row("POST", "/v1/creators/me/overlay-tokens", |c| {
             authed(c, |c| if c == Owner { S(201) } else { FORBIDDEN })
         }),
+        // Webhooks: any creator, of their own endpoints (`{id}` is no
+        // endpoint of theirs).
+        row("POST", "/v1/creators/me/webhooks", |c| {
+            authed(c, creator_own(S(201)))
+        }),
+        row("GET", "/v1/creators/me/webhooks", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("DELETE", "/v1/creators/me/webhooks/{id}", |c| {
+            authed(
+                c,
+                creator_own(Refused(404, "bad_request", "no such webhook")),
+            )
+        }),
+        row("GET", "/v1/creators/me/webhooks/{id}/deliveries", |c| {
+            authed(
+                c,
+                creator_own(Refused(404, "bad_request", "no such webhook")),
+            )
+        }),
         // Gift art and the SDK: static files of the binary.
         row("GET", "/assets/gifts/{file}", |c| public(c, S(200))),
         // The overlay's script and style (no inline code under its CSP);
@@ -305,6 +325,15 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/sdk/giftstream.js", |c| public(c, S(200))),
         row("GET", "/healthz", |c| public(c, S(200))),
     ]
+}
+
+/// A creator's own resources (`/v1/creators/me/...`): any creator gets
+/// `ok`, other roles are forbidden.
+fn creator_own(ok: Want) -> impl Fn(Cred) -> Want {
+    move |c| match c {
+        Owner | OtherCreator => ok,
+        _ => FORBIDDEN,
+    }
 }
 
 /// Tips: anyone but the creator; OWNER has not enabled payouts, so a tip
@@ -444,6 +473,8 @@ impl Matrix {
             c.stripe.secret_key = "sk_test_giftstream_auth_matrix".into();
             c.stripe.webhook_secret = "whsec_giftstream_auth_matrix".into();
             c.stripe.api_base_url = url;
+            // The webhook cells register a loopback URL.
+            c.webhooks.allow_private = true;
         })
         .await;
         s.open_room(OWNER, ROOM).await;
@@ -472,7 +503,8 @@ impl Matrix {
             .replace("{room}", ROOM)
             .replace("{video}", VIDEO)
             .replace("{creator}", OWNER)
-            .replace("{file}", "rose.svg");
+            .replace("{file}", "rose.svg")
+            .replace("{id}", "we_matrix_none");
         if path == "/v1/ws" {
             return match self.upgrade(c).await {
                 Ok(_) => Got {
@@ -508,6 +540,9 @@ impl Matrix {
             "/v1/rooms/{room}/tips" | "/v1/videos/{video}/tips" => Some(json!({
                 "amount_cents": cfg.tip_cents_min, "currency": cfg.currency,
                 "message": "", "id": id
+            })),
+            "/v1/creators/me/webhooks" => Some(json!({
+                "url": "http://127.0.0.1:9/matrix", "events": ["gift"]
             })),
             "/v1/creators/me/cashouts" => {
                 Some(json!({ "diamonds": cfg.cashout_diamonds_min, "id": id }))

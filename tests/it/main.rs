@@ -25,3 +25,5 @@ mod relay_conformance;
 mod robustness;
 mod settlement_faults;
 mod test_services;
+mod webhook_store;
+mod webhooks;

@@ -490,3 +490,45 @@ async fn a_node_subscribes_only_to_rooms_with_local_viewers() {
     assert_eq!(on_b.expect("gift_event").await["seq"], 2);
     assert_eq!(shard_subscribers(&s, "sharded").await, 1);
 }
+
+/// Webhooks (issue 13): node A takes a gift whose webhook its receiver
+/// refuses, and is SIGKILLed with the event undelivered; node B (same
+/// PostgreSQL) delivers it, with the same event id, once the receiver heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undelivered_webhook_of_a_killed_node_is_delivered_by_the_next() {
+    let Some(s) = services().await else { return };
+    let rx = crate::webhooks::Receiver::start(usize::MAX).await;
+    let env = [
+        ("GIFTSTREAM_WEBHOOKS__ALLOW_PRIVATE", "true"),
+        ("GIFTSTREAM_WEBHOOKS__POLL_INTERVAL_MS", "50"),
+        ("GIFTSTREAM_WEBHOOKS__RETRY_BASE_MS", "200"),
+        ("GIFTSTREAM_WEBHOOKS__CONNECT_TIMEOUT_MS", "500"),
+        ("GIFTSTREAM_WEBHOOKS__RESPONSE_TIMEOUT_MS", "500"),
+    ];
+    let mut a = Node::start(&s, &env).await;
+    a.open_room("mp-wh-creator", "mp-wh-room").await;
+    a.grant("mp-wh-viewer", 100, "mp-wh-grant").await;
+    let (st, reg) = a
+        .post(
+            "/v1/creators/me/webhooks",
+            &a.token("mp-wh-creator", Role::Creator),
+            json!({ "url": rx.url, "events": ["gift"] }),
+        )
+        .await;
+    assert_eq!(st, 201, "{reg}");
+    let mut ws = a.ws("mp-wh-viewer", Role::Viewer).await;
+    ws.join("mp-wh-room").await;
+    let ack = ws.gift("mp-wh-room", "rose", 1, "mp-wh-1").await;
+    assert_eq!(ack["type"], "gift_ack", "{ack}");
+    let refused = rx.wait(1, COND_WAIT).await;
+    a.kill();
+    rx.fail.store(0, std::sync::atomic::Ordering::SeqCst);
+    let before = rx.got.lock().len();
+    let _b = Node::start(&s, &env).await;
+    let got = rx.wait(before + 1, COND_WAIT).await;
+    let delivered = &got[before];
+    assert_eq!(delivered.event_id, refused[0].event_id, "the same event");
+    crate::webhooks::verify(reg["secret"].as_str().unwrap(), delivered);
+    let v: Value = serde_json::from_str(&delivered.body).unwrap();
+    assert_eq!(v["data"]["room"], "mp-wh-room");
+}

@@ -147,6 +147,7 @@ per_dialect! {
             if !rows.is_empty() {
                 D::insert_settlements(&mut tx, &op_id, &rows, now_ms()).await?;
             }
+            D::outbox_gifts(&mut tx, &posted).await?;
             tx.commit().await?;
             Ok(true)
         }

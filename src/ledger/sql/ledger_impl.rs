@@ -172,5 +172,8 @@ per_dialect! {
         async fn swap_clean_mark(&self, clean: bool) -> Result<bool> {
             Ok(Self::swap_clean_mark(self, clean).await?)
         }
+        fn webhooks(&self) -> std::sync::Arc<dyn crate::ledger::outbox::WebhookStore> {
+            D::webhooks(&self.pool)
+        }
     }
 }

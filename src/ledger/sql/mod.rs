@@ -135,6 +135,22 @@ pub trait Dialect: Send + Sync + Sized + 'static {
         postings: &Postings,
     ) -> LedgerResult<()>;
 
+    /// Write the webhook outbox rows of the gifts settled now, in the
+    /// batch's transaction ([`super::outbox`]).
+    async fn outbox_gifts(
+        tx: &mut Transaction<'_, Self::DB>,
+        gifts: &[&PendingGift],
+    ) -> LedgerResult<()>;
+
+    /// Write the webhook outbox row of a succeeding tip, in its transaction.
+    async fn outbox_tip(
+        tx: &mut Transaction<'_, Self::DB>,
+        tip: &super::TipRecord,
+    ) -> LedgerResult<()>;
+
+    /// The webhook endpoints and outbox of this database.
+    fn webhooks(pool: &Pool<Self::DB>) -> std::sync::Arc<dyn super::outbox::WebhookStore>;
+
     /// See [`super::Ledger::lock_exclusive`].
     async fn lock_exclusive(&self) -> anyhow::Result<()>;
 

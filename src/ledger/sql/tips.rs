@@ -84,6 +84,7 @@ per_dialect! {
                     .to_string();
             Self::insert_operation(&mut tx, &op_id, "tip", &detail).await?;
             D::post(&mut tx, &op_id, &tip_postings(&tip)).await?;
+            D::outbox_tip(&mut tx, &tip).await?;
             tx.commit().await?;
             Ok(Some(tip))
         }

@@ -82,6 +82,9 @@ impl<H: CommitHook> Ledger for Hooked<H> {
     async fn swap_clean_mark(&self, clean: bool) -> Result<bool> {
         self.inner.swap_clean_mark(clean).await
     }
+    fn webhooks(&self) -> Arc<dyn giftstream::ledger::outbox::WebhookStore> {
+        self.inner.webhooks()
+    }
     async fn stripe_event_seen(&self, id: &str) -> Result<bool> {
         self.inner.stripe_event_seen(id).await
     }
