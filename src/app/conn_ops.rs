@@ -44,8 +44,9 @@ impl ConnOps for AppState {
         gift_id: &str,
         count: u32,
         client_id: &str,
+        message: Option<String>,
     ) -> Result<GiftOutcome> {
-        ops::gift_counted(self, who, target, gift_id, count, client_id).await
+        ops::gift_counted(self, who, target, gift_id, count, client_id, message).await
     }
 
     async fn wait_durable(&self, outcome: &GiftOutcome, target_key: &str) -> Result<()> {

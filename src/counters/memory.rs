@@ -58,7 +58,6 @@ impl Wallet {
 }
 
 struct TargetState {
-    kind: TargetKind,
     id: String,
     creator: String,
     live: bool,
@@ -142,7 +141,6 @@ impl Counters for MemoryCounters {
             .entry(target.key())
             .or_insert_with(|| {
                 Arc::new(Mutex::new(TargetState {
-                    kind: target.kind,
                     id: target.id.clone(),
                     creator: creator.to_string(),
                     live: true,
@@ -226,12 +224,9 @@ impl Counters for MemoryCounters {
                 "settlement is behind; try again shortly",
             ));
         }
-        // Reserve the room's fan-out slot before changing anything, so a
-        // full room queue refuses the gift with nothing charged.
-        let permit = match t.kind {
-            TargetKind::Room => Some(self.sink.reserve(&t.id)?),
-            TargetKind::Video => None,
-        };
+        // Reserve the room's or video's fan-out slot before changing
+        // anything, so a full queue refuses the gift with nothing charged.
+        let permit = self.sink.reserve(&req.target, &t.creator, t.seq)?;
 
         // Commit point: nothing below can fail.
         w.coins -= coins;
@@ -270,6 +265,7 @@ impl Counters for MemoryCounters {
                 diamonds,
                 balance_after: w.coins,
                 ts: req.ts,
+                message: req.message.clone(),
             },
         ));
         drop(pending);
@@ -279,21 +275,22 @@ impl Counters for MemoryCounters {
             balance: w.coins,
         };
         w.remember(req.client_id.clone(), ack.clone(), ticket, Instant::now());
-        if let Some(permit) = permit {
-            permit.send(GiftEvent {
-                room: t.id.clone(),
-                seq,
-                id: req.client_id,
-                sender: req.sender,
-                gift: req.gift.id,
-                count: req.count,
-                combo,
-                coins,
-                diamonds,
-                animation: req.gift.animation,
-                ts: req.ts,
-            });
-        }
+        let (room, video) = req.target.topic().fields();
+        permit.send(GiftEvent {
+            room,
+            video,
+            seq,
+            id: req.client_id,
+            sender: req.sender,
+            gift: req.gift.id,
+            count: req.count,
+            combo,
+            coins,
+            diamonds,
+            animation: req.gift.animation,
+            ts: req.ts,
+            message: req.message,
+        });
         Ok(GiftOutcome {
             ack,
             duplicate: false,

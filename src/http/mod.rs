@@ -35,11 +35,11 @@ use crate::model::Target;
 use crate::payments;
 use crate::payments::PaymentsApp;
 use crate::protocol::{
-    check_name, valid_client_id, Encoding, GiftBody, ServerMsg, SUBPROTOCOL_JSON,
-    SUBPROTOCOL_MSGPACK,
+    check_name, valid_client_id, Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK,
 };
 
 mod assets;
+mod videos;
 
 type Shared = Arc<AppState>;
 
@@ -57,6 +57,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/grants"),
     ("POST", "/v1/videos"),
     ("POST", "/v1/videos/{video}/gifts"),
+    ("GET", "/v1/videos/{video}"),
+    ("GET", "/v1/creators/{creator}/videos"),
     ("GET", "/v1/creators/{creator}/earnings"),
     ("POST", "/v1/coins/purchases"),
     ("POST", "/v1/stripe/webhook"),
@@ -94,8 +96,10 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/v1/rooms/{room}") => on(filter, room_info),
         ("GET", "/v1/wallet") => on(filter, wallet),
         ("POST", "/v1/admin/grants") => on(filter, grant),
-        ("POST", "/v1/videos") => on(filter, register_video),
-        ("POST", "/v1/videos/{video}/gifts") => on(filter, video_gift),
+        ("POST", "/v1/videos") => on(filter, videos::register_video),
+        ("POST", "/v1/videos/{video}/gifts") => on(filter, videos::video_gift),
+        ("GET", "/v1/videos/{video}") => on(filter, videos::video_page),
+        ("GET", "/v1/creators/{creator}/videos") => on(filter, videos::creator_videos),
         ("GET", "/v1/creators/{creator}/earnings") => on(filter, earnings),
         ("POST", "/v1/coins/purchases") => on(filter, purchase),
         // Stripe's events outgrow http.body_len_max (a charge with its
@@ -635,73 +639,6 @@ async fn grant(
         "balance": balance,
         "replayed": !outcome.applied_now,
     })))
-}
-
-#[derive(Deserialize)]
-struct Video {
-    video: String,
-}
-
-async fn register_video(
-    State(state): State<Shared>,
-    Caller(who): Caller,
-    JsonBody(v): JsonBody<Video>,
-) -> Result<Response, Error> {
-    who.require(Role::Creator)?;
-    check_name("video", &v.video)?;
-    per_hour(
-        &state,
-        "videos",
-        &who.user,
-        state.cfg.limits.videos_per_hour_max,
-        "limits.videos_per_hour_max",
-    )
-    .await?;
-    ops::register_video(&state, &v.video, &who.user).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "video": v.video, "creator": who.user })),
-    )
-        .into_response())
-}
-
-async fn video_gift(
-    State(state): State<Shared>,
-    Caller(who): Caller,
-    Path(video): Path<String>,
-    JsonBody(body): JsonBody<GiftBody>,
-) -> Result<Response, Error> {
-    let fail = |e: Error, id: Option<String>| {
-        let status =
-            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ServerMsg::error(&e, id))).into_response()
-    };
-    if let Err(e) = check_name("video", &video)
-        .map_err(|_| Error::new(ErrorCode::UnknownVideo, format!("no video `{video}`")))
-    {
-        return Ok(fail(e, None));
-    }
-    if let Err(e) = body.validate() {
-        return Ok(fail(e, valid_client_id(&body.id).then(|| body.id.clone())));
-    }
-    match ops::gift(
-        &state,
-        &who,
-        Target::video(&video),
-        &body.gift,
-        body.count,
-        &body.id,
-    )
-    .await
-    {
-        Ok(a) => Ok(Json(ServerMsg::GiftAck {
-            id: a.id,
-            seq: a.seq,
-            balance: a.balance,
-        })
-        .into_response()),
-        Err(e) => Ok(fail(e, Some(body.id))),
-    }
 }
 
 async fn earnings(

@@ -1,7 +1,9 @@
 //! The WebSocket hub: rooms, subscribers, fan-out.
 //!
-//! Owns: the registry of rooms open on this node ([`Hub`]), one task per
-//! room ([`room`]) that encodes each event once per wire format and hands
+//! Owns: the registry of rooms and videos open on this node ([`Hub`]),
+//! keyed by their hub key ([`crate::protocol::Topic::hub_key`]: a room's
+//! id, `video:ID` for a video), one task per room or video ([`room`]) that
+//! encodes each event once per wire format and hands
 //! the same bytes to every subscriber's bounded queue, and one reader and
 //! one writer task per socket ([`conn`]).
 //! With an engine that relays room events (Redis), the hub is also the
@@ -26,8 +28,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{EventPermit, EventSink};
-use crate::protocol::GiftEvent;
+use crate::model::{EventPermit, EventSink, Target, TargetKind};
+use crate::protocol::{GiftEvent, Topic};
 pub use room::RoomCmd;
 
 /// A room's handle: its task's queue and its live viewer count.
@@ -139,10 +141,21 @@ impl Hub {
     /// Start the room task for `room` if it is not running; `last_seq` is
     /// the room's seq at this moment (events after it will follow).
     pub fn open_room(&self, room: &str, creator: &str, last_seq: u64) {
+        self.open_topic(&Topic::Room(room.to_string()), creator, last_seq);
+    }
+
+    /// Start the task of a room or video if it is not running; `last_seq`
+    /// is its seq at this moment (events after it will follow).
+    pub fn open_topic(&self, topic: &Topic, creator: &str, last_seq: u64) {
+        self.open_topic_handle(topic, creator, last_seq);
+    }
+
+    /// [`Hub::open_topic`], answering the running task's handle.
+    fn open_topic_handle(&self, topic: &Topic, creator: &str, last_seq: u64) -> RoomHandle {
         let relayed = self.relayed.load(Ordering::Relaxed);
         let spawn = || {
             room::spawn(
-                room.to_string(),
+                topic.clone(),
                 creator.into(),
                 last_seq,
                 self.cfg.clone(),
@@ -151,19 +164,20 @@ impl Hub {
         };
         // One entry lock for the check and the insert: two sockets opening
         // the same room at once get the same room task.
-        match self.rooms.entry(room.to_string()) {
+        let handle = match self.rooms.entry(topic.hub_key()) {
             dashmap::Entry::Occupied(mut e) => {
                 if e.get().is_open() {
-                    return;
+                    return e.get().clone();
                 }
-                e.insert(spawn());
+                let h = spawn();
+                e.insert(h.clone());
+                h
             }
-            dashmap::Entry::Vacant(e) => {
-                e.insert(spawn());
-            }
-        }
+            dashmap::Entry::Vacant(e) => e.insert(spawn()).clone(),
+        };
         metrics::gauge!("giftstream_rooms").set(self.rooms.len() as f64);
         self.changed.notify_one();
+        handle
     }
 
     /// End `room`: viewers get `room_ended` after every earlier event.
@@ -219,10 +233,21 @@ impl Hub {
 }
 
 impl EventSink for Hub {
-    fn reserve(&self, room: &str) -> Result<EventPermit> {
-        let tx = self.rooms.get(room).map(|h| h.tx.clone()).ok_or_else(|| {
-            Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open"))
-        })?;
+    fn reserve(&self, target: &Target, creator: &str, last_seq: u64) -> Result<EventPermit> {
+        let tx = match target.kind {
+            TargetKind::Room => {
+                let room = &target.id;
+                self.rooms.get(room).map(|h| h.tx.clone()).ok_or_else(|| {
+                    Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open"))
+                })?
+            }
+            // A video's feed runs while someone watches or may resume it;
+            // its first gift after that opens it again.
+            TargetKind::Video => {
+                self.open_topic_handle(&target.topic(), creator, last_seq)
+                    .tx
+            }
+        };
         tx.try_reserve_owned()
             .map(|p| {
                 EventPermit::new(move |ev| {

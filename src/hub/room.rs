@@ -1,4 +1,11 @@
-//! One task per room: ordered delivery, history for `resume`, skip accounting.
+//! One task per room or video (a topic): ordered delivery, history for
+//! `resume`, skip accounting.
+//!
+//! A video's task is a room's without the live: it names `video` in its
+//! messages, sends no `room_stats` and never `room_ended`, and stops
+//! after its linger without a subscriber (in process: after
+//! `hub.history_age_ms_max`, the longest its ring is any use; with a
+//! relaying engine: `hub.room_linger_ms`, like a room).
 //!
 //! Owns: the room's subscribers, its last seq, its history ring (bounded by
 //! count and age), and the rule for a full subscriber queue: a viewer gets
@@ -25,7 +32,7 @@ use super::outbox::{BatchError, Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::protocol::{Encoding, GiftEvent, ServerMsg, TopEntry};
+use crate::protocol::{Encoding, GiftEvent, ServerMsg, TopEntry, Topic};
 
 /// Close code for a viewer that fell too far behind (policy violation).
 pub const CLOSE_TOO_SLOW: u16 = 1008;
@@ -126,7 +133,10 @@ impl Hist {
 }
 
 struct Room {
+    /// The room or video id (in texts).
     id: String,
+    /// The room or video (in messages).
+    topic: Topic,
     creator: Arc<str>,
     last_seq: u64,
     subs: Vec<SubState>,
@@ -161,11 +171,11 @@ struct Stats {
     external: Option<(u64, i64, Vec<TopEntry>)>,
 }
 
-/// Start a room task; `last_seq` is the room's seq now. `relay`: events
-/// come from a relaying engine, woken when the room stops (see the module
-/// doc).
+/// Start a room's or video's task; `last_seq` is its seq now. `relay`:
+/// events come from a relaying engine, woken when the task stops (see the
+/// module doc).
 pub fn spawn(
-    id: String,
+    topic: Topic,
     creator: Arc<str>,
     last_seq: u64,
     cfg: HubConfig,
@@ -174,7 +184,8 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(cfg.room_queue_len_max);
     let viewers = Arc::new(AtomicU64::new(0));
     let room = Room {
-        id,
+        id: topic.id().to_string(),
+        topic,
         creator: creator.clone(),
         last_seq,
         subs: Vec::new(),
@@ -247,6 +258,7 @@ impl Room {
                     diamonds,
                     top,
                 } => self.on_stats(viewers, diamonds, top),
+                RoomCmd::End if self.is_video() => break,
                 RoomCmd::End => {
                     self.flush_combos();
                     self.broadcast(&ServerMsg::RoomEnded {
@@ -268,21 +280,42 @@ impl Room {
         }
     }
 
-    /// Relaying engine: arm the stop timer when the room has no subscriber
-    /// (and disarm it when it has one).
-    fn arm_idle(&mut self) {
-        if self.relay.is_none() {
-            return;
+    fn is_video(&self) -> bool {
+        matches!(self.topic, Topic::Video(_))
+    }
+
+    /// How long the task runs on without a subscriber: relaying engine
+    /// `hub.room_linger_ms`; in process, a video for as long as its ring
+    /// can serve a resume, a room until its live ends (None).
+    fn linger(&self) -> Option<Duration> {
+        if self.relay.is_some() {
+            Some(Duration::from_millis(self.cfg.room_linger_ms))
+        } else if self.is_video() {
+            let ms = self.cfg.history_age_ms_max.max(self.cfg.room_linger_ms);
+            Some(Duration::from_millis(ms))
+        } else {
+            None
         }
+    }
+
+    /// Arm the stop timer when the room has no subscriber (and disarm it
+    /// when it has one); see [`Room::linger`].
+    fn arm_idle(&mut self) {
+        let Some(linger) = self.linger() else {
+            return;
+        };
         if !self.subs.is_empty() {
             self.idle_due = None;
         } else if self.idle_due.is_none() {
-            self.idle_due = Some(Instant::now() + Duration::from_millis(self.cfg.room_linger_ms));
+            self.idle_due = Some(Instant::now() + linger);
         }
     }
 
     /// Stats across nodes from the engine: send them if they changed.
     fn on_stats(&mut self, viewers: u64, diamonds: i64, top: Vec<TopEntry>) {
+        if self.is_video() {
+            return; // a video's totals are in `GET /v1/videos/{video}`
+        }
         let next = (viewers, diamonds, top);
         if self.stats.external.as_ref() != Some(&next) {
             self.stats.external = Some(next);
@@ -335,8 +368,10 @@ impl Room {
             let Some((from, to)) = s.skip else {
                 continue;
             };
+            let (room, video) = self.topic.fields();
             let note = ServerMsg::Skipped {
-                room: self.id.clone(),
+                room,
+                video,
                 from_seq: from,
                 to_seq: to,
             };
@@ -365,7 +400,7 @@ impl Room {
     }
 
     fn note_viewers(&mut self) {
-        if self.relay.is_some() {
+        if self.relay.is_some() || self.is_video() {
             return; // the engine's stats count every node's viewers
         }
         let n = self.subs.len() as u64;
@@ -415,7 +450,7 @@ impl Room {
     }
 
     fn count_gift(&mut self, ev: &GiftEvent) {
-        if self.relay.is_some() {
+        if self.relay.is_some() || self.is_video() {
             return; // the engine keeps this live's stats across nodes
         }
         self.stats.diamonds += ev.diamonds;
@@ -451,7 +486,7 @@ impl Room {
                     Encoding::Json => &json,
                     Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
                 };
-                skipped |= !deliver(s, &self.id, seq, frame, &self.cfg);
+                skipped |= !deliver(s, &self.topic, seq, frame, &self.cfg);
             }
         }
         if skipped {
@@ -487,7 +522,7 @@ impl Room {
                 Encoding::Json => &json,
                 Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
             };
-            if deliver(s, &self.id, seq, frame, &self.cfg) {
+            if deliver(s, &self.topic, seq, frame, &self.cfg) {
                 delivered += 1;
             } else {
                 skipped += 1;
@@ -544,8 +579,10 @@ impl Room {
         let viewers = (self.subs.len()
             + usize::from(!self.subs.iter().any(|s| s.sub.conn_id == sub.conn_id)))
             as u64;
+        let (room, video) = self.topic.fields();
         let joined = ServerMsg::Joined {
-            room: self.id.clone(),
+            room,
+            video,
             seq: self.last_seq,
             viewers,
         };
@@ -629,8 +666,10 @@ impl Room {
     /// meanwhile are skipped as usual, and announced.
     fn replay(&mut self, sub: Subscriber, since: u64, mut frames: Vec<Message>) -> Result<()> {
         let replayed = frames.len();
+        let (room, video) = self.topic.fields();
         let resumed = ServerMsg::Resumed {
-            room: self.id.clone(),
+            room,
+            video,
             seq: self.last_seq,
         };
         frames.push(resumed.encode(sub.encoding));
@@ -700,7 +739,7 @@ fn busy() -> Error {
 }
 
 /// Queue one event for one subscriber; false if it was skipped.
-fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubConfig) -> bool {
+fn deliver(s: &mut SubState, topic: &Topic, seq: u64, frame: &Message, cfg: &HubConfig) -> bool {
     if s.dead {
         return false;
     }
@@ -710,8 +749,10 @@ fn deliver(s: &mut SubState, room: &str, seq: u64, frame: &Message, cfg: &HubCon
     if let Some((from, to)) = s.skip {
         // Tell the viewer what it missed before anything newer, if both fit.
         if s.sub.tx.capacity() >= 2 {
+            let (room, video) = topic.fields();
             let note = ServerMsg::Skipped {
-                room: room.to_string(),
+                room,
+                video,
                 from_seq: from,
                 to_seq: to,
             };
@@ -766,6 +807,7 @@ mod tests {
     fn event(seq: u64, sender: &str, diamonds: i64) -> GiftEvent {
         GiftEvent {
             room: "r".into(),
+            video: None,
             seq,
             id: format!("id{seq}"),
             sender: sender.into(),
@@ -776,6 +818,7 @@ mod tests {
             diamonds,
             animation: "rose.webp".into(),
             ts: 0,
+            message: None,
         }
     }
 
@@ -786,6 +829,7 @@ mod tests {
         };
         Room {
             id: "r".into(),
+            topic: Topic::Room("r".into()),
             creator: "c".into(),
             last_seq: 0,
             subs: Vec::new(),
@@ -906,7 +950,13 @@ mod tests {
             ..HubConfig::default()
         };
         let changed = Arc::new(Notify::new());
-        let h = spawn("r".into(), "c".into(), 0, cfg, Some(changed.clone()));
+        let h = spawn(
+            Topic::Room("r".into()),
+            "c".into(),
+            0,
+            cfg,
+            Some(changed.clone()),
+        );
         tokio::time::timeout(Duration::from_secs(30), changed.notified())
             .await
             .expect("the room stops and says so");

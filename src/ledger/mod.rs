@@ -16,6 +16,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod videos;
 
 use std::collections::BTreeMap;
 
@@ -489,9 +490,9 @@ pub struct TargetRecord {
     pub live: bool,
 }
 
-/// The ledger.
+/// The ledger (its video reads: [`videos::VideoLedger`]).
 #[async_trait]
-pub trait Ledger: Send + Sync + 'static {
+pub trait Ledger: videos::VideoLedger + Send + Sync + 'static {
     /// Credit coins once per op id. A replay answers the original op; the
     /// same id with other parameters is `bad_request`.
     async fn credit(&self, op: &CreditOp) -> Result<CreditOutcome>;

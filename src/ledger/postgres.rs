@@ -38,7 +38,7 @@ use super::Postings;
 /// A ledger in one PostgreSQL database.
 pub struct PgLedger {
     limits: parking_lot::RwLock<PayoutLimits>,
-    pool: PgPool,
+    pub(super) pool: PgPool,
     /// How to connect, for the lock's dedicated connection.
     opts: PgConnectOptions,
     /// The connection holding the session advisory lock, once taken
@@ -190,6 +190,7 @@ fn gift_from_row(r: &PgRow) -> Result<PendingGift> {
         diamonds: r.try_get(8)?,
         balance_after: r.try_get(9)?,
         ts: r.try_get(10)?,
+        message: None,
     })
 }
 
@@ -277,6 +278,7 @@ impl Ledger for PgLedger {
         let mut diamonds = Vec::with_capacity(len);
         let mut balances_after = Vec::with_capacity(len);
         let mut tss = Vec::with_capacity(len);
+        let mut messages: Vec<Option<&str>> = Vec::with_capacity(len);
         for g in &gifts {
             targets.push(g.target.as_str());
             seqs.push(
@@ -292,6 +294,7 @@ impl Ledger for PgLedger {
             diamonds.push(g.diamonds);
             balances_after.push(g.balance_after);
             tss.push(g.ts);
+            messages.push(g.message.as_deref());
         }
 
         let mut tx = self.pool.begin().await?;
@@ -316,11 +319,11 @@ impl Ledger for PgLedger {
         let mut posted: Vec<&PendingGift> = Vec::with_capacity(len);
         if len > 0 {
             let rows = sqlx::query(
-                "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms)
-                 SELECT g.target, g.seq, $1, g.sender, g.client_id, g.creator, g.gift, g.count, g.coins, g.diamonds, g.balance_after, g.ts_ms
+                "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms, message)
+                 SELECT g.target, g.seq, $1, g.sender, g.client_id, g.creator, g.gift, g.count, g.coins, g.diamonds, g.balance_after, g.ts_ms, g.message
                  FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-                             $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
-                      AS g(target, seq, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms)
+                             $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])
+                      AS g(target, seq, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms, message)
                  ORDER BY g.target, g.seq
                  ON CONFLICT (target, seq) DO NOTHING
                  RETURNING target, seq",
@@ -337,6 +340,7 @@ impl Ledger for PgLedger {
             .bind(&diamonds)
             .bind(&balances_after)
             .bind(&tss)
+            .bind(&messages)
             .fetch_all(&mut *tx)
             .await?;
             let mut fresh: HashSet<(String, i64)> = HashSet::with_capacity(rows.len());

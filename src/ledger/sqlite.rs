@@ -30,13 +30,13 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::{Batch, PendingGift, Snapshot, Target, TargetInfo, TargetKind};
 use crate::protocol::now_ms;
 
-/// Rows per multi-row INSERT (12 binds a row, under SQLite's 32766 limit).
+/// Rows per multi-row INSERT (13 binds a row, under SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// A ledger in one SQLite file.
 pub struct SqliteLedger {
     limits: parking_lot::RwLock<PayoutLimits>,
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// The database file (None in memory), for the lock file beside it.
     path: Option<std::path::PathBuf>,
     /// The exclusive lock file, once taken ([`Ledger::lock_exclusive`]).
@@ -244,7 +244,7 @@ impl Ledger for SqliteLedger {
         let mut inserted: Vec<&PendingGift> = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms) ",
+                "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms, message) ",
             );
             q.push_values(chunk, |mut b, g| {
                 b.push_bind(&g.target)
@@ -258,7 +258,8 @@ impl Ledger for SqliteLedger {
                     .push_bind(g.coins)
                     .push_bind(g.diamonds)
                     .push_bind(g.balance_after)
-                    .push_bind(g.ts);
+                    .push_bind(g.ts)
+                    .push_bind(&g.message);
             });
             q.push(" ON CONFLICT (target, seq) DO NOTHING");
             let written = q.build().execute(&mut *tx).await?.rows_affected();
@@ -359,6 +360,7 @@ impl Ledger for SqliteLedger {
                 diamonds: r.get(8),
                 balance_after: r.get(9),
                 ts: r.get(10),
+                message: None,
             });
         }
         let rows = sqlx::query(

@@ -85,7 +85,10 @@ struct EntryRef {
 /// script appends them once it knows them).
 #[derive(Serialize)]
 struct EventHead<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
     room: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    video: Option<&'a str>,
     id: &'a str,
     sender: &'a str,
     gift: &'a str,
@@ -94,6 +97,8 @@ struct EventHead<'a> {
     diamonds: i64,
     animation: &'a str,
     ts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
 }
 
 /// What the Redis engine needs of this node's rooms (the hub): their
@@ -311,6 +316,7 @@ fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
         diamonds: parse(row.get(9), "diamonds")?,
         balance_after: parse(row.get(10), "balance")?,
         ts: parse(row.get(11), "ts")?,
+        message: row.get(13).filter(|m| !m.is_empty()).cloned(),
     };
     let ticket = parse(row.get(12), "ticket")?;
     Ok((id, g, ticket))
@@ -503,12 +509,17 @@ impl Counters for RedisCounters {
     }
 
     async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
+        // `room` is a hub key: a room's id or `video:ID`.
+        let target = match crate::protocol::Topic::from_hub_key(room) {
+            crate::protocol::Topic::Room(id) => Target::room(id),
+            crate::protocol::Topic::Video(id) => Target::video(id),
+        };
         let age_ms = self.hub_cfg.history_age_ms_max.min(i64::MAX as u64) as i64;
         let reply: Vec<String> = self
             .scripts
             .history
             .key(history_key(room))
-            .key(target_key(&Target::room(room).key()))
+            .key(target_key(&target.key()))
             .arg(since)
             .arg(self.hub_cfg.history_len_max)
             .arg(crate::protocol::now_ms().saturating_sub(age_ms))
