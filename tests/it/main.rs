@@ -23,3 +23,4 @@ mod redis_pubsub;
 mod robustness;
 mod settlement_faults;
 mod test_services;
+mod videos;
