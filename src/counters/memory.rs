@@ -92,7 +92,7 @@ pub struct MemoryCounters {
 }
 
 impl MemoryCounters {
-    /// An empty engine publishing accepted room gifts into `sink`.
+    /// An empty engine publishing accepted room and video gifts into `sink`.
     pub fn new(cfg: CountersConfig, sink: Arc<dyn EventSink>) -> MemoryCounters {
         MemoryCounters {
             wallets: FastDashMap::default(),

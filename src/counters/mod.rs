@@ -120,7 +120,8 @@ pub trait Counters: Send + Sync + 'static {
         Ok(0)
     }
 
-    /// The room's events with seq > `since`, in order, from the engine's
+    /// The events with seq > `since` of `room` (a hub key: a room's id,
+    /// or `video:ID` for a video), in order, from the engine's
     /// own history (Redis: the room's history stream, bounded by
     /// `hub.history_len_max` and `hub.history_age_ms_max`), or None when
     /// the engine keeps none (in process: the room task's ring serves

@@ -6,7 +6,7 @@
 //! Lua scripts in `src/counters/lua/` that change them atomically
 //! (`scripts`; key names in `keys`; the gift in `gift`, the load from the
 //! ledger in `restore`, drain and acknowledge in `settle`), each room's
-//! history stream, and [`RedisCounters::reconcile`] (Redis versus the
+//! and video's history stream, and [`RedisCounters::reconcile`] (Redis versus the
 //! ledger, `reconcile`).
 //! The node's sharded pub/sub subscriptions that forward room events to
 //! this node's rooms are the relay's (`crate::relay::redis`), started
