@@ -5,7 +5,7 @@
 //! Owns: [`VideoLedger`] (a supertrait of [`super::Ledger`], so every
 //! ledger answers it) and its SQL, written once for both dialects (the
 //! queries use only syntax SQLite and PostgreSQL share) and implemented
-//! for each engine by [`video_ledger!`].
+//! for each engine by the `video_ledger!` macro.
 //! Must not: write anything but a video's title (gifts reach the ledger
 //! through the settlement batch only), or read unsettled gifts (what is
 //! shown is what the ledger holds).

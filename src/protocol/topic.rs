@@ -4,7 +4,7 @@
 //! choice is checked.
 //!
 //! Owns: [`Topic`], the rule "exactly one of `room` / `video`" and the raw
-//! wire shape ([`ClientWire`]) that [`super::ClientMsg`] is decoded from.
+//! wire shape (`ClientWire`) that [`super::ClientMsg`] is decoded from.
 //! Must not: know rooms or sockets (the hub does).
 
 use serde::Deserialize;
