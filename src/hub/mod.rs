@@ -19,7 +19,7 @@ pub mod conn;
 pub mod outbox;
 pub mod room;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -31,6 +31,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::model::{EventPermit, EventSink, Target, TargetKind};
 use crate::protocol::{GiftEvent, Topic};
 pub use room::RoomCmd;
+
+/// Entries of the registry below which stopped tasks are not pruned.
+const PRUNE_AT_MIN: usize = 1024;
 
 /// A room's handle: its task's queue and its live viewer count.
 #[derive(Clone)]
@@ -61,6 +64,10 @@ pub struct Hub {
     relayed: AtomicBool,
     changed: Arc<Notify>,
     caps: Arc<admit::ConnCaps>,
+    /// Entries (open or stopped) past which stopped tasks are forgotten
+    /// on the next open (videos stop on their own; nothing else removes
+    /// their entry in process).
+    prune_at: AtomicUsize,
     /// Every socket's task, joined at shutdown ([`Hub::sockets_ended`]).
     sockets: TaskTracker,
 }
@@ -74,6 +81,7 @@ impl Hub {
             relayed: AtomicBool::new(false),
             changed: Arc::new(Notify::new()),
             caps: admit::ConnCaps::new(cfg.connections_per_ip_max, cfg.connections_per_user_max),
+            prune_at: AtomicUsize::new(PRUNE_AT_MIN),
             sockets: TaskTracker::new(),
             cfg,
         })
@@ -152,6 +160,12 @@ impl Hub {
 
     /// [`Hub::open_topic`], answering the running task's handle.
     fn open_topic_handle(&self, topic: &Topic, creator: &str, last_seq: u64) -> RoomHandle {
+        if self.rooms.len() >= self.prune_at.load(Ordering::Relaxed) {
+            // Amortized O(1) per open; never under an entry lock.
+            self.rooms.retain(|_, h| h.is_open());
+            let next = (self.rooms.len() * 2).max(PRUNE_AT_MIN);
+            self.prune_at.store(next, Ordering::Relaxed);
+        }
         let relayed = self.relayed.load(Ordering::Relaxed);
         let spawn = || {
             room::spawn(
@@ -261,5 +275,47 @@ impl EventSink for Hub {
                     "the room is busy; try again shortly",
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In process, a video's feed opens on its gift and stops after its
+    /// linger without a viewer; stopped entries do not pile up.
+    #[tokio::test]
+    async fn video_feeds_open_on_a_gift_stop_alone_and_are_forgotten() {
+        let hub = Hub::new(HubConfig {
+            history_age_ms_max: 10,
+            room_linger_ms: 10,
+            ..HubConfig::default()
+        });
+        let n = PRUNE_AT_MIN;
+        for i in 0..n {
+            let permit = hub
+                .reserve(&Target::video(format!("v{i}")), "c", 0)
+                .expect("a video's feed opens on demand");
+            drop(permit);
+        }
+        assert_eq!(hub.room_len(), n);
+        assert!(hub.room("video:v0").is_some());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while hub.room("video:v0").is_some() || hub.room(&format!("video:v{}", n - 1)).is_some() {
+            assert!(std::time::Instant::now() < deadline, "the feeds stop");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        hub.open_topic(&Topic::Video("fresh".into()), "c", 0);
+        assert!(
+            hub.room_len() == 1,
+            "stopped feeds were forgotten: {}",
+            hub.room_len()
+        );
+        // A room is never opened on demand.
+        let e = hub
+            .reserve(&Target::room("r"), "c", 0)
+            .err()
+            .expect("no room");
+        assert_eq!(e.code, ErrorCode::UnknownRoom);
     }
 }
