@@ -473,3 +473,136 @@ async fn a_video_gift_on_node_b_reaches_a_viewer_on_node_a_once_with_its_message
     assert_eq!(page["latest"][0]["message"], "via http", "{page}");
     assert_eq!(page["latest"][5]["message"], "hello 1", "{page}");
 }
+
+/// The ledger's video reads on SQLite and PostgreSQL: the page from
+/// settled gift rows (messages kept, top by diamonds then user, latest
+/// newest first), the list's order and key paging, and the title rule.
+#[tokio::test]
+async fn the_ledgers_video_reads_agree_on_sqlite_and_postgres() {
+    use giftstream::ledger::{self, Ledger};
+    use giftstream::model::{Batch, PendingGift, Target};
+    let mut ledgers: Vec<(&str, std::sync::Arc<dyn Ledger>)> =
+        vec![("sqlite", ledger::open("sqlite::memory:", 4).await.unwrap())];
+    if let Some(url) = common::services::fresh_postgres_url().await {
+        ledgers.push(("postgres", ledger::open(&url, 4).await.unwrap()));
+    }
+    for (name, l) in ledgers {
+        for v in ["va", "vb", "vc"] {
+            l.open_target(&Target::video(v), "cc").await.unwrap();
+        }
+        l.open_target(&Target::video("elsewhere"), "dd")
+            .await
+            .unwrap();
+        assert!(
+            l.set_video_title("va", "cc", "A title").await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !l.set_video_title("va", "dd", "stolen").await.unwrap(),
+            "{name}: not theirs"
+        );
+        assert!(l.set_video_title("vb", "cc", "B").await.unwrap(), "{name}");
+        assert!(
+            l.set_video_title("vb", "cc", "").await.unwrap(),
+            "{name}: cleared"
+        );
+        let gift = |seq: u64, sender: &str, diamonds: i64, message: Option<&str>| PendingGift {
+            target: "video:va".into(),
+            seq,
+            sender: sender.into(),
+            client_id: format!("c{seq}"),
+            creator: "cc".into(),
+            gift: "rose".into(),
+            count: 1,
+            coins: diamonds,
+            diamonds,
+            balance_after: 0,
+            ts: 1_000 + seq as i64,
+            message: message.map(String::from),
+        };
+        for (u, coins) in [("x", 10), ("y", 10), ("z", 10)] {
+            let op = giftstream::ledger::CreditOp {
+                op_id: format!("grant:{u}"),
+                kind: "grant".into(),
+                user: u.into(),
+                coins,
+            };
+            l.credit(&op).await.unwrap();
+        }
+        let batch = Batch {
+            id: "b1".into(),
+            gifts: vec![
+                gift(1, "x", 3, Some("first")),
+                gift(2, "y", 2, None),
+                gift(3, "z", 3, Some("third ✨")),
+                gift(4, "y", 1, None),
+            ],
+            ticket_max: 4,
+        };
+        assert!(l.commit_batch(&batch).await.unwrap(), "{name}");
+        let page = l.video_page("va").await.unwrap().expect("va");
+        assert_eq!(
+            (page.creator.as_str(), page.title.as_deref()),
+            ("cc", Some("A title")),
+            "{name}"
+        );
+        assert_eq!(
+            (page.totals.gifts, page.totals.coins, page.totals.diamonds),
+            (4, 9, 9),
+            "{name}"
+        );
+        let top: Vec<(&str, i64)> = page
+            .top
+            .iter()
+            .map(|t| (t.user.as_str(), t.diamonds))
+            .collect();
+        assert_eq!(
+            top,
+            vec![("x", 3), ("y", 3), ("z", 3)],
+            "{name}: ties by user"
+        );
+        let latest: Vec<(u64, Option<&str>)> = page
+            .latest
+            .iter()
+            .map(|g| (g.seq, g.message.as_deref()))
+            .collect();
+        assert_eq!(
+            latest,
+            vec![
+                (4, None),
+                (3, Some("third ✨")),
+                (2, None),
+                (1, Some("first"))
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            l.video_page("vb").await.unwrap().unwrap().title,
+            None,
+            "{name}"
+        );
+        assert!(l.video_page("nope").await.unwrap().is_none(), "{name}");
+        // Newest first by (created_ms, video); a page goes on after its last key.
+        let all = l.creator_videos("cc", 10, None).await.unwrap();
+        assert_eq!(all.len(), 3, "{name}");
+        let keys: Vec<(i64, String)> = all
+            .iter()
+            .map(|v| (v.created_ms, v.video.clone()))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(keys, sorted, "{name}: newest first, then by id");
+        let first = l.creator_videos("cc", 1, None).await.unwrap();
+        let rest = l
+            .creator_videos(
+                "cc",
+                10,
+                Some((first[0].created_ms, first[0].video.clone())),
+            )
+            .await
+            .unwrap();
+        let paged: Vec<String> = first.iter().chain(&rest).map(|v| v.video.clone()).collect();
+        let want: Vec<String> = all.iter().map(|v| v.video.clone()).collect();
+        assert_eq!(paged, want, "{name}");
+    }
+}
