@@ -977,4 +977,56 @@ mod tests {
         );
         assert_eq!(r.stats.diamonds, 2);
     }
+
+    /// A video's task names `video` (never `room`) in what it sends, and
+    /// sends no `room_stats`.
+    #[test]
+    fn a_video_names_video_in_joined_events_and_skipped_and_has_no_stats() {
+        let mut r = room(10);
+        r.id = "v".into();
+        r.topic = Topic::Video("v".into());
+        let (s, mut rx) = sub(1, 2);
+        r.on_join(s).unwrap();
+        let frames = |rx: &mut OutboxRx| {
+            let mut out = Vec::new();
+            while let Some(Message::Text(t)) = rx.try_recv() {
+                out.push(serde_json::from_str::<serde_json::Value>(t.as_str()).unwrap());
+            }
+            out
+        };
+        let mut ev = event(1, "a", 1);
+        ev.room = String::new();
+        ev.video = Some("v".into());
+        r.on_gift(ev.clone());
+        let got = frames(&mut rx);
+        assert_eq!(
+            got[0],
+            serde_json::json!({"type": "joined", "video": "v", "seq": 0, "viewers": 1})
+        );
+        assert_eq!(got[1]["video"], "v");
+        assert!(got[1].get("room").is_none());
+        // A full queue: 2 and 3 fit, 4 and 5 are skipped, and the note
+        // names the video.
+        for seq in 2..=5 {
+            r.on_gift(GiftEvent { seq, ..ev.clone() });
+        }
+        frames(&mut rx);
+        r.retry_skip_notes();
+        let got = frames(&mut rx);
+        assert_eq!(
+            got,
+            vec![serde_json::json!({"type": "skipped", "video": "v", "from_seq": 4, "to_seq": 5})]
+        );
+        r.on_timer();
+        assert!(
+            r.stats.due.is_none() && !r.stats.changed,
+            "no room_stats for a video"
+        );
+        assert_eq!(
+            r.linger(),
+            Some(Duration::from_millis(
+                r.cfg.history_age_ms_max.max(r.cfg.room_linger_ms)
+            ))
+        );
+    }
 }
