@@ -606,3 +606,54 @@ async fn the_ledgers_video_reads_agree_on_sqlite_and_postgres() {
         assert_eq!(paged, want, "{name}");
     }
 }
+
+/// A video feed coalesces like a room's, and an overlay token (scoped to
+/// one room) may not watch a video.
+#[tokio::test]
+async fn a_video_feed_coalesces_and_an_overlay_token_may_not_join_it() {
+    let s = TestServer::start(&common::server::embedded(), |_| {}).await;
+    register(&s, "vera", "cv", None).await;
+    s.open_room("vera", "live").await;
+    s.grant("fan", 100, "g").await;
+    let mut w = s.ws("w", Role::Viewer).await;
+    w.send(json!({ "type": "join", "video": "cv", "coalesce": true }))
+        .await;
+    w.expect("joined").await;
+    let mut sender = s.ws("fan", Role::Viewer).await;
+    for i in 1..=3 {
+        ws_gift(&mut sender, "cv", &format!("c{i}"), None).await;
+    }
+    // Coalesced steps (one, unless the gifts straddled a step): each the
+    // streak's latest event; the last is "x3".
+    let mut steps = 0;
+    loop {
+        let ev = w.expect("gift_event").await;
+        steps += 1;
+        assert_eq!(ev["video"], "cv", "{ev}");
+        assert_eq!(ev["combo"], ev["seq"], "the streak so far: {ev}");
+        if ev["seq"] == 3 {
+            break;
+        }
+    }
+    assert!(steps < 3, "coalesced: {steps} events for 3 gifts");
+    w.ping().await;
+
+    let (st, v) = s
+        .post(
+            "/v1/creators/me/overlay-tokens",
+            &s.token("vera", Role::Creator),
+            json!({ "room": "live" }),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let url = format!(
+        "ws://{}/v1/ws?token={}",
+        s.addr,
+        v["token"].as_str().unwrap()
+    );
+    let mut overlay = Ws::connect(&url, Encoding::Json).await.unwrap();
+    overlay.join("live").await;
+    overlay.send(json!({ "type": "join", "video": "cv" })).await;
+    assert_eq!(overlay.expect("error").await["code"], "forbidden");
+    s.stop().await;
+}
