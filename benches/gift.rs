@@ -1,8 +1,8 @@
 //! The in-process gift operation: `MemoryCounters::gift` through the
 //! `Counters` trait, uncontended and contended.
 //!
-//! Gifts go to a video target, which publishes nothing, so this times the
-//! counters step alone (idempotency check and memory, balance check and
+//! Gifts go to a video target whose events go nowhere (a sink that drops
+//! them), so this times the counters step alone (idempotency check and memory, balance check and
 //! debit, pending diamonds, target seq and combo streak, pending queue).
 //! Contended: several threads, each with its own senders, gifting the same
 //! target at once (one hot creator). The pending queue is drained between
@@ -15,20 +15,29 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::FutureExt;
 use giftstream::catalog::{Catalog, Gift};
-use giftstream::config::{CountersConfig, HubConfig};
+use giftstream::config::CountersConfig;
 use giftstream::counters::memory::MemoryCounters;
 use giftstream::counters::Counters;
-use giftstream::hub::Hub;
-use giftstream::model::{GiftRequest, Target};
+use giftstream::error::Result;
+use giftstream::model::{EventPermit, EventSink, GiftRequest, Target};
 
 const SENDERS_PER_THREAD: usize = 64;
+
+/// Takes every event and drops it: no fan-out in the timed section.
+struct NoFanout;
+
+impl EventSink for NoFanout {
+    fn reserve(&self, _: &Target, _: &str, _: u64) -> Result<EventPermit> {
+        Ok(EventPermit::new(|_| {}))
+    }
+}
 
 fn engine() -> Arc<dyn Counters> {
     let cfg = CountersConfig {
         pending_len_max: usize::MAX,
         ..CountersConfig::default()
     };
-    let c: Arc<dyn Counters> = Arc::new(MemoryCounters::new(cfg, Hub::new(HubConfig::default())));
+    let c: Arc<dyn Counters> = Arc::new(MemoryCounters::new(cfg, Arc::new(NoFanout)));
     now(c.open_target(&Target::video("bench-video"), "bench-creator", 0)).expect("open");
     c
 }
@@ -58,6 +67,7 @@ fn gifts(c: &dyn Counters, senders: &[String], rose: &Gift, start: u64, n: u64) 
             count: 1,
             client_id: format!("g{k}"),
             ts: 1_790_000_000_000 + k as i64,
+            message: None,
         };
         let out = now(c.gift(req)).expect("accepted");
         debug_assert!(!out.duplicate);

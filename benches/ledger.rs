@@ -31,6 +31,7 @@ fn batch(n: u64) -> Batch {
                 diamonds: 1,
                 balance_after: 1_000_000,
                 ts: 1_790_000_000_000 + seq as i64,
+                message: None,
             }
         })
         .collect();

@@ -67,6 +67,7 @@ fn main() {
         count: 1,
         client_id: format!("g{k}"),
         ts: 1_790_000_000_000 + k as i64,
+        message: None,
     };
     let mut cr = Criterion::default().configure_from_args();
     let mut g = cr.benchmark_group("gift_redis");

@@ -59,6 +59,20 @@ impl Target {
         }
     }
 
+    /// The hub's name of its event feed: a room's id as is, `video:ID`
+    /// for a video (see [`crate::protocol::Topic::hub_key`]).
+    pub fn hub_key(&self) -> String {
+        self.topic().hub_key()
+    }
+
+    /// The wire's name of it (`room` or `video` in client messages).
+    pub fn topic(&self) -> crate::protocol::Topic {
+        match self.kind {
+            TargetKind::Room => crate::protocol::Topic::Room(self.id.clone()),
+            TargetKind::Video => crate::protocol::Topic::Video(self.id.clone()),
+        }
+    }
+
     /// Inverse of [`Target::key`].
     pub fn from_key(key: &str) -> Option<Target> {
         if let Some(id) = key.strip_prefix("room:") {
@@ -95,6 +109,8 @@ pub struct GiftRequest {
     pub client_id: String,
     /// Server time of acceptance, ms.
     pub ts: i64,
+    /// The sender's message (checked by the protocol layer), if any.
+    pub message: Option<String>,
 }
 
 /// The answer to an accepted gift.
@@ -145,6 +161,9 @@ pub struct PendingGift {
     pub balance_after: i64,
     /// Acceptance time, ms.
     pub ts: i64,
+    /// The sender's message, if any (stored on the ledger's gift row).
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// Gifts drained together; committed to the ledger in one transaction.
@@ -180,11 +199,13 @@ pub fn gift_value(gift: &Gift, count: u32) -> (i64, i64) {
 /// it). Reserving first and sending after the commit point keeps a refused
 /// gift free of side effects and keeps room order equal to seq order.
 pub trait EventSink: Send + Sync + 'static {
-    /// A slot in `room`'s event queue, or `rate_limited` if it is full.
-    fn reserve(&self, room: &str) -> Result<EventPermit>;
+    /// A slot in the event queue of `target` (of `creator`, whose seq is
+    /// `last_seq` before this event), or `rate_limited` if it is full. A
+    /// room must be open; a video's feed is opened on demand.
+    fn reserve(&self, target: &Target, creator: &str, last_seq: u64) -> Result<EventPermit>;
 }
 
-/// A reserved slot in one room's queue: sending into it cannot fail.
+/// A reserved slot in one room's or video's queue: sending into it cannot fail.
 pub struct EventPermit(Box<dyn FnOnce(GiftEvent) + Send>);
 
 impl EventPermit {

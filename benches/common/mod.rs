@@ -8,6 +8,7 @@ use giftstream::protocol::{GiftEvent, ServerMsg};
 pub fn gift_event(seq: u64) -> GiftEvent {
     GiftEvent {
         room: "creator-4711-live-2f9c1e0a".into(),
+        video: None,
         seq,
         id: "a1b2c3d4.17.12345.9876543210".into(),
         sender: "viewer-1234567".into(),
@@ -18,6 +19,7 @@ pub fn gift_event(seq: u64) -> GiftEvent {
         diamonds: 2,
         animation: "finger_heart.webp".into(),
         ts: 1_790_000_000_000,
+        message: None,
     }
 }
 

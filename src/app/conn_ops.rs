@@ -36,7 +36,8 @@ impl ConnOps for AppState {
     }
 
     async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
-        self.relay.history(&Topic::room(room), since).await
+        // `room` is a hub key: a room id, or `video:ID` for a video.
+        self.relay.history(&Topic::from_hub_key(room), since).await
     }
 
     fn ack_mode(&self) -> AckMode {
@@ -50,8 +51,9 @@ impl ConnOps for AppState {
         gift_id: &str,
         count: u32,
         client_id: &str,
+        message: Option<String>,
     ) -> Result<GiftOutcome> {
-        ops::gift_counted(self, who, target, gift_id, count, client_id).await
+        ops::gift_counted(self, who, target, gift_id, count, client_id, message).await
     }
 
     async fn wait_durable(&self, outcome: &GiftOutcome, target_key: &str) -> Result<()> {

@@ -23,7 +23,8 @@ use super::AppState;
 /// room queue drains without a settlement signal, so it is polled.
 const BUSY_POLL_MS: u64 = 10;
 
-/// Apply one gift and answer once it is as durable as `gift.ack` asks.
+/// Apply one gift (with the sender's `message`, checked by the protocol
+/// layer) and answer once it is as durable as `gift.ack` asks.
 pub async fn gift(
     state: &AppState,
     who: &Identity,
@@ -31,9 +32,10 @@ pub async fn gift(
     gift_id: &str,
     count: u32,
     client_id: &str,
+    message: Option<String>,
 ) -> Result<GiftAck> {
     let target_key = target.key();
-    let outcome = gift_counted(state, who, target, gift_id, count, client_id).await?;
+    let outcome = gift_counted(state, who, target, gift_id, count, client_id, message).await?;
     wait_durable(state, &outcome, &target_key).await?;
     Ok(outcome.ack)
 }
@@ -46,6 +48,7 @@ pub async fn gift_counted(
     gift_id: &str,
     count: u32,
     client_id: &str,
+    message: Option<String>,
 ) -> Result<GiftOutcome> {
     let result: Result<GiftOutcome> = async {
         let gift = state.catalog.get(gift_id).ok_or_else(|| {
@@ -67,6 +70,7 @@ pub async fn gift_counted(
                 count,
                 client_id: client_id.to_string(),
                 ts: now_ms(),
+                message: message.clone(),
             };
             match state.counters.gift(req).await {
                 // The pending queue full, or the room's queue (passed from
@@ -186,12 +190,21 @@ pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()
     state.relay.ended(&Topic::room(room)).await
 }
 
-/// Register a video for `creator`.
-pub async fn register_video(state: &AppState, video: &str, creator: &str) -> Result<()> {
+/// Register a video for `creator`; a `title` (checked by the caller) is
+/// set, or replaced on a re-registration by its creator.
+pub async fn register_video(
+    state: &AppState,
+    video: &str,
+    creator: &str,
+    title: Option<&str>,
+) -> Result<()> {
     let target = Target {
         kind: TargetKind::Video,
         id: video.to_string(),
     };
     state.ledger.open_target(&target, creator).await?;
+    if let Some(title) = title {
+        state.ledger.set_video_title(video, creator, title).await?;
+    }
     Ok(state.counters.open_target(&target, creator, 0).await?)
 }

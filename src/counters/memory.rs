@@ -26,8 +26,7 @@ use crate::config::CountersConfig;
 use crate::counters::{Counters, CountersError, Result};
 use crate::model::EventSink;
 use crate::model::{
-    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
-    TargetInfo, TargetKind,
+    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target, TargetInfo,
 };
 use crate::protocol::GiftEvent;
 
@@ -57,7 +56,6 @@ impl Wallet {
 }
 
 struct TargetState {
-    kind: TargetKind,
     id: String,
     creator: String,
     live: bool,
@@ -92,7 +90,7 @@ pub struct MemoryCounters {
 }
 
 impl MemoryCounters {
-    /// An empty engine publishing accepted room gifts into `sink`.
+    /// An empty engine publishing accepted room and video gifts into `sink`.
     pub fn new(cfg: CountersConfig, sink: Arc<dyn EventSink>) -> MemoryCounters {
         MemoryCounters {
             wallets: FastDashMap::default(),
@@ -134,7 +132,6 @@ impl Counters for MemoryCounters {
             .entry(target.key())
             .or_insert_with(|| {
                 Arc::new(Mutex::new(TargetState {
-                    kind: target.kind,
                     id: target.id.clone(),
                     creator: creator.to_string(),
                     live: true,
@@ -212,12 +209,9 @@ impl Counters for MemoryCounters {
         if pending.gifts.len() >= self.cfg.pending_len_max {
             return Err(CountersError::PendingFull);
         }
-        // Reserve the room's fan-out slot before changing anything, so a
-        // full room queue refuses the gift with nothing charged.
-        let permit = match t.kind {
-            TargetKind::Room => Some(self.sink.reserve(&t.id)?),
-            TargetKind::Video => None,
-        };
+        // Reserve the room's or video's fan-out slot before changing
+        // anything, so a full queue refuses the gift with nothing charged.
+        let permit = self.sink.reserve(&req.target, &t.creator, t.seq)?;
 
         // Commit point: nothing below can fail.
         w.coins -= coins;
@@ -256,6 +250,7 @@ impl Counters for MemoryCounters {
                 diamonds,
                 balance_after: w.coins,
                 ts: req.ts,
+                message: req.message.clone(),
             },
         ));
         drop(pending);
@@ -265,21 +260,22 @@ impl Counters for MemoryCounters {
             balance: w.coins,
         };
         w.remember(req.client_id.clone(), ack.clone(), ticket, Instant::now());
-        if let Some(permit) = permit {
-            permit.send(GiftEvent {
-                room: t.id.clone(),
-                seq,
-                id: req.client_id,
-                sender: req.sender,
-                gift: req.gift.id,
-                count: req.count,
-                combo,
-                coins,
-                diamonds,
-                animation: req.gift.animation,
-                ts: req.ts,
-            });
-        }
+        let (room, video) = req.target.topic().fields();
+        permit.send(GiftEvent {
+            room,
+            video,
+            seq,
+            id: req.client_id,
+            sender: req.sender,
+            gift: req.gift.id,
+            count: req.count,
+            combo,
+            coins,
+            diamonds,
+            animation: req.gift.animation,
+            ts: req.ts,
+            message: req.message,
+        });
         Ok(GiftOutcome {
             ack,
             duplicate: false,

@@ -24,7 +24,6 @@ use crate::error::Error;
 
 mod admin;
 mod assets;
-mod webhooks;
 mod creators;
 mod extract;
 mod limits;
@@ -35,6 +34,7 @@ mod reply;
 mod rooms;
 mod videos;
 mod wallet;
+mod webhooks;
 mod ws;
 
 pub use extract::{Caller, JsonBody, SocketCaller};
@@ -46,7 +46,6 @@ use middleware::{deadline, refuse_scoped, security_headers};
 use overlay::{overlay, overlay_css, overlay_js, overlay_token};
 use payments::{room_tip, stripe_webhook, video_tip};
 use rooms::{catalog, end_room, open_room, room_info};
-use videos::{register_video, video_gift};
 use wallet::{purchase, wallet};
 use ws::ws;
 
@@ -66,6 +65,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/grants"),
     ("POST", "/v1/videos"),
     ("POST", "/v1/videos/{video}/gifts"),
+    ("GET", "/v1/videos/{video}"),
+    ("GET", "/v1/creators/{creator}/videos"),
     ("GET", "/v1/creators/{creator}/earnings"),
     ("POST", "/v1/coins/purchases"),
     ("POST", "/v1/stripe/webhook"),
@@ -107,8 +108,10 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/v1/rooms/{room}") => on(filter, room_info),
         ("GET", "/v1/wallet") => on(filter, wallet),
         ("POST", "/v1/admin/grants") => on(filter, grant),
-        ("POST", "/v1/videos") => on(filter, register_video),
-        ("POST", "/v1/videos/{video}/gifts") => on(filter, video_gift),
+        ("POST", "/v1/videos") => on(filter, videos::register_video),
+        ("POST", "/v1/videos/{video}/gifts") => on(filter, videos::video_gift),
+        ("GET", "/v1/videos/{video}") => on(filter, videos::video_page),
+        ("GET", "/v1/creators/{creator}/videos") => on(filter, videos::creator_videos),
         ("GET", "/v1/creators/{creator}/earnings") => on(filter, earnings),
         ("POST", "/v1/coins/purchases") => on(filter, purchase),
         // Stripe's events outgrow http.body_len_max (a charge with its

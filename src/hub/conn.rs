@@ -27,7 +27,7 @@ use crate::config::AckMode;
 use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{GiftOutcome, Target};
-use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, GiftEvent, ServerMsg};
+use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, GiftEvent, ServerMsg, Topic};
 
 /// Close code for a frame over `hub.frame_close_len_max`.
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -100,6 +100,7 @@ pub trait ConnOps: Send + Sync + 'static {
         gift_id: &str,
         count: u32,
         client_id: &str,
+        message: Option<String>,
     ) -> Result<GiftOutcome>;
     /// In ledger ack mode: wait until the gift is in the ledger.
     async fn wait_durable(&self, outcome: &GiftOutcome, target_key: &str) -> Result<()>;
@@ -198,8 +199,9 @@ struct Reader {
     encoding: Encoding,
     tx: Outbox,
     ctl: Arc<ConnCtl>,
-    /// Joined rooms: at most `hub.rooms_per_socket_max` (8 by default), so
-    /// a vector searched in order beats a hash map's memory per socket.
+    /// Joined rooms and videos by hub key: at most
+    /// `hub.rooms_per_socket_max` (8 by default), so a vector searched in
+    /// order beats a hash map's memory per socket.
     rooms: Vec<(String, RoomHandle)>,
     /// Bounds ledger-mode acks in flight; made on the first one (most
     /// sockets never send a gift).
@@ -344,9 +346,12 @@ impl Reader {
         if let Some(scope) = &self.scope {
             let allowed = match &msg {
                 ClientMsg::Ping | ClientMsg::Refresh { .. } => true,
-                ClientMsg::Join { room, .. }
-                | ClientMsg::Resume { room, .. }
-                | ClientMsg::Leave { room } => scope.allows_room(room),
+                ClientMsg::Join { topic, .. }
+                | ClientMsg::Resume { topic, .. }
+                | ClientMsg::Leave { topic } => match topic {
+                    Topic::Room(room) => scope.allows_room(room),
+                    Topic::Video(_) => false,
+                },
                 _ => false,
             };
             if !allowed {
@@ -360,27 +365,33 @@ impl Reader {
         match msg {
             ClientMsg::Ping => self.reply(ServerMsg::Pong).await,
             ClientMsg::Refresh { token } => self.refresh(&token).await,
-            ClientMsg::Join { room, coalesce } => {
-                let result = self.subscribe(&room, None, coalesce).await;
+            ClientMsg::Join { topic, coalesce } => {
+                let result = self.subscribe(&topic, None, coalesce).await;
                 self.answer_err(result).await
             }
-            ClientMsg::Resume { room, since } => {
+            ClientMsg::Resume { topic, since } => {
                 let now = Instant::now();
                 self.resumed
                     .retain(|(_, at)| now.duration_since(*at) < RESUME_INTERVAL);
-                if self.resumed.iter().any(|(r, _)| **r == *room) {
+                let key = topic.hub_key();
+                if self.resumed.iter().any(|(r, _)| **r == *key) {
                     let e = Error::new(
                         ErrorCode::RateLimited,
-                        format!("resume of room `{room}` at most once a second on a socket"),
+                        format!(
+                            "resume of {} `{}` at most once a second on a socket",
+                            topic.field(),
+                            topic.id()
+                        ),
                     );
                     return self.reply(error_frame(&e, None)).await;
                 }
-                self.resumed.push((room.as_str().into(), now));
-                let result = self.subscribe(&room, Some(since), false).await;
+                self.resumed.push((key.into(), now));
+                let result = self.subscribe(&topic, Some(since), false).await;
                 self.answer_err(result).await
             }
-            ClientMsg::Leave { room } => {
-                if let Some(i) = self.rooms.iter().position(|(r, _)| *r == room) {
+            ClientMsg::Leave { topic } => {
+                let key = topic.hub_key();
+                if let Some(i) = self.rooms.iter().position(|(r, _)| *r == key) {
                     let (_, h) = self.rooms.swap_remove(i);
                     let _ =
                         h.tx.send(RoomCmd::Leave {
@@ -388,14 +399,22 @@ impl Reader {
                         })
                         .await;
                 }
-                self.reply(ServerMsg::Left { room }).await
+                let (room, video) = topic.fields();
+                self.reply(ServerMsg::Left { room, video }).await
             }
             ClientMsg::Gift {
-                room,
+                topic,
                 gift,
                 count,
                 id,
-            } => self.gift(room, gift, count, id).await,
+                message,
+            } => {
+                let target = match topic {
+                    Topic::Room(room) => Target::room(room),
+                    Topic::Video(video) => Target::video(video),
+                };
+                self.gift(target, gift, count, id, message).await
+            }
         }
     }
 
@@ -458,8 +477,11 @@ impl Reader {
         }
     }
 
-    /// Join (since = None) or resume; the room queues `joined`/`resumed`.
-    async fn subscribe(&mut self, room: &str, since: Option<u64>, coalesce: bool) -> Result<()> {
+    /// Join (since = None) or resume; the room (or video) queues
+    /// `joined`/`resumed`.
+    async fn subscribe(&mut self, topic: &Topic, since: Option<u64>, coalesce: bool) -> Result<()> {
+        let key = topic.hub_key();
+        let room = key.as_str();
         // A room with no local viewer may stop (`hub.room_linger_ms`) just
         // as this command reaches it; it is then opened again, at most
         // this many times.
@@ -467,7 +489,7 @@ impl Reader {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let handle = self.room_handle(room).await?;
+            let handle = self.room_handle(topic).await?;
             // A cross-node relay (Redis) keeps the room's history: read it
             // once the room runs here, so the history reaches at least to
             // the room's seq and the room's ring holds what came after.
@@ -522,7 +544,7 @@ impl Reader {
                 None => {
                     return Err(Error::new(
                         ErrorCode::RoomNotLive,
-                        format!("room `{room}` has ended"),
+                        format!("{} `{}` has ended", topic.field(), topic.id()),
                     ))
                 }
             }
@@ -532,7 +554,11 @@ impl Reader {
     /// The room's handle on this node; a room live elsewhere (the counters
     /// engine is shared by every node) is started here too, and receives
     /// its events through the engine.
-    async fn room_handle(&self, room: &str) -> Result<RoomHandle> {
+    async fn room_handle(&self, topic: &Topic) -> Result<RoomHandle> {
+        let room = match topic {
+            Topic::Room(room) => room.as_str(),
+            Topic::Video(video) => return self.video_handle(topic, video).await,
+        };
         // In process the local room is the truth: it ends with the live.
         // A relayed hub (Redis) ends it when the engine's `room_ended`
         // reaches this node, a moment after the live ended; a join in
@@ -562,11 +588,41 @@ impl Reader {
         }
     }
 
-    async fn gift(&mut self, room: String, gift: String, count: u32, id: String) -> bool {
+    /// A video's task on this node, started if needed (a video is always
+    /// live; its events reach this node through the engine).
+    async fn video_handle(&self, topic: &Topic, video: &str) -> Result<RoomHandle> {
+        let key = topic.hub_key();
+        if let Some(h) = self.state.hub().room(&key) {
+            return Ok(h);
+        }
+        match self.state.counters().target(&Target::video(video)).await? {
+            Some(t) => {
+                self.state.hub().open_topic(topic, &t.creator, t.seq);
+                self.state.hub().room(&key).ok_or_else(|| {
+                    Error::new(ErrorCode::Internal, format!("video `{video}` did not open"))
+                })
+            }
+            None => Err(Error::new(
+                ErrorCode::UnknownVideo,
+                format!("no video `{video}`"),
+            )),
+        }
+    }
+
+    async fn gift(
+        &mut self,
+        target: Target,
+        gift: String,
+        count: u32,
+        id: String,
+        message: Option<String>,
+    ) -> bool {
         let state = &self.state;
-        let target = Target::room(room);
         let target_key = target.key();
-        match state.gift(&self.who, target, &gift, count, &id).await {
+        match state
+            .gift(&self.who, target, &gift, count, &id, message)
+            .await
+        {
             Err(e) => self.reply(error_frame(&e, Some(id))).await,
             Ok(outcome) if state.ack_mode() == AckMode::Counter => {
                 let a = outcome.ack;

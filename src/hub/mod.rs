@@ -1,7 +1,9 @@
 //! The WebSocket hub: rooms, subscribers, fan-out.
 //!
-//! Owns: the registry of rooms open on this node ([`Hub`]), one task per
-//! room ([`room`]) that encodes each event once per wire format and hands
+//! Owns: the registry of rooms and videos open on this node ([`Hub`]),
+//! keyed by their hub key ([`crate::protocol::Topic::hub_key`]: a room's
+//! id, `video:ID` for a video), one task per room or video ([`room`]) that
+//! encodes each event once per wire format and hands
 //! the same bytes to every subscriber's bounded queue, and one reader and
 //! one writer task per socket ([`conn`]).
 //! With a cross-node relay (Redis, `crate::relay::redis`), the hub is also
@@ -17,7 +19,7 @@ pub mod conn;
 pub mod outbox;
 pub mod room;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -26,9 +28,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{EventPermit, EventSink};
-use crate::protocol::GiftEvent;
+use crate::model::{EventPermit, EventSink, Target, TargetKind};
+use crate::protocol::{GiftEvent, Topic};
 pub use room::RoomCmd;
+
+/// Entries of the registry below which stopped tasks are not pruned.
+const PRUNE_AT_MIN: usize = 1024;
 
 /// A room's handle: its task's queue and its live viewer count.
 #[derive(Clone)]
@@ -59,6 +64,10 @@ pub struct Hub {
     relayed: AtomicBool,
     changed: Arc<Notify>,
     caps: Arc<admit::ConnCaps>,
+    /// Entries (open or stopped) past which stopped tasks are forgotten
+    /// on the next open (videos stop on their own; nothing else removes
+    /// their entry in process).
+    prune_at: AtomicUsize,
     /// Every socket's task, joined at shutdown ([`Hub::sockets_ended`]).
     sockets: TaskTracker,
 }
@@ -72,6 +81,7 @@ impl Hub {
             relayed: AtomicBool::new(false),
             changed: Arc::new(Notify::new()),
             caps: admit::ConnCaps::new(cfg.connections_per_ip_max, cfg.connections_per_user_max),
+            prune_at: AtomicUsize::new(PRUNE_AT_MIN),
             sockets: TaskTracker::new(),
             cfg,
         })
@@ -139,10 +149,27 @@ impl Hub {
     /// Start the room task for `room` if it is not running; `last_seq` is
     /// the room's seq at this moment (events after it will follow).
     pub fn open_room(&self, room: &str, creator: &str, last_seq: u64) {
+        self.open_topic(&Topic::Room(room.to_string()), creator, last_seq);
+    }
+
+    /// Start the task of a room or video if it is not running; `last_seq`
+    /// is its seq at this moment (events after it will follow).
+    pub fn open_topic(&self, topic: &Topic, creator: &str, last_seq: u64) {
+        self.open_topic_handle(topic, creator, last_seq);
+    }
+
+    /// [`Hub::open_topic`], answering the running task's handle.
+    fn open_topic_handle(&self, topic: &Topic, creator: &str, last_seq: u64) -> RoomHandle {
+        if self.rooms.len() >= self.prune_at.load(Ordering::Relaxed) {
+            // Amortized O(1) per open; never under an entry lock.
+            self.rooms.retain(|_, h| h.is_open());
+            let next = (self.rooms.len() * 2).max(PRUNE_AT_MIN);
+            self.prune_at.store(next, Ordering::Relaxed);
+        }
         let relayed = self.relayed.load(Ordering::Relaxed);
         let spawn = || {
             room::spawn(
-                room.to_string(),
+                topic.clone(),
                 creator.into(),
                 last_seq,
                 self.cfg.clone(),
@@ -151,19 +178,20 @@ impl Hub {
         };
         // One entry lock for the check and the insert: two sockets opening
         // the same room at once get the same room task.
-        match self.rooms.entry(room.to_string()) {
+        let handle = match self.rooms.entry(topic.hub_key()) {
             dashmap::Entry::Occupied(mut e) => {
                 if e.get().is_open() {
-                    return;
+                    return e.get().clone();
                 }
-                e.insert(spawn());
+                let h = spawn();
+                e.insert(h.clone());
+                h
             }
-            dashmap::Entry::Vacant(e) => {
-                e.insert(spawn());
-            }
-        }
+            dashmap::Entry::Vacant(e) => e.insert(spawn()).clone(),
+        };
         metrics::gauge!("giftstream_rooms").set(self.rooms.len() as f64);
         self.changed.notify_one();
+        handle
     }
 
     /// End `room`: viewers get `room_ended` after every earlier event.
@@ -230,10 +258,21 @@ impl Hub {
 }
 
 impl EventSink for Hub {
-    fn reserve(&self, room: &str) -> Result<EventPermit> {
-        let tx = self.rooms.get(room).map(|h| h.tx.clone()).ok_or_else(|| {
-            Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open"))
-        })?;
+    fn reserve(&self, target: &Target, creator: &str, last_seq: u64) -> Result<EventPermit> {
+        let tx = match target.kind {
+            TargetKind::Room => {
+                let room = &target.id;
+                self.rooms.get(room).map(|h| h.tx.clone()).ok_or_else(|| {
+                    Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open"))
+                })?
+            }
+            // A video's feed runs while someone watches or may resume it;
+            // its first gift after that opens it again.
+            TargetKind::Video => {
+                self.open_topic_handle(&target.topic(), creator, last_seq)
+                    .tx
+            }
+        };
         tx.try_reserve_owned()
             .map(|p| {
                 EventPermit::new(move |ev| {
@@ -247,5 +286,47 @@ impl EventSink for Hub {
                     "the room is busy; try again shortly",
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In process, a video's feed opens on its gift and stops after its
+    /// linger without a viewer; stopped entries do not pile up.
+    #[tokio::test]
+    async fn video_feeds_open_on_a_gift_stop_alone_and_are_forgotten() {
+        let hub = Hub::new(HubConfig {
+            history_age_ms_max: 10,
+            room_linger_ms: 10,
+            ..HubConfig::default()
+        });
+        let n = PRUNE_AT_MIN;
+        for i in 0..n {
+            let permit = hub
+                .reserve(&Target::video(format!("v{i}")), "c", 0)
+                .expect("a video's feed opens on demand");
+            drop(permit);
+        }
+        assert_eq!(hub.room_len(), n);
+        assert!(hub.room("video:v0").is_some());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while hub.room("video:v0").is_some() || hub.room(&format!("video:v{}", n - 1)).is_some() {
+            assert!(std::time::Instant::now() < deadline, "the feeds stop");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        hub.open_topic(&Topic::Video("fresh".into()), "c", 0);
+        assert!(
+            hub.room_len() == 1,
+            "stopped feeds were forgotten: {}",
+            hub.room_len()
+        );
+        // A room is never opened on demand.
+        let e = hub
+            .reserve(&Target::room("r"), "c", 0)
+            .err()
+            .expect("no room");
+        assert_eq!(e.code, ErrorCode::UnknownRoom);
     }
 }

@@ -29,6 +29,7 @@ pub mod rules;
 pub mod sql;
 pub mod sqlite;
 mod types;
+pub mod videos;
 
 pub use api::Ledger;
 pub use error::{LedgerError, LedgerResult};

@@ -243,7 +243,10 @@ macro_rules! insert_event {
 }
 
 /// Gift events of a settling batch (SQLite), in the batch's transaction.
-pub async fn sqlite_gifts(conn: &mut SqliteConnection, gifts: &[&PendingGift]) -> super::error::LedgerResult<()> {
+pub async fn sqlite_gifts(
+    conn: &mut SqliteConnection,
+    gifts: &[&PendingGift],
+) -> super::error::LedgerResult<()> {
     let mut creators: Vec<&str> = gifts.iter().map(|g| g.creator.as_str()).collect();
     creators.sort_unstable();
     creators.dedup();
@@ -268,7 +271,10 @@ pub async fn sqlite_gifts(conn: &mut SqliteConnection, gifts: &[&PendingGift]) -
 }
 
 /// Gift events of a settling batch (PostgreSQL), in the batch's transaction.
-pub async fn pg_gifts(conn: &mut PgConnection, gifts: &[&PendingGift]) -> super::error::LedgerResult<()> {
+pub async fn pg_gifts(
+    conn: &mut PgConnection,
+    gifts: &[&PendingGift],
+) -> super::error::LedgerResult<()> {
     let mut creators: Vec<&str> = gifts.iter().map(|g| g.creator.as_str()).collect();
     creators.sort_unstable();
     creators.dedup();
@@ -289,7 +295,10 @@ pub async fn pg_gifts(conn: &mut PgConnection, gifts: &[&PendingGift]) -> super:
 }
 
 /// The tip event of a succeeding tip (SQLite), in its transaction.
-pub async fn sqlite_tip(conn: &mut SqliteConnection, tip: &TipRecord) -> super::error::LedgerResult<()> {
+pub async fn sqlite_tip(
+    conn: &mut SqliteConnection,
+    tip: &TipRecord,
+) -> super::error::LedgerResult<()> {
     insert_event!(conn, &tip.creator, "tip", tip_data(tip));
     Ok(())
 }

@@ -145,6 +145,7 @@ impl Dialect for PgDialect {
         let mut diamonds = Vec::with_capacity(len);
         let mut balances_after = Vec::with_capacity(len);
         let mut tss = Vec::with_capacity(len);
+        let mut messages: Vec<Option<&str>> = Vec::with_capacity(len);
         for g in gifts {
             targets.push(g.target.as_str());
             seqs.push(
@@ -161,14 +162,15 @@ impl Dialect for PgDialect {
             diamonds.push(g.diamonds);
             balances_after.push(g.balance_after);
             tss.push(g.ts);
+            messages.push(g.message.as_deref());
         }
         // Rows go in key order so two batches sharing gifts lock them alike.
         let fresh: HashSet<(String, i64)> = sqlx::query_as::<_, (String, i64)>(
-            "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms)
-             SELECT g.target, g.seq, $1, g.sender, g.client_id, g.creator, g.gift, g.count, g.coins, g.diamonds, g.balance_after, g.ts_ms
+            "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms, message)
+             SELECT g.target, g.seq, $1, g.sender, g.client_id, g.creator, g.gift, g.count, g.coins, g.diamonds, g.balance_after, g.ts_ms, g.message
              FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
-                  AS g(target, seq, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms)
+                         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])
+                  AS g(target, seq, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms, message)
              ORDER BY g.target, g.seq
              ON CONFLICT (target, seq) DO NOTHING
              RETURNING target, seq",
@@ -185,6 +187,7 @@ impl Dialect for PgDialect {
         .bind(&diamonds)
         .bind(&balances_after)
         .bind(&tss)
+        .bind(&messages)
         .fetch_all(&mut **tx)
         .await?
         .into_iter()

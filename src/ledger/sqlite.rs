@@ -23,7 +23,7 @@ use super::sql::{overdraft_or_backend, Dialect, Serial, SqlLedger};
 use super::Postings;
 use crate::model::PendingGift;
 
-/// Rows per multi-row INSERT (12 binds a row, under SQLite's 32766 limit).
+/// Rows per multi-row INSERT (13 binds a row, under SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// A ledger in one SQLite file.
@@ -116,7 +116,7 @@ impl Dialect for SqliteDialect {
         let mut inserted: Vec<&PendingGift> = Vec::with_capacity(gifts.len());
         for chunk in gifts.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms) ",
+                "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms, message) ",
             );
             q.push_values(chunk, |mut b, g| {
                 b.push_bind(&g.target)
@@ -130,7 +130,8 @@ impl Dialect for SqliteDialect {
                     .push_bind(g.coins)
                     .push_bind(g.diamonds)
                     .push_bind(g.balance_after)
-                    .push_bind(g.ts);
+                    .push_bind(g.ts)
+                    .push_bind(&g.message);
             });
             q.push(" ON CONFLICT (target, seq) DO NOTHING");
             let written = q.build().execute(&mut **tx).await?.rows_affected();

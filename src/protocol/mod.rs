@@ -13,6 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, Result};
 
+pub mod text;
+pub mod topic;
+#[cfg(test)]
+mod wire_tests;
+
+pub use text::{check_message, check_text, MESSAGE_LEN_MAX, TITLE_LEN_MAX};
+pub use topic::Topic;
+
 /// Subprotocol name of the JSON encoding (text frames; the default).
 pub const SUBPROTOCOL_JSON: &str = "giftstream.v1.json";
 /// Subprotocol name of the MessagePack encoding (binary frames).
@@ -42,37 +50,41 @@ impl Encoding {
 }
 
 /// A message from a client. Unknown fields are ignored (forward compatible).
+/// Join, leave, resume and gift name exactly one of `room` or `video`
+/// ([`Topic`]); none or both is `bad_request`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(try_from = "topic::ClientWire")]
 pub enum ClientMsg {
-    /// Subscribe to a room's events.
+    /// Subscribe to a room's or a video's events.
     Join {
-        /// Room id.
-        room: String,
+        /// The room or video.
+        topic: Topic,
         /// Addition to v1: coalesce combo floods into one update per window step.
-        #[serde(default)]
         coalesce: bool,
     },
-    /// Unsubscribe from a room.
+    /// Unsubscribe from a room or video.
     Leave {
-        /// Room id.
-        room: String,
+        /// The room or video.
+        topic: Topic,
     },
-    /// Send a gift to the room's creator.
+    /// Send a gift to the room's or video's creator.
     Gift {
-        /// Room id.
-        room: String,
+        /// The room or video.
+        topic: Topic,
         /// Catalog gift id.
         gift: String,
         /// How many of the gift (1..=99).
         count: u32,
         /// Client idempotency key (1..=64 chars).
         id: String,
+        /// Addition to v1: a message shown with the gift (at most 150
+        /// characters, see [`text`]); None when absent or empty.
+        message: Option<String>,
     },
     /// Replay history after `since`, then continue live.
     Resume {
-        /// Room id.
-        room: String,
+        /// The room or video.
+        topic: Topic,
         /// Last seq the client saw.
         since: u64,
     },
@@ -95,6 +107,10 @@ pub struct GiftBody {
     pub count: u32,
     /// Client idempotency key.
     pub id: String,
+    /// Addition to v1: a message shown with the gift (at most 150
+    /// characters); empty is none.
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// One entry of a room's top gifters.
@@ -106,11 +122,15 @@ pub struct TopEntry {
     pub diamonds: i64,
 }
 
-/// An accepted gift, as every viewer of the room sees it.
+/// An accepted gift, as every viewer of the room or video sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GiftEvent {
-    /// Room id.
+    /// Room id; empty (and left out on the wire) for a video's event.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub room: String,
+    /// Addition to v1: the video id, for a video's event (None for a room's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<String>,
     /// Room sequence number: strictly increasing, no gaps.
     pub seq: u64,
     /// The gift's client id.
@@ -131,6 +151,19 @@ pub struct GiftEvent {
     pub animation: String,
     /// Server time of acceptance, ms since the Unix epoch.
     pub ts: i64,
+    /// Addition to v1: the sender's message (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl GiftEvent {
+    /// The room or video this event belongs to.
+    pub fn topic(&self) -> Topic {
+        match &self.video {
+            Some(v) => Topic::Video(v.clone()),
+            None => Topic::Room(self.room.clone()),
+        }
+    }
 }
 
 /// A message from the server.
@@ -139,8 +172,12 @@ pub struct GiftEvent {
 pub enum ServerMsg {
     /// Answer to `join`.
     Joined {
-        /// Room id.
+        /// Room id; empty (left out on the wire) for a video.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         room: String,
+        /// Addition to v1: the video id (None for a room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video: Option<String>,
         /// Last room seq at the moment of joining.
         seq: u64,
         /// Viewers in the room.
@@ -148,8 +185,12 @@ pub enum ServerMsg {
     },
     /// Answer to `leave`.
     Left {
-        /// Room id.
+        /// Room id; empty (left out on the wire) for a video.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         room: String,
+        /// Addition to v1: the video id (None for a room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video: Option<String>,
     },
     /// A gift was accepted (or was a replay of an accepted one).
     GiftAck {
@@ -162,8 +203,12 @@ pub enum ServerMsg {
     },
     /// End of a `resume` replay.
     Resumed {
-        /// Room id.
+        /// Room id; empty (left out on the wire) for a video.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         room: String,
+        /// Addition to v1: the video id (None for a room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video: Option<String>,
         /// Last seq replayed or current.
         seq: u64,
     },
@@ -205,8 +250,12 @@ pub enum ServerMsg {
     },
     /// This viewer's queue overflowed; these seqs were dropped for it.
     Skipped {
-        /// Room id.
+        /// Room id; empty (left out on the wire) for a video.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         room: String,
+        /// Addition to v1: the video id (None for a room).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video: Option<String>,
         /// First dropped seq.
         from_seq: u64,
         /// Last dropped seq.
@@ -307,17 +356,19 @@ impl ClientMsg {
     /// Range and shape checks the type system does not express.
     pub fn validate(&self) -> Result<()> {
         match self {
-            ClientMsg::Join { room, .. }
-            | ClientMsg::Leave { room }
-            | ClientMsg::Resume { room, .. } => check_name("room", room),
+            ClientMsg::Join { topic, .. }
+            | ClientMsg::Leave { topic }
+            | ClientMsg::Resume { topic, .. } => check_name(topic.field(), topic.id()),
             ClientMsg::Gift {
-                room,
+                topic,
                 gift,
                 count,
                 id,
+                message,
             } => {
-                check_name("room", room)?;
-                check_gift(gift, *count, id)
+                check_name(topic.field(), topic.id())?;
+                check_gift(gift, *count, id)?;
+                check_message(message.as_deref())
             }
             ClientMsg::Ping => Ok(()),
             ClientMsg::Refresh { token } if token.is_empty() => {
@@ -331,7 +382,13 @@ impl ClientMsg {
 impl GiftBody {
     /// Same checks as a WS `gift`.
     pub fn validate(&self) -> Result<()> {
-        check_gift(&self.gift, self.count, &self.id)
+        check_gift(&self.gift, self.count, &self.id)?;
+        check_message(self.message.as_deref())
+    }
+
+    /// The message, None when absent or empty.
+    pub fn message(&self) -> Option<String> {
+        self.message.clone().filter(|m| !m.is_empty())
     }
 }
 
@@ -403,41 +460,57 @@ mod tests {
             "[A-Za-z0-9_.-]{1,64}"
         }
 
+        fn topic() -> impl Strategy<Value = Topic> {
+            prop_oneof![name().prop_map(Topic::Room), name().prop_map(Topic::Video)]
+        }
+
         fn client_msg() -> impl Strategy<Value = ClientMsg> {
             prop_oneof![
-                (name(), any::<bool>())
-                    .prop_map(|(room, coalesce)| ClientMsg::Join { room, coalesce }),
-                name().prop_map(|room| ClientMsg::Leave { room }),
-                (name(), name(), 1..=GIFT_COUNT_MAX, "[^\\p{Cc}]{1,64}").prop_map(
-                    |(room, gift, count, id)| ClientMsg::Gift {
-                        room,
+                (topic(), any::<bool>())
+                    .prop_map(|(topic, coalesce)| ClientMsg::Join { topic, coalesce }),
+                topic().prop_map(|topic| ClientMsg::Leave { topic }),
+                (topic(), name(), 1..=GIFT_COUNT_MAX, "[^\\p{Cc}]{1,64}").prop_map(
+                    |(topic, gift, count, id)| ClientMsg::Gift {
+                        topic,
                         gift,
                         count,
-                        id
+                        id,
+                        message: None,
                     }
                 ),
-                (name(), any::<u64>()).prop_map(|(room, since)| ClientMsg::Resume { room, since }),
+                (topic(), any::<u64>())
+                    .prop_map(|(topic, since)| ClientMsg::Resume { topic, since }),
                 Just(ClientMsg::Ping),
             ]
         }
 
         /// The message as a client would write it (named fields).
         fn as_value(m: &ClientMsg) -> serde_json::Value {
+            let at = |t: &Topic| (t.field(), t.id().to_string());
             match m {
-                ClientMsg::Join { room, coalesce } => {
-                    serde_json::json!({"type": "join", "room": room, "coalesce": coalesce})
+                ClientMsg::Join { topic, coalesce } => {
+                    let (k, v) = at(topic);
+                    serde_json::json!({"type": "join", k: v, "coalesce": coalesce})
                 }
-                ClientMsg::Leave { room } => serde_json::json!({"type": "leave", "room": room}),
+                ClientMsg::Leave { topic } => {
+                    let (k, v) = at(topic);
+                    serde_json::json!({"type": "leave", k: v})
+                }
                 ClientMsg::Gift {
-                    room,
+                    topic,
                     gift,
                     count,
                     id,
-                } => serde_json::json!(
-                    {"type": "gift", "room": room, "gift": gift, "count": count, "id": id}
-                ),
-                ClientMsg::Resume { room, since } => {
-                    serde_json::json!({"type": "resume", "room": room, "since": since})
+                    ..
+                } => {
+                    let (k, v) = at(topic);
+                    serde_json::json!(
+                        {"type": "gift", k: v, "gift": gift, "count": count, "id": id}
+                    )
+                }
+                ClientMsg::Resume { topic, since } => {
+                    let (k, v) = at(topic);
+                    serde_json::json!({"type": "resume", k: v, "since": since})
                 }
                 ClientMsg::Ping => serde_json::json!({"type": "ping"}),
                 ClientMsg::Refresh { token } => {
@@ -532,10 +605,11 @@ mod tests {
         assert_eq!(
             m.unwrap(),
             ClientMsg::Gift {
-                room: "r1".into(),
+                topic: Topic::Room("r1".into()),
                 gift: "rose".into(),
                 count: 3,
-                id: "g-1".into()
+                id: "g-1".into(),
+                message: None,
             }
         );
         assert_eq!(
@@ -545,7 +619,7 @@ mod tests {
         assert_eq!(
             decode_client(br#"{"type":"resume","room":"r","since":7}"#, Encoding::Json).unwrap(),
             ClientMsg::Resume {
-                room: "r".into(),
+                topic: Topic::Room("r".into()),
                 since: 7
             }
         );
@@ -610,6 +684,7 @@ mod tests {
     fn gift_event_json_has_contract_fields() {
         let ev = ServerMsg::GiftEvent(GiftEvent {
             room: "r".into(),
+            video: None,
             seq: 1,
             id: "i".into(),
             sender: "s".into(),
@@ -620,6 +695,7 @@ mod tests {
             diamonds: 1,
             animation: "rose.webp".into(),
             ts: 5,
+            message: None,
         });
         let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
         for k in [

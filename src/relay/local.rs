@@ -30,9 +30,7 @@ impl LocalRelay {
 #[async_trait]
 impl Relay for LocalRelay {
     async fn publish(&self, topic: &Topic, msg: &ServerMsg) -> Result<()> {
-        match topic {
-            Topic::Room(room) => self.hub.broadcast(room, msg.clone()).await,
-        }
+        self.hub.broadcast(&topic.hub_key(), msg.clone()).await;
         Ok(())
     }
 
@@ -45,9 +43,7 @@ impl Relay for LocalRelay {
     }
 
     async fn ended(&self, topic: &Topic) -> Result<()> {
-        match topic {
-            Topic::Room(room) => self.hub.end_room(room).await,
-        }
+        self.hub.end_room(&topic.hub_key()).await;
         Ok(())
     }
 

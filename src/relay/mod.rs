@@ -24,27 +24,9 @@ use crate::counters::Counters;
 use crate::error::Result;
 use crate::protocol::{GiftEvent, ServerMsg};
 
-/// What a relayed message is about. Rooms only today; issue #13 adds video
-/// feeds and creator inboxes as further variants on the same relay.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Topic {
-    /// A live room, by id.
-    Room(String),
-}
-
-impl Topic {
-    /// The room `id`.
-    pub fn room(id: impl Into<String>) -> Topic {
-        Topic::Room(id.into())
-    }
-
-    /// The topic's id (the room id).
-    pub fn id(&self) -> &str {
-        match self {
-            Topic::Room(id) => id,
-        }
-    }
-}
+/// What a relayed message is about: a room or a video feed (the wire's
+/// topic; creator inboxes are a further kind on the same relay).
+pub use crate::protocol::Topic;
 
 /// The cross-node side of room events.
 #[async_trait]

@@ -254,6 +254,11 @@ fn http_rows() -> Vec<Row> {
                 _ => S(200),
             })
         }),
+        // A video's page and a creator's video list: anyone authenticated.
+        row("GET", "/v1/videos/{video}", |c| authed(c, |_| S(200))),
+        row("GET", "/v1/creators/{creator}/videos", |c| {
+            authed(c, |_| S(200))
+        }),
         row("GET", "/v1/creators/{creator}/earnings", |c| {
             authed(c, |c| match c {
                 Owner | Admin => S(200),

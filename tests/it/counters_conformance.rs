@@ -154,6 +154,7 @@ fn req(sender: &str, target: Target, g: &Gift, count: u32, client_id: &str) -> G
         count,
         client_id: client_id.into(),
         ts: now_ms(),
+        message: None,
     }
 }
 
@@ -664,6 +665,7 @@ async fn restore_loads_wallets_credits_answers_and_targets(f: Factory) {
             diamonds: 1,
             balance_after: 50,
             ts: now,
+            message: None,
         }],
         targets: vec![
             (Target::room(&room), info(true, 4)),

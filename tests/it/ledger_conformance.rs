@@ -136,6 +136,7 @@ fn gift(
         diamonds: coins / 2,
         balance_after,
         ts: now_ms(),
+        message: None,
     }
 }
 

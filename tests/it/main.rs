@@ -25,5 +25,6 @@ mod relay_conformance;
 mod robustness;
 mod settlement_faults;
 mod test_services;
+mod videos;
 mod webhook_store;
 mod webhooks;

@@ -27,7 +27,7 @@ const COND_WAIT: Duration = Duration::from_secs(30);
 /// Shared services of one test: a fresh Redis database and a fresh
 /// PostgreSQL database.
 #[derive(Clone)]
-struct Services {
+pub(crate) struct Services {
     redis: String,
     /// The Redis database number (it is part of every channel name).
     redis_db: u64,
@@ -44,10 +44,11 @@ async fn services() -> Option<Services> {
     })
 }
 
-/// One `giftstream serve` process; SIGKILLed and reaped on drop.
-struct Node {
+/// One `giftstream serve` process; SIGKILLed and reaped on drop (also
+/// used by `videos.rs`).
+pub(crate) struct Node {
     child: Option<Child>,
-    addr: String,
+    pub(crate) addr: String,
     auth: Auth,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -118,18 +119,18 @@ impl Node {
         }
     }
 
-    fn token(&self, user: &str, role: Role) -> String {
+    pub(crate) fn token(&self, user: &str, role: Role) -> String {
         self.auth.issue(user, role, 3600).expect("token")
     }
 
-    async fn ws(&self, user: &str, role: Role) -> Ws {
+    pub(crate) async fn ws(&self, user: &str, role: Role) -> Ws {
         let url = format!("ws://{}/v1/ws?token={}", self.addr, self.token(user, role));
         Ws::connect(&url, Encoding::Json)
             .await
             .expect("ws connects")
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
         let resp = self
             .http
             .post(format!("http://{}{path}", self.addr))
@@ -170,7 +171,7 @@ impl Node {
         assert!(s == 200 || s == 201, "open room: {s} {v}");
     }
 
-    async fn grant(&self, user: &str, coins: i64, id: &str) {
+    pub(crate) async fn grant(&self, user: &str, coins: i64, id: &str) {
         let (s, v) = self
             .post(
                 "/v1/admin/grants",
@@ -188,7 +189,7 @@ impl Drop for Node {
     }
 }
 
-async fn two_nodes(extra: &[(&str, &str)]) -> Option<(Services, Node, Node)> {
+pub(crate) async fn two_nodes(extra: &[(&str, &str)]) -> Option<(Services, Node, Node)> {
     let s = services().await?;
     let a = Node::start(&s, extra).await;
     let b = Node::start(&s, extra).await;
@@ -212,7 +213,7 @@ async fn shard_subscribers(s: &Services, room: &str) -> i64 {
 }
 
 /// Wait until `f` answers true (bounded by COND_WAIT).
-async fn eventually<F, Fut>(what: &str, mut f: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -85,6 +85,7 @@ fn req(sender: &str, target: Target, g: &Gift, count: u32, client_id: &str) -> G
         count,
         client_id: client_id.into(),
         ts: now_ms(),
+        message: None,
     }
 }
 
@@ -721,7 +722,7 @@ async fn app_runs_on_redis_with_ledger_acks() {
     giftstream::app::ops::open_room(&st, &room, "cr")
         .await
         .unwrap();
-    giftstream::app::ops::register_video(&st, &format!("vid{db}"), "cr")
+    giftstream::app::ops::register_video(&st, &format!("vid{db}"), "cr", None)
         .await
         .unwrap();
     let op = CreditOp {
@@ -736,7 +737,7 @@ async fn app_runs_on_redis_with_ledger_acks() {
         user: "v".into(),
         role: giftstream::auth::Role::Viewer,
     };
-    let ack = giftstream::app::ops::gift(&st, &who, Target::room(&room), "rose", 2, "g1")
+    let ack = giftstream::app::ops::gift(&st, &who, Target::room(&room), "rose", 2, "g1", None)
         .await
         .unwrap();
     assert_eq!((ack.seq, ack.balance), (1, 48));
@@ -754,6 +755,7 @@ async fn app_runs_on_redis_with_ledger_acks() {
         "rose",
         1,
         "g2",
+        None,
     )
     .await
     .unwrap();

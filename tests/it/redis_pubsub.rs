@@ -97,6 +97,7 @@ async fn pubsub_reconnects_and_delivers_again() {
         count: 1,
         client_id: id.into(),
         ts: now_ms(),
+        message: None,
     };
     red.gift(send("a")).await.unwrap();
     assert_eq!(

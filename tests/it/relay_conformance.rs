@@ -157,6 +157,7 @@ async fn send_gifts(n: &Node, room: &str, len: usize) {
             count: 1,
             client_id: format!("g{i}"),
             ts: now_ms(),
+            message: None,
         })
         .await
         .unwrap();

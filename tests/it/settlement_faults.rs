@@ -83,6 +83,7 @@ async fn accept_gifts(counters: &dyn Counters, ledger: &dyn Ledger) {
             count: 1,
             client_id: format!("g{i}"),
             ts: 1,
+            message: None,
         };
         counters.gift(req).await.unwrap();
     }

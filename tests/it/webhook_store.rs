@@ -36,6 +36,7 @@ fn gift(seq: u64, sender: &str, creator: &str, coins: i64, balance_after: i64) -
         diamonds: coins / 2,
         balance_after,
         ts: now_ms(),
+        message: None,
     }
 }
 

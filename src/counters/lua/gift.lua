@@ -9,11 +9,12 @@
 -- ARGV: 1 client id  2 ts ms  3 idempotency ttl s  4 ids kept per wallet
 --       5 coins  6 diamonds  7 count  8 sender  9 gift id  10 target key
 --       11 combo window ms  12 pending len max  13 pending-diamonds prefix
---       14 event channel ('' for a video)  15 event JSON without seq/combo
+--       14 event channel of the room or video  15 event JSON without seq/combo
 --       16 idempotency key prefix of this sender
---       17 room history stream key ('' for a video)  18 history len max
---       19 history age ms max  20 room top-gifters zset key ('' for a video)
---       21 top gifters kept at most
+--       17 room's or video's history stream key  18 history len max
+--       19 history age ms max  20 room top-gifters zset key ('' for a video:
+--       a video has no live stats)  21 top gifters kept at most
+--       22 the sender's message ('' for none)
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
@@ -67,10 +68,15 @@ if prev then
 end
 redis.call('SET', KEYS[5], ARGV[2] .. ':' .. int(combo), 'PX', window * 2 + 1000)
 
-redis.call('XADD', KEYS[6], '*',
+local fields = {
   't', ARGV[10], 's', int(seq), 'u', ARGV[8], 'c', ARGV[1], 'r', creator,
   'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6], 'b', int(balance),
-  'ts', ARGV[2], 'k', int(ticket))
+  'ts', ARGV[2], 'k', int(ticket)}
+if ARGV[22] ~= '' then
+  fields[#fields + 1] = 'm'
+  fields[#fields + 1] = ARGV[22]
+end
+redis.call('XADD', KEYS[6], '*', unpack(fields))
 
 local ttl = tonumber(ARGV[3])
 local answer = int(seq) .. ':' .. int(balance) .. ':' .. int(ticket)
@@ -112,15 +118,17 @@ if ARGV[14] ~= '' then
     redis.call('XADD', hist, 'MAXLEN', '~', ARGV[18], id, 'e', event, 'ts', ARGV[2])
   end
   redis.call('PEXPIRE', hist, ARGV[19])
-  -- This live's stats: diamonds and top gifters (bounded: past the limit
-  -- the smaller half is dropped, amortized O(log n) per gift).
-  redis.call('HINCRBY', KEYS[4], 'diamonds', ARGV[6])
   local top = ARGV[20]
-  redis.call('ZINCRBY', top, ARGV[6], ARGV[8])
-  local keep = tonumber(ARGV[21])
-  local n = redis.call('ZCARD', top)
-  if n > keep then
-    redis.call('ZREMRANGEBYRANK', top, 0, n - math.max(math.floor(keep / 2), 1) - 1)
+  if top ~= '' then
+    -- This live's stats: diamonds and top gifters (bounded: past the limit
+    -- the smaller half is dropped, amortized O(log n) per gift).
+    redis.call('HINCRBY', KEYS[4], 'diamonds', ARGV[6])
+    redis.call('ZINCRBY', top, ARGV[6], ARGV[8])
+    local keep = tonumber(ARGV[21])
+    local n = redis.call('ZCARD', top)
+    if n > keep then
+      redis.call('ZREMRANGEBYRANK', top, 0, n - math.max(math.floor(keep / 2), 1) - 1)
+    end
   end
   redis.call('SPUBLISH', ARGV[14], event)
 end

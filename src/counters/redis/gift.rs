@@ -9,30 +9,32 @@ impl RedisCounters {
     pub(super) async fn gift_op(&self, req: GiftRequest) -> Result<GiftOutcome> {
         let (coins, diamonds) = gift_value(&req.gift, req.count);
         let tkey = req.target.key();
-        let (channel, head, hist, top) = match req.target.kind {
-            TargetKind::Room => {
-                let head = EventHead {
-                    room: &req.target.id,
-                    id: &req.client_id,
-                    sender: &req.sender,
-                    gift: &req.gift.id,
-                    count: req.count,
-                    coins,
-                    diamonds,
-                    animation: &req.gift.animation,
-                    ts: req.ts,
-                };
-                let mut json = serde_json::to_string(&head)
-                    .map_err(|e| CountersError::Corrupt(format!("gift event: {e}")))?;
-                json.pop(); // the closing brace; the script appends seq and combo
-                (
-                    self.channels.room(&req.target.id),
-                    json,
-                    history_key(&req.target.id),
-                    top_key(&req.target.id),
-                )
-            }
-            TargetKind::Video => (String::new(), String::new(), String::new(), String::new()),
+        // Rooms and videos alike: an event on the target's channel and in
+        // its history stream; only a room keeps live stats (top gifters).
+        let hub_key = req.target.hub_key();
+        let is_room = req.target.kind == TargetKind::Room;
+        let head = EventHead {
+            room: if is_room { &req.target.id } else { "" },
+            video: (!is_room).then_some(req.target.id.as_str()),
+            id: &req.client_id,
+            sender: &req.sender,
+            gift: &req.gift.id,
+            count: req.count,
+            coins,
+            diamonds,
+            animation: &req.gift.animation,
+            ts: req.ts,
+            message: req.message.as_deref(),
+        };
+        let mut head = serde_json::to_string(&head)
+            .map_err(|e| CountersError::Corrupt(format!("gift event: {e}")))?;
+        head.pop(); // the closing brace; the script appends seq and combo
+        let channel = self.channels.room(&hub_key);
+        let hist = history_key(&hub_key);
+        let top = if is_room {
+            top_key(&req.target.id)
+        } else {
+            String::new()
         };
         let idem = idem_prefix(&req.sender);
         let reply: Vec<String> = self
@@ -66,6 +68,7 @@ impl RedisCounters {
             .arg(self.hub_cfg.history_age_ms_max)
             .arg(&top)
             .arg(self.hub_cfg.room_gifters_max)
+            .arg(req.message.as_deref().unwrap_or(""))
             .invoke_async(&mut self.conn())
             .await
             .map_err(script_err)?;

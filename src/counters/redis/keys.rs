@@ -68,9 +68,13 @@ impl Channels {
         c
     }
 }
-/// A room's history stream (entry ids `<seq>-0`).
-pub(crate) fn history_key(room: &str) -> String {
-    key(&["h", "room", room])
+/// The history stream (entry ids `<seq>-0`) of a room or video, by its
+/// hub key (a room's id, `video:ID` for a video).
+pub(crate) fn history_key(hub_key: &str) -> String {
+    match hub_key.strip_prefix("video:") {
+        Some(video) => key(&["h", "video", video]),
+        None => key(&["h", "room", hub_key]),
+    }
 }
 /// A room's top gifters this live (sorted set, diamonds per user).
 pub(crate) fn top_key(room: &str) -> String {

@@ -6,7 +6,7 @@
 //! Lua scripts in `src/counters/lua/` that change them atomically
 //! (`scripts`; key names in `keys`; the gift in `gift`, the load from the
 //! ledger in `restore`, drain and acknowledge in `settle`), each room's
-//! history stream, and [`RedisCounters::reconcile`] (Redis versus the
+//! and video's history stream, and [`RedisCounters::reconcile`] (Redis versus the
 //! ledger, `reconcile`).
 //! The node's sharded pub/sub subscriptions that forward room events to
 //! this node's rooms, `resume`'s history reads and the viewer counts are
@@ -82,7 +82,10 @@ struct EntryRef {
 /// script appends them once it knows them).
 #[derive(Serialize)]
 struct EventHead<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
     room: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    video: Option<&'a str>,
     id: &'a str,
     sender: &'a str,
     gift: &'a str,
@@ -91,6 +94,8 @@ struct EventHead<'a> {
     diamonds: i64,
     animation: &'a str,
     ts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
 }
 
 /// Wallets, seqs and pending credits in Redis, shared by every node.
@@ -248,6 +253,7 @@ fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
         diamonds: parse(row.get(9), "diamonds")?,
         balance_after: parse(row.get(10), "balance")?,
         ts: parse(row.get(11), "ts")?,
+        message: row.get(13).filter(|m| !m.is_empty()).cloned(),
     };
     let ticket = parse(row.get(12), "ticket")?;
     Ok((id, g, ticket))

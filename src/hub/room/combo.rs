@@ -44,7 +44,7 @@ impl Room {
                     Encoding::Json => &json,
                     Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
                 };
-                skipped |= !deliver(s, &self.id, seq, frame, &self.cfg);
+                skipped |= !deliver(s, &self.topic, seq, frame, &self.cfg);
             }
         }
         if skipped {

@@ -29,8 +29,10 @@ impl Room {
             let Some((from, to)) = s.skip else {
                 continue;
             };
+            let (room, video) = self.topic.fields();
             let note = ServerMsg::Skipped {
-                room: self.id.clone(),
+                room,
+                video,
                 from_seq: from,
                 to_seq: to,
             };
@@ -56,7 +58,7 @@ pub(super) fn busy() -> Error {
 /// Queue one event for one subscriber; false if it was skipped.
 pub(super) fn deliver(
     s: &mut SubState,
-    room: &str,
+    topic: &Topic,
     seq: u64,
     frame: &Message,
     cfg: &HubConfig,
@@ -70,8 +72,10 @@ pub(super) fn deliver(
     if let Some((from, to)) = s.skip {
         // Tell the viewer what it missed before anything newer, if both fit.
         if s.sub.tx.capacity() >= 2 {
+            let (room, video) = topic.fields();
             let note = ServerMsg::Skipped {
-                room: room.to_string(),
+                room,
+                video,
                 from_seq: from,
                 to_seq: to,
             };

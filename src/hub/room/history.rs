@@ -129,8 +129,10 @@ impl Room {
         mut frames: Vec<Message>,
     ) -> Result<()> {
         let replayed = frames.len();
+        let (room, video) = self.topic.fields();
         let resumed = ServerMsg::Resumed {
-            room: self.id.clone(),
+            room,
+            video,
             seq: self.last_seq,
         };
         frames.push(resumed.encode(sub.encoding));

@@ -1,4 +1,11 @@
-//! One task per room: ordered delivery, history for `resume`, skip accounting.
+//! One task per room or video (a topic): ordered delivery, history for
+//! `resume`, skip accounting.
+//!
+//! A video's task is a room's without the live: it names `video` in its
+//! messages, sends no `room_stats` and never `room_ended`, and stops
+//! after its linger without a subscriber (in process: after
+//! `hub.history_age_ms_max`, the longest its ring is any use; with a
+//! relaying engine: `hub.room_linger_ms`, like a room).
 //!
 //! Owns: the room's subscribers, its last seq, its history ring (bounded by
 //! count and age), and the rule for a full subscriber queue: a viewer gets
@@ -34,7 +41,7 @@ use super::outbox::{BatchError, Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::protocol::{Encoding, GiftEvent, ServerMsg, TopEntry};
+use crate::protocol::{Encoding, GiftEvent, ServerMsg, TopEntry, Topic};
 use delivery::{busy, deliver};
 use history::Hist;
 use stats::Stats;
@@ -118,7 +125,10 @@ struct SubState {
 }
 
 struct Room {
+    /// The room or video id (in texts).
     id: String,
+    /// The room or video (in messages).
+    topic: Topic,
     creator: Arc<str>,
     last_seq: u64,
     subs: Vec<SubState>,
@@ -140,11 +150,11 @@ struct Room {
     skip_due: Option<Instant>,
 }
 
-/// Start a room task; `last_seq` is the room's seq now. `relay`: events
-/// come from a relaying engine, woken when the room stops (see the module
-/// doc).
+/// Start a room's or video's task; `last_seq` is its seq now. `relay`:
+/// events come from a relaying engine, woken when the task stops (see the
+/// module doc).
 pub fn spawn(
-    id: String,
+    topic: Topic,
     creator: Arc<str>,
     last_seq: u64,
     cfg: HubConfig,
@@ -153,7 +163,8 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(cfg.room_queue_len_max);
     let viewers = Arc::new(AtomicU64::new(0));
     let room = Room {
-        id,
+        id: topic.id().to_string(),
+        topic,
         creator: creator.clone(),
         last_seq,
         subs: Vec::new(),
@@ -226,6 +237,7 @@ impl Room {
                     diamonds,
                     top,
                 } => self.on_stats(viewers, diamonds, top),
+                RoomCmd::End if self.is_video() => break,
                 RoomCmd::End => {
                     self.flush_combos();
                     self.broadcast(&ServerMsg::RoomEnded {
@@ -247,16 +259,34 @@ impl Room {
         }
     }
 
-    /// Relaying engine: arm the stop timer when the room has no subscriber
-    /// (and disarm it when it has one).
-    fn arm_idle(&mut self) {
-        if self.relay.is_none() {
-            return;
+    fn is_video(&self) -> bool {
+        matches!(self.topic, Topic::Video(_))
+    }
+
+    /// How long the task runs on without a subscriber: relaying engine
+    /// `hub.room_linger_ms`; in process, a video for as long as its ring
+    /// can serve a resume, a room until its live ends (None).
+    fn linger(&self) -> Option<Duration> {
+        if self.relay.is_some() {
+            Some(Duration::from_millis(self.cfg.room_linger_ms))
+        } else if self.is_video() {
+            let ms = self.cfg.history_age_ms_max.max(self.cfg.room_linger_ms);
+            Some(Duration::from_millis(ms))
+        } else {
+            None
         }
+    }
+
+    /// Arm the stop timer when the room has no subscriber (and disarm it
+    /// when it has one); see [`Room::linger`].
+    fn arm_idle(&mut self) {
+        let Some(linger) = self.linger() else {
+            return;
+        };
         if !self.subs.is_empty() {
             self.idle_due = None;
         } else if self.idle_due.is_none() {
-            self.idle_due = Some(Instant::now() + Duration::from_millis(self.cfg.room_linger_ms));
+            self.idle_due = Some(Instant::now() + linger);
         }
     }
 
@@ -309,7 +339,7 @@ impl Room {
                 Encoding::Json => &json,
                 Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
             };
-            if deliver(s, &self.id, seq, frame, &self.cfg) {
+            if deliver(s, &self.topic, seq, frame, &self.cfg) {
                 delivered += 1;
             } else {
                 skipped += 1;
@@ -355,8 +385,10 @@ impl Room {
         let viewers = (self.subs.len()
             + usize::from(!self.subs.iter().any(|s| s.sub.conn_id == sub.conn_id)))
             as u64;
+        let (room, video) = self.topic.fields();
         let joined = ServerMsg::Joined {
-            room: self.id.clone(),
+            room,
+            video,
             seq: self.last_seq,
             viewers,
         };

@@ -27,6 +27,9 @@ pub(super) struct Stats {
 impl Room {
     /// Stats across nodes from the engine: send them if they changed.
     pub(super) fn on_stats(&mut self, viewers: u64, diamonds: i64, top: Vec<TopEntry>) {
+        if self.is_video() {
+            return; // a video's totals are in `GET /v1/videos/{video}`
+        }
         let next = (viewers, diamonds, top);
         if self.stats.external.as_ref() != Some(&next) {
             self.stats.external = Some(next);
@@ -48,7 +51,7 @@ impl Room {
     }
 
     pub(super) fn note_viewers(&mut self) {
-        if self.relay.is_some() {
+        if self.relay.is_some() || self.is_video() {
             return; // the engine's stats count every node's viewers
         }
         let n = self.subs.len() as u64;
@@ -98,7 +101,7 @@ impl Room {
     }
 
     pub(super) fn count_gift(&mut self, ev: &GiftEvent) {
-        if self.relay.is_some() {
+        if self.relay.is_some() || self.is_video() {
             return; // the engine keeps this live's stats across nodes
         }
         self.stats.diamonds += ev.diamonds;

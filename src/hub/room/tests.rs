@@ -6,6 +6,7 @@ use crate::hub::outbox::{outbox, OutboxRx};
 fn event(seq: u64, sender: &str, diamonds: i64) -> GiftEvent {
     GiftEvent {
         room: "r".into(),
+        video: None,
         seq,
         id: format!("id{seq}"),
         sender: sender.into(),
@@ -16,6 +17,7 @@ fn event(seq: u64, sender: &str, diamonds: i64) -> GiftEvent {
         diamonds,
         animation: "rose.webp".into(),
         ts: 0,
+        message: None,
     }
 }
 
@@ -26,6 +28,7 @@ fn room(gifters_max: usize) -> Room {
     };
     Room {
         id: "r".into(),
+        topic: Topic::Room("r".into()),
         creator: "c".into(),
         last_seq: 0,
         subs: Vec::new(),
@@ -146,7 +149,13 @@ async fn a_relayed_room_without_subscribers_stops_after_its_linger() {
         ..HubConfig::default()
     };
     let changed = Arc::new(Notify::new());
-    let h = spawn("r".into(), "c".into(), 0, cfg, Some(changed.clone()));
+    let h = spawn(
+        Topic::Room("r".into()),
+        "c".into(),
+        0,
+        cfg,
+        Some(changed.clone()),
+    );
     tokio::time::timeout(Duration::from_secs(30), changed.notified())
         .await
         .expect("the room stops and says so");
@@ -166,4 +175,56 @@ fn stale_and_duplicate_events_are_dropped() {
         vec![5, 6]
     );
     assert_eq!(r.stats.diamonds, 2);
+}
+
+/// A video's task names `video` (never `room`) in what it sends, and
+/// sends no `room_stats`.
+#[test]
+fn a_video_names_video_in_joined_events_and_skipped_and_has_no_stats() {
+    let mut r = room(10);
+    r.id = "v".into();
+    r.topic = Topic::Video("v".into());
+    let (s, mut rx) = sub(1, 2);
+    r.on_join(s).unwrap();
+    let frames = |rx: &mut OutboxRx| {
+        let mut out = Vec::new();
+        while let Some(Message::Text(t)) = rx.try_recv() {
+            out.push(serde_json::from_str::<serde_json::Value>(t.as_str()).unwrap());
+        }
+        out
+    };
+    let mut ev = event(1, "a", 1);
+    ev.room = String::new();
+    ev.video = Some("v".into());
+    r.on_gift(ev.clone());
+    let got = frames(&mut rx);
+    assert_eq!(
+        got[0],
+        serde_json::json!({"type": "joined", "video": "v", "seq": 0, "viewers": 1})
+    );
+    assert_eq!(got[1]["video"], "v");
+    assert!(got[1].get("room").is_none());
+    // A full queue: 2 and 3 fit, 4 and 5 are skipped, and the note
+    // names the video.
+    for seq in 2..=5 {
+        r.on_gift(GiftEvent { seq, ..ev.clone() });
+    }
+    frames(&mut rx);
+    r.retry_skip_notes();
+    let got = frames(&mut rx);
+    assert_eq!(
+        got,
+        vec![serde_json::json!({"type": "skipped", "video": "v", "from_seq": 4, "to_seq": 5})]
+    );
+    r.on_timer();
+    assert!(
+        r.stats.due.is_none() && !r.stats.changed,
+        "no room_stats for a video"
+    );
+    assert_eq!(
+        r.linger(),
+        Some(Duration::from_millis(
+            r.cfg.history_age_ms_max.max(r.cfg.room_linger_ms)
+        ))
+    );
 }

@@ -46,6 +46,7 @@ impl TryFrom<GiftRow> for PendingGift {
             diamonds: r.diamonds,
             balance_after: r.balance_after,
             ts: r.ts_ms,
+            message: None,
         })
     }
 }

@@ -128,10 +128,18 @@ fn fresh_viewers(counts: &HashMap<String, String>, except: &str, now_ms: i64, tt
         .sum()
 }
 
+/// The counters engine's target of a topic.
+fn topic_target(topic: &Topic) -> Target {
+    match topic {
+        Topic::Room(id) => Target::room(id.as_str()),
+        Topic::Video(id) => Target::video(id.as_str()),
+    }
+}
+
 #[async_trait]
 impl Relay for RedisRelay {
     async fn publish(&self, topic: &Topic, msg: &ServerMsg) -> Result<()> {
-        let Topic::Room(room) = topic;
+        let room = &topic.hub_key();
         let payload = serde_json::to_string(msg).map_err(Error::internal)?;
         // Sharded, like gift events: only nodes with the room open listen.
         let _: i64 = redis::cmd("SPUBLISH")
@@ -144,12 +152,12 @@ impl Relay for RedisRelay {
     }
 
     async fn history(&self, topic: &Topic, since: u64) -> Result<Option<Vec<GiftEvent>>> {
-        let Topic::Room(room) = topic;
+        let room = &topic.hub_key();
         let age_ms = self.hub_cfg.history_age_ms_max.min(i64::MAX as u64) as i64;
         let reply: Vec<String> = self
             .history
             .key(history_key(room))
-            .key(target_key(&Target::room(room.as_str()).key()))
+            .key(target_key(&topic_target(topic).key()))
             .arg(since)
             .arg(self.hub_cfg.history_len_max)
             .arg(crate::protocol::now_ms().saturating_sub(age_ms))
@@ -179,7 +187,7 @@ impl Relay for RedisRelay {
     }
 
     async fn other_nodes_viewers(&self, topic: &Topic) -> Result<u64> {
-        let Topic::Room(room) = topic;
+        let room = &topic.hub_key();
         let counts: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(viewers_key(room))
             .query_async(&mut self.conn())

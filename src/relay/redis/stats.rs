@@ -52,7 +52,9 @@ pub(super) async fn stats_loop(s: StatsLoop) {
             _ = s.stop.cancelled() => return,
             _ = tokio::time::sleep(s.interval) => {}
         }
-        let rooms = s.hub.open_rooms();
+        // Videos have no live stats (their totals are in the ledger).
+        let mut rooms = s.hub.open_rooms();
+        rooms.retain(|(r, _)| !r.starts_with("video:"));
         let now = crate::protocol::now_ms();
         let mut seen = HashSet::with_capacity(rooms.len());
         for chunk in rooms.chunks(STATS_CHUNK_LEN_MAX) {

@@ -45,6 +45,27 @@ impl<H> Deref for Hooked<H> {
 }
 
 #[async_trait]
+impl<H: CommitHook> giftstream::ledger::videos::VideoLedger for Hooked<H> {
+    async fn set_video_title(&self, video: &str, creator: &str, title: &str) -> Result<bool> {
+        self.inner.set_video_title(video, creator, title).await
+    }
+    async fn video_page(
+        &self,
+        video: &str,
+    ) -> Result<Option<giftstream::ledger::videos::VideoPage>> {
+        self.inner.video_page(video).await
+    }
+    async fn creator_videos(
+        &self,
+        creator: &str,
+        len_max: i64,
+        after: Option<(i64, String)>,
+    ) -> Result<Vec<giftstream::ledger::videos::VideoEntry>> {
+        self.inner.creator_videos(creator, len_max, after).await
+    }
+}
+
+#[async_trait]
 impl<H: CommitHook> Ledger for Hooked<H> {
     async fn commit_batch(&self, batch: &Batch) -> Result<bool> {
         self.hook.commit_batch(&*self.inner, batch).await
