@@ -19,7 +19,7 @@ pub mod redis;
 
 use crate::error::Result;
 use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, Target, TargetInfo};
-use crate::protocol::GiftEvent;
+use crate::protocol::SeqEvent;
 use async_trait::async_trait;
 
 /// The counters engine. Every method is atomic on its own.
@@ -120,13 +120,13 @@ pub trait Counters: Send + Sync + 'static {
         Ok(0)
     }
 
-    /// The room's events with seq > `since`, in order, from the engine's
+    /// The room's events (gifts and streak ends) with seq > `since`, in order, from the engine's
     /// own history (Redis: the room's history stream, bounded by
     /// `hub.history_len_max` and `hub.history_age_ms_max`), or None when
     /// the engine keeps none (in process: the room task's ring serves
     /// `resume`). Errors with `history_gone` when the history no longer
     /// reaches back to `since`.
-    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<SeqEvent>>> {
         let _ = (room, since);
         Ok(None)
     }

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{EventPermit, EventSink};
-use crate::protocol::GiftEvent;
+use crate::protocol::{GiftEvent, SeqEvent};
 pub use room::RoomCmd;
 
 /// A room's handle: its task's queue and its live viewer count.
@@ -225,8 +225,8 @@ impl EventSink for Hub {
         })?;
         tx.try_reserve_owned()
             .map(|p| {
-                EventPermit::new(move |ev| {
-                    p.send(RoomCmd::Gift(ev));
+                EventPermit::new(move |ev: SeqEvent| {
+                    p.send(ev.into());
                 })
             })
             .map_err(|_| {

@@ -25,7 +25,7 @@ use super::outbox::{BatchError, Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::protocol::{Encoding, GiftEvent, ServerMsg, TopEntry};
+use crate::protocol::{ComboEnd, Encoding, GiftEvent, SeqEvent, ServerMsg, TopEntry};
 
 /// Close code for a viewer that fell too far behind (policy violation).
 pub const CLOSE_TOO_SLOW: u16 = 1008;
@@ -53,6 +53,9 @@ pub struct Subscriber {
 pub enum RoomCmd {
     /// An accepted gift, in seq order (published by the counters engine).
     Gift(GiftEvent),
+    /// A streak's end, in seq order with gifts (published by the counters
+    /// engine): coalescing subscribers first get the pending steps.
+    ComboEnd(ComboEnd),
     /// Subscribe; the room itself queues `joined` before any later event.
     Join {
         /// Who.
@@ -69,7 +72,7 @@ pub enum RoomCmd {
         /// Events after `since` read from the engine's history (Redis
         /// stream), which then decides whether history reaches back; None:
         /// the room's own ring does.
-        backfill: Option<Vec<GiftEvent>>,
+        backfill: Option<Vec<SeqEvent>>,
         /// Ok once the replay and `resumed` are queued.
         reply: oneshot::Sender<Result<()>>,
     },
@@ -92,6 +95,15 @@ pub enum RoomCmd {
     },
     /// The live ended: tell everyone, then stop.
     End,
+}
+
+impl From<SeqEvent> for RoomCmd {
+    fn from(ev: SeqEvent) -> RoomCmd {
+        match ev {
+            SeqEvent::Gift(g) => RoomCmd::Gift(g),
+            SeqEvent::ComboEnd(c) => RoomCmd::ComboEnd(c),
+        }
+    }
 }
 
 struct SubState {
@@ -229,6 +241,7 @@ impl Room {
             };
             match cmd {
                 RoomCmd::Gift(ev) => self.on_gift(ev),
+                RoomCmd::ComboEnd(end) => self.on_combo_end(end),
                 RoomCmd::Join { sub, reply } => {
                     let _ = reply.send(self.on_join(sub));
                 }
@@ -477,12 +490,31 @@ impl Room {
                     Some(Instant::now() + Duration::from_millis(self.cfg.coalesce_interval_ms));
             }
         }
-        let msg = ServerMsg::GiftEvent(ev);
+        self.publish(seq, ServerMsg::GiftEvent(ev), false);
+    }
+
+    /// A streak ended: coalescing subscribers get every pending step first
+    /// (all of them, in seq order: each is older than the end), then every
+    /// subscriber gets the end; it is kept in history like a gift.
+    fn on_combo_end(&mut self, end: ComboEnd) {
+        if end.seq <= self.last_seq {
+            metrics::counter!("giftstream_stale_events_total").increment(1);
+            return;
+        }
+        self.last_seq = end.seq;
+        self.flush_combos();
+        let seq = end.seq;
+        self.publish(seq, ServerMsg::ComboEnd(end), true);
+    }
+
+    /// Deliver a seq'd event to the non-coalescing subscribers (and the
+    /// coalescing ones too when `to_all`), and keep it in history.
+    fn publish(&mut self, seq: u64, msg: ServerMsg, to_all: bool) {
         let json = msg.encode(Encoding::Json);
         let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
         let mut delivered = 0u64;
         let mut skipped = 0u64;
-        for s in self.subs.iter_mut().filter(|s| !s.sub.coalesce) {
+        for s in self.subs.iter_mut().filter(|s| to_all || !s.sub.coalesce) {
             let frame = match s.sub.encoding {
                 Encoding::Json => &json,
                 Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
@@ -560,7 +592,7 @@ impl Room {
         &mut self,
         sub: Subscriber,
         since: u64,
-        backfill: Option<Vec<GiftEvent>>,
+        backfill: Option<Vec<SeqEvent>>,
     ) -> Result<()> {
         self.trim_history();
         if let Some(backfill) = backfill {
@@ -593,13 +625,14 @@ impl Room {
     /// joined to the ring: the engine's events up to this room's seq, then
     /// the ring's after them; events the engine already had but this room
     /// has not received yet follow live.
-    fn resume_from(&mut self, sub: Subscriber, since: u64, backfill: Vec<GiftEvent>) -> Result<()> {
+    fn resume_from(&mut self, sub: Subscriber, since: u64, backfill: Vec<SeqEvent>) -> Result<()> {
         let mut covered = since;
         let mut frames = Vec::new();
         for ev in backfill {
-            if ev.seq > covered && ev.seq <= self.last_seq {
-                covered = ev.seq;
-                frames.push(ServerMsg::GiftEvent(ev).encode(sub.encoding));
+            let seq = ev.seq();
+            if seq > covered && seq <= self.last_seq {
+                covered = seq;
+                frames.push(ServerMsg::from(ev).encode(sub.encoding));
             }
         }
         if covered < self.last_seq {
@@ -866,7 +899,7 @@ mod tests {
             r.on_gift(event(seq, "a", 1));
         }
         // The engine's stream is ahead of this room (7 not received yet).
-        let backfill: Vec<GiftEvent> = (2..=7).map(|s| event(s, "a", 1)).collect();
+        let backfill: Vec<SeqEvent> = (2..=7).map(|s| event(s, "a", 1).into()).collect();
         let (s, mut rx) = sub(1, 100);
         r.on_resume(s, 1, Some(backfill)).unwrap();
         for seq in 6..=7 {

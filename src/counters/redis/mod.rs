@@ -45,7 +45,7 @@ use crate::model::{
     gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
     TargetInfo, TargetKind,
 };
-use crate::protocol::GiftEvent;
+use crate::protocol::SeqEvent;
 
 mod gift;
 pub(crate) mod keys;
@@ -81,7 +81,7 @@ struct EntryRef {
     diamonds: i64,
 }
 
-/// The head of a [`GiftEvent`] as JSON, without `seq` and `combo` (the
+/// The head of a [`crate::protocol::GiftEvent`] as JSON, without `seq` and `combo` (the
 /// script appends them once it knows them).
 #[derive(Serialize)]
 struct EventHead<'a> {
@@ -502,7 +502,7 @@ impl Counters for RedisCounters {
         ))
     }
 
-    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<SeqEvent>>> {
         let age_ms = self.hub_cfg.history_age_ms_max.min(i64::MAX as u64) as i64;
         let reply: Vec<String> = self
             .scripts
@@ -521,7 +521,7 @@ impl Counters for RedisCounters {
                 .unwrap_or_default()
                 .iter()
                 .map(|e| {
-                    serde_json::from_str::<GiftEvent>(e)
+                    serde_json::from_str::<SeqEvent>(e)
                         .map_err(|e| Error::internal(format_args!("redis: bad history entry: {e}")))
                 })
                 .collect::<Result<Vec<_>>>()
