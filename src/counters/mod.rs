@@ -14,6 +14,7 @@
 //! ledger through [`crate::model::GiftRecords`]). It hands accepted gifts
 //! to the hub through [`crate::model::EventSink`] in seq order.
 
+pub mod combo;
 pub mod memory;
 pub mod redis;
 
