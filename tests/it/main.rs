@@ -12,6 +12,7 @@ mod assets;
 mod auth;
 mod auth_matrix;
 mod cashout_safety;
+mod combo_end;
 mod gifting;
 mod ledger_conformance;
 mod limits;

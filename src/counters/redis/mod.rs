@@ -47,6 +47,7 @@ use crate::model::{
 };
 use crate::protocol::SeqEvent;
 
+mod combo;
 mod gift;
 pub(crate) mod keys;
 mod reconcile;
@@ -205,6 +206,7 @@ impl RedisCounters {
                 anyhow::bail!("redis: could not connect the room-event relay within {timeout:?}")
             }
         }
+        combo::spawn_reaper(conn.clone(), &cfg, stop.clone());
         Ok(RedisCounters {
             conn,
             cfg,
@@ -340,19 +342,7 @@ impl Counters for RedisCounters {
     }
 
     async fn end_room(&self, room: &str) -> Result<()> {
-        let target = Target::room(room);
-        let n: i64 = self
-            .scripts
-            .end_room
-            .key(target_key(&target.key()))
-            .arg(self.channels.room(room))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        if n == 0 {
-            return Err(Self::unknown(&target));
-        }
-        Ok(())
+        self.end_room_op(room).await
     }
 
     async fn target(&self, target: &Target) -> Result<Option<TargetInfo>> {
