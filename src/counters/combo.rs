@@ -71,7 +71,8 @@ impl Streak {
     /// True when a gift of `gift` at `ts` extends this streak (same gift,
     /// at most `window_ms` after its last one).
     pub fn extends(&self, gift: &str, ts: i64, window_ms: u64) -> bool {
-        self.gift == gift && ts.saturating_sub(self.last_ts) <= window_ms.min(i64::MAX as u64) as i64
+        self.gift == gift
+            && ts.saturating_sub(self.last_ts) <= window_ms.min(i64::MAX as u64) as i64
     }
 
     /// Add one gift message (the caller checked [`Streak::extends`]).
@@ -177,7 +178,11 @@ mod tests {
             seq,
         };
         let snap = Snapshot {
-            recent_gifts: vec![gift("room:r", "x"), gift("room:r", "y"), gift("room:r", "x")],
+            recent_gifts: vec![
+                gift("room:r", "x"),
+                gift("room:r", "y"),
+                gift("room:r", "x"),
+            ],
             targets: vec![
                 (Target::room("r"), info(9)),
                 (Target::room("old"), info(4)),
@@ -190,6 +195,10 @@ mod tests {
         assert_eq!(slack.get("room:r"), Some(&2));
         assert_eq!(slack.get("room:old"), Some(&100));
         assert_eq!(slack.get("room:empty"), None);
-        assert_eq!(slack.get("video:v"), None, "no streak end takes a video seq");
+        assert_eq!(
+            slack.get("video:v"),
+            None,
+            "no streak end takes a video seq"
+        );
     }
 }

@@ -258,7 +258,11 @@ impl MemoryCounters {
                 Err(_) => return,
             }
         }
-        tracing::warn!(room, seq = end.seq, "a streak end did not fit the room's queue; dropped");
+        tracing::warn!(
+            room,
+            seq = end.seq,
+            "a streak end did not fit the room's queue; dropped"
+        );
     }
 }
 

@@ -223,7 +223,9 @@ async fn gift_and_room_end_end_streaks(engine: &EngineSpec) {
     assert!(seqs.windows(2).all(|p| p[0] < p[1]), "seq order: {seqs:?}");
     let before_first_end: Vec<&Value> = frames.iter().take_while(|f| f["seq"] != 4).collect();
     assert_eq!(
-        before_first_end.last().map(|f| (f["seq"].as_u64(), f["combo"].as_u64())),
+        before_first_end
+            .last()
+            .map(|f| (f["seq"].as_u64(), f["combo"].as_u64())),
         Some((Some(3), Some(3))),
         "the rose streak's latest step before its end"
     );

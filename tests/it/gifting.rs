@@ -58,7 +58,10 @@ async fn happy_path(engine: &common::server::EngineSpec, enc: Encoding) {
     let ack2 = a.gift("live1", "rose", 1, "gift-2").await;
     assert_eq!(ack2["seq"], 3, "the perfume streak's combo_end took seq 2");
     let end = b.expect("combo_end").await;
-    assert_eq!((end["seq"].as_u64(), end["count"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(
+        (end["seq"].as_u64(), end["count"].as_u64()),
+        (Some(2), Some(3))
+    );
     assert_eq!(
         b.expect("gift_event").await["combo"],
         1,

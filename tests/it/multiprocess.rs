@@ -535,7 +535,9 @@ async fn combo_end_comes_once_from_the_other_node_when_the_node_with_the_gifts_i
     let (co_end, steps) = coalesced.until("combo_end").await;
     assert_eq!(co_end, end);
     assert_eq!(
-        steps.last().map(|v| (v["seq"].as_u64(), v["combo"].as_u64())),
+        steps
+            .last()
+            .map(|v| (v["seq"].as_u64(), v["combo"].as_u64())),
         Some((Some(12), Some(12)))
     );
     // Exactly once: nothing else comes, and no streak is left in Redis.

@@ -152,10 +152,8 @@ impl RedisCounters {
         // Gifts accepted but unsettled when Redis lost its data are gone
         // whole (with the streak ends they caused); skip every seq they
         // could have used so none is reused.
-        let slack = crate::counters::combo::restore_seq_slack(
-            &snapshot,
-            self.cfg.pending_len_max as u64,
-        );
+        let slack =
+            crate::counters::combo::restore_seq_slack(&snapshot, self.cfg.pending_len_max as u64);
         for (target, info) in &snapshot.targets {
             let gap = self.lost_seq_gap(slack.get(&target.key()).copied().unwrap_or(0));
             self.put_target(
