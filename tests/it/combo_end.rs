@@ -327,3 +327,34 @@ async fn two_nodes_give_each_viewer_one_combo_end() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn a_viewer_resuming_on_the_other_node_gets_the_end_once() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    a.open_room("alice", "hop").await;
+    a.grant("v", 1000, "g").await;
+    let mut on_a = a.ws("r", Role::Viewer).await;
+    on_a.join("hop").await;
+    let mut sender = a.ws("v", Role::Viewer).await;
+    twelve_roses(&mut sender, "hop").await;
+    for seq in 1..=12u64 {
+        assert_eq!(on_a.expect("gift_event").await["seq"], seq);
+    }
+    drop(on_a);
+    // The streak ends meanwhile (whichever node's reaper runs first).
+    let mut watcher = b.ws("w", Role::Viewer).await;
+    watcher
+        .send(json!({ "type": "resume", "room": "hop", "since": 0 }))
+        .await;
+    let (end, _) = watcher.until("combo_end").await;
+    let mut on_b = b.ws("r", Role::Viewer).await;
+    on_b.send(json!({ "type": "resume", "room": "hop", "since": 12 }))
+        .await;
+    assert_eq!(on_b.expect("combo_end").await, end);
+    assert_eq!(on_b.expect("resumed").await["seq"], 13);
+    no_second_end(&mut on_b).await;
+    b.stop().await;
+    a.stop().await;
+}
