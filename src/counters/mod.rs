@@ -15,6 +15,8 @@
 //! to the hub through [`crate::model::EventSink`] in seq order.
 
 pub mod combo;
+#[cfg(test)]
+mod combo_tests;
 pub mod memory;
 pub mod redis;
 
