@@ -97,11 +97,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let mut redis_engine: Option<Arc<RedisCounters>> = None;
     let (counters, relay, home): (Arc<dyn Counters>, Arc<dyn Relay>, QueueHome) =
         match cfg.counters.url.as_str() {
-            "memory" => (
-                Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone())),
-                Arc::new(LocalRelay::new(hub.clone())),
-                QueueHome::Process,
-            ),
+            "memory" => {
+                let m = Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone()));
+                m.spawn_combo_reaper();
+                (
+                    m,
+                    Arc::new(LocalRelay::new(hub.clone())),
+                    QueueHome::Process,
+                )
+            }
             url if url.starts_with("redis://") || url.starts_with("rediss://") => {
                 let r = Arc::new(open_redis(&cfg).await?);
                 redis_engine = Some(r.clone());
@@ -129,10 +133,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     // across a restart of this process (the engine skips seqs itself when
     // Redis lost its data), so no gap there.
     let was_clean = ledger.swap_clean_mark(false).await?;
+    // Each lost gift may also have ended a streak (a `combo_end` takes a
+    // seq too): two seqs per gift the pending queue could hold.
     let gap = if was_clean || redis_engine.is_some() {
         0
     } else {
-        cfg.counters.pending_len_max as u64
+        (cfg.counters.pending_len_max as u64).saturating_mul(2)
     };
     if !was_clean {
         tracing::warn!(seq_gap = gap, "last run did not stop cleanly; unsettled gifts of that run are void unless Redis kept them");

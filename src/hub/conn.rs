@@ -27,7 +27,7 @@ use crate::config::AckMode;
 use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{GiftOutcome, Target};
-use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, GiftEvent, ServerMsg, Topic};
+use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, SeqEvent, ServerMsg, Topic};
 
 /// Close code for a frame over `hub.frame_close_len_max`.
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -89,7 +89,7 @@ pub trait ConnOps: Send + Sync + 'static {
     fn counters(&self) -> &dyn Counters;
     /// The room's events with seq > `since` from the relay's history, or
     /// None when the relay keeps none (the room's ring serves `resume`).
-    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>>;
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<SeqEvent>>>;
     /// `gift.ack`.
     fn ack_mode(&self) -> AckMode;
     /// The gift operation up to the counters engine's ack.
