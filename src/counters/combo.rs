@@ -200,8 +200,8 @@ mod tests {
         assert_eq!(slack.get("room:empty"), None);
         assert_eq!(
             slack.get("video:v"),
-            None,
-            "no streak end takes a video seq"
+            Some(&100),
+            "a video's streak ends take seqs too"
         );
     }
 }

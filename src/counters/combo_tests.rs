@@ -1,7 +1,7 @@
 //! The in-process engine's streak ends, driven with explicit times: the
 //! reaper ends a streak once, only past its due time, re-checks an
 //! extended one, takes at most its batch, and a video's streak ends
-//! silently without a seq.
+//! with a seq of the video's.
 
 use std::sync::Arc;
 
@@ -98,7 +98,7 @@ async fn the_reaper_ends_a_streak_once_past_its_due_time_and_rechecks_extensions
 }
 
 #[tokio::test]
-async fn the_reaper_takes_at_most_its_batch_and_video_streaks_end_silently() {
+async fn the_reaper_takes_at_most_its_batch_and_video_streaks_end_too() {
     let (c, seen) = engine(1).await;
     c.gift(req("a", Target::room("r"), rose(), "1", 1000))
         .await
@@ -113,9 +113,12 @@ async fn the_reaper_takes_at_most_its_batch_and_video_streaks_end_silently() {
     assert_eq!(v.ack.seq, 1);
     assert_eq!(c.reap_combos(10_000), 1);
     assert_eq!(c.reap_combos(10_000), 1);
-    assert_eq!(c.reap_combos(10_000), 1, "the video's, silently");
+    assert_eq!(c.reap_combos(10_000), 1, "the video's");
     assert_eq!(c.reap_combos(10_000), 0);
-    assert_eq!(ends(&seen), vec![(3, 1, 1, 1, 4000), (4, 1, 2, 2, 4001)]);
+    assert_eq!(
+        ends(&seen),
+        vec![(3, 1, 1, 1, 4000), (4, 1, 2, 2, 4001), (2, 1, 1, 1, 4002)]
+    );
     let t = c.target(&Target::video("v")).await.unwrap().unwrap();
-    assert_eq!(t.seq, 1, "a video's streak end takes no seq");
+    assert_eq!(t.seq, 2, "a video's streak end takes the video's next seq");
 }
