@@ -40,6 +40,10 @@ impl ConnOps for AppState {
         self.relay.history(&Topic::from_hub_key(room), since).await
     }
 
+    async fn inbox_seq(&self, creator: &str) -> Result<Option<u64>> {
+        self.relay.inbox_seq(creator).await
+    }
+
     fn ack_mode(&self) -> AckMode {
         self.cfg.gift.ack
     }

@@ -92,7 +92,7 @@ impl Streak {
 
     /// Its `combo_end` on `target`, with its own `seq`, ended at `ts`.
     pub fn end(&self, target: &Target, sender: &str, seq: u64, ts: i64) -> ComboEnd {
-        let (room, video) = target.topic().fields();
+        let (room, video, _) = target.topic().fields();
         ComboEnd {
             room,
             video,

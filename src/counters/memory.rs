@@ -451,7 +451,7 @@ impl Counters for MemoryCounters {
         if let (Some(p), Some(end)) = (end_permit, ended) {
             p.send(end);
         }
-        let (room, video) = req.target.topic().fields();
+        let (room, video, _) = req.target.topic().fields();
         permit.send(GiftEvent {
             room,
             video,

@@ -90,6 +90,9 @@ pub trait ConnOps: Send + Sync + 'static {
     /// The room's events with seq > `since` from the relay's history, or
     /// None when the relay keeps none (the room's ring serves `resume`).
     async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<SeqEvent>>>;
+    /// `creator`'s inbox seq now, from the relay, or None when the relay
+    /// keeps none (in process the hub keeps it: [`Hub::open_inbox`]).
+    async fn inbox_seq(&self, creator: &str) -> Result<Option<u64>>;
     /// `gift.ack`.
     fn ack_mode(&self) -> AckMode;
     /// The gift operation up to the counters engine's ack.
@@ -339,10 +342,13 @@ impl Reader {
     }
 
     async fn on_frame(&mut self, payload: &[u8], enc: Encoding) -> bool {
-        let msg = match decode_client(payload, enc) {
+        let mut msg = match decode_client(payload, enc) {
             Ok(m) => m,
             Err((e, id)) => return self.reply(error_frame(&e, id)).await,
         };
+        if let Err(e) = self.own_inbox(&mut msg) {
+            return self.reply(error_frame(&e, None)).await;
+        }
         if let Some(scope) = &self.scope {
             let allowed = match &msg {
                 ClientMsg::Ping | ClientMsg::Refresh { .. } => true,
@@ -350,7 +356,7 @@ impl Reader {
                 | ClientMsg::Resume { topic, .. }
                 | ClientMsg::Leave { topic } => match topic {
                     Topic::Room(room) => scope.allows_room(room),
-                    Topic::Video(_) => false,
+                    Topic::Video(_) | Topic::Inbox(_) => false,
                 },
                 _ => false,
             };
@@ -399,8 +405,8 @@ impl Reader {
                         })
                         .await;
                 }
-                let (room, video) = topic.fields();
-                self.reply(ServerMsg::Left { room, video }).await
+                let (room, video, inbox) = topic.fields();
+                self.reply(ServerMsg::Left { room, video, inbox }).await
             }
             ClientMsg::Gift {
                 topic,
@@ -412,10 +418,36 @@ impl Reader {
                 let target = match topic {
                     Topic::Room(room) => Target::room(room),
                     Topic::Video(video) => Target::video(video),
+                    Topic::Inbox(_) => {
+                        let e = Error::bad_request("a gift goes to a `room` or a `video`");
+                        return self.reply(error_frame(&e, Some(id))).await;
+                    }
                 };
                 self.gift(target, gift, count, id, message).await
             }
         }
+    }
+
+    /// An inbox message names the token's own inbox: only an unscoped
+    /// `creator` token has one (`forbidden` otherwise).
+    fn own_inbox(&self, msg: &mut ClientMsg) -> Result<()> {
+        let (ClientMsg::Join { topic, .. }
+        | ClientMsg::Resume { topic, .. }
+        | ClientMsg::Leave { topic }) = msg
+        else {
+            return Ok(());
+        };
+        let Topic::Inbox(creator) = topic else {
+            return Ok(());
+        };
+        if let Some(scope) = &self.scope {
+            return Err(scoped_refusal(scope));
+        }
+        if self.who.role != Role::Creator {
+            return Err(Error::forbidden("only a creator token has an inbox"));
+        }
+        creator.clone_from(&self.who.user);
+        Ok(())
     }
 
     /// `refresh`: a valid token for the same `sub` with the same role (or
@@ -448,11 +480,18 @@ impl Reader {
             Ok(t) => t,
             Err(e) => return self.reply(error_frame(&e, None)).await,
         };
-        if let Some(scope) = &t.scope {
-            // Narrowed: leave the rooms the new scope does not cover.
+        if t.scope.is_some() || t.identity.role != Role::Creator {
+            // Narrowed: leave the rooms the new scope does not cover (and
+            // the inbox, which only an unscoped creator token has).
             let mut i = 0;
             while i < self.rooms.len() {
-                if scope.allows_room(&self.rooms[i].0) {
+                let key = &self.rooms[i].0;
+                let kept = match &t.scope {
+                    _ if key.starts_with("inbox:") => false,
+                    Some(scope) => scope.allows_room(key),
+                    None => true,
+                };
+                if kept {
                     i += 1;
                     continue;
                 }
@@ -558,6 +597,7 @@ impl Reader {
         let room = match topic {
             Topic::Room(room) => room.as_str(),
             Topic::Video(video) => return self.video_handle(topic, video).await,
+            Topic::Inbox(creator) => return self.inbox_handle(topic, creator).await,
         };
         // In process the local room is the truth: it ends with the live.
         // A relayed hub (Redis) ends it when the engine's `room_ended`
@@ -606,6 +646,25 @@ impl Reader {
                 ErrorCode::UnknownVideo,
                 format!("no video `{video}`"),
             )),
+        }
+    }
+
+    /// The creator's inbox task on this node, started if needed (at the
+    /// relay's inbox seq, or in process at the hub's).
+    async fn inbox_handle(&self, topic: &Topic, creator: &str) -> Result<RoomHandle> {
+        let hub = self.state.hub();
+        let key = topic.hub_key();
+        if let Some(h) = hub.room(&key) {
+            return Ok(h);
+        }
+        match self.state.inbox_seq(creator).await? {
+            None => Ok(hub.open_inbox(creator)),
+            Some(seq) => {
+                hub.open_topic(topic, creator, seq);
+                hub.room(&key).ok_or_else(|| {
+                    Error::new(ErrorCode::Internal, format!("inbox `{creator}` did not open"))
+                })
+            }
         }
     }
 

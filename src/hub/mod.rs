@@ -11,7 +11,15 @@
 //! exactly the rooms open here ([`Hub::open_rooms`], woken by
 //! [`Hub::rooms_changed`]), and a room with no local viewer stops after
 //! `hub.room_linger_ms`.
-//! Must not: change balances or seqs (the counters engine does, and then
+//! In process (no relay) the hub also keeps each creator's inbox seq: every
+//! event published through [`EventSink`] is wrapped into an `inbox_event`
+//! with the next seq of its creator's inbox and queued into the inbox's
+//! task (opened on demand, like a video's feed, and lingering
+//! `hub.history_age_ms_max` so a later `resume` finds it), in the same step
+//! as the event itself; tips arrive through [`Hub::publish_inbox`]. With a
+//! relay (Redis) the engine assigns inbox seqs in its scripts instead, and
+//! inbox events arrive through the relay like any other topic's.
+//! Must not: change balances or target seqs (the counters engine does, and then
 //! publishes through [`crate::model::EventSink`]), or block a room on a slow socket.
 
 pub mod admit;
@@ -20,7 +28,7 @@ pub mod outbox;
 pub mod room;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, Notify};
@@ -29,7 +37,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{EventPermit, EventSink, Target, TargetKind};
-use crate::protocol::{GiftEvent, SeqEvent, Topic};
+use crate::protocol::{GiftEvent, InboxEvent, SeqEvent, ServerMsg, Topic};
 pub use room::RoomCmd;
 
 /// Entries of the registry below which stopped tasks are not pruned.
@@ -70,6 +78,30 @@ pub struct Hub {
     prune_at: AtomicUsize,
     /// Every socket's task, joined at shutdown ([`Hub::sockets_ended`]).
     sockets: TaskTracker,
+    /// In process: each creator's inbox seq (last one handed out). Taken
+    /// for the whole of "next seq, queue the event", so inbox order is
+    /// seq order.
+    inboxes: DashMap<String, Arc<Mutex<u64>>>,
+}
+
+/// A reserved slot in a creator's inbox queue (in process).
+struct InboxSlot {
+    creator: String,
+    seq: Arc<Mutex<u64>>,
+    permit: mpsc::OwnedPermit<RoomCmd>,
+}
+
+impl InboxSlot {
+    /// Take the inbox's next seq and queue `event` with it.
+    fn send(self, event: ServerMsg) {
+        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        *seq += 1;
+        self.permit.send(RoomCmd::Inbox(InboxEvent {
+            creator: self.creator,
+            seq: *seq,
+            event: Box::new(event),
+        }));
+    }
 }
 
 impl Hub {
@@ -83,6 +115,7 @@ impl Hub {
             caps: admit::ConnCaps::new(cfg.connections_per_ip_max, cfg.connections_per_user_max),
             prune_at: AtomicUsize::new(PRUNE_AT_MIN),
             sockets: TaskTracker::new(),
+            inboxes: DashMap::new(),
             cfg,
         })
     }
@@ -194,6 +227,61 @@ impl Hub {
         handle
     }
 
+    /// In process: the seq lock of `creator`'s inbox.
+    fn inbox_seq_lock(&self, creator: &str) -> Arc<Mutex<u64>> {
+        self.inboxes
+            .entry(creator.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(0)))
+            .clone()
+    }
+
+    /// In process: `creator`'s inbox task, opened at the inbox's seq if it
+    /// is not running.
+    pub fn open_inbox(&self, creator: &str) -> RoomHandle {
+        let lock = self.inbox_seq_lock(creator);
+        let seq = lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.open_topic_handle(&Topic::inbox(creator), creator, *seq)
+    }
+
+    /// In process: a slot in `creator`'s inbox queue (the inbox opened on
+    /// demand), or `rate_limited` when the queue is full.
+    fn reserve_inbox(&self, creator: &str) -> Result<InboxSlot> {
+        let seq = self.inbox_seq_lock(creator);
+        let permit = {
+            let last = seq.lock().unwrap_or_else(|p| p.into_inner());
+            self.open_topic_handle(&Topic::inbox(creator), creator, *last)
+                .tx
+                .try_reserve_owned()
+        };
+        let permit = permit.map_err(|_| {
+            metrics::counter!("giftstream_room_queue_full_total").increment(1);
+            Error::new(
+                ErrorCode::RateLimited,
+                "the creator's inbox is busy; try again shortly",
+            )
+        })?;
+        Ok(InboxSlot {
+            creator: creator.to_string(),
+            seq,
+            permit,
+        })
+    }
+
+    /// In process: put a message other than a seq'd event (a `tip_event`)
+    /// into `creator`'s inbox with the inbox's next seq. Waits (a little,
+    /// then gives up with a warning) while the inbox's queue is full.
+    pub async fn publish_inbox(&self, creator: &str, msg: ServerMsg) {
+        const ATTEMPTS_MAX: u32 = 200;
+        for _ in 0..ATTEMPTS_MAX {
+            if let Ok(slot) = self.reserve_inbox(creator) {
+                slot.send(msg);
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tracing::warn!(creator, "inbox queue full: an inbox event was not queued");
+    }
+
     /// End `room`: viewers get `room_ended` after every earlier event.
     pub async fn end_room(&self, room: &str) {
         if let Some((_, h)) = self.rooms.remove(room) {
@@ -258,34 +346,41 @@ impl Hub {
 }
 
 impl EventSink for Hub {
+    /// The target's slot, and one in its creator's inbox (the event takes
+    /// the inbox's next seq when it is sent): a full inbox queue refuses
+    /// the event like a full room queue; an inbox nobody watches never
+    /// does (it opens on demand).
     fn reserve(&self, target: &Target, creator: &str, last_seq: u64) -> Result<EventPermit> {
-        let tx = match target.kind {
+        let handle = match target.kind {
             TargetKind::Room => {
                 let room = &target.id;
-                self.rooms.get(room).map(|h| h.tx.clone()).ok_or_else(|| {
+                self.rooms.get(room).map(|h| h.clone()).ok_or_else(|| {
                     Error::new(ErrorCode::UnknownRoom, format!("room `{room}` is not open"))
                 })?
             }
             // A video's feed runs while someone watches or may resume it;
             // its first gift after that opens it again.
-            TargetKind::Video => {
-                self.open_topic_handle(&target.topic(), creator, last_seq)
-                    .tx
-            }
+            TargetKind::Video => self.open_topic_handle(&target.topic(), creator, last_seq),
         };
-        tx.try_reserve_owned()
-            .map(|p| {
-                EventPermit::new(move |ev: SeqEvent| {
-                    p.send(ev.into());
-                })
-            })
-            .map_err(|_| {
-                metrics::counter!("giftstream_room_queue_full_total").increment(1);
-                Error::new(
-                    ErrorCode::RateLimited,
-                    "the room is busy; try again shortly",
-                )
-            })
+        let p = handle.tx.try_reserve_owned().map_err(|_| {
+            metrics::counter!("giftstream_room_queue_full_total").increment(1);
+            Error::new(
+                ErrorCode::RateLimited,
+                "the room is busy; try again shortly",
+            )
+        })?;
+        // The room's own creator (a late streak end names none).
+        let inbox = match &*handle.creator {
+            "" => None,
+            c => Some(self.reserve_inbox(c)?),
+        };
+        Ok(EventPermit::new(move |ev: SeqEvent| {
+            let msg = inbox.as_ref().map(|_| ServerMsg::from(ev.clone()));
+            p.send(ev.into());
+            if let (Some(slot), Some(msg)) = (inbox, msg) {
+                slot.send(msg);
+            }
+        }))
     }
 }
 

@@ -220,7 +220,8 @@ pub(super) async fn tip_dispute_won(
     ))
 }
 
-/// A tip was paid: ledger posting once, then the room's `tip_event`.
+/// A tip was paid: ledger posting once, then the room's `tip_event` (and
+/// the same message in the creator's inbox).
 pub(super) async fn tip_paid(
     state: &Payments<'_>,
     ev: &StripeEventRef,
@@ -250,6 +251,11 @@ pub(super) async fn tip_paid(
         if let Err(e) = state.relay.publish(&topic, &msg).await {
             // The tip is in the ledger; the animation is best-effort.
             tracing::warn!(room, error = %e.report(), "tip_event not published");
+        }
+        // The creator's inbox: once per tip (this runs once per ledger
+        // posting; a webhook replay is answered above).
+        if let Err(e) = state.relay.publish_inbox(&tip.creator, &msg).await {
+            tracing::warn!(room, error = %e.report(), "tip_event not put in the inbox");
         }
     }
     Ok(WebhookOutcome::Applied)

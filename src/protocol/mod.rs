@@ -21,7 +21,7 @@ mod wire_tests;
 pub use text::{check_message, check_text, MESSAGE_LEN_MAX, TITLE_LEN_MAX};
 pub use topic::Topic;
 mod seq_event;
-pub use seq_event::{ComboEnd, SeqEvent};
+pub use seq_event::{ComboEnd, InboxEvent, SeqEvent};
 
 /// Subprotocol name of the JSON encoding (text frames; the default).
 pub const SUBPROTOCOL_JSON: &str = "giftstream.v1.json";
@@ -52,8 +52,9 @@ impl Encoding {
 }
 
 /// A message from a client. Unknown fields are ignored (forward compatible).
-/// Join, leave, resume and gift name exactly one of `room` or `video`
-/// ([`Topic`]); none or both is `bad_request`.
+/// Join, leave and resume name exactly one of `room`, `video` or
+/// `"inbox": true`, a gift one of `room` or `video` ([`Topic`]); none or
+/// more is `bad_request`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "topic::ClientWire")]
 pub enum ClientMsg {
@@ -180,6 +181,9 @@ pub enum ServerMsg {
         /// Addition to v1: the video id (None for a room).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         video: Option<String>,
+        /// Addition to v1: the inbox's creator (None for a room or video).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inbox: Option<String>,
         /// Last room seq at the moment of joining.
         seq: u64,
         /// Viewers in the room.
@@ -193,6 +197,9 @@ pub enum ServerMsg {
         /// Addition to v1: the video id (None for a room).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         video: Option<String>,
+        /// Addition to v1: the inbox's creator (None for a room or video).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inbox: Option<String>,
     },
     /// A gift was accepted (or was a replay of an accepted one).
     GiftAck {
@@ -211,6 +218,9 @@ pub enum ServerMsg {
         /// Addition to v1: the video id (None for a room).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         video: Option<String>,
+        /// Addition to v1: the inbox's creator (None for a room or video).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inbox: Option<String>,
         /// Last seq replayed or current.
         seq: u64,
     },
@@ -226,6 +236,8 @@ pub enum ServerMsg {
     GiftEvent(GiftEvent),
     /// Addition to v1: a streak ended (see [`ComboEnd`]).
     ComboEnd(ComboEnd),
+    /// Addition to v1: an event in the creator's inbox (see [`InboxEvent`]).
+    InboxEvent(InboxEvent),
     /// A tip in a joined room.
     TipEvent {
         /// Room id.
@@ -260,6 +272,9 @@ pub enum ServerMsg {
         /// Addition to v1: the video id (None for a room).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         video: Option<String>,
+        /// Addition to v1: the inbox's creator (None for a room or video).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inbox: Option<String>,
         /// First dropped seq.
         from_seq: u64,
         /// Last dropped seq.
@@ -362,7 +377,11 @@ impl ClientMsg {
         match self {
             ClientMsg::Join { topic, .. }
             | ClientMsg::Leave { topic }
-            | ClientMsg::Resume { topic, .. } => check_name(topic.field(), topic.id()),
+            | ClientMsg::Resume { topic, .. } => match topic {
+                // The socket names the inbox (the token's `sub`).
+                Topic::Inbox(_) => Ok(()),
+                _ => check_name(topic.field(), topic.id()),
+            },
             ClientMsg::Gift {
                 topic,
                 gift,

@@ -1,8 +1,10 @@
-//! The events that take a room seq: gifts ([`GiftEvent`]) and streak ends
-//! ([`ComboEnd`], an addition to v1), as [`SeqEvent`].
+//! The events that take a seq: gifts ([`GiftEvent`]) and streak ends
+//! ([`ComboEnd`], an addition to v1) take their room's or video's, and
+//! each of them and each tip also takes its creator's inbox seq, wrapped as
+//! an [`InboxEvent`] (addition to v1); all as [`SeqEvent`].
 //!
-//! Owns: the `combo_end` message body and how the engines' JSON of a
-//! seq'd event decodes. Must not: touch sockets, wallets or rooms.
+//! Owns: the `combo_end` and `inbox_event` message bodies and how the
+//! engines' JSON of a seq'd event decodes. Must not: touch sockets, wallets or rooms.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,9 +44,25 @@ pub struct ComboEnd {
     pub ts: i64,
 }
 
-/// An event that takes a room seq: a gift or a streak end. Decodes from
-/// the engines' JSON (a gift event is tried first; a streak end carries
-/// `seq_first` and `seq_last`, which a gift lacks).
+/// One event of a creator's inbox (addition to v1): a `gift_event` (of a
+/// room or a video), a `combo_end` or a `tip_event` of one of the
+/// creator's targets, exactly as a viewer of that target sees it, with the
+/// inbox's own seq (strictly increasing, no gaps, per creator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEvent {
+    /// The creator whose inbox this is.
+    pub creator: String,
+    /// The inbox's seq of this event (not the target's).
+    pub seq: u64,
+    /// The message as a viewer of its target sees it.
+    pub event: Box<ServerMsg>,
+}
+
+/// An event that takes a seq: a gift or a streak end (a room's or a
+/// video's seq), or an inbox event (the inbox's seq). Decodes from the
+/// engines' JSON (a gift event is tried first; a streak end carries
+/// `seq_first` and `seq_last`, which a gift lacks; an inbox event carries
+/// `creator` and `event`, which neither has).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum SeqEvent {
@@ -52,14 +70,17 @@ pub enum SeqEvent {
     Gift(GiftEvent),
     /// A streak's end.
     ComboEnd(ComboEnd),
+    /// An event of a creator's inbox.
+    Inbox(InboxEvent),
 }
 
 impl SeqEvent {
-    /// Its room seq.
+    /// Its seq (its target's, or its inbox's for an inbox event).
     pub fn seq(&self) -> u64 {
         match self {
             SeqEvent::Gift(g) => g.seq,
             SeqEvent::ComboEnd(c) => c.seq,
+            SeqEvent::Inbox(i) => i.seq,
         }
     }
 }
@@ -81,6 +102,7 @@ impl From<SeqEvent> for ServerMsg {
         match e {
             SeqEvent::Gift(g) => ServerMsg::GiftEvent(g),
             SeqEvent::ComboEnd(c) => ServerMsg::ComboEnd(c),
+            SeqEvent::Inbox(i) => ServerMsg::InboxEvent(i),
         }
     }
 }
@@ -124,5 +146,24 @@ mod tests {
             serde_json::from_str::<SeqEvent>(gift).unwrap(),
             SeqEvent::Gift(GiftEvent { seq: 2, .. })
         ));
+    }
+
+    #[test]
+    fn inbox_event_round_trips_and_decodes_as_a_seq_event_of_its_own_seq() {
+        let gift = r#"{"type":"gift_event","room":"r","id":"i","sender":"s","gift":"rose","count":1,"coins":1,"diamonds":1,"animation":"a","ts":5,"seq":2,"combo":1}"#;
+        let json = format!(r#"{{"type":"inbox_event","creator":"c","seq":7,"event":{gift}}}"#);
+        let ev: SeqEvent = serde_json::from_str(&json).unwrap();
+        let SeqEvent::Inbox(inbox) = ev.clone() else {
+            panic!("an inbox event: {ev:?}")
+        };
+        assert_eq!((ev.seq(), inbox.creator.as_str()), (7, "c"));
+        assert!(matches!(*inbox.event, ServerMsg::GiftEvent(GiftEvent { seq: 2, .. })));
+        let msg = ServerMsg::from(ev);
+        let v: serde_json::Value = serde_json::from_str(&msg.to_json()).unwrap();
+        assert_eq!((v["type"].as_str(), v["event"]["type"].as_str()), (Some("inbox_event"), Some("gift_event")));
+        let Message::Binary(b) = msg.encode(Encoding::MsgPack) else {
+            panic!("binary expected")
+        };
+        assert_eq!(rmp_serde::from_slice::<ServerMsg>(&b).unwrap(), msg);
     }
 }

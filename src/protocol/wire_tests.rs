@@ -123,6 +123,7 @@ fn room_messages_are_unchanged_byte_for_byte() {
             ServerMsg::Joined {
                 room: "r".into(),
                 video: None,
+                inbox: None,
                 seq: 1,
                 viewers: 2,
             },
@@ -132,6 +133,7 @@ fn room_messages_are_unchanged_byte_for_byte() {
             ServerMsg::Resumed {
                 room: "r".into(),
                 video: None,
+                inbox: None,
                 seq: 1,
             },
             r#"{"type":"resumed","room":"r","seq":1}"#,
@@ -140,6 +142,7 @@ fn room_messages_are_unchanged_byte_for_byte() {
             ServerMsg::Left {
                 room: "r".into(),
                 video: None,
+                inbox: None,
             },
             r#"{"type":"left","room":"r"}"#,
         ),
@@ -147,6 +150,7 @@ fn room_messages_are_unchanged_byte_for_byte() {
             ServerMsg::Skipped {
                 room: "r".into(),
                 video: None,
+                inbox: None,
                 from_seq: 1,
                 to_seq: 2,
             },

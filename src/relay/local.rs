@@ -34,6 +34,15 @@ impl Relay for LocalRelay {
         Ok(())
     }
 
+    async fn publish_inbox(&self, creator: &str, msg: &ServerMsg) -> Result<()> {
+        self.hub.publish_inbox(creator, msg.clone()).await;
+        Ok(())
+    }
+
+    async fn inbox_seq(&self, _creator: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     async fn history(&self, _topic: &Topic, _since: u64) -> Result<Option<Vec<SeqEvent>>> {
         Ok(None)
     }

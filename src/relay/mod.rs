@@ -37,6 +37,17 @@ pub trait Relay: Send + Sync + 'static {
     /// the counters engine publishes them inside its atomic step.
     async fn publish(&self, topic: &Topic, msg: &ServerMsg) -> Result<()>;
 
+    /// Put a message that is not a counters engine event (a `tip_event`)
+    /// into `creator`'s inbox, with the inbox's next seq, on every node
+    /// (Redis: one script assigns the seq, keeps it in the inbox's history
+    /// and publishes it). Gift events and streak ends are not published
+    /// here: the counters engine puts them into the inbox itself.
+    async fn publish_inbox(&self, creator: &str, msg: &ServerMsg) -> Result<()>;
+
+    /// `creator`'s inbox seq now, or None when the relay keeps none (in
+    /// process: the hub keeps each inbox's seq).
+    async fn inbox_seq(&self, creator: &str) -> Result<Option<u64>>;
+
     /// The topic's events with seq > `since`, in order, from the relay's
     /// own history (Redis: the room's history stream, bounded by
     /// `hub.history_len_max` and `hub.history_age_ms_max`), or None when it

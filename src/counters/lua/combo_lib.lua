@@ -9,6 +9,8 @@
 --   j the combo_end JSON head without seq and numbers ('' when the target
 --     publishes no events: the streak then ends silently, taking no seq)
 --   ch event channel  h history stream  hl history len max  ha history age ms
+--   ik ih ic ij the creator's inbox hash, history stream, channel and
+--     envelope head (inbox_lib.lua; absent on a streak older than inboxes)
 -- Each target has an index set `{gs}:csi:<target key>` of its senders with
 -- a streak, and `{gs}:cdue` (zset, score = due ms, member
 -- `<target key>|<sender>`) indexes every streak for the reapers.
@@ -19,7 +21,8 @@ local function cs_int(x) return string.format('%.0f', x) end
 -- its history entry's time `now`. Answers the streak end's seq, or nil
 -- when there is no such streak or its target publishes no events.
 local function combo_end_streak(sk, tk, ik, dk, m, sender, ts, now)
-  local s = redis.call('HMGET', sk, 'n', 'co', 'd', 'sf', 'sl', 'j', 'ch', 'h', 'hl', 'ha')
+  local s = redis.call('HMGET', sk, 'n', 'co', 'd', 'sf', 'sl', 'j', 'ch', 'h', 'hl', 'ha',
+    'ik', 'ih', 'ic', 'ij')
   redis.call('ZREM', dk, m)
   redis.call('SREM', ik, sender)
   if not s[1] then
@@ -44,6 +47,9 @@ local function combo_end_streak(sk, tk, ik, dk, m, sender, ts, now)
   end
   redis.call('PEXPIRE', s[8], s[10])
   redis.call('SPUBLISH', s[7], ev)
+  if s[14] then
+    inbox_put(s[11], s[12], s[13], s[14], ev, cs_int(now), s[9], s[10])
+  end
   return seq
 end
 

@@ -3,7 +3,8 @@
 -- Redis Cluster slot; the pending-diamonds and idempotency keys derived in
 -- the script (ARGV prefixes) carry the same tag.
 --
--- (combo_lib.lua is prepended: the streak end.)
+-- (inbox_lib.lua and combo_lib.lua are prepended: the creator's inbox and
+-- the streak end.)
 -- KEYS: 1 idempotency answer  2 sender's id index (zset)  3 sender's wallet
 --       4 target hash          5 sender's streak on the target (hash)
 --       6 settlement stream    7 ticket counter
@@ -19,6 +20,10 @@
 --       22 combo_end JSON head ('' when the target publishes no events)
 --       23 due member `<target key>|<sender>`  24 streak TTL ms
 --       25 the sender's message ('' for none)
+--       26 inbox hash prefix `{gs}:ib:`  27 inbox history prefix
+--       `{gs}:h:inbox:`  28 inbox channel prefix `{gs}:ev:<db>:inbox:`
+--       (the creator's inbox gets the gift and any streak end it causes;
+--       history bounds ARGV 18 and 19)
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
@@ -40,6 +45,7 @@ local creator = t[1]
 if creator == ARGV[8] then
   return {'E', 'forbidden'}
 end
+local ik, ih, ic = ARGV[26] .. creator, ARGV[27] .. creator, ARGV[28] .. creator
 local coins = tonumber(ARGV[5])
 local held = tonumber(redis.call('GET', KEYS[3]) or '0')
 if held < coins then
@@ -74,7 +80,8 @@ else
   combo = tonumber(ARGV[7])
   redis.call('HSET', KEYS[5], 'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6],
     'sf', int(seq), 'sl', int(seq), 'lt', ARGV[2], 'du', int(ts + window),
-    'j', ARGV[22], 'ch', ARGV[14], 'h', ARGV[17], 'hl', ARGV[18], 'ha', ARGV[19])
+    'j', ARGV[22], 'ch', ARGV[14], 'h', ARGV[17], 'hl', ARGV[18], 'ha', ARGV[19],
+    'ik', ik, 'ih', ih, 'ic', ic, 'ij', inbox_head(creator))
   redis.call('SADD', KEYS[8], ARGV[8])
 end
 combo = math.min(combo, 4294967295)
@@ -146,5 +153,8 @@ if ARGV[14] ~= '' then
     end
   end
   redis.call('SPUBLISH', ARGV[14], event)
+  -- The creator's inbox: the event as a viewer sees it (with its type).
+  inbox_put(ik, ih, ic, inbox_head(creator), '{"type":"gift_event",' .. string.sub(event, 2),
+    ARGV[2], ARGV[18], ARGV[19])
 end
 return {'OK', int(seq), int(balance), int(ticket), int(combo)}

@@ -83,6 +83,7 @@ fn reap_script() -> &'static Script {
     static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
     SCRIPT.get_or_init(|| {
         Script::new(concat!(
+            include_str!("../lua/inbox_lib.lua"),
             include_str!("../lua/combo_lib.lua"),
             include_str!("../lua/combo_reap.lua")
         ))

@@ -4,6 +4,7 @@ use super::combo::{due_key, due_member, end_head, streak_index_key, streak_key, 
 use super::keys::*;
 use super::scripts::*;
 use super::*;
+use crate::protocol::Topic;
 
 impl RedisCounters {
     /// [`Counters::gift`] on Redis.
@@ -76,6 +77,9 @@ impl RedisCounters {
             .arg(due_member(&tkey, &req.sender))
             .arg(streak_ttl_ms(&self.cfg))
             .arg(req.message.as_deref().unwrap_or(""))
+            .arg(inbox_key(""))
+            .arg(history_key(&Topic::inbox("").hub_key()))
+            .arg(self.channels.room(&Topic::inbox("").hub_key()))
             .invoke_async(&mut self.conn())
             .await
             .map_err(script_err)?;

@@ -68,13 +68,22 @@ impl Channels {
         c
     }
 }
-/// The history stream (entry ids `<seq>-0`) of a room or video, by its
-/// hub key (a room's id, `video:ID` for a video).
+/// The history stream (entry ids `<seq>-0`) of a room, video or inbox,
+/// by its hub key (a room's id, `video:ID` for a video, `inbox:C` for a
+/// creator's inbox).
 pub(crate) fn history_key(hub_key: &str) -> String {
-    match hub_key.strip_prefix("video:") {
-        Some(video) => key(&["h", "video", video]),
-        None => key(&["h", "room", hub_key]),
+    if let Some(video) = hub_key.strip_prefix("video:") {
+        key(&["h", "video", video])
+    } else if let Some(creator) = hub_key.strip_prefix("inbox:") {
+        key(&["h", "inbox", creator])
+    } else {
+        key(&["h", "room", hub_key])
     }
+}
+/// A creator's inbox (hash, field `seq`: its last inbox seq; never
+/// expires). See `lua/inbox_lib.lua`.
+pub(crate) fn inbox_key(creator: &str) -> String {
+    key(&["ib", creator])
 }
 /// A room's top gifters this live (sorted set, diamonds per user).
 pub(crate) fn top_key(room: &str) -> String {

@@ -47,12 +47,14 @@ impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
             gift: Script::new(concat!(
+                include_str!("../lua/inbox_lib.lua"),
                 include_str!("../lua/combo_lib.lua"),
                 include_str!("../lua/gift.lua")
             )),
             credit: Script::new(include_str!("../lua/credit.lua")),
             target_put: Script::new(include_str!("../lua/target_put.lua")),
             end_room: Script::new(concat!(
+                include_str!("../lua/inbox_lib.lua"),
                 include_str!("../lua/combo_lib.lua"),
                 include_str!("../lua/end_room.lua")
             )),

@@ -29,10 +29,11 @@ impl Room {
             let Some((from, to)) = s.skip else {
                 continue;
             };
-            let (room, video) = self.topic.fields();
+            let (room, video, inbox) = self.topic.fields();
             let note = ServerMsg::Skipped {
                 room,
                 video,
+                inbox,
                 from_seq: from,
                 to_seq: to,
             };
@@ -72,10 +73,11 @@ pub(super) fn deliver(
     if let Some((from, to)) = s.skip {
         // Tell the viewer what it missed before anything newer, if both fit.
         if s.sub.tx.capacity() >= 2 {
-            let (room, video) = topic.fields();
+            let (room, video, inbox) = topic.fields();
             let note = ServerMsg::Skipped {
                 room,
                 video,
+                inbox,
                 from_seq: from,
                 to_seq: to,
             };

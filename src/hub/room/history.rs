@@ -56,6 +56,17 @@ impl Room {
         if let Some(backfill) = backfill {
             return self.resume_from(sub, since, backfill);
         }
+        if since > self.last_seq && matches!(self.topic, Topic::Inbox(_)) && self.relay.is_none() {
+            // In process an inbox's seq starts again with the process: a
+            // client that saw further saw a previous one's.
+            return Err(Error::new(
+                ErrorCode::HistoryGone,
+                format!(
+                    "inbox of `{}` is at seq {}; resume since {since} is gone",
+                    self.id, self.last_seq
+                ),
+            ));
+        }
         if since < self.last_seq {
             let reaches = self.history.front().is_some_and(|h| h.seq <= since + 1);
             if !reaches {
@@ -130,10 +141,11 @@ impl Room {
         mut frames: Vec<Message>,
     ) -> Result<()> {
         let replayed = frames.len();
-        let (room, video) = self.topic.fields();
+        let (room, video, inbox) = self.topic.fields();
         let resumed = ServerMsg::Resumed {
             room,
             video,
+            inbox,
             seq: self.last_seq,
         };
         frames.push(resumed.encode(sub.encoding));

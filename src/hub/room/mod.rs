@@ -1,5 +1,8 @@
-//! One task per room or video (a topic): ordered delivery, history for
-//! `resume`, skip accounting.
+//! One task per room, video or creator inbox (a topic): ordered delivery,
+//! history for `resume`, skip accounting.
+//!
+//! An inbox's task is a video's (no live, no stats, lingers) whose events
+//! are `inbox_event`s with the inbox's own seq ([`RoomCmd::Inbox`]).
 //!
 //! A video's task is a room's without the live: it names `video` in its
 //! messages, sends no `room_stats` and never `room_ended`, and stops
@@ -41,7 +44,9 @@ use super::outbox::{BatchError, Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::protocol::{ComboEnd, Encoding, GiftEvent, SeqEvent, ServerMsg, TopEntry, Topic};
+use crate::protocol::{
+    ComboEnd, Encoding, GiftEvent, InboxEvent, SeqEvent, ServerMsg, TopEntry, Topic,
+};
 use delivery::{busy, deliver};
 use history::Hist;
 use stats::Stats;
@@ -75,6 +80,9 @@ pub enum RoomCmd {
     /// A streak's end, in seq order with gifts (published by the counters
     /// engine): coalescing subscribers first get the pending steps.
     ComboEnd(ComboEnd),
+    /// An event of a creator's inbox, in inbox seq order (an inbox's task
+    /// only).
+    Inbox(InboxEvent),
     /// Subscribe; the room itself queues `joined` before any later event.
     Join {
         /// Who.
@@ -121,6 +129,7 @@ impl From<SeqEvent> for RoomCmd {
         match ev {
             SeqEvent::Gift(g) => RoomCmd::Gift(g),
             SeqEvent::ComboEnd(c) => RoomCmd::ComboEnd(c),
+            SeqEvent::Inbox(i) => RoomCmd::Inbox(i),
         }
     }
 }
@@ -232,6 +241,7 @@ impl Room {
             match cmd {
                 RoomCmd::Gift(ev) => self.on_gift(ev),
                 RoomCmd::ComboEnd(end) => self.on_combo_end(end),
+                RoomCmd::Inbox(ev) => self.on_inbox(ev),
                 RoomCmd::Join { sub, reply } => {
                     let _ = reply.send(self.on_join(sub));
                 }
@@ -272,8 +282,10 @@ impl Room {
         }
     }
 
+    /// A video or an inbox: no live (no stats, no `room_ended`), and the
+    /// task lingers like a video's.
     fn is_video(&self) -> bool {
-        matches!(self.topic, Topic::Video(_))
+        !matches!(self.topic, Topic::Room(_))
     }
 
     /// How long the task runs on without a subscriber: relaying engine
@@ -359,6 +371,18 @@ impl Room {
         self.publish(seq, ServerMsg::ComboEnd(end), true);
     }
 
+    /// An inbox event: to every subscriber (an inbox does not coalesce),
+    /// kept in history like a gift.
+    fn on_inbox(&mut self, ev: InboxEvent) {
+        if ev.seq <= self.last_seq {
+            metrics::counter!("giftstream_stale_events_total").increment(1);
+            return;
+        }
+        self.last_seq = ev.seq;
+        let seq = ev.seq;
+        self.publish(seq, ServerMsg::InboxEvent(ev), true);
+    }
+
     /// Deliver a seq'd event to the non-coalescing subscribers (and the
     /// coalescing ones too when `to_all`), and keep it in history.
     fn publish(&mut self, seq: u64, msg: ServerMsg, to_all: bool) {
@@ -417,10 +441,11 @@ impl Room {
         let viewers = (self.subs.len()
             + usize::from(!self.subs.iter().any(|s| s.sub.conn_id == sub.conn_id)))
             as u64;
-        let (room, video) = self.topic.fields();
+        let (room, video, inbox) = self.topic.fields();
         let joined = ServerMsg::Joined {
             room,
             video,
+            inbox,
             seq: self.last_seq,
             viewers,
         };

@@ -5,12 +5,15 @@
 //! here, gaps filled from each room's history stream), the stats loop
 //! ([`stats`]: this node's viewer counts out, each room's stats across
 //! nodes in), and the relay's reads and writes on its own connection:
-//! `SPUBLISH` of non-gift room messages, `history.lua` for `resume`, and
-//! the other nodes' viewer counts.
-//! Must not: change balances or seqs, or write any key the counters
-//! engine owns (the gift script writes the history stream and publishes
-//! gift events; this side only reads them, and writes this node's viewer
-//! count).
+//! `SPUBLISH` of non-gift room messages, `inbox_publish.lua` for tips into
+//! a creator's inbox (the one write this side makes to an inbox, with the
+//! engine's own `inbox_lib.lua`, so an inbox seq is taken in one place
+//! per event), `history.lua` for `resume`, and the other nodes' viewer
+//! counts.
+//! Must not: change balances or target seqs, or write any other key the
+//! counters engine owns (the gift script writes the history stream and
+//! publishes gift events; this side only reads them, and writes this
+//! node's viewer count).
 
 mod feed;
 mod stats;
@@ -27,7 +30,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Relay, Topic};
 use crate::config::HubConfig;
-use crate::counters::redis::keys::{history_key, target_key, viewers_key, Channels};
+use crate::counters::redis::keys::{history_key, inbox_key, target_key, viewers_key, Channels};
 use crate::counters::redis::RedisCounters;
 use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
@@ -45,6 +48,7 @@ pub struct RedisRelay {
     viewers_ttl_ms: u64,
     hub_cfg: HubConfig,
     history: Script,
+    inbox_publish: Script,
     _stop: DropGuard,
 }
 
@@ -60,6 +64,11 @@ impl RedisRelay {
         let timeout = Duration::from_millis(cfg.redis_timeout_ms);
         let history = Script::new(include_str!("../lua/history.lua"));
         history.prepare_invoke().load_async(&mut conn).await?;
+        let inbox_publish = Script::new(concat!(
+            include_str!("../../counters/lua/inbox_lib.lua"),
+            include_str!("../lua/inbox_publish.lua")
+        ));
+        inbox_publish.prepare_invoke().load_async(&mut conn).await?;
         let hub_cfg = hub.config().clone();
         let node = format!("n-{}", uuid::Uuid::now_v7().simple());
         let stop = CancellationToken::new();
@@ -98,6 +107,7 @@ impl RedisRelay {
             viewers_ttl_ms: cfg.viewers_ttl_ms,
             hub_cfg,
             history,
+            inbox_publish,
             _stop: stop.drop_guard(),
         })
     }
@@ -128,11 +138,13 @@ fn fresh_viewers(counts: &HashMap<String, String>, except: &str, now_ms: i64, tt
         .sum()
 }
 
-/// The counters engine's target of a topic.
-fn topic_target(topic: &Topic) -> Target {
+/// The hash whose `seq` field is the topic's seq: the counters engine's
+/// target hash, or the creator's inbox hash.
+fn seq_hash_key(topic: &Topic) -> String {
     match topic {
-        Topic::Room(id) => Target::room(id.as_str()),
-        Topic::Video(id) => Target::video(id.as_str()),
+        Topic::Room(id) => target_key(&Target::room(id.as_str()).key()),
+        Topic::Video(id) => target_key(&Target::video(id.as_str()).key()),
+        Topic::Inbox(creator) => inbox_key(creator),
     }
 }
 
@@ -151,13 +163,42 @@ impl Relay for RedisRelay {
         Ok(())
     }
 
+    async fn publish_inbox(&self, creator: &str, msg: &ServerMsg) -> Result<()> {
+        let payload = serde_json::to_string(msg).map_err(Error::internal)?;
+        let hub_key = Topic::inbox(creator).hub_key();
+        let _: u64 = self
+            .inbox_publish
+            .key(inbox_key(creator))
+            .key(history_key(&hub_key))
+            .arg(self.channels.room(&hub_key))
+            .arg(creator)
+            .arg(payload)
+            .arg(crate::protocol::now_ms())
+            .arg(self.hub_cfg.history_len_max)
+            .arg(self.hub_cfg.history_age_ms_max)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
+    async fn inbox_seq(&self, creator: &str) -> Result<Option<u64>> {
+        let seq: Option<u64> = redis::cmd("HGET")
+            .arg(inbox_key(creator))
+            .arg("seq")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        Ok(Some(seq.unwrap_or(0)))
+    }
+
     async fn history(&self, topic: &Topic, since: u64) -> Result<Option<Vec<SeqEvent>>> {
         let room = &topic.hub_key();
         let age_ms = self.hub_cfg.history_age_ms_max.min(i64::MAX as u64) as i64;
         let reply: Vec<String> = self
             .history
             .key(history_key(room))
-            .key(target_key(&topic_target(topic).key()))
+            .key(seq_hash_key(topic))
             .arg(since)
             .arg(self.hub_cfg.history_len_max)
             .arg(crate::protocol::now_ms().saturating_sub(age_ms))

@@ -52,9 +52,10 @@ pub(super) async fn stats_loop(s: StatsLoop) {
             _ = s.stop.cancelled() => return,
             _ = tokio::time::sleep(s.interval) => {}
         }
-        // Videos have no live stats (their totals are in the ledger).
+        // Videos and inboxes have no live stats (a video's totals are in
+        // the ledger).
         let mut rooms = s.hub.open_rooms();
-        rooms.retain(|(r, _)| !r.starts_with("video:"));
+        rooms.retain(|(r, _)| !r.starts_with("video:") && !r.starts_with("inbox:"));
         let now = crate::protocol::now_ms();
         let mut seen = HashSet::with_capacity(rooms.len());
         for chunk in rooms.chunks(STATS_CHUNK_LEN_MAX) {
