@@ -70,7 +70,7 @@ fn ends(seen: &Mutex<Vec<SeqEvent>>) -> Vec<(u64, u32, u64, u64, i64)> {
         .iter()
         .filter_map(|e| match e {
             SeqEvent::ComboEnd(c) => Some((c.seq, c.count, c.seq_first, c.seq_last, c.ts)),
-            SeqEvent::Gift(_) => None,
+            SeqEvent::Gift(_) | SeqEvent::Inbox(_) => None,
         })
         .collect()
 }

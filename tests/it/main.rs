@@ -15,6 +15,7 @@ mod cashout_safety;
 mod combo_end;
 mod counters_conformance;
 mod gifting;
+mod inbox;
 mod ledger_conformance;
 mod limits;
 mod multinode;

@@ -733,6 +733,9 @@ async fn tip_on(engine: &EngineSpec, ls: String) {
     let acct = p.onboard("tia").await;
     let mut watcher = p.s.ws("wanda", Role::Viewer).await;
     watcher.join("tip-room").await;
+    let mut inbox = p.s.ws("tia", Role::Creator).await;
+    inbox.send(json!({ "type": "join", "inbox": true })).await;
+    assert_eq!(inbox.expect("joined").await["inbox"], "tia");
     let tok = p.s.token("tom", Role::Viewer);
     // Bad input: typed errors, nothing charged.
     for (body, what) in [
@@ -810,6 +813,11 @@ async fn tip_on(engine: &EngineSpec, ls: String) {
             Some("great stream 🎉")
         )
     );
+    // The creator's inbox gets the same message once, with its own seq.
+    let boxed = inbox.expect("inbox_event").await;
+    assert_eq!((boxed["seq"].as_u64(), &boxed["event"]), (Some(1), &ev), "{boxed}");
+    inbox.send(json!({ "type": "ping" })).await;
+    assert_eq!(inbox.recv().await["type"], "pong", "the tip once");
     // The whole amount is the creator's: at the destination and in earnings.
     let at_destination = c.amount - c.application_fee.unwrap_or(0);
     assert_eq!(at_destination, 500);
