@@ -662,7 +662,10 @@ impl Reader {
             Some(seq) => {
                 hub.open_topic(topic, creator, seq);
                 hub.room(&key).ok_or_else(|| {
-                    Error::new(ErrorCode::Internal, format!("inbox `{creator}` did not open"))
+                    Error::new(
+                        ErrorCode::Internal,
+                        format!("inbox `{creator}` did not open"),
+                    )
                 })
             }
         }

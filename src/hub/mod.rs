@@ -404,8 +404,10 @@ mod tests {
                 .expect("a video's feed opens on demand");
             drop(permit);
         }
-        assert_eq!(hub.room_len(), n);
+        // Every video's feed, and their creator's inbox (opened on demand too).
+        assert_eq!(hub.room_len(), n + 1);
         assert!(hub.room("video:v0").is_some());
+        assert!(hub.room("inbox:c").is_some());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while hub.room("video:v0").is_some() || hub.room(&format!("video:v{}", n - 1)).is_some() {
             assert!(std::time::Instant::now() < deadline, "the feeds stop");

@@ -157,10 +157,16 @@ mod tests {
             panic!("an inbox event: {ev:?}")
         };
         assert_eq!((ev.seq(), inbox.creator.as_str()), (7, "c"));
-        assert!(matches!(*inbox.event, ServerMsg::GiftEvent(GiftEvent { seq: 2, .. })));
+        assert!(matches!(
+            *inbox.event,
+            ServerMsg::GiftEvent(GiftEvent { seq: 2, .. })
+        ));
         let msg = ServerMsg::from(ev);
         let v: serde_json::Value = serde_json::from_str(&msg.to_json()).unwrap();
-        assert_eq!((v["type"].as_str(), v["event"]["type"].as_str()), (Some("inbox_event"), Some("gift_event")));
+        assert_eq!(
+            (v["type"].as_str(), v["event"]["type"].as_str()),
+            (Some("inbox_event"), Some("gift_event"))
+        );
         let Message::Binary(b) = msg.encode(Encoding::MsgPack) else {
             panic!("binary expected")
         };

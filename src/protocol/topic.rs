@@ -90,7 +90,11 @@ impl Topic {
 
 /// `room`, `video` and `inbox` of a client message: exactly one must be
 /// there (`"inbox": false` is no inbox).
-fn topic(room: Option<String>, video: Option<String>, inbox: Option<bool>) -> Result<Topic, String> {
+fn topic(
+    room: Option<String>,
+    video: Option<String>,
+    inbox: Option<bool>,
+) -> Result<Topic, String> {
     let inbox = inbox.unwrap_or(false).then(String::new);
     match (room, video, inbox) {
         (Some(r), None, None) => Ok(Topic::Room(r)),

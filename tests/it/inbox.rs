@@ -120,20 +120,42 @@ async fn inbox_gets_all_of_a_creators_targets(engine: &EngineSpec) {
         assert_eq!(seqs, (1..=7).collect::<Vec<_>>(), "consecutive inbox seqs");
         assert!(got.iter().all(|e| e["creator"] == "alice"));
         let gifts: Vec<(String, String, u64)> = got[..4].iter().map(inner).collect();
-        let want = [("gift_event", "ra", 1), ("gift_event", "ra", 2), ("gift_event", "rb", 1), ("gift_event", "va", 1)];
-        let want: Vec<(String, String, u64)> =
-            want.iter().map(|(t, a, n)| (t.to_string(), a.to_string(), *n)).collect();
+        let want = [
+            ("gift_event", "ra", 1),
+            ("gift_event", "ra", 2),
+            ("gift_event", "rb", 1),
+            ("gift_event", "va", 1),
+        ];
+        let want: Vec<(String, String, u64)> = want
+            .iter()
+            .map(|(t, a, n)| (t.to_string(), a.to_string(), *n))
+            .collect();
         assert_eq!(gifts, want);
-        assert_eq!(got[3]["event"]["video"], "va", "a video's gift names the video");
+        assert_eq!(
+            got[3]["event"]["video"], "va",
+            "a video's gift names the video"
+        );
         let mut ends: Vec<(String, String, u64)> = got[4..].iter().map(inner).collect();
         ends.sort();
-        let want = [("combo_end", "ra", 3), ("combo_end", "rb", 2), ("combo_end", "va", 2)];
-        let want: Vec<(String, String, u64)> =
-            want.iter().map(|(t, a, n)| (t.to_string(), a.to_string(), *n)).collect();
+        let want = [
+            ("combo_end", "ra", 3),
+            ("combo_end", "rb", 2),
+            ("combo_end", "va", 2),
+        ];
+        let want: Vec<(String, String, u64)> = want
+            .iter()
+            .map(|(t, a, n)| (t.to_string(), a.to_string(), *n))
+            .collect();
         assert_eq!(ends, want);
-        let ra_end = got[4..].iter().find(|e| e["event"]["room"] == "ra").unwrap();
+        let ra_end = got[4..]
+            .iter()
+            .find(|e| e["event"]["room"] == "ra")
+            .unwrap();
         assert_eq!(
-            (ra_end["event"]["count"].as_u64(), ra_end["event"]["seq_last"].as_u64()),
+            (
+                ra_end["event"]["count"].as_u64(),
+                ra_end["event"]["seq_last"].as_u64()
+            ),
             (Some(2), Some(2)),
             "{ra_end}"
         );
@@ -148,7 +170,10 @@ async fn inbox_gets_all_of_a_creators_targets(engine: &EngineSpec) {
         .send(json!({ "type": "resume", "inbox": true, "since": 0 }))
         .await;
     let replay = inbox_events(&mut check, 7).await;
-    assert_eq!(replay[0]["event"], first, "the inbox holds the viewer's message");
+    assert_eq!(
+        replay[0]["event"], first,
+        "the inbox holds the viewer's message"
+    );
     assert_eq!(check.expect("resumed").await["inbox"], "alice");
     // Bob's inbox: only his room's gift and its end.
     let got = inbox_events(&mut bob, 2).await;
@@ -160,7 +185,10 @@ async fn inbox_gets_all_of_a_creators_targets(engine: &EngineSpec) {
             ("combo_end".to_string(), "rbob".to_string(), 2)
         ]
     );
-    assert_eq!((got[0]["seq"].as_u64(), got[1]["seq"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (got[0]["seq"].as_u64(), got[1]["seq"].as_u64()),
+        (Some(1), Some(2))
+    );
     nothing_more(&mut bob).await;
     // Leave: `left` names the inbox, and nothing follows.
     inbox.send(json!({ "type": "leave", "inbox": true })).await;
@@ -181,7 +209,11 @@ async fn only_own_inbox(engine: &EngineSpec) {
     s.open_room("alice", "live").await;
     let mut viewer = s.ws("alice", Role::Viewer).await;
     viewer.send(json!({ "type": "join", "inbox": true })).await;
-    assert_eq!(viewer.expect("error").await["code"], "forbidden", "a viewer token");
+    assert_eq!(
+        viewer.expect("error").await["code"],
+        "forbidden",
+        "a viewer token"
+    );
     viewer
         .send(json!({ "type": "resume", "inbox": true, "since": 0 }))
         .await;
@@ -194,10 +226,18 @@ async fn only_own_inbox(engine: &EngineSpec) {
         )
         .await;
     assert_eq!(st, 201, "{v}");
-    let url = format!("ws://{}/v1/ws?token={}", s.addr, v["token"].as_str().unwrap());
+    let url = format!(
+        "ws://{}/v1/ws?token={}",
+        s.addr,
+        v["token"].as_str().unwrap()
+    );
     let mut overlay = Ws::connect(&url, Encoding::Json).await.unwrap();
     overlay.send(json!({ "type": "join", "inbox": true })).await;
-    assert_eq!(overlay.expect("error").await["code"], "forbidden", "an overlay token");
+    assert_eq!(
+        overlay.expect("error").await["code"],
+        "forbidden",
+        "an overlay token"
+    );
     // Exactly one of room / video / inbox; no gift to an inbox.
     let mut creator = s.ws("alice", Role::Creator).await;
     for bad in [
@@ -208,7 +248,11 @@ async fn only_own_inbox(engine: &EngineSpec) {
         json!({ "type": "gift", "inbox": true, "gift": "rose", "count": 1, "id": "i" }),
     ] {
         creator.send(bad.clone()).await;
-        assert_eq!(creator.expect("error").await["code"], "bad_request", "{bad}");
+        assert_eq!(
+            creator.expect("error").await["code"],
+            "bad_request",
+            "{bad}"
+        );
     }
     // Another creator's inbox cannot be named: `inbox` is the token's own.
     let mut bob = s.ws("bob", Role::Creator).await;
@@ -221,7 +265,10 @@ async fn only_own_inbox(engine: &EngineSpec) {
     gift_at(&mut sender, json!({ "room": "live" }), "rose", "1").await;
     gift_at(&mut sender, json!({ "room": "bobs" }), "perfume", "2").await;
     let ev = bob.expect("inbox_event").await;
-    assert_eq!((ev["creator"].as_str(), ev["event"]["room"].as_str()), (Some("bob"), Some("bobs")));
+    assert_eq!(
+        (ev["creator"].as_str(), ev["event"]["room"].as_str()),
+        (Some("bob"), Some("bobs"))
+    );
     s.stop().await;
 }
 
@@ -325,4 +372,40 @@ async fn a_gift_on_one_node_reaches_the_inbox_watched_on_the_other_once() {
     assert_eq!(frames, got);
     b.stop().await;
     a.stop().await;
+}
+
+/// Two server processes on one Redis: gifts taken by node A reach the
+/// creator's inbox watched on node B, in inbox seq order, once each.
+#[tokio::test]
+async fn two_processes_a_gift_on_node_a_reaches_the_inbox_on_node_b_once() {
+    let window = [("GIFTSTREAM_COUNTERS__COMBO_WINDOW_MS", "600000")];
+    let Some((_s, a, b)) = crate::multiprocess::two_nodes(&window).await else {
+        return;
+    };
+    let (st, v) = a
+        .post(
+            "/v1/rooms",
+            &a.token("alice", Role::Creator),
+            json!({ "room": "pr" }),
+        )
+        .await;
+    assert!(st == 200 || st == 201, "open room: {st} {v}");
+    a.grant("v", 1000, "g").await;
+    let mut inbox = b.ws("alice", Role::Creator).await;
+    assert_eq!(join_inbox(&mut inbox).await["inbox"], "alice");
+    let mut sender = a.ws("v", Role::Viewer).await;
+    for i in 0..20 {
+        let ack = sender.gift("pr", "rose", 1, &format!("p{i}")).await;
+        assert_eq!(ack["type"], "gift_ack", "{ack}");
+    }
+    for seq in 1..=20u64 {
+        let ev = inbox.expect("inbox_event").await;
+        assert_eq!(
+            (ev["seq"].as_u64(), inner(&ev)),
+            (Some(seq), ("gift_event".into(), "pr".into(), seq)),
+            "{ev}"
+        );
+    }
+    inbox.send(json!({ "type": "ping" })).await;
+    assert_eq!(inbox.recv().await["type"], "pong", "no duplicate");
 }

@@ -815,7 +815,11 @@ async fn tip_on(engine: &EngineSpec, ls: String) {
     );
     // The creator's inbox gets the same message once, with its own seq.
     let boxed = inbox.expect("inbox_event").await;
-    assert_eq!((boxed["seq"].as_u64(), &boxed["event"]), (Some(1), &ev), "{boxed}");
+    assert_eq!(
+        (boxed["seq"].as_u64(), &boxed["event"]),
+        (Some(1), &ev),
+        "{boxed}"
+    );
     inbox.send(json!({ "type": "ping" })).await;
     assert_eq!(inbox.recv().await["type"], "pong", "the tip once");
     // The whole amount is the creator's: at the destination and in earnings.
