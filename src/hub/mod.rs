@@ -398,16 +398,16 @@ mod tests {
             ..HubConfig::default()
         });
         let n = PRUNE_AT_MIN;
+        // No creator: no inbox opens with them (see the next test), so
+        // the registry holds exactly the feeds.
         for i in 0..n {
             let permit = hub
-                .reserve(&Target::video(format!("v{i}")), "c", 0)
+                .reserve(&Target::video(format!("v{i}")), "", 0)
                 .expect("a video's feed opens on demand");
             drop(permit);
         }
-        // Every video's feed, and their creator's inbox (opened on demand too).
-        assert_eq!(hub.room_len(), n + 1);
+        assert_eq!(hub.room_len(), n);
         assert!(hub.room("video:v0").is_some());
-        assert!(hub.room("inbox:c").is_some());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while hub.room("video:v0").is_some() || hub.room(&format!("video:v{}", n - 1)).is_some() {
             assert!(std::time::Instant::now() < deadline, "the feeds stop");
@@ -425,5 +425,84 @@ mod tests {
             .err()
             .expect("no room");
         assert_eq!(e.code, ErrorCode::UnknownRoom);
+    }
+
+    /// In process, every event of a creator's targets also goes to the
+    /// creator's inbox (opened on demand, no viewer needed) with the
+    /// inbox's own consecutive seq; a tip joins the same sequence.
+    #[tokio::test]
+    async fn events_of_a_creators_targets_take_consecutive_inbox_seqs() {
+        let hub = Hub::new(HubConfig::default());
+        hub.open_room("r", "c", 0);
+        let mut seen = Vec::new();
+        for (i, target) in [Target::room("r"), Target::video("v"), Target::room("r")]
+            .into_iter()
+            .enumerate()
+        {
+            let permit = hub.reserve(&target, "c", 0).expect("never refused");
+            let (room, video, _) = target.topic().fields();
+            let seq = i as u64 + 1;
+            let ev = GiftEvent {
+                room,
+                video,
+                seq,
+                id: format!("g{i}"),
+                sender: "s".into(),
+                gift: "rose".into(),
+                count: 1,
+                combo: 1,
+                coins: 1,
+                diamonds: 1,
+                animation: "a".into(),
+                ts: 1,
+                message: None,
+            };
+            seen.push(ServerMsg::GiftEvent(ev.clone()));
+            permit.send(ev);
+        }
+        let inbox = hub.room("inbox:c").expect("the inbox opened on demand");
+        hub.publish_inbox("c", ServerMsg::Pong).await;
+        // Join now: `joined` names the inbox at seq 4, resume replays 1..=4.
+        let (tx, mut rx) = super::outbox::outbox(64);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sub = room::Subscriber {
+            conn_id: 1,
+            user: "c".into(),
+            encoding: crate::protocol::Encoding::Json,
+            tx,
+            ctl: Arc::new(conn::ConnCtl::default()),
+            coalesce: false,
+        };
+        let cmd = RoomCmd::Resume {
+            sub,
+            since: 0,
+            backfill: None,
+            reply,
+        };
+        assert!(inbox.tx.send(cmd).await.is_ok());
+        answer.await.unwrap().unwrap();
+        let mut got = Vec::new();
+        while let Some(axum::extract::ws::Message::Text(t)) = rx.try_recv() {
+            got.push(serde_json::from_str::<ServerMsg>(&t).unwrap());
+        }
+        seen.push(ServerMsg::Pong);
+        let mut want: Vec<ServerMsg> = seen
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| {
+                ServerMsg::InboxEvent(InboxEvent {
+                    creator: "c".into(),
+                    seq: i as u64 + 1,
+                    event: Box::new(event),
+                })
+            })
+            .collect();
+        want.push(ServerMsg::Resumed {
+            room: String::new(),
+            video: None,
+            inbox: Some("c".into()),
+            seq: 4,
+        });
+        assert_eq!(got, want);
     }
 }
