@@ -35,7 +35,7 @@ export interface GiftstreamOptions {
 
 export interface TopEntry { user: string; diamonds: number }
 
-export interface Joined { type: 'joined' | 'resumed'; room?: string; video?: string; inbox?: boolean; seq: number; viewers?: number }
+export interface Joined { type: 'joined' | 'resumed'; room?: string; video?: string; /** The inbox's creator. */ inbox?: string; seq: number; viewers?: number }
 
 export interface GiftAck { type: 'gift_ack'; id: string; seq: number; balance: number }
 
@@ -106,9 +106,19 @@ export interface Streak {
 
 export interface Gap { key: string; since: number | null }
 
+/** An event of the creator's inbox: `seq` is the inbox's own; `event` is the message as a viewer of its target sees it. */
+export interface InboxEvent {
+  type: 'inbox_event';
+  creator: string;
+  seq: number;
+  event: GiftEvent | ComboEnd | TipEvent;
+}
+
 export interface EventMap {
   gift: [GiftEvent, string];
   tip: [TipEvent, string];
+  /** The creator's inbox (`join({inbox: true})` with a creator token); the key is `inbox`. */
+  inbox: [InboxEvent, string];
   combo_end: [ComboEnd, string];
   room_stats: [RoomStats, string];
   room_ended: [RoomEnded, string];

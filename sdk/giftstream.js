@@ -541,6 +541,11 @@ export class Giftstream {
       case 'tip_event':
         if (!this.fresh(key, msg)) return;
         return this.emit('tip', msg, key);
+      case 'inbox_event':
+        // The creator's inbox: {creator, seq (the inbox's), event (the
+        // gift_event, combo_end or tip_event as its target's viewers see it)}.
+        if (!this.fresh('inbox', msg)) return;
+        return this.emit('inbox', msg, 'inbox');
       case 'room_stats':
         return this.emit('room_stats', msg, key);
       case 'room_ended':

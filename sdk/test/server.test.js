@@ -1,7 +1,7 @@
 // The SDK against a real giftstream server (the built binary, embedded
 // engines): join + gift + event in both wire formats, no duplicate and no gap
 // across a cut connection, a refused gift's code, streak steps (and the end
-// from combo_end), staying connected past a token's exp.
+// from combo_end), a creator's inbox, staying connected past a token's exp.
 // Node 20 needs --experimental-websocket (scripts/sdk-test passes it).
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -163,6 +163,37 @@ test('streaks: steps count up; the end (combo_end) carries the count', async () 
     [ends[0].count, ends[0].coins, ends[0].diamonds, ends[0].seq_first, ends[0].seq_last],
     [4, 4, 4, 1, 3],
   );
+});
+
+test('a creator\'s inbox: every gift and the streak end, with the inbox\'s own seq', async () => {
+  const room = 'sdk-inbox';
+  await openRoom(room);
+  await grant('dora', 100);
+  const inbox = new Giftstream({
+    url: srv.ws,
+    token: () => srv.token(`maker-${room}`, 'creator'),
+    reconnectBaseMs: 50,
+    reconnectDelayMsMax: 500,
+  });
+  clients.push(inbox);
+  const got = [];
+  inbox.on('inbox', (m, key) => got.push({ ...m, key }));
+  const joined = await inbox.join({ inbox: true });
+  assert.equal(joined.inbox, `maker-${room}`);
+  const sender = client('dora');
+  await sender.gift({ room }, 'rose', 1);
+  await sender.gift({ room }, 'rose', 1);
+  await until(() => got.length >= 3, 5000, 'two gifts and the end');
+  await tick(1000);
+  assert.deepEqual(
+    got.map((m) => [m.key, m.creator, m.seq, m.event.type, m.event.room, m.event.seq]),
+    [
+      ['inbox', `maker-${room}`, 1, 'gift_event', room, 1],
+      ['inbox', `maker-${room}`, 2, 'gift_event', room, 2],
+      ['inbox', `maker-${room}`, 3, 'combo_end', room, 3],
+    ],
+  );
+  assert.equal(got[2].event.count, 2);
 });
 
 test('stays connected past the first token\'s exp (refresh, or a reconnect on a server without it)', async () => {
