@@ -2,8 +2,8 @@
 //! publications reach every node's subscribers, and what a node knows of
 //! the others (history to resume from, their viewer counts).
 //!
-//! Owns: the [`Relay`] trait, keyed by [`Topic`] (rooms today; video feeds
-//! and creator inboxes are further topics on the same relay), and its two
+//! Owns: the [`Relay`] trait, keyed by [`Topic`] (rooms, video feeds and
+//! creator inboxes; tips enter an inbox through [`Relay::publish_inbox`]), and its two
 //! implementations: [`local::LocalRelay`] (one node, in process: the hub is
 //! every subscriber there is) and [`redis::RedisRelay`] (several nodes:
 //! sharded pub/sub subscriptions for the rooms open here, gap filling from
@@ -24,8 +24,8 @@ use crate::counters::Counters;
 use crate::error::Result;
 use crate::protocol::{SeqEvent, ServerMsg};
 
-/// What a relayed message is about: a room or a video feed (the wire's
-/// topic; creator inboxes are a further kind on the same relay).
+/// What a relayed message is about: a room, a video feed or a creator's
+/// inbox (the wire's topic).
 pub use crate::protocol::Topic;
 
 /// The cross-node side of room events.
