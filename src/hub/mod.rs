@@ -24,6 +24,7 @@
 
 pub mod admit;
 pub mod conn;
+pub mod ctl;
 pub mod outbox;
 pub mod room;
 

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Message;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::conn::ConnCtl;
+use super::ctl::ConnCtl;
 use super::outbox::{BatchError, Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
