@@ -110,7 +110,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             .context("taking the ledger's exclusive lock (counters.url = \"memory\")")?;
     }
 
-    restore(
+    let prior = restore(
         &cfg,
         ledger.as_ref(),
         counters.as_ref(),
@@ -118,6 +118,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         redis_engine.as_deref(),
     )
     .await?;
+    if prior && redis_engine.is_none() {
+        // The embedded engine keeps no inbox seq across a restart.
+        hub.set_inbox_floor(crate::protocol::now_ms().max(0) as u64);
+    }
 
     let (worker, settlement) = Worker::new(
         counters.clone(),
@@ -266,14 +270,14 @@ async fn open_engines(cfg: &Config, hub: &Arc<Hub>) -> anyhow::Result<Engines> {
 }
 
 /// Restore the counters engine (and, in process, the live rooms) from the
-/// ledger, which is the truth.
+/// ledger, which is the truth. True when the ledger had a past (targets).
 async fn restore(
     cfg: &Config,
     ledger: &dyn crate::ledger::Ledger,
     counters: &dyn Counters,
     relay: &dyn Relay,
     redis: Option<&RedisCounters>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     // Restore: the ledger is the truth. In process: after an unclean stop,
     // gifts that were accepted but not settled are lost whole; their seqs
     // are skipped so no seq is ever reused. Redis keeps unsettled gifts
@@ -304,6 +308,7 @@ async fn restore(
         targets = snapshot.targets.len(),
         "restored from ledger"
     );
+    let prior = !snapshot.targets.is_empty();
     counters.restore(snapshot).await?;
     if let Some(r) = redis {
         // Start-up check: report drift between Redis and the ledger in
@@ -320,7 +325,7 @@ async fn restore(
     // In process every live room opens now; with Redis a room opens on a
     // node when a viewer there joins it (the relay decides).
     relay.restore(live_rooms, counters).await?;
-    Ok(())
+    Ok(prior)
 }
 
 /// Serve `/metrics` on its own listener (`http.metrics_listen`) until

@@ -83,6 +83,11 @@ pub struct Hub {
     /// for the whole of "next seq, queue the event", so inbox order is
     /// seq order.
     inboxes: DashMap<String, Arc<Mutex<u64>>>,
+    /// In process: where an inbox first seen by this process starts: 0 on
+    /// a fresh ledger, the start time in ms after a restart (set by
+    /// [`Hub::set_inbox_floor`]), so a restart never hands out an inbox
+    /// seq a client already saw before it.
+    inbox_floor: AtomicU64,
 }
 
 /// A reserved slot in a creator's inbox queue (in process).
@@ -117,6 +122,7 @@ impl Hub {
             prune_at: AtomicUsize::new(PRUNE_AT_MIN),
             sockets: TaskTracker::new(),
             inboxes: DashMap::new(),
+            inbox_floor: AtomicU64::new(0),
             cfg,
         })
     }
@@ -228,11 +234,18 @@ impl Hub {
         handle
     }
 
+    /// In process, at start: inboxes start after `floor` (the embedded
+    /// engine keeps no inbox seq across a restart, so a restarted process
+    /// starts its inboxes above any seq the last one handed out).
+    pub fn set_inbox_floor(&self, floor: u64) {
+        self.inbox_floor.store(floor, Ordering::Relaxed);
+    }
+
     /// In process: the seq lock of `creator`'s inbox.
     fn inbox_seq_lock(&self, creator: &str) -> Arc<Mutex<u64>> {
         self.inboxes
             .entry(creator.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(0)))
+            .or_insert_with(|| Arc::new(Mutex::new(self.inbox_floor.load(Ordering::Relaxed))))
             .clone()
     }
 

@@ -409,3 +409,43 @@ async fn two_processes_a_gift_on_node_a_reaches_the_inbox_on_node_b_once() {
     inbox.send(json!({ "type": "ping" })).await;
     assert_eq!(inbox.recv().await["type"], "pong", "no duplicate");
 }
+
+/// Inbox seqs never go back: after a restart (the embedded engine keeps
+/// no inbox seq: a restarted process starts its inboxes above the last
+/// one's), and on Redis after Redis lost its data (the restore sets a
+/// floor). A client's `since` stays meaningful either way.
+async fn inbox_seqs_never_go_back(engine: &EngineSpec) {
+    let window = |c: &mut giftstream::config::Config| c.counters.combo_window_ms = 600_000;
+    let s = TestServer::start(engine, window).await;
+    s.open_room("alice", "r1").await;
+    s.grant("v", 1000, "g").await;
+    let mut sender = s.ws("v", Role::Viewer).await;
+    let mut inbox = s.ws("alice", Role::Creator).await;
+    join_inbox(&mut inbox).await;
+    gift_at(&mut sender, json!({ "room": "r1" }), "rose", "1").await;
+    let before = inbox.expect("inbox_event").await["seq"].as_u64().unwrap();
+    drop((sender, inbox));
+    s.stop().await;
+    if engine.counters_url.starts_with("redis") {
+        let client = redis::Client::open(engine.counters_url.as_str()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    }
+    let s = TestServer::start(engine, window).await;
+    let mut sender = s.ws("v", Role::Viewer).await;
+    let mut inbox = s.ws("alice", Role::Creator).await;
+    let joined = join_inbox(&mut inbox).await;
+    gift_at(&mut sender, json!({ "room": "r1" }), "rose", "2").await;
+    let after = inbox.expect("inbox_event").await["seq"].as_u64().unwrap();
+    assert!(
+        after > before,
+        "{}: inbox seq {after} after the restart, {before} before (joined {joined})",
+        engine.name
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn inbox_seqs_never_go_back_after_a_restart_or_a_redis_wipe() {
+    each_engine!(inbox_seqs_never_go_back);
+}

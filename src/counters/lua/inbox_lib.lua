@@ -20,6 +20,17 @@ end
 -- `now` is the history entry's time. Answers the inbox seq.
 local function inbox_put(ik, hk, ch, head, ev, now, len_max, age_ms)
   local seq = redis.call('HINCRBY', ik, 'seq', 1)
+  if seq == 1 then
+    -- A fresh inbox hash: after Redis lost its data the restore set a
+    -- floor (`{gs}:ibfloor`, its time in ms), so no seq a client saw
+    -- before the loss is handed out again. Same hash tag as `ik`.
+    local fk = string.sub(ik, 1, string.find(ik, ':ib:', 1, true)) .. 'ibfloor'
+    local floor = tonumber(redis.call('GET', fk) or '0')
+    if floor > 0 then
+      seq = floor + 1
+      redis.call('HSET', ik, 'seq', string.format('%.0f', seq))
+    end
+  end
   local s = string.format('%.0f', seq)
   local env = head .. ',"seq":' .. s .. ',"event":' .. ev .. '}'
   local id = s .. '-0'

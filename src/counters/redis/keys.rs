@@ -85,6 +85,11 @@ pub(crate) fn history_key(hub_key: &str) -> String {
 pub(crate) fn inbox_key(creator: &str) -> String {
     key(&["ib", creator])
 }
+/// Where a fresh inbox starts after Redis lost its data (ms; see
+/// `lua/inbox_lib.lua`, which derives this name from an inbox key).
+pub(crate) fn inbox_floor_key() -> String {
+    key(&["ibfloor"])
+}
 /// A room's top gifters this live (sorted set, diamonds per user).
 pub(crate) fn top_key(room: &str) -> String {
     key(&["top", "room", room])

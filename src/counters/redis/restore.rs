@@ -93,6 +93,17 @@ impl RedisCounters {
             wallets = snapshot.wallets.len(),
             "redis holds no giftstream state; loading it from the ledger"
         );
+        // Inbox seqs are not in the ledger: after a loss (the ledger has a
+        // past), inboxes start again above any seq handed out before it
+        // (see `lua/inbox_lib.lua`).
+        if !snapshot.targets.is_empty() {
+            let _: () = redis::cmd("SET")
+                .arg(inbox_floor_key())
+                .arg(crate::protocol::now_ms())
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+        }
         for chunk in snapshot.wallets.chunks(SCAN_CHUNK) {
             let mut pipe = redis::pipe();
             pipe.atomic();
