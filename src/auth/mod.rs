@@ -23,6 +23,8 @@ use crate::config::{AuthConfig, ConfigError};
 use crate::error::{Error, Result};
 use crate::protocol::valid_name;
 
+pub mod session;
+
 /// What a caller is allowed to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

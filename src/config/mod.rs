@@ -14,12 +14,15 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod pages;
+pub use pages::PagesConfig;
+
 /// The secret shipped in `config/default.toml`; fine on a laptop, refused by
 /// `production.toml` (which requires the env override).
 pub const DEV_JWT_SECRET: &str = "giftstream-dev-secret-change-me-in-production";
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 12] = [
+pub const SECTIONS: [&str; 13] = [
     "http",
     "auth",
     "counters",
@@ -32,6 +35,7 @@ pub const SECTIONS: [&str; 12] = [
     "payouts",
     "admin",
     "limits",
+    "pages",
 ];
 
 /// Everything the binary can be told.
@@ -63,6 +67,8 @@ pub struct Config {
     /// Per-user limits on what costs the platform (rooms, videos,
     /// PaymentIntents).
     pub limits: LimitsConfig,
+    /// The browser pages and their session cookies.
+    pub pages: PagesConfig,
 }
 
 /// `[payouts]`: when diamonds become cashable, and how much a creator may
@@ -1176,6 +1182,7 @@ impl Config {
                 "must be greater than 0",
             );
         }
+        self.pages.validate()?;
         if self.counters.pending_len_max < self.settlement.batch_len_max {
             return bad(
                 "counters.pending_len_max",

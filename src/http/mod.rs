@@ -40,6 +40,8 @@ use crate::protocol::{
 };
 
 mod assets;
+mod pages;
+mod session;
 
 type Shared = Arc<AppState>;
 
@@ -72,6 +74,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/assets/gifts/{file}"),
     ("GET", "/sdk/giftstream.js"),
     ("GET", "/healthz"),
+    ("POST", "/v1/sessions"),
+    ("GET", "/v1/sessions"),
+    ("DELETE", "/v1/sessions"),
+    ("GET", "/demo/login"),
+    ("POST", "/demo/login"),
+    ("GET", "/live/{room}"),
+    ("GET", "/ui/{asset}"),
+    ("GET", "/ui/i18n/{file}"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -115,6 +125,14 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/assets/gifts/{file}") => on(filter, assets::gift_art),
         ("GET", "/sdk/giftstream.js") => on(filter, assets::sdk_js),
         ("GET", "/healthz") => on(filter, || async { Json(json!({ "ok": true })) }),
+        ("POST", "/v1/sessions") => on(filter, session::create),
+        ("GET", "/v1/sessions") => on(filter, session::show),
+        ("DELETE", "/v1/sessions") => on(filter, session::delete),
+        ("GET", "/demo/login") => on(filter, pages::demo_login),
+        ("POST", "/demo/login") => on(filter, session::demo_login),
+        ("GET", "/live/{room}") => on(filter, pages::live),
+        ("GET", "/ui/{asset}") => on(filter, pages::ui),
+        ("GET", "/ui/i18n/{file}") => on(filter, pages::ui_i18n),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }
@@ -265,6 +283,10 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Error> {
+        // A page's session cookie, when the request has no Authorization.
+        if let Some(who) = session::caller(parts, state)? {
+            return Ok(Caller(who));
+        }
         state.auth.from_request(&parts.headers).map(Caller)
     }
 }
@@ -281,7 +303,16 @@ impl FromRequestParts<Shared> for SocketCaller {
         let q: Option<TokenQuery> = Query::<TokenQuery>::try_from_uri(&parts.uri)
             .ok()
             .map(|q| q.0);
-        let token = q.as_ref().and_then(|q| q.token.as_deref());
+        let token = q
+            .as_ref()
+            .and_then(|q| q.token.as_deref())
+            .filter(|t| !t.is_empty());
+        // A page's socket: the session cookie (same origin only).
+        if token.is_none() && crate::auth::bearer(&parts.headers)?.is_none() {
+            if let Some(t) = session::socket(parts, state)? {
+                return Ok(SocketCaller(t));
+            }
+        }
         state
             .auth
             .from_socket_request(&parts.headers, token)
