@@ -81,7 +81,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/demo/login"),
     ("GET", "/live/{room}"),
     ("GET", "/ui/{asset}"),
-    ("GET", "/ui/i18n/{file}"),
+    ("GET", "/ui/i18n/{catalog}"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -132,7 +132,7 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/demo/login") => on(filter, session::demo_login),
         ("GET", "/live/{room}") => on(filter, pages::live),
         ("GET", "/ui/{asset}") => on(filter, pages::ui),
-        ("GET", "/ui/i18n/{file}") => on(filter, pages::ui_i18n),
+        ("GET", "/ui/i18n/{catalog}") => on(filter, pages::ui_i18n),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }
