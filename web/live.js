@@ -263,6 +263,7 @@ async function main() {
   });
   try {
     await gs.join({ room }, { coalesce: true });
+    document.body.dataset.joined = 'true';
   } catch (e) {
     if (e.code === 'room_not_live') return ended();
     notice(errorText(e));

@@ -142,6 +142,7 @@ gs.on('state', (s) => {
 });
 gs.on('joined', () => {
   joinedOnce = true;
+  document.body.dataset.joined = 'true';
   replaying = false;
   notice('');
 });

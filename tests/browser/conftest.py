@@ -1,0 +1,150 @@
+"""Fixtures of the browser tests: a `giftstream serve --demo` per test (free
+loopback ports, embedded engine, temp SQLite ledger), headless Debian
+Chromium through Playwright, pages signed in through /demo/login, and a
+screenshot of every page a test opened, taken at its end (pass or fail),
+in $GIFTSTREAM_SCREENSHOTS (target/screenshots/)."""
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("GIFTSTREAM_BIN") or str(REPO / "target" / "debug" / "giftstream")
+CHROMIUM = os.environ.get("GIFTSTREAM_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("GIFTSTREAM_SCREENSHOTS") or REPO / "target" / "screenshots")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class Server:
+    """A running `giftstream serve --demo`."""
+
+    def __init__(self, tmp):
+        self.dir = tmp
+        ready = Path(tmp) / "ready"
+        self.env = {
+            **os.environ,
+            "GIFTSTREAM_CONFIG": str(REPO / "config" / "default.toml"),
+            "GIFTSTREAM_AUTH__JWT_SECRET": "browser-test-secret-0123456789abcdef0123",
+            "GIFTSTREAM_COUNTERS__URL": "memory",
+            "GIFTSTREAM_LEDGER__URL": f"sqlite://{tmp}/ledger.db",
+            "GIFTSTREAM_SETTLEMENT__FLUSH_INTERVAL_MS": "50",
+            "GIFTSTREAM_HTTP__METRICS_LISTEN": "127.0.0.1:0",
+            "RUST_LOG": os.environ.get("RUST_LOG", "giftstream=warn"),
+        }
+        self.log = open(Path(tmp) / "server.log", "w")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--demo", "--listen", "127.0.0.1:0", "--ready-file", str(ready)],
+            cwd=tmp, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while not (ready.exists() and ready.read_text().endswith("\n")):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("server did not start: " + (Path(tmp) / "server.log").read_text())
+            time.sleep(0.05)
+        self.addr = ready.read_text().strip()
+        self.url = f"http://{self.addr}"
+        # The demo is set up (room `demo`, coins) once its banner is out.
+        while "giftstream demo is live" not in (Path(tmp) / "server.log").read_text():
+            if time.time() > deadline:
+                raise RuntimeError("demo did not start")
+            time.sleep(0.05)
+
+    def token(self, user, role, scope=None):
+        args = [BIN, "token", user, "--role", role]
+        if scope:
+            args += ["--scope", scope]
+        out = subprocess.run(args, cwd=self.dir, env=self.env, check=True,
+                             capture_output=True, text=True).stdout
+        return re.findall(r"[\w-]+\.[\w-]+\.[\w-]+", out)[-1]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def server():
+    with tempfile.TemporaryDirectory(prefix="gs-browser-") as tmp:
+        s = Server(tmp)
+        try:
+            yield s
+        finally:
+            s.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_page(browser, server, request):
+    """open_page(name, **context options) -> a Page in its own context
+    (its own cookies); JavaScript dialogs fail the test; every page is
+    screenshotted at the end as <test>-<name>.png."""
+    opened = []
+    dialogs = []
+
+    def make(name, **opts):
+        ctx = browser.new_context(base_url=server.url, **opts)
+        page = ctx.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: print(f"[{name}] page error: {e}"))
+        page.on("console", lambda m: m.type == "error" and print(f"[{name}] console: {m.text}"))
+        opened.append((name, ctx, page))
+        return page
+
+    make.dialogs = dialogs
+    yield make
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for name, ctx, page in opened:
+        try:
+            page.screenshot(path=str(SHOTS / f"{request.node.name}-{name}.png"))
+        except Exception as e:  # a crashed page: the test already failed
+            print(f"screenshot {name}: {e}")
+        ctx.close()
+    assert not dialogs, f"a script opened a dialog: {dialogs}"
+
+
+def until(page, js, arg=None, timeout=10.0):
+    """Poll `js` (a function source, run with `arg`) until it returns a
+    truthy value; returns it. (Playwright's wait_for_function evaluates
+    strings in the page, which the pages' CSP forbids.)"""
+    deadline = time.time() + timeout
+    while True:
+        v = page.evaluate(js, arg)
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {js}")
+        time.sleep(0.1)
+
+
+def sign_in(page, user):
+    """Sign in on /demo/login as `user`; lands on /live/demo, joined."""
+    page.goto("/demo/login")
+    page.get_by_role("button", name=re.compile(user)).click()
+    page.wait_for_url("**/live/demo")
+    page.wait_for_selector("body[data-joined=true]")
