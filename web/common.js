@@ -122,7 +122,8 @@ export function shell() {
     setText(who, t('nav.signed_in_as', { user: session.user }));
     if (signout) signout.hidden = false;
   } else if (signin) {
-    signin.hidden = false;
+    // Outside `serve --demo` the platform signs viewers in (POST /v1/sessions).
+    fetch(signin.getAttribute('href'), { method: 'HEAD' }).then((r) => (signin.hidden = !r.ok), () => {});
   }
   if (signout) {
     signout.addEventListener('click', async () => {

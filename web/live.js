@@ -217,11 +217,12 @@ async function main() {
   ]);
   shell();
   setText($('title'), room);
+  setText($('stage-name'), room);
   for (const g of catalog.gifts) gifts.set(g.id, g);
   giftGrid();
   tipForm();
   if (!session) {
-    badge('connecting');
+    $('badge').hidden = true;
     notice(t('live.signin_needed'));
     for (const f of $('tip-form').elements) f.disabled = true;
     return;

@@ -121,7 +121,8 @@ def open_page(browser, server, request):
     SHOTS.mkdir(parents=True, exist_ok=True)
     for name, ctx, page in opened:
         try:
-            page.screenshot(path=str(SHOTS / f"{request.node.name}-{name}.png"))
+            full = not name.startswith("overlay")
+            page.screenshot(path=str(SHOTS / f"{request.node.name}-{name}.png"), full_page=full)
         except Exception as e:  # a crashed page: the test already failed
             print(f"screenshot {name}: {e}")
         ctx.close()
