@@ -191,7 +191,10 @@ pub fn page(html: String) -> Response {
                 HeaderValue::from_static(PAGE_CSP),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (header::VARY, HeaderValue::from_static("Accept-Language, Cookie")),
+            (
+                header::VARY,
+                HeaderValue::from_static("Accept-Language, Cookie"),
+            ),
         ],
         html,
     )
@@ -277,11 +280,20 @@ mod tests {
             m
         };
         assert_eq!(lang(&h(&[])), "en");
-        assert_eq!(lang(&h(&[("accept-language", "fr-FR,fr;q=0.9,en;q=0.8")])), "fr");
-        assert_eq!(lang(&h(&[("accept-language", "de-DE,en;q=0.5,fr;q=0.7")])), "fr");
+        assert_eq!(
+            lang(&h(&[("accept-language", "fr-FR,fr;q=0.9,en;q=0.8")])),
+            "fr"
+        );
+        assert_eq!(
+            lang(&h(&[("accept-language", "de-DE,en;q=0.5,fr;q=0.7")])),
+            "fr"
+        );
         assert_eq!(lang(&h(&[("accept-language", "de")])), "en");
         assert_eq!(
-            lang(&h(&[("accept-language", "fr"), ("cookie", "a=b; gs_lang=en")])),
+            lang(&h(&[
+                ("accept-language", "fr"),
+                ("cookie", "a=b; gs_lang=en")
+            ])),
             "en"
         );
         assert_eq!(lang(&h(&[("cookie", "gs_lang=xx")])), "en");
@@ -289,8 +301,14 @@ mod tests {
 
     #[test]
     fn render_fills_and_escapes() {
-        assert_eq!(render("<html lang=\"{{lang}}\">", "fr"), "<html lang=\"fr\">");
+        assert_eq!(
+            render("<html lang=\"{{lang}}\">", "fr"),
+            "<html lang=\"fr\">"
+        );
         assert_eq!(render("{{t:no.such}} {{x}}", "en"), "no.such {{x}}");
-        assert_eq!(escape_html("<img src=x onerror='a'>&\""), "&lt;img src=x onerror=&#39;a&#39;&gt;&amp;&quot;");
+        assert_eq!(
+            escape_html("<img src=x onerror='a'>&\""),
+            "&lt;img src=x onerror=&#39;a&#39;&gt;&amp;&quot;"
+        );
     }
 }

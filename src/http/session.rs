@@ -60,10 +60,7 @@ pub fn caller(parts: &Parts, state: &AppState) -> Result<Option<Identity>, Error
     };
     let s = keys(state).verify(value)?;
     if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        let given = parts
-            .headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok());
+        let given = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         s.check_csrf(given)?;
     }
     Ok(Some(s.identity))
@@ -218,12 +215,13 @@ pub async fn demo_login(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json {
-        return Err(Error::bad_request("send JSON (Content-Type: application/json)"));
+        return Err(Error::bad_request(
+            "send JSON (Content-Type: application/json)",
+        ));
     }
-    let JsonBody(b) = <JsonBody<DemoLogin> as axum::extract::FromRequest<Shared>>::from_request(
-        body, &state,
-    )
-    .await?;
+    let JsonBody(b) =
+        <JsonBody<DemoLogin> as axum::extract::FromRequest<Shared>>::from_request(body, &state)
+            .await?;
     let Some((user, role)) = DEMO_USERS.iter().find(|(u, _)| *u == b.user) else {
         return Err(Error::bad_request(
             "user must be one of viewer-1, viewer-2, viewer-3, demo-creator",

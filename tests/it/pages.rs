@@ -24,7 +24,11 @@ fn session_cookie(h: &HeaderMap) -> (String, String) {
     (pair, line)
 }
 
-async fn sign_in(s: &TestServer, token: &str, extra: &[(&str, &str)]) -> (u16, Value, String, String) {
+async fn sign_in(
+    s: &TestServer,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Value, String, String) {
     let mut req = reqwest::Client::new()
         .post(s.url("/v1/sessions"))
         .bearer_auth(token);
@@ -69,7 +73,10 @@ async fn session_cookie_needs_csrf_to_change_state_on(engine: &EngineSpec) {
     let creator = s.token("cora", Role::Creator);
     let (st, v, cookie, line) = sign_in(&s, &creator, &[]).await;
     assert_eq!(st, 201, "{v}");
-    assert_eq!((v["user"].as_str(), v["role"].as_str()), (Some("cora"), Some("creator")));
+    assert_eq!(
+        (v["user"].as_str(), v["role"].as_str()),
+        (Some("cora"), Some("creator"))
+    );
     let csrf = v["csrf"].as_str().unwrap().to_string();
     assert!(csrf.len() >= 32, "{v}");
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
@@ -79,22 +86,55 @@ async fn session_cookie_needs_csrf_to_change_state_on(engine: &EngineSpec) {
     assert!(!cookie.contains(&creator), "the cookie is not the token");
 
     // Reads need no CSRF token; the session shows who and its CSRF token.
-    let (st, me) = by_cookie(&s, reqwest::Method::GET, "/v1/sessions", &cookie, None, None).await;
-    assert_eq!((st, me["user"].as_str(), me["csrf"].as_str()), (200, Some("cora"), Some(csrf.as_str())));
+    let (st, me) = by_cookie(
+        &s,
+        reqwest::Method::GET,
+        "/v1/sessions",
+        &cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, me["user"].as_str(), me["csrf"].as_str()),
+        (200, Some("cora"), Some(csrf.as_str()))
+    );
     let (st, w) = by_cookie(&s, reqwest::Method::GET, "/v1/wallet", &cookie, None, None).await;
     assert_eq!((st, w["user"].as_str()), (200, Some("cora")), "{w}");
 
     // A state change by cookie: 403 without the CSRF token or with a wrong one.
     let open = json!({ "room": "cookie-room" });
     for bad in [None, Some("not-the-token"), Some("")] {
-        let (st, e) =
-            by_cookie(&s, reqwest::Method::POST, "/v1/rooms", &cookie, bad, Some(open.clone())).await;
-        assert_eq!((st, e["code"].as_str()), (403, Some("forbidden")), "{bad:?}: {e}");
+        let (st, e) = by_cookie(
+            &s,
+            reqwest::Method::POST,
+            "/v1/rooms",
+            &cookie,
+            bad,
+            Some(open.clone()),
+        )
+        .await;
+        assert_eq!(
+            (st, e["code"].as_str()),
+            (403, Some("forbidden")),
+            "{bad:?}: {e}"
+        );
     }
     let (st, r) = s.get("/v1/rooms/cookie-room", &creator).await;
-    assert_eq!((st, r["code"].as_str()), (404, Some("unknown_room")), "nothing opened: {r}");
-    let (st, r) =
-        by_cookie(&s, reqwest::Method::POST, "/v1/rooms", &cookie, Some(&csrf), Some(open.clone())).await;
+    assert_eq!(
+        (st, r["code"].as_str()),
+        (404, Some("unknown_room")),
+        "nothing opened: {r}"
+    );
+    let (st, r) = by_cookie(
+        &s,
+        reqwest::Method::POST,
+        "/v1/rooms",
+        &cookie,
+        Some(&csrf),
+        Some(open.clone()),
+    )
+    .await;
     assert_eq!((st, r["creator"].as_str()), (201, Some("cora")), "{r}");
     // Bearer requests need no CSRF token (unchanged).
     let (st, _) = s.post("/v1/rooms", &creator, open).await;
@@ -102,14 +142,27 @@ async fn session_cookie_needs_csrf_to_change_state_on(engine: &EngineSpec) {
 
     // A tampered cookie, another server's session: 401.
     let tampered = format!("{}x", cookie);
-    let (st, e) = by_cookie(&s, reqwest::Method::GET, "/v1/wallet", &tampered, None, None).await;
+    let (st, e) = by_cookie(
+        &s,
+        reqwest::Method::GET,
+        "/v1/wallet",
+        &tampered,
+        None,
+        None,
+    )
+    .await;
     assert_eq!((st, e["code"].as_str()), (401, Some("unauthorized")), "{e}");
 
     // A scoped (overlay) token cannot become a session.
     let overlay = s
         .state()
         .auth
-        .issue_scoped("cora", Role::Creator, Some(&giftstream::auth::Scope::overlay("cookie-room")), 60)
+        .issue_scoped(
+            "cora",
+            Role::Creator,
+            Some(&giftstream::auth::Scope::overlay("cookie-room")),
+            60,
+        )
         .unwrap();
     let (st, e, _, _) = sign_in(&s, &overlay, &[]).await;
     assert_eq!((st, e["code"].as_str()), (403, Some("forbidden")), "{e}");
@@ -145,7 +198,10 @@ async fn session_expires_with_its_token_and_is_secure_over_https() {
     let (st, v, _, line) = sign_in(&s, &short, &[("x-forwarded-proto", "https")]).await;
     assert_eq!(st, 201, "{v}");
     let exp = v["exp"].as_u64().unwrap();
-    assert!(exp <= now + 91 && exp >= now + 85, "ends with the token: {exp} vs {now}");
+    assert!(
+        exp <= now + 91 && exp >= now + 85,
+        "ends with the token: {exp} vs {now}"
+    );
     assert!(line.contains("; Secure"), "{line}");
     let max_age: u64 = line
         .split("Max-Age=")
@@ -159,9 +215,16 @@ async fn session_expires_with_its_token_and_is_secure_over_https() {
     assert!(max_age <= 91, "{line}");
     // A long token: the session is capped at pages.session_ttl_s_max.
     let (_, v, _, _) = sign_in(&s, &s.token("vic", Role::Viewer), &[]).await;
-    assert!(v["exp"].as_u64().unwrap() <= giftstream::auth::unix_s() + 600, "{v}");
+    assert!(
+        v["exp"].as_u64().unwrap() <= giftstream::auth::unix_s() + 600,
+        "{v}"
+    );
     // Without a token: 401, no cookie.
-    let r = reqwest::Client::new().post(s.url("/v1/sessions")).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(s.url("/v1/sessions"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().get(SET_COOKIE).is_none());
     s.stop().await;
@@ -195,7 +258,8 @@ async fn a_socket_signs_in_by_cookie_from_its_own_origin_only() {
     let (mut ws, _) = connect(Some(format!("http://{}", s.addr)), "?token=")
         .await
         .expect("same origin: 101");
-    let send = json!({ "type": "gift", "room": "sock-room", "gift": "rose", "count": 1, "id": "c1" });
+    let send =
+        json!({ "type": "gift", "room": "sock-room", "gift": "rose", "count": 1, "id": "c1" });
     ws.send(Message::text(send.to_string())).await.unwrap();
     let ack: Value = loop {
         let m = ws.next().await.unwrap().unwrap();
@@ -206,7 +270,11 @@ async fn a_socket_signs_in_by_cookie_from_its_own_origin_only() {
             }
         }
     };
-    assert_eq!((ack["type"].as_str(), ack["balance"].as_i64()), (Some("gift_ack"), Some(99)), "{ack}");
+    assert_eq!(
+        (ack["type"].as_str(), ack["balance"].as_i64()),
+        (Some("gift_ack"), Some(99)),
+        "{ack}"
+    );
     s.stop().await;
 }
 
@@ -216,7 +284,12 @@ async fn demo_login_only_in_demo_mode() {
     let r = reqwest::get(s.url("/demo/login")).await.unwrap();
     assert_eq!(r.status(), 404);
     let (st, _) = s
-        .request(reqwest::Method::POST, "/demo/login", None, Some(json!({ "user": "viewer-1" })))
+        .request(
+            reqwest::Method::POST,
+            "/demo/login",
+            None,
+            Some(json!({ "user": "viewer-1" })),
+        )
         .await;
     assert_eq!(st, 404);
     s.stop().await;
@@ -235,14 +308,23 @@ async fn demo_login_only_in_demo_mode() {
         let req = if json_type {
             req.json(&body)
         } else {
-            req.header("content-type", "text/plain").body(body.to_string())
+            req.header("content-type", "text/plain")
+                .body(body.to_string())
         };
         req.send()
     };
     let r = post(json!({ "user": "demo-creator" }), true).await.unwrap();
     assert_eq!(r.status(), 201);
     let (cookie, _) = session_cookie(r.headers());
-    let (st, me) = by_cookie(&s, reqwest::Method::GET, "/v1/sessions", &cookie, None, None).await;
+    let (st, me) = by_cookie(
+        &s,
+        reqwest::Method::GET,
+        "/v1/sessions",
+        &cookie,
+        None,
+        None,
+    )
+    .await;
     assert_eq!((st, me["role"].as_str()), (200, Some("creator")), "{me}");
     for (body, json_type) in [
         (json!({ "user": "admin" }), true),
@@ -270,16 +352,39 @@ async fn viewer_page_speaks_the_visitors_language_under_a_strict_csp() {
     };
     let r = get(None, None).await.unwrap();
     assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
-    for d in ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"] {
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for d in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(d), "{d} in {csp}");
     }
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     let en = r.text().await.unwrap();
-    assert!(en.contains("<html lang=\"en\">") && en.contains("Send a gift"), "{en}");
-    let fr = get(Some("fr-FR,fr;q=0.9,en;q=0.5"), None).await.unwrap().text().await.unwrap();
-    assert!(fr.contains("<html lang=\"fr\">") && fr.contains("Envoyer un cadeau"), "{fr}");
-    let switched = get(Some("fr-FR"), Some("gs_lang=en")).await.unwrap().text().await.unwrap();
+    assert!(
+        en.contains("<html lang=\"en\">") && en.contains("Send a gift"),
+        "{en}"
+    );
+    let fr = get(Some("fr-FR,fr;q=0.9,en;q=0.5"), None)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        fr.contains("<html lang=\"fr\">") && fr.contains("Envoyer un cadeau"),
+        "{fr}"
+    );
+    let switched = get(Some("fr-FR"), Some("gs_lang=en"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(switched.contains("<html lang=\"en\">"), "the switch wins");
     for (path, ctype) in [
         ("/ui/app.css", "text/css"),
@@ -289,10 +394,25 @@ async fn viewer_page_speaks_the_visitors_language_under_a_strict_csp() {
     ] {
         let r = reqwest::get(s.url(path)).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(ctype), "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(ctype),
+            "{path}"
+        );
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     }
-    assert_eq!(reqwest::get(s.url("/ui/nope.js")).await.unwrap().status(), 404);
-    assert_eq!(reqwest::get(s.url("/live/bad%20room")).await.unwrap().status(), 404);
+    assert_eq!(
+        reqwest::get(s.url("/ui/nope.js")).await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        reqwest::get(s.url("/live/bad%20room"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     s.stop().await;
 }
