@@ -211,7 +211,7 @@ pub async fn live(Path(room): Path<String>, headers: HeaderMap) -> Result<Respon
 
 /// `GET /demo/login` (`serve --demo` only, else 404): pick a demo user.
 pub async fn demo_login(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(r) = super::session::demo_only(&state) {
+    if let Some(r) = super::session::not_demo(&state) {
         return r;
     }
     page(render(LOGIN_HTML, lang(&headers)))

@@ -182,16 +182,13 @@ pub async fn delete(State(state): State<Shared>, headers: HeaderMap) -> Result<R
         .into_response())
 }
 
-/// `404` (`bad_request`, as an unknown route) outside `serve --demo`.
-pub fn demo_only(state: &AppState) -> Result<(), Response> {
-    if state.cfg.pages.demo {
-        Ok(())
-    } else {
-        Err(
-            Error::bad_request("no such route (/demo/login exists only with `serve --demo`)")
-                .with_status(StatusCode::NOT_FOUND),
-        )
-    }
+/// `None` under `serve --demo`; else the answer: 404 (`bad_request`, as
+/// an unknown route).
+pub fn not_demo(state: &AppState) -> Option<Response> {
+    (!state.cfg.pages.demo).then(|| {
+        Error::bad_request("no such route (/demo/login exists only with `serve --demo`)")
+            .with_status(StatusCode::NOT_FOUND)
+    })
 }
 
 #[derive(Deserialize)]
@@ -207,7 +204,7 @@ pub async fn demo_login(
     headers: HeaderMap,
     body: axum::extract::Request,
 ) -> Result<Response, Error> {
-    if let Err(r) = demo_only(&state) {
+    if let Some(r) = not_demo(&state) {
         return Ok(r);
     }
     let json = headers
