@@ -244,6 +244,7 @@ async function main() {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
   gs = new Giftstream({ url: `${proto}://${location.host}/v1/ws`, token: () => '' });
   gs.on('state', (s) => {
+    document.body.dataset.state = s;
     if (!live) return;
     if (s === 'open') {
       badge('live');

@@ -138,6 +138,7 @@ const gs = new Giftstream({
 });
 let joinedOnce = false;
 gs.on('state', (s) => {
+  document.body.dataset.state = s;
   if (s !== 'open' && joinedOnce) replaying = true;
 });
 gs.on('joined', () => {

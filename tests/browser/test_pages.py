@@ -159,3 +159,43 @@ def test_signed_out_visitors_are_offered_to_sign_in(server, open_page):
     page.wait_for_selector("#notice:not([hidden])")
     assert page.locator("#signin").is_visible()
     assert page.locator("button[data-gift=rose]").is_disabled()
+
+
+def test_the_overlay_reconnects_resumes_once_and_never_replays_old_alerts(server, open_page):
+    overlay = open_page("overlay")
+    # The overlay's sockets go through the test, which can cut them.
+    sockets, cut = [], {"on": False}
+
+    def route(ws):
+        if cut["on"]:
+            ws.close(code=1011, reason="test: network down")
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    overlay.route_web_socket("**/v1/ws**", route)
+    overlay.goto(overlay_url(server))
+    overlay.wait_for_selector("body[data-joined=true]")
+    viewer = open_page("viewer")
+    sign_in(viewer, "viewer-1")
+    send_roses(viewer, 2)
+    overlay.locator('.card[data-gift=rose][data-count="2"]').wait_for(timeout=10000)
+    # The network drops (every reconnect refused); gifts go on meanwhile.
+    cut["on"] = True
+    sockets[-1].close(code=1011, reason="test: network down")
+    until(overlay, "() => document.body.dataset.state === 'reconnecting'")
+    rose = viewer.locator("button[data-gift=rose]")
+    for _ in range(3):
+        rose.click()
+    until(viewer, "() => document.querySelector('#balance').textContent.replace(/\\D/g, '') === '9995'")
+    cut["on"] = False
+    until(overlay, "() => document.body.dataset.state === 'open'", timeout=40)
+    # The resume brings the missed steps, each seq once: one card, x5.
+    overlay.locator('.card[data-gift=rose][data-count="5"]').wait_for(timeout=10000)
+    assert overlay.locator(".card[data-gift=rose]").count() == 1
+    assert len(sockets) == 2
+    # A reload joins afresh: the old streak is not replayed as a new alert.
+    overlay.reload()
+    overlay.wait_for_selector("body[data-joined=true]")
+    overlay.wait_for_timeout(1500)
+    assert overlay.locator(".card").count() == 0
