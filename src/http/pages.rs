@@ -8,6 +8,11 @@
 //! framing), the page language (`gs_lang` cookie, else `Accept-Language`,
 //! else English) and the server-side filling of a page's strings from
 //! its catalog (HTML-escaped).
+//! Adding a page (the studio, the video page): its HTML in `web/` (strings
+//! as `{{t:KEY}}`, every KEY in each `web/i18n/*.json`), its module in
+//! `web/` importing the shell `/ui/common.js` (strings, session and CSRF,
+//! `api()`, the text-only `el()` builder, the header), an entry in
+//! `FILES`, a handler here like [`live`], and its route in `http::ROUTES`.
 //! Must not: put data or tokens in a page (pages fetch what they show
 //! through the JSON routes, signed in by the session cookie), read files
 //! at request time, or serve anything not listed here.

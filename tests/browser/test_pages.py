@@ -199,3 +199,28 @@ def test_the_overlay_reconnects_resumes_once_and_never_replays_old_alerts(server
     overlay.wait_for_selector("body[data-joined=true]")
     overlay.wait_for_timeout(1500)
     assert overlay.locator(".card").count() == 0
+
+
+def test_a_big_gift_plays_full_screen_and_overlay_options_apply(server, open_page):
+    overlay = open_page("overlay-options", viewport={"width": 1280, "height": 720})
+    overlay.goto(overlay_url(server, "&position=tr&scale=0.8&max=2&lang=fr"))
+    overlay.wait_for_selector("body[data-joined=true]")
+    assert "pos-tr" in overlay.evaluate("document.body.className")
+    assert overlay.evaluate("getComputedStyle(document.body).getPropertyValue('--scale').trim()") == "0.8"
+    viewer = open_page("viewer-big")
+    sign_in(viewer, "viewer-2")
+    until(viewer, "() => !document.querySelector('button[data-gift=galaxy]').disabled")
+    viewer.click("button[data-gift=galaxy]")
+    # 1,000 coins: full screen on both pages, with the art.
+    for page in (viewer, overlay):
+        big = page.locator("#big")
+        big.wait_for(state="visible", timeout=10000)
+        assert big.locator("img").get_attribute("src") == "/assets/gifts/galaxy.svg"
+        assert "viewer-2" in big.text_content()
+    # The overlay speaks French (lang=fr), and shows at most 2 cards.
+    until(overlay, "() => document.querySelector('#stats').textContent.includes('spectateurs')")
+    for gift in ("rose", "finger_heart", "perfume"):
+        viewer.click(f"button[data-gift={gift}]")
+        overlay.locator(f".card[data-gift={gift}]").wait_for(timeout=10000)
+    assert overlay.locator(".card").count() == 2
+    until(viewer, "() => document.querySelector('#balance').textContent.replace(/\\D/g, '') === '8974'")
