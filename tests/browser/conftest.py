@@ -6,6 +6,7 @@ in $GIFTSTREAM_SCREENSHOTS (target/screenshots/)."""
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -18,6 +19,15 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("GIFTSTREAM_BIN") or str(REPO / "target" / "debug" / "giftstream")
 CHROMIUM = os.environ.get("GIFTSTREAM_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("GIFTSTREAM_SCREENSHOTS") or REPO / "target" / "screenshots")
+# Screenshots that illustrate the README: copied to $GIFTSTREAM_DOCS_IMG
+# (docs/img) when that is set: `GIFTSTREAM_DOCS_IMG=docs/img scripts/browser-test`.
+DOCS_IMG = {
+    "test_twelve_roses_count_to_x12_on_the_overlay-viewer": "live.png",
+    "test_twelve_roses_count_to_x12_on_the_overlay-overlay": "overlay.png",
+    "test_live_page_at_375px_has_no_horizontal_scroll_and_works_by_keyboard-viewer-375": "live-375.png",
+    "test_live_page_at_375px_has_no_horizontal_scroll_and_works_by_keyboard-login-375": "demo-login-375.png",
+    "test_a_big_gift_plays_full_screen_and_overlay_options_apply-overlay-options": "overlay-big-gift-fr.png",
+}
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -122,7 +132,12 @@ def open_page(browser, server, request):
     for name, ctx, page in opened:
         try:
             full = not name.startswith("overlay")
-            page.screenshot(path=str(SHOTS / f"{request.node.name}-{name}.png"), full_page=full)
+            shot = SHOTS / f"{request.node.name}-{name}.png"
+            page.screenshot(path=str(shot), full_page=full)
+            docs = os.environ.get("GIFTSTREAM_DOCS_IMG")
+            if docs and shot.stem in DOCS_IMG:
+                Path(docs).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(shot, Path(docs) / DOCS_IMG[shot.stem])
         except Exception as e:  # a crashed page: the test already failed
             print(f"screenshot {name}: {e}")
         ctx.close()
