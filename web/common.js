@@ -53,6 +53,12 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+/** A fresh request id (also outside secure contexts, unlike crypto.randomUUID). */
+export function newId() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
 /** Set an element's text (never HTML). */
 export function setText(node, text) {
   if (node) node.textContent = text == null ? '' : String(text);

@@ -4,7 +4,7 @@
 // SDK's token provider gives an empty token: the server reads the cookie).
 import { Giftstream } from '/sdk/giftstream.js';
 import {
-  api, el, errorText, loadSession, loadStrings, money, num, setText, shell, t,
+  api, el, errorText, loadSession, loadStrings, money, newId, num, setText, shell, t,
 } from '/ui/common.js';
 
 const room = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
@@ -24,6 +24,9 @@ let balance = null;
 let live = true;
 let canGift = false;
 let gs = null;
+/** `{publishable_key, js_url}` when this server takes payments. */
+let stripeCfg = null;
+let stripeReady = null;
 
 function giftName(id) {
   const g = gifts.get(id);
@@ -179,6 +182,138 @@ async function send(g) {
   }
 }
 
+/** Stripe.js, loaded once from `stripe.js_url` (allowed by the page's CSP). */
+function loadStripe() {
+  if (!stripeReady) {
+    stripeReady = new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = stripeCfg.js_url;
+      s.onload = () => (window.Stripe ? resolve(window.Stripe(stripeCfg.publishable_key)) : reject(new TypeError('no Stripe')));
+      s.onerror = () => {
+        stripeReady = null;
+        reject(new TypeError('Stripe.js did not load'));
+      };
+      document.head.append(s);
+    });
+  }
+  return stripeReady;
+}
+
+const PAID = new Set(['succeeded', 'processing', 'requires_capture']);
+
+/**
+ * Collect and confirm a payment with Stripe's Payment Element. Resolves
+ * true once Stripe accepted it, false when the viewer cancels; errors stay
+ * in the panel (in words) until the viewer retries or cancels.
+ */
+async function pay(clientSecret, amount) {
+  const box = $('pay');
+  const status = $('pay-status');
+  const go = $('pay-go');
+  setText($('pay-title'), t('pay.title', { amount }));
+  status.classList.remove('error');
+  setText(status, t('pay.loading'));
+  box.hidden = false;
+  go.disabled = true;
+  let stripe;
+  try {
+    stripe = await loadStripe();
+  } catch (e) {
+    box.hidden = true;
+    throw e;
+  }
+  const elements = stripe.elements({ clientSecret });
+  const element = elements.create('payment');
+  $('pay-element').replaceChildren();
+  element.mount($('pay-element'));
+  setText(status, '');
+  go.disabled = false;
+  go.focus();
+  return new Promise((resolve) => {
+    const finish = (ok) => {
+      go.onclick = null;
+      $('pay-cancel').onclick = null;
+      try {
+        element.destroy();
+      } catch {}
+      box.hidden = true;
+      resolve(ok);
+    };
+    go.onclick = async () => {
+      go.disabled = true;
+      status.classList.remove('error');
+      let r;
+      try {
+        // Stripe.js confirms with the Payment Element; a Stripe.js without
+        // confirmPayment (localstripe's mock) confirms the card.
+        r = stripe.confirmPayment
+          ? await stripe.confirmPayment({ elements, redirect: 'if_required', confirmParams: { return_url: location.href } })
+          : await stripe.confirmCardPayment(clientSecret, { payment_method: { card: element } });
+      } catch (e) {
+        r = { error: e };
+      }
+      go.disabled = false;
+      const pi = r && r.paymentIntent;
+      if (r && !r.error && pi && PAID.has(pi.status)) return finish(true);
+      const why = (r && r.error && (r.error.message || r.error.code)) || (pi && pi.status) || '';
+      status.classList.add('error');
+      setText(status, t('pay.failed', { message: why }));
+    };
+    $('pay-cancel').onclick = () => finish(false);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Buy a package: the webhook credits the coins; the page waits for them. */
+async function buy(p) {
+  const status = $('coins-status');
+  status.classList.remove('error');
+  setText(status, '');
+  for (const b of $('packages').querySelectorAll('button')) b.disabled = true;
+  try {
+    const before = (await api('/v1/wallet')).coins;
+    const r = await api('/v1/coins/purchases', { method: 'POST', body: { package: p.id, id: newId() } });
+    if (!(await pay(r.client_secret, money(r.amount_cents, r.currency)))) {
+      return setText(status, t('coins.cancelled'));
+    }
+    setText(status, t('coins.waiting'));
+    for (let i = 0; i < 60; i++) {
+      const w = await api('/v1/wallet');
+      if (w.coins >= before + r.coins) {
+        setBalance(w.coins);
+        return setText(status, t('coins.credited', { coins: num(r.coins), n: num(w.coins) }));
+      }
+      await sleep(1000);
+    }
+    setText(status, t('coins.late'));
+  } catch (e) {
+    status.classList.add('error');
+    setText(status, errorText(e));
+  } finally {
+    for (const b of $('packages').querySelectorAll('button')) b.disabled = false;
+  }
+}
+
+async function coinsPanel() {
+  let v;
+  try {
+    v = await (await fetch('/v1/coins/packages')).json();
+  } catch {
+    v = { packages: [], stripe: null };
+  }
+  stripeCfg = v.stripe;
+  if (!stripeCfg) return setText($('coins-status'), t('coins.unavailable'));
+  $('packages').replaceChildren(...v.packages.map((p) => {
+    const price = money(p.price_cents, p.currency);
+    const b = el('button', { type: 'button', class: 'package-btn', 'data-package': p.id,
+      'aria-label': t('coins.buy_aria', { coins: num(p.coins), price }) },
+    el('span', { class: 'pkg-coins' }, num(p.coins)), el('span', { class: 'pkg-price' }, price));
+    b.addEventListener('click', () => buy(p));
+    return b;
+  }));
+}
+
 function tipForm() {
   setText($('tip-amount-label'), t('tip.amount', { currency: TIP_CURRENCY.toUpperCase() }));
   $('tip-form').addEventListener('submit', async (ev) => {
@@ -196,10 +331,16 @@ function tipForm() {
     try {
       const r = await api(`/v1/rooms/${encodeURIComponent(room)}/tips`, {
         method: 'POST',
-        body: { amount_cents: cents, currency: TIP_CURRENCY, message: $('tip-message').value, id: crypto.randomUUID() },
+        body: { amount_cents: cents, currency: TIP_CURRENCY, message: $('tip-message').value, id: newId() },
       });
-      // Payment confirmation (Stripe's Payment Element) is not on this page yet.
-      setText(status, t('tip.created', { amount: money(r.amount_cents, r.currency) }));
+      const amount = money(r.amount_cents, r.currency);
+      if (!stripeCfg) return setText(status, t('tip.created', { amount }));
+      if (await pay(r.client_secret, amount)) {
+        setText(status, t('tip.paid', { amount }));
+        $('tip-form').reset();
+      } else {
+        setText(status, t('coins.cancelled'));
+      }
     } catch (e) {
       status.classList.add('error');
       setText(status, errorText(e));
@@ -227,6 +368,7 @@ async function main() {
     for (const f of $('tip-form').elements) f.disabled = true;
     return;
   }
+  coinsPanel();
   let info;
   try {
     info = await api(`/v1/rooms/${encodeURIComponent(room)}`);

@@ -222,6 +222,12 @@ pub struct StripeConfig {
     pub onboard_return_url: String,
     /// Where Stripe sends a creator whose onboarding link expired.
     pub onboard_refresh_url: String,
+    /// Where the pages load Stripe.js from (tests: localstripe's
+    /// `/js.stripe.com/v3/`); its origin is allowed by the pages' CSP.
+    pub js_url: String,
+    /// Publishable key (`pk_...`) the pages give Stripe.js; empty: the
+    /// pages offer no payment (buying coins, paying tips).
+    pub publishable_key: String,
 }
 
 impl Default for StripeConfig {
@@ -268,6 +274,8 @@ impl Default for StripeConfig {
             tip_message_len_max: 150,
             onboard_return_url: "http://127.0.0.1:8080/".into(),
             onboard_refresh_url: "http://127.0.0.1:8080/".into(),
+            js_url: "https://js.stripe.com/v3/".into(),
+            publishable_key: String::new(),
         }
     }
 }
@@ -1087,6 +1095,15 @@ impl Config {
             if !st.api_base_url.starts_with("https://") && !st.api_base_url.starts_with("http://") {
                 return bad("stripe.api_base_url", "expected an http(s) URL");
             }
+        }
+        if !st.js_url.starts_with("https://") && !st.js_url.starts_with("http://") {
+            return bad("stripe.js_url", "expected an http(s) URL");
+        }
+        if !st.publishable_key.is_empty() && !st.publishable_key.starts_with("pk_") {
+            return bad(
+                "stripe.publishable_key",
+                "expected a publishable key (pk_...)",
+            );
         }
         if st.webhook_body_len_max == 0 {
             return bad("stripe.webhook_body_len_max", "must be greater than 0");

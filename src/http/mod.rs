@@ -82,6 +82,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/live/{room}"),
     ("GET", "/ui/{asset}"),
     ("GET", "/ui/i18n/{catalog}"),
+    ("GET", "/v1/coins/packages"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -133,6 +134,7 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/live/{room}") => on(filter, pages::live),
         ("GET", "/ui/{asset}") => on(filter, pages::ui),
         ("GET", "/ui/i18n/{catalog}") => on(filter, pages::ui_i18n),
+        ("GET", "/v1/coins/packages") => on(filter, pages::packages),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }

@@ -83,6 +83,55 @@ pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
+/// Whether the pages take payments: Stripe on, with a publishable key.
+fn pays(cfg: &crate::config::Config) -> bool {
+    cfg.stripe.enabled() && !cfg.stripe.publishable_key.is_empty()
+}
+
+/// `scheme://host[:port]` of an http(s) URL.
+fn origin(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host_len = rest.find('/').unwrap_or(rest.len());
+    let end = url.len() - rest.len() + host_len;
+    (host_len > 0 && !rest[..host_len].contains(['\'', '"', ' ', ';', ','])).then(|| &url[..end])
+}
+
+/// The CSP of a page that pays: [`PAGE_CSP`] plus Stripe.js's origin (its
+/// script, its frames, its API; for js.stripe.com also api.stripe.com and
+/// hooks.stripe.com, as Stripe documents).
+fn paying_csp(cfg: &crate::config::Config) -> String {
+    let Some(o) = pays(cfg).then(|| origin(&cfg.stripe.js_url)).flatten() else {
+        return PAGE_CSP.to_string();
+    };
+    let (api, hooks) = if o == "https://js.stripe.com" {
+        (" https://api.stripe.com", " https://hooks.stripe.com")
+    } else {
+        ("", "")
+    };
+    format!(
+        "default-src 'none'; script-src 'self' {o}; style-src 'self'; \
+         connect-src 'self' {o}{api}; frame-src {o}{hooks}; img-src 'self'; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// `GET /v1/coins/packages` (anyone): the coin packages for sale, and what
+/// the pages need to pay with Stripe.js (`stripe`: `{publishable_key,
+/// js_url}`, null while the pages take no payment).
+pub async fn packages(State(state): State<Shared>) -> axum::Json<serde_json::Value> {
+    let st = &state.cfg.stripe;
+    let stripe = pays(&state.cfg)
+        .then(|| serde_json::json!({ "publishable_key": st.publishable_key, "js_url": st.js_url }));
+    axum::Json(serde_json::json!({
+        "packages": st.packages.iter().map(|p| serde_json::json!({
+            "id": p.id, "coins": p.coins, "price_cents": p.price_cents, "currency": p.currency,
+        })).collect::<Vec<_>>(),
+        "stripe": stripe,
+    }))
+}
+
 /// A language's strings, parsed once.
 fn catalog(lang: &str) -> &'static HashMap<String, String> {
     static PARSED: OnceLock<Vec<(&'static str, HashMap<String, String>)>> = OnceLock::new();
@@ -185,16 +234,17 @@ pub fn render(template: &str, lang: &str) -> String {
 /// A page's response: HTML, the page CSP, never cached (its language
 /// follows the request).
 pub fn page(html: String) -> Response {
+    page_with_csp(html, HeaderValue::from_static(PAGE_CSP))
+}
+
+fn page_with_csp(html: String, csp: HeaderValue) -> Response {
     (
         [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(PAGE_CSP),
-            ),
+            (header::CONTENT_SECURITY_POLICY, csp),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
             (
                 header::VARY,
@@ -207,11 +257,18 @@ pub fn page(html: String) -> Response {
 }
 
 /// `GET /live/{room}` (anyone): the viewer page. It signs in by the
-/// session cookie; without one it offers to sign in.
-pub async fn live(Path(room): Path<String>, headers: HeaderMap) -> Result<Response, Error> {
+/// session cookie; without one it offers to sign in. When it takes
+/// payments its CSP also allows Stripe.js.
+pub async fn live(
+    State(state): State<Shared>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
     check_name("room", &room)
         .map_err(|_| Error::new(ErrorCode::UnknownRoom, format!("no room `{room}`")))?;
-    Ok(page(render(LIVE_HTML, lang(&headers))))
+    let csp = HeaderValue::from_str(&paying_csp(&state.cfg))
+        .map_err(|_| Error::internal("stripe.js_url makes no CSP header value"))?;
+    Ok(page_with_csp(render(LIVE_HTML, lang(&headers)), csp))
 }
 
 /// `GET /demo/login` (`serve --demo` only, else 404): pick a demo user.
@@ -302,6 +359,33 @@ mod tests {
             "en"
         );
         assert_eq!(lang(&h(&[("cookie", "gs_lang=xx")])), "en");
+    }
+
+    #[test]
+    fn csp_allows_stripe_js_only_when_paying() {
+        let mut cfg = crate::config::Config::default();
+        assert_eq!(paying_csp(&cfg), PAGE_CSP);
+        cfg.stripe.secret_key = "sk_test_x".into();
+        cfg.stripe.publishable_key = "pk_test_x".into();
+        let csp = paying_csp(&cfg);
+        assert!(
+            csp.contains("script-src 'self' https://js.stripe.com;"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("frame-src https://js.stripe.com https://hooks.stripe.com;"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("connect-src 'self' https://js.stripe.com https://api.stripe.com;"),
+            "{csp}"
+        );
+        cfg.stripe.js_url = "http://127.0.0.1:4242/js.stripe.com/v3/".into();
+        assert!(paying_csp(&cfg).contains("script-src 'self' http://127.0.0.1:4242;"));
+        assert_eq!(origin("https://a.b/c"), Some("https://a.b"));
+        assert_eq!(origin("https://a.b"), Some("https://a.b"));
+        assert_eq!(origin("https://a b/"), None);
+        assert_eq!(origin("ftp://x/"), None);
     }
 
     #[test]

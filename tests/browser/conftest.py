@@ -10,6 +10,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("GIFTSTREAM_BIN") or str(REPO / "target" / "debug" / "giftstream")
+STRIPE_KEY = "sk_test_giftstream_browser"
 CHROMIUM = os.environ.get("GIFTSTREAM_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("GIFTSTREAM_SCREENSHOTS") or REPO / "target" / "screenshots")
 # Screenshots that illustrate the README: copied to $GIFTSTREAM_DOCS_IMG
@@ -43,7 +47,7 @@ CHROMIUM_ARGS = [
 class Server:
     """A running `giftstream serve --demo`."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, stripe_url=None):
         self.dir = tmp
         ready = Path(tmp) / "ready"
         self.env = {
@@ -56,6 +60,15 @@ class Server:
             "GIFTSTREAM_HTTP__METRICS_LISTEN": "127.0.0.1:0",
             "RUST_LOG": os.environ.get("RUST_LOG", "giftstream=warn"),
         }
+        if stripe_url:
+            self.env.update({
+                "GIFTSTREAM_STRIPE__SECRET_KEY": STRIPE_KEY,
+                "GIFTSTREAM_STRIPE__WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
+                "GIFTSTREAM_STRIPE__API_BASE_URL": stripe_url,
+                "GIFTSTREAM_STRIPE__RETRY_BACKOFF_MS": "10",
+                "GIFTSTREAM_STRIPE__JS_URL": f"{stripe_url}/js.stripe.com/v3/",
+                "GIFTSTREAM_STRIPE__PUBLISHABLE_KEY": "pk_test_giftstream_browser",
+            })
         self.log = open(Path(tmp) / "server.log", "w")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--demo", "--listen", "127.0.0.1:0", "--ready-file", str(ready)],
@@ -68,6 +81,14 @@ class Server:
             time.sleep(0.05)
         self.addr = ready.read_text().strip()
         self.url = f"http://{self.addr}"
+        if stripe_url:
+            # localstripe sends its signed webhooks here.
+            form = urllib.parse.urlencode({
+                "url": f"{self.url}/v1/stripe/webhook",
+                "secret": self.env["GIFTSTREAM_STRIPE__WEBHOOK_SECRET"],
+                "events[0]": "payment_intent.succeeded",
+            }).encode()
+            urllib.request.urlopen(f"{stripe_url}/_config/webhooks/{uuid.uuid4().hex}", form, timeout=10)
         # The demo is set up (room `demo`, coins) once its banner is out.
         while "giftstream demo is live" not in (Path(tmp) / "server.log").read_text():
             if time.time() > deadline:
@@ -101,6 +122,25 @@ def server():
             s.stop()
 
 
+@pytest.fixture
+def stripe_url():
+    url = os.environ.get("GIFTSTREAM_TEST_STRIPE_URL")
+    if not url:
+        pytest.skip("no localstripe (GIFTSTREAM_TEST_STRIPE_URL); scripts/browser-test starts one")
+    return url.rstrip("/")
+
+
+@pytest.fixture
+def paying_server(stripe_url):
+    """A demo server with payments through localstripe."""
+    with tempfile.TemporaryDirectory(prefix="gs-browser-pay-") as tmp:
+        s = Server(tmp, stripe_url)
+        try:
+            yield s
+        finally:
+            s.stop()
+
+
 @pytest.fixture(scope="session")
 def browser():
     with sync_playwright() as p:
@@ -110,7 +150,14 @@ def browser():
 
 
 @pytest.fixture
-def open_page(browser, server, request):
+def base_url(request):
+    """The URL of the test's server (`paying_server` when it uses one)."""
+    name = "paying_server" if "paying_server" in request.fixturenames else "server"
+    return request.getfixturevalue(name).url
+
+
+@pytest.fixture
+def open_page(browser, base_url, request):
     """open_page(name, **context options) -> a Page in its own context
     (its own cookies); JavaScript dialogs fail the test; every page is
     screenshotted at the end as <test>-<name>.png."""
@@ -118,7 +165,7 @@ def open_page(browser, server, request):
     dialogs = []
 
     def make(name, **opts):
-        ctx = browser.new_context(base_url=server.url, **opts)
+        ctx = browser.new_context(base_url=base_url, **opts)
         page = ctx.new_page()
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.on("pageerror", lambda e: print(f"[{name}] page error: {e}"))

@@ -319,6 +319,7 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/live/{room}", |c| public(c, S(200))),
         row("GET", "/ui/{asset}", |c| public(c, S(200))),
         row("GET", "/ui/i18n/{catalog}", |c| public(c, S(200))),
+        row("GET", "/v1/coins/packages", |c| public(c, S(200))),
     ]
 }
 

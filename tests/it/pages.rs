@@ -416,3 +416,44 @@ async fn viewer_page_speaks_the_visitors_language_under_a_strict_csp() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn coin_packages_and_stripe_js_for_the_pages() {
+    let s = TestServer::start(&embedded(), |_| {}).await;
+    let (st, v) = s
+        .request(reqwest::Method::GET, "/v1/coins/packages", None, None)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["stripe"], Value::Null, "no payments: {v}");
+    assert_eq!(
+        v["packages"][0],
+        json!({ "id": "coins_70", "coins": 70, "price_cents": 99, "currency": "usd" })
+    );
+    s.stop().await;
+
+    let s = TestServer::start(&embedded(), |c| {
+        c.stripe.secret_key = "sk_test_pages".into();
+        c.stripe.webhook_secret = "whsec_pages".into();
+        c.stripe.publishable_key = "pk_test_pages".into();
+        c.stripe.js_url = "http://127.0.0.1:9/js.stripe.com/v3/".into();
+    })
+    .await;
+    let (_, v) = s
+        .request(reqwest::Method::GET, "/v1/coins/packages", None, None)
+        .await;
+    assert_eq!(
+        v["stripe"],
+        json!({ "publishable_key": "pk_test_pages", "js_url": "http://127.0.0.1:9/js.stripe.com/v3/" })
+    );
+    let r = reqwest::get(s.url("/live/demo")).await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self' http://127.0.0.1:9;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-src http://127.0.0.1:9;"), "{csp}");
+    s.stop().await;
+    let mut bad = common::server::test_config(&embedded());
+    bad.stripe.publishable_key = "sk_live_oops".into();
+    assert_eq!(bad.validate().unwrap_err().key, "stripe.publishable_key");
+}
