@@ -232,6 +232,7 @@ async function pay(clientSecret, amount) {
   return new Promise((resolve) => {
     const finish = (ok) => {
       go.onclick = null;
+      box.onkeydown = null;
       $('pay-cancel').onclick = null;
       try {
         element.destroy();
@@ -260,6 +261,9 @@ async function pay(clientSecret, amount) {
       setText(status, t('pay.failed', { message: why }));
     };
     $('pay-cancel').onclick = () => finish(false);
+    box.onkeydown = (ev) => {
+      if (ev.key === 'Escape') finish(false);
+    };
   });
 }
 

@@ -11,7 +11,7 @@ import { Giftstream, jwtPayload } from '/sdk/giftstream.js';
 
 const q = new URLSearchParams(location.search);
 document.documentElement.lang = q.get('lang') === 'fr' ? 'fr' : 'en';
-const { el, loadStrings, money, num, setText, t } = await import('/ui/common.js');
+const { el, errorText, loadStrings, money, num, setText, t } = await import('/ui/common.js');
 
 const room = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
 const token = q.get('token') || '';
@@ -130,7 +130,7 @@ const gs = new Giftstream({
   token: () => {
     const p = jwtPayload(token);
     if (p && typeof p.exp === 'number' && p.exp * 1000 < Date.now()) {
-      notice('overlay token expired: mint a new overlay URL');
+      notice(t('overlay.expired'));
       throw new Error('overlay token expired');
     }
     return token;
@@ -166,4 +166,4 @@ gs.on('room_ended', () => setText(stats, t('error.room_not_live')));
 gs.on('error', (e) => {
   if (e && e.code === 'room_not_live') setText(stats, t('error.room_not_live'));
 });
-gs.join({ room }, { coalesce: true }).catch((e) => notice(String(e.message || e)));
+gs.join({ room }, { coalesce: true }).catch((e) => notice(errorText(e)));
