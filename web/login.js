@@ -28,6 +28,8 @@ async function main() {
       }
     });
   }
+  // The buttons work from here on (tests wait for this).
+  document.body.dataset.ready = 'true';
 }
 
 main();

@@ -208,6 +208,7 @@ def until(page, js, arg=None, timeout=10.0):
 def sign_in(page, user):
     """Sign in on /demo/login as `user`; lands on /live/demo, joined."""
     page.goto("/demo/login")
+    page.wait_for_selector("body[data-ready=true]")
     page.get_by_role("button", name=re.compile(user)).click()
     page.wait_for_url("**/live/demo")
     page.wait_for_selector("body[data-joined=true]")
