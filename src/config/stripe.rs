@@ -81,6 +81,12 @@ pub struct StripeConfig {
     pub onboard_return_url: String,
     /// Where Stripe sends a creator whose onboarding link expired.
     pub onboard_refresh_url: String,
+    /// Where the pages load Stripe.js from (tests: localstripe's
+    /// `/js.stripe.com/v3/`); its origin is allowed by the pages' CSP.
+    pub js_url: String,
+    /// Publishable key (`pk_...`) the pages give Stripe.js; empty: the
+    /// pages offer no payment (buying coins, paying tips).
+    pub publishable_key: String,
 }
 
 impl Default for StripeConfig {
@@ -127,6 +133,8 @@ impl Default for StripeConfig {
             tip_message_len_max: 150,
             onboard_return_url: "http://127.0.0.1:8080/".into(),
             onboard_refresh_url: "http://127.0.0.1:8080/".into(),
+            js_url: "https://js.stripe.com/v3/".into(),
+            publishable_key: String::new(),
         }
     }
 }

@@ -29,9 +29,11 @@ mod extract;
 mod limits;
 mod middleware;
 mod overlay;
+mod pages;
 mod payments;
 mod reply;
 mod rooms;
+mod session;
 mod videos;
 mod wallet;
 mod webhooks;
@@ -86,6 +88,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/assets/gifts/{file}"),
     ("GET", "/sdk/giftstream.js"),
     ("GET", "/healthz"),
+    ("POST", "/v1/sessions"),
+    ("GET", "/v1/sessions"),
+    ("DELETE", "/v1/sessions"),
+    ("GET", "/demo/login"),
+    ("POST", "/demo/login"),
+    ("GET", "/live/{room}"),
+    ("GET", "/ui/{asset}"),
+    ("GET", "/ui/i18n/{catalog}"),
+    ("GET", "/v1/coins/packages"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -135,6 +146,15 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/assets/gifts/{file}") => on(filter, assets::gift_art),
         ("GET", "/sdk/giftstream.js") => on(filter, assets::sdk_js),
         ("GET", "/healthz") => on(filter, || async { Json(json!({ "ok": true })) }),
+        ("POST", "/v1/sessions") => on(filter, session::create),
+        ("GET", "/v1/sessions") => on(filter, session::show),
+        ("DELETE", "/v1/sessions") => on(filter, session::delete),
+        ("GET", "/demo/login") => on(filter, pages::demo_login),
+        ("POST", "/demo/login") => on(filter, session::demo_login),
+        ("GET", "/live/{room}") => on(filter, pages::live),
+        ("GET", "/ui/{asset}") => on(filter, pages::ui),
+        ("GET", "/ui/i18n/{catalog}") => on(filter, pages::ui_i18n),
+        ("GET", "/v1/coins/packages") => on(filter, pages::packages),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }

@@ -18,6 +18,7 @@ mod ledger_conformance;
 mod limits;
 mod multinode;
 mod multiprocess;
+mod pages;
 mod payments;
 mod redis_engine;
 mod redis_pubsub;
