@@ -25,6 +25,7 @@ mod redis_pubsub;
 mod relay_conformance;
 mod robustness;
 mod settlement_faults;
+mod studio;
 mod test_services;
 mod videos;
 mod webhook_store;
