@@ -34,6 +34,7 @@ mod payments;
 mod reply;
 mod rooms;
 mod session;
+mod studio;
 mod videos;
 mod wallet;
 mod webhooks;
@@ -97,6 +98,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/ui/{asset}"),
     ("GET", "/ui/i18n/{catalog}"),
     ("GET", "/v1/coins/packages"),
+    ("GET", "/v1/creators/me/gifts"),
+    ("GET", "/v1/creators/me/tips"),
+    ("GET", "/v1/creators/me/cashouts"),
+    ("GET", "/v1/creators/me/earnings/daily"),
+    ("GET", "/v1/creators/me/supporters"),
+    ("GET", "/studio"),
+    ("GET", "/videos/{video}"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -155,6 +163,13 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/ui/{asset}") => on(filter, pages::ui),
         ("GET", "/ui/i18n/{catalog}") => on(filter, pages::ui_i18n),
         ("GET", "/v1/coins/packages") => on(filter, pages::packages),
+        ("GET", "/v1/creators/me/gifts") => on(filter, studio::gifts),
+        ("GET", "/v1/creators/me/tips") => on(filter, studio::tips),
+        ("GET", "/v1/creators/me/cashouts") => on(filter, studio::cashouts),
+        ("GET", "/v1/creators/me/earnings/daily") => on(filter, studio::daily),
+        ("GET", "/v1/creators/me/supporters") => on(filter, studio::supporters),
+        ("GET", "/studio") => on(filter, pages::studio),
+        ("GET", "/videos/{video}") => on(filter, pages::video),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }

@@ -1,4 +1,5 @@
-//! The browser pages: the viewer page `/live/{room}`, the demo login
+//! The browser pages: the viewer page `/live/{room}`, the video page
+//! `/videos/{video}`, the creator studio `/studio`, the demo login
 //! `/demo/login` (`serve --demo` only) and their static files under
 //! `/ui/...` (CSS, ES modules, one string catalog per language), all
 //! embedded in the binary from `web/`.
@@ -8,7 +9,7 @@
 //! framing), the page language (`gs_lang` cookie, else `Accept-Language`,
 //! else English) and the server-side filling of a page's strings from
 //! its catalog (HTML-escaped).
-//! Adding a page (the studio, the video page): its HTML in `web/` (strings
+//! Adding a page: its HTML in `web/` (strings
 //! as `{{t:KEY}}`, every KEY in each `web/i18n/*.json`), its module in
 //! `web/` importing the shell `/ui/common.js` (strings, session and CSRF,
 //! `api()`, the text-only `el()` builder, the header), an entry in
@@ -56,6 +57,21 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web/live.js"),
     ),
     (
+        "studio.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/studio.js"),
+    ),
+    (
+        "studio-parts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/studio-parts.js"),
+    ),
+    (
+        "video.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/video.js"),
+    ),
+    (
         "login.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/login.js"),
@@ -74,6 +90,8 @@ const FILES: &[(&str, &str, &str)] = &[
 
 const LIVE_HTML: &str = include_str!("../../web/live.html");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
+const STUDIO_HTML: &str = include_str!("../../web/studio.html");
+const VIDEO_HTML: &str = include_str!("../../web/video.html");
 
 /// Page files change with releases: an hour, like the SDK.
 const UI_CACHE: &str = "public, max-age=3600";
@@ -271,6 +289,20 @@ pub async fn live(
     Ok(page_with_csp(render(LIVE_HTML, lang(&headers)), csp))
 }
 
+/// `GET /studio` (anyone): the creator studio. It signs in by the session
+/// cookie (a creator's); without one it offers to sign in.
+pub async fn studio(headers: HeaderMap) -> Response {
+    page(render(STUDIO_HTML, lang(&headers)))
+}
+
+/// `GET /videos/{video}` (anyone): a video's page (gifts with their
+/// messages, top supporters, the gift panel); an invalid id is 404.
+pub async fn video(Path(video): Path<String>, headers: HeaderMap) -> Result<Response, Error> {
+    check_name("video", &video)
+        .map_err(|_| Error::new(ErrorCode::UnknownVideo, format!("no video `{video}`")))?;
+    Ok(page(render(VIDEO_HTML, lang(&headers))))
+}
+
 /// `GET /demo/login` (`serve --demo` only, else 404): pick a demo user.
 pub async fn demo_login(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(r) = super::session::not_demo(&state) {
@@ -320,7 +352,12 @@ mod tests {
         for (l, json) in &CATALOGS[1..] {
             assert_eq!(keys(json), en, "{l} has exactly the keys of en");
         }
-        for (name, html) in [("live", LIVE_HTML), ("login", LOGIN_HTML)] {
+        for (name, html) in [
+            ("live", LIVE_HTML),
+            ("login", LOGIN_HTML),
+            ("studio", STUDIO_HTML),
+            ("video", VIDEO_HTML),
+        ] {
             let mut rest = html;
             while let Some(i) = rest.find("{{t:") {
                 let k = &rest[i + 4..i + 4 + rest[i + 4..].find("}}").unwrap()];

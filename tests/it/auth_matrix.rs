@@ -345,6 +345,24 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/ui/{asset}", |c| public(c, S(200))),
         row("GET", "/ui/i18n/{catalog}", |c| public(c, S(200))),
         row("GET", "/v1/coins/packages", |c| public(c, S(200))),
+        // The studio's reads: any creator, of their own history.
+        row("GET", "/v1/creators/me/gifts", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/tips", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/cashouts", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/earnings/daily", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/supporters", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/studio", |c| public(c, S(200))),
+        row("GET", "/videos/{video}", |c| public(c, S(200))),
     ]
 }
 
