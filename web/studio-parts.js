@@ -24,8 +24,9 @@ export const when = (ms) => timeFmt.format(new Date(ms));
  * scale; every bar has a <title> (the numbers), and the whole chart a
  * text summary for screen readers.
  */
-export function chart(days) {
-  const W = 600;
+export function chart(days, width = 600) {
+  // Drawn at the container's width (no scaling), so labels keep their size.
+  const W = Math.max(280, Math.round(width));
   const H = 180;
   const pad = { l: 8, r: 8, t: 12, b: 22 };
   const n = Math.max(days.length, 1);
@@ -36,7 +37,7 @@ export function chart(days) {
   const totalD = days.reduce((s, d) => s + d.diamonds, 0);
   const totalT = days.reduce((s, d) => s + d.tips_cents, 0);
   const summary = t('studio.chart_summary', { n: days.length, diamonds: num(totalD), tips: (totalT / 100).toFixed(2) });
-  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': summary, class: 'chart-svg', preserveAspectRatio: 'none' },
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': summary, class: 'chart-svg', width: W, height: H },
     svg('title', {}, summary),
     svg('line', { x1: pad.l, x2: W - pad.r, y1: H - pad.b, y2: H - pad.b, class: 'axis' }));
   days.forEach((d, i) => {
@@ -51,8 +52,11 @@ export function chart(days) {
     if (d.tips_cents) {
       root.append(svg('circle', { cx: (x + bw / 2).toFixed(1), cy: y(d.tips_cents, maxT).toFixed(1), r: 3.5, class: 'tip-dot' }));
     }
-    if (i === 0 || i === days.length - 1 || i % 7 === 0) {
-      root.append(svg('text', { x: (x + bw / 2).toFixed(1), y: H - 6, class: 'tick', 'text-anchor': 'middle' }, day(d.day_ms)));
+    // A label every week back from today (fewer when narrow).
+    const every = W < 480 ? 14 : 7;
+    if ((days.length - 1 - i) % every === 0) {
+      const last = i === days.length - 1;
+      root.append(svg('text', { x: (last ? W - pad.r : x + bw / 2).toFixed(1), y: H - 6, class: 'tick', 'text-anchor': last ? 'end' : 'middle' }, day(d.day_ms)));
     }
   });
   return el('figure', { class: 'chart-fig' }, root,

@@ -82,7 +82,7 @@ function poll() {
 async function daily() {
   try {
     const v = await api('/v1/creators/me/earnings/daily?days=30');
-    $('chart').replaceChildren(chart(v.days));
+    $('chart').replaceChildren(chart(v.days, $('chart').clientWidth));
   } catch (e) {
     setText($('chart'), errorText(e));
   }

@@ -31,6 +31,10 @@ DOCS_IMG = {
     "test_live_page_at_375px_has_no_horizontal_scroll_and_works_by_keyboard-viewer-375": "live-375.png",
     "test_live_page_at_375px_has_no_horizontal_scroll_and_works_by_keyboard-login-375": "demo-login-375.png",
     "test_a_big_gift_plays_full_screen_and_overlay_options_apply-overlay-options": "overlay-big-gift-fr.png",
+    "test_the_studio_shows_gifts_pending_then_held_then_available-studio": "studio.png",
+    "test_studio_and_video_page_at_375px_work_by_keyboard-studio-375": "studio-375.png",
+    "test_a_gift_with_a_message_reaches_the_video_page_live_as_text-watcher": "video.png",
+    "test_studio_and_video_page_at_375px_work_by_keyboard-video-375": "video-375.png",
 }
 CHROMIUM_ARGS = [
     "--headless",
@@ -47,7 +51,7 @@ CHROMIUM_ARGS = [
 class Server:
     """A running `giftstream serve --demo`."""
 
-    def __init__(self, tmp, stripe_url=None):
+    def __init__(self, tmp, stripe_url=None, env=None):
         self.dir = tmp
         ready = Path(tmp) / "ready"
         self.env = {
@@ -60,6 +64,7 @@ class Server:
             "GIFTSTREAM_HTTP__METRICS_LISTEN": "127.0.0.1:0",
             "RUST_LOG": os.environ.get("RUST_LOG", "giftstream=warn"),
         }
+        self.env.update(env or {})
         if stripe_url:
             self.env.update({
                 "GIFTSTREAM_STRIPE__SECRET_KEY": STRIPE_KEY,
@@ -141,6 +146,23 @@ def paying_server(stripe_url):
             s.stop()
 
 
+@pytest.fixture
+def studio_server():
+    """A demo server whose settlement waits (gifts stay pending a few
+    seconds) and whose payout hold is short (held diamonds become
+    available within the test)."""
+    env = {
+        "GIFTSTREAM_SETTLEMENT__FLUSH_INTERVAL_MS": "4000",
+        "GIFTSTREAM_PAYOUTS__HOLD_S": "8",
+    }
+    with tempfile.TemporaryDirectory(prefix="gs-browser-studio-") as tmp:
+        s = Server(tmp, env=env)
+        try:
+            yield s
+        finally:
+            s.stop()
+
+
 @pytest.fixture(scope="session")
 def browser():
     with sync_playwright() as p:
@@ -152,7 +174,7 @@ def browser():
 @pytest.fixture
 def base_url(request):
     """The URL of the test's server (`paying_server` when it uses one)."""
-    name = "paying_server" if "paying_server" in request.fixturenames else "server"
+    name = next((n for n in ("paying_server", "studio_server") if n in request.fixturenames), "server")
     return request.getfixturevalue(name).url
 
 
@@ -203,6 +225,15 @@ def until(page, js, arg=None, timeout=10.0):
         if time.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {js}")
         time.sleep(0.1)
+
+
+def sign_in_creator(page):
+    """Sign in on /demo/login as demo-creator; lands on /studio, loaded."""
+    page.goto("/demo/login")
+    page.wait_for_selector("body[data-ready=true]")
+    page.get_by_role("button", name=re.compile("demo-creator")).click()
+    page.wait_for_url("**/studio")
+    page.wait_for_selector("body[data-ready=true]")
 
 
 def sign_in(page, user):

@@ -9,7 +9,13 @@ use giftstream::auth::Role;
 use serde_json::{json, Value};
 
 /// Every row of a history, following `next_cursor` with `limit`.
-async fn all_pages(s: &TestServer, token: &str, path: &str, field: &str, limit: u32) -> Vec<Vec<Value>> {
+async fn all_pages(
+    s: &TestServer,
+    token: &str,
+    path: &str,
+    field: &str,
+    limit: u32,
+) -> Vec<Vec<Value>> {
     let mut pages = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -79,7 +85,10 @@ async fn a_creator_reads_their_gifts_page_by_page_with_daily_sums_and_supporters
         assert_eq!(rows[0]["target"], "video:sara-clip", "{name}: {rows:?}");
         assert_eq!(rows[0]["sender"], "big", "{name}");
         assert_eq!(rows[0]["count"], 5, "{name}");
-        assert_eq!(rows[0]["message"], evil, "{name}: stored and answered as text");
+        assert_eq!(
+            rows[0]["message"], evil,
+            "{name}: stored and answered as text"
+        );
         let room_seqs: Vec<i64> = rows[1..]
             .iter()
             .map(|r| {
@@ -92,7 +101,11 @@ async fn a_creator_reads_their_gifts_page_by_page_with_daily_sums_and_supporters
         assert_eq!(room_seqs, [3, 2, 1], "{name}");
         let total: i64 = rows.iter().map(|r| r["diamonds"].as_i64().unwrap()).sum();
         let earned = s.earnings("sara").await;
-        assert_eq!(total, earned["diamonds_settled"].as_i64().unwrap(), "{name}");
+        assert_eq!(
+            total,
+            earned["diamonds_settled"].as_i64().unwrap(),
+            "{name}"
+        );
         assert!(total > 0, "{name}");
 
         // Daily: 30 days, oldest first, all of it today.
@@ -101,11 +114,18 @@ async fn a_creator_reads_their_gifts_page_by_page_with_daily_sums_and_supporters
         let days = v["days"].as_array().unwrap();
         assert_eq!(days.len(), 30, "{name}");
         let day_ms: Vec<i64> = days.iter().map(|d| d["day_ms"].as_i64().unwrap()).collect();
-        assert!(day_ms.windows(2).all(|w| w[1] - w[0] == 86_400_000), "{name}");
+        assert!(
+            day_ms.windows(2).all(|w| w[1] - w[0] == 86_400_000),
+            "{name}"
+        );
         assert_eq!(days[29]["diamonds"], total, "{name}: {v}");
         assert!(days[..29].iter().all(|d| d["diamonds"] == 0), "{name}");
         let (st, v) = s.get("/v1/creators/me/earnings/daily?days=7", &sara).await;
-        assert_eq!((st, v["days"].as_array().map(Vec::len)), (200, Some(7)), "{name}");
+        assert_eq!(
+            (st, v["days"].as_array().map(Vec::len)),
+            (200, Some(7)),
+            "{name}"
+        );
 
         // Supporters of all time: big (5 roses) before fan (3).
         let (st, v) = s.get("/v1/creators/me/supporters", &sara).await;
@@ -116,12 +136,20 @@ async fn a_creator_reads_their_gifts_page_by_page_with_daily_sums_and_supporters
             .iter()
             .map(|x| (x["user"].as_str().unwrap(), x["diamonds"].as_i64().unwrap()))
             .collect();
-        assert_eq!(sup.iter().map(|x| x.0).collect::<Vec<_>>(), ["big", "fan"], "{name}");
+        assert_eq!(
+            sup.iter().map(|x| x.0).collect::<Vec<_>>(),
+            ["big", "fan"],
+            "{name}"
+        );
         assert_eq!(sup.iter().map(|x| x.1).sum::<i64>(), total, "{name}");
 
         // No tips, no cash-outs yet; the cash-out terms are the config's.
         let (st, v) = s.get("/v1/creators/me/tips", &sara).await;
-        assert_eq!((st, v["tips"].as_array().map(Vec::len)), (200, Some(0)), "{name}: {v}");
+        assert_eq!(
+            (st, v["tips"].as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{name}: {v}"
+        );
         assert!(v["next_cursor"].is_null(), "{name}");
         let (st, v) = s.get("/v1/creators/me/cashouts", &sara).await;
         assert_eq!(st, 200, "{name}: {v}");
@@ -164,7 +192,11 @@ async fn studio_reads_refuse_viewers_bad_limits_and_bad_cursors() {
         "/v1/creators/me/supporters",
     ] {
         let (st, v) = s.get(path, &viewer).await;
-        assert_eq!((st, v["code"].as_str()), (403, Some("forbidden")), "{path}: {v}");
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (403, Some("forbidden")),
+            "{path}: {v}"
+        );
     }
     for path in [
         "/v1/creators/me/gifts?limit=0",
@@ -176,7 +208,11 @@ async fn studio_reads_refuse_viewers_bad_limits_and_bad_cursors() {
         "/v1/creators/me/earnings/daily?days=31",
     ] {
         let (st, v) = s.get(path, &sara).await;
-        assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")), "{path}: {v}");
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (400, Some("bad_request")),
+            "{path}: {v}"
+        );
     }
     s.stop().await;
 }

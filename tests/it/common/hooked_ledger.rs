@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use giftstream::error::Result;
+use giftstream::ledger::studio::StudioCursor;
 use giftstream::ledger::{
     CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, EarlyReversal,
     Ledger, LedgerEarnings, PayoutAccount, PayoutFunds, PurchaseOp, PurchaseRecord, RefundOp,
     StripeEventRef, TargetRecord, TipRecord, TipRecordFull, TipReversalOp, Totals,
 };
-use giftstream::ledger::studio::StudioCursor;
 use giftstream::model::{Batch, PayoutLimits, Snapshot, Target};
 
 /// What a test does in place of `commit_batch` (it may call `inner`).
