@@ -622,3 +622,67 @@ fn new_limits_are_validated_naming_their_key() {
     }
     Config::default().validate().expect("defaults are valid");
 }
+
+/// Issue 15 item 5: the studio's cash-out history lists a creator's
+/// cash-outs newest first, page by page, with their states and amounts,
+/// and nobody else's.
+#[tokio::test]
+async fn the_studio_lists_cashouts_page_by_page_with_their_states() {
+    for engine in engines().await {
+        let name = engine.name;
+        let p = Pay::start(&engine, |_| {}).await;
+        p.earn("cat", "hist-room", 2).await;
+        p.onboard("cat").await;
+        for (id, diamonds) in [("h1", 100), ("h2", 200), ("h3", 300)] {
+            let (st, v) = p.cashout("cat", diamonds, id).await;
+            assert_eq!(st, 200, "{name} {id}: {v}");
+            // Apart in time, so "newest first" has one answer.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let tok = p.s.token("cat", Role::Creator);
+        let (st, first) = p.s.get("/v1/creators/me/cashouts?limit=2", &tok).await;
+        assert_eq!(st, 200, "{name}: {first}");
+        let cursor = first["next_cursor"].as_str().expect("a second page");
+        let (st, second) =
+            p.s.get(
+                &format!("/v1/creators/me/cashouts?limit=2&cursor={cursor}"),
+                &tok,
+            )
+            .await;
+        assert_eq!(st, 200, "{name}: {second}");
+        assert!(second["next_cursor"].is_null(), "{name}: {second}");
+        let rows: Vec<(String, i64, i64, String)> = [&first, &second]
+            .iter()
+            .flat_map(|v| v["cashouts"].as_array().unwrap().clone())
+            .map(|c| {
+                assert!(c["finished_ms"].as_i64().is_some(), "{name}: {c}");
+                (
+                    c["cashout_id"].as_str().unwrap().to_string(),
+                    c["diamonds"].as_i64().unwrap(),
+                    c["amount_cents"].as_i64().unwrap(),
+                    c["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let done = |id: &str, d: i64, c: i64| (id.to_string(), d, c, "completed".to_string());
+        assert_eq!(
+            rows,
+            [
+                done("cat:h3", 300, 150),
+                done("cat:h2", 200, 100),
+                done("cat:h1", 100, 50)
+            ],
+            "{name}"
+        );
+        assert_eq!(first["terms"]["diamonds_min"], 100, "{name}");
+        let (st, other) =
+            p.s.get("/v1/creators/me/cashouts", &p.s.token("dog", Role::Creator))
+                .await;
+        assert_eq!(
+            (st, other["cashouts"].as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{name}"
+        );
+        p.s.stop().await;
+    }
+}
