@@ -152,10 +152,20 @@ async function getPaid() {
     setText($('paid-state'), p.payouts_enabled ? t('studio.paid_on') : p.account ? t('studio.paid_pending') : t('studio.paid_none'));
     $('paid-state').dataset.enabled = String(!!p.payouts_enabled);
     setText($('onboard'), p.account ? t('studio.onboard_again') : t('studio.onboard'));
+    $('onboard').hidden = !!p.payouts_enabled;
+    $('dashboard').hidden = !p.account;
   } catch (e) {
     setText($('paid-state'), errorText(e));
     $('onboard').disabled = true;
   }
+  $('dashboard').addEventListener('click', async () => {
+    try {
+      const r = await api('/v1/creators/me/payouts/dashboard', { method: 'POST' });
+      if (r.url && /^https:\/\//.test(r.url)) location.assign(r.url);
+    } catch (e) {
+      status('paid-status', errorText(e), true);
+    }
+  });
   $('onboard').addEventListener('click', async () => {
     $('onboard').disabled = true;
     try {

@@ -103,6 +103,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/creators/me/cashouts"),
     ("GET", "/v1/creators/me/earnings/daily"),
     ("GET", "/v1/creators/me/supporters"),
+    ("POST", "/v1/creators/me/payouts/dashboard"),
     ("GET", "/studio"),
     ("GET", "/videos/{video}"),
 ];
@@ -168,6 +169,7 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/v1/creators/me/cashouts") => on(filter, studio::cashouts),
         ("GET", "/v1/creators/me/earnings/daily") => on(filter, studio::daily),
         ("GET", "/v1/creators/me/supporters") => on(filter, studio::supporters),
+        ("POST", "/v1/creators/me/payouts/dashboard") => on(filter, studio::payouts_dashboard),
         ("GET", "/studio") => on(filter, pages::studio),
         ("GET", "/videos/{video}") => on(filter, pages::video),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),

@@ -1,6 +1,7 @@
 //! The creator studio's JSON routes: a creator's own history of gifts,
 //! tips and cash-outs (pages under a cursor), daily earnings, supporters
-//! of all time and the cash-out terms.
+//! of all time, the cash-out terms, and the link into the Stripe Express
+//! dashboard.
 //!
 //! Owns: these handlers, the history cursor (opaque to clients: URL-safe
 //! base64 of `ms:n:key`, the last row's key) and the `limit`/`days`
@@ -19,6 +20,7 @@ use super::Shared;
 use crate::auth::Role;
 use crate::error::Error;
 use crate::ledger::studio::{StudioCursor, DAY_MS};
+use crate::payments::PaymentsApp;
 use crate::protocol::now_ms;
 
 /// Rows per history page by default.
@@ -196,6 +198,18 @@ pub(super) async fn supporters(
         .creator_supporters(&who.user, SUPPORTERS_LEN)
         .await?;
     Ok(Json(json!({ "supporters": rows })))
+}
+
+/// `POST /v1/creators/me/payouts/dashboard` (creator): a single-use link
+/// into the creator's Stripe Express dashboard.
+pub(super) async fn payouts_dashboard(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+) -> Result<Json<crate::payments::DashboardLink>, Error> {
+    who.require(Role::Creator)?;
+    crate::payments::dashboard_link(&state.payments(), &who.user)
+        .await
+        .map(Json)
 }
 
 /// The cursor after the row keyed `c`.

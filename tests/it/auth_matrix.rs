@@ -361,6 +361,10 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/v1/creators/me/supporters", |c| {
             authed(c, creator_own(S(200)))
         }),
+        // The onboarding row above made each creator's account.
+        row("POST", "/v1/creators/me/payouts/dashboard", |c| {
+            authed(c, creator_own(S(200)))
+        }),
         row("GET", "/studio", |c| public(c, S(200))),
         row("GET", "/videos/{video}", |c| public(c, S(200))),
     ]

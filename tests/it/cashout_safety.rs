@@ -686,3 +686,50 @@ async fn the_studio_lists_cashouts_page_by_page_with_their_states() {
         p.s.stop().await;
     }
 }
+
+/// Issue 15 item 5 ("get paid"): a creator who started onboarding gets a
+/// fresh login link into their Express dashboard, for their own account;
+/// one who did not is told to set up payouts first.
+#[tokio::test]
+async fn a_creator_gets_a_login_link_into_their_express_dashboard() {
+    let p = Pay::start(&embedded(), |_| {}).await;
+    let tok = p.s.token("cat", Role::Creator);
+    let (st, v) =
+        p.s.post("/v1/creators/me/payouts/dashboard", &tok, json!({}))
+            .await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("set up payouts first"),
+        "{v}"
+    );
+    let acct = p.onboard("cat").await;
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let (st, v) =
+            p.s.post("/v1/creators/me/payouts/dashboard", &tok, json!({}))
+                .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["account"], acct.as_str(), "{v}");
+        urls.push(v["url"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        urls[0],
+        format!("https://connect.stripe.com/express/{acct}/double")
+    );
+    let asked: Vec<_> = p
+        .double
+        .requests()
+        .into_iter()
+        .filter(|(m, path, _)| m == "POST" && path.ends_with("/login_links"))
+        .collect();
+    assert_eq!(asked.len(), 2, "a fresh link each time: {asked:?}");
+    assert!(asked
+        .iter()
+        .all(|(_, path, _)| *path == format!("/v1/accounts/{acct}/login_links")));
+    let keys: std::collections::HashSet<_> = asked.iter().map(|(_, _, k)| k.clone()).collect();
+    assert_eq!(keys.len(), 2, "one Idempotency-Key per link: {asked:?}");
+    p.s.stop().await;
+}
