@@ -154,6 +154,10 @@ async function getPaid() {
     setText($('onboard'), p.account ? t('studio.onboard_again') : t('studio.onboard'));
     $('onboard').hidden = !!p.payouts_enabled;
     $('dashboard').hidden = !p.account;
+    // Back from Stripe's onboarding (stripe.onboard_return_url / _refresh_url).
+    const back = new URLSearchParams(location.search).get('payouts');
+    if (back === 'return') status('paid-status', p.payouts_enabled ? t('studio.back_on') : t('studio.back_pending'));
+    if (back === 'refresh') status('paid-status', t('studio.back_expired'), true);
   } catch (e) {
     setText($('paid-state'), errorText(e));
     $('onboard').disabled = true;
