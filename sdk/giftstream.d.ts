@@ -80,6 +80,8 @@ export interface ComboEnd {
   diamonds: number;
   seq_first: number;
   seq_last: number;
+  /** When the streak ended, ms since the epoch. */
+  ts?: number;
 }
 
 export interface RoomStats { type: 'room_stats'; room: string; viewers: number; diamonds: number; top: TopEntry[] }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Gift;
 use crate::error::Result;
-use crate::protocol::GiftEvent;
+use crate::protocol::SeqEvent;
 
 /// What a gift is sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -206,17 +206,17 @@ pub trait EventSink: Send + Sync + 'static {
 }
 
 /// A reserved slot in one room's or video's queue: sending into it cannot fail.
-pub struct EventPermit(Box<dyn FnOnce(GiftEvent) + Send>);
+pub struct EventPermit(Box<dyn FnOnce(SeqEvent) + Send>);
 
 impl EventPermit {
     /// A slot that hands the event to `send`.
-    pub fn new(send: impl FnOnce(GiftEvent) + Send + 'static) -> EventPermit {
+    pub fn new(send: impl FnOnce(SeqEvent) + Send + 'static) -> EventPermit {
         EventPermit(Box::new(send))
     }
 
-    /// Publish the event into the reserved slot.
-    pub fn send(self, event: GiftEvent) {
-        (self.0)(event)
+    /// Publish the event (a gift or a streak end) into the reserved slot.
+    pub fn send(self, event: impl Into<SeqEvent>) {
+        (self.0)(event.into())
     }
 }
 

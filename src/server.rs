@@ -93,25 +93,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         })?;
     ledger.set_payout_limits(cfg.payouts.limits());
     let hub = Hub::new(cfg.hub.clone());
-    // The engine, its relay and where its pending queue lives go together.
-    let mut redis_engine: Option<Arc<RedisCounters>> = None;
-    let (counters, relay, home): (Arc<dyn Counters>, Arc<dyn Relay>, QueueHome) =
-        match cfg.counters.url.as_str() {
-            "memory" => (
-                Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone())),
-                Arc::new(LocalRelay::new(hub.clone())),
-                QueueHome::Process,
-            ),
-            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                let r = Arc::new(open_redis(&cfg).await?);
-                redis_engine = Some(r.clone());
-                let relay = RedisRelay::connect(&r, hub.clone())
-                    .await
-                    .context("starting the redis room relay (counters.url)")?;
-                (r, Arc::new(relay), QueueHome::Shared)
-            }
-            other => anyhow::bail!("counters.url `{other}`: engine not available in this build"),
-        };
+    let Engines {
+        counters,
+        relay,
+        home,
+        redis: redis_engine,
+    } = open_engines(&cfg, &hub).await?;
     if redis_engine.is_none() {
         // The in-process counters are the only writer of their ledger: a
         // second process on the same ledger would hand out the same seqs
@@ -123,50 +110,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             .context("taking the ledger's exclusive lock (counters.url = \"memory\")")?;
     }
 
-    // Restore: the ledger is the truth. In process: after an unclean stop,
-    // gifts that were accepted but not settled are lost whole; their seqs
-    // are skipped so no seq is ever reused. Redis keeps unsettled gifts
-    // across a restart of this process (the engine skips seqs itself when
-    // Redis lost its data), so no gap there.
-    let was_clean = ledger.swap_clean_mark(false).await?;
-    let gap = if was_clean || redis_engine.is_some() {
-        0
-    } else {
-        cfg.counters.pending_len_max as u64
-    };
-    if !was_clean {
-        tracing::warn!(seq_gap = gap, "last run did not stop cleanly; unsettled gifts of that run are void unless Redis kept them");
-    }
-    let snapshot = ledger
-        .snapshot((cfg.counters.idempotency_ttl_s * 1000) as i64, gap)
-        .await?;
-    let live_rooms: Vec<(String, String)> = snapshot
-        .targets
-        .iter()
-        .filter(|(t, info)| t.kind == TargetKind::Room && info.live)
-        .map(|(t, info)| (t.id.clone(), info.creator.clone()))
-        .collect();
-    tracing::info!(
-        wallets = snapshot.wallets.len(),
-        targets = snapshot.targets.len(),
-        "restored from ledger"
-    );
-    counters.restore(snapshot).await?;
-    if let Some(r) = &redis_engine {
-        // Start-up check: report drift between Redis and the ledger in
-        // /metrics (`giftstream_reconcile_drift`); `giftstream reconcile
-        // --repair` fixes it. A Redis that lost everything was reloaded by
-        // `restore` just above.
-        let report = r.reconcile(ledger.as_ref(), false).await?;
-        tracing::info!(
-            drift = report.drift(),
-            pending = report.pending_gifts,
-            "redis reconciled against the ledger"
-        );
-    }
-    // In process every live room opens now; with Redis a room opens on a
-    // node when a viewer there joins it (the relay decides).
-    relay.restore(live_rooms, counters.as_ref()).await?;
+    restore(
+        &cfg,
+        ledger.as_ref(),
+        counters.as_ref(),
+        relay.as_ref(),
+        redis_engine.as_deref(),
+    )
+    .await?;
 
     let (worker, settlement) = Worker::new(
         counters.clone(),
@@ -202,50 +153,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("binding http.listen {}", state.cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());
-    let metrics_addr = match state.cfg.http.metrics_listen.as_str() {
-        "" => None,
-        m => {
-            let at: SocketAddr = m.parse().context("http.metrics_listen")?;
-            let l = TcpListener::bind(at)
-                .await
-                .with_context(|| format!("binding http.metrics_listen {at}"))?;
-            let bound = l.local_addr()?;
-            let stop = state.shutdown.clone();
-            let metrics = crate::http::metrics_router(state.clone());
-            tokio::spawn(async move {
-                let served = axum::serve(l, metrics)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-                if let Err(e) = served {
-                    tracing::warn!(error = %e, "metrics listener stopped");
-                }
-            });
-            Some(bound)
-        }
-    };
+    let metrics_addr = serve_metrics(&state).await?;
     // Joined at shutdown (a round in progress finishes first).
-    let mut recovery = None;
-    if state.stripe.is_some() {
-        // Cash-outs a crash or an unanswered Transfer left pending: retried
-        // at start, then every `stripe.cashout_retry_interval_ms`.
-        let st = state.clone();
-        recovery = Some(tokio::spawn(async move {
-            let every = Duration::from_millis(st.cfg.stripe.cashout_retry_interval_ms);
-            loop {
-                match crate::payments::recover_cashouts(&st.payments()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(ended = n, "pending cash-outs recovered"),
-                    Err(e) => {
-                        tracing::warn!(error = %e.report(), "cash-out recovery failed; retried later")
-                    }
-                }
-                tokio::select! {
-                    _ = st.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-            }
-        }));
-    }
+    let recovery = state
+        .stripe
+        .is_some()
+        .then(|| spawn_cashout_recovery(state.clone()));
     // Webhook deliveries: stopped with the server, joined at shutdown.
     let webhooks_task = tokio::spawn(crate::webhooks::run(
         state.ledger.webhooks(),
@@ -309,6 +222,153 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         task,
         worker: worker_abort,
         webhooks: webhooks_abort,
+    })
+}
+
+/// The counters engine, its relay and where its pending queue lives: they
+/// go together, chosen by `counters.url`.
+struct Engines {
+    counters: Arc<dyn Counters>,
+    relay: Arc<dyn Relay>,
+    home: QueueHome,
+    /// The Redis engine itself (reconcile at start), when that is the one.
+    redis: Option<Arc<RedisCounters>>,
+}
+
+/// Open the engines `counters.url` names (the in-process one also starts
+/// its streak reaper; Redis's runs with the engine).
+async fn open_engines(cfg: &Config, hub: &Arc<Hub>) -> anyhow::Result<Engines> {
+    Ok(match cfg.counters.url.as_str() {
+        "memory" => {
+            let m = Arc::new(MemoryCounters::new(cfg.counters.clone(), hub.clone()));
+            m.spawn_combo_reaper();
+            Engines {
+                counters: m,
+                relay: Arc::new(LocalRelay::new(hub.clone())),
+                home: QueueHome::Process,
+                redis: None,
+            }
+        }
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let r = Arc::new(open_redis(cfg).await?);
+            let relay = RedisRelay::connect(&r, hub.clone())
+                .await
+                .context("starting the redis room relay (counters.url)")?;
+            Engines {
+                counters: r.clone(),
+                relay: Arc::new(relay),
+                home: QueueHome::Shared,
+                redis: Some(r),
+            }
+        }
+        other => anyhow::bail!("counters.url `{other}`: engine not available in this build"),
+    })
+}
+
+/// Restore the counters engine (and, in process, the live rooms) from the
+/// ledger, which is the truth.
+async fn restore(
+    cfg: &Config,
+    ledger: &dyn crate::ledger::Ledger,
+    counters: &dyn Counters,
+    relay: &dyn Relay,
+    redis: Option<&RedisCounters>,
+) -> anyhow::Result<()> {
+    // Restore: the ledger is the truth. In process: after an unclean stop,
+    // gifts that were accepted but not settled are lost whole; their seqs
+    // are skipped so no seq is ever reused. Redis keeps unsettled gifts
+    // across a restart of this process (the engine skips seqs itself when
+    // Redis lost its data), so no gap there.
+    let was_clean = ledger.swap_clean_mark(false).await?;
+    // Each lost gift may also have ended a streak (a `combo_end` takes a
+    // seq too): two seqs per gift the pending queue could hold.
+    let gap = if was_clean || redis.is_some() {
+        0
+    } else {
+        (cfg.counters.pending_len_max as u64).saturating_mul(2)
+    };
+    if !was_clean {
+        tracing::warn!(seq_gap = gap, "last run did not stop cleanly; unsettled gifts of that run are void unless Redis kept them");
+    }
+    let snapshot = ledger
+        .snapshot((cfg.counters.idempotency_ttl_s * 1000) as i64, gap)
+        .await?;
+    let live_rooms: Vec<(String, String)> = snapshot
+        .targets
+        .iter()
+        .filter(|(t, info)| t.kind == TargetKind::Room && info.live)
+        .map(|(t, info)| (t.id.clone(), info.creator.clone()))
+        .collect();
+    tracing::info!(
+        wallets = snapshot.wallets.len(),
+        targets = snapshot.targets.len(),
+        "restored from ledger"
+    );
+    counters.restore(snapshot).await?;
+    if let Some(r) = redis {
+        // Start-up check: report drift between Redis and the ledger in
+        // /metrics (`giftstream_reconcile_drift`); `giftstream reconcile
+        // --repair` fixes it. A Redis that lost everything was reloaded by
+        // `restore` just above.
+        let report = r.reconcile(ledger, false).await?;
+        tracing::info!(
+            drift = report.drift(),
+            pending = report.pending_gifts,
+            "redis reconciled against the ledger"
+        );
+    }
+    // In process every live room opens now; with Redis a room opens on a
+    // node when a viewer there joins it (the relay decides).
+    relay.restore(live_rooms, counters).await?;
+    Ok(())
+}
+
+/// Serve `/metrics` on its own listener (`http.metrics_listen`) until
+/// shutdown; its address, or None when it is off.
+async fn serve_metrics(state: &Arc<AppState>) -> anyhow::Result<Option<SocketAddr>> {
+    Ok(match state.cfg.http.metrics_listen.as_str() {
+        "" => None,
+        m => {
+            let at: SocketAddr = m.parse().context("http.metrics_listen")?;
+            let l = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("binding http.metrics_listen {at}"))?;
+            let bound = l.local_addr()?;
+            let stop = state.shutdown.clone();
+            let metrics = crate::http::metrics_router(state.clone());
+            tokio::spawn(async move {
+                let served = axum::serve(l, metrics)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "metrics listener stopped");
+                }
+            });
+            Some(bound)
+        }
+    })
+}
+
+/// Cash-outs a crash or an unanswered Transfer left pending: retried at
+/// start, then every `stripe.cashout_retry_interval_ms`, until shutdown.
+fn spawn_cashout_recovery(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    // Cash-outs a crash or an unanswered Transfer left pending: retried
+    // at start, then every `stripe.cashout_retry_interval_ms`.
+    tokio::spawn(async move {
+        let every = Duration::from_millis(st.cfg.stripe.cashout_retry_interval_ms);
+        loop {
+            match crate::payments::recover_cashouts(&st.payments()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(ended = n, "pending cash-outs recovered"),
+                Err(e) => {
+                    tracing::warn!(error = %e.report(), "cash-out recovery failed; retried later")
+                }
+            }
+            tokio::select! {
+                _ = st.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
     })
 }
 

@@ -131,6 +131,15 @@ impl Watcher {
                         .record(self.task, live.now_us().saturating_sub(t));
                 }
             }
+            "combo_end" => {
+                // A streak's end takes a room seq too (it is no delivery).
+                let seq = f.seq.unwrap_or(0);
+                if seq > self.last_seq + 1 {
+                    self.tally.seq_gaps += seq - self.last_seq - 1;
+                    self.gap_seen = true;
+                }
+                self.last_seq = self.last_seq.max(seq);
+            }
             "skipped" => {
                 let (from, to) = (f.from_seq.unwrap_or(0), f.to_seq.unwrap_or(0));
                 self.tally.skipped_msgs += 1;

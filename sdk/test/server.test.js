@@ -1,7 +1,7 @@
 // The SDK against a real giftstream server (the built binary, embedded
 // engines): join + gift + event in both wire formats, no duplicate and no gap
 // across a cut connection, a refused gift's code, streak steps (and the end
-// when the server sends combo_end), staying connected past a token's exp.
+// from combo_end), staying connected past a token's exp.
 // Node 20 needs --experimental-websocket (scripts/sdk-test passes it).
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,7 +95,9 @@ test('a cut connection: reconnect and resume, every seq exactly once, no gap', a
   const seqs = [];
   const gaps = [];
   const resumed = [];
+  const ends = []; // a pause longer than the streak window ends the streak (its own seq)
   watcher.on('gift', (m) => seqs.push(m.seq));
+  watcher.on('combo_end', (m) => ends.push(m.seq));
   watcher.on('gap', (g) => gaps.push(g));
   watcher.on('message', (m) => m.type === 'resumed' && resumed.push(m.seq));
   await watcher.join({ room });
@@ -113,7 +115,10 @@ test('a cut connection: reconnect and resume, every seq exactly once, no gap', a
   for (let i = 11; i <= 12; i++) await sender.gift({ room }, 'rose', 1, { id: `r-${i}` });
   await until(() => seqs.length >= 12, 5000, 'twelve events');
   await tick(300);
-  assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.equal(seqs.length, 12, `twelve gifts: ${seqs}`);
+  assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), `in order: ${seqs}`);
+  const all = [...seqs, ...ends].sort((a, b) => a - b);
+  assert.deepEqual(all, all.map((_, i) => i + 1), 'every seq once: gifts and streak ends');
   assert.deepEqual(gaps, []);
   assert.ok(resumed.length >= 1, 'the SDK resumed');
   watcher.close();
@@ -133,7 +138,7 @@ test('a gift the wallet cannot pay is rejected with code insufficient_funds', as
   await assert.rejects(poor.gift({ room }, 'no-such-gift', 1), (e) => e.code === 'unknown_gift');
 });
 
-test('streaks: steps count up; the end (when the server sends combo_end) carries the count', async (t) => {
+test('streaks: steps count up; the end (combo_end) carries the count', async () => {
   const room = 'sdk-streak';
   await openRoom(room);
   await grant('carol', 100);
@@ -150,15 +155,14 @@ test('streaks: steps count up; the end (when the server sends combo_end) carries
     steps.slice(0, 3).map((s) => [s.key, s.sender, s.gift, s.count, s.done]),
     [1, 3, 4].map((n) => [`room:${room}/carol/rose`, 'carol', 'rose', n, false]),
   );
-  // combo_end comes with issue 13; counters.combo_window_ms is 400 here.
+  // The server ends the streak after counters.combo_window_ms (400 here).
   await tick(2000);
   const ends = steps.filter((s) => s.done);
-  if (ends.length === 0) {
-    t.diagnostic('this server sends no combo_end yet: the end is covered by the unit tests');
-  } else {
-    assert.equal(ends.length, 1);
-    assert.equal(ends[0].count, 4);
-  }
+  assert.equal(ends.length, 1, 'exactly one combo_end');
+  assert.deepEqual(
+    [ends[0].count, ends[0].coins, ends[0].diamonds, ends[0].seq_first, ends[0].seq_last],
+    [4, 4, 4, 1, 3],
+  );
 });
 
 test('stays connected past the first token\'s exp (refresh, or a reconnect on a server without it)', async () => {

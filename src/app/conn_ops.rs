@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::hub::conn::ConnOps;
 use crate::hub::Hub;
 use crate::model::{GiftOutcome, Target};
-use crate::protocol::GiftEvent;
+use crate::protocol::SeqEvent;
 use crate::relay::Topic;
 
 #[async_trait::async_trait]
@@ -35,7 +35,7 @@ impl ConnOps for AppState {
         self.counters.as_ref()
     }
 
-    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>> {
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<SeqEvent>>> {
         // `room` is a hub key: a room id, or `video:ID` for a video.
         self.relay.history(&Topic::from_hub_key(room), since).await
     }

@@ -47,6 +47,14 @@ pub struct CountersConfig {
     /// the node last refreshed it (every `hub.stats_interval_ms`), ms; a
     /// dead node's viewers age out after it.
     pub viewers_ttl_ms: u64,
+    /// Every node's streak reaper ends due combo streaks (`combo_end`)
+    /// this often, ms.
+    pub combo_reap_interval_ms: u64,
+    /// Streaks one reaper run ends at most.
+    pub combo_reap_batch_max: usize,
+    /// Redis: a streak not ended this long past its due time (no node ran
+    /// its reaper) expires without a `combo_end`, ms (bounds its keys).
+    pub combo_end_late_ms_max: u64,
 }
 
 impl Default for CountersConfig {
@@ -62,6 +70,9 @@ impl Default for CountersConfig {
             reconcile_wallets_max: 10_000_000,
             relay_queue_len_max: 65_536,
             viewers_ttl_ms: 5000,
+            combo_reap_interval_ms: 100,
+            combo_reap_batch_max: 256,
+            combo_end_late_ms_max: 600_000,
         }
     }
 }

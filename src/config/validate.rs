@@ -403,6 +403,24 @@ impl Config {
                 "must be greater than 0",
             );
         }
+        for (key, v) in [
+            (
+                "counters.combo_reap_interval_ms",
+                self.counters.combo_reap_interval_ms,
+            ),
+            (
+                "counters.combo_reap_batch_max",
+                self.counters.combo_reap_batch_max as u64,
+            ),
+            (
+                "counters.combo_end_late_ms_max",
+                self.counters.combo_end_late_ms_max,
+            ),
+        ] {
+            if v == 0 {
+                return bad(key, "must be greater than 0");
+            }
+        }
         if self.counters.pending_len_max < self.settlement.batch_len_max {
             return bad(
                 "counters.pending_len_max",

@@ -1,13 +1,17 @@
 //! The in-process counters engine (embedded default).
 //!
-//! Owns: wallets, idempotency memory, per-target seq and combo streaks, and
-//! the pending queue, all in this process. Atomicity comes from locks taken
-//! in one fixed order — wallet, then target, then the pending queue — so a
-//! gift is all or nothing and no two gifts interleave on one wallet.
+//! Owns: wallets, idempotency memory, per-target seq and combo streaks
+//! (with their due-time index and the reaper that ends them, see
+//! [`MemoryCounters::spawn_combo_reaper`] and `counters::combo`), and the
+//! pending queue, all in this process. Atomicity comes from locks taken in
+//! one fixed order — wallet, then target, then the pending queue, then the
+//! streak due index — so a gift is all or nothing and no two gifts
+//! interleave on one wallet.
 //! Must not: hold a lock across an `.await`, or publish outside the target
-//! lock (that is what keeps seq order equal to delivery order).
+//! lock (that is what keeps seq order equal to delivery order; the one
+//! exception is ending a room, after which the target takes no seq).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 /// The maps of the gift path hash with foldhash (randomly seeded per
 /// process, as hashbrown's default): SipHash of user and client ids was 6 %
@@ -23,12 +27,15 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use crate::config::CountersConfig;
+use crate::counters::combo::{self, Streak};
 use crate::counters::{Counters, CountersError, Result};
+use crate::error::ErrorCode;
 use crate::model::EventSink;
 use crate::model::{
-    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target, TargetInfo,
+    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
+    TargetInfo, TargetKind,
 };
-use crate::protocol::GiftEvent;
+use crate::protocol::{ComboEnd, GiftEvent};
 
 #[derive(Default)]
 struct Wallet {
@@ -56,18 +63,33 @@ impl Wallet {
 }
 
 struct TargetState {
+    kind: TargetKind,
     id: String,
     creator: String,
     live: bool,
     seq: u64,
-    combos: FastMap<(String, String), (i64, u32)>,
+    /// Open streaks by sender (one per sender; see `counters::combo`).
+    streaks: FastMap<String, Streak>,
+}
+
+impl TargetState {
+    /// The room or video this is.
+    fn target(&self) -> Target {
+        Target {
+            kind: self.kind,
+            id: self.id.clone(),
+        }
+    }
 }
 
 /// `count_in_window` keys kept before those of past windows are swept.
 const WINDOW_KEYS_SWEEP: usize = 65_536;
 
-/// Streak entries kept per target before old ones are swept.
-const COMBOS_PER_TARGET_MAX: usize = 4096;
+/// Attempts (10 ms apart) to queue a streak end of a room being ended.
+const END_ROOM_ATTEMPTS: u32 = 500;
+
+/// The streak due index: (due ms, target key, sender).
+type DueIndex = BTreeSet<(i64, String, String)>;
 
 #[derive(Default)]
 struct PendingQueue {
@@ -85,6 +107,8 @@ pub struct MemoryCounters {
     debit_ops: Mutex<FastMap<String, i64>>,
     /// `count_in_window`: key -> (window index, count).
     windows: Mutex<FastMap<String, (u64, u64)>>,
+    /// Open streaks by due time, for the reaper.
+    due: Mutex<DueIndex>,
     sink: Arc<dyn EventSink>,
     cfg: CountersConfig,
 }
@@ -103,6 +127,7 @@ impl MemoryCounters {
             credit_ops: Mutex::new(FastSet::default()),
             debit_ops: Mutex::new(FastMap::default()),
             windows: Mutex::new(FastMap::default()),
+            due: Mutex::new(DueIndex::new()),
             sink,
             cfg,
         }
@@ -124,6 +149,127 @@ impl MemoryCounters {
     }
 }
 
+impl MemoryCounters {
+    /// Start the streak reaper: every `counters.combo_reap_interval_ms` it
+    /// ends the streaks that are due ([`MemoryCounters::reap_combos`]). It
+    /// stops once the engine is dropped.
+    pub fn spawn_combo_reaper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.cfg.combo_reap_interval_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(me) = weak.upgrade() else {
+                    return;
+                };
+                me.reap_combos(crate::protocol::now_ms());
+            }
+        });
+    }
+
+    /// End the streaks whose due time is before `now_ms`, oldest first, at
+    /// most `counters.combo_reap_batch_max`; each `combo_end` has `ts` =
+    /// its due time. A streak whose room queue is full stays for the next
+    /// run. Answers how many ended.
+    pub fn reap_combos(&self, now_ms: i64) -> usize {
+        let window = self.cfg.combo_window_ms;
+        let batch: Vec<(i64, String, String)> = {
+            let mut due = self.due.lock();
+            let mut out = Vec::new();
+            while out.len() < self.cfg.combo_reap_batch_max {
+                match due.first() {
+                    Some(e) if e.0 < now_ms => out.extend(due.pop_first()),
+                    _ => break,
+                }
+            }
+            out
+        };
+        let mut ended = 0;
+        for (at, tkey, sender) in batch {
+            let Some(state) = self.targets.get(&tkey).map(|t| t.clone()) else {
+                continue;
+            };
+            let mut t = state.lock();
+            if t.streaks.get(&sender).map(|s| s.due_ms(window)) != Some(at) {
+                continue; // gone or extended (its new entry is indexed)
+            }
+            if combo::publishes_events(t.kind) {
+                let target = t.target();
+                match self.sink.reserve(&target, &t.creator, t.seq) {
+                    Ok(permit) => {
+                        if let Some(streak) = t.streaks.remove(&sender) {
+                            t.seq += 1;
+                            permit.send(streak.end(&target, &sender, t.seq, at));
+                        }
+                    }
+                    Err(e) if e.code == ErrorCode::RateLimited => {
+                        self.due.lock().insert((at, tkey, sender));
+                        continue;
+                    }
+                    // The room is not open in the hub: nobody to tell.
+                    Err(_) => {
+                        t.streaks.remove(&sender);
+                    }
+                }
+            } else {
+                t.streaks.remove(&sender);
+            }
+            ended += 1;
+        }
+        if ended > 0 {
+            metrics::counter!("giftstream_combo_ends_total").increment(ended as u64);
+        }
+        ended
+    }
+
+    /// Remove every streak of `t` (key `tkey`) and answer their ends, in
+    /// seq order, each with a new seq if the target publishes events;
+    /// `ts` = `now_ms`, or the due time of a streak already due.
+    fn take_streaks(&self, t: &mut TargetState, tkey: &str, now_ms: i64) -> Vec<ComboEnd> {
+        let window = self.cfg.combo_window_ms;
+        let publish = combo::publishes_events(t.kind);
+        let mut streaks: Vec<(String, Streak)> = t.streaks.drain().collect();
+        streaks.sort_unstable_by_key(|(_, s)| s.seq_last);
+        let mut due = self.due.lock();
+        let mut out = Vec::new();
+        for (sender, s) in streaks {
+            let at = s.due_ms(window);
+            due.remove(&(at, tkey.to_string(), sender.clone()));
+            if publish {
+                t.seq += 1;
+                out.push(s.end(&t.target(), &sender, t.seq, now_ms.min(at)));
+            }
+        }
+        out
+    }
+
+    /// Queue a streak end of a room that takes no more seqs (it is being
+    /// ended), waiting while its queue is full (at most
+    /// `END_ROOM_ATTEMPTS` × 10 ms); dropped if the room is not open here.
+    async fn publish_late(&self, room: &str, end: ComboEnd) {
+        for _ in 0..END_ROOM_ATTEMPTS {
+            match self.sink.reserve(&Target::room(room), "", 0) {
+                Ok(permit) => {
+                    permit.send(end);
+                    metrics::counter!("giftstream_combo_ends_total").increment(1);
+                    return;
+                }
+                Err(e) if e.code == ErrorCode::RateLimited => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => return,
+            }
+        }
+        tracing::warn!(
+            room,
+            seq = end.seq,
+            "a streak end did not fit the room's queue; dropped"
+        );
+    }
+}
+
 #[async_trait]
 impl Counters for MemoryCounters {
     async fn open_target(&self, target: &Target, creator: &str, seq_floor: u64) -> Result<()> {
@@ -132,11 +278,12 @@ impl Counters for MemoryCounters {
             .entry(target.key())
             .or_insert_with(|| {
                 Arc::new(Mutex::new(TargetState {
+                    kind: target.kind,
                     id: target.id.clone(),
                     creator: creator.to_string(),
                     live: true,
                     seq: 0,
-                    combos: FastMap::default(),
+                    streaks: FastMap::default(),
                 }))
             })
             .clone();
@@ -157,7 +304,18 @@ impl Counters for MemoryCounters {
         let state = self
             .target_state(&target)
             .ok_or_else(|| Self::unknown(&target))?;
-        state.lock().live = false;
+        // Not live any more: no gift takes a seq after this, and every
+        // gift before it is published (under this lock), so the streak
+        // ends may be queued after the lock is released, in seq order,
+        // before the caller ends the hub's room.
+        let ends = {
+            let mut t = state.lock();
+            t.live = false;
+            self.take_streaks(&mut t, &target.key(), crate::protocol::now_ms())
+        };
+        for end in ends {
+            self.publish_late(room, end).await;
+        }
         Ok(())
     }
 
@@ -209,30 +367,60 @@ impl Counters for MemoryCounters {
         if pending.gifts.len() >= self.cfg.pending_len_max {
             return Err(CountersError::PendingFull);
         }
-        // Reserve the room's or video's fan-out slot before changing
+        let window = self.cfg.combo_window_ms;
+        let publish = combo::publishes_events(t.kind);
+        // A different gift (or one after the window) ends the sender's
+        // streak first: its end takes the seq before this gift's.
+        let ends_streak = t
+            .streaks
+            .get(&req.sender)
+            .is_some_and(|s| !s.extends(&req.gift.id, req.ts, window));
+        // Reserve the room's or video's fan-out slots before changing
         // anything, so a full queue refuses the gift with nothing charged.
         let permit = self.sink.reserve(&req.target, &t.creator, t.seq)?;
+        let end_permit = if ends_streak && publish {
+            Some(self.sink.reserve(&req.target, &t.creator, t.seq)?)
+        } else {
+            None
+        };
 
         // Commit point: nothing below can fail.
         w.coins -= coins;
         debug_assert!(w.coins >= 0, "overdraft");
+        let mut due = self.due.lock();
+        let tkey = req.target.key();
+        let ended = if ends_streak {
+            let old = t.streaks.remove(&req.sender);
+            old.map(|old| {
+                due.remove(&(old.due_ms(window), tkey.clone(), req.sender.clone()));
+                let seq = if publish {
+                    t.seq += 1;
+                    t.seq
+                } else {
+                    0
+                };
+                old.end(&req.target, &req.sender, seq, req.ts)
+            })
+        } else {
+            None
+        };
         t.seq += 1;
         let seq = t.seq;
-        let window = self.cfg.combo_window_ms as i64;
-        if t.combos.len() >= COMBOS_PER_TARGET_MAX {
-            t.combos.retain(|_, (last, _)| req.ts - *last <= window);
-        }
-        let streak = t
-            .combos
-            .entry((req.sender.clone(), req.gift.id.clone()))
-            .or_insert((i64::MIN, 0));
-        streak.1 = if req.ts.saturating_sub(streak.0) <= window {
-            streak.1.saturating_add(req.count)
-        } else {
-            req.count
+        let combo = match t.streaks.get_mut(&req.sender) {
+            Some(streak) => {
+                due.remove(&(streak.due_ms(window), tkey.clone(), req.sender.clone()));
+                streak.add(req.count, coins, diamonds, seq, req.ts);
+                due.insert((streak.due_ms(window), tkey, req.sender.clone()));
+                streak.count
+            }
+            None => {
+                let streak = Streak::start(&req.gift.id, req.count, coins, diamonds, seq, req.ts);
+                due.insert((streak.due_ms(window), tkey, req.sender.clone()));
+                t.streaks.insert(req.sender.clone(), streak);
+                req.count
+            }
         };
-        streak.0 = req.ts;
-        let combo = streak.1;
+        drop(due);
         *self.pending_diamonds.entry(t.creator.clone()).or_insert(0) += diamonds;
         let ticket = pending.next_ticket;
         pending.next_ticket += 1;
@@ -260,6 +448,9 @@ impl Counters for MemoryCounters {
             balance: w.coins,
         };
         w.remember(req.client_id.clone(), ack.clone(), ticket, Instant::now());
+        if let (Some(p), Some(end)) = (end_permit, ended) {
+            p.send(end);
+        }
         let (room, video) = req.target.topic().fields();
         permit.send(GiftEvent {
             room,
@@ -367,6 +558,8 @@ impl Counters for MemoryCounters {
     }
 
     async fn restore(&self, snapshot: Snapshot) -> Result<()> {
+        // Streak ends took seqs the ledger does not know (it keeps gifts).
+        let slack = combo::restore_seq_slack(&snapshot, self.cfg.pending_len_max as u64);
         for (user, coins) in snapshot.wallets {
             self.wallet(&user).lock().coins = coins;
         }
@@ -383,7 +576,10 @@ impl Counters for MemoryCounters {
                 .remember(g.client_id, ack, 0, now);
         }
         for (target, info) in snapshot.targets {
-            self.open_target(&target, &info.creator, info.seq).await?;
+            let floor = info
+                .seq
+                .saturating_add(slack.get(&target.key()).copied().unwrap_or(0));
+            self.open_target(&target, &info.creator, floor).await?;
             if !info.live {
                 if let Some(s) = self.target_state(&target) {
                     s.lock().live = false;

@@ -14,11 +14,15 @@
 //! ledger through [`crate::model::GiftRecords`]). It hands accepted gifts
 //! to the hub through [`crate::model::EventSink`] in seq order.
 
+pub mod combo;
+#[cfg(test)]
+mod combo_tests;
 mod error;
 pub mod memory;
 pub mod redis;
 
 use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, Target, TargetInfo};
+use crate::protocol::SeqEvent;
 use async_trait::async_trait;
 pub use error::CountersError;
 
@@ -77,4 +81,50 @@ pub trait Counters: Send + Sync + 'static {
 
     /// Load balances, credits, idempotency memory and targets from the ledger.
     async fn restore(&self, snapshot: Snapshot) -> Result<()>;
+
+    /// True when this process's settlement worker drains every gift this
+    /// engine accepts in ticket order, so `Settlement::wait_settled(ticket)`
+    /// tells when a gift is in the ledger (the in-process engine). False
+    /// when another process's worker may settle it (Redis): then the
+    /// ledger itself must be asked (`Ledger::has_gift`).
+    fn settles_by_ticket(&self) -> bool {
+        true
+    }
+
+    /// True when drained but unsettled gifts survive this process (Redis:
+    /// they stay in the stream and are re-claimed). Then a batch the ledger
+    /// keeps refusing can be let go and retried later; otherwise (in-process
+    /// engine) the worker must stop the process rather than let counters
+    /// and ledger drift apart.
+    fn pending_survives_process(&self) -> bool {
+        false
+    }
+
+    /// True when room events (gifts and `room_ended`) reach every node's hub
+    /// through the engine (Redis pub/sub), including this node's: then the
+    /// caller must not end a local room directly, or `room_ended` could
+    /// overtake gift events still in flight.
+    fn relays_room_events(&self) -> bool {
+        false
+    }
+
+    /// Viewers of `room` on every other node, as they last reported them
+    /// (Redis: each node refreshes its count every `hub.stats_interval_ms`
+    /// and a dead node's count ages out after `counters.viewers_ttl_ms`);
+    /// 0 when this engine serves one node.
+    async fn other_nodes_viewers(&self, room: &str) -> Result<u64> {
+        let _ = room;
+        Ok(0)
+    }
+
+    /// The room's events (gifts and streak ends) with seq > `since`, in order, from the engine's
+    /// own history (Redis: the room's history stream, bounded by
+    /// `hub.history_len_max` and `hub.history_age_ms_max`), or None when
+    /// the engine keeps none (in process: the room task's ring serves
+    /// `resume`). Errors with `history_gone` when the history no longer
+    /// reaches back to `since`.
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<SeqEvent>>> {
+        let _ = (room, since);
+        Ok(None)
+    }
 }

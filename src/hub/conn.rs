@@ -9,7 +9,7 @@
 //! any input: every bad frame is answered with a typed `error`.
 
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -27,52 +27,18 @@ use crate::config::AckMode;
 use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{GiftOutcome, Target};
-use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, GiftEvent, ServerMsg, Topic};
+use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, SeqEvent, ServerMsg, Topic};
+
+pub use super::ctl::{ConnCtl, CLOSE_GOING_AWAY};
 
 /// Close code for a frame over `hub.frame_close_len_max`.
 pub const CLOSE_TOO_BIG: u16 = 1009;
-/// Close code on server shutdown, and for a socket silent for
-/// `hub.idle_timeout_ms` (no pong, no frame).
-pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code when the socket's token expired without a `refresh`.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// `resume` of one room on one socket at most this often.
 const RESUME_INTERVAL: Duration = Duration::from_secs(1);
 /// Ledger-mode acks one socket may have waiting at once.
 const ACKS_WAITING_MAX: usize = 256;
-
-/// A connection's kill switch, shared with the rooms it joined. Its token
-/// is a child of the server's shutdown token, so the socket's tasks watch
-/// one token for both (and pin its future once, not once per frame).
-#[derive(Default)]
-pub struct ConnCtl {
-    kick: CancellationToken,
-    close: OnceLock<(u16, &'static str)>,
-}
-
-impl ConnCtl {
-    /// A kill switch that also fires when `shutdown` does.
-    pub fn child_of(shutdown: &CancellationToken) -> ConnCtl {
-        ConnCtl {
-            kick: shutdown.child_token(),
-            close: OnceLock::new(),
-        }
-    }
-
-    /// Close the socket with `code` and `reason` (first kick wins).
-    pub fn kick(&self, code: u16, reason: &'static str) {
-        let _ = self.close.set((code, reason));
-        self.kick.cancel();
-    }
-
-    /// The close frame: the kick's, or 1001 when the server shut down.
-    fn close_frame(&self) -> (u16, &'static str) {
-        self.close
-            .get()
-            .copied()
-            .unwrap_or((CLOSE_GOING_AWAY, "server shutting down"))
-    }
-}
 
 /// What a connection needs of the application: a narrow handle instead of
 /// the whole application state (implemented by `crate::app::AppState`), so
@@ -89,7 +55,7 @@ pub trait ConnOps: Send + Sync + 'static {
     fn counters(&self) -> &dyn Counters;
     /// The room's events with seq > `since` from the relay's history, or
     /// None when the relay keeps none (the room's ring serves `resume`).
-    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<GiftEvent>>>;
+    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<SeqEvent>>>;
     /// `gift.ack`.
     fn ack_mode(&self) -> AckMode;
     /// The gift operation up to the counters engine's ack.

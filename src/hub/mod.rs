@@ -16,6 +16,7 @@
 
 pub mod admit;
 pub mod conn;
+pub mod ctl;
 pub mod outbox;
 pub mod room;
 
@@ -29,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{EventPermit, EventSink, Target, TargetKind};
-use crate::protocol::{GiftEvent, Topic};
+use crate::protocol::{GiftEvent, SeqEvent, Topic};
 pub use room::RoomCmd;
 
 /// Entries of the registry below which stopped tasks are not pruned.
@@ -275,8 +276,8 @@ impl EventSink for Hub {
         };
         tx.try_reserve_owned()
             .map(|p| {
-                EventPermit::new(move |ev| {
-                    p.send(RoomCmd::Gift(ev));
+                EventPermit::new(move |ev: SeqEvent| {
+                    p.send(ev.into());
                 })
             })
             .map_err(|_| {

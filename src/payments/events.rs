@@ -1,11 +1,9 @@
 //! The signed webhook's entry: verify, record once, dispatch each event
 //! type to its flow.
 //!
-//! Owns: [`webhook`] and [`WebhookOutcome`].
+//! Owns: [`webhook`]. The outcome type is `super::outcome`'s.
 //! Must not: apply money effects itself (the flow modules do), or act on
 //! an unverified body.
-
-use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::ledger::StripeEventRef;
@@ -13,33 +11,11 @@ use crate::protocol::now_ms;
 
 use super::webhook::{self, AccountFacts, Object};
 
+use super::outcome::WebhookOutcome;
 use super::{
     purchase::purchase_paid, refund_dispute::dispute_reinstated, refund_dispute::dispute_withdrawn,
     refund_dispute::refunded, tip::charge_succeeded, tip::tip_paid, Payments, META_KIND,
 };
-
-/// What the webhook did with an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookOutcome {
-    /// Its effect was applied now.
-    Applied,
-    /// Already applied (a replay): nothing changed.
-    Replayed,
-    /// Acknowledged, no effect (unknown type, or not ours).
-    Ignored,
-}
-
-impl WebhookOutcome {
-    /// Applied now, or a replay.
-    pub(super) fn applied_if(applied: bool) -> WebhookOutcome {
-        if applied {
-            WebhookOutcome::Applied
-        } else {
-            WebhookOutcome::Replayed
-        }
-    }
-}
 
 /// `POST /v1/stripe/webhook`: verify the signature, then apply the event
 /// once. A bad or old signature is `bad_request` and changes nothing.
@@ -108,13 +84,4 @@ pub async fn webhook(state: &Payments<'_>, signature: &str, body: &[u8]) -> Resu
     })
     .increment(1);
     Ok(outcome)
-}
-
-/// Acknowledge an event with no effect (recorded once).
-pub(super) async fn ignored(state: &Payments<'_>, ev: &StripeEventRef) -> Result<WebhookOutcome> {
-    Ok(if state.ledger.record_stripe_event(ev).await? {
-        WebhookOutcome::Ignored
-    } else {
-        WebhookOutcome::Replayed
-    })
 }

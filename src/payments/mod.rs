@@ -16,6 +16,7 @@ mod cashout;
 mod error;
 mod events;
 mod onboarding;
+mod outcome;
 mod purchase;
 mod refund_dispute;
 pub mod stripe;
@@ -24,10 +25,11 @@ pub mod webhook;
 
 pub use cashout::{cashout, recover_cashouts};
 pub use error::PaymentError;
-pub use events::{webhook, WebhookOutcome};
+pub use events::webhook;
 pub use onboarding::{
     dashboard_link, onboard, payout_status, DashboardLink, OnboardAnswer, PayoutStatus,
 };
+pub use outcome::WebhookOutcome;
 pub use purchase::{create_purchase, PurchaseAnswer};
 pub use tip::{create_tip, TipAnswer, TipRequest};
 

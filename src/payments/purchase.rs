@@ -10,13 +10,13 @@ use serde::Serialize;
 
 use crate::auth::Identity;
 use crate::error::{Error, Result};
-use crate::ledger::{OpKey, PurchaseOp, PurchaseRecord, StripeEventRef};
+use crate::ledger::{OpKey, PurchaseOp, StripeEventRef};
 use crate::protocol::valid_client_id;
 
 use super::stripe::{currency, CreatePaymentIntent, PaymentIntentAllowedPaymentMethodTypes};
 use super::{
-    client, events::WebhookOutcome, metadata, refund_dispute::apply_parked, stripe_failed,
-    webhook::PaymentIntentFacts, PaymentError, Payments, META_KIND,
+    client, metadata, outcome::credit_rest, outcome::WebhookOutcome, refund_dispute::apply_parked,
+    stripe_failed, webhook::PaymentIntentFacts, PaymentError, Payments, META_KIND,
 };
 
 /// Answer to a coin purchase: the client confirms it with Stripe.js.
@@ -96,31 +96,6 @@ pub async fn create_purchase(
         payment_intent: pi.id.as_str().to_string(),
         client_secret: pi.client_secret.unwrap_or_default(),
     })
-}
-
-/// The coins a purchase's `cents` (of its price) stand for, rounded down;
-/// the whole price is all its coins.
-pub(super) fn coin_share(rec: &PurchaseRecord, cents: i64) -> i64 {
-    if cents >= rec.amount_cents {
-        rec.coins
-    } else {
-        ((rec.coins as i128 * cents.max(0) as i128) / rec.amount_cents as i128) as i64
-    }
-}
-
-/// Credit the wallet with what the ledger decided (after a debt took its
-/// part), under `op_id`: idempotent, so a redelivered event after a crash
-/// between ledger and counters completes it.
-pub(super) async fn credit_rest(
-    state: &Payments<'_>,
-    user: &str,
-    coins: i64,
-    op_id: &str,
-) -> Result<()> {
-    if coins > 0 {
-        state.counters.credit(user, coins, op_id).await?;
-    }
-    Ok(())
 }
 
 /// A purchase was paid: ledger first (op `purchase:{pi}`, once), then the

@@ -11,7 +11,7 @@ use crate::ledger::{DisputeOp, EarlyReversal, OpKey, RefundOp, StripeEventRef};
 use super::webhook::{ChargeFacts, DisputeFacts};
 
 use super::{
-    events::ignored, events::WebhookOutcome, purchase::coin_share, purchase::credit_rest,
+    outcome::coin_share, outcome::credit_rest, outcome::ignored, outcome::WebhookOutcome,
     tip::tip_dispute_won, tip::tip_disputed, tip::tip_refunded, Payments,
 };
 

@@ -21,7 +21,7 @@ use super::stripe::{
 use super::webhook::{ChargeFacts, PaymentIntentFacts};
 
 use super::{
-    client, events::ignored, events::WebhookOutcome, metadata, stripe_failed, PaymentError,
+    client, metadata, outcome::ignored, outcome::WebhookOutcome, stripe_failed, PaymentError,
     Payments, META_KIND,
 };
 

@@ -20,6 +20,8 @@ mod wire_tests;
 
 pub use text::{check_message, check_text, MESSAGE_LEN_MAX, TITLE_LEN_MAX};
 pub use topic::Topic;
+mod seq_event;
+pub use seq_event::{ComboEnd, SeqEvent};
 
 /// Subprotocol name of the JSON encoding (text frames; the default).
 pub const SUBPROTOCOL_JSON: &str = "giftstream.v1.json";
@@ -222,6 +224,8 @@ pub enum ServerMsg {
     },
     /// An accepted gift in a joined room.
     GiftEvent(GiftEvent),
+    /// Addition to v1: a streak ended (see [`ComboEnd`]).
+    ComboEnd(ComboEnd),
     /// A tip in a joined room.
     TipEvent {
         /// Room id.

@@ -13,7 +13,7 @@ use crate::counters::Counters;
 use crate::error::Result;
 use crate::hub::Hub;
 use crate::model::Target;
-use crate::protocol::{GiftEvent, ServerMsg};
+use crate::protocol::{SeqEvent, ServerMsg};
 
 /// The relay of a single node (the in-process counters engine).
 pub struct LocalRelay {
@@ -34,7 +34,7 @@ impl Relay for LocalRelay {
         Ok(())
     }
 
-    async fn history(&self, _topic: &Topic, _since: u64) -> Result<Option<Vec<GiftEvent>>> {
+    async fn history(&self, _topic: &Topic, _since: u64) -> Result<Option<Vec<SeqEvent>>> {
         Ok(None)
     }
 

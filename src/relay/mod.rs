@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 use crate::counters::Counters;
 use crate::error::Result;
-use crate::protocol::{GiftEvent, ServerMsg};
+use crate::protocol::{SeqEvent, ServerMsg};
 
 /// What a relayed message is about: a room or a video feed (the wire's
 /// topic; creator inboxes are a further kind on the same relay).
@@ -43,7 +43,7 @@ pub trait Relay: Send + Sync + 'static {
     /// keeps none (in process: the room task's ring serves `resume`).
     /// Errors with `history_gone` when the history no longer reaches back
     /// to `since`.
-    async fn history(&self, topic: &Topic, since: u64) -> Result<Option<Vec<GiftEvent>>>;
+    async fn history(&self, topic: &Topic, since: u64) -> Result<Option<Vec<SeqEvent>>>;
 
     /// Subscribers of `topic` on every other node, as they last reported
     /// them (Redis: each node refreshes its count every

@@ -303,7 +303,8 @@ async fn gift_scenario_answers_and_drains(f: Factory) {
         seen,
         vec![
             (format!("room:{room}"), 1, "a4".into(), 2, 2, 98),
-            (format!("room:{room}"), 2, "a5".into(), 80, 40, 18),
+            // (seq 2: the rose streak's combo_end, before the lion)
+            (format!("room:{room}"), 3, "a5".into(), 80, 40, 18),
             (format!("video:{video}"), 1, "a6".into(), 1, 1, 17),
         ]
     );
@@ -312,7 +313,9 @@ async fn gift_scenario_answers_and_drains(f: Factory) {
     assert_eq!(c.pending_diamonds("cr").await.unwrap(), 0);
     assert!(c.drain(10).await.unwrap().is_none());
     let t = c.target(&room_t()).await.unwrap().unwrap();
-    assert_eq!((t.creator.as_str(), t.live, t.seq), ("cr", false, 2));
+    // 4: two gifts, the rose streak's end (before the lion) and the lion
+    // streak's end (with the room).
+    assert_eq!((t.creator.as_str(), t.live, t.seq), ("cr", false, 4));
     use Answer::*;
     assert_eq!(
         out,
@@ -332,7 +335,7 @@ async fn gift_scenario_answers_and_drains(f: Factory) {
                 duplicate: true
             },
             Ok {
-                seq: 2,
+                seq: 3,
                 balance: 18,
                 duplicate: false
             },
@@ -343,7 +346,7 @@ async fn gift_scenario_answers_and_drains(f: Factory) {
             },
             Err(ErrorCode::RateLimited),
             Ok {
-                seq: 2,
+                seq: 3,
                 balance: 18,
                 duplicate: true
             },

@@ -56,7 +56,12 @@ async fn happy_path(engine: &common::server::EngineSpec, enc: Encoding) {
         assert!(ev["ts"].as_i64().unwrap() > 1_700_000_000_000);
     }
     let ack2 = a.gift("live1", "rose", 1, "gift-2").await;
-    assert_eq!(ack2["seq"], 2);
+    assert_eq!(ack2["seq"], 3, "the perfume streak's combo_end took seq 2");
+    let end = b.expect("combo_end").await;
+    assert_eq!(
+        (end["seq"].as_u64(), end["count"].as_u64()),
+        (Some(2), Some(3))
+    );
     assert_eq!(
         b.expect("gift_event").await["combo"],
         1,
@@ -304,8 +309,9 @@ async fn restart_keeps_everything(engine: &common::server::EngineSpec) {
     let ack = ws.gift("r", "rose", 1, "after-restart").await;
     assert_eq!(
         (ack["seq"].as_u64(), ack["balance"].as_i64()),
-        (Some(2), Some(200)),
-        "seq continues after a clean restart"
+        (Some(3), Some(200)),
+        "seq continues after a clean restart (seq 2: the corgi streak's combo_end, \
+         or a seq it may have taken)"
     );
     let grant = s.grant("v", 500, "g").await;
     assert_eq!(
@@ -453,8 +459,9 @@ async fn a_crash_loses_unsettled_gifts_whole_and_never_reuses_a_seq() {
     let next = ws.gift("r", "rose", 1, "after-crash").await;
     assert_eq!(
         next["seq"],
-        1 + 5000 + 1,
-        "seqs jump past every seq the lost gifts could have used"
+        1 + 2 * 5000 + 1 + 1,
+        "seqs jump past every seq the lost gifts and streak ends could have used \
+         (two per lost gift, one per recent sender)"
     );
     // A lost gift's id is not remembered: the client may send it again.
     assert_eq!(

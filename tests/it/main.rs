@@ -12,6 +12,7 @@ mod assets;
 mod auth;
 mod auth_matrix;
 mod cashout_safety;
+mod combo_end;
 mod counters_conformance;
 mod gifting;
 mod ledger_conformance;

@@ -141,8 +141,8 @@ async fn ending_a_room_on_one_node_ends_it_on_every_node_after_its_gifts() {
         let seqs: Vec<u64> = before.iter().filter_map(|v| v["seq"].as_u64()).collect();
         assert_eq!(
             seqs,
-            vec![1, 2, 3, 4, 5],
-            "every gift first, then room_ended"
+            vec![1, 2, 3, 4, 5, 6],
+            "every gift and the streak's combo_end first, then room_ended"
         );
     }
     assert_eq!(

@@ -533,3 +533,77 @@ async fn an_undelivered_webhook_of_a_killed_node_is_delivered_by_the_next() {
     let v: Value = serde_json::from_str(&delivered.body).unwrap();
     assert_eq!(v["data"]["room"], "mp-wh-room");
 }
+
+/// Streak ends (issue 13): the node that took a streak's gifts dies right
+/// after the last one; the other node's reaper ends it, once.
+#[tokio::test]
+async fn combo_end_comes_once_from_the_other_node_when_the_node_with_the_gifts_is_killed() {
+    let window = [("GIFTSTREAM_COUNTERS__COMBO_WINDOW_MS", "1000")];
+    let Some((s, mut a, b)) = two_nodes(&window).await else {
+        return;
+    };
+    a.open_room("alice", "orphan").await;
+    a.grant("v", 1000, "g").await;
+    let mut full = b.ws("f", Role::Viewer).await;
+    full.join("orphan").await;
+    let mut coalesced = b.ws("c", Role::Viewer).await;
+    coalesced
+        .send(json!({ "type": "join", "room": "orphan", "coalesce": true }))
+        .await;
+    coalesced.expect("joined").await;
+    let mut sender = a.ws("v", Role::Viewer).await;
+    for i in 0..12u64 {
+        let ack = sender.gift("orphan", "rose", 1, &format!("o{i}")).await;
+        assert_eq!(ack["seq"], i + 1, "{ack}");
+    }
+    // The node that took every gift (and whose reaper would have ended
+    // the streak) dies before the window is over.
+    a.kill();
+    let (end, before) = full.until("combo_end").await;
+    let seqs: Vec<u64> = before.iter().filter_map(|v| v["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+    let fields = |e: &Value| {
+        (
+            e["seq"].as_u64(),
+            e["count"].as_u64(),
+            e["coins"].as_i64(),
+            e["diamonds"].as_i64(),
+            e["seq_first"].as_u64(),
+            e["seq_last"].as_u64(),
+        )
+    };
+    assert_eq!(
+        fields(&end),
+        (Some(13), Some(12), Some(12), Some(12), Some(1), Some(12)),
+        "{end}"
+    );
+    let (co_end, steps) = coalesced.until("combo_end").await;
+    assert_eq!(co_end, end);
+    assert_eq!(
+        steps
+            .last()
+            .map(|v| (v["seq"].as_u64(), v["combo"].as_u64())),
+        Some((Some(12), Some(12)))
+    );
+    // Exactly once: nothing else comes, and no streak is left in Redis.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for ws in [&mut full, &mut coalesced] {
+        ws.send(json!({ "type": "ping" })).await;
+        let v = ws.recv().await;
+        assert_eq!(v["type"], "pong", "nothing after the end: {v}");
+    }
+    let mut c = redis::Client::open(s.redis.as_str())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let (streak, due): (i64, i64) = redis::pipe()
+        .cmd("EXISTS")
+        .arg("{gs}:cs:room:orphan:v")
+        .cmd("ZCARD")
+        .arg("{gs}:cdue")
+        .query_async(&mut c)
+        .await
+        .expect("redis");
+    assert_eq!((streak, due), (0, 0), "the streak and its timer are gone");
+}

@@ -18,7 +18,7 @@ use giftstream::hub::conn::ConnCtl;
 use giftstream::hub::room::Subscriber;
 use giftstream::hub::{Hub, RoomCmd};
 use giftstream::model::{GiftRequest, Target};
-use giftstream::protocol::{now_ms, Encoding, ServerMsg};
+use giftstream::protocol::{now_ms, Encoding, SeqEvent, ServerMsg};
 use giftstream::relay::local::LocalRelay;
 use giftstream::relay::redis::RedisRelay;
 use giftstream::relay::{Relay, Topic};
@@ -227,8 +227,10 @@ async fn history_since_a_seq_answers_the_events_after_it(f: Factory) {
         return;
     }
     let h = h.expect("a history");
-    assert_eq!(h.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
-    assert!(h.iter().all(|e| e.room == room && e.gift == "rose"));
+    assert_eq!(h.iter().map(|e| e.seq()).collect::<Vec<_>>(), vec![2, 3]);
+    assert!(h
+        .iter()
+        .all(|e| matches!(e, SeqEvent::Gift(g) if g.room == room && g.gift == "rose")));
     let none = n.relay.history(&Topic::room(&room), 3).await.unwrap();
     assert_eq!(none.map(|h| h.len()), Some(0), "nothing after the last seq");
 }

@@ -531,9 +531,10 @@ async fn ending_a_room_tells_viewers_and_refuses_gifts() {
         "events before the end arrive first"
     );
     assert_eq!(ws.gift("r", "rose", 1, "b").await["code"], "room_not_live");
-    // Re-opening continues the seq.
+    // Re-opening continues the seq (seq 2: the streak's combo_end, before
+    // room_ended).
     s.open_room("alice", "r").await;
-    assert_eq!(ws.gift("r", "rose", 1, "c").await["seq"], 2);
+    assert_eq!(ws.gift("r", "rose", 1, "c").await["seq"], 3);
     s.stop().await;
 }
 

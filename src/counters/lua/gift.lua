@@ -3,9 +3,11 @@
 -- Redis Cluster slot; the pending-diamonds and idempotency keys derived in
 -- the script (ARGV prefixes) carry the same tag.
 --
+-- (combo_lib.lua is prepended: the streak end.)
 -- KEYS: 1 idempotency answer  2 sender's id index (zset)  3 sender's wallet
---       4 target hash          5 combo streak             6 settlement stream
---       7 ticket counter
+--       4 target hash          5 sender's streak on the target (hash)
+--       6 settlement stream    7 ticket counter
+--       8 the target's streak index set  9 the streak due zset
 -- ARGV: 1 client id  2 ts ms  3 idempotency ttl s  4 ids kept per wallet
 --       5 coins  6 diamonds  7 count  8 sender  9 gift id  10 target key
 --       11 combo window ms  12 pending len max  13 pending-diamonds prefix
@@ -14,7 +16,9 @@
 --       17 room's or video's history stream key  18 history len max
 --       19 history age ms max  20 room top-gifters zset key ('' for a video:
 --       a video has no live stats)  21 top gifters kept at most
---       22 the sender's message ('' for none)
+--       22 combo_end JSON head ('' when the target publishes no events)
+--       23 due member `<target key>|<sender>`  24 streak TTL ms
+--       25 the sender's message ('' for none)
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
@@ -47,34 +51,45 @@ end
 
 -- Commit point: nothing below refuses.
 local balance = redis.call('DECRBY', KEYS[3], ARGV[5])
+local ts = tonumber(ARGV[2])
+local window = tonumber(ARGV[11])
+-- The sender's streak on this target: a different gift, or one after the
+-- window, ends it first (its combo_end takes the seq before this gift's).
+local prev = redis.call('HMGET', KEYS[5], 'g', 'lt')
+if prev[1] and (prev[1] ~= ARGV[9] or ts - tonumber(prev[2]) > window) then
+  combo_end_streak(KEYS[5], KEYS[4], KEYS[8], KEYS[9], ARGV[23], ARGV[8], ts, ts)
+  prev = {false}
+end
 local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
 redis.call('INCRBY', ARGV[13] .. creator, ARGV[6])
 local ticket = redis.call('INCR', KEYS[7])
 
-local ts = tonumber(ARGV[2])
-local window = tonumber(ARGV[11])
-local count = tonumber(ARGV[7])
-local combo = count
-local prev = redis.call('GET', KEYS[5])
-if prev then
-  local sep = string.find(prev, ':', 1, true)
-  if sep then
-    local last = tonumber(string.sub(prev, 1, sep - 1))
-    local streak = tonumber(string.sub(prev, sep + 1))
-    if last and streak and ts - last <= window then
-      combo = math.min(streak + count, 4294967295)
-    end
-  end
+local combo
+if prev[1] then
+  combo = redis.call('HINCRBY', KEYS[5], 'n', ARGV[7])
+  redis.call('HINCRBY', KEYS[5], 'co', ARGV[5])
+  redis.call('HINCRBY', KEYS[5], 'd', ARGV[6])
+  redis.call('HSET', KEYS[5], 'sl', int(seq), 'lt', ARGV[2], 'du', int(ts + window))
+else
+  combo = tonumber(ARGV[7])
+  redis.call('HSET', KEYS[5], 'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6],
+    'sf', int(seq), 'sl', int(seq), 'lt', ARGV[2], 'du', int(ts + window),
+    'j', ARGV[22], 'ch', ARGV[14], 'h', ARGV[17], 'hl', ARGV[18], 'ha', ARGV[19])
+  redis.call('SADD', KEYS[8], ARGV[8])
 end
-redis.call('SET', KEYS[5], ARGV[2] .. ':' .. int(combo), 'PX', window * 2 + 1000)
+combo = math.min(combo, 4294967295)
+redis.call('PEXPIRE', KEYS[5], ARGV[24])
+redis.call('PEXPIRE', KEYS[8], ARGV[24])
+redis.call('ZADD', KEYS[9], ts + window, ARGV[23])
+redis.call('PEXPIRE', KEYS[9], ARGV[24])
 
 local fields = {
   't', ARGV[10], 's', int(seq), 'u', ARGV[8], 'c', ARGV[1], 'r', creator,
   'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6], 'b', int(balance),
   'ts', ARGV[2], 'k', int(ticket)}
-if ARGV[22] ~= '' then
+if ARGV[25] ~= '' then
   fields[#fields + 1] = 'm'
-  fields[#fields + 1] = ARGV[22]
+  fields[#fields + 1] = ARGV[25]
 end
 redis.call('XADD', KEYS[6], '*', unpack(fields))
 

@@ -1,5 +1,6 @@
 //! The atomic gift: one `gift.lua` round trip, then the event to the room.
 
+use super::combo::{due_key, due_member, end_head, streak_index_key, streak_key, streak_ttl_ms};
 use super::keys::*;
 use super::scripts::*;
 use super::*;
@@ -36,6 +37,7 @@ impl RedisCounters {
         } else {
             String::new()
         };
+        let streak_head = end_head(&req.target, &req.sender, &req.gift.id)?;
         let idem = idem_prefix(&req.sender);
         let reply: Vec<String> = self
             .scripts
@@ -44,9 +46,11 @@ impl RedisCounters {
             .key(key(&["idz", &req.sender]))
             .key(wallet_key(&req.sender))
             .key(target_key(&tkey))
-            .key(key(&["combo", &tkey, &req.sender, &req.gift.id]))
+            .key(streak_key(&tkey, &req.sender))
             .key(stream_key())
             .key(ticket_key())
+            .key(streak_index_key(&tkey))
+            .key(due_key())
             .arg(&req.client_id)
             .arg(req.ts)
             .arg(self.cfg.idempotency_ttl_s)
@@ -68,6 +72,9 @@ impl RedisCounters {
             .arg(self.hub_cfg.history_age_ms_max)
             .arg(&top)
             .arg(self.hub_cfg.room_gifters_max)
+            .arg(&streak_head)
+            .arg(due_member(&tkey, &req.sender))
+            .arg(streak_ttl_ms(&self.cfg))
             .arg(req.message.as_deref().unwrap_or(""))
             .invoke_async(&mut self.conn())
             .await

@@ -44,6 +44,7 @@ use crate::model::{
     TargetInfo, TargetKind,
 };
 
+mod combo;
 mod gift;
 pub(crate) mod keys;
 mod reconcile;
@@ -78,7 +79,7 @@ struct EntryRef {
     diamonds: i64,
 }
 
-/// The head of a [`GiftEvent`] as JSON, without `seq` and `combo` (the
+/// The head of a [`crate::protocol::GiftEvent`] as JSON, without `seq` and `combo` (the
 /// script appends them once it knows them).
 #[derive(Serialize)]
 struct EventHead<'a> {
@@ -110,6 +111,8 @@ pub struct RedisCounters {
     inflight: Mutex<VecDeque<(String, Vec<EntryRef>)>>,
     hub_cfg: HubConfig,
     channels: Channels,
+    /// Stops this node's streak reaper when the engine is dropped.
+    _reaper: tokio_util::sync::DropGuard,
 }
 
 impl RedisCounters {
@@ -145,6 +148,11 @@ impl RedisCounters {
             s.prepare_invoke().load_async(&mut conn).await?;
         }
         let consumer = format!("c-{}", uuid::Uuid::now_v7().simple());
+        // Every node runs a streak reaper (the due zset in Redis is the
+        // timer, so a streak whose node died is ended by another); it
+        // stops when this engine is dropped.
+        let reaper = tokio_util::sync::CancellationToken::new();
+        combo::spawn_reaper(conn.clone(), &cfg, reaper.clone());
         Ok(RedisCounters {
             client,
             conn,
@@ -156,6 +164,7 @@ impl RedisCounters {
             inflight: Mutex::new(VecDeque::new()),
             hub_cfg,
             channels,
+            _reaper: reaper.drop_guard(),
         })
     }
 
@@ -267,19 +276,7 @@ impl Counters for RedisCounters {
     }
 
     async fn end_room(&self, room: &str) -> Result<()> {
-        let target = Target::room(room);
-        let n: i64 = self
-            .scripts
-            .end_room
-            .key(target_key(&target.key()))
-            .arg(self.channels.room(room))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(redis_err)?;
-        if n == 0 {
-            return Err(Self::unknown(&target));
-        }
-        Ok(())
+        self.end_room_op(room).await
     }
 
     async fn target(&self, target: &Target) -> Result<Option<TargetInfo>> {

@@ -36,11 +36,34 @@ impl RedisCounters {
         ))
     }
 
-    /// Make sure `target` exists; one missing while Redis holds state lost
-    /// its data, so its seq skips `pending_len_max` past the ledger's.
+    /// Seqs past the ledger's last gift of a target that Redis may have
+    /// handed out before it lost its data: each unsettled gift
+    /// (`pending_len_max` at most) and the streak end it may have caused,
+    /// plus the ends of streaks open at the ledger's last gift (`slack`,
+    /// from `counters::combo::restore_seq_slack`).
+    fn lost_seq_gap(&self, slack: u64) -> u64 {
+        (self.cfg.pending_len_max as u64)
+            .saturating_mul(2)
+            .saturating_add(slack)
+    }
+
+    /// [`Self::ensure_target_slack`] without the snapshot's recent gifts
+    /// at hand: the streak-end slack is `pending_len_max`.
     pub(super) async fn ensure_target(&self, target: &Target, info: &TargetInfo) -> Result<()> {
+        let slack = self.cfg.pending_len_max as u64;
+        self.ensure_target_slack(target, info, slack).await
+    }
+
+    /// Make sure `target` exists; one missing while Redis holds state lost
+    /// its data, so its seq skips [`Self::lost_seq_gap`] past the ledger's.
+    pub(super) async fn ensure_target_slack(
+        &self,
+        target: &Target,
+        info: &TargetInfo,
+        slack: u64,
+    ) -> Result<()> {
         let gap = if self.target(target).await?.is_none() {
-            self.cfg.pending_len_max as u64
+            self.lost_seq_gap(slack)
         } else {
             0
         };
@@ -127,9 +150,12 @@ impl RedisCounters {
             pipe.query_async::<()>(&mut conn).await.map_err(redis_err)?;
         }
         // Gifts accepted but unsettled when Redis lost its data are gone
-        // whole; skip up to `pending_len_max` seqs so none is reused.
-        let gap = self.cfg.pending_len_max as u64;
+        // whole (with the streak ends they caused); skip every seq they
+        // could have used so none is reused.
+        let slack =
+            crate::counters::combo::restore_seq_slack(&snapshot, self.cfg.pending_len_max as u64);
         for (target, info) in &snapshot.targets {
+            let gap = self.lost_seq_gap(slack.get(&target.key()).copied().unwrap_or(0));
             self.put_target(
                 target,
                 &info.creator,
@@ -158,8 +184,13 @@ impl RedisCounters {
         if marker {
             // Redis holds live state (balances net of unsettled gifts):
             // leave it, only make sure every target exists with its floor.
+            let slack = crate::counters::combo::restore_seq_slack(
+                &snapshot,
+                self.cfg.pending_len_max as u64,
+            );
             for (target, info) in &snapshot.targets {
-                self.ensure_target(target, info).await?;
+                let extra = slack.get(&target.key()).copied().unwrap_or(0);
+                self.ensure_target_slack(target, info, extra).await?;
             }
             return Ok(());
         }

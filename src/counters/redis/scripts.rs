@@ -46,10 +46,16 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
-            gift: Script::new(include_str!("../lua/gift.lua")),
+            gift: Script::new(concat!(
+                include_str!("../lua/combo_lib.lua"),
+                include_str!("../lua/gift.lua")
+            )),
             credit: Script::new(include_str!("../lua/credit.lua")),
             target_put: Script::new(include_str!("../lua/target_put.lua")),
-            end_room: Script::new(include_str!("../lua/end_room.lua")),
+            end_room: Script::new(concat!(
+                include_str!("../lua/combo_lib.lua"),
+                include_str!("../lua/end_room.lua")
+            )),
             drain: Script::new(include_str!("../lua/drain.lua")),
             settled: Script::new(include_str!("../lua/settled.lua")),
             pending_len: Script::new(include_str!("../lua/pending_len.lua")),

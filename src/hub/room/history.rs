@@ -50,7 +50,7 @@ impl Room {
         &mut self,
         sub: Subscriber,
         since: u64,
-        backfill: Option<Vec<GiftEvent>>,
+        backfill: Option<Vec<SeqEvent>>,
     ) -> Result<()> {
         self.trim_history();
         if let Some(backfill) = backfill {
@@ -87,14 +87,15 @@ impl Room {
         &mut self,
         sub: Subscriber,
         since: u64,
-        backfill: Vec<GiftEvent>,
+        backfill: Vec<SeqEvent>,
     ) -> Result<()> {
         let mut covered = since;
         let mut frames = Vec::new();
         for ev in backfill {
-            if ev.seq > covered && ev.seq <= self.last_seq {
-                covered = ev.seq;
-                frames.push(ServerMsg::GiftEvent(ev).encode(sub.encoding));
+            let seq = ev.seq();
+            if seq > covered && seq <= self.last_seq {
+                covered = seq;
+                frames.push(ServerMsg::from(ev).encode(sub.encoding));
             }
         }
         if covered < self.last_seq {

@@ -36,12 +36,12 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Message;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::conn::ConnCtl;
+use super::ctl::ConnCtl;
 use super::outbox::{BatchError, Outbox, TrySendError};
 use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
-use crate::protocol::{Encoding, GiftEvent, ServerMsg, TopEntry, Topic};
+use crate::protocol::{ComboEnd, Encoding, GiftEvent, SeqEvent, ServerMsg, TopEntry, Topic};
 use delivery::{busy, deliver};
 use history::Hist;
 use stats::Stats;
@@ -72,6 +72,9 @@ pub struct Subscriber {
 pub enum RoomCmd {
     /// An accepted gift, in seq order (published by the counters engine).
     Gift(GiftEvent),
+    /// A streak's end, in seq order with gifts (published by the counters
+    /// engine): coalescing subscribers first get the pending steps.
+    ComboEnd(ComboEnd),
     /// Subscribe; the room itself queues `joined` before any later event.
     Join {
         /// Who.
@@ -88,7 +91,7 @@ pub enum RoomCmd {
         /// Events after `since` read from the engine's history (Redis
         /// stream), which then decides whether history reaches back; None:
         /// the room's own ring does.
-        backfill: Option<Vec<GiftEvent>>,
+        backfill: Option<Vec<SeqEvent>>,
         /// Ok once the replay and `resumed` are queued.
         reply: oneshot::Sender<Result<()>>,
     },
@@ -111,6 +114,15 @@ pub enum RoomCmd {
     },
     /// The live ended: tell everyone, then stop.
     End,
+}
+
+impl From<SeqEvent> for RoomCmd {
+    fn from(ev: SeqEvent) -> RoomCmd {
+        match ev {
+            SeqEvent::Gift(g) => RoomCmd::Gift(g),
+            SeqEvent::ComboEnd(c) => RoomCmd::ComboEnd(c),
+        }
+    }
 }
 
 struct SubState {
@@ -219,6 +231,7 @@ impl Room {
             };
             match cmd {
                 RoomCmd::Gift(ev) => self.on_gift(ev),
+                RoomCmd::ComboEnd(end) => self.on_combo_end(end),
                 RoomCmd::Join { sub, reply } => {
                     let _ = reply.send(self.on_join(sub));
                 }
@@ -329,12 +342,31 @@ impl Room {
         self.last_seq = seq;
         self.count_gift(&ev);
         self.queue_combo(&ev);
-        let msg = ServerMsg::GiftEvent(ev);
+        self.publish(seq, ServerMsg::GiftEvent(ev), false);
+    }
+
+    /// A streak ended: coalescing subscribers get every pending step first
+    /// (all of them, in seq order: each is older than the end), then every
+    /// subscriber gets the end; it is kept in history like a gift.
+    fn on_combo_end(&mut self, end: ComboEnd) {
+        if end.seq <= self.last_seq {
+            metrics::counter!("giftstream_stale_events_total").increment(1);
+            return;
+        }
+        self.last_seq = end.seq;
+        self.flush_combos();
+        let seq = end.seq;
+        self.publish(seq, ServerMsg::ComboEnd(end), true);
+    }
+
+    /// Deliver a seq'd event to the non-coalescing subscribers (and the
+    /// coalescing ones too when `to_all`), and keep it in history.
+    fn publish(&mut self, seq: u64, msg: ServerMsg, to_all: bool) {
         let json = msg.encode(Encoding::Json);
         let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
         let mut delivered = 0u64;
         let mut skipped = 0u64;
-        for s in self.subs.iter_mut().filter(|s| !s.sub.coalesce) {
+        for s in self.subs.iter_mut().filter(|s| to_all || !s.sub.coalesce) {
             let frame = match s.sub.encoding {
                 Encoding::Json => &json,
                 Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),

@@ -109,7 +109,7 @@ fn resume_joins_engine_history_to_the_ring_and_live_events_once() {
         r.on_gift(event(seq, "a", 1));
     }
     // The engine's stream is ahead of this room (7 not received yet).
-    let backfill: Vec<GiftEvent> = (2..=7).map(|s| event(s, "a", 1)).collect();
+    let backfill: Vec<SeqEvent> = (2..=7).map(|s| event(s, "a", 1).into()).collect();
     let (s, mut rx) = sub(1, 100);
     r.on_resume(s, 1, Some(backfill)).unwrap();
     for seq in 6..=7 {
@@ -226,5 +226,57 @@ fn a_video_names_video_in_joined_events_and_skipped_and_has_no_stats() {
         Some(Duration::from_millis(
             r.cfg.history_age_ms_max.max(r.cfg.room_linger_ms)
         ))
+    );
+}
+
+#[test]
+fn a_combo_end_flushes_the_pending_step_first_reaches_everyone_and_stays_in_history() {
+    let mut r = room(10);
+    let (full, mut full_rx) = sub(1, 100);
+    let (mut co, mut co_rx) = sub(2, 100);
+    co.coalesce = true;
+    r.on_join(full).unwrap();
+    r.on_join(co).unwrap();
+    for seq in 1..=3 {
+        r.on_gift(event(seq, "a", 1));
+    }
+    let end = ComboEnd {
+        room: "r".into(),
+        video: None,
+        seq: 4,
+        sender: "a".into(),
+        gift: "rose".into(),
+        count: 3,
+        coins: 3,
+        diamonds: 3,
+        seq_first: 1,
+        seq_last: 3,
+        ts: 0,
+    };
+    r.on_combo_end(end.clone());
+    r.on_combo_end(end); // a redelivery: dropped
+    let kinds = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(t, s)| (t.to_string(), *s)).collect()
+    };
+    assert_eq!(
+        drained(&mut full_rx),
+        kinds(&[
+            ("joined", 0),
+            ("gift_event", 1),
+            ("gift_event", 2),
+            ("gift_event", 3),
+            ("combo_end", 4)
+        ])
+    );
+    assert_eq!(
+        drained(&mut co_rx),
+        kinds(&[("joined", 0), ("gift_event", 3), ("combo_end", 4)]),
+        "the latest step, then the end"
+    );
+    let (s, mut rx) = sub(3, 100);
+    r.on_resume(s, 2, None).unwrap();
+    assert_eq!(
+        drained(&mut rx),
+        kinds(&[("gift_event", 3), ("combo_end", 4), ("resumed", 4)])
     );
 }

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::counters::redis::keys::{history_key, Channels};
 use crate::hub::{Hub, RoomCmd};
-use crate::protocol::GiftEvent;
+use crate::protocol::SeqEvent;
 
 /// First pause before reconnecting the relay, ms (doubles up to
 /// `counters.redis_reconnect_ms_max`).
@@ -41,7 +41,7 @@ const BACKOFF_MS_MIN: u64 = 50;
 /// least this often, ms (every change wakes the relay at once anyway).
 const SYNC_MS: u64 = 1000;
 
-/// A room message that is not a gift event, for this node's hub (`decode`
+/// A room message that is neither a gift event nor a streak end, for this node's hub (`decode`
 /// is why it did not decode as a gift event).
 async fn on_control(hub: &Hub, room: &str, payload: &[u8], decode: serde_json::Error) {
     match serde_json::from_slice::<RoomControl>(payload) {
@@ -311,17 +311,18 @@ impl Feed {
         else {
             return;
         };
-        match serde_json::from_slice::<GiftEvent>(payload) {
+        match serde_json::from_slice::<SeqEvent>(payload) {
             Ok(ev) => {
                 let Some(local) = locals.get(room) else {
                     return; // unsubscribed meanwhile
                 };
-                if ev.seq <= local.last {
+                let seq = ev.seq();
+                if seq <= local.last {
                     metrics::counter!("giftstream_stale_events_total").increment(1);
                     return;
                 }
-                if ev.seq > local.last + 1 {
-                    let missed = self.read(room, local.last, Some(ev.seq - 1)).await;
+                if seq > local.last + 1 {
+                    let missed = self.read(room, local.last, Some(seq - 1)).await;
                     metrics::counter!("giftstream_relay_gap_filled_total")
                         .increment(missed.len() as u64);
                     for m in missed {
@@ -351,7 +352,7 @@ impl Feed {
     /// Events of `room`'s stream with after < seq <= until (or to its end),
     /// at most `history_len_max`. A failed read is logged and reads as
     /// empty (the room then sees a seq jump; a creator resumes).
-    async fn read(&self, room: &str, after: u64, until: Option<u64>) -> Vec<GiftEvent> {
+    async fn read(&self, room: &str, after: u64, until: Option<u64>) -> Vec<SeqEvent> {
         let end = until.map_or_else(|| "+".to_string(), |u| format!("{u}-0"));
         let rows: redis::RedisResult<Vec<StreamEntry>> = redis::cmd("XRANGE")
             .arg(history_key(room))
@@ -366,7 +367,7 @@ impl Feed {
                 .into_iter()
                 .filter_map(|(_, fields)| {
                     let (_, e) = fields.into_iter().find(|(k, _)| k == "e")?;
-                    serde_json::from_str::<GiftEvent>(&e).ok()
+                    serde_json::from_str::<SeqEvent>(&e).ok()
                 })
                 .collect(),
             Err(e) => {
@@ -382,13 +383,13 @@ type StreamEntry = (String, Vec<(String, String)>);
 
 /// Hand `ev` to the room if it is the room's next; waits while the room's
 /// queue is full (the room never waits on sockets, so this is short).
-async fn forward(locals: &mut HashMap<String, Local>, room: &str, ev: GiftEvent) {
+async fn forward(locals: &mut HashMap<String, Local>, room: &str, ev: SeqEvent) {
     let Some(local) = locals.get_mut(room) else {
         return;
     };
-    if ev.seq <= local.last {
+    if ev.seq() <= local.last {
         return;
     }
-    local.last = ev.seq;
-    let _ = local.tx.send(RoomCmd::Gift(ev)).await;
+    local.last = ev.seq();
+    let _ = local.tx.send(ev.into()).await;
 }

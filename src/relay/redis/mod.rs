@@ -33,7 +33,7 @@ use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
 use crate::hub::Hub;
 use crate::model::Target;
-use crate::protocol::{GiftEvent, ServerMsg};
+use crate::protocol::{SeqEvent, ServerMsg};
 
 /// The relay of a node sharing the Redis counters engine with others.
 /// Dropping it stops its feed and stats loop.
@@ -151,7 +151,7 @@ impl Relay for RedisRelay {
         Ok(())
     }
 
-    async fn history(&self, topic: &Topic, since: u64) -> Result<Option<Vec<GiftEvent>>> {
+    async fn history(&self, topic: &Topic, since: u64) -> Result<Option<Vec<SeqEvent>>> {
         let room = &topic.hub_key();
         let age_ms = self.hub_cfg.history_age_ms_max.min(i64::MAX as u64) as i64;
         let reply: Vec<String> = self
@@ -170,7 +170,7 @@ impl Relay for RedisRelay {
                 .unwrap_or_default()
                 .iter()
                 .map(|e| {
-                    serde_json::from_str::<GiftEvent>(e)
+                    serde_json::from_str::<SeqEvent>(e)
                         .map_err(|e| Error::internal(format_args!("redis: bad history entry: {e}")))
                 })
                 .collect::<Result<Vec<_>>>()

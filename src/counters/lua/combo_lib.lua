@@ -1,0 +1,49 @@
+-- giftstream: ending a combo streak. Prepended (by src/counters/redis/
+-- scripts.rs and combo.rs) to every script that ends streaks: gift.lua,
+-- combo_reap.lua and end_room.lua, so the event is built in one place.
+--
+-- A streak is a hash `{gs}:cs:<target key>:<sender>` (TTL: window +
+-- counters.combo_end_late_ms_max, renewed by each gift):
+--   g gift  n count  co coins  d diamonds  sf seq_first  sl seq_last
+--   lt last gift ts  du due ms (lt + window)
+--   j the combo_end JSON head without seq and numbers ('' when the target
+--     publishes no events: the streak then ends silently, taking no seq)
+--   ch event channel  h history stream  hl history len max  ha history age ms
+-- Each target has an index set `{gs}:csi:<target key>` of its senders with
+-- a streak, and `{gs}:cdue` (zset, score = due ms, member
+-- `<target key>|<sender>`) indexes every streak for the reapers.
+local function cs_int(x) return string.format('%.0f', x) end
+
+-- End the streak in hash `sk` of target hash `tk` (its index set `ik`, the
+-- due zset `dk`, member `m`, sender `sender`): the event's `ts` is `ts`,
+-- its history entry's time `now`. Answers the streak end's seq, or nil
+-- when there is no such streak or its target publishes no events.
+local function combo_end_streak(sk, tk, ik, dk, m, sender, ts, now)
+  local s = redis.call('HMGET', sk, 'n', 'co', 'd', 'sf', 'sl', 'j', 'ch', 'h', 'hl', 'ha')
+  redis.call('ZREM', dk, m)
+  redis.call('SREM', ik, sender)
+  if not s[1] then
+    return nil
+  end
+  redis.call('DEL', sk)
+  if not s[6] or s[6] == '' then
+    return nil
+  end
+  local seq = redis.call('HINCRBY', tk, 'seq', 1)
+  local ev = s[6] .. ',"seq":' .. cs_int(seq)
+    .. ',"count":' .. cs_int(math.min(tonumber(s[1]), 4294967295))
+    .. ',"coins":' .. s[2] .. ',"diamonds":' .. s[3]
+    .. ',"seq_first":' .. s[4] .. ',"seq_last":' .. s[5]
+    .. ',"ts":' .. cs_int(ts) .. '}'
+  -- History entry `<seq>-0`, as gift.lua's (same stale-stream rule).
+  local id = cs_int(seq) .. '-0'
+  local added = redis.pcall('XADD', s[8], 'MAXLEN', '~', s[9], id, 'e', ev, 'ts', cs_int(now))
+  if type(added) == 'table' and added.err then
+    redis.call('DEL', s[8])
+    redis.call('XADD', s[8], 'MAXLEN', '~', s[9], id, 'e', ev, 'ts', cs_int(now))
+  end
+  redis.call('PEXPIRE', s[8], s[10])
+  redis.call('SPUBLISH', s[7], ev)
+  return seq
+end
+
