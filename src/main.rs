@@ -192,6 +192,7 @@ async fn main() -> anyhow::Result<()> {
             // Outside --demo, whatever the config file: no development or
             // short secret (payments refuse them even with --demo).
             cfg.check_serve(demo)?;
+            cfg.pages.demo = demo;
             if cfg.auth.jwt_secret == DEV_JWT_SECRET {
                 tracing::warn!("--demo with the development JWT secret: anyone can forge tokens; never expose this server");
             }
@@ -240,6 +241,8 @@ const DEMO_COINS: i64 = 10_000;
 
 async fn demo_setup(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
     ops::open_room(state, "demo", "demo-creator").await?;
+    // A video too, for its page /videos/demo-video and the studio's list.
+    ops::register_video(state, "demo-video", "demo-creator", Some("Demo video")).await?;
     for i in 1..=100 {
         let op = CreditOp {
             op_id: format!("grant:demo-viewer-{i}"),
@@ -271,6 +274,8 @@ async fn demo_setup(state: &AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let url = format!("ws://{addr}/v1/ws");
     println!(
         "\n=== giftstream demo is live ===\n\
+         Open http://{addr}/demo/login in a browser: sign in as a viewer or the creator\n\
+         (the creator's studio: http://{addr}/studio; a video's page: http://{addr}/videos/demo-video).\n\n\
          room `demo` of creator `demo-creator`; viewer-1..viewer-100 hold {DEMO_COINS} coins each.\n\n\
          Watch the room (in another terminal):\n  {exe} watch --url {url} --room demo --token {viewer}\n\n\
          Send 5 roses as viewer-1:\n  {exe} send --url {url} --room demo --gift rose --times 5 --token {viewer}\n\n\

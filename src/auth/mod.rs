@@ -23,6 +23,7 @@ use crate::protocol::valid_name;
 
 mod claims;
 mod keys;
+pub mod session;
 mod verify;
 
 pub use claims::{Claims, Identity, Role, Scope, Token};

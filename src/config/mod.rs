@@ -20,6 +20,7 @@ mod http;
 mod hub;
 mod ledger;
 mod limits;
+mod pages;
 mod payouts;
 mod redact;
 mod settlement;
@@ -35,6 +36,7 @@ pub use http::HttpConfig;
 pub use hub::{AckMode, HubConfig};
 pub use ledger::LedgerConfig;
 pub use limits::LimitsConfig;
+pub use pages::PagesConfig;
 pub use payouts::PayoutsConfig;
 pub use redact::redact_url;
 pub use settlement::SettlementConfig;
@@ -42,7 +44,7 @@ pub use stripe::{CoinPackage, StripeConfig};
 pub use webhooks::WebhooksConfig;
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 13] = [
+pub const SECTIONS: [&str; 14] = [
     "http",
     "auth",
     "counters",
@@ -56,6 +58,7 @@ pub const SECTIONS: [&str; 13] = [
     "admin",
     "limits",
     "webhooks",
+    "pages",
 ];
 
 /// Everything the binary can be told.
@@ -89,6 +92,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Signed webhooks out.
     pub webhooks: WebhooksConfig,
+    /// The browser pages and their session cookies.
+    pub pages: PagesConfig,
 }
 
 /// A configuration error that names the key at fault.

@@ -77,10 +77,18 @@ pub struct StripeConfig {
     pub tip_cents_max: i64,
     /// Longest tip message, characters.
     pub tip_message_len_max: usize,
-    /// Where Stripe sends a creator back after onboarding.
+    /// Where Stripe sends a creator back after onboarding (the studio,
+    /// `?payouts=return`).
     pub onboard_return_url: String,
-    /// Where Stripe sends a creator whose onboarding link expired.
+    /// Where Stripe sends a creator whose onboarding link expired (the
+    /// studio, `?payouts=refresh`).
     pub onboard_refresh_url: String,
+    /// Where the pages load Stripe.js from (tests: localstripe's
+    /// `/js.stripe.com/v3/`); its origin is allowed by the pages' CSP.
+    pub js_url: String,
+    /// Publishable key (`pk_...`) the pages give Stripe.js; empty: the
+    /// pages offer no payment (buying coins, paying tips).
+    pub publishable_key: String,
 }
 
 impl Default for StripeConfig {
@@ -125,8 +133,10 @@ impl Default for StripeConfig {
             tip_cents_min: 100,
             tip_cents_max: 50_000,
             tip_message_len_max: 150,
-            onboard_return_url: "http://127.0.0.1:8080/".into(),
-            onboard_refresh_url: "http://127.0.0.1:8080/".into(),
+            onboard_return_url: "http://127.0.0.1:8080/studio?payouts=return".into(),
+            onboard_refresh_url: "http://127.0.0.1:8080/studio?payouts=refresh".into(),
+            js_url: "https://js.stripe.com/v3/".into(),
+            publishable_key: String::new(),
         }
     }
 }

@@ -300,6 +300,15 @@ impl Config {
                 return bad("stripe.api_base_url", "expected an http(s) URL");
             }
         }
+        if !st.js_url.starts_with("https://") && !st.js_url.starts_with("http://") {
+            return bad("stripe.js_url", "expected an http(s) URL");
+        }
+        if !st.publishable_key.is_empty() && !st.publishable_key.starts_with("pk_") {
+            return bad(
+                "stripe.publishable_key",
+                "expected a publishable key (pk_...)",
+            );
+        }
         if st.webhook_body_len_max == 0 {
             return bad("stripe.webhook_body_len_max", "must be greater than 0");
         }
@@ -419,6 +428,7 @@ impl Config {
             );
         }
         self.webhooks.validate()?;
+        self.pages.validate()?;
         Ok(())
     }
 }

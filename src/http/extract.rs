@@ -29,6 +29,10 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Error> {
+        // A page's session cookie, when the request has no Authorization.
+        if let Some(who) = super::session::caller(parts, state)? {
+            return Ok(Caller(who));
+        }
         state.auth.from_request(&parts.headers).map(Caller)
     }
 }
@@ -45,7 +49,16 @@ impl FromRequestParts<Shared> for SocketCaller {
         let q: Option<TokenQuery> = Query::<TokenQuery>::try_from_uri(&parts.uri)
             .ok()
             .map(|q| q.0);
-        let token = q.as_ref().and_then(|q| q.token.as_deref());
+        let token = q
+            .as_ref()
+            .and_then(|q| q.token.as_deref())
+            .filter(|t| !t.is_empty());
+        // A page's socket: the session cookie (same origin only).
+        if token.is_none() && crate::auth::bearer(&parts.headers)?.is_none() {
+            if let Some(t) = super::session::socket(parts, state)? {
+                return Ok(SocketCaller(t));
+            }
+        }
         state
             .auth
             .from_socket_request(&parts.headers, token)

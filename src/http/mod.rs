@@ -29,9 +29,12 @@ mod extract;
 mod limits;
 mod middleware;
 mod overlay;
+mod pages;
 mod payments;
 mod reply;
 mod rooms;
+mod session;
+mod studio;
 mod videos;
 mod wallet;
 mod webhooks;
@@ -86,6 +89,23 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/assets/gifts/{file}"),
     ("GET", "/sdk/giftstream.js"),
     ("GET", "/healthz"),
+    ("POST", "/v1/sessions"),
+    ("GET", "/v1/sessions"),
+    ("DELETE", "/v1/sessions"),
+    ("GET", "/demo/login"),
+    ("POST", "/demo/login"),
+    ("GET", "/live/{room}"),
+    ("GET", "/ui/{asset}"),
+    ("GET", "/ui/i18n/{catalog}"),
+    ("GET", "/v1/coins/packages"),
+    ("GET", "/v1/creators/me/gifts"),
+    ("GET", "/v1/creators/me/tips"),
+    ("GET", "/v1/creators/me/cashouts"),
+    ("GET", "/v1/creators/me/earnings/daily"),
+    ("GET", "/v1/creators/me/supporters"),
+    ("POST", "/v1/creators/me/payouts/dashboard"),
+    ("GET", "/studio"),
+    ("GET", "/videos/{video}"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -135,6 +155,23 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/assets/gifts/{file}") => on(filter, assets::gift_art),
         ("GET", "/sdk/giftstream.js") => on(filter, assets::sdk_js),
         ("GET", "/healthz") => on(filter, || async { Json(json!({ "ok": true })) }),
+        ("POST", "/v1/sessions") => on(filter, session::create),
+        ("GET", "/v1/sessions") => on(filter, session::show),
+        ("DELETE", "/v1/sessions") => on(filter, session::delete),
+        ("GET", "/demo/login") => on(filter, pages::demo_login),
+        ("POST", "/demo/login") => on(filter, session::demo_login),
+        ("GET", "/live/{room}") => on(filter, pages::live),
+        ("GET", "/ui/{asset}") => on(filter, pages::ui),
+        ("GET", "/ui/i18n/{catalog}") => on(filter, pages::ui_i18n),
+        ("GET", "/v1/coins/packages") => on(filter, pages::packages),
+        ("GET", "/v1/creators/me/gifts") => on(filter, studio::gifts),
+        ("GET", "/v1/creators/me/tips") => on(filter, studio::tips),
+        ("GET", "/v1/creators/me/cashouts") => on(filter, studio::cashouts),
+        ("GET", "/v1/creators/me/earnings/daily") => on(filter, studio::daily),
+        ("GET", "/v1/creators/me/supporters") => on(filter, studio::supporters),
+        ("POST", "/v1/creators/me/payouts/dashboard") => on(filter, studio::payouts_dashboard),
+        ("GET", "/studio") => on(filter, pages::studio),
+        ("GET", "/videos/{video}") => on(filter, pages::video),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }

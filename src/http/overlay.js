@@ -1,44 +1,169 @@
-// OBS browser source: /overlay/ROOM?token=JWT. Joins with coalescing (one
-// card per combo step), reconnects with jittered backoff and resumes.
-const room = decodeURIComponent(location.pathname.split('/').pop());
-const token = new URLSearchParams(location.search).get('token') || '';
-const feed = document.getElementById('feed'), stats = document.getElementById('stats');
-let names = {}, lastSeq = null, attempt = 0;
-fetch('/v1/catalog').then(r => r.json()).then(c => c.gifts.forEach(g => names[g.id] = g));
-function card(ev) {
-  const g = names[ev.gift] || { name: ev.gift, coins: 0 };
-  const el = document.createElement('div');
-  el.className = 'gift' + (g.coins >= 1000 ? ' big' : '');
-  el.textContent = `${ev.sender} sent ${g.name}`;
-  const combo = document.createElement('span');
-  combo.className = 'combo';
-  combo.textContent = `x${ev.combo}`;
-  el.appendChild(combo);
-  feed.appendChild(el);
-  while (feed.children.length > 6) feed.removeChild(feed.firstChild);
-  setTimeout(() => el.remove(), 5200);
+// OBS browser source: /overlay/ROOM?token=JWT (a token scoped to the room's
+// overlay). Gift cards with art and a streak counter that finishes on
+// combo_end, tips with their message (as text), big gifts full screen, room
+// stats. Options by query string: position=bl|br|tl|tr, scale=0.5..3,
+// max=1..10 cards, stats=0 hides the stats, lang=en|fr. The SDK speaks the
+// JSON subprotocol (giftstream.v1.json), reconnects
+// with backoff and resumes from the last seq (each seq shown once); what a
+// resume replays is shown only if it is recent, so old alerts never play
+// as new ones.
+import { Giftstream, jwtPayload } from '/sdk/giftstream.js';
+
+const q = new URLSearchParams(location.search);
+document.documentElement.lang = q.get('lang') === 'fr' ? 'fr' : 'en';
+const { el, errorText, loadStrings, money, num, setText, t } = await import('/ui/common.js');
+
+const room = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+const token = q.get('token') || '';
+const clamp = (v, lo, hi, d) => (Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : d);
+const opts = {
+  position: ['bl', 'br', 'tl', 'tr'].includes(q.get('position')) ? q.get('position') : 'bl',
+  scale: clamp(parseFloat(q.get('scale')), 0.5, 3, 1),
+  max: Math.round(clamp(parseInt(q.get('max'), 10), 1, 10, 5)),
+  stats: q.get('stats') !== '0',
+};
+/** Coins from which a gift plays full screen. */
+const BIG_COINS = 1000;
+/** A replayed event older than this (after a reconnect) is not shown. */
+const STALE_MS = 30000;
+/** A streak with no step nor combo_end this long leaves anyway. */
+const STREAK_IDLE_MS = 10000;
+
+const feed = document.getElementById('feed');
+const stats = document.getElementById('stats');
+const gifts = new Map();
+const cards = new Map();
+let replaying = false;
+let lastTs = Date.now();
+
+document.body.classList.add(`pos-${opts.position}`);
+document.body.style.setProperty('--scale', String(opts.scale));
+stats.hidden = !opts.stats;
+
+const stale = () => replaying && Date.now() - lastTs > STALE_MS;
+const name = (id) => (gifts.get(id) || { name: id }).name;
+function art(id, cls) {
+  const g = gifts.get(id);
+  return g && g.art ? el('img', { src: g.art, alt: '', class: cls }) : null;
 }
-function connect() {
-  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${proto}://${location.host}/v1/ws?token=${encodeURIComponent(token)}`, 'giftstream.v1.json');
-  ws.onopen = () => {
-    attempt = 0;
-    ws.send(JSON.stringify(lastSeq === null ? { type: 'join', room, coalesce: true } : { type: 'resume', room, since: lastSeq }));
-  };
-  ws.onmessage = m => {
-    const ev = JSON.parse(m.data);
-    if (ev.type === 'gift_event') { lastSeq = Math.max(lastSeq || 0, ev.seq); card(ev); }
-    else if (ev.type === 'joined' || ev.type === 'resumed') lastSeq = ev.seq;
-    else if (ev.type === 'room_stats') stats.textContent = `${ev.viewers} watching · ${ev.diamonds} diamonds` + (ev.top[0] ? ` · top: ${ev.top[0].user}` : '');
-    else if (ev.type === 'tip_event') card({ sender: ev.sender, gift: `tip ${(ev.amount_cents / 100).toFixed(2)} ${ev.currency}`, combo: 1 });
-    else if (ev.type === 'error' && ev.code === 'history_gone') { lastSeq = null; ws.close(); }
-    else if (ev.type === 'room_ended') stats.textContent = 'live ended';
-  };
-  ws.onclose = e => {
-    // 4001: the overlay token expired; reconnecting with it cannot work.
-    if (e.code === 4001) { stats.textContent = 'overlay token expired: mint a new overlay URL'; return; }
-    const delay = Math.random() * Math.min(30000, 250 * 2 ** attempt++);
-    setTimeout(connect, delay);
-  };
+function trim() {
+  while (feed.children.length > opts.max) feed.firstElementChild.remove();
 }
-connect();
+function leave(card, ms) {
+  clearTimeout(card.gsTimer);
+  card.gsTimer = setTimeout(() => {
+    card.classList.add('out');
+    setTimeout(() => card.remove(), 600);
+  }, ms);
+}
+
+/** A streak step or its end (the SDK's `streak` event). */
+export function showStreak(s) {
+  let c = cards.get(s.key);
+  if (!c) {
+    if (stale()) return;
+    const g = gifts.get(s.gift);
+    const count = el('span', { class: 'combo' }, '');
+    const li = el('li', { class: 'card' + (g && g.coins >= BIG_COINS ? ' big-gift' : ''), 'data-gift': s.gift },
+      art(s.gift, 'art'),
+      el('span', { class: 'who' }, el('b', {}, s.sender), el('span', {}, name(s.gift))),
+      count);
+    c = { li, count };
+    cards.set(s.key, c);
+    feed.append(li);
+    trim();
+    if (g && g.coins >= BIG_COINS && !s.done) big(s, g);
+  } else if (!s.done) {
+    c.li.classList.remove('bump');
+    void c.li.offsetWidth;
+    c.li.classList.add('bump');
+  }
+  setText(c.count, `x${num(s.count)}`);
+  c.li.dataset.count = String(s.count);
+  if (s.done) {
+    c.li.classList.add('done');
+    c.li.dataset.done = 'true';
+    cards.delete(s.key);
+    leave(c.li, 3500);
+  } else {
+    leave(c.li, STREAK_IDLE_MS);
+  }
+}
+
+function big(s, g) {
+  const box = document.getElementById('big');
+  box.replaceChildren(art(s.gift, 'big-art') || '', el('p', {}, t('gifts.sent_by', { sender: s.sender, gift: g.name })));
+  box.hidden = false;
+  box.classList.remove('play');
+  void box.offsetWidth;
+  box.classList.add('play');
+  clearTimeout(box.gsTimer);
+  box.gsTimer = setTimeout(() => (box.hidden = true), 4000);
+}
+
+/** A tip and its message (text only). */
+export function showTip(ev) {
+  if (stale()) return;
+  const li = el('li', { class: 'card tip' },
+    el('span', { class: 'who' }, el('b', {}, ev.sender), el('span', {}, money(ev.amount_cents, ev.currency))),
+    ev.message ? el('q', { class: 'msg' }, ev.message) : null);
+  feed.append(li);
+  trim();
+  leave(li, 9000);
+}
+
+function notice(text) {
+  const n = document.getElementById('notice');
+  setText(n, text);
+  n.hidden = !text;
+}
+
+await loadStrings();
+try {
+  const c = await (await fetch('/v1/catalog')).json();
+  for (const g of c.gifts) gifts.set(g.id, g);
+} catch {}
+
+const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+const gs = new Giftstream({
+  url: `${proto}://${location.host}/v1/ws`,
+  token: () => {
+    const p = jwtPayload(token);
+    if (p && typeof p.exp === 'number' && p.exp * 1000 < Date.now()) {
+      notice(t('overlay.expired'));
+      throw new Error('overlay token expired');
+    }
+    return token;
+  },
+});
+let joinedOnce = false;
+gs.on('state', (s) => {
+  document.body.dataset.state = s;
+  if (s !== 'open' && joinedOnce) replaying = true;
+});
+gs.on('joined', () => {
+  joinedOnce = true;
+  document.body.dataset.joined = 'true';
+  replaying = false;
+  notice('');
+});
+gs.on('gift', (m) => (lastTs = m.ts || Date.now()));
+gs.on('combo_end', (m) => (lastTs = m.ts || Date.now()));
+gs.on('tip', (m) => {
+  lastTs = m.ts || Date.now();
+  showTip(m);
+});
+gs.on('streak', showStreak);
+gs.on('room_stats', (ev) => {
+  const top = ev.top && ev.top[0];
+  stats.replaceChildren(
+    el('span', {}, t('live.viewers', { n: num(ev.viewers) })),
+    el('span', {}, t('live.diamonds', { n: num(ev.diamonds) })),
+    top ? el('span', {}, `★ ${top.user}`) : '',
+  );
+});
+gs.on('room_ended', () => setText(stats, t('error.room_not_live')));
+gs.on('error', (e) => {
+  if (e && e.code === 'room_not_live') setText(stats, t('error.room_not_live'));
+});
+gs.join({ room }, { coalesce: true }).catch((e) => notice(errorText(e)));

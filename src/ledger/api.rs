@@ -23,9 +23,12 @@ impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
     }
 }
 
-/// The ledger (its video reads: [`super::videos::VideoLedger`]).
+/// The ledger (its video reads: [`super::videos::VideoLedger`]; the
+/// studio's: [`super::studio::StudioLedger`]).
 #[async_trait]
-pub trait Ledger: super::videos::VideoLedger + Send + Sync + 'static {
+pub trait Ledger:
+    super::videos::VideoLedger + super::studio::StudioLedger + Send + Sync + 'static
+{
     /// Credit coins once per op id. A replay answers the original op; the
     /// same id with other parameters is `bad_request`.
     async fn credit(&self, op: &CreditOp) -> Result<CreditOutcome>;

@@ -28,6 +28,7 @@ mod postings;
 pub mod rules;
 pub mod sql;
 pub mod sqlite;
+pub mod studio;
 mod types;
 pub mod videos;
 

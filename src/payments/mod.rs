@@ -26,7 +26,9 @@ pub mod webhook;
 pub use cashout::{cashout, recover_cashouts};
 pub use error::PaymentError;
 pub use events::webhook;
-pub use onboarding::{onboard, payout_status, OnboardAnswer, PayoutStatus};
+pub use onboarding::{
+    dashboard_link, onboard, payout_status, DashboardLink, OnboardAnswer, PayoutStatus,
+};
 pub use outcome::WebhookOutcome;
 pub use purchase::{create_purchase, PurchaseAnswer};
 pub use tip::{create_tip, TipAnswer, TipRequest};

@@ -1,16 +1,16 @@
 //! Creator onboarding (Connect Express) and payout status.
 //!
-//! Owns: [`onboard`] and [`payout_status`].
+//! Owns: [`onboard`], [`dashboard_link`] and [`payout_status`].
 //! Must not: move money.
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ledger::PayoutAccount;
 
 use super::stripe::{
     CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers,
-    CreateAccountLink, CreateAccountLinkType, CreateAccountType,
+    CreateAccountLink, CreateAccountLinkType, CreateAccountLoginLink, CreateAccountType,
 };
 
 use super::{client, metadata, stripe_failed, Payments};
@@ -88,5 +88,36 @@ pub async fn onboard(state: &Payments<'_>, creator: &str) -> Result<OnboardAnswe
         url: link.url,
         expires_at: link.expires_at,
         payouts_enabled: acct.payouts_enabled,
+    })
+}
+
+/// Answer of [`dashboard_link`].
+#[derive(Debug, Clone, Serialize)]
+pub struct DashboardLink {
+    /// `acct_...`.
+    pub account: String,
+    /// A single-use link into the account's Stripe Express dashboard.
+    pub url: String,
+}
+
+/// `POST /v1/creators/me/payouts/dashboard`: a login link into the
+/// creator's Express dashboard (payouts, bank details, tax forms); the
+/// creator must have started onboarding (`bad_request` otherwise).
+pub async fn dashboard_link(state: &Payments<'_>, creator: &str) -> Result<DashboardLink> {
+    let c = client(state)?;
+    let acct = state
+        .ledger
+        .payout_account(creator)
+        .await?
+        .ok_or_else(|| Error::bad_request("no payout account yet: set up payouts first"))?;
+    // Login links are single use: a fresh one each call.
+    let key = format!("login_link:{creator}:{}", uuid::Uuid::new_v4().simple());
+    let link = c
+        .create_login_link(&CreateAccountLoginLink::new(acct.account.as_str()), &key)
+        .await
+        .map_err(stripe_failed)?;
+    Ok(DashboardLink {
+        account: acct.account,
+        url: link.url,
     })
 }

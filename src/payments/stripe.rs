@@ -20,9 +20,10 @@ pub use stripe_connect::account::{
     CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers, CreateAccountType,
 };
 pub use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
+pub use stripe_connect::login_link::CreateAccountLoginLink;
 pub use stripe_connect::transfer::{CreateTransfer, ListTransfer, RetrieveTransfer};
 pub use stripe_connect::transfer_reversal::CreateIdTransferReversal;
-pub use stripe_connect::{Account, AccountLink, Transfer, TransferReversal};
+pub use stripe_connect::{Account, AccountLink, LoginLink, Transfer, TransferReversal};
 pub use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentTransferData};
 pub use stripe_core::{PaymentIntent, PaymentIntentAllowedPaymentMethodTypes};
 pub use stripe_types::Currency;
@@ -116,6 +117,18 @@ impl StripeClient {
         key: &str,
     ) -> Result<AccountLink, StripeError> {
         self.send("POST /v1/account_links", key, |s| {
+            req.customize().request_strategy(s).send(&self.client)
+        })
+        .await
+    }
+
+    /// `POST /v1/accounts/{account}/login_links` with Idempotency-Key `key`.
+    pub async fn create_login_link(
+        &self,
+        req: &CreateAccountLoginLink,
+        key: &str,
+    ) -> Result<LoginLink, StripeError> {
+        self.send("POST /v1/accounts/{account}/login_links", key, |s| {
             req.customize().request_strategy(s).send(&self.client)
         })
         .await

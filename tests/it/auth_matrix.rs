@@ -329,6 +329,44 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/overlay/assets/overlay.css", |_| now(S(200))),
         row("GET", "/sdk/giftstream.js", |c| public(c, S(200))),
         row("GET", "/healthz", |c| public(c, S(200))),
+        // Page sessions: made from a full-privilege Bearer token; read
+        // by the session cookie only (these cells send none).
+        row("POST", "/v1/sessions", |c| authed(c, |_| S(201))),
+        row("GET", "/v1/sessions", |c| match c {
+            Overlay => auth(FORBIDDEN),
+            _ => now(UNAUTHORIZED),
+        }),
+        row("DELETE", "/v1/sessions", |c| public(c, S(200))),
+        // The demo login exists only with `serve --demo`.
+        row("GET", "/demo/login", |c| public(c, E(404, "bad_request"))),
+        row("POST", "/demo/login", |c| public(c, E(404, "bad_request"))),
+        // Pages and their files: static, no data.
+        row("GET", "/live/{room}", |c| public(c, S(200))),
+        row("GET", "/ui/{asset}", |c| public(c, S(200))),
+        row("GET", "/ui/i18n/{catalog}", |c| public(c, S(200))),
+        row("GET", "/v1/coins/packages", |c| public(c, S(200))),
+        // The studio's reads: any creator, of their own history.
+        row("GET", "/v1/creators/me/gifts", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/tips", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/cashouts", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/earnings/daily", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/supporters", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        // The onboarding row above made each creator's account.
+        row("POST", "/v1/creators/me/payouts/dashboard", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/studio", |c| public(c, S(200))),
+        row("GET", "/videos/{video}", |c| public(c, S(200))),
     ]
 }
 
@@ -509,7 +547,9 @@ impl Matrix {
             .replace("{video}", VIDEO)
             .replace("{creator}", OWNER)
             .replace("{file}", "rose.svg")
-            .replace("{id}", "we_matrix_none");
+            .replace("{id}", "we_matrix_none")
+            .replace("{asset}", "app.css")
+            .replace("{catalog}", "en.json");
         if path == "/v1/ws" {
             return match self.upgrade(c).await {
                 Ok(_) => Got {

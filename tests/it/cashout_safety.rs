@@ -20,14 +20,14 @@ use serde_json::{json, Value};
 const KEY: &str = "sk_test_giftstream_tests";
 
 /// A server with payments on and its double.
-struct Pay {
-    s: TestServer,
-    double: StripeDouble,
+pub(crate) struct Pay {
+    pub(crate) s: TestServer,
+    pub(crate) double: StripeDouble,
     secret: String,
 }
 
 impl Pay {
-    async fn start(engine: &EngineSpec, tweak: impl FnOnce(&mut Config)) -> Pay {
+    pub(crate) async fn start(engine: &EngineSpec, tweak: impl FnOnce(&mut Config)) -> Pay {
         let double = StripeDouble::start(None).await;
         let secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
         let (url, sec) = (double.url.clone(), secret.clone());
@@ -44,7 +44,7 @@ impl Pay {
     }
 
     /// Onboard `creator` and enable payouts (a signed `account.updated`).
-    async fn onboard(&self, creator: &str) -> String {
+    pub(crate) async fn onboard(&self, creator: &str) -> String {
         let tok = self.s.token(creator, Role::Creator);
         let (st, v) = self
             .s
@@ -76,7 +76,7 @@ impl Pay {
     }
 
     /// `creator` gets 500 diamonds per galaxy, settled.
-    async fn earn(&self, creator: &str, room: &str, galaxies: u32) {
+    pub(crate) async fn earn(&self, creator: &str, room: &str, galaxies: u32) {
         self.s.open_room(creator, room).await;
         self.s
             .grant("fan", 1000 * galaxies as i64, &format!("g-{room}"))
@@ -88,7 +88,7 @@ impl Pay {
         self.s.settled().await;
     }
 
-    async fn cashout(&self, creator: &str, diamonds: i64, id: &str) -> (u16, Value) {
+    pub(crate) async fn cashout(&self, creator: &str, diamonds: i64, id: &str) -> (u16, Value) {
         self.s
             .post(
                 "/v1/creators/me/cashouts",

@@ -26,9 +26,9 @@ use serde_json::{json, Value};
 const KEY: &str = "sk_test_giftstream_tests";
 
 /// A server with payments on, its double, and localstripe if configured.
-struct Pay {
-    s: TestServer,
-    double: StripeDouble,
+pub(crate) struct Pay {
+    pub(crate) s: TestServer,
+    pub(crate) double: StripeDouble,
     secret: String,
     ls: Option<String>,
     http: reqwest::Client,
@@ -43,7 +43,7 @@ fn payments_config(c: &mut Config, double_url: &str, secret: &str) {
 }
 
 impl Pay {
-    async fn start(
+    pub(crate) async fn start(
         engine: &EngineSpec,
         ls: Option<String>,
         tweak: impl FnOnce(&mut Config),
@@ -157,7 +157,7 @@ impl Pay {
     /// The customer pays at localstripe (Stripe.js's part): a card payment
     /// method, attached, confirmed. localstripe then sends the signed
     /// `payment_intent.succeeded`.
-    async fn pay(&self, pi: &str) {
+    pub(crate) async fn pay(&self, pi: &str) {
         let ls = self.ls.as_ref().expect("localstripe");
         let pm: Value = self
             .http
@@ -205,7 +205,7 @@ impl Pay {
 
     /// Onboard `creator` (Connect account + link at the double) and enable
     /// payouts with a signed `account.updated`.
-    async fn onboard(&self, creator: &str) -> String {
+    pub(crate) async fn onboard(&self, creator: &str) -> String {
         let tok = self.s.token(creator, Role::Creator);
         let (st, v) = self
             .s
@@ -301,7 +301,7 @@ fn purchase_pi_old_shape(pi: &str, user: &str, coins: i64, cents: i64) -> Value 
 }
 
 /// Poll `f` until it is true, at most 15 s.
-async fn wait_until<F, Fut>(what: &str, mut f: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

@@ -3,7 +3,7 @@
 //! Owns: every [`Ledger`](super::Ledger) flow's SQL, once, in
 //! [`SqlLedger`] (one file per flow: `gifts`, `targets`, `snapshot`,
 //! `purchases`, `refunds_disputes`, `tips`, `cashouts`,
-//! `payout_accounts`), its row types (`rows`), and the [`Dialect`] trait:
+//! `payout_accounts`, `reads` for the studio), its row types (`rows`), and the [`Dialect`] trait:
 //! what really differs between the engines (how a write transaction
 //! begins, `FOR UPDATE`, serializing writers by key, multi-row inserts,
 //! the exclusive lock). Each flow body is written once and type-checked
@@ -49,6 +49,7 @@ mod gifts;
 mod ledger_impl;
 mod payout_accounts;
 mod purchases;
+mod reads;
 mod refunds_disputes;
 mod rows;
 mod snapshot;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use giftstream::error::Result;
+use giftstream::ledger::studio::StudioCursor;
 use giftstream::ledger::{
     CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, EarlyReversal,
     Ledger, LedgerEarnings, PayoutAccount, PayoutFunds, PurchaseOp, PurchaseRecord, RefundOp,
@@ -62,6 +63,48 @@ impl<H: CommitHook> giftstream::ledger::videos::VideoLedger for Hooked<H> {
         after: Option<(i64, String)>,
     ) -> Result<Vec<giftstream::ledger::videos::VideoEntry>> {
         self.inner.creator_videos(creator, len_max, after).await
+    }
+}
+
+#[async_trait]
+impl<H: CommitHook> giftstream::ledger::studio::StudioLedger for Hooked<H> {
+    async fn creator_gifts(
+        &self,
+        creator: &str,
+        len_max: i64,
+        after: Option<&StudioCursor>,
+    ) -> Result<Vec<giftstream::ledger::studio::CreatorGift>> {
+        self.inner.creator_gifts(creator, len_max, after).await
+    }
+    async fn creator_tips(
+        &self,
+        creator: &str,
+        len_max: i64,
+        after: Option<&StudioCursor>,
+    ) -> Result<Vec<giftstream::ledger::studio::CreatorTip>> {
+        self.inner.creator_tips(creator, len_max, after).await
+    }
+    async fn creator_cashouts(
+        &self,
+        creator: &str,
+        len_max: i64,
+        after: Option<&StudioCursor>,
+    ) -> Result<Vec<giftstream::ledger::studio::CreatorCashout>> {
+        self.inner.creator_cashouts(creator, len_max, after).await
+    }
+    async fn creator_daily(
+        &self,
+        creator: &str,
+        since_ms: i64,
+    ) -> Result<Vec<giftstream::ledger::studio::DailyEarnings>> {
+        self.inner.creator_daily(creator, since_ms).await
+    }
+    async fn creator_supporters(
+        &self,
+        creator: &str,
+        len_max: i64,
+    ) -> Result<Vec<giftstream::ledger::studio::Supporter>> {
+        self.inner.creator_supporters(creator, len_max).await
     }
 }
 

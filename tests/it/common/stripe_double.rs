@@ -524,6 +524,27 @@ async fn route(
                 )
             }))
         }
+        // A login link into an Express account's dashboard.
+        ("POST", p) if p.starts_with("/v1/accounts/") && p.ends_with("/login_links") => {
+            let id = &p["/v1/accounts/".len()..p.len() - "/login_links".len()];
+            let known = sh.inner.lock().accounts.contains_key(id);
+            local(if known {
+                Ok(serde_json::json!({
+                    "object": "login_link",
+                    "created": std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    "url": format!("https://connect.stripe.com/express/{id}/double"),
+                }))
+            } else {
+                Err(stripe_error(
+                    404,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    "No such account",
+                ))
+            })
+        }
         ("GET", p) if p.starts_with("/v1/accounts/") => {
             let id = &p["/v1/accounts/".len()..];
             let acct = sh.inner.lock().accounts.get(id).cloned();

@@ -1,0 +1,421 @@
+// The viewer page /live/ROOM: the live's header and stats, gift
+// animations with streak counters (settled by combo_end), the gift panel
+// and the tip form. Signed in by the session cookie; the socket too (the
+// SDK's token provider gives an empty token: the server reads the cookie).
+import { Giftstream } from '/sdk/giftstream.js';
+import {
+  api, el, errorText, loadSession, loadStrings, money, newId, num, setText, shell, t,
+} from '/ui/common.js';
+
+const room = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+const $ = (id) => document.getElementById(id);
+/** Coins from which a gift plays full screen. */
+const BIG_COINS = 1000;
+/** Cards on the stage at once. */
+const ALERTS_MAX = 5;
+/** A streak step with no further step nor combo_end this long is taken as over. */
+const STREAK_IDLE_MS = 10000;
+/** The currency of tips (the server's `stripe.currency`). */
+const TIP_CURRENCY = 'usd';
+
+const gifts = new Map();
+const streaks = new Map();
+let balance = null;
+let live = true;
+let canGift = false;
+let gs = null;
+/** `{publishable_key, js_url}` when this server takes payments. */
+let stripeCfg = null;
+let stripeReady = null;
+
+function giftName(id) {
+  const g = gifts.get(id);
+  return g ? g.name : id;
+}
+
+function art(id, cls) {
+  const g = gifts.get(id);
+  return g && g.art ? el('img', { src: g.art, alt: '', class: cls, width: 48, height: 48 }) : null;
+}
+
+function trimAlerts() {
+  const list = $('alerts');
+  while (list.children.length > ALERTS_MAX) list.firstElementChild.remove();
+}
+
+function fadeOut(li, ms) {
+  clearTimeout(li.gsTimer);
+  li.gsTimer = setTimeout(() => {
+    li.classList.add('leaving');
+    setTimeout(() => li.remove(), 600);
+  }, ms);
+}
+
+/** One streak step or its end (the SDK's `streak` event). */
+export function showStreak(s) {
+  let card = streaks.get(s.key);
+  if (!card) {
+    const count = el('span', { class: 'count' }, `x${num(s.count)}`);
+    const li = el('li', { class: 'alert gift-alert', 'data-gift': s.gift, 'data-sender': s.sender },
+      art(s.gift, 'alert-art'),
+      el('span', { class: 'alert-text' }, t('gifts.sent_by', { sender: s.sender, gift: giftName(s.gift) })),
+      count);
+    card = { li, count };
+    streaks.set(s.key, card);
+    $('alerts').append(li);
+    trimAlerts();
+    if (!s.done) big(s);
+  } else if (!s.done) {
+    card.li.classList.remove('bump');
+    void card.li.offsetWidth; // restart the bump animation
+    card.li.classList.add('bump');
+  }
+  setText(card.count, `x${num(s.count)}`);
+  card.li.dataset.count = String(s.count);
+  if (s.done) {
+    card.li.classList.add('done');
+    card.li.dataset.done = 'true';
+    streaks.delete(s.key);
+    fadeOut(card.li, 4000);
+  } else {
+    // If combo_end never comes (an older server), the card still leaves.
+    fadeOut(card.li, STREAK_IDLE_MS);
+  }
+}
+
+/** Big gifts (>= 1,000 coins) also play full screen. */
+function big(s) {
+  const g = gifts.get(s.gift);
+  if (!g || g.coins < BIG_COINS) return;
+  const box = $('big');
+  box.replaceChildren(
+    art(s.gift, 'big-art') || '',
+    el('p', { class: 'big-text' }, t('gifts.sent_by', { sender: s.sender, gift: g.name })),
+  );
+  box.hidden = false;
+  box.classList.remove('play');
+  void box.offsetWidth;
+  box.classList.add('play');
+  clearTimeout(box.gsTimer);
+  box.gsTimer = setTimeout(() => (box.hidden = true), 4000);
+}
+
+/** A tip with its message (text only). */
+export function showTip(ev) {
+  const li = el('li', { class: 'alert tip-alert' },
+    el('span', { class: 'alert-text' }, t('tip.by', { sender: ev.sender, amount: money(ev.amount_cents, ev.currency) })),
+    ev.message ? el('q', { class: 'tip-message' }, ev.message) : null);
+  $('alerts').append(li);
+  trimAlerts();
+  fadeOut(li, 8000);
+}
+
+function showStats(ev) {
+  setText($('viewers'), t('live.viewers', { n: num(ev.viewers) }));
+  const top = $('top');
+  top.replaceChildren(...(ev.top || []).slice(0, 5).map((e) =>
+    el('li', {}, el('span', { class: 'top-user' }, e.user), el('span', { class: 'top-d' }, t('live.diamonds', { n: num(e.diamonds) })))));
+  $('top-empty').hidden = top.children.length > 0;
+}
+
+function notice(text) {
+  const n = $('notice');
+  setText(n, text);
+  n.hidden = !text;
+}
+
+function badge(kind) {
+  const b = $('badge');
+  setText(b, t(`live.badge_${kind}`));
+  b.dataset.state = kind;
+}
+
+function ended() {
+  live = false;
+  badge('ended');
+  notice(t('live.ended'));
+  $('stage').classList.add('ended');
+  refreshButtons();
+  for (const f of $('tip-form').elements) f.disabled = true;
+  if (gs) gs.close();
+}
+
+function setBalance(n) {
+  balance = n;
+  setText($('balance'), t('gifts.coins', { n: num(n) }));
+  refreshButtons();
+}
+
+function refreshButtons() {
+  for (const b of $('gift-grid').querySelectorAll('button')) {
+    const g = gifts.get(b.dataset.gift);
+    const poor = balance != null && g.coins > balance;
+    b.disabled = !live || !canGift || balance == null || poor;
+    b.classList.toggle('poor', poor);
+    b.title = poor ? t('gifts.too_poor', { gift: g.name }) : '';
+  }
+}
+
+function giftGrid() {
+  const grid = $('gift-grid');
+  grid.replaceChildren(...[...gifts.values()].map((g) => {
+    const b = el('button', {
+      type: 'button', class: 'gift-btn', 'data-gift': g.id, disabled: true,
+      'aria-label': t('gifts.send_aria', { gift: g.name, price: num(g.coins) }),
+    }, art(g.id, 'gift-art'), el('span', { class: 'gift-name' }, g.name), el('span', { class: 'gift-price' }, num(g.coins)));
+    b.addEventListener('click', () => send(g));
+    return b;
+  }));
+}
+
+async function send(g) {
+  const status = $('gift-status');
+  status.classList.remove('error');
+  try {
+    const ack = await gs.gift({ room }, g.id, 1);
+    setBalance(ack.balance);
+    setText(status, t('gifts.sent', { gift: g.name, n: num(ack.balance) }));
+  } catch (e) {
+    status.classList.add('error');
+    setText(status, errorText(e));
+    if (e.code === 'room_not_live') ended();
+  }
+}
+
+/** Stripe.js, loaded once from `stripe.js_url` (allowed by the page's CSP). */
+function loadStripe() {
+  if (!stripeReady) {
+    stripeReady = new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = stripeCfg.js_url;
+      s.onload = () => (window.Stripe ? resolve(window.Stripe(stripeCfg.publishable_key)) : reject(new TypeError('no Stripe')));
+      s.onerror = () => {
+        stripeReady = null;
+        reject(new TypeError('Stripe.js did not load'));
+      };
+      document.head.append(s);
+    });
+  }
+  return stripeReady;
+}
+
+const PAID = new Set(['succeeded', 'processing', 'requires_capture']);
+
+/**
+ * Collect and confirm a payment with Stripe's Payment Element. Resolves
+ * true once Stripe accepted it, false when the viewer cancels; errors stay
+ * in the panel (in words) until the viewer retries or cancels.
+ */
+async function pay(clientSecret, amount) {
+  const box = $('pay');
+  const status = $('pay-status');
+  const go = $('pay-go');
+  setText($('pay-title'), t('pay.title', { amount }));
+  status.classList.remove('error');
+  setText(status, t('pay.loading'));
+  box.hidden = false;
+  go.disabled = true;
+  let stripe;
+  try {
+    stripe = await loadStripe();
+  } catch (e) {
+    box.hidden = true;
+    throw e;
+  }
+  const elements = stripe.elements({ clientSecret });
+  const element = elements.create('payment');
+  $('pay-element').replaceChildren();
+  element.mount($('pay-element'));
+  setText(status, '');
+  go.disabled = false;
+  go.focus();
+  return new Promise((resolve) => {
+    const finish = (ok) => {
+      go.onclick = null;
+      box.onkeydown = null;
+      $('pay-cancel').onclick = null;
+      try {
+        element.destroy();
+      } catch {}
+      box.hidden = true;
+      resolve(ok);
+    };
+    go.onclick = async () => {
+      go.disabled = true;
+      status.classList.remove('error');
+      let r;
+      try {
+        // Stripe.js confirms with the Payment Element; a Stripe.js without
+        // confirmPayment (localstripe's mock) confirms the card.
+        r = stripe.confirmPayment
+          ? await stripe.confirmPayment({ elements, redirect: 'if_required', confirmParams: { return_url: location.href } })
+          : await stripe.confirmCardPayment(clientSecret, { payment_method: { card: element } });
+      } catch (e) {
+        r = { error: e };
+      }
+      go.disabled = false;
+      const pi = r && r.paymentIntent;
+      if (r && !r.error && pi && PAID.has(pi.status)) return finish(true);
+      const why = (r && r.error && (r.error.message || r.error.code)) || (pi && pi.status) || '';
+      status.classList.add('error');
+      setText(status, t('pay.failed', { message: why }));
+    };
+    $('pay-cancel').onclick = () => finish(false);
+    box.onkeydown = (ev) => {
+      if (ev.key === 'Escape') finish(false);
+    };
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Buy a package: the webhook credits the coins; the page waits for them. */
+async function buy(p) {
+  const status = $('coins-status');
+  status.classList.remove('error');
+  setText(status, '');
+  for (const b of $('packages').querySelectorAll('button')) b.disabled = true;
+  try {
+    const before = (await api('/v1/wallet')).coins;
+    const r = await api('/v1/coins/purchases', { method: 'POST', body: { package: p.id, id: newId() } });
+    if (!(await pay(r.client_secret, money(r.amount_cents, r.currency)))) {
+      return setText(status, t('coins.cancelled'));
+    }
+    setText(status, t('coins.waiting'));
+    for (let i = 0; i < 60; i++) {
+      const w = await api('/v1/wallet');
+      if (w.coins >= before + r.coins) {
+        setBalance(w.coins);
+        return setText(status, t('coins.credited', { coins: num(r.coins), n: num(w.coins) }));
+      }
+      await sleep(1000);
+    }
+    setText(status, t('coins.late'));
+  } catch (e) {
+    status.classList.add('error');
+    setText(status, errorText(e));
+  } finally {
+    for (const b of $('packages').querySelectorAll('button')) b.disabled = false;
+  }
+}
+
+async function coinsPanel() {
+  let v;
+  try {
+    v = await (await fetch('/v1/coins/packages')).json();
+  } catch {
+    v = { packages: [], stripe: null };
+  }
+  stripeCfg = v.stripe;
+  if (!stripeCfg) return setText($('coins-status'), t('coins.unavailable'));
+  $('packages').replaceChildren(...v.packages.map((p) => {
+    const price = money(p.price_cents, p.currency);
+    const b = el('button', { type: 'button', class: 'package-btn', 'data-package': p.id,
+      'aria-label': t('coins.buy_aria', { coins: num(p.coins), price }) },
+    el('span', { class: 'pkg-coins' }, num(p.coins)), el('span', { class: 'pkg-price' }, price));
+    b.addEventListener('click', () => buy(p));
+    return b;
+  }));
+}
+
+function tipForm() {
+  setText($('tip-amount-label'), t('tip.amount', { currency: TIP_CURRENCY.toUpperCase() }));
+  $('tip-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const status = $('tip-status');
+    status.classList.remove('error');
+    const amount = Number(String($('tip-amount').value).replace(',', '.'));
+    if (!(amount > 0)) {
+      status.classList.add('error');
+      return setText(status, t('tip.bad_amount'));
+    }
+    const cents = Math.round(amount * 100);
+    $('tip-send').disabled = true;
+    setText(status, t('tip.sending'));
+    try {
+      const r = await api(`/v1/rooms/${encodeURIComponent(room)}/tips`, {
+        method: 'POST',
+        body: { amount_cents: cents, currency: TIP_CURRENCY, message: $('tip-message').value, id: newId() },
+      });
+      const amount = money(r.amount_cents, r.currency);
+      if (!stripeCfg) return setText(status, t('tip.created', { amount }));
+      if (await pay(r.client_secret, amount)) {
+        setText(status, t('tip.paid', { amount }));
+        $('tip-form').reset();
+      } else {
+        setText(status, t('coins.cancelled'));
+      }
+    } catch (e) {
+      status.classList.add('error');
+      setText(status, errorText(e));
+    } finally {
+      $('tip-send').disabled = !live;
+    }
+  });
+}
+
+async function main() {
+  await loadStrings();
+  const [session, catalog] = await Promise.all([
+    loadSession(),
+    fetch('/v1/catalog').then((r) => r.json()).catch(() => ({ gifts: [] })),
+  ]);
+  shell();
+  setText($('title'), room);
+  setText($('stage-name'), room);
+  for (const g of catalog.gifts) gifts.set(g.id, g);
+  giftGrid();
+  tipForm();
+  if (!session) {
+    $('badge').hidden = true;
+    notice(t('live.signin_needed'));
+    for (const f of $('tip-form').elements) f.disabled = true;
+    return;
+  }
+  coinsPanel();
+  let info;
+  try {
+    info = await api(`/v1/rooms/${encodeURIComponent(room)}`);
+  } catch (e) {
+    notice(e.code === 'unknown_room' ? t('live.unknown_room', { room }) : errorText(e));
+    live = false;
+    return ended();
+  }
+  setText($('creator'), t('live.by', { creator: info.creator }));
+  setText($('viewers'), t('live.viewers', { n: num(info.viewers) }));
+  canGift = info.creator !== session.user;
+  if (!canGift) setText($('gift-status'), t('gifts.own_room'));
+  if (!info.live) return ended();
+  api('/v1/wallet').then((w) => setBalance(w.coins), (e) => setText($('gift-status'), errorText(e)));
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  gs = new Giftstream({ url: `${proto}://${location.host}/v1/ws`, token: () => '' });
+  gs.on('state', (s) => {
+    document.body.dataset.state = s;
+    if (!live) return;
+    if (s === 'open') {
+      badge('live');
+      notice('');
+    } else if (s === 'reconnecting') {
+      badge('connecting');
+      notice(t('live.reconnecting'));
+    } else if (s === 'closed') {
+      notice(t('error.unauthorized'));
+    }
+  });
+  gs.on('streak', showStreak);
+  gs.on('tip', showTip);
+  gs.on('room_stats', showStats);
+  gs.on('room_ended', ended);
+  gs.on('error', (e) => {
+    if (e && e.code === 'room_not_live') ended();
+  });
+  try {
+    await gs.join({ room }, { coalesce: true });
+    document.body.dataset.joined = 'true';
+  } catch (e) {
+    if (e.code === 'room_not_live') return ended();
+    notice(errorText(e));
+  }
+}
+
+main();
