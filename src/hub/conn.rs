@@ -25,12 +25,14 @@ use super::room::{RoomCmd, Subscriber};
 use super::{Hub, RoomHandle};
 
 mod targets;
+mod writer;
 use crate::auth::{scoped_refusal, Identity, Role, Scope, Token};
 use crate::config::AckMode;
 use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{GiftOutcome, Target};
 use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, SeqEvent, ServerMsg, Topic};
+use writer::{is_too_big, write_loop};
 
 pub use super::ctl::{ConnCtl, CLOSE_GOING_AWAY};
 
@@ -605,81 +607,4 @@ fn token_deadline(exp: u64) -> tokio::time::Instant {
         .saturating_sub(crate::protocol::now_ms())
         .clamp(0, 365 * 86_400 * 1000);
     tokio::time::Instant::now() + Duration::from_millis(left_ms as u64)
-}
-
-fn is_too_big(e: &axum::Error) -> bool {
-    use std::error::Error as _;
-    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
-    while let Some(s) = src {
-        if let Some(t) = s.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
-        }
-        src = s.source();
-    }
-    e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: OutboxRx,
-    ctl: Arc<ConnCtl>,
-    batch_len_max: usize,
-    close_timeout: Duration,
-) {
-    let stopped = ctl.kick.cancelled();
-    tokio::pin!(stopped);
-    let (code, reason) = loop {
-        let first = tokio::select! {
-            biased;
-            _ = &mut stopped => break ctl.close_frame(),
-            m = rx.recv() => m,
-        };
-        let Some(first) = first else { break (1000, "") };
-        // Feed up to `batch_len_max` queued frames, then flush once (one
-        // syscall for the batch). Written as a poll function, not an async
-        // block: its state is a frame and a count, where the block's
-        // `feed` futures made every idle socket's writer task larger.
-        let mut pending = Some(first);
-        let mut fed = 0usize;
-        let write = std::future::poll_fn(|cx| loop {
-            if let Some(frame) = pending.take() {
-                match Pin::new(&mut sink).poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {
-                        if let Err(e) = Pin::new(&mut sink).start_send(frame) {
-                            return Poll::Ready(Err(e));
-                        }
-                        fed += 1;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        pending = Some(frame);
-                        return Poll::Pending;
-                    }
-                }
-                continue;
-            }
-            if fed < batch_len_max {
-                if let Some(frame) = rx.try_recv() {
-                    pending = Some(frame);
-                    continue;
-                }
-            }
-            return Pin::new(&mut sink).poll_flush(cx);
-        });
-        let written = tokio::select! {
-            biased;
-            _ = &mut stopped => break ctl.close_frame(),
-            r = write => r,
-        };
-        if written.is_err() {
-            return;
-        }
-    };
-    let close = Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }));
-    // Boxed: once per socket, and inline it would size the writer task of
-    // every idle socket.
-    let _ = Box::pin(tokio::time::timeout(close_timeout, sink.send(close))).await;
 }
