@@ -136,6 +136,17 @@ pub struct GiftOutcome {
     pub ticket: u64,
 }
 
+/// A streak end on its way to the creator's `combo_end` webhooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreakEnd {
+    /// The engine's id of this queue entry (acknowledged by it).
+    pub id: String,
+    /// The target's creator.
+    pub creator: String,
+    /// The streak end, as viewers got it.
+    pub end: crate::protocol::ComboEnd,
+}
+
 /// An accepted gift waiting for settlement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingGift {

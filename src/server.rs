@@ -166,6 +166,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     // Webhook deliveries: stopped with the server, joined at shutdown.
     let webhooks_task = tokio::spawn(crate::webhooks::run(
         state.ledger.webhooks(),
+        state.counters.clone(),
         state.cfg.webhooks.clone(),
         state.shutdown.clone(),
     ));

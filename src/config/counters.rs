@@ -55,6 +55,10 @@ pub struct CountersConfig {
     /// Redis: a streak not ended this long past its due time (no node ran
     /// its reaper) expires without a `combo_end`, ms (bounds its keys).
     pub combo_end_late_ms_max: u64,
+    /// Streak ends queued for `combo_end` webhooks (in process: a queue;
+    /// Redis: the `{gs}:whq` stream's MAXLEN), at most; beyond, the oldest
+    /// are dropped and counted.
+    pub streak_end_queue_len_max: usize,
 }
 
 impl Default for CountersConfig {
@@ -73,6 +77,7 @@ impl Default for CountersConfig {
             combo_reap_interval_ms: 100,
             combo_reap_batch_max: 256,
             combo_end_late_ms_max: 600_000,
+            streak_end_queue_len_max: 100_000,
         }
     }
 }

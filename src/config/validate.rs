@@ -416,6 +416,10 @@ impl Config {
                 "counters.combo_end_late_ms_max",
                 self.counters.combo_end_late_ms_max,
             ),
+            (
+                "counters.streak_end_queue_len_max",
+                self.counters.streak_end_queue_len_max as u64,
+            ),
         ] {
             if v == 0 {
                 return bad(key, "must be greater than 0");

@@ -32,7 +32,7 @@ use crate::counters::{Counters, CountersError, Result};
 use crate::error::ErrorCode;
 use crate::model::EventSink;
 use crate::model::{
-    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
+    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, StreakEnd, Target,
     TargetInfo, TargetKind,
 };
 use crate::protocol::{ComboEnd, GiftEvent};
@@ -110,6 +110,8 @@ pub struct MemoryCounters {
     /// Open streaks by due time, for the reaper.
     due: Mutex<DueIndex>,
     sink: Arc<dyn EventSink>,
+    /// Streak ends for `combo_end` webhooks.
+    streak_ends: super::streak_queue::StreakQueue,
     cfg: CountersConfig,
 }
 
@@ -129,6 +131,7 @@ impl MemoryCounters {
             windows: Mutex::new(FastMap::default()),
             due: Mutex::new(DueIndex::new()),
             sink,
+            streak_ends: super::streak_queue::StreakQueue::new(cfg.streak_end_queue_len_max),
             cfg,
         }
     }
@@ -201,7 +204,9 @@ impl MemoryCounters {
                     Ok(permit) => {
                         if let Some(streak) = t.streaks.remove(&sender) {
                             t.seq += 1;
-                            permit.send(streak.end(&target, &sender, t.seq, at));
+                            let end = streak.end(&target, &sender, t.seq, at);
+                            self.streak_ends.push(&t.creator, &end);
+                            permit.send(end);
                         }
                     }
                     Err(e) if e.code == ErrorCode::RateLimited => {
@@ -239,7 +244,9 @@ impl MemoryCounters {
             due.remove(&(at, tkey.to_string(), sender.clone()));
             if publish {
                 t.seq += 1;
-                out.push(s.end(&t.target(), &sender, t.seq, now_ms.min(at)));
+                let end = s.end(&t.target(), &sender, t.seq, now_ms.min(at));
+                self.streak_ends.push(&t.creator, &end);
+                out.push(end);
             }
         }
         out
@@ -449,6 +456,7 @@ impl Counters for MemoryCounters {
         };
         w.remember(req.client_id.clone(), ack.clone(), ticket, Instant::now());
         if let (Some(p), Some(end)) = (end_permit, ended) {
+            self.streak_ends.push(&t.creator, &end);
             p.send(end);
         }
         let (room, video, _) = req.target.topic().fields();
@@ -586,6 +594,15 @@ impl Counters for MemoryCounters {
                 }
             }
         }
+        Ok(())
+    }
+
+    async fn streak_ends(&self, len_max: usize) -> Result<Vec<StreakEnd>> {
+        Ok(self.streak_ends.peek(len_max))
+    }
+
+    async fn streak_ends_done(&self, ids: &[String]) -> Result<()> {
+        self.streak_ends.done(ids);
         Ok(())
     }
 }

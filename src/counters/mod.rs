@@ -20,9 +20,10 @@ mod combo_tests;
 mod error;
 pub mod memory;
 pub mod redis;
+mod streak_queue;
 
-use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, Target, TargetInfo};
-use crate::protocol::SeqEvent;
+use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, StreakEnd, Target, TargetInfo};
+
 use async_trait::async_trait;
 pub use error::CountersError;
 
@@ -82,49 +83,14 @@ pub trait Counters: Send + Sync + 'static {
     /// Load balances, credits, idempotency memory and targets from the ledger.
     async fn restore(&self, snapshot: Snapshot) -> Result<()>;
 
-    /// True when this process's settlement worker drains every gift this
-    /// engine accepts in ticket order, so `Settlement::wait_settled(ticket)`
-    /// tells when a gift is in the ledger (the in-process engine). False
-    /// when another process's worker may settle it (Redis): then the
-    /// ledger itself must be asked (`Ledger::has_gift`).
-    fn settles_by_ticket(&self) -> bool {
-        true
-    }
+    /// Streak ends waiting to become `combo_end` webhook events, oldest
+    /// first, at most `len_max`. Each engine keeps at most
+    /// `counters.streak_end_queue_len_max` of them (beyond, the oldest are
+    /// dropped and counted in `giftstream_streak_ends_dropped_total`).
+    /// Taken ones come back until [`Counters::streak_ends_done`] (Redis: a
+    /// consumer group, so a node that died leaves them to another).
+    async fn streak_ends(&self, len_max: usize) -> Result<Vec<StreakEnd>>;
 
-    /// True when drained but unsettled gifts survive this process (Redis:
-    /// they stay in the stream and are re-claimed). Then a batch the ledger
-    /// keeps refusing can be let go and retried later; otherwise (in-process
-    /// engine) the worker must stop the process rather than let counters
-    /// and ledger drift apart.
-    fn pending_survives_process(&self) -> bool {
-        false
-    }
-
-    /// True when room events (gifts and `room_ended`) reach every node's hub
-    /// through the engine (Redis pub/sub), including this node's: then the
-    /// caller must not end a local room directly, or `room_ended` could
-    /// overtake gift events still in flight.
-    fn relays_room_events(&self) -> bool {
-        false
-    }
-
-    /// Viewers of `room` on every other node, as they last reported them
-    /// (Redis: each node refreshes its count every `hub.stats_interval_ms`
-    /// and a dead node's count ages out after `counters.viewers_ttl_ms`);
-    /// 0 when this engine serves one node.
-    async fn other_nodes_viewers(&self, room: &str) -> Result<u64> {
-        let _ = room;
-        Ok(0)
-    }
-
-    /// The room's events (gifts and streak ends) with seq > `since`, in order, from the engine's
-    /// own history (Redis: the room's history stream, bounded by
-    /// `hub.history_len_max` and `hub.history_age_ms_max`), or None when
-    /// the engine keeps none (in process: the room task's ring serves
-    /// `resume`). Errors with `history_gone` when the history no longer
-    /// reaches back to `since`.
-    async fn history(&self, room: &str, since: u64) -> Result<Option<Vec<SeqEvent>>> {
-        let _ = (room, since);
-        Ok(None)
-    }
+    /// The webhook outbox holds these streak ends (by [`StreakEnd::id`]).
+    async fn streak_ends_done(&self, ids: &[String]) -> Result<()>;
 }

@@ -168,6 +168,19 @@ pub trait WebhookStore: Send + Sync {
     /// `combo_end`, `follow`), when the creator has an enabled endpoint
     /// subscribed to `kind`. Answers whether it was written.
     async fn enqueue(&self, creator: &str, kind: &str, data: &serde_json::Value) -> Result<bool>;
+    /// [`WebhookStore::enqueue`] under a caller-made `event_id` that names
+    /// the event itself (e.g. `combo_end:room:r1:13`): a second write of the
+    /// same event writes nothing, so a redelivered source stays
+    /// at-least-once without a duplicate. Answers whether it was written.
+    async fn enqueue_once(
+        &self,
+        creator: &str,
+        kind: &str,
+        event_id: &str,
+        data: &serde_json::Value,
+    ) -> Result<bool>;
+    /// The creators with an enabled endpoint subscribed to `kind`.
+    async fn subscribed(&self, kind: &str) -> Result<Vec<String>>;
     /// Claim up to `len_max` enabled endpoints with an event due and no
     /// live lease, leasing them to `owner` until `now + lease_ms`.
     async fn claim(&self, owner: &str, lease_ms: i64, len_max: u32)
@@ -226,6 +239,9 @@ fn tip_data(t: &TipRecord) -> serde_json::Value {
 }
 
 const INSERT_EVENT: &str = "INSERT INTO webhook_outbox (event_id, creator, type, payload, created_ms) SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE creator = $2 AND disabled_ms IS NULL AND events LIKE $6)";
+
+/// [`INSERT_EVENT`], writing nothing when the event id is already there.
+pub(crate) const INSERT_EVENT_ONCE: &str = "INSERT INTO webhook_outbox (event_id, creator, type, payload, created_ms) SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE creator = $2 AND disabled_ms IS NULL AND events LIKE $6) ON CONFLICT (event_id) DO NOTHING";
 
 /// Write one event if `creator` has an enabled endpoint subscribed to it.
 macro_rules! insert_event {

@@ -17,6 +17,7 @@
 pub mod deliver;
 pub mod guard;
 pub mod sign;
+pub mod streaks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -256,7 +257,12 @@ async fn serve_events(
 /// `webhooks.poll_interval_ms`, and prune old outbox rows. At `stop`,
 /// deliveries in flight get `webhooks.response_timeout_ms` to end, then
 /// are dropped (their leases expire; the events stay due).
-pub async fn run(store: Arc<dyn WebhookStore>, cfg: WebhooksConfig, stop: CancellationToken) {
+pub async fn run(
+    store: Arc<dyn WebhookStore>,
+    counters: Arc<dyn crate::counters::Counters>,
+    cfg: WebhooksConfig,
+    stop: CancellationToken,
+) {
     let cfg = Arc::new(cfg);
     let owner: Arc<str> = format!("node-{}", uuid::Uuid::new_v4().simple()).into();
     let poll = Duration::from_millis(cfg.poll_interval_ms);
@@ -279,6 +285,16 @@ pub async fn run(store: Arc<dyn WebhookStore>, cfg: WebhooksConfig, stop: Cancel
                 }
                 Err(e) => tracing::warn!(error = %e, "webhook claim failed; retried"),
             }
+        }
+        // Streak ends become `combo_end` events (see `streaks`).
+        if let Err(e) = streaks::pump(
+            store.as_ref(),
+            counters.as_ref(),
+            cfg.batch_len_max as usize,
+        )
+        .await
+        {
+            tracing::warn!(error = %e.report(), "moving streak ends into the webhook outbox failed; retried");
         }
         if last_prune.elapsed() > Duration::from_secs(60) {
             last_prune = Instant::now();

@@ -469,3 +469,56 @@ async fn webhook_event_failed_after_retry_age_then_endpoint_disabled_with_a_reas
     assert_eq!(rx.got.lock().len(), n);
     s.stop().await;
 }
+
+/// `combo_end` webhooks: a streak's end reaches a receiver subscribed to
+/// `combo_end` once, signed, with the streak's totals, under an event id
+/// that names the streak end; a creator not subscribed to it gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_combo_end_arrives_once_per_streak() {
+    each_engine(|engine| async move {
+        let rx = Receiver::start(0).await;
+        let s = TestServer::start(&engine, |c| {
+            fast(c);
+            c.counters.combo_window_ms = 300;
+        })
+        .await;
+        s.open_room(CREATOR, "wh-streak").await;
+        s.grant(VIEWER, 1000, "wh-grant").await;
+        let reg = register(&s, &rx.url, json!(["combo_end"])).await;
+        let secret = reg["secret"].as_str().unwrap().to_string();
+        gifts(&s, "wh-streak", 3, "s").await;
+        let got = rx.wait(1, Duration::from_secs(20)).await;
+        verify(&secret, &got[0]);
+        let v: Value = serde_json::from_str(&got[0].body).unwrap();
+        assert_eq!(v["type"], "combo_end", "{v}");
+        assert_eq!(v["creator"], CREATOR);
+        let d = &v["data"];
+        assert_eq!(
+            (
+                d["room"].as_str(),
+                d["gift"].as_str(),
+                d["count"].as_u64(),
+                d["coins"].as_i64(),
+                d["seq_first"].as_u64(),
+                d["seq_last"].as_u64(),
+                d["seq"].as_u64()
+            ),
+            (
+                Some("wh-streak"),
+                Some("rose"),
+                Some(3),
+                Some(3),
+                Some(1),
+                Some(3),
+                Some(4)
+            ),
+            "{v}"
+        );
+        assert_eq!(got[0].event_id, "combo_end:room:wh-streak:4");
+        // Nothing else comes: one event per streak, no gift events.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(rx.got.lock().len(), 1, "{:?}", rx.got.lock());
+        s.stop().await;
+    })
+    .await;
+}

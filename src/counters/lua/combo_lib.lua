@@ -11,6 +11,9 @@
 --   ch event channel  h history stream  hl history len max  ha history age ms
 --   ik ih ic ij the creator's inbox hash, history stream, channel and
 --     envelope head (inbox_lib.lua; absent on a streak older than inboxes)
+--   wm the MAXLEN of `{gs}:whq`, the stream of streak ends that every
+--     node's webhook pump moves into the ledger's outbox (combo_end
+--     webhooks; consumer group `webhooks`)
 -- Each target has an index set `{gs}:csi:<target key>` of its senders with
 -- a streak, and `{gs}:cdue` (zset, score = due ms, member
 -- `<target key>|<sender>`) indexes every streak for the reapers.
@@ -22,7 +25,7 @@ local function cs_int(x) return string.format('%.0f', x) end
 -- when there is no such streak or its target publishes no events.
 local function combo_end_streak(sk, tk, ik, dk, m, sender, ts, now)
   local s = redis.call('HMGET', sk, 'n', 'co', 'd', 'sf', 'sl', 'j', 'ch', 'h', 'hl', 'ha',
-    'ik', 'ih', 'ic', 'ij')
+    'ik', 'ih', 'ic', 'ij', 'wm')
   redis.call('ZREM', dk, m)
   redis.call('SREM', ik, sender)
   if not s[1] then
@@ -50,6 +53,11 @@ local function combo_end_streak(sk, tk, ik, dk, m, sender, ts, now)
   if s[14] then
     inbox_put(s[11], s[12], s[13], s[14], ev, cs_int(now), s[9], s[10])
   end
+  -- For combo_end webhooks, in this same step: the queue has the target
+  -- hash's hash tag and prefix (`{gs}:t:...` -> `{gs}:whq`).
+  local wq = string.sub(tk, 1, string.find(tk, ':t:', 1, true)) .. 'whq'
+  redis.call('XADD', wq, 'MAXLEN', '~', s[15] or '100000', '*',
+    'c', redis.call('HGET', tk, 'creator') or '', 'e', ev)
   return seq
 end
 

@@ -24,6 +24,7 @@
 --       `{gs}:h:inbox:`  28 inbox channel prefix `{gs}:ev:<db>:inbox:`
 --       (the creator's inbox gets the gift and any streak end it causes;
 --       history bounds ARGV 18 and 19)
+--       29 streak-end queue len max (`{gs}:whq`, for combo_end webhooks)
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
@@ -81,7 +82,7 @@ else
   redis.call('HSET', KEYS[5], 'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6],
     'sf', int(seq), 'sl', int(seq), 'lt', ARGV[2], 'du', int(ts + window),
     'j', ARGV[22], 'ch', ARGV[14], 'h', ARGV[17], 'hl', ARGV[18], 'ha', ARGV[19],
-    'ik', ik, 'ih', ih, 'ic', ic, 'ij', inbox_head(creator))
+    'ik', ik, 'ih', ih, 'ic', ic, 'ij', inbox_head(creator), 'wm', ARGV[29])
   redis.call('SADD', KEYS[8], ARGV[8])
 end
 combo = math.min(combo, 4294967295)

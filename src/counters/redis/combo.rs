@@ -18,6 +18,7 @@ use super::keys::*;
 use super::scripts::*;
 use super::*;
 use crate::counters::combo;
+use crate::protocol::ComboEnd;
 
 /// A sender's streak on a target (hash).
 pub(super) fn streak_key(tkey: &str, sender: &str) -> String {
@@ -167,6 +168,65 @@ impl RedisCounters {
         if n == 0 {
             return Err(Self::unknown(&target));
         }
+        Ok(())
+    }
+}
+
+/// Consumer group of the webhook pumps on `{gs}:whq`.
+const STREAK_GROUP: &str = "webhooks";
+/// A pump that took streak ends and did not acknowledge them this long
+/// (it died) leaves them to another node's pump, ms.
+const STREAK_CLAIM_IDLE_MS: u64 = 30_000;
+
+fn streak_take_script() -> &'static Script {
+    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(include_str!("../lua/streak_take.lua")))
+}
+
+impl RedisCounters {
+    /// [`Counters::streak_ends`] on Redis: the `{gs}:whq` stream through
+    /// the `webhooks` consumer group.
+    pub(super) async fn streak_ends_op(&self, len_max: usize) -> Result<Vec<StreakEnd>> {
+        let rows: Vec<(String, String, String)> = streak_take_script()
+            .key(key(&["whq"]))
+            .arg(STREAK_GROUP)
+            .arg(&self.consumer)
+            .arg(len_max.max(1))
+            .arg(STREAK_CLAIM_IDLE_MS)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut junk = Vec::new();
+        for (id, creator, json) in rows {
+            match serde_json::from_str::<ComboEnd>(&json) {
+                Ok(end) if !creator.is_empty() => out.push(StreakEnd { id, creator, end }),
+                _ => junk.push(id),
+            }
+        }
+        if !junk.is_empty() {
+            tracing::warn!(
+                entries = junk.len(),
+                "redis: unreadable streak ends dropped"
+            );
+            self.streak_ends_done_op(&junk).await?;
+        }
+        Ok(out)
+    }
+
+    /// [`Counters::streak_ends_done`] on Redis: acknowledged and deleted.
+    pub(super) async fn streak_ends_done_op(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let q = key(&["whq"]);
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK").arg(&q).arg(STREAK_GROUP).arg(ids).ignore();
+        pipe.cmd("XDEL").arg(&q).arg(ids).ignore();
+        let () = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
         Ok(())
     }
 }

@@ -80,6 +80,7 @@ impl RedisCounters {
             .arg(inbox_key(""))
             .arg(history_key(&Topic::inbox("").hub_key()))
             .arg(self.channels.room(&Topic::inbox("").hub_key()))
+            .arg(self.cfg.streak_end_queue_len_max)
             .invoke_async(&mut self.conn())
             .await
             .map_err(script_err)?;

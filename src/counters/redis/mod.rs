@@ -40,7 +40,7 @@ use serde::Serialize;
 use crate::config::{CountersConfig, HubConfig};
 use crate::counters::{Counters, CountersError, Result};
 use crate::model::{
-    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
+    gift_value, Batch, GiftAck, GiftOutcome, GiftRequest, PendingGift, Snapshot, StreakEnd, Target,
     TargetInfo, TargetKind,
 };
 
@@ -388,5 +388,13 @@ impl Counters for RedisCounters {
 
     async fn restore(&self, snapshot: Snapshot) -> Result<()> {
         self.restore_from(snapshot).await
+    }
+
+    async fn streak_ends(&self, len_max: usize) -> Result<Vec<StreakEnd>> {
+        self.streak_ends_op(len_max).await
+    }
+
+    async fn streak_ends_done(&self, ids: &[String]) -> Result<()> {
+        self.streak_ends_done_op(ids).await
     }
 }

@@ -6,7 +6,7 @@ use sqlx::{PgPool, Row, SqlitePool};
 
 use super::{
     frame_events, pg_lock, sqlite_lock, unframe, Attempt, ClaimedEndpoint, DeliveryRecord,
-    NewEndpoint, OutboxEvent, WebhookEndpoint, WebhookStore, INSERT_EVENT,
+    NewEndpoint, OutboxEvent, WebhookEndpoint, WebhookStore, INSERT_EVENT, INSERT_EVENT_ONCE,
 };
 use crate::error::{Error, Result};
 use crate::protocol::now_ms;
@@ -151,6 +151,38 @@ macro_rules! store_impl {
                     .rows_affected();
                 tx.commit().await?;
                 Ok(written > 0)
+            }
+
+            async fn enqueue_once(
+                &self,
+                creator: &str,
+                kind: &str,
+                event_id: &str,
+                data: &serde_json::Value,
+            ) -> Result<bool> {
+                let mut tx = $begin(&self.0).await?;
+                $lock(&mut *tx).await?;
+                let written = sqlx::query(INSERT_EVENT_ONCE)
+                    .bind(event_id)
+                    .bind(creator)
+                    .bind(kind)
+                    .bind(data.to_string())
+                    .bind(now_ms())
+                    .bind(format!("%,{kind},%"))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(written > 0)
+            }
+
+            async fn subscribed(&self, kind: &str) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT creator FROM webhook_endpoints WHERE disabled_ms IS NULL AND events LIKE $1",
+                )
+                .bind(format!("%,{kind},%"))
+                .fetch_all(&self.0)
+                .await?)
             }
 
             async fn claim(
