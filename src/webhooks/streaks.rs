@@ -38,7 +38,7 @@ pub async fn pump(
     let subscribed = store.subscribed("combo_end").await?;
     let mut written = 0;
     for e in &taken {
-        if subscribed.iter().any(|c| *c == e.creator) {
+        if subscribed.contains(&e.creator) {
             let data = serde_json::to_value(&e.end).map_err(crate::error::Error::internal)?;
             if store
                 .enqueue_once(&e.creator, "combo_end", &event_id(e), &data)
