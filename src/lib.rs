@@ -19,11 +19,15 @@
 //! - [`counters`]: the counters engine (wallets, idempotency, room seq,
 //!   pending credits) behind the [`counters::Counters`] trait: in memory,
 //!   or in Redis (`counters/redis/`, Lua scripts in `counters/lua/`).
-//! - [`relay`]: room messages across nodes behind the [`relay::Relay`]
-//!   trait (keyed by [`relay::Topic`]): local (one node) or Redis (pub/sub
-//!   to this node's rooms, history gap filling, per-node viewer counts).
+//! - [`relay`]: room, video and inbox messages across nodes behind the
+//!   [`relay::Relay`] trait (keyed by [`relay::Topic`]): local (one node) or
+//!   Redis (pub/sub to this node's topics, history gap filling, per-node
+//!   viewer counts).
 //! - [`ledger`]: the durable ledger behind the [`ledger::Ledger`] trait.
 //! - [`settlement`]: drains pending counters into the ledger, exactly once.
+//! - [`webhooks`]: signed webhooks out: registration checks, the delivery
+//!   worker (per endpoint, in outbox order, at least once) and the pump
+//!   that turns streak ends into `combo_end` events.
 //! - [`hub`]: rooms, fan-out, and the per-socket reader and writer tasks.
 //! - [`http`]: the axum router: HTTP routes and the WebSocket upgrade.
 //! - [`payments`]: Stripe: coin purchases, signed webhooks, creator
