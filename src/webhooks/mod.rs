@@ -287,14 +287,15 @@ pub async fn run(
             }
         }
         // Streak ends become `combo_end` events (see `streaks`).
-        if let Err(e) = streaks::pump(
-            store.as_ref(),
-            counters.as_ref(),
-            cfg.batch_len_max as usize,
-        )
-        .await
-        {
-            tracing::warn!(error = %e.report(), "moving streak ends into the webhook outbox failed; retried");
+        for _ in 0..streaks::STEPS_MAX {
+            match streaks::pump(store.as_ref(), counters.as_ref(), streaks::BATCH_LEN).await {
+                Ok(n) if n == streaks::BATCH_LEN => {}
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e.report(), "moving streak ends into the webhook outbox failed; retried");
+                    break;
+                }
+            }
         }
         if last_prune.elapsed() > Duration::from_secs(60) {
             last_prune = Instant::now();
