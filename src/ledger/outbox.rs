@@ -167,7 +167,10 @@ pub trait WebhookStore: Send + Sync {
     /// Write an event outside the ledger's money transactions (e.g.
     /// `combo_end`, `follow`), when the creator has an enabled endpoint
     /// subscribed to `kind`. Answers whether it was written.
-    async fn enqueue(&self, creator: &str, kind: &str, data: &serde_json::Value) -> Result<bool>;
+    async fn enqueue(&self, creator: &str, kind: &str, data: &serde_json::Value) -> Result<bool> {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        self.enqueue_once(creator, kind, &event_id, data).await
+    }
     /// [`WebhookStore::enqueue`] under a caller-made `event_id` that names
     /// the event itself (e.g. `combo_end:room:r1:13`): a second write of the
     /// same event writes nothing, so a redelivered source stays

@@ -6,7 +6,7 @@ use sqlx::{PgPool, Row, SqlitePool};
 
 use super::{
     frame_events, pg_lock, sqlite_lock, unframe, Attempt, ClaimedEndpoint, DeliveryRecord,
-    NewEndpoint, OutboxEvent, WebhookEndpoint, WebhookStore, INSERT_EVENT, INSERT_EVENT_ONCE,
+    NewEndpoint, OutboxEvent, WebhookEndpoint, WebhookStore, INSERT_EVENT_ONCE,
 };
 use crate::error::{Error, Result};
 use crate::protocol::now_ms;
@@ -129,28 +129,6 @@ macro_rules! store_impl {
                         })
                         .collect(),
                 ))
-            }
-
-            async fn enqueue(
-                &self,
-                creator: &str,
-                kind: &str,
-                data: &serde_json::Value,
-            ) -> Result<bool> {
-                let mut tx = $begin(&self.0).await?;
-                $lock(&mut *tx).await?;
-                let written = sqlx::query(INSERT_EVENT)
-                    .bind(uuid::Uuid::now_v7().to_string())
-                    .bind(creator)
-                    .bind(kind)
-                    .bind(data.to_string())
-                    .bind(now_ms())
-                    .bind(format!("%,{kind},%"))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok(written > 0)
             }
 
             async fn enqueue_once(
