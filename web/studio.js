@@ -210,12 +210,30 @@ function liveForm() {
       status('live-status', errorText(e), true);
     }
   });
+  let overlayBase = '';
+  // The overlay URL with the goal options; the preview frame follows it.
+  const overlayUrl = () => {
+    if (!overlayBase) return;
+    const u = new URL(overlayBase);
+    const goal = parseInt($('overlay-goal').value, 10);
+    if (goal > 0) {
+      u.searchParams.set('goal', String(Math.min(goal, 1e9)));
+      const label = $('overlay-goal-label').value.trim();
+      if (label) u.searchParams.set('goal_label', label.slice(0, 60));
+    }
+    $('overlay-url').value = u.href;
+    $('overlay-preview').href = u.href;
+    if ($('overlay-frame').src !== u.href) $('overlay-frame').src = u.href;
+  };
+  for (const id of ['overlay-goal', 'overlay-goal-label']) $(id).addEventListener('change', overlayUrl);
+  // The preview renders the overlay as OBS would (1280x720), scaled to fit.
+  const box = $('overlay-frame').parentElement;
+  new ResizeObserver(() => box.style.setProperty('--k', String(box.clientWidth / 1280))).observe(box);
   $('overlay-make').addEventListener('click', async () => {
     try {
       const r = await api('/v1/creators/me/overlay-tokens', { method: 'POST', body: { room: room() } });
-      const url = new URL(r.url, location.origin).href;
-      $('overlay-url').value = url;
-      $('overlay-preview').href = url;
+      overlayBase = new URL(r.url, location.origin).href;
+      overlayUrl();
       $('overlay-out').hidden = false;
       status('overlay-status', t('studio.overlay_made', { hours: num(Math.round(r.expires_in_s / 3600)) }));
     } catch (e) {

@@ -36,7 +36,8 @@ pub struct HttpConfig {
     /// served on `http.listen`.
     pub metrics_listen: String,
     /// The overlay page's CSP `frame-ancestors` sources (who may embed it in
-    /// a frame), e.g. `'none'` or `https://studio.example.com`.
+    /// a frame), e.g. `'self'` (the studio's preview; the default), `'none'`
+    /// or `https://studio.example.com`.
     pub overlay_frame_ancestors: String,
 }
 
@@ -49,7 +50,7 @@ impl Default for HttpConfig {
             request_timeout_ms: 60_000,
             client_ip_header: String::new(),
             metrics_listen: "127.0.0.1:9464".into(),
-            overlay_frame_ancestors: "'none'".into(),
+            overlay_frame_ancestors: "'self'".into(),
         }
     }
 }

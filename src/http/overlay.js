@@ -2,7 +2,9 @@
 // overlay). Gift cards with art and a streak counter that finishes on
 // combo_end, tips with their message (as text), big gifts full screen, room
 // stats. Options by query string: position=bl|br|tl|tr, scale=0.5..3,
-// max=1..10 cards, stats=0 hides the stats, lang=en|fr. The SDK speaks the
+// max=1..10 cards, stats=0 hides the stats, lang=en|fr, goal=N diamonds
+// (1..1e9) with goal_label=TEXT (at most 60 characters) shows a goal bar
+// filled by the live's diamonds (from room_stats). The SDK speaks the
 // JSON subprotocol (giftstream.v1.json), reconnects
 // with backoff and resumes from the last seq (each seq shown once); what a
 // resume replays is shown only if it is recent, so old alerts never play
@@ -21,6 +23,8 @@ const opts = {
   scale: clamp(parseFloat(q.get('scale')), 0.5, 3, 1),
   max: Math.round(clamp(parseInt(q.get('max'), 10), 1, 10, 5)),
   stats: q.get('stats') !== '0',
+  goal: Math.round(clamp(parseInt(q.get('goal'), 10), 0, 1e9, 0)),
+  goalLabel: (q.get('goal_label') || '').slice(0, 60),
 };
 /** Coins from which a gift plays full screen. */
 const BIG_COINS = 1000;
@@ -39,6 +43,24 @@ let lastTs = Date.now();
 document.body.classList.add(`pos-${opts.position}`);
 document.body.style.setProperty('--scale', String(opts.scale));
 stats.hidden = !opts.stats;
+
+const goal = document.getElementById('goal');
+goal.hidden = opts.goal < 1;
+/** The goal bar at `n` diamonds of `opts.goal`. */
+export function showGoal(n) {
+  if (opts.goal < 1) return;
+  const have = Math.max(0, n || 0);
+  const pct = Math.min(100, (have / opts.goal) * 100);
+  const fill = el('span', { class: 'goal-fill' });
+  fill.style.width = `${pct.toFixed(1)}%`;
+  goal.replaceChildren(
+    el('span', { class: 'goal-label' }, opts.goalLabel || t('overlay.goal')),
+    el('span', { class: 'goal-bar', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': String(opts.goal), 'aria-valuenow': String(Math.min(have, opts.goal)) }, fill),
+    el('span', { class: 'goal-count' }, `${num(have)} / ${num(opts.goal)}`),
+  );
+  goal.dataset.diamonds = String(have);
+  goal.classList.toggle('reached', have >= opts.goal);
+}
 
 const stale = () => replaying && Date.now() - lastTs > STALE_MS;
 const name = (id) => (gifts.get(id) || { name: id }).name;
@@ -119,6 +141,7 @@ function notice(text) {
 }
 
 await loadStrings();
+showGoal(0);
 try {
   const c = await (await fetch('/v1/catalog')).json();
   for (const g of c.gifts) gifts.set(g.id, g);
@@ -155,6 +178,7 @@ gs.on('tip', (m) => {
 });
 gs.on('streak', showStreak);
 gs.on('room_stats', (ev) => {
+  showGoal(ev.diamonds);
   const top = ev.top && ev.top[0];
   stats.replaceChildren(
     el('span', {}, t('live.viewers', { n: num(ev.viewers) })),

@@ -101,6 +101,12 @@ pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
      connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
+/// The studio's CSP: [`PAGE_CSP`] plus same-origin frames (the overlay's
+/// live preview).
+pub const STUDIO_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self'; frame-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
 /// Whether the pages take payments: Stripe on, with a publishable key.
 fn pays(cfg: &crate::config::Config) -> bool {
     cfg.stripe.enabled() && !cfg.stripe.publishable_key.is_empty()
@@ -292,7 +298,10 @@ pub async fn live(
 /// `GET /studio` (anyone): the creator studio. It signs in by the session
 /// cookie (a creator's); without one it offers to sign in.
 pub async fn studio(headers: HeaderMap) -> Response {
-    page(render(STUDIO_HTML, lang(&headers)))
+    page_with_csp(
+        render(STUDIO_HTML, lang(&headers)),
+        HeaderValue::from_static(STUDIO_CSP),
+    )
 }
 
 /// `GET /videos/{video}` (anyone): a video's page (gifts with their

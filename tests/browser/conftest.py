@@ -28,6 +28,7 @@ SHOTS = Path(os.environ.get("GIFTSTREAM_SCREENSHOTS") or REPO / "target" / "scre
 DOCS_IMG = {
     "test_twelve_roses_count_to_x12_on_the_overlay-viewer": "live.png",
     "test_twelve_roses_count_to_x12_on_the_overlay-overlay": "overlay.png",
+    "test_the_overlay_goal_bar_fills_with_the_lives_diamonds-overlay": "overlay-goal.png",
     "test_live_page_at_375px_has_no_horizontal_scroll_and_works_by_keyboard-viewer-375": "live-375.png",
     "test_live_page_at_375px_has_no_horizontal_scroll_and_works_by_keyboard-login-375": "demo-login-375.png",
     "test_a_big_gift_plays_full_screen_and_overlay_options_apply-overlay-options": "overlay-big-gift-fr.png",

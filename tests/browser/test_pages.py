@@ -268,3 +268,31 @@ def test_buying_coins_credits_the_balance_once_after_the_webhook(paying_server, 
     assert page.text_content("#balance").replace(",", "").replace("\u202f", "").startswith("10070")
     wallet = page.evaluate("async () => (await (await fetch('/v1/wallet')).json()).coins")
     assert wallet == 10070
+
+
+def test_the_overlay_goal_bar_fills_with_the_lives_diamonds(server, open_page):
+    # The live's diamonds so far (other tests gift in the same room).
+    overlay = open_page("overlay")
+    overlay.goto(overlay_url(server, "&goal=1000000000"))
+    until(overlay, "() => document.querySelector('#stats').textContent.includes('watching')")
+    before = int(overlay.get_attribute("#goal", "data-diamonds"))
+    # A goal three roses away, with a label that is markup.
+    label = urllib.parse.quote(XSS)
+    overlay.goto(overlay_url(server, f"&goal={before + 3}&goal_label={label}"))
+    until(overlay, "() => document.querySelector('#stats').textContent.includes('watching')")
+    goal = overlay.locator("#goal")
+    assert goal.is_visible()
+    assert overlay.text_content("#goal .goal-label") == XSS
+    assert overlay.locator("#goal img").count() == 0
+    assert "reached" not in goal.get_attribute("class")
+    viewer = open_page("viewer")
+    sign_in(viewer, "viewer-2")
+    rose = viewer.locator("button[data-gift=rose]")
+    rose.wait_for()
+    until(viewer, "() => !document.querySelector('button[data-gift=rose]').disabled")
+    for _ in range(3):
+        rose.click()
+    until(overlay, "() => document.querySelector('#goal').classList.contains('reached')", timeout=15)
+    assert int(goal.get_attribute("data-diamonds")) >= before + 3
+    assert overlay.get_attribute("#goal .goal-bar", "aria-valuenow") == str(before + 3)
+    assert overlay.evaluate("document.querySelector('#goal .goal-fill').style.width") == "100%"

@@ -110,6 +110,16 @@ def test_studio_and_video_page_at_375px_work_by_keyboard(server, open_page):
     studio.keyboard.press("Enter")
     until(studio, "() => document.getElementById('overlay-url').value.includes('/overlay/demo?token=')")
     assert studio.locator("#overlay-preview").get_attribute("href") == studio.locator("#overlay-url").input_value()
+    # A goal bar option goes into the link, and the preview frame (same
+    # origin, allowed by the overlay's frame-ancestors 'self') shows it live.
+    studio.fill("#overlay-goal", "5000")
+    studio.fill("#overlay-goal-label", "New mic")
+    studio.focus("#overlay-goal-label")
+    studio.keyboard.press("Tab")
+    until(studio, "() => document.getElementById('overlay-url').value.includes('goal=5000&goal_label=New+mic')")
+    frame = studio.frame_locator("#overlay-frame")
+    frame.locator("body[data-joined=true]").wait_for(timeout=10000)
+    assert frame.locator("#goal .goal-label").text_content() == "New mic"
     video = open_page("video-375", viewport={"width": 375, "height": 800}, is_mobile=True, has_touch=True)
     open_video(video, "viewer-1")
     width = video.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")

@@ -342,7 +342,8 @@ async fn metrics_are_served_on_their_own_listener_only() {
 #[tokio::test]
 async fn the_overlay_carries_a_strict_csp_and_security_headers() {
     for (ancestors, want) in [
-        (None, "frame-ancestors 'none'"),
+        (None, "frame-ancestors 'self'"),
+        (Some("'none'"), "frame-ancestors 'none'"),
         (
             Some("https://studio.example.com"),
             "frame-ancestors https://studio.example.com",
