@@ -4,9 +4,11 @@ Chromium through Playwright, pages signed in through /demo/login, and a
 screenshot of every page a test opened, taken at its end (pass or fail),
 in $GIFTSTREAM_SCREENSHOTS (target/screenshots/)."""
 
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +22,9 @@ from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("GIFTSTREAM_BIN") or str(REPO / "target" / "debug" / "giftstream")
+# The Stripe contract double (Connect, transfers, destination charges) as a
+# process in front of localstripe: stripe-double/ in this workspace.
+DOUBLE_BIN = os.environ.get("GIFTSTREAM_STRIPE_DOUBLE_BIN") or str(Path(BIN).parent / "giftstream-stripe-double")
 STRIPE_KEY = "sk_test_giftstream_browser"
 CHROMIUM = os.environ.get("GIFTSTREAM_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("GIFTSTREAM_SCREENSHOTS") or REPO / "target" / "screenshots")
@@ -52,7 +57,9 @@ CHROMIUM_ARGS = [
 class Server:
     """A running `giftstream serve --demo`."""
 
-    def __init__(self, tmp, stripe_url=None, env=None):
+    def __init__(self, tmp, stripe_url=None, env=None, api_url=None, listen="127.0.0.1:0"):
+        """`stripe_url`: localstripe (Stripe.js mock, webhooks); `api_url`:
+        where the server calls Stripe's API (default: localstripe)."""
         self.dir = tmp
         ready = Path(tmp) / "ready"
         self.env = {
@@ -70,14 +77,14 @@ class Server:
             self.env.update({
                 "GIFTSTREAM_STRIPE__SECRET_KEY": STRIPE_KEY,
                 "GIFTSTREAM_STRIPE__WEBHOOK_SECRET": f"whsec_{uuid.uuid4().hex}",
-                "GIFTSTREAM_STRIPE__API_BASE_URL": stripe_url,
+                "GIFTSTREAM_STRIPE__API_BASE_URL": api_url or stripe_url,
                 "GIFTSTREAM_STRIPE__RETRY_BACKOFF_MS": "10",
                 "GIFTSTREAM_STRIPE__JS_URL": f"{stripe_url}/js.stripe.com/v3/",
                 "GIFTSTREAM_STRIPE__PUBLISHABLE_KEY": "pk_test_giftstream_browser",
             })
         self.log = open(Path(tmp) / "server.log", "w")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--demo", "--listen", "127.0.0.1:0", "--ready-file", str(ready)],
+            [BIN, "serve", "--demo", "--listen", listen, "--ready-file", str(ready)],
             cwd=tmp, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 30
@@ -147,6 +154,61 @@ def paying_server(stripe_url):
             s.stop()
 
 
+def stripe_api(stripe_url, path, form=None):
+    """Call a Stripe API (localstripe or the double) with the test secret
+    key: a POST of `form`, or a GET without one."""
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    req = urllib.request.Request(f"{stripe_url}{path}", data,
+                                 headers={"Authorization": f"Bearer {STRIPE_KEY}"})
+    return json.load(urllib.request.urlopen(req, timeout=10))
+
+
+def free_port():
+    """A loopback port free right now (for a server whose own URL must be
+    in its config before it starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def connect_server(stripe_url):
+    """A demo server paying through the Stripe contract double (Connect
+    onboarding with a hosted page, destination charges, transfers) in
+    front of localstripe, with a 2 s payout hold and a 100-diamond
+    cash-out minimum. `.double` is the double's URL."""
+    double = subprocess.Popen([DOUBLE_BIN, "--upstream", stripe_url], stdout=subprocess.PIPE, text=True)
+    try:
+        line = double.stdout.readline()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"stripe double did not start ({DOUBLE_BIN}): {line!r}")
+        double_url = line.split()[-1]
+        port = free_port()
+        studio = f"http://127.0.0.1:{port}/studio"
+        env = {
+            "GIFTSTREAM_STRIPE__ONBOARD_RETURN_URL": f"{studio}?payouts=return",
+            "GIFTSTREAM_STRIPE__ONBOARD_REFRESH_URL": f"{studio}?payouts=refresh",
+            "GIFTSTREAM_STRIPE__CASHOUT_DIAMONDS_MIN": "100",
+            "GIFTSTREAM_PAYOUTS__HOLD_S": "2",
+        }
+        with tempfile.TemporaryDirectory(prefix="gs-browser-connect-") as tmp:
+            s = Server(tmp, stripe_url, env=env, api_url=double_url, listen=f"127.0.0.1:{port}")
+            s.double = double_url
+            # The double tells the server of account.updated (onboarding done).
+            form = urllib.parse.urlencode({
+                "url": f"{s.url}/v1/stripe/webhook",
+                "secret": s.env["GIFTSTREAM_STRIPE__WEBHOOK_SECRET"],
+            }).encode()
+            urllib.request.urlopen(f"{double_url}/__double/webhooks", form, timeout=10)
+            try:
+                yield s
+            finally:
+                s.stop()
+    finally:
+        double.terminate()
+        double.wait(10)
+
+
 @pytest.fixture
 def studio_server():
     """A demo server whose settlement waits (gifts stay pending a few
@@ -175,7 +237,8 @@ def browser():
 @pytest.fixture
 def base_url(request):
     """The URL of the test's server (`paying_server` when it uses one)."""
-    name = next((n for n in ("paying_server", "studio_server") if n in request.fixturenames), "server")
+    names = ("paying_server", "studio_server", "connect_server")
+    name = next((n for n in names if n in request.fixturenames), "server")
     return request.getfixturevalue(name).url
 
 

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import sign_in, until
+from conftest import sign_in, stripe_api, until
 
 XSS = "<img src=x onerror=alert(1)>"
 ROSES = 12
@@ -225,13 +225,6 @@ def test_a_big_gift_plays_full_screen_and_overlay_options_apply(server, open_pag
         overlay.locator(f".card[data-gift={gift}]").wait_for(timeout=10000)
     assert overlay.locator(".card").count() == 2
     until(viewer, "() => document.querySelector('#balance').textContent.replace(/\\D/g, '') === '8974'")
-
-
-def stripe_api(stripe_url, path, form):
-    from conftest import STRIPE_KEY
-    req = urllib.request.Request(f"{stripe_url}{path}", urllib.parse.urlencode(form).encode(),
-                                 headers={"Authorization": f"Bearer {STRIPE_KEY}"})
-    return json.load(urllib.request.urlopen(req, timeout=10))
 
 
 def test_buying_coins_credits_the_balance_once_after_the_webhook(paying_server, stripe_url, open_page):

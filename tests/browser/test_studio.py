@@ -2,7 +2,7 @@
 headless Chromium against a real `giftstream serve --demo` (which opens
 room `demo` and registers video `demo-video` of `demo-creator`)."""
 
-from conftest import sign_in, sign_in_creator, until
+from conftest import sign_in, sign_in_creator, stripe_api, until
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -141,3 +141,70 @@ def test_studio_and_video_page_at_375px_work_by_keyboard(server, open_page):
     until(studio, "() => document.getElementById('live-status').textContent.includes('demo')")
     width = studio.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert width[0] <= width[1], f"horizontal scroll on /studio after use: {width}"
+
+
+def pay_in_page(page, stripe_url, pi):
+    """Pay PaymentIntent `pi` through the page's Payment Element (localstripe's
+    Stripe.js mock) with a card that asks for 3D Secure, as
+    test_buying_coins_credits_the_balance_once_after_the_webhook does."""
+    page.locator("#pay:not([hidden]) #pay-element input").first.wait_for()
+    for field, value in (("number", "4000002760003184"), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123")):
+        page.fill(f"#pay-element input[placeholder={field}]", value)
+    pm = stripe_api(stripe_url, "/v1/payment_methods", {
+        "type": "card", "card[number]": "4000002760003184", "card[exp_month]": "12",
+        "card[exp_year]": "2034", "card[cvc]": "123"})
+    stripe_api(stripe_url, f"/v1/payment_intents/{pi}", {"payment_method": pm["id"]})
+    assert stripe_api(stripe_url, f"/v1/payment_intents/{pi}/confirm", {})["status"] == "requires_action"
+    page.click("#pay-go")
+    page.get_by_role("button", name="Complete authentication").click()
+    page.locator("#pay").wait_for(state="hidden", timeout=10000)
+
+
+def test_connect_onboarding_a_paid_tip_and_a_cash_out(connect_server, stripe_url, open_page):
+    studio = open_page("studio-connect", viewport={"width": 1280, "height": 1000})
+    sign_in_creator(studio)
+    assert studio.get_attribute("#paid-state", "data-enabled") == "false"
+    # "Set up payouts": the Connect Express onboarding page (the contract
+    # double's hosted page), then back to the studio with payouts on.
+    studio.click("#onboard")
+    studio.wait_for_url(f"{connect_server.double}/connect/setup/**")
+    studio.click("#complete")
+    studio.wait_for_url("**/studio?payouts=return")
+    studio.wait_for_selector("body[data-ready=true]")
+    until(studio, "() => document.getElementById('paid-state').dataset.enabled === 'true'")
+    assert len(stripe_api(connect_server.double, "/__double/accounts")) == 1
+    # A viewer tips $5 with a message that is markup, paid through the
+    # Payment Element: a destination charge to the creator's account.
+    viewer = open_page("viewer-connect")
+    sign_in(viewer, "viewer-1")
+    viewer.fill("#tip-amount", "5")
+    viewer.fill("#tip-message", XSS)
+    with viewer.expect_response("**/v1/rooms/demo/tips") as resp:
+        viewer.click("#tip-send")
+    tip = resp.value.json()
+    assert tip["amount_cents"] == 500, tip
+    pay_in_page(viewer, stripe_url, tip["payment_intent"])
+    # The signed webhook records the tip: the room shows it as text, the
+    # studio counts it and lists its message as text.
+    viewer.locator(".tip-alert .tip-message").first.wait_for(timeout=30000)
+    assert viewer.locator(".tip-alert .tip-message").first.text_content() == XSS
+    until(studio, "() => document.getElementById('e-tips').dataset.value === '500'", timeout=30)
+    until(studio, "() => document.querySelectorAll('#t-tips tbody tr').length === 1")
+    assert XSS in studio.locator("#t-tips tbody tr").first.text_content()
+    assert studio.locator("#t-tips img").count() == 0
+    # Two hand hearts (50 diamonds each): settled, held 2 s, then available.
+    hearts = viewer.locator("button[data-gift=hand_hearts]")
+    until(viewer, "() => !document.querySelector('button[data-gift=hand_hearts]').disabled")
+    hearts.click()
+    hearts.click()
+    until(studio, "() => document.getElementById('e-available').dataset.value === '100'", timeout=20)
+    # Cash out the 100 diamonds: one Transfer of 50 cents to the account.
+    studio.fill("#cash-diamonds", "100")
+    studio.click("#cash-go")
+    until(studio, "() => document.getElementById('e-cashed').dataset.value === '100'", timeout=15)
+    assert value(studio, "e-available") == 0
+    until(studio, "() => document.querySelectorAll('#t-cashouts tbody tr').length === 1")
+    transfers = stripe_api(connect_server.double, "/__double/transfers")
+    cashout = [t for t in transfers if t["amount"] == 50]
+    assert len(cashout) == 1, transfers
+    assert cashout[0]["destination"] == stripe_api(connect_server.double, "/__double/accounts")[0]["id"]

@@ -2,4 +2,4 @@
 pub mod hooked_ledger;
 pub mod server;
 pub mod services;
-pub mod stripe_double;
+pub use giftstream_stripe_double as stripe_double;

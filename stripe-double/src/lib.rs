@@ -70,6 +70,10 @@ struct Inner {
     reversals: Vec<(String, i64)>,
     destination_charges: Vec<DestinationCharge>,
     requests: Vec<(String, String, Option<String>)>,
+    /// Account links made: link id -> (account, return_url).
+    links: HashMap<String, (String, String)>,
+    /// Webhook endpoints (url, signing secret) told of `account.updated`.
+    webhooks: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -95,8 +99,18 @@ impl Drop for StripeDouble {
 }
 
 impl StripeDouble {
-    /// Start a double forwarding to `upstream` (localstripe), if any.
+    /// Start a double on a free loopback port, forwarding to `upstream`
+    /// (localstripe), if any.
     pub async fn start(upstream: Option<String>) -> StripeDouble {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, upstream)
+    }
+
+    /// Start a double on `listener`, forwarding to `upstream` (localstripe),
+    /// if any. Besides Stripe's API it serves the hosted onboarding page
+    /// and a few `/__double/` paths for a harness that runs it as a process
+    /// (see `hosted`).
+    pub fn start_on(listener: tokio::net::TcpListener, upstream: Option<String>) -> StripeDouble {
         let shared = Arc::new(Shared {
             upstream: upstream.map(|u| u.trim_end_matches('/').to_string()),
             http: reqwest::Client::builder()
@@ -110,13 +124,17 @@ impl StripeDouble {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         *shared.self_url.lock() = url.clone();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         StripeDouble { url, shared, task }
+    }
+
+    /// Wait until the serving task ends (it runs until dropped).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
     }
 
     /// Set how transfers are answered from now on.
@@ -366,6 +384,9 @@ async fn handle(
         .lock()
         .requests
         .push((method.to_string(), path.clone(), key.clone()));
+    if let Some(r) = hosted(&sh, &method, &path, &body).await {
+        return r;
+    }
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -700,12 +721,124 @@ fn create_account_link(sh: &Shared, params: &[(String, String)]) -> Result<Value
         }
     }
     let created = now_s();
+    let link = rand_id("");
+    let ret = get(params, "return_url").unwrap_or_default().to_string();
+    sh.inner
+        .lock()
+        .links
+        .insert(link.clone(), (acct.to_string(), ret));
     Ok(json!({
         "object": "account_link",
         "created": created,
         "expires_at": created + 300,
-        "url": format!("{}/connect/setup/{acct}/{}", sh.self_url.lock(), rand_id("")),
+        "url": format!("{}/connect/setup/{acct}/{link}", sh.self_url.lock()),
     }))
+}
+
+/// What the double serves outside Stripe's API (no API key):
+/// - `GET /connect/setup/{acct}/{link}`: the hosted onboarding page an
+///   account link leads to (test mode: one "Complete" button);
+/// - `POST` the same: the account becomes fully enabled
+///   (`details_submitted`, `charges_enabled`, `payouts_enabled`), every
+///   registered webhook endpoint gets a signed `account.updated`, and the
+///   browser goes back to the link's `return_url` (303);
+/// - `POST /__double/webhooks` (form `url`, `secret`): register an endpoint;
+/// - `GET /__double/transfers`, `GET /__double/accounts`: what it holds.
+async fn hosted(sh: &Shared, method: &Method, path: &str, body: &[u8]) -> Option<Response> {
+    let json_reply = |v: Value| reply(200, Bytes::from(v.to_string()), false);
+    match (method.as_str(), path) {
+        ("GET", "/__double/transfers") => {
+            return Some(json_reply(Value::Array(sh.inner.lock().transfers.clone())))
+        }
+        ("GET", "/__double/accounts") => {
+            let all = sh.inner.lock().accounts.values().cloned().collect();
+            return Some(json_reply(Value::Array(all)));
+        }
+        ("POST", "/__double/webhooks") => {
+            let p = parse_form(body);
+            let (Some(url), Some(secret)) = (get(&p, "url"), get(&p, "secret")) else {
+                return Some(reply(400, Bytes::from("url and secret"), false));
+            };
+            let hook = (url.to_string(), secret.to_string());
+            sh.inner.lock().webhooks.push(hook);
+            return Some(json_reply(json!({ "ok": true })));
+        }
+        _ => {}
+    }
+    let rest = path.strip_prefix("/connect/setup/")?;
+    let (acct, link) = rest.split_once('/')?;
+    let known = sh.inner.lock().links.get(link).cloned();
+    let Some((link_acct, ret)) = known.filter(|(a, _)| a == acct) else {
+        return Some(reply(404, Bytes::from("no such account link"), false));
+    };
+    if method == Method::GET {
+        let html = format!(
+            "<!doctype html><html lang=en><meta charset=utf-8>\
+             <meta name=viewport content=\"width=device-width\">\
+             <title>Stripe test-mode onboarding</title>\
+             <h1>Test-mode onboarding</h1><p>Account <code>{link_acct}</code> \
+             (the giftstream Stripe contract double).</p>\
+             <form method=post><button id=complete>Complete onboarding</button></form>"
+        );
+        let mut r = reply(200, Bytes::from(html), false);
+        r.headers_mut()
+            .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
+        return Some(r);
+    }
+    let acct_obj = {
+        let mut inner = sh.inner.lock();
+        let Some(a) = inner.accounts.get_mut(&link_acct) else {
+            return Some(reply(404, Bytes::from("no such account"), false));
+        };
+        for f in ["details_submitted", "charges_enabled", "payouts_enabled"] {
+            a[f] = json!(true);
+        }
+        a["requirements"]["currently_due"] = json!([]);
+        a["requirements"]["past_due"] = json!([]);
+        a["requirements"]["eventually_due"] = json!([]);
+        a["requirements"]["disabled_reason"] = Value::Null;
+        a.clone()
+    };
+    let hooks = sh.inner.lock().webhooks.clone();
+    for (url, secret) in hooks {
+        send_event(sh, &url, &secret, "account.updated", acct_obj.clone()).await;
+    }
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    r.headers_mut().insert(
+        "location",
+        ret.parse().unwrap_or_else(|_| "/".parse().unwrap()),
+    );
+    Some(r)
+}
+
+/// POST a signed Stripe event to a webhook endpoint (best effort: the
+/// harness sees a missed one as a status that never changes).
+async fn send_event(sh: &Shared, url: &str, secret: &str, kind: &str, object: Value) {
+    let t = now_s();
+    let body = json!({
+        "id": rand_id("evt_"),
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": t,
+        "data": { "object": object },
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "type": kind,
+    })
+    .to_string();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes())
+        .expect("hmac takes any key");
+    hmac::Mac::update(&mut mac, format!("{t}.{body}").as_bytes());
+    let sig = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+    let _ = sh
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("stripe-signature", format!("t={t},v1={sig}"))
+        .body(body)
+        .send()
+        .await;
 }
 
 fn create_transfer(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u16, Value)> {
