@@ -241,6 +241,10 @@ pub trait GiftRecords: Send + Sync {
 
     /// Whether the gift `(target key, seq)` is in the ledger (settled).
     async fn has_gift(&self, target: &str, seq: u64) -> Result<bool>;
+
+    /// Followers per creator (those without any left out): what the
+    /// counters engine's follower counts are rebuilt from.
+    async fn follower_counts(&self) -> Result<Vec<(String, i64)>>;
 }
 
 /// Limits the ledger enforces on cash-outs, in the cash-out's own

@@ -311,6 +311,15 @@ async fn restore(
     );
     let prior = !snapshot.targets.is_empty();
     counters.restore(snapshot).await?;
+    // Follower counts from the ledger's edges (Redis keeps the ones it
+    // holds: other nodes may be changing them; a drift is reconcile's).
+    let followers = crate::ledger::follows::FollowLedger::follower_counts(ledger).await?;
+    if counters.restore_followers(&followers).await? {
+        tracing::info!(
+            creators = followers.len(),
+            "follower counts restored from ledger"
+        );
+    }
     if let Some(r) = redis {
         // Start-up check: report drift between Redis and the ledger in
         // /metrics (`giftstream_reconcile_drift`); `giftstream reconcile

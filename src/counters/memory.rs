@@ -112,6 +112,7 @@ pub struct MemoryCounters {
     sink: Arc<dyn EventSink>,
     /// Streak ends for `combo_end` webhooks.
     streak_ends: super::streak_queue::StreakQueue,
+    followers: super::followers::FollowerCounts,
     cfg: CountersConfig,
 }
 
@@ -132,6 +133,7 @@ impl MemoryCounters {
             due: Mutex::new(DueIndex::new()),
             sink,
             streak_ends: super::streak_queue::StreakQueue::new(cfg.streak_end_queue_len_max),
+            followers: Default::default(),
             cfg,
         }
     }
@@ -604,5 +606,23 @@ impl Counters for MemoryCounters {
     async fn streak_ends_done(&self, ids: &[String]) -> Result<()> {
         self.streak_ends.done(ids);
         Ok(())
+    }
+
+    async fn followers(&self, creator: &str) -> Result<i64> {
+        Ok(self.followers.get(creator))
+    }
+
+    async fn adjust_followers(&self, creator: &str, delta: i64) -> Result<i64> {
+        Ok(self.followers.adjust(creator, delta))
+    }
+
+    async fn set_followers(&self, counts: &[(String, i64)]) -> Result<()> {
+        self.followers.set_all(counts);
+        Ok(())
+    }
+
+    async fn restore_followers(&self, counts: &[(String, i64)]) -> Result<bool> {
+        self.followers.set_all(counts);
+        Ok(true)
     }
 }

@@ -3,7 +3,8 @@
 //! Owns: the [`Counters`] trait — the one atomic gift operation (idempotency
 //! check on (sender, id) → balance check → debit coins → credit the
 //! creator's pending diamonds → next room seq), coin credits after a ledger
-//! commit, refund debits that never go below zero (`debit_up_to`), and the
+//! commit, creators' follower counts (changed by what the ledger really
+//! added or removed, rebuilt from its counts), refund debits that never go below zero (`debit_up_to`), and the
 //! pending queue the settlement worker drains — plus its
 //! engines: [`memory::MemoryCounters`] (in-process, the embedded default)
 //! and [`redis::RedisCounters`] (Redis, shared by several nodes), and their
@@ -18,6 +19,7 @@ pub mod combo;
 #[cfg(test)]
 mod combo_tests;
 mod error;
+pub mod followers;
 pub mod memory;
 pub mod redis;
 mod streak_queue;
@@ -93,4 +95,23 @@ pub trait Counters: Send + Sync + 'static {
 
     /// The webhook outbox holds these streak ends (by [`StreakEnd::id`]).
     async fn streak_ends_done(&self, ids: &[String]) -> Result<()>;
+
+    /// `creator`'s follower count (0 when none).
+    async fn followers(&self, creator: &str) -> Result<i64>;
+
+    /// Add `delta` to `creator`'s follower count (called once per edge the
+    /// ledger really added or removed, so concurrent follows end exact);
+    /// answers the new count.
+    async fn adjust_followers(&self, creator: &str, delta: i64) -> Result<i64>;
+
+    /// Replace every follower count by `counts` (the ledger's; creators
+    /// left out are at 0): `reconcile --repair` and the memory engine's
+    /// start.
+    async fn set_followers(&self, counts: &[(String, i64)]) -> Result<()>;
+
+    /// Load follower counts from the ledger at start: the memory engine
+    /// always; Redis only when it does not hold them already (another
+    /// node may be changing them: a drift is `reconcile`'s). Answers
+    /// whether they were loaded.
+    async fn restore_followers(&self, counts: &[(String, i64)]) -> Result<bool>;
 }

@@ -26,6 +26,7 @@ mod admin;
 mod assets;
 mod creators;
 mod extract;
+mod follows;
 mod limits;
 mod middleware;
 mod overlay;
@@ -106,17 +107,25 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/creators/me/payouts/dashboard"),
     ("GET", "/studio"),
     ("GET", "/videos/{video}"),
+    ("PUT", "/v1/creators/{creator}/followers/me"),
+    ("DELETE", "/v1/creators/{creator}/followers/me"),
+    ("GET", "/v1/creators/{creator}"),
+    ("GET", "/v1/creators/{creator}/followers"),
+    ("GET", "/v1/users/me/following"),
+    ("POST", "/v1/admin/followers/import"),
+    ("DELETE", "/v1/admin/followers/import"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
 ///
 /// # Panics
 /// On an entry without a handler here or with a method other than GET,
-/// POST or DELETE: a programming error, met by the first server start.
+/// POST, PUT or DELETE: a programming error, met by the first server start.
 fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> {
     let filter = match method {
         "GET" => MethodFilter::GET,
         "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
         "DELETE" => MethodFilter::DELETE,
         m => panic!("ROUTES: method {m} of {path} is not supported"),
     };
@@ -172,6 +181,23 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/v1/creators/me/payouts/dashboard") => on(filter, studio::payouts_dashboard),
         ("GET", "/studio") => on(filter, pages::studio),
         ("GET", "/videos/{video}") => on(filter, pages::video),
+        ("PUT", "/v1/creators/{creator}/followers/me") => on(filter, follows::follow),
+        ("DELETE", "/v1/creators/{creator}/followers/me") => on(filter, follows::unfollow),
+        ("GET", "/v1/creators/{creator}") => on(filter, follows::profile),
+        ("GET", "/v1/creators/{creator}/followers") => on(filter, follows::followers),
+        ("GET", "/v1/users/me/following") => on(filter, follows::following),
+        // An import carries up to `marketplace.import_batch_max` lines:
+        // these routes have their own body bound.
+        ("POST" | "DELETE", "/v1/admin/followers/import") => {
+            let bound = axum::extract::DefaultBodyLimit::max(
+                state.cfg.marketplace.import_batch_max * follows::IMPORT_LINE_LEN_MAX,
+            );
+            if method == "POST" {
+                on(filter, follows::import).layer(bound)
+            } else {
+                on(filter, follows::delete_import).layer(bound)
+            }
+        }
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }

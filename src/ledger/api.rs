@@ -21,13 +21,23 @@ impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
     async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
         Ledger::has_gift(self, target, seq).await
     }
+
+    async fn follower_counts(&self) -> Result<Vec<(String, i64)>> {
+        super::follows::FollowLedger::follower_counts(self).await
+    }
 }
 
 /// The ledger (its video reads: [`super::videos::VideoLedger`]; the
-/// studio's: [`super::studio::StudioLedger`]).
+/// studio's: [`super::studio::StudioLedger`]; followers:
+/// [`super::follows::FollowLedger`]).
 #[async_trait]
 pub trait Ledger:
-    super::videos::VideoLedger + super::studio::StudioLedger + Send + Sync + 'static
+    super::videos::VideoLedger
+    + super::studio::StudioLedger
+    + super::follows::FollowLedger
+    + Send
+    + Sync
+    + 'static
 {
     /// Credit coins once per op id. A replay answers the original op; the
     /// same id with other parameters is `bad_request`.

@@ -3,7 +3,8 @@
 //! Owns: the SQL of webhooks (tables of `migrations/*/0008_webhooks.sql`):
 //! the outbox rows written inside the ledger's own transactions
 //! ([`sqlite_gifts`], [`pg_gifts`], [`sqlite_tip`], [`pg_tip`]: a gift or
-//! tip event is written in the transaction that settles it, and only when
+//! tip event is written in the transaction that settles it; [`sqlite_once`],
+//! [`pg_once`]: a `follow` in the transaction that adds the edge, and only when
 //! the creator has an enabled endpoint subscribed to its type, so creators
 //! without webhooks pay one indexed lookup per batch), and the
 //! [`WebhookStore`] of each engine (endpoints, claims with a lease,
@@ -331,6 +332,57 @@ pub async fn pg_tip(conn: &mut PgConnection, tip: &TipRecord) -> super::error::L
     if subscribed {
         pg_lock(conn).await?;
         insert_event!(conn, &tip.creator, "tip", tip_data(tip));
+    }
+    Ok(())
+}
+
+/// One event under a caller-made event id (SQLite), in the caller's
+/// transaction (a `follow` with its edge): written when the creator has
+/// an enabled endpoint subscribed to `kind`, once per event id.
+pub async fn sqlite_once(
+    conn: &mut SqliteConnection,
+    creator: &str,
+    kind: &str,
+    event_id: &str,
+    data: &serde_json::Value,
+) -> super::error::LedgerResult<()> {
+    sqlx::query(INSERT_EVENT_ONCE)
+        .bind(event_id)
+        .bind(creator)
+        .bind(kind)
+        .bind(data.to_string())
+        .bind(now_ms())
+        .bind(format!("%,{kind},%"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// [`sqlite_once`] on PostgreSQL (the outbox lock taken only when the
+/// creator is subscribed).
+pub async fn pg_once(
+    conn: &mut PgConnection,
+    creator: &str,
+    kind: &str,
+    event_id: &str,
+    data: &serde_json::Value,
+) -> super::error::LedgerResult<()> {
+    let subscribed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE creator = $1 AND disabled_ms IS NULL AND events LIKE $2)")
+        .bind(creator)
+        .bind(format!("%,{kind},%"))
+        .fetch_one(&mut *conn)
+        .await?;
+    if subscribed {
+        pg_lock(conn).await?;
+        sqlx::query(INSERT_EVENT_ONCE)
+            .bind(event_id)
+            .bind(creator)
+            .bind(kind)
+            .bind(data.to_string())
+            .bind(now_ms())
+            .bind(format!("%,{kind},%"))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

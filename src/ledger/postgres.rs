@@ -308,6 +308,16 @@ impl Dialect for PgDialect {
         super::outbox::pg_tip(tx, tip).await
     }
 
+    async fn outbox_once(
+        tx: &mut Transaction<'_, Self::DB>,
+        creator: &str,
+        kind: &str,
+        event_id: &str,
+        data: &serde_json::Value,
+    ) -> LedgerResult<()> {
+        super::outbox::pg_once(tx, creator, kind, event_id, data).await
+    }
+
     fn webhooks(pool: &Pool<Self::DB>) -> std::sync::Arc<dyn super::outbox::WebhookStore> {
         std::sync::Arc::new(super::outbox::PgWebhooks(pool.clone()))
     }

@@ -253,6 +253,16 @@ impl Dialect for SqliteDialect {
         super::outbox::sqlite_tip(tx, tip).await
     }
 
+    async fn outbox_once(
+        tx: &mut Transaction<'_, Self::DB>,
+        creator: &str,
+        kind: &str,
+        event_id: &str,
+        data: &serde_json::Value,
+    ) -> LedgerResult<()> {
+        super::outbox::sqlite_once(tx, creator, kind, event_id, data).await
+    }
+
     fn webhooks(pool: &Pool<Self::DB>) -> std::sync::Arc<dyn super::outbox::WebhookStore> {
         std::sync::Arc::new(super::outbox::SqliteWebhooks(pool.clone()))
     }

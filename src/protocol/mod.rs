@@ -253,6 +253,16 @@ pub enum ServerMsg {
         /// ms since epoch.
         ts: i64,
     },
+    /// Addition to v1: a user followed the creator (in the creator's
+    /// inbox only, wrapped in an `inbox_event`).
+    FollowEvent {
+        /// The creator followed.
+        creator: String,
+        /// Who followed.
+        follower: String,
+        /// ms since epoch.
+        ts: i64,
+    },
     /// Room statistics.
     RoomStats {
         /// Room id.

@@ -98,3 +98,13 @@ pub(crate) fn top_key(room: &str) -> String {
 pub(crate) fn viewers_key(room: &str) -> String {
     key(&["vw", "room", room])
 }
+/// Follower counts (hash, field: creator, value: followers; never
+/// expires). See `followers.rs`.
+pub(crate) fn followers_key() -> String {
+    key(&["fl"])
+}
+/// Set once the follower counts were loaded from the ledger (gone with a
+/// wipe, so the next start loads them again).
+pub(crate) fn followers_loaded_key() -> String {
+    key(&["flloaded"])
+}

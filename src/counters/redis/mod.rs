@@ -5,7 +5,8 @@
 //! the `{gs}` hash tag (one Redis Cluster slot; see `docs/REDIS.md`), the
 //! Lua scripts in `src/counters/lua/` that change them atomically
 //! (`scripts`; key names in `keys`; the gift in `gift`, the load from the
-//! ledger in `restore`, drain and acknowledge in `settle`), each room's
+//! ledger in `restore`, drain and acknowledge in `settle`, follower counts
+//! in `followers`), each room's
 //! and video's history stream, and [`RedisCounters::reconcile`] (Redis versus the
 //! ledger, `reconcile`).
 //! The node's sharded pub/sub subscriptions that forward room events to
@@ -45,6 +46,7 @@ use crate::model::{
 };
 
 mod combo;
+mod followers;
 mod gift;
 pub(crate) mod keys;
 mod reconcile;
@@ -396,5 +398,21 @@ impl Counters for RedisCounters {
 
     async fn streak_ends_done(&self, ids: &[String]) -> Result<()> {
         self.streak_ends_done_op(ids).await
+    }
+
+    async fn followers(&self, creator: &str) -> Result<i64> {
+        self.followers_op(creator).await
+    }
+
+    async fn adjust_followers(&self, creator: &str, delta: i64) -> Result<i64> {
+        self.adjust_followers_op(creator, delta).await
+    }
+
+    async fn set_followers(&self, counts: &[(String, i64)]) -> Result<()> {
+        self.set_followers_op(counts, false).await.map(|_| ())
+    }
+
+    async fn restore_followers(&self, counts: &[(String, i64)]) -> Result<bool> {
+        self.set_followers_op(counts, true).await
     }
 }

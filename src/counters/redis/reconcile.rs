@@ -25,6 +25,9 @@ pub struct ReconcileReport {
     pub credit_ops_missing: usize,
     /// Targets in the ledger missing in Redis.
     pub targets_missing: usize,
+    /// Creators whose follower count differs from the ledger's edges:
+    /// (creator, Redis count, ledger count).
+    pub follower_drift: Vec<(String, i64, i64)>,
     /// Whether Redis was repaired.
     pub repaired: bool,
     /// Items a repair skipped because a gift changed them meanwhile (run
@@ -39,6 +42,7 @@ impl ReconcileReport {
             + self.pending_drift.len()
             + self.credit_ops_missing
             + self.targets_missing
+            + self.follower_drift.len()
             + usize::from(self.redis_empty)
     }
 }
@@ -231,6 +235,12 @@ impl RedisCounters {
                 report.targets_missing += 1;
             }
         }
+
+        // Follower counts: compared (and repaired) on their own, Redis read
+        // before the ledger (see `reconcile_followers`).
+        let (follower_drift, skipped) = self.reconcile_followers(ledger, repair).await?;
+        report.follower_drift = follower_drift;
+        report.repair_skipped += skipped;
 
         if repair && report.drift() > 0 {
             if report.redis_empty {

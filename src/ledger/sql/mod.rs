@@ -3,7 +3,7 @@
 //! Owns: every [`Ledger`](super::Ledger) flow's SQL, once, in
 //! [`SqlLedger`] (one file per flow: `gifts`, `targets`, `snapshot`,
 //! `purchases`, `refunds_disputes`, `tips`, `cashouts`,
-//! `payout_accounts`, `reads` for the studio), its row types (`rows`), and the [`Dialect`] trait:
+//! `payout_accounts`, `reads` for the studio, `follows`), its row types (`rows`), and the [`Dialect`] trait:
 //! what really differs between the engines (how a write transaction
 //! begins, `FOR UPDATE`, serializing writers by key, multi-row inserts,
 //! the exclusive lock). Each flow body is written once and type-checked
@@ -45,6 +45,7 @@ macro_rules! per_dialect {
 }
 
 mod cashouts;
+mod follows;
 mod gifts;
 mod ledger_impl;
 mod payout_accounts;
@@ -147,6 +148,17 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     async fn outbox_tip(
         tx: &mut Transaction<'_, Self::DB>,
         tip: &super::TipRecord,
+    ) -> LedgerResult<()>;
+
+    /// Write one webhook outbox row under `event_id` (once per id) in
+    /// `tx`, when `creator` has an endpoint subscribed to `kind` (a
+    /// `follow` with its edge).
+    async fn outbox_once(
+        tx: &mut Transaction<'_, Self::DB>,
+        creator: &str,
+        kind: &str,
+        event_id: &str,
+        data: &serde_json::Value,
     ) -> LedgerResult<()>;
 
     /// The webhook endpoints and outbox of this database.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use giftstream::error::Result;
+use giftstream::ledger::follows::{BulkOutcome, CreatorFacts, FollowCursor, FollowEdge};
 use giftstream::ledger::studio::StudioCursor;
 use giftstream::ledger::{
     CashoutEnd, CashoutRecord, CreditOp, CreditOutcome, DisputeOp, DisputeRecord, EarlyReversal,
@@ -63,6 +64,47 @@ impl<H: CommitHook> giftstream::ledger::videos::VideoLedger for Hooked<H> {
         after: Option<(i64, String)>,
     ) -> Result<Vec<giftstream::ledger::videos::VideoEntry>> {
         self.inner.creator_videos(creator, len_max, after).await
+    }
+}
+
+#[async_trait]
+impl<H: CommitHook> giftstream::ledger::follows::FollowLedger for Hooked<H> {
+    async fn follow(&self, follower: &str, creator: &str, now_ms: i64) -> Result<bool> {
+        self.inner.follow(follower, creator, now_ms).await
+    }
+    async fn unfollow(&self, follower: &str, creator: &str) -> Result<bool> {
+        self.inner.unfollow(follower, creator).await
+    }
+    async fn import_follows(&self, edges: &[(String, String)], now_ms: i64) -> Result<BulkOutcome> {
+        self.inner.import_follows(edges, now_ms).await
+    }
+    async fn delete_follows(&self, edges: &[(String, String)]) -> Result<BulkOutcome> {
+        self.inner.delete_follows(edges).await
+    }
+    async fn followers_page(
+        &self,
+        creator: &str,
+        len_max: i64,
+        after: Option<&FollowCursor>,
+    ) -> Result<Vec<FollowEdge>> {
+        self.inner.followers_page(creator, len_max, after).await
+    }
+    async fn following_page(
+        &self,
+        user: &str,
+        len_max: i64,
+        after: Option<&FollowCursor>,
+    ) -> Result<Vec<FollowEdge>> {
+        self.inner.following_page(user, len_max, after).await
+    }
+    async fn follower_count(&self, creator: &str) -> Result<i64> {
+        self.inner.follower_count(creator).await
+    }
+    async fn follower_counts(&self) -> Result<Vec<(String, i64)>> {
+        giftstream::ledger::follows::FollowLedger::follower_counts(self.inner.as_ref()).await
+    }
+    async fn creator_facts(&self, creator: &str) -> Result<CreatorFacts> {
+        self.inner.creator_facts(creator).await
     }
 }
 

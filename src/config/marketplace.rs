@@ -1,0 +1,71 @@
+//! `[marketplace]`: followers and the Creator Marketplace (issue 14): how
+//! many edges one import or delete request may carry, and how many
+//! followers a creator needs to be eligible.
+//!
+//! Owns: [`MarketplaceConfig`], its defaults (equal to
+//! `config/default.toml`) and its validation. Must not: open connections.
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// `[marketplace]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarketplaceConfig {
+    /// Lines (edges) of one `POST`/`DELETE /v1/admin/followers/import`
+    /// request, at most (beyond: 413).
+    pub import_batch_max: usize,
+    /// Followers a creator needs to be eligible for the marketplace (at or
+    /// above it).
+    pub followers_min: u64,
+}
+
+impl Default for MarketplaceConfig {
+    fn default() -> Self {
+        MarketplaceConfig {
+            import_batch_max: 10_000,
+            followers_min: 10_000,
+        }
+    }
+}
+
+impl MarketplaceConfig {
+    /// Ranges; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| ConfigError {
+            key: format!("marketplace.{key}"),
+            message: message.into(),
+        };
+        if !(1..=100_000).contains(&self.import_batch_max) {
+            return Err(bad("import_batch_max", "must be 1..=100000"));
+        }
+        if self.followers_min == 0 {
+            return Err(bad("followers_min", "must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_errors_name_the_key() {
+        assert!(MarketplaceConfig::default().validate().is_ok());
+        let c = MarketplaceConfig {
+            import_batch_max: 0,
+            ..MarketplaceConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().key,
+            "marketplace.import_batch_max"
+        );
+        let c = MarketplaceConfig {
+            followers_min: 0,
+            ..MarketplaceConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "marketplace.followers_min");
+    }
+}
