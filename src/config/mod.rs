@@ -20,6 +20,7 @@ mod http;
 mod hub;
 mod ledger;
 mod limits;
+mod moderation;
 mod pages;
 mod payouts;
 mod redact;
@@ -36,6 +37,7 @@ pub use http::HttpConfig;
 pub use hub::{AckMode, HubConfig};
 pub use ledger::LedgerConfig;
 pub use limits::LimitsConfig;
+pub use moderation::ModerationConfig;
 pub use pages::PagesConfig;
 pub use payouts::PayoutsConfig;
 pub use redact::redact_url;
@@ -44,7 +46,7 @@ pub use stripe::{CoinPackage, StripeConfig};
 pub use webhooks::WebhooksConfig;
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 14] = [
+pub const SECTIONS: [&str; 15] = [
     "http",
     "auth",
     "counters",
@@ -59,6 +61,7 @@ pub const SECTIONS: [&str; 14] = [
     "limits",
     "webhooks",
     "pages",
+    "moderation",
 ];
 
 /// Everything the binary can be told.
@@ -94,6 +97,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// The browser pages and their session cookies.
     pub pages: PagesConfig,
+    /// Bounds on creators' message rules (word filters, review, rates).
+    pub moderation: ModerationConfig,
 }
 
 /// A configuration error that names the key at fault.

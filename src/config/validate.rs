@@ -433,6 +433,7 @@ impl Config {
         }
         self.webhooks.validate()?;
         self.pages.validate()?;
+        self.moderation.validate()?;
         Ok(())
     }
 }

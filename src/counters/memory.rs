@@ -37,6 +37,8 @@ use crate::model::{
 };
 use crate::protocol::{ComboEnd, GiftEvent};
 
+mod messages;
+
 #[derive(Default)]
 struct Wallet {
     coins: i64,
@@ -112,6 +114,8 @@ pub struct MemoryCounters {
     sink: Arc<dyn EventSink>,
     /// Streak ends for `combo_end` webhooks.
     streak_ends: super::streak_queue::StreakQueue,
+    /// Per-viewer message slots (`message_slot`).
+    marks: messages::MessageMarks,
     cfg: CountersConfig,
 }
 
@@ -132,6 +136,7 @@ impl MemoryCounters {
             due: Mutex::new(DueIndex::new()),
             sink,
             streak_ends: super::streak_queue::StreakQueue::new(cfg.streak_end_queue_len_max),
+            marks: messages::MessageMarks::default(),
             cfg,
         }
     }
@@ -445,7 +450,8 @@ impl Counters for MemoryCounters {
                 diamonds,
                 balance_after: w.coins,
                 ts: req.ts,
-                message: req.message.clone(),
+                // A kept-back message stays out of the ledger's gift row.
+                message: req.message.clone().filter(|_| req.kept.is_none()),
             },
         ));
         drop(pending);
@@ -473,13 +479,32 @@ impl Counters for MemoryCounters {
             diamonds,
             animation: req.gift.animation,
             ts: req.ts,
-            message: req.message,
+            message: req.message.clone().filter(|_| req.kept.is_none()),
+            message_state: req.kept.as_ref().map(|k| k.state.clone()),
+            message_id: req.kept.as_ref().map(|k| k.id.clone()),
+            original: req.message.filter(|_| req.kept.is_some()),
         });
         Ok(GiftOutcome {
             ack,
             duplicate: false,
             ticket,
         })
+    }
+
+    async fn message_slot(&self, key: &str, interval_ms: u64) -> Result<bool> {
+        Ok(self
+            .marks
+            .claim(key, interval_ms, crate::protocol::now_ms()))
+    }
+
+    async fn gift_message(
+        &self,
+        target: &Target,
+        message_id: &str,
+        ref_seq: Option<u64>,
+        message: &str,
+    ) -> Result<u64> {
+        self.gift_message_op(target, message_id, ref_seq, message)
     }
 
     async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {

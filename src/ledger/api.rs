@@ -27,7 +27,12 @@ impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
 /// studio's: [`super::studio::StudioLedger`]).
 #[async_trait]
 pub trait Ledger:
-    super::videos::VideoLedger + super::studio::StudioLedger + Send + Sync + 'static
+    super::videos::VideoLedger
+    + super::studio::StudioLedger
+    + super::message_rules::MessageRulesLedger
+    + Send
+    + Sync
+    + 'static
 {
     /// Credit coins once per op id. A replay answers the original op; the
     /// same id with other parameters is `bad_request`.

@@ -86,6 +86,7 @@ fn req(sender: &str, target: Target, g: &Gift, count: u32, client_id: &str) -> G
         client_id: client_id.into(),
         ts: now_ms(),
         message: None,
+        kept: None,
     }
 }
 

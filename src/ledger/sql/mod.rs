@@ -47,6 +47,7 @@ macro_rules! per_dialect {
 mod cashouts;
 mod gifts;
 mod ledger_impl;
+mod message_rules;
 mod payout_accounts;
 mod purchases;
 mod reads;
