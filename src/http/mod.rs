@@ -28,6 +28,7 @@ mod creators;
 mod extract;
 mod limits;
 mod middleware;
+mod moderation;
 mod overlay;
 mod pages;
 mod payments;
@@ -106,18 +107,29 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/creators/me/payouts/dashboard"),
     ("GET", "/studio"),
     ("GET", "/videos/{video}"),
+    ("GET", "/v1/creators/me/moderation/settings"),
+    ("PUT", "/v1/creators/me/moderation/settings"),
+    ("GET", "/v1/creators/me/moderation/words"),
+    ("PUT", "/v1/creators/me/moderation/words"),
+    ("GET", "/v1/creators/me/messages"),
+    ("GET", "/v1/creators/{creator}/messages"),
+    ("POST", "/v1/creators/me/messages/{id}/approve"),
+    ("POST", "/v1/creators/me/messages/{id}/reject"),
+    ("POST", "/v1/creators/{creator}/messages/{id}/approve"),
+    ("POST", "/v1/creators/{creator}/messages/{id}/reject"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
 ///
 /// # Panics
 /// On an entry without a handler here or with a method other than GET,
-/// POST or DELETE: a programming error, met by the first server start.
+/// POST, PUT or DELETE: a programming error, met by the first server start.
 fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> {
     let filter = match method {
         "GET" => MethodFilter::GET,
         "POST" => MethodFilter::POST,
         "DELETE" => MethodFilter::DELETE,
+        "PUT" => MethodFilter::PUT,
         m => panic!("ROUTES: method {m} of {path} is not supported"),
     };
     match (method, path) {
@@ -172,6 +184,20 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/v1/creators/me/payouts/dashboard") => on(filter, studio::payouts_dashboard),
         ("GET", "/studio") => on(filter, pages::studio),
         ("GET", "/videos/{video}") => on(filter, pages::video),
+        ("GET", "/v1/creators/me/moderation/settings") => on(filter, moderation::settings_get),
+        ("PUT", "/v1/creators/me/moderation/settings") => on(filter, moderation::settings_put),
+        ("GET", "/v1/creators/me/moderation/words") => on(filter, moderation::words_get),
+        ("PUT", "/v1/creators/me/moderation/words") => on(filter, moderation::words_put),
+        ("GET", "/v1/creators/me/messages") => on(filter, moderation::messages_me),
+        ("GET", "/v1/creators/{creator}/messages") => on(filter, moderation::messages_of),
+        ("POST", "/v1/creators/me/messages/{id}/approve") => on(filter, moderation::approve_me),
+        ("POST", "/v1/creators/me/messages/{id}/reject") => on(filter, moderation::reject_me),
+        ("POST", "/v1/creators/{creator}/messages/{id}/approve") => {
+            on(filter, moderation::approve_of)
+        }
+        ("POST", "/v1/creators/{creator}/messages/{id}/reject") => {
+            on(filter, moderation::reject_of)
+        }
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }
