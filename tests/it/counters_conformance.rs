@@ -125,7 +125,14 @@ conformance!(
     targets_keep_their_creator_floor_and_live_flag,
     drain_is_bounded_and_settled_clears_pending_diamonds,
     restore_loads_wallets_credits_answers_and_targets,
+    message_slot_is_one_claim_per_interval,
+    kept_messages_and_approved_ones_take_their_place,
 );
+
+mod messages;
+use messages::{
+    kept_messages_and_approved_ones_take_their_place, message_slot_is_one_claim_per_interval,
+};
 
 // ---- helpers ---------------------------------------------------------------
 

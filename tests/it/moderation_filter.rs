@@ -441,3 +441,72 @@ async fn moderation_settings_and_words_are_bounded() {
     assert_eq!(st, 403);
     s.stop().await;
 }
+
+async fn tip_message_filtered_on(engine: &EngineSpec, ls: String) {
+    let p = crate::payments::Pay::start(engine, Some(ls), |_| {}).await;
+    p.s.open_room("tia", "tip-mod").await;
+    p.onboard("tia").await;
+    let (st, v) = put(
+        &p.s,
+        "tia",
+        "/v1/creators/me/moderation/words",
+        json!({ "words": [{ "text": "bad" }] }),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let mut watcher = p.s.ws("wanda", Role::Viewer).await;
+    watcher.join("tip-mod").await;
+    let mut inbox = p.s.ws("tia", Role::Creator).await;
+    join_inbox(&mut inbox).await;
+    let original = "b\u{0430}d stream";
+    let (st, t) =
+        p.s.post(
+            "/v1/rooms/tip-mod/tips",
+            &p.s.token("tom", Role::Viewer),
+            json!({ "amount_cents": 500, "currency": "usd", "message": original, "id": "t1" }),
+        )
+        .await;
+    assert_eq!(st, 201, "{t}");
+    p.pay(t["payment_intent"].as_str().unwrap()).await;
+    let (ev, _) = watcher.until("tip_event").await;
+    assert_kept(&ev, "filtered");
+    assert_eq!(ev["amount_cents"], 500, "{ev}");
+    let (boxed, _) = inbox.until("inbox_event").await;
+    assert_eq!(
+        (
+            boxed["event"]["message"].as_str(),
+            boxed["event"]["message_state"].as_str()
+        ),
+        (Some(original), Some("filtered")),
+        "{boxed}"
+    );
+    // The payment completes: the whole tip is the creator's.
+    let mut paid = false;
+    for _ in 0..200 {
+        if p.s.earnings("tia").await["tips_cents"] == 500 {
+            paid = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(paid, "the tip reached the ledger");
+    let tok = p.s.token("tia", Role::Creator);
+    let (_, list) =
+        p.s.get("/v1/creators/me/messages?state=filtered", &tok)
+            .await;
+    assert_eq!(list["messages"][0]["kind"], "tip", "{list}");
+    assert_eq!(list["messages"][0]["message"], original, "{list}");
+    nothing_more(&mut watcher).await;
+    p.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_muted_word_in_a_tip_message_never_reaches_viewers_while_the_tip_completes() {
+    let Some(ls) = common::services::stripe_url() else {
+        return;
+    };
+    for engine in engines().await {
+        eprintln!("-- engines: {}", engine.name);
+        tip_message_filtered_on(&engine, ls.clone()).await;
+    }
+}
