@@ -153,7 +153,15 @@ pub async fn message_check(
     };
     let checked = state
         .message_gate()
-        .check(&info.creator, &target.key(), &who.user, text, coins, None)
+        .check(
+            &info.creator,
+            &target.key(),
+            &who.user,
+            text,
+            coins,
+            who.account_created_s
+                .map(|s| (s as i64).saturating_mul(1000)),
+        )
         .await?;
     Ok(Some((info.creator, checked)))
 }

@@ -510,3 +510,97 @@ async fn a_muted_word_in_a_tip_message_never_reaches_viewers_while_the_tip_compl
         tip_message_filtered_on(&engine, ls.clone()).await;
     }
 }
+
+/// A viewer token carrying the host platform's `acct_created` claim.
+fn token_created(user: &str, created_s: u64) -> String {
+    let now = giftstream::auth::unix_s();
+    let c = giftstream::auth::Claims {
+        sub: user.into(),
+        role: Role::Viewer,
+        exp: now + 600,
+        iat: Some(now),
+        nbf: None,
+        scope: None,
+        iss: None,
+        aud: None,
+        acct_created: Some(created_s),
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(common::server::SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn young_accounts_are_held(engine: &EngineSpec) {
+    let (a, b) = nodes(engine).await;
+    a.open_room("yara", "ry").await;
+    let (st, v) = put(
+        &a,
+        "yara",
+        "/v1/creators/me/moderation/settings",
+        json!({ "review_account_age_days": 7 }),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let day = 86_400;
+    let now = giftstream::auth::unix_s();
+    let gift = |id: &str| json!({ "gift": "rose", "count": 1, "id": id, "message": "hi all" });
+    let mut states = Vec::new();
+    for (user, created) in [
+        ("young", Some(now - day)),
+        ("old", Some(now - 30 * day)),
+        ("unknown", None),
+    ] {
+        a.grant(user, 10, &format!("g-{user}")).await;
+        let tok = match created {
+            Some(c) => token_created(user, c),
+            None => a.token(user, Role::Viewer),
+        };
+        let url = format!("ws://{}/v1/ws?token={tok}", a.addr);
+        let mut ws = Ws::connect(&url, giftstream::protocol::Encoding::Json)
+            .await
+            .expect("ws connects");
+        let mut m = gift(user);
+        m["type"] = json!("gift");
+        m["room"] = json!("ry");
+        ws.send(m).await;
+        assert_eq!(ws.until_id(user).await["type"], "gift_ack");
+    }
+    let mut viewer = a.ws("w", Role::Viewer).await;
+    viewer
+        .send(json!({ "type": "resume", "room": "ry", "since": 0 }))
+        .await;
+    let (_, replay) = viewer.until("resumed").await;
+    for e in replay.iter().filter(|e| e["type"] == "gift_event") {
+        states.push((
+            e["sender"].as_str().unwrap().to_string(),
+            e["message_state"].as_str().map(str::to_string),
+        ));
+    }
+    assert_eq!(
+        states,
+        [
+            ("young".to_string(), Some("held".to_string())),
+            ("old".to_string(), None),
+            ("unknown".to_string(), None),
+        ]
+    );
+    let (_, held) = a
+        .get(
+            "/v1/creators/me/messages?state=held",
+            &a.token("yara", Role::Creator),
+        )
+        .await;
+    assert_eq!(held["messages"][0]["reason"], "account_age", "{held}");
+    if let Some(b) = b {
+        b.stop().await;
+    }
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_of_accounts_younger_than_the_review_age_are_held() {
+    each_engine!(young_accounts_are_held);
+}

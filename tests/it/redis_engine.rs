@@ -737,6 +737,7 @@ async fn app_runs_on_redis_with_ledger_acks() {
     let who = giftstream::auth::Identity {
         user: "v".into(),
         role: giftstream::auth::Role::Viewer,
+        account_created_s: None,
     };
     let ack = giftstream::app::ops::gift(&st, &who, Target::room(&room), "rose", 2, "g1", None)
         .await
