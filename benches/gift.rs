@@ -68,6 +68,7 @@ fn gifts(c: &dyn Counters, senders: &[String], rose: &Gift, start: u64, n: u64) 
             client_id: format!("g{k}"),
             ts: 1_790_000_000_000 + k as i64,
             message: None,
+            kept: None,
         };
         let out = now(c.gift(req)).expect("accepted");
         debug_assert!(!out.duplicate);

@@ -68,6 +68,7 @@ fn main() {
         client_id: format!("g{k}"),
         ts: 1_790_000_000_000 + k as i64,
         message: None,
+        kept: None,
     };
     let mut cr = Criterion::default().configure_from_args();
     let mut g = cr.benchmark_group("gift_redis");

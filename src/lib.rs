@@ -30,6 +30,8 @@
 //!   that turns streak ends into `combo_end` events.
 //! - [`hub`]: rooms, fan-out, and the per-socket reader and writer tasks.
 //! - [`http`]: the axum router: HTTP routes and the WebSocket upgrade.
+//! - [`moderation`]: what reaches a creator's stream: word filters
+//!   (normalised matching), review rules and the per-node rules cache.
 //! - [`payments`]: Stripe: coin purchases, signed webhooks, creator
 //!   onboarding, tips and cash-outs.
 //! - [`app`]: the application state and the ops shared by WebSocket and
@@ -59,6 +61,7 @@ pub mod http;
 pub mod hub;
 pub mod ledger;
 pub mod model;
+pub mod moderation;
 pub mod payments;
 pub mod protocol;
 pub mod relay;

@@ -111,6 +111,19 @@ pub struct GiftRequest {
     pub ts: i64,
     /// The sender's message (checked by the protocol layer), if any.
     pub message: Option<String>,
+    /// Set when the creator's rules kept `message` back (issue 17): the
+    /// target's event carries no message but this state and id, the
+    /// creator's inbox gets the original, the ledger's gift row none.
+    pub kept: Option<KeptBack>,
+}
+
+/// A gift message kept back by the creator's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptBack {
+    /// The message's id (`moderated_messages.id`, the wire's `message_id`).
+    pub id: String,
+    /// `filtered` or `held` (the wire's `message_state`).
+    pub state: String,
 }
 
 /// The answer to an accepted gift.

@@ -149,6 +149,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         settlement,
         shutdown: shutdown.clone(),
         connections: Arc::new(Semaphore::new(cfg.hub.connections_max)),
+        rules: crate::moderation::RulesCache::new(
+            cfg.moderation.rules_cache_ms,
+            cfg.moderation.rules_cache_len_max,
+        ),
         cfg,
     });
 

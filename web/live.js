@@ -110,6 +110,18 @@ export function showTip(ev) {
   fadeOut(li, 8000);
 }
 
+/** An approved held message (`gift_message`: text only, once per id). A
+ * kept-back gift or tip carries no `message` and so shows none. */
+const approved = new Set();
+export function showApproved(ev) {
+  if (!ev.message || approved.has(ev.message_id)) return;
+  approved.add(ev.message_id);
+  const li = el('li', { class: 'alert tip-alert approved' }, el('q', { class: 'tip-message' }, ev.message));
+  $('alerts').append(li);
+  trimAlerts();
+  fadeOut(li, 8000);
+}
+
 function showStats(ev) {
   setText($('viewers'), t('live.viewers', { n: num(ev.viewers) }));
   const top = $('top');
@@ -404,6 +416,7 @@ async function main() {
   });
   gs.on('streak', showStreak);
   gs.on('tip', showTip);
+  gs.on('gift_message', showApproved);
   gs.on('room_stats', showStats);
   gs.on('room_ended', ended);
   gs.on('error', (e) => {

@@ -51,6 +51,24 @@ function thank(g, fresh) {
   $('thanks-empty').hidden = true;
 }
 
+/** An approved held message (`gift_message`, once per id): added to its
+ * gift's card when shown, else as a card of its own. A kept-back gift
+ * carries no `message` and so shows none. */
+const approved = new Set();
+function thankApproved(m) {
+  if (!m.message || approved.has(m.message_id)) return;
+  approved.add(m.message_id);
+  const card = $('thanks').querySelector(`li[data-seq="${Number(m.ref_seq)}"] .thanks-body`);
+  const p = el('p', { class: 'thanks-message' }, m.message);
+  if (card) {
+    card.append(p);
+    card.parentElement.classList.add('with-message');
+    return;
+  }
+  $('thanks').prepend(el('li', { class: 'thanks-card with-message fresh' }, el('div', { class: 'thanks-body' }, p)));
+  $('thanks-empty').hidden = true;
+}
+
 function showTop(top) {
   $('top').replaceChildren(...top.map((e) =>
     el('li', {}, el('span', { class: 'top-user' }, e.user), el('span', { class: 'top-d' }, t('live.diamonds', { n: num(e.diamonds) })))));
@@ -163,6 +181,7 @@ async function main() {
     thank(msg, true);
     refreshSoon();
   });
+  gs.on('gift_message', thankApproved);
   try {
     await gs.join({ video });
     document.body.dataset.joined = 'true';

@@ -20,6 +20,9 @@ pub fn gift_event(seq: u64) -> GiftEvent {
         animation: "finger_heart.webp".into(),
         ts: 1_790_000_000_000,
         message: None,
+        message_state: None,
+        message_id: None,
+        original: None,
     }
 }
 

@@ -53,6 +53,20 @@ pub struct AppState {
     pub connections: Arc<Semaphore>,
     /// The Stripe client; None while payments are off (no secret key).
     pub stripe: Option<crate::payments::stripe::StripeClient>,
+    /// This node's cache of creators' message rules (issue 17).
+    pub rules: crate::moderation::RulesCache,
+}
+
+impl AppState {
+    /// The message checks' handles ([`crate::moderation::gate`]).
+    pub fn message_gate(&self) -> crate::moderation::gate::Gate<'_> {
+        crate::moderation::gate::Gate {
+            cfg: &self.cfg.moderation,
+            ledger: self.ledger.as_ref(),
+            counters: self.counters.as_ref(),
+            cache: &self.rules,
+        }
+    }
 }
 
 impl crate::payments::PaymentsApp for AppState {

@@ -12,8 +12,10 @@ use tokio::time::Instant;
 use crate::auth::{Identity, Role};
 use crate::config::AckMode;
 use crate::error::{Error, ErrorCode, Result};
+use crate::ledger::message_rules::KeptMessage;
 use crate::ledger::{CreditOp, CreditOutcome};
 use crate::model::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
+use crate::moderation::gate::Checked;
 use crate::protocol::now_ms;
 use crate::relay::Topic;
 
@@ -57,6 +59,16 @@ pub async fn gift_counted(
                 format!("no gift `{gift_id}` in the catalog"),
             )
         })?;
+        // The creator's message rules, before any money moves: the
+        // per-viewer rate limit (refuses), then filter or review (keeps
+        // the message back, never the gift).
+        let checked = match message.as_deref() {
+            Some(text) => {
+                message_check(state, who, &target, text, gift.coins * count as i64).await?
+            }
+            None => None,
+        };
+        let kept = checked.as_ref().and_then(|(_, c)| c.kept.clone());
         // A full pending queue (settlement behind) or room queue is
         // transient: wait for room, bounded by `gift.busy_wait_ms_max`,
         // rather than refuse a gift the client would only send again.
@@ -71,6 +83,7 @@ pub async fn gift_counted(
                 client_id: client_id.to_string(),
                 ts: now_ms(),
                 message: message.clone(),
+                kept: kept.clone(),
             };
             match state.counters.gift(req).await {
                 // The pending queue full, or the room's queue (passed from
@@ -94,6 +107,25 @@ pub async fn gift_counted(
         if outcome.ticket % state.cfg.settlement.batch_len_max as u64 == 0 {
             state.settlement.wake();
         }
+        if let (Some((creator, c)), Some(k), false) = (&checked, &kept, outcome.duplicate) {
+            let record = KeptMessage {
+                id: k.id.clone(),
+                creator: creator.clone(),
+                kind: "gift".into(),
+                target: target.key(),
+                seq: Some(outcome.ack.seq as i64),
+                reference: None,
+                sender: who.user.clone(),
+                message: message.clone().unwrap_or_default(),
+                state: k.state.clone(),
+                reason: c.reason.clone(),
+            };
+            // The gift is accepted: a lost record loses the original text
+            // only (viewers never had it).
+            if let Err(e) = state.message_gate().record(&record).await {
+                tracing::warn!(id = %k.id, error = %e.report(), "kept-back message not recorded");
+            }
+        }
         Ok(outcome)
     }
     .await;
@@ -104,6 +136,34 @@ pub async fn gift_counted(
             .increment(1),
     }
     result
+}
+
+/// The message checks of a gift or tip to `target` (see
+/// [`crate::moderation::gate`]): the target's creator and what was
+/// decided; None for an unknown target (the gift is refused later).
+pub async fn message_check(
+    state: &AppState,
+    who: &Identity,
+    target: &Target,
+    text: &str,
+    coins: i64,
+) -> Result<Option<(String, Checked)>> {
+    let Some(info) = state.counters.target(target).await? else {
+        return Ok(None);
+    };
+    let checked = state
+        .message_gate()
+        .check(
+            &info.creator,
+            &target.key(),
+            &who.user,
+            text,
+            coins,
+            who.account_created_s
+                .map(|s| (s as i64).saturating_mul(1000)),
+        )
+        .await?;
+    Ok(Some((info.creator, checked)))
 }
 
 /// In `gift.ack = "ledger"` mode, wait until the gift to `target_key`

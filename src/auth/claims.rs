@@ -85,6 +85,11 @@ pub struct Claims {
     /// Audience: a string or a list (checked against `auth.audience`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<serde_json::Value>,
+    /// When the user's account was created on the host platform, seconds
+    /// since the epoch (optional; read by the creators' review rule
+    /// `review_account_age_days`, see `docs/MODERATION.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acct_created: Option<u64>,
 }
 
 /// An authenticated caller.
@@ -94,6 +99,8 @@ pub struct Identity {
     pub user: String,
     /// Role.
     pub role: Role,
+    /// The token's `acct_created` claim (seconds since the epoch), if any.
+    pub account_created_s: Option<u64>,
 }
 
 /// A verified token: who, what it is limited to, until when.

@@ -191,6 +191,7 @@ impl Auth {
             scope: scope.map(|s| s.to_string()),
             iss: self.issuer.clone(),
             aud: self.audience.clone().map(serde_json::Value::String),
+            acct_created: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, enc).map_err(Error::internal)
     }
@@ -221,6 +222,7 @@ mod tests {
             scope: None,
             iss: None,
             aud: None,
+            acct_created: None,
         }
     }
 
@@ -232,7 +234,8 @@ mod tests {
             a.verify(&t).unwrap(),
             Identity {
                 user: "viewer-1".into(),
-                role: Role::Viewer
+                role: Role::Viewer,
+                account_created_s: None,
             }
         );
 

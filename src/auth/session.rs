@@ -123,6 +123,7 @@ impl SessionKeys {
             identity: Identity {
                 user: c.sub,
                 role: c.role,
+                account_created_s: None,
             },
             exp: c.exp,
             csrf: c.csrf,
@@ -162,6 +163,7 @@ mod tests {
         Identity {
             user: "viewer-1".into(),
             role: Role::Viewer,
+            account_created_s: None,
         }
     }
 

@@ -107,6 +107,7 @@ impl Auth {
             identity: Identity {
                 user: c.sub,
                 role: c.role,
+                account_created_s: c.acct_created,
             },
             scope,
             exp: c.exp,

@@ -21,6 +21,7 @@ mod hub;
 mod ledger;
 mod limits;
 mod marketplace;
+mod moderation;
 mod pages;
 mod payouts;
 mod redact;
@@ -38,6 +39,7 @@ pub use hub::{AckMode, HubConfig};
 pub use ledger::LedgerConfig;
 pub use limits::LimitsConfig;
 pub use marketplace::MarketplaceConfig;
+pub use moderation::ModerationConfig;
 pub use pages::PagesConfig;
 pub use payouts::PayoutsConfig;
 pub use redact::redact_url;
@@ -46,7 +48,7 @@ pub use stripe::{CoinPackage, StripeConfig};
 pub use webhooks::WebhooksConfig;
 
 /// The top-level sections; environment variables outside them are ignored.
-pub const SECTIONS: [&str; 15] = [
+pub const SECTIONS: [&str; 16] = [
     "http",
     "auth",
     "counters",
@@ -62,6 +64,7 @@ pub const SECTIONS: [&str; 15] = [
     "webhooks",
     "pages",
     "marketplace",
+    "moderation",
 ];
 
 /// Everything the binary can be told.
@@ -99,6 +102,8 @@ pub struct Config {
     pub pages: PagesConfig,
     /// Followers and the Creator Marketplace.
     pub marketplace: MarketplaceConfig,
+    /// Bounds on creators' message rules (word filters, review, rates).
+    pub moderation: ModerationConfig,
 }
 
 /// A configuration error that names the key at fault.

@@ -434,6 +434,7 @@ impl Config {
         self.webhooks.validate()?;
         self.pages.validate()?;
         self.marketplace.validate()?;
+        self.moderation.validate()?;
         Ok(())
     }
 }

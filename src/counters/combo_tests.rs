@@ -45,6 +45,7 @@ fn req(sender: &str, target: Target, gift: Gift, id: &str, ts: i64) -> GiftReque
         client_id: id.into(),
         ts,
         message: None,
+        kept: None,
     }
 }
 
@@ -70,7 +71,7 @@ fn ends(seen: &Mutex<Vec<SeqEvent>>) -> Vec<(u64, u32, u64, u64, i64)> {
         .iter()
         .filter_map(|e| match e {
             SeqEvent::ComboEnd(c) => Some((c.seq, c.count, c.seq_first, c.seq_last, c.ts)),
-            SeqEvent::Gift(_) | SeqEvent::Inbox(_) => None,
+            SeqEvent::Gift(_) | SeqEvent::Inbox(_) | SeqEvent::Message(_) => None,
         })
         .collect()
 }

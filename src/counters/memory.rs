@@ -37,6 +37,8 @@ use crate::model::{
 };
 use crate::protocol::{ComboEnd, GiftEvent};
 
+mod messages;
+
 #[derive(Default)]
 struct Wallet {
     coins: i64,
@@ -113,6 +115,8 @@ pub struct MemoryCounters {
     /// Streak ends for `combo_end` webhooks.
     streak_ends: super::streak_queue::StreakQueue,
     followers: super::followers::FollowerCounts,
+    /// Per-viewer message slots (`message_slot`).
+    marks: messages::MessageMarks,
     cfg: CountersConfig,
 }
 
@@ -134,6 +138,7 @@ impl MemoryCounters {
             sink,
             streak_ends: super::streak_queue::StreakQueue::new(cfg.streak_end_queue_len_max),
             followers: Default::default(),
+            marks: messages::MessageMarks::default(),
             cfg,
         }
     }
@@ -447,7 +452,8 @@ impl Counters for MemoryCounters {
                 diamonds,
                 balance_after: w.coins,
                 ts: req.ts,
-                message: req.message.clone(),
+                // A kept-back message stays out of the ledger's gift row.
+                message: req.message.clone().filter(|_| req.kept.is_none()),
             },
         ));
         drop(pending);
@@ -475,13 +481,32 @@ impl Counters for MemoryCounters {
             diamonds,
             animation: req.gift.animation,
             ts: req.ts,
-            message: req.message,
+            message: req.message.clone().filter(|_| req.kept.is_none()),
+            message_state: req.kept.as_ref().map(|k| k.state.clone()),
+            message_id: req.kept.as_ref().map(|k| k.id.clone()),
+            original: req.message.filter(|_| req.kept.is_some()),
         });
         Ok(GiftOutcome {
             ack,
             duplicate: false,
             ticket,
         })
+    }
+
+    async fn message_slot(&self, key: &str, interval_ms: u64) -> Result<bool> {
+        Ok(self
+            .marks
+            .claim(key, interval_ms, crate::protocol::now_ms()))
+    }
+
+    async fn gift_message(
+        &self,
+        target: &Target,
+        message_id: &str,
+        ref_seq: Option<u64>,
+        message: &str,
+    ) -> Result<u64> {
+        self.gift_message_op(target, message_id, ref_seq, message)
     }
 
     async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {

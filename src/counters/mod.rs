@@ -70,6 +70,24 @@ pub trait Counters: Send + Sync + 'static {
     /// most `max`. Shared by every node using the same engine (Redis).
     async fn count_in_window(&self, key: &str, window_ms: u64, max: u64) -> Result<bool>;
 
+    /// Claim the message slot `key` (issue 17: a viewer's messages in one
+    /// room or video) for `interval_ms`: true when it was free (and is now
+    /// taken until `interval_ms` from now), false while an earlier claim
+    /// holds. Shared by every node using the same engine (Redis: `SET NX
+    /// PX`; in process: a bounded map).
+    async fn message_slot(&self, key: &str, interval_ms: u64) -> Result<bool>;
+
+    /// Publish an approved held message into `target` as a `gift_message`
+    /// with the target's next seq (after every event before it, kept in
+    /// its history, and in its creator's inbox); answers that seq.
+    async fn gift_message(
+        &self,
+        target: &Target,
+        message_id: &str,
+        ref_seq: Option<u64>,
+        message: &str,
+    ) -> Result<u64>;
+
     /// Diamonds accepted for `creator` but not yet settled.
     async fn pending_diamonds(&self, creator: &str) -> Result<i64>;
 

@@ -29,6 +29,7 @@ mod extract;
 mod follows;
 mod limits;
 mod middleware;
+mod moderation;
 mod overlay;
 mod pages;
 mod payments;
@@ -114,6 +115,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/users/me/following"),
     ("POST", "/v1/admin/followers/import"),
     ("DELETE", "/v1/admin/followers/import"),
+    ("GET", "/v1/creators/me/moderation/settings"),
+    ("PUT", "/v1/creators/me/moderation/settings"),
+    ("GET", "/v1/creators/me/moderation/words"),
+    ("PUT", "/v1/creators/me/moderation/words"),
+    ("GET", "/v1/creators/me/messages"),
+    ("GET", "/v1/creators/{creator}/messages"),
+    ("POST", "/v1/creators/me/messages/{id}/approve"),
+    ("POST", "/v1/creators/me/messages/{id}/reject"),
+    ("POST", "/v1/creators/{creator}/messages/{id}/approve"),
+    ("POST", "/v1/creators/{creator}/messages/{id}/reject"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -197,6 +208,20 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
             } else {
                 on(filter, follows::delete_import).layer(bound)
             }
+        }
+        ("GET", "/v1/creators/me/moderation/settings") => on(filter, moderation::settings_get),
+        ("PUT", "/v1/creators/me/moderation/settings") => on(filter, moderation::settings_put),
+        ("GET", "/v1/creators/me/moderation/words") => on(filter, moderation::words_get),
+        ("PUT", "/v1/creators/me/moderation/words") => on(filter, moderation::words_put),
+        ("GET", "/v1/creators/me/messages") => on(filter, moderation::messages_me),
+        ("GET", "/v1/creators/{creator}/messages") => on(filter, moderation::messages_of),
+        ("POST", "/v1/creators/me/messages/{id}/approve") => on(filter, moderation::approve_me),
+        ("POST", "/v1/creators/me/messages/{id}/reject") => on(filter, moderation::reject_me),
+        ("POST", "/v1/creators/{creator}/messages/{id}/approve") => {
+            on(filter, moderation::approve_of)
+        }
+        ("POST", "/v1/creators/{creator}/messages/{id}/reject") => {
+            on(filter, moderation::reject_of)
         }
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }

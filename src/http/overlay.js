@@ -134,6 +134,18 @@ export function showTip(ev) {
   leave(li, 9000);
 }
 
+/** An approved held message (`gift_message`: text only, once per id). A
+ * kept-back gift or tip carries no `message` and so shows none. */
+const approved = new Set();
+export function showApproved(ev) {
+  if (stale() || !ev.message || approved.has(ev.message_id)) return;
+  approved.add(ev.message_id);
+  const li = el('li', { class: 'card tip approved' }, el('q', { class: 'msg' }, ev.message));
+  feed.append(li);
+  trim();
+  leave(li, 9000);
+}
+
 function notice(text) {
   const n = document.getElementById('notice');
   setText(n, text);
@@ -176,6 +188,7 @@ gs.on('tip', (m) => {
   lastTs = m.ts || Date.now();
   showTip(m);
 });
+gs.on('gift_message', showApproved);
 gs.on('streak', showStreak);
 gs.on('room_stats', (ev) => {
   showGoal(ev.diamonds);

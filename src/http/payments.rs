@@ -51,6 +51,15 @@ pub(super) async fn tip(
     t: Tip,
 ) -> Result<Response, Error> {
     payment_intents_per_hour(state, who).await?;
+    // The creator's message rules, before the PaymentIntent: the
+    // per-viewer rate limit refuses, filter or review keep the message
+    // back (a tip counts its cents as coins for `review_coins_below`).
+    let kept = match t.message.as_str() {
+        "" => None,
+        text => crate::app::ops::message_check(state, who, &target, text, t.amount_cents)
+            .await?
+            .and_then(|(_, c)| c.kept.map(|k| (k, c.reason))),
+    };
     let answer = payments::create_tip(
         &state.payments(),
         who,
@@ -60,6 +69,7 @@ pub(super) async fn tip(
             currency: t.currency,
             message: t.message,
             id: t.id,
+            kept,
         },
     )
     .await?;

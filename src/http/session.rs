@@ -227,6 +227,7 @@ pub async fn demo_login(
     let identity = Identity {
         user: (*user).to_string(),
         role: *role,
+        account_created_s: None,
     };
     let exp = unix_s() + state.cfg.pages.session_ttl_s_max;
     Ok(answer(&state, &headers, &identity, exp))

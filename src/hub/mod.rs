@@ -389,7 +389,7 @@ impl EventSink for Hub {
             c => Some(self.reserve_inbox(c)?),
         };
         Ok(EventPermit::new(move |ev: SeqEvent| {
-            let msg = inbox.as_ref().map(|_| ServerMsg::from(ev.clone()));
+            let msg = inbox.as_ref().map(|_| ev.for_inbox());
             p.send(ev.into());
             if let (Some(slot), Some(msg)) = (inbox, msg) {
                 slot.send(msg);
@@ -470,6 +470,9 @@ mod tests {
                 animation: "a".into(),
                 ts: 1,
                 message: None,
+                message_state: None,
+                message_id: None,
+                original: None,
             };
             seen.push(ServerMsg::GiftEvent(ev.clone()));
             permit.send(ev);

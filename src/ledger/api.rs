@@ -35,6 +35,7 @@ pub trait Ledger:
     super::videos::VideoLedger
     + super::studio::StudioLedger
     + super::follows::FollowLedger
+    + super::message_rules::MessageRulesLedger
     + Send
     + Sync
     + 'static

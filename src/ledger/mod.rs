@@ -22,6 +22,7 @@
 mod api;
 mod error;
 pub mod follows;
+pub mod message_rules;
 mod op_key;
 pub mod outbox;
 pub mod postgres;

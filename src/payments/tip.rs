@@ -239,13 +239,35 @@ pub(super) async fn tip_paid(
         id: room,
     }) = Target::from_key(&tip.target)
     {
-        let msg = ServerMsg::TipEvent {
+        // A message the creator's rules kept back (stored aside, none in
+        // the tip's row): the room gets its state and id, the inbox the
+        // original too.
+        let kept = if tip.message.is_empty() {
+            state.ledger.kept_message_of(id).await.unwrap_or_else(|e| {
+                tracing::warn!(room, error = %e.report(), "kept-back tip message not read");
+                None
+            })
+        } else {
+            None
+        };
+        let ts = now_ms();
+        let event = |message: Option<String>| ServerMsg::TipEvent {
             room: room.clone(),
             sender: tip.sender.clone(),
             amount_cents: tip.amount_cents,
             currency: state.cfg.stripe.currency.clone(),
-            message: tip.message.clone(),
-            ts: now_ms(),
+            message,
+            ts,
+            message_state: kept.as_ref().map(|k| k.state.clone()),
+            message_id: kept.as_ref().map(|k| k.id.clone()),
+        };
+        let msg = match &kept {
+            Some(_) => event(None),
+            None => event(Some(tip.message.clone())),
+        };
+        let inbox_msg = match &kept {
+            Some(k) => event(Some(k.message.clone())),
+            None => msg.clone(),
         };
         let topic = crate::relay::Topic::room(room.as_str());
         if let Err(e) = state.relay.publish(&topic, &msg).await {
@@ -254,7 +276,7 @@ pub(super) async fn tip_paid(
         }
         // The creator's inbox: once per tip (this runs once per ledger
         // posting; a webhook replay is answered above).
-        if let Err(e) = state.relay.publish_inbox(&tip.creator, &msg).await {
+        if let Err(e) = state.relay.publish_inbox(&tip.creator, &inbox_msg).await {
             tracing::warn!(room, error = %e.report(), "tip_event not put in the inbox");
         }
     }
@@ -272,6 +294,10 @@ pub struct TipRequest {
     pub message: String,
     /// Client id (idempotency).
     pub id: String,
+    /// Set when the creator's rules kept the message back (checked by the
+    /// caller, `crate::moderation::gate`): the tip's row keeps no message,
+    /// the original is recorded aside under this id, with `reason`.
+    pub kept: Option<(crate::model::KeptBack, String)>,
 }
 
 /// Answer to a tip: the client confirms the payment with Stripe.js.
@@ -379,9 +405,30 @@ pub async fn create_tip(
             creator: rec.creator.clone(),
             target: target.key(),
             amount_cents: req.amount_cents,
-            message: req.message,
+            message: if req.kept.is_some() {
+                String::new()
+            } else {
+                req.message.clone()
+            },
         })
         .await?;
+    if let Some((k, reason)) = &req.kept {
+        state
+            .ledger
+            .message_kept(&crate::ledger::message_rules::KeptMessage {
+                id: k.id.clone(),
+                creator: rec.creator.clone(),
+                kind: "tip".into(),
+                target: target.key(),
+                seq: None,
+                reference: Some(pi.id.as_str().to_string()),
+                sender: who.user.clone(),
+                message: req.message,
+                state: k.state.clone(),
+                reason: reason.clone(),
+            })
+            .await?;
+    }
     Ok(TipAnswer {
         id: req.id,
         payment_intent: pi.id.as_str().to_string(),

@@ -21,7 +21,7 @@ mod wire_tests;
 pub use text::{check_message, check_text, MESSAGE_LEN_MAX, TITLE_LEN_MAX};
 pub use topic::Topic;
 mod seq_event;
-pub use seq_event::{ComboEnd, InboxEvent, SeqEvent};
+pub use seq_event::{ComboEnd, GiftMessage, InboxEvent, SeqEvent};
 
 /// Subprotocol name of the JSON encoding (text frames; the default).
 pub const SUBPROTOCOL_JSON: &str = "giftstream.v1.json";
@@ -154,9 +154,23 @@ pub struct GiftEvent {
     pub animation: String,
     /// Server time of acceptance, ms since the Unix epoch.
     pub ts: i64,
-    /// Addition to v1: the sender's message (left out when none).
+    /// Addition to v1: the sender's message (left out when none, and when
+    /// it was kept back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Addition to v1: `filtered` or `held` when the creator's rules kept
+    /// the message back (then `message` is left out, except in the
+    /// creator's inbox); left out otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_state: Option<String>,
+    /// Addition to v1: the kept-back message's id (for review, and the
+    /// `gift_message` that follows an approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The kept-back original, for the creator's inbox only
+    /// ([`SeqEvent::for_inbox`]); never serialized.
+    #[serde(skip)]
+    pub original: Option<String>,
 }
 
 impl GiftEvent {
@@ -238,6 +252,9 @@ pub enum ServerMsg {
     ComboEnd(ComboEnd),
     /// Addition to v1: an event in the creator's inbox (see [`InboxEvent`]).
     InboxEvent(InboxEvent),
+    /// Addition to v1: a held message approved by the creator or a
+    /// moderator (see [`GiftMessage`]).
+    GiftMessage(GiftMessage),
     /// A tip in a joined room.
     TipEvent {
         /// Room id.
@@ -248,10 +265,19 @@ pub enum ServerMsg {
         amount_cents: i64,
         /// ISO currency code, lower case.
         currency: String,
-        /// Tipper's message.
-        message: String,
+        /// Tipper's message (addition to v1: left out when it was kept
+        /// back, except in the creator's inbox).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
         /// ms since epoch.
         ts: i64,
+        /// Addition to v1: `filtered` or `held` when the message was kept
+        /// back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_state: Option<String>,
+        /// Addition to v1: the kept-back message's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
     },
     /// Addition to v1: a user followed the creator (in the creator's
     /// inbox only, wrapped in an `inbox_event`).

@@ -3,7 +3,7 @@
 //! each of them and each tip also takes its creator's inbox seq, wrapped as
 //! an [`InboxEvent`] (addition to v1); all as [`SeqEvent`].
 //!
-//! Owns: the `combo_end` and `inbox_event` message bodies and how the
+//! Owns: the `combo_end`, `inbox_event` and `gift_message` message bodies and how the
 //! engines' JSON of a seq'd event decodes. Must not: touch sockets, wallets or rooms.
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,28 @@ pub struct InboxEvent {
     pub event: Box<ServerMsg>,
 }
 
+/// A held gift or tip message, approved (addition to v1): shown once, in
+/// the room or video of its gift (or tip), with its own seq (ordered with
+/// gifts, kept in history, replayed by `resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GiftMessage {
+    /// Room id; empty (and left out on the wire) for a video's message.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub room: String,
+    /// The video id, for a video's message (None for a room's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<String>,
+    /// Room (or video) sequence number of this event (not the gift's).
+    pub seq: u64,
+    /// The message's id (the gift event's `message_id`).
+    pub message_id: String,
+    /// Seq of the gift the message came with (left out for a tip's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ref_seq: Option<u64>,
+    /// The approved text.
+    pub message: String,
+}
+
 /// An event that takes a seq: a gift or a streak end (a room's or a
 /// video's seq), or an inbox event (the inbox's seq). Decodes from the
 /// engines' JSON (a gift event is tried first; a streak end carries
@@ -72,6 +94,9 @@ pub enum SeqEvent {
     ComboEnd(ComboEnd),
     /// An event of a creator's inbox.
     Inbox(InboxEvent),
+    /// An approved held message (tried last: it has none of the others'
+    /// required fields but `seq`).
+    Message(GiftMessage),
 }
 
 impl SeqEvent {
@@ -81,7 +106,27 @@ impl SeqEvent {
             SeqEvent::Gift(g) => g.seq,
             SeqEvent::ComboEnd(c) => c.seq,
             SeqEvent::Inbox(i) => i.seq,
+            SeqEvent::Message(m) => m.seq,
         }
+    }
+
+    /// The message as the creator's inbox gets it: a gift whose message
+    /// was kept back carries its original text there.
+    pub fn for_inbox(&self) -> ServerMsg {
+        match self {
+            SeqEvent::Gift(g) if g.original.is_some() => {
+                let mut g = g.clone();
+                g.message = g.original.take();
+                ServerMsg::GiftEvent(g)
+            }
+            other => ServerMsg::from(other.clone()),
+        }
+    }
+}
+
+impl From<GiftMessage> for SeqEvent {
+    fn from(m: GiftMessage) -> Self {
+        SeqEvent::Message(m)
     }
 }
 
@@ -103,6 +148,7 @@ impl From<SeqEvent> for ServerMsg {
             SeqEvent::Gift(g) => ServerMsg::GiftEvent(g),
             SeqEvent::ComboEnd(c) => ServerMsg::ComboEnd(c),
             SeqEvent::Inbox(i) => ServerMsg::InboxEvent(i),
+            SeqEvent::Message(m) => ServerMsg::GiftMessage(m),
         }
     }
 }

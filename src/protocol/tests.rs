@@ -250,6 +250,9 @@ fn gift_event_json_has_contract_fields() {
         animation: "rose.webp".into(),
         ts: 5,
         message: None,
+        message_state: None,
+        message_id: None,
+        original: None,
     });
     let v: serde_json::Value = serde_json::from_str(&ev.to_json()).unwrap();
     for k in [

@@ -77,6 +77,9 @@ fn room_messages_are_unchanged_byte_for_byte() {
         animation: "rose.webp".into(),
         ts: 6,
         message: None,
+        message_state: None,
+        message_id: None,
+        original: None,
     };
     let v1 = r#"{"type":"gift_event","room":"r","seq":7,"id":"i","sender":"s","gift":"rose","count":2,"combo":3,"coins":4,"diamonds":5,"animation":"rose.webp","ts":6}"#;
     assert_eq!(ServerMsg::GiftEvent(ev.clone()).to_json(), v1);
@@ -164,6 +167,9 @@ fn room_messages_are_unchanged_byte_for_byte() {
         room: String::new(),
         video: Some("v".into()),
         message: Some("hi".into()),
+        message_state: None,
+        message_id: None,
+        original: None,
         ..ev
     };
     assert_eq!(

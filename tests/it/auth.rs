@@ -40,6 +40,7 @@ fn claims(sub: &str, role: Role) -> Claims {
         scope: None,
         iss: None,
         aud: None,
+        acct_created: None,
     }
 }
 

@@ -387,6 +387,54 @@ fn http_rows() -> Vec<Row> {
         row("DELETE", "/v1/admin/followers/import", |c| {
             authed(c, |c| if c == Admin { S(200) } else { FORBIDDEN })
         }),
+        // Message rules (issue 17): settings and words are the creator's
+        // own; the queue is the creator's or a moderator's (none here).
+        row("GET", "/v1/creators/me/moderation/settings", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("PUT", "/v1/creators/me/moderation/settings", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/moderation/words", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("PUT", "/v1/creators/me/moderation/words", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/messages", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/{creator}/messages", |c| {
+            authed(c, |c| if c == Owner { S(200) } else { FORBIDDEN })
+        }),
+        row("POST", "/v1/creators/me/messages/{id}/approve", |c| {
+            authed(c, creator_own(E(400, "bad_request")))
+        }),
+        row("POST", "/v1/creators/me/messages/{id}/reject", |c| {
+            authed(c, creator_own(E(400, "bad_request")))
+        }),
+        row(
+            "POST",
+            "/v1/creators/{creator}/messages/{id}/approve",
+            |c| {
+                authed(c, |c| {
+                    if c == Owner {
+                        E(400, "bad_request")
+                    } else {
+                        FORBIDDEN
+                    }
+                })
+            },
+        ),
+        row("POST", "/v1/creators/{creator}/messages/{id}/reject", |c| {
+            authed(c, |c| {
+                if c == Owner {
+                    E(400, "bad_request")
+                } else {
+                    FORBIDDEN
+                }
+            })
+        }),
     ]
 }
 
@@ -619,6 +667,10 @@ impl Matrix {
             "/v1/creators/me/webhooks" => Some(json!({
                 "url": "http://127.0.0.1:9/matrix", "events": ["gift"]
             })),
+            "/v1/creators/me/moderation/settings" if method == "PUT" => {
+                Some(json!({ "builtin_langs": [], "message_interval_ms": 0 }))
+            }
+            "/v1/creators/me/moderation/words" if method == "PUT" => Some(json!({ "words": [] })),
             "/v1/creators/me/cashouts" => {
                 Some(json!({ "diamonds": cfg.cashout_diamonds_min, "id": id }))
             }

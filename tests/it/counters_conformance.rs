@@ -126,7 +126,14 @@ conformance!(
     drain_is_bounded_and_settled_clears_pending_diamonds,
     restore_loads_wallets_credits_answers_and_targets,
     follower_counts_adjust_exactly_and_are_replaced_by_the_ledgers,
+    message_slot_is_one_claim_per_interval,
+    kept_messages_and_approved_ones_take_their_place,
 );
+
+mod messages;
+use messages::{
+    kept_messages_and_approved_ones_take_their_place, message_slot_is_one_claim_per_interval,
+};
 
 // ---- helpers ---------------------------------------------------------------
 
@@ -156,6 +163,7 @@ fn req(sender: &str, target: Target, g: &Gift, count: u32, client_id: &str) -> G
         client_id: client_id.into(),
         ts: now_ms(),
         message: None,
+        kept: None,
     }
 }
 

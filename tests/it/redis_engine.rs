@@ -86,6 +86,7 @@ fn req(sender: &str, target: Target, g: &Gift, count: u32, client_id: &str) -> G
         client_id: client_id.into(),
         ts: now_ms(),
         message: None,
+        kept: None,
     }
 }
 
@@ -736,6 +737,7 @@ async fn app_runs_on_redis_with_ledger_acks() {
     let who = giftstream::auth::Identity {
         user: "v".into(),
         role: giftstream::auth::Role::Viewer,
+        account_created_s: None,
     };
     let ack = giftstream::app::ops::gift(&st, &who, Target::room(&room), "rose", 2, "g1", None)
         .await

@@ -98,6 +98,7 @@ async fn pubsub_reconnects_and_delivers_again() {
         client_id: id.into(),
         ts: now_ms(),
         message: None,
+        kept: None,
     };
     red.gift(send("a")).await.unwrap();
     assert_eq!(

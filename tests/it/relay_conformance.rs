@@ -158,6 +158,7 @@ async fn send_gifts(n: &Node, room: &str, len: usize) {
             client_id: format!("g{i}"),
             ts: now_ms(),
             message: None,
+            kept: None,
         })
         .await
         .unwrap();
@@ -198,8 +199,10 @@ fn tip(room: &str) -> ServerMsg {
         sender: "v".into(),
         amount_cents: 500,
         currency: "usd".into(),
-        message: "hi".into(),
+        message: Some("hi".into()),
         ts: now_ms(),
+        message_state: None,
+        message_id: None,
     }
 }
 

@@ -84,6 +84,7 @@ async fn accept_gifts(counters: &dyn Counters, ledger: &dyn Ledger) {
             client_id: format!("g{i}"),
             ts: 1,
             message: None,
+            kept: None,
         };
         counters.gift(req).await.unwrap();
     }

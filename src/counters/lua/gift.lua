@@ -25,6 +25,9 @@
 --       (the creator's inbox gets the gift and any streak end it causes;
 --       history bounds ARGV 18 and 19)
 --       29 streak-end queue len max (`{gs}:whq`, for combo_end webhooks)
+--       30 the inbox's event JSON head without seq/combo ('' = ARGV 15;
+--       set when the creator's rules kept the message back: the inbox
+--       gets the original, the room's event and history none)
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
@@ -155,7 +158,11 @@ if ARGV[14] ~= '' then
   end
   redis.call('SPUBLISH', ARGV[14], event)
   -- The creator's inbox: the event as a viewer sees it (with its type).
-  inbox_put(ik, ih, ic, inbox_head(creator), '{"type":"gift_event",' .. string.sub(event, 2),
+  local ievent = event
+  if ARGV[30] ~= '' then
+    ievent = ARGV[30] .. ',"seq":' .. int(seq) .. ',"combo":' .. int(combo) .. '}'
+  end
+  inbox_put(ik, ih, ic, inbox_head(creator), '{"type":"gift_event",' .. string.sub(ievent, 2),
     ARGV[2], ARGV[18], ARGV[19])
 end
 return {'OK', int(seq), int(balance), int(ticket), int(combo)}

@@ -26,8 +26,25 @@ impl RedisCounters {
             diamonds,
             animation: &req.gift.animation,
             ts: req.ts,
-            message: req.message.as_deref(),
+            message: req.message.as_deref().filter(|_| req.kept.is_none()),
+            message_state: req.kept.as_ref().map(|k| k.state.as_str()),
+            message_id: req.kept.as_ref().map(|k| k.id.as_str()),
         };
+        // A kept-back message: the creator's inbox gets the original (its
+        // own head), the target and the ledger none.
+        let inbox_head = match &req.kept {
+            Some(_) => {
+                let mut h = serde_json::to_string(&EventHead {
+                    message: req.message.as_deref(),
+                    ..head
+                })
+                .map_err(|e| CountersError::Corrupt(format!("gift event: {e}")))?;
+                h.pop();
+                h
+            }
+            None => String::new(),
+        };
+        let stored_message = req.message.as_deref().filter(|_| req.kept.is_none());
         let mut head = serde_json::to_string(&head)
             .map_err(|e| CountersError::Corrupt(format!("gift event: {e}")))?;
         head.pop(); // the closing brace; the script appends seq and combo
@@ -76,11 +93,12 @@ impl RedisCounters {
             .arg(&streak_head)
             .arg(due_member(&tkey, &req.sender))
             .arg(streak_ttl_ms(&self.cfg))
-            .arg(req.message.as_deref().unwrap_or(""))
+            .arg(stored_message.unwrap_or(""))
             .arg(inbox_key(""))
             .arg(history_key(&Topic::inbox("").hub_key()))
             .arg(self.channels.room(&Topic::inbox("").hub_key()))
             .arg(self.cfg.streak_end_queue_len_max)
+            .arg(&inbox_head)
             .invoke_async(&mut self.conn())
             .await
             .map_err(script_err)?;

@@ -49,6 +49,7 @@ mod combo;
 mod followers;
 mod gift;
 pub(crate) mod keys;
+mod messages;
 mod reconcile;
 mod restore;
 mod scripts;
@@ -83,7 +84,7 @@ struct EntryRef {
 
 /// The head of a [`crate::protocol::GiftEvent`] as JSON, without `seq` and `combo` (the
 /// script appends them once it knows them).
-#[derive(Serialize)]
+#[derive(Serialize, Clone, Copy)]
 struct EventHead<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     room: &'a str,
@@ -99,6 +100,10 @@ struct EventHead<'a> {
     ts: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
 }
 
 /// Wallets, seqs and pending credits in Redis, shared by every node.
@@ -272,6 +277,21 @@ fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
 
 #[async_trait]
 impl Counters for RedisCounters {
+    async fn message_slot(&self, key: &str, interval_ms: u64) -> Result<bool> {
+        self.message_slot_op(key, interval_ms).await
+    }
+
+    async fn gift_message(
+        &self,
+        target: &Target,
+        message_id: &str,
+        ref_seq: Option<u64>,
+        message: &str,
+    ) -> Result<u64> {
+        self.gift_message_op(target, message_id, ref_seq, message)
+            .await
+    }
+
     async fn open_target(&self, target: &Target, creator: &str, seq_floor: u64) -> Result<()> {
         self.put_target(target, creator, seq_floor, true, true)
             .await

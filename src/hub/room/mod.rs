@@ -45,7 +45,7 @@ use super::RoomHandle;
 use crate::config::HubConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::{
-    ComboEnd, Encoding, GiftEvent, InboxEvent, SeqEvent, ServerMsg, TopEntry, Topic,
+    ComboEnd, Encoding, GiftEvent, GiftMessage, InboxEvent, SeqEvent, ServerMsg, TopEntry, Topic,
 };
 use delivery::{busy, deliver};
 use history::Hist;
@@ -83,6 +83,9 @@ pub enum RoomCmd {
     /// An event of a creator's inbox, in inbox seq order (an inbox's task
     /// only).
     Inbox(InboxEvent),
+    /// An approved held message, in seq order with gifts (published by the
+    /// counters engine).
+    Message(GiftMessage),
     /// Subscribe; the room itself queues `joined` before any later event.
     Join {
         /// Who.
@@ -130,6 +133,7 @@ impl From<SeqEvent> for RoomCmd {
             SeqEvent::Gift(g) => RoomCmd::Gift(g),
             SeqEvent::ComboEnd(c) => RoomCmd::ComboEnd(c),
             SeqEvent::Inbox(i) => RoomCmd::Inbox(i),
+            SeqEvent::Message(m) => RoomCmd::Message(m),
         }
     }
 }
@@ -241,6 +245,7 @@ impl Room {
             match cmd {
                 RoomCmd::Gift(ev) => self.on_gift(ev),
                 RoomCmd::ComboEnd(end) => self.on_combo_end(end),
+                RoomCmd::Message(m) => self.on_message(m),
                 RoomCmd::Inbox(ev) => self.on_inbox(ev),
                 RoomCmd::Join { sub, reply } => {
                     let _ = reply.send(self.on_join(sub));
@@ -369,6 +374,18 @@ impl Room {
         self.flush_combos();
         let seq = end.seq;
         self.publish(seq, ServerMsg::ComboEnd(end), true);
+    }
+
+    /// An approved held message: to every subscriber (coalescing ones
+    /// too), kept in history like a gift.
+    fn on_message(&mut self, m: GiftMessage) {
+        if m.seq <= self.last_seq {
+            metrics::counter!("giftstream_stale_events_total").increment(1);
+            return;
+        }
+        self.last_seq = m.seq;
+        let seq = m.seq;
+        self.publish(seq, ServerMsg::GiftMessage(m), true);
     }
 
     /// An inbox event: to every subscriber (an inbox does not coalesce),

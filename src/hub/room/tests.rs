@@ -18,6 +18,9 @@ fn event(seq: u64, sender: &str, diamonds: i64) -> GiftEvent {
         animation: "rose.webp".into(),
         ts: 0,
         message: None,
+        message_state: None,
+        message_id: None,
+        original: None,
     }
 }
 

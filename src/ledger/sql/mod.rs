@@ -48,6 +48,7 @@ mod cashouts;
 mod follows;
 mod gifts;
 mod ledger_impl;
+mod message_rules;
 mod payout_accounts;
 mod purchases;
 mod reads;

@@ -70,8 +70,13 @@ struct TipEventBody {
     sender: String,
     amount_cents: i64,
     currency: String,
-    message: String,
+    #[serde(default)]
+    message: Option<String>,
     ts: i64,
+    #[serde(default)]
+    message_state: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
 }
 
 impl From<TipEventBody> for crate::protocol::ServerMsg {
@@ -83,6 +88,8 @@ impl From<TipEventBody> for crate::protocol::ServerMsg {
             currency: t.currency,
             message: t.message,
             ts: t.ts,
+            message_state: t.message_state,
+            message_id: t.message_id,
         }
     }
 }

@@ -2,6 +2,9 @@
 //! `commit_batch`, which goes through a test's [`CommitHook`]: the
 //! settlement fault tests change that one call and nothing else.
 
+use giftstream::ledger::message_rules::{
+    Decided, KeptMessage, MessagesCursor, ModeratedMessage, ModerationSettings, MutedWordRow,
+};
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -147,6 +150,63 @@ impl<H: CommitHook> giftstream::ledger::studio::StudioLedger for Hooked<H> {
         len_max: i64,
     ) -> Result<Vec<giftstream::ledger::studio::Supporter>> {
         self.inner.creator_supporters(creator, len_max).await
+    }
+}
+
+#[async_trait]
+impl<H: CommitHook> giftstream::ledger::message_rules::MessageRulesLedger for Hooked<H> {
+    async fn moderation_settings(&self, creator: &str) -> Result<Option<ModerationSettings>> {
+        self.inner.moderation_settings(creator).await
+    }
+    async fn moderation_settings_set(
+        &self,
+        creator: &str,
+        actor: &str,
+        settings: &ModerationSettings,
+    ) -> Result<()> {
+        self.inner
+            .moderation_settings_set(creator, actor, settings)
+            .await
+    }
+    async fn muted_words(&self, creator: &str) -> Result<Vec<MutedWordRow>> {
+        self.inner.muted_words(creator).await
+    }
+    async fn muted_words_set(
+        &self,
+        creator: &str,
+        actor: &str,
+        words: &[MutedWordRow],
+    ) -> Result<()> {
+        self.inner.muted_words_set(creator, actor, words).await
+    }
+    async fn is_moderator(&self, creator: &str, user: &str) -> Result<bool> {
+        self.inner.is_moderator(creator, user).await
+    }
+    async fn message_kept(&self, message: &KeptMessage) -> Result<()> {
+        self.inner.message_kept(message).await
+    }
+    async fn kept_message_of(&self, reference: &str) -> Result<Option<ModeratedMessage>> {
+        self.inner.kept_message_of(reference).await
+    }
+    async fn kept_messages(
+        &self,
+        creator: &str,
+        state: Option<&str>,
+        len_max: i64,
+        after: Option<&MessagesCursor>,
+    ) -> Result<Vec<ModeratedMessage>> {
+        self.inner
+            .kept_messages(creator, state, len_max, after)
+            .await
+    }
+    async fn message_decide(
+        &self,
+        creator: &str,
+        id: &str,
+        actor: &str,
+        approve: bool,
+    ) -> Result<Decided> {
+        self.inner.message_decide(creator, id, actor, approve).await
     }
 }
 
