@@ -323,6 +323,10 @@ async fn restore(
             "redis reconciled against the ledger"
         );
     }
+    // Creators' blocks: the counters engine's cache (every node's gift,
+    // join and tip checks) is rebuilt from the ledger.
+    let creators = crate::app::moderation::rebuild_block_cache(ledger, counters).await?;
+    tracing::info!(creators, "block cache rebuilt from the ledger");
     // In process every live room opens now; with Redis a room opens on a
     // node when a viewer there joins it (the relay decides).
     relay.restore(live_rooms, counters).await?;

@@ -3,13 +3,14 @@
 //!
 //! Owns: [`AppState`] (what every request handler can reach), the
 //! operations shared by WebSocket and HTTP (gifts, credits, rooms:
-//! [`ops`]), the narrow handles lower layers get of it (the hub's
+//! [`ops`]; blocks and moderators: [`moderation`]), the narrow handles lower layers get of it (the hub's
 //! `ConnOps`, the payment flows' `PaymentsApp`), and opening the Redis
 //! engine ([`open_redis`]). Start-up and shutdown are [`crate::server`]'s.
 //! Must not: hold protocol details (http and hub do) or SQL (ledger does),
 //! or import `http` or `server` (they import it).
 
 mod conn_ops;
+pub mod moderation;
 pub mod ops;
 
 use std::sync::Arc;

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 use crate::config::CountersConfig;
 use crate::counters::combo::{self, Streak};
-use crate::counters::{Counters, CountersError, Result};
+use crate::counters::{Counters, CountersError, Result, BLOCKED};
 use crate::error::ErrorCode;
 use crate::model::EventSink;
 use crate::model::{
@@ -112,6 +112,8 @@ pub struct MemoryCounters {
     sink: Arc<dyn EventSink>,
     /// Streak ends for `combo_end` webhooks.
     streak_ends: super::streak_queue::StreakQueue,
+    /// Creators' blocked users (checked by `gift`).
+    blocks: super::blocks::BlockSets,
     cfg: CountersConfig,
 }
 
@@ -132,6 +134,7 @@ impl MemoryCounters {
             due: Mutex::new(DueIndex::new()),
             sink,
             streak_ends: super::streak_queue::StreakQueue::new(cfg.streak_end_queue_len_max),
+            blocks: Default::default(),
             cfg,
         }
     }
@@ -362,6 +365,9 @@ impl Counters for MemoryCounters {
             return Err(CountersError::Forbidden(
                 "a creator cannot gift their own room or video".into(),
             ));
+        }
+        if self.blocks.contains(&t.creator, &req.sender) {
+            return Err(CountersError::Forbidden(BLOCKED.into()));
         }
         let (coins, diamonds) = gift_value(&req.gift, req.count);
         if w.coins < coins {
@@ -604,5 +610,25 @@ impl Counters for MemoryCounters {
     async fn streak_ends_done(&self, ids: &[String]) -> Result<()> {
         self.streak_ends.done(ids);
         Ok(())
+    }
+
+    async fn set_block(&self, creator: &str, user: &str, blocked: bool) -> Result<()> {
+        Ok(self.blocks.set(creator, user, blocked))
+    }
+
+    async fn is_blocked(&self, creator: &str, user: &str) -> Result<bool> {
+        Ok(self.blocks.contains(creator, user))
+    }
+
+    async fn blocks_generation(&self) -> Result<u64> {
+        Ok(self.blocks.generation())
+    }
+
+    async fn rebuild_blocks(&self, creator: &str, users: &[String], gen: u64) -> Result<bool> {
+        Ok(self.blocks.rebuild(creator, users, gen))
+    }
+
+    async fn blocked_creators(&self) -> Result<Vec<String>> {
+        Ok(self.blocks.creators())
     }
 }

@@ -14,6 +14,7 @@
 //! ledger through [`crate::model::GiftRecords`]). It hands accepted gifts
 //! to the hub through [`crate::model::EventSink`] in seq order.
 
+pub mod blocks;
 pub mod combo;
 #[cfg(test)]
 mod combo_tests;
@@ -26,6 +27,9 @@ use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, StreakEnd, Target,
 
 use async_trait::async_trait;
 pub use error::CountersError;
+
+/// The refusal of a gift from a user the creator blocked (`forbidden`).
+pub const BLOCKED: &str = "the creator blocked you";
 
 /// What a counters engine answers.
 pub type Result<T, E = CountersError> = std::result::Result<T, E>;
@@ -93,4 +97,25 @@ pub trait Counters: Send + Sync + 'static {
 
     /// The webhook outbox holds these streak ends (by [`StreakEnd::id`]).
     async fn streak_ends_done(&self, ids: &[String]) -> Result<()>;
+
+    /// Block (`blocked`) or unblock `user` on `creator`'s stream in the
+    /// cache every node reads (the ledger holds the block first): a blocked
+    /// sender's [`Counters::gift`] to the creator's targets is refused
+    /// (`forbidden`) in its atomic step. Moves the block generation on.
+    async fn set_block(&self, creator: &str, user: &str, blocked: bool) -> Result<()>;
+
+    /// Whether `creator` blocked `user` (joins and tips ask).
+    async fn is_blocked(&self, creator: &str, user: &str) -> Result<bool>;
+
+    /// The block generation: moved on by every [`Counters::set_block`].
+    async fn blocks_generation(&self) -> Result<u64>;
+
+    /// Replace `creator`'s blocked users by `users` (read from the ledger
+    /// after the generation was `generation`), unless a block changed
+    /// since: then nothing changes and the answer is false (read again).
+    async fn rebuild_blocks(&self, creator: &str, users: &[String], generation: u64)
+        -> Result<bool>;
+
+    /// Creators with at least one blocked user in the cache.
+    async fn blocked_creators(&self) -> Result<Vec<String>>;
 }

@@ -28,6 +28,7 @@ mod creators;
 mod extract;
 mod limits;
 mod middleware;
+mod moderation;
 mod overlay;
 mod pages;
 mod payments;
@@ -106,18 +107,29 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/creators/me/payouts/dashboard"),
     ("GET", "/studio"),
     ("GET", "/videos/{video}"),
+    ("PUT", "/v1/creators/me/blocks/{user}"),
+    ("DELETE", "/v1/creators/me/blocks/{user}"),
+    ("GET", "/v1/creators/me/blocks"),
+    ("PUT", "/v1/creators/{creator}/blocks/{user}"),
+    ("DELETE", "/v1/creators/{creator}/blocks/{user}"),
+    ("PUT", "/v1/creators/me/moderators/{user}"),
+    ("DELETE", "/v1/creators/me/moderators/{user}"),
+    ("GET", "/v1/creators/me/moderators"),
+    ("GET", "/v1/users/me/moderating"),
+    ("GET", "/v1/creators/me/moderation/audit"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
 ///
 /// # Panics
 /// On an entry without a handler here or with a method other than GET,
-/// POST or DELETE: a programming error, met by the first server start.
+/// POST, PUT or DELETE: a programming error, met by the first server start.
 fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> {
     let filter = match method {
         "GET" => MethodFilter::GET,
         "POST" => MethodFilter::POST,
         "DELETE" => MethodFilter::DELETE,
+        "PUT" => MethodFilter::PUT,
         m => panic!("ROUTES: method {m} of {path} is not supported"),
     };
     match (method, path) {
@@ -172,6 +184,18 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/v1/creators/me/payouts/dashboard") => on(filter, studio::payouts_dashboard),
         ("GET", "/studio") => on(filter, pages::studio),
         ("GET", "/videos/{video}") => on(filter, pages::video),
+        ("PUT", "/v1/creators/me/blocks/{user}") => on(filter, moderation::block_me),
+        ("DELETE", "/v1/creators/me/blocks/{user}") => on(filter, moderation::unblock_me),
+        ("GET", "/v1/creators/me/blocks") => on(filter, moderation::blocks),
+        ("PUT", "/v1/creators/{creator}/blocks/{user}") => on(filter, moderation::block_for),
+        ("DELETE", "/v1/creators/{creator}/blocks/{user}") => on(filter, moderation::unblock_for),
+        ("PUT", "/v1/creators/me/moderators/{user}") => on(filter, moderation::moderator_add),
+        ("DELETE", "/v1/creators/me/moderators/{user}") => {
+            on(filter, moderation::moderator_remove)
+        }
+        ("GET", "/v1/creators/me/moderators") => on(filter, moderation::moderators),
+        ("GET", "/v1/users/me/moderating") => on(filter, moderation::moderating),
+        ("GET", "/v1/creators/me/moderation/audit") => on(filter, moderation::audit),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }

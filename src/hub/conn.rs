@@ -478,6 +478,7 @@ impl Reader {
         loop {
             attempt += 1;
             let handle = self.room_handle(topic).await?;
+            self.refuse_blocked(topic, &handle).await?;
             // A cross-node relay (Redis) keeps the room's history: read it
             // once the room runs here, so the history reaches at least to
             // the room's seq and the room's ring holds what came after.

@@ -24,10 +24,16 @@ impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
 }
 
 /// The ledger (its video reads: [`super::videos::VideoLedger`]; the
-/// studio's: [`super::studio::StudioLedger`]).
+/// studio's: [`super::studio::StudioLedger`]; blocks, moderators and the
+/// audit: [`super::moderation::ModerationLedger`]).
 #[async_trait]
 pub trait Ledger:
-    super::videos::VideoLedger + super::studio::StudioLedger + Send + Sync + 'static
+    super::videos::VideoLedger
+    + super::studio::StudioLedger
+    + super::moderation::ModerationLedger
+    + Send
+    + Sync
+    + 'static
 {
     /// Credit coins once per op id. A replay answers the original op; the
     /// same id with other parameters is `bad_request`.

@@ -21,6 +21,7 @@
 
 mod api;
 mod error;
+pub mod moderation;
 mod op_key;
 pub mod outbox;
 pub mod postgres;

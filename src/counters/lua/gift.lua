@@ -25,6 +25,7 @@
 --       (the creator's inbox gets the gift and any streak end it causes;
 --       history bounds ARGV 18 and 19)
 --       29 streak-end queue len max (`{gs}:whq`, for combo_end webhooks)
+--       30 block set prefix `{gs}:blk:` (the creator's blocked users)
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
@@ -45,6 +46,9 @@ end
 local creator = t[1]
 if creator == ARGV[8] then
   return {'E', 'forbidden'}
+end
+if redis.call('SISMEMBER', ARGV[30] .. creator, ARGV[8]) == 1 then
+  return {'E', 'blocked'}
 end
 local ik, ih, ic = ARGV[26] .. creator, ARGV[27] .. creator, ARGV[28] .. creator
 local coins = tonumber(ARGV[5])

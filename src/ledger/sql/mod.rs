@@ -3,7 +3,8 @@
 //! Owns: every [`Ledger`](super::Ledger) flow's SQL, once, in
 //! [`SqlLedger`] (one file per flow: `gifts`, `targets`, `snapshot`,
 //! `purchases`, `refunds_disputes`, `tips`, `cashouts`,
-//! `payout_accounts`, `reads` for the studio), its row types (`rows`), and the [`Dialect`] trait:
+//! `payout_accounts`, `reads` for the studio, `moderation` for blocks,
+//! moderators and the audit), its row types (`rows`), and the [`Dialect`] trait:
 //! what really differs between the engines (how a write transaction
 //! begins, `FOR UPDATE`, serializing writers by key, multi-row inserts,
 //! the exclusive lock). Each flow body is written once and type-checked
@@ -47,6 +48,7 @@ macro_rules! per_dialect {
 mod cashouts;
 mod gifts;
 mod ledger_impl;
+mod moderation;
 mod payout_accounts;
 mod purchases;
 mod reads;
