@@ -24,6 +24,9 @@ use giftstream::model::{GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
 use giftstream::protocol::{now_ms, Encoding, GiftEvent, ServerMsg};
 use giftstream::relay::redis::RedisRelay;
 
+mod blocks;
+use blocks::{block_rebuild_respects_the_generation, blocked_sender_is_refused_in_the_gift_step};
+
 // ---- engines ---------------------------------------------------------------
 
 /// How to build an engine of one kind (a fresh Redis database per test).
@@ -125,6 +128,8 @@ conformance!(
     targets_keep_their_creator_floor_and_live_flag,
     drain_is_bounded_and_settled_clears_pending_diamonds,
     restore_loads_wallets_credits_answers_and_targets,
+    blocked_sender_is_refused_in_the_gift_step,
+    block_rebuild_respects_the_generation,
 );
 
 // ---- helpers ---------------------------------------------------------------

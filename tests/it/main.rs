@@ -18,6 +18,7 @@ mod gifting;
 mod inbox;
 mod ledger_conformance;
 mod limits;
+mod moderation_blocks;
 mod multinode;
 mod multiprocess;
 mod pages;
