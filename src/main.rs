@@ -178,8 +178,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             if repair {
                 // Creators' blocks: the cache is made the ledger's again.
-                let n =
-                    app::moderation::rebuild_block_cache(ledger.as_ref(), &counters).await?;
+                let n = app::moderation::rebuild_block_cache(ledger.as_ref(), &counters).await?;
                 eprintln!("block cache rebuilt for {n} creators");
             }
             if report.drift() > 0 && !repair {

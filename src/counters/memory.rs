@@ -112,8 +112,8 @@ pub struct MemoryCounters {
     sink: Arc<dyn EventSink>,
     /// Streak ends for `combo_end` webhooks.
     streak_ends: super::streak_queue::StreakQueue,
-    /// Creators' blocked users (checked by `gift`).
-    blocks: super::blocks::BlockSets,
+    /// Creators' blocked users (checked by `gift`; `counters::blocks`).
+    pub(super) blocks: super::blocks::BlockSets,
     cfg: CountersConfig,
 }
 
@@ -610,25 +610,5 @@ impl Counters for MemoryCounters {
     async fn streak_ends_done(&self, ids: &[String]) -> Result<()> {
         self.streak_ends.done(ids);
         Ok(())
-    }
-
-    async fn set_block(&self, creator: &str, user: &str, blocked: bool) -> Result<()> {
-        Ok(self.blocks.set(creator, user, blocked))
-    }
-
-    async fn is_blocked(&self, creator: &str, user: &str) -> Result<bool> {
-        Ok(self.blocks.contains(creator, user))
-    }
-
-    async fn blocks_generation(&self) -> Result<u64> {
-        Ok(self.blocks.generation())
-    }
-
-    async fn rebuild_blocks(&self, creator: &str, users: &[String], gen: u64) -> Result<bool> {
-        Ok(self.blocks.rebuild(creator, users, gen))
-    }
-
-    async fn blocked_creators(&self) -> Result<Vec<String>> {
-        Ok(self.blocks.creators())
     }
 }

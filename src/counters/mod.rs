@@ -26,6 +26,7 @@ mod streak_queue;
 use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, StreakEnd, Target, TargetInfo};
 
 use async_trait::async_trait;
+pub use blocks::BlockCache;
 pub use error::CountersError;
 
 /// The refusal of a gift from a user the creator blocked (`forbidden`).
@@ -34,9 +35,10 @@ pub const BLOCKED: &str = "the creator blocked you";
 /// What a counters engine answers.
 pub type Result<T, E = CountersError> = std::result::Result<T, E>;
 
-/// The counters engine. Every method is atomic on its own.
+/// The counters engine. Every method is atomic on its own (its block
+/// cache: [`BlockCache`]).
 #[async_trait]
-pub trait Counters: Send + Sync + 'static {
+pub trait Counters: BlockCache + Send + Sync + 'static {
     /// Open (or re-open) a room, or register a video, for `creator`.
     /// The target's seq never goes below `seq_floor`.
     async fn open_target(&self, target: &Target, creator: &str, seq_floor: u64) -> Result<()>;
@@ -97,25 +99,4 @@ pub trait Counters: Send + Sync + 'static {
 
     /// The webhook outbox holds these streak ends (by [`StreakEnd::id`]).
     async fn streak_ends_done(&self, ids: &[String]) -> Result<()>;
-
-    /// Block (`blocked`) or unblock `user` on `creator`'s stream in the
-    /// cache every node reads (the ledger holds the block first): a blocked
-    /// sender's [`Counters::gift`] to the creator's targets is refused
-    /// (`forbidden`) in its atomic step. Moves the block generation on.
-    async fn set_block(&self, creator: &str, user: &str, blocked: bool) -> Result<()>;
-
-    /// Whether `creator` blocked `user` (joins and tips ask).
-    async fn is_blocked(&self, creator: &str, user: &str) -> Result<bool>;
-
-    /// The block generation: moved on by every [`Counters::set_block`].
-    async fn blocks_generation(&self) -> Result<u64>;
-
-    /// Replace `creator`'s blocked users by `users` (read from the ledger
-    /// after the generation was `generation`), unless a block changed
-    /// since: then nothing changes and the answer is false (read again).
-    async fn rebuild_blocks(&self, creator: &str, users: &[String], generation: u64)
-        -> Result<bool>;
-
-    /// Creators with at least one blocked user in the cache.
-    async fn blocked_creators(&self) -> Result<Vec<String>>;
 }

@@ -190,9 +190,7 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("PUT", "/v1/creators/{creator}/blocks/{user}") => on(filter, moderation::block_for),
         ("DELETE", "/v1/creators/{creator}/blocks/{user}") => on(filter, moderation::unblock_for),
         ("PUT", "/v1/creators/me/moderators/{user}") => on(filter, moderation::moderator_add),
-        ("DELETE", "/v1/creators/me/moderators/{user}") => {
-            on(filter, moderation::moderator_remove)
-        }
+        ("DELETE", "/v1/creators/me/moderators/{user}") => on(filter, moderation::moderator_remove),
         ("GET", "/v1/creators/me/moderators") => on(filter, moderation::moderators),
         ("GET", "/v1/users/me/moderating") => on(filter, moderation::moderating),
         ("GET", "/v1/creators/me/moderation/audit") => on(filter, moderation::audit),

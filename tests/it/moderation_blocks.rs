@@ -156,7 +156,11 @@ async fn a_blocked_viewer_is_refused_and_dropped_on_every_node_until_unblocked()
         setup(&a).await;
         let name = engine.name;
         let mut fan = a.ws(FAN, Role::Viewer).await;
-        assert_eq!(join(&mut fan, "room", ROOM).await["type"], "joined", "{name}");
+        assert_eq!(
+            join(&mut fan, "room", ROOM).await["type"],
+            "joined",
+            "{name}"
+        );
         assert_eq!(join(&mut fan, "video", VIDEO).await["type"], "joined");
         assert_eq!(join(&mut fan, "room", OTHER_ROOM).await["type"], "joined");
         let mut fan_b = match &b {
@@ -180,7 +184,11 @@ async fn a_blocked_viewer_is_refused_and_dropped_on_every_node_until_unblocked()
         }
         // Refused everywhere, nothing charged.
         let g = fan.gift(ROOM, "rose", 1, "blocked-ws").await;
-        assert_eq!((g["type"].as_str(), g["code"].as_str()), (Some("error"), Some("forbidden")), "{name}: {g}");
+        assert_eq!(
+            (g["type"].as_str(), g["code"].as_str()),
+            (Some("error"), Some("forbidden")),
+            "{name}: {g}"
+        );
         if let Some(w) = fan_b.as_mut() {
             let g = w.gift(ROOM, "rose", 1, "blocked-ws-b").await;
             assert_eq!(g["code"], "forbidden", "{g}");
@@ -188,11 +196,22 @@ async fn a_blocked_viewer_is_refused_and_dropped_on_every_node_until_unblocked()
         let (st, v) = gift_video_http(&a, FAN, "blocked-http").await;
         assert_eq!((st, v["code"].as_str()), (403, Some("forbidden")), "{v}");
         let (st, v) = tip(&a, FAN, "blocked-tip").await;
-        assert_eq!((st, v["code"].as_str()), (403, Some("forbidden")), "{name}: {v}");
-        assert!(double.destination_charges().is_empty(), "no PaymentIntent was made");
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (403, Some("forbidden")),
+            "{name}: {v}"
+        );
+        assert!(
+            double.destination_charges().is_empty(),
+            "no PaymentIntent was made"
+        );
         for (field, id) in [("room", ROOM), ("video", VIDEO)] {
             let j = join(&mut fan, field, id).await;
-            assert_eq!((j["type"].as_str(), j["code"].as_str()), (Some("error"), Some("forbidden")), "{j}");
+            assert_eq!(
+                (j["type"].as_str(), j["code"].as_str()),
+                (Some("error"), Some("forbidden")),
+                "{j}"
+            );
         }
         if let Some(b) = &b {
             let mut w = b.ws(FAN, Role::Viewer).await;
@@ -201,9 +220,15 @@ async fn a_blocked_viewer_is_refused_and_dropped_on_every_node_until_unblocked()
         }
         assert_eq!(a.wallet(FAN).await, 1000);
         // The other creator's room stays: FAN2's gift there reaches FAN.
-        assert_eq!(fan2.gift(OTHER_ROOM, "rose", 1, "other-1").await["type"], "gift_ack");
+        assert_eq!(
+            fan2.gift(OTHER_ROOM, "rose", 1, "other-1").await["type"],
+            "gift_ack"
+        );
         let (ev, _) = fan.until("gift_event").await;
-        assert_eq!((ev["room"].as_str(), ev["id"].as_str()), (Some(OTHER_ROOM), Some("other-1")));
+        assert_eq!(
+            (ev["room"].as_str(), ev["id"].as_str()),
+            (Some(OTHER_ROOM), Some("other-1"))
+        );
         // Others in the creator's room are unaffected; FAN no longer hears it.
         not_subscribed(&mut fan, &mut fan2, ROOM, "room-1").await;
 
@@ -212,13 +237,26 @@ async fn a_blocked_viewer_is_refused_and_dropped_on_every_node_until_unblocked()
             .await;
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["blocks"].as_array().unwrap().len(), 1, "{v}");
-        assert_eq!((v["blocks"][0]["user"].as_str(), v["blocks"][0]["blocked_by"].as_str()), (Some(FAN), Some(CREATOR)));
+        assert_eq!(
+            (
+                v["blocks"][0]["user"].as_str(),
+                v["blocks"][0]["blocked_by"].as_str()
+            ),
+            (Some(FAN), Some(CREATOR))
+        );
         assert_eq!(v["next_cursor"], Value::Null);
 
         block_me(&a, FAN, false).await;
-        assert_eq!(join(&mut fan, "room", ROOM).await["type"], "joined", "{name}");
+        assert_eq!(
+            join(&mut fan, "room", ROOM).await["type"],
+            "joined",
+            "{name}"
+        );
         let g = fan.gift(ROOM, "rose", 1, "blocked-ws").await;
-        assert_eq!(g["type"], "gift_ack", "the refused id goes through now: {g}");
+        assert_eq!(
+            g["type"], "gift_ack",
+            "the refused id goes through now: {g}"
+        );
         if let Some(b) = &b {
             let mut w = b.ws(FAN, Role::Viewer).await;
             assert_eq!(join(&mut w, "video", VIDEO).await["type"], "joined");
@@ -229,16 +267,29 @@ async fn a_blocked_viewer_is_refused_and_dropped_on_every_node_until_unblocked()
         assert_ne!(v["code"], "forbidden", "{st} {v}");
 
         let (st, v) = a
-            .get("/v1/creators/me/moderation/audit", &a.token(CREATOR, Role::Creator))
+            .get(
+                "/v1/creators/me/moderation/audit",
+                &a.token(CREATOR, Role::Creator),
+            )
             .await;
         assert_eq!(st, 200, "{v}");
         let actions: Vec<(&str, &str, &str)> = v["actions"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|x| (x["action"].as_str().unwrap(), x["actor"].as_str().unwrap(), x["target"].as_str().unwrap()))
+            .map(|x| {
+                (
+                    x["action"].as_str().unwrap(),
+                    x["actor"].as_str().unwrap(),
+                    x["target"].as_str().unwrap(),
+                )
+            })
             .collect();
-        assert_eq!(actions, vec![("unblock", CREATOR, FAN), ("block", CREATOR, FAN)], "{name}");
+        assert_eq!(
+            actions,
+            vec![("unblock", CREATOR, FAN), ("block", CREATOR, FAN)],
+            "{name}"
+        );
         if let Some(b) = b {
             b.stop().await;
         }
@@ -257,11 +308,18 @@ async fn blocks_survive_a_restart_rebuilt_from_the_ledger() {
         // the next start rebuilds it from the ledger.
         let counters = s.state().counters.clone();
         let generation = counters.blocks_generation().await.unwrap();
-        assert!(counters.rebuild_blocks(CREATOR, &[], generation).await.unwrap());
+        assert!(counters
+            .rebuild_blocks(CREATOR, &[], generation)
+            .await
+            .unwrap());
         assert!(!counters.is_blocked(CREATOR, FAN).await.unwrap());
         drop(counters);
         let s = s.restart().await;
-        assert!(s.state().counters.is_blocked(CREATOR, FAN).await.unwrap(), "{}", engine.name);
+        assert!(
+            s.state().counters.is_blocked(CREATOR, FAN).await.unwrap(),
+            "{}",
+            engine.name
+        );
         let mut fan = s.ws(FAN, Role::Viewer).await;
         let j = join(&mut fan, "room", ROOM).await;
         assert_eq!(j["code"], "forbidden", "{}: {j}", engine.name);
@@ -269,7 +327,10 @@ async fn blocks_survive_a_restart_rebuilt_from_the_ledger() {
         assert_eq!(g["code"], "forbidden", "{g}");
         assert_eq!(s.wallet(FAN).await, 1000);
         let mut fan2 = s.ws(FAN2, Role::Viewer).await;
-        assert_eq!(fan2.gift(ROOM, "rose", 1, "fan2-ok").await["type"], "gift_ack");
+        assert_eq!(
+            fan2.gift(ROOM, "rose", 1, "fan2-ok").await["type"],
+            "gift_ack"
+        );
         s.stop().await;
     }
 }
@@ -284,7 +345,13 @@ async fn a_moderator_may_block_a_stranger_may_not_and_the_audit_names_the_actor(
         let cr = s.token(CREATOR, Role::Creator);
         // Moderators are any users; the creator adds them.
         for m in ["mod-1", "mod-2"] {
-            let (st, v) = call(&s, Method::PUT, &format!("/v1/creators/me/moderators/{m}"), &cr).await;
+            let (st, v) = call(
+                &s,
+                Method::PUT,
+                &format!("/v1/creators/me/moderators/{m}"),
+                &cr,
+            )
+            .await;
             assert_eq!((st, &v), (200, &json!({ "user": m, "moderator": true })));
         }
         let (st, v) = s.get("/v1/creators/me/moderators", &cr).await;
@@ -302,13 +369,25 @@ async fn a_moderator_may_block_a_stranger_may_not_and_the_audit_names_the_actor(
 
         let path = |u: &str| format!("/v1/creators/{CREATOR}/blocks/{u}");
         let (st, v) = call(&s, Method::PUT, &path(FAN), &m1).await;
-        assert_eq!((st, &v), (200, &json!({ "user": FAN, "blocked": true })), "{name}");
+        assert_eq!(
+            (st, &v),
+            (200, &json!({ "user": FAN, "blocked": true })),
+            "{name}"
+        );
         let mut fan = s.ws(FAN, Role::Viewer).await;
         assert_eq!(fan.gift(ROOM, "rose", 1, "m-1").await["code"], "forbidden");
         // Strangers (another creator, an admin, a viewer) may not.
-        for (who, role) in [(OTHER, Role::Creator), ("admin", Role::Admin), (FAN2, Role::Viewer)] {
+        for (who, role) in [
+            (OTHER, Role::Creator),
+            ("admin", Role::Admin),
+            (FAN2, Role::Viewer),
+        ] {
             let (st, v) = call(&s, Method::PUT, &path(FAN2), &s.token(who, role)).await;
-            assert_eq!((st, v["code"].as_str()), (403, Some("forbidden")), "{who}: {v}");
+            assert_eq!(
+                (st, v["code"].as_str()),
+                (403, Some("forbidden")),
+                "{who}: {v}"
+            );
         }
         let mut fan2 = s.ws(FAN2, Role::Viewer).await;
         assert_eq!(fan2.gift(ROOM, "rose", 1, "m-2").await["type"], "gift_ack");
@@ -317,11 +396,27 @@ async fn a_moderator_may_block_a_stranger_may_not_and_the_audit_names_the_actor(
         // the creator.
         for u in [CREATOR, "mod-2"] {
             let (st, v) = call(&s, Method::PUT, &path(u), &m1).await;
-            assert_eq!((st, v["code"].as_str()), (403, Some("forbidden")), "{u}: {v}");
+            assert_eq!(
+                (st, v["code"].as_str()),
+                (403, Some("forbidden")),
+                "{u}: {v}"
+            );
         }
-        let (st, v) = call(&s, Method::PUT, &format!("/v1/creators/me/blocks/{CREATOR}"), &cr).await;
+        let (st, v) = call(
+            &s,
+            Method::PUT,
+            &format!("/v1/creators/me/blocks/{CREATOR}"),
+            &cr,
+        )
+        .await;
         assert_eq!((st, v["code"].as_str()), (400, Some("bad_request")), "{v}");
-        let (st, v) = call(&s, Method::PUT, &path(FAN2), &s.token(CREATOR, Role::Viewer)).await;
+        let (st, v) = call(
+            &s,
+            Method::PUT,
+            &path(FAN2),
+            &s.token(CREATOR, Role::Viewer),
+        )
+        .await;
         assert_eq!((st, v["code"].as_str()), (403, Some("forbidden")), "{v}");
         // The moderator unblocks; once removed, they may not act any more.
         let (st, _) = call(&s, Method::DELETE, &path(FAN), &m1).await;
@@ -348,12 +443,22 @@ async fn a_moderator_may_block_a_stranger_may_not_and_the_audit_names_the_actor(
         let mut cursor = String::new();
         for _ in 0..4 {
             let (st, v) = s
-                .get(&format!("/v1/creators/me/moderation/audit?limit=2&cursor={cursor}"), &cr)
+                .get(
+                    &format!("/v1/creators/me/moderation/audit?limit=2&cursor={cursor}"),
+                    &cr,
+                )
                 .await;
             assert_eq!(st, 200, "{v}");
             for a in v["actions"].as_array().unwrap() {
-                assert!(a["at_ms"].as_i64().unwrap() > 0 && a["id"].as_i64().is_some(), "{a}");
-                got.push((a["action"].as_str().unwrap().to_string(), a["actor"].as_str().unwrap().to_string(), a["target"].as_str().unwrap().to_string()));
+                assert!(
+                    a["at_ms"].as_i64().unwrap() > 0 && a["id"].as_i64().is_some(),
+                    "{a}"
+                );
+                got.push((
+                    a["action"].as_str().unwrap().to_string(),
+                    a["actor"].as_str().unwrap().to_string(),
+                    a["target"].as_str().unwrap().to_string(),
+                ));
             }
             match v["next_cursor"].as_str() {
                 Some(c) => cursor = c.to_string(),
@@ -367,9 +472,15 @@ async fn a_moderator_may_block_a_stranger_may_not_and_the_audit_names_the_actor(
         assert_eq!(got, want, "{name}");
         // Another creator's audit is their own (empty).
         let (st, v) = s
-            .get("/v1/creators/me/moderation/audit", &s.token(OTHER, Role::Creator))
+            .get(
+                "/v1/creators/me/moderation/audit",
+                &s.token(OTHER, Role::Creator),
+            )
             .await;
-        assert_eq!((st, v), (200, json!({ "actions": [], "next_cursor": null })));
+        assert_eq!(
+            (st, v),
+            (200, json!({ "actions": [], "next_cursor": null }))
+        );
         s.stop().await;
     }
 }

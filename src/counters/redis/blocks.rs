@@ -20,10 +20,10 @@ fn generation_key() -> String {
     key(&["blkgen"])
 }
 
-impl RedisCounters {
-    /// [`Counters::set_block`] on Redis: the set and the generation in one
-    /// MULTI.
-    pub(super) async fn set_block_op(&self, creator: &str, user: &str, blocked: bool) -> Result<()> {
+#[async_trait]
+impl crate::counters::BlockCache for RedisCounters {
+    /// On Redis: the set and the generation in one MULTI.
+    async fn set_block(&self, creator: &str, user: &str, blocked: bool) -> Result<()> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.cmd(if blocked { "SADD" } else { "SREM" })
@@ -36,8 +36,8 @@ impl RedisCounters {
             .map_err(redis_err)
     }
 
-    /// [`Counters::is_blocked`] on Redis.
-    pub(super) async fn is_blocked_op(&self, creator: &str, user: &str) -> Result<bool> {
+    /// On Redis.
+    async fn is_blocked(&self, creator: &str, user: &str) -> Result<bool> {
         redis::cmd("SISMEMBER")
             .arg(blocks_key(creator))
             .arg(user)
@@ -46,25 +46,20 @@ impl RedisCounters {
             .map_err(redis_err)
     }
 
-    /// [`Counters::blocks_generation`] on Redis.
-    pub(super) async fn blocks_generation_op(&self) -> Result<u64> {
-        Ok(self
-            .get_i64(&generation_key())
-            .await?
-            .unwrap_or(0)
-            .max(0) as u64)
+    /// On Redis.
+    async fn blocks_generation(&self) -> Result<u64> {
+        Ok(self.get_i64(&generation_key()).await?.unwrap_or(0).max(0) as u64)
     }
 
-    /// [`Counters::rebuild_blocks`] on Redis: one script.
-    pub(super) async fn rebuild_blocks_op(
+    /// On Redis: one script.
+    async fn rebuild_blocks(
         &self,
         creator: &str,
         users: &[String],
         generation: u64,
     ) -> Result<bool> {
         static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-        let script =
-            SCRIPT.get_or_init(|| Script::new(include_str!("../lua/blocks_rebuild.lua")));
+        let script = SCRIPT.get_or_init(|| Script::new(include_str!("../lua/blocks_rebuild.lua")));
         let mut inv = script.key(blocks_key(creator));
         inv.key(generation_key()).arg(generation);
         for u in users {
@@ -77,8 +72,8 @@ impl RedisCounters {
         Ok(n == 1)
     }
 
-    /// [`Counters::blocked_creators`] on Redis (SCAN of the sets).
-    pub(super) async fn blocked_creators_op(&self) -> Result<Vec<String>> {
+    /// On Redis (SCAN of the sets).
+    async fn blocked_creators(&self) -> Result<Vec<String>> {
         self.scan_suffixes(&blocks_prefix()).await
     }
 }

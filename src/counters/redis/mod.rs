@@ -398,24 +398,4 @@ impl Counters for RedisCounters {
     async fn streak_ends_done(&self, ids: &[String]) -> Result<()> {
         self.streak_ends_done_op(ids).await
     }
-
-    async fn set_block(&self, creator: &str, user: &str, blocked: bool) -> Result<()> {
-        self.set_block_op(creator, user, blocked).await
-    }
-
-    async fn is_blocked(&self, creator: &str, user: &str) -> Result<bool> {
-        self.is_blocked_op(creator, user).await
-    }
-
-    async fn blocks_generation(&self) -> Result<u64> {
-        self.blocks_generation_op().await
-    }
-
-    async fn rebuild_blocks(&self, creator: &str, users: &[String], gen: u64) -> Result<bool> {
-        self.rebuild_blocks_op(creator, users, gen).await
-    }
-
-    async fn blocked_creators(&self) -> Result<Vec<String>> {
-        self.blocked_creators_op().await
-    }
 }

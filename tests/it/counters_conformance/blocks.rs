@@ -30,14 +30,18 @@ pub(super) async fn blocked_sender_is_refused_in_the_gift_step(f: Factory) {
         .into_iter()
         .enumerate()
     {
-        let r = c.gift(req("fan", t.clone(), &rose, 1, &format!("b{i}"))).await;
+        let r = c
+            .gift(req("fan", t.clone(), &rose, 1, &format!("b{i}")))
+            .await;
         assert_eq!(answer(r), Answer::Err(ErrorCode::Forbidden), "{t:?}");
         assert_eq!(c.target(&t).await.unwrap().unwrap().seq, 0, "no seq taken");
     }
     assert_eq!(c.balance("fan").await.unwrap(), 100, "nothing charged");
     assert_eq!(c.pending_len().await.unwrap(), 0);
     // Another sender to the same room, the same sender to another creator.
-    let r = c.gift(req("fan2", Target::room(&room), &rose, 1, "ok1")).await;
+    let r = c
+        .gift(req("fan2", Target::room(&room), &rose, 1, "ok1"))
+        .await;
     assert_eq!(
         answer(r),
         Answer::Ok {
@@ -46,7 +50,9 @@ pub(super) async fn blocked_sender_is_refused_in_the_gift_step(f: Factory) {
             duplicate: false
         }
     );
-    let r = c.gift(req("fan", Target::room(&other), &rose, 1, "ok2")).await;
+    let r = c
+        .gift(req("fan", Target::room(&other), &rose, 1, "ok2"))
+        .await;
     assert_eq!(
         answer(r),
         Answer::Ok {
@@ -57,7 +63,9 @@ pub(super) async fn blocked_sender_is_refused_in_the_gift_step(f: Factory) {
     );
     c.set_block("cr", "fan", false).await.unwrap();
     assert!(!c.is_blocked("cr", "fan").await.unwrap());
-    let r = c.gift(req("fan", Target::room(&room), &rose, 1, "b0")).await;
+    let r = c
+        .gift(req("fan", Target::room(&room), &rose, 1, "b0"))
+        .await;
     assert_eq!(
         answer(r),
         Answer::Ok {
@@ -82,7 +90,10 @@ pub(super) async fn block_rebuild_respects_the_generation(f: Factory) {
     assert_eq!(c.blocked_creators().await.unwrap(), vec!["cr".to_string()]);
     let users = vec!["a".to_string(), "b".to_string()];
     assert!(!c.rebuild_blocks("cr", &users, g0).await.unwrap());
-    assert!(c.is_blocked("cr", "old").await.unwrap(), "overtaken: unchanged");
+    assert!(
+        c.is_blocked("cr", "old").await.unwrap(),
+        "overtaken: unchanged"
+    );
     assert!(!c.is_blocked("cr", "a").await.unwrap());
     assert!(c.rebuild_blocks("cr", &users, g1).await.unwrap());
     assert!(!c.is_blocked("cr", "old").await.unwrap());
