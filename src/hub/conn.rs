@@ -519,6 +519,7 @@ impl Reader {
             match answer {
                 Some(result) => {
                     result?;
+                    self.recheck_blocked(&handle).await?;
                     match joined {
                         Some(i) => self.rooms[i].1 = handle,
                         None => {

@@ -4,8 +4,9 @@
 //!
 //! Owns: resolving a topic to its running task ([`Reader`]'s
 //! `room_handle`), the inbox rule (`own_inbox`) and the block rule (a
-//! user the topic's creator blocked may not subscribe: `refuse_blocked`,
-//! asked of the counters engine's block cache).
+//! user the topic's creator blocked may not subscribe: `refuse_blocked`
+//! before, `recheck_blocked` after, both asked of the counters engine's
+//! block cache, so a block racing a join still ends it).
 //! Must not: subscribe (the reader does, once the task answers).
 
 use super::*;
@@ -51,6 +52,26 @@ impl Reader {
                 topic.field(),
                 topic.id()
             )));
+        }
+        Ok(())
+    }
+
+    /// After a subscribe: a block that landed between `refuse_blocked` and
+    /// the subscription (its drop may have reached the room first) ends it
+    /// now, as the drop does ([`RoomCmd::Drop`]).
+    pub(super) async fn recheck_blocked(&self, handle: &RoomHandle) -> Result<()> {
+        let creator = &*handle.creator;
+        if creator.is_empty() || creator == self.who.user {
+            return Ok(());
+        }
+        if self
+            .state
+            .counters()
+            .is_blocked(creator, &self.who.user)
+            .await?
+        {
+            let user = self.who.user.clone();
+            let _ = handle.tx.send(RoomCmd::Drop { user }).await;
         }
         Ok(())
     }
