@@ -96,7 +96,7 @@ pub async fn set_moderator(state: &AppState, who: &Identity, user: &str, on: boo
 /// Make the counters engine's block cache what the ledger holds: every
 /// creator's set is replaced by the ledger's (creators without blocks are
 /// emptied). A rebuild that a block or unblock overtook (the block
-/// generation moved on) is read again, at most [`REBUILD_ATTEMPTS_MAX`]
+/// generation moved on) is read again, at most `REBUILD_ATTEMPTS_MAX`
 /// times. Answers how many creators' sets were rebuilt.
 pub async fn rebuild_block_cache(ledger: &dyn Ledger, counters: &dyn Counters) -> Result<usize> {
     for _ in 0..REBUILD_ATTEMPTS_MAX {

@@ -50,7 +50,8 @@ pub trait Counters: BlockCache + Send + Sync + 'static {
     async fn target(&self, target: &Target) -> Result<Option<TargetInfo>>;
 
     /// The atomic gift operation. Refusals ([`CountersError`]): unknown
-    /// target, not live, forbidden (gift to oneself), insufficient funds,
+    /// target, not live, forbidden (gift to oneself, or from a user the
+    /// creator blocked: [`BlockCache`]), insufficient funds,
     /// pending queue full, or the room's queue full (passed from the sink).
     /// On a refusal nothing changed.
     async fn gift(&self, req: GiftRequest) -> Result<GiftOutcome>;

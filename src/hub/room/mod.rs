@@ -15,6 +15,8 @@
 //! a `skipped` range (and is disconnected past `hub.viewer_skipped_max`);
 //! the room's creator is never skipped — it is disconnected with 1013 and
 //! resumes from its last seq, so its feed misses nothing.
+//! A user the creator blocked is dropped ([`RoomCmd::Drop`]): each of their
+//! subscriptions ends with an `error` `forbidden` naming the room or video.
 //! With a cross-node relay (Redis) the room also takes its stats from the
 //! engine ([`RoomCmd::Stats`], summed over nodes), merges the engine's
 //! history stream into `resume` replays, and stops after
