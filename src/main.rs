@@ -176,6 +176,11 @@ async fn main() -> anyhow::Result<()> {
             let counters = app::open_redis(&cfg).await?;
             let report = counters.reconcile(ledger.as_ref(), repair).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
+            if repair {
+                // Creators' blocks: the cache is made the ledger's again.
+                let n = app::moderation::rebuild_block_cache(ledger.as_ref(), &counters).await?;
+                eprintln!("block cache rebuilt for {n} creators");
+            }
             if report.drift() > 0 && !repair {
                 std::process::exit(2);
             }

@@ -336,6 +336,18 @@ async fn restore(
             "redis reconciled against the ledger"
         );
     }
+    // Creators' blocks: the counters engine's cache (every node's gift,
+    // join and tip checks) is rebuilt from the ledger. In process nothing
+    // else changes blocks now; Redis's cache is shared and live, so a node
+    // whose rebuild keeps being overtaken by other nodes' blocks starts
+    // anyway (`giftstream reconcile --repair` rebuilds it later).
+    match crate::app::moderation::rebuild_block_cache(ledger, counters).await {
+        Ok(creators) => tracing::info!(creators, "block cache rebuilt from the ledger"),
+        Err(e) if redis.is_some() => {
+            tracing::warn!(error = %e.report(), "block cache not rebuilt at start; Redis keeps the shared one")
+        }
+        Err(e) => return Err(e.into()),
+    }
     // In process every live room opens now; with Redis a room opens on a
     // node when a viewer there joins it (the relay decides).
     relay.restore(live_rooms, counters).await?;

@@ -4,6 +4,7 @@
 //! Owns: [`AppState`] (what every request handler can reach), the
 //! operations shared by WebSocket and HTTP (gifts, credits, rooms:
 //! [`ops`]; follows: [`follows`]), the narrow handles lower layers get of it (the hub's
+//! [`ops`]; blocks and moderators: [`moderation`]), the narrow handles lower layers get of it (the hub's
 //! `ConnOps`, the payment flows' `PaymentsApp`), and opening the Redis
 //! engine ([`open_redis`]). Start-up and shutdown are [`crate::server`]'s.
 //! Must not: hold protocol details (http and hub do) or SQL (ledger does),
@@ -11,6 +12,7 @@
 
 mod conn_ops;
 pub mod follows;
+pub mod moderation;
 pub mod ops;
 
 use std::sync::Arc;

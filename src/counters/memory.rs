@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 use crate::config::CountersConfig;
 use crate::counters::combo::{self, Streak};
-use crate::counters::{Counters, CountersError, Result};
+use crate::counters::{Counters, CountersError, Result, BLOCKED};
 use crate::error::ErrorCode;
 use crate::model::EventSink;
 use crate::model::{
@@ -117,6 +117,8 @@ pub struct MemoryCounters {
     followers: super::followers::FollowerCounts,
     /// Per-viewer message slots (`message_slot`).
     marks: messages::MessageMarks,
+    /// Creators' blocked users (checked by `gift`; `counters::blocks`).
+    pub(super) blocks: super::blocks::BlockSets,
     cfg: CountersConfig,
 }
 
@@ -139,6 +141,7 @@ impl MemoryCounters {
             streak_ends: super::streak_queue::StreakQueue::new(cfg.streak_end_queue_len_max),
             followers: Default::default(),
             marks: messages::MessageMarks::default(),
+            blocks: Default::default(),
             cfg,
         }
     }
@@ -369,6 +372,9 @@ impl Counters for MemoryCounters {
             return Err(CountersError::Forbidden(
                 "a creator cannot gift their own room or video".into(),
             ));
+        }
+        if self.blocks.contains(&t.creator, &req.sender) {
+            return Err(CountersError::Forbidden(BLOCKED.into()));
         }
         let (coins, diamonds) = gift_value(&req.gift, req.count);
         if w.coins < coins {

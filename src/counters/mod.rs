@@ -15,6 +15,7 @@
 //! ledger through [`crate::model::GiftRecords`]). It hands accepted gifts
 //! to the hub through [`crate::model::EventSink`] in seq order.
 
+pub mod blocks;
 pub mod combo;
 #[cfg(test)]
 mod combo_tests;
@@ -27,14 +28,19 @@ mod streak_queue;
 use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, StreakEnd, Target, TargetInfo};
 
 use async_trait::async_trait;
+pub use blocks::BlockCache;
 pub use error::CountersError;
+
+/// The refusal of a gift from a user the creator blocked (`forbidden`).
+pub const BLOCKED: &str = "the creator blocked you";
 
 /// What a counters engine answers.
 pub type Result<T, E = CountersError> = std::result::Result<T, E>;
 
-/// The counters engine. Every method is atomic on its own.
+/// The counters engine. Every method is atomic on its own (its block
+/// cache: [`BlockCache`]).
 #[async_trait]
-pub trait Counters: Send + Sync + 'static {
+pub trait Counters: BlockCache + Send + Sync + 'static {
     /// Open (or re-open) a room, or register a video, for `creator`.
     /// The target's seq never goes below `seq_floor`.
     async fn open_target(&self, target: &Target, creator: &str, seq_floor: u64) -> Result<()>;
@@ -46,7 +52,8 @@ pub trait Counters: Send + Sync + 'static {
     async fn target(&self, target: &Target) -> Result<Option<TargetInfo>>;
 
     /// The atomic gift operation. Refusals ([`CountersError`]): unknown
-    /// target, not live, forbidden (gift to oneself), insufficient funds,
+    /// target, not live, forbidden (gift to oneself, or from a user the
+    /// creator blocked: [`BlockCache`]), insufficient funds,
     /// pending queue full, or the room's queue full (passed from the sink).
     /// On a refusal nothing changed.
     async fn gift(&self, req: GiftRequest) -> Result<GiftOutcome>;

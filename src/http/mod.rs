@@ -24,6 +24,7 @@ use crate::error::Error;
 
 mod admin;
 mod assets;
+mod blocks;
 mod creators;
 mod extract;
 mod follows;
@@ -125,6 +126,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/creators/me/messages/{id}/reject"),
     ("POST", "/v1/creators/{creator}/messages/{id}/approve"),
     ("POST", "/v1/creators/{creator}/messages/{id}/reject"),
+    ("PUT", "/v1/creators/me/blocks/{user}"),
+    ("DELETE", "/v1/creators/me/blocks/{user}"),
+    ("GET", "/v1/creators/me/blocks"),
+    ("PUT", "/v1/creators/{creator}/blocks/{user}"),
+    ("DELETE", "/v1/creators/{creator}/blocks/{user}"),
+    ("PUT", "/v1/creators/me/moderators/{user}"),
+    ("DELETE", "/v1/creators/me/moderators/{user}"),
+    ("GET", "/v1/creators/me/moderators"),
+    ("GET", "/v1/users/me/moderating"),
+    ("GET", "/v1/creators/me/moderation/audit"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -223,6 +234,16 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("POST", "/v1/creators/{creator}/messages/{id}/reject") => {
             on(filter, moderation::reject_of)
         }
+        ("PUT", "/v1/creators/me/blocks/{user}") => on(filter, blocks::block_me),
+        ("DELETE", "/v1/creators/me/blocks/{user}") => on(filter, blocks::unblock_me),
+        ("GET", "/v1/creators/me/blocks") => on(filter, blocks::blocks),
+        ("PUT", "/v1/creators/{creator}/blocks/{user}") => on(filter, blocks::block_for),
+        ("DELETE", "/v1/creators/{creator}/blocks/{user}") => on(filter, blocks::unblock_for),
+        ("PUT", "/v1/creators/me/moderators/{user}") => on(filter, blocks::moderator_add),
+        ("DELETE", "/v1/creators/me/moderators/{user}") => on(filter, blocks::moderator_remove),
+        ("GET", "/v1/creators/me/moderators") => on(filter, blocks::moderators),
+        ("GET", "/v1/users/me/moderating") => on(filter, blocks::moderating),
+        ("GET", "/v1/creators/me/moderation/audit") => on(filter, blocks::audit),
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }

@@ -41,7 +41,7 @@ pub(super) struct PageQuery {
 
 impl PageQuery {
     /// The limit (default [`HISTORY_PAGE_LEN`]) and the decoded cursor.
-    fn parse(&self) -> Result<(i64, Option<StudioCursor>), Error> {
+    pub(super) fn parse(&self) -> Result<(i64, Option<StudioCursor>), Error> {
         let limit = match self.limit.as_deref() {
             None | Some("") => HISTORY_PAGE_LEN,
             Some(s) => s
@@ -61,7 +61,7 @@ impl PageQuery {
 }
 
 /// Rows and the cursor of the next page (null on the last), as JSON.
-fn page<T: serde::Serialize>(
+pub(super) fn page<T: serde::Serialize>(
     field: &str,
     mut rows: Vec<T>,
     limit: i64,

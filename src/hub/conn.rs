@@ -478,6 +478,7 @@ impl Reader {
         loop {
             attempt += 1;
             let handle = self.room_handle(topic).await?;
+            self.refuse_blocked(topic, &handle).await?;
             // A cross-node relay (Redis) keeps the room's history: read it
             // once the room runs here, so the history reaches at least to
             // the room's seq and the room's ring holds what came after.
@@ -518,6 +519,7 @@ impl Reader {
             match answer {
                 Some(result) => {
                     result?;
+                    self.recheck_blocked(&handle).await?;
                     match joined {
                         Some(i) => self.rooms[i].1 = handle,
                         None => {

@@ -305,6 +305,20 @@ impl Hub {
         self.changed.notify_one();
     }
 
+    /// `creator` blocked `user`: every room and video of the creator open
+    /// on this node ends `user`'s subscriptions ([`RoomCmd::Drop`]).
+    pub async fn drop_blocked(&self, creator: &str, user: &str) {
+        let rooms: Vec<mpsc::Sender<RoomCmd>> = self
+            .rooms
+            .iter()
+            .filter(|r| *r.value().creator == *creator && !r.key().starts_with("inbox:"))
+            .map(|r| r.value().tx.clone())
+            .collect();
+        for tx in rooms {
+            let _ = tx.send(RoomCmd::Drop { user: user.into() }).await;
+        }
+    }
+
     /// Deliver an event that arrived from elsewhere (another node, through
     /// the counters engine's pub/sub), in the order it is called. Waits if
     /// the room's queue is full; a no-op when the room is not open here.

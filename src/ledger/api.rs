@@ -30,12 +30,15 @@ impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
 /// The ledger (its video reads: [`super::videos::VideoLedger`]; the
 /// studio's: [`super::studio::StudioLedger`]; followers:
 /// [`super::follows::FollowLedger`]).
+/// studio's: [`super::studio::StudioLedger`]; blocks, moderators and the
+/// audit: [`super::moderation::ModerationLedger`]).
 #[async_trait]
 pub trait Ledger:
     super::videos::VideoLedger
     + super::studio::StudioLedger
     + super::follows::FollowLedger
     + super::message_rules::MessageRulesLedger
+    + super::moderation::ModerationLedger
     + Send
     + Sync
     + 'static

@@ -142,9 +142,6 @@ pub trait MessageRulesLedger: Send + Sync {
         words: &[MutedWordRow],
     ) -> Result<()>;
 
-    /// Whether `user` moderates `creator`'s rooms (`creator_moderators`).
-    async fn is_moderator(&self, creator: &str, user: &str) -> Result<bool>;
-
     /// Record a kept-back message (once per id).
     async fn message_kept(&self, message: &KeptMessage) -> Result<()>;
 

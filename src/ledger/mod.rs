@@ -23,6 +23,7 @@ mod api;
 mod error;
 pub mod follows;
 pub mod message_rules;
+pub mod moderation;
 mod op_key;
 pub mod outbox;
 pub mod postgres;

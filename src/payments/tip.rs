@@ -375,6 +375,13 @@ pub async fn create_tip(
     if rec.creator == who.user {
         return Err(PaymentError::SelfTip.into());
     }
+    if state.counters.is_blocked(&rec.creator, &who.user).await? {
+        return Err(Error::forbidden(format!(
+            "the creator blocked you: no tips to {} `{}`",
+            target.topic().field(),
+            target.id
+        )));
+    }
     let acct = state
         .ledger
         .payout_account(&rec.creator)

@@ -330,6 +330,13 @@ pub enum ServerMsg {
         /// The request's client id, when it had one.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         id: Option<String>,
+        /// Addition to v1: the room this error ends for the socket (a
+        /// block dropped it), when it names one.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        room: Option<String>,
+        /// Addition to v1: the video this error ends for the socket.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        video: Option<String>,
     },
 }
 
@@ -340,6 +347,20 @@ impl ServerMsg {
             code: err.code,
             message: err.message.clone(),
             id,
+            room: None,
+            video: None,
+        }
+    }
+
+    /// An `error` about a room or video the socket was subscribed to (it
+    /// ends that subscription): names the `room` or the `video`.
+    pub fn error_on(err: &Error, room: Option<String>, video: Option<String>) -> ServerMsg {
+        ServerMsg::Error {
+            code: err.code,
+            message: err.message.clone(),
+            id: None,
+            room,
+            video,
         }
     }
 

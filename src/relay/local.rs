@@ -56,6 +56,11 @@ impl Relay for LocalRelay {
         Ok(())
     }
 
+    async fn drop_blocked(&self, creator: &str, user: &str) -> Result<()> {
+        self.hub.drop_blocked(creator, user).await;
+        Ok(())
+    }
+
     async fn restore(&self, live: Vec<(String, String)>, counters: &dyn Counters) -> Result<()> {
         for (room, creator) in live {
             let seq = counters

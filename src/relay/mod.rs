@@ -69,6 +69,13 @@ pub trait Relay: Send + Sync + 'static {
     /// ends its room when that arrives, after the room's last gift events.
     async fn ended(&self, topic: &Topic) -> Result<()>;
 
+    /// `creator` blocked `user`: end `user`'s subscriptions to the
+    /// creator's rooms and videos on every node (this one included), each
+    /// with an `error` `forbidden` naming its room or video; their other
+    /// subscriptions stay. In process at once; with Redis one message on
+    /// the channel every node listens to.
+    async fn drop_blocked(&self, creator: &str, user: &str) -> Result<()>;
+
     /// At start, the live rooms restored from the ledger (room, creator):
     /// in process every one opens on the hub now (at the engine's seq);
     /// with Redis a room opens on a node when a viewer there joins it.

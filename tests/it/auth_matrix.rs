@@ -435,6 +435,37 @@ fn http_rows() -> Vec<Row> {
                 }
             })
         }),
+        // Moderation (`{user}` is a user no other cell uses): a creator's
+        // own blocks, moderators and audit; on `{creator}`'s blocks only
+        // the creator (creator token) or their moderators (none here).
+        row("PUT", "/v1/creators/me/blocks/{user}", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("DELETE", "/v1/creators/me/blocks/{user}", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/blocks", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("PUT", "/v1/creators/{creator}/blocks/{user}", |c| {
+            authed(c, |c| if c == Owner { S(200) } else { FORBIDDEN })
+        }),
+        row("DELETE", "/v1/creators/{creator}/blocks/{user}", |c| {
+            authed(c, |c| if c == Owner { S(200) } else { FORBIDDEN })
+        }),
+        row("PUT", "/v1/creators/me/moderators/{user}", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("DELETE", "/v1/creators/me/moderators/{user}", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/creators/me/moderators", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/users/me/moderating", |c| authed(c, |_| S(200))),
+        row("GET", "/v1/creators/me/moderation/audit", |c| {
+            authed(c, creator_own(S(200)))
+        }),
     ]
 }
 
@@ -627,7 +658,8 @@ impl Matrix {
             .replace("{file}", "rose.svg")
             .replace("{id}", "we_matrix_none")
             .replace("{asset}", "app.css")
-            .replace("{catalog}", "en.json");
+            .replace("{catalog}", "en.json")
+            .replace("{user}", "matrix-blocked");
         if path == "/v1/ws" {
             return match self.upgrade(c).await {
                 Ok(_) => Got {

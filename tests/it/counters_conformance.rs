@@ -24,6 +24,9 @@ use giftstream::model::{GiftOutcome, GiftRequest, PendingGift, Snapshot, Target,
 use giftstream::protocol::{now_ms, Encoding, GiftEvent, ServerMsg};
 use giftstream::relay::redis::RedisRelay;
 
+mod blocks;
+use blocks::{block_rebuild_respects_the_generation, blocked_sender_is_refused_in_the_gift_step};
+
 // ---- engines ---------------------------------------------------------------
 
 /// How to build an engine of one kind (a fresh Redis database per test).
@@ -128,6 +131,8 @@ conformance!(
     follower_counts_adjust_exactly_and_are_replaced_by_the_ledgers,
     message_slot_is_one_claim_per_interval,
     kept_messages_and_approved_ones_take_their_place,
+    blocked_sender_is_refused_in_the_gift_step,
+    block_rebuild_respects_the_generation,
 );
 
 mod messages;

@@ -17,6 +17,9 @@ use giftstream::ledger::{
 use giftstream::model::{Batch, PayoutLimits, PendingGift, Target, TargetInfo};
 use giftstream::protocol::now_ms;
 
+mod moderation;
+use moderation::blocks_moderators_and_audit;
+
 // ---- engines ---------------------------------------------------------------
 
 /// Connections per ledger pool in these tests.
@@ -76,6 +79,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    blocks_moderators_and_audit,
     credit_is_idempotent,
     commit_batch_is_applied_once,
     gift_in_two_batches_is_posted_once,

@@ -19,6 +19,7 @@ mod gifting;
 mod inbox;
 mod ledger_conformance;
 mod limits;
+mod moderation_blocks;
 mod moderation_filter;
 mod multinode;
 mod multiprocess;

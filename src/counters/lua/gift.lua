@@ -28,6 +28,7 @@
 --       30 the inbox's event JSON head without seq/combo ('' = ARGV 15;
 --       set when the creator's rules kept the message back: the inbox
 --       gets the original, the room's event and history none)
+--       31 block set prefix `{gs}:blk:` (the creator's blocked users)
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
@@ -48,6 +49,9 @@ end
 local creator = t[1]
 if creator == ARGV[8] then
   return {'E', 'forbidden'}
+end
+if redis.call('SISMEMBER', ARGV[31] .. creator, ARGV[8]) == 1 then
+  return {'E', 'blocked'}
 end
 local ik, ih, ic = ARGV[26] .. creator, ARGV[27] .. creator, ARGV[28] .. creator
 local coins = tonumber(ARGV[5])

@@ -99,6 +99,7 @@ impl RedisCounters {
             .arg(self.channels.room(&Topic::inbox("").hub_key()))
             .arg(self.cfg.streak_end_queue_len_max)
             .arg(&inbox_head)
+            .arg(super::blocks::blocks_prefix())
             .invoke_async(&mut self.conn())
             .await
             .map_err(script_err)?;
@@ -139,6 +140,7 @@ impl RedisCounters {
                 Some("forbidden") => {
                     CountersError::Forbidden("a creator cannot gift their own room or video".into())
                 }
+                Some("blocked") => CountersError::Forbidden(crate::counters::BLOCKED.into()),
                 Some("insufficient_funds") => {
                     let held: i64 = parse(reply.get(2), "balance")?;
                     CountersError::InsufficientFunds { cost: coins, held }

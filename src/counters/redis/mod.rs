@@ -45,6 +45,7 @@ use crate::model::{
     TargetInfo, TargetKind,
 };
 
+mod blocks;
 mod combo;
 mod followers;
 mod gift;

@@ -3,7 +3,10 @@
 //! (always live) or the token's own inbox (an unscoped creator token's).
 //!
 //! Owns: resolving a topic to its running task ([`Reader`]'s
-//! `room_handle`) and the inbox rule (`own_inbox`).
+//! `room_handle`), the inbox rule (`own_inbox`) and the block rule (a
+//! user the topic's creator blocked may not subscribe: `refuse_blocked`
+//! before, `recheck_blocked` after, both asked of the counters engine's
+//! block cache, so a block racing a join still ends it).
 //! Must not: subscribe (the reader does, once the task answers).
 
 use super::*;
@@ -28,6 +31,48 @@ impl Reader {
             return Err(Error::forbidden("only a creator token has an inbox"));
         }
         creator.clone_from(&self.who.user);
+        Ok(())
+    }
+
+    /// `forbidden` when the creator of the topic (its task's `handle`)
+    /// blocked this socket's user.
+    pub(super) async fn refuse_blocked(&self, topic: &Topic, handle: &RoomHandle) -> Result<()> {
+        let creator = &*handle.creator;
+        if creator.is_empty() || creator == self.who.user {
+            return Ok(());
+        }
+        if self
+            .state
+            .counters()
+            .is_blocked(creator, &self.who.user)
+            .await?
+        {
+            return Err(Error::forbidden(format!(
+                "the creator blocked you: {} `{}`",
+                topic.field(),
+                topic.id()
+            )));
+        }
+        Ok(())
+    }
+
+    /// After a subscribe: a block that landed between `refuse_blocked` and
+    /// the subscription (its drop may have reached the room first) ends it
+    /// now, as the drop does ([`RoomCmd::Drop`]).
+    pub(super) async fn recheck_blocked(&self, handle: &RoomHandle) -> Result<()> {
+        let creator = &*handle.creator;
+        if creator.is_empty() || creator == self.who.user {
+            return Ok(());
+        }
+        if self
+            .state
+            .counters()
+            .is_blocked(creator, &self.who.user)
+            .await?
+        {
+            let user = self.who.user.clone();
+            let _ = handle.tx.send(RoomCmd::Drop { user }).await;
+        }
         Ok(())
     }
 

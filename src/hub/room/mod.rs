@@ -15,6 +15,8 @@
 //! a `skipped` range (and is disconnected past `hub.viewer_skipped_max`);
 //! the room's creator is never skipped — it is disconnected with 1013 and
 //! resumes from its last seq, so its feed misses nothing.
+//! A user the creator blocked is dropped ([`RoomCmd::Drop`]): each of their
+//! subscriptions ends with an `error` `forbidden` naming the room or video.
 //! With a cross-node relay (Redis) the room also takes its stats from the
 //! engine ([`RoomCmd::Stats`], summed over nodes), merges the engine's
 //! history stream into `resume` replays, and stops after
@@ -113,6 +115,12 @@ pub enum RoomCmd {
     },
     /// Any other message for every subscriber (tips, stats).
     Broadcast(ServerMsg),
+    /// The creator blocked this user: their subscriptions end, each with
+    /// an `error` `forbidden` naming the room or video.
+    Drop {
+        /// The blocked user.
+        user: String,
+    },
     /// The room's stats across every node (relaying engine), sent to
     /// subscribers as `room_stats` if they changed.
     Stats {
@@ -260,6 +268,7 @@ impl Room {
                 }
                 RoomCmd::Leave { conn_id } => self.remove(conn_id),
                 RoomCmd::Broadcast(msg) => self.broadcast(&msg),
+                RoomCmd::Drop { user } => self.drop_user(&user),
                 RoomCmd::Stats {
                     viewers,
                     diamonds,
@@ -484,6 +493,30 @@ impl Room {
             if let Err(TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
                 s.dead = true;
             }
+        }
+    }
+
+    /// End `user`'s subscriptions (never the creator's): an `error`
+    /// `forbidden` naming this room or video, then out.
+    fn drop_user(&mut self, user: &str) {
+        let (room, video, _) = self.topic.fields();
+        let e = Error::forbidden(format!(
+            "the creator blocked you: {} `{}` ended for you",
+            self.topic.field(),
+            self.id
+        ));
+        let msg = ServerMsg::error_on(&e, (!room.is_empty()).then_some(room), video);
+        let gone: Vec<u64> = self
+            .subs
+            .iter()
+            .filter(|s| *s.sub.user == *user && !s.is_creator)
+            .map(|s| s.sub.conn_id)
+            .collect();
+        for id in gone {
+            if let Some(s) = self.subs.iter().find(|s| s.sub.conn_id == id) {
+                let _ = s.sub.tx.try_send(msg.encode(s.sub.encoding));
+            }
+            self.remove(id);
         }
     }
 

@@ -125,15 +125,6 @@ per_dialect! {
             Ok(())
         }
 
-        async fn is_moderator(&self, creator: &str, user: &str) -> Result<bool> {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM creator_moderators WHERE creator = $1 AND user_id = $2")
-                .bind(creator)
-                .bind(user)
-                .fetch_one(&self.pool)
-                .await?;
-            Ok(n > 0)
-        }
-
         async fn message_kept(&self, m: &KeptMessage) -> Result<()> {
             sqlx::query("INSERT INTO moderated_messages (id, creator, kind, target, seq, ref, sender, message, state, reason, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING")
                 .bind(&m.id)

@@ -3,7 +3,8 @@
 //! Owns: one dedicated RESP3 connection holding a sharded subscription
 //! (`SSUBSCRIBE {gs}:ev:<db>:<room>`) for exactly the rooms open on this node
 //! (a room opens when a local viewer joins or the room is opened here, and
-//! stops `hub.room_linger_ms` after its last local viewer left), the last
+//! stops `hub.room_linger_ms` after its last local viewer left) plus the
+//! blocks channel every node holds ([`BLOCKS_CHANNEL`]), the last
 //! seq handed to each local room, gap filling from the room's history
 //! stream (a room opened mid-stream, a message dropped by a full relay
 //! queue, a subscription lost and restored), and the per-node viewer count
@@ -40,6 +41,20 @@ const BACKOFF_MS_MIN: u64 = 50;
 /// Safety net: the subscribed set is compared with the hub's rooms at
 /// least this often, ms (every change wakes the relay at once anyway).
 const SYNC_MS: u64 = 1000;
+
+/// The channel (under the rooms' channel prefix) on which blocks reach
+/// every node: a name no room, video or inbox key can take.
+pub(super) const BLOCKS_CHANNEL: &str = "#blocks";
+
+/// A block, published on [`BLOCKS_CHANNEL`]: every node drops `user`'s
+/// subscriptions to `creator`'s rooms and videos.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct Blocked {
+    /// The creator who blocked.
+    pub creator: String,
+    /// The user blocked.
+    pub user: String,
+}
 
 /// A room message that is neither a gift event nor a streak end, for this node's hub (`decode`
 /// is why it did not decode as a gift event).
@@ -217,6 +232,14 @@ impl Feed {
         // A new connection holds no subscription: every local room is
         // subscribed again and caught up from its last seq.
         let mut subscribed: HashSet<String> = HashSet::new();
+        // Blocks reach every node on one channel, kept for the connection.
+        if let Err(e) = redis::cmd("SSUBSCRIBE")
+            .arg(self.channels.room(BLOCKS_CHANNEL))
+            .query_async::<Value>(&mut conn)
+            .await
+        {
+            return Ended::Lost(e.to_string());
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(SYNC_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let prefix = self.channels.prefix();
@@ -318,6 +341,13 @@ impl Feed {
         else {
             return;
         };
+        if room == BLOCKS_CHANNEL {
+            match serde_json::from_slice::<Blocked>(payload) {
+                Ok(b) => self.hub.drop_blocked(&b.creator, &b.user).await,
+                Err(e) => tracing::warn!(error = %e, "redis: undecodable block skipped"),
+            }
+            return;
+        }
         match serde_json::from_slice::<SeqEvent>(payload) {
             Ok(ev) => {
                 let Some(local) = locals.get(room) else {

@@ -5,7 +5,8 @@
 //! here, gaps filled from each room's history stream), the stats loop
 //! ([`stats`]: this node's viewer counts out, each room's stats across
 //! nodes in), and the relay's reads and writes on its own connection:
-//! `SPUBLISH` of non-gift room messages, `inbox_publish.lua` for tips into
+//! `SPUBLISH` of non-gift room messages and of blocks (on one channel
+//! every node's feed listens to), `inbox_publish.lua` for tips into
 //! a creator's inbox (the one write this side makes to an inbox, with the
 //! engine's own `inbox_lib.lua`, so an inbox seq is taken in one place
 //! per event), `history.lua` for `resume`, and the other nodes' viewer
@@ -245,6 +246,21 @@ impl Relay for RedisRelay {
     async fn ended(&self, _topic: &Topic) -> Result<()> {
         // `end_room.lua` published `room_ended` with `live = 0`: every
         // node's feed (this one's too) ends its room after the last gift.
+        Ok(())
+    }
+
+    async fn drop_blocked(&self, creator: &str, user: &str) -> Result<()> {
+        let payload = serde_json::to_string(&feed::Blocked {
+            creator: creator.to_string(),
+            user: user.to_string(),
+        })
+        .map_err(Error::internal)?;
+        let _: i64 = redis::cmd("SPUBLISH")
+            .arg(self.channels.room(feed::BLOCKS_CHANNEL))
+            .arg(payload)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)?;
         Ok(())
     }
 

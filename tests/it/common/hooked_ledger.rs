@@ -179,9 +179,6 @@ impl<H: CommitHook> giftstream::ledger::message_rules::MessageRulesLedger for Ho
     ) -> Result<()> {
         self.inner.muted_words_set(creator, actor, words).await
     }
-    async fn is_moderator(&self, creator: &str, user: &str) -> Result<bool> {
-        self.inner.is_moderator(creator, user).await
-    }
     async fn message_kept(&self, message: &KeptMessage) -> Result<()> {
         self.inner.message_kept(message).await
     }
@@ -207,6 +204,58 @@ impl<H: CommitHook> giftstream::ledger::message_rules::MessageRulesLedger for Ho
         approve: bool,
     ) -> Result<Decided> {
         self.inner.message_decide(creator, id, actor, approve).await
+    }
+}
+
+#[async_trait]
+impl<H: CommitHook> giftstream::ledger::moderation::ModerationLedger for Hooked<H> {
+    async fn set_block(
+        &self,
+        a: giftstream::ledger::moderation::UserAction<'_>,
+        blocked: bool,
+    ) -> Result<bool> {
+        self.inner.set_block(a, blocked).await
+    }
+    async fn is_blocked(&self, creator: &str, user: &str) -> Result<bool> {
+        self.inner.is_blocked(creator, user).await
+    }
+    async fn blocks(
+        &self,
+        creator: &str,
+        len_max: i64,
+        after: Option<(i64, String)>,
+    ) -> Result<Vec<giftstream::ledger::moderation::Block>> {
+        self.inner.blocks(creator, len_max, after).await
+    }
+    async fn all_blocks(&self) -> Result<Vec<(String, String)>> {
+        self.inner.all_blocks().await
+    }
+    async fn set_moderator(
+        &self,
+        a: giftstream::ledger::moderation::UserAction<'_>,
+        on: bool,
+    ) -> Result<bool> {
+        self.inner.set_moderator(a, on).await
+    }
+    async fn moderators(
+        &self,
+        creator: &str,
+    ) -> Result<Vec<giftstream::ledger::moderation::Moderator>> {
+        self.inner.moderators(creator).await
+    }
+    async fn is_moderator(&self, creator: &str, user: &str) -> Result<bool> {
+        self.inner.is_moderator(creator, user).await
+    }
+    async fn moderating(&self, user: &str) -> Result<Vec<String>> {
+        self.inner.moderating(user).await
+    }
+    async fn audit(
+        &self,
+        creator: &str,
+        len_max: i64,
+        before_id: Option<i64>,
+    ) -> Result<Vec<giftstream::ledger::moderation::AuditEntry>> {
+        self.inner.audit(creator, len_max, before_id).await
     }
 }
 
