@@ -3,8 +3,9 @@
 // message for viewers: the pages show the gift without it (never the text,
 // even if one came). An approved held message arrives later as its own
 // `gift_message` event {message_id, ref_seq, message}: it is shown once
-// (by message_id), on the alert of the event it belongs to (ref_seq) when
-// that alert is still up. No imports: the overlay loads it before its
+// (by message_id), on the alert of the event it belongs to (the gift's
+// seq `ref_seq`; a tip has none: its `message_id`) when that alert is
+// still up. No imports: the overlay loads it before its
 // strings.
 
 /** Whether an event's message is kept back: then its `message` is never shown. */
@@ -14,22 +15,26 @@ export const keptBack = (ev) => !!(ev && ev.message_state);
 export const shownMessage = (ev) => (ev && !keptBack(ev) && typeof ev.message === 'string' ? ev.message : '');
 
 /**
- * Which alert shows which event (by seq), and which approved messages were
- * shown already. Bounded: the oldest entries go first.
+ * Which alert shows which event (by seq, and by message id), and which
+ * approved messages were shown already. Bounded: the oldest entries go
+ * first.
  */
 export class Alerts {
   constructor(max = 500) {
-    this.bySeq = new Map();
+    this.byKey = new Map();
     this.approvedIds = new Set();
     this.max = max;
   }
 
   /** `node` (an alert) shows the event `ev` (a gift step or a tip). */
   remember(ev, node) {
-    if (!ev || ev.seq == null) return;
-    this.bySeq.delete(ev.seq);
-    this.bySeq.set(ev.seq, { node, sender: ev.sender });
-    while (this.bySeq.size > this.max) this.bySeq.delete(this.bySeq.keys().next().value);
+    if (!ev) return;
+    for (const k of [ev.seq != null ? `s:${ev.seq}` : null, ev.message_id != null ? `m:${ev.message_id}` : null]) {
+      if (!k) continue;
+      this.byKey.delete(k);
+      this.byKey.set(k, { node, sender: ev.sender });
+    }
+    while (this.byKey.size > this.max) this.byKey.delete(this.byKey.keys().next().value);
   }
 
   /**
@@ -43,6 +48,6 @@ export class Alerts {
     if (this.approvedIds.has(id)) return null;
     this.approvedIds.add(id);
     while (this.approvedIds.size > this.max) this.approvedIds.delete(this.approvedIds.values().next().value);
-    return this.bySeq.get(m.ref_seq) || {};
+    return (m.ref_seq != null && this.byKey.get(`s:${m.ref_seq}`)) || this.byKey.get(`m:${id}`) || {};
   }
 }

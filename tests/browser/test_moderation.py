@@ -257,10 +257,10 @@ def test_kept_back_tip_messages_never_show_and_an_approved_one_shows_once(server
     overlay = open_overlay(open_page, server)
     viewer = open_page("viewer")
     sign_in(viewer, "viewer-1")
-    tip = {"type": "tip_event", "room": "demo", "seq": 9001, "sender": "viewer-3", "amount_cents": 500,
+    # A tip has no seq of its own: its approval finds it by message_id.
+    tip = {"type": "tip_event", "room": "demo", "sender": "viewer-3", "amount_cents": 500,
            "currency": "usd", "message_state": "held", "message_id": "m-1", "message": "LEAKED", "ts": 0}
-    approved = {"type": "gift_message", "room": "demo", "seq": 9002, "message_id": "m-1", "ref_seq": 9001,
-                "message": XSS}
+    approved = {"type": "gift_message", "room": "demo", "seq": 9002, "message_id": "m-1", "message": XSS}
     for page, module, sel in ((overlay, "/overlay/assets/overlay.js", ".card.tip"),
                               (viewer, "/ui/live.js", ".tip-alert")):
         page.evaluate("async ([m, ev]) => (await import(m)).showTip(ev)", [module, tip])
@@ -276,10 +276,10 @@ def test_kept_back_tip_messages_never_show_and_an_approved_one_shows_once(server
         assert page.locator("img[src=x]").count() == 0
     # The viewer page says the message is kept back; the overlay says nothing.
     viewer.evaluate("async ev => (await import('/ui/live.js')).showTip(ev)",
-                    {**tip, "seq": 9003, "message_id": "m-2", "message_state": "filtered"})
+                    {**tip, "message_id": "m-2", "message_state": "filtered"})
     viewer.locator(".tip-alert .message-hidden[data-state=filtered]").wait_for()
     overlay.evaluate("async ev => (await import('/overlay/assets/overlay.js')).showTip(ev)",
-                     {**tip, "seq": 9003, "message_id": "m-2", "message_state": "filtered"})
+                     {**tip, "message_id": "m-2", "message_state": "filtered"})
     until(overlay, "() => document.querySelectorAll('.card.tip').length === 2")
     assert overlay.locator(".card.tip[data-message-state=filtered] .msg").count() == 0
     viewer.wait_for_timeout(300)  # an onerror would have fired by now (dialogs fail the test)
