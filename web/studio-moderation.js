@@ -74,7 +74,9 @@ export function tabs() {
     });
   });
   $('tabs').hidden = false;
-  select(/^#(moderation|mod-)/.test(location.hash) ? list[1] : list[0], false);
+  const fromHash = () => select(/^#(moderation|mod-)/.test(location.hash) ? list[1] : list[0], false);
+  window.addEventListener('hashchange', fromHash);
+  fromHash();
   watchInbox();
 }
 
