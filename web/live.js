@@ -2,7 +2,10 @@
 // animations with streak counters (settled by combo_end), the gift panel
 // and the tip form. Signed in by the session cookie; the socket too (the
 // SDK's token provider gives an empty token: the server reads the cookie).
+// Messages kept back by the creator's moderation (`message_state`) show as
+// a placeholder, an approved one once on its alert (kept-back.js).
 import { Giftstream } from '/sdk/giftstream.js';
+import { Alerts, keptBack, shownMessage } from '/ui/kept-back.js';
 import {
   api, el, errorText, loadSession, loadStrings, money, newId, num, setText, shell, t,
 } from '/ui/common.js';
@@ -20,6 +23,7 @@ const TIP_CURRENCY = 'usd';
 
 const gifts = new Map();
 const streaks = new Map();
+const alerts = new Alerts();
 let balance = null;
 let live = true;
 let canGift = false;
@@ -83,6 +87,54 @@ export function showStreak(s) {
   }
 }
 
+/**
+ * An alert's message: the text, or a placeholder when the creator's
+ * moderation kept it back (filtered, or held for review).
+ */
+function setMessage(li, ev) {
+  const old = li.querySelector('.alert-message');
+  if (old) old.remove();
+  const text = shownMessage(ev);
+  let node = null;
+  if (text) node = el('q', { class: 'tip-message alert-message' }, text);
+  else if (keptBack(ev)) {
+    node = el('span', { class: 'tip-message alert-message message-hidden', 'data-state': ev.message_state },
+      t(ev.message_state === 'held' ? 'live.message_held' : 'live.message_hidden'));
+  }
+  if (node) {
+    li.append(node);
+    li.classList.add('with-message');
+  }
+}
+
+/** A gift step's message, on its streak's card (the SDK emits the step's streak right after). */
+function giftMessage(ev, key) {
+  queueMicrotask(() => {
+    const card = streaks.get(`${key}/${ev.sender}/${ev.gift}`);
+    if (!card) return;
+    alerts.remember(ev, card.li);
+    if (ev.message || keptBack(ev)) setMessage(card.li, ev);
+  });
+}
+
+/** An approved held message (`gift_message`): once, on its alert or a card of its own. */
+export function showApproved(m) {
+  const ref = alerts.approved(m);
+  if (!ref) return;
+  if (ref.node && ref.node.isConnected) {
+    setMessage(ref.node, { message: m.message });
+    ref.node.dataset.approved = 'true';
+    fadeOut(ref.node, 8000);
+    return;
+  }
+  const li = el('li', { class: 'alert tip-alert with-message', 'data-approved': 'true' },
+    ref.sender ? el('span', { class: 'alert-text' }, ref.sender) : null,
+    el('q', { class: 'tip-message alert-message' }, m.message));
+  $('alerts').append(li);
+  trimAlerts();
+  fadeOut(li, 8000);
+}
+
 /** Big gifts (>= 1,000 coins) also play full screen. */
 function big(s) {
   const g = gifts.get(s.gift);
@@ -103,20 +155,9 @@ function big(s) {
 /** A tip with its message (text only). */
 export function showTip(ev) {
   const li = el('li', { class: 'alert tip-alert' },
-    el('span', { class: 'alert-text' }, t('tip.by', { sender: ev.sender, amount: money(ev.amount_cents, ev.currency) })),
-    ev.message ? el('q', { class: 'tip-message' }, ev.message) : null);
-  $('alerts').append(li);
-  trimAlerts();
-  fadeOut(li, 8000);
-}
-
-/** An approved held message (`gift_message`: text only, once per id). A
- * kept-back gift or tip carries no `message` and so shows none. */
-const approved = new Set();
-export function showApproved(ev) {
-  if (!ev.message || approved.has(ev.message_id)) return;
-  approved.add(ev.message_id);
-  const li = el('li', { class: 'alert tip-alert approved' }, el('q', { class: 'tip-message' }, ev.message));
+    el('span', { class: 'alert-text' }, t('tip.by', { sender: ev.sender, amount: money(ev.amount_cents, ev.currency) })));
+  setMessage(li, ev);
+  alerts.remember(ev, li);
   $('alerts').append(li);
   trimAlerts();
   fadeOut(li, 8000);
@@ -142,6 +183,18 @@ function badge(kind) {
   b.dataset.state = kind;
 }
 
+/** The creator blocked this viewer: refused on join, or dropped from the room. */
+function blocked() {
+  live = false;
+  badge('ended');
+  notice(t('live.blocked'));
+  document.body.dataset.blocked = 'true';
+  refreshButtons();
+  for (const f of $('tip-form').elements) f.disabled = true;
+  $('gift-message').disabled = true;
+  if (gs) gs.close();
+}
+
 function ended() {
   live = false;
   badge('ended');
@@ -149,6 +202,7 @@ function ended() {
   $('stage').classList.add('ended');
   refreshButtons();
   for (const f of $('tip-form').elements) f.disabled = true;
+  $('gift-message').disabled = true;
   if (gs) gs.close();
 }
 
@@ -183,14 +237,17 @@ function giftGrid() {
 async function send(g) {
   const status = $('gift-status');
   status.classList.remove('error');
+  const message = $('gift-message').value.trim();
   try {
-    const ack = await gs.gift({ room }, g.id, 1);
+    const ack = await gs.gift({ room }, g.id, 1, message ? { id: newId(), message } : { id: newId() });
+    if (message) $('gift-message').value = '';
     setBalance(ack.balance);
     setText(status, t('gifts.sent', { gift: g.name, n: num(ack.balance) }));
   } catch (e) {
     status.classList.add('error');
     setText(status, errorText(e));
     if (e.code === 'room_not_live') ended();
+    if (e.code === 'forbidden') blocked();
   }
 }
 
@@ -382,6 +439,7 @@ async function main() {
     $('badge').hidden = true;
     notice(t('live.signin_needed'));
     for (const f of $('tip-form').elements) f.disabled = true;
+    $('gift-message').disabled = true;
     return;
   }
   coinsPanel();
@@ -389,6 +447,7 @@ async function main() {
   try {
     info = await api(`/v1/rooms/${encodeURIComponent(room)}`);
   } catch (e) {
+    if (e.code === 'forbidden') return blocked();
     notice(e.code === 'unknown_room' ? t('live.unknown_room', { room }) : errorText(e));
     live = false;
     return ended();
@@ -414,6 +473,7 @@ async function main() {
       notice(t('error.unauthorized'));
     }
   });
+  gs.on('gift', giftMessage);
   gs.on('streak', showStreak);
   gs.on('tip', showTip);
   gs.on('gift_message', showApproved);
@@ -421,12 +481,14 @@ async function main() {
   gs.on('room_ended', ended);
   gs.on('error', (e) => {
     if (e && e.code === 'room_not_live') ended();
+    if (e && e.code === 'forbidden') blocked();
   });
   try {
     await gs.join({ room }, { coalesce: true });
     document.body.dataset.joined = 'true';
   } catch (e) {
     if (e.code === 'room_not_live') return ended();
+    if (e.code === 'forbidden') return blocked();
     notice(errorText(e));
   }
 }

@@ -82,7 +82,7 @@ export function history(section, path, field, row) {
     if (busy) return;
     busy = true;
     try {
-      const q = !reset && next ? `?cursor=${encodeURIComponent(next)}` : '';
+      const q = !reset && next ? `${path.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(next)}` : '';
       const v = await api(`${path}${q}`);
       last = v;
       if (reset) body.replaceChildren();

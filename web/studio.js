@@ -2,12 +2,14 @@
 // out, tips, reversed) with a 30-day chart, history tables with cursors,
 // top supporters, "get paid" (Connect onboarding), the cash-out form with
 // its terms, go live / end live, videos with totals, the OBS overlay link
-// (a scoped overlay token) and webhooks. Signed in by a creator's session
+// (a scoped overlay token) and webhooks; the moderation tab is
+// studio-moderation.js. Signed in by a creator's session
 // cookie; every change goes through the JSON routes with the CSRF token.
 // Earnings are read again every few seconds (the settlement and the hold
 // move them without the creator doing anything).
 import { api, currentSession, el, errorText, loadSession, loadStrings, money, newId, num, setText, shell, t } from '/ui/common.js';
 import { chart, history, tr, when, where } from '/ui/studio-parts.js';
+import { tabs } from '/ui/studio-moderation.js';
 
 const $ = (id) => document.getElementById(id);
 /** How often the earnings are read again. */
@@ -342,6 +344,7 @@ async function main() {
   if (session.role !== 'creator') return notice(t('studio.creators_only', { user: session.user }));
   me = currentSession().user;
   $('studio').hidden = false;
+  tabs();
   try {
     const c = await api('/v1/creators/me/cashouts?limit=1');
     showTerms(c.terms);

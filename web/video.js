@@ -3,8 +3,11 @@
 // gift with an optional message, over the SDK). Live: the video's feed
 // (`join {video}`) adds each gift as it is accepted; the totals and the
 // supporters come from GET /v1/videos/VIDEO (settled gifts) and are read
-// again shortly after a gift. Signed in by the session cookie.
+// again shortly after a gift. Signed in by the session cookie. A message
+// the creator's moderation kept back (`message_state`) shows as a
+// placeholder; an approved one (`gift_message`) once, on its card.
 import { Giftstream } from '/sdk/giftstream.js';
+import { Alerts, keptBack, shownMessage } from '/ui/kept-back.js';
 import { api, el, errorText, loadSession, loadStrings, newId, num, setText, shell, t } from '/ui/common.js';
 
 const video = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
@@ -15,6 +18,7 @@ const THANKS_MAX = 50;
 const gifts = new Map();
 /** `video:seq` of the gifts shown, so a gift is shown once. */
 const shown = new Set();
+const alerts = new Alerts();
 let balance = null;
 let canGift = false;
 let gs = null;
@@ -37,13 +41,17 @@ function thank(g, fresh) {
   const key = `${g.seq}`;
   if (g.seq != null && shown.has(key)) return;
   if (g.seq != null) shown.add(key);
-  const li = el('li', { class: `thanks-card${g.message ? ' with-message' : ''}${fresh ? ' fresh' : ''}`, 'data-seq': g.seq },
+  const text = shownMessage(g);
+  const li = el('li', { class: `thanks-card${text ? ' with-message' : ''}${fresh ? ' fresh' : ''}`, 'data-seq': g.seq },
     art(g.gift, 'thanks-art'),
     el('div', { class: 'thanks-body' },
       el('p', { class: 'thanks-head' },
         el('strong', {}, g.sender), ' ',
         el('span', {}, t('video.sent', { gift: giftName(g.gift), n: num(g.count) }))),
-      g.message ? el('p', { class: 'thanks-message' }, g.message) : null));
+      text ? el('p', { class: 'thanks-message' }, text) : null,
+      !text && keptBack(g) ? el('p', { class: 'thanks-message message-hidden', 'data-state': g.message_state },
+        t(g.message_state === 'held' ? 'live.message_held' : 'live.message_hidden')) : null));
+  alerts.remember(g, li);
   const list = $('thanks');
   if (fresh) list.prepend(li);
   else list.append(li);
@@ -51,22 +59,16 @@ function thank(g, fresh) {
   $('thanks-empty').hidden = true;
 }
 
-/** An approved held message (`gift_message`, once per id): added to its
- * gift's card when shown, else as a card of its own. A kept-back gift
- * carries no `message` and so shows none. */
-const approved = new Set();
-function thankApproved(m) {
-  if (!m.message || approved.has(m.message_id)) return;
-  approved.add(m.message_id);
-  const card = $('thanks').querySelector(`li[data-seq="${Number(m.ref_seq)}"] .thanks-body`);
-  const p = el('p', { class: 'thanks-message' }, m.message);
-  if (card) {
-    card.append(p);
-    card.parentElement.classList.add('with-message');
-    return;
-  }
-  $('thanks').prepend(el('li', { class: 'thanks-card with-message fresh' }, el('div', { class: 'thanks-body' }, p)));
-  $('thanks-empty').hidden = true;
+/** An approved held message (`gift_message`): once, on its gift's card. */
+export function showApproved(m) {
+  const ref = alerts.approved(m);
+  if (!ref || !ref.node) return;
+  const body = ref.node.querySelector('.thanks-body');
+  const old = body.querySelector('.thanks-message');
+  if (old) old.remove();
+  body.append(el('p', { class: 'thanks-message' }, m.message));
+  ref.node.classList.add('with-message');
+  ref.node.dataset.approved = 'true';
 }
 
 function showTop(top) {
@@ -181,7 +183,7 @@ async function main() {
     thank(msg, true);
     refreshSoon();
   });
-  gs.on('gift_message', thankApproved);
+  gs.on('gift_message', showApproved);
   try {
     await gs.join({ video });
     document.body.dataset.joined = 'true';

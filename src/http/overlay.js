@@ -8,8 +8,11 @@
 // JSON subprotocol (giftstream.v1.json), reconnects
 // with backoff and resumes from the last seq (each seq shown once); what a
 // resume replays is shown only if it is recent, so old alerts never play
-// as new ones.
+// as new ones. A message the creator's moderation kept back
+// (`message_state`) is never shown: the gift or tip shows without it; an
+// approved one (`gift_message`) shows once, on its alert (kept-back.js).
 import { Giftstream, jwtPayload } from '/sdk/giftstream.js';
+import { Alerts, shownMessage } from '/ui/kept-back.js';
 
 const q = new URLSearchParams(location.search);
 document.documentElement.lang = q.get('lang') === 'fr' ? 'fr' : 'en';
@@ -37,6 +40,7 @@ const feed = document.getElementById('feed');
 const stats = document.getElementById('stats');
 const gifts = new Map();
 const cards = new Map();
+const alerts = new Alerts();
 let replaying = false;
 let lastTs = Date.now();
 
@@ -123,24 +127,52 @@ function big(s, g) {
   box.gsTimer = setTimeout(() => (box.hidden = true), 4000);
 }
 
-/** A tip and its message (text only). */
-export function showTip(ev) {
+/** A card's message (text only); a kept-back one is never passed here. */
+function setMessage(card, text) {
+  const old = card.querySelector('.msg');
+  if (old) old.remove();
+  if (!text) return;
+  card.append(el('q', { class: 'msg' }, text));
+  card.classList.add('has-msg');
+}
+
+/** A gift step's message, on its streak's card (the SDK emits the step's streak right after). */
+function giftMessage(ev, key) {
+  queueMicrotask(() => {
+    const c = cards.get(`${key}/${ev.sender}/${ev.gift}`);
+    if (!c) return;
+    alerts.remember(ev, c.li);
+    if (ev.message_state) c.li.dataset.messageState = ev.message_state;
+    setMessage(c.li, shownMessage(ev) || (c.li.querySelector('.msg') || {}).textContent || '');
+  });
+}
+
+/** An approved held message (`gift_message`): once, on its card or a card of its own. */
+export function showApproved(m) {
   if (stale()) return;
-  const li = el('li', { class: 'card tip' },
-    el('span', { class: 'who' }, el('b', {}, ev.sender), el('span', {}, money(ev.amount_cents, ev.currency))),
-    ev.message ? el('q', { class: 'msg' }, ev.message) : null);
+  const ref = alerts.approved(m);
+  if (!ref) return;
+  if (ref.node && ref.node.isConnected) {
+    setMessage(ref.node, m.message);
+    ref.node.dataset.approved = 'true';
+    leave(ref.node, 9000);
+    return;
+  }
+  const li = el('li', { class: 'card tip has-msg', 'data-approved': 'true' },
+    ref.sender ? el('span', { class: 'who' }, el('b', {}, ref.sender)) : null,
+    el('q', { class: 'msg' }, m.message));
   feed.append(li);
   trim();
   leave(li, 9000);
 }
 
-/** An approved held message (`gift_message`: text only, once per id). A
- * kept-back gift or tip carries no `message` and so shows none. */
-const approved = new Set();
-export function showApproved(ev) {
-  if (stale() || !ev.message || approved.has(ev.message_id)) return;
-  approved.add(ev.message_id);
-  const li = el('li', { class: 'card tip approved' }, el('q', { class: 'msg' }, ev.message));
+/** A tip and its message (text only; none when kept back). */
+export function showTip(ev) {
+  if (stale()) return;
+  const li = el('li', { class: 'card tip', 'data-message-state': ev.message_state || null },
+    el('span', { class: 'who' }, el('b', {}, ev.sender), el('span', {}, money(ev.amount_cents, ev.currency))));
+  setMessage(li, shownMessage(ev));
+  alerts.remember(ev, li);
   feed.append(li);
   trim();
   leave(li, 9000);
@@ -182,13 +214,19 @@ gs.on('joined', () => {
   replaying = false;
   notice('');
 });
-gs.on('gift', (m) => (lastTs = m.ts || Date.now()));
+gs.on('gift', (m, key) => {
+  lastTs = m.ts || Date.now();
+  giftMessage(m, key);
+});
+gs.on('gift_message', (m) => {
+  lastTs = m.ts || lastTs;
+  showApproved(m);
+});
 gs.on('combo_end', (m) => (lastTs = m.ts || Date.now()));
 gs.on('tip', (m) => {
   lastTs = m.ts || Date.now();
   showTip(m);
 });
-gs.on('gift_message', showApproved);
 gs.on('streak', showStreak);
 gs.on('room_stats', (ev) => {
   showGoal(ev.diamonds);

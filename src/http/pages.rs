@@ -67,6 +67,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web/studio-parts.js"),
     ),
     (
+        "studio-moderation.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/studio-moderation.js"),
+    ),
+    (
+        "kept-back.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/kept-back.js"),
+    ),
+    (
         "video.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/video.js"),

@@ -41,6 +41,8 @@ DOCS_IMG = {
     "test_studio_and_video_page_at_375px_work_by_keyboard-studio-375": "studio-375.png",
     "test_a_gift_with_a_message_reaches_the_video_page_live_as_text-watcher": "video.png",
     "test_studio_and_video_page_at_375px_work_by_keyboard-video-375": "video-375.png",
+    "test_a_muted_word_in_look_alike_spellings_never_reaches_the_overlay_or_other_viewers-studio": "studio-moderation.png",
+    "test_the_moderation_tab_at_375px_works_by_keyboard_and_in_french-studio-moderation-375": "studio-moderation-375.png",
 }
 CHROMIUM_ARGS = [
     "--headless",
