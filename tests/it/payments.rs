@@ -324,6 +324,7 @@ async fn forged_or_stale_signature_changes_nothing() {
     p.s.state()
         .ledger
         .purchase_created(&PurchaseOp {
+            currency: giftstream::model::Fiat::Usd,
             event: StripeEventRef {
                 id: String::new(),
                 kind: String::new(),
@@ -382,6 +383,7 @@ async fn forged_or_stale_signature_changes_nothing() {
     p.s.state()
         .ledger
         .purchase_created(&PurchaseOp {
+            currency: giftstream::model::Fiat::Usd,
             event: StripeEventRef {
                 id: String::new(),
                 kind: String::new(),
@@ -1352,6 +1354,7 @@ async fn tip_event_reaches_viewers_on_another_node() {
     a.s.state()
         .ledger
         .tip_created(&TipRecord {
+            currency: giftstream::model::Fiat::Usd,
             payment_intent: "pi_tipx".into(),
             tip_key: "tom:x1".into(),
             sender: "tom".into(),
@@ -1400,6 +1403,7 @@ async fn partial_refunds_reverse_their_share_of_the_coins_once() {
         p.s.state()
             .ledger
             .purchase_created(&PurchaseOp {
+                currency: giftstream::model::Fiat::Usd,
                 event: StripeEventRef {
                     id: String::new(),
                     kind: String::new(),
@@ -1466,6 +1470,7 @@ async fn created_purchase(p: &Pay, pi: &str, user: &str, coins: i64, cents: i64)
     p.s.state()
         .ledger
         .purchase_created(&PurchaseOp {
+            currency: giftstream::model::Fiat::Usd,
             event: StripeEventRef {
                 id: String::new(),
                 kind: String::new(),
@@ -1610,6 +1615,7 @@ async fn tip_refund_reverses_the_transfer_and_an_unrecoverable_dispute_is_a_plat
             p.s.state()
                 .ledger
                 .tip_created(&TipRecord {
+                    currency: giftstream::model::Fiat::Usd,
                     payment_intent: pi.into(),
                     tip_key: format!("tod:{id}"),
                     sender: "tod".into(),
