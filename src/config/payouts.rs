@@ -65,9 +65,8 @@ impl PayoutsConfig {
             hold_ms: (self.hold_s as i64).saturating_mul(1000),
             cashouts_per_day_max: i64::from(self.cashouts_per_day_max),
             cashout_cents_per_day_max: self.cashout_cents_per_day_max,
-            fiat_cents_per_day_max: Fiat::ALL.map(|f| {
-                self.rates.get(f.lower()).map(|r| r.cents_per_day_max)
-            }),
+            fiat_cents_per_day_max: Fiat::ALL
+                .map(|f| self.rates.get(f.lower()).map(|r| r.cents_per_day_max)),
         }
     }
 }

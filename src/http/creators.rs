@@ -91,6 +91,6 @@ pub(super) async fn cashout(
         &c.id,
         c.currency.as_deref(),
     )
-        .await
-        .map(Json)
+    .await
+    .map(Json)
 }

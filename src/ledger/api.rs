@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use super::types::*;
 use super::{account, DIAMOND, USD};
-use crate::model::Fiat;
 use crate::error::Result;
+use crate::model::Fiat;
 use crate::model::{Batch, PayoutLimits, Snapshot, Target};
 
 /// Every ledger gives the counters engines what they read from it.

@@ -173,7 +173,11 @@ pub fn cashout_end_postings(c: &CashoutRecord, end: &CashoutEnd) -> Postings {
                 c.diamonds,
             );
             p.insert(
-                (account::STRIPE_PLATFORM.into(), c.currency.code(), "external"),
+                (
+                    account::STRIPE_PLATFORM.into(),
+                    c.currency.code(),
+                    "external",
+                ),
                 -c.amount_cents,
             );
             p.insert(

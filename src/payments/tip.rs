@@ -323,10 +323,7 @@ pub async fn create_tip(
     let fiat = crate::model::Fiat::parse(code)
         .filter(|f| cfg.currencies.iter().any(|c| c == f.lower()))
         .ok_or_else(|| {
-            Error::bad_request(format!(
-                "currency must be one of {:?}",
-                cfg.currencies
-            ))
+            Error::bad_request(format!("currency must be one of {:?}", cfg.currencies))
         })?;
     if req.message.chars().count() > cfg.tip_message_len_max {
         return Err(Error::bad_request(format!(

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 
 use super::SqlLedger;
 use crate::error::Result;
-use crate::model::Fiat;
 use crate::ledger::studio::{
     CreatorCashout, CreatorGift, CreatorTip, DailyEarnings, StudioCursor, StudioLedger, Supporter,
     DAY_MS,
 };
+use crate::model::Fiat;
 
 /// A `gifts` row of the history.
 #[derive(sqlx::FromRow)]
