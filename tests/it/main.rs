@@ -15,6 +15,7 @@ mod cashout_safety;
 mod combo_end;
 mod counters_conformance;
 mod currencies;
+mod currencies_ledger;
 mod gifting;
 mod inbox;
 mod ledger_conformance;
