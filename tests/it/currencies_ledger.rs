@@ -314,3 +314,92 @@ async fn cashouts_post_and_are_capped_per_currency(l: Arc<dyn Ledger>) {
     assert_eq!(cur, vec![(184, Fiat::Eur), (800, Fiat::Usd)]);
     assert_zero_per_currency(&l).await;
 }
+
+// ---- migration 0013 on a ledger written before it ------------------------------------
+
+/// Money a ledger recorded before migration 0013 (a paid tip and a
+/// completed cash-out, all USD): rows without a currency.
+const BEFORE_0013: &str = "
+INSERT INTO operations (op_id, kind, detail, created_ms) VALUES ('tip:pi_old', 'tip', '{}', 1), ('cashout_end:old', 'cashout_end', '{}', 1);
+INSERT INTO entries (op_id, account, currency, amount) VALUES
+  ('tip:pi_old', 'stripe:customers', 'USD', -500), ('tip:pi_old', 'tips:olga', 'USD', 500),
+  ('cashout_end:old', 'stripe:platform', 'USD', -200), ('cashout_end:old', 'payouts:olga', 'USD', 200);
+INSERT INTO balances (account, currency, kind, amount) VALUES
+  ('stripe:customers', 'USD', 'external', -500), ('tips:olga', 'USD', 'tips', 500),
+  ('stripe:platform', 'USD', 'external', -200), ('payouts:olga', 'USD', 'payouts', 200);
+INSERT INTO tips (payment_intent, tip_key, sender, creator, target, amount_cents, message, status, created_ms)
+  VALUES ('pi_old', 'tom:old', 'tom', 'olga', 'room:r', 500, 'hi', 'succeeded', 1);
+";
+
+/// The migrations of `engine` before 0013.
+async fn migrator_before_0013(engine: &str) -> sqlx::migrate::Migrator {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(engine);
+    let mut m = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    let before: Vec<_> = m
+        .migrations
+        .iter()
+        .filter(|x| x.version < 13)
+        .cloned()
+        .collect();
+    m.migrations = before.into();
+    m
+}
+
+/// After 0013 the old rows read as USD, their balances and sums unchanged,
+/// and EUR money can be posted beside them.
+async fn old_money_reads_as_usd(l: Arc<dyn Ledger>) {
+    let (t, _, _, _) = l.tip_record("pi_old").await.unwrap().unwrap();
+    assert_eq!((t.currency, t.amount_cents), (Fiat::Usd, 500));
+    let e = l.earnings("olga").await.unwrap();
+    assert_eq!((e.tips_cents, e.cashed_out_cents), (500, 200));
+    assert_eq!(e.currencies[&Fiat::Eur].tips_cents, 0);
+    l.tip_created(&TipRecord {
+        creator: "olga".into(),
+        ..tip("pi_new", 300, Fiat::Eur)
+    })
+    .await
+    .unwrap();
+    assert!(l
+        .tip_succeeded(&ev("evt_new", "payment_intent.succeeded"), "pi_new")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(l.balance(&account::tips("olga"), EUR).await.unwrap(), 300);
+    assert_eq!(l.balance(&account::tips("olga"), USD).await.unwrap(), 500);
+    assert_zero_per_currency(&l).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_ledger_written_before_0013_keeps_its_usd() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    migrator_before_0013("sqlite")
+        .await
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(BEFORE_0013).execute(&pool).await.unwrap();
+    pool.close().await;
+    let l = ledger::open(&url, 8).await.unwrap();
+    old_money_reads_as_usd(l).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_ledger_written_before_0013_keeps_its_usd() {
+    let Some(url) = common::services::fresh_postgres_url().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    migrator_before_0013("postgres")
+        .await
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(BEFORE_0013).execute(&pool).await.unwrap();
+    pool.close().await;
+    let l = ledger::open(&url, 8).await.unwrap();
+    old_money_reads_as_usd(l).await;
+}
