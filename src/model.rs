@@ -270,8 +270,19 @@ pub struct PayoutLimits {
     pub hold_ms: i64,
     /// Cash-outs per creator in the last 24 hours, at most.
     pub cashouts_per_day_max: i64,
-    /// Cents cashed out per creator in the last 24 hours, at most.
+    /// Cents cashed out per creator in the last 24 hours, at most, in
+    /// each currency (its minor unit) without its own cap below.
     pub cashout_cents_per_day_max: i64,
+    /// Per currency (indexed by [`Fiat::index`]), a cap replacing
+    /// `cashout_cents_per_day_max` for cash-outs in that currency.
+    pub fiat_cents_per_day_max: [Option<i64>; Fiat::ALL.len()],
+}
+
+impl PayoutLimits {
+    /// Cents a creator may cash out in `fiat` in any 24 hours.
+    pub fn cents_per_day_max(&self, fiat: Fiat) -> i64 {
+        self.fiat_cents_per_day_max[fiat.index()].unwrap_or(self.cashout_cents_per_day_max)
+    }
 }
 
 impl Default for PayoutLimits {
@@ -280,6 +291,80 @@ impl Default for PayoutLimits {
             hold_ms: 0,
             cashouts_per_day_max: i64::MAX,
             cashout_cents_per_day_max: i64::MAX,
+            fiat_cents_per_day_max: [None; Fiat::ALL.len()],
         }
+    }
+}
+
+/// A fiat currency money moves in (coin purchases, tips, cash-outs): one
+/// of those the ledger keeps accounts in (its `currency` CHECK, migration
+/// 0013). Coins and diamonds are not fiat: coins bought in any currency
+/// are the same coins. The ledger names it in upper case (`USD`), Stripe
+/// and the config in lower case (`usd`); JSON carries the lower case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fiat {
+    /// US dollars, in cents.
+    #[default]
+    Usd,
+    /// Euros, in cents.
+    Eur,
+}
+
+impl Fiat {
+    /// Every fiat currency the ledger keeps accounts in.
+    pub const ALL: [Fiat; 2] = [Fiat::Usd, Fiat::Eur];
+
+    /// The ledger's code (`USD`), as in `entries.currency`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Fiat::Usd => "USD",
+            Fiat::Eur => "EUR",
+        }
+    }
+
+    /// Stripe's and the config's code (`usd`).
+    pub fn lower(self) -> &'static str {
+        match self {
+            Fiat::Usd => "usd",
+            Fiat::Eur => "eur",
+        }
+    }
+
+    /// Its position in [`Fiat::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The currency named `s` (`usd` or `USD`), if the ledger keeps it.
+    pub fn parse(s: &str) -> Option<Fiat> {
+        Fiat::ALL
+            .into_iter()
+            .find(|f| s == f.code() || s == f.lower())
+    }
+}
+
+impl std::fmt::Display for Fiat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.lower())
+    }
+}
+
+impl TryFrom<String> for Fiat {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Fiat, String> {
+        Fiat::parse(&s).ok_or_else(|| format!("unknown currency `{s}`"))
+    }
+}
+
+impl Serialize for Fiat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.lower())
+    }
+}
+
+impl<'de> Deserialize<'de> for Fiat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Fiat, D::Error> {
+        let s = String::deserialize(d)?;
+        Fiat::try_from(s).map_err(serde::de::Error::custom)
     }
 }

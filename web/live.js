@@ -7,7 +7,7 @@
 import { Giftstream } from '/sdk/giftstream.js';
 import { Alerts, keptBack, shownMessage } from '/ui/kept-back.js';
 import {
-  api, el, errorText, loadSession, loadStrings, money, newId, num, setText, shell, t,
+  api, el, errorText, lang, loadSession, loadStrings, money, newId, num, setText, shell, t,
 } from '/ui/common.js';
 
 const room = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
@@ -18,8 +18,13 @@ const BIG_COINS = 1000;
 const ALERTS_MAX = 5;
 /** A streak step with no further step nor combo_end this long is taken as over. */
 const STREAK_IDLE_MS = 10000;
-/** The currency of tips (the server's `stripe.currency`). */
-const TIP_CURRENCY = 'usd';
+/** Where the viewer's choice of currency is kept. */
+const CURRENCY_KEY = 'gs_currency';
+/**
+ * The viewer's currency (packages shown, tips paid in it): their choice,
+ * else EUR on a French page, else USD, when the server offers it.
+ */
+let currency = 'usd';
 
 const gifts = new Map();
 const streaks = new Map();
@@ -368,6 +373,18 @@ async function buy(p) {
   }
 }
 
+/** The currency to start with, of those the server offers. */
+function firstCurrency(offered, fallback) {
+  let kept = null;
+  try {
+    kept = localStorage.getItem(CURRENCY_KEY);
+  } catch {}
+  for (const c of [kept, lang === 'fr' ? 'eur' : 'usd', fallback]) {
+    if (c && offered.includes(c)) return c;
+  }
+  return offered[0] || 'usd';
+}
+
 async function coinsPanel() {
   let v;
   try {
@@ -375,20 +392,38 @@ async function coinsPanel() {
   } catch {
     v = { packages: [], stripe: null };
   }
+  const offered = v.currencies || [...new Set(v.packages.map((p) => p.currency))];
+  currency = firstCurrency(offered, v.currency);
+  const sel = $('currency');
+  sel.replaceChildren(...offered.map((c) => el('option', { value: c }, c.toUpperCase())));
+  sel.value = currency;
+  sel.hidden = offered.length < 2;
+  $('currency-label').hidden = sel.hidden;
+  const show = () => {
+    setText($('tip-amount-label'), t('tip.amount', { currency: currency.toUpperCase() }));
+    if (!stripeCfg) return;
+    $('packages').replaceChildren(...v.packages.filter((p) => p.currency === currency).map((p) => {
+      const price = money(p.price_cents, p.currency);
+      const b = el('button', { type: 'button', class: 'package-btn', 'data-package': p.id,
+        'data-currency': p.currency, 'aria-label': t('coins.buy_aria', { coins: num(p.coins), price }) },
+      el('span', { class: 'pkg-coins' }, num(p.coins)), el('span', { class: 'pkg-price' }, price));
+      b.addEventListener('click', () => buy(p));
+      return b;
+    }));
+  };
+  sel.addEventListener('change', () => {
+    currency = sel.value;
+    try {
+      localStorage.setItem(CURRENCY_KEY, currency);
+    } catch {}
+    show();
+  });
   stripeCfg = v.stripe;
-  if (!stripeCfg) return setText($('coins-status'), t('coins.unavailable'));
-  $('packages').replaceChildren(...v.packages.map((p) => {
-    const price = money(p.price_cents, p.currency);
-    const b = el('button', { type: 'button', class: 'package-btn', 'data-package': p.id,
-      'aria-label': t('coins.buy_aria', { coins: num(p.coins), price }) },
-    el('span', { class: 'pkg-coins' }, num(p.coins)), el('span', { class: 'pkg-price' }, price));
-    b.addEventListener('click', () => buy(p));
-    return b;
-  }));
+  show();
+  if (!stripeCfg) setText($('coins-status'), t('coins.unavailable'));
 }
 
 function tipForm() {
-  setText($('tip-amount-label'), t('tip.amount', { currency: TIP_CURRENCY.toUpperCase() }));
   $('tip-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const status = $('tip-status');
@@ -404,7 +439,7 @@ function tipForm() {
     try {
       const r = await api(`/v1/rooms/${encodeURIComponent(room)}/tips`, {
         method: 'POST',
-        body: { amount_cents: cents, currency: TIP_CURRENCY, message: $('tip-message').value, id: newId() },
+        body: { amount_cents: cents, currency, message: $('tip-message').value, id: newId() },
       });
       const amount = money(r.amount_cents, r.currency);
       if (!stripeCfg) return setText(status, t('tip.created', { amount }));

@@ -1,7 +1,7 @@
 // Pieces of the studio page that hold no state: the daily chart (inline
 // SVG built node by node, no chart library), dates, and history tables
 // that page through a cursor. Text only, like the rest of the shell.
-import { api, el, errorText, lang, num, t } from '/ui/common.js';
+import { api, el, errorText, lang, money, num, t } from '/ui/common.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -19,10 +19,19 @@ export const day = (ms) => dayFmt.format(new Date(ms));
 /** A time in the viewer's zone. */
 export const when = (ms) => timeFmt.format(new Date(ms));
 
+/** Cents of `tips` (`{usd: 500, eur: 300}`) in words, each currency apart. */
+function tipsText(tips) {
+  const parts = Object.entries(tips || {}).filter(([, v]) => v).map(([c, v]) => money(v, c));
+  return parts.length ? parts.join(' + ') : money(0, 'usd');
+}
+
+/** Minor units of every currency of a day's tips: only the dots' height (never shown as money). */
+const tipsUnits = (d) => (d.tips ? Object.values(d.tips).reduce((s, v) => s + v, 0) : d.tips_cents);
+
 /**
  * The daily chart: one bar of diamonds per day, tips as dots on their own
- * scale; every bar has a <title> (the numbers), and the whole chart a
- * text summary for screen readers.
+ * scale; every bar has a <title> (the numbers, each currency apart), and
+ * the whole chart a text summary for screen readers.
  */
 export function chart(days, width = 600) {
   // Drawn at the container's width (no scaling), so labels keep their size.
@@ -32,11 +41,14 @@ export function chart(days, width = 600) {
   const n = Math.max(days.length, 1);
   const bw = (W - pad.l - pad.r) / n;
   const maxD = Math.max(1, ...days.map((d) => d.diamonds));
-  const maxT = Math.max(1, ...days.map((d) => d.tips_cents));
+  const maxT = Math.max(1, ...days.map(tipsUnits));
   const y = (v, max) => pad.t + (H - pad.t - pad.b) * (1 - v / max);
   const totalD = days.reduce((s, d) => s + d.diamonds, 0);
-  const totalT = days.reduce((s, d) => s + d.tips_cents, 0);
-  const summary = t('studio.chart_summary', { n: days.length, diamonds: num(totalD), tips: (totalT / 100).toFixed(2) });
+  const totalT = {};
+  for (const d of days) {
+    for (const [c, v] of Object.entries(d.tips || { usd: d.tips_cents })) totalT[c] = (totalT[c] || 0) + v;
+  }
+  const summary = t('studio.chart_summary', { n: days.length, diamonds: num(totalD), tips: tipsText(totalT) });
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': summary, class: 'chart-svg', width: W, height: H },
     svg('title', {}, summary),
     svg('line', { x1: pad.l, x2: W - pad.r, y1: H - pad.b, y2: H - pad.b, class: 'axis' }));
@@ -47,10 +59,10 @@ export function chart(days, width = 600) {
       x: (x + bw * 0.15).toFixed(1), y: top.toFixed(1), width: (bw * 0.7).toFixed(1),
       height: Math.max(0, H - pad.b - top).toFixed(1), class: d.diamonds ? 'bar' : 'bar zero', rx: 2,
       'data-day': d.day_ms, 'data-diamonds': d.diamonds,
-    }, svg('title', {}, t('studio.chart_day', { day: day(d.day_ms), diamonds: num(d.diamonds), tips: (d.tips_cents / 100).toFixed(2) })));
+    }, svg('title', {}, t('studio.chart_day', { day: day(d.day_ms), diamonds: num(d.diamonds), tips: tipsText(d.tips || { usd: d.tips_cents }) })));
     root.append(bar);
-    if (d.tips_cents) {
-      root.append(svg('circle', { cx: (x + bw / 2).toFixed(1), cy: y(d.tips_cents, maxT).toFixed(1), r: 3.5, class: 'tip-dot' }));
+    if (tipsUnits(d)) {
+      root.append(svg('circle', { cx: (x + bw / 2).toFixed(1), cy: y(tipsUnits(d), maxT).toFixed(1), r: 3.5, class: 'tip-dot' }));
     }
     // A label every week back from today (fewer when narrow).
     const every = W < 480 ? 14 : 7;

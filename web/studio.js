@@ -33,10 +33,31 @@ function notice(text) {
   $('notice').hidden = !text;
 }
 
-/** Diamonds in the cash-out currency, from the terms. */
+/** The currency of the cash-out form (the default one until chosen). */
+function cashCurrency() {
+  return $('cash-currency').value || (terms ? terms.currency : 'usd');
+}
+
+/** The rate and daily cap of `currency` (the default one's at the top of the terms). */
+function rateOf(currency) {
+  return (terms && terms.currencies && terms.currencies[currency]) || terms;
+}
+
+/** Diamonds in the cash-out form's currency, from the terms. */
 function value(diamonds) {
   if (!terms) return '';
-  return money(Math.floor((diamonds * terms.cents_per_100_diamonds) / 100), terms.currency);
+  const c = cashCurrency();
+  return money(Math.floor((diamonds * rateOf(c).cents_per_100_diamonds) / 100), c);
+}
+
+/**
+ * The money of `field` in every currency that has some ("$5.00 · 3,00 €"):
+ * each currency apart, never added up; zero in the default currency when none.
+ */
+function moneys(e, field) {
+  const parts = Object.entries(e.currencies || {}).filter(([, v]) => v[field]).map(([c, v]) => money(v[field], c));
+  if (!e.currencies && e[field]) parts.push(money(e[field], 'usd'));
+  return parts.length ? parts.join(' · ') : money(0, terms ? terms.currency : 'usd');
 }
 
 async function earnings() {
@@ -44,9 +65,9 @@ async function earnings() {
   setText($('e-pending'), dia(e.diamonds_pending));
   setText($('e-held'), dia(e.diamonds_held));
   setText($('e-available'), `${dia(e.diamonds_available)}${terms ? ` · ${value(e.diamonds_available)}` : ''}`);
-  setText($('e-cashed'), `${dia(e.diamonds_cashed_out)} · ${money(e.cashed_out_cents, terms ? terms.currency : 'usd')}`);
-  setText($('e-tips'), money(e.tips_cents, terms ? terms.currency : 'usd'));
-  setText($('e-reversed'), `${dia(e.diamonds_reversed)} · ${money(e.tips_reversed_cents, terms ? terms.currency : 'usd')}`);
+  setText($('e-cashed'), `${dia(e.diamonds_cashed_out)} · ${moneys(e, 'cashed_out_cents')}`);
+  setText($('e-tips'), moneys(e, 'tips_cents'));
+  setText($('e-reversed'), `${dia(e.diamonds_reversed)} · ${moneys(e, 'tips_reversed_cents')}`);
   for (const [id, v] of [['e-pending', e.diamonds_pending], ['e-held', e.diamonds_held], ['e-available', e.diamonds_available],
     ['e-cashed', e.diamonds_cashed_out], ['e-tips', e.tips_cents], ['e-reversed', e.diamonds_reversed]]) {
     $(id).dataset.value = String(v);
@@ -67,7 +88,7 @@ async function pollOnce() {
     daily();
     videos();
   }
-  if (prev.tips_cents !== lastEarnings.tips_cents || prev.tips_reversed_cents !== lastEarnings.tips_reversed_cents) tables.tips.reload();
+  if (JSON.stringify(prev.currencies) !== JSON.stringify(lastEarnings.currencies)) tables.tips.reload();
   if (prev.diamonds_cashed_out !== lastEarnings.diamonds_cashed_out
     || prev.diamonds_cashout_pending !== lastEarnings.diamonds_cashout_pending) tables.cashouts.reload();
 }
@@ -107,24 +128,26 @@ function historyTables() {
       where(g.target), { num: num(g.diamonds) }], { 'data-seq': g.seq }));
   tables.tips = history(section('t-tips'), '/v1/creators/me/tips', 'tips', (x) =>
     tr([when(x.created_ms), x.sender, el('span', { class: 'cell-message' }, x.message),
-      t(`studio.tip_${x.status}`) + (x.cents_reversed ? ` · ${t('studio.reversed')} ${money(x.cents_reversed, 'usd')}` : ''),
-      { num: money(x.amount_cents, 'usd') }]));
+      t(`studio.tip_${x.status}`) + (x.cents_reversed ? ` · ${t('studio.reversed')} ${money(x.cents_reversed, x.currency || 'usd')}` : ''),
+      { num: money(x.amount_cents, x.currency || 'usd') }], { 'data-currency': x.currency || 'usd' }));
   tables.cashouts = history(section('t-cashouts'), '/v1/creators/me/cashouts', 'cashouts', (c) =>
-    tr([when(c.created_ms), { num: num(c.diamonds) }, { num: money(c.amount_cents, terms ? terms.currency : 'usd') },
+    tr([when(c.created_ms), { num: num(c.diamonds) }, { num: money(c.amount_cents, c.currency || 'usd') },
       el('span', { class: `state state-${c.status}` }, t(`studio.cash_${c.status}`))], { 'data-status': c.status }));
 }
 
 function cashForm() {
   const input = $('cash-diamonds');
-  input.addEventListener('input', () => setText($('cash-value'), input.value ? t('studio.cash_value', { value: value(Number(input.value)) }) : ''));
+  const showValue = () => setText($('cash-value'), input.value ? t('studio.cash_value', { value: value(Number(input.value)) }) : '');
+  input.addEventListener('input', showValue);
+  $('cash-currency').addEventListener('change', showValue);
   $('cash-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const diamonds = Number(input.value);
     if (!Number.isInteger(diamonds) || diamonds <= 0) return status('cash-status', t('studio.cash_bad'), true);
     $('cash-go').disabled = true;
     try {
-      const r = await api('/v1/creators/me/cashouts', { method: 'POST', body: { diamonds, id: newId() } });
-      status('cash-status', t('studio.cash_done', { diamonds: num(r.diamonds), amount: money(r.amount_cents, terms.currency), state: t(`studio.cash_${r.status}`) }));
+      const r = await api('/v1/creators/me/cashouts', { method: 'POST', body: { diamonds, id: newId(), currency: cashCurrency() } });
+      status('cash-status', t('studio.cash_done', { diamonds: num(r.diamonds), amount: money(r.amount_cents, r.currency || cashCurrency()), state: t(`studio.cash_${r.status}`) }));
       input.value = '';
       setText($('cash-value'), '');
       await earnings();
@@ -140,11 +163,20 @@ function cashForm() {
 function showTerms(x) {
   terms = x;
   const hours = Math.round(x.hold_s / 3600);
+  // Each currency's rate and daily cap, the default currency first.
+  const codes = Object.keys(x.currencies || {}).sort((a, b) => (b === x.currency) - (a === x.currency));
+  if (!codes.length) codes.push(x.currency);
+  const each = (f) => codes.map((c) => money(rateOf(c)[f], c)).join(' · ');
+  const sel = $('cash-currency');
+  sel.replaceChildren(...codes.map((c) => el('option', { value: c }, c.toUpperCase())));
+  sel.value = x.currency;
+  sel.hidden = codes.length < 2;
+  $('cash-currency-label').hidden = sel.hidden;
   $('terms').replaceChildren(
-    el('li', {}, t('studio.term_rate', { value: money(x.cents_per_100_diamonds, x.currency) })),
+    el('li', {}, t('studio.term_rate', { value: each('cents_per_100_diamonds') })),
     el('li', {}, t('studio.term_min', { n: num(x.diamonds_min), value: value(x.diamonds_min) })),
     el('li', {}, x.hold_s < 3600 ? t('studio.term_hold_s', { n: num(x.hold_s) }) : t('studio.term_hold', { n: num(hours) })),
-    el('li', {}, t('studio.term_daily', { n: num(x.cashouts_per_day_max), value: money(x.cents_per_day_max, x.currency) })));
+    el('li', {}, t('studio.term_daily', { n: num(x.cashouts_per_day_max), value: each('cents_per_day_max') })));
   $('cash-diamonds').min = String(x.diamonds_min);
 }
 

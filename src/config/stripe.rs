@@ -20,7 +20,8 @@ pub struct CoinPackage {
     pub coins: i64,
     /// Price in cents.
     pub price_cents: i64,
-    /// ISO currency, lower case (only `usd` is supported).
+    /// ISO currency, lower case: one of `stripe.currencies`. The
+    /// PaymentIntent is made in it.
     pub currency: String,
 }
 
@@ -65,9 +66,17 @@ pub struct StripeConfig {
     pub transfer_lookup_after_s: u64,
     /// Coin packages for sale.
     pub packages: Vec<CoinPackage>,
-    /// Currency of tips and cash-outs, lower case (only `usd`).
+    /// Fiat currencies money moves in, lower case (each one the ledger
+    /// keeps accounts in: `usd`, `eur`): packages are priced in them, tips
+    /// and cash-outs may name one.
+    pub currencies: Vec<String>,
+    /// The default currency, lower case (one of `currencies`): of a
+    /// cash-out or tip that names none, and the one
+    /// `cashout_cents_per_100_diamonds` and `payouts.cashout_cents_per_day_max`
+    /// are in (unless `payouts.rates` has an entry for it).
     pub currency: String,
-    /// Cents paid for 100 diamonds at cash-out (50 = $0.005 a diamond).
+    /// Cents of `currency` paid for 100 diamonds at cash-out (50 = $0.005 a
+    /// diamond).
     pub cashout_cents_per_100_diamonds: i64,
     /// Fewest diamonds in one cash-out.
     pub cashout_diamonds_min: i64,
@@ -126,7 +135,26 @@ impl Default for StripeConfig {
                     price_cents: 1999,
                     currency: "usd".into(),
                 },
+                CoinPackage {
+                    id: "coins_70_eur".into(),
+                    coins: 70,
+                    price_cents: 99,
+                    currency: "eur".into(),
+                },
+                CoinPackage {
+                    id: "coins_350_eur".into(),
+                    coins: 350,
+                    price_cents: 499,
+                    currency: "eur".into(),
+                },
+                CoinPackage {
+                    id: "coins_1400_eur".into(),
+                    coins: 1400,
+                    price_cents: 1999,
+                    currency: "eur".into(),
+                },
             ],
+            currencies: vec!["usd".into(), "eur".into()],
             currency: "usd".into(),
             cashout_cents_per_100_diamonds: 50,
             cashout_diamonds_min: 1000,

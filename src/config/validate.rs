@@ -359,17 +359,15 @@ impl Config {
         if st.retry_len_max > 10 {
             return bad("stripe.retry_len_max", "at most 10");
         }
-        if st.currency != "usd" {
-            return bad("stripe.currency", "only `usd` is supported");
-        }
         for (i, p) in st.packages.iter().enumerate() {
-            if p.id.is_empty() || p.coins <= 0 || p.price_cents <= 0 || p.currency != "usd" {
+            if p.id.is_empty() || p.coins <= 0 || p.price_cents <= 0 {
                 return bad(
                     &format!("stripe.packages[{i}]"),
-                    "needs an id, coins > 0, price_cents > 0 and currency `usd`",
+                    "needs an id, coins > 0 and price_cents > 0",
                 );
             }
         }
+        self.validate_currencies()?;
         if st.cashout_cents_per_100_diamonds <= 0 {
             return bad(
                 "stripe.cashout_cents_per_100_diamonds",

@@ -43,6 +43,8 @@ pub(super) async fn earnings(
         "diamonds_unrecovered": l.funds.diamonds_unrecovered,
         "tips_reversed_cents": l.funds.tips_reversed_cents,
         "tips_recovered_cents": l.funds.tips_recovered_cents,
+        // The money fields above are USD; every currency's, apart:
+        "currencies": l.currencies,
     })))
 }
 
@@ -71,6 +73,9 @@ pub(super) async fn payouts(
 pub(super) struct Cashout {
     diamonds: i64,
     id: String,
+    /// One of `stripe.currencies`; absent: `stripe.currency`.
+    #[serde(default)]
+    currency: Option<String>,
 }
 
 pub(super) async fn cashout(
@@ -79,7 +84,13 @@ pub(super) async fn cashout(
     JsonBody(c): JsonBody<Cashout>,
 ) -> Result<Json<crate::ledger::CashoutRecord>, Error> {
     who.require(Role::Creator)?;
-    payments::cashout(&state.payments(), &who.user, c.diamonds, &c.id)
-        .await
-        .map(Json)
+    payments::cashout(
+        &state.payments(),
+        &who.user,
+        c.diamonds,
+        &c.id,
+        c.currency.as_deref(),
+    )
+    .await
+    .map(Json)
 }

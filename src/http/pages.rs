@@ -151,9 +151,10 @@ fn paying_csp(cfg: &crate::config::Config) -> String {
     )
 }
 
-/// `GET /v1/coins/packages` (anyone): the coin packages for sale, and what
-/// the pages need to pay with Stripe.js (`stripe`: `{publishable_key,
-/// js_url}`, null while the pages take no payment).
+/// `GET /v1/coins/packages` (anyone): the coin packages for sale (each in
+/// its currency; `currencies` lists those offered, `currency` the
+/// default), and what the pages need to pay with Stripe.js (`stripe`:
+/// `{publishable_key, js_url}`, null while the pages take no payment).
 pub async fn packages(State(state): State<Shared>) -> axum::Json<serde_json::Value> {
     let st = &state.cfg.stripe;
     let stripe = pays(&state.cfg)
@@ -162,6 +163,8 @@ pub async fn packages(State(state): State<Shared>) -> axum::Json<serde_json::Val
         "packages": st.packages.iter().map(|p| serde_json::json!({
             "id": p.id, "coins": p.coins, "price_cents": p.price_cents, "currency": p.currency,
         })).collect::<Vec<_>>(),
+        "currencies": st.currencies,
+        "currency": st.currency,
         "stripe": stripe,
     }))
 }

@@ -38,6 +38,8 @@ pub(super) async fn stripe_webhook(
 #[serde(deny_unknown_fields)]
 pub(super) struct Tip {
     amount_cents: i64,
+    // Absent: the default currency (`stripe.currency`).
+    #[serde(default)]
     currency: String,
     #[serde(default)]
     message: String,

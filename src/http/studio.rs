@@ -118,7 +118,8 @@ pub(super) async fn tips(
 }
 
 /// `GET /v1/creators/me/cashouts?limit=&cursor=` (creator): cash-outs,
-/// newest first, with the terms of a new one.
+/// newest first (each with its currency), with the terms of a new one (the
+/// default currency's, and each currency's rate in `terms.currencies`).
 pub(super) async fn cashouts(
     State(state): State<Shared>,
     Caller(who): Caller,
@@ -136,13 +137,31 @@ pub(super) async fn cashouts(
         key: c.cashout_id.clone(),
     });
     let (st, po) = (&state.cfg.stripe, &state.cfg.payouts);
+    // The default currency's rate at the top (as before currencies), and
+    // every currency's in `currencies`.
+    let currencies: serde_json::Map<String, serde_json::Value> = st
+        .currencies
+        .iter()
+        .filter_map(|c| {
+            let r = state.cfg.cashout_rate(c)?;
+            Some((
+                c.clone(),
+                json!({
+                    "cents_per_100_diamonds": r.cents_per_100_diamonds,
+                    "cents_per_day_max": r.cents_per_day_max,
+                }),
+            ))
+        })
+        .collect();
+    let default = state.cfg.cashout_rate(&st.currency);
     v["terms"] = json!({
         "currency": st.currency,
-        "cents_per_100_diamonds": st.cashout_cents_per_100_diamonds,
+        "cents_per_100_diamonds": default.map_or(st.cashout_cents_per_100_diamonds, |r| r.cents_per_100_diamonds),
         "diamonds_min": st.cashout_diamonds_min,
         "hold_s": po.hold_s,
         "cashouts_per_day_max": po.cashouts_per_day_max,
-        "cents_per_day_max": po.cashout_cents_per_day_max,
+        "cents_per_day_max": default.map_or(po.cashout_cents_per_day_max, |r| r.cents_per_day_max),
+        "currencies": currencies,
     });
     Ok(Json(v))
 }
@@ -155,7 +174,8 @@ pub(super) struct DailyQuery {
 
 /// `GET /v1/creators/me/earnings/daily?days=` (creator): one entry per UTC
 /// day of the last `days` (1..=30, default 30, today included), oldest
-/// first, days without earnings at zero.
+/// first, days without earnings at zero; `tips_cents` is USD, `tips` the
+/// cents of each currency tipped that day.
 pub(super) async fn daily(
     State(state): State<Shared>,
     Caller(who): Caller,
@@ -181,6 +201,7 @@ pub(super) async fn daily(
             "day_ms": day_ms,
             "diamonds": r.map_or(0, |r| r.diamonds),
             "tips_cents": r.map_or(0, |r| r.tips_cents),
+            "tips": r.map(|r| json!(r.tips)).unwrap_or_else(|| json!({})),
         }));
     }
     Ok(Json(json!({ "days": out })))

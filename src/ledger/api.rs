@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use super::types::*;
 use super::{account, DIAMOND, USD};
 use crate::error::Result;
+use crate::model::Fiat;
 use crate::model::{Batch, PayoutLimits, Snapshot, Target};
 
 /// Every ledger gives the counters engines what they read from it.
@@ -76,8 +77,28 @@ pub trait Ledger:
     async fn balance(&self, account: &str, currency: &str) -> Result<i64>;
 
     /// A creator's settled earnings, cash-outs and tips (derived from
-    /// balances).
+    /// balances; the money of each currency apart).
     async fn earnings(&self, creator: &str) -> Result<LedgerEarnings> {
+        let funds = self.payout_funds(creator).await?;
+        let mut currencies = std::collections::BTreeMap::new();
+        for fiat in Fiat::ALL {
+            let (reversed, recovered) = funds
+                .tips_reversed_by_currency
+                .get(&fiat)
+                .copied()
+                .unwrap_or_default();
+            currencies.insert(
+                fiat,
+                FiatEarnings {
+                    tips_cents: self.balance(&account::tips(creator), fiat.code()).await?,
+                    cashed_out_cents: self
+                        .balance(&account::payouts(creator), fiat.code())
+                        .await?,
+                    tips_reversed_cents: reversed,
+                    tips_recovered_cents: recovered,
+                },
+            );
+        }
         Ok(LedgerEarnings {
             diamonds_settled: self.balance(&account::earnings(creator), DIAMOND).await?,
             diamonds_cashed_out: self.balance(&account::cashed_out(creator), DIAMOND).await?,
@@ -86,7 +107,8 @@ pub trait Ledger:
                 .balance(&account::cashout_pending(creator), DIAMOND)
                 .await?,
             cashed_out_cents: self.balance(&account::payouts(creator), USD).await?,
-            funds: self.payout_funds(creator).await?,
+            funds,
+            currencies,
         })
     }
 

@@ -42,8 +42,10 @@ pub enum LedgerError {
         /// The limit.
         max: i64,
     },
-    /// The creator reached `payouts.cashout_cents_per_day_max`.
-    #[error("at most {max} cents cashed out per 24 hours (payouts.cashout_cents_per_day_max)")]
+    /// The creator reached the daily cents cap of the cash-out's currency
+    /// (`payouts.cashout_cents_per_day_max`, or
+    /// `payouts.rates.<currency>.cents_per_day_max`).
+    #[error("at most {max} cents of this currency cashed out per 24 hours (payouts.cashout_cents_per_day_max or payouts.rates.<currency>.cents_per_day_max)")]
     CashoutCentsPerDay {
         /// The limit.
         max: i64,

@@ -48,8 +48,13 @@ use crate::model::PayoutLimits;
 pub const COIN: &str = "COIN";
 /// Diamonds, the creators' currency.
 pub const DIAMOND: &str = "DIAMOND";
-/// US dollars, in cents (coin purchases, tips, cash-outs).
+/// US dollars, in cents (coin purchases, tips, cash-outs): [`Fiat::Usd`]'s
+/// code. Every fiat currency has its own accounts ([`Fiat`]).
 pub const USD: &str = "USD";
+/// Euros, in cents: [`Fiat::Eur`]'s code.
+pub const EUR: &str = "EUR";
+
+pub use crate::model::Fiat;
 
 /// Account names. The mint issues currency (its balance goes negative).
 pub mod account {

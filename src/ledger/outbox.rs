@@ -236,7 +236,7 @@ fn tip_data(t: &TipRecord) -> serde_json::Value {
         kind: id,
         "sender": t.sender,
         "amount_cents": t.amount_cents,
-        "currency": "usd",
+        "currency": t.currency,
         "message": t.message,
         "payment_intent": t.payment_intent,
     })

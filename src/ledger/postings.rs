@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use super::types::*;
-use super::{account, COIN, DIAMOND, USD};
-use crate::model::PendingGift;
+use super::{account, COIN, DIAMOND};
+use crate::model::{Fiat, PendingGift};
 
 /// Postings keyed by (account, currency, kind).
 pub type Postings = BTreeMap<(String, &'static str, &'static str), i64>;
@@ -62,8 +62,10 @@ pub fn batch_postings<'a>(
 
 /// The postings of a purchase: coins from the mint, first to the buyer's
 /// debt (`to_debt`, at most what is owed), the rest to the wallet; cents
-/// from the customers to the platform's Stripe balance.
+/// (of the purchase's currency) from the customers to the platform's Stripe
+/// balance.
 pub fn purchase_postings(op: &PurchaseOp, to_debt: i64) -> Postings {
+    let fiat = op.currency.code();
     debug_assert!(
         (0..=op.coins).contains(&to_debt),
         "repays at most the purchase"
@@ -76,11 +78,11 @@ pub fn purchase_postings(op: &PurchaseOp, to_debt: i64) -> Postings {
     );
     p.insert((account::debt(&op.user), COIN, "debt"), to_debt);
     p.insert(
-        (account::STRIPE_CUSTOMERS.into(), USD, "external"),
+        (account::STRIPE_CUSTOMERS.into(), fiat, "external"),
         -op.amount_cents,
     );
     p.insert(
-        (account::STRIPE_PLATFORM.into(), USD, "external"),
+        (account::STRIPE_PLATFORM.into(), fiat, "external"),
         op.amount_cents,
     );
     p.retain(|_, v| *v != 0);
@@ -89,41 +91,49 @@ pub fn purchase_postings(op: &PurchaseOp, to_debt: i64) -> Postings {
 
 /// The postings of a refund of `cents` (this refund's part): the reversed
 /// coins go back to the mint, taken from the wallet, the rest recorded as
-/// the user's debt; the cents go back from the platform to the customer.
-pub fn refund_postings(user: &str, op: &RefundOp, cents: i64) -> Postings {
-    reversal_postings(user, op.coins_reversed, op.coins_taken, cents)
+/// the user's debt; the cents (in the purchase's currency `fiat`) go back
+/// from the platform to the customer.
+pub fn refund_postings(user: &str, op: &RefundOp, cents: i64, fiat: Fiat) -> Postings {
+    reversal_postings(user, op.coins_reversed, op.coins_taken, cents, fiat)
 }
 
 /// The postings of money taken back (a refund or a chargeback): the
 /// reversed coins go back to the mint, `coins_taken` of them from the
-/// wallet and the rest recorded as the user's debt; the cents go back from
-/// the platform to the customer.
+/// wallet and the rest recorded as the user's debt; the cents (in the
+/// purchase's currency `fiat`) go back from the platform to the customer.
 pub fn reversal_postings(
     user: &str,
     coins_reversed: i64,
     coins_taken: i64,
     cents: i64,
+    fiat: Fiat,
 ) -> Postings {
+    let fiat = fiat.code();
     let mut p = Postings::new();
     let debt = coins_reversed - coins_taken;
     p.insert((account::MINT.into(), COIN, "mint"), coins_reversed);
     p.insert((account::wallet(user), COIN, "wallet"), -coins_taken);
     p.insert((account::debt(user), COIN, "debt"), -debt);
-    p.insert((account::STRIPE_CUSTOMERS.into(), USD, "external"), cents);
-    p.insert((account::STRIPE_PLATFORM.into(), USD, "external"), -cents);
+    p.insert((account::STRIPE_CUSTOMERS.into(), fiat, "external"), cents);
+    p.insert((account::STRIPE_PLATFORM.into(), fiat, "external"), -cents);
     p.retain(|_, v| *v != 0);
     p
 }
 
 /// The postings of a tip: cents from the customer straight to the
-/// creator's connected account (a destination charge, no fee).
+/// creator's connected account (a destination charge, no fee), in the
+/// tip's currency.
 pub fn tip_postings(tip: &TipRecord) -> Postings {
+    let fiat = tip.currency.code();
     let mut p = Postings::new();
     p.insert(
-        (account::STRIPE_CUSTOMERS.into(), USD, "external"),
+        (account::STRIPE_CUSTOMERS.into(), fiat, "external"),
         -tip.amount_cents,
     );
-    p.insert((account::tips(&tip.creator), USD, "tips"), tip.amount_cents);
+    p.insert(
+        (account::tips(&tip.creator), fiat, "tips"),
+        tip.amount_cents,
+    );
     p
 }
 
@@ -163,11 +173,15 @@ pub fn cashout_end_postings(c: &CashoutRecord, end: &CashoutEnd) -> Postings {
                 c.diamonds,
             );
             p.insert(
-                (account::STRIPE_PLATFORM.into(), USD, "external"),
+                (
+                    account::STRIPE_PLATFORM.into(),
+                    c.currency.code(),
+                    "external",
+                ),
                 -c.amount_cents,
             );
             p.insert(
-                (account::payouts(&c.creator), USD, "payouts"),
+                (account::payouts(&c.creator), c.currency.code(), "payouts"),
                 c.amount_cents,
             );
         }
@@ -181,11 +195,12 @@ pub fn cashout_end_postings(c: &CashoutRecord, end: &CashoutEnd) -> Postings {
     p
 }
 
-/// The postings of a won tip dispute from its withdrawal's USD `entries`:
-/// the cents come back (customers → platform), the recorded loss is taken
-/// back, and when `repaid` the creator's recovered cents go back to them
-/// (the withdrawal negated whole).
-pub fn tip_reinstated_postings(entries: &[(String, i64)], repaid: bool) -> Postings {
+/// The postings of a won tip dispute from its withdrawal's `entries` (in
+/// the tip's currency `fiat`): the cents come back (customers → platform),
+/// the recorded loss is taken back, and when `repaid` the creator's
+/// recovered cents go back to them (the withdrawal negated whole).
+pub fn tip_reinstated_postings(entries: &[(String, i64)], repaid: bool, fiat: Fiat) -> Postings {
+    let fiat = fiat.code();
     let mut p = Postings::new();
     let cents = entries
         .iter()
@@ -200,19 +215,18 @@ pub fn tip_reinstated_postings(entries: &[(String, i64)], repaid: bool) -> Posti
         } else if acct == account::PLATFORM_LOSS {
             "loss"
         } else if acct == account::STRIPE_PLATFORM && !repaid {
-            *p.entry((acct.clone(), USD, "external")).or_default() += cents;
+            *p.entry((acct.clone(), fiat, "external")).or_default() += cents;
             continue;
         } else {
             "external"
         };
-        *p.entry((acct.clone(), USD, kind)).or_default() -= amount;
+        *p.entry((acct.clone(), fiat, kind)).or_default() -= amount;
     }
     p.retain(|_, v| *v != 0);
     p
 }
 
-/// (cents, cents recovered from the creator) of a tip reversal's USD
-/// entries.
+/// (cents, cents recovered from the creator) of a tip reversal's entries.
 pub fn tip_amounts_of(entries: &[(String, i64)]) -> (i64, i64) {
     let get = |f: &dyn Fn(&str) -> bool| {
         entries
@@ -251,18 +265,20 @@ pub fn clawback_undo_postings(entries: &[(String, i64)]) -> Postings {
 
 /// The postings of a tip refunded or disputed: the platform pays the
 /// customer back, the transfer reversal brings `recovered` back from the
-/// creator's account, and the rest is the platform's loss.
-pub fn tip_reversal_postings(creator: &str, cents: i64, recovered: i64) -> Postings {
+/// creator's account, and the rest is the platform's loss (all in the
+/// tip's currency `fiat`).
+pub fn tip_reversal_postings(creator: &str, cents: i64, recovered: i64, fiat: Fiat) -> Postings {
+    let fiat = fiat.code();
     let mut p = Postings::new();
     let lost = cents - recovered;
-    *p.entry((account::STRIPE_CUSTOMERS.into(), USD, "external"))
+    *p.entry((account::STRIPE_CUSTOMERS.into(), fiat, "external"))
         .or_default() += cents;
-    *p.entry((account::STRIPE_PLATFORM.into(), USD, "external"))
+    *p.entry((account::STRIPE_PLATFORM.into(), fiat, "external"))
         .or_default() += recovered - cents;
-    *p.entry((account::tips(creator), USD, "tips")).or_default() -= recovered;
-    *p.entry((account::unrecovered(creator), USD, "external"))
+    *p.entry((account::tips(creator), fiat, "tips")).or_default() -= recovered;
+    *p.entry((account::unrecovered(creator), fiat, "external"))
         .or_default() -= lost;
-    *p.entry((account::PLATFORM_LOSS.into(), USD, "loss"))
+    *p.entry((account::PLATFORM_LOSS.into(), fiat, "loss"))
         .or_default() += lost;
     p.retain(|_, v| *v != 0);
     p

@@ -131,8 +131,8 @@ pub fn valid_reversal(coins_reversed: i64, coins_taken: i64) -> bool {
 }
 
 /// Why a cash-out is refused by the hold or the daily limits, if it is:
-/// `available` diamonds now, and the creator's cash-outs (count, cents)
-/// in the last 24 hours.
+/// `available` diamonds now, and the creator's cash-outs in the last 24
+/// hours (count in every currency, cents in the cash-out's currency).
 pub fn cashout_refusal(
     c: &CashoutRecord,
     limits: &PayoutLimits,
@@ -144,10 +144,9 @@ pub fn cashout_refusal(
             max: limits.cashouts_per_day_max,
         });
     }
-    if day.1.saturating_add(c.amount_cents) > limits.cashout_cents_per_day_max {
-        return Some(LedgerError::CashoutCentsPerDay {
-            max: limits.cashout_cents_per_day_max,
-        });
+    let cents_max = limits.cents_per_day_max(c.currency);
+    if day.1.saturating_add(c.amount_cents) > cents_max {
+        return Some(LedgerError::CashoutCentsPerDay { max: cents_max });
     }
     if c.diamonds > available {
         return Some(LedgerError::NotAvailable { available });

@@ -9,10 +9,13 @@
 //! Must not: write anything, or show unsettled gifts (only what the
 //! ledger holds; pending diamonds are the counters engine's).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::model::Fiat;
 
 /// The key of the last row of a history page; the next page starts after
 /// it (rows are newest first): `(ms, n, key)` = `(ts_ms, seq, target)` for
@@ -58,8 +61,10 @@ pub struct CreatorTip {
     pub sender: String,
     /// Where: `room:ID` or `video:ID`.
     pub target: String,
-    /// Amount, cents.
+    /// Amount, cents of `currency`.
     pub amount_cents: i64,
+    /// The tip's currency (`usd`, `eur`).
+    pub currency: Fiat,
     /// The tipper's message (may be empty).
     pub message: String,
     /// `pending` (not paid yet) or `succeeded`.
@@ -77,8 +82,10 @@ pub struct CreatorCashout {
     pub cashout_id: String,
     /// Diamonds cashed out.
     pub diamonds: i64,
-    /// Their value, cents.
+    /// Their value, cents of `currency`.
     pub amount_cents: i64,
+    /// The Transfer's currency (`usd`, `eur`).
+    pub currency: Fiat,
     /// `pending`, `completed`, `reversed` or `flagged`.
     pub status: String,
     /// When it was asked for, ms since the epoch.
@@ -94,8 +101,11 @@ pub struct DailyEarnings {
     pub day_ms: i64,
     /// Diamonds of the gifts accepted that day (settled).
     pub diamonds: i64,
-    /// Cents of the tips paid that day (created that day).
+    /// USD cents of the tips paid that day (created that day).
     pub tips_cents: i64,
+    /// Cents of the tips paid that day, per currency (only those with
+    /// tips).
+    pub tips: BTreeMap<Fiat, i64>,
 }
 
 /// One supporter of a creator.

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Fiat;
+
 /// A Stripe event as the ledger records it (once per id, in the same
 /// transaction as its effect).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct PurchaseOp {
     pub coins: i64,
     /// Price paid, cents (> 0).
     pub amount_cents: i64,
+    /// The currency of the price (its accounts take the cents).
+    pub currency: Fiat,
 }
 
 /// A purchase as recorded, with what refunds took back so far.
@@ -50,6 +54,8 @@ pub struct PurchaseRecord {
     /// Of `coins`, those that repaid the buyer's debt when it was paid (the
     /// wallet got the rest).
     pub coins_to_debt: i64,
+    /// The currency of the price (refunds and disputes move it).
+    pub currency: Fiat,
 }
 
 /// A refund (`charge.refunded`): the counters engine took `coins_taken`
@@ -134,6 +140,9 @@ pub struct TipRecord {
     pub amount_cents: i64,
     /// The tipper's message.
     pub message: String,
+    /// The tip's currency (its accounts take the cents).
+    #[sqlx(try_from = "String")]
+    pub currency: Fiat,
 }
 
 /// A cash-out of diamonds to a creator's connected account.
@@ -174,6 +183,10 @@ pub struct CashoutRecord {
     /// Recovery leaves it alone until then, ms since epoch.
     #[serde(skip)]
     pub next_try_ms: i64,
+    /// The currency of the Transfer (default: USD, as every cash-out
+    /// before migration 0013).
+    #[sqlx(try_from = "String")]
+    pub currency: Fiat,
 }
 
 /// How a pending cash-out ends.
@@ -224,14 +237,31 @@ pub struct LedgerEarnings {
     pub diamonds_settled: i64,
     /// Diamonds cashed out.
     pub diamonds_cashed_out: i64,
-    /// Tips received, cents.
+    /// Tips received, USD cents (every currency: `currencies`).
     pub tips_cents: i64,
     /// Diamonds of cash-outs waiting for their Transfer.
     pub diamonds_cashout_pending: i64,
-    /// Cents transferred by completed cash-outs.
+    /// USD cents transferred by completed cash-outs (every currency:
+    /// `currencies`).
     pub cashed_out_cents: i64,
     /// Hold, clawbacks and tip reversals.
     pub funds: PayoutFunds,
+    /// The money of each currency, apart (every fiat currency, zeros
+    /// included).
+    pub currencies: BTreeMap<Fiat, FiatEarnings>,
+}
+
+/// A creator's money in one currency, cents of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FiatEarnings {
+    /// Tips received (less what reversals recovered).
+    pub tips_cents: i64,
+    /// Transferred by completed cash-outs.
+    pub cashed_out_cents: i64,
+    /// Tip cents refunded or disputed.
+    pub tips_reversed_cents: i64,
+    /// Of those, cents a transfer reversal took back from the creator.
+    pub tips_recovered_cents: i64,
 }
 
 /// The rolling window of the daily cash-out limits, ms.
@@ -250,10 +280,12 @@ pub struct PayoutFunds {
     /// Diamonds a reversal could not claw back (already available or
     /// cashed out): the platform's loss.
     pub diamonds_unrecovered: i64,
-    /// Tip cents refunded or disputed (paid back by the platform).
+    /// USD tip cents refunded or disputed (paid back by the platform).
     pub tips_reversed_cents: i64,
     /// Of those, cents a transfer reversal took back from the creator.
     pub tips_recovered_cents: i64,
+    /// Per currency: (tip cents reversed, of those recovered).
+    pub tips_reversed_by_currency: BTreeMap<Fiat, (i64, i64)>,
 }
 
 /// A refund or dispute of a tip (a destination charge): the platform paid

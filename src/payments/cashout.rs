@@ -7,7 +7,7 @@
 //! a cash-out without the ledger recording it.
 
 use crate::error::{Error, Result};
-use crate::ledger::{CashoutEnd, CashoutRecord};
+use crate::ledger::{CashoutEnd, CashoutRecord, Fiat};
 use crate::protocol::{now_ms, valid_client_id};
 
 use super::stripe::{currency, CreateTransfer, ListTransfer, StripeClient, StripeError, Transfer};
@@ -20,17 +20,29 @@ use super::{client, metadata, PaymentError, Payments, PaymentsApp};
 /// reverses or flags it. No answer from Stripe leaves it pending for
 /// [`recover_cashouts`]. A replay of a pending cash-out drives it as
 /// recovery does (a lookup at Stripe first once its attempt is old).
+///
+/// `currency` (lower case; None: `stripe.currency`) is one of
+/// `stripe.currencies`: the Transfer is made in it, at its rate
+/// ([`crate::config::Config::cashout_rate`]), and recorded in its accounts.
 pub async fn cashout(
     state: &Payments<'_>,
     creator: &str,
     diamonds: i64,
     id: &str,
+    currency: Option<&str>,
 ) -> Result<CashoutRecord> {
     let c = client(state)?;
     let cfg = &state.cfg.stripe;
     if !valid_client_id(id) {
         return Err(Error::bad_request("id must be 1..=64 characters"));
     }
+    let code = currency.unwrap_or(&cfg.currency);
+    let (fiat, rate) = Fiat::parse(code)
+        .filter(|f| f.lower() == code)
+        .zip(state.cfg.cashout_rate(code))
+        .ok_or_else(|| {
+            Error::bad_request(format!("currency must be one of {:?}", cfg.currencies))
+        })?;
     if diamonds < cfg.cashout_diamonds_min || diamonds > 1_000_000_000_000 {
         return Err(Error::bad_request(format!(
             "diamonds must be at least {}",
@@ -38,7 +50,7 @@ pub async fn cashout(
         )));
     }
     let cents = diamonds
-        .checked_mul(cfg.cashout_cents_per_100_diamonds)
+        .checked_mul(rate.cents_per_100_diamonds)
         .map(|c| c / 100)
         .ok_or_else(|| Error::bad_request("diamonds out of range"))?;
     if cents <= 0 {
@@ -61,6 +73,7 @@ pub async fn cashout(
             creator: creator.to_string(),
             diamonds,
             amount_cents: cents,
+            currency: fiat,
             status: "pending".into(),
             transfer: None,
             transfer_key: attempt_key(&group, 1),
@@ -94,7 +107,9 @@ pub(super) enum Step {
 /// Whether Stripe's Transfer is the one this cash-out asked for.
 pub(super) fn transfer_matches(t: &Transfer, rec: &CashoutRecord, account: &str) -> bool {
     let dest = t.destination.as_ref().map(|d| d.id().as_str());
-    t.amount == rec.amount_cents && dest == Some(account)
+    t.amount == rec.amount_cents
+        && dest == Some(account)
+        && t.currency.to_string() == rec.currency.lower()
 }
 
 /// Advance a pending cash-out one step: when its current attempt was first
@@ -155,7 +170,7 @@ pub(super) async fn drive(
         tracing::warn!(cashout = %rec.cashout_id, attempt = n, "no Transfer at Stripe for a pending cash-out: sent again under a new key");
         rec = reload(state, &rec.cashout_id).await?;
     }
-    let mut req = CreateTransfer::new(currency(&state.cfg.stripe.currency), account)
+    let mut req = CreateTransfer::new(currency(rec.currency.lower()), account)
         .amount(rec.amount_cents)
         .metadata(metadata([("giftstream_cashout", rec.cashout_id.clone())]));
     if !rec.transfer_group.is_empty() {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::auth::Identity;
 use crate::error::{Error, Result};
-use crate::ledger::{OpKey, PurchaseOp, StripeEventRef};
+use crate::ledger::{Fiat, OpKey, PurchaseOp, StripeEventRef};
 use crate::protocol::valid_client_id;
 
 use super::stripe::{currency, CreatePaymentIntent, PaymentIntentAllowedPaymentMethodTypes};
@@ -57,7 +57,10 @@ pub async fn create_purchase(
         .iter()
         .find(|p| p.id == package)
         .ok_or_else(|| PaymentError::UnknownPackage(package.to_string()))?;
-    let req = CreatePaymentIntent::new(pkg.price_cents, currency(&pkg.currency))
+    // Checked at start (`stripe.packages[i].currency`); never a panic.
+    let fiat = Fiat::parse(&pkg.currency)
+        .ok_or_else(|| Error::internal(format!("package `{}`: unknown currency", pkg.id)))?;
+    let req = CreatePaymentIntent::new(pkg.price_cents, currency(fiat.lower()))
         .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
         .metadata(metadata([
             (META_KIND, "purchase".to_string()),
@@ -85,6 +88,7 @@ pub async fn create_purchase(
             user: who.user.clone(),
             coins: pkg.coins,
             amount_cents: pi.amount,
+            currency: fiat,
         })
         .await?;
     Ok(PurchaseAnswer {
@@ -120,9 +124,8 @@ pub(super) async fn purchase_paid(
         return Ok(WebhookOutcome::Ignored);
     };
     let amount = pi.amount_received.filter(|a| *a > 0).or(pi.amount);
-    if amount != Some(rec.amount_cents)
-        || pi.currency.as_deref() != Some(state.cfg.stripe.currency.as_str())
-    {
+    // Paid in the package's own currency, as recorded at creation.
+    if amount != Some(rec.amount_cents) || pi.currency.as_deref() != Some(rec.currency.lower()) {
         tracing::warn!(
             payment_intent = id,
             "paid amount differs from the purchase: not credited"
@@ -136,6 +139,7 @@ pub(super) async fn purchase_paid(
         user: rec.user.clone(),
         coins: rec.coins,
         amount_cents: rec.amount_cents,
+        currency: rec.currency,
     };
     let applied = state.ledger.purchase(&op).await?;
     if applied || rec.paid {

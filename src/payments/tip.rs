@@ -185,14 +185,16 @@ pub(super) async fn tip_dispute_won(
     let key = OpKey::TipDisputeReinstated(dispute_id).op_id();
     let mut repaid = true;
     if recovered > 0 {
-        let creator = state.ledger.tip_record(pi).await?.map(|t| t.0.creator);
-        let acct = match creator {
-            Some(c) => state.ledger.payout_account(&c).await?,
+        let tip = state.ledger.tip_record(pi).await?.map(|t| t.0);
+        let acct = match &tip {
+            Some(t) => state.ledger.payout_account(&t.creator).await?,
             None => None,
         };
+        // The tip's own currency (its accounts took the reversal).
+        let fiat = tip.map_or(crate::model::Fiat::Usd, |t| t.currency);
         repaid = match (acct, client(state)) {
             (Some(a), Ok(c)) => {
-                let req = CreateTransfer::new(currency(&state.cfg.stripe.currency), &a.account)
+                let req = CreateTransfer::new(currency(fiat.lower()), &a.account)
                     .amount(recovered)
                     .metadata(metadata([(
                         "giftstream_tip_dispute",
@@ -255,7 +257,7 @@ pub(super) async fn tip_paid(
             room: room.clone(),
             sender: tip.sender.clone(),
             amount_cents: tip.amount_cents,
-            currency: state.cfg.stripe.currency.clone(),
+            currency: tip.currency.lower().to_string(),
             message,
             ts,
             message_state: kept.as_ref().map(|k| k.state.clone()),
@@ -288,7 +290,8 @@ pub(super) async fn tip_paid(
 pub struct TipRequest {
     /// Cents.
     pub amount_cents: i64,
-    /// Currency, lower case.
+    /// Currency, lower case: one of `stripe.currencies` (empty: the
+    /// default, `stripe.currency`).
     pub currency: String,
     /// Message shown in the room.
     pub message: String,
@@ -337,12 +340,17 @@ pub async fn create_tip(
             cfg.tip_cents_min, cfg.tip_cents_max
         )));
     }
-    if req.currency != cfg.currency {
-        return Err(Error::bad_request(format!(
-            "currency must be `{}`",
-            cfg.currency
-        )));
-    }
+    // No currency: the default one; else one of `stripe.currencies`.
+    let code = if req.currency.is_empty() {
+        cfg.currency.as_str()
+    } else {
+        req.currency.as_str()
+    };
+    let fiat = crate::model::Fiat::parse(code)
+        .filter(|f| cfg.currencies.iter().any(|c| c == f.lower()))
+        .ok_or_else(|| {
+            Error::bad_request(format!("currency must be one of {:?}", cfg.currencies))
+        })?;
     if req.message.chars().count() > cfg.tip_message_len_max {
         return Err(Error::bad_request(format!(
             "message must be at most {} characters",
@@ -391,7 +399,7 @@ pub async fn create_tip(
     // A user name holds no `:` (auth checks `valid_name`): one key per
     // (user, id).
     let tip_key = format!("{}:{}", who.user, req.id);
-    let pi_req = CreatePaymentIntent::new(req.amount_cents, currency(&req.currency))
+    let pi_req = CreatePaymentIntent::new(req.amount_cents, currency(fiat.lower()))
         .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
         .transfer_data(CreatePaymentIntentTransferData::new(&acct.account))
         .metadata(metadata([
@@ -417,6 +425,7 @@ pub async fn create_tip(
             } else {
                 req.message.clone()
             },
+            currency: fiat,
         })
         .await?;
     if let Some((k, reason)) = &req.kept {

@@ -142,6 +142,27 @@ def test_pages_speak_french_and_switch_to_english(server, open_page):
     assert page.text_content("#gifts-h") == "Send a gift"
 
 
+def test_the_french_viewer_page_sells_eur_packages_and_switches_to_usd(paying_server, open_page):
+    page = open_page("viewer-eur", locale="fr-FR", extra_http_headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    sign_in(page, "viewer-3")
+    pkg = page.locator("button[data-package=coins_70_eur]")
+    pkg.wait_for()
+    # French formatting of 0.99 EUR ("0,99 €", with a narrow no-break space).
+    assert "0,99" in pkg.text_content() and "€" in pkg.text_content(), pkg.text_content()
+    assert page.locator("#packages button").count() == 3
+    assert page.locator("#packages button[data-currency=usd]").count() == 0
+    assert page.eval_on_selector("#currency", "s => s.value") == "eur"
+    assert "EUR" in page.text_content("#tip-amount-label")
+    # The switch: USD packages instead, and the choice is kept on reload.
+    page.select_option("#currency", "usd")
+    page.locator("button[data-package=coins_70]").wait_for()
+    assert page.locator("#packages button[data-currency=eur]").count() == 0
+    assert "USD" in page.text_content("#tip-amount-label")
+    page.reload()
+    page.locator("button[data-package=coins_70]").wait_for()
+    assert page.eval_on_selector("#currency", "s => s.value") == "usd"
+
+
 def test_the_viewer_page_shows_the_end_of_the_live(server, open_page):
     page = open_page("viewer-ended")
     sign_in(page, "viewer-1")

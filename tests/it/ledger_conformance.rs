@@ -854,6 +854,7 @@ fn ev(id: &str, kind: &str) -> StripeEventRef {
 
 fn purchase_op(event: &str, pi: &str, user: &str, coins: i64, cents: i64) -> PurchaseOp {
     PurchaseOp {
+        currency: giftstream::model::Fiat::Usd,
         event: ev(event, "payment_intent.succeeded"),
         payment_intent: pi.to_string(),
         user: user.to_string(),
@@ -1084,6 +1085,7 @@ async fn dispute_reverses_then_reinstates_once(l: Arc<dyn Ledger>) {
 
 async fn tip_is_posted_once_to_the_creator(l: Arc<dyn Ledger>) {
     let tip = TipRecord {
+        currency: giftstream::model::Fiat::Usd,
         payment_intent: "pi_t".into(),
         tip_key: "vic:t1".into(),
         sender: "vic".into(),
@@ -1257,6 +1259,7 @@ async fn account_updated_older_than_the_last_applied_changes_nothing(l: Arc<dyn 
 
 fn limits(hold_ms: i64, per_day: i64, cents_per_day: i64) -> PayoutLimits {
     PayoutLimits {
+        fiat_cents_per_day_max: Default::default(),
         hold_ms,
         cashouts_per_day_max: per_day,
         cashout_cents_per_day_max: cents_per_day,
@@ -1550,6 +1553,7 @@ async fn dispute_claws_back_held_diamonds_too(l: Arc<dyn Ledger>) {
 async fn tip_refund_and_dispute_are_recorded_once_and_sum_to_zero(l: Arc<dyn Ledger>) {
     for (pi, key) in [("pi_t1", "tom:t1"), ("pi_t2", "tom:t2")] {
         l.tip_created(&TipRecord {
+            currency: giftstream::model::Fiat::Usd,
             payment_intent: pi.into(),
             tip_key: key.into(),
             sender: "tom".into(),

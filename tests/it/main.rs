@@ -14,6 +14,8 @@ mod auth_matrix;
 mod cashout_safety;
 mod combo_end;
 mod counters_conformance;
+mod currencies;
+mod currencies_ledger;
 mod follows;
 mod gifting;
 mod inbox;

@@ -124,13 +124,13 @@ impl Pay {
     }
 
     /// Build, sign (now, with the endpoint secret) and deliver an event.
-    async fn send_event(&self, id: &str, kind: &str, object: Value) -> (u16, Value) {
+    pub(crate) async fn send_event(&self, id: &str, kind: &str, object: Value) -> (u16, Value) {
         let body = event(id, kind, object).to_string();
         let h = sign(body.as_bytes(), &self.secret, now_ms() / 1000);
         self.post_webhook(body.as_bytes(), Some(h)).await
     }
 
-    async fn purchase(&self, user: &str, package: &str, id: &str) -> Value {
+    pub(crate) async fn purchase(&self, user: &str, package: &str, id: &str) -> Value {
         let (st, v) = self
             .s
             .post(
@@ -240,11 +240,11 @@ impl Pay {
         rec.expect("cash-out recorded").transfer_key
     }
 
-    async fn ledger_balance(&self, acct: &str, cur: &str) -> i64 {
+    pub(crate) async fn ledger_balance(&self, acct: &str, cur: &str) -> i64 {
         self.s.state().ledger.balance(acct, cur).await.unwrap()
     }
 
-    async fn assert_sums_zero(&self) -> Value {
+    pub(crate) async fn assert_sums_zero(&self) -> Value {
         let t = self.s.state().ledger.totals().await.unwrap();
         for (cur, sum) in &t.entry_sums {
             assert_eq!(*sum, 0, "entries of {cur} sum to zero: {t:?}");
@@ -258,7 +258,7 @@ impl Pay {
     }
 }
 
-fn evt_id() -> String {
+pub(crate) fn evt_id() -> String {
     format!("evt_{}", uuid::Uuid::new_v4().simple())
 }
 
@@ -324,6 +324,7 @@ async fn forged_or_stale_signature_changes_nothing() {
     p.s.state()
         .ledger
         .purchase_created(&PurchaseOp {
+            currency: giftstream::model::Fiat::Usd,
             event: StripeEventRef {
                 id: String::new(),
                 kind: String::new(),
@@ -382,6 +383,7 @@ async fn forged_or_stale_signature_changes_nothing() {
     p.s.state()
         .ledger
         .purchase_created(&PurchaseOp {
+            currency: giftstream::model::Fiat::Usd,
             event: StripeEventRef {
                 id: String::new(),
                 kind: String::new(),
@@ -748,7 +750,7 @@ async fn tip_on(engine: &EngineSpec, ls: String) {
             "above max",
         ),
         (
-            json!({ "amount_cents": 500, "currency": "eur", "message": "hi", "id": "t0" }),
+            json!({ "amount_cents": 500, "currency": "gbp", "message": "hi", "id": "t0" }),
             "currency",
         ),
         (
@@ -846,7 +848,7 @@ async fn tip_reaches_the_creator_in_full_and_the_room_sees_tip_event() {
 // ---- cash-outs ------------------------------------------------------------------------
 
 /// `creator` gets `diamonds` settled diamonds from a granted viewer.
-async fn earn(p: &Pay, creator: &str, room: &str, galaxies: u32) {
+pub(crate) async fn earn(p: &Pay, creator: &str, room: &str, galaxies: u32) {
     p.s.open_room(creator, room).await;
     p.s.grant("fan", 1000 * galaxies as i64, &format!("g-{room}"))
         .await;
@@ -1352,6 +1354,7 @@ async fn tip_event_reaches_viewers_on_another_node() {
     a.s.state()
         .ledger
         .tip_created(&TipRecord {
+            currency: giftstream::model::Fiat::Usd,
             payment_intent: "pi_tipx".into(),
             tip_key: "tom:x1".into(),
             sender: "tom".into(),
@@ -1400,6 +1403,7 @@ async fn partial_refunds_reverse_their_share_of_the_coins_once() {
         p.s.state()
             .ledger
             .purchase_created(&PurchaseOp {
+                currency: giftstream::model::Fiat::Usd,
                 event: StripeEventRef {
                     id: String::new(),
                     kind: String::new(),
@@ -1466,6 +1470,7 @@ async fn created_purchase(p: &Pay, pi: &str, user: &str, coins: i64, cents: i64)
     p.s.state()
         .ledger
         .purchase_created(&PurchaseOp {
+            currency: giftstream::model::Fiat::Usd,
             event: StripeEventRef {
                 id: String::new(),
                 kind: String::new(),
@@ -1610,6 +1615,7 @@ async fn tip_refund_reverses_the_transfer_and_an_unrecoverable_dispute_is_a_plat
             p.s.state()
                 .ledger
                 .tip_created(&TipRecord {
+                    currency: giftstream::model::Fiat::Usd,
                     payment_intent: pi.into(),
                     tip_key: format!("tod:{id}"),
                     sender: "tod".into(),

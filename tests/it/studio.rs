@@ -168,6 +168,16 @@ async fn a_creator_reads_their_gifts_page_by_page_with_daily_sums_and_supporters
                 "hold_s": cfg.payouts.hold_s,
                 "cashouts_per_day_max": cfg.payouts.cashouts_per_day_max,
                 "cents_per_day_max": cfg.payouts.cashout_cents_per_day_max,
+                "currencies": {
+                    "usd": {
+                        "cents_per_100_diamonds": cfg.stripe.cashout_cents_per_100_diamonds,
+                        "cents_per_day_max": cfg.payouts.cashout_cents_per_day_max,
+                    },
+                    "eur": {
+                        "cents_per_100_diamonds": cfg.payouts.rates["eur"].cents_per_100_diamonds,
+                        "cents_per_day_max": cfg.payouts.rates["eur"].cents_per_day_max,
+                    },
+                },
             }),
             "{name}"
         );

@@ -102,6 +102,7 @@ async fn webhook_outbox_follows_the_ledger_transaction_and_claims_are_leases() {
         assert!(l.commit_batch(&bad).await.is_err());
         // A tip to cat: cat's endpoint is not subscribed to tips.
         let tip = TipRecord {
+            currency: giftstream::model::Fiat::Usd,
             payment_intent: "pi_s".into(),
             tip_key: "bob:t".into(),
             sender: "bob".into(),

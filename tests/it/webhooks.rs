@@ -189,6 +189,7 @@ async fn webhook_gifts_and_tips_arrive_once_signed_in_order() {
         // A gift to a creator without webhooks writes no event.
         gifts(&s, "wh-other-room", 1, "other").await;
         let tip = TipRecord {
+            currency: giftstream::model::Fiat::Usd,
             payment_intent: "pi_wh".into(),
             tip_key: format!("{VIEWER}:wh-tip"),
             sender: VIEWER.into(),

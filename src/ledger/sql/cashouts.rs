@@ -17,7 +17,7 @@ use crate::ledger::{
     account, cashout_begin_postings, cashout_end_postings, CashoutEnd, CashoutRecord, OpKey,
     DAY_MS, DIAMOND,
 };
-use crate::model::PayoutLimits;
+use crate::model::{Fiat, PayoutLimits};
 use crate::protocol::now_ms;
 
 /// What `cashout_end` reads back of the cash-out it ended.
@@ -26,6 +26,8 @@ struct EndedCashout {
     creator: String,
     diamonds: i64,
     amount_cents: i64,
+    #[sqlx(try_from = "String")]
+    currency: Fiat,
 }
 
 per_dialect! {
@@ -42,10 +44,12 @@ per_dialect! {
             let now = now_ms();
             let balance = Self::balance_in(tx, &account::earnings(&c.creator), DIAMOND).await?;
             let held = Self::held_diamonds(tx, &c.creator, now - limits.hold_ms).await?;
-            let day: (i64, i64) = sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM cashouts WHERE creator = $1 AND created_ms > $2 AND status <> 'reversed' AND cashout_id <> $3")
+            // Count over every currency, cents in the cash-out's own.
+            let day: (i64, i64) = sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN currency = $4 THEN amount_cents ELSE 0 END), 0) AS BIGINT) FROM cashouts WHERE creator = $1 AND created_ms > $2 AND status <> 'reversed' AND cashout_id <> $3")
                 .bind(&c.creator)
                 .bind(now - DAY_MS)
                 .bind(&c.cashout_id)
+                .bind(c.currency.code())
                 .fetch_one(&mut **tx)
                 .await?;
             match cashout_refusal(c, limits, available_diamonds(balance, held), day) {
@@ -70,13 +74,13 @@ per_dialect! {
                 return Err(LedgerError::invalid("a cash-out needs its transfer key"));
             }
             let op_id = OpKey::CashoutBegin(&c.cashout_id).op_id();
-            let detail = serde_json::json!({ "cashout": c.cashout_id, "creator": c.creator, "diamonds": c.diamonds, "amount_cents": c.amount_cents }).to_string();
+            let detail = serde_json::json!({ "cashout": c.cashout_id, "creator": c.creator, "diamonds": c.diamonds, "amount_cents": c.amount_cents, "currency": c.currency }).to_string();
             let now = now_ms();
             let mut tx = D::begin_write(&self.pool).await?;
             // The cash-out row decides a replay (its id is unique, and was
             // so before migration 0006 too; a concurrent insert of the same
             // id waits here for the other transaction), then the operation row.
-            let fresh = sqlx::query("INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms, transfer_key, transfer_group, attempt, attempt_ms) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, 1, $5) ON CONFLICT (cashout_id) DO NOTHING")
+            let fresh = sqlx::query("INSERT INTO cashouts (cashout_id, creator, diamonds, amount_cents, status, created_ms, transfer_key, transfer_group, attempt, attempt_ms, currency) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, 1, $5, $8) ON CONFLICT (cashout_id) DO NOTHING")
                 .bind(&c.cashout_id)
                 .bind(&c.creator)
                 .bind(c.diamonds)
@@ -84,13 +88,17 @@ per_dialect! {
                 .bind(now)
                 .bind(&c.transfer_key)
                 .bind(&c.transfer_group)
+                .bind(c.currency.code())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
             if fresh != 1 {
                 drop(tx);
                 let first = self.cashout_existing(&c.cashout_id).await?;
-                if first.creator != c.creator || first.diamonds != c.diamonds {
+                if first.creator != c.creator
+                    || first.diamonds != c.diamonds
+                    || first.currency != c.currency
+                {
                     return Err(LedgerError::IdReused(c.cashout_id.clone()));
                 }
                 return Ok(first);
@@ -115,7 +123,7 @@ per_dialect! {
                 CashoutEnd::Flagged { transfer } => ("flagged", Some(transfer.as_str())),
             };
             let mut tx = D::begin_write(&self.pool).await?;
-            let row: Option<EndedCashout> = sqlx::query_as("UPDATE cashouts SET status = $2, transfer = $3, finished_ms = $4 WHERE cashout_id = $1 AND status = 'pending' RETURNING creator, diamonds, amount_cents")
+            let row: Option<EndedCashout> = sqlx::query_as("UPDATE cashouts SET status = $2, transfer = $3, finished_ms = $4 WHERE cashout_id = $1 AND status = 'pending' RETURNING creator, diamonds, amount_cents, currency")
                 .bind(cashout_id)
                 .bind(status)
                 .bind(transfer)
@@ -130,6 +138,7 @@ per_dialect! {
                 creator: r.creator,
                 diamonds: r.diamonds,
                 amount_cents: r.amount_cents,
+                currency: r.currency,
                 status: status.into(),
                 transfer: transfer.map(str::to_string),
                 ..Default::default()

@@ -7,7 +7,7 @@
 
 use super::{Dialect, SqlLedger};
 use crate::ledger::error::{LedgerError, LedgerResult};
-use crate::ledger::{account, PayoutAccount, PayoutFunds, StripeEventRef, DIAMOND};
+use crate::ledger::{account, Fiat, PayoutAccount, PayoutFunds, StripeEventRef, DIAMOND};
 use crate::protocol::now_ms;
 
 /// A `payout_accounts` row.
@@ -17,9 +17,10 @@ struct PayoutAccountRow {
     payouts_enabled: bool,
 }
 
-/// A creator's tip reversals, cents.
+/// A creator's tip reversals in one currency, cents.
 #[derive(sqlx::FromRow)]
 struct TipReversalSums {
+    currency: String,
     reversed: i64,
     recovered: i64,
 }
@@ -91,18 +92,26 @@ per_dialect! {
                 .clamp(0, balance.max(0));
             let reversed = Self::balance_in(&mut tx, &account::clawed_back(creator), DIAMOND).await?;
             let unrecovered = Self::balance_in(&mut tx, &account::unrecovered(creator), DIAMOND).await?;
-            let tips: TipReversalSums = sqlx::query_as("SELECT CAST(COALESCE(SUM(cents_reversed), 0) AS BIGINT) AS reversed, CAST(COALESCE(SUM(cents_recovered), 0) AS BIGINT) AS recovered FROM tips WHERE creator = $1")
+            let sums: Vec<TipReversalSums> = sqlx::query_as("SELECT currency, CAST(COALESCE(SUM(cents_reversed), 0) AS BIGINT) AS reversed, CAST(COALESCE(SUM(cents_recovered), 0) AS BIGINT) AS recovered FROM tips WHERE creator = $1 GROUP BY currency")
                 .bind(creator)
-                .fetch_one(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
             tx.commit().await?;
+            let mut by_currency = std::collections::BTreeMap::new();
+            for t in sums {
+                let fiat = Fiat::parse(&t.currency)
+                    .ok_or_else(|| LedgerError::invariant("tip in an unknown currency"))?;
+                by_currency.insert(fiat, (t.reversed, t.recovered));
+            }
+            let usd = by_currency.get(&Fiat::Usd).copied().unwrap_or_default();
             Ok(PayoutFunds {
                 diamonds_held: held,
                 diamonds_available: balance - held,
                 diamonds_reversed: reversed,
                 diamonds_unrecovered: -unrecovered,
-                tips_reversed_cents: tips.reversed,
-                tips_recovered_cents: tips.recovered,
+                tips_reversed_cents: usd.0,
+                tips_recovered_cents: usd.1,
+                tips_reversed_by_currency: by_currency,
             })
         }
     }

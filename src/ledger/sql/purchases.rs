@@ -39,12 +39,13 @@ per_dialect! {
             if op.coins <= 0 || op.amount_cents <= 0 {
                 return Err(LedgerError::invalid("coins and amount must be > 0"));
             }
-            sqlx::query("INSERT INTO purchases (payment_intent, buyer, coins, amount_cents, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_intent) DO NOTHING")
+            sqlx::query("INSERT INTO purchases (payment_intent, buyer, coins, amount_cents, created_ms, currency) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (payment_intent) DO NOTHING")
                 .bind(&op.payment_intent)
                 .bind(&op.user)
                 .bind(op.coins)
                 .bind(op.amount_cents)
                 .bind(now_ms())
+                .bind(op.currency.code())
                 .execute(&self.pool)
                 .await?;
             Ok(())
@@ -64,11 +65,12 @@ per_dialect! {
             if !Self::insert_event(&mut tx, &op.event).await? {
                 return Ok(false);
             }
-            let paid_now = sqlx::query("UPDATE purchases SET paid = TRUE WHERE payment_intent = $1 AND paid = FALSE AND buyer = $2 AND coins = $3 AND amount_cents = $4")
+            let paid_now = sqlx::query("UPDATE purchases SET paid = TRUE WHERE payment_intent = $1 AND paid = FALSE AND buyer = $2 AND coins = $3 AND amount_cents = $4 AND currency = $5")
                 .bind(&op.payment_intent)
                 .bind(&op.user)
                 .bind(op.coins)
                 .bind(op.amount_cents)
+                .bind(op.currency.code())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -96,7 +98,7 @@ per_dialect! {
             &self,
             payment_intent: &str,
         ) -> LedgerResult<Option<PurchaseRecord>> {
-            let row: Option<PurchaseRow> = sqlx::query_as("SELECT buyer, coins, amount_cents, coins_reversed, cents_refunded, paid, coins_to_debt FROM purchases WHERE payment_intent = $1")
+            let row: Option<PurchaseRow> = sqlx::query_as("SELECT buyer, coins, amount_cents, coins_reversed, cents_refunded, paid, coins_to_debt, currency FROM purchases WHERE payment_intent = $1")
                 .bind(payment_intent)
                 .fetch_optional(&self.pool)
                 .await?;

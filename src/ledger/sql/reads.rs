@@ -13,6 +13,7 @@ use crate::ledger::studio::{
     CreatorCashout, CreatorGift, CreatorTip, DailyEarnings, StudioCursor, StudioLedger, Supporter,
     DAY_MS,
 };
+use crate::model::Fiat;
 
 /// A `gifts` row of the history.
 #[derive(sqlx::FromRow)]
@@ -34,6 +35,8 @@ struct TipRow {
     sender: String,
     target: String,
     amount_cents: i64,
+    #[sqlx(try_from = "String")]
+    currency: Fiat,
     message: String,
     status: String,
     cents_reversed: i64,
@@ -46,6 +49,8 @@ struct CashoutRow {
     cashout_id: String,
     diamonds: i64,
     amount_cents: i64,
+    #[sqlx(try_from = "String")]
+    currency: Fiat,
     status: String,
     created_ms: i64,
     finished_ms: Option<i64>,
@@ -54,15 +59,15 @@ struct CashoutRow {
 const GIFTS: &str = "SELECT target, seq, sender, gift, count, diamonds, message, ts_ms FROM gifts WHERE creator = $1";
 const GIFTS_AFTER: &str = " AND (ts_ms, seq, target) < ($3, $4, $5)";
 const GIFTS_ORDER: &str = " ORDER BY ts_ms DESC, seq DESC, target DESC LIMIT $2";
-const TIPS: &str = "SELECT payment_intent, sender, target, amount_cents, message, status, cents_reversed, created_ms FROM tips WHERE creator = $1";
+const TIPS: &str = "SELECT payment_intent, sender, target, amount_cents, currency, message, status, cents_reversed, created_ms FROM tips WHERE creator = $1";
 const TIPS_AFTER: &str = " AND (created_ms, payment_intent) < ($3, $4)";
 const TIPS_ORDER: &str = " ORDER BY created_ms DESC, payment_intent DESC LIMIT $2";
-const CASHOUTS: &str = "SELECT cashout_id, diamonds, amount_cents, status, created_ms, finished_ms FROM cashouts WHERE creator = $1";
+const CASHOUTS: &str = "SELECT cashout_id, diamonds, amount_cents, currency, status, created_ms, finished_ms FROM cashouts WHERE creator = $1";
 const CASHOUTS_AFTER: &str = " AND (created_ms, cashout_id) < ($3, $4)";
 const CASHOUTS_ORDER: &str = " ORDER BY created_ms DESC, cashout_id DESC LIMIT $2";
 // 86400000: a day in ms ([`DAY_MS`]), integer division in both engines.
 const DAILY_GIFTS: &str = "SELECT ts_ms / 86400000 AS d, CAST(SUM(diamonds) AS BIGINT) AS s FROM gifts WHERE creator = $1 AND ts_ms >= $2 GROUP BY ts_ms / 86400000";
-const DAILY_TIPS: &str = "SELECT created_ms / 86400000 AS d, CAST(SUM(amount_cents) AS BIGINT) AS s FROM tips WHERE creator = $1 AND status = 'succeeded' AND created_ms >= $2 GROUP BY created_ms / 86400000";
+const DAILY_TIPS: &str = "SELECT created_ms / 86400000 AS d, CAST(SUM(amount_cents) AS BIGINT) AS s, currency FROM tips WHERE creator = $1 AND status = 'succeeded' AND created_ms >= $2 GROUP BY created_ms / 86400000, currency";
 const SUPPORTERS: &str = "SELECT sender, CAST(SUM(diamonds) AS BIGINT) AS d FROM gifts WHERE creator = $1 GROUP BY sender ORDER BY d DESC, sender LIMIT $2";
 
 /// `base`, the cursor condition when paging, then `order`.
@@ -135,6 +140,7 @@ per_dialect! {
                     sender: r.sender,
                     target: r.target,
                     amount_cents: r.amount_cents,
+                    currency: r.currency,
                     message: r.message,
                     status: r.status,
                     cents_reversed: r.cents_reversed,
@@ -152,6 +158,7 @@ per_dialect! {
                     cashout_id: r.cashout_id,
                     diamonds: r.diamonds,
                     amount_cents: r.amount_cents,
+                    currency: r.currency,
                     status: r.status,
                     created_ms: r.created_ms,
                     finished_ms: r.finished_ms,
@@ -161,14 +168,23 @@ per_dialect! {
 
         async fn creator_daily(&self, creator: &str, since_ms: i64) -> Result<Vec<DailyEarnings>> {
             let gifts = self.studio_daily(DAILY_GIFTS, creator, since_ms).await?;
-            let tips = self.studio_daily(DAILY_TIPS, creator, since_ms).await?;
+            let tips = sqlx::query_as::<DB, (i64, i64, String)>(DAILY_TIPS)
+                .bind(creator)
+                .bind(since_ms - since_ms.rem_euclid(DAY_MS))
+                .fetch_all(&self.pool)
+                .await?;
             let mut days = std::collections::BTreeMap::<i64, DailyEarnings>::new();
-            let day = |d: i64| DailyEarnings { day_ms: d * DAY_MS, diamonds: 0, tips_cents: 0 };
+            let day = |d: i64| DailyEarnings { day_ms: d * DAY_MS, diamonds: 0, tips_cents: 0, tips: Default::default() };
             for (d, s) in gifts {
                 days.entry(d).or_insert_with(|| day(d)).diamonds += s;
             }
-            for (d, s) in tips {
-                days.entry(d).or_insert_with(|| day(d)).tips_cents += s;
+            for (d, s, currency) in tips {
+                let fiat = Fiat::try_from(currency).map_err(crate::error::Error::internal)?;
+                let e = days.entry(d).or_insert_with(|| day(d));
+                *e.tips.entry(fiat).or_default() += s;
+                if fiat == Fiat::Usd {
+                    e.tips_cents += s;
+                }
             }
             Ok(days.into_values().collect())
         }

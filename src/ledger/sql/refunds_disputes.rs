@@ -17,13 +17,16 @@ use crate::ledger::{
     clawback_undo_postings, purchase_postings, refund_postings, reversal_postings, ClawbackGift,
     ClawbackPlan, DisputeOp, DisputeRecord, OpKey, Postings, PurchaseOp, RefundOp, StripeEventRef,
 };
+use crate::model::Fiat;
 use crate::protocol::now_ms;
 
-/// A paid purchase's buyer and the cents refunded so far.
+/// A paid purchase's buyer, the cents refunded so far and its currency.
 #[derive(sqlx::FromRow)]
 struct PaidPurchase {
     buyer: String,
     cents_refunded: i64,
+    #[sqlx(try_from = "String")]
+    currency: Fiat,
 }
 
 const WITHDRAWN: &str = DisputeStatus::Withdrawn.as_str();
@@ -36,7 +39,7 @@ per_dialect! {
             payment_intent: &str,
         ) -> LedgerResult<Option<PaidPurchase>> {
             Ok(sqlx::query_as(&format!(
-                "SELECT buyer, cents_refunded FROM purchases WHERE payment_intent = $1 AND paid = TRUE{}",
+                "SELECT buyer, cents_refunded, currency FROM purchases WHERE payment_intent = $1 AND paid = TRUE{}",
                 D::FOR_UPDATE
             ))
             .bind(payment_intent)
@@ -108,7 +111,7 @@ per_dialect! {
                 .bind(op.cents_refunded_total)
                 .execute(&mut *tx)
                 .await?;
-            let postings = refund_postings(&p.buyer, op, cents);
+            let postings = refund_postings(&p.buyer, op, cents, p.currency);
             let owed = op.coins_reversed - op.coins_taken;
             self.finish_reversal(tx, &op_id, &p.buyer, &op.payment_intent, owed, postings)
                 .await
@@ -149,7 +152,8 @@ per_dialect! {
             .bind(op.coins_reversed)
             .execute(&mut *tx)
             .await?;
-            let postings = reversal_postings(&p.buyer, op.coins_reversed, op.coins_taken, op.cents);
+            let postings =
+                reversal_postings(&p.buyer, op.coins_reversed, op.coins_taken, op.cents, p.currency);
             let owed = op.coins_reversed - op.coins_taken;
             self.finish_reversal(tx, &op_id, &p.buyer, &op.payment_intent, owed, postings)
                 .await
@@ -167,7 +171,7 @@ per_dialect! {
                 return Ok(false);
             }
             let row: Option<DisputeRow> = sqlx::query_as(&format!(
-                "SELECT d.payment_intent, p.buyer, d.cents, d.coins_reversed, d.status, d.coins_to_debt FROM disputes d JOIN purchases p ON p.payment_intent = d.payment_intent WHERE d.dispute_id = $1 AND d.status = $2{}",
+                "SELECT d.payment_intent, p.buyer, d.cents, d.coins_reversed, d.status, d.coins_to_debt, p.currency FROM disputes d JOIN purchases p ON p.payment_intent = d.payment_intent WHERE d.dispute_id = $1 AND d.status = $2{}",
                 for_update_of::<D>("d")
             ))
             .bind(dispute_id)
@@ -210,6 +214,7 @@ per_dialect! {
                 user: d.buyer,
                 coins,
                 amount_cents: d.cents,
+                currency: d.currency,
             };
             let mut postings = purchase_postings(&back, to_debt);
             // The platform won: the gifts' coins are paid after all, so what
@@ -228,7 +233,7 @@ per_dialect! {
 
         /// See [`crate::ledger::Ledger::dispute_record`].
         pub(super) async fn dispute_record(&self, dispute_id: &str) -> LedgerResult<Option<DisputeRecord>> {
-            let row: Option<DisputeRow> = sqlx::query_as("SELECT d.payment_intent, p.buyer, d.cents, d.coins_reversed, d.status, d.coins_to_debt FROM disputes d JOIN purchases p ON p.payment_intent = d.payment_intent WHERE d.dispute_id = $1")
+            let row: Option<DisputeRow> = sqlx::query_as("SELECT d.payment_intent, p.buyer, d.cents, d.coins_reversed, d.status, d.coins_to_debt, p.currency FROM disputes d JOIN purchases p ON p.payment_intent = d.payment_intent WHERE d.dispute_id = $1")
                 .bind(dispute_id)
                 .fetch_optional(&self.pool)
                 .await?;

@@ -8,7 +8,7 @@ use super::to_u64;
 use crate::ledger::error::{LedgerError, LedgerResult};
 use crate::ledger::rules::DisputeStatus;
 use crate::ledger::{DisputeRecord, EarlyReversal, PurchaseRecord, StripeEventRef};
-use crate::model::PendingGift;
+use crate::model::{Fiat, PendingGift};
 
 /// The columns of [`GiftRow`].
 pub(super) const GIFT_COLUMNS: &str =
@@ -71,6 +71,8 @@ pub(super) struct PurchaseRow {
     cents_refunded: i64,
     paid: bool,
     coins_to_debt: i64,
+    #[sqlx(try_from = "String")]
+    currency: Fiat,
 }
 
 impl From<PurchaseRow> for PurchaseRecord {
@@ -83,6 +85,7 @@ impl From<PurchaseRow> for PurchaseRecord {
             cents_refunded: r.cents_refunded,
             paid: r.paid,
             coins_to_debt: r.coins_to_debt,
+            currency: r.currency,
         }
     }
 }
@@ -96,6 +99,9 @@ pub(super) struct DisputeRow {
     pub coins_reversed: i64,
     pub status: String,
     pub coins_to_debt: i64,
+    /// The purchase's currency.
+    #[sqlx(try_from = "String")]
+    pub currency: Fiat,
 }
 
 impl From<DisputeRow> for DisputeRecord {
@@ -135,11 +141,11 @@ impl From<EarlyReversalRow> for EarlyReversal {
 }
 
 /// The columns of [`crate::ledger::CashoutRecord`] (its `FromRow`).
-pub(super) const CASHOUT_COLUMNS: &str = "cashout_id, creator, diamonds, amount_cents, status, transfer, transfer_key, transfer_group, attempt, attempt_ms, failures, next_try_ms";
+pub(super) const CASHOUT_COLUMNS: &str = "cashout_id, creator, diamonds, amount_cents, status, transfer, transfer_key, transfer_group, attempt, attempt_ms, failures, next_try_ms, currency";
 
 /// The columns of [`crate::ledger::TipRecord`] (its `FromRow`).
 pub(super) const TIP_COLUMNS: &str =
-    "payment_intent, tip_key, sender, creator, target, amount_cents, message";
+    "payment_intent, tip_key, sender, creator, target, amount_cents, message, currency";
 
 /// A tip with its Transfer and reversals.
 #[derive(sqlx::FromRow)]
@@ -156,6 +162,15 @@ pub(super) struct TipFullRow {
 pub(super) struct EntryRow {
     pub account: String,
     pub amount: i64,
+}
+
+/// An entry's account, amount and currency.
+#[derive(sqlx::FromRow)]
+pub(super) struct FiatEntryRow {
+    pub account: String,
+    pub amount: i64,
+    #[sqlx(try_from = "String")]
+    pub currency: Fiat,
 }
 
 /// Entries as (account, amount) pairs, as the postings read them.

@@ -8,42 +8,51 @@
 
 use sqlx::Transaction;
 
-use super::rows::{entry_pairs, EntryRow, TipFullRow, TIP_COLUMNS};
+use super::rows::{FiatEntryRow, TipFullRow, TIP_COLUMNS};
 use super::{Dialect, SqlLedger};
 use crate::ledger::error::{LedgerError, LedgerResult};
 use crate::ledger::{
     tip_amounts_of, tip_postings, tip_reinstated_postings, tip_reversal_postings, OpKey,
     StripeEventRef, TipRecord, TipRecordFull, TipReversalOp,
 };
+use crate::model::Fiat;
 use crate::protocol::now_ms;
 
-/// A succeeded tip's creator, amount and cents reversed so far.
+/// A succeeded tip's creator, amount, cents reversed so far and currency.
 #[derive(sqlx::FromRow)]
 struct SucceededTip {
     creator: String,
     amount_cents: i64,
     cents_reversed: i64,
+    #[sqlx(try_from = "String")]
+    currency: Fiat,
 }
 
 per_dialect! {
     impl SqlLedger<D> {
-        /// The USD entries of a tip dispute's withdrawal.
+        /// The entries of a tip dispute's withdrawal (all in the tip's
+        /// currency: a tip reversal moves no coins or diamonds), and that
+        /// currency (USD when there are none).
         async fn tip_dispute_entries(
             tx: &mut Transaction<'_, DB>,
             dispute_id: &str,
-        ) -> LedgerResult<Vec<(String, i64)>> {
-            let rows: Vec<EntryRow> = sqlx::query_as(
-                "SELECT account, amount FROM entries WHERE op_id = $1 AND currency = 'USD'",
+        ) -> LedgerResult<(Vec<(String, i64)>, Fiat)> {
+            let rows: Vec<FiatEntryRow> = sqlx::query_as(
+                "SELECT account, amount, currency FROM entries WHERE op_id = $1 AND currency NOT IN ('COIN', 'DIAMOND')",
             )
             .bind(OpKey::TipDispute(dispute_id).op_id())
             .fetch_all(&mut **tx)
             .await?;
-            Ok(entry_pairs(rows))
+            let fiat = rows.first().map_or(Fiat::Usd, |r| r.currency);
+            if rows.iter().any(|r| r.currency != fiat) {
+                return Err(LedgerError::invariant("a tip dispute in two currencies"));
+            }
+            Ok((rows.into_iter().map(|e| (e.account, e.amount)).collect(), fiat))
         }
 
         /// See [`crate::ledger::Ledger::tip_created`].
         pub(super) async fn tip_created(&self, tip: &TipRecord) -> LedgerResult<()> {
-            sqlx::query("INSERT INTO tips (payment_intent, tip_key, sender, creator, target, amount_cents, message, status, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) ON CONFLICT (payment_intent) DO NOTHING")
+            sqlx::query("INSERT INTO tips (payment_intent, tip_key, sender, creator, target, amount_cents, message, status, created_ms, currency) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) ON CONFLICT (payment_intent) DO NOTHING")
                 .bind(&tip.payment_intent)
                 .bind(&tip.tip_key)
                 .bind(&tip.sender)
@@ -52,6 +61,7 @@ per_dialect! {
                 .bind(tip.amount_cents)
                 .bind(&tip.message)
                 .bind(now_ms())
+                .bind(tip.currency.code())
                 .execute(&self.pool)
                 .await?;
             Ok(())
@@ -80,7 +90,7 @@ per_dialect! {
             };
             let op_id = OpKey::Tip(payment_intent).op_id();
             let detail =
-                serde_json::json!({ "tip_key": tip.tip_key, "amount_cents": tip.amount_cents })
+                serde_json::json!({ "tip_key": tip.tip_key, "amount_cents": tip.amount_cents, "currency": tip.currency })
                     .to_string();
             Self::insert_operation(&mut tx, &op_id, "tip", &detail).await?;
             D::post(&mut tx, &op_id, &tip_postings(&tip)).await?;
@@ -99,7 +109,7 @@ per_dialect! {
                 return Ok(false);
             }
             let tip: Option<SucceededTip> = sqlx::query_as(&format!(
-                "SELECT creator, amount_cents, cents_reversed FROM tips WHERE payment_intent = $1 AND status = 'succeeded'{}",
+                "SELECT creator, amount_cents, cents_reversed, currency FROM tips WHERE payment_intent = $1 AND status = 'succeeded'{}",
                 D::FOR_UPDATE
             ))
             .bind(&op.payment_intent)
@@ -123,7 +133,7 @@ per_dialect! {
                 .bind(op.recovered)
                 .execute(&mut *tx)
                 .await?;
-            let postings = tip_reversal_postings(&tip.creator, op.cents, op.recovered);
+            let postings = tip_reversal_postings(&tip.creator, op.cents, op.recovered, tip.currency);
             D::post(&mut tx, &op.op_id, &postings).await?;
             tx.commit().await?;
             Ok(true)
@@ -142,7 +152,7 @@ per_dialect! {
             if !Self::insert_event(&mut tx, event).await? {
                 return Ok(false);
             }
-            let entries = Self::tip_dispute_entries(&mut tx, dispute_id).await?;
+            let (entries, fiat) = Self::tip_dispute_entries(&mut tx, dispute_id).await?;
             let detail =
                 serde_json::json!({ "payment_intent": payment_intent, "repaid": repaid }).to_string();
             if entries.is_empty()
@@ -160,7 +170,7 @@ per_dialect! {
                     .execute(&mut *tx)
                     .await?;
             }
-            D::post(&mut tx, &op_id, &tip_reinstated_postings(&entries, repaid)).await?;
+            D::post(&mut tx, &op_id, &tip_reinstated_postings(&entries, repaid, fiat)).await?;
             tx.commit().await?;
             Ok(true)
         }
@@ -171,7 +181,7 @@ per_dialect! {
             dispute_id: &str,
         ) -> LedgerResult<Option<(i64, i64)>> {
             let mut tx = D::begin_read(&self.pool).await?;
-            let entries = Self::tip_dispute_entries(&mut tx, dispute_id).await?;
+            let (entries, _) = Self::tip_dispute_entries(&mut tx, dispute_id).await?;
             tx.commit().await?;
             Ok((!entries.is_empty()).then(|| tip_amounts_of(&entries)))
         }
