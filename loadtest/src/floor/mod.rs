@@ -1,0 +1,462 @@
+//! `giftstream-loadtest floor-server`: the floor a WebSocket fan-out can
+//! reach on this machine, to compare giftstream against in the same run.
+//!
+//! Owns: a minimal server speaking just enough of protocol v1 (JSON only)
+//! for the load generator's scenarios to run against it unchanged: the
+//! set-up routes ([`http`]), `join` → `joined`, `gift` → `gift_ack` and a
+//! `gift_event` to every viewer of the room, `leave`, `ping`. One thread
+//! (a current-thread runtime). Each event is framed once ([`frame`]) and
+//! written to each viewer socket from the gift's handler with a direct
+//! non-blocking `send(2)`: no per-socket writer task, no channel, no
+//! queue. Only when a socket would block are the rest of its bytes kept
+//! and flushed by that socket's own task when it is writable again. Each
+//! socket has one task, which reads its frames (idle viewers' tasks never
+//! wake during a fan-out).
+//! Must not: verify tokens, keep a ledger, or do anything per delivery but
+//! the `send`: the point is to measure what moving the bytes costs.
+
+pub mod frame;
+pub mod http;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+use anyhow::Context;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use frame::{ClientFrame, Parsed, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+
+/// Bytes kept for a socket that would block, at most; beyond, it is closed.
+const PENDING_LEN_MAX: usize = 1024 * 1024;
+/// Read buffer growth step per socket.
+const READ_STEP: usize = 1024;
+
+/// Arguments of `floor-server`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FloorArgs {
+    /// Address to listen on (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// Listen backlog (the kernel clamps it to net.core.somaxconn).
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: u32,
+}
+
+/// Rooms, wallets and earnings: what the set-up and the conservation
+/// check read back.
+#[derive(Default)]
+pub struct Books {
+    wallets: HashMap<String, i64>,
+    grant_ids: HashSet<String>,
+    earnings: HashMap<String, i64>,
+    rooms: HashMap<String, Room>,
+}
+
+struct Room {
+    creator: String,
+    seq: u64,
+    viewers: Vec<Rc<Sock>>,
+}
+
+impl Books {
+    fn open_room(&mut self, room: &str, creator: &str) {
+        self.rooms.entry(room.to_string()).or_insert_with(|| Room {
+            creator: creator.to_string(),
+            seq: 0,
+            viewers: Vec::new(),
+        });
+    }
+}
+
+/// One WebSocket's write side, shared by its task and the rooms.
+struct Sock {
+    fd: RawFd,
+    /// What a blocked `send` left; flushed by the socket's task.
+    pending: RefCell<Vec<u8>>,
+    /// Wakes the socket's task: bytes pending, or dead.
+    wake: Notify,
+    /// Closed (or to be closed): never written again.
+    dead: Cell<bool>,
+}
+
+impl Sock {
+    /// Write `bytes` now with one non-blocking `send(2)`, or keep them
+    /// behind bytes already waiting.
+    fn send(&self, bytes: &[u8]) {
+        if self.dead.get() {
+            return;
+        }
+        let mut p = self.pending.borrow_mut();
+        if !p.is_empty() {
+            if p.len() + bytes.len() > PENDING_LEN_MAX {
+                drop(p);
+                self.kill();
+            } else {
+                p.extend_from_slice(bytes);
+            }
+            return;
+        }
+        // SAFETY: `fd` is open while `dead` is false (the task sets it
+        // before its stream closes); the buffer is valid for its length.
+        let n = unsafe {
+            libc::send(
+                self.fd,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            let n = n as usize;
+            if n < bytes.len() {
+                p.extend_from_slice(&bytes[n..]);
+                self.wake.notify_one();
+            }
+            return;
+        }
+        if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
+            p.extend_from_slice(bytes);
+            self.wake.notify_one();
+        } else {
+            drop(p);
+            self.kill();
+        }
+    }
+
+    fn kill(&self) {
+        self.dead.set(true);
+        self.wake.notify_one();
+    }
+
+    fn send_json(&self, v: &serde_json::Value) {
+        self.send(&frame::encode(OP_TEXT, v.to_string().as_bytes()));
+    }
+}
+
+/// Marks its socket dead when the task ends, before the stream closes.
+struct DeadOnDrop(Rc<Sock>);
+
+impl Drop for DeadOnDrop {
+    fn drop(&mut self) {
+        self.0.dead.set(true);
+    }
+}
+
+/// Serve until SIGTERM or SIGINT (blocks this thread).
+pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.listen.ip().is_loopback(),
+        "the floor server listens on loopback only"
+    );
+    crate::conn::raise_nofile();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let socket = if args.listen.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket
+            .bind(args.listen)
+            .with_context(|| format!("binding {}", args.listen))?;
+        let listener = socket.listen(args.backlog.max(1))?;
+        eprintln!(
+            "floor-server listening on {} (backlog {})",
+            listener.local_addr()?,
+            args.backlog
+        );
+        let books = Rc::new(RefCell::new(Books::default()));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            let accepted = tokio::select! {
+                _ = term.recv() => return Ok(()),
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                a = listener.accept() => a,
+            };
+            let Ok((tcp, _)) = accepted else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let books = books.clone();
+            tokio::task::spawn_local(async move {
+                let _ = conn(tcp, books).await;
+            });
+        }
+    })
+}
+
+fn find_blank_line(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+async fn read_some(s: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    buf.reserve(READ_STEP);
+    loop {
+        s.readable().await?;
+        match s.try_read_buf(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
+async fn write_all(s: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        s.writable().await?;
+        match s.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One connection: HTTP requests until a WebSocket upgrade.
+async fn conn(tcp: TcpStream, books: Rc<RefCell<Books>>) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = find_blank_line(&buf) {
+                break i;
+            }
+            if buf.len() > http::HEAD_LEN_MAX || read_some(&tcp, &mut buf).await? == 0 {
+                return Ok(());
+            }
+        };
+        let Some(h) = http::parse_head(&buf[..head_end]) else {
+            return Ok(());
+        };
+        let body_at = head_end + 4;
+        if h.content_len > http::BODY_LEN_MAX {
+            return Ok(());
+        }
+        while buf.len() < body_at + h.content_len {
+            if read_some(&tcp, &mut buf).await? == 0 {
+                return Ok(());
+            }
+        }
+        let end = body_at + h.content_len;
+        if h.ws_key.is_some() && h.path == "/v1/ws" {
+            let user = h.token.as_deref().and_then(http::token_sub);
+            let (Some(answer), Some(user)) = (http::upgrade_answer(&h), user) else {
+                let r = http::response(400, &json!({ "code": "bad_request" }));
+                write_all(&tcp, &r).await?;
+                return Ok(());
+            };
+            write_all(&tcp, &answer).await?;
+            buf.drain(..end);
+            return socket(tcp, buf, user, books).await;
+        }
+        let r = http::route(&books, &h, &buf[body_at..end]);
+        write_all(&tcp, &r).await?;
+        buf.drain(..end);
+    }
+}
+
+/// One WebSocket: read and answer frames; flush what a blocked send left.
+async fn socket(
+    tcp: TcpStream,
+    mut buf: Vec<u8>,
+    user: String,
+    books: Rc<RefCell<Books>>,
+) -> anyhow::Result<()> {
+    let sock = Rc::new(Sock {
+        fd: tcp.as_raw_fd(),
+        pending: RefCell::new(Vec::new()),
+        wake: Notify::new(),
+        dead: Cell::new(false),
+    });
+    // Dropped before `tcp` (declared after it): dead before the fd closes.
+    let _dead = DeadOnDrop(sock.clone());
+    let mut joined: Vec<String> = Vec::new();
+    let result = async {
+        loop {
+            loop {
+                match frame::parse(&buf) {
+                    Parsed::Frame(f, used) => {
+                        buf.drain(..used);
+                        if !on_frame(&books, &sock, &user, &mut joined, f) {
+                            return Ok(());
+                        }
+                    }
+                    Parsed::More => break,
+                    Parsed::Bad => return Ok(()),
+                }
+            }
+            if sock.dead.get() {
+                return Ok(());
+            }
+            let flushing = !sock.pending.borrow().is_empty();
+            tokio::select! {
+                r = tcp.readable() => {
+                    r?;
+                    buf.reserve(READ_STEP);
+                    match tcp.try_read_buf(&mut buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(anyhow::Error::from(e)),
+                    }
+                }
+                r = tcp.writable(), if flushing => {
+                    r?;
+                    let mut p = sock.pending.borrow_mut();
+                    match tcp.try_write(&p) {
+                        Ok(n) => {
+                            p.drain(..n);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(anyhow::Error::from(e)),
+                    }
+                }
+                _ = sock.wake.notified() => {}
+            }
+        }
+    }
+    .await;
+    sock.dead.set(true);
+    let mut b = books.borrow_mut();
+    for room in &joined {
+        if let Some(r) = b.rooms.get_mut(room) {
+            r.viewers.retain(|v| !Rc::ptr_eq(v, &sock));
+        }
+    }
+    result
+}
+
+#[derive(Deserialize)]
+struct In {
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    room: Option<String>,
+    #[serde(default)]
+    gift: Option<String>,
+    #[serde(default)]
+    count: Option<u32>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+fn error(sock: &Sock, code: &str, id: Option<&str>) {
+    sock.send_json(&json!({ "type": "error", "code": code, "message": code, "id": id }));
+}
+
+/// Answer one client frame; false to close the socket.
+fn on_frame(
+    books: &RefCell<Books>,
+    sock: &Rc<Sock>,
+    user: &str,
+    joined: &mut Vec<String>,
+    f: ClientFrame,
+) -> bool {
+    match f.opcode {
+        OP_TEXT if f.fin => {}
+        OP_CLOSE => {
+            sock.send(&frame::encode(
+                OP_CLOSE,
+                &f.payload[..f.payload.len().min(2)],
+            ));
+            return false;
+        }
+        OP_PING => {
+            sock.send(&frame::encode(OP_PONG, &f.payload));
+            return true;
+        }
+        OP_PONG => return true,
+        OP_BINARY => {
+            error(sock, "bad_request", None);
+            return true;
+        }
+        _ => return false, // fragments: not spoken here
+    }
+    let Ok(m) = serde_json::from_slice::<In>(&f.payload) else {
+        error(sock, "bad_request", None);
+        return true;
+    };
+    let mut b = books.borrow_mut();
+    let room_name = m.room.as_deref().unwrap_or("");
+    match m.ty.as_str() {
+        "ping" => sock.send_json(&json!({ "type": "pong" })),
+        "join" => match b.rooms.get_mut(room_name) {
+            Some(room) => {
+                if !joined.iter().any(|r| r == room_name) {
+                    room.viewers.push(sock.clone());
+                    joined.push(room_name.to_string());
+                }
+                sock.send_json(&json!({ "type": "joined", "room": room_name, "seq": room.seq }));
+            }
+            None => error(sock, "unknown_room", None),
+        },
+        "leave" => {
+            if let Some(room) = b.rooms.get_mut(room_name) {
+                room.viewers.retain(|v| !Rc::ptr_eq(v, sock));
+            }
+            joined.retain(|r| r != room_name);
+            sock.send_json(&json!({ "type": "left", "room": room_name }));
+        }
+        "gift" => gift(&mut b, sock, user, room_name, &m),
+        _ => error(sock, "bad_request", None),
+    }
+    true
+}
+
+/// A gift: charge, ack, one event framed once and sent to every viewer.
+fn gift(b: &mut Books, sock: &Sock, user: &str, room_name: &str, m: &In) {
+    let id = m.id.as_deref().unwrap_or("");
+    let count = m.count.unwrap_or(0);
+    if id.is_empty() || !(1..=99).contains(&count) {
+        return error(sock, "bad_request", Some(id));
+    }
+    if m.gift.as_deref() != Some(http::GIFT) {
+        return error(sock, "unknown_gift", Some(id));
+    }
+    let coins = http::GIFT_COINS * i64::from(count);
+    let diamonds = http::GIFT_DIAMONDS * i64::from(count);
+    let Books {
+        wallets,
+        earnings,
+        rooms,
+        ..
+    } = b;
+    let Some(room) = rooms.get_mut(room_name) else {
+        return error(sock, "unknown_room", Some(id));
+    };
+    let wallet = wallets.entry(user.to_string()).or_default();
+    if *wallet < coins {
+        return error(sock, "insufficient_funds", Some(id));
+    }
+    *wallet -= coins;
+    *earnings.entry(room.creator.clone()).or_default() += diamonds;
+    room.seq += 1;
+    let seq = room.seq;
+    sock.send_json(&json!({ "type": "gift_ack", "id": id, "seq": seq, "balance": *wallet }));
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let event = json!({
+        "type": "gift_event", "room": room_name, "seq": seq, "id": id, "sender": user,
+        "gift": http::GIFT, "count": count, "combo": 1, "coins": coins,
+        "diamonds": diamonds, "animation": http::GIFT_ANIMATION, "ts": ts,
+    });
+    let bytes = frame::encode(OP_TEXT, event.to_string().as_bytes());
+    let mut dead = false;
+    for v in &room.viewers {
+        v.send(&bytes);
+        dead |= v.dead.get();
+    }
+    if dead {
+        room.viewers.retain(|v| !v.dead.get());
+    }
+}
