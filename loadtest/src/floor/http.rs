@@ -8,7 +8,7 @@
 //! Must not: verify tokens or keep a ledger: the floor measures the cost of
 //! moving bytes, not of money.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -130,10 +130,10 @@ pub fn upgrade_answer(h: &Head) -> Option<Vec<u8>> {
 }
 
 /// Answer one plain HTTP request.
-pub fn route(books: &RefCell<Books>, h: &Head, body: &[u8]) -> Vec<u8> {
+pub fn route(books: &Mutex<Books>, h: &Head, body: &[u8]) -> Vec<u8> {
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let user = h.token.as_deref().and_then(token_sub);
-    let mut b = books.borrow_mut();
+    let mut b = books.lock().unwrap_or_else(|e| e.into_inner());
     match (h.method.as_str(), h.path.as_str()) {
         ("GET", "/healthz") => response(200, &json!({ "ok": true })),
         ("GET", "/v1/catalog") => response(

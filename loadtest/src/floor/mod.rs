@@ -4,14 +4,18 @@
 //! Owns: a minimal server speaking just enough of protocol v1 (JSON only)
 //! for the load generator's scenarios to run against it unchanged: the
 //! set-up routes ([`http`]), `join` → `joined`, `gift` → `gift_ack` and a
-//! `gift_event` to every viewer of the room, `leave`, `ping`. One thread
-//! (a current-thread runtime). Each event is framed once ([`frame`]) and
-//! written to each viewer socket from the gift's handler with a direct
-//! non-blocking `send(2)`: no per-socket writer task, no channel, no
-//! queue. Only when a socket would block are the rest of its bytes kept
-//! and flushed by that socket's own task when it is writable again. Each
-//! socket has one task, which reads its frames (idle viewers' tasks never
-//! wake during a fan-out).
+//! `gift_event` to every viewer of the room, `leave`, `ping`.
+//! `--threads` threads (default: the machine's cores, as many as
+//! giftstream's runtime uses), each a current-thread runtime with its own
+//! listener on the same port (`SO_REUSEPORT`: the kernel spreads the
+//! connections). A gift is framed once; the frame goes to each thread's
+//! event pump (one message per event and thread, in seq order: handed over
+//! under the books' lock), which writes it to each of that thread's viewer
+//! sockets with a direct non-blocking `send(2)`: no per-socket writer task,
+//! no per-socket channel or queue. Only when a socket would block are the
+//! rest of its bytes kept and flushed by that socket's own task when it is
+//! writable again. Each socket has one task, which reads its frames (idle
+//! viewers' tasks never wake during a fan-out).
 //! Must not: verify tokens, keep a ledger, or do anything per delivery but
 //! the `send`: the point is to measure what moving the bytes costs.
 
@@ -23,12 +27,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 use frame::{ClientFrame, Parsed, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 
@@ -46,6 +51,9 @@ pub struct FloorArgs {
     /// Listen backlog (the kernel clamps it to net.core.somaxconn).
     #[arg(long, default_value_t = 4096)]
     pub backlog: u32,
+    /// Threads (0: the machine's cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Rooms, wallets and earnings: what the set-up and the conservation
@@ -61,7 +69,6 @@ pub struct Books {
 struct Room {
     creator: String,
     seq: u64,
-    viewers: Vec<Rc<Sock>>,
 }
 
 impl Books {
@@ -69,9 +76,32 @@ impl Books {
         self.rooms.entry(room.to_string()).or_insert_with(|| Room {
             creator: creator.to_string(),
             seq: 0,
-            viewers: Vec::new(),
         });
     }
+}
+
+/// One framed event for every viewer of `room`.
+struct Event {
+    room: Arc<str>,
+    frame: Arc<[u8]>,
+}
+
+/// What every thread shares: the books and each thread's event pump.
+struct Shared {
+    books: Mutex<Books>,
+    pumps: Vec<mpsc::UnboundedSender<Event>>,
+}
+
+impl Shared {
+    fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.books.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One thread's state: its viewer sockets by room.
+struct Local {
+    shared: Arc<Shared>,
+    viewers: RefCell<HashMap<Arc<str>, Vec<Rc<Sock>>>>,
 }
 
 /// One WebSocket's write side, shared by its task and the rooms.
@@ -155,41 +185,102 @@ pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
         "the floor server listens on loopback only"
     );
     crate::conn::raise_nofile();
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // One listener per thread on one port, made here (a listener is
+    // registered with a runtime; each thread takes its own as std).
+    let listeners = rt.block_on(async {
+        let mut at = args.listen;
+        let mut out = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let socket = if at.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.set_reuseport(true)?;
+            socket.bind(at).with_context(|| format!("binding {at}"))?;
+            let l = socket.listen(args.backlog.max(1))?;
+            at = l.local_addr()?;
+            out.push(l.into_std()?);
+        }
+        eprintln!(
+            "floor-server listening on {at} (backlog {}, {threads} threads)",
+            args.backlog
+        );
+        anyhow::Ok(out)
+    })?;
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..threads).map(|_| mpsc::unbounded_channel()).unzip();
+    let shared = Arc::new(Shared {
+        books: Mutex::new(Books::default()),
+        pumps: txs,
+    });
+    for (listener, rx) in listeners.into_iter().zip(rxs) {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("floor".into())
+            .spawn(move || {
+                if let Err(e) = run_thread(listener, rx, shared) {
+                    eprintln!("floor-server thread: {e:#}");
+                }
+            })?;
+    }
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// One thread: accept on its listener, serve its sockets, pump events.
+fn run_thread(
+    listener: std::net::TcpListener,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let socket = if args.listen.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket
-            .bind(args.listen)
-            .with_context(|| format!("binding {}", args.listen))?;
-        let listener = socket.listen(args.backlog.max(1))?;
-        eprintln!(
-            "floor-server listening on {} (backlog {})",
-            listener.local_addr()?,
-            args.backlog
-        );
-        let books = Rc::new(RefCell::new(Books::default()));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let here = Rc::new(Local {
+            shared,
+            viewers: RefCell::new(HashMap::new()),
+        });
+        let pump = here.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(ev) = events.recv().await {
+                let mut viewers = pump.viewers.borrow_mut();
+                if let Some(vs) = viewers.get_mut(&ev.room) {
+                    let mut dead = false;
+                    for v in vs.iter() {
+                        v.send(&ev.frame);
+                        dead |= v.dead.get();
+                    }
+                    if dead {
+                        vs.retain(|v| !v.dead.get());
+                    }
+                }
+            }
+        });
         loop {
-            let accepted = tokio::select! {
-                _ = term.recv() => return Ok(()),
-                _ = tokio::signal::ctrl_c() => return Ok(()),
-                a = listener.accept() => a,
-            };
-            let Ok((tcp, _)) = accepted else {
+            let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
             let _ = tcp.set_nodelay(true);
-            let books = books.clone();
+            let here = here.clone();
             tokio::task::spawn_local(async move {
-                let _ = conn(tcp, books).await;
+                let _ = conn(tcp, here).await;
             });
         }
     })
@@ -223,7 +314,7 @@ async fn write_all(s: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// One connection: HTTP requests until a WebSocket upgrade.
-async fn conn(tcp: TcpStream, books: Rc<RefCell<Books>>) -> anyhow::Result<()> {
+async fn conn(tcp: TcpStream, here: Rc<Local>) -> anyhow::Result<()> {
     let mut buf = Vec::new();
     loop {
         let head_end = loop {
@@ -256,9 +347,9 @@ async fn conn(tcp: TcpStream, books: Rc<RefCell<Books>>) -> anyhow::Result<()> {
             };
             write_all(&tcp, &answer).await?;
             buf.drain(..end);
-            return socket(tcp, buf, user, books).await;
+            return socket(tcp, buf, user, here).await;
         }
-        let r = http::route(&books, &h, &buf[body_at..end]);
+        let r = http::route(&here.shared.books, &h, &buf[body_at..end]);
         write_all(&tcp, &r).await?;
         buf.drain(..end);
     }
@@ -269,7 +360,7 @@ async fn socket(
     tcp: TcpStream,
     mut buf: Vec<u8>,
     user: String,
-    books: Rc<RefCell<Books>>,
+    here: Rc<Local>,
 ) -> anyhow::Result<()> {
     let sock = Rc::new(Sock {
         fd: tcp.as_raw_fd(),
@@ -279,14 +370,14 @@ async fn socket(
     });
     // Dropped before `tcp` (declared after it): dead before the fd closes.
     let _dead = DeadOnDrop(sock.clone());
-    let mut joined: Vec<String> = Vec::new();
+    let mut joined: Vec<Arc<str>> = Vec::new();
     let result = async {
         loop {
             loop {
                 match frame::parse(&buf) {
                     Parsed::Frame(f, used) => {
                         buf.drain(..used);
-                        if !on_frame(&books, &sock, &user, &mut joined, f) {
+                        if !on_frame(&here, &sock, &user, &mut joined, f) {
                             return Ok(());
                         }
                     }
@@ -326,10 +417,10 @@ async fn socket(
     }
     .await;
     sock.dead.set(true);
-    let mut b = books.borrow_mut();
+    let mut viewers = here.viewers.borrow_mut();
     for room in &joined {
-        if let Some(r) = b.rooms.get_mut(room) {
-            r.viewers.retain(|v| !Rc::ptr_eq(v, &sock));
+        if let Some(vs) = viewers.get_mut(room) {
+            vs.retain(|v| !Rc::ptr_eq(v, &sock));
         }
     }
     result
@@ -355,10 +446,10 @@ fn error(sock: &Sock, code: &str, id: Option<&str>) {
 
 /// Answer one client frame; false to close the socket.
 fn on_frame(
-    books: &RefCell<Books>,
+    here: &Local,
     sock: &Rc<Sock>,
     user: &str,
-    joined: &mut Vec<String>,
+    joined: &mut Vec<Arc<str>>,
     f: ClientFrame,
 ) -> bool {
     match f.opcode {
@@ -385,35 +476,43 @@ fn on_frame(
         error(sock, "bad_request", None);
         return true;
     };
-    let mut b = books.borrow_mut();
     let room_name = m.room.as_deref().unwrap_or("");
     match m.ty.as_str() {
         "ping" => sock.send_json(&json!({ "type": "pong" })),
-        "join" => match b.rooms.get_mut(room_name) {
-            Some(room) => {
-                if !joined.iter().any(|r| r == room_name) {
-                    room.viewers.push(sock.clone());
-                    joined.push(room_name.to_string());
-                }
-                sock.send_json(&json!({ "type": "joined", "room": room_name, "seq": room.seq }));
+        "join" => {
+            let seq = here.shared.books().rooms.get(room_name).map(|r| r.seq);
+            let Some(seq) = seq else {
+                error(sock, "unknown_room", None);
+                return true;
+            };
+            if !joined.iter().any(|r| &**r == room_name) {
+                let key: Arc<str> = room_name.into();
+                here.viewers
+                    .borrow_mut()
+                    .entry(key.clone())
+                    .or_default()
+                    .push(sock.clone());
+                joined.push(key);
             }
-            None => error(sock, "unknown_room", None),
-        },
+            sock.send_json(&json!({ "type": "joined", "room": room_name, "seq": seq }));
+        }
         "leave" => {
-            if let Some(room) = b.rooms.get_mut(room_name) {
-                room.viewers.retain(|v| !Rc::ptr_eq(v, sock));
+            if let Some(vs) = here.viewers.borrow_mut().get_mut(room_name) {
+                vs.retain(|v| !Rc::ptr_eq(v, sock));
             }
-            joined.retain(|r| r != room_name);
+            joined.retain(|r| &**r != room_name);
             sock.send_json(&json!({ "type": "left", "room": room_name }));
         }
-        "gift" => gift(&mut b, sock, user, room_name, &m),
+        "gift" => gift(&here.shared, sock, user, room_name, &m),
         _ => error(sock, "bad_request", None),
     }
     true
 }
 
-/// A gift: charge, ack, one event framed once and sent to every viewer.
-fn gift(b: &mut Books, sock: &Sock, user: &str, room_name: &str, m: &In) {
+/// A gift: charge, ack, one event framed once and handed to every
+/// thread's pump (under the lock, so every pump gets a room's events in
+/// seq order).
+fn gift(shared: &Shared, sock: &Sock, user: &str, room_name: &str, m: &In) {
     let id = m.id.as_deref().unwrap_or("");
     let count = m.count.unwrap_or(0);
     if id.is_empty() || !(1..=99).contains(&count) {
@@ -424,12 +523,13 @@ fn gift(b: &mut Books, sock: &Sock, user: &str, room_name: &str, m: &In) {
     }
     let coins = http::GIFT_COINS * i64::from(count);
     let diamonds = http::GIFT_DIAMONDS * i64::from(count);
+    let mut b = shared.books();
     let Books {
         wallets,
         earnings,
         rooms,
         ..
-    } = b;
+    } = &mut *b;
     let Some(room) = rooms.get_mut(room_name) else {
         return error(sock, "unknown_room", Some(id));
     };
@@ -441,7 +541,7 @@ fn gift(b: &mut Books, sock: &Sock, user: &str, room_name: &str, m: &In) {
     *earnings.entry(room.creator.clone()).or_default() += diamonds;
     room.seq += 1;
     let seq = room.seq;
-    sock.send_json(&json!({ "type": "gift_ack", "id": id, "seq": seq, "balance": *wallet }));
+    let balance = *wallet;
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -450,13 +550,14 @@ fn gift(b: &mut Books, sock: &Sock, user: &str, room_name: &str, m: &In) {
         "gift": http::GIFT, "count": count, "combo": 1, "coins": coins,
         "diamonds": diamonds, "animation": http::GIFT_ANIMATION, "ts": ts,
     });
-    let bytes = frame::encode(OP_TEXT, event.to_string().as_bytes());
-    let mut dead = false;
-    for v in &room.viewers {
-        v.send(&bytes);
-        dead |= v.dead.get();
+    let frame: Arc<[u8]> = frame::encode(OP_TEXT, event.to_string().as_bytes()).into();
+    let room: Arc<str> = room_name.into();
+    for pump in &shared.pumps {
+        let _ = pump.send(Event {
+            room: room.clone(),
+            frame: frame.clone(),
+        });
     }
-    if dead {
-        room.viewers.retain(|v| !v.dead.get());
-    }
+    drop(b);
+    sock.send_json(&json!({ "type": "gift_ack", "id": id, "seq": seq, "balance": balance }));
 }
