@@ -11,7 +11,9 @@
 //! connections). A gift is framed once; the frame goes to each thread's
 //! event pump (one message per event and thread, in seq order: handed over
 //! under the books' lock), which writes it to each of that thread's viewer
-//! sockets with a direct non-blocking `send(2)`: no per-socket writer task,
+//! sockets with a direct non-blocking `send(2)` (the events of a room that
+//! queued while the pump was busy go in one `send`, as giftstream's
+//! writers batch when behind): no per-socket writer task,
 //! no per-socket channel or queue. Only when a socket would block are the
 //! rest of its bytes kept and flushed by that socket's own task when it is
 //! writable again. Each socket has one task, which reads its frames (idle
@@ -41,6 +43,8 @@ use frame::{ClientFrame, Parsed, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT}
 const PENDING_LEN_MAX: usize = 1024 * 1024;
 /// Read buffer growth step per socket.
 const READ_STEP: usize = 1024;
+/// Events one pump round takes at most.
+const PUMP_BATCH_MAX: usize = 64;
 
 /// Arguments of `floor-server`.
 #[derive(Debug, Clone, clap::Args)]
@@ -241,6 +245,27 @@ pub fn serve(args: &FloorArgs) -> anyhow::Result<()> {
     })
 }
 
+/// A room's frames of one pump round, in seq order: one `send` per
+/// viewer socket for all of them (a pump that fell behind batches, as
+/// giftstream's writers do; one waiting event is sent as it is).
+fn by_room(batch: &mut Vec<Event>) -> Vec<(Arc<str>, Arc<[u8]>)> {
+    type Frames = Vec<Arc<[u8]>>;
+    let mut rooms: Vec<(Arc<str>, Frames)> = Vec::new();
+    for ev in batch.drain(..) {
+        match rooms.iter_mut().find(|(r, _)| *r == ev.room) {
+            Some((_, frames)) => frames.push(ev.frame),
+            None => rooms.push((ev.room, vec![ev.frame])),
+        }
+    }
+    rooms
+        .into_iter()
+        .map(|(room, frames)| match <[_; 1]>::try_from(frames) {
+            Ok([one]) => (room, one),
+            Err(frames) => (room, frames.concat().into()),
+        })
+        .collect()
+}
+
 /// One thread: accept on its listener, serve its sockets, pump events.
 fn run_thread(
     listener: std::net::TcpListener,
@@ -259,16 +284,19 @@ fn run_thread(
         });
         let pump = here.clone();
         tokio::task::spawn_local(async move {
-            while let Some(ev) = events.recv().await {
-                let mut viewers = pump.viewers.borrow_mut();
-                if let Some(vs) = viewers.get_mut(&ev.room) {
-                    let mut dead = false;
-                    for v in vs.iter() {
-                        v.send(&ev.frame);
-                        dead |= v.dead.get();
-                    }
-                    if dead {
-                        vs.retain(|v| !v.dead.get());
+            let mut batch = Vec::with_capacity(PUMP_BATCH_MAX);
+            while events.recv_many(&mut batch, PUMP_BATCH_MAX).await > 0 {
+                for (room, bytes) in by_room(&mut batch) {
+                    let mut viewers = pump.viewers.borrow_mut();
+                    if let Some(vs) = viewers.get_mut(&room) {
+                        let mut dead = false;
+                        for v in vs.iter() {
+                            v.send(&bytes);
+                            dead |= v.dead.get();
+                        }
+                        if dead {
+                            vs.retain(|v| !v.dead.get());
+                        }
                     }
                 }
             }
