@@ -156,8 +156,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         cfg,
     });
 
-    let listener = TcpListener::bind(state.cfg.http.listen)
-        .await
+    let listener = bind_listener(state.cfg.http.listen, state.cfg.http.listen_backlog)
         .with_context(|| format!("binding http.listen {}", state.cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());
@@ -361,8 +360,7 @@ async fn serve_metrics(state: &Arc<AppState>) -> anyhow::Result<Option<SocketAdd
         "" => None,
         m => {
             let at: SocketAddr = m.parse().context("http.metrics_listen")?;
-            let l = TcpListener::bind(at)
-                .await
+            let l = bind_listener(at, state.cfg.http.listen_backlog)
                 .with_context(|| format!("binding http.metrics_listen {at}"))?;
             let bound = l.local_addr()?;
             let stop = state.shutdown.clone();
@@ -378,6 +376,45 @@ async fn serve_metrics(state: &Arc<AppState>) -> anyhow::Result<Option<SocketAdd
             Some(bound)
         }
     })
+}
+
+/// Where the kernel caps every listen backlog.
+const SOMAXCONN_PATH: &str = "/proc/sys/net/core/somaxconn";
+
+/// Bind `at` and listen with `backlog` (`http.listen_backlog`) clamped to
+/// `net.core.somaxconn` (the kernel would clamp it silently; the value in
+/// force is logged). tokio's own `bind` listens with 1,024: a reconnect
+/// storm beyond that overflows the accept queue and its clients' SYNs are
+/// retried only after a second.
+fn bind_listener(at: SocketAddr, backlog: u32) -> anyhow::Result<TcpListener> {
+    let somaxconn = std::fs::read_to_string(SOMAXCONN_PATH)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    let in_force = backlog_in_force(backlog, somaxconn);
+    let socket = if at.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's `bind`: a restarted server binds while old connections
+    // linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(at)?;
+    let listener = socket.listen(in_force)?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        backlog = in_force,
+        configured = backlog,
+        somaxconn,
+        "listening (http.listen_backlog)"
+    );
+    Ok(listener)
+}
+
+/// The backlog the kernel will use: `configured`, at most `somaxconn`
+/// when known, at least 1.
+fn backlog_in_force(configured: u32, somaxconn: Option<u32>) -> u32 {
+    somaxconn.map_or(configured, |m| configured.min(m)).max(1)
 }
 
 /// Cash-outs a crash or an unanswered Transfer left pending: retried at
@@ -478,4 +515,44 @@ async fn serve_http(
     drop(done_rx);
     done_tx.closed().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_clamped_by_somaxconn() {
+        assert_eq!(backlog_in_force(4096, Some(128)), 128);
+        assert_eq!(backlog_in_force(4096, Some(65_535)), 4096);
+        assert_eq!(backlog_in_force(4096, None), 4096);
+        assert_eq!(backlog_in_force(0, Some(4096)), 1);
+    }
+
+    /// The configured backlog is the one in force (tokio's `bind` would
+    /// use 1,024): with backlog 2 and nobody accepting, the kernel
+    /// completes 3 connections (backlog + 1) and leaves the next waiting.
+    #[tokio::test]
+    async fn a_listener_queues_what_its_backlog_allows() {
+        let l = bind_listener("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let at = l.local_addr().unwrap();
+        let mut held = Vec::new();
+        for i in 0..3 {
+            let c =
+                tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(at))
+                    .await
+                    .unwrap_or_else(|_| panic!("connection {i} within the backlog"));
+            held.push(c.unwrap());
+        }
+        let over = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(at),
+        )
+        .await;
+        assert!(
+            over.is_err(),
+            "the 4th connection waits (its SYN is dropped)"
+        );
+        drop(l);
+    }
 }

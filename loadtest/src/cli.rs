@@ -9,11 +9,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::floor::FloorArgs;
 use crate::markdown::MarkdownArgs;
 use crate::scenarios::conns::ConnsArgs;
 use crate::scenarios::fanout::FanoutArgs;
 use crate::scenarios::ingest::IngestArgs;
 use crate::scenarios::mixed::MixedArgs;
+use crate::scenarios::storm::StormArgs;
 use crate::token::DEV_JWT_SECRET;
 use crate::wire::Encoding;
 
@@ -76,6 +78,17 @@ pub struct Common {
     /// No progress bars (they show only on a terminal anyway).
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// After the run, start the floor server (`floor-server`, a child
+    /// process), run the same scenario against it, and report giftstream's
+    /// cost as a ratio to the floor's (CPU per delivery, p99, time to join).
+    #[arg(long, global = true)]
+    pub compare_floor: bool,
+    /// The spawned server's per-socket message budget,
+    /// `hub.socket_msgs_per_s_max` (GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX;
+    /// the server's default is 1000). Raised by default so that load
+    /// senders are not slowed by it; ingest benchmarks need it raised.
+    #[arg(long, global = true, default_value_t = crate::spawn::SOCKET_MSGS_PER_S_RAISED)]
+    pub socket_msgs_per_s: u64,
 }
 
 /// The scenarios.
@@ -89,13 +102,23 @@ pub enum Scenario {
     Ingest(IngestArgs),
     /// A realistic live: idle majority, heavy and light gifters, churn, reconnects.
     Mixed(MixedArgs),
+    /// N clients connecting at once in batches: time to `joined`, kernel drops.
+    Storm(StormArgs),
     /// Not a scenario: markdown tables (docs/BENCHMARKS.md) from saved runs' output.
     Markdown(MarkdownArgs),
+    /// Not a scenario: the floor server to compare against (see `--compare-floor`).
+    FloorServer(FloorArgs),
 }
 
 impl Scenario {
     /// Whether the scenario gifts (and so gets a conservation check).
     pub fn gifts(&self) -> bool {
-        !matches!(self, Scenario::Conns(_) | Scenario::Markdown(_))
+        !matches!(
+            self,
+            Scenario::Conns(_)
+                | Scenario::Storm(_)
+                | Scenario::Markdown(_)
+                | Scenario::FloorServer(_)
+        )
     }
 }

@@ -96,6 +96,12 @@ impl Connector {
     /// Connect and upgrade with `token`; retried up to three times.
     pub async fn connect(&self, token: &str) -> anyhow::Result<Ws> {
         let _permit = self.gate.acquire().await?;
+        self.connect_now(token).await
+    }
+
+    /// Connect and upgrade with `token` now, not waiting for a handshake
+    /// slot (`storm`: a batch connects at once); retried as [`Connector::connect`].
+    pub async fn connect_now(&self, token: &str) -> anyhow::Result<Ws> {
         let mut last = None;
         for attempt in 0..3u64 {
             if attempt > 0 {

@@ -13,7 +13,8 @@
 //!   WebSocket handshake, the open-files limit.
 //! - [`api`]: HTTP set-up (rooms, grants) and read-back (wallets, earnings).
 //! - [`viewer`] and [`sender`]: what one socket does and accounts for.
-//! - [`scenarios`]: `fanout`, `conns`, `ingest`, `mixed`.
+//! - [`scenarios`]: `fanout`, `conns`, `ingest`, `mixed`, `storm`.
+//! - [`floor`]: `floor-server`, the floor to compare against (`--compare-floor`).
 //! - [`metrics`]: live counters, HDR histograms, the per-second series.
 //! - [`probe`]: the server's CPU and RSS from `/proc`.
 //! - [`spawn`]: `--spawn`, a server as a child process.
@@ -31,6 +32,7 @@ pub mod chart;
 pub mod cli;
 pub mod conn;
 pub mod conservation;
+pub mod floor;
 pub mod markdown;
 pub mod metrics;
 pub mod probe;
@@ -61,8 +63,15 @@ use crate::token::Tokens;
 /// server with `--spawn`), and answer its summary.
 pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
     anyhow::ensure!(
-        !matches!(cli.scenario, Scenario::Markdown(_)),
-        "`markdown` is not a scenario; see markdown::render"
+        !matches!(
+            cli.scenario,
+            Scenario::Markdown(_) | Scenario::FloorServer(_)
+        ),
+        "`markdown` and `floor-server` are not scenarios; see markdown::render, floor::serve"
+    );
+    anyhow::ensure!(
+        !cli.common.compare_floor || cli.common.encoding == crate::wire::Encoding::Json,
+        "--compare-floor: the floor server speaks JSON only"
     );
     conn::raise_nofile();
     anyhow::ensure!(
@@ -79,7 +88,10 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
             Some(b) => b.clone(),
             None => spawn::default_server_bin()?,
         };
-        Some(SpawnedServer::start(&bin, &cli.common.jwt_secret).await?)
+        Some(
+            SpawnedServer::start(&bin, &cli.common.jwt_secret, cli.common.socket_msgs_per_s)
+                .await?,
+        )
     } else {
         None
     };
@@ -102,7 +114,46 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
             Err(e) => eprintln!("warning: stopping the spawned server: {e:#}"),
         }
     }
-    result
+    let mut summary = result?;
+    if let Scenario::Ingest(_) = &cli.scenario {
+        summary.note = Some(ingest_note(&cli, &summary));
+    }
+    if cli.common.compare_floor {
+        let floor = SpawnedServer::start_floor().await?;
+        let url = format!("http://{}", floor.addr);
+        let measured = run_against(&cli, &[url], &[floor.pid]).await;
+        let tail = floor.log_tail();
+        let _ = floor.stop().await;
+        let measured = measured.map_err(|e| e.context(format!("floor server log:\n{tail}")))?;
+        summary.set_floor(measured);
+    }
+    Ok(summary)
+}
+
+/// Which config key bounds an ingest run per socket, and whether it bound
+/// this run.
+fn ingest_note(cli: &Cli, s: &Summary) -> String {
+    let senders = s.params["senders"].as_u64().unwrap_or(1).max(1);
+    let per_socket = s.acks_per_s / senders as f64;
+    let key = "hub.socket_msgs_per_s_max (GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX)";
+    if !cli.common.spawn {
+        return format!(
+            "{per_socket:.0} acks/s per socket; each socket is read at most {key} messages a second \
+             (default 1000): if that is the server's budget, raise it for ingest benchmarks"
+        );
+    }
+    let budget = cli.common.socket_msgs_per_s as f64;
+    if per_socket >= 0.9 * budget {
+        format!(
+            "{per_socket:.0} acks/s per socket: bound by the per-socket budget {key} = {budget:.0} \
+             (--socket-msgs-per-s); raise it for ingest benchmarks"
+        )
+    } else {
+        format!(
+            "{per_socket:.0} acks/s per socket; the per-socket budget {key} = {budget:.0} \
+             (--socket-msgs-per-s) did not bound this run"
+        )
+    }
 }
 
 async fn server_addr(url: &str) -> anyhow::Result<SocketAddr> {
@@ -158,7 +209,10 @@ async fn run_against(cli: &Cli, urls: &[String], pids: &[u32]) -> anyhow::Result
         Scenario::Conns(a) => scenarios::conns::run(&ctx, a).await?,
         Scenario::Ingest(a) => scenarios::ingest::run(&ctx, a).await?,
         Scenario::Mixed(a) => scenarios::mixed::run(&ctx, a).await?,
-        Scenario::Markdown(_) => anyhow::bail!("`markdown` is not a scenario"),
+        Scenario::Storm(a) => scenarios::storm::run(&ctx, a).await?,
+        Scenario::Markdown(_) | Scenario::FloorServer(_) => {
+            anyhow::bail!("`markdown` and `floor-server` are not scenarios")
+        }
     };
     let verdict = match (&outcome.books, cli.scenario.gifts()) {
         (Some(books), true) => Some(conservation::check(&ctx.api, books, &outcome.tally).await?),

@@ -1,23 +1,46 @@
 //! `giftstream-loadtest`: see the library docs and `--help`.
 
 use clap::Parser;
+use giftstream_loadtest::cli::{Cli, Scenario};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = giftstream_loadtest::cli::Cli::parse();
-    if let giftstream_loadtest::cli::Scenario::Markdown(args) = &cli.scenario {
-        return match giftstream_loadtest::markdown::render(args) {
-            Ok(md) => {
-                print!("{md}");
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("giftstream-loadtest markdown: {e:#}");
-                std::process::ExitCode::FAILURE
-            }
-        };
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match &cli.scenario {
+        Scenario::Markdown(args) => {
+            return match giftstream_loadtest::markdown::render(args) {
+                Ok(md) => {
+                    print!("{md}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("giftstream-loadtest markdown: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        // One thread of its own: the floor is single-threaded by design.
+        Scenario::FloorServer(args) => {
+            return match giftstream_loadtest::floor::serve(args) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("giftstream-loadtest floor-server: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
     }
-    match giftstream_loadtest::run(cli).await {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("giftstream-loadtest: runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(giftstream_loadtest::run(cli)) {
         Ok(summary) => {
             print!("{}", summary.human());
             // The machine-readable line, always last.

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::conservation::Conservation;
 use crate::metrics::{Percentiles, TimePoint};
 use crate::probe::CpuSpan;
+use crate::scenarios::storm::StormStats;
 use crate::scenarios::{ConnectStats, Outcome, RssStats};
 use crate::wire::Encoding;
 
@@ -30,6 +31,22 @@ pub struct ServerCost {
     pub cpu_us_per_delivery: Option<f64>,
     /// CPU µs per acked gift (when there were acks).
     pub cpu_us_per_ack: Option<f64>,
+}
+
+/// A run's cost as a ratio to the floor server's in the same run
+/// (giftstream / floor: 1.0 is at the floor).
+#[derive(Debug, Clone, Serialize)]
+pub struct VsFloor {
+    /// Server CPU per delivery.
+    pub cpu_per_delivery: Option<f64>,
+    /// p99 gift→viewer minus the floor's, ms.
+    pub p99_gap_ms: Option<f64>,
+    /// Deliveries per second.
+    pub deliveries_per_s: Option<f64>,
+    /// Time until every storm client joined.
+    pub all_joined: Option<f64>,
+    /// p99 of a storm client's time to `joined`.
+    pub joined_p99: Option<f64>,
 }
 
 /// Everything a run reports.
@@ -91,6 +108,14 @@ pub struct Summary {
     pub client_cpu: Option<CpuSpan>,
     /// The conservation check (scenarios that gift).
     pub conservation: Option<Conservation>,
+    /// Time to `joined` and kernel drops (storm).
+    pub storm: Option<StormStats>,
+    /// What to know about this run (e.g. which config key bounds it).
+    pub note: Option<String>,
+    /// The same scenario against the floor server (`--compare-floor`).
+    pub floor: Option<Box<Summary>>,
+    /// This run's cost as a ratio to the floor's (`--compare-floor`).
+    pub vs_floor: Option<VsFloor>,
     /// Per-second series (not in the JSON line; see the chart).
     #[serde(skip)]
     pub timeline: Vec<TimePoint>,
@@ -148,8 +173,35 @@ impl Summary {
             server_rss: o.rss,
             client_cpu: o.client_cpu,
             conservation,
+            storm: o.storm,
+            note: None,
+            floor: None,
+            vs_floor: None,
             timeline: o.timeline,
         }
+    }
+
+    /// Attach the floor server's run of the same scenario and the ratios.
+    pub fn set_floor(&mut self, floor: Summary) {
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let per_delivery = |s: &Summary| s.server.as_ref().and_then(|c| c.cpu_us_per_delivery);
+        let p99 = |s: &Summary| (s.delivery_latency.count > 0).then_some(s.delivery_latency.p99_ms);
+        let joined = |s: &Summary| s.storm.as_ref().map(|t| t.all_joined_s);
+        let joined_p99 = |s: &Summary| s.storm.as_ref().map(|t| t.time_to_joined.p99_ms);
+        self.vs_floor = Some(VsFloor {
+            cpu_per_delivery: ratio(per_delivery(self), per_delivery(&floor)),
+            p99_gap_ms: p99(self).zip(p99(&floor)).map(|(a, b)| a - b),
+            deliveries_per_s: ratio(
+                (self.deliveries > 0).then_some(self.deliveries_per_s),
+                (floor.deliveries > 0).then_some(floor.deliveries_per_s),
+            ),
+            all_joined: ratio(joined(self), joined(&floor)),
+            joined_p99: ratio(joined_p99(self), joined_p99(&floor)),
+        });
+        self.floor = Some(Box::new(floor));
     }
 
     /// False when the conservation check failed.
@@ -237,6 +289,37 @@ impl Summary {
                 "client cpu:   {:.3} s ({:.2} cores)",
                 c.cpu_us as f64 / 1e6,
                 c.cores
+            );
+        }
+        if let Some(t) = &self.storm {
+            let _ = writeln!(
+                s,
+                "storm:        {} joined, {} failed; all joined in {:.2} s; time to joined {}",
+                t.joined,
+                t.failed,
+                t.all_joined_s,
+                lat(&t.time_to_joined)
+            );
+            let _ = writeln!(s, "kernel:       {:?} (increase over the storm)", t.kernel);
+        }
+        if let Some(n) = &self.note {
+            let _ = writeln!(s, "note:         {n}");
+        }
+        if let (Some(f), Some(v)) = (&self.floor, &self.vs_floor) {
+            let x = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}x"));
+            let _ = writeln!(s, "-- the same scenario against the floor server --");
+            for line in f.human().lines().skip(1) {
+                let _ = writeln!(s, "  {line}");
+            }
+            let _ = writeln!(
+                s,
+                "vs floor:     CPU per delivery {}; p99 gift->viewer {}; deliveries/s {}; all joined {}; joined p99 {}",
+                x(v.cpu_per_delivery),
+                v.p99_gap_ms
+                    .map_or_else(|| "-".into(), |g| format!("{g:+.1} ms")),
+                x(v.deliveries_per_s),
+                x(v.all_joined),
+                x(v.joined_p99)
             );
         }
         if let Some(c) = &self.conservation {

@@ -27,6 +27,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Connections the spawned server accepts at most.
 const CONNECTIONS_MAX: u64 = 1_000_000;
+/// The spawned server's `hub.socket_msgs_per_s_max` unless
+/// `--socket-msgs-per-s` says otherwise: load senders exceed a viewer's
+/// budget by design.
+pub const SOCKET_MSGS_PER_S_RAISED: u64 = 100_000_000;
 
 /// A running child server.
 pub struct SpawnedServer {
@@ -58,7 +62,11 @@ pub fn default_server_bin() -> anyhow::Result<PathBuf> {
 impl SpawnedServer {
     /// Start `bin` on a free loopback port with a fresh ledger and
     /// `jwt_secret`; answers once it is healthy.
-    pub async fn start(bin: &Path, jwt_secret: &str) -> anyhow::Result<SpawnedServer> {
+    pub async fn start(
+        bin: &Path,
+        jwt_secret: &str,
+        socket_msgs_per_s: u64,
+    ) -> anyhow::Result<SpawnedServer> {
         let dir = tempfile::Builder::new()
             .prefix("giftstream-loadtest-")
             .tempdir()?;
@@ -91,7 +99,10 @@ impl SpawnedServer {
             // A real server may hold 127.0.0.1:9464.
             .env("GIFTSTREAM_HTTP__METRICS_LISTEN", "127.0.0.1:0")
             // Load senders exceed a viewer's per-socket message budget by design.
-            .env("GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX", "100000000")
+            .env(
+                "GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX",
+                socket_msgs_per_s.to_string(),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("GIFTSTREAM_LOADTEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -102,6 +113,37 @@ impl SpawnedServer {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
+        SpawnedServer::ready(child, addr, dir, jwt_secret).await
+    }
+
+    /// Start the floor server (`floor-server`, this same binary) on a free
+    /// loopback port; answers once it is healthy.
+    pub async fn start_floor() -> anyhow::Result<SpawnedServer> {
+        let dir = tempfile::Builder::new()
+            .prefix("giftstream-floor-")
+            .tempdir()?;
+        let addr = free_port()?;
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let child = Command::new(std::env::current_exe()?)
+            .arg("floor-server")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the floor server")?;
+        SpawnedServer::ready(child, addr, dir, "floor").await
+    }
+
+    /// Wait for `/healthz` of a just started child.
+    async fn ready(
+        child: Child,
+        addr: SocketAddr,
+        dir: tempfile::TempDir,
+        jwt_secret: &str,
+    ) -> anyhow::Result<SpawnedServer> {
         let pid = child.id().context("child has no pid")?;
         let mut server = SpawnedServer {
             child,

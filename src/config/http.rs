@@ -39,6 +39,12 @@ pub struct HttpConfig {
     /// a frame), e.g. `'self'` (the studio's preview; the default), `'none'`
     /// or `https://studio.example.com`.
     pub overlay_frame_ancestors: String,
+    /// Listen backlog of every listener the server opens (`listen` and
+    /// `metrics_listen`): connections the kernel completes and queues
+    /// before `accept`. A reconnect storm beyond it drops SYNs (clients
+    /// retry after a second). Clamped at start to
+    /// `/proc/sys/net/core/somaxconn` (logged); at least 1.
+    pub listen_backlog: u32,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +57,7 @@ impl Default for HttpConfig {
             client_ip_header: String::new(),
             metrics_listen: "127.0.0.1:9464".into(),
             overlay_frame_ancestors: "'self'".into(),
+            listen_backlog: 4096,
         }
     }
 }

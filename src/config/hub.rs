@@ -65,9 +65,17 @@ pub struct HubConfig {
     /// Redis engine: a room with no viewer on this node for this long stops
     /// (its sharded subscription is dropped), ms.
     pub room_linger_ms: u64,
-    /// Client messages per second one socket may send (token bucket with a
-    /// one-second burst); beyond, each message gets `rate_limited`.
+    /// Client messages per second one socket is read at most (token bucket
+    /// with a one-second burst). A socket over it is slowed, not refused:
+    /// it is not read until its budget refills, so its client feels TCP
+    /// back-pressure. See `hub.socket_throttled_ms_max` for the refusal.
     pub socket_msgs_per_s_max: u32,
+    /// Hard bound on a socket over its budget: one that has been slowed
+    /// without a break (every message it sent had to wait for the budget)
+    /// for longer than this gets `rate_limited` for each further message
+    /// over the budget (still read at the budget's pace, not handled) until
+    /// one arrives within budget again, ms.
+    pub socket_throttled_ms_max: u64,
     /// The `/v1/ws` upgrade request must be answered (101 or an error)
     /// within this long once its head is read, ms; the head itself is
     /// bounded by `http.header_read_timeout_ms`, the socket after the
@@ -111,6 +119,7 @@ impl Default for HubConfig {
             room_gifters_max: 100_000,
             room_linger_ms: 5000,
             socket_msgs_per_s_max: 1000,
+            socket_throttled_ms_max: 60_000,
             handshake_timeout_ms: 10_000,
             ping_interval_ms: 30_000,
             idle_timeout_ms: 75_000,

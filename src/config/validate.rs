@@ -21,7 +21,7 @@ impl Config {
                 message: message.into(),
             })
         }
-        let positive: [(&str, u64); 12] = [
+        let positive: [(&str, u64); 14] = [
             ("limits.rooms_per_hour_max", self.limits.rooms_per_hour_max),
             (
                 "limits.videos_per_hour_max",
@@ -40,6 +40,11 @@ impl Config {
                 self.http.header_read_timeout_ms,
             ),
             ("http.request_timeout_ms", self.http.request_timeout_ms),
+            ("http.listen_backlog", u64::from(self.http.listen_backlog)),
+            (
+                "hub.socket_throttled_ms_max",
+                self.hub.socket_throttled_ms_max,
+            ),
             ("hub.handshake_timeout_ms", self.hub.handshake_timeout_ms),
             ("hub.ping_interval_ms", self.hub.ping_interval_ms),
             ("hub.idle_timeout_ms", self.hub.idle_timeout_ms),

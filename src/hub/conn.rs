@@ -5,7 +5,9 @@
 //! the socket's room memberships, and the writer's batching (feed up to
 //! `hub.write_batch_len_max` frames, flush once). A kick (too slow, feed
 //! overflow) or server shutdown closes the socket with a code and reason.
-//! Which task a topic is, and who may open an inbox: [`targets`].
+//! Which task a topic is, and who may open an inbox: [`targets`]. How fast
+//! a socket is read (slowed over its budget, refused past the hard bound):
+//! [`budget`].
 //! Must not: wait on a room (rooms never wait on us either), or panic on
 //! any input: every bad frame is answered with a typed `error`.
 
@@ -24,6 +26,7 @@ use super::outbox::{outbox, Outbox, OutboxRx};
 use super::room::{RoomCmd, Subscriber};
 use super::{Hub, RoomHandle};
 
+mod budget;
 mod targets;
 mod writer;
 use crate::auth::{scoped_refusal, Identity, Role, Scope, Token};
@@ -32,6 +35,7 @@ use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{GiftOutcome, Target};
 use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, SeqEvent, ServerMsg, Topic};
+use budget::{Budget, Verdict};
 use writer::{is_too_big, write_loop};
 
 pub use super::ctl::{ConnCtl, CLOSE_GOING_AWAY};
@@ -127,7 +131,10 @@ pub fn serve(
         ctl: ctl.clone(),
         rooms: Vec::new(),
         acks_waiting: None,
-        bucket: TokenBucket::new(cfg.socket_msgs_per_s_max),
+        budget: Budget::new(
+            cfg.socket_msgs_per_s_max,
+            Duration::from_millis(cfg.socket_throttled_ms_max),
+        ),
         resumed: Vec::new(),
         state,
     };
@@ -180,41 +187,10 @@ struct Reader {
     /// Bounds ledger-mode acks in flight; made on the first one (most
     /// sockets never send a gift).
     acks_waiting: Option<Arc<Semaphore>>,
-    bucket: TokenBucket,
+    budget: Budget,
     /// Rooms resumed in the last [`RESUME_INTERVAL`], and when.
     resumed: Vec<(Box<str>, Instant)>,
     state: Arc<dyn ConnOps>,
-}
-
-/// A token bucket: `rate` tokens a second, at most `rate` banked.
-struct TokenBucket {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate_per_s: u32) -> TokenBucket {
-        TokenBucket {
-            rate: rate_per_s as f64,
-            tokens: rate_per_s as f64,
-            last: Instant::now(),
-        }
-    }
-
-    /// Take one token if there is one.
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 impl Reader {
@@ -280,10 +256,26 @@ impl Reader {
                 Message::Binary(b) => (b.as_ref(), Encoding::MsgPack),
                 _ => continue,
             };
-            let ok = if !self.bucket.take() {
+            // Over budget: not read until the budget refills (boxed: the
+            // timer exists only while a fast socket waits).
+            let (wait, refused) = match self.budget.take(Instant::now()) {
+                Verdict::Now => (None, false),
+                Verdict::Wait(d) => (Some(d), false),
+                Verdict::Refuse(d) => (Some(d), true),
+            };
+            if let Some(d) = wait {
+                metrics::counter!("giftstream_ws_throttled_total").increment(1);
+                tokio::select! {
+                        biased;
+                        _ = &mut stopped => return,
+                    _ = Box::pin(tokio::time::sleep(d)) => {}
+                }
+            }
+            let ok = if refused {
                 let e = Error::new(
                     ErrorCode::RateLimited,
-                    "too many messages on this socket (hub.socket_msgs_per_s_max)",
+                    "socket over its message budget for longer than hub.socket_throttled_ms_max \
+                     (hub.socket_msgs_per_s_max)",
                 );
                 // Not decoded: only its `id` is read (a gift's, for the
                 // client to match the refusal).

@@ -161,6 +161,7 @@ pub async fn run(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Outcome> {
         .map(|(g, v)| g * v)
         .sum();
     Ok(Outcome {
+        storm: None,
         scenario: "fanout",
         params: serde_json::to_value(a)?,
         measured_s,

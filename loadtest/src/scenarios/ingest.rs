@@ -93,6 +93,7 @@ pub async fn run(ctx: &Ctx, a: &IngestArgs) -> anyhow::Result<Outcome> {
         b.abort();
     }
     Ok(Outcome {
+        storm: None,
         scenario: "ingest",
         params: serde_json::to_value(a)?,
         measured_s,

@@ -348,6 +348,7 @@ pub async fn run(ctx: &Ctx, a: &MixedArgs) -> anyhow::Result<Outcome> {
         b.abort();
     }
     Ok(Outcome {
+        storm: None,
         scenario: "mixed",
         params: serde_json::to_value(a)?,
         measured_s,

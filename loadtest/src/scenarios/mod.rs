@@ -4,13 +4,14 @@
 //! the connector, live metrics, the server probe), the shared set-up steps
 //! (rooms, grants, connecting and joining viewers with a progress bar),
 //! and [`Outcome`], what a scenario hands to the report. One file per
-//! scenario: [`fanout`], [`ingest`], [`conns`], [`mixed`].
+//! scenario: [`fanout`], [`ingest`], [`conns`], [`mixed`], [`storm`].
 //! Must not: print the report (see [`crate::report`]).
 
 pub mod conns;
 pub mod fanout;
 pub mod ingest;
 pub mod mixed;
+pub mod storm;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -124,6 +125,8 @@ pub struct Outcome {
     pub expected_deliveries: Option<u64>,
     /// For the conservation check.
     pub books: Option<Books>,
+    /// Time to `joined` and kernel drops (storm).
+    pub storm: Option<storm::StormStats>,
 }
 
 /// A CPU measurement of the server and of this process over one phase.
