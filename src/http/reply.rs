@@ -26,11 +26,13 @@ impl Error {
     /// once, with its source chain (the HTTP edge).
     pub(super) fn with_status(self, status: StatusCode) -> Response {
         self.log_at_edge("http");
-        let mut r = (
-            status,
-            Json(json!({ "code": self.code, "message": self.message })),
-        )
-            .into_response();
+        let mut body = json!({ "code": self.code, "message": self.message });
+        if let (Some(extra), Some(obj)) = (self.details.as_deref(), body.as_object_mut()) {
+            for (k, v) in extra {
+                obj.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let mut r = (status, Json(body)).into_response();
         if self.code == ErrorCode::Unauthorized {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -29,12 +29,14 @@ impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
 
 /// The ledger (its video reads: [`super::videos::VideoLedger`]; the
 /// studio's: [`super::studio::StudioLedger`]; followers:
-/// [`super::follows::FollowLedger`]).
+/// [`super::follows::FollowLedger`]; the marketplace:
+/// [`super::marketplace::MarketplaceLedger`]).
 #[async_trait]
 pub trait Ledger:
     super::videos::VideoLedger
     + super::studio::StudioLedger
     + super::follows::FollowLedger
+    + super::marketplace::MarketplaceLedger
     + Send
     + Sync
     + 'static

@@ -22,6 +22,8 @@
 mod api;
 mod error;
 pub mod follows;
+pub mod market_states;
+pub mod marketplace;
 mod op_key;
 pub mod outbox;
 pub mod postgres;

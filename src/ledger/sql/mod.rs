@@ -3,7 +3,8 @@
 //! Owns: every [`Ledger`](super::Ledger) flow's SQL, once, in
 //! [`SqlLedger`] (one file per flow: `gifts`, `targets`, `snapshot`,
 //! `purchases`, `refunds_disputes`, `tips`, `cashouts`,
-//! `payout_accounts`, `reads` for the studio, `follows`), its row types (`rows`), and the [`Dialect`] trait:
+//! `payout_accounts`, `reads` for the studio, `follows`, `marketplace`
+//! and `market_deals`), its row types (`rows`), and the [`Dialect`] trait:
 //! what really differs between the engines (how a write transaction
 //! begins, `FOR UPDATE`, serializing writers by key, multi-row inserts,
 //! the exclusive lock). Each flow body is written once and type-checked
@@ -48,6 +49,8 @@ mod cashouts;
 mod follows;
 mod gifts;
 mod ledger_impl;
+mod market_deals;
+mod marketplace;
 mod payout_accounts;
 mod purchases;
 mod reads;
