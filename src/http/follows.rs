@@ -164,17 +164,23 @@ struct ImportLine {
     creator: String,
 }
 
+/// A refused import: the answer (boxed: a response is large).
+type Refusal = Box<Response>;
+
 /// The edges of an NDJSON body (blank lines skipped), or the typed error
 /// naming the first bad line (1-based): nothing is written then.
-fn parse_edges(body: &[u8], lines_max: usize) -> Result<Vec<(String, String)>, Response> {
+fn parse_edges(body: &[u8], lines_max: usize) -> Result<Vec<(String, String)>, Refusal> {
     let too_many = || {
-        Error::bad_request(format!(
-            "at most {lines_max} lines per request (marketplace.import_batch_max)"
-        ))
-        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+        Box::new(
+            Error::bad_request(format!(
+                "at most {lines_max} lines per request (marketplace.import_batch_max)"
+            ))
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+        )
     };
-    let bad =
-        |n: usize, why: String| Error::bad_request(format!("line {n}: {why}")).into_response();
+    let bad = |n: usize, why: String| {
+        Box::new(Error::bad_request(format!("line {n}: {why}")).into_response())
+    };
     let mut edges = Vec::new();
     for (i, raw) in body.split(|b| *b == b'\n').enumerate() {
         let n = i + 1;
@@ -207,29 +213,29 @@ fn import_edges(
     who: &Identity,
     headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Vec<(String, String)>, Response> {
+) -> Result<Vec<(String, String)>, Refusal> {
     who.require(Role::Admin)
-        .map_err(IntoResponse::into_response)?;
+        .map_err(|e| Box::new(e.into_response()))?;
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if ctype.split(';').next().map(str::trim) != Some("application/x-ndjson") {
-        return Err(
+        return Err(Box::new(
             Error::bad_request("Content-Type must be application/x-ndjson")
                 .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        );
+        ));
     }
     let lines_max = state.cfg.marketplace.import_batch_max;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let body = body.map_err(|e| -> Refusal {
+        Box::new(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Error::bad_request(format!(
                 "at most {lines_max} lines of at most {IMPORT_LINE_LEN_MAX} bytes per request (marketplace.import_batch_max)"
             ))
             .with_status(StatusCode::PAYLOAD_TOO_LARGE)
         } else {
             Error::bad_request(format!("body: {}", e.body_text())).into_response()
-        }
+        })
     })?;
     parse_edges(&body, lines_max)
 }
@@ -244,7 +250,7 @@ pub(super) async fn import(
 ) -> Response {
     let edges = match import_edges(&state, &who, &headers, body) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app::import(&state, &edges).await {
         Ok(o) => Json(json!({ "imported": o.changed, "already": o.unchanged })).into_response(),
@@ -262,7 +268,7 @@ pub(super) async fn delete_import(
 ) -> Response {
     let edges = match import_edges(&state, &who, &headers, body) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app::delete(&state, &edges).await {
         Ok(o) => Json(json!({ "deleted": o.changed, "absent": o.unchanged })).into_response(),

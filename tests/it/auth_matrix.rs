@@ -367,7 +367,37 @@ fn http_rows() -> Vec<Row> {
         }),
         row("GET", "/studio", |c| public(c, S(200))),
         row("GET", "/videos/{video}", |c| public(c, S(200))),
+        // Followers: viewers and creators follow anyone but themselves;
+        // the profile is public; the lists need any user; the bulk
+        // import is the admin's.
+        row("PUT", "/v1/creators/{creator}/followers/me", |c| {
+            authed(c, follow)
+        }),
+        row("DELETE", "/v1/creators/{creator}/followers/me", |c| {
+            authed(c, follow)
+        }),
+        row("GET", "/v1/creators/{creator}", |c| public(c, S(200))),
+        row("GET", "/v1/creators/{creator}/followers", |c| {
+            authed(c, |_| S(200))
+        }),
+        row("GET", "/v1/users/me/following", |c| authed(c, |_| S(200))),
+        row("POST", "/v1/admin/followers/import", |c| {
+            authed(c, |c| if c == Admin { S(200) } else { FORBIDDEN })
+        }),
+        row("DELETE", "/v1/admin/followers/import", |c| {
+            authed(c, |c| if c == Admin { S(200) } else { FORBIDDEN })
+        }),
     ]
+}
+
+/// Following OWNER: a viewer or another creator may; OWNER's own user may
+/// not (either token); an admin is no follower.
+fn follow(c: Cred) -> Want {
+    match c {
+        Viewer | OtherCreator => S(200),
+        Owner | OwnerAsViewer => Refused(400, "bad_request", "follow themselves"),
+        _ => FORBIDDEN,
+    }
 }
 
 /// A creator's own resources (`/v1/creators/me/...`): any creator gets
@@ -596,6 +626,13 @@ impl Matrix {
         };
         if let Some(b) = body {
             req = req.json(&b);
+        }
+        if path == "/v1/admin/followers/import" {
+            req = req
+                .header("content-type", "application/x-ndjson")
+                .body(format!(
+                    "{{\"follower\":\"{VIEWER}\",\"creator\":\"{OTHER}\"}}\n"
+                ));
         }
         if path == "/v1/stripe/webhook" {
             req = req

@@ -125,6 +125,7 @@ conformance!(
     targets_keep_their_creator_floor_and_live_flag,
     drain_is_bounded_and_settled_clears_pending_diamonds,
     restore_loads_wallets_credits_answers_and_targets,
+    follower_counts_adjust_exactly_and_are_replaced_by_the_ledgers,
 );
 
 // ---- helpers ---------------------------------------------------------------
@@ -720,4 +721,49 @@ async fn restore_loads_wallets_credits_answers_and_targets(f: Factory) {
         .await
         .unwrap();
     assert!(v.ack.seq > 2, "video seq after the restored one");
+}
+
+/// Follower counts: 0 until adjusted; 100 concurrent +1 and 40 concurrent
+/// -1 end exact; `set_followers` replaces every count (creators left out
+/// at 0); `restore_followers` loads them (Redis: only when it does not
+/// hold them already, so a second node's start keeps the live counts).
+async fn follower_counts_adjust_exactly_and_are_replaced_by_the_ledgers(f: Factory) {
+    let e = f.make(cfg()).await;
+    let c = e.c.clone();
+    let (star, other) = (f.name("fc-star"), f.name("fc-other"));
+    assert_eq!(c.followers(&star).await.unwrap(), 0);
+    let mut tasks = Vec::new();
+    for i in 0..140 {
+        let (c, star) = (c.clone(), star.clone());
+        let delta = if i < 100 { 1 } else { -1 };
+        tasks.push(tokio::spawn(async move {
+            c.adjust_followers(&star, delta).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        c.followers(&star).await.unwrap(),
+        60,
+        "100 follows, 40 unfollows"
+    );
+    assert_eq!(c.adjust_followers(&other, 2).await.unwrap(), 2);
+    c.set_followers(&[(star.clone(), 7)]).await.unwrap();
+    assert_eq!(c.followers(&star).await.unwrap(), 7);
+    assert_eq!(c.followers(&other).await.unwrap(), 0, "left out: 0");
+    let loaded = c.restore_followers(&[(other.clone(), 3)]).await.unwrap();
+    match f {
+        Factory::Memory => {
+            assert!(loaded);
+            assert_eq!(c.followers(&other).await.unwrap(), 3);
+            assert_eq!(c.followers(&star).await.unwrap(), 0);
+        }
+        Factory::Redis { .. } => {
+            // `set_followers` marked them loaded: a start keeps them.
+            assert!(!loaded);
+            assert_eq!(c.followers(&star).await.unwrap(), 7);
+            assert_eq!(c.followers(&other).await.unwrap(), 0);
+        }
+    }
 }

@@ -14,6 +14,7 @@ mod auth_matrix;
 mod cashout_safety;
 mod combo_end;
 mod counters_conformance;
+mod follows;
 mod gifting;
 mod inbox;
 mod ledger_conformance;
