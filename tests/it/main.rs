@@ -19,6 +19,7 @@ mod gifting;
 mod inbox;
 mod ledger_conformance;
 mod limits;
+mod marketplace;
 mod multinode;
 mod multiprocess;
 mod pages;
