@@ -16,7 +16,8 @@ use serde_json::json;
 
 use super::AppState;
 use crate::error::{Error, ErrorCode, Result};
-use crate::ledger::marketplace::{BrandProfile, MarketCreator, RateItem};
+use crate::hub::tally::ViewerSummary;
+use crate::ledger::marketplace::{BrandProfile, LiveRecord, MarketCreator, RateItem};
 use crate::protocol::now_ms;
 use crate::protocol::text::check_text;
 
@@ -270,6 +271,22 @@ pub async fn creator_view(st: &AppState, creator: &str, public: bool) -> Result<
         joined,
         stats: stats(st, creator).await?,
     })
+}
+
+/// Record an ended live's viewers for the stats (best effort: a failure is
+/// logged, the live is ended regardless).
+pub async fn record_live(st: &AppState, room: &str, creator: &str, v: ViewerSummary) {
+    let rec = LiveRecord {
+        room: room.to_string(),
+        creator: creator.to_string(),
+        opened_ms: v.opened_ms,
+        ended_ms: now_ms(),
+        peak_viewers: i64::try_from(v.peak).unwrap_or(i64::MAX),
+        avg_viewers: i64::try_from(v.avg).unwrap_or(i64::MAX),
+    };
+    if let Err(e) = st.ledger.record_live(&rec).await {
+        tracing::warn!(room, error = %e.report(), "live viewers not recorded");
+    }
 }
 
 /// `not_eligible` with `missing` (one key per unmet requirement:

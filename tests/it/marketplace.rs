@@ -263,6 +263,55 @@ async fn eligibility(engine: &EngineSpec) {
         .await;
     assert_eq!((st, v["name"].as_str()), (200, Some("Acme")), "{v}");
 
+    // Stats: a live with two viewers at most, ended, and a settled gift.
+    s.open_room("mk-c1", "mk-live").await;
+    let mut w1 = s.ws("mk-v1", Role::Viewer).await;
+    w1.join("mk-live").await;
+    let mut w2 = s.ws("mk-v2", Role::Viewer).await;
+    w2.join("mk-live").await;
+    s.grant("mk-v1", 100, "mk-grant").await;
+    let ack = w1.gift("mk-live", "rose", 1, "mk-gift-1").await;
+    assert_eq!(ack["type"], "gift_ack", "{ack}");
+    // The room saw both viewers once a room_stats says so.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let v = w2.recv_any().await;
+            if v["type"] == "room_stats" && v["viewers"] == 2 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("room_stats with 2 viewers");
+    s.settled().await;
+    let (st, v) = s
+        .request(
+            Method::DELETE,
+            "/v1/rooms/mk-live",
+            Some(&s.token("mk-c1", Role::Creator)),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = s
+        .request(Method::GET, "/v1/marketplace/creators/mk-c1", None, None)
+        .await;
+    let stats = &v["stats"];
+    assert_eq!(
+        (
+            stats["lives_30d"].as_i64(),
+            stats["peak_viewers_30d"].as_i64()
+        ),
+        (Some(1), Some(2)),
+        "{v}"
+    );
+    assert!(
+        (0..=2).contains(&stats["avg_viewers_30d"].as_i64().unwrap()),
+        "{v}"
+    );
+    assert_eq!(stats["gifts"], 1, "{v}");
+    assert!(stats["gift_diamonds"].as_i64().unwrap() > 0, "{v}");
+
     // Falling below: still listed, cannot apply; back above: can.
     let c = open_campaign(&s, 100_000).await;
     followers(&s, Method::DELETE, "mk-c1", "mk-c1-f", 0, 1).await;
