@@ -57,6 +57,21 @@ mod tests {
         assert!(logged[0].contains("ledger: disk on fire"), "{logged:?}");
     }
 
+    #[tokio::test]
+    async fn details_join_the_body_next_to_code_and_message() {
+        let e = Error::new(ErrorCode::NotEligible, "not eligible")
+            .with_detail("missing", json!({ "followers": 1 }))
+            .with_detail("code", json!("overridden?"));
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({ "code": "not_eligible", "message": "not eligible", "missing": { "followers": 1 } })
+        );
+    }
+
     #[test]
     fn the_http_edge_logs_outcome_unknown_but_not_client_errors() {
         let (logged, _) = errors_logged(|| {
