@@ -80,3 +80,26 @@ impl MarketplaceConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_errors_name_the_key() {
+        assert!(MarketplaceConfig::default().validate().is_ok());
+        let c = MarketplaceConfig {
+            import_batch_max: 0,
+            ..MarketplaceConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().key,
+            "marketplace.import_batch_max"
+        );
+        let c = MarketplaceConfig {
+            followers_min: 0,
+            ..MarketplaceConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "marketplace.followers_min");
+    }
+}

@@ -461,3 +461,59 @@ async fn follow_event_reaches_inbox_and_webhook_once(engine: &EngineSpec) {
 async fn a_follow_reaches_the_inbox_and_a_webhook_once() {
     each_engine!(follow_event_reaches_inbox_and_webhook_once);
 }
+
+/// The ledger itself, on SQLite and PostgreSQL: follow and unfollow say
+/// whether the edge changed; a bulk import counts a repeated pair once and
+/// answers per creator; six concurrent imports of the same edges in
+/// different orders all finish (rows locked in one order) and add each
+/// edge once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ledger_adds_each_edge_once_even_in_concurrent_overlapping_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}", dir.path().join("f.db").display())];
+    if let Some(pg) = common::services::fresh_postgres_url().await {
+        urls.push(pg);
+    }
+    for url in urls {
+        let l = giftstream::ledger::open(&url, 8).await.unwrap();
+        assert!(l.follow("a", "c", 1).await.unwrap());
+        assert!(!l.follow("a", "c", 2).await.unwrap());
+        assert!(l.unfollow("a", "c").await.unwrap());
+        assert!(!l.unfollow("a", "c").await.unwrap());
+        let e = |f: &str, c: &str| (f.to_string(), c.to_string());
+        let o = l
+            .import_follows(&[e("a", "c"), e("b", "c"), e("a", "c"), e("a", "d")], 5)
+            .await
+            .unwrap();
+        assert_eq!((o.changed, o.unchanged), (3, 1), "{url}");
+        assert_eq!(o.per_creator, vec![("c".into(), 2), ("d".into(), 1)]);
+        // Six imports of the same 3000 edges at once, each in another
+        // order (rotated, some reversed).
+        let all: Vec<(String, String)> = (0..3000).map(|i| e(&format!("p{i}"), "e")).collect();
+        let orders: Vec<Vec<(String, String)>> = (0..6)
+            .map(|k| {
+                let mut v = all.clone();
+                v.rotate_left(k * 500);
+                if k % 2 == 1 {
+                    v.reverse();
+                }
+                v
+            })
+            .collect();
+        let outcomes = join_all(orders.iter().map(|o| l.import_follows(o, 7))).await;
+        let (mut changed, mut unchanged) = (0, 0);
+        for o in outcomes {
+            let o = o.unwrap_or_else(|err| panic!("{url}: {err:?}"));
+            changed += o.changed;
+            unchanged += o.unchanged;
+        }
+        assert_eq!((changed, unchanged), (3000, 15000), "{url}");
+        assert_eq!(l.follower_count("e").await.unwrap(), 3000);
+        let mut counts = l.follower_counts().await.unwrap();
+        counts.sort();
+        assert_eq!(
+            counts,
+            vec![("c".into(), 2), ("d".into(), 1), ("e".into(), 3000)]
+        );
+    }
+}

@@ -51,6 +51,16 @@ fn per_creator(rows: Vec<String>) -> Vec<(String, i64)> {
     m.into_iter().collect()
 }
 
+/// `edges` by (creator, follower), each once: concurrent bulk requests
+/// then take their row locks in one order (no deadlock on PostgreSQL),
+/// and a pair repeated in a request is one row.
+fn in_lock_order(edges: &[(String, String)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = edges.iter().map(|(f, c)| (c.clone(), f.clone())).collect();
+    v.sort_unstable();
+    v.dedup();
+    v.into_iter().map(|(c, f)| (f, c)).collect()
+}
+
 /// `base`, the cursor condition when paging, then `order`.
 fn paged(base: &str, after_sql: &str, order: &str, after: Option<&FollowCursor>) -> String {
     let mut q = String::with_capacity(base.len() + after_sql.len() + order.len());
@@ -115,6 +125,9 @@ per_dialect! {
         }
 
         async fn import_follows(&self, edges: &[(String, String)], now_ms: i64) -> Result<BulkOutcome> {
+            let sorted = in_lock_order(edges);
+            let edges_len = edges.len();
+            let edges = sorted.as_slice();
             let mut tx = D::begin_write(&self.pool).await?;
             let mut added: Vec<String> = Vec::new();
             for chunk in edges.chunks(EDGES_PER_STATEMENT) {
@@ -130,12 +143,15 @@ per_dialect! {
             let changed = added.len() as u64;
             Ok(BulkOutcome {
                 changed,
-                unchanged: edges.len() as u64 - changed,
+                unchanged: edges_len as u64 - changed,
                 per_creator: per_creator(added),
             })
         }
 
         async fn delete_follows(&self, edges: &[(String, String)]) -> Result<BulkOutcome> {
+            let sorted = in_lock_order(edges);
+            let edges_len = edges.len();
+            let edges = sorted.as_slice();
             let mut tx = D::begin_write(&self.pool).await?;
             let mut removed: Vec<String> = Vec::new();
             for chunk in edges.chunks(EDGES_PER_STATEMENT) {
@@ -154,7 +170,7 @@ per_dialect! {
             let changed = removed.len() as u64;
             Ok(BulkOutcome {
                 changed,
-                unchanged: edges.len() as u64 - changed,
+                unchanged: edges_len as u64 - changed,
                 per_creator: per_creator(removed),
             })
         }
