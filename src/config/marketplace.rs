@@ -102,4 +102,49 @@ mod tests {
         };
         assert_eq!(c.validate().unwrap_err().key, "marketplace.followers_min");
     }
+
+    #[test]
+    fn profile_and_campaign_bounds_name_their_keys() {
+        let d = MarketplaceConfig::default;
+        let cases = [
+            (
+                MarketplaceConfig {
+                    text_len_max: 0,
+                    ..d()
+                },
+                "text_len_max",
+            ),
+            (
+                MarketplaceConfig {
+                    name_len_max: 0,
+                    ..d()
+                },
+                "name_len_max",
+            ),
+            (
+                MarketplaceConfig {
+                    url_len_max: 9,
+                    ..d()
+                },
+                "url_len_max",
+            ),
+            (
+                MarketplaceConfig {
+                    list_len_max: 1001,
+                    ..d()
+                },
+                "list_len_max",
+            ),
+            (
+                MarketplaceConfig {
+                    budget_cents_max: 0,
+                    ..d()
+                },
+                "budget_cents_max",
+            ),
+        ];
+        for (c, key) in cases {
+            assert_eq!(c.validate().unwrap_err().key, format!("marketplace.{key}"));
+        }
+    }
 }
