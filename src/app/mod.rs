@@ -3,15 +3,18 @@
 //!
 //! Owns: [`AppState`] (what every request handler can reach), the
 //! operations shared by WebSocket and HTTP (gifts, credits, rooms:
-//! [`ops`]; follows: [`follows`]), the narrow handles lower layers get of it (the hub's
-//! [`ops`]; blocks and moderators: [`moderation`]), the narrow handles lower layers get of it (the hub's
+//! [`ops`]; follows: [`follows`]; blocks and moderators: [`moderation`];
+//! the marketplace: [`marketplace`], [`campaigns`]), the narrow handles
+//! lower layers get of it (the hub's
 //! `ConnOps`, the payment flows' `PaymentsApp`), and opening the Redis
 //! engine ([`open_redis`]). Start-up and shutdown are [`crate::server`]'s.
 //! Must not: hold protocol details (http and hub do) or SQL (ledger does),
 //! or import `http` or `server` (they import it).
 
+pub mod campaigns;
 mod conn_ops;
 pub mod follows;
+pub mod marketplace;
 pub mod moderation;
 pub mod ops;
 

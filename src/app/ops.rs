@@ -245,8 +245,17 @@ pub async fn end_room(state: &AppState, who: &Identity, room: &str) -> Result<()
             "only the room's creator (creator token) or an admin may end it",
         ));
     }
+    // This live's viewers as this node saw them (the room's task here),
+    // read before the end stops it.
+    let viewers = state
+        .hub
+        .room(room)
+        .map(|h| h.tally.summary(crate::protocol::now_ms()));
     state.counters.end_room(room).await?;
     state.ledger.end_room(room).await?;
+    if let Some(v) = viewers {
+        super::marketplace::record_live(state, room, &rec.creator, v).await;
+    }
     state.relay.ended(&Topic::room(room)).await
 }
 

@@ -20,7 +20,8 @@ pub enum Role {
     Creator,
     /// Operates the system: grants, anyone's earnings.
     Admin,
-    /// A brand (protocol v1 additions); no routes of its own yet, so it
+    /// A brand of the Creator Marketplace (protocol v1 additions): the
+    /// only role of the brand routes (`/v1/brands/me/...`); elsewhere it
     /// may do what any authenticated user may.
     Brand,
 }

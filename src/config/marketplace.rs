@@ -19,6 +19,20 @@ pub struct MarketplaceConfig {
     /// Followers a creator needs to be eligible for the marketplace (at or
     /// above it).
     pub followers_min: u64,
+    /// Characters of a long text (a creator's bio, a campaign's brief, an
+    /// application's pitch), at most.
+    pub text_len_max: usize,
+    /// Characters of a short text (a brand's name and industry, a
+    /// campaign's title, a niche or language tag, a deliverable, a rate
+    /// card line), at most.
+    pub name_len_max: usize,
+    /// Characters of a URL (a brand's website, a sample link), at most.
+    pub url_len_max: usize,
+    /// Entries of a list (niches, languages, rate card, sample links,
+    /// deliverables), at most.
+    pub list_len_max: usize,
+    /// Cents of a campaign's budget or a rate card line, at most.
+    pub budget_cents_max: i64,
 }
 
 impl Default for MarketplaceConfig {
@@ -26,6 +40,11 @@ impl Default for MarketplaceConfig {
         MarketplaceConfig {
             import_batch_max: 10_000,
             followers_min: 10_000,
+            text_len_max: 2000,
+            name_len_max: 100,
+            url_len_max: 2048,
+            list_len_max: 20,
+            budget_cents_max: 100_000_000,
         }
     }
 }
@@ -42,6 +61,21 @@ impl MarketplaceConfig {
         }
         if self.followers_min == 0 {
             return Err(bad("followers_min", "must be greater than 0"));
+        }
+        if !(1..=100_000).contains(&self.text_len_max) {
+            return Err(bad("text_len_max", "must be 1..=100000"));
+        }
+        if !(1..=1000).contains(&self.name_len_max) {
+            return Err(bad("name_len_max", "must be 1..=1000"));
+        }
+        if !(10..=8192).contains(&self.url_len_max) {
+            return Err(bad("url_len_max", "must be 10..=8192"));
+        }
+        if !(1..=1000).contains(&self.list_len_max) {
+            return Err(bad("list_len_max", "must be 1..=1000"));
+        }
+        if !(1..=1_000_000_000_000).contains(&self.budget_cents_max) {
+            return Err(bad("budget_cents_max", "must be 1..=1000000000000"));
         }
         Ok(())
     }
@@ -67,5 +101,50 @@ mod tests {
             ..MarketplaceConfig::default()
         };
         assert_eq!(c.validate().unwrap_err().key, "marketplace.followers_min");
+    }
+
+    #[test]
+    fn profile_and_campaign_bounds_name_their_keys() {
+        let d = MarketplaceConfig::default;
+        let cases = [
+            (
+                MarketplaceConfig {
+                    text_len_max: 0,
+                    ..d()
+                },
+                "text_len_max",
+            ),
+            (
+                MarketplaceConfig {
+                    name_len_max: 0,
+                    ..d()
+                },
+                "name_len_max",
+            ),
+            (
+                MarketplaceConfig {
+                    url_len_max: 9,
+                    ..d()
+                },
+                "url_len_max",
+            ),
+            (
+                MarketplaceConfig {
+                    list_len_max: 1001,
+                    ..d()
+                },
+                "list_len_max",
+            ),
+            (
+                MarketplaceConfig {
+                    budget_cents_max: 0,
+                    ..d()
+                },
+                "budget_cents_max",
+            ),
+        ];
+        for (c, key) in cases {
+            assert_eq!(c.validate().unwrap_err().key, format!("marketplace.{key}"));
+        }
     }
 }

@@ -45,6 +45,14 @@ pub enum ErrorCode {
     /// reply lost after the gift script ran, a ledger ack that timed out):
     /// retrying with the same id is safe and answers the original outcome.
     OutcomeUnknown,
+    /// The request is refused by the current state of what it acts on (a
+    /// campaign that is not a draft any more, an application already
+    /// accepted); the message names the state. An addition (HTTP only).
+    Conflict,
+    /// The caller does not meet a requirement yet (the marketplace's
+    /// followers or payouts); the answer's `missing` says what is left. An
+    /// addition (HTTP only).
+    NotEligible,
 }
 
 impl ErrorCode {
@@ -63,6 +71,8 @@ impl ErrorCode {
             ErrorCode::UnknownVideo => "unknown_video",
             ErrorCode::Internal => "internal",
             ErrorCode::OutcomeUnknown => "outcome_unknown",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NotEligible => "not_eligible",
         }
     }
 
@@ -70,10 +80,10 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::NotEligible => 403,
             ErrorCode::BadRequest => 400,
             ErrorCode::UnknownGift | ErrorCode::UnknownRoom | ErrorCode::UnknownVideo => 404,
-            ErrorCode::RoomNotLive => 409,
+            ErrorCode::RoomNotLive | ErrorCode::Conflict => 409,
             ErrorCode::InsufficientFunds => 402,
             ErrorCode::RateLimited => 429,
             ErrorCode::HistoryGone => 410,
@@ -107,6 +117,9 @@ pub struct Error {
     /// Why, for the log (never sent): logged once by the edge that answers
     /// the error ([`Error::log_at_edge`]).
     pub source: Option<Source>,
+    /// Fields added to the answer's body next to `code` and `message`
+    /// (e.g. `missing` of `not_eligible`); none for most errors.
+    pub details: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl fmt::Debug for Error {
@@ -219,6 +232,7 @@ impl Error {
             code,
             message: message.into(),
             source: None,
+            details: None,
         }
     }
 
@@ -259,6 +273,14 @@ impl Error {
             what,
             error: source,
         })
+    }
+
+    /// This error with `key: value` in its answer's body.
+    pub fn with_detail(mut self, key: &str, value: serde_json::Value) -> Self {
+        let mut m = self.details.as_deref().cloned().unwrap_or_default();
+        m.insert(key.to_string(), value);
+        self.details = Some(Arc::new(m));
+        self
     }
 
     /// This error with `source` as its source (replacing any).

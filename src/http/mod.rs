@@ -25,10 +25,12 @@ use crate::error::Error;
 mod admin;
 mod assets;
 mod blocks;
+mod brands;
 mod creators;
 mod extract;
 mod follows;
 mod limits;
+mod marketplace;
 mod middleware;
 mod moderation;
 mod overlay;
@@ -136,6 +138,30 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/creators/me/moderators"),
     ("GET", "/v1/users/me/moderating"),
     ("GET", "/v1/creators/me/moderation/audit"),
+    ("PUT", "/v1/brands/me"),
+    ("GET", "/v1/brands/me"),
+    ("GET", "/v1/brands/{brand}"),
+    ("POST", "/v1/brands/me/campaigns"),
+    ("GET", "/v1/brands/me/campaigns"),
+    ("GET", "/v1/brands/me/campaigns/{campaign}"),
+    ("PUT", "/v1/brands/me/campaigns/{campaign}"),
+    ("POST", "/v1/brands/me/campaigns/{campaign}/publish"),
+    ("POST", "/v1/brands/me/campaigns/{campaign}/close"),
+    ("GET", "/v1/brands/me/campaigns/{campaign}/applications"),
+    ("POST", "/v1/brands/me/campaigns/{campaign}/invitations"),
+    ("POST", "/v1/brands/me/applications/{application}/accept"),
+    ("POST", "/v1/brands/me/applications/{application}/decline"),
+    ("PUT", "/v1/marketplace/creators/me"),
+    ("GET", "/v1/marketplace/creators/me"),
+    ("POST", "/v1/marketplace/creators/me"),
+    ("GET", "/v1/marketplace/creators/{creator}"),
+    ("GET", "/v1/marketplace/campaigns"),
+    ("POST", "/v1/marketplace/campaigns/{campaign}/applications"),
+    ("GET", "/v1/marketplace/applications"),
+    (
+        "POST",
+        "/v1/marketplace/applications/{application}/withdraw",
+    ),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -244,6 +270,33 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/v1/creators/me/moderators") => on(filter, blocks::moderators),
         ("GET", "/v1/users/me/moderating") => on(filter, blocks::moderating),
         ("GET", "/v1/creators/me/moderation/audit") => on(filter, blocks::audit),
+        ("PUT", "/v1/brands/me") => on(filter, brands::put_me),
+        ("GET", "/v1/brands/me") => on(filter, brands::get_me),
+        ("GET", "/v1/brands/{brand}") => on(filter, brands::brand),
+        ("POST", "/v1/brands/me/campaigns") => on(filter, brands::create),
+        ("GET", "/v1/brands/me/campaigns") => on(filter, brands::list),
+        ("GET", "/v1/brands/me/campaigns/{campaign}") => on(filter, brands::get),
+        ("PUT", "/v1/brands/me/campaigns/{campaign}") => on(filter, brands::edit),
+        ("POST", "/v1/brands/me/campaigns/{campaign}/publish") => on(filter, brands::publish),
+        ("POST", "/v1/brands/me/campaigns/{campaign}/close") => on(filter, brands::close),
+        ("GET", "/v1/brands/me/campaigns/{campaign}/applications") => {
+            on(filter, brands::applicants)
+        }
+        ("POST", "/v1/brands/me/campaigns/{campaign}/invitations") => on(filter, brands::invite),
+        ("POST", "/v1/brands/me/applications/{application}/accept") => on(filter, brands::accept),
+        ("POST", "/v1/brands/me/applications/{application}/decline") => on(filter, brands::decline),
+        ("PUT", "/v1/marketplace/creators/me") => on(filter, marketplace::put_me),
+        ("GET", "/v1/marketplace/creators/me") => on(filter, marketplace::get_me),
+        ("POST", "/v1/marketplace/creators/me") => on(filter, marketplace::join),
+        ("GET", "/v1/marketplace/creators/{creator}") => on(filter, marketplace::creator),
+        ("GET", "/v1/marketplace/campaigns") => on(filter, marketplace::open_campaigns),
+        ("POST", "/v1/marketplace/campaigns/{campaign}/applications") => {
+            on(filter, marketplace::apply)
+        }
+        ("GET", "/v1/marketplace/applications") => on(filter, marketplace::my_applications),
+        ("POST", "/v1/marketplace/applications/{application}/withdraw") => {
+            on(filter, marketplace::withdraw)
+        }
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }
 }

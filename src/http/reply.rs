@@ -26,11 +26,13 @@ impl Error {
     /// once, with its source chain (the HTTP edge).
     pub(super) fn with_status(self, status: StatusCode) -> Response {
         self.log_at_edge("http");
-        let mut r = (
-            status,
-            Json(json!({ "code": self.code, "message": self.message })),
-        )
-            .into_response();
+        let mut body = json!({ "code": self.code, "message": self.message });
+        if let (Some(extra), Some(obj)) = (self.details.as_deref(), body.as_object_mut()) {
+            for (k, v) in extra {
+                obj.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let mut r = (status, Json(body)).into_response();
         if self.code == ErrorCode::Unauthorized {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -53,6 +55,21 @@ mod tests {
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(logged.len(), 1, "{logged:?}");
         assert!(logged[0].contains("ledger: disk on fire"), "{logged:?}");
+    }
+
+    #[tokio::test]
+    async fn details_join_the_body_next_to_code_and_message() {
+        let e = Error::new(ErrorCode::NotEligible, "not eligible")
+            .with_detail("missing", json!({ "followers": 1 }))
+            .with_detail("code", json!("overridden?"));
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({ "code": "not_eligible", "message": "not eligible", "missing": { "followers": 1 } })
+        );
     }
 
     #[test]

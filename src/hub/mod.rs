@@ -27,6 +27,7 @@ pub mod conn;
 pub mod ctl;
 pub mod outbox;
 pub mod room;
+pub mod tally;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,8 @@ pub struct RoomHandle {
     /// The room's seq when it opened on this node (its events after this
     /// one reach it; a relaying engine catches up from here).
     pub opened_seq: u64,
+    /// This live's viewers over time (peak, average).
+    pub tally: Arc<tally::ViewerTally>,
 }
 
 impl RoomHandle {

@@ -30,9 +30,10 @@ impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
 
 /// The ledger (its video reads: [`super::videos::VideoLedger`]; the
 /// studio's: [`super::studio::StudioLedger`]; followers:
-/// [`super::follows::FollowLedger`]).
-/// studio's: [`super::studio::StudioLedger`]; blocks, moderators and the
-/// audit: [`super::moderation::ModerationLedger`]).
+/// [`super::follows::FollowLedger`]; message rules:
+/// [`super::message_rules::MessageRulesLedger`]; blocks, moderators and
+/// the audit: [`super::moderation::ModerationLedger`]; the marketplace:
+/// [`super::marketplace::MarketplaceLedger`]).
 #[async_trait]
 pub trait Ledger:
     super::videos::VideoLedger
@@ -40,6 +41,7 @@ pub trait Ledger:
     + super::follows::FollowLedger
     + super::message_rules::MessageRulesLedger
     + super::moderation::ModerationLedger
+    + super::marketplace::MarketplaceLedger
     + Send
     + Sync
     + 'static

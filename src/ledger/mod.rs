@@ -22,6 +22,8 @@
 mod api;
 mod error;
 pub mod follows;
+pub mod market_states;
+pub mod marketplace;
 pub mod message_rules;
 pub mod moderation;
 mod op_key;

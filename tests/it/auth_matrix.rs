@@ -466,6 +466,95 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/v1/creators/me/moderation/audit", |c| {
             authed(c, creator_own(S(200)))
         }),
+        // The marketplace: brand routes are the brand role's only (no
+        // column here has it: every one is forbidden; tests/it/marketplace.rs
+        // walks them with brand tokens); creator routes are creators'
+        // only; the two profiles are public.
+        row("PUT", "/v1/brands/me", |c| authed(c, |_| FORBIDDEN)),
+        row("GET", "/v1/brands/me", |c| authed(c, |_| FORBIDDEN)),
+        row("GET", "/v1/brands/{brand}", |c| {
+            public(c, Refused(404, "bad_request", "no such brand"))
+        }),
+        row("POST", "/v1/brands/me/campaigns", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("GET", "/v1/brands/me/campaigns", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("GET", "/v1/brands/me/campaigns/{campaign}", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("PUT", "/v1/brands/me/campaigns/{campaign}", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("POST", "/v1/brands/me/campaigns/{campaign}/publish", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("POST", "/v1/brands/me/campaigns/{campaign}/close", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row(
+            "GET",
+            "/v1/brands/me/campaigns/{campaign}/applications",
+            |c| authed(c, |_| FORBIDDEN),
+        ),
+        row(
+            "POST",
+            "/v1/brands/me/campaigns/{campaign}/invitations",
+            |c| authed(c, |_| FORBIDDEN),
+        ),
+        row(
+            "POST",
+            "/v1/brands/me/applications/{application}/accept",
+            |c| authed(c, |_| FORBIDDEN),
+        ),
+        row(
+            "POST",
+            "/v1/brands/me/applications/{application}/decline",
+            |c| authed(c, |_| FORBIDDEN),
+        ),
+        row("PUT", "/v1/marketplace/creators/me", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/marketplace/creators/me", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        // No creator here has followers or payouts enabled.
+        row("POST", "/v1/marketplace/creators/me", |c| {
+            authed(c, creator_own(Refused(403, "not_eligible", "not eligible")))
+        }),
+        row("GET", "/v1/marketplace/creators/{creator}", |c| {
+            public(
+                c,
+                Refused(404, "bad_request", "no such marketplace creator"),
+            )
+        }),
+        row("GET", "/v1/marketplace/campaigns", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row(
+            "POST",
+            "/v1/marketplace/campaigns/{campaign}/applications",
+            |c| {
+                authed(
+                    c,
+                    creator_own(Refused(404, "bad_request", "no such campaign")),
+                )
+            },
+        ),
+        row("GET", "/v1/marketplace/applications", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row(
+            "POST",
+            "/v1/marketplace/applications/{application}/withdraw",
+            |c| {
+                authed(
+                    c,
+                    creator_own(Refused(404, "bad_request", "no such application")),
+                )
+            },
+        ),
     ]
 }
 
@@ -662,7 +751,10 @@ impl Matrix {
             .replace("{id}", "we_matrix_none")
             .replace("{asset}", "app.css")
             .replace("{catalog}", "en.json")
-            .replace("{user}", "matrix-blocked");
+            .replace("{user}", "matrix-blocked")
+            .replace("{brand}", "matrix-brand")
+            .replace("{campaign}", "matrix-campaign")
+            .replace("{application}", "matrix-application");
         if path == "/v1/ws" {
             return match self.upgrade(c).await {
                 Ok(_) => Got {
@@ -706,6 +798,10 @@ impl Matrix {
                 Some(json!({ "builtin_langs": [], "message_interval_ms": 0 }))
             }
             "/v1/creators/me/moderation/words" if method == "PUT" => Some(json!({ "words": [] })),
+            "/v1/marketplace/creators/me" => Some(json!({ "bio": "matrix" })),
+            "/v1/marketplace/campaigns/{campaign}/applications" => {
+                Some(json!({ "pitch": "matrix", "price_cents": 1 }))
+            }
             "/v1/creators/me/cashouts" => {
                 Some(json!({ "diamonds": cfg.cashout_diamonds_min, "id": id }))
             }

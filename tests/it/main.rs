@@ -21,6 +21,7 @@ mod gifting;
 mod inbox;
 mod ledger_conformance;
 mod limits;
+mod marketplace;
 mod moderation_blocks;
 mod moderation_filter;
 mod multinode;

@@ -169,6 +169,7 @@ struct Room {
     coalesce_subs: usize,
     history: VecDeque<Hist>,
     viewers: Arc<AtomicU64>,
+    tally: Arc<super::tally::ViewerTally>,
     cfg: HubConfig,
     stats: Stats,
     /// Latest event per (sender, gift) since the last coalesced step.
@@ -195,6 +196,7 @@ pub fn spawn(
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(cfg.room_queue_len_max);
     let viewers = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(super::tally::ViewerTally::new(crate::protocol::now_ms()));
     let room = Room {
         id: topic.id().to_string(),
         topic,
@@ -205,6 +207,7 @@ pub fn spawn(
         coalesce_subs: 0,
         history: VecDeque::new(),
         viewers: viewers.clone(),
+        tally: tally.clone(),
         cfg,
         stats: Stats::default(),
         combos: foldhash::HashMap::default(),
@@ -221,10 +224,21 @@ pub fn spawn(
         viewers,
         creator,
         opened_seq: last_seq,
+        tally,
     }
 }
 
 impl Room {
+    /// Publish this node's subscriber count (and tally it, unless a
+    /// relaying engine's stats carry every node's count).
+    fn set_viewers(&mut self) {
+        let n = self.subs.len() as u64;
+        self.viewers.store(n, Ordering::Relaxed);
+        if self.relay.is_none() {
+            self.tally.note(n, crate::protocol::now_ms());
+        }
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<RoomCmd>) {
         loop {
             // Timers are armed only when something changed: an idle room
@@ -459,8 +473,7 @@ impl Room {
             dead: false,
             seen_seq,
         });
-        self.viewers
-            .store(self.subs.len() as u64, Ordering::Relaxed);
+        self.set_viewers();
     }
 
     fn on_join(&mut self, sub: Subscriber) -> Result<()> {
@@ -530,8 +543,7 @@ impl Room {
                 self.coalesce_subs -= 1;
             }
         }
-        self.viewers
-            .store(self.subs.len() as u64, Ordering::Relaxed);
+        self.set_viewers();
     }
 
     fn sweep(&mut self) {

@@ -30,6 +30,7 @@ impl Room {
         if self.is_video() {
             return; // a video's totals are in `GET /v1/videos/{video}`
         }
+        self.tally.note(viewers, crate::protocol::now_ms());
         let next = (viewers, diamonds, top);
         if self.stats.external.as_ref() != Some(&next) {
             self.stats.external = Some(next);

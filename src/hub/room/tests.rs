@@ -39,6 +39,7 @@ fn room(gifters_max: usize) -> Room {
         coalesce_subs: 0,
         history: VecDeque::new(),
         viewers: Arc::new(AtomicU64::new(0)),
+        tally: Arc::new(crate::hub::tally::ViewerTally::new(0)),
         cfg,
         stats: Stats::default(),
         combos: foldhash::HashMap::default(),

@@ -3,9 +3,9 @@
 //! Owns: every [`Ledger`](super::Ledger) flow's SQL, once, in
 //! [`SqlLedger`] (one file per flow: `gifts`, `targets`, `snapshot`,
 //! `purchases`, `refunds_disputes`, `tips`, `cashouts`,
-//! `payout_accounts`, `reads` for the studio, `follows`), its row types (`rows`), and the [`Dialect`] trait:
-//! `payout_accounts`, `reads` for the studio, `moderation` for blocks,
-//! moderators and the audit), its row types (`rows`), and the [`Dialect`] trait:
+//! `payout_accounts`, `reads` for the studio, `follows`, `moderation`
+//! for blocks, moderators and the audit, `message_rules`, `marketplace`
+//! and `market_deals`), its row types (`rows`), and the [`Dialect`] trait:
 //! what really differs between the engines (how a write transaction
 //! begins, `FOR UPDATE`, serializing writers by key, multi-row inserts,
 //! the exclusive lock). Each flow body is written once and type-checked
@@ -50,6 +50,8 @@ mod cashouts;
 mod follows;
 mod gifts;
 mod ledger_impl;
+mod market_deals;
+mod marketplace;
 mod message_rules;
 mod moderation;
 mod payout_accounts;

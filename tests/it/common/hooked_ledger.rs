@@ -414,3 +414,105 @@ impl<H: CommitHook> Ledger for Hooked<H> {
         self.inner.unlock_exclusive().await
     }
 }
+
+mod market {
+    //! The marketplace's reads and writes, passed through unhooked.
+    use super::*;
+    use giftstream::ledger::market_states::{ApplicationAction, CampaignAction};
+    use giftstream::ledger::marketplace::*;
+
+    #[async_trait]
+    impl<H: CommitHook> MarketplaceLedger for Hooked<H> {
+        async fn put_brand(&self, p: &BrandProfile) -> Result<()> {
+            self.inner.put_brand(p).await
+        }
+        async fn brand(&self, b: &str) -> Result<Option<BrandProfile>> {
+            self.inner.brand(b).await
+        }
+        async fn put_market_creator(&self, p: &MarketCreator) -> Result<MarketCreator> {
+            self.inner.put_market_creator(p).await
+        }
+        async fn market_creator(&self, c: &str) -> Result<Option<MarketCreator>> {
+            self.inner.market_creator(c).await
+        }
+        async fn join_market(&self, c: &str, now: i64) -> Result<MarketCreator> {
+            self.inner.join_market(c, now).await
+        }
+        async fn create_campaign(&self, c: &Campaign) -> Result<()> {
+            self.inner.create_campaign(c).await
+        }
+        async fn campaign(&self, c: &str) -> Result<Option<Campaign>> {
+            self.inner.campaign(c).await
+        }
+        async fn edit_campaign(&self, c: &str, d: &CampaignDraft, now: i64) -> Result<Campaign> {
+            self.inner.edit_campaign(c, d, now).await
+        }
+        async fn move_campaign(&self, c: &str, a: CampaignAction, now: i64) -> Result<Campaign> {
+            self.inner.move_campaign(c, a, now).await
+        }
+        async fn brand_campaigns(
+            &self,
+            b: &str,
+            n: i64,
+            after: Option<&MarketCursor>,
+        ) -> Result<Vec<Campaign>> {
+            self.inner.brand_campaigns(b, n, after).await
+        }
+        async fn open_campaigns(&self, q: &OpenCampaignsQuery) -> Result<Vec<Campaign>> {
+            self.inner.open_campaigns(q).await
+        }
+        async fn apply(
+            &self,
+            id: &str,
+            c: &str,
+            creator: &str,
+            pitch: &str,
+            price: i64,
+            now: i64,
+        ) -> Result<Application> {
+            self.inner.apply(id, c, creator, pitch, price, now).await
+        }
+        async fn invite(&self, id: &str, c: &str, creator: &str, now: i64) -> Result<Application> {
+            self.inner.invite(id, c, creator, now).await
+        }
+        async fn application(&self, a: &str) -> Result<Option<Application>> {
+            self.inner.application(a).await
+        }
+        async fn move_application(
+            &self,
+            a: &str,
+            action: ApplicationAction,
+            now: i64,
+        ) -> Result<ApplicationMove> {
+            self.inner.move_application(a, action, now).await
+        }
+        async fn campaign_applications(
+            &self,
+            c: &str,
+            n: i64,
+            after: Option<&MarketCursor>,
+        ) -> Result<Vec<Application>> {
+            self.inner.campaign_applications(c, n, after).await
+        }
+        async fn creator_applications(
+            &self,
+            c: &str,
+            n: i64,
+            after: Option<&MarketCursor>,
+        ) -> Result<Vec<Application>> {
+            self.inner.creator_applications(c, n, after).await
+        }
+        async fn campaign_contracts(&self, c: &str) -> Result<Vec<Contract>> {
+            self.inner.campaign_contracts(c).await
+        }
+        async fn record_live(&self, l: &LiveRecord) -> Result<()> {
+            self.inner.record_live(l).await
+        }
+        async fn live_stats(&self, c: &str, since: i64) -> Result<LiveStats> {
+            self.inner.live_stats(c, since).await
+        }
+        async fn gift_stats(&self, c: &str) -> Result<GiftStats> {
+            self.inner.gift_stats(c).await
+        }
+    }
+}
