@@ -115,7 +115,12 @@ const SET_TITLE: &str = "UPDATE videos SET title = $3 WHERE video = $1 AND creat
 const VIDEO: &str = "SELECT creator, title, created_ms FROM videos WHERE video = $1";
 const TOTALS: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(coins), 0) AS BIGINT), CAST(COALESCE(SUM(diamonds), 0) AS BIGINT) FROM gifts WHERE target = $1";
 const TOP: &str = "SELECT sender, CAST(SUM(diamonds) AS BIGINT) AS d FROM gifts WHERE target = $1 GROUP BY sender ORDER BY d DESC, sender LIMIT $2";
-const LATEST: &str = "SELECT seq, sender, gift, count, coins, diamonds, message, ts_ms FROM gifts WHERE target = $1 ORDER BY seq DESC LIMIT $2";
+/// A message the creator's rules kept back is not in the gift's row (only
+/// in `moderated_messages`): once approved it shows here too.
+const LATEST: &str = "SELECT g.seq, g.sender, g.gift, g.count, g.coins, g.diamonds, \
+     COALESCE(g.message, (SELECT m.message FROM moderated_messages m \
+       WHERE m.target = g.target AND m.seq = g.seq AND m.kind = 'gift' AND m.state = 'approved')), \
+     g.ts_ms FROM gifts g WHERE g.target = $1 ORDER BY g.seq DESC LIMIT $2";
 const LIST_FIRST: &str = "SELECT video, title, created_ms FROM videos WHERE creator = $1 ORDER BY created_ms DESC, video DESC LIMIT $2";
 const LIST_AFTER: &str = "SELECT video, title, created_ms FROM videos WHERE creator = $1 AND (created_ms < $3 OR (created_ms = $3 AND video < $4)) ORDER BY created_ms DESC, video DESC LIMIT $2";
 

@@ -24,6 +24,7 @@ mod limits;
 mod marketplace;
 mod moderation_blocks;
 mod moderation_filter;
+mod moderation_video;
 mod multinode;
 mod multiprocess;
 mod pages;
