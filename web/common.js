@@ -115,7 +115,12 @@ export async function api(path, { method = 'GET', body } = {}) {
   try {
     v = await r.json();
   } catch {}
-  if (!r.ok) throw new ApiError(r.status, (v && v.code) || 'internal', v && v.message);
+  if (!r.ok) {
+    const e = new ApiError(r.status, (v && v.code) || 'internal', v && v.message);
+    // A marketplace refusal (`not_eligible`) says what is missing.
+    if (v && v.missing) e.missing = v.missing;
+    throw e;
+  }
   return v;
 }
 

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::marketplace::{check_eligible, check_field, followers_of, stats, tags, CreatorStats};
 use super::AppState;
 use crate::error::{Error, Result};
-use crate::ledger::market_states::{ApplicationAction, CampaignAction, CampaignState};
+use crate::ledger::market_states::{
+    ApplicationAction, ApplicationState, CampaignAction, CampaignState,
+};
 use crate::ledger::marketplace::{
     Application, ApplicationMove, Campaign, CampaignDraft, Contract, MarketCursor,
     OpenCampaignsQuery,
@@ -331,6 +333,35 @@ pub async fn creator_applications(
     st.ledger
         .creator_applications(creator, len_max, after)
         .await
+}
+
+/// How many of a creator's newest applications
+/// [`creator_contracts`] looks through.
+pub const CONTRACTS_SCAN_MAX: i64 = 100;
+
+/// The contracts of `creator`: those made from their newest
+/// [`CONTRACTS_SCAN_MAX`] applications that were accepted, newest first
+/// (a read for the marketplace page).
+pub async fn creator_contracts(st: &AppState, creator: &str) -> Result<Vec<Contract>> {
+    let apps = st
+        .ledger
+        .creator_applications(creator, CONTRACTS_SCAN_MAX, None)
+        .await?;
+    let mut out: Vec<Contract> = Vec::new();
+    let mut campaigns_seen: Vec<&str> = Vec::new();
+    for a in apps
+        .iter()
+        .filter(|a| a.state == ApplicationState::Accepted)
+    {
+        if campaigns_seen.contains(&a.campaign.as_str()) {
+            continue;
+        }
+        campaigns_seen.push(&a.campaign);
+        let mine = st.ledger.campaign_contracts(&a.campaign).await?;
+        out.extend(mine.into_iter().filter(|c| c.creator == creator));
+    }
+    out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+    Ok(out)
 }
 
 /// `brand` accepts or declines an application to one of its campaigns.

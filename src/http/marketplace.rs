@@ -237,6 +237,19 @@ pub(super) async fn my_applications(
     answer(r.await, StatusCode::OK)
 }
 
+/// `GET /v1/marketplace/contracts`: the caller's contracts (of their
+/// newest accepted applications), newest first.
+pub(super) async fn my_contracts(
+    State(st): State<Shared>,
+    MarketCreator(me): MarketCreator,
+) -> Response {
+    let r = async {
+        let contracts = campaigns::creator_contracts(&st, &me).await?;
+        Ok(serde_json::json!({ "contracts": contracts }))
+    };
+    answer(r.await, StatusCode::OK)
+}
+
 /// `POST /v1/marketplace/applications/{application}/withdraw`.
 pub(super) async fn withdraw(
     State(st): State<Shared>,

@@ -110,6 +110,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/creators/me/supporters"),
     ("POST", "/v1/creators/me/payouts/dashboard"),
     ("GET", "/studio"),
+    ("GET", "/marketplace"),
+    ("GET", "/brand"),
     ("GET", "/videos/{video}"),
     ("PUT", "/v1/creators/{creator}/followers/me"),
     ("DELETE", "/v1/creators/{creator}/followers/me"),
@@ -158,6 +160,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/marketplace/campaigns"),
     ("POST", "/v1/marketplace/campaigns/{campaign}/applications"),
     ("GET", "/v1/marketplace/applications"),
+    ("GET", "/v1/marketplace/contracts"),
     (
         "POST",
         "/v1/marketplace/applications/{application}/withdraw",
@@ -228,6 +231,8 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/v1/creators/me/supporters") => on(filter, studio::supporters),
         ("POST", "/v1/creators/me/payouts/dashboard") => on(filter, studio::payouts_dashboard),
         ("GET", "/studio") => on(filter, pages::studio),
+        ("GET", "/marketplace") => on(filter, pages::marketplace),
+        ("GET", "/brand") => on(filter, pages::brand),
         ("GET", "/videos/{video}") => on(filter, pages::video),
         ("PUT", "/v1/creators/{creator}/followers/me") => on(filter, follows::follow),
         ("DELETE", "/v1/creators/{creator}/followers/me") => on(filter, follows::unfollow),
@@ -294,6 +299,7 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
             on(filter, marketplace::apply)
         }
         ("GET", "/v1/marketplace/applications") => on(filter, marketplace::my_applications),
+        ("GET", "/v1/marketplace/contracts") => on(filter, marketplace::my_contracts),
         ("POST", "/v1/marketplace/applications/{application}/withdraw") => {
             on(filter, marketplace::withdraw)
         }

@@ -1,5 +1,6 @@
 //! The browser pages: the viewer page `/live/{room}`, the video page
-//! `/videos/{video}`, the creator studio `/studio`, the demo login
+//! `/videos/{video}`, the creator studio `/studio`, the Creator
+//! Marketplace's pages `/marketplace` (creators) and `/brand` (brands), the demo login
 //! `/demo/login` (`serve --demo` only) and their static files under
 //! `/ui/...` (CSS, ES modules, one string catalog per language), all
 //! embedded in the binary from `web/`.
@@ -82,6 +83,21 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web/video.js"),
     ),
     (
+        "marketplace.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/marketplace.js"),
+    ),
+    (
+        "brand.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/brand.js"),
+    ),
+    (
+        "market-common.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/market-common.js"),
+    ),
+    (
         "login.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/login.js"),
@@ -102,6 +118,8 @@ const LIVE_HTML: &str = include_str!("../../web/live.html");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
 const STUDIO_HTML: &str = include_str!("../../web/studio.html");
 const VIDEO_HTML: &str = include_str!("../../web/video.html");
+const MARKETPLACE_HTML: &str = include_str!("../../web/marketplace.html");
+const BRAND_HTML: &str = include_str!("../../web/brand.html");
 
 /// Page files change with releases: an hour, like the SDK.
 const UI_CACHE: &str = "public, max-age=3600";
@@ -317,6 +335,21 @@ pub async fn studio(headers: HeaderMap) -> Response {
     )
 }
 
+/// `GET /marketplace` (anyone): the creators' marketplace page
+/// (eligibility, profile, open campaigns, applications, contracts). It
+/// signs in by the session cookie (a creator's); without one it offers to
+/// sign in.
+pub async fn marketplace(headers: HeaderMap) -> Response {
+    page(render(MARKETPLACE_HTML, lang(&headers)))
+}
+
+/// `GET /brand` (anyone): the brands' page (profile, campaigns,
+/// applicants, invitations, contracts). It signs in by the session cookie
+/// (a brand's); without one it offers to sign in.
+pub async fn brand(headers: HeaderMap) -> Response {
+    page(render(BRAND_HTML, lang(&headers)))
+}
+
 /// `GET /videos/{video}` (anyone): a video's page (gifts with their
 /// messages, top supporters, the gift panel); an invalid id is 404.
 pub async fn video(Path(video): Path<String>, headers: HeaderMap) -> Result<Response, Error> {
@@ -379,6 +412,8 @@ mod tests {
             ("login", LOGIN_HTML),
             ("studio", STUDIO_HTML),
             ("video", VIDEO_HTML),
+            ("marketplace", MARKETPLACE_HTML),
+            ("brand", BRAND_HTML),
         ] {
             let mut rest = html;
             while let Some(i) = rest.find("{{t:") {

@@ -24,11 +24,12 @@ use crate::auth::{unix_s, Identity, Role, Token};
 use crate::error::Error;
 
 /// The users `/demo/login` may sign in as.
-pub const DEMO_USERS: [(&str, Role); 4] = [
+pub const DEMO_USERS: [(&str, Role); 5] = [
     ("viewer-1", Role::Viewer),
     ("viewer-2", Role::Viewer),
     ("viewer-3", Role::Viewer),
     ("demo-creator", Role::Creator),
+    ("demo-brand", Role::Brand),
 ];
 
 fn keys(state: &AppState) -> SessionKeys {
@@ -221,7 +222,7 @@ pub async fn demo_login(
             .await?;
     let Some((user, role)) = DEMO_USERS.iter().find(|(u, _)| *u == b.user) else {
         return Err(Error::bad_request(
-            "user must be one of viewer-1, viewer-2, viewer-3, demo-creator",
+            "user must be one of viewer-1, viewer-2, viewer-3, demo-creator, demo-brand",
         ));
     };
     let identity = Identity {

@@ -366,6 +366,8 @@ fn http_rows() -> Vec<Row> {
             authed(c, creator_own(S(200)))
         }),
         row("GET", "/studio", |c| public(c, S(200))),
+        row("GET", "/marketplace", |c| public(c, S(200))),
+        row("GET", "/brand", |c| public(c, S(200))),
         row("GET", "/videos/{video}", |c| public(c, S(200))),
         // Followers: viewers and creators follow anyone but themselves;
         // the profile is public; the lists need any user; the bulk
@@ -543,6 +545,9 @@ fn http_rows() -> Vec<Row> {
             },
         ),
         row("GET", "/v1/marketplace/applications", |c| {
+            authed(c, creator_own(S(200)))
+        }),
+        row("GET", "/v1/marketplace/contracts", |c| {
             authed(c, creator_own(S(200)))
         }),
         row(
