@@ -1,6 +1,6 @@
 // /demo/login (serve --demo only): pick a demo user; the server makes the
 // session (an HttpOnly cookie) and the page moves on to the demo live
-// (the creator: to the studio).
+// (the creator: to the studio; the brand: to the brand page).
 import { el, loadSession, loadStrings, setText, shell, t } from '/ui/common.js';
 
 async function main() {
@@ -22,8 +22,9 @@ async function main() {
         const v = await r.json();
         if (!r.ok) throw new Error(v.message || r.status);
         setText(status, t('login.done', { user: v.user }));
-        // The creator goes to the studio, viewers to the demo live.
-        setTimeout(() => location.assign(v.role === 'creator' ? '/studio' : '/live/demo'), 400);
+        // The creator goes to the studio, the brand to its page, viewers to the demo live.
+        const next = { creator: '/studio', brand: '/brand' }[v.role] || '/live/demo';
+        setTimeout(() => location.assign(next), 400);
       } catch (e) {
         status.classList.add('error');
         status.replaceChildren(el('span', {}, String(e.message || e)));

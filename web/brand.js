@@ -1,0 +1,218 @@
+// The brands' page /brand: the brand profile (name, website, industry),
+// campaigns (write a draft, edit it, publish, close), a campaign's
+// applicants with their stats (accept, decline), inviting a creator, and
+// the campaign's contracts with states. Signed in by a brand's session
+// cookie; every change goes through the JSON routes with the CSRF token;
+// all data is set as text.
+import { api, el, errorText, loadSession, loadStrings, money, num, setText, shell, t } from '/ui/common.js';
+import { act, cents, day, listOf, say, stateBadge, statsText } from '/ui/market-common.js';
+
+const $ = (id) => document.getElementById(id);
+/** The draft being edited (its id), or null when writing a new one. */
+let editing = null;
+/** The campaign whose applicants are shown. */
+let shown = null;
+
+function notice(text) {
+  setText($('notice'), text);
+  $('notice').hidden = !text;
+}
+
+async function loadProfile() {
+  try {
+    const p = await api('/v1/brands/me');
+    $('bp-name').value = p.name;
+    $('bp-website').value = p.website;
+    $('bp-industry').value = p.industry;
+  } catch (e) {
+    if (e.status !== 404) throw e; // 404: not written yet
+    say($('bp-status'), t('br.profile_first'));
+  }
+}
+
+async function saveProfile(ev) {
+  ev.preventDefault();
+  await act($('bp-status'), () => api('/v1/brands/me', {
+    method: 'PUT',
+    body: { name: $('bp-name').value.trim(), website: $('bp-website').value.trim(), industry: $('bp-industry').value.trim() },
+  }), t('market.saved'));
+}
+
+/** The campaign form's body (throws a words error on a bad number or date). */
+function campaignBody() {
+  const budget = cents($('cf-budget').value);
+  if (!Number.isFinite(budget) || budget <= 0) throw new Error(t('br.budget_bad'));
+  const date = $('cf-deadline').value;
+  // The end of the chosen day, in the brand's time zone.
+  const deadline = date ? new Date(`${date}T23:59:59`).getTime() : NaN;
+  if (!Number.isFinite(deadline)) throw new Error(t('br.deadline_bad'));
+  const body = {
+    title: $('cf-title').value.trim(),
+    brief: $('cf-brief').value,
+    deliverables: listOf($('cf-deliverables').value),
+    budget_cents: budget,
+    currency: $('cf-currency').value.trim().toLowerCase(),
+    deadline_ms: deadline,
+    niches: listOf($('cf-niches').value).map((n) => n.toLowerCase()),
+  };
+  const f = $('cf-followers').value.trim();
+  if (f) body.followers_min = Number(f);
+  return body;
+}
+
+function setEditing(c) {
+  editing = c ? c.campaign : null;
+  $('cf-cancel').hidden = !c;
+  $('cf-editing').hidden = !c;
+  setText($('cf-editing'), c ? t('br.editing', { title: c.title }) : '');
+  setText($('cf-save'), c ? t('br.save_draft') : t('br.create'));
+  setText($('cf-h'), c ? t('br.edit_campaign') : t('br.new_campaign'));
+  if (!c) {
+    $('cf-form').reset();
+    return;
+  }
+  $('cf-title').value = c.title;
+  $('cf-brief').value = c.brief;
+  $('cf-deliverables').value = c.deliverables.join(', ');
+  $('cf-budget').value = (c.budget_cents / 100).toFixed(2);
+  $('cf-currency').value = c.currency;
+  const d = new Date(c.deadline_ms);
+  const pad = (n) => String(n).padStart(2, '0');
+  $('cf-deadline').value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  $('cf-followers').value = String(c.followers_min);
+  $('cf-niches').value = c.niches.join(', ');
+  $('cf-title').focus();
+}
+
+async function saveCampaign(ev) {
+  ev.preventDefault();
+  const was = editing;
+  const ok = await act($('cf-status'), async () => {
+    const body = campaignBody();
+    if (was) await api(`/v1/brands/me/campaigns/${encodeURIComponent(was)}`, { method: 'PUT', body });
+    else await api('/v1/brands/me/campaigns', { method: 'POST', body });
+  }, was ? t('br.draft_saved') : t('br.draft_created'));
+  if (ok) {
+    setEditing(null);
+    await loadCampaigns();
+  }
+}
+
+function move(c, action) {
+  return async () => {
+    const ok = await act($('cl-status'), () => api(`/v1/brands/me/campaigns/${encodeURIComponent(c.campaign)}/${action}`, { method: 'POST' }),
+      t(`br.done_${action}`, { title: c.title }));
+    if (ok) {
+      await loadCampaigns();
+      if (shown === c.campaign) await loadApplicants();
+    }
+  };
+}
+
+function button(label, attrs, fn, ghost = true) {
+  const b = el('button', { type: 'button', class: ghost ? 'ghost' : null, ...attrs }, label);
+  b.addEventListener('click', fn);
+  return b;
+}
+
+async function loadCampaigns() {
+  const v = await api('/v1/brands/me/campaigns?limit=100');
+  $('t-campaigns').tBodies[0].replaceChildren(...v.campaigns.map((c) => {
+    const actions = el('td', { class: 'mactions' });
+    if (c.state === 'draft') {
+      actions.append(
+        button(t('br.edit'), { 'data-edit': c.campaign }, () => setEditing(c)),
+        button(t('br.publish'), { 'data-publish': c.campaign }, move(c, 'publish'), false));
+    }
+    if (c.state === 'draft' || c.state === 'open') actions.append(button(t('br.close'), { 'data-close': c.campaign }, move(c, 'close')));
+    if (c.state !== 'draft') {
+      actions.append(button(t('br.applicants'), { 'data-applicants': c.campaign }, async () => {
+        shown = c.campaign;
+        await loadApplicants();
+        $('applicants').focus();
+      }));
+    }
+    return el('tr', { 'data-campaign': c.campaign, 'data-state': c.state },
+      el('td', {}, c.title),
+      el('td', { class: 'num' }, money(c.budget_cents, c.currency)),
+      el('td', {}, day(c.deadline_ms)),
+      el('td', {}, stateBadge(c.state)),
+      actions);
+  }));
+  say($('cl-status'), v.campaigns.length ? '' : t('br.no_campaigns'));
+}
+
+function answer(a, action) {
+  return async () => {
+    const ok = await act($('ap-status'), () => api(`/v1/brands/me/applications/${encodeURIComponent(a.application)}/${action}`, { method: 'POST' }),
+      t(`br.done_${action}`, { creator: a.creator }));
+    if (ok) await loadApplicants();
+  };
+}
+
+async function loadApplicants() {
+  if (!shown) return;
+  const id = encodeURIComponent(shown);
+  const [c, v] = await Promise.all([
+    api(`/v1/brands/me/campaigns/${id}`),
+    api(`/v1/brands/me/campaigns/${id}/applications?limit=100`),
+  ]);
+  $('applicants').hidden = false;
+  $('applicants').dataset.campaign = shown;
+  setText($('ap-h'), t('br.applicants_of', { title: c.title }));
+  $('inv-form').hidden = c.state !== 'open';
+  $('t-applicants').tBodies[0].replaceChildren(...v.applications.map((a) => {
+    const actions = el('td', { class: 'mactions' });
+    if (a.state === 'applied' && c.state === 'open') actions.append(button(t('br.accept'), { 'data-accept': a.application }, answer(a, 'accept'), false));
+    if (a.state === 'applied' || a.state === 'invited') actions.append(button(t('br.decline'), { 'data-decline': a.application }, answer(a, 'decline')));
+    return el('tr', { 'data-application': a.application, 'data-state': a.state },
+      el('td', {}, a.creator),
+      el('td', { class: 'mstats' }, statsText(a.stats)),
+      el('td', { class: 'mbrief' }, a.pitch ?? '–'),
+      el('td', { class: 'num' }, a.price_cents == null ? '–' : money(a.price_cents, c.currency)),
+      el('td', {}, stateBadge(a.state)),
+      actions);
+  }));
+  say($('ap-status'), v.applications.length ? '' : t('br.no_applicants'));
+  $('t-bcontracts').tBodies[0].replaceChildren(...c.contracts.map((k) =>
+    el('tr', { 'data-contract': k.contract, 'data-state': k.state },
+      el('td', {}, k.creator),
+      el('td', { class: 'num' }, money(k.price_cents, k.currency)),
+      el('td', {}, stateBadge(k.state)),
+      el('td', {}, day(k.created_ms)))));
+}
+
+async function invite(ev) {
+  ev.preventDefault();
+  const creator = $('inv-creator').value.trim();
+  const ok = await act($('ap-status'), () => api(`/v1/brands/me/campaigns/${encodeURIComponent(shown)}/invitations`, { method: 'POST', body: { creator } }),
+    t('br.invited', { creator }));
+  if (ok) {
+    $('inv-creator').value = '';
+    await loadApplicants();
+  }
+}
+
+async function main() {
+  await loadStrings();
+  const session = await loadSession();
+  shell();
+  try {
+    if (!session) return notice(t('br.signin_needed'));
+    if (session.role !== 'brand') return notice(t('br.brands_only', { user: session.user }));
+    $('brandpage').hidden = false;
+    $('bp-form').addEventListener('submit', saveProfile);
+    $('cf-form').addEventListener('submit', saveCampaign);
+    $('cf-cancel').addEventListener('click', () => setEditing(null));
+    $('inv-form').addEventListener('submit', invite);
+    await loadProfile();
+    await loadCampaigns();
+  } catch (e) {
+    notice(errorText(e));
+  } finally {
+    // The page works from here on (tests wait for this).
+    document.body.dataset.ready = 'true';
+  }
+}
+
+main();
