@@ -43,6 +43,9 @@ DOCS_IMG = {
     "test_studio_and_video_page_at_375px_work_by_keyboard-video-375": "video-375.png",
     "test_a_muted_word_in_look_alike_spellings_never_reaches_the_overlay_or_other_viewers-studio": "studio-moderation.png",
     "test_the_moderation_tab_at_375px_works_by_keyboard_and_in_french-studio-moderation-375": "studio-moderation-375.png",
+    "test_a_brand_publishes_a_campaign_a_creator_applies_and_the_brand_accepts-marketplace": "marketplace.png",
+    "test_a_brand_publishes_a_campaign_a_creator_applies_and_the_brand_accepts-brand": "brand.png",
+    "test_the_marketplace_at_375px_works_by_keyboard_and_in_french-marketplace-375": "marketplace-375.png",
 }
 CHROMIUM_ARGS = [
     "--headless",
