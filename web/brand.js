@@ -118,7 +118,7 @@ function button(label, attrs, fn, ghost = true) {
 async function loadCampaigns() {
   const v = await api('/v1/brands/me/campaigns?limit=100');
   $('t-campaigns').tBodies[0].replaceChildren(...v.campaigns.map((c) => {
-    const actions = el('td', { class: 'mactions' });
+    const actions = el('div', { class: 'mactions' });
     if (c.state === 'draft') {
       actions.append(
         button(t('br.edit'), { 'data-edit': c.campaign }, () => setEditing(c)),
@@ -137,7 +137,7 @@ async function loadCampaigns() {
       el('td', { class: 'num' }, money(c.budget_cents, c.currency)),
       el('td', {}, day(c.deadline_ms)),
       el('td', {}, stateBadge(c.state)),
-      actions);
+      el('td', {}, actions));
   }));
   say($('cl-status'), v.campaigns.length ? '' : t('br.no_campaigns'));
 }
@@ -162,7 +162,7 @@ async function loadApplicants() {
   setText($('ap-h'), t('br.applicants_of', { title: c.title }));
   $('inv-form').hidden = c.state !== 'open';
   $('t-applicants').tBodies[0].replaceChildren(...v.applications.map((a) => {
-    const actions = el('td', { class: 'mactions' });
+    const actions = el('div', { class: 'mactions' });
     if (a.state === 'applied' && c.state === 'open') actions.append(button(t('br.accept'), { 'data-accept': a.application }, answer(a, 'accept'), false));
     if (a.state === 'applied' || a.state === 'invited') actions.append(button(t('br.decline'), { 'data-decline': a.application }, answer(a, 'decline')));
     return el('tr', { 'data-application': a.application, 'data-state': a.state },
@@ -171,7 +171,7 @@ async function loadApplicants() {
       el('td', { class: 'mbrief' }, a.pitch ?? '–'),
       el('td', { class: 'num' }, a.price_cents == null ? '–' : money(a.price_cents, c.currency)),
       el('td', {}, stateBadge(a.state)),
-      actions);
+      el('td', {}, actions));
   }));
   say($('ap-status'), v.applications.length ? '' : t('br.no_applicants'));
   $('t-bcontracts').tBodies[0].replaceChildren(...c.contracts.map((k) =>

@@ -10,8 +10,10 @@ import { act, cents, day, listOf, say, stateBadge } from '/ui/market-common.js';
 
 const $ = (id) => document.getElementById(id);
 let me = '';
-/** Campaign titles by id (from the open list), to name applications. */
-const titles = new Map();
+/** Campaigns by id (from the open list), to name applications and price them. */
+const campaigns = new Map();
+/** Campaigns the creator applied to already (their apply button is hidden). */
+const answered = new Set();
 
 function notice(text) {
   setText($('notice'), text);
@@ -127,9 +129,9 @@ function applyForm(c) {
 }
 
 function campaignCard(c) {
-  titles.set(c.campaign, c.title);
+  campaigns.set(c.campaign, c);
   const form = applyForm(c);
-  const toggle = el('button', { type: 'button', class: 'ghost', 'data-apply': c.campaign, 'aria-expanded': 'false' }, t('mk.apply'));
+  const toggle = el('button', { type: 'button', class: 'ghost', 'data-apply': c.campaign, 'aria-expanded': 'false', hidden: answered.has(c.campaign) }, t('mk.apply'));
   toggle.addEventListener('click', () => {
     form.hidden = !form.hidden;
     toggle.setAttribute('aria-expanded', String(!form.hidden));
@@ -166,6 +168,13 @@ async function loadCampaigns(ev) {
   }
 }
 
+/** An application's price, in its campaign's currency when the page knows it. */
+function price(a) {
+  if (a.price_cents == null) return '–';
+  const c = campaigns.get(a.campaign);
+  return c ? money(a.price_cents, c.currency) : num(a.price_cents / 100);
+}
+
 async function loadApplications() {
   const body = $('t-apps').tBodies[0];
   try {
@@ -180,12 +189,19 @@ async function loadApplications() {
         actions.append(w);
       }
       return el('tr', { 'data-application': a.application, 'data-state': a.state },
-        el('td', {}, titles.get(a.campaign) || a.campaign),
+        el('td', {}, campaigns.get(a.campaign)?.title || a.campaign),
         el('td', {}, t(`market.origin.${a.origin}`)),
-        el('td', { class: 'num' }, a.price_cents == null ? '–' : num(a.price_cents / 100)),
+        el('td', { class: 'num' }, price(a)),
         el('td', {}, stateBadge(a.state)),
         actions);
     }));
+    // A campaign answered already is not applied to again (an invitation is).
+    for (const a of v.applications) {
+      if (a.state === 'invited') continue;
+      answered.add(a.campaign);
+      const b = document.querySelector(`button[data-apply="${CSS.escape(a.campaign)}"]`);
+      if (b) b.hidden = true;
+    }
     say($('apps-status'), v.applications.length ? '' : t('mk.no_applications'));
   } catch (e) {
     say($('apps-status'), errorText(e), true);
@@ -197,7 +213,7 @@ async function loadContracts() {
   const v = await api('/v1/marketplace/contracts');
   $('t-contracts').tBodies[0].replaceChildren(...v.contracts.map((c) =>
     el('tr', { 'data-contract': c.contract, 'data-state': c.state },
-      el('td', {}, titles.get(c.campaign) || c.campaign),
+      el('td', {}, campaigns.get(c.campaign)?.title || c.campaign),
       el('td', {}, c.brand),
       el('td', { class: 'num' }, money(c.price_cents, c.currency)),
       el('td', {}, stateBadge(c.state)),

@@ -124,6 +124,8 @@ def test_a_brand_publishes_a_campaign_a_creator_applies_and_the_brand_accepts(co
     card.locator("input[type=number]").fill("450")
     card.locator("button[data-apply-send]").click()
     until(creator, "() => document.querySelectorAll('#t-apps tbody tr[data-state=applied]').length === 1")
+    assert "$450.00" in creator.locator("#t-apps tbody tr").first.text_content()
+    assert card.locator("button[data-apply]").is_hidden()
     # The filter works the other way too: no campaign in another niche.
     creator.fill("#f-niche", "cooking")
     creator.click("#f-go")
