@@ -211,6 +211,31 @@ async fn walk(engine: &EngineSpec) {
         (200, Some("accepted")),
         "{v}"
     );
+    // Their contracts (the /marketplace page's read): the one made, and
+    // none for a creator whose application was not accepted.
+    let (st, v) = creator(&s, "mk-w1", Method::GET, "/v1/marketplace/contracts", None).await;
+    let k = &v["contracts"];
+    assert_eq!(
+        (
+            st,
+            k.as_array().map(Vec::len),
+            k[0]["contract"].as_str(),
+            k[0]["state"].as_str(),
+            k[0]["price_cents"].as_i64(),
+            k[0]["brand"].as_str()
+        ),
+        (
+            200,
+            Some(1),
+            Some(a1.as_str()),
+            Some("awaiting_payment"),
+            Some(55_000),
+            Some(BRAND)
+        ),
+        "{v}"
+    );
+    let (st, v) = creator(&s, "mk-w2", Method::GET, "/v1/marketplace/contracts", None).await;
+    assert_eq!((st, &v), (200, &json!({ "contracts": [] })), "{v}");
     // Close: no more applications or invitations; close again refused.
     let (st, v) = brand(&s, Method::POST, &format!("{base}/close"), None).await;
     assert_eq!((st, v["state"].as_str()), (200, Some("closed")), "{v}");
