@@ -326,6 +326,34 @@ async fn demo_login_only_in_demo_mode() {
     )
     .await;
     assert_eq!((st, me["role"].as_str()), (200, Some("creator")), "{me}");
+    // The demo brand (for /brand) signs in with role brand.
+    assert!(html.contains("data-user=\"demo-brand\""), "{html}");
+    let r = post(json!({ "user": "demo-brand" }), true).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let (cookie, _) = session_cookie(r.headers());
+    let (st, me) = by_cookie(
+        &s,
+        reqwest::Method::GET,
+        "/v1/sessions",
+        &cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, me["user"].as_str(), me["role"].as_str()),
+        (200, Some("demo-brand"), Some("brand")),
+        "{me}"
+    );
+    // The marketplace pages are served under the page CSP.
+    for page in ["/marketplace", "/brand"] {
+        let r = reqwest::get(s.url(page)).await.unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"));
+    }
     for (body, json_type) in [
         (json!({ "user": "admin" }), true),
         (json!({ "user": "viewer-1" }), false),
