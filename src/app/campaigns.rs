@@ -360,7 +360,7 @@ pub async fn creator_contracts(st: &AppState, creator: &str) -> Result<Vec<Contr
         let mine = st.ledger.campaign_contracts(&a.campaign).await?;
         out.extend(mine.into_iter().filter(|c| c.creator == creator));
     }
-    out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+    out.sort_by_key(|c| std::cmp::Reverse(c.created_ms));
     Ok(out)
 }
 
