@@ -258,8 +258,10 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// Fill a page template: `{{lang}}`, and `{{t:KEY}}` with the language's
-/// string for KEY (escaped; the key itself when missing).
+/// Fill a page template: `{{lang}}`, `{{t:KEY}}` with the language's
+/// string for KEY (escaped; the key itself when missing), and
+/// `{{part:NAME}}` with a shared piece of the shells (see [`part`]),
+/// itself rendered.
 pub fn render(template: &str, lang: &str) -> String {
     let cat = catalog(lang);
     let mut out = String::with_capacity(template.len() + 256);
@@ -275,6 +277,9 @@ pub fn render(template: &str, lang: &str) -> String {
         let key = &after[..j];
         if key == "lang" {
             out.push_str(lang);
+        } else if let Some(html) = key.strip_prefix("part:").and_then(part) {
+            // A part is a template too (one level: parts hold no parts).
+            out.push_str(&render(html, lang));
         } else if let Some(k) = key.strip_prefix("t:") {
             out.push_str(&escape_html(cat.get(k).map_or(k, String::as_str)));
         } else {
@@ -284,6 +289,14 @@ pub fn render(template: &str, lang: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The shared pieces of the page shells, by `{{part:NAME}}`.
+fn part(name: &str) -> Option<&'static str> {
+    match name {
+        "account" => Some(include_str!("../../web/parts/account.html")),
+        _ => None,
+    }
 }
 
 /// A page's response: HTML, the page CSP, never cached (its language
@@ -489,6 +502,12 @@ mod tests {
             "<html lang=\"fr\">"
         );
         assert_eq!(render("{{t:no.such}} {{x}}", "en"), "no.such {{x}}");
+        // A part is included and rendered in the page's language; an
+        // unknown part stays as written.
+        let fr = render("{{part:account}}", "fr");
+        assert!(fr.contains("<nav class=\"account\""), "{fr}");
+        assert!(!fr.contains("{{"), "{fr}");
+        assert_eq!(render("{{part:nope}}", "en"), "{{part:nope}}");
         assert_eq!(
             escape_html("<img src=x onerror='a'>&\""),
             "&lt;img src=x onerror=&#39;a&#39;&gt;&amp;&quot;"
