@@ -83,6 +83,12 @@ pub struct Common {
     /// cost as a ratio to the floor's (CPU per delivery, p99, time to join).
     #[arg(long, global = true)]
     pub compare_floor: bool,
+    /// After the run (and the floor's), start the Node peer
+    /// (`loadtest/node-peer/server.js`: a plain Node.js `ws` broadcast
+    /// server; `npm ci --prefix loadtest/node-peer` first), run the same
+    /// scenario against it, and report giftstream's cost as a ratio to it.
+    #[arg(long, global = true)]
+    pub compare_node: bool,
     /// The spawned server's per-socket message budget,
     /// `hub.socket_msgs_per_s_max` (GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX;
     /// the server's default is 1000). Raised by default so that load

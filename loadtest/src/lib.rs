@@ -14,13 +14,15 @@
 //! - [`api`]: HTTP set-up (rooms, grants) and read-back (wallets, earnings).
 //! - [`viewer`] and [`sender`]: what one socket does and accounts for.
 //! - [`scenarios`]: `fanout`, `conns`, `ingest`, `mixed`, `storm`.
-//! - [`floor`]: `floor-server`, the floor to compare against (`--compare-floor`).
+//! - [`floor`]: `floor-server`, the floor to compare against (`--compare-floor`);
+//!   the Node peer (`--compare-node`) is `node-peer/server.js`, spawned by [`spawn`].
 //! - [`metrics`]: live counters, HDR histograms, the per-second series.
 //! - [`probe`]: the server's CPU and RSS from `/proc`.
 //! - [`spawn`]: `--spawn`, a server as a child process.
 //! - [`conservation`]: coins and diamonds add up after the run.
 //! - [`report`] and [`chart`]: the summary, the JSON line, the PNG.
-//! - [`markdown`]: tables for docs/BENCHMARKS.md from saved runs.
+//! - [`markdown`]: tables for docs/BENCHMARKS.md from saved runs;
+//!   [`peers_table`]: the issue #16 table (giftstream, Node peer, floor).
 //!
 //! Everything is bounded: counts come from the command line, every wait has
 //! a timeout, every phase a duration, and only loopback is ever targeted.
@@ -35,6 +37,7 @@ pub mod conservation;
 pub mod floor;
 pub mod markdown;
 pub mod metrics;
+pub mod peers_table;
 pub mod probe;
 pub mod report;
 pub mod scenarios;
@@ -59,6 +62,16 @@ use crate::scenarios::Ctx;
 use crate::spawn::SpawnedServer;
 use crate::token::Tokens;
 
+/// The same scenario against a reference server (the floor, the Node
+/// peer) just started; stops it after.
+async fn run_against_peer(cli: &Cli, peer: SpawnedServer, what: &str) -> anyhow::Result<Summary> {
+    let url = format!("http://{}", peer.addr);
+    let measured = run_against(cli, &[url], &[peer.pid]).await;
+    let tail = peer.log_tail();
+    let _ = peer.stop().await;
+    measured.map_err(|e| e.context(format!("{what} log:\n{tail}")))
+}
+
 /// Run the scenario `cli` asks for, start to end (spawning and stopping a
 /// server with `--spawn`), and answer its summary.
 pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
@@ -72,6 +85,10 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
     anyhow::ensure!(
         !cli.common.compare_floor || cli.common.encoding == crate::wire::Encoding::Json,
         "--compare-floor: the floor server speaks JSON only"
+    );
+    anyhow::ensure!(
+        !cli.common.compare_node || cli.common.encoding == crate::wire::Encoding::Json,
+        "--compare-node: the Node peer speaks JSON only"
     );
     conn::raise_nofile();
     anyhow::ensure!(
@@ -120,12 +137,11 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
     }
     if cli.common.compare_floor {
         let floor = SpawnedServer::start_floor().await?;
-        let url = format!("http://{}", floor.addr);
-        let measured = run_against(&cli, &[url], &[floor.pid]).await;
-        let tail = floor.log_tail();
-        let _ = floor.stop().await;
-        let measured = measured.map_err(|e| e.context(format!("floor server log:\n{tail}")))?;
-        summary.set_floor(measured);
+        summary.set_floor(run_against_peer(&cli, floor, "floor server").await?);
+    }
+    if cli.common.compare_node {
+        let node = SpawnedServer::start_node_peer().await?;
+        summary.set_node(run_against_peer(&cli, node, "Node peer").await?);
     }
     Ok(summary)
 }
@@ -218,7 +234,8 @@ async fn run_against(cli: &Cli, urls: &[String], pids: &[u32]) -> anyhow::Result
         (Some(books), true) => Some(conservation::check(&ctx.api, books, &outcome.tally).await?),
         _ => None,
     };
-    let summary = Summary::new(&run, c.encoding, outcome, verdict);
+    let mut summary = Summary::new(&run, c.encoding, outcome, verdict);
+    summary.server_rss_peak_kb = ctx.server.and_then(|p| p.rss_peak_kb().ok());
     if let Some(path) = &c.chart {
         let title = format!("giftstream {} ({})", summary.scenario, summary.run);
         if let Err(e) = chart::draw(path, &title, &summary.timeline) {

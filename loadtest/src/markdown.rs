@@ -23,10 +23,11 @@ pub struct MarkdownArgs {
     pub files: Vec<PathBuf>,
 }
 
-struct Run {
-    name: String,
-    cmd: String,
-    v: Value,
+/// One saved run: its file's name, its command, its JSON line.
+pub(crate) struct Run {
+    pub(crate) name: String,
+    pub(crate) cmd: String,
+    pub(crate) v: Value,
 }
 
 fn load(path: &Path) -> anyhow::Result<Run> {
@@ -49,12 +50,12 @@ fn load(path: &Path) -> anyhow::Result<Run> {
     })
 }
 
-fn f(v: &Value, digits: usize) -> String {
+pub(crate) fn f(v: &Value, digits: usize) -> String {
     v.as_f64()
         .map_or_else(|| "–".into(), |x| format!("{x:.digits$}"))
 }
 
-fn n(v: &Value) -> String {
+pub(crate) fn n(v: &Value) -> String {
     v.as_f64().map_or_else(|| "–".into(), |x| format!("{x:.0}"))
 }
 
@@ -135,6 +136,7 @@ pub fn render(args: &MarkdownArgs) -> anyhow::Result<String> {
             );
         }
     }
+    s.push_str(&crate::peers_table::render(&runs));
     floor_tables(&mut s, &runs);
     let _ = writeln!(s, "\nCommands:\n");
     for r in &runs {
@@ -201,7 +203,7 @@ fn ratio(a: &Value, b: &Value) -> String {
 fn floor_tables(s: &mut String, runs: &[Run]) {
     let compared: Vec<&Run> = runs
         .iter()
-        .filter(|r| r.v["floor"].is_object() && r.v["scenario"] != "storm")
+        .filter(|r| r.v["floor"].is_object() && r.v["scenario"] == "fanout")
         .collect();
     let storms: Vec<&Run> = runs.iter().filter(|r| r.v["scenario"] == "storm").collect();
     if compared.is_empty() && storms.is_empty() {

@@ -80,6 +80,16 @@ impl Probe {
         Ok(sum)
     }
 
+    /// Peak resident set size so far (VmHWM), KiB, summed over the
+    /// probe's processes.
+    pub fn rss_peak_kb(&self) -> anyhow::Result<u64> {
+        let mut sum = 0;
+        for pid in self.pids() {
+            sum += status_kb(pid, "VmHWM:")?;
+        }
+        Ok(sum)
+    }
+
     fn cpu_us_of(&self, pid: u32) -> anyhow::Result<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // Fields after the command (which may hold spaces) start after ')'.
@@ -106,13 +116,18 @@ impl Probe {
 
 /// Resident set size of `pid` now, KiB.
 fn rss_kb_of(pid: u32) -> anyhow::Result<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+/// A KiB field (`field` with its colon) of `/proc/<pid>/status`.
+fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
+        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
 }
 
 /// A CPU reading to measure from.

@@ -33,8 +33,9 @@ pub struct ServerCost {
     pub cpu_us_per_ack: Option<f64>,
 }
 
-/// A run's cost as a ratio to the floor server's in the same run
-/// (giftstream / floor: 1.0 is at the floor).
+/// A run's cost as a ratio to a reference server's in the same run (the
+/// floor server's, or the Node peer's): giftstream / reference, so 1.0 is
+/// at the reference.
 #[derive(Debug, Clone, Serialize)]
 pub struct VsFloor {
     /// Server CPU per delivery.
@@ -104,6 +105,9 @@ pub struct Summary {
     pub server: Option<ServerCost>,
     /// Server memory (conns).
     pub server_rss: Option<RssStats>,
+    /// The server's peak RSS (VmHWM) at the end of the run, KiB (summed
+    /// over its processes).
+    pub server_rss_peak_kb: Option<u64>,
     /// This process's CPU.
     pub client_cpu: Option<CpuSpan>,
     /// The conservation check (scenarios that gift).
@@ -116,6 +120,10 @@ pub struct Summary {
     pub floor: Option<Box<Summary>>,
     /// This run's cost as a ratio to the floor's (`--compare-floor`).
     pub vs_floor: Option<VsFloor>,
+    /// The same scenario against the Node peer (`--compare-node`).
+    pub node: Option<Box<Summary>>,
+    /// This run's cost as a ratio to the Node peer's (`--compare-node`).
+    pub vs_node: Option<VsFloor>,
     /// Per-second series (not in the JSON line; see the chart).
     #[serde(skip)]
     pub timeline: Vec<TimePoint>,
@@ -171,18 +179,33 @@ impl Summary {
             churn,
             server,
             server_rss: o.rss,
+            server_rss_peak_kb: None,
             client_cpu: o.client_cpu,
             conservation,
             storm: o.storm,
             note: None,
             floor: None,
             vs_floor: None,
+            node: None,
+            vs_node: None,
             timeline: o.timeline,
         }
     }
 
     /// Attach the floor server's run of the same scenario and the ratios.
     pub fn set_floor(&mut self, floor: Summary) {
+        self.vs_floor = Some(self.ratios_to(&floor));
+        self.floor = Some(Box::new(floor));
+    }
+
+    /// Attach the Node peer's run of the same scenario and the ratios.
+    pub fn set_node(&mut self, node: Summary) {
+        self.vs_node = Some(self.ratios_to(&node));
+        self.node = Some(Box::new(node));
+    }
+
+    /// This run's cost as a ratio to `reference`'s run of the same scenario.
+    fn ratios_to(&self, reference: &Summary) -> VsFloor {
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => Some(a / b),
             _ => None,
@@ -191,17 +214,16 @@ impl Summary {
         let p99 = |s: &Summary| (s.delivery_latency.count > 0).then_some(s.delivery_latency.p99_ms);
         let joined = |s: &Summary| s.storm.as_ref().map(|t| t.all_joined_s);
         let joined_p99 = |s: &Summary| s.storm.as_ref().map(|t| t.time_to_joined.p99_ms);
-        self.vs_floor = Some(VsFloor {
-            cpu_per_delivery: ratio(per_delivery(self), per_delivery(&floor)),
-            p99_gap_ms: p99(self).zip(p99(&floor)).map(|(a, b)| a - b),
+        VsFloor {
+            cpu_per_delivery: ratio(per_delivery(self), per_delivery(reference)),
+            p99_gap_ms: p99(self).zip(p99(reference)).map(|(a, b)| a - b),
             deliveries_per_s: ratio(
                 (self.deliveries > 0).then_some(self.deliveries_per_s),
-                (floor.deliveries > 0).then_some(floor.deliveries_per_s),
+                (reference.deliveries > 0).then_some(reference.deliveries_per_s),
             ),
-            all_joined: ratio(joined(self), joined(&floor)),
-            joined_p99: ratio(joined_p99(self), joined_p99(&floor)),
-        });
-        self.floor = Some(Box::new(floor));
+            all_joined: ratio(joined(self), joined(reference)),
+            joined_p99: ratio(joined_p99(self), joined_p99(reference)),
+        }
     }
 
     /// False when the conservation check failed.
@@ -283,6 +305,9 @@ impl Summary {
                 r.before_kb, r.after_kb, r.per_conn_bytes
             );
         }
+        if let Some(kb) = self.server_rss_peak_kb {
+            let _ = writeln!(s, "server peak:  {kb} KiB RSS (VmHWM)");
+        }
         if let Some(c) = &self.client_cpu {
             let _ = writeln!(
                 s,
@@ -305,15 +330,21 @@ impl Summary {
         if let Some(n) = &self.note {
             let _ = writeln!(s, "note:         {n}");
         }
-        if let (Some(f), Some(v)) = (&self.floor, &self.vs_floor) {
+        for (name, peer, v) in [
+            ("floor server", &self.floor, &self.vs_floor),
+            ("Node peer", &self.node, &self.vs_node),
+        ] {
+            let (Some(f), Some(v)) = (peer, v) else {
+                continue;
+            };
             let x = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}x"));
-            let _ = writeln!(s, "-- the same scenario against the floor server --");
+            let _ = writeln!(s, "-- the same scenario against the {name} --");
             for line in f.human().lines().skip(1) {
                 let _ = writeln!(s, "  {line}");
             }
             let _ = writeln!(
                 s,
-                "vs floor:     CPU per delivery {}; p99 gift->viewer {}; deliveries/s {}; all joined {}; joined p99 {}",
+                "vs {name}: CPU per delivery {}; p99 gift->viewer {}; deliveries/s {}; all joined {}; joined p99 {}",
                 x(v.cpu_per_delivery),
                 v.p99_gap_ms
                     .map_or_else(|| "-".into(), |g| format!("{g:+.1} ms")),

@@ -137,6 +137,38 @@ impl SpawnedServer {
         SpawnedServer::ready(child, addr, dir, "floor").await
     }
 
+    /// Start the Node peer (`node loadtest/node-peer/server.js`, or the
+    /// script `GIFTSTREAM_NODE_PEER` names) on a free loopback port;
+    /// answers once it is healthy. Its `ws` package must be installed
+    /// (`npm ci --prefix loadtest/node-peer`).
+    pub async fn start_node_peer() -> anyhow::Result<SpawnedServer> {
+        let script = std::env::var_os("GIFTSTREAM_NODE_PEER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("node-peer/server.js"));
+        let modules = script.with_file_name("node_modules").join("ws");
+        anyhow::ensure!(
+            modules.is_dir(),
+            "the Node peer's `ws` is not installed: npm ci --prefix {}",
+            script.parent().unwrap_or(Path::new(".")).display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("giftstream-node-peer-")
+            .tempdir()?;
+        let addr = free_port()?;
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let child = Command::new("node")
+            .arg(&script)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the Node peer (is `node` on PATH?)")?;
+        SpawnedServer::ready(child, addr, dir, "node").await
+    }
+
     /// Wait for `/healthz` of a just started child.
     async fn ready(
         child: Child,
