@@ -20,7 +20,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 type FastDashMap<K, V> = DashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
@@ -40,30 +40,13 @@ use crate::protocol::{ComboEnd, GiftEvent};
 mod blocks;
 mod gift;
 mod messages;
+mod seen;
 
 #[derive(Default)]
 struct Wallet {
     coins: i64,
-    seen: FastMap<String, (GiftAck, u64)>,
-    seen_order: VecDeque<(Instant, String)>,
-}
-
-impl Wallet {
-    fn forget_old(&mut self, ttl: Duration, keys_max: usize) {
-        while let Some((at, _)) = self.seen_order.front() {
-            if at.elapsed() < ttl && self.seen_order.len() < keys_max {
-                break;
-            }
-            if let Some((_, id)) = self.seen_order.pop_front() {
-                self.seen.remove(&id);
-            }
-        }
-    }
-
-    fn remember(&mut self, id: String, ack: GiftAck, ticket: u64, at: Instant) {
-        self.seen_order.push_back((at, id.clone()));
-        self.seen.insert(id, (ack, ticket));
-    }
+    /// The gifts it paid for, by client id key (`memory::seen`).
+    seen: seen::Seen,
 }
 
 struct TargetState {
@@ -121,6 +104,8 @@ pub struct MemoryCounters {
     marks: messages::MessageMarks,
     /// Creators' blocked users (checked by `gift`; `memory::blocks`).
     blocks: blocks::BlockSets,
+    /// Client id keys and the clock of the idempotency memory.
+    ids: seen::IdKeys,
     cfg: CountersConfig,
 }
 
@@ -144,6 +129,7 @@ impl MemoryCounters {
             followers: Default::default(),
             marks: messages::MessageMarks::default(),
             blocks: Default::default(),
+            ids: seen::IdKeys::new(),
             cfg,
         }
     }
@@ -459,16 +445,19 @@ impl Counters for MemoryCounters {
             self.wallet(&user).lock().coins = coins;
         }
         self.credit_ops.lock().extend(snapshot.credit_ops);
-        let now = Instant::now();
+        let now_s = self.ids.now_s();
         for g in snapshot.recent_gifts {
-            let ack = GiftAck {
-                id: g.client_id.clone(),
+            let key = self.ids.key(&g.client_id);
+            let answer = seen::Answer {
                 seq: g.seq,
                 balance: g.balance_after,
+                ticket: 0,
             };
-            self.wallet(&g.sender)
-                .lock()
-                .remember(g.client_id, ack, 0, now);
+            let wallet = self.wallet(&g.sender);
+            let mut w = wallet.lock();
+            if w.seen.get(&key).is_none() {
+                w.seen.remember(key, now_s, answer);
+            }
         }
         for (target, info) in snapshot.targets {
             let floor = info

@@ -12,17 +12,24 @@ impl MemoryCounters {
     /// [`Counters::gift`]: the whole gift under the wallet lock, then the
     /// target lock (see the module doc for the order).
     pub(super) fn gift_op(&self, req: GiftRequest) -> Result<GiftOutcome> {
+        let key = self.ids.key(&req.client_id);
+        let now_s = self.ids.now_s();
         let wallet = self.wallet(&req.sender);
         let mut w = wallet.lock();
-        w.forget_old(
-            Duration::from_secs(self.cfg.idempotency_ttl_s),
+        w.seen.forget_old(
+            now_s,
+            self.cfg.idempotency_ttl_s,
             self.cfg.idempotency_keys_per_wallet_max,
         );
-        if let Some((ack, ticket)) = w.seen.get(&req.client_id) {
+        if let Some(a) = w.seen.get(&key) {
             return Ok(GiftOutcome {
-                ack: ack.clone(),
+                ack: GiftAck {
+                    id: req.client_id,
+                    seq: a.seq,
+                    balance: a.balance,
+                },
                 duplicate: true,
-                ticket: *ticket,
+                ticket: a.ticket,
             });
         }
         let state = self
@@ -132,7 +139,12 @@ impl MemoryCounters {
             seq,
             balance: w.coins,
         };
-        w.remember(req.client_id.clone(), ack.clone(), ticket, Instant::now());
+        let answer = seen::Answer {
+            seq,
+            balance: w.coins,
+            ticket,
+        };
+        w.seen.remember(key, now_s, answer);
         if let (Some(p), Some(end)) = (end_permit, ended) {
             self.streak_ends.push(&t.creator, &end);
             p.send(end);
