@@ -106,7 +106,8 @@ per_dialect! {
 
         async fn pay_end(&self, id: &str, end: &CashoutEnd) -> Result<bool> {
             let (status, stripe_id) = match end {
-                CashoutEnd::Completed { transfer } => ("completed", Some(transfer.as_str())),
+                // Empty: a refund Stripe says was made, its id unknown.
+                CashoutEnd::Completed { transfer } => ("completed", Some(transfer.as_str()).filter(|t| !t.is_empty())),
                 CashoutEnd::Reversed => ("failed", None),
                 CashoutEnd::Flagged { transfer } => ("flagged", Some(transfer.as_str())),
             };

@@ -5,7 +5,8 @@
 //! `purchases`, `refunds_disputes`, `tips`, `cashouts`,
 //! `payout_accounts`, `reads` for the studio, `follows`, `moderation`
 //! for blocks, moderators and the audit, `message_rules`, `marketplace`,
-//! `market_deals`, and `escrow` with `escrow_payouts`), its row types (`rows`), and the [`Dialect`] trait:
+//! `market_deals`, and `escrow` with `escrow_payouts`), its row types
+//! (`rows`), and the [`Dialect`] trait:
 //! what really differs between the engines (how a write transaction
 //! begins, `FOR UPDATE`, serializing writers by key, multi-row inserts,
 //! the exclusive lock). Each flow body is written once and type-checked
