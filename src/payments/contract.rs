@@ -32,8 +32,7 @@ use super::stripe::{
 use super::transfer::{attempt_key, drive, end_payout, new_group, recover_pass, Payout, Step};
 use super::webhook::{DisputeFacts, PaymentIntentFacts};
 use super::{
-    client, metadata, outcome::WebhookOutcome, stripe_failed, Payments, PaymentsApp,
-    META_KIND,
+    client, metadata, outcome::WebhookOutcome, stripe_failed, Payments, PaymentsApp, META_KIND,
 };
 
 /// The metadata key naming a contract on its PaymentIntent, Transfer and
@@ -71,7 +70,10 @@ pub async fn contract_payment(state: &Payments<'_>, k: &Contract) -> Result<Cont
     if k.state != ContractState::AwaitingPayment {
         return Err(Error::new(
             ErrorCode::Conflict,
-            format!("the contract is {}: payment is not allowed", k.state.as_str()),
+            format!(
+                "the contract is {}: payment is not allowed",
+                k.state.as_str()
+            ),
         ));
     }
     let fiat = Fiat::parse(&k.currency).ok_or_else(|| {

@@ -242,7 +242,9 @@ pub(super) async fn lookup_transfers<P: Payout>(
         if rec.group().is_empty() {
             req = req
                 .destination(account)
-                .created(stripe_types::RangeQueryTs::gte(rec.attempt_ms() / 1000 - 600));
+                .created(stripe_types::RangeQueryTs::gte(
+                    rec.attempt_ms() / 1000 - 600,
+                ));
         } else {
             req = req.transfer_group(rec.group());
         }

@@ -563,7 +563,9 @@ fn http_rows() -> Vec<Row> {
         // Escrow (issue 14 item 5): the brand's contract routes are the
         // brand role's only (viewers, creators, admins: 403); the
         // creator's are creators' only (no contract here: 404).
-        row("GET", "/v1/brands/me/contracts", |c| authed(c, |_| FORBIDDEN)),
+        row("GET", "/v1/brands/me/contracts", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
         row("GET", "/v1/brands/me/contracts/{contract}", |c| {
             authed(c, |_| FORBIDDEN)
         }),

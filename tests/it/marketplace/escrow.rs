@@ -59,7 +59,10 @@ async fn deal(p: &Pay, who: &str, price: i64) -> Value {
 
 /// The brand pays at localstripe; the contract is funded by the webhook.
 async fn fund(p: &Pay, accepted: &Value) -> (String, String) {
-    let k = accepted["contract"]["contract"].as_str().unwrap().to_string();
+    let k = accepted["contract"]["contract"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let pi = accepted["payment"]["payment_intent"]
         .as_str()
         .unwrap_or_else(|| panic!("accept answers the payment: {accepted}"))
@@ -76,7 +79,13 @@ async fn fund(p: &Pay, accepted: &Value) -> (String, String) {
 
 /// The contract as its brand reads it.
 async fn contract(p: &Pay, k: &str) -> Value {
-    let (st, v) = brand(&p.s, Method::GET, &format!("/v1/brands/me/contracts/{k}"), None).await;
+    let (st, v) = brand(
+        &p.s,
+        Method::GET,
+        &format!("/v1/brands/me/contracts/{k}"),
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     v
 }
@@ -137,7 +146,10 @@ async fn walk_to_transfer(engine: &EngineSpec, ls: &str) {
     let c = contract(&p, &k).await;
     assert_eq!(c["payment_intent"], pi.as_str(), "{c}");
     assert!(c["paid_ms"].as_i64().is_some(), "{c}");
-    assert_eq!((c["payout"].clone(), c["disputed"].clone()), (Value::Null, json!(false)));
+    assert_eq!(
+        (c["payout"].clone(), c["disputed"].clone()),
+        (Value::Null, json!(false))
+    );
     assert_eq!(balance(&p, &account::escrow(&k)).await, 10_000);
     p.assert_sums_zero().await;
     // Refused while funded: payment again, approve.
@@ -236,11 +248,18 @@ async fn walk_to_refund(engine: &EngineSpec, ls: &str) {
     assert_eq!(v["payout"]["amount_cents"], 5_000);
     let r = p.double.refunds();
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!((r[0]["payment_intent"].as_str(), r[0]["amount"].as_i64()), (Some(pi.as_str()), Some(5_000)));
+    assert_eq!(
+        (r[0]["payment_intent"].as_str(), r[0]["amount"].as_i64()),
+        (Some(pi.as_str()), Some(5_000))
+    );
     assert_eq!(v["payout"]["stripe_id"], r[0]["id"]);
     assert!(p.double.transfers().is_empty());
     assert_eq!(balance(&p, &account::escrow(&k)).await, 0);
-    assert_eq!(balance(&p, account::STRIPE_CUSTOMERS).await, 0, "the brand has its money back");
+    assert_eq!(
+        balance(&p, account::STRIPE_CUSTOMERS).await,
+        0,
+        "the brand has its money back"
+    );
     let e = p.s.earnings("esc-bob").await;
     assert_eq!(e["marketplace_cents"], json!({}), "{e}");
     let (st, v) = brand_move(&p, &k, "cancel", None).await;
@@ -250,7 +269,11 @@ async fn walk_to_refund(engine: &EngineSpec, ls: &str) {
     let acc2 = deal(&p, "esc-cid", 3_000).await;
     let k2 = acc2["contract"]["contract"].as_str().unwrap().to_string();
     let (st, v) = brand_move(&p, &k2, "cancel", None).await;
-    assert_eq!((st, v["state"].as_str(), v["payout"].clone()), (200, Some("cancelled"), Value::Null), "{v}");
+    assert_eq!(
+        (st, v["state"].as_str(), v["payout"].clone()),
+        (200, Some("cancelled"), Value::Null),
+        "{v}"
+    );
     let acc3 = deal(&p, "esc-dee", 4_000).await;
     let (k3, _) = fund(&p, &acc3).await;
     let (st, v) = creator(
@@ -300,7 +323,10 @@ async fn escrow_review_due_is_approved_automatically() {
         assert_eq!(c["state"], "completed", "{c}");
         assert!(c["updated_ms"].as_i64().unwrap() >= c["review_due_ms"].as_i64().unwrap());
         assert_eq!(p.double.transfers().len(), 1);
-        assert_eq!(p.s.earnings("esc-eve").await["marketplace_cents"]["usd"], 2_500);
+        assert_eq!(
+            p.s.earnings("esc-eve").await["marketplace_cents"]["usd"],
+            2_500
+        );
         p.assert_sums_zero().await;
         p.s.stop().await;
     }
@@ -337,19 +363,30 @@ async fn escrow_crash_between_ledger_and_transfer_recovers_one_transfer() {
         .await;
         let tr = p.double.transfers();
         assert_eq!(tr.len(), 1, "exactly one Transfer: {tr:?}");
-        let job = p.s.state().ledger.contract_payout(&k).await.unwrap().unwrap();
+        let job =
+            p.s.state()
+                .ledger
+                .contract_payout(&k)
+                .await
+                .unwrap()
+                .unwrap();
         let sent = p
             .double
             .requests()
             .iter()
             .filter(|(m, path, key)| {
-                m == "POST" && path == "/v1/transfers" && key.as_deref() == Some(job.idem_key.as_str())
+                m == "POST"
+                    && path == "/v1/transfers"
+                    && key.as_deref() == Some(job.idem_key.as_str())
             })
             .count();
         assert!(sent >= 2, "retried with the same Idempotency-Key ({sent})");
         assert_eq!(job.stripe_id.as_deref(), tr[0]["id"].as_str());
         assert_eq!(balance(&p, &account::escrow_release(&k)).await, 0);
-        assert_eq!(p.s.earnings("esc-fay").await["marketplace_cents"]["usd"], 7_000);
+        assert_eq!(
+            p.s.earnings("esc-fay").await["marketplace_cents"]["usd"],
+            7_000
+        );
         p.assert_sums_zero().await;
         p.s.stop().await;
     }
@@ -373,7 +410,11 @@ async fn escrow_dispute_holds_the_payout() {
         dispute(&p, "charge.dispute.closed", &pi, "won", 6_000).await;
         assert_eq!(contract(&p, &k).await["disputed"], false);
         let (st, v) = brand_move(&p, &k, "approve", None).await;
-        assert_eq!((st, v["payout"]["status"].as_str()), (200, Some("completed")), "{v}");
+        assert_eq!(
+            (st, v["payout"]["status"].as_str()),
+            (200, Some("completed")),
+            "{v}"
+        );
         // Lost before the payout: the escrow pays the chargeback, the
         // contract is cancelled, nothing is paid out.
         let acc = deal(&p, "esc-hal", 4_000).await;
@@ -381,7 +422,11 @@ async fn escrow_dispute_holds_the_payout() {
         dispute(&p, "charge.dispute.created", &pi2, "needs_response", 4_000).await;
         dispute(&p, "charge.dispute.closed", &pi2, "lost", 4_000).await;
         let c = contract(&p, &k2).await;
-        assert_eq!((c["state"].as_str(), c["disputed"].clone()), (Some("cancelled"), json!(false)), "{c}");
+        assert_eq!(
+            (c["state"].as_str(), c["disputed"].clone()),
+            (Some("cancelled"), json!(false)),
+            "{c}"
+        );
         assert_eq!(balance(&p, &account::escrow(&k2)).await, 0);
         assert_eq!(balance(&p, account::PLATFORM_LOSS).await, 0);
         // Lost after the payout: the platform's loss.
