@@ -145,9 +145,9 @@ def test_a_brand_publishes_a_campaign_a_creator_applies_and_the_brand_accepts(co
 
     # The creator's page shows the contract.
     open_marketplace(creator)
-    until(creator, "() => document.querySelectorAll('#t-contracts tbody tr[data-state=awaiting_payment]').length === 1")
+    until(creator, "() => document.querySelectorAll('#k-list li[data-state=awaiting_payment]').length === 1")
     assert creator.locator("#t-apps tbody tr[data-state=accepted]").count() == 1
-    assert "$450.00" in creator.locator("#t-contracts tbody tr").first.text_content()
+    assert "$450.00" in creator.locator("#k-list li").first.text_content()
     for p in (creator, brand):
         assert p.locator("img").count() == 0
 
