@@ -7,7 +7,7 @@
 // goes through the JSON routes with the CSRF token; all data is set as text.
 import { api, el, errorText, loadSession, loadStrings, money, setText, shell, t } from '/ui/common.js';
 import { act, cents, day, listOf, say, stateBadge, statsText } from '/ui/market-common.js';
-import { button as actionButton, contractCard, explain, follow, moving, revealer } from '/ui/market-contracts.js';
+import { button as actionButton, cardForm, contractCard, explain, follow, moving, revealer } from '/ui/market-contracts.js';
 import { pay } from '/ui/pay.js';
 
 const $ = (id) => document.getElementById(id);
@@ -216,15 +216,28 @@ async function watchPayout(k) {
   } catch {}
 }
 
+/**
+ * An action's error: a refused move shows the contract as it is now and
+ * says why on the list's status line; other errors stay on `where` (the
+ * action's form), else on the list's status line.
+ */
+async function failed(k, e, where) {
+  let reread = false;
+  const text = await explain(e, () => api(contractPath(k)), (x) => {
+    reread = true;
+    showContract(x);
+  });
+  say(reread || !where ? $('bk-status') : where, text, true);
+}
+
 /** Run a contract move (`action`: approve, reject, cancel) and show the contract it answers. */
-async function contractMove(k, action, body, done) {
-  const status = $('bk-status');
+async function contractMove(k, action, body, done, where) {
   try {
     const fresh = await api(contractPath(k, action), { method: 'POST', body });
-    say(status, t(done, { creator: k.creator }));
+    say($('bk-status'), t(done, { creator: k.creator }));
     showContract(fresh);
   } catch (e) {
-    say(status, await explain(e, () => api(contractPath(k))), true);
+    await failed(k, e, where);
   }
 }
 
@@ -242,19 +255,8 @@ async function payContract(k) {
     if (r.contract) showContract(r.contract);
     say(status, r.reached ? t('br.paid', { amount, creator: k.creator }) : t('br.pay_late'));
   } catch (e) {
-    say(status, await explain(e, () => api(contractPath(k))), true);
+    await failed(k, e);
   }
-}
-
-/** A form revealed under a card: `fields`, a submit button, and what it does. */
-function cardForm(k, name, fields, submit, fn) {
-  const form = el('form', { class: 'form mform', novalidate: true, [`data-${name}-form`]: k.contract },
-    ...fields, el('div', { class: 'row' }, el('button', { type: 'submit', [`data-${name}-send`]: k.contract }, submit)));
-  form.addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    fn();
-  });
-  return form;
 }
 
 function brandCard(k) {
@@ -268,13 +270,13 @@ function brandCard(k) {
       () => contractMove(k, 'approve', undefined, 'br.done_approve'), true));
     const reason = el('textarea', { id: `reason-${k.contract}`, rows: '2', maxlength: '2000' });
     const form = cardForm(k, 'reject', [el('label', { for: reason.id }, t('br.reject_reason')), reason], t('br.reject_send'),
-      () => contractMove(k, 'reject', reason.value.trim() ? { reason: reason.value.trim() } : {}, 'br.done_reject'));
+      () => contractMove(k, 'reject', reason.value.trim() ? { reason: reason.value.trim() } : {}, 'br.done_reject', form.status));
     actions.push(revealer(t('br.reject'), { 'data-reject': k.contract }, form));
     extra.push(form);
   }
   if (k.state === 'awaiting_payment' || k.state === 'funded') {
     const form = cardForm(k, 'cancel', [el('p', { class: 'muted' }, t(k.state === 'funded' ? 'br.cancel_refund' : 'br.cancel_unpaid'))],
-      t('market.cancel_send'), () => contractMove(k, 'cancel', undefined, 'market.done_cancel'));
+      t('market.cancel_send'), () => contractMove(k, 'cancel', undefined, 'market.done_cancel', form.status));
     actions.push(revealer(t('market.cancel'), { 'data-cancel': k.contract }, form));
     extra.push(form);
   }

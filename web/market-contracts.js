@@ -55,7 +55,7 @@ function paymentText(k) {
 
 function deliverableNodes(k) {
   const d = k.deliverable;
-  if (!d) return [t('market.no_deliverable')];
+  if (!d) return [k.state === 'awaiting_payment' || k.state === 'funded' ? t('market.no_deliverable') : '–'];
   const link = isWebLink(d.url)
     ? el('a', { href: d.url, class: 'mlink', rel: 'noopener noreferrer nofollow', target: '_blank' }, d.url)
     : el('span', { class: 'mlink' }, d.url);
@@ -115,14 +115,33 @@ export function contractCard(k, { title, party, actions = [], extra = [] }) {
 }
 
 /**
- * A refused or failed contract action in words, in the page's language: a
- * 409 says the state the contract is in now (read again with `reread`),
- * or that a dispute holds it; anything else as errorText.
+ * A form revealed under a card (`data-NAME-form`): `fields`, a submit
+ * button (`data-NAME-send`) and a status line of its own (`form.status`,
+ * where its errors are said, next to the fields); submitting runs `fn`.
  */
-export async function explain(e, reread) {
+export function cardForm(k, name, fields, submit, fn) {
+  const status = el('p', { class: 'status', role: 'status', 'aria-live': 'polite' });
+  const form = el('form', { class: 'form mform', novalidate: true, [`data-${name}-form`]: k.contract },
+    ...fields, el('div', { class: 'row' }, el('button', { type: 'submit', [`data-${name}-send`]: k.contract }, submit)), status);
+  form.status = status;
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    fn();
+  });
+  return form;
+}
+
+/**
+ * A refused or failed contract action in words, in the page's language: a
+ * 409 says the state the contract is in now (read again with `reread`, and
+ * given to `show` so the card shows it), or that a dispute holds it;
+ * anything else as errorText.
+ */
+export async function explain(e, reread, show) {
   if (e && e.code === 'conflict' && reread) {
     try {
       const k = await reread();
+      if (show) show(k);
       if (k.disputed) return t('market.conflict_disputed');
       return t('market.conflict_state', { state: t(`market.state.${k.state}`).toLowerCase() });
     } catch {}

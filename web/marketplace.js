@@ -9,7 +9,7 @@
 // the CSRF token; all data is set as text.
 import { api, currentSession, el, errorText, loadSession, loadStrings, money, num, setText, shell, t } from '/ui/common.js';
 import { act, cents, day, listOf, say, stateBadge } from '/ui/market-common.js';
-import { contractCard, explain, follow, isWebLink, moving, revealer } from '/ui/market-contracts.js';
+import { cardForm, contractCard, explain, follow, isWebLink, moving, revealer } from '/ui/market-contracts.js';
 
 const $ = (id) => document.getElementById(id);
 let me = '';
@@ -233,43 +233,42 @@ async function watchPayout(k) {
   } catch {}
 }
 
-/** Run a contract move and show the contract it answers. */
-async function contractMove(k, action, body, done) {
-  const status = $('k-status');
+/**
+ * Run a contract move and show the contract it answers. A refused move
+ * shows the contract as it is now and says why on the list's status line;
+ * other errors stay on `where` (the action's form).
+ */
+async function contractMove(k, action, body, done, where) {
   try {
     const fresh = await api(contractPath(k, action), { method: 'POST', body });
-    say(status, done);
+    say($('k-status'), done);
     showContract(fresh);
   } catch (e) {
-    say(status, await explain(e, () => api(contractPath(k))), true);
+    let reread = false;
+    const text = await explain(e, () => api(contractPath(k)), (x) => {
+      reread = true;
+      showContract(x);
+    });
+    say(reread || !where ? $('k-status') : where, text, true);
   }
-}
-
-function cardForm(k, name, fields, submit, fn) {
-  const form = el('form', { class: 'form mform', novalidate: true, [`data-${name}-form`]: k.contract },
-    ...fields, el('div', { class: 'row' }, el('button', { type: 'submit', [`data-${name}-send`]: k.contract }, submit)));
-  form.addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    fn();
-  });
-  return form;
 }
 
 /** The deliverable form: an http(s) URL (checked here, in words) and a note. */
 function deliverableForm(k) {
   const url = el('input', { id: `dl-url-${k.contract}`, type: 'url', maxlength: '2048', placeholder: 'https://', autocomplete: 'off' });
   const note = el('textarea', { id: `dl-note-${k.contract}`, rows: '2', maxlength: '2000' });
-  return cardForm(k, 'deliver', [
+  const form = cardForm(k, 'deliver', [
     el('label', { for: url.id }, t('mk.deliverable_url')), url,
     el('label', { for: note.id }, t('mk.deliverable_note')), note,
   ], t('mk.deliver_send'), () => {
     const u = url.value.trim();
     if (!isWebLink(u)) {
-      say($('k-status'), t('mk.deliverable_url_bad'), true);
+      say(form.status, t('mk.deliverable_url_bad'), true);
       return url.focus();
     }
-    return contractMove(k, 'deliverable', { url: u, note: note.value.trim() }, t('mk.delivered'));
+    return contractMove(k, 'deliverable', { url: u, note: note.value.trim() }, t('mk.delivered'), form.status);
   });
+  return form;
 }
 
 function creatorCard(k) {
@@ -282,7 +281,7 @@ function creatorCard(k) {
   }
   if (k.state === 'awaiting_payment' || k.state === 'funded') {
     const form = cardForm(k, 'cancel', [el('p', { class: 'muted' }, t(k.state === 'funded' ? 'mk.cancel_refund' : 'mk.cancel_unpaid'))],
-      t('market.cancel_send'), () => contractMove(k, 'cancel', undefined, t('market.done_cancel')));
+      t('market.cancel_send'), () => contractMove(k, 'cancel', undefined, t('market.done_cancel'), form.status));
     actions.push(revealer(t('market.cancel'), { 'data-cancel': k.contract }, form));
     extra.push(form);
   }
