@@ -7,7 +7,7 @@
 // goes through the JSON routes with the CSRF token; all data is set as text.
 import { api, el, errorText, loadSession, loadStrings, money, setText, shell, t } from '/ui/common.js';
 import { act, cents, day, listOf, say, stateBadge, statsText } from '/ui/market-common.js';
-import { button as actionButton, cardForm, contractCard, explain, follow, moving, revealer } from '/ui/market-contracts.js';
+import { button as actionButton, cardForm, contractCard, explain, follow, moving, revealer, watchPayout } from '/ui/market-contracts.js';
 import { pay } from '/ui/pay.js';
 
 const $ = (id) => document.getElementById(id);
@@ -205,15 +205,7 @@ function showContract(k, focus = true) {
   else list.prepend(card);
   say($('bk-status-empty'), '');
   if (focus) card.focus();
-  if (moving(k)) watchPayout(k);
-}
-
-/** Read a contract again until its payout is no longer pending (a Transfer or Refund in flight). */
-async function watchPayout(k) {
-  try {
-    const r = await follow(contractPath(k), (x) => !moving(x), 30);
-    if (r.contract) showContract(r.contract, false);
-  } catch {}
+  if (moving(k)) watchPayout(contractPath(k), (x) => showContract(x, false));
 }
 
 /**
@@ -301,7 +293,7 @@ async function loadContracts(more = false) {
     contractsCursor = v.next_cursor || null;
     $('bk-more').hidden = !contractsCursor;
     say($('bk-status-empty'), list.children.length ? '' : t('br.no_contracts'));
-    for (const k of v.contracts) if (moving(k)) watchPayout(k);
+    for (const k of v.contracts) if (moving(k)) watchPayout(contractPath(k), (x) => showContract(x, false));
   } catch (e) {
     say($('bk-status'), errorText(e), true);
   }

@@ -167,3 +167,23 @@ export async function follow(path, done, seconds = 60) {
 
 /** Whether the server is still moving a contract's money (a payout pending). */
 export const moving = (k) => !!(k.payout && k.payout.status === 'pending');
+
+/** The contracts being watched (their paths). */
+const watching = new Set();
+
+/**
+ * While the contract at `path` has a payout pending, read it every second
+ * (up to 30 s) and give the result to `show` once; one watch per contract
+ * at a time (a `show` that asks to watch again meanwhile is ignored).
+ */
+export async function watchPayout(path, show) {
+  if (watching.has(path)) return;
+  watching.add(path);
+  try {
+    const r = await follow(path, (x) => !moving(x), 30);
+    if (r.contract) show(r.contract);
+  } catch {
+  } finally {
+    watching.delete(path);
+  }
+}

@@ -9,7 +9,7 @@
 // the CSRF token; all data is set as text.
 import { api, currentSession, el, errorText, loadSession, loadStrings, money, num, setText, shell, t } from '/ui/common.js';
 import { act, cents, day, listOf, say, stateBadge } from '/ui/market-common.js';
-import { cardForm, contractCard, explain, follow, isWebLink, moving, revealer } from '/ui/market-contracts.js';
+import { cardForm, contractCard, explain, isWebLink, moving, revealer, watchPayout } from '/ui/market-contracts.js';
 
 const $ = (id) => document.getElementById(id);
 let me = '';
@@ -222,15 +222,7 @@ function showContract(k, focus = true) {
   if (old) old.replaceWith(card);
   else $('k-list').prepend(card);
   if (focus) card.focus();
-  if (moving(k)) watchPayout(k);
-}
-
-/** Read a contract again until its payout is no longer pending. */
-async function watchPayout(k) {
-  try {
-    const r = await follow(contractPath(k), (x) => !moving(x), 30);
-    if (r.contract) showContract(r.contract, false);
-  } catch {}
+  if (moving(k)) watchPayout(contractPath(k), (x) => showContract(x, false));
 }
 
 /**
@@ -298,7 +290,7 @@ async function loadContracts() {
     const v = await api('/v1/marketplace/contracts');
     $('k-list').replaceChildren(...v.contracts.map(creatorCard));
     say($('k-empty'), v.contracts.length ? '' : t('mk.no_contracts'));
-    for (const k of v.contracts) if (moving(k)) watchPayout(k);
+    for (const k of v.contracts) if (moving(k)) watchPayout(contractPath(k), (x) => showContract(x, false));
   } catch (e) {
     say($('k-status'), errorText(e), true);
   }
