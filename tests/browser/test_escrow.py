@@ -213,13 +213,13 @@ def walk_to_funded(brand, creator_token, server, stripe_url, campaign, title):
     card = brand.locator("#bk-list li[data-state=awaiting_payment]")
     card.wait_for()
     assert card.locator(".mcard-title").text_content() == title
+    cid = card.get_attribute("data-contract")
     with brand.expect_response(re.compile(r".*/v1/brands/me/contracts/[^/]+/payment$")) as resp:
         card.locator("button[data-pay]").click()
     payment = resp.value.json()
     assert payment["amount_cents"] == 45000, payment
     assert "$450.00" in brand.text_content("#pay-title")
     pay_in_page(brand, stripe_url, payment["payment_intent"])
-    cid = card.get_attribute("data-contract")
     funded = brand.locator(f"#bk-list li[data-contract={cid}][data-state=funded]")
     funded.wait_for(timeout=30000)
     assert "Paid into escrow" in funded.locator("dd[data-fact=payment]").text_content()
