@@ -166,6 +166,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .stripe
         .is_some()
         .then(|| spawn_cashout_recovery(state.clone()));
+    // Marketplace contracts whose review is due, and their payouts.
+    let sweep = state
+        .stripe
+        .is_some()
+        .then(|| spawn_review_sweep(state.clone()));
     // Webhook deliveries: stopped with the server, joined at shutdown.
     let webhooks_task = tokio::spawn(crate::webhooks::run(
         state.ledger.webhooks(),
@@ -210,6 +215,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
             {
                 tracing::warn!("cash-out recovery still running after hub.shutdown_ms_max; stopped (it resumes at the next start)");
                 recovery.abort();
+            }
+        }
+        if let Some(mut sweep) = sweep {
+            if tokio::time::timeout_at(deadline, &mut sweep).await.is_err() {
+                tracing::warn!("contract review sweep still running after hub.shutdown_ms_max; stopped (it resumes at the next start)");
+                sweep.abort();
             }
         }
         worker_stop.cancel();
@@ -430,6 +441,28 @@ fn spawn_cashout_recovery(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 Ok(n) => tracing::info!(ended = n, "pending cash-outs recovered"),
                 Err(e) => {
                     tracing::warn!(error = %e.report(), "cash-out recovery failed; retried later")
+                }
+            }
+            tokio::select! {
+                _ = st.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
+/// Marketplace contracts whose review is due are approved (and paid out),
+/// and contract payouts left pending are recovered: at start, then every
+/// `marketplace.review_sweep_interval_ms`, until shutdown.
+fn spawn_review_sweep(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_millis(st.cfg.marketplace.review_sweep_interval_ms);
+        loop {
+            match crate::payments::approve_due_contracts(&st.payments()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(approved = n, "contracts approved after their review time"),
+                Err(e) => {
+                    tracing::warn!(error = %e.report(), "contract review sweep failed; retried later")
                 }
             }
             tokio::select! {

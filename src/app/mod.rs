@@ -13,6 +13,7 @@
 
 pub mod campaigns;
 mod conn_ops;
+pub mod contracts;
 pub mod follows;
 pub mod marketplace;
 pub mod moderation;

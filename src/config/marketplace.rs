@@ -1,6 +1,7 @@
 //! `[marketplace]`: followers and the Creator Marketplace (issue 14): how
-//! many edges one import or delete request may carry, and how many
-//! followers a creator needs to be eligible.
+//! many edges one import or delete request may carry, how many
+//! followers a creator needs to be eligible, the bounds of profiles and
+//! campaigns, and the escrow's review time, fee and review sweep.
 //!
 //! Owns: [`MarketplaceConfig`], its defaults (equal to
 //! `config/default.toml`) and its validation. Must not: open connections.
@@ -33,6 +34,17 @@ pub struct MarketplaceConfig {
     pub list_len_max: usize,
     /// Cents of a campaign's budget or a rate card line, at most.
     pub budget_cents_max: i64,
+    /// Seconds a brand has to review a submitted deliverable; after it the
+    /// deliverable is approved automatically (and paid out).
+    pub review_s_max: u64,
+    /// The platform's fee on a contract's payout, basis points of the
+    /// price (0..=10000), rounded down.
+    pub fee_bps: u32,
+    /// Interval of the background pass that approves contracts whose
+    /// review is due and drives their pending payouts, ms.
+    pub review_sweep_interval_ms: u64,
+    /// Contracts one pass approves at most (the oldest due first).
+    pub review_sweep_len_max: usize,
 }
 
 impl Default for MarketplaceConfig {
@@ -45,6 +57,10 @@ impl Default for MarketplaceConfig {
             url_len_max: 2048,
             list_len_max: 20,
             budget_cents_max: 100_000_000,
+            review_s_max: 604_800,
+            fee_bps: 0,
+            review_sweep_interval_ms: 60_000,
+            review_sweep_len_max: 100,
         }
     }
 }
@@ -76,6 +92,18 @@ impl MarketplaceConfig {
         }
         if !(1..=1_000_000_000_000).contains(&self.budget_cents_max) {
             return Err(bad("budget_cents_max", "must be 1..=1000000000000"));
+        }
+        if !(1..=31_536_000).contains(&self.review_s_max) {
+            return Err(bad("review_s_max", "must be 1..=31536000"));
+        }
+        if self.fee_bps > 10_000 {
+            return Err(bad("fee_bps", "must be 0..=10000"));
+        }
+        if !(100..=86_400_000).contains(&self.review_sweep_interval_ms) {
+            return Err(bad("review_sweep_interval_ms", "must be 100..=86400000"));
+        }
+        if !(1..=100_000).contains(&self.review_sweep_len_max) {
+            return Err(bad("review_sweep_len_max", "must be 1..=100000"));
         }
         Ok(())
     }
@@ -141,6 +169,34 @@ mod tests {
                     ..d()
                 },
                 "budget_cents_max",
+            ),
+            (
+                MarketplaceConfig {
+                    review_s_max: 0,
+                    ..d()
+                },
+                "review_s_max",
+            ),
+            (
+                MarketplaceConfig {
+                    fee_bps: 10_001,
+                    ..d()
+                },
+                "fee_bps",
+            ),
+            (
+                MarketplaceConfig {
+                    review_sweep_interval_ms: 99,
+                    ..d()
+                },
+                "review_sweep_interval_ms",
+            ),
+            (
+                MarketplaceConfig {
+                    review_sweep_len_max: 0,
+                    ..d()
+                },
+                "review_sweep_len_max",
             ),
         ];
         for (c, key) in cases {

@@ -144,14 +144,18 @@ pub(super) async fn invite(
 }
 
 /// `POST /v1/brands/me/applications/{application}/accept`: answers the
-/// application and its contract (`awaiting_payment`).
+/// application and its contract (`awaiting_payment`), and when payments
+/// are configured the contract's PaymentIntent (`payment`).
 pub(super) async fn accept(
     State(st): State<Shared>,
     BrandCaller(me): BrandCaller,
     Path(id): Path<String>,
 ) -> Response {
-    let r = campaigns::brand_moves(&st, &me, &id, ApplicationAction::Accept).await;
-    answer(r, StatusCode::OK)
+    let r = async {
+        let moved = campaigns::brand_moves(&st, &me, &id, ApplicationAction::Accept).await?;
+        crate::app::contracts::accepted_with_payment(&st, moved).await
+    };
+    answer(r.await, StatusCode::OK)
 }
 
 /// `POST /v1/brands/me/applications/{application}/decline`.

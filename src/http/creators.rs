@@ -45,6 +45,14 @@ pub(super) async fn earnings(
         "tips_recovered_cents": l.funds.tips_recovered_cents,
         // The money fields above are USD; every currency's, apart:
         "currencies": l.currencies,
+        // Completed marketplace payouts (net of the fee), per currency.
+        "marketplace_cents": state
+            .ledger
+            .marketplace_cents(&creator)
+            .await?
+            .into_iter()
+            .map(|(f, v)| (f.lower(), v))
+            .collect::<std::collections::BTreeMap<_, _>>(),
     })))
 }
 

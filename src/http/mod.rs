@@ -26,6 +26,7 @@ mod admin;
 mod assets;
 mod blocks;
 mod brands;
+mod contracts;
 mod creators;
 mod extract;
 mod follows;
@@ -165,6 +166,15 @@ pub const ROUTES: &[(&str, &str)] = &[
         "POST",
         "/v1/marketplace/applications/{application}/withdraw",
     ),
+    ("GET", "/v1/brands/me/contracts"),
+    ("GET", "/v1/brands/me/contracts/{contract}"),
+    ("POST", "/v1/brands/me/contracts/{contract}/payment"),
+    ("POST", "/v1/brands/me/contracts/{contract}/approve"),
+    ("POST", "/v1/brands/me/contracts/{contract}/reject"),
+    ("POST", "/v1/brands/me/contracts/{contract}/cancel"),
+    ("GET", "/v1/marketplace/contracts/{contract}"),
+    ("POST", "/v1/marketplace/contracts/{contract}/deliverable"),
+    ("POST", "/v1/marketplace/contracts/{contract}/cancel"),
 ];
 
 /// The handler of one entry of [`ROUTES`], answering only that method.
@@ -302,6 +312,21 @@ fn endpoint(method: &str, path: &str, state: &AppState) -> MethodRouter<Shared> 
         ("GET", "/v1/marketplace/contracts") => on(filter, marketplace::my_contracts),
         ("POST", "/v1/marketplace/applications/{application}/withdraw") => {
             on(filter, marketplace::withdraw)
+        }
+        ("GET", "/v1/brands/me/contracts") => on(filter, contracts::brand_list),
+        ("GET", "/v1/brands/me/contracts/{contract}") => on(filter, contracts::brand_get),
+        ("POST", "/v1/brands/me/contracts/{contract}/payment") => on(filter, contracts::payment),
+        ("POST", "/v1/brands/me/contracts/{contract}/approve") => on(filter, contracts::approve),
+        ("POST", "/v1/brands/me/contracts/{contract}/reject") => on(filter, contracts::reject),
+        ("POST", "/v1/brands/me/contracts/{contract}/cancel") => {
+            on(filter, contracts::brand_cancel)
+        }
+        ("GET", "/v1/marketplace/contracts/{contract}") => on(filter, contracts::creator_get),
+        ("POST", "/v1/marketplace/contracts/{contract}/deliverable") => {
+            on(filter, contracts::deliverable)
+        }
+        ("POST", "/v1/marketplace/contracts/{contract}/cancel") => {
+            on(filter, contracts::creator_cancel)
         }
         (m, p) => panic!("ROUTES: {m} {p} has no handler in http::endpoint"),
     }

@@ -33,7 +33,8 @@ impl<L: Ledger + ?Sized> crate::model::GiftRecords for L {
 /// [`super::follows::FollowLedger`]; message rules:
 /// [`super::message_rules::MessageRulesLedger`]; blocks, moderators and
 /// the audit: [`super::moderation::ModerationLedger`]; the marketplace:
-/// [`super::marketplace::MarketplaceLedger`]).
+/// [`super::marketplace::MarketplaceLedger`]; escrow:
+/// [`super::escrow::EscrowLedger`]).
 #[async_trait]
 pub trait Ledger:
     super::videos::VideoLedger
@@ -42,6 +43,7 @@ pub trait Ledger:
     + super::message_rules::MessageRulesLedger
     + super::moderation::ModerationLedger
     + super::marketplace::MarketplaceLedger
+    + super::escrow::EscrowLedger
     + Send
     + Sync
     + 'static

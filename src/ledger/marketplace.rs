@@ -11,7 +11,7 @@
 //! both dialects; every state change goes through
 //! [`super::market_states`] and moves a row only from the state it read.
 //! Must not: check roles, eligibility or input lengths (the app layer
-//! does), or touch money (escrow is issue 14 item 5).
+//! does), or touch money (escrow: [`super::escrow`]).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -151,6 +151,22 @@ pub struct Contract {
     pub state: ContractState,
     /// Made, ms since the epoch.
     pub created_ms: i64,
+    /// Last moved, ms since the epoch.
+    pub updated_ms: i64,
+    /// The brand's PaymentIntent (`pi_...`), once created.
+    pub payment_intent: Option<String>,
+    /// When the payment reached the escrow.
+    pub paid_ms: Option<i64>,
+    /// The creator's deliverable, once submitted.
+    pub deliverable: Option<super::escrow::Deliverable>,
+    /// When the review ends and the deliverable is approved automatically
+    /// (`submitted_ms + marketplace.review_s_max * 1000`).
+    pub review_due_ms: Option<i64>,
+    /// A dispute of the brand's charge holds the payout.
+    pub disputed: bool,
+    /// The payout (a Transfer on approval, a Refund after a rejection or
+    /// cancellation of a funded contract), once started.
+    pub payout: Option<super::escrow::ContractPayout>,
 }
 
 /// A creator's lives over a period, from the `live_viewers` records.

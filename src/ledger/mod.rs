@@ -21,6 +21,7 @@
 
 mod api;
 mod error;
+pub mod escrow;
 pub mod follows;
 pub mod market_states;
 pub mod marketplace;
@@ -114,6 +115,23 @@ pub mod account {
     /// The platform's losses to refunds and disputes it could not recover
     /// from the creator (diamonds and cents; never below zero).
     pub const PLATFORM_LOSS: &str = "loss:platform";
+    /// A marketplace contract's escrow: the brand's payment held until
+    /// the deliverable is approved (or the brand refunded), cents.
+    pub fn escrow(contract: &str) -> String {
+        format!("escrow:contract:{contract}")
+    }
+    /// A contract's escrow on its way out: the Transfer or Refund whose
+    /// outcome is not recorded yet, cents.
+    pub fn escrow_release(contract: &str) -> String {
+        format!("escrow_release:contract:{contract}")
+    }
+    /// Cents transferred to a creator's connected account by marketplace
+    /// contracts (their marketplace income, net of the fee).
+    pub fn marketplace(creator: &str) -> String {
+        format!("marketplace:{creator}")
+    }
+    /// The platform's marketplace fees (`marketplace.fee_bps`), cents.
+    pub const MARKET_FEES: &str = "fees:marketplace";
 }
 
 /// Open a ledger by URL (`sqlite:...`, `postgres://...` or `postgresql://...`).

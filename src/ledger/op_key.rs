@@ -44,6 +44,15 @@ pub enum OpKey<'a> {
     /// The end (completed, reversed or flagged) of a cash-out:
     /// `cashout.end:{cashout id}` (one end per cash-out).
     CashoutEnd(&'a str),
+    /// A marketplace contract paid into escrow: `contract.paid:{contract}`.
+    ContractPaid(&'a str),
+    /// A contract's escrow released (approve, reject, cancel):
+    /// `contract.release:{contract}`.
+    ContractRelease(&'a str),
+    /// The end of a contract's payout: `contract.payout_end:{contract}`.
+    ContractPayoutEnd(&'a str),
+    /// A lost dispute of a contract's charge: `contract.chargeback:{dp}`.
+    ContractChargeback(&'a str),
 }
 
 /// `s` with `%` and `:` percent-escaped (an injective map onto strings
@@ -72,6 +81,10 @@ impl OpKey<'_> {
             OpKey::TipDisputeReinstated(dp) => format!("tip_dispute:{}:reinstated", e(dp)),
             OpKey::CashoutBegin(id) => format!("cashout.begin:{}", e(id)),
             OpKey::CashoutEnd(id) => format!("cashout.end:{}", e(id)),
+            OpKey::ContractPaid(id) => format!("contract.paid:{}", e(id)),
+            OpKey::ContractRelease(id) => format!("contract.release:{}", e(id)),
+            OpKey::ContractPayoutEnd(id) => format!("contract.payout_end:{}", e(id)),
+            OpKey::ContractChargeback(dp) => format!("contract.chargeback:{}", e(dp)),
         }
     }
 }

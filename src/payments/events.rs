@@ -13,7 +13,7 @@ use super::webhook::{self, AccountFacts, Object};
 
 use super::outcome::WebhookOutcome;
 use super::{
-    purchase::purchase_paid, refund_dispute::dispute_reinstated, refund_dispute::dispute_withdrawn,
+    contract::contract_disputed, contract::contract_paid, purchase::purchase_paid, refund_dispute::dispute_reinstated, refund_dispute::dispute_withdrawn,
     refund_dispute::refunded, tip::charge_succeeded, tip::tip_paid, Payments, META_KIND,
 };
 
@@ -47,10 +47,12 @@ pub async fn webhook(state: &Payments<'_>, signature: &str, body: &[u8]) -> Resu
         Object::PaymentIntent(pi) => match pi.metadata.get(META_KIND).map(String::as_str) {
             Some("purchase") => purchase_paid(state, &ev, pi).await?,
             Some("tip") => tip_paid(state, &ev, pi).await?,
+            Some("contract") => contract_paid(state, &ev, pi).await?,
             _ => WebhookOutcome::Ignored,
         },
         Object::Charge(ch) if event.kind == "charge.refunded" => refunded(state, &ev, ch).await?,
         Object::Charge(ch) => charge_succeeded(state, &ev, ch).await?,
+        Object::Dispute(d) if let Some(o) = contract_disputed(state, &ev, d).await? => o,
         Object::Dispute(d) => match event.kind.as_str() {
             "charge.dispute.funds_withdrawn" => dispute_withdrawn(state, &ev, d).await?,
             "charge.dispute.funds_reinstated" => dispute_reinstated(state, &ev, d).await?,

@@ -1,6 +1,7 @@
 //! Real money through Stripe: coin purchases, signed webhooks, creator
-//! onboarding (Connect Express), tips (destination charges, no fee) and
-//! diamond cash-outs (Transfers).
+//! onboarding (Connect Express), tips (destination charges, no fee),
+//! diamond cash-outs (Transfers) and marketplace contracts (escrow, a
+//! Transfer or a Refund).
 //!
 //! Owns: the payment flows and their order of effects — the ledger first,
 //! then the counters engine, then the room — the recovery of cash-outs
@@ -13,6 +14,7 @@
 //! Stripe's error text to clients (it is logged).
 
 mod cashout;
+mod contract;
 mod error;
 mod events;
 mod onboarding;
@@ -21,9 +23,13 @@ mod purchase;
 mod refund_dispute;
 pub mod stripe;
 mod tip;
+mod transfer;
 pub mod webhook;
 
 pub use cashout::{cashout, recover_cashouts};
+pub use contract::{
+    approve_due_contracts, contract_payment, recover_contract_payouts, release, ContractPayment,
+};
 pub use error::PaymentError;
 pub use events::webhook;
 pub use onboarding::{
@@ -39,7 +45,8 @@ use crate::error::Result;
 
 use self::stripe::{StripeClient, StripeError};
 
-/// Metadata key naming what a PaymentIntent pays for (`purchase` | `tip`).
+/// Metadata key naming what a PaymentIntent pays for (`purchase` | `tip` |
+/// `contract`).
 pub(super) const META_KIND: &str = "giftstream_kind";
 
 /// What the payment flows use of the application: a narrow view built by

@@ -59,6 +59,7 @@ pub(super) async fn apply_parked(state: &Payments<'_>, pi: &str) -> Result<()> {
                 id: facts.get("id").and_then(|v| v.as_str()).map(str::to_string),
                 amount: int("amount"),
                 payment_intent: Some(pi.to_string()),
+                status: None,
             };
             dispute_withdrawn(state, &r.event, &d).await?
         };

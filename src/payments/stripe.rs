@@ -3,8 +3,8 @@
 //!
 //! Owns: [`StripeClient`] (the requests giftstream makes: a
 //! PaymentIntent, a Connect Express account, an account link, a Transfer,
-//! a Transfer's reversal, a Transfer read, and the list of Transfers that
-//! looks up a cash-out's),
+//! a Transfer's reversal, a Transfer read, the list of Transfers that
+//! looks up a cash-out's, and a Refund of a contract's payment),
 //! the retry loop around async-stripe (which itself sends each request
 //! once), and the sorting of failures into "did not happen"
 //! ([`StripeError::Refused`]) and "outcome unknown" ([`StripeError::Unknown`]).
@@ -25,6 +25,8 @@ pub use stripe_connect::transfer::{CreateTransfer, ListTransfer, RetrieveTransfe
 pub use stripe_connect::transfer_reversal::CreateIdTransferReversal;
 pub use stripe_connect::{Account, AccountLink, LoginLink, Transfer, TransferReversal};
 pub use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentTransferData};
+pub use stripe_core::refund::CreateRefund;
+pub use stripe_core::Refund;
 pub use stripe_core::{PaymentIntent, PaymentIntentAllowedPaymentMethodTypes};
 pub use stripe_types::Currency;
 
@@ -141,6 +143,15 @@ impl StripeClient {
         key: &str,
     ) -> Result<Transfer, StripeError> {
         self.send("POST /v1/transfers", key, |s| {
+            req.customize().request_strategy(s).send(&self.client)
+        })
+        .await
+    }
+
+    /// `POST /v1/refunds` with Idempotency-Key `key` (a marketplace
+    /// contract's refund to its brand).
+    pub async fn create_refund(&self, req: &CreateRefund, key: &str) -> Result<Refund, StripeError> {
+        self.send("POST /v1/refunds", key, |s| {
             req.customize().request_strategy(s).send(&self.client)
         })
         .await

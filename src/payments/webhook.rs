@@ -83,7 +83,9 @@ pub enum Object {
     /// `account.updated`.
     Account(AccountFacts),
     /// `charge.dispute.funds_withdrawn` and `charge.dispute.funds_reinstated`
-    /// (a chargeback of a coin purchase, and a won dispute).
+    /// (a chargeback of a coin purchase, and a won dispute);
+    /// `charge.dispute.created` and `charge.dispute.closed` (a marketplace
+    /// contract's dispute).
     Dispute(DisputeFacts),
     /// Any other type: acknowledged and ignored.
     Other,
@@ -124,6 +126,8 @@ pub struct DisputeFacts {
     pub amount: Option<i64>,
     /// The disputed PaymentIntent.
     pub payment_intent: Option<String>,
+    /// Its status (`won`, `lost` on `charge.dispute.closed`).
+    pub status: Option<String>,
 }
 
 /// What giftstream reads from an updated Connect account.
@@ -201,10 +205,13 @@ fn from_typed(ev: stripe_webhook::Event) -> Event {
             })
         }
         EventObject::ChargeDisputeFundsWithdrawn(d)
-        | EventObject::ChargeDisputeFundsReinstated(d) => Object::Dispute(DisputeFacts {
+        | EventObject::ChargeDisputeFundsReinstated(d)
+        | EventObject::ChargeDisputeCreated(d)
+        | EventObject::ChargeDisputeClosed(d) => Object::Dispute(DisputeFacts {
             id: Some(d.id.as_str().to_string()),
             amount: Some(d.amount),
             payment_intent: d.payment_intent.map(|p| p.id().as_str().to_string()),
+            status: Some(d.status.as_str().to_string()),
         }),
         EventObject::AccountUpdated(a) => Object::Account(AccountFacts {
             id: Some(a.id.as_str().to_string()),
@@ -274,10 +281,14 @@ fn from_envelope(text: &str) -> Result<Event, Refused> {
                     .map(str::to_string)
             }),
         }),
-        "charge.dispute.funds_withdrawn" | "charge.dispute.funds_reinstated" => {
+        "charge.dispute.funds_withdrawn"
+        | "charge.dispute.funds_reinstated"
+        | "charge.dispute.created"
+        | "charge.dispute.closed" => {
             Object::Dispute(DisputeFacts {
                 id: str_at("id"),
                 amount: int_at("amount"),
+                status: str_at("status"),
                 payment_intent: str_at("payment_intent").or_else(|| {
                     o.get("payment_intent")
                         .and_then(|p| p.get("id"))

@@ -1,8 +1,8 @@
 //! A contract double of the Stripe API for the parts localstripe lacks:
 //! Connect accounts, account links, transfers, destination charges
 //! (`transfer_data[destination]` on a PaymentIntent) and Idempotency-Key
-//! replay. It listens on 127.0.0.1:0 and forwards every other request to
-//! localstripe (`GIFTSTREAM_TEST_STRIPE_URL`), so the app has one
+//! replay, and refunds of PaymentIntents (`POST /v1/refunds`). It listens
+//! on 127.0.0.1:0 and forwards every other request to localstripe (`GIFTSTREAM_TEST_STRIPE_URL`), so the app has one
 //! `stripe.api_base_url`.
 //!
 //! It answers whole objects as Stripe's API reference shows them (the
@@ -68,6 +68,7 @@ struct Inner {
     accounts: BTreeMap<String, Value>,
     transfers: Vec<Value>,
     reversals: Vec<(String, i64)>,
+    refunds: Vec<Value>,
     destination_charges: Vec<DestinationCharge>,
     requests: Vec<(String, String, Option<String>)>,
     /// Account links made: link id -> (account, return_url).
@@ -169,6 +170,11 @@ impl StripeDouble {
     /// Transfer reversals made: (transfer, amount).
     pub fn reversals(&self) -> Vec<(String, i64)> {
         self.shared.inner.lock().reversals.clone()
+    }
+
+    /// Refunds made (`POST /v1/refunds`), oldest first.
+    pub fn refunds(&self) -> Vec<Value> {
+        self.shared.inner.lock().refunds.clone()
     }
 
     /// Connected accounts created.
@@ -512,6 +518,7 @@ async fn route(
                 Err((s, v)) => (s, Bytes::from(v.to_string()), false),
             }
         }
+        ("POST", "/v1/refunds") => local(create_refund(sh, params)),
         ("GET", "/v1/transfers") => {
             let q = parse_form(uri.query().unwrap_or("").as_bytes());
             local(list_transfers(sh, &q))
@@ -886,6 +893,43 @@ fn create_transfer(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u
     );
     sh.inner.lock().transfers.push(t.clone());
     Ok(t)
+}
+
+/// `POST /v1/refunds` of a PaymentIntent (localstripe refunds only the
+/// charges it confirmed itself): the whole amount asked, `succeeded`.
+fn create_refund(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u16, Value)> {
+    check_known(params, &["payment_intent", "amount", "metadata[*]", "reason"])?;
+    let pi = get(params, "payment_intent").ok_or_else(|| missing("payment_intent"))?;
+    let amount = positive_int(params, "amount")?;
+    let already: i64 = sh
+        .inner
+        .lock()
+        .refunds
+        .iter()
+        .filter(|r| r["payment_intent"] == pi)
+        .filter_map(|r| r["amount"].as_i64())
+        .sum();
+    if already > 0 {
+        return Err(stripe_error(
+            400,
+            "invalid_request_error",
+            Some("charge_already_refunded"),
+            &format!("Charge for {pi} has already been refunded."),
+        ));
+    }
+    let r = json!({
+        "id": rand_id("re_"), "object": "refund", "amount": amount,
+        "balance_transaction": null, "charge": null, "created": now_s(),
+        "currency": "usd", "description": null, "destination_details": null,
+        "failure_balance_transaction": null, "failure_reason": null,
+        "instructions_email": null, "metadata": metadata(params), "next_action": null,
+        "payment_intent": pi, "payment_method": null, "pending_reason": null,
+        "presentment_details": null, "reason": get(params, "reason"),
+        "receipt_number": null, "source_transfer_reversal": null, "status": "succeeded",
+        "transfer_reversal": null,
+    });
+    sh.inner.lock().refunds.push(r.clone());
+    Ok(r)
 }
 
 /// A Transfer as the API reference shows it.

@@ -9,7 +9,7 @@
 //! accept makes its contract (one per application, `UNIQUE`) in the same
 //! transaction. Of two accepts, or an accept and a withdraw, one wins.
 //! Must not: check roles or eligibility (the app layer does), or move a
-//! contract past `awaiting_payment` (escrow, issue 14 item 5).
+//! contract past `awaiting_payment` (escrow: `super::escrow`).
 
 use sqlx::Transaction;
 
@@ -40,20 +40,6 @@ struct AppRow {
     updated_ms: i64,
 }
 
-/// A `contracts` row.
-#[derive(sqlx::FromRow)]
-struct ContractRow {
-    contract: String,
-    application: String,
-    campaign: String,
-    brand: String,
-    creator: String,
-    price_cents: i64,
-    currency: String,
-    state: String,
-    created_ms: i64,
-}
-
 impl AppRow {
     fn into_app(self) -> Result<Application> {
         let state = ApplicationState::parse(&self.state)
@@ -68,24 +54,6 @@ impl AppRow {
             state,
             created_ms: self.created_ms,
             updated_ms: self.updated_ms,
-        })
-    }
-}
-
-impl ContractRow {
-    fn into_contract(self) -> Result<Contract> {
-        let state = ContractState::parse(&self.state)
-            .ok_or_else(|| Error::internal(format!("stored contract state {}", self.state)))?;
-        Ok(Contract {
-            contract: self.contract,
-            application: self.application,
-            campaign: self.campaign,
-            brand: self.brand,
-            creator: self.creator,
-            price_cents: self.price_cents,
-            currency: self.currency,
-            state,
-            created_ms: self.created_ms,
         })
     }
 }
@@ -227,34 +195,23 @@ per_dialect! {
             let contract = match campaign {
                 Some(c) => {
                     let price = a.price_cents.ok_or_else(|| Error::internal("an applied application without a price"))?;
-                    let row = ContractRow {
-                        contract: id.to_string(),
-                        application: id.to_string(),
-                        campaign: c.campaign.clone(),
-                        brand: c.brand.clone(),
-                        creator: a.creator.clone(),
-                        price_cents: price,
-                        currency: c.draft.currency.clone(),
-                        state: ContractState::AwaitingPayment.as_str().to_string(),
-                        created_ms: now_ms,
-                    };
                     let n = sqlx::query(&format!("INSERT INTO contracts ({CONTRACT_COLS}, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING"))
-                        .bind(&row.contract)
-                        .bind(&row.application)
-                        .bind(&row.campaign)
-                        .bind(&row.brand)
-                        .bind(&row.creator)
-                        .bind(row.price_cents)
-                        .bind(&row.currency)
-                        .bind(&row.state)
-                        .bind(row.created_ms)
+                        .bind(id)
+                        .bind(id)
+                        .bind(&c.campaign)
+                        .bind(&c.brand)
+                        .bind(&a.creator)
+                        .bind(price)
+                        .bind(&c.draft.currency)
+                        .bind(ContractState::AwaitingPayment.as_str())
+                        .bind(now_ms)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
                     if n != 1 {
                         return Err(Error::new(ErrorCode::Conflict, "the application already has a contract"));
                     }
-                    Some(row.into_contract()?)
+                    Some(Self::contract_in(&mut tx, id).await?.ok_or_else(|| Error::internal("contract vanished"))?)
                 }
                 None => None,
             };
@@ -280,11 +237,7 @@ per_dialect! {
 
         /// A campaign's contracts, oldest first.
         pub(super) async fn deal_contracts(&self, campaign: &str) -> Result<Vec<Contract>> {
-            let rows: Vec<ContractRow> = sqlx::query_as(&format!("SELECT {CONTRACT_COLS} FROM contracts WHERE campaign = $1 ORDER BY created_ms, contract"))
-                .bind(campaign)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.into_iter().map(ContractRow::into_contract).collect()
+            self.esc_contracts_by("campaign", campaign, i64::MAX, None).await
         }
     }
 }

@@ -4,8 +4,9 @@
 //! [`SqlLedger`] (one file per flow: `gifts`, `targets`, `snapshot`,
 //! `purchases`, `refunds_disputes`, `tips`, `cashouts`,
 //! `payout_accounts`, `reads` for the studio, `follows`, `moderation`
-//! for blocks, moderators and the audit, `message_rules`, `marketplace`
-//! and `market_deals`), its row types (`rows`), and the [`Dialect`] trait:
+//! for blocks, moderators and the audit, `message_rules`, `marketplace`,
+//! `market_deals`, and `escrow` with `escrow_payouts`), its row types
+//! (`rows`), and the [`Dialect`] trait:
 //! what really differs between the engines (how a write transaction
 //! begins, `FOR UPDATE`, serializing writers by key, multi-row inserts,
 //! the exclusive lock). Each flow body is written once and type-checked
@@ -47,6 +48,8 @@ macro_rules! per_dialect {
 }
 
 mod cashouts;
+mod escrow;
+mod escrow_payouts;
 mod follows;
 mod gifts;
 mod ledger_impl;
