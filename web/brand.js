@@ -332,7 +332,10 @@ async function main() {
     $('cf-cancel').addEventListener('click', () => setEditing(null));
     $('inv-form').addEventListener('submit', invite);
     $('bk-more').addEventListener('click', () => loadContracts(true));
-    $('bk-reload').addEventListener('click', () => loadContracts());
+    $('bk-reload').addEventListener('click', () => {
+      say($('bk-status'), '');
+      loadContracts();
+    });
     await loadProfile();
     await loadCampaigns();
     await Promise.all([loadContracts(), loadStripeConfig()]);

@@ -66,10 +66,10 @@ function deliverableNodes(k) {
   ];
 }
 
+/** The review's due time, while the deliverable awaits the brand's answer. */
 function reviewText(k) {
-  if (!k.review_due_ms) return '–';
-  if (k.state === 'submitted') return t('market.review_due', { time: when(k.review_due_ms) });
-  return when(k.review_due_ms);
+  if (!k.review_due_ms || k.state !== 'submitted') return '–';
+  return t('market.review_due', { time: when(k.review_due_ms) });
 }
 
 function payoutText(k) {

@@ -308,7 +308,10 @@ async function main() {
     $('join').addEventListener('click', join);
     $('prof-form').addEventListener('submit', saveProfile);
     $('filter-form').addEventListener('submit', loadCampaigns);
-    $('k-reload').addEventListener('click', () => loadContracts());
+    $('k-reload').addEventListener('click', () => {
+      say($('k-status'), '');
+      loadContracts();
+    });
     const view = await loadEligibility(null);
     fillProfile(view);
     await loadCampaigns();
