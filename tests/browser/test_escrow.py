@@ -201,19 +201,23 @@ def test_brand_contract_cards_offer_the_moves_of_their_state(server, open_page):
     assert page.locator("img").count() == 0
 
 
-def walk_to_funded(brand, creator_token, server, stripe_url, campaign, title):
-    """The creator applies to `campaign`; the brand accepts on /brand and
-    pays through the pay dialog; the webhook funds it. Returns the card."""
-    call(server, creator_token, "POST", f"/v1/marketplace/campaigns/{campaign}/applications",
-         {"pitch": "I stream it", "price_cents": 45000})
+def accept(brand, campaign, title):
+    """The brand accepts the creator's application to `campaign` on /brand;
+    returns the new contract's id (its card awaits payment)."""
     brand.goto("/brand")
     brand.wait_for_selector("body[data-ready=true]")
     brand.click(f"#t-campaigns tr[data-campaign={campaign}] button[data-applicants]")
     brand.locator("#t-applicants tbody tr[data-state=applied] button[data-accept]").click()
-    card = brand.locator("#bk-list li[data-state=awaiting_payment]")
+    until(brand, "() => document.getElementById('t-applicants').querySelector('tr[data-state=accepted]')")
+    card = brand.locator("#bk-list li[data-state=awaiting_payment]", has_text=title)
     card.wait_for()
-    assert card.locator(".mcard-title").text_content() == title
-    cid = card.get_attribute("data-contract")
+    return card.get_attribute("data-contract")
+
+
+def pay_contract(brand, stripe_url, cid):
+    """The brand pays contract `cid` through the pay dialog (Stripe.js);
+    the signed webhook funds it, and the page shows it."""
+    card = brand.locator(f"#bk-list li[data-contract={cid}]")
     with brand.expect_response(re.compile(r".*/v1/brands/me/contracts/[^/]+/payment$")) as resp:
         card.locator("button[data-pay]").click()
     payment = resp.value.json()
@@ -223,7 +227,7 @@ def walk_to_funded(brand, creator_token, server, stripe_url, campaign, title):
     funded = brand.locator(f"#bk-list li[data-contract={cid}][data-state=funded]")
     funded.wait_for(timeout=30000)
     assert "Paid into escrow" in funded.locator("dd[data-fact=payment]").text_content()
-    return cid
+    assert brand.text_content("#bk-status") == "$450.00 is in escrow: demo-creator can deliver."
 
 
 def deliver(creator, cid, url, note):
@@ -237,6 +241,16 @@ def deliver(creator, cid, url, note):
     creator.fill(f"#dl-note-{cid}", note)
     card.locator("button[data-deliver-send]").click()
     until(creator, f"() => document.querySelector('#k-list li[data-contract={cid}]').dataset.state === 'submitted'")
+
+
+def shots(request, page, name):
+    """The contract list now, at desktop width and at 375 px (where it must
+    not scroll sideways), for the docs."""
+    section_shot(request, page.locator("#contracts"), f"{name}-section")
+    page.set_viewport_size({"width": 375, "height": 900})
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), name
+    section_shot(request, page.locator("#contracts"), f"{name}-375")
+    page.set_viewport_size({"width": 1280, "height": 1000})
 
 
 def test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_refunded(
@@ -255,8 +269,8 @@ def test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_re
     open_marketplace(creator)
     creator.click("#join")
     until(creator, "() => document.getElementById('elig-state').dataset.state === 'joined'")
-    # Two open campaigns of the brand (written through the routes: the
-    # campaign form has its own test).
+    # Two open campaigns of the brand, the creator applied to both (through
+    # the routes: the forms have their own tests).
     brand_token = server.token("demo-brand", "brand")
     creator_token = server.token("demo-creator", "creator")
     call(server, brand_token, "PUT", "/v1/brands/me",
@@ -267,23 +281,39 @@ def test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_re
             "title": title, "brief": "Play our game.", "deliverables": ["1 live"], "budget_cents": 50000,
             "currency": "usd", "deadline_ms": NOW + 30 * 86400000, "niches": ["gaming"]})
         call(server, brand_token, "POST", f"/v1/brands/me/campaigns/{c['campaign']}/publish")
+        call(server, creator_token, "POST", f"/v1/marketplace/campaigns/{c['campaign']}/applications",
+             {"pitch": "I stream it", "price_cents": 45000})
         campaigns.append(c["campaign"])
 
+    # The brand accepts both and pays the first into escrow.
     brand = open_page("brand-contracts", viewport={"width": 1280, "height": 1000})
     sign_in_brand(brand)
-    # 1. Paid, delivered, approved: paid out to the creator's account.
-    first = walk_to_funded(brand, creator_token, server, stripe_url, campaigns[0], "Launch stream")
-    deliver(creator, first, "https://video.example/launch", "Live on Friday " + XSS)
+    first = accept(brand, campaigns[0], "Launch stream")
+    second = accept(brand, campaigns[1], "Second clip")
+    pay_contract(brand, stripe_url, first)
+    # The creator sees one funded (deliver, cancel) and one awaiting payment
+    # (cancel), then delivers the first.
+    open_marketplace(creator)
     card = creator.locator(f"#k-list li[data-contract={first}]")
+    assert card.get_attribute("data-state") == "funded"
+    assert card.locator("button[data-deliver]").count() == 1
+    assert creator.locator(f"#k-list li[data-contract={second}] button[data-cancel]").count() == 1
+    assert creator.locator(f"#k-list li[data-contract={second}] button[data-deliver]").count() == 0
+    card.locator("button[data-deliver]").click()
+    shots(request, creator, "marketplace-contracts")
+    deliver(creator, first, "https://video.example/launch", "Live on Friday " + XSS)
     assert "then approved automatically" in card.locator("dd[data-fact=review]").text_content()
+
+    # 1. The brand approves: a Transfer of the price (fee 0) to the
+    # creator's connected account.
     brand.click("#bk-reload")
     card = brand.locator(f"#bk-list li[data-contract={first}][data-state=submitted]")
     card.wait_for()
     assert card.locator("a.mlink").get_attribute("href") == "https://video.example/launch"
     assert card.locator(".mnote").text_content() == "Live on Friday " + XSS
+    shots(request, brand, "brand-contracts")
     card.locator("button[data-approve]").click()
-    done = brand.locator(f"#bk-list li[data-contract={first}][data-state=completed]")
-    done.wait_for(timeout=15000)
+    brand.locator(f"#bk-list li[data-contract={first}][data-state=completed]").wait_for(timeout=15000)
     until(brand, f"() => document.querySelector('#bk-list li[data-contract={first}]').dataset.payoutStatus === 'completed'",
           timeout=30)
     assert "$450.00 to the creator: done" in brand.locator(f"#bk-list li[data-contract={first}]").text_content()
@@ -291,8 +321,8 @@ def test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_re
     transfers = [t for t in stripe_api(server.double, "/__double/transfers") if t["amount"] == 45000]
     assert len(transfers) == 1 and transfers[0]["destination"] == account, transfers
 
-    # 2. Paid, delivered, rejected with a reason: refunded to the brand.
-    second = walk_to_funded(brand, creator_token, server, stripe_url, campaigns[1], "Second clip")
+    # 2. The second is paid, delivered, rejected with a reason: refunded.
+    pay_contract(brand, stripe_url, second)
     deliver(creator, second, "https://video.example/clip", "")
     brand.click("#bk-reload")
     card = brand.locator(f"#bk-list li[data-contract={second}][data-state=submitted]")
@@ -318,13 +348,3 @@ def test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_re
     assert studio.text_content("#e-tips") == "$0.00"
     for p in (creator, brand):
         assert p.locator("img").count() == 0
-    # The contract lists, at desktop width and at 375 px (no horizontal
-    # scroll), for the docs.
-    brand.click("#bk-reload")
-    until(brand, "() => document.querySelectorAll('#bk-list li').length === 2")
-    for name, p in (("marketplace-contracts", creator), ("brand-contracts", brand)):
-        section_shot(request, p.locator("#contracts"), f"{name}-section")
-        p.set_viewport_size({"width": 375, "height": 900})
-        assert p.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), name
-        section_shot(request, p.locator("#contracts"), f"{name}-375")
-        p.set_viewport_size({"width": 1280, "height": 1000})
