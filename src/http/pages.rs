@@ -523,7 +523,10 @@ mod tests {
         assert!(!fr.contains("{{"), "{fr}");
         assert_eq!(render("{{part:nope}}", "en"), "{{part:nope}}");
         let pay = render("{{part:pay}}", "fr");
-        assert!(pay.contains("id=\"pay-go\"") && pay.contains(">Payer<"), "{pay}");
+        assert!(
+            pay.contains("id=\"pay-go\"") && pay.contains(">Payer<"),
+            "{pay}"
+        );
         assert_eq!(
             escape_html("<img src=x onerror='a'>&\""),
             "&lt;img src=x onerror=&#39;a&#39;&gt;&amp;&quot;"
