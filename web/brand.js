@@ -1,17 +1,26 @@
 // The brands' page /brand: the brand profile (name, website, industry),
 // campaigns (write a draft, edit it, publish, close), a campaign's
-// applicants with their stats (accept, decline), inviting a creator, and
-// the campaign's contracts with states. Signed in by a brand's session
-// cookie; every change goes through the JSON routes with the CSRF token;
-// all data is set as text.
-import { api, el, errorText, loadSession, loadStrings, money, num, setText, shell, t } from '/ui/common.js';
+// applicants with their stats (accept, decline), inviting a creator, the
+// campaign's contracts with states, and every contract of the brand with
+// its escrow actions: pay (Stripe.js, pay.js), approve or reject the
+// deliverable, cancel. Signed in by a brand's session cookie; every change
+// goes through the JSON routes with the CSRF token; all data is set as text.
+import { api, el, errorText, loadSession, loadStrings, money, setText, shell, t } from '/ui/common.js';
 import { act, cents, day, listOf, say, stateBadge, statsText } from '/ui/market-common.js';
+import { button as actionButton, cardForm, contractCard, explain, follow, moving, revealer, watchPayout } from '/ui/market-contracts.js';
+import { pay } from '/ui/pay.js';
 
 const $ = (id) => document.getElementById(id);
 /** The draft being edited (its id), or null when writing a new one. */
 let editing = null;
 /** The campaign whose applicants are shown. */
 let shown = null;
+/** Campaign titles by id (to name contracts). */
+const titles = new Map();
+/** `{publishable_key, js_url}` when this server takes payments. */
+let stripeCfg = null;
+/** The next page of the contract list (null: none). */
+let contractsCursor = null;
 
 function notice(text) {
   setText($('notice'), text);
@@ -117,6 +126,7 @@ function button(label, attrs, fn, ghost = true) {
 
 async function loadCampaigns() {
   const v = await api('/v1/brands/me/campaigns?limit=100');
+  for (const c of v.campaigns) titles.set(c.campaign, c.title);
   $('t-campaigns').tBodies[0].replaceChildren(...v.campaigns.map((c) => {
     const actions = el('div', { class: 'mactions' });
     if (c.state === 'draft') {
@@ -147,6 +157,7 @@ function answer(a, action) {
     const ok = await act($('ap-status'), () => api(`/v1/brands/me/applications/${encodeURIComponent(a.application)}/${action}`, { method: 'POST' }),
       t(`br.done_${action}`, { creator: a.creator }));
     if (ok) await loadApplicants();
+    if (ok && action === 'accept') await loadContracts();
   };
 }
 
@@ -182,6 +193,121 @@ async function loadApplicants() {
       el('td', {}, day(k.created_ms)))));
 }
 
+/** A contract's route. */
+const contractPath = (k, action = '') => `/v1/brands/me/contracts/${encodeURIComponent(k.contract)}${action ? `/${action}` : ''}`;
+
+/** Put the fresh `k` in place of its card (or first in the list) and focus it. */
+function showContract(k, focus = true) {
+  const list = $('bk-list');
+  const card = brandCard(k);
+  const old = list.querySelector(`li[data-contract="${CSS.escape(k.contract)}"]`);
+  if (old) old.replaceWith(card);
+  else list.prepend(card);
+  say($('bk-status-empty'), '');
+  if (focus) card.focus();
+  if (moving(k)) watchPayout(contractPath(k), (x) => showContract(x, false));
+}
+
+/**
+ * An action's error: a refused move shows the contract as it is now and
+ * says why on the list's status line; other errors stay on `where` (the
+ * action's form), else on the list's status line.
+ */
+async function failed(k, e, where) {
+  let reread = false;
+  const text = await explain(e, () => api(contractPath(k)), (x) => {
+    reread = true;
+    showContract(x);
+  });
+  say(reread || !where ? $('bk-status') : where, text, true);
+}
+
+/** Run a contract move (`action`: approve, reject, cancel) and show the contract it answers. */
+async function contractMove(k, action, body, done, where) {
+  try {
+    const fresh = await api(contractPath(k, action), { method: 'POST', body });
+    say($('bk-status'), t(done, { creator: k.creator }));
+    showContract(fresh);
+  } catch (e) {
+    await failed(k, e, where);
+  }
+}
+
+/** Pay a contract into escrow: its PaymentIntent, Stripe.js, then the webhook funds it. */
+async function payContract(k) {
+  const status = $('bk-status');
+  say(status, '');
+  if (!stripeCfg) return say(status, t('br.pay_unavailable'), true);
+  try {
+    const p = await api(contractPath(k, 'payment'), { method: 'POST' });
+    const amount = money(p.amount_cents, p.currency);
+    if (!(await pay(stripeCfg, p.client_secret, amount))) return say(status, t('br.pay_cancelled'));
+    say(status, t('br.pay_waiting', { amount }));
+    const r = await follow(contractPath(k), (x) => x.state !== 'awaiting_payment');
+    if (r.contract) showContract(r.contract);
+    say(status, r.reached ? t('br.paid', { amount, creator: k.creator }) : t('br.pay_late'));
+  } catch (e) {
+    await failed(k, e);
+  }
+}
+
+function brandCard(k) {
+  const actions = [];
+  const extra = [];
+  if (k.state === 'awaiting_payment') {
+    actions.push(actionButton(t('br.pay'), { 'data-pay': k.contract }, () => payContract(k), true));
+  }
+  if (k.state === 'submitted') {
+    actions.push(actionButton(t('br.approve'), { 'data-approve': k.contract },
+      () => contractMove(k, 'approve', undefined, 'br.done_approve'), true));
+    const reason = el('textarea', { id: `reason-${k.contract}`, rows: '2', maxlength: '2000' });
+    const form = cardForm(k, 'reject', [el('label', { for: reason.id }, t('br.reject_reason')), reason], t('br.reject_send'),
+      () => contractMove(k, 'reject', reason.value.trim() ? { reason: reason.value.trim() } : {}, 'br.done_reject', form.status));
+    actions.push(revealer(t('br.reject'), { 'data-reject': k.contract }, form));
+    extra.push(form);
+  }
+  if (k.state === 'awaiting_payment' || k.state === 'funded') {
+    const form = cardForm(k, 'cancel', [el('p', { class: 'muted' }, t(k.state === 'funded' ? 'br.cancel_refund' : 'br.cancel_unpaid'))],
+      t('market.cancel_send'), () => contractMove(k, 'cancel', undefined, 'market.done_cancel', form.status));
+    actions.push(revealer(t('market.cancel'), { 'data-cancel': k.contract }, form));
+    extra.push(form);
+  }
+  return contractCard(k, {
+    title: titles.get(k.campaign) || k.campaign,
+    party: t('br.with_creator', { creator: k.creator }),
+    actions,
+    extra,
+  });
+}
+
+/** The brand's contracts, newest first; `more` appends the next page. */
+async function loadContracts(more = false) {
+  const q = new URLSearchParams({ limit: '20' });
+  if (more && contractsCursor) q.set('cursor', contractsCursor);
+  const list = $('bk-list');
+  try {
+    const v = await api(`/v1/brands/me/contracts?${q}`);
+    const cards = v.contracts.map(brandCard);
+    if (more) list.append(...cards);
+    else list.replaceChildren(...cards);
+    contractsCursor = v.next_cursor || null;
+    $('bk-more').hidden = !contractsCursor;
+    say($('bk-status-empty'), list.children.length ? '' : t('br.no_contracts'));
+    for (const k of v.contracts) if (moving(k)) watchPayout(contractPath(k), (x) => showContract(x, false));
+  } catch (e) {
+    say($('bk-status'), errorText(e), true);
+  }
+}
+
+/** Whether this server takes payments (Stripe.js's key and URL). */
+async function loadStripeConfig() {
+  try {
+    stripeCfg = (await api('/v1/coins/packages')).stripe || null;
+  } catch {
+    stripeCfg = null;
+  }
+}
+
 async function invite(ev) {
   ev.preventDefault();
   const creator = $('inv-creator').value.trim();
@@ -205,8 +331,14 @@ async function main() {
     $('cf-form').addEventListener('submit', saveCampaign);
     $('cf-cancel').addEventListener('click', () => setEditing(null));
     $('inv-form').addEventListener('submit', invite);
+    $('bk-more').addEventListener('click', () => loadContracts(true));
+    $('bk-reload').addEventListener('click', () => {
+      say($('bk-status'), '');
+      loadContracts();
+    });
     await loadProfile();
     await loadCampaigns();
+    await Promise.all([loadContracts(), loadStripeConfig()]);
   } catch (e) {
     notice(errorText(e));
   } finally {

@@ -6,6 +6,7 @@
 // a placeholder, an approved one once on its alert (kept-back.js).
 import { Giftstream } from '/sdk/giftstream.js';
 import { Alerts, keptBack, shownMessage } from '/ui/kept-back.js';
+import { pay } from '/ui/pay.js';
 import {
   api, el, errorText, lang, loadSession, loadStrings, money, newId, num, setText, shell, t,
 } from '/ui/common.js';
@@ -35,7 +36,6 @@ let canGift = false;
 let gs = null;
 /** `{publishable_key, js_url}` when this server takes payments. */
 let stripeCfg = null;
-let stripeReady = null;
 
 function giftName(id) {
   const g = gifts.get(id);
@@ -256,91 +256,6 @@ async function send(g) {
   }
 }
 
-/** Stripe.js, loaded once from `stripe.js_url` (allowed by the page's CSP). */
-function loadStripe() {
-  if (!stripeReady) {
-    stripeReady = new Promise((resolve, reject) => {
-      const s = document.createElement('script');
-      s.src = stripeCfg.js_url;
-      s.onload = () => (window.Stripe ? resolve(window.Stripe(stripeCfg.publishable_key)) : reject(new TypeError('no Stripe')));
-      s.onerror = () => {
-        stripeReady = null;
-        reject(new TypeError('Stripe.js did not load'));
-      };
-      document.head.append(s);
-    });
-  }
-  return stripeReady;
-}
-
-const PAID = new Set(['succeeded', 'processing', 'requires_capture']);
-
-/**
- * Collect and confirm a payment with Stripe's Payment Element. Resolves
- * true once Stripe accepted it, false when the viewer cancels; errors stay
- * in the panel (in words) until the viewer retries or cancels.
- */
-async function pay(clientSecret, amount) {
-  const box = $('pay');
-  const status = $('pay-status');
-  const go = $('pay-go');
-  setText($('pay-title'), t('pay.title', { amount }));
-  status.classList.remove('error');
-  setText(status, t('pay.loading'));
-  box.hidden = false;
-  go.disabled = true;
-  let stripe;
-  try {
-    stripe = await loadStripe();
-  } catch (e) {
-    box.hidden = true;
-    throw e;
-  }
-  const elements = stripe.elements({ clientSecret });
-  const element = elements.create('payment');
-  $('pay-element').replaceChildren();
-  element.mount($('pay-element'));
-  setText(status, '');
-  go.disabled = false;
-  go.focus();
-  return new Promise((resolve) => {
-    const finish = (ok) => {
-      go.onclick = null;
-      box.onkeydown = null;
-      $('pay-cancel').onclick = null;
-      try {
-        element.destroy();
-      } catch {}
-      box.hidden = true;
-      resolve(ok);
-    };
-    go.onclick = async () => {
-      go.disabled = true;
-      status.classList.remove('error');
-      let r;
-      try {
-        // Stripe.js confirms with the Payment Element; a Stripe.js without
-        // confirmPayment (localstripe's mock) confirms the card.
-        r = stripe.confirmPayment
-          ? await stripe.confirmPayment({ elements, redirect: 'if_required', confirmParams: { return_url: location.href } })
-          : await stripe.confirmCardPayment(clientSecret, { payment_method: { card: element } });
-      } catch (e) {
-        r = { error: e };
-      }
-      go.disabled = false;
-      const pi = r && r.paymentIntent;
-      if (r && !r.error && pi && PAID.has(pi.status)) return finish(true);
-      const why = (r && r.error && (r.error.message || r.error.code)) || (pi && pi.status) || '';
-      status.classList.add('error');
-      setText(status, t('pay.failed', { message: why }));
-    };
-    $('pay-cancel').onclick = () => finish(false);
-    box.onkeydown = (ev) => {
-      if (ev.key === 'Escape') finish(false);
-    };
-  });
-}
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Buy a package: the webhook credits the coins; the page waits for them. */
@@ -352,7 +267,7 @@ async function buy(p) {
   try {
     const before = (await api('/v1/wallet')).coins;
     const r = await api('/v1/coins/purchases', { method: 'POST', body: { package: p.id, id: newId() } });
-    if (!(await pay(r.client_secret, money(r.amount_cents, r.currency)))) {
+    if (!(await pay(stripeCfg, r.client_secret, money(r.amount_cents, r.currency)))) {
       return setText(status, t('coins.cancelled'));
     }
     setText(status, t('coins.waiting'));
@@ -443,7 +358,7 @@ function tipForm() {
       });
       const amount = money(r.amount_cents, r.currency);
       if (!stripeCfg) return setText(status, t('tip.created', { amount }));
-      if (await pay(r.client_secret, amount)) {
+      if (await pay(stripeCfg, r.client_secret, amount)) {
         setText(status, t('tip.paid', { amount }));
         $('tip-form').reset();
       } else {

@@ -2,11 +2,14 @@
 // toward `marketplace.followers_min`, what is missing, the join button),
 // the marketplace profile editor, the open campaigns the creator is
 // eligible for (niche and budget filters) with an apply form each, their
-// applications and invitations, and their contracts with states. Signed
-// in by a creator's session cookie; every change goes through the JSON
-// routes with the CSRF token; all data is set as text.
+// applications and invitations, and their contracts (state, payment,
+// deliverable, review, payout) with the creator's moves: submit the
+// deliverable (a URL and a note) once funded, cancel. Signed in by a
+// creator's session cookie; every change goes through the JSON routes with
+// the CSRF token; all data is set as text.
 import { api, currentSession, el, errorText, loadSession, loadStrings, money, num, setText, shell, t } from '/ui/common.js';
 import { act, cents, day, listOf, say, stateBadge } from '/ui/market-common.js';
+import { cardForm, contractCard, explain, isWebLink, moving, revealer, watchPayout } from '/ui/market-contracts.js';
 
 const $ = (id) => document.getElementById(id);
 let me = '';
@@ -209,15 +212,88 @@ async function loadApplications() {
   await loadContracts();
 }
 
+/** A contract's route. */
+const contractPath = (k, action = '') => `/v1/marketplace/contracts/${encodeURIComponent(k.contract)}${action ? `/${action}` : ''}`;
+
+/** Put the fresh `k` in place of its card and focus it. */
+function showContract(k, focus = true) {
+  const card = creatorCard(k);
+  const old = $('k-list').querySelector(`li[data-contract="${CSS.escape(k.contract)}"]`);
+  if (old) old.replaceWith(card);
+  else $('k-list').prepend(card);
+  if (focus) card.focus();
+  if (moving(k)) watchPayout(contractPath(k), (x) => showContract(x, false));
+}
+
+/**
+ * Run a contract move and show the contract it answers. A refused move
+ * shows the contract as it is now and says why on the list's status line;
+ * other errors stay on `where` (the action's form).
+ */
+async function contractMove(k, action, body, done, where) {
+  try {
+    const fresh = await api(contractPath(k, action), { method: 'POST', body });
+    say($('k-status'), done);
+    showContract(fresh);
+  } catch (e) {
+    let reread = false;
+    const text = await explain(e, () => api(contractPath(k)), (x) => {
+      reread = true;
+      showContract(x);
+    });
+    say(reread || !where ? $('k-status') : where, text, true);
+  }
+}
+
+/** The deliverable form: an http(s) URL (checked here, in words) and a note. */
+function deliverableForm(k) {
+  const url = el('input', { id: `dl-url-${k.contract}`, type: 'url', maxlength: '2048', placeholder: 'https://', autocomplete: 'off' });
+  const note = el('textarea', { id: `dl-note-${k.contract}`, rows: '2', maxlength: '2000' });
+  const form = cardForm(k, 'deliver', [
+    el('label', { for: url.id }, t('mk.deliverable_url')), url,
+    el('label', { for: note.id }, t('mk.deliverable_note')), note,
+  ], t('mk.deliver_send'), () => {
+    const u = url.value.trim();
+    if (!isWebLink(u)) {
+      say(form.status, t('mk.deliverable_url_bad'), true);
+      return url.focus();
+    }
+    return contractMove(k, 'deliverable', { url: u, note: note.value.trim() }, t('mk.delivered'), form.status);
+  });
+  return form;
+}
+
+function creatorCard(k) {
+  const actions = [];
+  const extra = [];
+  if (k.state === 'funded') {
+    const form = deliverableForm(k);
+    actions.push(revealer(t('mk.deliver'), { 'data-deliver': k.contract }, form));
+    extra.push(form);
+  }
+  if (k.state === 'awaiting_payment' || k.state === 'funded') {
+    const form = cardForm(k, 'cancel', [el('p', { class: 'muted' }, t(k.state === 'funded' ? 'mk.cancel_refund' : 'mk.cancel_unpaid'))],
+      t('market.cancel_send'), () => contractMove(k, 'cancel', undefined, t('market.done_cancel'), form.status));
+    actions.push(revealer(t('market.cancel'), { 'data-cancel': k.contract }, form));
+    extra.push(form);
+  }
+  return contractCard(k, {
+    title: campaigns.get(k.campaign)?.title || k.campaign,
+    party: t('market.by_brand', { brand: k.brand }),
+    actions,
+    extra,
+  });
+}
+
 async function loadContracts() {
-  const v = await api('/v1/marketplace/contracts');
-  $('t-contracts').tBodies[0].replaceChildren(...v.contracts.map((c) =>
-    el('tr', { 'data-contract': c.contract, 'data-state': c.state },
-      el('td', {}, campaigns.get(c.campaign)?.title || c.campaign),
-      el('td', {}, c.brand),
-      el('td', { class: 'num' }, money(c.price_cents, c.currency)),
-      el('td', {}, stateBadge(c.state)),
-      el('td', {}, day(c.created_ms)))));
+  try {
+    const v = await api('/v1/marketplace/contracts');
+    $('k-list').replaceChildren(...v.contracts.map(creatorCard));
+    say($('k-empty'), v.contracts.length ? '' : t('mk.no_contracts'));
+    for (const k of v.contracts) if (moving(k)) watchPayout(contractPath(k), (x) => showContract(x, false));
+  } catch (e) {
+    say($('k-status'), errorText(e), true);
+  }
 }
 
 async function main() {
@@ -232,6 +308,10 @@ async function main() {
     $('join').addEventListener('click', join);
     $('prof-form').addEventListener('submit', saveProfile);
     $('filter-form').addEventListener('submit', loadCampaigns);
+    $('k-reload').addEventListener('click', () => {
+      say($('k-status'), '');
+      loadContracts();
+    });
     const view = await loadEligibility(null);
     fillProfile(view);
     await loadCampaigns();

@@ -1,9 +1,9 @@
 // The creator studio /studio: earnings (pending, held, available, cashed
-// out, tips, reversed) with a 30-day chart, history tables with cursors,
-// top supporters, "get paid" (Connect onboarding), the cash-out form with
-// its terms, go live / end live, videos with totals, the OBS overlay link
-// (a scoped overlay token) and webhooks; the moderation tab is
-// studio-moderation.js. Signed in by a creator's session
+// out, tips, marketplace income, reversed) with a 30-day chart, history
+// tables with cursors, top supporters, "get paid" (Connect onboarding),
+// the cash-out form with its terms, go live / end live, videos with
+// totals, the OBS overlay link (a scoped overlay token) and webhooks; the
+// moderation tab is studio-moderation.js. Signed in by a creator's session
 // cookie; every change goes through the JSON routes with the CSRF token.
 // Earnings are read again every few seconds (the settlement and the hold
 // move them without the creator doing anything).
@@ -60,6 +60,15 @@ function moneys(e, field) {
   return parts.length ? parts.join(' · ') : money(0, terms ? terms.currency : 'usd');
 }
 
+/**
+ * Marketplace income (completed contract payouts, net of the fee) in every
+ * currency that has some, each apart; zero in the default currency when none.
+ */
+function marketIncome(byCurrency) {
+  const parts = Object.entries(byCurrency || {}).filter(([, v]) => v).map(([c, v]) => money(v, c));
+  return parts.length ? parts.join(' · ') : money(0, terms ? terms.currency : 'usd');
+}
+
 async function earnings() {
   const e = await api(`/v1/creators/${encodeURIComponent(me)}/earnings`);
   setText($('e-pending'), dia(e.diamonds_pending));
@@ -67,6 +76,8 @@ async function earnings() {
   setText($('e-available'), `${dia(e.diamonds_available)}${terms ? ` · ${value(e.diamonds_available)}` : ''}`);
   setText($('e-cashed'), `${dia(e.diamonds_cashed_out)} · ${moneys(e, 'cashed_out_cents')}`);
   setText($('e-tips'), moneys(e, 'tips_cents'));
+  setText($('e-market'), marketIncome(e.marketplace_cents));
+  $('e-market').dataset.cents = JSON.stringify(e.marketplace_cents || {});
   setText($('e-reversed'), `${dia(e.diamonds_reversed)} · ${moneys(e, 'tips_reversed_cents')}`);
   for (const [id, v] of [['e-pending', e.diamonds_pending], ['e-held', e.diamonds_held], ['e-available', e.diamonds_available],
     ['e-cashed', e.diamonds_cashed_out], ['e-tips', e.tips_cents], ['e-reversed', e.diamonds_reversed]]) {

@@ -73,6 +73,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web/studio-moderation.js"),
     ),
     (
+        "pay.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/pay.js"),
+    ),
+    (
         "kept-back.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/kept-back.js"),
@@ -96,6 +101,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "market-common.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/market-common.js"),
+    ),
+    (
+        "market-contracts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/market-contracts.js"),
     ),
     (
         "login.js",
@@ -295,6 +305,7 @@ pub fn render(template: &str, lang: &str) -> String {
 fn part(name: &str) -> Option<&'static str> {
     match name {
         "account" => Some(include_str!("../../web/parts/account.html")),
+        "pay" => Some(include_str!("../../web/parts/pay.html")),
         _ => None,
     }
 }
@@ -357,10 +368,13 @@ pub async fn marketplace(headers: HeaderMap) -> Response {
 }
 
 /// `GET /brand` (anyone): the brands' page (profile, campaigns,
-/// applicants, invitations, contracts). It signs in by the session cookie
-/// (a brand's); without one it offers to sign in.
-pub async fn brand(headers: HeaderMap) -> Response {
-    page(render(BRAND_HTML, lang(&headers)))
+/// applicants, invitations, contracts and their escrow payments). It signs
+/// in by the session cookie (a brand's); without one it offers to sign in.
+/// When it takes payments its CSP also allows Stripe.js (as [`live`]).
+pub async fn brand(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, Error> {
+    let csp = HeaderValue::from_str(&paying_csp(&state.cfg))
+        .map_err(|_| Error::internal("stripe.js_url makes no CSP header value"))?;
+    Ok(page_with_csp(render(BRAND_HTML, lang(&headers)), csp))
 }
 
 /// `GET /videos/{video}` (anyone): a video's page (gifts with their
@@ -508,6 +522,11 @@ mod tests {
         assert!(fr.contains("<nav class=\"account\""), "{fr}");
         assert!(!fr.contains("{{"), "{fr}");
         assert_eq!(render("{{part:nope}}", "en"), "{{part:nope}}");
+        let pay = render("{{part:pay}}", "fr");
+        assert!(
+            pay.contains("id=\"pay-go\"") && pay.contains(">Payer<"),
+            "{pay}"
+        );
         assert_eq!(
             escape_html("<img src=x onerror='a'>&\""),
             "&lt;img src=x onerror=&#39;a&#39;&gt;&amp;&quot;"

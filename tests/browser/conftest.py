@@ -46,6 +46,10 @@ DOCS_IMG = {
     "test_a_brand_publishes_a_campaign_a_creator_applies_and_the_brand_accepts-marketplace": "marketplace.png",
     "test_a_brand_publishes_a_campaign_a_creator_applies_and_the_brand_accepts-brand": "brand.png",
     "test_the_marketplace_at_375px_works_by_keyboard_and_in_french-marketplace-375": "marketplace-375.png",
+    "test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_refunded-marketplace-contracts-section": "marketplace-contracts.png",
+    "test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_refunded-brand-contracts-section": "brand-contracts.png",
+    "test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_refunded-marketplace-contracts-375": "marketplace-contracts-375.png",
+    "test_a_contract_paid_delivered_approved_and_paid_out_and_one_rejected_and_refunded-brand-contracts-375": "brand-contracts-375.png",
 }
 CHROMIUM_ARGS = [
     "--headless",
@@ -272,14 +276,29 @@ def open_page(browser, base_url, request):
             full = not name.startswith("overlay")
             shot = SHOTS / f"{request.node.name}-{name}.png"
             page.screenshot(path=str(shot), full_page=full)
-            docs = os.environ.get("GIFTSTREAM_DOCS_IMG")
-            if docs and shot.stem in DOCS_IMG:
-                Path(docs).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(shot, Path(docs) / DOCS_IMG[shot.stem])
+            to_docs(shot)
         except Exception as e:  # a crashed page: the test already failed
             print(f"screenshot {name}: {e}")
         ctx.close()
     assert not dialogs, f"a script opened a dialog: {dialogs}"
+
+
+def to_docs(shot):
+    """Copy a screenshot that illustrates the README (DOCS_IMG) to
+    $GIFTSTREAM_DOCS_IMG when that is set."""
+    docs = os.environ.get("GIFTSTREAM_DOCS_IMG")
+    if docs and shot.stem in DOCS_IMG:
+        Path(docs).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(docs) / DOCS_IMG[shot.stem])
+
+
+def section_shot(request, locator, name):
+    """A screenshot of one element now, as <test>-<name>.png (and to the
+    docs when listed in DOCS_IMG)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / f"{request.node.name}-{name}.png"
+    locator.screenshot(path=str(shot))
+    to_docs(shot)
 
 
 def until(page, js, arg=None, timeout=10.0):
@@ -312,3 +331,45 @@ def sign_in(page, user):
     page.get_by_role("button", name=re.compile(user)).click()
     page.wait_for_url("**/live/demo")
     page.wait_for_selector("body[data-joined=true]")
+
+
+def pay_in_page(page, stripe_url, pi):
+    """Pay PaymentIntent `pi` through the page's Payment Element (localstripe's
+    Stripe.js mock) with a card that asks for 3D Secure, as
+    test_buying_coins_credits_the_balance_once_after_the_webhook does."""
+    page.locator("#pay:not([hidden]) #pay-element input").first.wait_for()
+    for field, value in (("number", "4000002760003184"), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123")):
+        page.fill(f"#pay-element input[placeholder={field}]", value)
+    pm = stripe_api(stripe_url, "/v1/payment_methods", {
+        "type": "card", "card[number]": "4000002760003184", "card[exp_month]": "12",
+        "card[exp_year]": "2034", "card[cvc]": "123"})
+    stripe_api(stripe_url, f"/v1/payment_intents/{pi}", {"payment_method": pm["id"]})
+    assert stripe_api(stripe_url, f"/v1/payment_intents/{pi}/confirm", {})["status"] == "requires_action"
+    page.click("#pay-go")
+    page.get_by_role("button", name="Complete authentication").click()
+    page.locator("#pay").wait_for(state="hidden", timeout=10000)
+
+
+def import_followers(server, creator, n):
+    """`n` followers for `creator` through POST /v1/admin/followers/import."""
+    body = "".join(f'{{"follower": "fan-{i}", "creator": "{creator}"}}\n' for i in range(n)).encode()
+    req = urllib.request.Request(f"{server.url}/v1/admin/followers/import", body, method="POST", headers={
+        "Authorization": f"Bearer {server.token('ops', 'admin')}",
+        "Content-Type": "application/x-ndjson",
+    })
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200
+
+
+def open_marketplace(page):
+    page.goto("/marketplace")
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def sign_in_brand(page):
+    """Sign in on /demo/login as demo-brand; lands on /brand, loaded."""
+    page.goto("/demo/login")
+    page.wait_for_selector("body[data-ready=true]")
+    page.get_by_role("button", name=re.compile("demo-brand")).click()
+    page.wait_for_url("**/brand")
+    page.wait_for_selector("body[data-ready=true]")

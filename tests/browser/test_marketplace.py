@@ -6,37 +6,9 @@ and the contract (`awaiting_payment`) on both pages. Followers come from
 the admin's NDJSON import route; payouts from the Connect onboarding
 through the Stripe contract double (as in test_studio)."""
 
-import re
-import urllib.request
-
-from conftest import sign_in_creator, until
+from conftest import import_followers, open_marketplace, sign_in_brand, sign_in_creator, until
 
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def import_followers(server, creator, n):
-    """`n` followers for `creator` through POST /v1/admin/followers/import."""
-    body = "".join(f'{{"follower": "fan-{i}", "creator": "{creator}"}}\n' for i in range(n)).encode()
-    req = urllib.request.Request(f"{server.url}/v1/admin/followers/import", body, method="POST", headers={
-        "Authorization": f"Bearer {server.token('ops', 'admin')}",
-        "Content-Type": "application/x-ndjson",
-    })
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.status == 200
-
-
-def open_marketplace(page):
-    page.goto("/marketplace")
-    page.wait_for_selector("body[data-ready=true]")
-
-
-def sign_in_brand(page):
-    """Sign in on /demo/login as demo-brand; lands on /brand, loaded."""
-    page.goto("/demo/login")
-    page.wait_for_selector("body[data-ready=true]")
-    page.get_by_role("button", name=re.compile("demo-brand")).click()
-    page.wait_for_url("**/brand")
-    page.wait_for_selector("body[data-ready=true]")
 
 
 def test_the_marketplace_shows_the_progress_bar_and_what_is_missing(server, open_page):
@@ -145,9 +117,9 @@ def test_a_brand_publishes_a_campaign_a_creator_applies_and_the_brand_accepts(co
 
     # The creator's page shows the contract.
     open_marketplace(creator)
-    until(creator, "() => document.querySelectorAll('#t-contracts tbody tr[data-state=awaiting_payment]').length === 1")
+    until(creator, "() => document.querySelectorAll('#k-list li[data-state=awaiting_payment]').length === 1")
     assert creator.locator("#t-apps tbody tr[data-state=accepted]").count() == 1
-    assert "$450.00" in creator.locator("#t-contracts tbody tr").first.text_content()
+    assert "$450.00" in creator.locator("#k-list li").first.text_content()
     for p in (creator, brand):
         assert p.locator("img").count() == 0
 

@@ -2,7 +2,7 @@
 headless Chromium against a real `giftstream serve --demo` (which opens
 room `demo` and registers video `demo-video` of `demo-creator`)."""
 
-from conftest import sign_in, sign_in_creator, stripe_api, until
+from conftest import pay_in_page, sign_in, sign_in_creator, stripe_api, until
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -141,23 +141,6 @@ def test_studio_and_video_page_at_375px_work_by_keyboard(server, open_page):
     until(studio, "() => document.getElementById('live-status').textContent.includes('demo')")
     width = studio.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert width[0] <= width[1], f"horizontal scroll on /studio after use: {width}"
-
-
-def pay_in_page(page, stripe_url, pi):
-    """Pay PaymentIntent `pi` through the page's Payment Element (localstripe's
-    Stripe.js mock) with a card that asks for 3D Secure, as
-    test_buying_coins_credits_the_balance_once_after_the_webhook does."""
-    page.locator("#pay:not([hidden]) #pay-element input").first.wait_for()
-    for field, value in (("number", "4000002760003184"), ("exp_month", "12"), ("exp_year", "34"), ("cvc", "123")):
-        page.fill(f"#pay-element input[placeholder={field}]", value)
-    pm = stripe_api(stripe_url, "/v1/payment_methods", {
-        "type": "card", "card[number]": "4000002760003184", "card[exp_month]": "12",
-        "card[exp_year]": "2034", "card[cvc]": "123"})
-    stripe_api(stripe_url, f"/v1/payment_intents/{pi}", {"payment_method": pm["id"]})
-    assert stripe_api(stripe_url, f"/v1/payment_intents/{pi}/confirm", {})["status"] == "requires_action"
-    page.click("#pay-go")
-    page.get_by_role("button", name="Complete authentication").click()
-    page.locator("#pay").wait_for(state="hidden", timeout=10000)
 
 
 def test_connect_onboarding_a_paid_tip_and_a_cash_out(connect_server, stripe_url, open_page):

@@ -480,6 +480,16 @@ async fn coin_packages_and_stripe_js_for_the_pages() {
         "{csp}"
     );
     assert!(csp.contains("frame-src http://127.0.0.1:9;"), "{csp}");
+    // The brand page pays contracts into escrow with the same Stripe.js.
+    let r = reqwest::get(s.url("/brand")).await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self' http://127.0.0.1:9;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-src http://127.0.0.1:9;"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"pay-go\""), "the pay dialog: {html}");
     s.stop().await;
     let mut bad = common::server::test_config(&embedded());
     bad.stripe.publishable_key = "sk_live_oops".into();
