@@ -131,7 +131,14 @@ pub async fn brand_release(
 /// brand is refunded).
 pub async fn creator_cancel(st: &AppState, creator: &str, id: &str) -> Result<Contract> {
     let k = contract_of(st, Party::Creator(creator), id).await?;
-    payments::release(&st.payments(), &k.contract, ContractAction::Cancel, None, None).await
+    payments::release(
+        &st.payments(),
+        &k.contract,
+        ContractAction::Cancel,
+        None,
+        None,
+    )
+    .await
 }
 
 /// The creator submits the deliverable (funded → submitted); the review

@@ -295,7 +295,10 @@ pub fn escrow_release_postings(contract: &str, price: i64, fee: i64, fiat: Fiat)
     let f = fiat.code();
     let mut p = Postings::new();
     p.insert((account::escrow(contract), f, "escrow"), -price);
-    p.insert((account::escrow_release(contract), f, "escrow"), price - fee);
+    p.insert(
+        (account::escrow_release(contract), f, "escrow"),
+        price - fee,
+    );
     p.insert((account::MARKET_FEES.into(), f, "fees"), fee);
     p.retain(|_, v| *v != 0);
     p
@@ -397,12 +400,25 @@ mod tests {
             }
         }
         let t = payout_end_postings(&job(PayoutKind::Transfer, 9_000), &done);
-        assert_eq!(t[&(account::marketplace("cat"), "EUR", "marketplace")], 9_000);
+        assert_eq!(
+            t[&(account::marketplace("cat"), "EUR", "marketplace")],
+            9_000
+        );
         sums_zero(&escrow_chargeback_postings(
-            "k1", "cat", 10_000, 0, 9_000, Fiat::Usd,
+            "k1",
+            "cat",
+            10_000,
+            0,
+            9_000,
+            Fiat::Usd,
         ));
         sums_zero(&escrow_chargeback_postings(
-            "k1", "cat", 10_000, 10_000, 0, Fiat::Usd,
+            "k1",
+            "cat",
+            10_000,
+            10_000,
+            0,
+            Fiat::Usd,
         ));
     }
 

@@ -71,10 +71,8 @@ pub enum ApplicationAction {
     Withdraw,
 }
 
-/// A contract, made when an application is accepted. Only
-/// `awaiting_payment` is reached today; the escrow and payout moves are
-/// allowed here so that work (issue 14 item 5) plugs in without changing
-/// this machine.
+/// A contract, made when an application is accepted, moved by the escrow
+/// and its payout ([`crate::ledger::escrow`], [`crate::payments`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContractState {
@@ -91,7 +89,7 @@ pub enum ContractState {
     Cancelled,
 }
 
-/// What moves a contract (escrow and payout; not implemented yet).
+/// What moves a contract (escrow and payout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContractAction {
     /// `payment_intent.succeeded` for the contract.
@@ -213,7 +211,7 @@ impl ContractState {
     }
 
     /// Where `action` takes a contract in this state; `conflict` when it
-    /// may not. (Escrow and payout drive these; today nothing calls it.)
+    /// may not.
     pub fn next(self, action: ContractAction) -> Result<ContractState> {
         use ContractAction as A;
         use ContractState as S;

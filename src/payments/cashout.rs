@@ -13,7 +13,9 @@ use crate::ledger::{CashoutEnd, CashoutRecord, Fiat};
 use crate::protocol::valid_client_id;
 
 use super::stripe::StripeClient;
-use super::transfer::{attempt_key, drive, end_payout, new_group, recover_pass, Payout, Step};
+use super::transfer::{
+    attempt_key, drive, end_payout, new_group, recover_pass, Attempt, Payout, Step,
+};
 
 use super::{client, PaymentError, Payments, PaymentsApp};
 
@@ -102,38 +104,19 @@ impl Payout for CashoutRecord {
     const FAILURES_METRIC: &'static str = "giftstream_cashout_recovery_failures_total";
     const STUCK_GAUGE: &'static str = "giftstream_cashouts_stuck";
 
-    fn id(&self) -> &str {
-        &self.cashout_id
-    }
-    fn amount_cents(&self) -> i64 {
-        self.amount_cents
-    }
-    fn currency(&self) -> Fiat {
-        self.currency
-    }
-    fn group(&self) -> &str {
-        &self.transfer_group
-    }
-    fn key(&self) -> &str {
-        &self.transfer_key
-    }
-    fn attempt(&self) -> i64 {
-        self.attempt
-    }
-    fn attempt_ms(&self) -> i64 {
-        self.attempt_ms
-    }
-    fn failures(&self) -> i64 {
-        self.failures
-    }
-    fn next_try_ms(&self) -> i64 {
-        self.next_try_ms
-    }
-    fn pending(&self) -> bool {
-        self.status == "pending"
-    }
-    fn status(&self) -> &str {
-        &self.status
+    fn view(&self) -> Attempt<'_> {
+        Attempt {
+            id: &self.cashout_id,
+            amount_cents: self.amount_cents,
+            currency: self.currency,
+            group: &self.transfer_group,
+            key: &self.transfer_key,
+            attempt: self.attempt,
+            attempt_ms: self.attempt_ms,
+            failures: self.failures,
+            next_try_ms: self.next_try_ms,
+            status: &self.status,
+        }
     }
     async fn load(state: &Payments<'_>, id: &str) -> Result<Self> {
         state

@@ -29,11 +29,12 @@ use super::stripe::{
     currency, CreatePaymentIntent, CreateRefund, PaymentIntentAllowedPaymentMethodTypes,
     StripeClient, StripeError,
 };
-use super::transfer::{attempt_key, drive, end_payout, new_group, recover_pass, Payout, Step};
+use super::transfer::{
+    attempt_key, drive, end_payout, new_group, recover_pass, Attempt, Payout, Step,
+};
 use super::webhook::{DisputeFacts, PaymentIntentFacts};
 use super::{
-    client, metadata, outcome::WebhookOutcome, stripe_failed, Payments, PaymentsApp,
-    META_KIND,
+    client, metadata, outcome::WebhookOutcome, stripe_failed, Payments, PaymentsApp, META_KIND,
 };
 
 /// The metadata key naming a contract on its PaymentIntent, Transfer and
@@ -71,7 +72,10 @@ pub async fn contract_payment(state: &Payments<'_>, k: &Contract) -> Result<Cont
     if k.state != ContractState::AwaitingPayment {
         return Err(Error::new(
             ErrorCode::Conflict,
-            format!("the contract is {}: payment is not allowed", k.state.as_str()),
+            format!(
+                "the contract is {}: payment is not allowed",
+                k.state.as_str()
+            ),
         ));
     }
     let fiat = Fiat::parse(&k.currency).ok_or_else(|| {
@@ -234,38 +238,19 @@ impl Payout for PayoutJob {
     const FAILURES_METRIC: &'static str = "giftstream_contract_payout_recovery_failures_total";
     const STUCK_GAUGE: &'static str = "giftstream_contract_payouts_stuck";
 
-    fn id(&self) -> &str {
-        &self.contract
-    }
-    fn amount_cents(&self) -> i64 {
-        self.amount_cents
-    }
-    fn currency(&self) -> Fiat {
-        self.currency
-    }
-    fn group(&self) -> &str {
-        &self.transfer_group
-    }
-    fn key(&self) -> &str {
-        &self.idem_key
-    }
-    fn attempt(&self) -> i64 {
-        self.attempt
-    }
-    fn attempt_ms(&self) -> i64 {
-        self.attempt_ms
-    }
-    fn failures(&self) -> i64 {
-        self.failures
-    }
-    fn next_try_ms(&self) -> i64 {
-        self.next_try_ms
-    }
-    fn pending(&self) -> bool {
-        self.status == "pending"
-    }
-    fn status(&self) -> &str {
-        &self.status
+    fn view(&self) -> Attempt<'_> {
+        Attempt {
+            id: &self.contract,
+            key: &self.idem_key,
+            group: &self.transfer_group,
+            status: &self.status,
+            amount_cents: self.amount_cents,
+            currency: self.currency,
+            attempt: self.attempt,
+            attempt_ms: self.attempt_ms,
+            next_try_ms: self.next_try_ms,
+            failures: self.failures,
+        }
     }
     async fn load(state: &Payments<'_>, id: &str) -> Result<Self> {
         state

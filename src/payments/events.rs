@@ -13,7 +13,8 @@ use super::webhook::{self, AccountFacts, Object};
 
 use super::outcome::WebhookOutcome;
 use super::{
-    contract::contract_disputed, contract::contract_paid, purchase::purchase_paid, refund_dispute::dispute_reinstated, refund_dispute::dispute_withdrawn,
+    contract::contract_disputed, contract::contract_paid, purchase::purchase_paid,
+    refund_dispute::dispute_reinstated, refund_dispute::dispute_withdrawn,
     refund_dispute::refunded, tip::charge_succeeded, tip::tip_paid, Payments, META_KIND,
 };
 

@@ -5,7 +5,9 @@
 //!
 //! Owns: the payment flows and their order of effects — the ledger first,
 //! then the counters engine, then the room — the recovery of cash-outs
-//! left pending by a crash or an unanswered Transfer, the reversal of a
+//! and contract payouts left pending by a crash or an unanswered Transfer
+//! or Refund (one attempt machine for both, `transfer`), the automatic
+//! approval of contracts whose review is due, the reversal of a
 //! tip's Transfer when the platform pays its refund or chargeback, and the
 //! parking of refunds and disputes that arrive before their purchase.
 //! Must not: credit coins or move money on anything but a verified webhook

@@ -150,7 +150,11 @@ impl StripeClient {
 
     /// `POST /v1/refunds` with Idempotency-Key `key` (a marketplace
     /// contract's refund to its brand).
-    pub async fn create_refund(&self, req: &CreateRefund, key: &str) -> Result<Refund, StripeError> {
+    pub async fn create_refund(
+        &self,
+        req: &CreateRefund,
+        key: &str,
+    ) -> Result<Refund, StripeError> {
         self.send("POST /v1/refunds", key, |s| {
             req.customize().request_strategy(s).send(&self.client)
         })

@@ -39,29 +39,8 @@ pub(super) trait Payout: Sized + Send + Sync + 'static {
     /// Gauge of pending payouts whose last pass failed.
     const STUCK_GAUGE: &'static str;
 
-    /// Its id (the metadata value).
-    fn id(&self) -> &str;
-    /// Cents to transfer.
-    fn amount_cents(&self) -> i64;
-    /// The Transfer's currency.
-    fn currency(&self) -> Fiat;
-    /// Its `transfer_group` (empty: a cash-out started before migration
-    /// 0006, sent without one).
-    fn group(&self) -> &str;
-    /// Idempotency-Key of the current attempt.
-    fn key(&self) -> &str;
-    /// Current attempt number.
-    fn attempt(&self) -> i64;
-    /// When the current attempt was first sent.
-    fn attempt_ms(&self) -> i64;
-    /// Recovery failures in a row.
-    fn failures(&self) -> i64;
-    /// Recovery leaves it alone until then.
-    fn next_try_ms(&self) -> i64;
-    /// Whether it is still pending.
-    fn pending(&self) -> bool;
-    /// Its status as recorded.
-    fn status(&self) -> &str;
+    /// What [`drive`] reads of it.
+    fn view(&self) -> Attempt<'_>;
 
     /// Read it again from the ledger.
     async fn load(state: &Payments<'_>, id: &str) -> Result<Self>;
@@ -80,6 +59,38 @@ pub(super) trait Payout: Sized + Send + Sync + 'static {
     async fn defer(state: &Payments<'_>, id: &str, failures: i64, next_try_ms: i64) -> Result<()>;
     /// Drive it once from a recovery pass (finding its destination).
     async fn recover_one(state: &Payments<'_>, c: &StripeClient, rec: Self) -> Result<Step<Self>>;
+}
+
+/// What [`drive`] reads of a payout.
+pub(super) struct Attempt<'a> {
+    /// Its id (the metadata value).
+    pub id: &'a str,
+    /// Cents to transfer.
+    pub amount_cents: i64,
+    /// The Transfer's currency.
+    pub currency: Fiat,
+    /// Its `transfer_group` (empty: a cash-out started before migration
+    /// 0006, sent without one).
+    pub group: &'a str,
+    /// Idempotency-Key of the current attempt.
+    pub key: &'a str,
+    /// Current attempt number.
+    pub attempt: i64,
+    /// When the current attempt was first sent.
+    pub attempt_ms: i64,
+    /// Recovery failures in a row.
+    pub failures: i64,
+    /// Recovery leaves it alone until then.
+    pub next_try_ms: i64,
+    /// Its status as recorded (`pending` until it ends).
+    pub status: &'a str,
+}
+
+impl Attempt<'_> {
+    /// Whether it is still pending.
+    pub(super) fn pending(&self) -> bool {
+        self.status == "pending"
+    }
 }
 
 /// The Idempotency-Key of a payout's Transfer attempt `n`: its group
@@ -104,9 +115,9 @@ pub(super) enum Step<P> {
 /// Whether Stripe's Transfer is the one this payout asked for.
 pub(super) fn transfer_matches<P: Payout>(t: &Transfer, rec: &P, account: &str) -> bool {
     let dest = t.destination.as_ref().map(|d| d.id().as_str());
-    t.amount == rec.amount_cents()
+    t.amount == rec.view().amount_cents
         && dest == Some(account)
-        && t.currency.to_string() == rec.currency().lower()
+        && t.currency.to_string() == rec.view().currency.lower()
 }
 
 /// Advance a pending payout one step: when its current attempt was first
@@ -123,7 +134,7 @@ pub(super) async fn drive<P: Payout>(
 ) -> Result<Step<P>> {
     let lookup_after_ms = (state.cfg.stripe.transfer_lookup_after_s as i64).saturating_mul(1000);
     let now = now_ms();
-    if now - rec.attempt_ms() >= lookup_after_ms {
+    if now - rec.view().attempt_ms >= lookup_after_ms {
         let found = match lookup_transfers(c, &rec, account).await {
             Ok(found) => found,
             Err(why) => return Ok(Step::Pending(rec, why)),
@@ -133,9 +144,9 @@ pub(super) async fn drive<P: Payout>(
         }
         if let Some(t) = found.first() {
             if found.len() > 1 {
-                tracing::error!(what = P::WHAT, id = %rec.id(), transfers = found.len(), "several Transfers for one payout at Stripe: completed with the first; settle the rest by hand");
+                tracing::error!(what = P::WHAT, id = %rec.view().id, transfers = found.len(), "several Transfers for one payout at Stripe: completed with the first; settle the rest by hand");
             }
-            tracing::info!(what = P::WHAT, id = %rec.id(), transfer = %t.id.as_str(), "pending payout's Transfer found at Stripe");
+            tracing::info!(what = P::WHAT, id = %rec.view().id, transfer = %t.id.as_str(), "pending payout's Transfer found at Stripe");
             let end = CashoutEnd::Completed {
                 transfer: t.id.as_str().to_string(),
             };
@@ -143,45 +154,45 @@ pub(super) async fn drive<P: Payout>(
         }
         // Not made at Stripe: a new attempt under a new key (the old key may
         // be forgotten, and reusing it after that could pay twice).
-        let group = if rec.group().is_empty() {
+        let group = if rec.view().group.is_empty() {
             // A cash-out started before migration 0006: no group of its own.
             new_group(P::GROUP_PREFIX)
         } else {
-            rec.group().to_string()
+            rec.view().group.to_string()
         };
-        let n = rec.attempt() + 1;
+        let n = rec.view().attempt + 1;
         let key = attempt_key(&group, n);
-        if !P::new_attempt(state, rec.id(), n, &key, now).await? {
+        if !P::new_attempt(state, rec.view().id, n, &key, now).await? {
             // Another node moved it on meanwhile.
-            let now_rec = P::load(state, rec.id()).await?;
-            return Ok(if now_rec.pending() {
+            let now_rec = P::load(state, rec.view().id).await?;
+            return Ok(if now_rec.view().pending() {
                 Step::Pending(now_rec, "another pass is driving it".into())
             } else {
                 Step::Ended(now_rec)
             });
         }
-        tracing::warn!(what = P::WHAT, id = %rec.id(), attempt = n, "no Transfer at Stripe for a pending payout: sent again under a new key");
-        rec = P::load(state, rec.id()).await?;
+        tracing::warn!(what = P::WHAT, id = %rec.view().id, attempt = n, "no Transfer at Stripe for a pending payout: sent again under a new key");
+        rec = P::load(state, rec.view().id).await?;
     }
-    let mut req = CreateTransfer::new(currency(rec.currency().lower()), account)
-        .amount(rec.amount_cents())
-        .metadata(metadata([(P::META, rec.id().to_string())]));
-    if !rec.group().is_empty() {
+    let mut req = CreateTransfer::new(currency(rec.view().currency.lower()), account)
+        .amount(rec.view().amount_cents)
+        .metadata(metadata([(P::META, rec.view().id.to_string())]));
+    if !rec.view().group.is_empty() {
         // Absent for a cash-out started before migration 0006, so that a
         // retry under its first key sends the same parameters.
-        req = req.transfer_group(rec.group());
+        req = req.transfer_group(rec.view().group);
     }
-    let end = match c.create_transfer(&req, rec.key()).await {
+    let end = match c.create_transfer(&req, rec.view().key).await {
         Ok(t) if transfer_matches(&t, &rec, account) => CashoutEnd::Completed {
             transfer: t.id.as_str().to_string(),
         },
         Ok(t) => flag(&rec, &t, account),
         Err(StripeError::Refused { message, kind, .. }) => {
-            tracing::warn!(what = P::WHAT, id = %rec.id(), %kind, %message, "transfer refused");
+            tracing::warn!(what = P::WHAT, id = %rec.view().id, %kind, %message, "transfer refused");
             CashoutEnd::Reversed
         }
         Err(StripeError::Unknown(why)) => {
-            tracing::warn!(what = P::WHAT, id = %rec.id(), %why, "transfer outcome unknown; stays pending until recovery");
+            tracing::warn!(what = P::WHAT, id = %rec.view().id, %why, "transfer outcome unknown; stays pending until recovery");
             return Ok(Step::Pending(rec, why));
         }
     };
@@ -194,10 +205,10 @@ pub(super) fn flag<P: Payout>(rec: &P, t: &Transfer, account: &str) -> CashoutEn
     metrics::counter!(P::MISMATCH_METRIC).increment(1);
     tracing::error!(
         what = P::WHAT,
-        id = %rec.id(),
+        id = %rec.view().id,
         transfer = %t.id.as_str(),
         amount = t.amount,
-        expected_amount = rec.amount_cents(),
+        expected_amount = rec.view().amount_cents,
         destination = ?t.destination.as_ref().map(|d| d.id().as_str().to_string()),
         expected_destination = account,
         "Transfer does not match its payout: flagged; settle it at Stripe by hand"
@@ -213,9 +224,9 @@ pub(super) async fn end_payout<P: Payout>(
     rec: &P,
     end: CashoutEnd,
 ) -> Result<Step<P>> {
-    P::end(state, rec.id(), &end).await?;
-    let now_rec = P::load(state, rec.id()).await?;
-    Ok(if now_rec.pending() {
+    P::end(state, rec.view().id, &end).await?;
+    let now_rec = P::load(state, rec.view().id).await?;
+    Ok(if now_rec.view().pending() {
         Step::Pending(now_rec, "not ended".into())
     } else {
         Step::Ended(now_rec)
@@ -239,12 +250,14 @@ pub(super) async fn lookup_transfers<P: Payout>(
     let mut after: Option<String> = None;
     for _ in 0..LOOKUP_PAGES_MAX {
         let mut req = ListTransfer::new().limit(100);
-        if rec.group().is_empty() {
+        if rec.view().group.is_empty() {
             req = req
                 .destination(account)
-                .created(stripe_types::RangeQueryTs::gte(rec.attempt_ms() / 1000 - 600));
+                .created(stripe_types::RangeQueryTs::gte(
+                    rec.view().attempt_ms / 1000 - 600,
+                ));
         } else {
-            req = req.transfer_group(rec.group());
+            req = req.transfer_group(rec.view().group);
         }
         if let Some(a) = &after {
             req = req.starting_after(a);
@@ -252,8 +265,9 @@ pub(super) async fn lookup_transfers<P: Payout>(
         let page = c.list_transfers(&req).await.map_err(|e| e.to_string())?;
         after = page.data.last().map(|t| t.id.as_str().to_string());
         out.extend(page.data.into_iter().filter(|t| {
-            t.metadata.get(P::META).map(String::as_str) == Some(rec.id())
-                || (!rec.group().is_empty() && t.transfer_group.as_deref() == Some(rec.group()))
+            t.metadata.get(P::META).map(String::as_str) == Some(rec.view().id)
+                || (!rec.view().group.is_empty()
+                    && t.transfer_group.as_deref() == Some(rec.view().group))
         }));
         if !page.has_more || after.is_none() {
             return Ok(out);
@@ -282,16 +296,16 @@ pub(super) async fn recover_pass<P: Payout>(
     let mut ended = 0;
     let mut stuck = 0usize;
     for rec in pending {
-        if rec.next_try_ms() > now {
+        if rec.view().next_try_ms > now {
             stuck += 1;
             continue;
         }
-        let id = rec.id().to_string();
-        let failures = rec.failures();
+        let id = rec.view().id.to_string();
+        let failures = rec.view().failures;
         let why = match P::recover_one(state, c, rec).await {
             Ok(Step::Ended(after)) => {
                 ended += 1;
-                tracing::info!(what = P::WHAT, id = %id, status = %after.status(), "pending payout recovered");
+                tracing::info!(what = P::WHAT, id = %id, status = %after.view().status, "pending payout recovered");
                 continue;
             }
             Ok(Step::Pending(_, why)) => why,

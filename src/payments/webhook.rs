@@ -284,19 +284,17 @@ fn from_envelope(text: &str) -> Result<Event, Refused> {
         "charge.dispute.funds_withdrawn"
         | "charge.dispute.funds_reinstated"
         | "charge.dispute.created"
-        | "charge.dispute.closed" => {
-            Object::Dispute(DisputeFacts {
-                id: str_at("id"),
-                amount: int_at("amount"),
-                status: str_at("status"),
-                payment_intent: str_at("payment_intent").or_else(|| {
-                    o.get("payment_intent")
-                        .and_then(|p| p.get("id"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                }),
-            })
-        }
+        | "charge.dispute.closed" => Object::Dispute(DisputeFacts {
+            id: str_at("id"),
+            amount: int_at("amount"),
+            status: str_at("status"),
+            payment_intent: str_at("payment_intent").or_else(|| {
+                o.get("payment_intent")
+                    .and_then(|p| p.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }),
+        }),
         "account.updated" => Object::Account(AccountFacts {
             id: str_at("id"),
             payouts_enabled: o

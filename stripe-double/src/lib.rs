@@ -898,7 +898,10 @@ fn create_transfer(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u
 /// `POST /v1/refunds` of a PaymentIntent (localstripe refunds only the
 /// charges it confirmed itself): the whole amount asked, `succeeded`.
 fn create_refund(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u16, Value)> {
-    check_known(params, &["payment_intent", "amount", "metadata[*]", "reason"])?;
+    check_known(
+        params,
+        &["payment_intent", "amount", "metadata[*]", "reason"],
+    )?;
     let pi = get(params, "payment_intent").ok_or_else(|| missing("payment_intent"))?;
     let amount = positive_int(params, "amount")?;
     let already: i64 = sh

@@ -560,6 +560,49 @@ fn http_rows() -> Vec<Row> {
                 )
             },
         ),
+        // Escrow (issue 14 item 5): the brand's contract routes are the
+        // brand role's only (viewers, creators, admins: 403); the
+        // creator's are creators' only (no contract here: 404).
+        row("GET", "/v1/brands/me/contracts", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("GET", "/v1/brands/me/contracts/{contract}", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("POST", "/v1/brands/me/contracts/{contract}/payment", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("POST", "/v1/brands/me/contracts/{contract}/approve", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("POST", "/v1/brands/me/contracts/{contract}/reject", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("POST", "/v1/brands/me/contracts/{contract}/cancel", |c| {
+            authed(c, |_| FORBIDDEN)
+        }),
+        row("GET", "/v1/marketplace/contracts/{contract}", |c| {
+            authed(
+                c,
+                creator_own(Refused(404, "bad_request", "no such contract")),
+            )
+        }),
+        row(
+            "POST",
+            "/v1/marketplace/contracts/{contract}/deliverable",
+            |c| {
+                authed(
+                    c,
+                    creator_own(Refused(404, "bad_request", "no such contract")),
+                )
+            },
+        ),
+        row("POST", "/v1/marketplace/contracts/{contract}/cancel", |c| {
+            authed(
+                c,
+                creator_own(Refused(404, "bad_request", "no such contract")),
+            )
+        }),
     ]
 }
 
@@ -759,7 +802,8 @@ impl Matrix {
             .replace("{user}", "matrix-blocked")
             .replace("{brand}", "matrix-brand")
             .replace("{campaign}", "matrix-campaign")
-            .replace("{application}", "matrix-application");
+            .replace("{application}", "matrix-application")
+            .replace("{contract}", "matrix-contract");
         if path == "/v1/ws" {
             return match self.upgrade(c).await {
                 Ok(_) => Got {
@@ -804,6 +848,9 @@ impl Matrix {
             }
             "/v1/creators/me/moderation/words" if method == "PUT" => Some(json!({ "words": [] })),
             "/v1/marketplace/creators/me" => Some(json!({ "bio": "matrix" })),
+            "/v1/marketplace/contracts/{contract}/deliverable" => {
+                Some(json!({ "url": "https://example.com/matrix", "note": "matrix" }))
+            }
             "/v1/marketplace/campaigns/{campaign}/applications" => {
                 Some(json!({ "pitch": "matrix", "price_cents": 1 }))
             }

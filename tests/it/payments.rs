@@ -88,7 +88,7 @@ impl Pay {
         assert!(r.status().is_success(), "webhook config: {}", r.status());
     }
 
-    async fn crash_and_restart(self) -> Pay {
+    pub(crate) async fn crash_and_restart(self) -> Pay {
         let Pay {
             s,
             double,

@@ -67,7 +67,10 @@ impl ContractRow {
             }),
             _ => None,
         };
-        let payout = match (self.p_kind.as_deref().and_then(PayoutKind::parse), self.p_status) {
+        let payout = match (
+            self.p_kind.as_deref().and_then(PayoutKind::parse),
+            self.p_status,
+        ) {
             (Some(kind), Some(status)) => Some(ContractPayout {
                 kind,
                 status,

@@ -577,7 +577,9 @@ mod escrow {
             key: &str,
             now: i64,
         ) -> Result<bool> {
-            self.inner.contract_payout_attempt(id, attempt, key, now).await
+            self.inner
+                .contract_payout_attempt(id, attempt, key, now)
+                .await
         }
         async fn contract_payout_defer(&self, id: &str, f: i64, next: i64) -> Result<()> {
             self.inner.contract_payout_defer(id, f, next).await

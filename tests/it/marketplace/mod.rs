@@ -13,6 +13,7 @@
 use crate::common;
 
 mod campaigns;
+mod escrow;
 
 use common::server::{engines, EngineSpec, TestServer};
 use giftstream::auth::Role;
