@@ -25,10 +25,21 @@ export function isWebLink(url) {
   }
 }
 
-/** A button running `fn` on click (ghost unless `primary`). */
+/** Run `fn` with `b` disabled meanwhile (no second request while one is on its way). */
+async function busy(b, fn) {
+  if (b.disabled) return;
+  b.disabled = true;
+  try {
+    await fn();
+  } finally {
+    b.disabled = false;
+  }
+}
+
+/** A button running `fn` on click (ghost unless `primary`), disabled while it runs. */
 export function button(label, attrs, fn, primary = false) {
   const b = el('button', { type: 'button', class: primary ? null : 'ghost', ...attrs }, label);
-  b.addEventListener('click', fn);
+  b.addEventListener('click', () => busy(b, fn));
   return b;
 }
 
@@ -117,16 +128,18 @@ export function contractCard(k, { title, party, actions = [], extra = [] }) {
 /**
  * A form revealed under a card (`data-NAME-form`): `fields`, a submit
  * button (`data-NAME-send`) and a status line of its own (`form.status`,
- * where its errors are said, next to the fields); submitting runs `fn`.
+ * where its errors are said, next to the fields); submitting runs `fn`
+ * (the button disabled meanwhile).
  */
 export function cardForm(k, name, fields, submit, fn) {
   const status = el('p', { class: 'status', role: 'status', 'aria-live': 'polite' });
+  const send = el('button', { type: 'submit', [`data-${name}-send`]: k.contract }, submit);
   const form = el('form', { class: 'form mform', novalidate: true, [`data-${name}-form`]: k.contract },
-    ...fields, el('div', { class: 'row' }, el('button', { type: 'submit', [`data-${name}-send`]: k.contract }, submit)), status);
+    ...fields, el('div', { class: 'row' }, send), status);
   form.status = status;
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    fn();
+    busy(send, fn);
   });
   return form;
 }
