@@ -30,6 +30,23 @@ fn main() -> std::process::ExitCode {
         }
         _ => {}
     }
+    if let Scenario::Chaos(args) = &cli.scenario {
+        let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("giftstream-loadtest: runtime: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        return match rt.block_on(giftstream_loadtest::chaos::run(args)) {
+            Ok(0) => std::process::ExitCode::SUCCESS,
+            Ok(code) => std::process::ExitCode::from(code as u8),
+            Err(e) => {
+                eprintln!("giftstream-loadtest chaos: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
