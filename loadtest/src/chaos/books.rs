@@ -45,6 +45,8 @@ pub struct GiftRec {
     /// The fault window it was last answered in (the fault number that
     /// came next).
     pub window: u64,
+    /// When it was last answered.
+    pub at: std::time::Instant,
 }
 
 /// A purchase (a signed `payment_intent.succeeded`).
@@ -104,6 +106,8 @@ pub struct Counts {
     pub viewer_events: u64,
     /// Node starts after a node exited on its own (fail-stop).
     pub node_self_exits: u64,
+    /// Refused gifts by error code.
+    pub refused_by_code: BTreeMap<String, u64>,
 }
 
 /// Everything the clients know.

@@ -82,6 +82,11 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Whether every write is fsynced before its reply.
+    pub fn fsync_always(&self) -> bool {
+        self.fsync == "always"
+    }
+
     /// (Re)start it on its port, loading its AOF.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         kill_child(&mut self.child).await;
@@ -245,9 +250,22 @@ impl Pg {
     /// columns).
     pub async fn query(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
         let psql = self.bin.join("psql");
-        let psql = if psql.is_file() { psql } else { PathBuf::from("psql") };
+        let psql = if psql.is_file() {
+            psql
+        } else {
+            PathBuf::from("psql")
+        };
         let out = Command::new(psql)
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", &self.url(), "-c", sql])
+            .args([
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url(),
+                "-c",
+                sql,
+            ])
             .stdin(Stdio::null())
             .output()
             .await

@@ -121,7 +121,10 @@ mod tests {
     fn a_fault_depends_on_the_seed_and_its_number_only() {
         let a = fault(7, 12, &Kind::ALL, 3);
         let b = fault(7, 12, &Kind::ALL, 3);
-        assert_eq!((a.kind, a.after_ms, a.node, a.down_ms), (b.kind, b.after_ms, b.node, b.down_ms));
+        assert_eq!(
+            (a.kind, a.after_ms, a.node, a.down_ms),
+            (b.kind, b.after_ms, b.node, b.down_ms)
+        );
         let kinds: std::collections::BTreeSet<Kind> =
             (0..200).map(|n| fault(7, n, &Kind::ALL, 3).kind).collect();
         assert_eq!(kinds.len(), Kind::ALL.len(), "every kind is drawn");

@@ -30,7 +30,7 @@ use crate::wire::{decode, Encoding, Out, Received};
 /// Longest wait for one answer.
 const ANSWER: Duration = Duration::from_secs(5);
 /// Coins granted to each sender at the start.
-pub const GRANT: i64 = 20_000;
+pub const GRANT: i64 = 5_000_000;
 /// Gifts the senders pick from.
 const GIFTS: [&str; 3] = ["rose", "finger_heart", "perfume"];
 
@@ -69,8 +69,18 @@ pub type Answer = (u16, Value);
 
 impl World {
     /// A call to `url` with `token`; status 0 when nothing came back.
-    pub async fn call(&self, method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> Answer {
-        let mut req = self.http.request(method, url).bearer_auth(token).timeout(ANSWER);
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(token)
+            .timeout(ANSWER);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -84,11 +94,24 @@ impl World {
     }
 
     /// A call retried on other nodes until it is answered below 500 (set-up).
-    pub async fn call_until(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
+    pub async fn call_until(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
         let mut rng = StdRng::from_entropy();
         for _ in 0..40 {
             let (_, base) = self.nodes.pick(&mut rng);
-            let (st, v) = self.call(method.clone(), &format!("{base}{path}"), token, Some(body.clone())).await;
+            let (st, v) = self
+                .call(
+                    method.clone(),
+                    &format!("{base}{path}"),
+                    token,
+                    Some(body.clone()),
+                )
+                .await;
             if (200..300).contains(&st) {
                 return Ok(v);
             }
@@ -102,17 +125,46 @@ impl World {
 
     /// Rooms, videos, grants, and every creator onboarded for payouts.
     pub async fn setup(&mut self) -> anyhow::Result<()> {
-        let admin = self.tokens.sign(&format!("{}-admin", self.run), Role::Admin)?;
+        let admin = self
+            .tokens
+            .sign(&format!("{}-admin", self.run), Role::Admin)?;
         for (i, c) in self.creators.clone().iter().enumerate() {
             let tok = self.tokens.sign(c, Role::Creator)?;
-            self.call_until(reqwest::Method::POST, "/v1/rooms", &tok, json!({ "room": self.rooms[i] })).await?;
-            self.call_until(reqwest::Method::POST, "/v1/videos", &tok, json!({ "video": self.videos[i] })).await?;
+            self.call_until(
+                reqwest::Method::POST,
+                "/v1/rooms",
+                &tok,
+                json!({ "room": self.rooms[i] }),
+            )
+            .await?;
+            self.call_until(
+                reqwest::Method::POST,
+                "/v1/videos",
+                &tok,
+                json!({ "video": self.videos[i] }),
+            )
+            .await?;
             let v = self
-                .call_until(reqwest::Method::POST, "/v1/creators/me/payouts/onboard", &tok, json!({}))
+                .call_until(
+                    reqwest::Method::POST,
+                    "/v1/creators/me/payouts/onboard",
+                    &tok,
+                    json!({}),
+                )
                 .await?;
-            let acct = v["account"].as_str().context("onboard: no account")?.to_string();
-            let ev = event(&format!("evt_{}_{c}_acct", self.run), "account.updated", json!({ "id": acct, "object": "account", "payouts_enabled": true }));
-            anyhow::ensure!(self.deliver(&ev.to_string()).await == 200, "account.updated not taken");
+            let acct = v["account"]
+                .as_str()
+                .context("onboard: no account")?
+                .to_string();
+            let ev = event(
+                &format!("evt_{}_{c}_acct", self.run),
+                "account.updated",
+                json!({ "id": acct, "object": "account", "payouts_enabled": true }),
+            );
+            anyhow::ensure!(
+                self.deliver(&ev.to_string()).await == 200,
+                "account.updated not taken"
+            );
             self.accounts.insert(c.clone(), acct);
         }
         for s in self.senders.clone() {
@@ -177,7 +229,11 @@ impl World {
         loop {
             let left: Vec<String> = {
                 let b = self.books.inner.lock();
-                b.purchases.iter().filter(|(_, p)| !p.delivered).map(|(k, _)| k.clone()).collect()
+                b.purchases
+                    .iter()
+                    .filter(|(_, p)| !p.delivered)
+                    .map(|(k, _)| k.clone())
+                    .collect()
             };
             if left.is_empty() || t0.elapsed() > bound {
                 return left.len();
@@ -227,20 +283,31 @@ fn purchase_pi(pi: &str, user: &str, coins: i64, cents: i64) -> Value {
 
 enum GiftAnswer {
     Acked,
-    Refused,
+    Refused(String),
     Unknown,
 }
 
 fn classify_error(code: &str) -> GiftAnswer {
     match code {
         "outcome_unknown" | "internal" => GiftAnswer::Unknown,
-        _ => GiftAnswer::Refused,
+        c => GiftAnswer::Refused(c.to_string()),
     }
 }
 
 /// Send one room gift on `ws` and wait for its answer.
-async fn room_gift(ws: &mut crate::conn::Ws, room: &str, gift: &str, count: u32, id: &str) -> GiftAnswer {
-    let out = Out::Gift { room, gift, count, id };
+async fn room_gift(
+    ws: &mut crate::conn::Ws,
+    room: &str,
+    gift: &str,
+    count: u32,
+    id: &str,
+) -> GiftAnswer {
+    let out = Out::Gift {
+        room,
+        gift,
+        count,
+        id,
+    };
     if ws.send(out.encode(Encoding::Json)).await.is_err() {
         return GiftAnswer::Unknown;
     }
@@ -259,7 +326,9 @@ async fn room_gift(ws: &mut crate::conn::Ws, room: &str, gift: &str, count: u32,
         }
         GiftAnswer::Unknown
     };
-    tokio::time::timeout(ANSWER, wait).await.unwrap_or(GiftAnswer::Unknown)
+    tokio::time::timeout(ANSWER, wait)
+        .await
+        .unwrap_or(GiftAnswer::Unknown)
 }
 
 /// Record a gift's answer.
@@ -273,17 +342,31 @@ fn book_gift(w: &World, id: &str, rec: GiftRec, a: &GiftAnswer, video: bool) {
             } else {
                 b.counts.room_gifts_acked += 1;
             }
-            b.gifts.insert(id.to_string(), GiftRec { fate: Fate::Acked, window, ..rec });
+            b.gifts.insert(
+                id.to_string(),
+                GiftRec {
+                    fate: Fate::Acked,
+                    window,
+                    at: std::time::Instant::now(),
+                    ..rec
+                },
+            );
         }
         GiftAnswer::Unknown => {
             b.counts.gifts_unknown += 1;
-            let e = b.gifts.entry(id.to_string()).or_insert(GiftRec { fate: Fate::Unknown, window, ..rec });
+            let e = b.gifts.entry(id.to_string()).or_insert(GiftRec {
+                fate: Fate::Unknown,
+                window,
+                ..rec
+            });
             e.window = window;
+            e.at = std::time::Instant::now();
         }
-        GiftAnswer::Refused => {
+        GiftAnswer::Refused(code) => {
             // An earlier unknown attempt stays unknown (it may have been
             // accepted and then forgotten with Redis's data).
             b.counts.gifts_refused += 1;
+            *b.counts.refused_by_code.entry(code.clone()).or_default() += 1;
         }
     }
 }
@@ -303,16 +386,22 @@ pub async fn gifter(w: Arc<World>, i: usize, seed: u64) {
             Ok(a) => a,
             Err(_) => return,
         };
-        let Ok(conn) = Connector::new(&[addr], Encoding::Json, 0, 4) else { return };
+        let Ok(conn) = Connector::new(&[addr], Encoding::Json, 0, 4) else {
+            return;
+        };
         let mut ws = {
-            let Some(_op) = w.gate.enter().await else { return };
+            let Some(_op) = w.gate.enter().await else {
+                return;
+            };
             match tokio::time::timeout(ANSWER, conn.connect_now(&token)).await {
                 Ok(Ok(ws)) => Some(ws),
                 _ => None,
             }
         };
         for _ in 0..rng.gen_range(10..40) {
-            let Some(_op) = w.gate.enter().await else { return };
+            let Some(_op) = w.gate.enter().await else {
+                return;
+            };
             let (id, rec) = match retry.pop() {
                 Some(r) => r,
                 None => {
@@ -334,6 +423,7 @@ pub async fn gifter(w: Arc<World>, i: usize, seed: u64) {
                         coins: price * i64::from(count),
                         fate: Fate::Unknown,
                         window: 0,
+                        at: std::time::Instant::now(),
                     };
                     (format!("{}.{i}.{n}", w.run), rec)
                 }
@@ -343,7 +433,10 @@ pub async fn gifter(w: Arc<World>, i: usize, seed: u64) {
                 let body = json!({ "gift": rec.gift, "count": rec.count, "id": id });
                 let (_, base) = w.nodes.pick(&mut rng);
                 let url = format!("{base}/v1/videos/{v}/gifts");
-                match w.call(reqwest::Method::POST, &url, &token, Some(body)).await {
+                match w
+                    .call(reqwest::Method::POST, &url, &token, Some(body))
+                    .await
+                {
                     (200, _) => GiftAnswer::Acked,
                     (0, _) => GiftAnswer::Unknown,
                     (_, v) => classify_error(v["code"].as_str().unwrap_or("")),
@@ -391,7 +484,14 @@ pub async fn purchaser(w: Arc<World>, seed: u64) {
         let mut pi = None;
         for _ in 0..10 {
             let (_, base) = w.nodes.pick(&mut rng);
-            let (st, v) = w.call(reqwest::Method::POST, &format!("{base}/v1/coins/purchases"), &tok, Some(req.clone())).await;
+            let (st, v) = w
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{base}/v1/coins/purchases"),
+                    &tok,
+                    Some(req.clone()),
+                )
+                .await;
             if st == 200 {
                 pi = v["payment_intent"].as_str().map(str::to_string);
                 break;
@@ -399,8 +499,21 @@ pub async fn purchaser(w: Arc<World>, seed: u64) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let Some(pi) = pi else { continue };
-        let body = event(&format!("evt_{}_{n}", w.run), "payment_intent.succeeded", purchase_pi(&pi, &user, 70, 99)).to_string();
-        w.books.inner.lock().purchases.insert(pi.clone(), Purchase { user, coins: 70, body, delivered: false });
+        let body = event(
+            &format!("evt_{}_{n}", w.run),
+            "payment_intent.succeeded",
+            purchase_pi(&pi, &user, 70, 99),
+        )
+        .to_string();
+        w.books.inner.lock().purchases.insert(
+            pi.clone(),
+            Purchase {
+                user,
+                coins: 70,
+                body,
+                delivered: false,
+            },
+        );
         if w.books.webhook_chaos.load(Ordering::Acquire) {
             held.push(pi);
             if held.len() >= 3 {
@@ -433,14 +546,23 @@ pub async fn cashier(w: Arc<World>, seed: u64) {
     let mut retry: Option<(String, String, i64)> = None;
     loop {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(300..1200))).await;
-        let Some(_op) = w.gate.enter().await else { return };
+        let Some(_op) = w.gate.enter().await else {
+            return;
+        };
         let (id, creator, diamonds) = match retry.take() {
             Some(r) => r,
             None => {
                 let creator = w.creators[rng.gen_range(0..w.creators.len())].clone();
                 let (_, base) = w.nodes.pick(&mut rng);
                 let tok = w.tokens.sign(&creator, Role::Creator).unwrap_or_default();
-                let (st, e) = w.call(reqwest::Method::GET, &format!("{base}/v1/creators/{creator}/earnings"), &tok, None).await;
+                let (st, e) = w
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("{base}/v1/creators/{creator}/earnings"),
+                        &tok,
+                        None,
+                    )
+                    .await;
                 let avail = e["diamonds_available"].as_i64().unwrap_or(0);
                 if st != 200 || avail < 100 {
                     continue;
@@ -453,7 +575,14 @@ pub async fn cashier(w: Arc<World>, seed: u64) {
         let tok = w.tokens.sign(&creator, Role::Creator).unwrap_or_default();
         let (_, base) = w.nodes.pick(&mut rng);
         let body = json!({ "diamonds": diamonds, "id": id });
-        let (st, v) = w.call(reqwest::Method::POST, &format!("{base}/v1/creators/me/cashouts"), &tok, Some(body)).await;
+        let (st, v) = w
+            .call(
+                reqwest::Method::POST,
+                &format!("{base}/v1/creators/me/cashouts"),
+                &tok,
+                Some(body),
+            )
+            .await;
         let status = v["status"].as_str().unwrap_or("").to_string();
         let mut b = w.books.inner.lock();
         match (st, status.as_str()) {
@@ -466,6 +595,17 @@ pub async fn cashier(w: Arc<World>, seed: u64) {
             }
             _ => continue,
         }
-        b.cashouts.insert(id, (creator, diamonds, if st == 200 { status } else { format!("http {st}") }));
+        b.cashouts.insert(
+            id,
+            (
+                creator,
+                diamonds,
+                if st == 200 {
+                    status
+                } else {
+                    format!("http {st}")
+                },
+            ),
+        );
     }
 }

@@ -100,7 +100,9 @@ fn pg_bin() -> anyhow::Result<PathBuf> {
         })
         .collect();
     dirs.sort();
-    dirs.pop().map(|(_, b)| b).context("no PostgreSQL binaries: pass --pg-bin")
+    dirs.pop()
+        .map(|(_, b)| b)
+        .context("no PostgreSQL binaries: pass --pg-bin")
 }
 
 fn beside_me(name: &str) -> anyhow::Result<PathBuf> {
@@ -162,7 +164,11 @@ impl Cluster {
         let out = c.output().await?;
         let text = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str(&text).with_context(|| {
-            format!("reconcile: {} {}", text, String::from_utf8_lossy(&out.stderr))
+            format!(
+                "reconcile: {} {}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            )
         })
     }
 }
@@ -184,9 +190,14 @@ async fn inject(c: &mut Cluster, books: &Books, f: &Fault) -> anyhow::Result<ser
         }
         Kind::RedisKill => {
             c.redis.kill9().await;
-            books.data_loss_epoch.fetch_add(1, Ordering::AcqRel);
+            if f.kind.may_lose_acked(c.redis.fsync_always()) {
+                books.data_loss_epoch.fetch_add(1, Ordering::AcqRel);
+            }
             tokio::time::sleep(down).await;
             c.redis.restart().await?;
+            if f.kind.may_lose_acked(c.redis.fsync_always()) {
+                books.data_loss_epoch.fetch_add(1, Ordering::AcqRel);
+            }
         }
         Kind::RedisFlush => {
             let r = c.redis.command("FLUSHALL").await?;
@@ -195,6 +206,9 @@ async fn inject(c: &mut Cluster, books: &Books, f: &Fault) -> anyhow::Result<ser
             tokio::time::sleep(down).await;
             // The operator's step (README): rebuild Redis from the ledger.
             note = c.reconcile(true).await?;
+            // The room seqs jumped with the repair: connections made before
+            // now may see the jump.
+            books.data_loss_epoch.fetch_add(1, Ordering::AcqRel);
         }
         Kind::PgKill => {
             c.pg.kill().await?;
@@ -203,12 +217,18 @@ async fn inject(c: &mut Cluster, books: &Books, f: &Fault) -> anyhow::Result<ser
         }
         Kind::Stripe500 => {
             c.double
-                .set_mode(&[("mode", "fail".into()), ("status", "500".into()), ("n", f.down_ms.to_string())])
+                .set_mode(&[
+                    ("mode", "fail".into()),
+                    ("status", "500".into()),
+                    ("n", f.down_ms.to_string()),
+                ])
                 .await?;
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
         Kind::StripeTimeout => {
-            c.double.set_mode(&[("mode", "hang".into()), ("ms", f.down_ms.to_string())]).await?;
+            c.double
+                .set_mode(&[("mode", "hang".into()), ("ms", f.down_ms.to_string())])
+                .await?;
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
         Kind::WebhookChaos => {
@@ -223,8 +243,14 @@ async fn inject(c: &mut Cluster, books: &Books, f: &Fault) -> anyhow::Result<ser
 /// Run the campaign; answers the process exit code (0: no violation).
 pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
     anyhow::ensure!((2..=3).contains(&a.hub_nodes), "--hub-nodes: 2 or 3");
-    anyhow::ensure!(a.fsync == "always" || a.fsync == "everysec", "--fsync: always or everysec");
-    anyhow::ensure!(a.ack == "ledger" || a.ack == "counter", "--ack: ledger or counter");
+    anyhow::ensure!(
+        a.fsync == "always" || a.fsync == "everysec",
+        "--fsync: always or everysec"
+    );
+    anyhow::ensure!(
+        a.ack == "ledger" || a.ack == "counter",
+        "--ack: ledger or counter"
+    );
     anyhow::ensure!(a.from_fault <= a.faults, "--from-fault is past --faults");
     let kinds = kinds(a);
     let (tmp, dir) = match &a.dir {
@@ -233,7 +259,9 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
             (None, d.clone())
         }
         None => {
-            let t = tempfile::Builder::new().prefix("giftstream-chaos-").tempdir()?;
+            let t = tempfile::Builder::new()
+                .prefix("giftstream-chaos-")
+                .tempdir()?;
             let d = t.path().to_path_buf();
             (Some(t), d)
         }
@@ -247,8 +275,17 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
     let run_id = format!("c{:x}", a.seed % 0xffff_ffff);
     let secret = format!("chaos-{:032x}", rand::thread_rng().gen::<u128>());
     let webhook_secret = format!("whsec_{:032x}", rand::thread_rng().gen::<u128>());
-    eprintln!("chaos: seed {} faults {}..{} kinds {:?} nodes {} fsync {} ack {} dir {}",
-        a.seed, a.from_fault, a.faults, kinds.iter().map(|k| k.name()).collect::<Vec<_>>(), a.hub_nodes, a.fsync, a.ack, dir.display());
+    eprintln!(
+        "chaos: seed {} faults {}..{} kinds {:?} nodes {} fsync {} ack {} dir {}",
+        a.seed,
+        a.from_fault,
+        a.faults,
+        kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        a.hub_nodes,
+        a.fsync,
+        a.ack,
+        dir.display()
+    );
     let redis = Redis::start(&dir, &a.fsync).await?;
     let pg_dir = match &a.pg_bin {
         Some(b) => b.clone(),
@@ -266,9 +303,15 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
         ("GIFTSTREAM_AUTH__JWT_SECRET", secret.clone()),
         ("GIFTSTREAM_HUB__CONNECTIONS_PER_IP_MAX", "100000".into()),
         ("GIFTSTREAM_HUB__SOCKET_MSGS_PER_S_MAX", "100000".into()),
-        ("GIFTSTREAM_ADMIN__GRANT_COINS_PER_DAY_MAX", i64::MAX.to_string()),
+        (
+            "GIFTSTREAM_ADMIN__GRANT_COINS_PER_DAY_MAX",
+            i64::MAX.to_string(),
+        ),
         ("GIFTSTREAM_HTTP__METRICS_LISTEN", "127.0.0.1:0".into()),
-        ("GIFTSTREAM_SETTLEMENT__CLAIM_IDLE_MS", cluster::CLAIM_IDLE_MS.to_string()),
+        (
+            "GIFTSTREAM_SETTLEMENT__CLAIM_IDLE_MS",
+            cluster::CLAIM_IDLE_MS.to_string(),
+        ),
         ("GIFTSTREAM_GIFT__ACK", a.ack.clone()),
         ("GIFTSTREAM_STRIPE__SECRET_KEY", cluster::STRIPE_KEY.into()),
         ("GIFTSTREAM_STRIPE__WEBHOOK_SECRET", webhook_secret.clone()),
@@ -277,14 +320,32 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
         ("GIFTSTREAM_STRIPE__RETRY_LEN_MAX", "1".into()),
         ("GIFTSTREAM_STRIPE__RETRY_BACKOFF_MS", "50".into()),
         ("GIFTSTREAM_STRIPE__CASHOUT_DIAMONDS_MIN", "100".into()),
-        ("GIFTSTREAM_STRIPE__CASHOUT_RETRY_INTERVAL_MS", "1000".into()),
+        (
+            "GIFTSTREAM_STRIPE__CASHOUT_RETRY_INTERVAL_MS",
+            "1000".into(),
+        ),
         ("GIFTSTREAM_STRIPE__CASHOUT_RETRY_BACKOFF_MS", "500".into()),
-        ("GIFTSTREAM_STRIPE__CASHOUT_RETRY_BACKOFF_MS_MAX", "2000".into()),
+        (
+            "GIFTSTREAM_STRIPE__CASHOUT_RETRY_BACKOFF_MS_MAX",
+            "2000".into(),
+        ),
         ("GIFTSTREAM_PAYOUTS__HOLD_S", "0".into()),
         ("GIFTSTREAM_PAYOUTS__CASHOUTS_PER_DAY_MAX", "1000000".into()),
-        ("GIFTSTREAM_PAYOUTS__CASHOUT_CENTS_PER_DAY_MAX", "1000000000".into()),
+        (
+            "GIFTSTREAM_PAYOUTS__CASHOUT_CENTS_PER_DAY_MAX",
+            "1000000000".into(),
+        ),
         ("GIFTSTREAM_LIMITS__ROOMS_PER_HOUR_MAX", "1000".into()),
-        ("RUST_LOG", std::env::var("GIFTSTREAM_CHAOS_SERVER_LOG").unwrap_or_else(|_| "warn".into())),
+        // Every purchase is a PaymentIntent: a long run buys far more than
+        // the default 30 an hour per user.
+        (
+            "GIFTSTREAM_LIMITS__PAYMENT_INTENTS_PER_HOUR_MAX",
+            "100000000".into(),
+        ),
+        (
+            "RUST_LOG",
+            std::env::var("GIFTSTREAM_CHAOS_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -293,25 +354,48 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
         Some(b) => PathBuf::from(b),
         None => crate::spawn::default_server_bin()?,
     };
-    let spec = NodeSpec { bin, dir: dir.clone(), env };
-    let nodes: Vec<Node> = (0..a.hub_nodes).map(|i| spec.node(i)).collect::<anyhow::Result<_>>()?;
+    let spec = NodeSpec {
+        bin,
+        dir: dir.clone(),
+        env,
+    };
+    let nodes: Vec<Node> = (0..a.hub_nodes)
+        .map(|i| spec.node(i))
+        .collect::<anyhow::Result<_>>()?;
     let shared = Arc::new(Nodes {
         urls: nodes.iter().map(Node::url).collect(),
         up: (0..a.hub_nodes).map(|_| AtomicBool::new(false)).collect(),
     });
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let mut c = Cluster { redis, pg, double, nodes, spec, http: http.clone(), shared: shared.clone(), self_exits: 0 };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut c = Cluster {
+        redis,
+        pg,
+        double,
+        nodes,
+        spec,
+        http: http.clone(),
+        shared: shared.clone(),
+        self_exits: 0,
+    };
     c.heal().await?;
     let books = Arc::new(Books::default());
     let gate = Arc::new(Gate::default());
     let tokens = crate::token::Tokens::new(&secret);
-    let prices = crate::api::Api::new(&shared.urls[0], tokens.clone())?.catalog().await?;
+    let prices = crate::api::Api::new(&shared.urls[0], tokens.clone())?
+        .catalog()
+        .await?;
     let mut world = World {
         run: run_id.clone(),
         senders: (0..a.senders).map(|i| format!("{run_id}-s{i}")).collect(),
         creators: (0..a.creators).map(|i| format!("{run_id}-c{i}")).collect(),
-        rooms: (0..a.creators).map(|i| format!("{run_id}-room{i}")).collect(),
-        videos: (0..a.creators).map(|i| format!("{run_id}-video{i}")).collect(),
+        rooms: (0..a.creators)
+            .map(|i| format!("{run_id}-room{i}"))
+            .collect(),
+        videos: (0..a.creators)
+            .map(|i| format!("{run_id}-video{i}"))
+            .collect(),
         accounts: HashMap::new(),
         prices,
         tokens,
@@ -325,15 +409,32 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
     let w = Arc::new(world);
     let mut tasks = Vec::new();
     for i in 0..a.senders {
-        tasks.push(tokio::spawn(load::gifter(w.clone(), i, a.seed.wrapping_add(100 + i as u64))));
+        tasks.push(tokio::spawn(load::gifter(
+            w.clone(),
+            i,
+            a.seed.wrapping_add(100 + i as u64),
+        )));
     }
     for i in 0..a.viewers {
-        tasks.push(tokio::spawn(viewers::viewer(w.clone(), i, a.seed.wrapping_add(1000 + i as u64))));
+        tasks.push(tokio::spawn(viewers::viewer(
+            w.clone(),
+            i,
+            a.seed.wrapping_add(1000 + i as u64),
+        )));
     }
-    tasks.push(tokio::spawn(load::purchaser(w.clone(), a.seed.wrapping_add(7))));
-    tasks.push(tokio::spawn(load::cashier(w.clone(), a.seed.wrapping_add(8))));
-    let rules = Rules { ledger_ack: a.ack == "ledger", fsync_always: a.fsync == "always" };
-    let mut done: BTreeMap<u64, Kind> = BTreeMap::new();
+    tasks.push(tokio::spawn(load::purchaser(
+        w.clone(),
+        a.seed.wrapping_add(7),
+    )));
+    tasks.push(tokio::spawn(load::cashier(
+        w.clone(),
+        a.seed.wrapping_add(8),
+    )));
+    let rules = Rules {
+        ledger_ack: a.ack == "ledger",
+        fsync_always: a.fsync == "always",
+    };
+    let mut done: BTreeMap<u64, (Kind, Instant)> = BTreeMap::new();
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut schedule: Vec<Fault> = Vec::new();
     let mut reconcile_reports = Vec::new();
@@ -341,18 +442,22 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
     for n in a.from_fault..a.faults {
         let f = faults::fault(a.seed, n, &kinds, a.hub_nodes);
         books.window.store(n, Ordering::Release);
-        done.insert(n, f.kind);
         schedule.push(f.clone());
         gate.set(true);
         tokio::time::sleep(Duration::from_millis(f.after_ms)).await;
         let t0 = Instant::now();
-        let note = inject(&mut c, &books, &f).await.with_context(|| format!("fault {n} ({})", f.kind.name()))?;
+        done.insert(n, (f.kind, t0));
+        let note = inject(&mut c, &books, &f)
+            .await
+            .with_context(|| format!("fault {n} ({})", f.kind.name()))?;
         if !note.is_null() {
             reconcile_reports.push(json!({ "fault": n, "report": note }));
         }
         *by_kind.entry(f.kind.name()).or_default() += 1;
         // Let the load see the recovered cluster for a moment, then quiesce.
-        let self_exited = (0..c.nodes.len()).filter(|&i| !c.nodes[i].running() && !(f.kind == Kind::NodeKill && i == f.node)).count();
+        let self_exited = (0..c.nodes.len())
+            .filter(|&i| !c.nodes[i].running() && !(f.kind == Kind::NodeKill && i == f.node))
+            .count();
         c.self_exits += self_exited as u64;
         c.heal().await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -366,7 +471,10 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
             bad.insert(0, "the load did not quiesce within 30 s".into());
         }
         if undelivered > 0 {
-            bad.insert(0, format!("{undelivered} purchase webhooks not taken within 30 s"));
+            bad.insert(
+                0,
+                format!("{undelivered} purchase webhooks not taken within 30 s"),
+            );
         }
         if let Some(p) = pending {
             bad.insert(0, format!("not settled within 60 s: {p}"));
@@ -379,6 +487,9 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
             counts.cashouts_completed + counts.cashouts_pending + counts.cashouts_reversed, bad.len()
         );
         if !bad.is_empty() {
+            for v in bad.iter().take(10) {
+                eprintln!("chaos: VIOLATION after fault {n}: {v}");
+            }
             verdict = bad;
             break;
         }
@@ -402,7 +513,10 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
         n.stop().await;
     }
     if !verdict.is_empty() {
-        println!("VIOLATION (seed {}, replay: --seed {} --faults {} --from-fault {}):", a.seed, a.seed, a.faults, a.from_fault);
+        println!(
+            "VIOLATION (seed {}, replay: --seed {} --faults {} --from-fault {}):",
+            a.seed, a.seed, a.faults, a.from_fault
+        );
         println!("first wrong entry: {}", verdict[0]);
         for v in verdict.iter().skip(1).take(20) {
             println!("  also: {v}");

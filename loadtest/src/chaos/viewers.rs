@@ -28,7 +28,7 @@ struct Seen {
     room: usize,
     /// Last seq seen (None: not joined yet).
     last: Option<u64>,
-    /// The data-loss epoch when `last` was set.
+    /// The data-loss epoch when this connection was made.
     epoch: u64,
 }
 
@@ -51,10 +51,15 @@ pub async fn viewer(w: Arc<World>, i: usize, seed: u64) {
     };
     while !w.gate.stopped() {
         let (_, base) = w.nodes.pick(&mut rng);
-        let Ok(addr) = base.trim_start_matches("http://").parse::<std::net::SocketAddr>() else {
+        let Ok(addr) = base
+            .trim_start_matches("http://")
+            .parse::<std::net::SocketAddr>()
+        else {
             return;
         };
-        let Ok(conn) = Connector::new(&[addr], Encoding::Json, 0, 4) else { return };
+        let Ok(conn) = Connector::new(&[addr], Encoding::Json, 0, 4) else {
+            return;
+        };
         let ws = tokio::time::timeout(Duration::from_secs(5), conn.connect_now(&token)).await;
         let Ok(Ok(mut ws)) = ws else {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -88,6 +93,10 @@ pub async fn viewer(w: Arc<World>, i: usize, seed: u64) {
 /// Join or resume on `ws`, then read until `until`.
 async fn watch(w: &World, ws: &mut Ws, seen: &mut Seen, me: &str, until: Instant) -> End {
     let room = w.rooms[seen.room].clone();
+    // A connection that lived through the end of a fault that loses
+    // Redis's data may see the room's seqs jump (README); one made after
+    // it may not.
+    seen.epoch = w.books.data_loss_epoch.load(Ordering::Acquire);
     let first = match seen.last {
         None => Out::Join { room: &room },
         Some(since) => Out::Resume { room: &room, since },
@@ -104,7 +113,9 @@ async fn watch(w: &World, ws: &mut Ws, seen: &mut Seen, me: &str, until: Instant
             m = ws.next() => m,
             _ = tokio::time::sleep_until(until) => return End::Reconnect,
         };
-        let Some(Ok(msg)) = msg else { return End::Reconnect };
+        let Some(Ok(msg)) = msg else {
+            return End::Reconnect;
+        };
         let f = match decode(&msg) {
             Received::Frame(f) => f,
             Received::Close(_) => return End::Reconnect,
@@ -115,7 +126,6 @@ async fn watch(w: &World, ws: &mut Ws, seen: &mut Seen, me: &str, until: Instant
             "joined" if joining => {
                 joining = false;
                 seen.last = Some(f.seq.unwrap_or(0));
-                seen.epoch = epoch;
             }
             "resumed" => {
                 w.books.inner.lock().counts.resumes += 1;
@@ -124,7 +134,11 @@ async fn watch(w: &World, ws: &mut Ws, seen: &mut Seen, me: &str, until: Instant
                 // Announced: join and accept the gap.
                 w.books.inner.lock().counts.history_gone += 1;
                 joining = true;
-                if ws.send(Out::Join { room: &room }.encode(Encoding::Json)).await.is_err() {
+                if ws
+                    .send(Out::Join { room: &room }.encode(Encoding::Json))
+                    .await
+                    .is_err()
+                {
                     return End::Reconnect;
                 }
             }
@@ -160,7 +174,6 @@ async fn watch(w: &World, ws: &mut Ws, seen: &mut Seen, me: &str, until: Instant
                     }
                 }
                 seen.last = Some(seq.max(last));
-                seen.epoch = epoch;
             }
             _ => {}
         }
