@@ -789,7 +789,13 @@ async fn hosted(sh: &Shared, method: &Method, path: &str, body: &[u8]) -> Option
                     u32::try_from(num("n", 1)).unwrap_or(1),
                 ),
                 Some("hang") => TransferMode::ApplyThenHang(Duration::from_millis(num("ms", 2000))),
-                _ => return Some(reply(400, Bytes::from("mode: normal|refuse|fail|hang"), false)),
+                _ => {
+                    return Some(reply(
+                        400,
+                        Bytes::from("mode: normal|refuse|fail|hang"),
+                        false,
+                    ))
+                }
             };
             *sh.mode.lock() = mode;
             return Some(json_reply(json!({ "ok": true })));
