@@ -456,7 +456,10 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
         *by_kind.entry(f.kind.name()).or_default() += 1;
         // Let the load see the recovered cluster for a moment, then quiesce.
         let self_exited = (0..c.nodes.len())
-            .filter(|&i| !c.nodes[i].running() && !(f.kind == Kind::NodeKill && i == f.node))
+            .filter(|&i| {
+                let killed = f.kind == Kind::NodeKill && i == f.node;
+                !killed && !c.nodes[i].running()
+            })
             .count();
         c.self_exits += self_exited as u64;
         c.heal().await?;
