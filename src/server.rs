@@ -309,6 +309,13 @@ async fn restore(
     if !was_clean {
         tracing::warn!(seq_gap = gap, "last run did not stop cleanly; unsettled gifts of that run are void unless Redis kept them");
     }
+    // Redis lost its data (or is new): credits wait until it is loaded
+    // from the snapshot below (see RedisCounters::raise_load_fence).
+    if let Some(r) = redis {
+        if !r.is_loaded().await? {
+            r.raise_load_fence().await?;
+        }
+    }
     let snapshot = ledger
         .snapshot((cfg.counters.idempotency_ttl_s * 1000) as i64, gap)
         .await?;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::chaos::ChaosArgs;
 use crate::floor::FloorArgs;
 use crate::markdown::MarkdownArgs;
 use crate::scenarios::conns::ConnsArgs;
@@ -114,6 +115,8 @@ pub enum Scenario {
     Markdown(MarkdownArgs),
     /// Not a scenario: the floor server to compare against (see `--compare-floor`).
     FloorServer(FloorArgs),
+    /// Not a scenario: the fault campaign (its own cluster; docs/RELIABILITY.md).
+    Chaos(ChaosArgs),
 }
 
 impl Scenario {
@@ -125,6 +128,7 @@ impl Scenario {
                 | Scenario::Storm(_)
                 | Scenario::Markdown(_)
                 | Scenario::FloorServer(_)
+                | Scenario::Chaos(_)
         )
     }
 }

@@ -23,6 +23,7 @@
 //! - [`report`] and [`chart`]: the summary, the JSON line, the PNG.
 //! - [`markdown`]: tables for docs/BENCHMARKS.md from saved runs;
 //!   [`peers_table`]: the issue #16 table (giftstream, Node peer, floor).
+//! - [`chaos`]: the fault campaign (`chaos`, docs/RELIABILITY.md).
 //!
 //! Everything is bounded: counts come from the command line, every wait has
 //! a timeout, every phase a duration, and only loopback is ever targeted.
@@ -30,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod chaos;
 pub mod chart;
 pub mod cli;
 pub mod conn;
@@ -78,9 +80,9 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
     anyhow::ensure!(
         !matches!(
             cli.scenario,
-            Scenario::Markdown(_) | Scenario::FloorServer(_)
+            Scenario::Markdown(_) | Scenario::FloorServer(_) | Scenario::Chaos(_)
         ),
-        "`markdown` and `floor-server` are not scenarios; see markdown::render, floor::serve"
+        "`markdown`, `floor-server` and `chaos` are not scenarios; see markdown::render, floor::serve, chaos::run"
     );
     anyhow::ensure!(
         !cli.common.compare_floor || cli.common.encoding == crate::wire::Encoding::Json,
@@ -226,8 +228,8 @@ async fn run_against(cli: &Cli, urls: &[String], pids: &[u32]) -> anyhow::Result
         Scenario::Ingest(a) => scenarios::ingest::run(&ctx, a).await?,
         Scenario::Mixed(a) => scenarios::mixed::run(&ctx, a).await?,
         Scenario::Storm(a) => scenarios::storm::run(&ctx, a).await?,
-        Scenario::Markdown(_) | Scenario::FloorServer(_) => {
-            anyhow::bail!("`markdown` and `floor-server` are not scenarios")
+        Scenario::Markdown(_) | Scenario::FloorServer(_) | Scenario::Chaos(_) => {
+            anyhow::bail!("`markdown`, `floor-server` and `chaos` are not scenarios")
         }
     };
     let verdict = match (&outcome.books, cli.scenario.gifts()) {

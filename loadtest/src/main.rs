@@ -30,6 +30,37 @@ fn main() -> std::process::ExitCode {
         }
         _ => {}
     }
+    if let Scenario::Chaos(args) = &cli.scenario {
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("giftstream-loadtest: runtime: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        // Ctrl-C or SIGTERM ends the run by dropping it: every process it
+        // started is killed and PostgreSQL stopped (see chaos::cluster).
+        let run = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = giftstream_loadtest::chaos::run(args) => r,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+                _ = term.recv() => anyhow::bail!("terminated"),
+            }
+        };
+        return match rt.block_on(run) {
+            Ok(0) => std::process::ExitCode::SUCCESS,
+            Ok(code) => std::process::ExitCode::from(code as u8),
+            Err(e) => {
+                eprintln!("giftstream-loadtest chaos: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

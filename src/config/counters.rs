@@ -59,6 +59,12 @@ pub struct CountersConfig {
     /// Redis: the `{gs}:whq` stream's MAXLEN), at most; beyond, the oldest
     /// are dropped and counted.
     pub streak_end_queue_len_max: usize,
+    /// Redis: while a node or `reconcile --repair` loads Redis from the
+    /// ledger after Redis lost its data, coin credits wait (they are
+    /// refused, retryably, so none lands between the ledger snapshot and
+    /// the load); the fence lifts at the end of the load, or after this
+    /// long if the loader died, ms.
+    pub load_fence_ms: u64,
 }
 
 impl Default for CountersConfig {
@@ -78,6 +84,7 @@ impl Default for CountersConfig {
             combo_reap_batch_max: 256,
             combo_end_late_ms_max: 600_000,
             streak_end_queue_len_max: 100_000,
+            load_fence_ms: 300_000,
         }
     }
 }

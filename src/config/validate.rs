@@ -194,8 +194,9 @@ impl Config {
                 ),
             );
         }
-        let positive: [(&str, u64); 27] = [
+        let positive: [(&str, u64); 28] = [
             ("counters.redis_timeout_ms", self.counters.redis_timeout_ms),
+            ("counters.load_fence_ms", self.counters.load_fence_ms),
             (
                 "counters.redis_reconnect_ms_max",
                 self.counters.redis_reconnect_ms_max,

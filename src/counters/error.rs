@@ -54,6 +54,10 @@ pub enum CountersError {
     /// An answer or stored entry that does not read (`internal`).
     #[error("{0}")]
     Corrupt(String),
+    /// Redis is being loaded from the ledger (it lost its data): a credit
+    /// waits until the load ends (`internal`, nothing changed; retry).
+    #[error("redis is being restored from the ledger; retry shortly")]
+    Loading,
     /// A refusal from outside the engine, passed through unchanged: the
     /// room's queue (`model::EventSink`: full, or the room not open) or
     /// the ledger read by restore and reconcile (`model::GiftRecords`).
@@ -81,7 +85,9 @@ impl CountersError {
             CountersError::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
             CountersError::PendingFull => ErrorCode::RateLimited,
             CountersError::Invalid(_) => ErrorCode::BadRequest,
-            CountersError::Backend(_) | CountersError::Corrupt(_) => ErrorCode::Internal,
+            CountersError::Backend(_) | CountersError::Corrupt(_) | CountersError::Loading => {
+                ErrorCode::Internal
+            }
             CountersError::OutcomeUnknown(_) | CountersError::AnswerUnknown(_) => {
                 ErrorCode::OutcomeUnknown
             }

@@ -590,8 +590,29 @@ async fn route(
         {
             destination_charge(sh, params, auth).await
         }
+        // No localstripe behind it (the chaos campaign): PaymentIntents
+        // are made here; their webhooks come from the harness.
+        ("POST", "/v1/payment_intents") if sh.upstream.is_none() => {
+            local(create_payment_intent(params))
+        }
         _ => forward(sh, method, uri, body.clone(), auth).await,
     }
+}
+
+/// A PaymentIntent awaiting payment, made by the double itself (only when
+/// it has no upstream), with the fields the API reference always sends.
+fn create_payment_intent(params: &[(String, String)]) -> Result<Value, (u16, Value)> {
+    let amount = positive_int(params, "amount")?;
+    let cur = currency(params)?;
+    let id = rand_id("pi_");
+    Ok(json!({
+        "id": id, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
+        "amount_received": 0, "capture_method": "automatic_async",
+        "client_secret": format!("{id}_secret_double"), "confirmation_method": "automatic",
+        "created": now_s(), "currency": cur, "latest_charge": null, "livemode": false,
+        "payment_method_types": ["card"], "status": "requires_payment_method",
+        "metadata": metadata(params),
+    }))
 }
 
 fn create_account(sh: &Shared, params: &[(String, String)]) -> Result<Value, (u16, Value)> {
@@ -750,7 +771,10 @@ fn create_account_link(sh: &Shared, params: &[(String, String)]) -> Result<Value
 ///   registered webhook endpoint gets a signed `account.updated`, and the
 ///   browser goes back to the link's `return_url` (303);
 /// - `POST /__double/webhooks` (form `url`, `secret`): register an endpoint;
-/// - `GET /__double/transfers`, `GET /__double/accounts`: what it holds.
+/// - `GET /__double/transfers`, `GET /__double/accounts`: what it holds;
+/// - `POST /__double/transfer-mode` (form `mode` = `normal` | `refuse` |
+///   `fail` with `status` and `n` | `hang` with `ms`): how transfers are
+///   answered from now on (see [`TransferMode`]), for a fault campaign.
 async fn hosted(sh: &Shared, method: &Method, path: &str, body: &[u8]) -> Option<Response> {
     let json_reply = |v: Value| reply(200, Bytes::from(v.to_string()), false);
     match (method.as_str(), path) {
@@ -760,6 +784,28 @@ async fn hosted(sh: &Shared, method: &Method, path: &str, body: &[u8]) -> Option
         ("GET", "/__double/accounts") => {
             let all = sh.inner.lock().accounts.values().cloned().collect();
             return Some(json_reply(Value::Array(all)));
+        }
+        ("POST", "/__double/transfer-mode") => {
+            let p = parse_form(body);
+            let num = |k: &str, d: u64| get(&p, k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
+            let mode = match get(&p, "mode") {
+                Some("normal") => TransferMode::Normal,
+                Some("refuse") => TransferMode::Refuse,
+                Some("fail") => TransferMode::Failing(
+                    u16::try_from(num("status", 500)).unwrap_or(500),
+                    u32::try_from(num("n", 1)).unwrap_or(1),
+                ),
+                Some("hang") => TransferMode::ApplyThenHang(Duration::from_millis(num("ms", 2000))),
+                _ => {
+                    return Some(reply(
+                        400,
+                        Bytes::from("mode: normal|refuse|fail|hang"),
+                        false,
+                    ))
+                }
+            };
+            *sh.mode.lock() = mode;
+            return Some(json_reply(json!({ "ok": true })));
         }
         ("POST", "/__double/webhooks") => {
             let p = parse_form(body);

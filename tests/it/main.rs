@@ -30,6 +30,7 @@ mod multiprocess;
 mod pages;
 mod payments;
 mod redis_engine;
+mod redis_load_fence;
 mod redis_pubsub;
 mod relay_conformance;
 mod robustness;

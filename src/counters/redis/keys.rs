@@ -37,6 +37,10 @@ pub(super) fn credit_ops_key() -> String {
 pub(super) fn marker_key() -> String {
     key(&["marker"])
 }
+/// Set while Redis is loaded from the ledger: credits wait (`credit.lua`).
+pub(super) fn load_fence_key() -> String {
+    key(&["loading"])
+}
 /// Names of the rooms' sharded pub/sub channels, `{gs}:ev:<db>:<room>`.
 ///
 /// Keys live in one logical database, but pub/sub channels span all of

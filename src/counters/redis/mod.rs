@@ -332,6 +332,7 @@ impl Counters for RedisCounters {
             .credit
             .key(wallet_key(user))
             .key(credit_ops_key())
+            .key(load_fence_key())
             .arg(op_id)
             .arg(coins)
             .arg(AMOUNT_MAX)
@@ -340,6 +341,9 @@ impl Counters for RedisCounters {
             .map_err(script_err)?;
         match reply.first().map(String::as_str) {
             Some("OK") => parse(reply.get(1), "balance"),
+            Some("E") if reply.get(1).map(String::as_str) == Some("loading") => {
+                Err(CountersError::Loading)
+            }
             Some("E") => Err(CountersError::Invalid("balance overflow")),
             _ => Err(CountersError::Corrupt(
                 "redis: bad credit script answer".into(),

@@ -132,7 +132,27 @@ impl RedisCounters {
     /// repairs are compare-and-set, so a gift racing the repair wins and the
     /// item is counted in `repair_skipped`. Sets the
     /// `giftstream_reconcile_drift` gauge.
+    ///
+    /// A repair of a Redis that lost its data raises the load fence
+    /// ([`Self::raise_load_fence`]) before reading the ledger, so no credit
+    /// lands between the snapshot and the load (the load would overwrite
+    /// it with the older balance).
     pub async fn reconcile<L: GiftRecords + ?Sized>(
+        &self,
+        ledger: &L,
+        repair: bool,
+    ) -> Result<ReconcileReport> {
+        if !repair || self.is_loaded().await? {
+            return self.reconcile_once(ledger, repair).await;
+        }
+        self.raise_load_fence().await?;
+        let r = self.reconcile_once(ledger, repair).await;
+        // Lifted by the load; also when there was nothing to load or it failed.
+        self.lift_load_fence().await?;
+        r
+    }
+
+    async fn reconcile_once<L: GiftRecords + ?Sized>(
         &self,
         ledger: &L,
         repair: bool,

@@ -5,6 +5,41 @@ use super::scripts::*;
 use super::*;
 
 impl RedisCounters {
+    /// Whether Redis holds loaded giftstream state (`{gs}:marker`).
+    pub async fn is_loaded(&self) -> Result<bool> {
+        redis::cmd("EXISTS")
+            .arg(marker_key())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(redis_err)
+    }
+
+    /// Raise the load fence before reading the ledger's snapshot for a
+    /// load: credits wait (`credit.lua` answers `loading`) until the load
+    /// ends ([`Self::lift_load_fence`]) or `counters.load_fence_ms` passes.
+    /// A credit that reached Redis before the fence reached the ledger
+    /// before it too (ledger first), so the snapshot has it; one refused
+    /// by the fence is retried after the load and applied once.
+    pub async fn raise_load_fence(&self) -> Result<()> {
+        redis::cmd("SET")
+            .arg(load_fence_key())
+            .arg(1)
+            .arg("PX")
+            .arg(self.cfg.load_fence_ms.max(1))
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(redis_err)
+    }
+
+    /// Lift the load fence (credits apply again).
+    pub async fn lift_load_fence(&self) -> Result<()> {
+        redis::cmd("DEL")
+            .arg(load_fence_key())
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(redis_err)
+    }
+
     /// Every unsettled entry of the stream, at most `counters.pending_len_max`
     /// plus one chunk.
     pub(super) async fn scan_pending(&self) -> Result<Vec<(String, PendingGift)>> {
@@ -182,7 +217,7 @@ impl RedisCounters {
             .query_async(&mut conn)
             .await
             .map_err(redis_err)?;
-        Ok(())
+        self.lift_load_fence().await
     }
 
     /// [`Counters::restore`] on Redis.
@@ -203,7 +238,8 @@ impl RedisCounters {
                 let extra = slack.get(&target.key()).copied().unwrap_or(0);
                 self.ensure_target_slack(target, info, extra).await?;
             }
-            return Ok(());
+            // Another node loaded it meanwhile: no fence of ours to keep.
+            return self.lift_load_fence().await;
         }
         // Without the ledger at hand every entry still in the stream counts
         // as unsettled: a balance can only come out too low (never an

@@ -1,0 +1,133 @@
+//! Found by the chaos campaign (docs/RELIABILITY.md, redis-flush): after
+//! Redis lost its data, `reconcile --repair` (and a node's start) loads
+//! wallets from a ledger snapshot. A coin purchase paid between the
+//! snapshot and the load (ledger first, then the Redis credit) was
+//! overwritten by the older balance while its op id stayed applied, so
+//! the wallet stayed short for good. The load fence makes such a credit
+//! wait (a retryable refusal) until the load is done.
+
+use crate::common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use giftstream::config::{CountersConfig, HubConfig};
+use giftstream::counters::redis::RedisCounters;
+use giftstream::counters::Counters;
+use giftstream::error::{ErrorCode, Result};
+use giftstream::ledger::{self, CreditOp, Ledger};
+use giftstream::model::{GiftRecords, Snapshot, Target};
+use parking_lot::Mutex;
+
+/// The ledger, except that a purchase is paid right after each snapshot
+/// is read: in the ledger, then in Redis (as the webhook does).
+struct PaidAfterSnapshot {
+    inner: Arc<dyn Ledger>,
+    red: Arc<RedisCounters>,
+    op: CreditOp,
+    /// What the racing Redis credit answered.
+    answered: Mutex<Vec<std::result::Result<i64, ErrorCode>>>,
+}
+
+#[async_trait]
+impl GiftRecords for PaidAfterSnapshot {
+    async fn snapshot(&self, recent_ms: i64, seq_gap: u64) -> Result<Snapshot> {
+        let s = GiftRecords::snapshot(self.inner.as_ref(), recent_ms, seq_gap).await?;
+        if self.answered.lock().is_empty() {
+            self.inner.credit(&self.op).await?;
+            let r = self
+                .red
+                .credit(&self.op.user, self.op.coins, &self.op.op_id)
+                .await
+                .map_err(|e| e.code());
+            self.answered.lock().push(r);
+        }
+        Ok(s)
+    }
+    async fn has_gift(&self, target: &str, seq: u64) -> Result<bool> {
+        GiftRecords::has_gift(self.inner.as_ref(), target, seq).await
+    }
+    async fn follower_counts(&self) -> Result<Vec<(String, i64)>> {
+        GiftRecords::follower_counts(self.inner.as_ref()).await
+    }
+}
+
+#[tokio::test]
+async fn a_purchase_paid_during_the_repair_of_a_lost_redis_is_not_lost() {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
+        return;
+    };
+    let ledger = ledger::open("sqlite::memory:", 1).await.unwrap();
+    let cfg = CountersConfig {
+        url: "redis://unused".into(),
+        ..CountersConfig::default()
+    };
+    let red = Arc::new(
+        RedisCounters::connect(&url, cfg, HubConfig::default())
+            .await
+            .unwrap(),
+    );
+    red.restore(ledger.snapshot(86_400_000, 0).await.unwrap())
+        .await
+        .unwrap();
+    let room = format!("fence{db}");
+    ledger
+        .open_target(&Target::room(&room), "cr")
+        .await
+        .unwrap();
+    let grant = CreditOp {
+        op_id: "grant:a".into(),
+        kind: "grant".into(),
+        user: "a".into(),
+        coins: 100,
+    };
+    ledger.credit(&grant).await.unwrap();
+    red.credit("a", 100, "grant:a").await.unwrap();
+
+    // Redis loses everything (FLUSHDB: FLUSHALL would hit other tests).
+    let mut c = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    let racing = PaidAfterSnapshot {
+        inner: ledger.clone(),
+        red: red.clone(),
+        op: CreditOp {
+            op_id: "purchase:pi_race".into(),
+            kind: "purchase".into(),
+            user: "a".into(),
+            coins: 70,
+        },
+        answered: Mutex::new(Vec::new()),
+    };
+    let fixed = red.reconcile(&racing, true).await.unwrap();
+    assert!(fixed.repaired && fixed.redis_empty, "{fixed:?}");
+    // The racing credit was told to wait (nothing changed, retry)...
+    let answered = racing.answered.lock().clone();
+    assert_eq!(
+        answered,
+        vec![Err(ErrorCode::Internal)],
+        "the credit waits for the load"
+    );
+    // ...and its retry (the webhook's redelivery) applies it once.
+    assert_eq!(red.credit("a", 70, "purchase:pi_race").await.unwrap(), 170);
+    assert_eq!(red.credit("a", 70, "purchase:pi_race").await.unwrap(), 170);
+    let in_ledger = ledger
+        .balance(&ledger::account::wallet("a"), ledger::COIN)
+        .await
+        .unwrap();
+    assert_eq!((red.balance("a").await.unwrap(), in_ledger), (170, 170));
+    let after = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert_eq!(after.drift(), 0, "{after:?}");
+    // The fence is gone: credits apply at once again.
+    let late = CreditOp {
+        op_id: "grant:a2".into(),
+        kind: "grant".into(),
+        user: "a".into(),
+        coins: 5,
+    };
+    ledger.credit(&late).await.unwrap();
+    assert_eq!(red.credit("a", 5, "grant:a2").await.unwrap(), 175);
+}
