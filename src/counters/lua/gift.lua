@@ -69,25 +69,28 @@ local ts = tonumber(ARGV[2])
 local window = tonumber(ARGV[11])
 -- The sender's streak on this target: a different gift, or one after the
 -- window, ends it first (its combo_end takes the seq before this gift's).
-local prev = redis.call('HMGET', KEYS[5], 'g', 'lt')
+local prev = redis.call('HMGET', KEYS[5], 'g', 'lt', 'n', 'co', 'd')
 if prev[1] and (prev[1] ~= ARGV[9] or ts - tonumber(prev[2]) > window) then
   combo_end_streak(KEYS[5], KEYS[4], KEYS[8], KEYS[9], ARGV[23], ARGV[8], ts, ts)
   prev = {false}
 end
 local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+local sseq, sdue = int(seq), int(ts + window)
 redis.call('INCRBY', ARGV[13] .. creator, ARGV[6])
 local ticket = redis.call('INCR', KEYS[7])
 
+-- The streak: one HSET with the new totals (read by the HMGET above)
+-- rather than an HINCRBY per total.
 local combo
 if prev[1] then
-  combo = redis.call('HINCRBY', KEYS[5], 'n', ARGV[7])
-  redis.call('HINCRBY', KEYS[5], 'co', ARGV[5])
-  redis.call('HINCRBY', KEYS[5], 'd', ARGV[6])
-  redis.call('HSET', KEYS[5], 'sl', int(seq), 'lt', ARGV[2], 'du', int(ts + window))
+  combo = tonumber(prev[3] or '0') + tonumber(ARGV[7])
+  redis.call('HSET', KEYS[5], 'n', int(combo),
+    'co', int(tonumber(prev[4] or '0') + coins), 'd', int(tonumber(prev[5] or '0') + tonumber(ARGV[6])),
+    'sl', sseq, 'lt', ARGV[2], 'du', sdue)
 else
   combo = tonumber(ARGV[7])
   redis.call('HSET', KEYS[5], 'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6],
-    'sf', int(seq), 'sl', int(seq), 'lt', ARGV[2], 'du', int(ts + window),
+    'sf', sseq, 'sl', sseq, 'lt', ARGV[2], 'du', sdue,
     'j', ARGV[22], 'ch', ARGV[14], 'h', ARGV[17], 'hl', ARGV[18], 'ha', ARGV[19],
     'ik', ik, 'ih', ih, 'ic', ic, 'ij', inbox_head(creator), 'wm', ARGV[29])
   redis.call('SADD', KEYS[8], ARGV[8])
@@ -98,10 +101,11 @@ redis.call('PEXPIRE', KEYS[8], ARGV[24])
 redis.call('ZADD', KEYS[9], ts + window, ARGV[23])
 redis.call('PEXPIRE', KEYS[9], ARGV[24])
 
+local sbal, sticket, scombo = int(balance), int(ticket), int(combo)
 local fields = {
-  't', ARGV[10], 's', int(seq), 'u', ARGV[8], 'c', ARGV[1], 'r', creator,
-  'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6], 'b', int(balance),
-  'ts', ARGV[2], 'k', int(ticket)}
+  't', ARGV[10], 's', sseq, 'u', ARGV[8], 'c', ARGV[1], 'r', creator,
+  'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6], 'b', sbal,
+  'ts', ARGV[2], 'k', sticket}
 if ARGV[25] ~= '' then
   fields[#fields + 1] = 'm'
   fields[#fields + 1] = ARGV[25]
@@ -109,16 +113,21 @@ end
 redis.call('XADD', KEYS[6], '*', unpack(fields))
 
 local ttl = tonumber(ARGV[3])
-local answer = int(seq) .. ':' .. int(balance) .. ':' .. int(ticket)
+local answer = sseq .. ':' .. sbal .. ':' .. sticket
 redis.call('SET', KEYS[1], answer, 'EX', ttl)
 -- The id index: score = ts, member = 16-digit ticket ':' client id, so
 -- ids of one millisecond still leave in acceptance order. An evicted
 -- member deletes its answer only if the answer is still its own (the id
 -- may have expired and been used again since).
 redis.call('ZADD', KEYS[2], ts, string.format('%016.0f', ticket) .. ':' .. ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. int(ts - ttl * 1000))
+-- Expired ids leave only when the index is over its cap (the same ids
+-- are evicted either way: an expired one first, and its answer is gone).
 local kept = redis.call('ZCARD', KEYS[2])
 local keep_max = tonumber(ARGV[4])
+if kept > keep_max then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. int(ts - ttl * 1000))
+  kept = redis.call('ZCARD', KEYS[2])
+end
 if kept > keep_max then
   local old = redis.call('ZPOPMIN', KEYS[2], kept - keep_max)
   for i = 1, #old, 2 do
@@ -135,13 +144,13 @@ end
 redis.call('PEXPIRE', KEYS[2], ttl * 1000)
 
 if ARGV[14] ~= '' then
-  local event = ARGV[15] .. ',"seq":' .. int(seq) .. ',"combo":' .. int(combo) .. '}'
+  local event = ARGV[15] .. ',"seq":' .. sseq .. ',"combo":' .. scombo .. '}'
   -- Room history: entry id `<seq>-0`, so XRANGE by seq is direct. pcall:
   -- this is past the commit point, and an id not above the stream's last
   -- (a stream that outlived its room's seq) must not fail the gift; the
   -- stale history is dropped instead (a resume into it gets history_gone).
   local hist = ARGV[17]
-  local id = int(seq) .. '-0'
+  local id = sseq .. '-0'
   local added = redis.pcall('XADD', hist, 'MAXLEN', '~', ARGV[18], id, 'e', event, 'ts', ARGV[2])
   if type(added) == 'table' and added.err then
     redis.call('DEL', hist)
@@ -164,9 +173,9 @@ if ARGV[14] ~= '' then
   -- The creator's inbox: the event as a viewer sees it (with its type).
   local ievent = event
   if ARGV[30] ~= '' then
-    ievent = ARGV[30] .. ',"seq":' .. int(seq) .. ',"combo":' .. int(combo) .. '}'
+    ievent = ARGV[30] .. ',"seq":' .. sseq .. ',"combo":' .. scombo .. '}'
   end
   inbox_put(ik, ih, ic, inbox_head(creator), '{"type":"gift_event",' .. string.sub(ievent, 2),
     ARGV[2], ARGV[18], ARGV[19])
 end
-return {'OK', int(seq), int(balance), int(ticket), int(combo)}
+return {'OK', sseq, sbal, sticket, scombo}
