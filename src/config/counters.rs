@@ -65,6 +65,13 @@ pub struct CountersConfig {
     /// the load); the fence lifts at the end of the load, or after this
     /// long if the loader died, ms.
     pub load_fence_ms: u64,
+    /// Redis: gifts sent in one script call at most (issue 16: the gifts
+    /// waiting while earlier calls are in flight leave together; a lone
+    /// gift never waits). 1: one call per gift.
+    pub gift_batch_len_max: usize,
+    /// Redis: gift script calls (batches) in flight at once per node, at
+    /// most; the gifts arriving meanwhile form the next batch.
+    pub gift_batches_in_flight_max: usize,
 }
 
 impl Default for CountersConfig {
@@ -85,6 +92,8 @@ impl Default for CountersConfig {
             combo_end_late_ms_max: 600_000,
             streak_end_queue_len_max: 100_000,
             load_fence_ms: 300_000,
+            gift_batch_len_max: 64,
+            gift_batches_in_flight_max: 2,
         }
     }
 }

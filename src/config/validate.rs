@@ -424,10 +424,24 @@ impl Config {
                 "counters.streak_end_queue_len_max",
                 self.counters.streak_end_queue_len_max as u64,
             ),
+            (
+                "counters.gift_batch_len_max",
+                self.counters.gift_batch_len_max as u64,
+            ),
+            (
+                "counters.gift_batches_in_flight_max",
+                self.counters.gift_batches_in_flight_max as u64,
+            ),
         ] {
             if v == 0 {
                 return bad(key, "must be greater than 0");
             }
+        }
+        if self.counters.gift_batch_len_max > 1024 {
+            return bad("counters.gift_batch_len_max", "at most 1024");
+        }
+        if self.counters.gift_batches_in_flight_max > 64 {
+            return bad("counters.gift_batches_in_flight_max", "at most 64");
         }
         if self.counters.pending_len_max < self.settlement.batch_len_max {
             return bad(

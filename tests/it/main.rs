@@ -29,6 +29,7 @@ mod multinode;
 mod multiprocess;
 mod pages;
 mod payments;
+mod redis_batch;
 mod redis_engine;
 mod redis_load_fence;
 mod redis_pubsub;

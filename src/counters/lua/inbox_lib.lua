@@ -17,8 +17,10 @@ end
 
 -- Put message `ev` (a server message's JSON, with its `type`) into the
 -- inbox of hash `ik`, history `hk`, channel `ch`, envelope head `head`;
--- `now` is the history entry's time. Answers the inbox seq.
-local function inbox_put(ik, hk, ch, head, ev, now, len_max, age_ms)
+-- `now` is the history entry's time. Answers the inbox seq. `expire`, when
+-- given, sets the history's TTL instead of a PEXPIRE here (gift.lua defers
+-- it to the end of its call: once per key per batch).
+local function inbox_put(ik, hk, ch, head, ev, now, len_max, age_ms, expire)
   local seq = redis.call('HINCRBY', ik, 'seq', 1)
   if seq == 1 then
     -- A fresh inbox hash: after Redis lost its data the restore set a
@@ -40,7 +42,11 @@ local function inbox_put(ik, hk, ch, head, ev, now, len_max, age_ms)
     redis.call('DEL', hk)
     redis.call('XADD', hk, 'MAXLEN', '~', len_max, id, 'e', env, 'ts', now)
   end
-  redis.call('PEXPIRE', hk, age_ms)
+  if expire then
+    expire(hk, age_ms)
+  else
+    redis.call('PEXPIRE', hk, age_ms)
+  end
   redis.call('SPUBLISH', ch, env)
   return seq
 end

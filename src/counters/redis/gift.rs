@@ -1,4 +1,5 @@
-//! The atomic gift: one `gift.lua` round trip, then the event to the room.
+//! The atomic gift: one `gift.lua` step (alone, or in a batch of the
+//! node's waiting gifts: `batch`), then the event to the room.
 
 use super::combo::{due_key, due_member, end_head, streak_index_key, streak_key, streak_ttl_ms};
 use super::keys::*;
@@ -57,52 +58,68 @@ impl RedisCounters {
         };
         let streak_head = end_head(&req.target, &req.sender, &req.gift.id)?;
         let idem = idem_prefix(&req.sender);
-        let reply: Vec<String> = self
-            .scripts
-            .gift
-            .key(format!("{idem}{}", req.client_id))
-            .key(key(&["idz", &req.sender]))
-            .key(wallet_key(&req.sender))
-            .key(target_key(&tkey))
-            .key(streak_key(&tkey, &req.sender))
-            .key(stream_key())
-            .key(ticket_key())
-            .key(streak_index_key(&tkey))
-            .key(due_key())
-            .arg(&req.client_id)
-            .arg(req.ts)
-            .arg(self.cfg.idempotency_ttl_s)
-            .arg(self.cfg.idempotency_keys_per_wallet_max)
-            .arg(coins)
-            .arg(diamonds)
-            .arg(req.count)
-            .arg(&req.sender)
-            .arg(&req.gift.id)
-            .arg(&tkey)
-            .arg(self.cfg.combo_window_ms)
-            .arg(self.cfg.pending_len_max)
-            .arg(pending_prefix())
-            .arg(&channel)
-            .arg(&head)
-            .arg(&idem)
-            .arg(&hist)
-            .arg(self.hub_cfg.history_len_max)
-            .arg(self.hub_cfg.history_age_ms_max)
-            .arg(&top)
-            .arg(self.hub_cfg.room_gifters_max)
-            .arg(&streak_head)
-            .arg(due_member(&tkey, &req.sender))
-            .arg(streak_ttl_ms(&self.cfg))
-            .arg(stored_message.unwrap_or(""))
-            .arg(inbox_key(""))
-            .arg(history_key(&Topic::inbox("").hub_key()))
-            .arg(self.channels.room(&Topic::inbox("").hub_key()))
-            .arg(self.cfg.streak_end_queue_len_max)
-            .arg(&inbox_head)
-            .arg(super::blocks::blocks_prefix())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(script_err)?;
+        // gift.lua's KEYS and ARGV (see the script), in its order.
+        let keys = vec![
+            format!("{idem}{}", req.client_id),
+            key(&["idz", &req.sender]),
+            wallet_key(&req.sender),
+            target_key(&tkey),
+            streak_key(&tkey, &req.sender),
+            stream_key(),
+            ticket_key(),
+            streak_index_key(&tkey),
+            due_key(),
+        ];
+        let args = vec![
+            req.client_id.clone(),
+            req.ts.to_string(),
+            self.cfg.idempotency_ttl_s.to_string(),
+            self.cfg.idempotency_keys_per_wallet_max.to_string(),
+            coins.to_string(),
+            diamonds.to_string(),
+            req.count.to_string(),
+            req.sender.clone(),
+            req.gift.id.clone(),
+            tkey.clone(),
+            self.cfg.combo_window_ms.to_string(),
+            self.cfg.pending_len_max.to_string(),
+            pending_prefix(),
+            channel,
+            head,
+            idem,
+            hist,
+            self.hub_cfg.history_len_max.to_string(),
+            self.hub_cfg.history_age_ms_max.to_string(),
+            top,
+            self.hub_cfg.room_gifters_max.to_string(),
+            streak_head,
+            due_member(&tkey, &req.sender),
+            streak_ttl_ms(&self.cfg).to_string(),
+            stored_message.unwrap_or("").to_string(),
+            inbox_key(""),
+            history_key(&Topic::inbox("").hub_key()),
+            self.channels.room(&Topic::inbox("").hub_key()),
+            self.cfg.streak_end_queue_len_max.to_string(),
+            inbox_head,
+            super::blocks::blocks_prefix(),
+        ];
+        let reply = match &self.batcher {
+            Some(b) => b.call(keys, args).await?,
+            None => {
+                let mut inv = self.scripts.gift.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                for a in &args {
+                    inv.arg(a);
+                }
+                let reply: Vec<String> = inv
+                    .invoke_async(&mut self.conn())
+                    .await
+                    .map_err(script_err)?;
+                reply
+            }
+        };
         match reply.first().map(String::as_str) {
             Some("OK") => {
                 let seq = parse(reply.get(1), "seq")?;

@@ -45,6 +45,7 @@ use crate::model::{
     TargetInfo, TargetKind,
 };
 
+mod batch;
 mod blocks;
 mod combo;
 mod followers;
@@ -119,6 +120,9 @@ pub struct RedisCounters {
     inflight: Mutex<VecDeque<(String, Vec<EntryRef>)>>,
     hub_cfg: HubConfig,
     channels: Channels,
+    /// Sends gifts in batches (`counters.gift_batch_len_max` > 1), else none:
+    /// one script call per gift.
+    batcher: Option<batch::Batcher>,
     /// Stops this node's streak reaper when the engine is dropped.
     _reaper: tokio_util::sync::DropGuard,
 }
@@ -143,6 +147,7 @@ impl RedisCounters {
         let scripts = Scripts::new();
         for s in [
             &scripts.gift,
+            &scripts.gift_batch,
             &scripts.credit,
             &scripts.target_put,
             &scripts.end_room,
@@ -161,6 +166,14 @@ impl RedisCounters {
         // stops when this engine is dropped.
         let reaper = tokio_util::sync::CancellationToken::new();
         combo::spawn_reaper(conn.clone(), &cfg, reaper.clone());
+        let batcher = (cfg.gift_batch_len_max > 1).then(|| {
+            batch::Batcher::spawn(
+                conn.clone(),
+                scripts.gift_batch.clone(),
+                cfg.gift_batch_len_max,
+                cfg.gift_batches_in_flight_max,
+            )
+        });
         Ok(RedisCounters {
             client,
             conn,
@@ -172,6 +185,7 @@ impl RedisCounters {
             inflight: Mutex::new(VecDeque::new()),
             hub_cfg,
             channels,
+            batcher,
             _reaper: reaper.drop_guard(),
         })
     }
@@ -181,6 +195,13 @@ impl RedisCounters {
     pub fn with_claim_idle_ms(mut self, ms: u64) -> RedisCounters {
         self.claim_idle_ms = ms;
         self
+    }
+
+    /// Gift script calls this node's batcher sent and the gifts in them
+    /// (`counters.gift_batch_len_max` > 1; else (0, 0)): diagnostics, and
+    /// the tests' proof that gifts were batched.
+    pub fn gift_batch_stats(&self) -> (u64, u64) {
+        self.batcher.as_ref().map_or((0, 0), |b| b.stats())
     }
 
     /// This process's consumer name in the settlement group.

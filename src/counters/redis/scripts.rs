@@ -32,6 +32,7 @@ pub(super) fn parse<T: std::str::FromStr>(v: Option<&String>, what: &str) -> Res
 
 pub(super) struct Scripts {
     pub(super) gift: Script,
+    pub(super) gift_batch: Script,
     pub(super) credit: Script,
     pub(super) target_put: Script,
     pub(super) end_room: Script,
@@ -49,7 +50,14 @@ impl Scripts {
             gift: Script::new(concat!(
                 include_str!("../lua/inbox_lib.lua"),
                 include_str!("../lua/combo_lib.lua"),
-                include_str!("../lua/gift.lua")
+                include_str!("../lua/gift.lua"),
+                include_str!("../lua/gift_single.lua")
+            )),
+            gift_batch: Script::new(concat!(
+                include_str!("../lua/inbox_lib.lua"),
+                include_str!("../lua/combo_lib.lua"),
+                include_str!("../lua/gift.lua"),
+                include_str!("../lua/gift_batch.lua")
             )),
             credit: Script::new(include_str!("../lua/credit.lua")),
             target_put: Script::new(include_str!("../lua/target_put.lua")),
