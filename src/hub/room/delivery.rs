@@ -20,6 +20,33 @@ impl Room {
         }
     }
 
+    /// An event with `seq` arrives while the room is at `last_seq`: any
+    /// seq between them never reached this node (a relayed event lost, a
+    /// room whose seqs jumped after Redis lost its data, a node whose
+    /// `joined.seq` was older than the room's). Every subscriber that gets
+    /// each event (not coalescing) is told, as `skipped` before the event
+    /// (or as soon as it fits), so that no gap reaches a viewer unannounced
+    /// (PROTOCOL: a gap is announced by `skipped` or `history_gone`; the
+    /// viewer may `resume` to fetch what history still holds).
+    pub(super) fn announce_gap(&mut self, seq: u64) {
+        let from = self.last_seq + 1;
+        if seq <= from {
+            return;
+        }
+        let to = seq - 1;
+        metrics::counter!("giftstream_relay_gap_seqs_total").increment(to - from + 1);
+        for s in self.subs.iter_mut().filter(|s| !s.dead && !s.sub.coalesce) {
+            let from = from.max(s.seen_seq + 1);
+            if from > to {
+                continue;
+            }
+            s.skip = Some(match s.skip {
+                Some((a, _)) => (a.min(from), to),
+                None => (from, to),
+            });
+        }
+    }
+
     /// Queue each pending `skipped` note that fits now: the live may have
     /// gone quiet, and a viewer must not wait for the next gift to learn
     /// that it missed the last ones. Re-armed while any is still pending.

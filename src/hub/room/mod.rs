@@ -378,6 +378,7 @@ impl Room {
             metrics::counter!("giftstream_stale_events_total").increment(1);
             return;
         }
+        self.announce_gap(ev.seq);
         let seq = ev.seq;
         self.last_seq = seq;
         self.count_gift(&ev);
@@ -393,6 +394,7 @@ impl Room {
             metrics::counter!("giftstream_stale_events_total").increment(1);
             return;
         }
+        self.announce_gap(end.seq);
         self.last_seq = end.seq;
         self.flush_combos();
         let seq = end.seq;
@@ -406,6 +408,7 @@ impl Room {
             metrics::counter!("giftstream_stale_events_total").increment(1);
             return;
         }
+        self.announce_gap(m.seq);
         self.last_seq = m.seq;
         let seq = m.seq;
         self.publish(seq, ServerMsg::GiftMessage(m), true);
@@ -418,6 +421,7 @@ impl Room {
             metrics::counter!("giftstream_stale_events_total").increment(1);
             return;
         }
+        self.announce_gap(ev.seq);
         self.last_seq = ev.seq;
         let seq = ev.seq;
         self.publish(seq, ServerMsg::InboxEvent(ev), true);

@@ -284,3 +284,61 @@ fn a_combo_end_flushes_the_pending_step_first_reaches_everyone_and_stays_in_hist
         kinds(&[("gift_event", 3), ("combo_end", 4), ("resumed", 4)])
     );
 }
+
+/// A seq that never reached this node (a relayed event lost, seqs that
+/// jumped after Redis lost its data) is announced as `skipped` before the
+/// next event, to every subscriber that gets each event; a coalescing one
+/// is not told (its feed is not every seq), and a subscriber that had
+/// already seen past the gap (a resume's backfill) is told only the rest.
+#[test]
+fn a_gap_in_the_seqs_reaching_the_room_is_announced_before_the_next_event() {
+    let mut r = room(8);
+    let (a, mut rx_a) = sub(1, 16);
+    r.on_join(a).unwrap();
+    let (mut c, mut rx_c) = sub(2, 16);
+    c.coalesce = true;
+    r.on_join(c).unwrap();
+    r.on_gift(event(1, "x", 1));
+    r.on_gift(event(2, "x", 1));
+    r.on_gift(event(400_005, "x", 1));
+    r.on_gift(event(400_006, "x", 1));
+    assert_eq!(
+        drained(&mut rx_a),
+        vec![
+            ("joined".into(), 0),
+            ("gift_event".into(), 1),
+            ("gift_event".into(), 2),
+            ("skipped".into(), 0),
+            ("gift_event".into(), 400_005),
+            ("gift_event".into(), 400_006),
+        ]
+    );
+    assert!(
+        !drained(&mut rx_c).iter().any(|(t, _)| t == "skipped"),
+        "a coalescing feed is not every seq: no note"
+    );
+    // The note's range is exactly the missing seqs.
+    let mut r = room(8);
+    let (a, mut rx_a) = sub(1, 16);
+    r.on_join(a).unwrap();
+    r.on_gift(event(3, "x", 1));
+    let frames: Vec<serde_json::Value> = std::iter::from_fn(|| match rx_a.try_recv() {
+        Some(Message::Text(t)) => Some(serde_json::from_str(t.as_str()).unwrap()),
+        _ => None,
+    })
+    .collect();
+    assert_eq!(frames[1]["type"], "skipped");
+    assert_eq!(
+        (frames[1]["from_seq"].as_u64(), frames[1]["to_seq"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(frames[2]["seq"], 3);
+    // Contiguous seqs: never a note.
+    let mut r = room(8);
+    let (a, mut rx_a) = sub(1, 16);
+    r.on_join(a).unwrap();
+    for s in 1..=5 {
+        r.on_gift(event(s, "x", 1));
+    }
+    assert!(!drained(&mut rx_a).iter().any(|(t, _)| t == "skipped"));
+}
