@@ -168,7 +168,7 @@ async fn watch(w: &World, ws: &mut Ws, seen: &mut Seen, me: &str, until: Instant
                 } else if seq > last + 1 {
                     if epoch != seen.epoch {
                         b.counts.gaps_across_data_loss += 1;
-                    } else if epoch > 0 && seq - last - 1 >= LOST_SEQ_JUMP_MIN {
+                    } else if epoch > 0 && seq - last > LOST_SEQ_JUMP_MIN {
                         // The jump itself, seen on a socket joined after
                         // the repair: a node that got no event of the room
                         // since answers `joined` with its seq from before
