@@ -102,6 +102,9 @@ pub struct Counts {
     /// Seq gaps that spanned a fault that loses Redis's data (the room's
     /// seqs jump by design; README).
     pub gaps_across_data_loss: u64,
+    /// A room's seq jump after Redis lost its data, seen on a socket made
+    /// after the repair (`joined.seq` from before the jump).
+    pub stale_joined_seq_jumps: u64,
     /// Events viewers received.
     pub viewer_events: u64,
     /// Node starts after a node exited on its own (fail-stop).

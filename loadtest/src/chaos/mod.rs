@@ -6,7 +6,7 @@
 //! Owns: [`ChaosArgs`], [`run`] (the campaign's loop: load, fault,
 //! recovery, quiesce, check) and its report. One file per concern:
 //! [`cluster`] (processes), [`faults`] (the schedule), [`books`] (what the
-//! clients know), [`load`] and [`viewers`] (the load), [`check`] (the
+//! clients know), [`load`], [`stripe`] and [`viewers`] (the load), [`check`] (the
 //! invariants).
 //! Must not: target anything but the loopback processes it started.
 
@@ -15,6 +15,7 @@ pub mod check;
 pub mod cluster;
 pub mod faults;
 pub mod load;
+pub mod stripe;
 pub mod viewers;
 
 use std::collections::{BTreeMap, HashMap};

@@ -23,6 +23,10 @@ use crate::conn::{Connector, Ws};
 use crate::token::Role;
 use crate::wire::{decode, Encoding, Out, Received};
 
+/// The smallest seq jump of a room after Redis lost its data:
+/// `2 × counters.pending_len_max` (200000 by default; README).
+const LOST_SEQ_JUMP_MIN: u64 = 400_000;
+
 /// What one viewer knows of its room.
 struct Seen {
     room: usize,
@@ -164,6 +168,12 @@ async fn watch(w: &World, ws: &mut Ws, seen: &mut Seen, me: &str, until: Instant
                 } else if seq > last + 1 {
                     if epoch != seen.epoch {
                         b.counts.gaps_across_data_loss += 1;
+                    } else if epoch > 0 && seq - last > LOST_SEQ_JUMP_MIN {
+                        // The jump itself, seen on a socket joined after
+                        // the repair: a node that got no event of the room
+                        // since answers `joined` with its seq from before
+                        // the jump (docs/RELIABILITY.md, findings).
+                        b.counts.stale_joined_seq_jumps += 1;
                     } else {
                         drop(b);
                         w.books.violation(format!(
