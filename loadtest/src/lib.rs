@@ -22,7 +22,8 @@
 //! - [`conservation`]: coins and diamonds add up after the run.
 //! - [`report`] and [`chart`]: the summary, the JSON line, the PNG.
 //! - [`markdown`]: tables for docs/BENCHMARKS.md from saved runs;
-//!   [`peers_table`]: the issue #16 table (giftstream, Node peer, floor).
+//!   [`peers_table`]: the issue #16 table (giftstream, Node peer, floor);
+//!   [`saved`]: the saved runs both read.
 //! - [`chaos`]: the fault campaign (`chaos`, docs/RELIABILITY.md).
 //!
 //! Everything is bounded: counts come from the command line, every wait has
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod peers_table;
 pub mod probe;
 pub mod report;
+pub mod saved;
 pub mod scenarios;
 pub mod sender;
 pub mod spawn;

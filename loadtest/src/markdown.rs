@@ -10,9 +10,11 @@
 //! Must not: run anything; it only reads files the script saved.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
+
+use crate::saved::{f, load, n, Run};
 
 /// Arguments of `markdown`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,42 +23,6 @@ pub struct MarkdownArgs {
     /// sibling `NAME.cmd` holds the command that made it.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-}
-
-/// One saved run: its file's name, its command, its JSON line.
-pub(crate) struct Run {
-    pub(crate) name: String,
-    pub(crate) cmd: String,
-    pub(crate) v: Value,
-}
-
-fn load(path: &Path) -> anyhow::Result<Run> {
-    let text = std::fs::read_to_string(path)?;
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .ok_or_else(|| anyhow::anyhow!("{}: no JSON line", path.display()))?;
-    let v: Value = serde_json::from_str(last)?;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let cmd = std::fs::read_to_string(path.with_extension("cmd")).unwrap_or_default();
-    Ok(Run {
-        name,
-        cmd: cmd.trim().to_string(),
-        v,
-    })
-}
-
-pub(crate) fn f(v: &Value, digits: usize) -> String {
-    v.as_f64()
-        .map_or_else(|| "–".into(), |x| format!("{x:.digits$}"))
-}
-
-pub(crate) fn n(v: &Value) -> String {
-    v.as_f64().map_or_else(|| "–".into(), |x| format!("{x:.0}"))
 }
 
 /// Render the tables for `args.files`.

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::markdown::{n, Run};
+use crate::saved::{n, Run};
 
 /// One row: its label, the run that answers it, and how a cell is read
 /// from one server's summary (giftstream's, the Node peer's, the floor's).

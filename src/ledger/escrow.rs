@@ -15,69 +15,13 @@
 //! app layer do).
 
 use async_trait::async_trait;
-use serde::Serialize;
 
 use super::marketplace::{Contract, MarketCursor};
+pub use super::marketplace::{ContractPayout, Deliverable, PayoutKind};
 use super::types::{CashoutEnd, StripeEventRef};
 use super::{account, Postings};
 use crate::error::Result;
 use crate::model::Fiat;
-
-/// What the creator delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Deliverable {
-    /// `http(s)://` link to the work.
-    pub url: String,
-    /// The creator's note.
-    pub note: String,
-    /// When submitted, ms since the epoch.
-    pub submitted_ms: i64,
-}
-
-/// Which way a contract's escrow is released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayoutKind {
-    /// A Transfer of the price less the fee to the creator's connected
-    /// account (approval).
-    Transfer,
-    /// A Refund of the price to the brand (rejection, cancellation).
-    Refund,
-}
-
-impl PayoutKind {
-    /// As stored and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PayoutKind::Transfer => "transfer",
-            PayoutKind::Refund => "refund",
-        }
-    }
-
-    /// A stored kind.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Transfer, Self::Refund]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
-}
-
-/// A contract's payout as its parties see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ContractPayout {
-    /// Transfer or refund.
-    pub kind: PayoutKind,
-    /// `pending` (Stripe's answer not recorded yet), `completed`, `failed`
-    /// (Stripe refused: the money is back in escrow, for an operator) or
-    /// `flagged` (Stripe holds a Transfer that does not match: the same).
-    pub status: String,
-    /// Cents moved: the price less the fee (transfer), the price (refund).
-    pub amount_cents: i64,
-    /// The platform's fee, cents (0 for a refund).
-    pub fee_cents: i64,
-    /// `tr_...` or `re_...` once known.
-    pub stripe_id: Option<String>,
-}
 
 /// A contract's payout as the payment flows drive it (one row per
 /// contract): the attempt rules of a cash-out.

@@ -130,6 +130,62 @@ pub struct Application {
     pub updated_ms: i64,
 }
 
+/// What the creator delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deliverable {
+    /// `http(s)://` link to the work.
+    pub url: String,
+    /// The creator's note.
+    pub note: String,
+    /// When submitted, ms since the epoch.
+    pub submitted_ms: i64,
+}
+
+/// Which way a contract's escrow is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutKind {
+    /// A Transfer of the price less the fee to the creator's connected
+    /// account (approval).
+    Transfer,
+    /// A Refund of the price to the brand (rejection, cancellation).
+    Refund,
+}
+
+impl PayoutKind {
+    /// As stored and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayoutKind::Transfer => "transfer",
+            PayoutKind::Refund => "refund",
+        }
+    }
+
+    /// A stored kind.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Transfer, Self::Refund]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A contract's payout as its parties see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContractPayout {
+    /// Transfer or refund.
+    pub kind: PayoutKind,
+    /// `pending` (Stripe's answer not recorded yet), `completed`, `failed`
+    /// (Stripe refused: the money is back in escrow, for an operator) or
+    /// `flagged` (Stripe holds a Transfer that does not match: the same).
+    pub status: String,
+    /// Cents moved: the price less the fee (transfer), the price (refund).
+    pub amount_cents: i64,
+    /// The platform's fee, cents (0 for a refund).
+    pub fee_cents: i64,
+    /// `tr_...` or `re_...` once known.
+    pub stripe_id: Option<String>,
+}
+
 /// A contract: an accepted application.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Contract {
@@ -158,7 +214,7 @@ pub struct Contract {
     /// When the payment reached the escrow.
     pub paid_ms: Option<i64>,
     /// The creator's deliverable, once submitted.
-    pub deliverable: Option<super::escrow::Deliverable>,
+    pub deliverable: Option<Deliverable>,
     /// When the review ends and the deliverable is approved automatically
     /// (`submitted_ms + marketplace.review_s_max * 1000`).
     pub review_due_ms: Option<i64>,
@@ -166,7 +222,7 @@ pub struct Contract {
     pub disputed: bool,
     /// The payout (a Transfer on approval, a Refund after a rejection or
     /// cancellation of a funded contract), once started.
-    pub payout: Option<super::escrow::ContractPayout>,
+    pub payout: Option<ContractPayout>,
 }
 
 /// A creator's lives over a period, from the `live_viewers` records.
