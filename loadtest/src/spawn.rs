@@ -119,22 +119,9 @@ impl SpawnedServer {
     /// Start the floor server (`floor-server`, this same binary) on a free
     /// loopback port; answers once it is healthy.
     pub async fn start_floor() -> anyhow::Result<SpawnedServer> {
-        let dir = tempfile::Builder::new()
-            .prefix("giftstream-floor-")
-            .tempdir()?;
-        let addr = free_port()?;
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let child = Command::new(std::env::current_exe()?)
-            .arg("floor-server")
-            .arg("--listen")
-            .arg(addr.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the floor server")?;
-        SpawnedServer::ready(child, addr, dir, "floor").await
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("floor-server");
+        SpawnedServer::start_reference(cmd, "floor", "starting the floor server").await
     }
 
     /// Start the Node peer (`node loadtest/node-peer/server.js`, or the
@@ -151,13 +138,30 @@ impl SpawnedServer {
             "the Node peer's `ws` is not installed: npm ci --prefix {}",
             script.parent().unwrap_or(Path::new(".")).display()
         );
+        let mut cmd = Command::new("node");
+        cmd.arg(&script);
+        SpawnedServer::start_reference(
+            cmd,
+            "node-peer",
+            "starting the Node peer (is `node` on PATH?)",
+        )
+        .await
+    }
+
+    /// Start a reference server (`cmd`, given `--listen` on a free loopback
+    /// port, its stderr logged in a temporary directory named after `name`)
+    /// and wait until it is healthy.
+    async fn start_reference(
+        mut cmd: Command,
+        name: &str,
+        what: &'static str,
+    ) -> anyhow::Result<SpawnedServer> {
         let dir = tempfile::Builder::new()
-            .prefix("giftstream-node-peer-")
+            .prefix(&format!("giftstream-{name}-"))
             .tempdir()?;
         let addr = free_port()?;
         let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let child = Command::new("node")
-            .arg(&script)
+        let child = cmd
             .arg("--listen")
             .arg(addr.to_string())
             .stdin(Stdio::null())
@@ -165,8 +169,8 @@ impl SpawnedServer {
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()
-            .context("starting the Node peer (is `node` on PATH?)")?;
-        SpawnedServer::ready(child, addr, dir, "node").await
+            .context(what)?;
+        SpawnedServer::ready(child, addr, dir, name).await
     }
 
     /// Wait for `/healthz` of a just started child.
