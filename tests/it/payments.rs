@@ -1315,6 +1315,34 @@ async fn contract_double_checks_shapes_and_idempotency_keys_as_stripe_documents(
         .unwrap();
     assert_eq!(t1["id"], t2["id"]);
     assert_eq!(d.transfers().len(), 1);
+    // A destination charge (a tip) with no localstripe behind the double
+    // (the chaos campaign): made here, once per key, to the account.
+    let tip = vec![
+        ("amount", "700".to_string()),
+        ("currency", "usd".into()),
+        ("transfer_data[destination]", acct.clone()),
+        ("metadata[giftstream_kind]", "tip".into()),
+    ];
+    let r = post("/v1/payment_intents", Some("k-tip"), tip.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pi1: Value = r.json().await.unwrap();
+    assert_eq!(pi1["amount"], 700);
+    assert_eq!(pi1["status"], "requires_payment_method");
+    assert_eq!(pi1["transfer_data"]["destination"], acct.as_str());
+    assert_eq!(pi1["metadata"]["giftstream_kind"], "tip");
+    let pi2: Value = post("/v1/payment_intents", Some("k-tip"), tip)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pi1["id"], pi2["id"]);
+    let charges = d.destination_charges();
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0].destination, acct);
+    assert_eq!(charges[0].amount, 700);
     // Account links need a known account and both URLs.
     let r = post(
         "/v1/account_links",

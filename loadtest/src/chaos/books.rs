@@ -49,13 +49,16 @@ pub struct GiftRec {
     pub at: std::time::Instant,
 }
 
-/// A purchase (a signed `payment_intent.succeeded`).
+/// A payment: a coin purchase or a tip (a signed
+/// `payment_intent.succeeded`).
 #[derive(Debug, Clone)]
 pub struct Purchase {
-    /// Buyer.
+    /// Buyer (or tipper).
     pub user: String,
-    /// Coins.
+    /// Coins (0 for a tip).
     pub coins: i64,
+    /// A tip: the creator tipped and the cents (all of them theirs).
+    pub tip: Option<(String, i64)>,
     /// The event body, as delivered every time.
     pub body: String,
     /// Answered 200 by some node.
@@ -77,6 +80,10 @@ pub struct Counts {
     pub gifts_lost_allowed: u64,
     /// Purchases credited.
     pub purchases: u64,
+    /// Tips paid (their event taken).
+    pub tips: u64,
+    /// Purchases and tips given up: no PaymentIntent after 10 tries.
+    pub payment_intents_failed: u64,
     /// Webhook deliveries (every attempt).
     pub webhook_deliveries: u64,
     /// Deliveries of an event already delivered.
@@ -120,7 +127,7 @@ pub struct BooksInner {
     pub gifts: HashMap<String, GiftRec>,
     /// Coins granted by the admin, per user.
     pub granted: BTreeMap<String, i64>,
-    /// Purchases by PaymentIntent id.
+    /// Purchases and tips by PaymentIntent id.
     pub purchases: BTreeMap<String, Purchase>,
     /// Cash-outs by id: (creator, diamonds, last status).
     pub cashouts: BTreeMap<String, (String, i64, String)>,

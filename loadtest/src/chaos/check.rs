@@ -20,7 +20,10 @@
 //!    = the diamonds of its gifts in the ledger, nothing pending;
 //! 6. Transfers: at most one per cash-out (the double counts one per
 //!    Idempotency-Key), and per creator their sum = cashed-out cents (API);
-//! 7. viewers: the violations they recorded (see [`super::viewers`]).
+//! 7. viewers: the violations they recorded (see [`super::viewers`]);
+//! 8. tips: each paid tip in the ledger once, with its cents, and per
+//!    creator the ledger's paid tips = `tips_cents` (API) = the tips whose
+//!    event some node took, however often it came.
 //!
 //! Must not: write anything.
 
@@ -246,6 +249,31 @@ pub async fn check(
             ));
         }
     }
+    // 8. Tips, ledger side: one row per PaymentIntent (its key), so a
+    // tip paid twice shows as cents the clients did not pay.
+    let mut tipped: HashMap<String, (i64, i64)> = HashMap::new();
+    {
+        let b = w.books.inner.lock();
+        for p in b.purchases.values().filter(|p| p.delivered) {
+            if let Some((creator, cents)) = &p.tip {
+                let t = tipped.entry(creator.clone()).or_default();
+                t.0 += 1;
+                t.1 += cents;
+            }
+        }
+    }
+    for row in pg
+        .query("SELECT creator, COUNT(*), SUM(amount_cents) FROM tips WHERE status = 'succeeded' GROUP BY creator ORDER BY 1")
+        .await?
+    {
+        let want = tipped.get(&row[0]).copied().unwrap_or((0, 0));
+        if (num(&row[1]), num(&row[2])) != want {
+            bad.push(format!(
+                "tips to {}: the ledger has {} paid for {} cents, the clients paid {} for {} cents",
+                row[0], row[1], row[2], want.0, want.1
+            ));
+        }
+    }
     // 5. Diamonds and 6. Transfers.
     let transfers = double.transfers().await?;
     let mut per_cashout: HashMap<String, u32> = HashMap::new();
@@ -281,6 +309,13 @@ pub async fn check(
                 f("diamonds_cashout_pending"),
                 f("diamonds_cashed_out"),
                 f("diamonds_pending")
+            ));
+        }
+        let tips = tipped.get(c).map_or(0, |t| t.1);
+        if f("tips_cents") != tips {
+            bad.push(format!(
+                "tips of {c}: the API says {} cents, the clients paid {tips}",
+                f("tips_cents")
             ));
         }
         let acct = w.accounts.get(c).cloned().unwrap_or_default();

@@ -1,6 +1,7 @@
 //! The chaos load: senders gifting rooms (WebSocket) and videos (HTTP),
-//! coin purchases as signed Stripe webhooks (delivered twice and out of
-//! order while a webhook fault lasts), and creators cashing out.
+//! coin purchases and tips (to rooms and videos) as signed Stripe webhooks
+//! (delivered twice and out of order while a webhook fault lasts), and
+//! creators cashing out.
 //!
 //! Owns: [`World`] (users, rooms, videos, the HTTP client, the webhook
 //! secret), its set-up ([`World::setup`]: rooms, videos, grants,
@@ -22,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use super::books::{Books, Fate, Gate, GiftRec, Nodes, Purchase};
-use super::stripe::{event, now_s, purchase_pi, sign};
+use super::stripe::{event, now_s, purchase_pi, sign, tip_pi};
 use crate::api::Price;
 use crate::conn::Connector;
 use crate::token::{Role, Tokens};
@@ -218,9 +219,99 @@ impl World {
             let p = b.purchases.get_mut(pi).expect("booked");
             if !p.delivered {
                 p.delivered = true;
-                b.counts.purchases += 1;
+                if p.tip.is_some() {
+                    b.counts.tips += 1;
+                } else {
+                    b.counts.purchases += 1;
+                }
             }
         }
+    }
+
+    /// POST until answered `ok` (bounded, same body: the id makes it
+    /// idempotent); the answer's `payment_intent`.
+    async fn payment_intent(
+        &self,
+        rng: &mut StdRng,
+        path: &str,
+        token: &str,
+        req: &Value,
+        ok: u16,
+    ) -> Option<String> {
+        for _ in 0..10 {
+            let (_, base) = self.nodes.pick(rng);
+            let (st, v) = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{base}{path}"),
+                    token,
+                    Some(req.clone()),
+                )
+                .await;
+            if st == ok {
+                return v["payment_intent"].as_str().map(str::to_string);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.books.inner.lock().counts.payment_intents_failed += 1;
+        None
+    }
+
+    /// A coin purchase through the API (a PaymentIntent at the double,
+    /// recorded in the ledger), with the event Stripe would send.
+    async fn buy(&self, rng: &mut StdRng, user: &str, n: u64) -> Option<(String, Purchase)> {
+        let tok = self.tokens.sign(user, Role::Viewer).ok()?;
+        let req = json!({ "package": "coins_70", "id": format!("{}-buy-{n}", self.run) });
+        let pi = self
+            .payment_intent(rng, "/v1/coins/purchases", &tok, &req, 200)
+            .await?;
+        let body = event(
+            &format!("evt_{}_{n}", self.run),
+            "payment_intent.succeeded",
+            purchase_pi(&pi, user, 70, 99),
+        )
+        .to_string();
+        let p = Purchase {
+            user: user.to_string(),
+            coins: 70,
+            tip: None,
+            body,
+            delivered: false,
+        };
+        Some((pi, p))
+    }
+
+    /// A tip to a creator's room or video through the API (a destination
+    /// charge at the double), with the event Stripe would send.
+    async fn tip(&self, rng: &mut StdRng, user: &str, n: u64) -> Option<(String, Purchase)> {
+        let i = rng.gen_range(0..self.creators.len());
+        let target = if rng.gen_bool(0.5) {
+            format!("room:{}", self.rooms[i])
+        } else {
+            format!("video:{}", self.videos[i])
+        };
+        let (kind, id) = target.split_once(':')?;
+        let cents = rng.gen_range(100..=2_000);
+        let client_id = format!("{}-tip-{n}", self.run);
+        let tok = self.tokens.sign(user, Role::Viewer).ok()?;
+        let req = json!({ "amount_cents": cents, "id": client_id, "message": "chaos" });
+        let pi = self
+            .payment_intent(rng, &format!("/v1/{kind}s/{id}/tips"), &tok, &req, 201)
+            .await?;
+        let body = event(
+            &format!("evt_{}_{n}", self.run),
+            "payment_intent.succeeded",
+            tip_pi(&pi, &format!("{user}:{client_id}"), &target, cents),
+        )
+        .to_string();
+        let p = Purchase {
+            user: user.to_string(),
+            coins: 0,
+            tip: Some((self.creators[i].clone(), cents)),
+            body,
+            delivered: false,
+        };
+        Some((pi, p))
     }
 
     /// Deliver every purchase not delivered yet, until each is taken
@@ -433,7 +524,7 @@ pub async fn gifter(w: Arc<World>, i: usize, seed: u64) {
     }
 }
 
-/// Coin purchases: a signed `payment_intent.succeeded` per purchase to a
+/// Coin purchases and tips: a signed `payment_intent.succeeded` per payment to a
 /// node; while a webhook fault lasts, each is delivered twice and held
 /// events go out newest first.
 pub async fn purchaser(w: Arc<World>, seed: u64) {
@@ -443,43 +534,14 @@ pub async fn purchaser(w: Arc<World>, seed: u64) {
     while let Some(op) = w.gate.enter().await {
         n += 1;
         let user = w.senders[rng.gen_range(0..w.senders.len())].clone();
-        // The purchase is made through the API (a PaymentIntent at the
-        // double, recorded in the ledger); its id retried until answered.
-        let tok = w.tokens.sign(&user, Role::Viewer).unwrap_or_default();
-        let req = json!({ "package": "coins_70", "id": format!("{}-buy-{n}", w.run) });
-        let mut pi = None;
-        for _ in 0..10 {
-            let (_, base) = w.nodes.pick(&mut rng);
-            let (st, v) = w
-                .call(
-                    reqwest::Method::POST,
-                    &format!("{base}/v1/coins/purchases"),
-                    &tok,
-                    Some(req.clone()),
-                )
-                .await;
-            if st == 200 {
-                pi = v["payment_intent"].as_str().map(str::to_string);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let Some(pi) = pi else { continue };
-        let body = event(
-            &format!("evt_{}_{n}", w.run),
-            "payment_intent.succeeded",
-            purchase_pi(&pi, &user, 70, 99),
-        )
-        .to_string();
-        w.books.inner.lock().purchases.insert(
-            pi.clone(),
-            Purchase {
-                user,
-                coins: 70,
-                body,
-                delivered: false,
-            },
-        );
+        // One payment in four is a tip to a room or a video.
+        let made = if rng.gen_ratio(1, 4) {
+            w.tip(&mut rng, &user, n).await
+        } else {
+            w.buy(&mut rng, &user, n).await
+        };
+        let Some((pi, p)) = made else { continue };
+        w.books.inner.lock().purchases.insert(pi.clone(), p);
         if w.books.webhook_chaos.load(Ordering::Acquire) {
             held.push(pi);
             if held.len() >= 3 {

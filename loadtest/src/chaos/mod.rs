@@ -485,9 +485,9 @@ pub async fn run(a: &ChaosArgs) -> anyhow::Result<i32> {
         }
         let counts = books.inner.lock().counts.clone();
         eprintln!(
-            "chaos: fault {n} {} (node {}, {} ms) recovered+checked in {:.1}s: gifts {} purchases {} cashouts {} violations {}",
+            "chaos: fault {n} {} (node {}, {} ms) recovered+checked in {:.1}s: gifts {} purchases {} tips {} cashouts {} violations {}",
             f.kind.name(), f.node, f.down_ms, t0.elapsed().as_secs_f64(),
-            counts.room_gifts_acked + counts.video_gifts_acked, counts.purchases,
+            counts.room_gifts_acked + counts.video_gifts_acked, counts.purchases, counts.tips,
             counts.cashouts_completed + counts.cashouts_pending + counts.cashouts_reversed, bad.len()
         );
         if !bad.is_empty() {

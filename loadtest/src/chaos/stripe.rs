@@ -1,9 +1,9 @@
 //! Stripe's side of the chaos load: signed event envelopes, as Stripe
 //! sends them to a webhook endpoint.
 //!
-//! Owns: [`sign`] (the `Stripe-Signature` header), [`event`] and
-//! [`purchase_pi`] (a purchase's succeeded PaymentIntent with the fields
-//! Stripe always sends).
+//! Owns: [`sign`] (the `Stripe-Signature` header), [`event`],
+//! [`purchase_pi`] and [`tip_pi`] (a purchase's or a tip's succeeded
+//! PaymentIntent with the fields Stripe always sends).
 //! Must not: deliver anything (see [`super::load`]).
 
 use serde_json::{json, Value};
@@ -32,15 +32,35 @@ pub fn event(id: &str, kind: &str, object: Value) -> Value {
     })
 }
 
-/// A purchase's succeeded PaymentIntent.
-pub fn purchase_pi(pi: &str, user: &str, coins: i64, cents: i64) -> Value {
+/// A succeeded PaymentIntent of `cents` USD with `metadata`.
+fn succeeded_pi(pi: &str, cents: i64, metadata: Value) -> Value {
     json!({
         "id": pi, "object": "payment_intent", "amount": cents, "amount_capturable": 0,
         "amount_received": cents, "capture_method": "automatic_async",
         "client_secret": format!("{pi}_secret_chaos"), "confirmation_method": "automatic",
         "created": now_s(), "currency": "usd", "latest_charge": null,
         "livemode": false, "payment_method_types": ["card"], "status": "succeeded",
-        "metadata": { "giftstream_kind": "purchase", "giftstream_user": user,
-                      "giftstream_coins": coins.to_string(), "giftstream_package": "coins_70" }
+        "metadata": metadata
     })
+}
+
+/// A purchase's succeeded PaymentIntent.
+pub fn purchase_pi(pi: &str, user: &str, coins: i64, cents: i64) -> Value {
+    succeeded_pi(
+        pi,
+        cents,
+        json!({ "giftstream_kind": "purchase", "giftstream_user": user,
+                "giftstream_coins": coins.to_string(), "giftstream_package": "coins_70" }),
+    )
+}
+
+/// A tip's succeeded PaymentIntent (`tip_key` = `user:id`, `target` =
+/// `room:ID` or `video:ID`), as the node made it.
+pub fn tip_pi(pi: &str, tip_key: &str, target: &str, cents: i64) -> Value {
+    succeeded_pi(
+        pi,
+        cents,
+        json!({ "giftstream_kind": "tip", "giftstream_tip": tip_key,
+                "giftstream_target": target }),
+    )
 }
