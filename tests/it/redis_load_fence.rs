@@ -131,3 +131,153 @@ async fn a_purchase_paid_during_the_repair_of_a_lost_redis_is_not_lost() {
     ledger.credit(&late).await.unwrap();
     assert_eq!(red.credit("a", 5, "grant:a2").await.unwrap(), 175);
 }
+
+/// Two loaders at once (two nodes starting after a loss, or a node and
+/// `reconcile --repair`): each raises the fence before its snapshot. When
+/// the first lifts its own, credits must still wait for the second, whose
+/// load would overwrite them with its older snapshot. With one shared
+/// flag, the first lift opened the fence for both.
+#[tokio::test]
+async fn a_second_loader_keeps_the_fence_up_after_the_first_lifts_its_own() {
+    let Some((url, _db)) = common::services::fresh_redis_db().await else {
+        return;
+    };
+    let cfg = CountersConfig {
+        url: "redis://unused".into(),
+        ..CountersConfig::default()
+    };
+    let a = RedisCounters::connect(&url, cfg.clone(), HubConfig::default())
+        .await
+        .unwrap();
+    let b = RedisCounters::connect(&url, cfg, HubConfig::default())
+        .await
+        .unwrap();
+    a.raise_load_fence().await.unwrap();
+    b.raise_load_fence().await.unwrap();
+    a.lift_load_fence().await.unwrap();
+    // `b` still loads: the credit waits (retryable, nothing changed).
+    assert_eq!(
+        a.credit("u", 70, "purchase:pi_two")
+            .await
+            .map_err(|e| e.code()),
+        Err(ErrorCode::Internal)
+    );
+    assert_eq!(a.balance("u").await.unwrap(), 0);
+    // Raising again is idempotent per loader; lifting twice is harmless.
+    b.raise_load_fence().await.unwrap();
+    a.lift_load_fence().await.unwrap();
+    assert_eq!(
+        b.credit("u", 70, "purchase:pi_two")
+            .await
+            .map_err(|e| e.code()),
+        Err(ErrorCode::Internal)
+    );
+    b.lift_load_fence().await.unwrap();
+    assert_eq!(a.credit("u", 70, "purchase:pi_two").await.unwrap(), 70);
+    assert_eq!(b.credit("u", 70, "purchase:pi_two").await.unwrap(), 70);
+}
+
+/// A fence whose loader died lapses after `counters.load_fence_ms`.
+#[tokio::test]
+async fn a_dead_loaders_fence_lapses_after_load_fence_ms() {
+    let Some((url, _db)) = common::services::fresh_redis_db().await else {
+        return;
+    };
+    let cfg = CountersConfig {
+        url: "redis://unused".into(),
+        load_fence_ms: 300,
+        ..CountersConfig::default()
+    };
+    let dead = RedisCounters::connect(&url, cfg.clone(), HubConfig::default())
+        .await
+        .unwrap();
+    dead.raise_load_fence().await.unwrap();
+    drop(dead);
+    let live = RedisCounters::connect(&url, cfg, HubConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        live.credit("u", 5, "grant:lapse")
+            .await
+            .map_err(|e| e.code()),
+        Err(ErrorCode::Internal)
+    );
+    let t0 = std::time::Instant::now();
+    loop {
+        match live.credit("u", 5, "grant:lapse").await {
+            Ok(b) => {
+                assert_eq!(b, 5);
+                break;
+            }
+            Err(_) => {
+                assert!(t0.elapsed().as_secs() < 10, "the fence never lapsed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The compare-and-set repair of a Redis that kept its data compares Redis
+/// with a ledger snapshot read before it: a purchase paid in between
+/// (ledger, then Redis) made Redis hold more than the snapshot, and the
+/// repair set the wallet back to the snapshot's balance, losing the credit
+/// for good (its op id stayed applied). Every repair now raises the fence.
+#[tokio::test]
+async fn a_purchase_paid_during_the_repair_of_a_loaded_redis_is_not_lost() {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
+        return;
+    };
+    let ledger = ledger::open("sqlite::memory:", 1).await.unwrap();
+    let cfg = CountersConfig {
+        url: "redis://unused".into(),
+        ..CountersConfig::default()
+    };
+    let red = Arc::new(
+        RedisCounters::connect(&url, cfg, HubConfig::default())
+            .await
+            .unwrap(),
+    );
+    red.restore(ledger.snapshot(86_400_000, 0).await.unwrap())
+        .await
+        .unwrap();
+    let room = format!("cas{db}");
+    ledger
+        .open_target(&Target::room(&room), "cr")
+        .await
+        .unwrap();
+    let grant = CreditOp {
+        op_id: "grant:b".into(),
+        kind: "grant".into(),
+        user: "b".into(),
+        coins: 100,
+    };
+    ledger.credit(&grant).await.unwrap();
+    red.credit("b", 100, "grant:b").await.unwrap();
+    let racing = PaidAfterSnapshot {
+        inner: ledger.clone(),
+        red: red.clone(),
+        op: CreditOp {
+            op_id: "purchase:pi_cas".into(),
+            kind: "purchase".into(),
+            user: "b".into(),
+            coins: 70,
+        },
+        answered: Mutex::new(Vec::new()),
+    };
+    let report = red.reconcile(&racing, true).await.unwrap();
+    assert!(!report.redis_empty, "{report:?}");
+    assert_eq!(
+        racing.answered.lock().clone(),
+        vec![Err(ErrorCode::Internal)],
+        "the credit waits for the repair"
+    );
+    // The redelivery applies it once, and Redis agrees with the ledger.
+    assert_eq!(red.credit("b", 70, "purchase:pi_cas").await.unwrap(), 170);
+    let in_ledger = ledger
+        .balance(&ledger::account::wallet("b"), ledger::COIN)
+        .await
+        .unwrap();
+    assert_eq!((red.balance("b").await.unwrap(), in_ledger), (170, 170));
+    let after = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert_eq!(after.drift(), 0, "{after:?}");
+}

@@ -37,7 +37,8 @@ pub(super) fn credit_ops_key() -> String {
 pub(super) fn marker_key() -> String {
     key(&["marker"])
 }
-/// Set while Redis is loaded from the ledger: credits wait (`credit.lua`).
+/// The load fence: loader -> deadline (sorted set), one entry per engine
+/// loading Redis from the ledger; credits wait while one stands (`credit.lua`).
 pub(super) fn load_fence_key() -> String {
     key(&["loading"])
 }

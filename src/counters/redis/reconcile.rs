@@ -133,16 +133,18 @@ impl RedisCounters {
     /// item is counted in `repair_skipped`. Sets the
     /// `giftstream_reconcile_drift` gauge.
     ///
-    /// A repair of a Redis that lost its data raises the load fence
-    /// ([`Self::raise_load_fence`]) before reading the ledger, so no credit
-    /// lands between the snapshot and the load (the load would overwrite
-    /// it with the older balance).
+    /// A repair raises the load fence ([`Self::raise_load_fence`]) before
+    /// reading the ledger, so no credit lands between the snapshot and the
+    /// writes: a load (Redis lost its data) would overwrite it with the
+    /// older balance, and a compare-and-set repair would compare against
+    /// the balance it already holds and set the snapshot's. Credits wait
+    /// for the repair (seconds, an operator's action); gifts do not.
     pub async fn reconcile<L: GiftRecords + ?Sized>(
         &self,
         ledger: &L,
         repair: bool,
     ) -> Result<ReconcileReport> {
-        if !repair || self.is_loaded().await? {
+        if !repair {
             return self.reconcile_once(ledger, repair).await;
         }
         self.raise_load_fence().await?;

@@ -20,21 +20,30 @@ impl RedisCounters {
     /// A credit that reached Redis before the fence reached the ledger
     /// before it too (ledger first), so the snapshot has it; one refused
     /// by the fence is retried after the load and applied once.
+    ///
+    /// The fence is one entry per loader (this engine's consumer name, with
+    /// its deadline on Redis's clock) in one sorted set: two loaders at
+    /// once (two nodes starting after a loss, or a node and `reconcile
+    /// --repair`) each hold their own, and credits wait until the last one
+    /// is lifted, so the later snapshot cannot overwrite a credit made
+    /// after the earlier load.
     pub async fn raise_load_fence(&self) -> Result<()> {
-        redis::cmd("SET")
-            .arg(load_fence_key())
-            .arg(1)
-            .arg("PX")
+        self.scripts
+            .fence
+            .key(load_fence_key())
+            .arg(&self.consumer)
             .arg(self.cfg.load_fence_ms.max(1))
-            .query_async::<()>(&mut self.conn())
+            .invoke_async::<()>(&mut self.conn())
             .await
             .map_err(redis_err)
     }
 
-    /// Lift the load fence (credits apply again).
+    /// Lift this engine's load fence (credits apply again once no other
+    /// loader holds one).
     pub async fn lift_load_fence(&self) -> Result<()> {
-        redis::cmd("DEL")
+        redis::cmd("ZREM")
             .arg(load_fence_key())
+            .arg(&self.consumer)
             .query_async::<()>(&mut self.conn())
             .await
             .map_err(redis_err)

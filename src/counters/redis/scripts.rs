@@ -34,6 +34,8 @@ pub(super) struct Scripts {
     pub(super) gift: Script,
     pub(super) gift_batch: Script,
     pub(super) credit: Script,
+    /// `fence.lua`: raise one loader's load fence.
+    pub(super) fence: Script,
     pub(super) target_put: Script,
     pub(super) end_room: Script,
     pub(super) drain: Script,
@@ -60,6 +62,7 @@ impl Scripts {
                 include_str!("../lua/gift_batch.lua")
             )),
             credit: Script::new(include_str!("../lua/credit.lua")),
+            fence: Script::new(include_str!("../lua/fence.lua")),
             target_put: Script::new(include_str!("../lua/target_put.lua")),
             end_room: Script::new(concat!(
                 include_str!("../lua/inbox_lib.lua"),
