@@ -49,6 +49,46 @@ pub struct FanoutArgs {
     /// Seconds to wait for the last acks and events after sending stops.
     #[arg(long, default_value_t = 15.0)]
     pub drain_s: f64,
+    /// A folder shared by several load-generator processes of one run
+    /// (`scripts/sockets-100k`): once its viewers joined, this process
+    /// puts a file in it and waits until `--barrier-len` files are there,
+    /// so that no process sends while others still connect.
+    #[arg(long)]
+    pub barrier_dir: Option<std::path::PathBuf>,
+    /// Processes to wait for at the barrier (this one included).
+    #[arg(long, default_value_t = 1)]
+    pub barrier_len: usize,
+    /// Longest wait at the barrier, seconds.
+    #[arg(long, default_value_t = 900.0)]
+    pub barrier_wait_s_max: f64,
+}
+
+/// Wait at the barrier of `a` (if any): put this process's file in the
+/// folder, then wait (bounded) until `barrier_len` files are there.
+async fn barrier(a: &FanoutArgs) -> anyhow::Result<()> {
+    let Some(dir) = &a.barrier_dir else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("joined.{}", std::process::id())), b"")?;
+    let t0 = std::time::Instant::now();
+    loop {
+        let here = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("joined."))
+            .count();
+        if here >= a.barrier_len {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            t0.elapsed().as_secs_f64() < a.barrier_wait_s_max,
+            "barrier {}: {here} of {} processes after {} s",
+            dir.display(),
+            a.barrier_len,
+            a.barrier_wait_s_max
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Run `fanout`.
@@ -83,6 +123,7 @@ pub async fn run(ctx: &Ctx, a: &FanoutArgs) -> anyhow::Result<Outcome> {
                 .collect::<Vec<_>>(),
         )
         .await?;
+    barrier(a).await?;
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Run);
     let finals: Arc<Vec<AtomicU64>> =
