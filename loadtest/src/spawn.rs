@@ -72,7 +72,12 @@ impl SpawnedServer {
             .tempdir()?;
         let addr = free_port()?;
         let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        let mut ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        // `full` (the server's default) or `normal`: what each commit's
+        // fsync costs (docs/BENCHMARKS.md).
+        if let Ok(sync) = std::env::var("GIFTSTREAM_LOADTEST_SQLITE_SYNCHRONOUS") {
+            ledger.push_str(&format!("?synchronous={sync}"));
+        }
         let child = Command::new(bin)
             .arg("serve")
             .arg("--listen")

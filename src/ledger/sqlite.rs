@@ -37,6 +37,34 @@ pub struct SqliteDialect {
     lock: parking_lot::Mutex<Option<std::fs::File>>,
 }
 
+/// The URL without its `synchronous` parameter, and that parameter:
+/// `full` (the default: a commit is on disk before it is answered) or
+/// `normal` (WAL mode: durable across a crash of the process, not of the
+/// machine; it saves the `fsync` of every commit). Anything else is refused.
+fn synchronous_of(url: &str) -> anyhow::Result<(String, SqliteSynchronous)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), SqliteSynchronous::Full));
+    };
+    let mut sync = SqliteSynchronous::Full;
+    let mut rest = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.split_once('=') {
+            Some(("synchronous", "full")) => sync = SqliteSynchronous::Full,
+            Some(("synchronous", "normal")) => sync = SqliteSynchronous::Normal,
+            Some(("synchronous", v)) => {
+                anyhow::bail!("ledger.url: synchronous must be `full` or `normal`, not `{v}`")
+            }
+            _ => rest.push(kv),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, sync))
+}
+
 impl SqlLedger<SqliteDialect> {
     /// Open (creating file and parent folder if needed) and migrate.
     pub async fn open(url: &str, pool_len_max: u32) -> anyhow::Result<SqliteLedger> {
@@ -54,10 +82,11 @@ impl SqlLedger<SqliteDialect> {
                 }
             }
         }
-        let opts = SqliteConnectOptions::from_str(url)?
+        let (url, synchronous) = synchronous_of(url)?;
+        let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         // An in-memory database lives in one connection: keep exactly one.
@@ -297,5 +326,30 @@ impl Dialect for SqliteDialect {
                 anyhow::bail!("locking the ledger lock file {}: {e}", path.display())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synchronous_is_taken_out_of_the_url() {
+        let (u, s) = synchronous_of("sqlite://data/g.db").unwrap();
+        assert_eq!(
+            (u.as_str(), s),
+            ("sqlite://data/g.db", SqliteSynchronous::Full)
+        );
+        let (u, s) = synchronous_of("sqlite://data/g.db?synchronous=normal").unwrap();
+        assert_eq!(
+            (u.as_str(), s),
+            ("sqlite://data/g.db", SqliteSynchronous::Normal)
+        );
+        let (u, s) = synchronous_of("sqlite://g.db?mode=rwc&synchronous=full").unwrap();
+        assert_eq!(
+            (u.as_str(), s),
+            ("sqlite://g.db?mode=rwc", SqliteSynchronous::Full)
+        );
+        assert!(synchronous_of("sqlite://g.db?synchronous=off").is_err());
     }
 }
