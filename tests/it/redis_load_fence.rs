@@ -52,37 +52,41 @@ impl GiftRecords for PaidAfterSnapshot {
     }
 }
 
-#[tokio::test]
-async fn a_purchase_paid_during_the_repair_of_a_lost_redis_is_not_lost() {
-    let Some((url, db)) = common::services::fresh_redis_db().await else {
-        return;
-    };
+/// A Redis engine on `url`, loaded from a fresh SQLite ledger, with a
+/// room `room` and 100 coins granted to `user` in both.
+async fn granted_100(url: &str, room: &str, user: &str) -> (Arc<dyn Ledger>, Arc<RedisCounters>) {
     let ledger = ledger::open("sqlite::memory:", 1).await.unwrap();
     let cfg = CountersConfig {
         url: "redis://unused".into(),
         ..CountersConfig::default()
     };
     let red = Arc::new(
-        RedisCounters::connect(&url, cfg, HubConfig::default())
+        RedisCounters::connect(url, cfg, HubConfig::default())
             .await
             .unwrap(),
     );
     red.restore(ledger.snapshot(86_400_000, 0).await.unwrap())
         .await
         .unwrap();
-    let room = format!("fence{db}");
-    ledger
-        .open_target(&Target::room(&room), "cr")
-        .await
-        .unwrap();
+    ledger.open_target(&Target::room(room), "cr").await.unwrap();
+    let op = format!("grant:{user}");
     let grant = CreditOp {
-        op_id: "grant:a".into(),
+        op_id: op.clone(),
         kind: "grant".into(),
-        user: "a".into(),
+        user: user.into(),
         coins: 100,
     };
     ledger.credit(&grant).await.unwrap();
-    red.credit("a", 100, "grant:a").await.unwrap();
+    red.credit(user, 100, &op).await.unwrap();
+    (ledger, red)
+}
+
+#[tokio::test]
+async fn a_purchase_paid_during_the_repair_of_a_lost_redis_is_not_lost() {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
+        return;
+    };
+    let (ledger, red) = granted_100(&url, &format!("fence{db}"), "a").await;
 
     // Redis loses everything (FLUSHDB: FLUSHALL would hit other tests).
     let mut c = redis::Client::open(url.as_str())
@@ -227,32 +231,7 @@ async fn a_purchase_paid_during_the_repair_of_a_loaded_redis_is_not_lost() {
     let Some((url, db)) = common::services::fresh_redis_db().await else {
         return;
     };
-    let ledger = ledger::open("sqlite::memory:", 1).await.unwrap();
-    let cfg = CountersConfig {
-        url: "redis://unused".into(),
-        ..CountersConfig::default()
-    };
-    let red = Arc::new(
-        RedisCounters::connect(&url, cfg, HubConfig::default())
-            .await
-            .unwrap(),
-    );
-    red.restore(ledger.snapshot(86_400_000, 0).await.unwrap())
-        .await
-        .unwrap();
-    let room = format!("cas{db}");
-    ledger
-        .open_target(&Target::room(&room), "cr")
-        .await
-        .unwrap();
-    let grant = CreditOp {
-        op_id: "grant:b".into(),
-        kind: "grant".into(),
-        user: "b".into(),
-        coins: 100,
-    };
-    ledger.credit(&grant).await.unwrap();
-    red.credit("b", 100, "grant:b").await.unwrap();
+    let (ledger, red) = granted_100(&url, &format!("cas{db}"), "b").await;
     let racing = PaidAfterSnapshot {
         inner: ledger.clone(),
         red: red.clone(),
