@@ -93,6 +93,9 @@ impl SqlLedger<SqliteDialect> {
         let pool_len = if memory { 1 } else { pool_len_max };
         let pool = SqlitePoolOptions::new()
             .max_connections(pool_len)
+            // A local file's connection does not go stale: no ping (a round
+            // trip to SQLite's worker thread) before every use.
+            .test_before_acquire(false)
             .min_connections(if memory { 1 } else { 0 })
             .idle_timeout(if memory {
                 None

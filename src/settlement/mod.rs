@@ -247,6 +247,8 @@ impl Worker {
         for attempt in 1..=self.cfg.retry_len_max {
             match self.ledger.commit_batch(batch).await {
                 Ok(applied) => {
+                    metrics::histogram!("giftstream_settlement_commit_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     if !applied {
                         tracing::warn!(batch = %batch.id, "batch was already committed; not applied again");
                     }
