@@ -50,6 +50,9 @@ struct CatalogBody {
     gifts: Vec<CatalogGift>,
 }
 
+/// Tries of a GET whose connection broke.
+const GET_TRIES: u32 = 3;
+
 impl Api {
     /// A client of `base` (`http://127.0.0.1:PORT`), signing with `tokens`.
     pub fn new(base: &str, tokens: Tokens) -> anyhow::Result<Api> {
@@ -73,17 +76,32 @@ impl Api {
         token: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
+        // A GET whose connection broke (a reference server closing an
+        // idle pooled connection as it is reused) is asked again, at most
+        // GET_TRIES times; nothing else is resent.
+        let tries = if method == reqwest::Method::GET {
+            GET_TRIES
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(token);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            match req.send().await {
+                Ok(r) => break r,
+                Err(e) if attempt < tries && (e.is_connect() || e.is_request()) => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("{method} {path}")),
+            }
+        };
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         anyhow::ensure!(

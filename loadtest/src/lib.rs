@@ -76,6 +76,24 @@ async fn run_against_peer(cli: &Cli, peer: SpawnedServer, what: &str) -> anyhow:
     measured.map_err(|e| e.context(format!("{what} log:\n{tail}")))
 }
 
+/// The scenario against a reference server just started; why it failed
+/// (the first line of the error and the last of its log) otherwise.
+async fn compare(
+    cli: &Cli,
+    started: anyhow::Result<SpawnedServer>,
+    what: &str,
+) -> Result<Summary, String> {
+    let run = match started {
+        Ok(peer) => run_against_peer(cli, peer, what).await,
+        Err(e) => Err(e),
+    };
+    run.map_err(|e| {
+        let why = format!("{e:#}").replace('\n', " ");
+        eprintln!("giftstream-loadtest: the {what} run failed: {why}");
+        why.chars().take(300).collect()
+    })
+}
+
 /// Run the scenario `cli` asks for, start to end (spawning and stopping a
 /// server with `--spawn`), and answer its summary.
 pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
@@ -139,13 +157,23 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Summary> {
     if let Scenario::Ingest(_) = &cli.scenario {
         summary.note = Some(ingest_note(&cli, &summary));
     }
+    // A reference that fails (it saturates, it dies) is reported as such;
+    // giftstream's own run stands.
     if cli.common.compare_floor {
-        let floor = SpawnedServer::start_floor().await?;
-        summary.set_floor(run_against_peer(&cli, floor, "floor server").await?);
+        match compare(&cli, SpawnedServer::start_floor().await, "floor server").await {
+            Ok(floor) => summary.set_floor(floor),
+            Err(why) => {
+                summary.peer_failures.insert("floor", why);
+            }
+        }
     }
     if cli.common.compare_node {
-        let node = SpawnedServer::start_node_peer().await?;
-        summary.set_node(run_against_peer(&cli, node, "Node peer").await?);
+        match compare(&cli, SpawnedServer::start_node_peer().await, "Node peer").await {
+            Ok(node) => summary.set_node(node),
+            Err(why) => {
+                summary.peer_failures.insert("node", why);
+            }
+        }
     }
     Ok(summary)
 }

@@ -27,11 +27,17 @@ pub struct MarkdownArgs {
 
 /// Render the tables for `args.files`.
 pub fn render(args: &MarkdownArgs) -> anyhow::Result<String> {
-    let runs: Vec<Run> = args
-        .files
-        .iter()
-        .map(|p| load(p))
-        .collect::<anyhow::Result<_>>()?;
+    // A run that failed left no JSON line: it is named below the table
+    // (scripts/bench also lists it as failed), the others are written.
+    let mut runs: Vec<Run> = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
+    for p in &args.files {
+        match load(p) {
+            Ok(r) => runs.push(r),
+            Err(e) => unreadable.push(format!("{e:#}")),
+        }
+    }
+    anyhow::ensure!(!runs.is_empty(), "no run to write: {unreadable:?}");
     let mut s = String::new();
     let _ = writeln!(s, "| run | sockets | acked/s | deliveries/s | gift→viewer p50 / p99 / p99.9 / max (ms) | ack p50 / p99 (ms) | server cores | server µs/delivery | server µs/ack | gaps | skipped | errors | conservation |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -101,6 +107,9 @@ pub fn render(args: &MarkdownArgs) -> anyhow::Result<String> {
                 v["connect"]["per_s"].as_f64().unwrap_or(0.0)
             );
         }
+    }
+    for u in &unreadable {
+        let _ = writeln!(s, "\nNot in the table (the run failed): {u}.");
     }
     s.push_str(&crate::peers_table::render(&runs));
     floor_tables(&mut s, &runs);

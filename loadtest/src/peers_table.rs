@@ -122,7 +122,7 @@ const ROWS: &[Row] = &[
         cell: acks_limited,
     },
     Row {
-        label: "Redis engine (+ PostgreSQL), 16 × 32: acks/s (server CPU per ack)",
+        label: "Redis engine (+ SQLite), 16 × 32: acks/s (server CPU per ack)",
         run: "ingest-redis-16x32",
         cell: acks_cpu_rss,
     },
@@ -158,15 +158,19 @@ pub(crate) fn render(runs: &[Run]) -> String {
         let g = (row.cell)(&r.v);
         let node = (row.cell)(&r.v["node"]);
         let floor = (row.cell)(&r.v["floor"]);
-        let text =
-            |c: &Option<(f64, String)>| c.as_ref().map_or_else(|| "—".into(), |c| c.1.clone());
+        let failed = |key: &str| r.v["peer_failures"][key].is_string();
+        let text = |c: &Option<(f64, String)>, key: &str| match c {
+            Some(c) => c.1.clone(),
+            None if failed(key) => "failed (see the run)".into(),
+            None => "—".into(),
+        };
         let num = |c: &Option<(f64, String)>| c.as_ref().map(|c| c.0);
         rows.push(format!(
             "| {} | {} | {} | {} | **{}** | {} |",
             row.label,
-            text(&g),
-            text(&node),
-            text(&floor),
+            text(&g, ""),
+            text(&node, "node"),
+            text(&floor, "floor"),
             ratio(num(&g), num(&floor)),
             ratio(num(&g), num(&node)),
         ));
@@ -236,5 +240,17 @@ mod tests {
         let t = render(&[run("conns-19000", g)]);
         assert!(t.contains("| 3.8 KB | — | — | **–** | – |"), "{t}");
         assert_eq!(render(&[run("mixed", json!({}))]), "");
+    }
+
+    #[test]
+    fn a_failed_peer_says_so() {
+        let mut g = json!({"server": {"cpu_us_per_delivery": 7.0}});
+        g["floor"] = json!({"server": {"cpu_us_per_delivery": 6.5}});
+        g["peer_failures"] = json!({"node": "GET /v1/wallet: connection reset"});
+        let t = render(&[run("fanout-10x1500", g)]);
+        assert!(
+            t.contains("| 7.00 µs, –/s | failed (see the run) | 6.50 µs, –/s | **1.08×** | – |"),
+            "{t}"
+        );
     }
 }

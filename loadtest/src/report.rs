@@ -124,6 +124,10 @@ pub struct Summary {
     pub node: Option<Box<Summary>>,
     /// This run's cost as a ratio to the Node peer's (`--compare-node`).
     pub vs_node: Option<VsFloor>,
+    /// A reference server whose run of the scenario failed (`floor`,
+    /// `node`), with why: this run's own figures stand.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub peer_failures: BTreeMap<&'static str, String>,
     /// Per-second series (not in the JSON line; see the chart).
     #[serde(skip)]
     pub timeline: Vec<TimePoint>,
@@ -188,6 +192,7 @@ impl Summary {
             vs_floor: None,
             node: None,
             vs_node: None,
+            peer_failures: BTreeMap::new(),
             timeline: o.timeline,
         }
     }
@@ -329,6 +334,12 @@ impl Summary {
         }
         if let Some(n) = &self.note {
             let _ = writeln!(s, "note:         {n}");
+        }
+        for (key, why) in &self.peer_failures {
+            let _ = writeln!(
+                s,
+                "-- the same scenario against the {key} reference failed: {why}"
+            );
         }
         for (name, peer, v) in [
             ("floor server", &self.floor, &self.vs_floor),
