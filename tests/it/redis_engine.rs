@@ -645,6 +645,31 @@ async fn reconcile_detects_and_repairs_lost_redis_data() {
     );
     assert_eq!(red.balance("a").await.unwrap(), 91);
 
+    // The settlement stream's gift count drifts (it bounds
+    // counters.pending_len_max): reported against the entries, repaired.
+    let _: () = redis::cmd("SET")
+        .arg("{gs}:pending:n")
+        .arg(7)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let r = red.reconcile(ledger.as_ref(), false).await.unwrap();
+    assert_eq!(
+        r.stream_count_drift,
+        vec![("{gs}:pending:n".to_string(), 7, 1)],
+        "{r:?}"
+    );
+    assert!(red.reconcile(ledger.as_ref(), true).await.unwrap().repaired);
+    assert_eq!(
+        red.reconcile(ledger.as_ref(), false).await.unwrap().drift(),
+        0
+    );
+    assert_eq!(
+        red.pending_len().await.unwrap(),
+        1,
+        "1 gift, not yet drained"
+    );
+
     // Redis loses everything (FLUSHDB here: FLUSHALL would hit other tests).
     let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
     // Credits keep coming before anyone repairs (ledger first, then Redis).

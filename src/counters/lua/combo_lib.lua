@@ -19,6 +19,23 @@
 -- `<target key>|<sender>`) indexes every streak for the reapers.
 local function cs_int(x) return string.format('%.0f', x) end
 
+-- A streak end's seq and where its event goes: by default taken, written
+-- and published at once (history entry, channel, inbox: inbox_lib.lua).
+-- gift.lua replaces these with its own, which count seqs in the call and which gather a batch's events per room and inbox and
+-- write them at the end of its call, in seq order.
+local cs_emit = {}
+function cs_emit.seq(tk)
+  return redis.call('HINCRBY', tk, 'seq', 1)
+end
+function cs_emit.room(ch, hk, len_max, age_ms, seq, ev, now)
+  hist_put(hk, len_max, seq, {ev}, now)
+  redis.call('PEXPIRE', hk, age_ms)
+  redis.call('SPUBLISH', ch, ev)
+end
+function cs_emit.inbox(ik, hk, ch, head, ev, now, len_max, age_ms)
+  inbox_put(ik, hk, ch, head, ev, now, len_max, age_ms)
+end
+
 -- End the streak in hash `sk` of target hash `tk` (its index set `ik`, the
 -- due zset `dk`, member `m`, sender `sender`): the event's `ts` is `ts`,
 -- its history entry's time `now`. Answers the streak end's seq, or nil
@@ -35,23 +52,15 @@ local function combo_end_streak(sk, tk, ik, dk, m, sender, ts, now)
   if not s[6] or s[6] == '' then
     return nil
   end
-  local seq = redis.call('HINCRBY', tk, 'seq', 1)
+  local seq = cs_emit.seq(tk)
   local ev = s[6] .. ',"seq":' .. cs_int(seq)
     .. ',"count":' .. cs_int(math.min(tonumber(s[1]), 4294967295))
     .. ',"coins":' .. s[2] .. ',"diamonds":' .. s[3]
     .. ',"seq_first":' .. s[4] .. ',"seq_last":' .. s[5]
     .. ',"ts":' .. cs_int(ts) .. '}'
-  -- History entry `<seq>-0`, as gift.lua's (same stale-stream rule).
-  local id = cs_int(seq) .. '-0'
-  local added = redis.pcall('XADD', s[8], 'MAXLEN', '~', s[9], id, 'e', ev, 'ts', cs_int(now))
-  if type(added) == 'table' and added.err then
-    redis.call('DEL', s[8])
-    redis.call('XADD', s[8], 'MAXLEN', '~', s[9], id, 'e', ev, 'ts', cs_int(now))
-  end
-  redis.call('PEXPIRE', s[8], s[10])
-  redis.call('SPUBLISH', s[7], ev)
+  cs_emit.room(s[7], s[8], s[9], s[10], seq, ev, cs_int(now))
   if s[14] then
-    inbox_put(s[11], s[12], s[13], s[14], ev, cs_int(now), s[9], s[10])
+    cs_emit.inbox(s[11], s[12], s[13], s[14], ev, cs_int(now), s[9], s[10])
   end
   -- For combo_end webhooks, in this same step: the queue has the target
   -- hash's hash tag and prefix (`{gs}:t:...` -> `{gs}:whq`).

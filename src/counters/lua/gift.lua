@@ -36,23 +36,104 @@
 local function int(x) return string.format('%.0f', x) end
 
 -- What this script call (one gift, or a batch: gift_batch.lua) learned,
--- and the writes it defers to flush() at its end. Only reads that no gift
--- changes are remembered (a target's creator and live flag, a block, the
--- settlement stream's length counted on, an id index's size, a wallet's
--- balance after this call's own debits), and only
--- writes that no gift reads back are deferred (key TTLs, which are the same
--- whenever in the call they are set; the live stats `diamonds` and top
--- gifters; the streaks' due times): money, seqs, tickets and idempotency
--- answers are written by each gift as it runs.
-local memo = {target = {}, blocked = {}, xlen = nil, idz = {}, exp = {},
-  due = {}, due_key = nil, dia = {}, top = {}, top_keep = {}, ihead = {}, bal = {}}
+-- and the writes it defers to flush() at its end (issue 16: the batch is
+-- stored as a batch). A script runs alone, so a value read once and then
+-- counted here (a wallet's balance, a target's seq, the ticket, a
+-- creator's pending diamonds, the stream's gift count) is the value, and
+-- writing it once at the end is the same as writing it per gift. What each
+-- gift reads back is kept here (a target's creator and live flag, a
+-- block, an id index's size); the events go out per room and inbox as one
+-- history entry and one publish, the gifts as one settlement entry, the
+-- ids as one id-index add per sender. Only the idempotency answers and
+-- streaks are written per gift.
+local memo = {target = {}, blocked = {}, pn = nil, idz = {}, exp = {},
+  due = {}, due_key = nil, dia = {}, top = {}, top_keep = {}, ihead = {}, bal = {},
+  rooms = {}, room_order = {}, inboxes = {}, inbox_order = {}, settle = {}, stream = nil,
+  seq = {}, pd = {}, ticket = nil, ticket_key = nil, bal_dirty = {}, idz_add = {}}
+
+-- A target's next seq: counted here from its seq at the call's first use,
+-- written once by flush() (nothing else takes a seq during the call).
+function cs_emit.seq(tk)
+  local s = memo.seq[tk]
+  if not s then
+    s = tonumber(redis.call('HGET', tk, 'seq') or '0')
+  end
+  s = s + 1
+  memo.seq[tk] = s
+  return s
+end
 
 local function pexpire_later(key, ms)
   memo.exp[key] = ms
 end
 
+-- A room's (or video's) events of this call, in seq order, written at the
+-- end as one history entry and one publish (inbox_lib.lua); streak ends
+-- (combo_lib.lua) go the same way, so the room's seqs stay in order.
+function cs_emit.room(ch, hk, len_max, age_ms, seq, ev, now)
+  local r = memo.rooms[ch]
+  if not r then
+    r = {hk = hk, len_max = len_max, age_ms = age_ms, evs = {}}
+    memo.rooms[ch] = r
+    memo.room_order[#memo.room_order + 1] = ch
+  end
+  r.evs[#r.evs + 1] = ev
+  r.last = seq
+  r.now = now
+end
+
+-- A creator's inbox messages of this call, in order, likewise.
+function cs_emit.inbox(ik, hk, ch, head, ev, now, len_max, age_ms)
+  local b = memo.inboxes[ik]
+  if not b then
+    b = {hk = hk, ch = ch, head = head, len_max = len_max, age_ms = age_ms, evs = {}}
+    memo.inboxes[ik] = b
+    memo.inbox_order[#memo.inbox_order + 1] = ik
+  end
+  b.evs[#b.evs + 1] = ev
+  b.now = now
+end
+
+-- The settlement stream's count of gifts not yet settled (a stream entry
+-- holds a call's gifts; `settled.lua` takes them off).
+local function pending_count_key(stream)
+  return stream .. ':n'
+end
+
 -- The deferred writes, once per key.
 local function flush()
+  for tk, s in pairs(memo.seq) do
+    redis.call('HSET', tk, 'seq', int(s))
+  end
+  for k, d in pairs(memo.pd) do
+    redis.call('INCRBY', k, int(d))
+  end
+  if memo.ticket_key then
+    redis.call('SET', memo.ticket_key, int(memo.ticket))
+  end
+  for k in pairs(memo.bal_dirty) do
+    redis.call('SET', k, int(memo.bal[k]), 'KEEPTTL')
+  end
+  for k, adds in pairs(memo.idz_add) do
+    redis.call('ZADD', k, unpack(adds))
+  end
+  for _, ch in ipairs(memo.room_order) do
+    local r = memo.rooms[ch]
+    hist_put(r.hk, r.len_max, r.last, r.evs, r.now)
+    pexpire_later(r.hk, r.age_ms)
+    events_publish(ch, r.evs)
+  end
+  for _, ik in ipairs(memo.inbox_order) do
+    local b = memo.inboxes[ik]
+    inbox_put_many(ik, b.hk, b.ch, b.head, b.evs, b.now, b.len_max, b.age_ms, pexpire_later)
+  end
+  -- The call's gifts as one settlement entry: `len` gifts, `rows` theirs
+  -- (MessagePack; stream_lib.lua).
+  local n = #memo.settle
+  if n > 0 then
+    redis.call('XADD', memo.stream, '*', 'len', int(n), 'rows', cmsgpack.pack(memo.settle))
+    redis.call('INCRBY', pending_count_key(memo.stream), n)
+  end
   for k, d in pairs(memo.dia) do
     redis.call('HINCRBY', k, 'diamonds', int(d))
   end
@@ -128,16 +209,20 @@ local function gift_one(KEYS, ARGV)
   if held < coins then
     return {'E', 'insufficient_funds', int(held)}
   end
-  if not memo.xlen then
-    memo.xlen = redis.call('XLEN', KEYS[6])
+  if not memo.pn then
+    memo.stream = KEYS[6]
+    memo.pn = math.max(tonumber(redis.call('GET', pending_count_key(KEYS[6])) or '0'), 0)
   end
-  if memo.xlen >= tonumber(ARGV[12]) then
+  if memo.pn >= tonumber(ARGV[12]) then
     return {'E', 'rate_limited'}
   end
 
   -- Commit point: nothing below refuses.
-  local balance = redis.call('DECRBY', KEYS[3], ARGV[5])
+  -- Money, seqs, tickets and pending diamonds are counted here and
+  -- written by flush(): nothing else runs during the call.
+  local balance = held - coins
   memo.bal[KEYS[3]] = balance
+  memo.bal_dirty[KEYS[3]] = true
   local ts = tonumber(ARGV[2])
   local window = tonumber(ARGV[11])
   -- The sender's streak on this target: a different gift, or one after the
@@ -147,10 +232,16 @@ local function gift_one(KEYS, ARGV)
     combo_end_streak(KEYS[5], KEYS[4], KEYS[8], KEYS[9], ARGV[23], ARGV[8], ts, ts)
     prev = {false}
   end
-  local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+  local seq = cs_emit.seq(KEYS[4])
   local sseq, sdue = int(seq), int(ts + window)
-  redis.call('INCRBY', ARGV[13] .. creator, ARGV[6])
-  local ticket = redis.call('INCR', KEYS[7])
+  local pdk = ARGV[13] .. creator
+  memo.pd[pdk] = (memo.pd[pdk] or 0) + tonumber(ARGV[6])
+  if not memo.ticket then
+    memo.ticket_key = KEYS[7]
+    memo.ticket = tonumber(redis.call('GET', KEYS[7]) or '0')
+  end
+  memo.ticket = memo.ticket + 1
+  local ticket = memo.ticket
 
   -- The streak: one HSET with the new totals (read by the HMGET above)
   -- rather than an HINCRBY per total.
@@ -176,16 +267,10 @@ local function gift_one(KEYS, ARGV)
   pexpire_later(KEYS[9], ARGV[24])
 
   local sbal, sticket, scombo = int(balance), int(ticket), int(combo)
-  local fields = {
-    't', ARGV[10], 's', sseq, 'u', ARGV[8], 'c', ARGV[1], 'r', creator,
-    'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6], 'b', sbal,
-    'ts', ARGV[2], 'k', sticket}
-  if ARGV[25] ~= '' then
-    fields[#fields + 1] = 'm'
-    fields[#fields + 1] = ARGV[25]
-  end
-  redis.call('XADD', KEYS[6], '*', unpack(fields))
-  memo.xlen = memo.xlen + 1
+  -- Its settlement row (drain.lua's order; flush() writes the call's rows).
+  memo.settle[#memo.settle + 1] = {ARGV[10], sseq, ARGV[8], ARGV[1], creator, ARGV[9], ARGV[7],
+    ARGV[5], ARGV[6], sbal, ARGV[2], sticket, ARGV[25]}
+  memo.pn = memo.pn + 1
 
   local ttl = tonumber(ARGV[3])
   local answer = sseq .. ':' .. sbal .. ':' .. sticket
@@ -194,17 +279,27 @@ local function gift_one(KEYS, ARGV)
   -- ids of one millisecond still leave in acceptance order. An evicted
   -- member deletes its answer only if the answer is still its own (the id
   -- may have expired and been used again since).
-  local added = redis.call('ZADD', KEYS[2], ts, string.format('%016.0f', ticket) .. ':' .. ARGV[1])
+  -- Added by flush() (one ZADD per sender and call; a member is new, its
+  -- ticket is), or at once when the index goes over its cap.
+  local adds = memo.idz_add[KEYS[2]]
+  if not adds then
+    adds = {}
+    memo.idz_add[KEYS[2]] = adds
+  end
+  adds[#adds + 1] = ARGV[2]
+  adds[#adds + 1] = string.format('%016.0f', ticket) .. ':' .. ARGV[1]
   -- Expired ids leave only when the index is over its cap (the same ids
   -- are evicted either way: an expired one first, and its answer is gone).
   local kept = memo.idz[KEYS[2]]
   if kept then
-    kept = kept + added
+    kept = kept + 1
   else
-    kept = redis.call('ZCARD', KEYS[2])
+    kept = redis.call('ZCARD', KEYS[2]) + 1
   end
   local keep_max = tonumber(ARGV[4])
   if kept > keep_max then
+    redis.call('ZADD', KEYS[2], unpack(adds))
+    memo.idz_add[KEYS[2]] = nil
     redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. int(ts - ttl * 1000))
     kept = redis.call('ZCARD', KEYS[2])
   end
@@ -226,18 +321,7 @@ local function gift_one(KEYS, ARGV)
 
   if ARGV[14] ~= '' then
     local event = ARGV[15] .. ',"seq":' .. sseq .. ',"combo":' .. scombo .. '}'
-    -- Room history: entry id `<seq>-0`, so XRANGE by seq is direct. pcall:
-    -- this is past the commit point, and an id not above the stream's last
-    -- (a stream that outlived its room's seq) must not fail the gift; the
-    -- stale history is dropped instead (a resume into it gets history_gone).
-    local hist = ARGV[17]
-    local id = sseq .. '-0'
-    local added = redis.pcall('XADD', hist, 'MAXLEN', '~', ARGV[18], id, 'e', event, 'ts', ARGV[2])
-    if type(added) == 'table' and added.err then
-      redis.call('DEL', hist)
-      redis.call('XADD', hist, 'MAXLEN', '~', ARGV[18], id, 'e', event, 'ts', ARGV[2])
-    end
-    pexpire_later(hist, ARGV[19])
+    cs_emit.room(ARGV[14], ARGV[17], ARGV[18], ARGV[19], seq, event, ARGV[2])
     local top = ARGV[20]
     if top ~= '' then
       -- This live's stats: diamonds and top gifters, added up per call and
@@ -253,14 +337,13 @@ local function gift_one(KEYS, ARGV)
       end
       senders[ARGV[8]] = (senders[ARGV[8]] or 0) + d
     end
-    redis.call('SPUBLISH', ARGV[14], event)
     -- The creator's inbox: the event as a viewer sees it (with its type).
     local ievent = event
     if ARGV[30] ~= '' then
       ievent = ARGV[30] .. ',"seq":' .. sseq .. ',"combo":' .. scombo .. '}'
     end
-    inbox_put(ik, ih, ic, ihead, '{"type":"gift_event",' .. string.sub(ievent, 2),
-      ARGV[2], ARGV[18], ARGV[19], pexpire_later)
+    cs_emit.inbox(ik, ih, ic, ihead, '{"type":"gift_event",' .. string.sub(ievent, 2),
+      ARGV[2], ARGV[18], ARGV[19])
   end
   return {'OK', sseq, sbal, sticket, scombo}
 end

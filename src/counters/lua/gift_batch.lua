@@ -1,26 +1,50 @@
 -- giftstream: many gifts in one script call (issue 16: the fixed cost of a
--- script call, ~40 arguments parsed and turned into Lua strings, the
--- reply, is paid once per batch). Appended to inbox_lib.lua, combo_lib.lua
--- and gift.lua. Each gift runs gift_one exactly as a call of its own would,
+-- script call, arguments parsed and turned into Lua strings, the reply, is
+-- paid once per batch). Appended to inbox_lib.lua, combo_lib.lua and
+-- gift.lua. Each gift runs gift_one exactly as a call of its own would,
 -- in the order given, so every guarantee of a single gift holds per gift
 -- (its checks come before its first write; a refused gift changes
 -- nothing) and the batch is one atomic step.
--- KEYS: 9 per gift, in gift.lua's order.
--- ARGV: 1 the number of gifts, then 31 per gift, in gift.lua's order.
+-- The keys and arguments that are the same for every gift of a node (the
+-- stream, ticket and due keys; limits, TTLs and key prefixes) come once:
+-- KEYS: gift.lua's KEYS 6, 7, 9, then per gift its other 6, in order.
+-- ARGV: 1 the number of gifts, then gift.lua's ARGV 3, 4, 11, 12, 13, 18,
+--       19, 21, 24, 26, 27, 28, 29, 31, then per gift its other 17, in
+--       order (src/counters/redis/batch.rs).
 -- Answers one gift.lua answer per gift, in order. The writes gift.lua
--- defers (TTLs, live stats, due times) are done once, at the end.
+-- defers (events, settlement entry, TTLs, live stats, due times) are done
+-- once, at the end.
+local shared_k = {6, 7, 9}
+local shared_a = {3, 4, 11, 12, 13, 18, 19, 21, 24, 26, 27, 28, 29, 31}
+local k_tpl, a_tpl = {}, {}
+for i, j in ipairs(shared_k) do
+  k_tpl[j] = KEYS[i]
+end
+for i, j in ipairs(shared_a) do
+  a_tpl[j] = ARGV[1 + i]
+end
 local n = tonumber(ARGV[1])
+local kc, ac = #shared_k, 1 + #shared_a
 local out = {}
-for i = 0, n - 1 do
+for g = 1, n do
   local k, a = {}, {}
   for j = 1, 9 do
-    k[j] = KEYS[i * 9 + j]
+    local v = k_tpl[j]
+    if not v then
+      kc = kc + 1
+      v = KEYS[kc]
+    end
+    k[j] = v
   end
-  local base = 1 + i * 31
   for j = 1, 31 do
-    a[j] = ARGV[base + j]
+    local v = a_tpl[j]
+    if not v then
+      ac = ac + 1
+      v = ARGV[ac]
+    end
+    a[j] = v
   end
-  out[i + 1] = gift_one(k, a)
+  out[g] = gift_one(k, a)
 end
 flush()
 return out

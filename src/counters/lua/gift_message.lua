@@ -15,14 +15,8 @@ end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local s = string.format('%.0f', seq)
 local event = ARGV[1] .. ',"seq":' .. s .. '}'
--- Same stale-stream rule as gift.lua.
 local hist = ARGV[3]
-local id = s .. '-0'
-local added = redis.pcall('XADD', hist, 'MAXLEN', '~', ARGV[4], id, 'e', event, 'ts', ARGV[9])
-if type(added) == 'table' and added.err then
-  redis.call('DEL', hist)
-  redis.call('XADD', hist, 'MAXLEN', '~', ARGV[4], id, 'e', event, 'ts', ARGV[9])
-end
+hist_put(hist, ARGV[4], seq, {event}, ARGV[9])
 redis.call('PEXPIRE', hist, ARGV[5])
 redis.call('SPUBLISH', ARGV[2], event)
 inbox_put(ARGV[6] .. creator, ARGV[7] .. creator, ARGV[8] .. creator, inbox_head(creator),

@@ -27,6 +27,12 @@ use crate::counters::{CountersError, Result};
 pub(super) const KEYS_PER_GIFT: usize = 9;
 /// Arguments per gift in `gift_batch.lua` (gift.lua's ARGV).
 pub(super) const ARGS_PER_GIFT: usize = 31;
+/// gift.lua's KEYS (1-based) that are the same for every gift of a node:
+/// sent once per batch (`gift_batch.lua`).
+const SHARED_KEYS: [usize; 3] = [6, 7, 9];
+/// gift.lua's ARGV (1-based) that are the same for every gift of a node
+/// (limits, TTLs, key prefixes): sent once per batch.
+const SHARED_ARGS: [usize; 14] = [3, 4, 11, 12, 13, 18, 19, 21, 24, 26, 27, 28, 29, 31];
 
 /// One gift's keys and arguments, and where its answer goes.
 pub(super) struct Job {
@@ -127,12 +133,31 @@ async fn send(mut conn: ConnectionManager, script: &Script, jobs: Vec<Job>) {
     metrics::histogram!("giftstream_redis_gift_batch_len").record(jobs.len() as f64);
     let mut inv = script.prepare_invoke();
     inv.arg(jobs.len());
+    // The shared keys and arguments once (every job of a node has the
+    // same ones), then each job's own, in order.
+    let first = &jobs[0];
+    for i in SHARED_KEYS {
+        inv.key(&first.keys[i - 1]);
+    }
+    for i in SHARED_ARGS {
+        inv.arg(&first.args[i - 1]);
+    }
     for job in &jobs {
-        for k in &job.keys {
-            inv.key(k);
+        debug_assert!(SHARED_KEYS
+            .iter()
+            .all(|&i| job.keys[i - 1] == first.keys[i - 1]));
+        debug_assert!(SHARED_ARGS
+            .iter()
+            .all(|&i| job.args[i - 1] == first.args[i - 1]));
+        for (i, k) in job.keys.iter().enumerate() {
+            if !SHARED_KEYS.contains(&(i + 1)) {
+                inv.key(k);
+            }
         }
-        for a in &job.args {
-            inv.arg(a);
+        for (i, a) in job.args.iter().enumerate() {
+            if !SHARED_ARGS.contains(&(i + 1)) {
+                inv.arg(a);
+            }
         }
     }
     let answer: redis::RedisResult<Vec<Vec<String>>> = inv.invoke_async(&mut conn).await;

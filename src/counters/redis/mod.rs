@@ -77,11 +77,14 @@ const SETTLED_ATTEMPTS: u32 = 3;
 /// Entries read per round trip while scanning the stream in reconcile.
 const SCAN_CHUNK: usize = 1000;
 
-/// One stream entry of a batch: what `settled` needs to acknowledge it.
+/// One stream entry of a batch (a gift call's gifts): what `settled`
+/// needs to acknowledge it.
 struct EntryRef {
     id: String,
-    creator: String,
-    diamonds: i64,
+    /// Gifts in the entry.
+    gifts: usize,
+    /// Diamonds per creator, summed over the entry's gifts.
+    diamonds: Vec<(String, i64)>,
 }
 
 /// The head of a [`crate::protocol::GiftEvent`] as JSON, without `seq` and `combo` (the
@@ -268,33 +271,37 @@ impl RedisCounters {
     }
 }
 
-/// One row of `drain.lua` / `scan.lua`: id, then the gift's fields.
-fn parse_entry(row: &[String]) -> Result<(String, PendingGift, u64)> {
-    let id = row
-        .first()
-        .cloned()
-        .ok_or_else(|| CountersError::Corrupt("redis: empty stream entry".into()))?;
+/// One entry of `drain.lua` / `scan.lua` (see `lua/stream_lib.lua`): its
+/// id and its gifts' rows (MessagePack), as (gift, ticket) pairs.
+fn parse_entry(id: &str, rows: &[u8]) -> Result<Vec<(PendingGift, u64)>> {
+    let rows: Vec<Vec<String>> = rmp_serde::from_slice(rows)
+        .map_err(|e| CountersError::Corrupt(format!("redis: stream entry {id}: {e}")))?;
+    rows.iter().map(|row| parse_row(id, row)).collect()
+}
+
+/// One gift's row of a stream entry: t, s, u, c, r, g, n, co, d, b, ts, k, m.
+fn parse_row(id: &str, row: &[String]) -> Result<(PendingGift, u64)> {
     let s = |i: usize| {
         row.get(i).cloned().ok_or_else(|| {
             CountersError::Corrupt(format!("redis: stream entry {id} lacks field {i}"))
         })
     };
     let g = PendingGift {
-        target: s(1)?,
-        seq: parse(row.get(2), "seq")?,
-        sender: s(3)?,
-        client_id: s(4)?,
-        creator: s(5)?,
-        gift: s(6)?,
-        count: parse(row.get(7), "count")?,
-        coins: parse(row.get(8), "coins")?,
-        diamonds: parse(row.get(9), "diamonds")?,
-        balance_after: parse(row.get(10), "balance")?,
-        ts: parse(row.get(11), "ts")?,
-        message: row.get(13).filter(|m| !m.is_empty()).cloned(),
+        target: s(0)?,
+        seq: parse(row.get(1), "seq")?,
+        sender: s(2)?,
+        client_id: s(3)?,
+        creator: s(4)?,
+        gift: s(5)?,
+        count: parse(row.get(6), "count")?,
+        coins: parse(row.get(7), "coins")?,
+        diamonds: parse(row.get(8), "diamonds")?,
+        balance_after: parse(row.get(9), "balance")?,
+        ts: parse(row.get(10), "ts")?,
+        message: row.get(12).filter(|m| !m.is_empty()).cloned(),
     };
-    let ticket = parse(row.get(12), "ticket")?;
-    Ok((id, g, ticket))
+    let ticket = parse(row.get(11), "ticket")?;
+    Ok((g, ticket))
 }
 
 #[async_trait]

@@ -21,6 +21,10 @@ pub struct ReconcileReport {
     /// Creators whose pending diamonds differ from the diamonds of their
     /// unacknowledged stream entries: (creator, Redis counter, sum).
     pub pending_drift: Vec<(String, i64, i64)>,
+    /// The settlement stream's gift counts (`<stream>:n` unsettled,
+    /// `<stream>:d` delivered to a worker) that differ from its entries:
+    /// (count key, Redis count, gifts in the entries).
+    pub stream_count_drift: Vec<(String, i64, i64)>,
     /// Credit op ids in the ledger that Redis does not know as applied.
     pub credit_ops_missing: usize,
     /// Targets in the ledger missing in Redis.
@@ -40,6 +44,7 @@ impl ReconcileReport {
     pub fn drift(&self) -> usize {
         self.wallet_drift.len()
             + self.pending_drift.len()
+            + self.stream_count_drift.len()
             + self.credit_ops_missing
             + self.targets_missing
             + self.follower_drift.len()
@@ -188,10 +193,13 @@ impl RedisCounters {
         // Pending diamonds cover every entry not yet acknowledged, committed
         // or not (`settled` decrements them on the acknowledgement).
         let mut stream_diamonds: BTreeMap<String, i64> = BTreeMap::new();
+        let (mut stream_gifts, mut delivered_gifts) = (0i64, 0i64);
         for (id, g) in self.scan_pending().await? {
             *stream_diamonds.entry(g.creator.clone()).or_default() += g.diamonds;
             let delivered =
                 matches!((stream_id(&id), last_delivered), (Some(i), Some(l)) if i <= l);
+            stream_gifts += 1;
+            delivered_gifts += i64::from(delivered);
             if delivered && ledger.has_gift(&g.target, g.seq).await? {
                 continue;
             }
@@ -233,6 +241,19 @@ impl RedisCounters {
                     .pending_drift
                     .push((creator.clone(), held.unwrap_or(0), *expected));
                 fixes.push((format!("{pd_prefix}{creator}"), held, *expected));
+            }
+        }
+        let counts = [
+            (format!("{}:n", stream_key()), stream_gifts),
+            (format!("{}:d", stream_key()), delivered_gifts),
+        ];
+        let held_all = self.get_many(counts.iter().map(|(k, _)| k.clone())).await?;
+        for ((k, expected), held) in counts.into_iter().zip(held_all) {
+            if held.unwrap_or(0) != expected {
+                report
+                    .stream_count_drift
+                    .push((k.clone(), held.unwrap_or(0), expected));
+                fixes.push((k, held, expected));
             }
         }
         let mut missing_ops = Vec::new();

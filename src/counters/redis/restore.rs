@@ -49,14 +49,15 @@ impl RedisCounters {
             .map_err(redis_err)
     }
 
-    /// Every unsettled entry of the stream, at most `counters.pending_len_max`
+    /// Every unsettled gift of the stream with its entry's id (a gift call's
+    /// gifts share one entry), at most `counters.pending_len_max`
     /// plus one chunk.
     pub(super) async fn scan_pending(&self) -> Result<Vec<(String, PendingGift)>> {
         let mut out = Vec::new();
         let mut after = "0-0".to_string();
         let rounds_max = self.cfg.pending_len_max / SCAN_CHUNK + 2;
         for _ in 0..rounds_max {
-            let rows: Vec<Vec<String>> = self
+            let entries: Vec<(String, Vec<u8>)> = self
                 .scripts
                 .scan
                 .key(stream_key())
@@ -65,11 +66,12 @@ impl RedisCounters {
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(redis_err)?;
-            let n = rows.len();
-            for row in rows {
-                let (id, g, _) = parse_entry(&row)?;
-                after = id.clone();
-                out.push((id, g));
+            let n = entries.len();
+            for (id, rows) in entries {
+                for (g, _) in parse_entry(&id, &rows)? {
+                    out.push((id.clone(), g));
+                }
+                after = id;
             }
             if n < SCAN_CHUNK {
                 return Ok(out);

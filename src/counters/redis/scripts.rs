@@ -69,10 +69,16 @@ impl Scripts {
                 include_str!("../lua/combo_lib.lua"),
                 include_str!("../lua/end_room.lua")
             )),
-            drain: Script::new(include_str!("../lua/drain.lua")),
+            drain: Script::new(concat!(
+                include_str!("../lua/stream_lib.lua"),
+                include_str!("../lua/drain.lua")
+            )),
             settled: Script::new(include_str!("../lua/settled.lua")),
             pending_len: Script::new(include_str!("../lua/pending_len.lua")),
-            scan: Script::new(include_str!("../lua/scan.lua")),
+            scan: Script::new(concat!(
+                include_str!("../lua/stream_lib.lua"),
+                include_str!("../lua/scan.lua")
+            )),
             set_value: Script::new(include_str!("../lua/set_balance.lua")),
             last_delivered: Script::new(include_str!("../lua/last_delivered.lua")),
         }

@@ -12,7 +12,7 @@ impl RedisCounters {
             return Ok(None);
         }
         let cursor = self.claim_cursor.lock().clone();
-        let (next, rows): (String, Vec<Vec<String>>) = self
+        let (next, entries): (String, Vec<(String, Vec<u8>)>) = self
             .scripts
             .drain
             .key(stream_key())
@@ -21,25 +21,33 @@ impl RedisCounters {
             .arg(len_max)
             .arg(self.claim_idle_ms)
             .arg(&cursor)
+            .arg(self.cfg.gift_batch_len_max.max(1))
             .invoke_async(&mut self.conn())
             .await
             .map_err(redis_err)?;
         *self.claim_cursor.lock() = next;
-        if rows.is_empty() {
+        if entries.is_empty() {
             return Ok(None);
         }
-        let mut gifts = Vec::with_capacity(rows.len());
-        let mut refs = Vec::with_capacity(rows.len());
+        let mut gifts = Vec::with_capacity(len_max.min(entries.len() * 64));
+        let mut refs = Vec::with_capacity(entries.len());
         let mut ticket_max = 0;
-        for row in &rows {
-            let (id, g, ticket) = parse_entry(row)?;
-            ticket_max = ticket_max.max(ticket);
+        for (id, rows) in &entries {
+            let rows = parse_entry(id, rows)?;
+            let mut diamonds: Vec<(String, i64)> = Vec::new();
+            for (g, ticket) in &rows {
+                ticket_max = ticket_max.max(*ticket);
+                match diamonds.iter_mut().find(|(c, _)| *c == g.creator) {
+                    Some((_, d)) => *d += g.diamonds,
+                    None => diamonds.push((g.creator.clone(), g.diamonds)),
+                }
+            }
             refs.push(EntryRef {
-                id,
-                creator: g.creator.clone(),
-                diamonds: g.diamonds,
+                id: id.clone(),
+                gifts: rows.len(),
+                diamonds,
             });
-            gifts.push(g);
+            gifts.extend(rows.into_iter().map(|(g, _)| g));
         }
         let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
         let id = batch_id(&ids);
@@ -80,7 +88,10 @@ impl RedisCounters {
             let mut inv = self.scripts.settled.key(stream_key());
             inv.arg(GROUP).arg(pending_prefix());
             for r in &refs {
-                inv.arg(&r.id).arg(&r.creator).arg(r.diamonds);
+                inv.arg(&r.id).arg(r.gifts).arg(r.diamonds.len());
+                for (creator, d) in &r.diamonds {
+                    inv.arg(creator).arg(*d);
+                }
             }
             match inv.invoke_async::<i64>(&mut self.conn()).await {
                 Ok(acked) => {

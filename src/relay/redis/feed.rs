@@ -348,28 +348,35 @@ impl Feed {
             }
             return;
         }
-        match serde_json::from_slice::<SeqEvent>(payload) {
-            Ok(ev) => {
-                let Some(local) = locals.get(room) else {
-                    return; // unsubscribed meanwhile
-                };
-                let seq = ev.seq();
-                if seq <= local.last {
-                    metrics::counter!("giftstream_stale_events_total").increment(1);
-                    return;
+        match decode_events(payload) {
+            Ok(events) => {
+                for ev in events {
+                    self.on_event(room, ev, locals).await;
                 }
-                if seq > local.last + 1 {
-                    let missed = self.read(room, local.last, Some(seq - 1)).await;
-                    metrics::counter!("giftstream_relay_gap_filled_total")
-                        .increment(missed.len() as u64);
-                    for m in missed {
-                        forward(locals, room, m).await;
-                    }
-                }
-                forward(locals, room, ev).await;
             }
             Err(e) => on_control(&self.hub, room, payload, e).await,
         }
+    }
+
+    /// Hand `ev` to its room, first filling a gap before it from the
+    /// room's history; a stale event is dropped.
+    async fn on_event(&self, room: &str, ev: SeqEvent, locals: &mut HashMap<String, Local>) {
+        let Some(local) = locals.get(room) else {
+            return; // unsubscribed meanwhile
+        };
+        let seq = ev.seq();
+        if seq <= local.last {
+            metrics::counter!("giftstream_stale_events_total").increment(1);
+            return;
+        }
+        if seq > local.last + 1 {
+            let missed = self.read(room, local.last, Some(seq - 1)).await;
+            metrics::counter!("giftstream_relay_gap_filled_total").increment(missed.len() as u64);
+            for m in missed {
+                forward(locals, room, m).await;
+            }
+        }
+        forward(locals, room, ev).await;
     }
 
     /// Hand the room every event of its stream after its last seq.
@@ -387,14 +394,15 @@ impl Feed {
     }
 
     /// Events of `room`'s stream with after < seq <= until (or to its end),
-    /// at most `history_len_max`. A failed read is logged and reads as
-    /// empty (the room then sees a seq jump; a creator resumes).
+    /// from at most `history_len_max` entries. A failed read is logged and
+    /// reads as empty (the room then sees a seq jump; a creator resumes).
     async fn read(&self, room: &str, after: u64, until: Option<u64>) -> Vec<SeqEvent> {
-        let end = until.map_or_else(|| "+".to_string(), |u| format!("{u}-0"));
+        // An entry's id is its last event's seq, so the entry holding
+        // `until` may end past it: read on and keep what is in range.
         let rows: redis::RedisResult<Vec<StreamEntry>> = redis::cmd("XRANGE")
             .arg(history_key(room))
             .arg(format!("{}-0", after.saturating_add(1)))
-            .arg(end)
+            .arg("+")
             .arg("COUNT")
             .arg(self.history_len_max)
             .query_async(&mut self.conn.clone())
@@ -402,16 +410,25 @@ impl Feed {
         match rows {
             Ok(rows) => rows
                 .into_iter()
-                .filter_map(|(_, fields)| {
-                    let (_, e) = fields.into_iter().find(|(k, _)| k == "e")?;
-                    serde_json::from_str::<SeqEvent>(&e).ok()
-                })
+                .flat_map(|(_, fields)| fields.into_iter().filter(|(k, _)| k == "e"))
+                .filter_map(|(_, e)| serde_json::from_str::<SeqEvent>(&e).ok())
+                .filter(|ev| ev.seq() > after && until.is_none_or(|u| ev.seq() <= u))
                 .collect(),
             Err(e) => {
                 tracing::warn!(room, error = %e, "redis: reading a room's history failed");
                 Vec::new()
             }
         }
+    }
+}
+
+/// A room message with seq'd events: one event, or a gift call's events
+/// of the room as an array, in seq order (`lua/inbox_lib.lua`).
+fn decode_events(payload: &[u8]) -> serde_json::Result<Vec<SeqEvent>> {
+    if payload.first() == Some(&b'[') {
+        serde_json::from_slice(payload)
+    } else {
+        serde_json::from_slice(payload).map(|ev| vec![ev])
     }
 }
 
@@ -429,4 +446,32 @@ async fn forward(locals: &mut HashMap<String, Local>, room: &str, ev: SeqEvent) 
     }
     local.last = ev.seq();
     let _ = local.tx.send(ev.into()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gift(seq: u64) -> String {
+        format!(
+            r#"{{"type":"gift_event","room":"r","id":"x{seq}","sender":"u","gift":"rose","count":1,"coins":2,"diamonds":1,"animation":"a","ts":1,"seq":{seq},"combo":1}}"#
+        )
+    }
+
+    #[test]
+    fn a_message_is_one_event_or_an_array_of_them_in_order() {
+        let one = decode_events(gift(7).as_bytes()).unwrap();
+        assert_eq!(one.iter().map(SeqEvent::seq).collect::<Vec<_>>(), vec![7]);
+        let many = format!("[{},{},{}]", gift(3), gift(4), gift(5));
+        let many = decode_events(many.as_bytes()).unwrap();
+        assert_eq!(
+            many.iter().map(SeqEvent::seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        // Not events: a control message, or garbage, is an error (handed
+        // to `on_control`), never a panic.
+        assert!(decode_events(br#"{"type":"room_ended"}"#).is_err());
+        assert!(decode_events(b"[").is_err());
+        assert!(decode_events(b"").is_err());
+    }
 }

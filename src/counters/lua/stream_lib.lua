@@ -1,0 +1,28 @@
+-- giftstream: reading the settlement stream. Prepended to drain.lua and
+-- scan.lua.
+--
+-- An entry is a gift call's gifts (gift.lua): `len` their count, `rows`
+-- their rows as a MessagePack array of arrays of strings, each row
+-- {t, s, u, c, r, g, n, co, d, b, ts, k, m} (target key, seq, sender,
+-- client id, creator, gift, count, coins, diamonds, balance after, ts ms,
+-- ticket, message or ''). An entry written before gift batches were
+-- stored as one (one gift, its row as fields) is read as a batch of one.
+
+-- Entry `e` (an XRANGE/XREADGROUP item) as {id, rows}, and its gift count;
+-- nil for an entry deleted meanwhile.
+local function entry_rows(e)
+  if not (e and e[2]) then
+    return nil, 0
+  end
+  local f = {}
+  local kv = e[2]
+  for j = 1, #kv, 2 do
+    f[kv[j]] = kv[j + 1]
+  end
+  if f.rows then
+    return {e[1], f.rows}, tonumber(f.len or '1')
+  end
+  return {e[1], cmsgpack.pack({{f.t, f.s, f.u, f.c, f.r, f.g, f.n, f.co, f.d, f.b, f.ts, f.k,
+    f.m or ''}})}, 1
+end
+
