@@ -5,7 +5,7 @@
 --
 -- (inbox_lib.lua and combo_lib.lua are prepended: the creator's inbox and
 -- the streak end.)
--- KEYS: 1 idempotency answer  2 sender's id index (zset)  3 sender's wallet
+-- KEYS: 1 idempotency answer  2 sender's id index (list)  3 sender's wallet
 --       4 target hash          5 sender's streak on the target (hash)
 --       6 settlement stream    7 ticket counter
 --       8 the target's streak index set  9 the streak due zset
@@ -115,7 +115,7 @@ local function flush()
     redis.call('SET', k, int(memo.bal[k]), 'KEEPTTL')
   end
   for k, adds in pairs(memo.idz_add) do
-    redis.call('ZADD', k, unpack(adds))
+    redis.call('RPUSH', k, unpack(adds))
   end
   for _, ch in ipairs(memo.room_order) do
     local r = memo.rooms[ch]
@@ -166,7 +166,16 @@ end
 -- One gift: its own KEYS and ARGV (as below; they shadow the script's).
 -- gift_single.lua calls it once; gift_batch.lua once per gift of a batch.
 local function gift_one(KEYS, ARGV)
-  local seen = redis.call('GET', KEYS[1])
+  -- The answer, and the wallet with it on the sender's first gift of
+  -- the call (one MGET).
+  local seen
+  if memo.bal[KEYS[3]] then
+    seen = redis.call('GET', KEYS[1])
+  else
+    local r = redis.call('MGET', KEYS[1], KEYS[3])
+    seen = r[1]
+    memo.bal[KEYS[3]] = tonumber(r[2] or '0')
+  end
   if seen then
     return {'DUP', seen}
   end
@@ -203,9 +212,6 @@ local function gift_one(KEYS, ARGV)
   local coins = tonumber(ARGV[5])
   -- A wallet's balance as this call left it (only gifts change it here).
   local held = memo.bal[KEYS[3]]
-  if not held then
-    held = tonumber(redis.call('GET', KEYS[3]) or '0')
-  end
   if held < coins then
     return {'E', 'insufficient_funds', int(held)}
   end
@@ -275,42 +281,35 @@ local function gift_one(KEYS, ARGV)
   local ttl = tonumber(ARGV[3])
   local answer = sseq .. ':' .. sbal .. ':' .. sticket
   redis.call('SET', KEYS[1], answer, 'EX', ttl)
-  -- The id index: score = ts, member = 16-digit ticket ':' client id, so
-  -- ids of one millisecond still leave in acceptance order. An evicted
-  -- member deletes its answer only if the answer is still its own (the id
-  -- may have expired and been used again since).
-  -- Added by flush() (one ZADD per sender and call; a member is new, its
-  -- ticket is), or at once when the index goes over its cap.
+  -- The id index: a list of `<16-digit ticket>:<client id>` in acceptance
+  -- order (an RPUSH is O(1); ids leave oldest first, which are also the
+  -- first to expire). An evicted id deletes its answer only if the answer
+  -- is still its own (the id may have expired and been used again since).
+  -- Pushed by flush() (one RPUSH per sender and call), or at once when
+  -- the index goes over its cap.
   local adds = memo.idz_add[KEYS[2]]
   if not adds then
     adds = {}
     memo.idz_add[KEYS[2]] = adds
   end
-  adds[#adds + 1] = ARGV[2]
   adds[#adds + 1] = string.format('%016.0f', ticket) .. ':' .. ARGV[1]
-  -- Expired ids leave only when the index is over its cap (the same ids
-  -- are evicted either way: an expired one first, and its answer is gone).
   local kept = memo.idz[KEYS[2]]
   if kept then
     kept = kept + 1
   else
-    kept = redis.call('ZCARD', KEYS[2]) + 1
+    kept = redis.call('LLEN', KEYS[2]) + 1
   end
   local keep_max = tonumber(ARGV[4])
   if kept > keep_max then
-    redis.call('ZADD', KEYS[2], unpack(adds))
+    redis.call('RPUSH', KEYS[2], unpack(adds))
     memo.idz_add[KEYS[2]] = nil
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. int(ts - ttl * 1000))
-    kept = redis.call('ZCARD', KEYS[2])
-  end
-  if kept > keep_max then
-    local old = redis.call('ZPOPMIN', KEYS[2], kept - keep_max)
-    for i = 1, #old, 2 do
-      local sep = string.find(old[i], ':', 1, true)
+    local old = redis.call('LPOP', KEYS[2], kept - keep_max)
+    for _, m in ipairs(old) do
+      local sep = string.find(m, ':', 1, true)
       if sep then
-        local key = ARGV[16] .. string.sub(old[i], sep + 1)
+        local key = ARGV[16] .. string.sub(m, sep + 1)
         local answer = redis.call('GET', key)
-        if answer and tonumber(string.match(answer, '[^:]+$')) == tonumber(string.sub(old[i], 1, sep - 1)) then
+        if answer and tonumber(string.match(answer, '[^:]+$')) == tonumber(string.sub(m, 1, sep - 1)) then
           redis.call('DEL', key)
         end
       end

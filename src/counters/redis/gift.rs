@@ -61,7 +61,7 @@ impl RedisCounters {
         // gift.lua's KEYS and ARGV (see the script), in its order.
         let keys = vec![
             format!("{idem}{}", req.client_id),
-            key(&["idz", &req.sender]),
+            idz_key(&req.sender),
             wallet_key(&req.sender),
             target_key(&tkey),
             streak_key(&tkey, &req.sender),

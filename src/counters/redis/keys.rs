@@ -13,6 +13,13 @@ pub(super) fn key(parts: &[&str]) -> String {
     k
 }
 
+/// A sender's id index: a list of `<16-digit ticket>:<client id>` in
+/// acceptance order, capped at `counters.idempotency_keys_per_wallet_max`
+/// (`lua/gift.lua`). `idl`, not the `idz` sorted set it replaced, so an
+/// old index (it expires after the idempotency TTL) is never pushed to.
+pub(super) fn idz_key(user: &str) -> String {
+    key(&["idl", user])
+}
 pub(super) fn wallet_key(user: &str) -> String {
     key(&["bal", user])
 }

@@ -190,16 +190,15 @@ impl RedisCounters {
                     continue;
                 }
                 let idem = format!("{}{}", idem_prefix(&g.sender), g.client_id);
-                let idz = key(&["idz", &g.sender]);
+                let idz = idz_key(&g.sender);
                 pipe.cmd("SET")
                     .arg(idem)
                     .arg(format!("{}:{}:0", g.seq, g.balance_after))
                     .arg("PX")
                     .arg(left_ms)
                     .ignore();
-                pipe.cmd("ZADD")
+                pipe.cmd("RPUSH")
                     .arg(&idz)
-                    .arg(g.ts)
                     .arg(format!("{:016}:{}", 0, g.client_id))
                     .ignore();
                 pipe.cmd("PEXPIRE").arg(&idz).arg(ttl_ms).ignore();
