@@ -409,3 +409,56 @@ async fn drain_takes_whole_entries_up_to_len_max_and_reads_old_entries() {
         .unwrap();
     assert_eq!(n, Some(0), "clamped: the old entry was not counted");
 }
+
+/// One socket's gifts on the Redis engine are pipelined (issue 16): the
+/// socket's next gift is read while the previous one waits for Redis, so
+/// 64 gifts sent back to back leave in a few script calls (settlement
+/// entries, one per call, counted before any settles), and still apply in
+/// the order sent (seqs 1..=64, balances falling by 1) with their acks in
+/// that order. One gift at a time would make 64 calls.
+#[tokio::test]
+async fn one_sockets_gifts_are_pipelined_in_order() {
+    let Some(engine) = common::server::engines()
+        .await
+        .into_iter()
+        .find(|e| e.name == "redis+sqlite")
+    else {
+        return;
+    };
+    let redis_url = engine.counters_url.clone();
+    let s = common::server::TestServer::start(&engine, |c| {
+        c.settlement.flush_interval_ms = 600_000;
+        c.counters.gift_batches_in_flight_max = 1;
+    })
+    .await;
+    s.open_room("cr", "pipe").await;
+    s.grant("v", 1000, "g-pipe").await;
+    let mut ws = s.ws("v", giftstream::auth::Role::Viewer).await;
+    let n = 64;
+    for i in 0..n {
+        ws.send(serde_json::json!({
+            "type": "gift", "room": "pipe", "gift": "rose", "count": 1, "id": format!("p{i}")
+        }))
+        .await;
+    }
+    for i in 0..n {
+        let v = ws.recv().await;
+        if v["type"] == "gift_event" {
+            continue;
+        }
+        assert_eq!(v["type"], "gift_ack", "{v}");
+        assert_eq!(v["id"], format!("p{i}"), "acks in the order sent");
+        assert_eq!(v["seq"], i + 1, "applied in the order sent");
+        assert_eq!(v["balance"], 1000 - (i + 1), "a rose is 1 coin");
+    }
+    let entries: u64 = redis::cmd("XLEN")
+        .arg("{gs}:pending")
+        .query_async(&mut raw(&redis_url).await)
+        .await
+        .unwrap();
+    assert!(
+        entries < n as u64 / 2,
+        "{n} gifts from one socket took {entries} script calls: not pipelined"
+    );
+    s.stop().await;
+}
