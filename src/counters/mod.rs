@@ -101,15 +101,6 @@ pub trait Counters: BlockCache + Send + Sync + 'static {
     /// Gifts waiting for settlement.
     async fn pending_len(&self) -> Result<usize>;
 
-    /// Whether the first poll of [`Counters::gift`] (for a gift without a
-    /// message) queues the gift, in the order of those polls, and its
-    /// answer comes later (a batching engine): then a socket may go on to
-    /// its next gift before the answer, and its gifts still apply in the
-    /// order it sent them. False (the default) keeps one gift at a time.
-    fn gifts_queue_in_order(&self) -> bool {
-        false
-    }
-
     /// Take up to `len_max` pending gifts as one batch (None when empty).
     async fn drain(&self, len_max: usize) -> Result<Option<Batch>>;
 

@@ -11,7 +11,6 @@
 //! Must not: wait on a room (rooms never wait on us either), or panic on
 //! any input: every bad frame is answered with a typed `error`.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -133,7 +132,6 @@ pub fn serve(
         ctl: ctl.clone(),
         rooms: Vec::new(),
         acks_waiting: None,
-        last_answer: None,
         budget: Budget::new(
             cfg.socket_msgs_per_s_max,
             Duration::from_millis(cfg.socket_throttled_ms_max),
@@ -190,9 +188,6 @@ struct Reader {
     /// Bounds ledger-mode acks in flight; made on the first one (most
     /// sockets never send a gift).
     acks_waiting: Option<Arc<Semaphore>>,
-    /// Dropped once the last pipelined gift's answer was queued
-    /// ([`Reader::gift_pipelined`]): the next answer waits for it.
-    last_answer: Option<oneshot::Receiver<()>>,
     budget: Budget,
     /// Rooms resumed in the last [`RESUME_INTERVAL`], and when.
     resumed: Vec<(Box<str>, Instant)>,
@@ -488,9 +483,6 @@ impl Reader {
         id: String,
         message: Option<String>,
     ) -> bool {
-        if message.is_none() && self.state.counters().gifts_queue_in_order() {
-            return self.gift_pipelined(target, gift, count, id).await;
-        }
         let state = &self.state;
         let target_key = target.key();
         match state
@@ -533,76 +525,6 @@ impl Reader {
                 true
             }
         }
-    }
-}
-
-impl Reader {
-    /// A gift on an engine that queues gifts in order
-    /// ([`Counters::gifts_queue_in_order`]): polled once here, which queues
-    /// it with the engine behind this socket's earlier gifts, then answered
-    /// from a task of its own, so the socket's next gift is read at once.
-    /// Answers leave in the order the gifts came. At most
-    /// `ACKS_WAITING_MAX` unanswered per socket; past them the socket is
-    /// not read (back-pressure). A gift that waits for room (a
-    /// full pending queue, `gift.busy_wait_ms_max`) is sent again from its
-    /// task and may then apply after a later gift of the socket.
-    async fn gift_pipelined(
-        &mut self,
-        target: Target,
-        gift: String,
-        count: u32,
-        id: String,
-    ) -> bool {
-        let acks = self
-            .acks_waiting
-            .get_or_insert_with(|| Arc::new(Semaphore::new(ACKS_WAITING_MAX)))
-            .clone();
-        let Ok(permit) = acks.acquire_owned().await else {
-            return false;
-        };
-        let (state, tx, enc, who) = (
-            self.state.clone(),
-            self.tx.clone(),
-            self.encoding,
-            self.who.clone(),
-        );
-        // Answers leave in the order of the gifts: each waits for the one
-        // before it (dropped when that one is sent or its task ends).
-        let (sent, sent_rx) = oneshot::channel::<()>();
-        let before = self.last_answer.replace(sent_rx);
-        let mut answer = Box::pin(async move {
-            let target_key = target.key();
-            let msg = match state.gift(&who, target, &gift, count, &id, None).await {
-                Err(e) => error_frame(&e, Some(id)),
-                Ok(outcome) => {
-                    let durable = match state.ack_mode() {
-                        AckMode::Counter => Ok(()),
-                        AckMode::Ledger => state.wait_durable(&outcome, &target_key).await,
-                    };
-                    match durable {
-                        Ok(()) => ServerMsg::GiftAck {
-                            id: outcome.ack.id,
-                            seq: outcome.ack.seq,
-                            balance: outcome.ack.balance,
-                        },
-                        Err(e) => error_frame(&e, Some(outcome.ack.id)),
-                    }
-                }
-            };
-            if let Some(before) = before {
-                let _ = before.await;
-            }
-            let _ = tx.send(msg.encode(enc)).await;
-            drop(sent);
-            drop(permit);
-        });
-        // The first poll queues the gift (in this socket's order); a gift
-        // answered at once (refused before the engine) is done here.
-        let first = std::future::poll_fn(|cx| Poll::Ready(Future::poll(answer.as_mut(), cx))).await;
-        if first.is_pending() {
-            tokio::spawn(answer);
-        }
-        true
     }
 }
 

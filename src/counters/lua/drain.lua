@@ -32,20 +32,7 @@ end
 -- The gift count of the next entry not yet delivered to the group, nil
 -- when there is none.
 local function next_len()
-  local last
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local name, id
-    for j = 1, #g, 2 do
-      if g[j] == 'name' then
-        name = g[j + 1]
-      elseif g[j] == 'last-delivered-id' then
-        id = g[j + 1]
-      end
-    end
-    if name == ARGV[1] then
-      last = id
-    end
-  end
+  local last = last_delivered_id(KEYS[1], ARGV[1])
   local e = redis.call('XRANGE', KEYS[1], '(' .. (last or '0-0'), '+', 'COUNT', 1)[1]
   if not e then
     return nil

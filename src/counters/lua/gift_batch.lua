@@ -24,26 +24,26 @@ for i, j in ipairs(shared_a) do
   a_tpl[j] = ARGV[1 + i]
 end
 local n = tonumber(ARGV[1])
+-- A gift's `len` values: the shared ones from `tpl`, the others in order
+-- from `src` after position `at`; answers them and the new position.
+local function fill(tpl, len, src, at)
+  local t = {}
+  for j = 1, len do
+    local v = tpl[j]
+    if not v then
+      at = at + 1
+      v = src[at]
+    end
+    t[j] = v
+  end
+  return t, at
+end
 local kc, ac = #shared_k, 1 + #shared_a
 local out = {}
 for g = 1, n do
-  local k, a = {}, {}
-  for j = 1, 9 do
-    local v = k_tpl[j]
-    if not v then
-      kc = kc + 1
-      v = KEYS[kc]
-    end
-    k[j] = v
-  end
-  for j = 1, 31 do
-    local v = a_tpl[j]
-    if not v then
-      ac = ac + 1
-      v = ARGV[ac]
-    end
-    a[j] = v
-  end
+  local k, a
+  k, kc = fill(k_tpl, 9, KEYS, kc)
+  a, ac = fill(a_tpl, 31, ARGV, ac)
   out[g] = gift_one(k, a)
 end
 flush()

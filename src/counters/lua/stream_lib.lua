@@ -1,5 +1,5 @@
--- giftstream: reading the settlement stream. Prepended to drain.lua and
--- scan.lua.
+-- giftstream: reading the settlement stream. Prepended to drain.lua,
+-- scan.lua and last_delivered.lua.
 --
 -- An entry is a gift call's gifts (gift.lua): `len` their count, `rows`
 -- their rows as a MessagePack array of arrays of strings, each row
@@ -24,5 +24,28 @@ local function entry_rows(e)
   end
   return {e[1], cmsgpack.pack({{f.t, f.s, f.u, f.c, f.r, f.g, f.n, f.co, f.d, f.b, f.ts, f.k,
     f.m or ''}})}, 1
+end
+
+-- The last id stream `stream` delivered to consumer group `group`, nil
+-- when the stream or the group does not exist.
+local function last_delivered_id(stream, group)
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
+  if not ok then
+    return nil
+  end
+  for _, g in ipairs(groups) do
+    local name, last
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then
+        name = g[j + 1]
+      elseif g[j] == 'last-delivered-id' then
+        last = g[j + 1]
+      end
+    end
+    if name == group and last then
+      return last
+    end
+  end
+  return nil
 end
 

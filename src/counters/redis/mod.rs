@@ -351,11 +351,6 @@ impl Counters for RedisCounters {
         self.gift_op(req).await
     }
 
-    fn gifts_queue_in_order(&self) -> bool {
-        // `gift_op` runs without waiting up to the batcher's queue.
-        self.batcher.is_some()
-    }
-
     async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
         if coins.unsigned_abs() > AMOUNT_MAX as u64 {
             return Err(CountersError::Invalid("balance overflow"));

@@ -80,7 +80,10 @@ impl Scripts {
                 include_str!("../lua/scan.lua")
             )),
             set_value: Script::new(include_str!("../lua/set_balance.lua")),
-            last_delivered: Script::new(include_str!("../lua/last_delivered.lua")),
+            last_delivered: Script::new(concat!(
+                include_str!("../lua/stream_lib.lua"),
+                include_str!("../lua/last_delivered.lua")
+            )),
         }
     }
 }
