@@ -59,7 +59,7 @@ for _ = 1, 128 do
   local before = left
   take(read[1][2])
   -- Gifts delivered to the group and not yet settled (pending_len.lua).
-  redis.call('INCRBY', KEYS[1] .. ':d', before - left)
+  redis.call('INCRBY', select(2, stream_count_keys(KEYS[1])), before - left)
   if #read[1][2] < count or left <= 0 then
     break
   end

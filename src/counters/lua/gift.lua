@@ -3,8 +3,9 @@
 -- Redis Cluster slot; the pending-diamonds and idempotency keys derived in
 -- the script (ARGV prefixes) carry the same tag.
 --
--- (inbox_lib.lua and combo_lib.lua are prepended: the creator's inbox and
--- the streak end.)
+-- (stream_lib.lua, inbox_lib.lua and combo_lib.lua are prepended: the
+-- settlement stream's counts, history and the creator's inbox, the streak
+-- end.)
 -- KEYS: 1 idempotency answer  2 sender's id index (list)  3 sender's wallet
 --       4 target hash          5 sender's streak on the target (hash)
 --       6 settlement stream    7 ticket counter
@@ -94,12 +95,6 @@ function cs_emit.inbox(ik, hk, ch, head, ev, now, len_max, age_ms)
   b.now = now
 end
 
--- The settlement stream's count of gifts not yet settled (a stream entry
--- holds a call's gifts; `settled.lua` takes them off).
-local function pending_count_key(stream)
-  return stream .. ':n'
-end
-
 -- The deferred writes, once per key.
 local function flush()
   for tk, s in pairs(memo.seq) do
@@ -132,7 +127,7 @@ local function flush()
   local n = #memo.settle
   if n > 0 then
     redis.call('XADD', memo.stream, '*', 'len', int(n), 'rows', cmsgpack.pack(memo.settle))
-    redis.call('INCRBY', pending_count_key(memo.stream), n)
+    redis.call('INCRBY', (stream_count_keys(memo.stream)), n)
   end
   for k, d in pairs(memo.dia) do
     redis.call('HINCRBY', k, 'diamonds', int(d))
@@ -217,7 +212,7 @@ local function gift_one(KEYS, ARGV)
   end
   if not memo.pn then
     memo.stream = KEYS[6]
-    memo.pn = math.max(tonumber(redis.call('GET', pending_count_key(KEYS[6])) or '0'), 0)
+    memo.pn = math.max(tonumber(redis.call('GET', (stream_count_keys(KEYS[6]))) or '0'), 0)
   end
   if memo.pn >= tonumber(ARGV[12]) then
     return {'E', 'rate_limited'}

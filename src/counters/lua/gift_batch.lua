@@ -1,7 +1,7 @@
 -- giftstream: many gifts in one script call (issue 16: the fixed cost of a
 -- script call, arguments parsed and turned into Lua strings, the reply, is
--- paid once per batch). Appended to inbox_lib.lua, combo_lib.lua and
--- gift.lua. Each gift runs gift_one exactly as a call of its own would,
+-- paid once per batch). Appended to stream_lib.lua, inbox_lib.lua,
+-- combo_lib.lua and gift.lua. Each gift runs gift_one exactly as a call of its own would,
 -- in the order given, so every guarantee of a single gift holds per gift
 -- (its checks come before its first write; a refused gift changes
 -- nothing) and the batch is one atomic step.

@@ -4,6 +4,7 @@
 -- (`<stream>:d`, drain.lua), only for entries whose XACK
 -- answered 1, so a repeated call (a retry after a crash, or a second
 -- worker that committed the same gifts) cannot decrement twice.
+-- (stream_lib.lua is prepended.)
 -- KEYS: 1 settlement stream
 -- ARGV: 1 group  2 pending-diamonds key prefix, then per entry: id, its
 --       gift count, the number of its creators, then creator and diamonds
@@ -36,7 +37,7 @@ end
 -- The stream's counts (gift.lua, drain.lua); below 0 only when entries
 -- were written before the counts existed (see stream_lib.lua).
 if gifts > 0 then
-  for _, k in ipairs({KEYS[1] .. ':n', KEYS[1] .. ':d'}) do
+  for _, k in ipairs({stream_count_keys(KEYS[1])}) do
     if redis.call('DECRBY', k, gifts) < 0 then
       redis.call('SET', k, '0')
     end

@@ -1,5 +1,6 @@
--- giftstream: reading the settlement stream. Prepended to drain.lua,
--- scan.lua and last_delivered.lua.
+-- giftstream: the settlement stream's format. Prepended to every script
+-- that writes or reads it: gift.lua (single and batch), drain.lua,
+-- settled.lua, scan.lua, pending_len.lua and last_delivered.lua.
 --
 -- An entry is a gift call's gifts (gift.lua): `len` their count, `rows`
 -- their rows as a MessagePack array of arrays of strings, each row
@@ -7,6 +8,15 @@
 -- client id, creator, gift, count, coins, diamonds, balance after, ts ms,
 -- ticket, message or ''). An entry written before gift batches were
 -- stored as one (one gift, its row as fields) is read as a batch of one.
+
+-- The stream's two gift counts (same hash tag as `stream`): unsettled
+-- gifts (gift.lua adds, settled.lua takes off; what
+-- counters.pending_len_max bounds) and those of them delivered to a worker
+-- (drain.lua adds, settled.lua takes off). src/counters/redis/keys.rs
+-- `stream_count_keys` names the same two keys.
+local function stream_count_keys(stream)
+  return stream .. ':n', stream .. ':d'
+end
 
 -- Entry `e` (an XRANGE/XREADGROUP item) as {id, rows}, and its gift count;
 -- nil for an entry deleted meanwhile.

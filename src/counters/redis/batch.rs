@@ -33,6 +33,21 @@ const SHARED_KEYS: [usize; 3] = [6, 7, 9];
 /// gift.lua's ARGV (1-based) that are the same for every gift of a node
 /// (limits, TTLs, key prefixes): sent once per batch.
 const SHARED_ARGS: [usize; 14] = [3, 4, 11, 12, 13, 18, 19, 21, 24, 26, 27, 28, 29, 31];
+/// [`SHARED_KEYS`] as a mask over gift.lua's KEYS (0-based).
+const SHARED_KEY_MASK: [bool; KEYS_PER_GIFT] = mask(SHARED_KEYS);
+/// [`SHARED_ARGS`] as a mask over gift.lua's ARGV (0-based).
+const SHARED_ARG_MASK: [bool; ARGS_PER_GIFT] = mask(SHARED_ARGS);
+
+/// The mask of 1-based positions `at` among `L`.
+const fn mask<const N: usize, const L: usize>(at: [usize; N]) -> [bool; L] {
+    let mut m = [false; L];
+    let mut i = 0;
+    while i < N {
+        m[at[i] - 1] = true;
+        i += 1;
+    }
+    m
+}
 
 /// One gift's keys and arguments, and where its answer goes.
 pub(super) struct Job {
@@ -149,13 +164,13 @@ async fn send(mut conn: ConnectionManager, script: &Script, jobs: Vec<Job>) {
         debug_assert!(SHARED_ARGS
             .iter()
             .all(|&i| job.args[i - 1] == first.args[i - 1]));
-        for (i, k) in job.keys.iter().enumerate() {
-            if !SHARED_KEYS.contains(&(i + 1)) {
+        for (k, shared) in job.keys.iter().zip(SHARED_KEY_MASK) {
+            if !shared {
                 inv.key(k);
             }
         }
-        for (i, a) in job.args.iter().enumerate() {
-            if !SHARED_ARGS.contains(&(i + 1)) {
+        for (a, shared) in job.args.iter().zip(SHARED_ARG_MASK) {
+            if !shared {
                 inv.arg(a);
             }
         }

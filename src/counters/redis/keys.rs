@@ -35,6 +35,12 @@ pub(super) fn pending_prefix() -> String {
 pub(super) fn stream_key() -> String {
     key(&["pending"])
 }
+/// The settlement stream's gift counts: unsettled, and delivered to a
+/// worker (named in `lua/stream_lib.lua`'s `stream_count_keys`).
+pub(super) fn stream_count_keys() -> [String; 2] {
+    let s = stream_key();
+    [format!("{s}:n"), format!("{s}:d")]
+}
 pub(super) fn ticket_key() -> String {
     key(&["ticket"])
 }

@@ -243,9 +243,10 @@ impl RedisCounters {
                 fixes.push((format!("{pd_prefix}{creator}"), held, *expected));
             }
         }
+        let [unsettled_key, delivered_key] = stream_count_keys();
         let counts = [
-            (format!("{}:n", stream_key()), stream_gifts),
-            (format!("{}:d", stream_key()), delivered_gifts),
+            (unsettled_key, stream_gifts),
+            (delivered_key, delivered_gifts),
         ];
         let held_all = self.get_many(counts.iter().map(|(k, _)| k.clone())).await?;
         for ((k, expected), held) in counts.into_iter().zip(held_all) {

@@ -50,12 +50,14 @@ impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
             gift: Script::new(concat!(
+                include_str!("../lua/stream_lib.lua"),
                 include_str!("../lua/inbox_lib.lua"),
                 include_str!("../lua/combo_lib.lua"),
                 include_str!("../lua/gift.lua"),
                 include_str!("../lua/gift_single.lua")
             )),
             gift_batch: Script::new(concat!(
+                include_str!("../lua/stream_lib.lua"),
                 include_str!("../lua/inbox_lib.lua"),
                 include_str!("../lua/combo_lib.lua"),
                 include_str!("../lua/gift.lua"),
@@ -73,8 +75,14 @@ impl Scripts {
                 include_str!("../lua/stream_lib.lua"),
                 include_str!("../lua/drain.lua")
             )),
-            settled: Script::new(include_str!("../lua/settled.lua")),
-            pending_len: Script::new(include_str!("../lua/pending_len.lua")),
+            settled: Script::new(concat!(
+                include_str!("../lua/stream_lib.lua"),
+                include_str!("../lua/settled.lua")
+            )),
+            pending_len: Script::new(concat!(
+                include_str!("../lua/stream_lib.lua"),
+                include_str!("../lua/pending_len.lua")
+            )),
             scan: Script::new(concat!(
                 include_str!("../lua/stream_lib.lua"),
                 include_str!("../lua/scan.lua")

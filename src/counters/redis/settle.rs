@@ -29,7 +29,8 @@ impl RedisCounters {
         if entries.is_empty() {
             return Ok(None);
         }
-        let mut gifts = Vec::with_capacity(len_max.min(entries.len() * 64));
+        let mut gifts =
+            Vec::with_capacity(len_max.min(entries.len() * self.cfg.gift_batch_len_max.max(1)));
         let mut refs = Vec::with_capacity(entries.len());
         let mut ticket_max = 0;
         for (id, rows) in &entries {
