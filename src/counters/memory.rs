@@ -82,6 +82,8 @@ type DueIndex = BTreeSet<(i64, String, String)>;
 struct PendingQueue {
     gifts: VecDeque<(u64, PendingGift)>,
     next_ticket: u64,
+    /// Gifts drained into batches not yet `settled`.
+    in_flight: usize,
 }
 
 /// Wallets, seqs and pending credits in this process.
@@ -119,6 +121,7 @@ impl MemoryCounters {
             pending: Mutex::new(PendingQueue {
                 gifts: VecDeque::new(),
                 next_ticket: 1,
+                in_flight: 0,
             }),
             credit_ops: Mutex::new(FastSet::default()),
             debit_ops: Mutex::new(FastMap::default()),
@@ -412,6 +415,11 @@ impl Counters for MemoryCounters {
         Ok(self.pending.lock().gifts.len())
     }
 
+    async fn unsettled_len(&self) -> Result<usize> {
+        let p = self.pending.lock();
+        Ok(p.gifts.len() + p.in_flight)
+    }
+
     async fn drain(&self, len_max: usize) -> Result<Option<Batch>> {
         let mut p = self.pending.lock();
         let n = p.gifts.len().min(len_max);
@@ -419,6 +427,7 @@ impl Counters for MemoryCounters {
             return Ok(None);
         }
         let taken: Vec<(u64, PendingGift)> = p.gifts.drain(..n).collect();
+        p.in_flight += n;
         drop(p);
         let ticket_max = taken.last().map(|(t, _)| *t).unwrap_or(0);
         Ok(Some(Batch {
@@ -429,6 +438,14 @@ impl Counters for MemoryCounters {
     }
 
     async fn settled(&self, batch: &Batch) -> Result<()> {
+        {
+            let mut p = self.pending.lock();
+            debug_assert!(
+                p.in_flight >= batch.gifts.len(),
+                "settled more than drained"
+            );
+            p.in_flight = p.in_flight.saturating_sub(batch.gifts.len());
+        }
         for g in &batch.gifts {
             if let Some(mut d) = self.pending_diamonds.get_mut(&g.creator) {
                 *d -= g.diamonds;

@@ -98,8 +98,13 @@ pub trait Counters: BlockCache + Send + Sync + 'static {
     /// Diamonds accepted for `creator` but not yet settled.
     async fn pending_diamonds(&self, creator: &str) -> Result<i64>;
 
-    /// Gifts waiting for settlement.
+    /// Gifts waiting for settlement (not yet drained by a worker).
     async fn pending_len(&self) -> Result<usize>;
+
+    /// Gifts accepted and not yet acknowledged as settled: those waiting
+    /// and those drained into a batch the ledger has not committed yet
+    /// (0 means every accepted gift is in the ledger).
+    async fn unsettled_len(&self) -> Result<usize>;
 
     /// Take up to `len_max` pending gifts as one batch (None when empty).
     async fn drain(&self, len_max: usize) -> Result<Option<Batch>>;

@@ -637,8 +637,17 @@ async fn drain_is_bounded_and_settled_clears_pending_diamonds(f: Factory) {
         "tickets grow: {tickets:?}"
     );
     assert_eq!(c.pending_len().await.unwrap(), 5);
+    assert_eq!(c.unsettled_len().await.unwrap(), 5);
     assert_eq!(c.pending_diamonds("cr").await.unwrap(), 5);
     let b1 = c.drain(2).await.unwrap().expect("a batch");
+    // Drained is not settled: the batch is still in flight.
+    assert_eq!(
+        (
+            c.pending_len().await.unwrap(),
+            c.unsettled_len().await.unwrap()
+        ),
+        (3, 5)
+    );
     assert_eq!(b1.gifts.len(), 2, "at most len_max");
     assert_eq!(b1.ticket_max, tickets[1]);
     let b2 = c.drain(10).await.unwrap().expect("the rest");
@@ -648,11 +657,20 @@ async fn drain_is_bounded_and_settled_clears_pending_diamonds(f: Factory) {
         b2.gifts.iter().map(|g| g.seq).collect::<Vec<_>>(),
         vec![3, 4, 5]
     );
+    assert_eq!(
+        (
+            c.pending_len().await.unwrap(),
+            c.unsettled_len().await.unwrap()
+        ),
+        (0, 5)
+    );
     c.settled(&b1).await.unwrap();
     assert_eq!(c.pending_diamonds("cr").await.unwrap(), 3);
+    assert_eq!(c.unsettled_len().await.unwrap(), 3);
     c.settled(&b2).await.unwrap();
     assert_eq!(c.pending_diamonds("cr").await.unwrap(), 0);
     assert_eq!(c.pending_len().await.unwrap(), 0);
+    assert_eq!(c.unsettled_len().await.unwrap(), 0);
     assert!(c.drain(10).await.unwrap().is_none());
     assert_eq!(c.balance("v").await.unwrap(), 90, "settling moves no coins");
 }

@@ -433,6 +433,15 @@ impl Counters for RedisCounters {
         Ok(n.max(0) as usize)
     }
 
+    async fn unsettled_len(&self) -> Result<usize> {
+        let [n, _] = stream_count_keys();
+        match self.get_i64(&n).await? {
+            Some(n) => Ok(n.max(0) as usize),
+            // A stream written before the counts: its undelivered entries.
+            None => self.pending_len().await,
+        }
+    }
+
     async fn drain(&self, len_max: usize) -> Result<Option<Batch>> {
         self.drain_op(len_max).await
     }

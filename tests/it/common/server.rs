@@ -249,16 +249,11 @@ impl TestServer {
     /// Wait (bounded) until the counters engine has nothing pending.
     pub async fn settled(&self) {
         let st = self.state();
+        // Every accepted gift committed: none waiting and no drained batch
+        // still on its way to the ledger (pending_len alone misses that one).
         for _ in 0..500 {
-            if st.counters.pending_len().await.unwrap() == 0 {
-                // The last drained batch may still be committing.
-                tokio::time::sleep(Duration::from_millis(
-                    3 * self.cfg.settlement.flush_interval_ms,
-                ))
-                .await;
-                if st.counters.pending_len().await.unwrap() == 0 {
-                    return;
-                }
+            if st.counters.unsettled_len().await.unwrap() == 0 {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
