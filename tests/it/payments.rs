@@ -31,7 +31,65 @@ pub(crate) struct Pay {
     pub(crate) double: StripeDouble,
     secret: String,
     ls: Option<String>,
+    /// This server's webhook endpoint at localstripe, turned off on drop.
+    hook: Option<LsHook>,
     http: reqwest::Client,
+}
+
+/// A webhook endpoint registered at localstripe. localstripe has no way
+/// to delete one and delivers each event to every endpoint in turn, one
+/// at a time, with aiohttp's 5-minute timeout: an endpoint left behind by
+/// a finished test whose port a later test's listener took (one that
+/// answers slowly or not at all) would hold up every later delivery. So on
+/// drop (a panic's unwind included) the endpoint is re-registered under
+/// the same id for an event type Stripe never sends, which localstripe
+/// skips.
+struct LsHook {
+    ls: String,
+    id: String,
+}
+
+impl Drop for LsHook {
+    fn drop(&mut self) {
+        let body = "url=http%3A%2F%2F127.0.0.1%3A9%2Fended&secret=ended\
+                    &events%5B0%5D=giftstream.test.endpoint_ended";
+        if let Err(e) =
+            post_form_blocking(&self.ls, &format!("/_config/webhooks/{}", self.id), body)
+        {
+            eprintln!("turning off localstripe webhook {}: {e}", self.id);
+        }
+    }
+}
+
+/// POST a form to `base` (`http://host:port`) and check for a 2xx, with
+/// std's blocking socket (a `Drop` cannot await), 5 s timeouts.
+fn post_form_blocking(base: &str, path: &str, body: &str) -> std::io::Result<()> {
+    use std::io::{Error, Read, Write};
+    let url = reqwest::Url::parse(base).map_err(Error::other)?;
+    let addr = url
+        .socket_addrs(|| Some(80))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::other("no address"))?;
+    let t = Some(Duration::from_secs(5));
+    let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    c.set_read_timeout(t)?;
+    c.set_write_timeout(t)?;
+    write!(
+        c,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut head = [0u8; 12];
+    c.read_exact(&mut head)?;
+    match &head[..] {
+        [b'H', b'T', b'T', b'P', b'/', _, _, _, b' ', b'2', _, _] => Ok(()),
+        _ => Err(Error::other(format!(
+            "answered {:?}",
+            String::from_utf8_lossy(&head)
+        ))),
+    }
 }
 
 fn payments_config(c: &mut Config, double_url: &str, secret: &str) {
@@ -57,11 +115,16 @@ impl Pay {
             tweak(c);
         })
         .await;
+        let hook = ls.clone().map(|ls| LsHook {
+            ls,
+            id: uuid::Uuid::new_v4().simple().to_string(),
+        });
         let p = Pay {
             s,
             double,
             secret,
             ls,
+            hook,
             http: reqwest::Client::new(),
         };
         p.register_webhook().await;
@@ -70,13 +133,10 @@ impl Pay {
 
     /// Have localstripe send its signed webhooks to this server.
     async fn register_webhook(&self) {
-        let Some(ls) = &self.ls else { return };
+        let Some(hook) = &self.hook else { return };
         let r = self
             .http
-            .post(format!(
-                "{ls}/_config/webhooks/{}",
-                uuid::Uuid::new_v4().simple()
-            ))
+            .post(format!("{}/_config/webhooks/{}", hook.ls, hook.id))
             .form(&[
                 ("url", self.s.url("/v1/stripe/webhook")),
                 ("secret", self.secret.clone()),
@@ -94,6 +154,7 @@ impl Pay {
             double,
             secret,
             ls,
+            hook,
             http,
         } = self;
         let s = s.crash_and_restart().await;
@@ -102,6 +163,7 @@ impl Pay {
             double,
             secret,
             ls,
+            hook,
             http,
         };
         p.register_webhook().await;
@@ -848,14 +910,60 @@ async fn tip_reaches_the_creator_in_full_and_the_room_sees_tip_event() {
 // ---- cash-outs ------------------------------------------------------------------------
 
 /// `creator` gets `diamonds` settled diamonds from a granted viewer.
+/// A finished test's localstripe endpoint is turned off: localstripe
+/// delivers each event to every endpoint in turn, so one left behind
+/// whose port now belongs to a listener that never answers would hold up
+/// every later test's webhooks (aiohttp waits 5 minutes). Here that
+/// listener is real and registered first, so without `LsHook`'s drop the
+/// credit below would wait behind it and time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_tests_localstripe_endpoint_gets_no_more_events() {
+    let Some(ls) = stripe_url() else { return };
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let hook = LsHook {
+        ls: ls.clone(),
+        id: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let r = reqwest::Client::new()
+        .post(format!("{ls}/_config/webhooks/{}", hook.id))
+        .form(&[
+            (
+                "url",
+                format!("http://{}/v1/stripe/webhook", silent.local_addr().unwrap()),
+            ),
+            ("secret", "whsec_ended".to_string()),
+            ("events[0]", "payment_intent.succeeded".to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    drop(hook);
+    let p = Pay::start(&embedded(), Some(ls), |_| {}).await;
+    let a = p.purchase("ann", "coins_70_eur", "buy-after-ended").await;
+    p.pay(a["payment_intent"].as_str().unwrap()).await;
+    wait_until("coins credited past the ended endpoint", || async {
+        p.s.wallet("ann").await == 70
+    })
+    .await;
+    match silent.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the ended endpoint was called: {other:?}"),
+    }
+    p.s.stop().await;
+}
+
 pub(crate) async fn earn(p: &Pay, creator: &str, room: &str, galaxies: u32) {
     p.s.open_room(creator, room).await;
     p.s.grant("fan", 1000 * galaxies as i64, &format!("g-{room}"))
         .await;
     let mut ws = p.s.ws("fan", Role::Viewer).await;
     ws.join(room).await;
-    ws.gift(room, "galaxy", galaxies, &format!("gal-{room}"))
+    let ack = ws
+        .gift(room, "galaxy", galaxies, &format!("gal-{room}"))
         .await;
+    assert_eq!(ack["type"], "gift_ack", "{ack}");
     p.s.settled().await;
 }
 
