@@ -49,46 +49,59 @@ struct LsHook {
     id: String,
 }
 
-impl Drop for LsHook {
-    fn drop(&mut self) {
-        let body = "url=http%3A%2F%2F127.0.0.1%3A9%2Fended&secret=ended\
-                    &events%5B0%5D=giftstream.test.endpoint_ended";
-        if let Err(e) =
-            post_form_blocking(&self.ls, &format!("/_config/webhooks/{}", self.id), body)
-        {
-            eprintln!("turning off localstripe webhook {}: {e}", self.id);
-        }
+impl LsHook {
+    fn new(ls: String) -> LsHook {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        LsHook { ls, id }
+    }
+
+    /// Point this endpoint at `url` for `event`, signed with `secret`.
+    async fn register(&self, http: &reqwest::Client, url: &str, secret: &str, event: &str) {
+        register_ls_webhook(http, &self.ls, &self.id, url, secret, event).await;
     }
 }
 
-/// POST a form to `base` (`http://host:port`) and check for a 2xx, with
-/// std's blocking socket (a `Drop` cannot await), 5 s timeouts.
-fn post_form_blocking(base: &str, path: &str, body: &str) -> std::io::Result<()> {
-    use std::io::{Error, Read, Write};
-    let url = reqwest::Url::parse(base).map_err(Error::other)?;
-    let addr = url
-        .socket_addrs(|| Some(80))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::other("no address"))?;
-    let t = Some(Duration::from_secs(5));
-    let mut c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    c.set_read_timeout(t)?;
-    c.set_write_timeout(t)?;
-    write!(
-        c,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut head = [0u8; 12];
-    c.read_exact(&mut head)?;
-    match &head[..] {
-        [b'H', b'T', b'T', b'P', b'/', _, _, _, b' ', b'2', _, _] => Ok(()),
-        _ => Err(Error::other(format!(
-            "answered {:?}",
-            String::from_utf8_lossy(&head)
-        ))),
+async fn register_ls_webhook(
+    http: &reqwest::Client,
+    ls: &str,
+    id: &str,
+    url: &str,
+    secret: &str,
+    event: &str,
+) {
+    let r = http
+        .post(format!("{ls}/_config/webhooks/{id}"))
+        .form(&[("url", url), ("secret", secret), ("events[0]", event)])
+        .send()
+        .await
+        .expect("localstripe webhook config");
+    assert!(r.status().is_success(), "webhook config: {}", r.status());
+}
+
+impl Drop for LsHook {
+    fn drop(&mut self) {
+        // A Drop cannot await: the request runs on a thread of its own.
+        let (ls, id) = (self.ls.clone(), self.id.clone());
+        let off = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .expect("client");
+                let (url, event) = ("http://127.0.0.1:9/ended", "giftstream.test.endpoint_ended");
+                register_ls_webhook(&http, &ls, &id, url, "ended", event).await;
+            });
+        });
+        if off.join().is_err() {
+            eprintln!(
+                "turning off localstripe webhook {}: failed (above)",
+                self.id
+            );
+        }
     }
 }
 
@@ -115,10 +128,7 @@ impl Pay {
             tweak(c);
         })
         .await;
-        let hook = ls.clone().map(|ls| LsHook {
-            ls,
-            id: uuid::Uuid::new_v4().simple().to_string(),
-        });
+        let hook = ls.clone().map(LsHook::new);
         let p = Pay {
             s,
             double,
@@ -134,18 +144,9 @@ impl Pay {
     /// Have localstripe send its signed webhooks to this server.
     async fn register_webhook(&self) {
         let Some(hook) = &self.hook else { return };
-        let r = self
-            .http
-            .post(format!("{}/_config/webhooks/{}", hook.ls, hook.id))
-            .form(&[
-                ("url", self.s.url("/v1/stripe/webhook")),
-                ("secret", self.secret.clone()),
-                ("events[0]", "payment_intent.succeeded".to_string()),
-            ])
-            .send()
-            .await
-            .expect("localstripe webhook config");
-        assert!(r.status().is_success(), "webhook config: {}", r.status());
+        let url = self.s.url("/v1/stripe/webhook");
+        hook.register(&self.http, &url, &self.secret, "payment_intent.succeeded")
+            .await;
     }
 
     pub(crate) async fn crash_and_restart(self) -> Pay {
@@ -909,7 +910,6 @@ async fn tip_reaches_the_creator_in_full_and_the_room_sees_tip_event() {
 
 // ---- cash-outs ------------------------------------------------------------------------
 
-/// `creator` gets `diamonds` settled diamonds from a granted viewer.
 /// A finished test's localstripe endpoint is turned off: localstripe
 /// delivers each event to every endpoint in turn, so one left behind
 /// whose port now belongs to a listener that never answers would hold up
@@ -921,24 +921,11 @@ async fn an_ended_tests_localstripe_endpoint_gets_no_more_events() {
     let Some(ls) = stripe_url() else { return };
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     silent.set_nonblocking(true).unwrap();
-    let hook = LsHook {
-        ls: ls.clone(),
-        id: uuid::Uuid::new_v4().simple().to_string(),
-    };
-    let r = reqwest::Client::new()
-        .post(format!("{ls}/_config/webhooks/{}", hook.id))
-        .form(&[
-            (
-                "url",
-                format!("http://{}/v1/stripe/webhook", silent.local_addr().unwrap()),
-            ),
-            ("secret", "whsec_ended".to_string()),
-            ("events[0]", "payment_intent.succeeded".to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    let hook = LsHook::new(ls.clone());
+    let url = format!("http://{}/v1/stripe/webhook", silent.local_addr().unwrap());
+    let http = reqwest::Client::new();
+    hook.register(&http, &url, "whsec_ended", "payment_intent.succeeded")
+        .await;
     drop(hook);
     let p = Pay::start(&embedded(), Some(ls), |_| {}).await;
     let a = p.purchase("ann", "coins_70_eur", "buy-after-ended").await;
@@ -954,6 +941,7 @@ async fn an_ended_tests_localstripe_endpoint_gets_no_more_events() {
     p.s.stop().await;
 }
 
+/// `creator` gets `diamonds` settled diamonds from a granted viewer.
 pub(crate) async fn earn(p: &Pay, creator: &str, room: &str, galaxies: u32) {
     p.s.open_room(creator, room).await;
     p.s.grant("fan", 1000 * galaxies as i64, &format!("g-{room}"))

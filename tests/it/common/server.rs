@@ -246,7 +246,8 @@ impl TestServer {
         v
     }
 
-    /// Wait (bounded) until the counters engine has nothing pending.
+    /// Wait (bounded, 10 s) until every gift the counters engine accepted
+    /// is in the ledger.
     pub async fn settled(&self) {
         let st = self.state();
         // Every accepted gift committed: none waiting and no drained batch
