@@ -9,6 +9,14 @@ use giftstream::auth::{Auth, Role, Scope};
 use giftstream::config::{Config, DEV_JWT_SECRET};
 use giftstream::ledger::CreditOp;
 
+/// The process allocator. The server allocates and frees small objects
+/// at a high rate on every thread (frames, events, pending gifts);
+/// glibc's malloc spent about 30 % of the server's CPU in an ingest
+/// profile (docs/BENCHMARKS.md, issue #16 item 5), mimalloc's per-thread
+/// free lists cost a fraction of that.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "giftstream",
