@@ -430,15 +430,17 @@ impl Room {
     /// Deliver a seq'd event to the non-coalescing subscribers (and the
     /// coalescing ones too when `to_all`), and keep it in history.
     fn publish(&mut self, seq: u64, msg: ServerMsg, to_all: bool) {
-        let json = msg.encode(Encoding::Json);
-        let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
+        let mut hist = Hist {
+            seq,
+            at: Instant::now(),
+            msg,
+            json: None,
+            msgpack: None,
+        };
         let mut delivered = 0u64;
         let mut skipped = 0u64;
         for s in self.subs.iter_mut().filter(|s| to_all || !s.sub.coalesce) {
-            let frame = match s.sub.encoding {
-                Encoding::Json => &json,
-                Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
-            };
+            let frame = hist.frame_ref(s.sub.encoding);
             if deliver(s, &self.topic, seq, frame, &self.cfg) {
                 delivered += 1;
             } else {
@@ -450,13 +452,7 @@ impl Room {
             metrics::counter!("giftstream_skipped_total").increment(skipped);
             self.arm_skip_notes();
         }
-        self.history.push_back(Hist {
-            seq,
-            at: Instant::now(),
-            msg,
-            json,
-            msgpack,
-        });
+        self.history.push_back(hist);
         self.trim_history();
     }
 
