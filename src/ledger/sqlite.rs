@@ -26,6 +26,17 @@ use crate::model::PendingGift;
 /// Rows per multi-row INSERT (13 binds a row, under SQLite's 32766 limit).
 const ROWS_PER_STATEMENT: usize = 1000;
 
+/// Whether a multi-row statement over `chunk` is kept in the connection's
+/// statement cache: only at the full [`ROWS_PER_STATEMENT`], the one shape
+/// that recurs. A partial chunk's row count changes from batch to batch,
+/// so its statement (up to 13,000 bound values, about a megabyte once
+/// prepared) would almost never be used again, and the cache (100
+/// statements per connection) filled with them: tens of MB of RSS in an
+/// ingest run (issue #16 item 5).
+fn cached<T>(chunk: &[T]) -> bool {
+    chunk.len() == ROWS_PER_STATEMENT
+}
+
 /// A ledger in one SQLite file.
 pub type SqliteLedger = SqlLedger<SqliteDialect>;
 
@@ -166,7 +177,12 @@ impl Dialect for SqliteDialect {
                     .push_bind(&g.message);
             });
             q.push(" ON CONFLICT (target, seq) DO NOTHING");
-            let written = q.build().execute(&mut **tx).await?.rows_affected();
+            let written = q
+                .build()
+                .persistent(cached(chunk))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
             if written == chunk.len() as u64 {
                 inserted.extend(chunk.iter().copied());
                 continue;
@@ -221,7 +237,10 @@ impl Dialect for SqliteDialect {
                     .push_bind(*d)
                     .push_bind(settled_ms);
             });
-            q.build().execute(&mut **tx).await?;
+            q.build()
+                .persistent(cached(chunk))
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }
@@ -241,7 +260,10 @@ impl Dialect for SqliteDialect {
                     .push_bind(*cur)
                     .push_bind(**amount);
             });
-            q.build().execute(&mut **tx).await?;
+            q.build()
+                .persistent(cached(chunk))
+                .execute(&mut **tx)
+                .await?;
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO balances (account, currency, kind, amount) ");
             q.push_values(chunk, |mut b, ((acct, cur, kind), _)| {
@@ -251,7 +273,10 @@ impl Dialect for SqliteDialect {
                     .push_bind(0i64);
             });
             q.push(" ON CONFLICT (account, currency) DO NOTHING");
-            q.build().execute(&mut **tx).await?;
+            q.build()
+                .persistent(cached(chunk))
+                .execute(&mut **tx)
+                .await?;
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("WITH v(account, currency, delta) AS (");
             q.push_values(chunk, |mut b, ((acct, cur, _), amount)| {
@@ -259,6 +284,7 @@ impl Dialect for SqliteDialect {
             });
             q.push(") UPDATE balances SET amount = balances.amount + v.delta FROM v WHERE balances.account = v.account AND balances.currency = v.currency");
             q.build()
+                .persistent(cached(chunk))
                 .execute(&mut **tx)
                 .await
                 .map_err(overdraft_or_backend)?;
