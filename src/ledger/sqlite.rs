@@ -361,6 +361,63 @@ impl Dialect for SqliteDialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::Ledger;
+    use crate::model::Batch;
+    use sqlx::Connection;
+
+    /// `len` free gifts from one sender in room `r`, seqs from `seq`.
+    fn batch(id: &str, seq: u64, len: u64) -> Batch {
+        let gifts = (seq..seq + len)
+            .map(|seq| PendingGift {
+                target: "room:r".into(),
+                seq,
+                sender: "s".into(),
+                client_id: format!("c{seq}"),
+                creator: "cr".into(),
+                gift: "rose".into(),
+                count: 1,
+                coins: 0,
+                diamonds: 0,
+                balance_after: 0,
+                ts: 1,
+                message: None,
+            })
+            .collect();
+        Batch {
+            id: id.into(),
+            gifts,
+            ticket_max: seq + len,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_full_chunks_stay_in_the_statement_cache() {
+        let ledger = SqliteLedger::open("sqlite::memory:", 1).await.unwrap();
+        assert!(ledger.commit_batch(&batch("b0", 1, 3)).await.unwrap());
+        let cached = || async {
+            let conn = ledger.pool.acquire().await.unwrap();
+            conn.cached_statements_size()
+        };
+        let before = cached().await;
+        // Odd sizes: each one's multi-row statements are prepared, used
+        // once and dropped.
+        let mut seq = 4;
+        for (i, len) in [5, 7, 999, 11].into_iter().enumerate() {
+            assert!(ledger
+                .commit_batch(&batch(&format!("b{}", i + 1), seq, len))
+                .await
+                .unwrap());
+            seq += len;
+        }
+        assert_eq!(cached().await, before);
+        // A full chunk's statement recurs: it is kept, once.
+        assert!(ledger.commit_batch(&batch("b5", seq, 1000)).await.unwrap());
+        assert!(ledger
+            .commit_batch(&batch("b6", seq + 1000, 1000))
+            .await
+            .unwrap());
+        assert_eq!(cached().await, before + 1);
+    }
 
     #[test]
     fn synchronous_is_taken_out_of_the_url() {
