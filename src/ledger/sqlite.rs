@@ -394,11 +394,11 @@ mod tests {
     async fn only_full_chunks_stay_in_the_statement_cache() {
         let ledger = SqliteLedger::open("sqlite::memory:", 1).await.unwrap();
         assert!(ledger.commit_batch(&batch("b0", 1, 3)).await.unwrap());
-        let cached = || async {
+        let cache_len = || async {
             let conn = ledger.pool.acquire().await.unwrap();
             conn.cached_statements_size()
         };
-        let before = cached().await;
+        let before = cache_len().await;
         // Odd sizes: each one's multi-row statements are prepared, used
         // once and dropped.
         let mut seq = 4;
@@ -409,14 +409,14 @@ mod tests {
                 .unwrap());
             seq += len;
         }
-        assert_eq!(cached().await, before);
+        assert_eq!(cache_len().await, before);
         // A full chunk's statement recurs: it is kept, once.
         assert!(ledger.commit_batch(&batch("b5", seq, 1000)).await.unwrap());
         assert!(ledger
             .commit_batch(&batch("b6", seq + 1000, 1000))
             .await
             .unwrap());
-        assert_eq!(cached().await, before + 1);
+        assert_eq!(cache_len().await, before + 1);
     }
 
     #[test]
