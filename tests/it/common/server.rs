@@ -375,6 +375,36 @@ impl Ws {
         self.until_id(id).await
     }
 
+    /// Send a gift and read both its answer and the sender's own
+    /// `gift_event` of it, in whichever order they arrive: the event goes
+    /// through the room (and with Redis through pub/sub), the ack straight
+    /// back, so under load the event may come first, and [`Ws::gift`]
+    /// would discard it. Frames of other types in between are dropped.
+    pub async fn gift_and_event(
+        &mut self,
+        room: &str,
+        gift: &str,
+        count: u32,
+        id: &str,
+    ) -> (Value, Value) {
+        self.send(json!({ "type": "gift", "room": room, "gift": gift, "count": count, "id": id }))
+            .await;
+        let (mut ack, mut event) = (None, None);
+        while ack.is_none() || event.is_none() {
+            let v = self.recv().await;
+            if v["id"] != id {
+                continue;
+            }
+            if v["type"] == "gift_event" {
+                event = Some(v);
+            } else {
+                assert!(ack.is_none(), "two answers to gift {id}: {v}");
+                ack = Some(v);
+            }
+        }
+        (ack.unwrap(), event.unwrap())
+    }
+
     /// The next frame carrying `id` (an ack or an error). Every other frame
     /// before it is discarded, so use it only where answers come in order
     /// (counter-mode acks on one socket).
