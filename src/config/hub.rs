@@ -54,6 +54,10 @@ pub struct HubConfig {
     pub socket_send_buffer_len: usize,
     /// `room_stats` is sent at most this often, and only when changed, ms.
     pub stats_interval_ms: u64,
+    /// Due `room_stats` wait at most this long for the room's next event
+    /// to ride with (one write per viewer for both); then they go out
+    /// alone, ms. Clamped to `hub.stats_interval_ms`; 0 sends them when due.
+    pub stats_ride_ms: u64,
     /// Coalescing viewers get at most one update per combo per step, ms.
     pub coalesce_interval_ms: u64,
     /// A viewer whose queue overflowed is told `skipped` before its next
@@ -114,6 +118,7 @@ impl Default for HubConfig {
             shutdown_ms_max: 5000,
             socket_send_buffer_len: 0,
             stats_interval_ms: 1000,
+            stats_ride_ms: 250,
             coalesce_interval_ms: 500,
             skipped_note_retry_ms: 100,
             room_gifters_max: 100_000,

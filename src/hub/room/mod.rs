@@ -157,6 +157,35 @@ struct SubState {
     seen_seq: u64,
 }
 
+/// A message without seq (stats, tips, `room_ended`) encoded once per
+/// format the room's subscribers use.
+struct Frames {
+    json: Message,
+    msgpack: Option<Message>,
+}
+
+impl Frames {
+    fn new(msg: &ServerMsg, msgpack: bool) -> Self {
+        Frames {
+            json: msg.encode(Encoding::Json),
+            msgpack: msgpack.then(|| msg.encode(Encoding::MsgPack)),
+        }
+    }
+
+    /// Queue it for `s` if it fits (it has no seq: a viewer whose queue is
+    /// full misses it, and the next one supersedes it); a closed socket is
+    /// marked dead.
+    fn push(&self, s: &mut SubState) {
+        let frame = match s.sub.encoding {
+            Encoding::Json => &self.json,
+            Encoding::MsgPack => self.msgpack.as_ref().unwrap_or(&self.json),
+        };
+        if let Err(TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
+            s.dead = true;
+        }
+    }
+}
+
 struct Room {
     /// The room or video id (in texts).
     id: String,
@@ -358,10 +387,7 @@ impl Room {
             self.flush_combos();
         }
         if self.stats.due.is_some_and(|d| d <= now) {
-            self.stats.due = None;
-            if self.stats.changed {
-                self.send_stats();
-            }
+            self.on_stats_timer();
         }
         if self.skip_due.is_some_and(|d| d <= now) {
             self.skip_due = None;
@@ -428,23 +454,33 @@ impl Room {
     }
 
     /// Deliver a seq'd event to the non-coalescing subscribers (and the
-    /// coalescing ones too when `to_all`), and keep it in history.
+    /// coalescing ones too when `to_all`), and keep it in history. Ready
+    /// stats ride behind it, to every subscriber (see [`stats`]).
     fn publish(&mut self, seq: u64, msg: ServerMsg, to_all: bool) {
+        let now = Instant::now();
+        let stats = self
+            .take_ready_stats(now)
+            .map(|m| Frames::new(&m, self.msgpack_subs > 0));
         let mut hist = Hist {
             seq,
-            at: Instant::now(),
+            at: now,
             msg,
             json: None,
             msgpack: None,
         };
         let mut delivered = 0u64;
         let mut skipped = 0u64;
-        for s in self.subs.iter_mut().filter(|s| to_all || !s.sub.coalesce) {
-            let frame = hist.frame_ref(s.sub.encoding);
-            if deliver(s, &self.topic, seq, frame, &self.cfg) {
-                delivered += 1;
-            } else {
-                skipped += 1;
+        for s in &mut self.subs {
+            if to_all || !s.sub.coalesce {
+                let frame = hist.frame_ref(s.sub.encoding);
+                if deliver(s, &self.topic, seq, frame, &self.cfg) {
+                    delivered += 1;
+                } else {
+                    skipped += 1;
+                }
+            }
+            if let Some(stats) = &stats {
+                stats.push(s);
             }
         }
         metrics::counter!("giftstream_deliveries_total").increment(delivered);
@@ -496,16 +532,9 @@ impl Room {
     }
 
     fn broadcast(&mut self, msg: &ServerMsg) {
-        let json = msg.encode(Encoding::Json);
-        let msgpack = (self.msgpack_subs > 0).then(|| msg.encode(Encoding::MsgPack));
+        let frames = Frames::new(msg, self.msgpack_subs > 0);
         for s in &mut self.subs {
-            let frame = match s.sub.encoding {
-                Encoding::Json => &json,
-                Encoding::MsgPack => msgpack.as_ref().unwrap_or(&json),
-            };
-            if let Err(TrySendError::Closed(_)) = s.sub.tx.try_send(frame.clone()) {
-                s.dead = true;
-            }
+            frames.push(s);
         }
     }
 

@@ -1,6 +1,12 @@
 //! Stats and top gifters: `room_stats`, sent only when changed and at most
 //! once per `hub.stats_interval_ms`.
 //!
+//! Due stats ride with the room's next event: [`Room::publish`] queues
+//! them right behind it on each socket, so the socket's writer sends both
+//! in one write (issue 16: a `room_stats` of its own was one more `send`
+//! per viewer per second). A room whose live goes quiet sends them alone,
+//! `hub.stats_ride_ms` after they became due.
+//!
 //! Owns: [`Stats`] (this live's diamonds and gifters, bounded by
 //! `hub.room_gifters_max`, or the relay's stats across nodes) and when a
 //! `room_stats` goes out.
@@ -17,6 +23,10 @@ pub(super) struct Stats {
     pub(super) diamonds: i64,
     pub(super) gifters: foldhash::HashMap<String, i64>,
     pub(super) changed: bool,
+    /// From when changed stats may go out (with the next event).
+    pub(super) ready: Option<Instant>,
+    /// When they go out alone if no event came (`ready` +
+    /// `hub.stats_ride_ms`): the room's stats timer.
     pub(super) due: Option<Instant>,
     pub(super) last_sent: Option<Instant>,
     pub(super) last_viewers: u64,
@@ -38,16 +48,38 @@ impl Room {
         }
     }
 
-    /// Mark stats changed and arm the stats timer (at most once per interval).
+    /// Mark stats changed: they may go out with an event once
+    /// `hub.stats_interval_ms` has passed since the last ones, and go out
+    /// alone `hub.stats_ride_ms` after that.
     pub(super) fn stats_changed(&mut self) {
         self.stats.changed = true;
-        if self.stats.due.is_none() {
+        if self.stats.ready.is_none() {
             let interval = Duration::from_millis(self.cfg.stats_interval_ms);
-            let earliest = self
-                .stats
-                .last_sent
-                .map_or_else(Instant::now, |t| t + interval);
-            self.stats.due = Some(earliest.max(Instant::now()));
+            let now = Instant::now();
+            let ready = self.stats.last_sent.map_or(now, |t| t + interval).max(now);
+            self.stats.ready = Some(ready);
+            let ride = self.cfg.stats_ride_ms.min(self.cfg.stats_interval_ms);
+            self.stats.due = Some(ready + Duration::from_millis(ride));
+        }
+    }
+
+    /// The stats to send with the event being published: changed, and
+    /// ready by `now`. Taking them counts as sending them.
+    pub(super) fn take_ready_stats(&mut self, now: Instant) -> Option<ServerMsg> {
+        if !self.stats.changed || self.stats.ready.is_none_or(|r| r > now) {
+            return None;
+        }
+        Some(self.take_stats())
+    }
+
+    /// The stats timer: changed stats no event carried go out alone.
+    pub(super) fn on_stats_timer(&mut self) {
+        if self.stats.changed {
+            let msg = self.take_stats();
+            self.broadcast(&msg);
+        } else {
+            self.stats.ready = None;
+            self.stats.due = None;
         }
     }
 
@@ -62,18 +94,19 @@ impl Room {
         }
     }
 
-    pub(super) fn send_stats(&mut self) {
+    /// This live's `room_stats` now, marked sent (the caller sends it).
+    fn take_stats(&mut self) -> ServerMsg {
+        self.stats.changed = false;
+        self.stats.ready = None;
+        self.stats.due = None;
+        self.stats.last_sent = Some(Instant::now());
         if let Some((viewers, diamonds, top)) = &self.stats.external {
-            let msg = ServerMsg::RoomStats {
+            return ServerMsg::RoomStats {
                 room: self.id.clone(),
                 viewers: *viewers,
                 diamonds: *diamonds,
                 top: top.clone(),
             };
-            self.broadcast(&msg);
-            self.stats.changed = false;
-            self.stats.last_sent = Some(Instant::now());
-            return;
         }
         let mut top: Vec<TopEntry> = self
             .stats
@@ -90,15 +123,12 @@ impl Room {
                 .then_with(|| a.user.cmp(&b.user))
         });
         top.truncate(10);
-        let msg = ServerMsg::RoomStats {
+        ServerMsg::RoomStats {
             room: self.id.clone(),
             viewers: self.subs.len() as u64,
             diamonds: self.stats.diamonds,
             top,
-        };
-        self.broadcast(&msg);
-        self.stats.changed = false;
-        self.stats.last_sent = Some(Instant::now());
+        }
     }
 
     pub(super) fn count_gift(&mut self, ev: &GiftEvent) {

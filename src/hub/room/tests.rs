@@ -93,17 +93,103 @@ fn sub(conn_id: u64, len: usize) -> (Subscriber, OutboxRx) {
     (s, rx)
 }
 
-/// (type, seq) of every frame queued so far.
-fn drained(rx: &mut OutboxRx) -> Vec<(String, u64)> {
+/// Every frame queued so far, parsed.
+fn frames(rx: &mut OutboxRx) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     while let Some(Message::Text(t)) = rx.try_recv() {
-        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
-        out.push((
-            v["type"].as_str().unwrap_or("").to_string(),
-            v["seq"].as_u64().unwrap_or(0),
-        ));
+        out.push(serde_json::from_str(t.as_str()).unwrap());
     }
     out
+}
+
+/// (type, seq) of every frame queued so far but `room_stats` (their
+/// timing has its own test: `due_stats_ride_behind_the_next_event_or_go_alone_after_the_ride`).
+fn drained(rx: &mut OutboxRx) -> Vec<(String, u64)> {
+    frames(rx)
+        .into_iter()
+        .filter(|v| v["type"] != "room_stats")
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["seq"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Due stats go out right behind the next event, in the same batch of the
+/// socket's queue (one write for both), to coalescing viewers too; stats
+/// not yet due wait; and stats that no event carries go out alone when
+/// the ride is over.
+#[test]
+fn due_stats_ride_behind_the_next_event_or_go_alone_after_the_ride() {
+    let mut r = room(10);
+    let (a, mut rx_a) = sub(1, 100);
+    let (mut c, mut rx_c) = sub(2, 100);
+    c.coalesce = true;
+    r.on_join(a).unwrap();
+    r.on_join(c).unwrap();
+    frames(&mut rx_a);
+    frames(&mut rx_c);
+    let kinds = |f: &[serde_json::Value]| -> Vec<(String, u64, i64)> {
+        f.iter()
+            .map(|v| {
+                (
+                    v["type"].as_str().unwrap_or("").to_string(),
+                    v["seq"].as_u64().unwrap_or(0),
+                    v["diamonds"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    let owned = |v: &[(&str, u64, i64)]| -> Vec<(String, u64, i64)> {
+        v.iter().map(|(t, s, d)| (t.to_string(), *s, *d)).collect()
+    };
+
+    // First stats of the live: due at once, so they ride with the gift
+    // that changed them, and count it.
+    r.on_gift(event(1, "a", 5));
+    assert_eq!(
+        kinds(&frames(&mut rx_a)),
+        owned(&[("gift_event", 1, 5), ("room_stats", 0, 5)])
+    );
+    assert_eq!(
+        kinds(&frames(&mut rx_c)),
+        owned(&[("room_stats", 0, 5)]),
+        "a coalescing viewer gets stats without the step"
+    );
+    assert!(r.stats.ready.is_none() && r.stats.due.is_none());
+
+    // Within the interval: the gift goes alone, the stats wait.
+    r.on_gift(event(2, "a", 7));
+    assert_eq!(kinds(&frames(&mut rx_a)), owned(&[("gift_event", 2, 7)]));
+    let (ready, due) = (r.stats.ready.unwrap(), r.stats.due.unwrap());
+    assert_eq!(
+        due - ready,
+        Duration::from_millis(r.cfg.stats_ride_ms),
+        "alone only after the ride"
+    );
+    assert!(ready > Instant::now(), "not before the interval is over");
+
+    // The interval is over: the next event carries them.
+    r.stats.ready = Some(Instant::now());
+    r.on_gift(event(3, "b", 1));
+    assert_eq!(
+        kinds(&frames(&mut rx_a)),
+        owned(&[("gift_event", 3, 1), ("room_stats", 0, 13)])
+    );
+    assert_eq!(kinds(&frames(&mut rx_c)), owned(&[("room_stats", 0, 13)]));
+
+    // No event comes: the timer sends them alone.
+    r.on_gift(event(4, "b", 2));
+    frames(&mut rx_a);
+    assert!(r.stats.changed);
+    r.stats.ready = Some(Instant::now());
+    r.stats.due = Some(Instant::now());
+    assert!(!r.on_timer());
+    assert_eq!(kinds(&frames(&mut rx_a)), owned(&[("room_stats", 0, 15)]));
+    assert_eq!(kinds(&frames(&mut rx_c)), owned(&[("room_stats", 0, 15)]));
+    assert!(!r.stats.changed && r.stats.due.is_none());
 }
 
 #[test]
