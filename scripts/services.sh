@@ -144,8 +144,12 @@ services_start_postgres() {
         cat "$GS_SERVICES_DIR/initdb.log" >&2 || true
         return 1
     fi
+    # A throwaway cluster: no fsync, and WAL kept small (minimal level, a
+    # checkpoint every 64 MB): each test's CREATE DATABASE writes its 7 MB
+    # template copy to the WAL, and with the default 1 GB max_wal_size a
+    # full scripts/test left 1 GB of WAL on disk beside 2 GB of databases.
     if ! services_as_pg "$GS_PG_BIN/pg_ctl" -D "$GS_PG_DATA" -l "$pg/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $pg/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $pg/sock -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=64MB -c min_wal_size=32MB" \
         start >"$GS_SERVICES_DIR/pg_ctl.log" 2>&1; then
         services_log "pg_ctl start failed; its output and the server log:"
         cat "$GS_SERVICES_DIR/pg_ctl.log" "$pg/postgres.log" >&2 || true
