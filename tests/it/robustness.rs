@@ -961,6 +961,11 @@ async fn skipped_viewer_resumes(engine: &common::server::EngineSpec) {
         c.hub.viewer_skipped_max = 1_000_000;
         c.hub.socket_msgs_per_s_max = 1_000_000;
         c.hub.socket_send_buffer_len = 4096;
+        // No streak ends during the test: its combo_end would be seq n + 1
+        // (the drain below waits for 2 s of silence, and the last
+        // room_stats can come 1.25 s after the last gift: 3 s of default
+        // window raced it).
+        c.counters.combo_window_ms = 60_000;
     })
     .await;
     s.open_room("alice", "r").await;
