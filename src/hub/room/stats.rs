@@ -22,8 +22,8 @@ use super::*;
 pub(super) struct Stats {
     pub(super) diamonds: i64,
     pub(super) gifters: foldhash::HashMap<String, i64>,
-    pub(super) changed: bool,
-    /// From when changed stats may go out (with the next event).
+    /// Set while the stats changed since the last ones sent: from when
+    /// they may go out (with the next event).
     pub(super) ready: Option<Instant>,
     /// When they go out alone if no event came (`ready` +
     /// `hub.stats_ride_ms`): the room's stats timer.
@@ -52,7 +52,6 @@ impl Room {
     /// `hub.stats_interval_ms` has passed since the last ones, and go out
     /// alone `hub.stats_ride_ms` after that.
     pub(super) fn stats_changed(&mut self) {
-        self.stats.changed = true;
         if self.stats.ready.is_none() {
             let interval = Duration::from_millis(self.cfg.stats_interval_ms);
             let now = Instant::now();
@@ -66,21 +65,15 @@ impl Room {
     /// The stats to send with the event being published: changed, and
     /// ready by `now`. Taking them counts as sending them.
     pub(super) fn take_ready_stats(&mut self, now: Instant) -> Option<ServerMsg> {
-        if !self.stats.changed || self.stats.ready.is_none_or(|r| r > now) {
-            return None;
-        }
-        Some(self.take_stats())
+        let ready = self.stats.ready.is_some_and(|r| r <= now);
+        ready.then(|| self.take_stats())
     }
 
     /// The stats timer: changed stats no event carried go out alone.
     pub(super) fn on_stats_timer(&mut self) {
-        if self.stats.changed {
-            let msg = self.take_stats();
-            self.broadcast(&msg);
-        } else {
-            self.stats.ready = None;
-            self.stats.due = None;
-        }
+        debug_assert!(self.stats.ready.is_some(), "the timer is armed with ready");
+        let msg = self.take_stats();
+        self.broadcast(&msg);
     }
 
     pub(super) fn note_viewers(&mut self) {
@@ -96,7 +89,6 @@ impl Room {
 
     /// This live's `room_stats` now, marked sent (the caller sends it).
     fn take_stats(&mut self) -> ServerMsg {
-        self.stats.changed = false;
         self.stats.ready = None;
         self.stats.due = None;
         self.stats.last_sent = Some(Instant::now());
