@@ -143,6 +143,117 @@ async fn idempotency_ids_are_capped_per_wallet() {
     );
 }
 
+/// A streak no node ended within `combo_end_late_ms_max` past its due time
+/// is gone without a `combo_end`, whoever meets it next: the next gift (a
+/// new streak, combo 1), the reaper, or the room's end. Its key outlives
+/// that expiry (its TTL is renewed only once half of twice the expiry is
+/// spent), so each reader checks the streak's own expiry (`ex`). A fresh
+/// streak still ends once (the control). Gifts are dated 10 s back so their
+/// streaks are past expiry at once while their keys still live.
+#[tokio::test]
+async fn a_streak_past_its_expiry_is_gone_without_a_combo_end() {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
+        return;
+    };
+    let rose = gift("rose", 1, 1);
+    let cfg = |reap_ms| CountersConfig {
+        combo_window_ms: 100,
+        combo_end_late_ms_max: 2_000,
+        combo_reap_interval_ms: reap_ms,
+        ..counters_cfg()
+    };
+    let hub = Hub::new(HubConfig::default());
+    let back = |r: GiftRequest| GiftRequest {
+        ts: now_ms() - 10_000,
+        ..r
+    };
+    let ended_combos = |ends: Vec<giftstream::model::StreakEnd>| {
+        ends.into_iter()
+            .map(|e| (e.end.room.clone(), e.end.count))
+            .collect::<Vec<_>>()
+    };
+
+    // No reaper runs during these two cases.
+    let quiet = redis_engine(&url, cfg(3_600_000), hub.clone(), 30_000).await;
+    let (next, ended) = (format!("next{db}"), format!("end{db}"));
+    for room in [&next, &ended] {
+        quiet
+            .open_target(&Target::room(room), "cr", 0)
+            .await
+            .unwrap();
+    }
+    quiet.credit("v", 100, "g").await.unwrap();
+    quiet
+        .gift(back(req("v", Target::room(&next), &rose, 3, "a1")))
+        .await
+        .unwrap();
+    let later = quiet
+        .gift(req("v", Target::room(&next), &rose, 1, "a2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        later.ack.seq, 2,
+        "no combo_end took a seq between the gifts"
+    );
+    quiet
+        .gift(back(req("v", Target::room(&ended), &rose, 2, "b1")))
+        .await
+        .unwrap();
+    quiet.end_room(&ended).await.unwrap();
+    let mut conn = raw(&url).await;
+    let streak: i64 = redis::cmd("EXISTS")
+        .arg(format!("{{gs}}:cs:room:{ended}:v"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(streak, 0, "the room's end dropped the expired streak");
+    assert_eq!(
+        ended_combos(quiet.streak_ends(100).await.unwrap()),
+        Vec::<(String, u32)>::new(),
+        "neither the next gift nor the room's end ended an expired streak"
+    );
+
+    // The reaper (of a second node on the same Redis): the expired streak
+    // is dropped, the fresh ones ended: the new streak the later gift
+    // began (combo 1, not 4) and one more.
+    let reaping = redis_engine(&url, cfg(50), hub, 30_000).await;
+    let (old, fresh) = (format!("old{db}"), format!("fresh{db}"));
+    for room in [&old, &fresh] {
+        reaping
+            .open_target(&Target::room(room), "cr", 0)
+            .await
+            .unwrap();
+    }
+    reaping
+        .gift(back(req("v", Target::room(&old), &rose, 4, "c1")))
+        .await
+        .unwrap();
+    reaping
+        .gift(req("v", Target::room(&fresh), &rose, 5, "d1"))
+        .await
+        .unwrap();
+    let mut ends = Vec::new();
+    for _ in 0..100 {
+        ends.extend(ended_combos(reaping.streak_ends(100).await.unwrap()));
+        if ends.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ends.extend(ended_combos(reaping.streak_ends(100).await.unwrap()));
+    ends.sort();
+    let mut want = vec![(fresh.clone(), 5), (next.clone(), 1)];
+    want.sort();
+    assert_eq!(ends, want, "only the fresh streaks ended");
+    let streak: i64 = redis::cmd("EXISTS")
+        .arg(format!("{{gs}}:cs:room:{old}:v"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(streak, 0, "the reaper dropped the expired streak's key");
+}
+
 #[tokio::test]
 async fn credits_above_the_scripts_exact_range_are_refused() {
     let Some((url, _)) = common::services::fresh_redis_db().await else {

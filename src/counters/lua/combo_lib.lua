@@ -2,10 +2,13 @@
 -- scripts.rs and combo.rs) to every script that ends streaks: gift.lua,
 -- combo_reap.lua and end_room.lua, so the event is built in one place.
 --
--- A streak is a hash `{gs}:cs:<target key>:<sender>` (TTL: window +
--- counters.combo_end_late_ms_max, renewed by each gift):
+-- A streak is a hash `{gs}:cs:<target key>:<sender>` (expiry `ex`: window
+-- + counters.combo_end_late_ms_max after its last gift):
 --   g gift  n count  co coins  d diamonds  sf seq_first  sl seq_last
 --   lt last gift ts  du due ms (lt + window)
+--   ex expiry ms (lt + the TTL): past it the streak is gone, ended or not
+--   xp when the key's TTL was last set (gift.lua sets it to twice the TTL
+--     and renews it once half is spent, so the key outlives `ex`)
 --   j the combo_end JSON head without seq and numbers ('' when the target
 --     publishes no events: the streak then ends silently, taking no seq)
 --   ch event channel  h history stream  hl history len max  ha history age ms
@@ -18,6 +21,20 @@
 -- a streak, and `{gs}:cdue` (zset, score = due ms, member
 -- `<target key>|<sender>`) indexes every streak for the reapers.
 local function cs_int(x) return string.format('%.0f', x) end
+
+-- Whether a streak whose `ex` field is `ex` (nil on a streak older than
+-- the field, whose key's TTL is its expiry) is gone at `now` ms.
+local function streak_gone(ex, now)
+  return ex ~= nil and ex ~= false and now > tonumber(ex)
+end
+
+-- Drop an expired streak (hash `sk`, index set `ik`, due zset `dk`,
+-- member `m`): no event, as if its key had expired.
+local function streak_drop(sk, ik, dk, m, sender)
+  redis.call('DEL', sk)
+  redis.call('ZREM', dk, m)
+  redis.call('SREM', ik, sender)
+end
 
 -- A streak end's seq and where its event goes: by default taken, written
 -- and published at once (history entry, channel, inbox: inbox_lib.lua).

@@ -33,8 +33,11 @@
 -- Answers {'DUP', 'seq:balance:ticket'}, {'OK', seq, balance, ticket, combo}
 -- or {'E', code[, detail]}. Every check comes before the first write, so a
 -- refused gift changes nothing. Amounts stay below 2^53 (Lua numbers are
--- doubles); integers are formatted with %.0f, never tostring.
-local function int(x) return string.format('%.0f', x) end
+-- doubles, exact there); integers are formatted with %d (a C long: 64
+-- bits here), never tostring (%.14g), and not %.0f, which costs a third
+-- more per call (glibc's exact float printing).
+local fmt = string.format
+local function int(x) return fmt('%d', x) end
 
 -- What this script call (one gift, or a batch: gift_batch.lua) learned,
 -- and the writes it defers to flush() at its end (issue 16: the batch is
@@ -46,16 +49,49 @@ local function int(x) return string.format('%.0f', x) end
 -- block, an id index's size); the events go out per room and inbox as one
 -- history entry and one publish, the gifts as one settlement entry, the
 -- ids as one id-index add per sender. Only the idempotency answers and
--- streaks are written per gift.
-local memo = {target = {}, blocked = {}, pn = nil, idz = {}, exp = {},
-  due = {}, due_key = nil, dia = {}, top = {}, top_keep = {}, ihead = {}, bal = {},
+-- streaks are written per gift. What is the same for every gift of the
+-- call (gift_batch.lua sends it once) is parsed once (`cfg`), and what is
+-- the same for every gift to one creator is built once (`creator`).
+local memo = {target = {}, pn = nil, exp = {}, cfg = nil, creator = {},
+  due = {}, due_key = nil, dia = {}, top = {}, top_keep = {}, bal = {},
   rooms = {}, room_order = {}, inboxes = {}, inbox_order = {}, settle = {}, stream = nil,
-  seq = {}, pd = {}, ticket = nil, ticket_key = nil, bal_dirty = {}, idz_add = {}}
+  seq = {}, seq_read = {}, pd = {}, ticket = nil, ticket_key = nil, bal_dirty = {}, idz_add = {},
+  idz_prefix = {}}
 
--- A target's next seq: counted here from its seq at the call's first use,
--- written once by flush() (nothing else takes a seq during the call).
+-- The call's shared numbers, parsed at its first gift.
+local function call_cfg(ARGV)
+  local c = memo.cfg
+  if not c then
+    local ttl = tonumber(ARGV[3])
+    c = {ttl = ttl, ttl_ms = int(ttl * 1000), keep_max = tonumber(ARGV[4]),
+      window = tonumber(ARGV[11]), pending_max = tonumber(ARGV[12]),
+      streak_ttl = tonumber(ARGV[24])}
+    memo.cfg = c
+  end
+  return c
+end
+
+-- What every gift to `creator` uses: its inbox keys and envelope head,
+-- its pending-diamonds key, its block set and whether that set has any
+-- member (one SCARD per creator and call: most creators block no one, and
+-- then no gift of theirs needs a SISMEMBER), and the senders checked.
+local function creator_memo(creator, ARGV)
+  local cr = memo.creator[creator]
+  if not cr then
+    local bk = ARGV[31] .. creator
+    cr = {ik = ARGV[26] .. creator, ih = ARGV[27] .. creator, ic = ARGV[28] .. creator,
+      ihead = inbox_head(creator), pdk = ARGV[13] .. creator, bk = bk,
+      blocks = redis.call('SCARD', bk) > 0, blocked = {}}
+    memo.creator[creator] = cr
+  end
+  return cr
+end
+
+-- A target's next seq: counted here from its seq at the call's first use
+-- (read with the target's creator and live flag, `seq_read`), written
+-- once by flush() (nothing else takes a seq during the call).
 function cs_emit.seq(tk)
-  local s = memo.seq[tk]
+  local s = memo.seq[tk] or memo.seq_read[tk]
   if not s then
     s = tonumber(redis.call('HGET', tk, 'seq') or '0')
   end
@@ -109,8 +145,30 @@ local function flush()
   for k in pairs(memo.bal_dirty) do
     redis.call('SET', k, int(memo.bal[k]), 'KEEPTTL')
   end
+  -- The id index: a list of `<16-digit ticket>:<client id>` in acceptance
+  -- order, one RPUSH per sender and call (O(1) per id); past
+  -- counters.idempotency_keys_per_wallet_max the oldest ids leave (they
+  -- are also the first to expire). An evicted id deletes its answer only
+  -- if the answer is still its own (the id may have expired and been used
+  -- again since). Trimmed here, at the end of the call, so an id is
+  -- remembered at least until then.
   for k, adds in pairs(memo.idz_add) do
-    redis.call('RPUSH', k, unpack(adds))
+    local len = redis.call('RPUSH', k, unpack(adds))
+    local keep_max = memo.cfg.keep_max
+    if len > keep_max then
+      local prefix = memo.idz_prefix[k]
+      for _, m in ipairs(redis.call('LPOP', k, len - keep_max)) do
+        local sep = string.find(m, ':', 1, true)
+        if sep then
+          local key = prefix .. string.sub(m, sep + 1)
+          local answer = redis.call('GET', key)
+          if answer and tonumber(string.match(answer, '[^:]+$')) == tonumber(string.sub(m, 1, sep - 1)) then
+            redis.call('DEL', key)
+          end
+        end
+      end
+    end
+    pexpire_later(k, memo.cfg.ttl_ms)
   end
   for _, ch in ipairs(memo.room_order) do
     local r = memo.rooms[ch]
@@ -176,8 +234,10 @@ local function gift_one(KEYS, ARGV)
   end
   local t = memo.target[KEYS[4]]
   if not t then
-    t = redis.call('HMGET', KEYS[4], 'creator', 'live')
+    -- With its seq: counted from here by cs_emit.seq (one read, not two).
+    t = redis.call('HMGET', KEYS[4], 'creator', 'live', 'seq')
     memo.target[KEYS[4]] = t
+    memo.seq_read[KEYS[4]] = tonumber(t[3] or '0')
   end
   if not t[1] then
     return {'E', 'unknown'}
@@ -189,21 +249,19 @@ local function gift_one(KEYS, ARGV)
   if creator == ARGV[8] then
     return {'E', 'forbidden'}
   end
-  local bk = ARGV[31] .. creator
-  local blocked = memo.blocked[bk .. '|' .. ARGV[8]]
-  if blocked == nil then
-    blocked = redis.call('SISMEMBER', bk, ARGV[8]) == 1
-    memo.blocked[bk .. '|' .. ARGV[8]] = blocked
+  local cfg = call_cfg(ARGV)
+  local cr = creator_memo(creator, ARGV)
+  if cr.blocks then
+    local blocked = cr.blocked[ARGV[8]]
+    if blocked == nil then
+      blocked = redis.call('SISMEMBER', cr.bk, ARGV[8]) == 1
+      cr.blocked[ARGV[8]] = blocked
+    end
+    if blocked then
+      return {'E', 'blocked'}
+    end
   end
-  if blocked then
-    return {'E', 'blocked'}
-  end
-  local ik, ih, ic = ARGV[26] .. creator, ARGV[27] .. creator, ARGV[28] .. creator
-  local ihead = memo.ihead[creator]
-  if not ihead then
-    ihead = inbox_head(creator)
-    memo.ihead[creator] = ihead
-  end
+  local ik, ih, ic, ihead = cr.ik, cr.ih, cr.ic, cr.ihead
   local coins = tonumber(ARGV[5])
   -- A wallet's balance as this call left it (only gifts change it here).
   local held = memo.bal[KEYS[3]]
@@ -214,7 +272,7 @@ local function gift_one(KEYS, ARGV)
     memo.stream = KEYS[6]
     memo.pn = math.max(tonumber(redis.call('GET', (stream_count_keys(KEYS[6]))) or '0'), 0)
   end
-  if memo.pn >= tonumber(ARGV[12]) then
+  if memo.pn >= cfg.pending_max then
     return {'E', 'rate_limited'}
   end
 
@@ -225,17 +283,22 @@ local function gift_one(KEYS, ARGV)
   memo.bal[KEYS[3]] = balance
   memo.bal_dirty[KEYS[3]] = true
   local ts = tonumber(ARGV[2])
-  local window = tonumber(ARGV[11])
+  local window = cfg.window
   -- The sender's streak on this target: a different gift, or one after the
   -- window, ends it first (its combo_end takes the seq before this gift's).
-  local prev = redis.call('HMGET', KEYS[5], 'g', 'lt', 'n', 'co', 'd')
+  local prev = redis.call('HMGET', KEYS[5], 'g', 'lt', 'n', 'co', 'd', 'xp')
+  if prev[1] and ts - tonumber(prev[2]) > cfg.streak_ttl then
+    -- Past its expiry (`ex`, combo_lib.lua): gone, as if its key had
+    -- expired; the HSET below overwrites every field.
+    prev = {false}
+  end
   if prev[1] and (prev[1] ~= ARGV[9] or ts - tonumber(prev[2]) > window) then
     combo_end_streak(KEYS[5], KEYS[4], KEYS[8], KEYS[9], ARGV[23], ARGV[8], ts, ts)
     prev = {false}
   end
   local seq = cs_emit.seq(KEYS[4])
   local sseq, sdue = int(seq), int(ts + window)
-  local pdk = ARGV[13] .. creator
+  local pdk = cr.pdk
   memo.pd[pdk] = (memo.pd[pdk] or 0) + tonumber(ARGV[6])
   if not memo.ticket then
     memo.ticket_key = KEYS[7]
@@ -245,23 +308,35 @@ local function gift_one(KEYS, ARGV)
   local ticket = memo.ticket
 
   -- The streak: one HSET with the new totals (read by the HMGET above)
-  -- rather than an HINCRBY per total.
+  -- rather than an HINCRBY per total. It expires ARGV 24 after its last
+  -- gift (`ex`); its key's TTL is set with as much again to spare and
+  -- renewed only once that spare is spent (`xp`: when it was last set),
+  -- so the key outlives `ex` at one PEXPIRE per ARGV 24 instead of one
+  -- per gift, and every reader treats a streak past `ex` as gone.
+  local sex = int(ts + cfg.streak_ttl)
   local combo
   if prev[1] then
     combo = tonumber(prev[3] or '0') + tonumber(ARGV[7])
-    redis.call('HSET', KEYS[5], 'n', int(combo),
-      'co', int(tonumber(prev[4] or '0') + coins), 'd', int(tonumber(prev[5] or '0') + tonumber(ARGV[6])),
-      'sl', sseq, 'lt', ARGV[2], 'du', sdue)
+    local scount = int(combo)
+    local co, d = int(tonumber(prev[4] or '0') + coins), int(tonumber(prev[5] or '0') + tonumber(ARGV[6]))
+    if ts - tonumber(prev[6] or '0') > cfg.streak_ttl then
+      redis.call('HSET', KEYS[5], 'n', scount, 'co', co, 'd', d,
+        'sl', sseq, 'lt', ARGV[2], 'du', sdue, 'ex', sex, 'xp', ARGV[2])
+      pexpire_later(KEYS[5], int(2 * cfg.streak_ttl))
+    else
+      redis.call('HSET', KEYS[5], 'n', scount, 'co', co, 'd', d,
+        'sl', sseq, 'lt', ARGV[2], 'du', sdue, 'ex', sex)
+    end
   else
     combo = tonumber(ARGV[7])
     redis.call('HSET', KEYS[5], 'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6],
-      'sf', sseq, 'sl', sseq, 'lt', ARGV[2], 'du', sdue,
+      'sf', sseq, 'sl', sseq, 'lt', ARGV[2], 'du', sdue, 'ex', sex, 'xp', ARGV[2],
       'j', ARGV[22], 'ch', ARGV[14], 'h', ARGV[17], 'hl', ARGV[18], 'ha', ARGV[19],
       'ik', ik, 'ih', ih, 'ic', ic, 'ij', ihead, 'wm', ARGV[29])
     redis.call('SADD', KEYS[8], ARGV[8])
+    pexpire_later(KEYS[5], int(2 * cfg.streak_ttl))
   end
   combo = math.min(combo, 4294967295)
-  pexpire_later(KEYS[5], ARGV[24])
   pexpire_later(KEYS[8], ARGV[24])
   memo.due_key = KEYS[9]
   memo.due[ARGV[23]] = ts + window
@@ -273,45 +348,16 @@ local function gift_one(KEYS, ARGV)
     ARGV[5], ARGV[6], sbal, ARGV[2], sticket, ARGV[25]}
   memo.pn = memo.pn + 1
 
-  local ttl = tonumber(ARGV[3])
   local answer = sseq .. ':' .. sbal .. ':' .. sticket
-  redis.call('SET', KEYS[1], answer, 'EX', ttl)
-  -- The id index: a list of `<16-digit ticket>:<client id>` in acceptance
-  -- order (an RPUSH is O(1); ids leave oldest first, which are also the
-  -- first to expire). An evicted id deletes its answer only if the answer
-  -- is still its own (the id may have expired and been used again since).
-  -- Pushed by flush() (one RPUSH per sender and call), or at once when
-  -- the index goes over its cap.
+  redis.call('SET', KEYS[1], answer, 'EX', cfg.ttl)
+  -- Its id into the sender's id index, pushed (and trimmed) by flush().
   local adds = memo.idz_add[KEYS[2]]
   if not adds then
     adds = {}
     memo.idz_add[KEYS[2]] = adds
+    memo.idz_prefix[KEYS[2]] = ARGV[16]
   end
-  adds[#adds + 1] = string.format('%016.0f', ticket) .. ':' .. ARGV[1]
-  local kept = memo.idz[KEYS[2]]
-  if kept then
-    kept = kept + 1
-  else
-    kept = redis.call('LLEN', KEYS[2]) + 1
-  end
-  local keep_max = tonumber(ARGV[4])
-  if kept > keep_max then
-    redis.call('RPUSH', KEYS[2], unpack(adds))
-    memo.idz_add[KEYS[2]] = nil
-    local old = redis.call('LPOP', KEYS[2], kept - keep_max)
-    for _, m in ipairs(old) do
-      local sep = string.find(m, ':', 1, true)
-      if sep then
-        local key = ARGV[16] .. string.sub(m, sep + 1)
-        local answer = redis.call('GET', key)
-        if answer and tonumber(string.match(answer, '[^:]+$')) == tonumber(string.sub(m, 1, sep - 1)) then
-          redis.call('DEL', key)
-        end
-      end
-    end
-  end
-  memo.idz[KEYS[2]] = math.min(kept, keep_max)
-  pexpire_later(KEYS[2], int(ttl * 1000))
+  adds[#adds + 1] = fmt('%016d:%s', ticket, ARGV[1])
 
   if ARGV[14] ~= '' then
     local event = ARGV[15] .. ',"seq":' .. sseq .. ',"combo":' .. scombo .. '}'

@@ -24,26 +24,31 @@ for i, j in ipairs(shared_a) do
   a_tpl[j] = ARGV[1 + i]
 end
 local n = tonumber(ARGV[1])
--- A gift's `len` values: the shared ones from `tpl`, the others in order
--- from `src` after position `at`; answers them and the new position.
-local function fill(tpl, len, src, at)
-  local t = {}
-  for j = 1, len do
-    local v = tpl[j]
-    if not v then
-      at = at + 1
-      v = src[at]
-    end
-    t[j] = v
-  end
-  return t, at
+-- One gift's KEYS and ARGV, reused for every gift (gift_one keeps their
+-- values, never the tables): the shared positions set once, the others
+-- overwritten per gift, in order.
+local k, a = {}, {}
+for j, v in pairs(k_tpl) do
+  k[j] = v
+end
+for j, v in pairs(a_tpl) do
+  a[j] = v
 end
 local kc, ac = #shared_k, 1 + #shared_a
 local out = {}
 for g = 1, n do
-  local k, a
-  k, kc = fill(k_tpl, 9, KEYS, kc)
-  a, ac = fill(a_tpl, 31, ARGV, ac)
+  for j = 1, 9 do
+    if not k_tpl[j] then
+      kc = kc + 1
+      k[j] = KEYS[kc]
+    end
+  end
+  for j = 1, 31 do
+    if not a_tpl[j] then
+      ac = ac + 1
+      a[j] = ARGV[ac]
+    end
+  end
   out[g] = gift_one(k, a)
 end
 flush()
