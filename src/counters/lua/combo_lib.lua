@@ -2,13 +2,14 @@
 -- scripts.rs and combo.rs) to every script that ends streaks: gift.lua,
 -- combo_reap.lua and end_room.lua, so the event is built in one place.
 --
--- A streak is a hash `{gs}:cs:<target key>:<sender>` (expiry `ex`: window
--- + counters.combo_end_late_ms_max after its last gift):
+-- A streak is a hash `{gs}:cs:<target key>:<sender>` (gone `tl` = window
+-- + counters.combo_end_late_ms_max after its last gift `lt`):
 --   g gift  n count  co coins  d diamonds  sf seq_first  sl seq_last
 --   lt last gift ts  du due ms (lt + window)
---   ex expiry ms (lt + the TTL): past it the streak is gone, ended or not
---   xp when the key's TTL was last set (gift.lua sets it to twice the TTL
---     and renews it once half is spent, so the key outlives `ex`)
+--   tl its lifetime ms (window + counters.combo_end_late_ms_max): past
+--     lt + tl the streak is gone, ended or not
+--   xp when the key's TTL was last set (gift.lua sets it to twice `tl`
+--     and renews it once half is spent, so the key outlives the streak)
 --   j the combo_end JSON head without seq and numbers ('' when the target
 --     publishes no events: the streak then ends silently, taking no seq)
 --   ch event channel  h history stream  hl history len max  ha history age ms
@@ -22,10 +23,11 @@
 -- `<target key>|<sender>`) indexes every streak for the reapers.
 local function cs_int(x) return string.format('%.0f', x) end
 
--- Whether a streak whose `ex` field is `ex` (nil on a streak older than
--- the field, whose key's TTL is its expiry) is gone at `now` ms.
-local function streak_gone(ex, now)
-  return ex ~= nil and ex ~= false and now > tonumber(ex)
+-- Whether a streak whose last gift was at `lt` and whose lifetime is `tl`
+-- (nil on a streak older than the field, whose key's TTL is its expiry)
+-- is gone at `now` ms.
+local function streak_gone(lt, tl, now)
+  return lt and tl and now - tonumber(lt) > tonumber(tl)
 end
 
 -- Drop an expired streak (hash `sk`, index set `ik`, due zset `dk`,

@@ -17,13 +17,13 @@ for _, m in ipairs(due) do
     local tkey = string.sub(m, 1, bar - 1)
     local sender = string.sub(m, bar + 1)
     local sk = ARGV[3] .. tkey .. ':' .. sender
-    local f = redis.call('HMGET', sk, 'du', 'ex')
+    local f = redis.call('HMGET', sk, 'du', 'lt', 'tl')
     local du = tonumber(f[1] or '')
     if not du then
       -- Ended or expired meanwhile.
       redis.call('ZREM', KEYS[1], m)
       redis.call('SREM', ARGV[5] .. tkey, sender)
-    elseif streak_gone(f[2], now) then
+    elseif streak_gone(f[2], f[3], now) then
       streak_drop(sk, ARGV[5] .. tkey, KEYS[1], m, sender)
     elseif du >= now then
       redis.call('ZADD', KEYS[1], du, m)

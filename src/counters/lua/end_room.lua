@@ -15,8 +15,8 @@ local now = tonumber(ARGV[2])
 local open = {}
 for _, sender in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local sk = ARGV[3] .. ARGV[4] .. ':' .. sender
-  local s = redis.call('HMGET', sk, 'sl', 'du', 'ex')
-  if s[1] and streak_gone(s[3], now) then
+  local s = redis.call('HMGET', sk, 'sl', 'du', 'lt', 'tl')
+  if s[1] and streak_gone(s[3], s[4], now) then
     streak_drop(sk, KEYS[2], KEYS[3], ARGV[4] .. '|' .. sender, sender)
   elseif s[1] then
     open[#open + 1] = {tonumber(s[1]), sender, sk, tonumber(s[2])}

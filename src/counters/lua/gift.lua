@@ -38,6 +38,18 @@
 -- more per call (glibc's exact float printing).
 local fmt = string.format
 local function int(x) return fmt('%d', x) end
+-- A decimal string's number, parsed once per call: the gifts of a batch
+-- repeat most of theirs (coins, counts, a millisecond), and tonumber on a
+-- string parses it twice (Lua 5.1's isnumber, then tonumber).
+local nums = {}
+local function num(x)
+  local v = nums[x]
+  if v == nil then
+    v = tonumber(x)
+    nums[x] = v
+  end
+  return v
+end
 
 -- What this script call (one gift, or a batch: gift_batch.lua) learned,
 -- and the writes it defers to flush() at its end (issue 16: the batch is
@@ -65,7 +77,7 @@ local function call_cfg(ARGV)
     local ttl = tonumber(ARGV[3])
     c = {ttl = ttl, ttl_ms = int(ttl * 1000), keep_max = tonumber(ARGV[4]),
       window = tonumber(ARGV[11]), pending_max = tonumber(ARGV[12]),
-      streak_ttl = tonumber(ARGV[24])}
+      streak_ttl = tonumber(ARGV[24]), streak_key_ttl_ms = int(2 * tonumber(ARGV[24]))}
     memo.cfg = c
   end
   return c
@@ -204,7 +216,7 @@ local function flush()
   if memo.due_key then
     local args = {}
     for m, score in pairs(memo.due) do
-      args[#args + 1] = int(score)
+      args[#args + 1] = score
       args[#args + 1] = m
     end
     if #args > 0 then
@@ -262,7 +274,7 @@ local function gift_one(KEYS, ARGV)
     end
   end
   local ik, ih, ic, ihead = cr.ik, cr.ih, cr.ic, cr.ihead
-  local coins = tonumber(ARGV[5])
+  local coins = num(ARGV[5])
   -- A wallet's balance as this call left it (only gifts change it here).
   local held = memo.bal[KEYS[3]]
   if held < coins then
@@ -282,24 +294,24 @@ local function gift_one(KEYS, ARGV)
   local balance = held - coins
   memo.bal[KEYS[3]] = balance
   memo.bal_dirty[KEYS[3]] = true
-  local ts = tonumber(ARGV[2])
+  local ts, diamonds, count = num(ARGV[2]), num(ARGV[6]), num(ARGV[7])
   local window = cfg.window
   -- The sender's streak on this target: a different gift, or one after the
   -- window, ends it first (its combo_end takes the seq before this gift's).
   local prev = redis.call('HMGET', KEYS[5], 'g', 'lt', 'n', 'co', 'd', 'xp')
-  if prev[1] and ts - tonumber(prev[2]) > cfg.streak_ttl then
-    -- Past its expiry (`ex`, combo_lib.lua): gone, as if its key had
-    -- expired; the HSET below overwrites every field.
+  local since = prev[1] and ts - num(prev[2] or '0')
+  if since and since > cfg.streak_ttl then
+    -- Past its expiry (`lt` + `tl`, combo_lib.lua): gone, as if its key
+    -- had expired; the HSET below overwrites every field.
     prev = {false}
-  end
-  if prev[1] and (prev[1] ~= ARGV[9] or ts - tonumber(prev[2]) > window) then
+  elseif since and (prev[1] ~= ARGV[9] or since > window) then
     combo_end_streak(KEYS[5], KEYS[4], KEYS[8], KEYS[9], ARGV[23], ARGV[8], ts, ts)
     prev = {false}
   end
   local seq = cs_emit.seq(KEYS[4])
   local sseq, sdue = int(seq), int(ts + window)
   local pdk = cr.pdk
-  memo.pd[pdk] = (memo.pd[pdk] or 0) + tonumber(ARGV[6])
+  memo.pd[pdk] = (memo.pd[pdk] or 0) + diamonds
   if not memo.ticket then
     memo.ticket_key = KEYS[7]
     memo.ticket = tonumber(redis.call('GET', KEYS[7]) or '0')
@@ -308,41 +320,41 @@ local function gift_one(KEYS, ARGV)
   local ticket = memo.ticket
 
   -- The streak: one HSET with the new totals (read by the HMGET above)
-  -- rather than an HINCRBY per total. It expires ARGV 24 after its last
-  -- gift (`ex`); its key's TTL is set with as much again to spare and
+  -- rather than an HINCRBY per total. It expires `tl` (ARGV 24) after its
+  -- last gift `lt`; its key's TTL is set with as much again to spare and
   -- renewed only once that spare is spent (`xp`: when it was last set),
-  -- so the key outlives `ex` at one PEXPIRE per ARGV 24 instead of one
-  -- per gift, and every reader treats a streak past `ex` as gone.
-  local sex = int(ts + cfg.streak_ttl)
-  local combo
+  -- so the key outlives the streak at one PEXPIRE per ARGV 24 instead of
+  -- one per gift, and every reader treats a streak past `lt` + `tl` as
+  -- gone.
+  local combo, scount
   if prev[1] then
-    combo = tonumber(prev[3] or '0') + tonumber(ARGV[7])
-    local scount = int(combo)
-    local co, d = int(tonumber(prev[4] or '0') + coins), int(tonumber(prev[5] or '0') + tonumber(ARGV[6]))
-    if ts - tonumber(prev[6] or '0') > cfg.streak_ttl then
+    combo = num(prev[3] or '0') + count
+    scount = int(combo)
+    local co, d = int(num(prev[4] or '0') + coins), int(num(prev[5] or '0') + diamonds)
+    if ts - num(prev[6] or '0') > cfg.streak_ttl then
       redis.call('HSET', KEYS[5], 'n', scount, 'co', co, 'd', d,
-        'sl', sseq, 'lt', ARGV[2], 'du', sdue, 'ex', sex, 'xp', ARGV[2])
-      pexpire_later(KEYS[5], int(2 * cfg.streak_ttl))
+        'sl', sseq, 'lt', ARGV[2], 'du', sdue, 'xp', ARGV[2], 'tl', ARGV[24])
+      pexpire_later(KEYS[5], cfg.streak_key_ttl_ms)
     else
       redis.call('HSET', KEYS[5], 'n', scount, 'co', co, 'd', d,
-        'sl', sseq, 'lt', ARGV[2], 'du', sdue, 'ex', sex)
+        'sl', sseq, 'lt', ARGV[2], 'du', sdue)
     end
   else
-    combo = tonumber(ARGV[7])
+    combo, scount = count, ARGV[7]
     redis.call('HSET', KEYS[5], 'g', ARGV[9], 'n', ARGV[7], 'co', ARGV[5], 'd', ARGV[6],
-      'sf', sseq, 'sl', sseq, 'lt', ARGV[2], 'du', sdue, 'ex', sex, 'xp', ARGV[2],
+      'sf', sseq, 'sl', sseq, 'lt', ARGV[2], 'du', sdue, 'xp', ARGV[2], 'tl', ARGV[24],
       'j', ARGV[22], 'ch', ARGV[14], 'h', ARGV[17], 'hl', ARGV[18], 'ha', ARGV[19],
       'ik', ik, 'ih', ih, 'ic', ic, 'ij', ihead, 'wm', ARGV[29])
     redis.call('SADD', KEYS[8], ARGV[8])
-    pexpire_later(KEYS[5], int(2 * cfg.streak_ttl))
+    pexpire_later(KEYS[5], cfg.streak_key_ttl_ms)
   end
-  combo = math.min(combo, 4294967295)
   pexpire_later(KEYS[8], ARGV[24])
   memo.due_key = KEYS[9]
-  memo.due[ARGV[23]] = ts + window
+  memo.due[ARGV[23]] = sdue
   pexpire_later(KEYS[9], ARGV[24])
 
-  local sbal, sticket, scombo = int(balance), int(ticket), int(combo)
+  local sbal, sticket = int(balance), int(ticket)
+  local scombo = combo > 4294967295 and '4294967295' or scount
   -- Its settlement row (drain.lua's order; flush() writes the call's rows).
   memo.settle[#memo.settle + 1] = {ARGV[10], sseq, ARGV[8], ARGV[1], creator, ARGV[9], ARGV[7],
     ARGV[5], ARGV[6], sbal, ARGV[2], sticket, ARGV[25]}
@@ -367,7 +379,7 @@ local function gift_one(KEYS, ARGV)
       -- This live's stats: diamonds and top gifters, added up per call and
       -- written by flush() (bounded there: past the limit the smaller half
       -- is dropped, amortized O(log n) per gift).
-      local d = tonumber(ARGV[6])
+      local d = diamonds
       memo.dia[KEYS[4]] = (memo.dia[KEYS[4]] or 0) + d
       local senders = memo.top[top]
       if not senders then

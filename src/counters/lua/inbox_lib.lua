@@ -74,7 +74,7 @@ local function inbox_put_many(ik, hk, ch, head, evs, now, len_max, age_ms, expir
   end
   local envs = {}
   for i, ev in ipairs(evs) do
-    envs[i] = head .. ',"seq":' .. string.format('%.0f', last - n + i) .. ',"event":' .. ev .. '}'
+    envs[i] = head .. ',"seq":' .. string.format('%d', last - n + i) .. ',"event":' .. ev .. '}'
   end
   hist_put(hk, len_max, last, envs, now)
   if expire then
