@@ -15,7 +15,10 @@ own clock: the script and its nested commands), best and median of five
 rounds, so two Lua directories compare on one machine within minutes,
 without a node, PostgreSQL or the load generator.
 
-    scripts/redis-replay.py CAPTURE LUA_DIR PORT [CALLS_PER_ROUND]
+    scripts/redis-replay.py CAPTURE LUA_DIR PORT [CALLS_PER_ROUND [GIFTS]]
+
+GIFTS picks a call of that many gifts (the first captured; default: the
+largest), since per-call costs weigh by batch size (16 x 32 makes ~5).
 
 Needs only Python's standard library (RESP over a socket).
 """
@@ -102,6 +105,7 @@ class Resp:
 def main():
     capture, lua_dir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     calls = int(sys.argv[4]) if len(sys.argv) > 4 else 400
+    want = int(sys.argv[5]) if len(sys.argv) > 5 else None
     best = None
     for line in open(capture, encoding="latin-1"):
         if '"EVALSHA"' not in line.upper():
@@ -110,7 +114,11 @@ def main():
         nkeys = int(a[2])
         if (nkeys - 3) % OWN_KEYS or nkeys < 3 + OWN_KEYS:
             continue
-        if best is None or nkeys > int(best[2]):
+        if want is not None:
+            if (nkeys - 3) // OWN_KEYS == want:
+                best = a
+                break
+        elif best is None or nkeys > int(best[2]):
             best = a
     if best is None:
         sys.exit(f"no gift_batch.lua call in {capture}")
