@@ -25,8 +25,18 @@ for i, j in ipairs(shared_a) do
 end
 local n = tonumber(ARGV[1])
 -- One gift's KEYS and ARGV, reused for every gift (gift_one keeps their
--- values, never the tables): the shared positions set once, the others
--- overwritten per gift, in order.
+-- values, never the tables): the shared positions set once (`tpl`), the
+-- others overwritten per gift from `src` after position `at`, in order;
+-- answers the new position.
+local function refill(t, tpl, len, src, at)
+  for j = 1, len do
+    if not tpl[j] then
+      at = at + 1
+      t[j] = src[at]
+    end
+  end
+  return at
+end
 local k, a = {}, {}
 for j, v in pairs(k_tpl) do
   k[j] = v
@@ -37,18 +47,8 @@ end
 local kc, ac = #shared_k, 1 + #shared_a
 local out = {}
 for g = 1, n do
-  for j = 1, 9 do
-    if not k_tpl[j] then
-      kc = kc + 1
-      k[j] = KEYS[kc]
-    end
-  end
-  for j = 1, 31 do
-    if not a_tpl[j] then
-      ac = ac + 1
-      a[j] = ARGV[ac]
-    end
-  end
+  kc = refill(k, k_tpl, 9, KEYS, kc)
+  ac = refill(a, a_tpl, 31, ARGV, ac)
   out[g] = gift_one(k, a)
 end
 flush()
