@@ -57,8 +57,8 @@ end
 -- counted here (a wallet's balance, a target's seq, the ticket, a
 -- creator's pending diamonds, the stream's gift count) is the value, and
 -- writing it once at the end is the same as writing it per gift. What each
--- gift reads back is kept here (a target's creator and live flag, a
--- block, an id index's size); the events go out per room and inbox as one
+-- gift reads back is kept here (a target's creator, live flag and seq, a
+-- creator's blocks); the events go out per room and inbox as one
 -- history entry and one publish, the gifts as one settlement entry, the
 -- ids as one id-index add per sender. Only the idempotency answers and
 -- streaks are written per gift. What is the same for every gift of the
