@@ -17,7 +17,7 @@ use crate::protocol::SeqEvent;
 
 /// Every published event, in order.
 #[derive(Default)]
-struct Recorder(Arc<Mutex<Vec<SeqEvent>>>);
+pub(crate) struct Recorder(pub(crate) Arc<Mutex<Vec<SeqEvent>>>);
 
 impl EventSink for Recorder {
     fn reserve(&self, _target: &Target, _creator: &str, _last_seq: u64) -> Result<EventPermit> {
@@ -26,7 +26,7 @@ impl EventSink for Recorder {
     }
 }
 
-fn rose() -> Gift {
+pub(crate) fn rose() -> Gift {
     Gift {
         id: "rose".into(),
         name: "Rose".into(),
@@ -36,7 +36,7 @@ fn rose() -> Gift {
     }
 }
 
-fn req(sender: &str, target: Target, gift: Gift, id: &str, ts: i64) -> GiftRequest {
+pub(crate) fn req(sender: &str, target: Target, gift: Gift, id: &str, ts: i64) -> GiftRequest {
     GiftRequest {
         sender: sender.into(),
         target,

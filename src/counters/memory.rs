@@ -41,9 +41,12 @@ mod blocks;
 mod gift;
 mod messages;
 mod seen;
+#[cfg(test)]
+mod tests;
 
-#[derive(Default)]
 struct Wallet {
+    /// Whose it is (shared by its pending gifts and open streaks).
+    user: Arc<str>,
     coins: i64,
     /// The gifts it paid for, by client id key (`memory::seen`).
     seen: seen::Seen,
@@ -52,11 +55,14 @@ struct Wallet {
 struct TargetState {
     kind: TargetKind,
     id: String,
-    creator: String,
+    /// `room:ID` or `video:ID` (shared by its pending gifts and due
+    /// streaks).
+    key: Arc<str>,
+    creator: Arc<str>,
     live: bool,
     seq: u64,
     /// Open streaks by sender (one per sender; see `counters::combo`).
-    streaks: FastMap<String, Streak>,
+    streaks: FastMap<Arc<str>, Streak>,
 }
 
 impl TargetState {
@@ -76,11 +82,53 @@ const WINDOW_KEYS_SWEEP: usize = 65_536;
 const END_ROOM_ATTEMPTS: u32 = 500;
 
 /// The streak due index: (due ms, target key, sender).
-type DueIndex = BTreeSet<(i64, String, String)>;
+type DueIndex = BTreeSet<(i64, Arc<str>, Arc<str>)>;
+
+/// A pending gift as the queue keeps it: the strings many gifts share
+/// (target, sender, creator) are shared, not copied, and the others are
+/// boxed to their length. At `counters.pending_len_max` (200,000) gifts
+/// this is the queue's memory: a [`PendingGift`] with its five strings
+/// took about 340 bytes, this about 190. `drain` builds the
+/// [`PendingGift`]s of a batch.
+struct Queued {
+    ticket: u64,
+    target: Arc<str>,
+    seq: u64,
+    sender: Arc<str>,
+    client_id: Box<str>,
+    creator: Arc<str>,
+    gift: Box<str>,
+    count: u32,
+    coins: i64,
+    diamonds: i64,
+    balance_after: i64,
+    ts: i64,
+    message: Option<Box<str>>,
+}
+
+impl Queued {
+    /// The gift as settlement takes it.
+    fn to_pending(&self) -> PendingGift {
+        PendingGift {
+            target: self.target.to_string(),
+            seq: self.seq,
+            sender: self.sender.to_string(),
+            client_id: self.client_id.to_string(),
+            creator: self.creator.to_string(),
+            gift: self.gift.to_string(),
+            count: self.count,
+            coins: self.coins,
+            diamonds: self.diamonds,
+            balance_after: self.balance_after,
+            ts: self.ts,
+            message: self.message.as_deref().map(str::to_string),
+        }
+    }
+}
 
 #[derive(Default)]
 struct PendingQueue {
-    gifts: VecDeque<(u64, PendingGift)>,
+    gifts: VecDeque<Queued>,
     next_ticket: u64,
     /// Gifts drained into batches not yet `settled`.
     in_flight: usize,
@@ -141,7 +189,16 @@ impl MemoryCounters {
         if let Some(w) = self.wallets.get(user) {
             return w.clone();
         }
-        self.wallets.entry(user.to_string()).or_default().clone()
+        self.wallets
+            .entry(user.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Wallet {
+                    user: user.into(),
+                    coins: 0,
+                    seen: seen::Seen::default(),
+                }))
+            })
+            .clone()
     }
 
     fn target_state(&self, target: &Target) -> Option<Arc<Mutex<TargetState>>> {
@@ -179,7 +236,7 @@ impl MemoryCounters {
     /// run. Answers how many ended.
     pub fn reap_combos(&self, now_ms: i64) -> usize {
         let window = self.cfg.combo_window_ms;
-        let batch: Vec<(i64, String, String)> = {
+        let batch: Vec<(i64, Arc<str>, Arc<str>)> = {
             let mut due = self.due.lock();
             let mut out = Vec::new();
             while out.len() < self.cfg.combo_reap_batch_max {
@@ -192,18 +249,18 @@ impl MemoryCounters {
         };
         let mut ended = 0;
         for (at, tkey, sender) in batch {
-            let Some(state) = self.targets.get(&tkey).map(|t| t.clone()) else {
+            let Some(state) = self.targets.get(&*tkey).map(|t| t.clone()) else {
                 continue;
             };
             let mut t = state.lock();
-            if t.streaks.get(&sender).map(|s| s.due_ms(window)) != Some(at) {
+            if t.streaks.get(&*sender).map(|s| s.due_ms(window)) != Some(at) {
                 continue; // gone or extended (its new entry is indexed)
             }
             if combo::publishes_events(t.kind) {
                 let target = t.target();
                 match self.sink.reserve(&target, &t.creator, t.seq) {
                     Ok(permit) => {
-                        if let Some(streak) = t.streaks.remove(&sender) {
+                        if let Some(streak) = t.streaks.remove(&*sender) {
                             t.seq += 1;
                             let end = streak.end(&target, &sender, t.seq, at);
                             self.streak_ends.push(&t.creator, &end);
@@ -216,11 +273,11 @@ impl MemoryCounters {
                     }
                     // The room is not open in the hub: nobody to tell.
                     Err(_) => {
-                        t.streaks.remove(&sender);
+                        t.streaks.remove(&*sender);
                     }
                 }
             } else {
-                t.streaks.remove(&sender);
+                t.streaks.remove(&*sender);
             }
             ended += 1;
         }
@@ -230,19 +287,19 @@ impl MemoryCounters {
         ended
     }
 
-    /// Remove every streak of `t` (key `tkey`) and answer their ends, in
-    /// seq order, each with a new seq if the target publishes events;
-    /// `ts` = `now_ms`, or the due time of a streak already due.
-    fn take_streaks(&self, t: &mut TargetState, tkey: &str, now_ms: i64) -> Vec<ComboEnd> {
+    /// Remove every streak of `t` and answer their ends, in seq order,
+    /// each with a new seq if the target publishes events; `ts` =
+    /// `now_ms`, or the due time of a streak already due.
+    fn take_streaks(&self, t: &mut TargetState, now_ms: i64) -> Vec<ComboEnd> {
         let window = self.cfg.combo_window_ms;
         let publish = combo::publishes_events(t.kind);
-        let mut streaks: Vec<(String, Streak)> = t.streaks.drain().collect();
+        let mut streaks: Vec<(Arc<str>, Streak)> = t.streaks.drain().collect();
         streaks.sort_unstable_by_key(|(_, s)| s.seq_last);
         let mut due = self.due.lock();
         let mut out = Vec::new();
         for (sender, s) in streaks {
             let at = s.due_ms(window);
-            due.remove(&(at, tkey.to_string(), sender.clone()));
+            due.remove(&(at, t.key.clone(), sender.clone()));
             if publish {
                 t.seq += 1;
                 let end = s.end(&t.target(), &sender, t.seq, now_ms.min(at));
@@ -288,7 +345,8 @@ impl Counters for MemoryCounters {
                 Arc::new(Mutex::new(TargetState {
                     kind: target.kind,
                     id: target.id.clone(),
-                    creator: creator.to_string(),
+                    key: target.key().into(),
+                    creator: creator.into(),
                     live: true,
                     seq: 0,
                     streaks: FastMap::default(),
@@ -296,7 +354,7 @@ impl Counters for MemoryCounters {
             })
             .clone();
         let mut t = state.lock();
-        if t.creator != creator {
+        if &*t.creator != creator {
             return Err(CountersError::Forbidden(format!(
                 "`{}` belongs to another creator",
                 target.id
@@ -319,7 +377,7 @@ impl Counters for MemoryCounters {
         let ends = {
             let mut t = state.lock();
             t.live = false;
-            self.take_streaks(&mut t, &target.key(), crate::protocol::now_ms())
+            self.take_streaks(&mut t, crate::protocol::now_ms())
         };
         for end in ends {
             self.publish_late(room, end).await;
@@ -331,7 +389,7 @@ impl Counters for MemoryCounters {
         Ok(self.target_state(target).map(|s| {
             let t = s.lock();
             TargetInfo {
-                creator: t.creator.clone(),
+                creator: t.creator.to_string(),
                 live: t.live,
                 seq: t.seq,
             }
@@ -426,13 +484,13 @@ impl Counters for MemoryCounters {
         if n == 0 {
             return Ok(None);
         }
-        let taken: Vec<(u64, PendingGift)> = p.gifts.drain(..n).collect();
+        let taken: Vec<Queued> = p.gifts.drain(..n).collect();
         p.in_flight += n;
         drop(p);
-        let ticket_max = taken.last().map(|(t, _)| *t).unwrap_or(0);
+        let ticket_max = taken.last().map(|g| g.ticket).unwrap_or(0);
         Ok(Some(Batch {
             id: uuid::Uuid::now_v7().to_string(),
-            gifts: taken.into_iter().map(|(_, g)| g).collect(),
+            gifts: taken.iter().map(Queued::to_pending).collect(),
             ticket_max,
         }))
     }

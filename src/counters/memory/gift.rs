@@ -39,7 +39,7 @@ impl MemoryCounters {
         if !t.live {
             return Err(CountersError::NotLive(t.id.clone()));
         }
-        if t.creator == req.sender {
+        if *t.creator == *req.sender {
             return Err(CountersError::Forbidden(
                 "a creator cannot gift their own room or video".into(),
             ));
@@ -64,7 +64,7 @@ impl MemoryCounters {
         // streak first: its end takes the seq before this gift's.
         let ends_streak = t
             .streaks
-            .get(&req.sender)
+            .get(req.sender.as_str())
             .is_some_and(|s| !s.extends(&req.gift.id, req.ts, window));
         // Reserve the room's or video's fan-out slots before changing
         // anything, so a full queue refuses the gift with nothing charged.
@@ -79,11 +79,12 @@ impl MemoryCounters {
         w.coins -= coins;
         debug_assert!(w.coins >= 0, "overdraft");
         let mut due = self.due.lock();
-        let tkey = req.target.key();
+        let tkey = t.key.clone();
+        let sender = w.user.clone();
         let ended = if ends_streak {
-            let old = t.streaks.remove(&req.sender);
+            let old = t.streaks.remove(&*sender);
             old.map(|old| {
-                due.remove(&(old.due_ms(window), tkey.clone(), req.sender.clone()));
+                due.remove(&(old.due_ms(window), tkey.clone(), sender.clone()));
                 let seq = if publish {
                     t.seq += 1;
                     t.seq
@@ -97,42 +98,59 @@ impl MemoryCounters {
         };
         t.seq += 1;
         let seq = t.seq;
-        let combo = match t.streaks.get_mut(&req.sender) {
+        let combo = match t.streaks.get_mut(&*sender) {
             Some(streak) => {
-                due.remove(&(streak.due_ms(window), tkey.clone(), req.sender.clone()));
+                due.remove(&(streak.due_ms(window), tkey.clone(), sender.clone()));
                 streak.add(req.count, coins, diamonds, seq, req.ts);
-                due.insert((streak.due_ms(window), tkey, req.sender.clone()));
+                due.insert((streak.due_ms(window), tkey.clone(), sender.clone()));
                 streak.count
             }
             None => {
                 let streak = Streak::start(&req.gift.id, req.count, coins, diamonds, seq, req.ts);
-                due.insert((streak.due_ms(window), tkey, req.sender.clone()));
-                t.streaks.insert(req.sender.clone(), streak);
+                due.insert((streak.due_ms(window), tkey.clone(), sender.clone()));
+                t.streaks.insert(sender.clone(), streak);
                 req.count
             }
         };
         drop(due);
-        *self.pending_diamonds.entry(t.creator.clone()).or_insert(0) += diamonds;
+        match self.pending_diamonds.get_mut(&*t.creator) {
+            Some(mut d) => *d += diamonds,
+            None => {
+                *self
+                    .pending_diamonds
+                    .entry(t.creator.to_string())
+                    .or_insert(0) += diamonds
+            }
+        }
         let ticket = pending.next_ticket;
         pending.next_ticket += 1;
-        pending.gifts.push_back((
+        if pending.gifts.len() == pending.gifts.capacity() {
+            // Grow toward the cap, not past it (a doubling would hold
+            // room for up to twice `counters.pending_len_max`).
+            let len = pending.gifts.len();
+            let room = len.max(64).min(self.cfg.pending_len_max - len);
+            pending.gifts.reserve_exact(room);
+        }
+        pending.gifts.push_back(Queued {
             ticket,
-            PendingGift {
-                target: req.target.key(),
-                seq,
-                sender: req.sender.clone(),
-                client_id: req.client_id.clone(),
-                creator: t.creator.clone(),
-                gift: req.gift.id.clone(),
-                count: req.count,
-                coins,
-                diamonds,
-                balance_after: w.coins,
-                ts: req.ts,
-                // A kept-back message stays out of the ledger's gift row.
-                message: req.message.clone().filter(|_| req.kept.is_none()),
-            },
-        ));
+            target: tkey,
+            seq,
+            sender,
+            client_id: req.client_id.as_str().into(),
+            creator: t.creator.clone(),
+            gift: req.gift.id.as_str().into(),
+            count: req.count,
+            coins,
+            diamonds,
+            balance_after: w.coins,
+            ts: req.ts,
+            // A kept-back message stays out of the ledger's gift row.
+            message: req
+                .message
+                .as_deref()
+                .filter(|_| req.kept.is_none())
+                .map(Into::into),
+        });
         drop(pending);
         let ack = GiftAck {
             id: req.client_id.clone(),

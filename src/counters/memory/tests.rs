@@ -1,0 +1,63 @@
+//! The memory engine's pending queue: its room stays within
+//! `counters.pending_len_max`, and a drained batch carries every field the
+//! gift was accepted with.
+
+use std::sync::Arc;
+
+use crate::config::CountersConfig;
+use crate::counters::combo_tests::{req, rose, Recorder};
+use crate::counters::memory::MemoryCounters;
+use crate::counters::{Counters, CountersError};
+use crate::model::{PendingGift, Target};
+
+#[tokio::test]
+async fn the_pending_queue_holds_no_more_room_than_its_cap_and_drains_every_field() {
+    let cap = 1_000;
+    let cfg = CountersConfig {
+        pending_len_max: cap,
+        ..CountersConfig::default()
+    };
+    let c = MemoryCounters::new(cfg, Arc::new(Recorder::default()));
+    c.open_target(&Target::room("r"), "cr", 0).await.unwrap();
+    c.credit("a", 5_000, "grant:a").await.unwrap();
+    for i in 0..cap {
+        let mut r = req(
+            "a",
+            Target::room("r"),
+            rose(),
+            &format!("g{i}"),
+            1_000 + i as i64,
+        );
+        r.message = (i == 7).then(|| "hi".to_string());
+        c.gift(r).await.unwrap();
+    }
+    // Grown toward the cap, not doubled past it (1,024 with doubling).
+    assert_eq!(c.pending.lock().gifts.capacity(), cap);
+    let full = c
+        .gift(req("a", Target::room("r"), rose(), "over", 9_999))
+        .await;
+    assert!(matches!(full, Err(CountersError::PendingFull)), "{full:?}");
+
+    let batch = c.drain(cap).await.unwrap().expect("a batch");
+    assert_eq!(batch.gifts.len(), cap);
+    assert_eq!(batch.ticket_max, cap as u64);
+    assert_eq!(
+        batch.gifts[7],
+        PendingGift {
+            target: "room:r".into(),
+            seq: 8,
+            sender: "a".into(),
+            client_id: "g7".into(),
+            creator: "cr".into(),
+            gift: "rose".into(),
+            count: 1,
+            coins: 1,
+            diamonds: 1,
+            balance_after: 5_000 - 8,
+            ts: 1_007,
+            message: Some("hi".into()),
+        }
+    );
+    assert_eq!(batch.gifts[8].message, None);
+    assert_eq!(batch.gifts[cap - 1].client_id, format!("g{}", cap - 1));
+}
