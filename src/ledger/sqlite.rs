@@ -161,20 +161,24 @@ impl Dialect for SqliteDialect {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO gifts (target, seq, op_id, sender, client_id, creator, gift, count, coins, diamonds, balance_after, ts_ms, message) ",
             );
-            q.push_values(chunk, |mut b, g| {
-                b.push_bind(&g.target)
+            // Text bound as `&str` is borrowed until the statement runs;
+            // bound as `&String` sqlx copied each into a new `String`
+            // first (SQLite copies it again when binding).
+            q.push_values(chunk, |mut b, g: &&'g PendingGift| {
+                let g: &'g PendingGift = g;
+                b.push_bind(g.target.as_str())
                     .push_bind(g.seq as i64)
                     .push_bind(op_id)
-                    .push_bind(&g.sender)
-                    .push_bind(&g.client_id)
-                    .push_bind(&g.creator)
-                    .push_bind(&g.gift)
+                    .push_bind(g.sender.as_str())
+                    .push_bind(g.client_id.as_str())
+                    .push_bind(g.creator.as_str())
+                    .push_bind(g.gift.as_str())
                     .push_bind(g.count as i64)
                     .push_bind(g.coins)
                     .push_bind(g.diamonds)
                     .push_bind(g.balance_after)
                     .push_bind(g.ts)
-                    .push_bind(&g.message);
+                    .push_bind(g.message.as_deref());
             });
             q.push(" ON CONFLICT (target, seq) DO NOTHING");
             let written = q
