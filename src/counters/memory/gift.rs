@@ -128,7 +128,10 @@ impl MemoryCounters {
             // Grow toward the cap, not past it (a doubling would hold
             // room for up to twice `counters.pending_len_max`).
             let len = pending.gifts.len();
-            let room = len.max(64).min(self.cfg.pending_len_max - len);
+            let room = len
+                .max(64)
+                .min(self.cfg.pending_len_max.saturating_sub(len))
+                .max(1);
             pending.gifts.reserve_exact(room);
         }
         pending.gifts.push_back(Queued {
