@@ -469,6 +469,10 @@ impl Counters for MemoryCounters {
         Ok(self.pending_diamonds.get(creator).map(|d| *d).unwrap_or(0))
     }
 
+    async fn remembered_len(&self) -> Result<Option<usize>> {
+        Ok(Some(self.wallets.iter().map(|w| w.lock().seen.len()).sum()))
+    }
+
     async fn pending_len(&self) -> Result<usize> {
         Ok(self.pending.lock().gifts.len())
     }

@@ -101,6 +101,14 @@ pub trait Counters: BlockCache + Send + Sync + 'static {
     /// Gifts waiting for settlement (not yet drained by a worker).
     async fn pending_len(&self) -> Result<usize>;
 
+    /// Gifts this process remembers for idempotency (the embedded engine's
+    /// largest memory under sustained gifting: about 50 bytes each), or
+    /// None where the engine keeps them outside the process (Redis).
+    /// Visits every wallet: for `/metrics`, not for a hot path.
+    async fn remembered_len(&self) -> Result<Option<usize>> {
+        Ok(None)
+    }
+
     /// Gifts accepted and not yet acknowledged as settled: those waiting
     /// and those drained into a batch the ledger has not committed yet
     /// (0 means every accepted gift is in the ledger).

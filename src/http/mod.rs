@@ -374,6 +374,9 @@ async fn prometheus(State(state): State<Shared>) -> Response {
     if let Ok(n) = state.counters.pending_len().await {
         metrics::gauge!("giftstream_pending_gifts").set(n as f64);
     }
+    if let Ok(Some(n)) = state.counters.remembered_len().await {
+        metrics::gauge!("giftstream_idempotency_ids").set(n as f64);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -326,6 +326,11 @@ async fn metrics_are_served_on_their_own_listener_only() {
     assert_eq!(main.status(), 404, "/metrics on the public listener");
     let m = reqwest::get(s.metrics_url()).await.unwrap();
     assert_eq!(m.status(), 200);
+    // The embedded engine's two largest memories under load, as gauges.
+    let body = m.text().await.unwrap();
+    for gauge in ["giftstream_pending_gifts ", "giftstream_idempotency_ids "] {
+        assert!(body.contains(gauge), "{gauge}missing from {body}");
+    }
     let at = s.running.as_ref().unwrap().metrics_addr.unwrap();
     assert!(at.ip().is_loopback());
     assert_ne!(at, s.addr);

@@ -195,7 +195,6 @@ impl Seen {
     }
 
     /// Gifts remembered.
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -1,6 +1,6 @@
 //! The memory engine's pending queue: its room stays within
 //! `counters.pending_len_max`, and a drained batch carries every field the
-//! gift was accepted with.
+//! gift was accepted with; what its idempotency memory reports.
 
 use std::sync::Arc;
 
@@ -60,4 +60,37 @@ async fn the_pending_queue_holds_no_more_room_than_its_cap_and_drains_every_fiel
     );
     assert_eq!(batch.gifts[8].message, None);
     assert_eq!(batch.gifts[cap - 1].client_id, format!("g{}", cap - 1));
+}
+
+#[tokio::test]
+async fn remembered_gifts_are_counted_over_wallets_once_each_and_forgotten_past_the_cap() {
+    let cfg = CountersConfig {
+        idempotency_keys_per_wallet_max: 3,
+        ..CountersConfig::default()
+    };
+    let c = MemoryCounters::new(cfg, Arc::new(Recorder::default()));
+    c.open_target(&Target::room("r"), "cr", 0).await.unwrap();
+    assert_eq!(c.remembered_len().await.unwrap(), Some(0));
+    for u in ["a", "b"] {
+        c.credit(u, 100, &format!("grant:{u}")).await.unwrap();
+    }
+    for (i, u) in ["a", "a", "b"].into_iter().enumerate() {
+        c.gift(req(u, Target::room("r"), rose(), &format!("g{i}"), 1_000))
+            .await
+            .unwrap();
+    }
+    assert_eq!(c.remembered_len().await.unwrap(), Some(3));
+    // A duplicate is answered from memory, not remembered again.
+    let again = c
+        .gift(req("a", Target::room("r"), rose(), "g0", 1_001))
+        .await;
+    assert!(again.unwrap().duplicate);
+    assert_eq!(c.remembered_len().await.unwrap(), Some(3));
+    // Past a wallet's cap (3), its oldest go so that the new one fits.
+    for i in 3..6 {
+        c.gift(req("a", Target::room("r"), rose(), &format!("g{i}"), 1_002))
+            .await
+            .unwrap();
+    }
+    assert_eq!(c.remembered_len().await.unwrap(), Some(3 + 1));
 }
