@@ -164,8 +164,7 @@ impl Dialect for SqliteDialect {
             // Text bound as `&str` is borrowed until the statement runs;
             // bound as `&String` sqlx copied each into a new `String`
             // first (SQLite copies it again when binding).
-            q.push_values(chunk, |mut b, g: &&'g PendingGift| {
-                let g: &'g PendingGift = g;
+            q.push_values(chunk, |mut b, &g| {
                 b.push_bind(g.target.as_str())
                     .push_bind(g.seq as i64)
                     .push_bind(op_id)

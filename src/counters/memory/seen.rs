@@ -87,6 +87,17 @@ const KEYS_MAX: usize = u32::MAX as usize;
 /// Entries the queue grows by at least (then by a quarter of its length).
 const GROW_LEN_MIN: usize = 4;
 
+/// Where the entry at `pos` is in a queue whose first entry is at `head`.
+fn slot(head: u32, pos: u32) -> usize {
+    pos.wrapping_sub(head) as usize
+}
+
+/// The index's hash of the position it holds (the entry's key's first
+/// half), for when the index moves its positions around.
+fn rehash(entries: &VecDeque<Entry>, head: u32) -> impl Fn(&u32) -> u64 + '_ {
+    move |&p| entries[slot(head, p)].key[0]
+}
+
 /// One wallet's remembered gifts, oldest first.
 #[derive(Default)]
 pub(super) struct Seen {
@@ -138,10 +149,8 @@ impl Seen {
         }
         let pos = self.head.wrapping_add(len as u32);
         self.entries.push_back(Entry { key, answer });
-        let (entries, head) = (&self.entries, self.head);
-        self.index.insert_unique(key[0], pos, |&p| {
-            entries[p.wrapping_sub(head) as usize].key[0]
-        });
+        self.index
+            .insert_unique(key[0], pos, rehash(&self.entries, self.head));
         // The clock never goes back; a caller's older second joins the
         // newest run, which keeps the runs in order.
         match self.times.back_mut() {
@@ -155,10 +164,8 @@ impl Seen {
     fn find(&self, key: &IdKey) -> Option<usize> {
         let head = self.head;
         self.index
-            .find(key[0], |&p| {
-                self.entries[p.wrapping_sub(head) as usize].key == *key
-            })
-            .map(|&p| p.wrapping_sub(head) as usize)
+            .find(key[0], |&p| self.entries[slot(head, p)].key == *key)
+            .map(|&p| slot(head, p))
     }
 
     /// Forget the oldest gift (there is one).
@@ -188,9 +195,7 @@ impl Seen {
         let len = self.entries.len();
         if self.entries.capacity() > 4 * len + 64 {
             self.entries.shrink_to(2 * len);
-            let (entries, head) = (&self.entries, self.head);
-            self.index
-                .shrink_to(len, |&p| entries[p.wrapping_sub(head) as usize].key[0]);
+            self.index.shrink_to(len, rehash(&self.entries, self.head));
         }
     }
 
