@@ -111,7 +111,7 @@ pub fn serve(
         cfg.viewer_queue_len_max
     };
     let (tx, rx) = outbox(queue_len);
-    let ctl = Arc::new(ConnCtl::child_of(state.shutdown()));
+    let ctl = Arc::new(ConnCtl::child_of(state.shutdown(), rx.stopper()));
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(
         sink,

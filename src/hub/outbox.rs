@@ -90,6 +90,8 @@ struct Queue {
     frames: Frames,
     /// The writer dropped its end.
     closed: bool,
+    /// [`Stop::stop`] was called: the writer takes no more frames.
+    stopped: bool,
     /// Producers parked in [`Outbox::send`] waiting for a free slot.
     senders_waiting: usize,
 }
@@ -115,6 +117,24 @@ pub struct OutboxRx {
     shared: Arc<Shared>,
 }
 
+/// Stops the writer from outside (the connection's kill switch): its
+/// [`OutboxRx::recv`] ends at once, queued frames or not. Not a producer:
+/// holding one does not keep the queue open.
+#[derive(Clone)]
+pub struct Stop {
+    shared: Arc<Shared>,
+}
+
+impl Stop {
+    /// End the writer's [`OutboxRx::recv`] and [`OutboxRx::try_recv`] for
+    /// good. An idle writer waits on the queue alone, so this is what wakes
+    /// it when its socket is kicked.
+    pub fn stop(&self) {
+        self.shared.queue.lock().stopped = true;
+        self.shared.readable.notify_one();
+    }
+}
+
 /// A queue of at most `len_max` frames (> 0).
 pub fn outbox(len_max: usize) -> (Outbox, OutboxRx) {
     assert!(len_max > 0, "an outbox holds at least one frame");
@@ -122,6 +142,7 @@ pub fn outbox(len_max: usize) -> (Outbox, OutboxRx) {
         queue: Mutex::new(Queue {
             frames: Frames::default(),
             closed: false,
+            stopped: false,
             senders_waiting: 0,
         }),
         len_max,
@@ -247,34 +268,64 @@ impl Drop for Outbox {
 }
 
 impl OutboxRx {
-    /// The next frame, waiting for one; None once every producer is gone
-    /// and the queue is empty.
+    /// A handle that stops this writer (see [`Stop`]).
+    pub fn stopper(&self) -> Stop {
+        Stop {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The next frame, waiting for one; None once stopped, or once every
+    /// producer is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<Message> {
         loop {
-            if let Some(f) = self.try_recv() {
-                return Some(f);
+            match self.take() {
+                Take::Frame(f) => return Some(f),
+                Take::Stopped => return None,
+                Take::Empty => {}
             }
             if self.shared.senders.load(Ordering::Acquire) == 0 {
                 // A producer may have queued just before leaving.
                 return self.try_recv();
             }
             // `notify_one` keeps a permit when nobody waits, so a frame
-            // queued between the check above and this await is not missed.
+            // queued (or a stop) between the check above and this await is
+            // not missed.
             self.shared.readable.notified().await;
         }
     }
 
-    /// The next frame if one is queued.
+    /// The next frame if one is queued and the writer is not stopped.
     pub fn try_recv(&mut self) -> Option<Message> {
+        match self.take() {
+            Take::Frame(f) => Some(f),
+            Take::Empty | Take::Stopped => None,
+        }
+    }
+
+    /// The next frame, or why there is none, under one lock.
+    fn take(&mut self) -> Take {
         let mut q = self.shared.queue.lock();
-        let f = q.frames.pop_front()?;
+        if q.stopped {
+            return Take::Stopped;
+        }
+        let Some(f) = q.frames.pop_front() else {
+            return Take::Empty;
+        };
         let wake = q.senders_waiting > 0;
         drop(q);
         if wake {
             self.shared.writable.notify_one();
         }
-        Some(f)
+        Take::Frame(f)
     }
+}
+
+/// What [`OutboxRx::take`] found.
+enum Take {
+    Frame(Message),
+    Empty,
+    Stopped,
 }
 
 impl Drop for OutboxRx {
@@ -394,6 +445,39 @@ mod tests {
         drop(tx);
         drop(tx2);
         assert_eq!(reader.await.unwrap(), vec!["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_stop_wakes_an_idle_writer_and_ends_it_with_frames_still_queued() {
+        let (tx, mut rx) = outbox(4);
+        let stop = rx.stopper();
+        let (woke_tx, woke) = tokio::sync::oneshot::channel();
+        let writer = tokio::spawn(async move {
+            let first = rx.recv().await.map(|m| body(Some(m)));
+            let _ = woke_tx.send(first);
+            // Stopped: nothing more comes out, queued or not.
+            let after = rx.recv().await.map(|m| body(Some(m)));
+            (after, rx.try_recv().is_none())
+        });
+        tokio::task::yield_now().await;
+        tx.try_send(text("a")).unwrap();
+        assert_eq!(woke.await.unwrap().as_deref(), Some("a"));
+        tokio::task::yield_now().await;
+        stop.stop();
+        tx.try_send(text("b")).unwrap();
+        let (after, try_none) = writer.await.unwrap();
+        assert_eq!(after, None, "a stopped writer takes no frame");
+        assert!(try_none, "try_recv is stopped too");
+        // `Stop` is not a producer: its handle alone keeps nothing open.
+        assert!(tx.is_closed(), "the writer ended and closed the queue");
+    }
+
+    #[tokio::test]
+    async fn a_stop_before_the_writer_waits_is_not_lost() {
+        let (_tx, mut rx) = outbox(4);
+        rx.stopper().stop();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(got, Ok(None)), "recv ended at once: {got:?}");
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 //! Owns: [`write_loop`] and what a write error means ([`is_too_big`]).
 //! Must not: decode or answer client frames (the reader does).
 
+use std::future::Future as _;
+
 use super::*;
 
 /// Whether a read error is a frame over the socket's size limit.
@@ -28,15 +30,19 @@ pub(super) async fn write_loop(
     batch_len_max: usize,
     close_timeout: Duration,
 ) {
+    // Watched only while a write waits on the socket: an idle writer waits
+    // on its queue alone, which a kick stops (see `ConnCtl`).
     let stopped = ctl.kick.cancelled();
     tokio::pin!(stopped);
     let (code, reason) = loop {
-        let first = tokio::select! {
-            biased;
-            _ = &mut stopped => break ctl.close_frame(),
-            m = rx.recv() => m,
+        let Some(first) = rx.recv().await else {
+            // Stopped by a kick, or every producer is gone.
+            break if ctl.kick.is_cancelled() {
+                ctl.close_frame()
+            } else {
+                (1000, "")
+            };
         };
-        let Some(first) = first else { break (1000, "") };
         // Feed up to `batch_len_max` queued frames, then flush once (one
         // syscall for the batch). Written as a poll function, not an async
         // block: its state is a frame and a count, where the block's
@@ -68,13 +74,20 @@ pub(super) async fn write_loop(
             }
             return Pin::new(&mut sink).poll_flush(cx);
         });
-        let written = tokio::select! {
-            biased;
-            _ = &mut stopped => break ctl.close_frame(),
-            r = write => r,
-        };
-        if written.is_err() {
-            return;
+        // The write first: the kill switch's lock is taken only when the
+        // socket would block (a write that never ends waits for a kick).
+        tokio::pin!(write);
+        let written = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = write.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            stopped.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        match written {
+            None => break ctl.close_frame(),
+            Some(Err(_)) => return,
+            Some(Ok(())) => {}
         }
     };
     let close = Message::Close(Some(CloseFrame {
