@@ -13,7 +13,8 @@ use giftstream::ledger::CreditOp;
 /// at a high rate on every thread (frames, events, pending gifts);
 /// glibc's malloc spent about 30 % of the server's CPU in an ingest
 /// profile (docs/BENCHMARKS.md, issue #16 item 5), mimalloc's per-thread
-/// free lists cost a fraction of that.
+/// free lists cost a fraction of that. Built without transparent huge
+/// pages (`no_thp` in Cargo.toml): they raised peak RSS by tens of MB.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
