@@ -22,8 +22,8 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 ///
 /// The writer does not wait on the token while idle: a kick also stops
 /// its outbox, so an idle writer waits on its queue alone (one wake-up
-/// source per delivery; polling the token cost ~3 % of the server's CPU in
-/// fan-out). On shutdown the reader sees the token and kicks.
+/// source per delivery; polling the token was 2.3-2.7 % of the server's
+/// samples in fan-out). On shutdown the reader sees the token and kicks.
 #[derive(Default)]
 pub struct ConnCtl {
     pub(super) kick: CancellationToken,

@@ -2,8 +2,9 @@
 //! joined, its reader's replies, ledger-mode ack tasks), one consumer (its
 //! writer task).
 //!
-//! Owns: the frames waiting for one socket's writer, the bound on them, and
-//! the wake-ups between producers and the writer.
+//! Owns: the frames waiting for one socket's writer, the bound on them, the
+//! wake-ups between producers and the writer, and the writer's stop
+//! ([`Stop`], pulled by the connection's kill switch).
 //! Must not: make a room wait (rooms only [`Outbox::try_send`]; a full
 //! queue is the room's signal to skip or kick), or hold memory an idle
 //! socket does not use: the slots grow with use and are given back when the
@@ -468,8 +469,19 @@ mod tests {
         let (after, try_none) = writer.await.unwrap();
         assert_eq!(after, None, "a stopped writer takes no frame");
         assert!(try_none, "try_recv is stopped too");
-        // `Stop` is not a producer: its handle alone keeps nothing open.
         assert!(tx.is_closed(), "the writer ended and closed the queue");
+    }
+
+    #[tokio::test]
+    async fn a_stop_handle_is_not_a_producer() {
+        let (tx, mut rx) = outbox(4);
+        let _stop = rx.stopper();
+        tx.try_send(text("last")).unwrap();
+        drop(tx);
+        // Only the stop handle is left: the writer still sees the end.
+        assert_eq!(body(rx.recv().await), "last");
+        let end = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(end, Ok(None)), "recv ended: {end:?}");
     }
 
     #[tokio::test]
