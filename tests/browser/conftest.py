@@ -220,11 +220,15 @@ def connect_server(stripe_url):
 
 @pytest.fixture
 def studio_server():
-    """A demo server whose settlement waits (gifts stay pending a few
-    seconds) and whose payout hold is short (held diamonds become
-    available within the test)."""
+    """A demo server whose settlement runs only when a batch of four gifts
+    waits (its timer is an hour), so gifts stay pending until the test sends
+    the fourth; and whose payout hold is short (held diamonds become
+    available within the test). A timed flush would race the test's clicks
+    and the studio's 2 s poll: with a 4 s timer, one run in four or so
+    settled the roses before the studio saw them pending."""
     env = {
-        "GIFTSTREAM_SETTLEMENT__FLUSH_INTERVAL_MS": "4000",
+        "GIFTSTREAM_SETTLEMENT__FLUSH_INTERVAL_MS": "3600000",
+        "GIFTSTREAM_SETTLEMENT__BATCH_LEN_MAX": "4",
         "GIFTSTREAM_PAYOUTS__HOLD_S": "8",
     }
     with tempfile.TemporaryDirectory(prefix="gs-browser-studio-") as tmp:
