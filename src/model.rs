@@ -137,6 +137,20 @@ pub struct GiftAck {
     pub balance: i64,
 }
 
+/// A gift as a socket sent it, without a message: what one socket's gifts
+/// read together are made of (`app::ops::gift_group`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainGift {
+    /// Where it goes.
+    pub target: Target,
+    /// Catalog gift id.
+    pub gift: String,
+    /// Units (1..=99, checked by the protocol layer).
+    pub count: u32,
+    /// Client idempotency key.
+    pub id: String,
+}
+
 /// What [`Counters::gift`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GiftOutcome {

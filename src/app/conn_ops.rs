@@ -13,7 +13,7 @@ use crate::counters::Counters;
 use crate::error::Result;
 use crate::hub::conn::ConnOps;
 use crate::hub::Hub;
-use crate::model::{GiftOutcome, Target};
+use crate::model::{GiftOutcome, PlainGift, Target};
 use crate::protocol::SeqEvent;
 use crate::relay::Topic;
 
@@ -62,5 +62,13 @@ impl ConnOps for AppState {
 
     async fn wait_durable(&self, outcome: &GiftOutcome, target_key: &str) -> Result<()> {
         ops::wait_durable(self, outcome, target_key).await
+    }
+
+    fn gift_group_len_max(&self) -> usize {
+        self.counters.gift_group_len_max()
+    }
+
+    async fn gift_group(&self, who: &Identity, gifts: Vec<PlainGift>) -> Vec<Result<GiftOutcome>> {
+        ops::gift_group(self, who, gifts).await
     }
 }

@@ -14,7 +14,7 @@ use crate::config::AckMode;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ledger::message_rules::KeptMessage;
 use crate::ledger::{CreditOp, CreditOutcome};
-use crate::model::{GiftAck, GiftOutcome, GiftRequest, Target, TargetKind};
+use crate::model::{GiftAck, GiftOutcome, GiftRequest, PlainGift, Target, TargetKind};
 use crate::moderation::gate::Checked;
 use crate::protocol::now_ms;
 use crate::relay::Topic;
@@ -53,12 +53,7 @@ pub async fn gift_counted(
     message: Option<String>,
 ) -> Result<GiftOutcome> {
     let result: Result<GiftOutcome> = async {
-        let gift = state.catalog.get(gift_id).ok_or_else(|| {
-            Error::new(
-                ErrorCode::UnknownGift,
-                format!("no gift `{gift_id}` in the catalog"),
-            )
-        })?;
+        let gift = catalog_gift(state, gift_id)?;
         // The creator's message rules, before any money moves: the
         // per-viewer rate limit (refuses), then filter or review (keeps
         // the message back, never the gift).
@@ -104,9 +99,7 @@ pub async fn gift_counted(
                 other => break other?,
             }
         };
-        if outcome.ticket % state.cfg.settlement.batch_len_max as u64 == 0 {
-            state.settlement.wake();
-        }
+        wake_on_full_batch(state, &outcome);
         if let (Some((creator, c)), Some(k), false) = (&checked, &kept, outcome.duplicate) {
             let record = KeptMessage {
                 id: k.id.clone(),
@@ -129,13 +122,122 @@ pub async fn gift_counted(
         Ok(outcome)
     }
     .await;
-    match &result {
+    tally(&result);
+    result
+}
+
+/// Several gifts of one sender without messages, read together from one
+/// socket: given to the engine as one group ([`Counters::gift_group`]: one
+/// script call on Redis, where one at a time a socket's gifts went ~5 to
+/// a call) and answered in order. The first one refused for a full queue
+/// and every one after it (none of which the engine applied) go again one
+/// at a time, in order, through [`gift_counted`], which waits for room: so
+/// they apply in the order sent, as one at a time would.
+///
+/// [`Counters::gift_group`]: crate::counters::Counters::gift_group
+pub async fn gift_group(
+    state: &AppState,
+    who: &Identity,
+    gifts: Vec<PlainGift>,
+) -> Vec<Result<GiftOutcome>> {
+    let mut answers: Vec<Option<Result<GiftOutcome>>> = Vec::with_capacity(gifts.len());
+    let mut reqs = Vec::with_capacity(gifts.len());
+    // Where each request's gift is in `gifts`, increasing.
+    let mut at = Vec::with_capacity(gifts.len());
+    for (i, g) in gifts.iter().enumerate() {
+        match catalog_gift(state, &g.gift) {
+            Ok(gift) => {
+                reqs.push(GiftRequest {
+                    sender: who.user.clone(),
+                    target: g.target.clone(),
+                    gift: gift.clone(),
+                    count: g.count,
+                    client_id: g.id.clone(),
+                    ts: now_ms(),
+                    message: None,
+                    kept: None,
+                });
+                at.push(i);
+                answers.push(None);
+            }
+            Err(e) => {
+                let refused = Err(e);
+                tally(&refused);
+                answers.push(Some(refused));
+            }
+        }
+    }
+    let mut again_from = gifts.len();
+    for (i, answer) in at.into_iter().zip(state.counters.gift_group(reqs).await) {
+        if i > again_from {
+            // The engine applies nothing after a gift refused for a full
+            // queue (`Counters::gift_group`); these go again below.
+            debug_assert!(
+                !matches!(&answer, Ok(o) if !o.duplicate),
+                "a gift of a group applied after one refused for a full queue"
+            );
+            continue;
+        }
+        match answer {
+            Err(e) if e.code() == ErrorCode::RateLimited => again_from = i,
+            answer => {
+                let answer = answer.map_err(Error::from);
+                if let Ok(outcome) = &answer {
+                    wake_on_full_batch(state, outcome);
+                }
+                tally(&answer);
+                answers[i] = Some(answer);
+            }
+        }
+    }
+    for (i, g) in gifts.iter().enumerate().skip(again_from) {
+        if answers[i].is_none() {
+            answers[i] = Some(
+                gift_counted(state, who, g.target.clone(), &g.gift, g.count, &g.id, None).await,
+            );
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorCode::OutcomeUnknown,
+                    "the gift was not answered",
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The catalog's gift `gift_id`, or the refusal `unknown_gift`.
+fn catalog_gift<'s>(state: &'s AppState, gift_id: &str) -> Result<&'s crate::catalog::Gift> {
+    state.catalog.get(gift_id).ok_or_else(|| {
+        Error::new(
+            ErrorCode::UnknownGift,
+            format!("no gift `{gift_id}` in the catalog"),
+        )
+    })
+}
+
+/// Wake settlement when `outcome` filled a batch.
+fn wake_on_full_batch(state: &AppState, outcome: &GiftOutcome) {
+    if outcome
+        .ticket
+        .is_multiple_of(state.cfg.settlement.batch_len_max as u64)
+    {
+        state.settlement.wake();
+    }
+}
+
+/// Count a gift's answer: accepted, duplicate, or refused (by code).
+fn tally(result: &Result<GiftOutcome>) {
+    match result {
         Ok(o) if !o.duplicate => metrics::counter!("giftstream_gifts_accepted_total").increment(1),
         Ok(_) => metrics::counter!("giftstream_gifts_duplicate_total").increment(1),
         Err(e) => metrics::counter!("giftstream_gifts_refused_total", "code" => e.code.as_str())
             .increment(1),
     }
-    result
 }
 
 /// The message checks of a gift or tip to `target` (see

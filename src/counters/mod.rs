@@ -25,6 +25,7 @@ pub mod memory;
 pub mod redis;
 mod streak_queue;
 
+use crate::error::ErrorCode;
 use crate::model::{Batch, GiftOutcome, GiftRequest, Snapshot, StreakEnd, Target, TargetInfo};
 
 use async_trait::async_trait;
@@ -57,6 +58,37 @@ pub trait Counters: BlockCache + Send + Sync + 'static {
     /// pending queue full, or the room's queue full (passed from the sink).
     /// On a refusal nothing changed.
     async fn gift(&self, req: GiftRequest) -> Result<GiftOutcome>;
+
+    /// Gifts [`Counters::gift_group`] takes at once to some gain: 1 (the
+    /// default) where a group costs what its gifts cost one at a time (in
+    /// process), `counters.gift_batch_len_max` where a group shares one
+    /// script call (Redis).
+    fn gift_group_len_max(&self) -> usize {
+        1
+    }
+
+    /// Apply `reqs` in order, as [`Counters::gift`] one after another
+    /// would, and answer each, in order. Once one is refused with
+    /// `rate_limited` (a full pending queue), none after it is applied:
+    /// each of those answers a refusal or, for a duplicate, its first
+    /// answer. So a caller that gives the refused one and every later one
+    /// again, one at a time and in order, keeps the order they were sent in
+    /// (`app::ops::gift_group`). Redis runs a group in one script call,
+    /// where the pending count only grows.
+    async fn gift_group(&self, reqs: Vec<GiftRequest>) -> Vec<Result<GiftOutcome>> {
+        let mut answers = Vec::with_capacity(reqs.len());
+        let mut full = false;
+        for req in reqs {
+            if full {
+                answers.push(Err(CountersError::PendingFull));
+                continue;
+            }
+            let answer = self.gift(req).await;
+            full = matches!(&answer, Err(e) if e.code() == ErrorCode::RateLimited);
+            answers.push(answer);
+        }
+        answers
+    }
 
     /// Add coins committed in the ledger under `op_id`; applied once per
     /// op id. Answers the new balance.

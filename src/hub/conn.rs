@@ -34,7 +34,7 @@ use crate::auth::{scoped_refusal, Identity, Role, Scope, Token};
 use crate::config::AckMode;
 use crate::counters::Counters;
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{GiftOutcome, Target};
+use crate::model::{GiftOutcome, PlainGift, Target};
 use crate::protocol::{decode_client, peek_id, ClientMsg, Encoding, SeqEvent, ServerMsg, Topic};
 use budget::{Budget, Verdict};
 use writer::{is_too_big, write_loop};
@@ -83,6 +83,13 @@ pub trait ConnOps: Send + Sync + 'static {
     ) -> Result<GiftOutcome>;
     /// In ledger ack mode: wait until the gift is in the ledger.
     async fn wait_durable(&self, outcome: &GiftOutcome, target_key: &str) -> Result<()>;
+    /// Gifts the reader may take together for [`ConnOps::gift_group`]: 1
+    /// where a group costs what its gifts cost one at a time (then every
+    /// gift is read, applied and answered alone).
+    fn gift_group_len_max(&self) -> usize;
+    /// Gifts without messages read together from this socket, applied in
+    /// the order sent; answers each, in order.
+    async fn gift_group(&self, who: &Identity, gifts: Vec<PlainGift>) -> Vec<Result<GiftOutcome>>;
 }
 
 /// Serve one upgraded socket until it closes.
@@ -211,12 +218,18 @@ impl Reader {
         let mut heard = tokio::time::Instant::now();
         let tick = tokio::time::sleep(ping_every.min(idle_max));
         tokio::pin!(tick);
+        // A frame read ahead while gathering a group of gifts that is not
+        // one of them: handled next, before the socket is read again.
+        let mut early = None;
         loop {
             if self.exp != armed {
                 armed = self.exp;
                 expiry.as_mut().reset(token_deadline(armed));
             }
-            let next = tokio::select! {
+            let next = if let Some(next) = early.take() {
+                next
+            } else {
+                tokio::select! {
                 biased;
                 _ = &mut stopped => return,
                 _ = &mut expiry => {
@@ -238,6 +251,7 @@ impl Reader {
                     tick.as_mut().reset(now + ping_every.min(idle_max - silent));
                     continue;
                 }
+                }
             };
             heard = tokio::time::Instant::now();
             let frame = match next {
@@ -252,11 +266,7 @@ impl Reader {
                 }
             };
             // Borrow the frame's bytes: no copy per client message.
-            let (payload, enc): (&[u8], Encoding) = match &frame {
-                Message::Text(t) => (t.as_bytes(), Encoding::Json),
-                Message::Binary(b) => (b.as_ref(), Encoding::MsgPack),
-                _ => continue,
-            };
+            let (payload, enc) = payload_of(&frame);
             // Over budget: not read until the budget refills (boxed: the
             // timer exists only while a fast socket waits).
             let (wait, refused) = match self.budget.take(Instant::now()) {
@@ -288,6 +298,36 @@ impl Reader {
                     payload.len()
                 ));
                 Box::pin(self.reply(error_frame(&e, None))).await
+            } else if let Some(first) = self.plain_gift(payload, enc) {
+                // Gifts without messages that are already here, within the
+                // budget, go to the engine together (one script call on
+                // Redis), answered in order; the first other frame waits
+                // in `early`.
+                let mut group = vec![first];
+                let group_len_max = self.state.gift_group_len_max();
+                while group.len() < group_len_max && self.budget.has_token(Instant::now()) {
+                    let Some(next) = futures_util::FutureExt::now_or_never(stream.next()) else {
+                        break;
+                    };
+                    heard = tokio::time::Instant::now();
+                    let gift = match &next {
+                        Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                            let (payload, enc) = payload_of(m);
+                            (payload.len() <= frame_len_max)
+                                .then(|| self.plain_gift(payload, enc))
+                                .flatten()
+                        }
+                        _ => None,
+                    };
+                    let Some(gift) = gift else {
+                        early = Some(next);
+                        break;
+                    };
+                    let taken = self.budget.take(Instant::now());
+                    debug_assert_eq!(taken, Verdict::Now, "the budget had a token");
+                    group.push(gift);
+                }
+                Box::pin(self.gift_group(group)).await
             } else {
                 // Boxed: the handlers' futures (a gift, a join) are large
                 // and live only while a frame is handled; inline, they
@@ -298,6 +338,61 @@ impl Reader {
                 return;
             }
         }
+    }
+
+    /// `payload` as a gift this socket may send in a group
+    /// ([`ConnOps::gift_group`]): a gift to a room or a video without a
+    /// message, on an engine that takes groups, from an unscoped token.
+    /// None for anything else, which [`Reader::on_frame`] handles.
+    fn plain_gift(&self, payload: &[u8], enc: Encoding) -> Option<PlainGift> {
+        if self.scope.is_some() || self.state.gift_group_len_max() <= 1 {
+            return None;
+        }
+        let Ok(ClientMsg::Gift {
+            topic,
+            gift,
+            count,
+            id,
+            message: None,
+        }) = decode_client(payload, enc)
+        else {
+            return None;
+        };
+        let target = match topic {
+            Topic::Room(room) => Target::room(room),
+            Topic::Video(video) => Target::video(video),
+            Topic::Inbox(_) => return None,
+        };
+        Some(PlainGift {
+            target,
+            gift,
+            count,
+            id,
+        })
+    }
+
+    /// Apply and answer a group of gifts read together, in order (a group
+    /// of one is a gift like any other).
+    async fn gift_group(&mut self, mut group: Vec<PlainGift>) -> bool {
+        if group.len() == 1 {
+            let Some(g) = group.pop() else {
+                return true;
+            };
+            return self.gift(g.target, g.gift, g.count, g.id, None).await;
+        }
+        metrics::histogram!("giftstream_gift_group_len").record(group.len() as f64);
+        let asked: Vec<(String, String)> = group
+            .iter()
+            .map(|g| (g.target.key(), g.id.clone()))
+            .collect();
+        let answers = self.state.gift_group(&self.who, group).await;
+        debug_assert_eq!(answers.len(), asked.len());
+        for (answer, (target_key, id)) in answers.into_iter().zip(asked) {
+            if !self.answer_gift(answer, target_key, id).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Queue a reply; false if the writer is gone.
@@ -483,12 +578,24 @@ impl Reader {
         id: String,
         message: Option<String>,
     ) -> bool {
-        let state = &self.state;
         let target_key = target.key();
-        match state
+        let answer = self
+            .state
             .gift(&self.who, target, &gift, count, &id, message)
-            .await
-        {
+            .await;
+        self.answer_gift(answer, target_key, id).await
+    }
+
+    /// Answer the gift `id` to `target_key`: its error, or its ack (in
+    /// ledger ack mode once it is committed, without blocking reads).
+    async fn answer_gift(
+        &mut self,
+        answer: Result<GiftOutcome>,
+        target_key: String,
+        id: String,
+    ) -> bool {
+        let state = &self.state;
+        match answer {
             Err(e) => self.reply(error_frame(&e, Some(id))).await,
             Ok(outcome) if state.ack_mode() == AckMode::Counter => {
                 let a = outcome.ack;
@@ -525,6 +632,16 @@ impl Reader {
                 true
             }
         }
+    }
+}
+
+/// A data frame's bytes, borrowed (no copy per client message), and their
+/// encoding; empty for any other frame (never passed here).
+fn payload_of(frame: &Message) -> (&[u8], Encoding) {
+    match frame {
+        Message::Binary(b) => (b.as_ref(), Encoding::MsgPack),
+        Message::Text(t) => (t.as_bytes(), Encoding::Json),
+        _ => (&[], Encoding::Json),
     }
 }
 

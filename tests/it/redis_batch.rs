@@ -409,3 +409,109 @@ async fn drain_takes_whole_entries_up_to_len_max_and_reads_old_entries() {
         .unwrap();
     assert_eq!(n, Some(0), "clamped: the old entry was not counted");
 }
+
+/// A group of gifts (one socket's, read together: `Counters::gift_group`)
+/// leaves whole in one script call, even past the batch length, and once
+/// one of it is refused for a full pending queue none after it is applied:
+/// the caller gives those again one at a time, in order.
+#[tokio::test]
+async fn a_group_leaves_in_one_call_and_nothing_after_a_full_queue_applies() {
+    let Some((url, db)) = common::services::fresh_redis_db().await else {
+        return;
+    };
+    let room = format!("group{db}");
+    let cfg = CountersConfig {
+        url: "redis://unused".into(),
+        gift_batch_len_max: 8,
+        gift_batches_in_flight_max: 1,
+        pending_len_max: 5,
+        ..CountersConfig::default()
+    };
+    let red = RedisCounters::connect(&url, cfg, HubConfig::default())
+        .await
+        .expect("connect RedisCounters");
+    assert_eq!(red.gift_group_len_max(), 8);
+    red.open_target(&Target::room(&room), "cr", 0)
+        .await
+        .unwrap();
+    red.credit("u", 100, "g-u").await.unwrap();
+    let group: Vec<GiftRequest> = (1..=10)
+        .map(|i| req("u", &room, &format!("q{i}")))
+        .collect();
+    let answers = red.gift_group(group).await;
+    assert_eq!(answers.len(), 10);
+    for (i, a) in answers.iter().enumerate().take(5) {
+        let a = a.as_ref().expect("within the pending bound");
+        assert_eq!(
+            (a.ack.seq, a.ack.balance, a.duplicate),
+            (i as u64 + 1, 100 - 2 * (i as i64 + 1), false)
+        );
+    }
+    for (i, a) in answers.iter().enumerate().skip(5) {
+        assert!(
+            matches!(a, Err(CountersError::PendingFull)),
+            "gift {}: {a:?}",
+            i + 1
+        );
+    }
+    assert_eq!(red.balance("u").await.unwrap(), 90, "five applied, no more");
+    assert_eq!(
+        red.target(&Target::room(&room)).await.unwrap().unwrap().seq,
+        5
+    );
+    assert_eq!(
+        red.gift_batch_stats(),
+        (1, 10),
+        "ten gifts of one group, over the batch length of 8, in one call"
+    );
+}
+
+/// One socket's gifts on the Redis engine go to Redis together (issue 16):
+/// the reader takes every gift already read as one group, so 64 gifts sent
+/// back to back leave in a few script calls (settlement entries, one per
+/// call, counted before any settles) instead of 64, and still apply in the
+/// order sent (seqs 1..=64, balances falling by 1) with their acks in that
+/// order. One gift at a time made one call per gift here.
+#[tokio::test]
+async fn one_sockets_gifts_go_together_in_order() {
+    let Some(engine) = common::server::engines()
+        .await
+        .into_iter()
+        .find(|e| e.name == "redis+sqlite")
+    else {
+        return;
+    };
+    let redis_url = engine.counters_url.clone();
+    let s = common::server::TestServer::start(&engine, |c| {
+        c.settlement.flush_interval_ms = 600_000;
+        c.counters.gift_batches_in_flight_max = 1;
+    })
+    .await;
+    s.open_room("cr", "together").await;
+    s.grant("v", 1000, "g-together").await;
+    let mut ws = s.ws("v", giftstream::auth::Role::Viewer).await;
+    let n = 64;
+    for i in 0..n {
+        ws.send(serde_json::json!({
+            "type": "gift", "room": "together", "gift": "rose", "count": 1, "id": format!("t{i}")
+        }))
+        .await;
+    }
+    for i in 0..n {
+        let v = ws.recv().await;
+        assert_eq!(v["type"], "gift_ack", "{v}");
+        assert_eq!(v["id"], format!("t{i}"), "acks in the order sent");
+        assert_eq!(v["seq"], i + 1, "applied in the order sent");
+        assert_eq!(v["balance"], 1000 - (i + 1), "a rose is 1 coin");
+    }
+    let entries: u64 = redis::cmd("XLEN")
+        .arg("{gs}:pending")
+        .query_async(&mut raw(&redis_url).await)
+        .await
+        .unwrap();
+    assert!(
+        (1..=n as u64 / 4).contains(&entries),
+        "{n} gifts from one socket took {entries} script calls: not grouped"
+    );
+    s.stop().await;
+}

@@ -94,3 +94,36 @@ async fn remembered_gifts_are_counted_over_wallets_once_each_and_forgotten_past_
     }
     assert_eq!(c.remembered_len().await.unwrap(), Some(3 + 1));
 }
+
+/// A group of gifts in process (`Counters::gift_group`'s default): applied
+/// one after another, and once one is refused for a full pending queue,
+/// none after it is tried: each answers `PendingFull`, unapplied.
+#[tokio::test]
+async fn a_group_applies_in_order_and_nothing_after_a_full_queue() {
+    let cfg = CountersConfig {
+        pending_len_max: 3,
+        ..CountersConfig::default()
+    };
+    let c = MemoryCounters::new(cfg, Arc::new(Recorder::default()));
+    assert_eq!(
+        c.gift_group_len_max(),
+        1,
+        "one at a time costs the same here"
+    );
+    c.open_target(&Target::room("r"), "cr", 0).await.unwrap();
+    c.credit("a", 100, "grant:a").await.unwrap();
+    let group = (1..=6)
+        .map(|i| req("a", Target::room("r"), rose(), &format!("q{i}"), i))
+        .collect();
+    let answers = c.gift_group(group).await;
+    let seqs: Vec<Option<u64>> = answers
+        .iter()
+        .map(|a| a.as_ref().ok().map(|o| o.ack.seq))
+        .collect();
+    assert_eq!(seqs, [Some(1), Some(2), Some(3), None, None, None]);
+    assert!(answers[3..]
+        .iter()
+        .all(|a| matches!(a, Err(CountersError::PendingFull))));
+    assert_eq!(c.balance("a").await.unwrap(), 97, "three applied");
+    assert_eq!(c.pending_len().await.unwrap(), 3);
+}

@@ -6,12 +6,17 @@
 //! script call, with at most `counters.gift_batches_in_flight_max` calls in
 //! flight; it never waits for more gifts to come (a lone gift leaves at
 //! once: the batches form only while earlier calls are in flight, so the
-//! latency at low load is a single gift's).
+//! latency at low load is a single gift's). Gifts come in groups (one
+//! socket's gifts read together: `Counters::gift_group`), and a group
+//! always leaves whole, in its order, in one call.
 //! Must not: re-send a batch (a gift is not idempotent in Redis; a lost
 //! reply is `outcome_unknown` for every gift of the batch, and each
 //! client's retry with the same id is answered from its idempotency key),
-//! or change a gift's keys, arguments or answer (`gift.rs` builds and
-//! reads them, exactly as for a call of its own).
+//! split a group across calls (between two calls settlement may make room
+//! in the pending queue, so a group's later gift could be applied after
+//! an earlier one was refused for a full queue), or change a gift's keys,
+//! arguments or answer (`gift.rs` builds and reads them, exactly as for a
+//! call of its own).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,7 +63,8 @@ pub(super) struct Job {
 
 /// The sending side of the batcher; the task stops when it is dropped.
 pub(super) struct Batcher {
-    tx: mpsc::UnboundedSender<Job>,
+    /// Groups of jobs, each sent whole in one call.
+    tx: mpsc::UnboundedSender<Vec<Job>>,
     stats: Arc<Stats>,
 }
 
@@ -101,35 +107,88 @@ impl Batcher {
     /// Run one gift (its `gift.lua` keys and arguments) in the next batch;
     /// answers its `gift.lua` answer.
     pub(super) async fn call(&self, keys: Vec<String>, args: Vec<String>) -> Result<Vec<String>> {
-        debug_assert_eq!(keys.len(), KEYS_PER_GIFT);
-        debug_assert_eq!(args.len(), ARGS_PER_GIFT);
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { keys, args, reply })
-            .map_err(|_| CountersError::Corrupt("redis: the gift batcher stopped".into()))?;
-        rx.await
-            .map_err(|_| CountersError::AnswerUnknown("redis: the gift batch was dropped"))?
+        let mut answers = self.call_group(vec![(keys, args)]).await;
+        debug_assert_eq!(answers.len(), 1);
+        answers.pop().unwrap_or(Err(CountersError::AnswerUnknown(
+            "redis: the gift batch was dropped",
+        )))
+    }
+
+    /// Run a group of gifts (each one's `gift.lua` keys and arguments) in
+    /// the next batch, together and in this order; answers each one's
+    /// `gift.lua` answer, in order.
+    pub(super) async fn call_group(
+        &self,
+        gifts: Vec<(Vec<String>, Vec<String>)>,
+    ) -> Vec<Result<Vec<String>>> {
+        let mut group = Vec::with_capacity(gifts.len());
+        let mut answers = Vec::with_capacity(gifts.len());
+        for (keys, args) in gifts {
+            debug_assert_eq!(keys.len(), KEYS_PER_GIFT);
+            debug_assert_eq!(args.len(), ARGS_PER_GIFT);
+            let (reply, rx) = oneshot::channel();
+            group.push(Job { keys, args, reply });
+            answers.push(rx);
+        }
+        if group.is_empty() {
+            return Vec::new();
+        }
+        if self.tx.send(group).is_err() {
+            return answers
+                .iter()
+                .map(|_| {
+                    Err(CountersError::Corrupt(
+                        "redis: the gift batcher stopped".into(),
+                    ))
+                })
+                .collect();
+        }
+        let mut out = Vec::with_capacity(answers.len());
+        for rx in answers {
+            out.push(rx.await.unwrap_or(Err(CountersError::AnswerUnknown(
+                "redis: the gift batch was dropped",
+            ))));
+        }
+        out
     }
 }
 
 /// The gifts waiting when a call slot frees up leave together: the queue
-/// (callers waiting for their answer, so bounded by them) is the batch.
+/// (callers waiting for their answer, so bounded by them) is the batch,
+/// taken in whole groups up to `len_max` gifts (a group larger than that
+/// leaves alone).
 async fn run(
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Job>>,
     conn: ConnectionManager,
     script: Arc<Script>,
     stats: Arc<Stats>,
     (len_max, in_flight_max): (usize, usize),
 ) {
     let slots = Arc::new(Semaphore::new(in_flight_max));
-    while let Some(first) = rx.recv().await {
+    // A group taken from the queue that did not fit the last call.
+    let mut held: Option<Vec<Job>> = None;
+    loop {
+        let first = match held.take() {
+            Some(group) => group,
+            None => match rx.recv().await {
+                Some(group) => group,
+                None => return,
+            },
+        };
+        if first.is_empty() {
+            continue;
+        }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let mut jobs = vec![first];
+        let mut jobs = first;
         while jobs.len() < len_max {
             match rx.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(group) if jobs.len() + group.len() <= len_max => jobs.extend(group),
+                Ok(group) => {
+                    held = Some(group);
+                    break;
+                }
                 Err(_) => break,
             }
         }

@@ -10,6 +10,74 @@ use crate::protocol::Topic;
 impl RedisCounters {
     /// [`Counters::gift`] on Redis.
     pub(super) async fn gift_op(&self, req: GiftRequest) -> Result<GiftOutcome> {
+        let (keys, args) = self.gift_call(&req)?;
+        let reply = match &self.batcher {
+            Some(b) => b.call(keys, args).await?,
+            None => {
+                let mut inv = self.scripts.gift.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                for a in &args {
+                    inv.arg(a);
+                }
+                let reply: Vec<String> = inv
+                    .invoke_async(&mut self.conn())
+                    .await
+                    .map_err(script_err)?;
+                reply
+            }
+        };
+        Self::gift_answer(req, reply)
+    }
+
+    /// [`Counters::gift_group`] on Redis: the group in one script call
+    /// (the batcher never splits a group), so the pending count only grows
+    /// from one gift of it to the next and a gift refused for a full queue
+    /// is followed by no applied gift. Without a batcher, one at a time.
+    pub(super) async fn gift_group_op(&self, reqs: Vec<GiftRequest>) -> Vec<Result<GiftOutcome>> {
+        let Some(batcher) = &self.batcher else {
+            let mut answers = Vec::with_capacity(reqs.len());
+            let mut full = false;
+            for req in reqs {
+                if full {
+                    answers.push(Err(CountersError::PendingFull));
+                    continue;
+                }
+                let answer = self.gift_op(req).await;
+                full = matches!(answer, Err(CountersError::PendingFull));
+                answers.push(answer);
+            }
+            return answers;
+        };
+        // A gift whose call could not be built is refused alone (it is
+        // not a full queue, so the order of the others does not hang on it).
+        let mut built = Vec::with_capacity(reqs.len());
+        let mut calls = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            match self.gift_call(&req) {
+                Ok(call) => {
+                    calls.push(call);
+                    built.push(Ok(req));
+                }
+                Err(e) => built.push(Err(e)),
+            }
+        }
+        let mut replies = batcher.call_group(calls).await.into_iter();
+        built
+            .into_iter()
+            .map(|b| {
+                let req = b?;
+                let reply = replies.next().unwrap_or(Err(CountersError::AnswerUnknown(
+                    "redis: the gift batch was dropped",
+                )))?;
+                Self::gift_answer(req, reply)
+            })
+            .collect()
+    }
+
+    /// `gift.lua`'s KEYS and ARGV for `req`, in its order.
+    fn gift_call(&self, req: &GiftRequest) -> Result<(Vec<String>, Vec<String>)> {
         let (coins, diamonds) = gift_value(&req.gift, req.count);
         let tkey = req.target.key();
         // Rooms and videos alike: an event on the target's channel and in
@@ -103,23 +171,12 @@ impl RedisCounters {
             inbox_head,
             super::blocks::blocks_prefix(),
         ];
-        let reply = match &self.batcher {
-            Some(b) => b.call(keys, args).await?,
-            None => {
-                let mut inv = self.scripts.gift.prepare_invoke();
-                for k in &keys {
-                    inv.key(k);
-                }
-                for a in &args {
-                    inv.arg(a);
-                }
-                let reply: Vec<String> = inv
-                    .invoke_async(&mut self.conn())
-                    .await
-                    .map_err(script_err)?;
-                reply
-            }
-        };
+        Ok((keys, args))
+    }
+
+    /// `req`'s outcome from its `gift.lua` answer.
+    fn gift_answer(req: GiftRequest, reply: Vec<String>) -> Result<GiftOutcome> {
+        let (coins, _) = gift_value(&req.gift, req.count);
         match reply.first().map(String::as_str) {
             Some("OK") => {
                 let seq = parse(reply.get(1), "seq")?;

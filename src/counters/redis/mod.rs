@@ -351,6 +351,18 @@ impl Counters for RedisCounters {
         self.gift_op(req).await
     }
 
+    fn gift_group_len_max(&self) -> usize {
+        if self.batcher.is_some() {
+            self.cfg.gift_batch_len_max
+        } else {
+            1
+        }
+    }
+
+    async fn gift_group(&self, reqs: Vec<GiftRequest>) -> Vec<Result<GiftOutcome>> {
+        self.gift_group_op(reqs).await
+    }
+
     async fn credit(&self, user: &str, coins: i64, op_id: &str) -> Result<i64> {
         if coins.unsigned_abs() > AMOUNT_MAX as u64 {
             return Err(CountersError::Invalid("balance overflow"));

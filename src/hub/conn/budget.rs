@@ -47,6 +47,13 @@ impl Budget {
         }
     }
 
+    /// Whether a frame arriving at `now` would be handled at once: what
+    /// [`Budget::take`] at `now` or later would answer `Now`. Takes nothing.
+    pub(super) fn has_token(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        (self.tokens + elapsed * self.rate).min(self.rate) >= 1.0
+    }
+
     /// Take the budget of one frame arriving at `now`: a token now, or
     /// the wait until the next one (which the frame then owns).
     pub(super) fn take(&mut self, now: Instant) -> Verdict {
@@ -80,8 +87,10 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Budget::new(10, Duration::from_millis(500));
         for _ in 0..10 {
+            assert!(b.has_token(t0), "a token is what `take` answers Now for");
             assert_eq!(b.take(t0), Verdict::Now);
         }
+        assert!(!b.has_token(t0), "the burst spent every token");
         // The 11th frame at the same instant waits a tenth of a second.
         let Verdict::Wait(w) = b.take(t0) else {
             panic!("over budget: a wait")
@@ -105,6 +114,9 @@ mod tests {
             }
         }
         assert!((4..=6).contains(&waits), "{waits} waits before refusal");
+        // Over budget, no token; a pause refills it.
+        assert!(!b.has_token(now));
+        assert!(b.has_token(now + Duration::from_secs(1)));
         // A pause refills the budget and ends the streak.
         assert_eq!(b.take(now + Duration::from_secs(1)), Verdict::Now);
         assert!(matches!(
