@@ -220,14 +220,15 @@ impl Reader {
         tokio::pin!(tick);
         // A frame read ahead while gathering a group of gifts that is not
         // one of them: handled next, before the socket is read again.
-        let mut early = None;
+        // Boxed: rare, and this future lives as long as the socket.
+        let mut early: Option<Box<Read>> = None;
         loop {
             if self.exp != armed {
                 armed = self.exp;
                 expiry.as_mut().reset(token_deadline(armed));
             }
             let next = if let Some(next) = early.take() {
-                next
+                *next
             } else {
                 tokio::select! {
                 biased;
@@ -298,41 +299,11 @@ impl Reader {
                     payload.len()
                 ));
                 Box::pin(self.reply(error_frame(&e, None))).await
-            } else if let Some(first) = self.plain_gift(payload, enc) {
-                // Gifts without messages that are already here, within the
-                // budget, go to the engine together (one script call on
-                // Redis), answered in order; the first other frame waits
-                // in `early`.
-                let mut group = vec![first];
-                let group_len_max = self.state.gift_group_len_max();
-                while group.len() < group_len_max && self.budget.has_token(Instant::now()) {
-                    let Some(next) = futures_util::FutureExt::now_or_never(stream.next()) else {
-                        break;
-                    };
-                    heard = tokio::time::Instant::now();
-                    let gift = match &next {
-                        Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                            let (payload, enc) = payload_of(m);
-                            (payload.len() <= frame_len_max)
-                                .then(|| self.plain_gift(payload, enc))
-                                .flatten()
-                        }
-                        _ => None,
-                    };
-                    let Some(gift) = gift else {
-                        early = Some(next);
-                        break;
-                    };
-                    let taken = self.budget.take(Instant::now());
-                    debug_assert_eq!(taken, Verdict::Now, "the budget had a token");
-                    group.push(gift);
-                }
-                Box::pin(self.gift_group(group)).await
             } else {
                 // Boxed: the handlers' futures (a gift, a join) are large
                 // and live only while a frame is handled; inline, they
                 // would size this task for every idle socket.
-                Box::pin(self.on_frame(payload, enc)).await
+                Box::pin(self.on_data(payload, enc, &mut stream, &mut early, &mut heard)).await
             };
             if !ok {
                 return;
@@ -369,6 +340,66 @@ impl Reader {
             count,
             id,
         })
+    }
+
+    /// Handle a data frame within its budget and size: a gift without a
+    /// message goes with the gifts like it that are already read (one
+    /// script call on Redis), answered in order, and the first other frame
+    /// read meanwhile waits in `early`; anything else is [`Reader::on_frame`].
+    async fn on_data(
+        &mut self,
+        payload: &[u8],
+        enc: Encoding,
+        stream: &mut SplitStream<WebSocket>,
+        early: &mut Option<Box<Read>>,
+        heard: &mut tokio::time::Instant,
+    ) -> bool {
+        let Some(first) = self.plain_gift(payload, enc) else {
+            return self.on_frame(payload, enc).await;
+        };
+        let frame_len_max = self.state.hub().config().frame_len_max;
+        let (group, next) = self.gather_gifts(first, stream, frame_len_max);
+        if group.len() > 1 || next.is_some() {
+            *heard = tokio::time::Instant::now();
+        }
+        *early = next.map(Box::new);
+        self.gift_group(group).await
+    }
+
+    /// `first` and the gifts without messages that follow it and are
+    /// already read from `stream` (never waiting for more), within the
+    /// budget, up to the engine's group length. Also answers the first
+    /// other frame read, if any, which the caller handles next. Synchronous
+    /// on purpose: nothing of it lives in the socket's future.
+    fn gather_gifts(
+        &mut self,
+        first: PlainGift,
+        stream: &mut SplitStream<WebSocket>,
+        frame_len_max: usize,
+    ) -> (Vec<PlainGift>, Option<Read>) {
+        let mut group = vec![first];
+        let group_len_max = self.state.gift_group_len_max();
+        while group.len() < group_len_max && self.budget.has_token(Instant::now()) {
+            let Some(next) = futures_util::FutureExt::now_or_never(stream.next()) else {
+                break;
+            };
+            let gift = match &next {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let (payload, enc) = payload_of(m);
+                    (payload.len() <= frame_len_max)
+                        .then(|| self.plain_gift(payload, enc))
+                        .flatten()
+                }
+                _ => None,
+            };
+            let Some(gift) = gift else {
+                return (group, Some(next));
+            };
+            let taken = self.budget.take(Instant::now());
+            debug_assert_eq!(taken, Verdict::Now, "the budget had a token");
+            group.push(gift);
+        }
+        (group, None)
     }
 
     /// Apply and answer a group of gifts read together, in order (a group
@@ -634,6 +665,10 @@ impl Reader {
         }
     }
 }
+
+/// What reading a socket answers: a frame, a read error, or None once it
+/// is closed.
+type Read = Option<std::result::Result<Message, axum::Error>>;
 
 /// A data frame's bytes, borrowed (no copy per client message), and their
 /// encoding; empty for any other frame (never passed here).
