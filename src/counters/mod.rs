@@ -32,6 +32,27 @@ use async_trait::async_trait;
 pub use blocks::BlockCache;
 pub use error::CountersError;
 
+/// [`Counters::gift_group`] one gift at a time, for an engine where a
+/// group costs what its gifts do: each gift after one refused with
+/// `rate_limited` answers `PendingFull` without being tried.
+pub(crate) async fn gift_one_by_one<C: Counters + ?Sized>(
+    counters: &C,
+    reqs: Vec<GiftRequest>,
+) -> Vec<Result<GiftOutcome>> {
+    let mut answers = Vec::with_capacity(reqs.len());
+    let mut full = false;
+    for req in reqs {
+        if full {
+            answers.push(Err(CountersError::PendingFull));
+            continue;
+        }
+        let answer = counters.gift(req).await;
+        full = matches!(&answer, Err(e) if e.code() == ErrorCode::RateLimited);
+        answers.push(answer);
+    }
+    answers
+}
+
 /// The refusal of a gift from a user the creator blocked (`forbidden`).
 pub const BLOCKED: &str = "the creator blocked you";
 
@@ -76,18 +97,7 @@ pub trait Counters: BlockCache + Send + Sync + 'static {
     /// (`app::ops::gift_group`). Redis runs a group in one script call,
     /// where the pending count only grows.
     async fn gift_group(&self, reqs: Vec<GiftRequest>) -> Vec<Result<GiftOutcome>> {
-        let mut answers = Vec::with_capacity(reqs.len());
-        let mut full = false;
-        for req in reqs {
-            if full {
-                answers.push(Err(CountersError::PendingFull));
-                continue;
-            }
-            let answer = self.gift(req).await;
-            full = matches!(&answer, Err(e) if e.code() == ErrorCode::RateLimited);
-            answers.push(answer);
-        }
-        answers
+        gift_one_by_one(self, reqs).await
     }
 
     /// Add coins committed in the ledger under `op_id`; applied once per

@@ -37,18 +37,7 @@ impl RedisCounters {
     /// is followed by no applied gift. Without a batcher, one at a time.
     pub(super) async fn gift_group_op(&self, reqs: Vec<GiftRequest>) -> Vec<Result<GiftOutcome>> {
         let Some(batcher) = &self.batcher else {
-            let mut answers = Vec::with_capacity(reqs.len());
-            let mut full = false;
-            for req in reqs {
-                if full {
-                    answers.push(Err(CountersError::PendingFull));
-                    continue;
-                }
-                let answer = self.gift_op(req).await;
-                full = matches!(answer, Err(CountersError::PendingFull));
-                answers.push(answer);
-            }
-            return answers;
+            return crate::counters::gift_one_by_one(self, reqs).await;
         };
         // A gift whose call could not be built is refused alone (it is
         // not a full queue, so the order of the others does not hang on it).
