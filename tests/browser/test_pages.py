@@ -216,6 +216,10 @@ def test_the_overlay_reconnects_resumes_once_and_never_replays_old_alerts(server
     overlay.locator('.card[data-gift=rose][data-count="5"]').wait_for(timeout=10000)
     assert overlay.locator(".card[data-gift=rose]").count() == 1
     assert len(sockets) == 2
+    # The streak ends (combo_end, counters.combo_window_ms after its last
+    # gift) before the reload: an end that arrives live after a fresh join
+    # is a new announcement, not a replay, and would race the check below.
+    overlay.locator('.card[data-gift=rose][data-count="5"][data-done=true]').wait_for(timeout=10000)
     # A reload joins afresh: the old streak is not replayed as a new alert.
     overlay.reload()
     overlay.wait_for_selector("body[data-joined=true]")
